@@ -1,0 +1,258 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from shoal.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TaskEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_EVENT_KIND_UNSPECIFIED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_RUNNING: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_COMPLETED: _ClassVar[TaskEventKind]
+
+class FileScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FILE_SCOPE_UNSPECIFIED: _ClassVar[FileScope]
+    FILE_SCOPE_NODE: _ClassVar[FileScope]
+    FILE_SCOPE_TASK: _ClassVar[FileScope]
+TASK_EVENT_KIND_UNSPECIFIED: TaskEventKind
+TASK_EVENT_KIND_RUNNING: TaskEventKind
+TASK_EVENT_KIND_COMPLETED: TaskEventKind
+FILE_SCOPE_UNSPECIFIED: FileScope
+FILE_SCOPE_NODE: FileScope
+FILE_SCOPE_TASK: FileScope
+
+class AttemptRef(_message.Message):
+    __slots__ = ("job_id", "task_id", "attempt")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    task_id: str
+    attempt: int
+    def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class TaskEvent(_message.Message):
+    __slots__ = ("event_id", "attempt", "kind", "time", "exit_code", "failure_info", "result", "start_time", "task_root_directory")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_INFO_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    TASK_ROOT_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    attempt: AttemptRef
+    kind: TaskEventKind
+    time: _timestamp_pb2.Timestamp
+    exit_code: int
+    failure_info: _common_pb2.FailureInfo
+    result: _common_pb2.TaskExecutionResult
+    start_time: _timestamp_pb2.Timestamp
+    task_root_directory: str
+    def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ...) -> None: ...
+
+class Register(_message.Message):
+    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NODE_SERVICE_PORT_FIELD_NUMBER: _ClassVar[int]
+    CORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ROOT_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    BOOT_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    PENDING_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    START_TASK_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    pool_id: str
+    ip_address: str
+    node_service_port: int
+    cores: int
+    memory_bytes: int
+    root_directory: str
+    boot_id: str
+    running: _containers.RepeatedCompositeFieldContainer[AttemptRef]
+    pending_events: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    start_task_succeeded: bool
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("cpu_percent", "memory_used_bytes", "running_task_slots")
+    CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_TASK_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    cpu_percent: float
+    memory_used_bytes: int
+    running_task_slots: int
+    def __init__(self, cpu_percent: _Optional[float] = ..., memory_used_bytes: _Optional[int] = ..., running_task_slots: _Optional[int] = ...) -> None: ...
+
+class TaskEvents(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ...) -> None: ...
+
+class StartTaskReport(_message.Message):
+    __slots__ = ("info",)
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    info: _common_pb2.StartTaskInfo
+    def __init__(self, info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ...) -> None: ...
+
+class CommandAck(_message.Message):
+    __slots__ = ("command_id",)
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    command_id: int
+    def __init__(self, command_id: _Optional[int] = ...) -> None: ...
+
+class AgentMessage(_message.Message):
+    __slots__ = ("register", "heartbeat", "task_events", "start_task", "ack")
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    TASK_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    START_TASK_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    register: Register
+    heartbeat: Heartbeat
+    task_events: TaskEvents
+    start_task: StartTaskReport
+    ack: CommandAck
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ...) -> None: ...
+
+class Welcome(_message.Message):
+    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    START_TASK_FIELD_NUMBER: _ClassVar[int]
+    RUN_START_TASK_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    pool_id: str
+    heartbeat_interval_seconds: float
+    start_task: _common_pb2.StartTask
+    run_start_task: bool
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ...) -> None: ...
+
+class TaskAssignment(_message.Message):
+    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FILES_FIELD_NUMBER: _ClassVar[int]
+    MAX_WALL_CLOCK_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    attempt: AttemptRef
+    pool_id: str
+    command_line: str
+    environment_settings: _containers.RepeatedCompositeFieldContainer[_common_pb2.EnvironmentSetting]
+    resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
+    output_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.OutputFile]
+    max_wall_clock_seconds: float
+    retention_seconds: float
+    required_slots: int
+    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ...) -> None: ...
+
+class StartTasks(_message.Message):
+    __slots__ = ("command_id", "tasks")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    command_id: int
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskAssignment]
+    def __init__(self, command_id: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskAssignment, _Mapping]]] = ...) -> None: ...
+
+class KillTasks(_message.Message):
+    __slots__ = ("command_id", "attempts", "delete_files")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FILES_FIELD_NUMBER: _ClassVar[int]
+    command_id: int
+    attempts: _containers.RepeatedCompositeFieldContainer[AttemptRef]
+    delete_files: bool
+    def __init__(self, command_id: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., delete_files: _Optional[bool] = ...) -> None: ...
+
+class DeleteTaskFiles(_message.Message):
+    __slots__ = ("command_id", "job_id", "task_ids")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    command_id: int
+    job_id: str
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, command_id: _Optional[int] = ..., job_id: _Optional[str] = ..., task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EventsAck(_message.Message):
+    __slots__ = ("up_to_event_id",)
+    UP_TO_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    up_to_event_id: int
+    def __init__(self, up_to_event_id: _Optional[int] = ...) -> None: ...
+
+class Shutdown(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class ServerMessage(_message.Message):
+    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    START_TASKS_FIELD_NUMBER: _ClassVar[int]
+    KILL_TASKS_FIELD_NUMBER: _ClassVar[int]
+    DELETE_TASK_FILES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_ACK_FIELD_NUMBER: _ClassVar[int]
+    SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
+    welcome: Welcome
+    start_tasks: StartTasks
+    kill_tasks: KillTasks
+    delete_task_files: DeleteTaskFiles
+    events_ack: EventsAck
+    shutdown: Shutdown
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ...) -> None: ...
+
+class ListFilesRequest(_message.Message):
+    __slots__ = ("scope", "job_id", "task_id", "path", "recursive")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    scope: FileScope
+    job_id: str
+    task_id: str
+    path: str
+    recursive: bool
+    def __init__(self, scope: _Optional[_Union[FileScope, str]] = ..., job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., path: _Optional[str] = ..., recursive: _Optional[bool] = ...) -> None: ...
+
+class ListFilesResponse(_message.Message):
+    __slots__ = ("files",)
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[_common_pb2.NodeFile]
+    def __init__(self, files: _Optional[_Iterable[_Union[_common_pb2.NodeFile, _Mapping]]] = ...) -> None: ...
+
+class ReadFileRequest(_message.Message):
+    __slots__ = ("scope", "job_id", "task_id", "path", "offset", "follow")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    scope: FileScope
+    job_id: str
+    task_id: str
+    path: str
+    offset: int
+    follow: bool
+    def __init__(self, scope: _Optional[_Union[FileScope, str]] = ..., job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...

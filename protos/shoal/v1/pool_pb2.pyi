@@ -1,0 +1,238 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from shoal.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PoolState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    POOL_STATE_UNSPECIFIED: _ClassVar[PoolState]
+    POOL_STATE_ACTIVE: _ClassVar[PoolState]
+    POOL_STATE_DELETING: _ClassVar[PoolState]
+
+class AllocationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ALLOCATION_STATE_UNSPECIFIED: _ClassVar[AllocationState]
+    ALLOCATION_STATE_STEADY: _ClassVar[AllocationState]
+    ALLOCATION_STATE_RESIZING: _ClassVar[AllocationState]
+    ALLOCATION_STATE_STOPPING: _ClassVar[AllocationState]
+
+class NodeDeallocationOption(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_DEALLOCATION_OPTION_UNSPECIFIED: _ClassVar[NodeDeallocationOption]
+    NODE_DEALLOCATION_OPTION_REQUEUE: _ClassVar[NodeDeallocationOption]
+    NODE_DEALLOCATION_OPTION_TERMINATE: _ClassVar[NodeDeallocationOption]
+    NODE_DEALLOCATION_OPTION_TASK_COMPLETION: _ClassVar[NodeDeallocationOption]
+
+class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_STATE_UNSPECIFIED: _ClassVar[NodeState]
+    NODE_STATE_CREATING: _ClassVar[NodeState]
+    NODE_STATE_STARTING: _ClassVar[NodeState]
+    NODE_STATE_WAITING_FOR_START_TASK: _ClassVar[NodeState]
+    NODE_STATE_START_TASK_FAILED: _ClassVar[NodeState]
+    NODE_STATE_IDLE: _ClassVar[NodeState]
+    NODE_STATE_RUNNING: _ClassVar[NodeState]
+    NODE_STATE_UNKNOWN: _ClassVar[NodeState]
+    NODE_STATE_LEAVING_POOL: _ClassVar[NodeState]
+    NODE_STATE_OFFLINE: _ClassVar[NodeState]
+POOL_STATE_UNSPECIFIED: PoolState
+POOL_STATE_ACTIVE: PoolState
+POOL_STATE_DELETING: PoolState
+ALLOCATION_STATE_UNSPECIFIED: AllocationState
+ALLOCATION_STATE_STEADY: AllocationState
+ALLOCATION_STATE_RESIZING: AllocationState
+ALLOCATION_STATE_STOPPING: AllocationState
+NODE_DEALLOCATION_OPTION_UNSPECIFIED: NodeDeallocationOption
+NODE_DEALLOCATION_OPTION_REQUEUE: NodeDeallocationOption
+NODE_DEALLOCATION_OPTION_TERMINATE: NodeDeallocationOption
+NODE_DEALLOCATION_OPTION_TASK_COMPLETION: NodeDeallocationOption
+NODE_STATE_UNSPECIFIED: NodeState
+NODE_STATE_CREATING: NodeState
+NODE_STATE_STARTING: NodeState
+NODE_STATE_WAITING_FOR_START_TASK: NodeState
+NODE_STATE_START_TASK_FAILED: NodeState
+NODE_STATE_IDLE: NodeState
+NODE_STATE_RUNNING: NodeState
+NODE_STATE_UNKNOWN: NodeState
+NODE_STATE_LEAVING_POOL: NodeState
+NODE_STATE_OFFLINE: NodeState
+
+class Pool(_message.Message):
+    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_NODES_FIELD_NUMBER: _ClassVar[int]
+    TASK_SLOTS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
+    START_TASK_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_INTER_NODE_COMMUNICATION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_STATE_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_NODES_FIELD_NUMBER: _ClassVar[int]
+    CREATION_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    id: str
+    display_name: str
+    target_nodes: int
+    task_slots_per_node: int
+    start_task: _common_pb2.StartTask
+    enable_inter_node_communication: bool
+    provider: str
+    state: PoolState
+    allocation_state: AllocationState
+    current_nodes: int
+    creation_time: _timestamp_pb2.Timestamp
+    state_transition_time: _timestamp_pb2.Timestamp
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class RecentTask(_message.Message):
+    __slots__ = ("job_id", "task_id", "attempt", "state", "exit_code")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    task_id: str
+    attempt: int
+    state: str
+    exit_code: int
+    def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
+
+class Node(_message.Message):
+    __slots__ = ("name", "id", "pool_id", "state", "ip_address", "task_slots", "running_task_slots", "total_tasks_run", "total_tasks_succeeded", "cores", "memory_bytes", "state_transition_time", "last_heartbeat_time", "start_task_info", "recent_tasks", "root_directory", "cpu_percent")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TASK_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_TASK_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TASKS_RUN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TASKS_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    CORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TASK_INFO_FIELD_NUMBER: _ClassVar[int]
+    RECENT_TASKS_FIELD_NUMBER: _ClassVar[int]
+    ROOT_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    id: str
+    pool_id: str
+    state: NodeState
+    ip_address: str
+    task_slots: int
+    running_task_slots: int
+    total_tasks_run: int
+    total_tasks_succeeded: int
+    cores: int
+    memory_bytes: int
+    state_transition_time: _timestamp_pb2.Timestamp
+    last_heartbeat_time: _timestamp_pb2.Timestamp
+    start_task_info: _common_pb2.StartTaskInfo
+    recent_tasks: _containers.RepeatedCompositeFieldContainer[RecentTask]
+    root_directory: str
+    cpu_percent: float
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., pool_id: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., ip_address: _Optional[str] = ..., task_slots: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., total_tasks_run: _Optional[int] = ..., total_tasks_succeeded: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_task_info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ..., recent_tasks: _Optional[_Iterable[_Union[RecentTask, _Mapping]]] = ..., root_directory: _Optional[str] = ..., cpu_percent: _Optional[float] = ...) -> None: ...
+
+class CreatePoolRequest(_message.Message):
+    __slots__ = ("pool", "request_id")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    pool: Pool
+    request_id: str
+    def __init__(self, pool: _Optional[_Union[Pool, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class GetPoolRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListPoolsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPoolsResponse(_message.Message):
+    __slots__ = ("pools", "next_page_token")
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    pools: _containers.RepeatedCompositeFieldContainer[Pool]
+    next_page_token: str
+    def __init__(self, pools: _Optional[_Iterable[_Union[Pool, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeletePoolRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ResizePoolRequest(_message.Message):
+    __slots__ = ("name", "target_nodes", "node_deallocation_option")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_NODES_FIELD_NUMBER: _ClassVar[int]
+    NODE_DEALLOCATION_OPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    target_nodes: int
+    node_deallocation_option: NodeDeallocationOption
+    def __init__(self, name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., node_deallocation_option: _Optional[_Union[NodeDeallocationOption, str]] = ...) -> None: ...
+
+class ListNodesRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token", "state")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    state: NodeState
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ...) -> None: ...
+
+class ListNodesResponse(_message.Message):
+    __slots__ = ("nodes", "next_page_token")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[Node]
+    next_page_token: str
+    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetNodeRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListNodeFilesRequest(_message.Message):
+    __slots__ = ("name", "path", "recursive")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    recursive: bool
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., recursive: _Optional[bool] = ...) -> None: ...
+
+class ListNodeFilesResponse(_message.Message):
+    __slots__ = ("files",)
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[_common_pb2.NodeFile]
+    def __init__(self, files: _Optional[_Iterable[_Union[_common_pb2.NodeFile, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,238 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from shoal.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_STATE_UNSPECIFIED: _ClassVar[TaskState]
+    TASK_STATE_ACTIVE: _ClassVar[TaskState]
+    TASK_STATE_PREPARING: _ClassVar[TaskState]
+    TASK_STATE_RUNNING: _ClassVar[TaskState]
+    TASK_STATE_COMPLETED: _ClassVar[TaskState]
+
+class AddTaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ADD_TASK_STATUS_UNSPECIFIED: _ClassVar[AddTaskStatus]
+    ADD_TASK_STATUS_SUCCESS: _ClassVar[AddTaskStatus]
+    ADD_TASK_STATUS_CLIENT_ERROR: _ClassVar[AddTaskStatus]
+    ADD_TASK_STATUS_SERVER_ERROR: _ClassVar[AddTaskStatus]
+TASK_STATE_UNSPECIFIED: TaskState
+TASK_STATE_ACTIVE: TaskState
+TASK_STATE_PREPARING: TaskState
+TASK_STATE_RUNNING: TaskState
+TASK_STATE_COMPLETED: TaskState
+ADD_TASK_STATUS_UNSPECIFIED: AddTaskStatus
+ADD_TASK_STATUS_SUCCESS: AddTaskStatus
+ADD_TASK_STATUS_CLIENT_ERROR: AddTaskStatus
+ADD_TASK_STATUS_SERVER_ERROR: AddTaskStatus
+
+class TaskExecutionInfo(_message.Message):
+    __slots__ = ("start_time", "end_time", "exit_code", "failure_info", "retry_count", "last_retry_time", "requeue_count", "last_requeue_time", "result")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_INFO_FIELD_NUMBER: _ClassVar[int]
+    RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_RETRY_TIME_FIELD_NUMBER: _ClassVar[int]
+    REQUEUE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_REQUEUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    exit_code: int
+    failure_info: _common_pb2.FailureInfo
+    retry_count: int
+    last_retry_time: _timestamp_pb2.Timestamp
+    requeue_count: int
+    last_requeue_time: _timestamp_pb2.Timestamp
+    result: _common_pb2.TaskExecutionResult
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., retry_count: _Optional[int] = ..., last_retry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requeue_count: _Optional[int] = ..., last_requeue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ...) -> None: ...
+
+class TaskNodeInfo(_message.Message):
+    __slots__ = ("pool_id", "node_id", "task_root_directory", "node_address")
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ROOT_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    node_id: str
+    task_root_directory: str
+    node_address: str
+    def __init__(self, pool_id: _Optional[str] = ..., node_id: _Optional[str] = ..., task_root_directory: _Optional[str] = ..., node_address: _Optional[str] = ...) -> None: ...
+
+class TaskSpec(_message.Message):
+    __slots__ = ("id", "display_name", "command_line", "environment_settings", "resource_files", "output_files", "constraints", "required_slots")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FILES_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    display_name: str
+    command_line: str
+    environment_settings: _containers.RepeatedCompositeFieldContainer[_common_pb2.EnvironmentSetting]
+    resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
+    output_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.OutputFile]
+    constraints: _common_pb2.TaskConstraints
+    required_slots: int
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATION_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_INFO_FIELD_NUMBER: _ClassVar[int]
+    NODE_INFO_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    spec: TaskSpec
+    state: TaskState
+    previous_state: TaskState
+    creation_time: _timestamp_pb2.Timestamp
+    state_transition_time: _timestamp_pb2.Timestamp
+    execution_info: TaskExecutionInfo
+    node_info: TaskNodeInfo
+    attempt: int
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., previous_state: _Optional[_Union[TaskState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[TaskExecutionInfo, _Mapping]] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., attempt: _Optional[int] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class AddTaskRequest(_message.Message):
+    __slots__ = ("parent", "task")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    task: TaskSpec
+    def __init__(self, parent: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ...) -> None: ...
+
+class AddTasksRequest(_message.Message):
+    __slots__ = ("parent", "tasks")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskSpec]
+    def __init__(self, parent: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ...) -> None: ...
+
+class AddTaskResult(_message.Message):
+    __slots__ = ("task_id", "status", "error_reason", "error_message")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    status: AddTaskStatus
+    error_reason: str
+    error_message: str
+    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[_Union[AddTaskStatus, str]] = ..., error_reason: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class AddTasksResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[AddTaskResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[AddTaskResult, _Mapping]]] = ...) -> None: ...
+
+class GetTaskRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListTasksRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token", "state")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    state: TaskState
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ...) -> None: ...
+
+class ListTasksResponse(_message.Message):
+    __slots__ = ("tasks", "next_page_token")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    next_page_token: str
+    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class TerminateTaskRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteTaskRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ReactivateTaskRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class WatchTasksRequest(_message.Message):
+    __slots__ = ("parent", "task_ids")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, parent: _Optional[str] = ..., task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WatchTasksResponse(_message.Message):
+    __slots__ = ("tasks", "initial", "initial_complete")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    initial: bool
+    initial_complete: bool
+    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., initial: _Optional[bool] = ..., initial_complete: _Optional[bool] = ...) -> None: ...
+
+class ListTaskFilesRequest(_message.Message):
+    __slots__ = ("name", "path", "recursive")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    recursive: bool
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., recursive: _Optional[bool] = ...) -> None: ...
+
+class ListTaskFilesResponse(_message.Message):
+    __slots__ = ("files",)
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[_common_pb2.NodeFile]
+    def __init__(self, files: _Optional[_Iterable[_Union[_common_pb2.NodeFile, _Mapping]]] = ...) -> None: ...
+
+class ReadTaskFileRequest(_message.Message):
+    __slots__ = ("name", "path", "offset", "follow")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    offset: int
+    follow: bool
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
