@@ -1,0 +1,1044 @@
+"""Input specs and result types of the Shoal client.
+
+Inputs (:class:`TaskSpec`, :class:`ResourceFileSpec`, :class:`OutputFileSpec`,
+:class:`StartTaskSpec`) are frozen dataclasses with keyword-only fields that
+convert to protos with ``to_proto()``. Results (:class:`Pool`, :class:`Node`,
+:class:`Job`, :class:`Task`, ...) are frozen dataclasses built from the protos
+with ``from_proto()``; the raw message stays reachable as ``.proto``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
+
+from .errors import InvalidArgument
+
+__all__ = [
+    "AddTaskResult",
+    "AllocationState",
+    "Blob",
+    "Container",
+    "FailureInfo",
+    "Job",
+    "JobState",
+    "Node",
+    "NodeFile",
+    "NodeState",
+    "OutputFileSpec",
+    "Pool",
+    "PoolState",
+    "RecentTask",
+    "ResourceFileSpec",
+    "StartTaskInfo",
+    "StartTaskSpec",
+    "Task",
+    "TaskCounts",
+    "TaskSpec",
+    "TaskState",
+]
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class TaskState(enum.StrEnum):
+    """Lifecycle state of a task."""
+
+    UNSPECIFIED = "unspecified"
+    ACTIVE = "active"
+    PREPARING = "preparing"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class JobState(enum.StrEnum):
+    """Lifecycle state of a job."""
+
+    UNSPECIFIED = "unspecified"
+    ACTIVE = "active"
+    TERMINATING = "terminating"
+    COMPLETED = "completed"
+    DELETING = "deleting"
+
+
+class PoolState(enum.StrEnum):
+    """Lifecycle state of a pool."""
+
+    UNSPECIFIED = "unspecified"
+    ACTIVE = "active"
+    DELETING = "deleting"
+
+
+class AllocationState(enum.StrEnum):
+    """Whether a pool is resizing."""
+
+    UNSPECIFIED = "unspecified"
+    STEADY = "steady"
+    RESIZING = "resizing"
+    STOPPING = "stopping"
+
+
+class NodeState(enum.StrEnum):
+    """State of a compute node (Batch names)."""
+
+    UNSPECIFIED = "unspecified"
+    CREATING = "creating"
+    STARTING = "starting"
+    WAITING_FOR_START_TASK = "waitingforstarttask"
+    START_TASK_FAILED = "starttaskfailed"
+    IDLE = "idle"
+    RUNNING = "running"
+    UNKNOWN = "unknown"
+    LEAVING_POOL = "leavingpool"
+    OFFLINE = "offline"
+
+
+_TASK_STATES = {
+    task_pb2.TASK_STATE_UNSPECIFIED: TaskState.UNSPECIFIED,
+    task_pb2.TASK_STATE_ACTIVE: TaskState.ACTIVE,
+    task_pb2.TASK_STATE_PREPARING: TaskState.PREPARING,
+    task_pb2.TASK_STATE_RUNNING: TaskState.RUNNING,
+    task_pb2.TASK_STATE_COMPLETED: TaskState.COMPLETED,
+}
+_TASK_STATES_TO_PROTO = {v: k for k, v in _TASK_STATES.items()}
+
+_JOB_STATES = {
+    job_pb2.JOB_STATE_UNSPECIFIED: JobState.UNSPECIFIED,
+    job_pb2.JOB_STATE_ACTIVE: JobState.ACTIVE,
+    job_pb2.JOB_STATE_TERMINATING: JobState.TERMINATING,
+    job_pb2.JOB_STATE_COMPLETED: JobState.COMPLETED,
+    job_pb2.JOB_STATE_DELETING: JobState.DELETING,
+}
+_JOB_STATES_TO_PROTO = {v: k for k, v in _JOB_STATES.items()}
+
+_POOL_STATES = {
+    pool_pb2.POOL_STATE_UNSPECIFIED: PoolState.UNSPECIFIED,
+    pool_pb2.POOL_STATE_ACTIVE: PoolState.ACTIVE,
+    pool_pb2.POOL_STATE_DELETING: PoolState.DELETING,
+}
+
+_ALLOCATION_STATES = {
+    pool_pb2.ALLOCATION_STATE_UNSPECIFIED: AllocationState.UNSPECIFIED,
+    pool_pb2.ALLOCATION_STATE_STEADY: AllocationState.STEADY,
+    pool_pb2.ALLOCATION_STATE_RESIZING: AllocationState.RESIZING,
+    pool_pb2.ALLOCATION_STATE_STOPPING: AllocationState.STOPPING,
+}
+
+_NODE_STATES = {
+    pool_pb2.NODE_STATE_UNSPECIFIED: NodeState.UNSPECIFIED,
+    pool_pb2.NODE_STATE_CREATING: NodeState.CREATING,
+    pool_pb2.NODE_STATE_STARTING: NodeState.STARTING,
+    pool_pb2.NODE_STATE_WAITING_FOR_START_TASK: NodeState.WAITING_FOR_START_TASK,
+    pool_pb2.NODE_STATE_START_TASK_FAILED: NodeState.START_TASK_FAILED,
+    pool_pb2.NODE_STATE_IDLE: NodeState.IDLE,
+    pool_pb2.NODE_STATE_RUNNING: NodeState.RUNNING,
+    pool_pb2.NODE_STATE_UNKNOWN: NodeState.UNKNOWN,
+    pool_pb2.NODE_STATE_LEAVING_POOL: NodeState.LEAVING_POOL,
+    pool_pb2.NODE_STATE_OFFLINE: NodeState.OFFLINE,
+}
+_NODE_STATES_TO_PROTO = {v: k for k, v in _NODE_STATES.items()}
+
+_UPLOAD_CONDITIONS = {
+    "success": common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_TASK_SUCCESS,
+    "failure": common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_TASK_FAILURE,
+    "completion": common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_TASK_COMPLETION,
+}
+_UPLOAD_CONDITIONS_FROM_PROTO = {v: k for k, v in _UPLOAD_CONDITIONS.items()}
+_UPLOAD_CONDITIONS_FROM_PROTO[common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_UNSPECIFIED] = "success"
+
+_ON_ALL_TASKS_COMPLETE = {
+    "noaction": job_pb2.ON_ALL_TASKS_COMPLETE_NO_ACTION,
+    "terminatejob": job_pb2.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB,
+}
+_ON_ALL_TASKS_COMPLETE_FROM_PROTO = {v: k for k, v in _ON_ALL_TASKS_COMPLETE.items()}
+_ON_ALL_TASKS_COMPLETE_FROM_PROTO[job_pb2.ON_ALL_TASKS_COMPLETE_UNSPECIFIED] = "noaction"
+
+_ERROR_CATEGORIES = {
+    common_pb2.ERROR_CATEGORY_UNSPECIFIED: "",
+    common_pb2.ERROR_CATEGORY_USER_ERROR: "usererror",
+    common_pb2.ERROR_CATEGORY_SERVER_ERROR: "servererror",
+}
+
+_RESULTS = {
+    common_pb2.TASK_EXECUTION_RESULT_UNSPECIFIED: None,
+    common_pb2.TASK_EXECUTION_RESULT_SUCCESS: "success",
+    common_pb2.TASK_EXECUTION_RESULT_FAILURE: "failure",
+}
+
+_START_TASK_STATES = {
+    common_pb2.START_TASK_STATE_UNSPECIFIED: "",
+    common_pb2.START_TASK_STATE_RUNNING: "running",
+    common_pb2.START_TASK_STATE_COMPLETED: "completed",
+}
+
+_ADD_STATUS = {
+    task_pb2.ADD_TASK_STATUS_UNSPECIFIED: "unspecified",
+    task_pb2.ADD_TASK_STATUS_SUCCESS: "success",
+    task_pb2.ADD_TASK_STATUS_CLIENT_ERROR: "clienterror",
+    task_pb2.ADD_TASK_STATUS_SERVER_ERROR: "servererror",
+}
+
+
+def task_state_to_proto(state: TaskState | str) -> int:
+    """The proto enum value of a task state given as ``TaskState`` or its string."""
+    try:
+        return int(_TASK_STATES_TO_PROTO[TaskState(str(state).lower())])
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown task state {state!r}",
+            reason="INVALID_TASK_STATE",
+            field_violations=[("state", "unknown")],
+        ) from None
+
+
+def job_state_to_proto(state: JobState | str) -> int:
+    """The proto enum value of a job state given as ``JobState`` or its string."""
+    try:
+        return int(_JOB_STATES_TO_PROTO[JobState(str(state).lower())])
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown job state {state!r}",
+            reason="INVALID_JOB_STATE",
+            field_violations=[("state", "unknown")],
+        ) from None
+
+
+def node_state_to_proto(state: NodeState | str) -> int:
+    """The proto enum value of a node state given as ``NodeState`` or its string."""
+    key = str(state).lower().replace("_", "")
+    for ns, value in _NODE_STATES_TO_PROTO.items():
+        if ns.value == key:
+            return int(value)
+    raise InvalidArgument(
+        f"unknown node state {state!r}", reason="INVALID_NODE_STATE", field_violations=[("state", "unknown")]
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _ts(parent: Any, name: str) -> datetime | None:
+    """A Timestamp field as an aware UTC datetime, or None when unset."""
+    if not parent.HasField(name):
+        return None
+    ts: timestamp_pb2.Timestamp = getattr(parent, name)
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def _duration(parent: Any, name: str) -> timedelta | None:
+    if not parent.HasField(name):
+        return None
+    d: duration_pb2.Duration = getattr(parent, name)
+    return d.ToTimedelta()
+
+
+def duration_to_proto(value: timedelta) -> duration_pb2.Duration:
+    """A timedelta as a protobuf Duration."""
+    d = duration_pb2.Duration()
+    d.FromTimedelta(value)
+    return d
+
+
+def _env_to_proto(env: Mapping[str, str]) -> list[common_pb2.EnvironmentSetting]:
+    return [common_pb2.EnvironmentSetting(name=str(k), value=str(v)) for k, v in env.items()]
+
+
+def _env_from_proto(settings: Any) -> dict[str, str]:
+    return {s.name: s.value for s in settings}
+
+
+def _optional_int(parent: Any, name: str) -> int | None:
+    return int(getattr(parent, name)) if parent.HasField(name) else None
+
+
+# --------------------------------------------------------------------------- input specs
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceFileSpec:
+    """A file (or a set of blobs) to place in the task's working directory before it runs.
+
+    Give either ``storage_container`` (with an optional ``blob_prefix``: every blob
+    under it is staged below ``file_path``, a directory) or ``http_url`` (then
+    ``file_path`` is the file name to write).
+    """
+
+    file_path: str = ""
+    """Relative to the working directory: a directory for a container source, a file for a URL."""
+    storage_container: str = ""
+    """A container in Shoal's storage."""
+    blob_prefix: str = ""
+    """Only blobs whose names start with this prefix; their path below it is kept."""
+    http_url: str = ""
+    """An http(s) URL to download."""
+    file_mode: str = ""
+    """Linux file mode as an octal string; empty means the server default ``0770``."""
+
+    def __post_init__(self) -> None:
+        if bool(self.storage_container) == bool(self.http_url):
+            raise InvalidArgument(
+                "a resource file needs exactly one of storage_container and http_url",
+                reason="INVALID_RESOURCE_FILE",
+                field_violations=[("storage_container", "exactly one of storage_container, http_url")],
+            )
+        if self.http_url and not self.file_path:
+            raise InvalidArgument(
+                "a resource file from a URL needs a file_path",
+                reason="INVALID_RESOURCE_FILE",
+                field_violations=[("file_path", "required with http_url")],
+            )
+
+    @classmethod
+    def from_container(
+        cls, container: str, *, blob_prefix: str = "", file_path: str = ""
+    ) -> ResourceFileSpec:
+        """Stage every blob of ``container`` under ``blob_prefix`` into directory ``file_path``."""
+        return cls(storage_container=container, blob_prefix=blob_prefix, file_path=file_path)
+
+    @classmethod
+    def from_url(cls, url: str, *, file_path: str, file_mode: str = "") -> ResourceFileSpec:
+        """Download ``url`` to ``file_path``."""
+        return cls(http_url=url, file_path=file_path, file_mode=file_mode)
+
+    def to_proto(self) -> common_pb2.ResourceFile:
+        """The ``shoal.v1.ResourceFile`` message."""
+        return common_pb2.ResourceFile(
+            storage_container_name=self.storage_container,
+            blob_prefix=self.blob_prefix,
+            http_url=self.http_url,
+            file_path=self.file_path,
+            file_mode=self.file_mode,
+        )
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.ResourceFile) -> ResourceFileSpec:
+        """Build from a ``shoal.v1.ResourceFile`` message."""
+        return cls(
+            storage_container=msg.storage_container_name,
+            blob_prefix=msg.blob_prefix,
+            http_url=msg.http_url,
+            file_path=msg.file_path,
+            file_mode=msg.file_mode,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputFileSpec:
+    """Files to upload to a storage container after the task's process exits."""
+
+    file_pattern: str
+    """Glob relative to the working directory (``*``, ``**``, ``?``, ``[a-c]``).
+
+    ``../stdout.txt`` names the task's stdout.
+    """
+    container: str
+    """Destination container."""
+    path: str = ""
+    """Blob name when the pattern is one literal file; otherwise a prefix keeping relative paths."""
+    upload_condition: str = "success"
+    """``"success"``, ``"failure"`` or ``"completion"`` (always)."""
+
+    def __post_init__(self) -> None:
+        if self.upload_condition not in _UPLOAD_CONDITIONS:
+            raise InvalidArgument(
+                f"upload_condition must be one of {sorted(_UPLOAD_CONDITIONS)}",
+                reason="INVALID_OUTPUT_FILE",
+                field_violations=[("upload_condition", f"one of {sorted(_UPLOAD_CONDITIONS)}")],
+            )
+
+    def to_proto(self) -> common_pb2.OutputFile:
+        """The ``shoal.v1.OutputFile`` message."""
+        return common_pb2.OutputFile(
+            file_pattern=self.file_pattern,
+            container_name=self.container,
+            path=self.path,
+            upload_condition=_UPLOAD_CONDITIONS[self.upload_condition],  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.OutputFile) -> OutputFileSpec:
+        """Build from a ``shoal.v1.OutputFile`` message."""
+        return cls(
+            file_pattern=msg.file_pattern,
+            container=msg.container_name,
+            path=msg.path,
+            upload_condition=_UPLOAD_CONDITIONS_FROM_PROTO.get(msg.upload_condition, "success"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartTaskSpec:
+    """A command every node of a pool runs when it joins the pool."""
+
+    command_line: str
+    """Split like a shell would and run without a shell; use ``/bin/sh -c '...'`` for shell features."""
+    resource_files: Sequence[ResourceFileSpec] = ()
+    """Files staged into the start task's working directory."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables."""
+    max_task_retry_count: int = 0
+    """Retries after a non-zero exit (-1 unlimited)."""
+    wait_for_success: bool = True
+    """When true, no task is scheduled on a node until its start task succeeded."""
+
+    def to_proto(self) -> common_pb2.StartTask:
+        """The ``shoal.v1.StartTask`` message."""
+        return common_pb2.StartTask(
+            command_line=self.command_line,
+            resource_files=[r.to_proto() for r in self.resource_files],
+            environment_settings=_env_to_proto(self.environment),
+            max_task_retry_count=self.max_task_retry_count,
+            wait_for_success=self.wait_for_success,
+        )
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.StartTask) -> StartTaskSpec:
+        """Build from a ``shoal.v1.StartTask`` message."""
+        return cls(
+            command_line=msg.command_line,
+            resource_files=tuple(ResourceFileSpec.from_proto(r) for r in msg.resource_files),
+            environment=_env_from_proto(msg.environment_settings),
+            max_task_retry_count=msg.max_task_retry_count,
+            wait_for_success=msg.wait_for_success,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec:
+    """What to run as one task of a job."""
+
+    id: str
+    """1..64 letters, digits, '-' and '_'; unique in the job ignoring case."""
+    command_line: str
+    """Split like a shell would and run without a shell; environment variables expand only under a shell."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables (on top of the job's common environment)."""
+    resource_files: Sequence[ResourceFileSpec] = ()
+    """Files staged into the working directory before the task runs."""
+    output_files: Sequence[OutputFileSpec] = ()
+    """Files uploaded to storage after the task's process exits."""
+    max_wall_clock_time: timedelta | None = None
+    """Kill the task after this long (``TaskEnded`` failure); None means unlimited."""
+    max_task_retry_count: int | None = None
+    """Retries after a non-zero exit; None means the job's value, -1 unlimited."""
+    retention_time: timedelta | None = None
+    """How long the task directory is kept on its node after completion (server default 7 days)."""
+    required_slots: int = 1
+    """Slots the task takes on its node."""
+    display_name: str = ""
+    """A free-form name for people."""
+
+    def to_proto(self) -> task_pb2.TaskSpec:
+        """The ``shoal.v1.TaskSpec`` message."""
+        constraints = common_pb2.TaskConstraints()
+        if self.max_wall_clock_time is not None:
+            constraints.max_wall_clock_time.CopyFrom(duration_to_proto(self.max_wall_clock_time))
+        if self.max_task_retry_count is not None:
+            constraints.max_task_retry_count = self.max_task_retry_count
+        if self.retention_time is not None:
+            constraints.retention_time.CopyFrom(duration_to_proto(self.retention_time))
+        msg = task_pb2.TaskSpec(
+            id=self.id,
+            display_name=self.display_name,
+            command_line=self.command_line,
+            environment_settings=_env_to_proto(self.environment),
+            resource_files=[r.to_proto() for r in self.resource_files],
+            output_files=[o.to_proto() for o in self.output_files],
+            required_slots=self.required_slots,
+        )
+        if constraints.ListFields():
+            msg.constraints.CopyFrom(constraints)
+        return msg
+
+    @classmethod
+    def from_proto(cls, msg: task_pb2.TaskSpec) -> TaskSpec:
+        """Build from a ``shoal.v1.TaskSpec`` message."""
+        c = msg.constraints
+        return cls(
+            id=msg.id,
+            command_line=msg.command_line,
+            environment=_env_from_proto(msg.environment_settings),
+            resource_files=tuple(ResourceFileSpec.from_proto(r) for r in msg.resource_files),
+            output_files=tuple(OutputFileSpec.from_proto(o) for o in msg.output_files),
+            max_wall_clock_time=_duration(c, "max_wall_clock_time"),
+            max_task_retry_count=_optional_int(c, "max_task_retry_count"),
+            retention_time=_duration(c, "retention_time"),
+            required_slots=msg.required_slots or 1,
+            display_name=msg.display_name,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskSpec:
+        """Build from a JSON-style dict (the format of ``shoal task add-many`` input files).
+
+        Durations are seconds; ``resource_files`` and ``output_files`` are lists of
+        dicts with the field names of :class:`ResourceFileSpec` and :class:`OutputFileSpec`.
+        """
+        known = {
+            "id",
+            "command_line",
+            "environment",
+            "resource_files",
+            "output_files",
+            "max_wall_clock_time",
+            "max_task_retry_count",
+            "retention_time",
+            "required_slots",
+            "display_name",
+        }
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"unknown task field(s): {', '.join(unknown)}",
+                reason="INVALID_TASK_SPEC",
+                field_violations=[(u, "unknown field") for u in unknown],
+            )
+        if "id" not in data or "command_line" not in data:
+            raise InvalidArgument(
+                "a task needs an id and a command_line",
+                reason="INVALID_TASK_SPEC",
+                field_violations=[(f, "required") for f in ("id", "command_line") if f not in data],
+            )
+
+        def secs(key: str) -> timedelta | None:
+            v = data.get(key)
+            return None if v is None else timedelta(seconds=float(v))
+
+        retry = data.get("max_task_retry_count")
+        return cls(
+            id=str(data["id"]),
+            command_line=str(data["command_line"]),
+            environment={str(k): str(v) for k, v in dict(data.get("environment") or {}).items()},
+            resource_files=tuple(ResourceFileSpec(**r) for r in data.get("resource_files") or ()),
+            output_files=tuple(OutputFileSpec(**o) for o in data.get("output_files") or ()),
+            max_wall_clock_time=secs("max_wall_clock_time"),
+            max_task_retry_count=None if retry is None else int(retry),
+            retention_time=secs("retention_time"),
+            required_slots=int(data.get("required_slots", 1)),
+            display_name=str(data.get("display_name", "")),
+        )
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureInfo:
+    """Why a task or start task failed."""
+
+    category: str
+    """``"usererror"`` or ``"servererror"`` (empty when unspecified)."""
+    code: str
+    """Batch-style code: ``FailureExitCode``, ``TaskEnded``, ``BlobNotFound``, ..."""
+    message: str
+    """Human-readable detail."""
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.FailureInfo) -> FailureInfo | None:
+        """Build from a ``shoal.v1.FailureInfo``; None when it is empty."""
+        if not msg.code and not msg.message and not msg.category:
+            return None
+        return cls(category=_ERROR_CATEGORIES.get(msg.category, ""), code=msg.code, message=msg.message)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartTaskInfo:
+    """What happened to a node's start task."""
+
+    state: str
+    """``"running"`` or ``"completed"`` (empty when not started)."""
+    start_time: datetime | None
+    """When the current attempt started."""
+    end_time: datetime | None
+    """When it ended."""
+    exit_code: int | None
+    """The process exit code, when it exited."""
+    retry_count: int
+    """Retries so far."""
+    failure: FailureInfo | None
+    """Why it failed, if it did."""
+    result: str | None
+    """``"success"``, ``"failure"`` or None while unknown."""
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.StartTaskInfo) -> StartTaskInfo:
+        """Build from a ``shoal.v1.StartTaskInfo``."""
+        return cls(
+            state=_START_TASK_STATES.get(msg.state, ""),
+            start_time=_ts(msg, "start_time"),
+            end_time=_ts(msg, "end_time"),
+            exit_code=_optional_int(msg, "exit_code"),
+            retry_count=msg.retry_count,
+            failure=FailureInfo.from_proto(msg.failure_info),
+            result=_RESULTS.get(msg.result),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pool:
+    """A pool of compute nodes."""
+
+    id: str
+    """The pool id."""
+    name: str
+    """Resource name ``pools/{id}``."""
+    display_name: str
+    """Free-form name for people."""
+    target_nodes: int
+    """Nodes the pool is sized towards."""
+    current_nodes: int
+    """Nodes it has now."""
+    task_slots_per_node: int
+    """Tasks that may run at once on one node."""
+    start_task: StartTaskSpec | None
+    """The start task every node runs, if any."""
+    enable_inter_node_communication: bool
+    """Whether multi-instance (MPI) tasks may run on it."""
+    provider: str
+    """Where nodes come from: ``"local"``, ``"join"``, ``"slurm"``."""
+    state: PoolState
+    """``active`` or ``deleting``."""
+    allocation_state: AllocationState
+    """``steady``, ``resizing`` or ``stopping``."""
+    creation_time: datetime | None
+    """When it was created."""
+    state_transition_time: datetime | None
+    """When its state last changed."""
+    etag: str
+    """Changes with every update."""
+    proto: pool_pb2.Pool = field(repr=False, compare=False)
+    """The raw ``shoal.v1.Pool`` message."""
+
+    @classmethod
+    def from_proto(cls, msg: pool_pb2.Pool) -> Pool:
+        """Build from a ``shoal.v1.Pool``."""
+        return cls(
+            id=msg.id,
+            name=msg.name,
+            display_name=msg.display_name,
+            target_nodes=msg.target_nodes,
+            current_nodes=msg.current_nodes,
+            task_slots_per_node=msg.task_slots_per_node,
+            start_task=StartTaskSpec.from_proto(msg.start_task) if msg.HasField("start_task") else None,
+            enable_inter_node_communication=msg.enable_inter_node_communication,
+            provider=msg.provider,
+            state=_POOL_STATES.get(msg.state, PoolState.UNSPECIFIED),
+            allocation_state=_ALLOCATION_STATES.get(msg.allocation_state, AllocationState.UNSPECIFIED),
+            creation_time=_ts(msg, "creation_time"),
+            state_transition_time=_ts(msg, "state_transition_time"),
+            etag=msg.etag,
+            proto=msg,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecentTask:
+    """A task that ran recently on a node."""
+
+    job_id: str
+    """Its job."""
+    task_id: str
+    """Its id."""
+    attempt: int
+    """Which attempt ran there."""
+    state: str
+    """Its state as the node saw it."""
+    exit_code: int | None
+    """Its exit code when it exited."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    """One compute node (a ``shoal agent`` process)."""
+
+    id: str
+    """The node id."""
+    name: str
+    """Resource name ``pools/{pool}/nodes/{id}``."""
+    pool_id: str
+    """Its pool."""
+    state: NodeState
+    """``idle``, ``running``, ``starttaskfailed``, ..."""
+    ip_address: str
+    """Where its agent listens."""
+    task_slots: int
+    """Slots it has."""
+    running_task_slots: int
+    """Slots in use."""
+    total_tasks_run: int
+    """Tasks it has run."""
+    total_tasks_succeeded: int
+    """Of which succeeded."""
+    cores: int
+    """CPU cores."""
+    memory_bytes: int
+    """Memory."""
+    state_transition_time: datetime | None
+    """When its state last changed."""
+    last_heartbeat_time: datetime | None
+    """When its agent was last heard from."""
+    start_task_info: StartTaskInfo | None
+    """Its start task's progress, when the pool has one."""
+    recent_tasks: tuple[RecentTask, ...]
+    """Tasks that ran on it recently."""
+    root_directory: str
+    """The node's root directory (``SHOAL_NODE_ROOT_DIR``)."""
+    cpu_percent: float
+    """Recent CPU use."""
+    proto: pool_pb2.Node = field(repr=False, compare=False)
+    """The raw ``shoal.v1.Node`` message."""
+
+    @classmethod
+    def from_proto(cls, msg: pool_pb2.Node) -> Node:
+        """Build from a ``shoal.v1.Node``."""
+        return cls(
+            id=msg.id,
+            name=msg.name,
+            pool_id=msg.pool_id,
+            state=_NODE_STATES.get(msg.state, NodeState.UNSPECIFIED),
+            ip_address=msg.ip_address,
+            task_slots=msg.task_slots,
+            running_task_slots=msg.running_task_slots,
+            total_tasks_run=msg.total_tasks_run,
+            total_tasks_succeeded=msg.total_tasks_succeeded,
+            cores=msg.cores,
+            memory_bytes=msg.memory_bytes,
+            state_transition_time=_ts(msg, "state_transition_time"),
+            last_heartbeat_time=_ts(msg, "last_heartbeat_time"),
+            start_task_info=(
+                StartTaskInfo.from_proto(msg.start_task_info) if msg.HasField("start_task_info") else None
+            ),
+            recent_tasks=tuple(
+                RecentTask(
+                    job_id=r.job_id,
+                    task_id=r.task_id,
+                    attempt=r.attempt,
+                    state=r.state,
+                    exit_code=_optional_int(r, "exit_code"),
+                )
+                for r in msg.recent_tasks
+            ),
+            root_directory=msg.root_directory,
+            cpu_percent=msg.cpu_percent,
+            proto=msg,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A job: a set of tasks on one pool."""
+
+    id: str
+    """The job id."""
+    name: str
+    """Resource name ``jobs/{id}``."""
+    display_name: str
+    """Free-form name for people."""
+    pool_id: str
+    """The pool its tasks run on."""
+    priority: int
+    """-1000..1000; higher runs first."""
+    max_wall_clock_time: timedelta | None
+    """Limit from the job's creation; None means unlimited."""
+    max_task_retry_count: int
+    """Default retry count of its tasks (-1 unlimited)."""
+    common_environment: Mapping[str, str]
+    """Environment every task gets."""
+    on_all_tasks_complete: str
+    """``"noaction"`` or ``"terminatejob"``."""
+    state: JobState
+    """``active``, ``terminating``, ``completed`` or ``deleting``."""
+    creation_time: datetime | None
+    """When it was created."""
+    state_transition_time: datetime | None
+    """When its state last changed."""
+    start_time: datetime | None
+    """When it started."""
+    end_time: datetime | None
+    """When it completed."""
+    terminate_reason: str
+    """Why it completed (``UserTerminate``, ``AllTasksComplete``, ``MaxWallClockTimeExpiry``...)."""
+    etag: str
+    """Changes with every update."""
+    proto: job_pb2.Job = field(repr=False, compare=False)
+    """The raw ``shoal.v1.Job`` message."""
+
+    @classmethod
+    def from_proto(cls, msg: job_pb2.Job) -> Job:
+        """Build from a ``shoal.v1.Job``."""
+        ex = msg.execution_info
+        return cls(
+            id=msg.id,
+            name=msg.name,
+            display_name=msg.display_name,
+            pool_id=msg.pool_id,
+            priority=msg.priority,
+            max_wall_clock_time=_duration(msg.constraints, "max_wall_clock_time"),
+            max_task_retry_count=msg.constraints.max_task_retry_count,
+            common_environment=_env_from_proto(msg.common_environment_settings),
+            on_all_tasks_complete=_ON_ALL_TASKS_COMPLETE_FROM_PROTO.get(
+                msg.on_all_tasks_complete, "noaction"
+            ),
+            state=_JOB_STATES.get(msg.state, JobState.UNSPECIFIED),
+            creation_time=_ts(msg, "creation_time"),
+            state_transition_time=_ts(msg, "state_transition_time"),
+            start_time=_ts(ex, "start_time"),
+            end_time=_ts(ex, "end_time"),
+            terminate_reason=ex.terminate_reason,
+            etag=msg.etag,
+            proto=msg,
+        )
+
+
+def on_all_tasks_complete_to_proto(value: str) -> int:
+    """``"noaction"``/``"terminatejob"`` as the proto enum value."""
+    key = value.lower().replace("_", "").replace("-", "")
+    if key not in _ON_ALL_TASKS_COMPLETE:
+        raise InvalidArgument(
+            f"on_all_tasks_complete must be one of {sorted(_ON_ALL_TASKS_COMPLETE)}",
+            reason="INVALID_JOB",
+            field_violations=[("on_all_tasks_complete", f"one of {sorted(_ON_ALL_TASKS_COMPLETE)}")],
+        )
+    return int(_ON_ALL_TASKS_COMPLETE[key])
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCounts:
+    """How many of a job's tasks are in each state."""
+
+    active: int
+    """Waiting for a node."""
+    running: int
+    """Preparing or running."""
+    completed: int
+    """Completed (succeeded + failed)."""
+    succeeded: int
+    """Completed with success."""
+    failed: int
+    """Completed with failure."""
+
+    @property
+    def total(self) -> int:
+        """All tasks of the job."""
+        return self.active + self.running + self.completed
+
+    @classmethod
+    def from_proto(cls, msg: job_pb2.TaskCounts) -> TaskCounts:
+        """Build from a ``shoal.v1.TaskCounts``."""
+        return cls(
+            active=msg.active,
+            running=msg.running,
+            completed=msg.completed,
+            succeeded=msg.succeeded,
+            failed=msg.failed,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    """A task and its status."""
+
+    id: str
+    """The task id."""
+    job_id: str
+    """Its job."""
+    name: str
+    """Resource name ``jobs/{job}/tasks/{id}``."""
+    spec: TaskSpec
+    """What was submitted."""
+    state: TaskState
+    """``active``, ``preparing``, ``running`` or ``completed``."""
+    previous_state: TaskState
+    """The state before the current one."""
+    creation_time: datetime | None
+    """When it was added."""
+    state_transition_time: datetime | None
+    """When its state last changed."""
+    start_time: datetime | None
+    """When the current (or last) attempt started."""
+    end_time: datetime | None
+    """When it ended."""
+    exit_code: int | None
+    """Exit code of the last attempt, when its process exited."""
+    retry_count: int
+    """Retries after non-zero exits."""
+    requeue_count: int
+    """Requeues because its node was lost (not counted as retries)."""
+    last_retry_time: datetime | None
+    """When it was last retried."""
+    last_requeue_time: datetime | None
+    """When it was last requeued."""
+    failure: FailureInfo | None
+    """Why it failed, if it did."""
+    result: str | None
+    """``"success"``, ``"failure"``, or None until it completes."""
+    pool_id: str
+    """Pool of the node it ran on."""
+    node_id: str
+    """Node it runs or ran on."""
+    node_address: str
+    """That node's address."""
+    task_root_directory: str
+    """The task directory on the node."""
+    attempt: int
+    """Increases with every placement."""
+    etag: str
+    """Changes with every update."""
+    proto: task_pb2.Task = field(repr=False, compare=False)
+    """The raw ``shoal.v1.Task`` message."""
+
+    @property
+    def command_line(self) -> str:
+        """The submitted command line."""
+        return self.spec.command_line
+
+    @property
+    def succeeded(self) -> bool:
+        """Completed with success."""
+        return self.state == TaskState.COMPLETED and self.result == "success"
+
+    @property
+    def failed(self) -> bool:
+        """Completed with failure."""
+        return self.state == TaskState.COMPLETED and self.result == "failure"
+
+    @classmethod
+    def from_proto(cls, msg: task_pb2.Task) -> Task:
+        """Build from a ``shoal.v1.Task``."""
+        ex = msg.execution_info
+        ni = msg.node_info
+        parts = msg.name.split("/")
+        job_id = parts[1] if len(parts) >= 4 and parts[0] == "jobs" else ""
+        return cls(
+            id=msg.spec.id or (parts[-1] if parts else ""),
+            job_id=job_id,
+            name=msg.name,
+            spec=TaskSpec.from_proto(msg.spec),
+            state=_TASK_STATES.get(msg.state, TaskState.UNSPECIFIED),
+            previous_state=_TASK_STATES.get(msg.previous_state, TaskState.UNSPECIFIED),
+            creation_time=_ts(msg, "creation_time"),
+            state_transition_time=_ts(msg, "state_transition_time"),
+            start_time=_ts(ex, "start_time"),
+            end_time=_ts(ex, "end_time"),
+            exit_code=_optional_int(ex, "exit_code"),
+            retry_count=ex.retry_count,
+            requeue_count=ex.requeue_count,
+            last_retry_time=_ts(ex, "last_retry_time"),
+            last_requeue_time=_ts(ex, "last_requeue_time"),
+            failure=FailureInfo.from_proto(ex.failure_info),
+            result=_RESULTS.get(ex.result),
+            pool_id=ni.pool_id,
+            node_id=ni.node_id,
+            node_address=ni.node_address,
+            task_root_directory=ni.task_root_directory,
+            attempt=msg.attempt,
+            etag=msg.etag,
+            proto=msg,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddTaskResult:
+    """The outcome of adding one task through ``tasks.add_many``."""
+
+    task_id: str
+    """The task id."""
+    status: str
+    """``"success"``, ``"clienterror"`` (e.g. ``TASK_EXISTS``; retrying won't help) or ``"servererror"``."""
+    error_reason: str = ""
+    """ErrorInfo-style reason, e.g. ``TASK_EXISTS``."""
+    error_message: str = ""
+    """Human-readable detail."""
+
+    @property
+    def ok(self) -> bool:
+        """The task was added."""
+        return self.status == "success"
+
+    @classmethod
+    def from_proto(cls, msg: task_pb2.AddTaskResult) -> AddTaskResult:
+        """Build from a ``shoal.v1.AddTaskResult``."""
+        return cls(
+            task_id=msg.task_id,
+            status=_ADD_STATUS.get(msg.status, "unspecified"),
+            error_reason=msg.error_reason,
+            error_message=msg.error_message,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeFile:
+    """One file or directory in a task's or node's directory tree."""
+
+    path: str
+    """Relative to the directory listed, '/'-separated."""
+    is_directory: bool
+    """Whether it is a directory."""
+    size: int
+    """Size in bytes."""
+    modify_time: datetime | None
+    """Last modification."""
+    file_mode: str
+    """Octal mode string."""
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.NodeFile) -> NodeFile:
+        """Build from a ``shoal.v1.NodeFile``."""
+        return cls(
+            path=msg.path,
+            is_directory=msg.is_directory,
+            size=msg.size,
+            modify_time=_ts(msg, "modify_time"),
+            file_mode=msg.file_mode,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Container:
+    """A storage container."""
+
+    id: str
+    """The container id."""
+    name: str
+    """Resource name ``containers/{id}``."""
+    creation_time: datetime | None
+    """When it was created."""
+
+    @classmethod
+    def from_proto(cls, msg: storage_pb2.Container) -> Container:
+        """Build from a ``shoal.v1.Container``."""
+        return cls(id=msg.id, name=msg.name, creation_time=_ts(msg, "creation_time"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Blob:
+    """A blob in a storage container."""
+
+    container: str
+    """Its container id."""
+    name: str
+    """'/'-separated path in the container."""
+    size: int
+    """Size in bytes."""
+    sha256: str
+    """Hex SHA-256 of the content."""
+    modify_time: datetime | None
+    """When it was written."""
+
+    @classmethod
+    def from_proto(cls, msg: storage_pb2.Blob) -> Blob:
+        """Build from a ``shoal.v1.Blob``."""
+        return cls(
+            container=msg.container,
+            name=msg.name,
+            size=msg.size,
+            sha256=msg.sha256,
+            modify_time=_ts(msg, "modify_time"),
+        )
