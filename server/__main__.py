@@ -1,0 +1,32 @@
+"""`python -m shoal.server`: the control plane with every tuning knob (tests use this)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shoal.server.app import NON_LOOPBACK_FLAG, main_server
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="shoal-server")
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--listen", default="127.0.0.1:7420")
+    ap.add_argument(NON_LOOPBACK_FLAG, dest="allow_non_loopback", action="store_true")
+    ap.add_argument("--heartbeat-interval", type=float, default=1.0)
+    ap.add_argument("--heartbeat-timeout", type=float, default=10.0)
+    ap.add_argument("--agent-orphan-timeout", type=float, default=60.0)
+    a = ap.parse_args(argv)
+    return main_server(
+        data_dir=a.data_dir,
+        listen=a.listen,
+        allow_non_loopback=a.allow_non_loopback,
+        heartbeat_interval=a.heartbeat_interval,
+        heartbeat_timeout=a.heartbeat_timeout,
+        agent_orphan_timeout=a.agent_orphan_timeout,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

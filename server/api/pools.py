@@ -1,0 +1,92 @@
+"""PoolService: pools and their nodes."""
+
+from __future__ import annotations
+
+import grpc
+
+from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
+from shoal.server.api.nodefiles import NodeChannels
+from shoal.server.api.paging import page
+from shoal.server.api.validation import MAX_NODES_PER_POOL, check_pool
+from shoal.server.controlplane import ControlPlane
+from shoal.server.domain.ids import parse_name
+from shoal.v1 import pool_pb2, pool_pb2_grpc
+
+Ctx = grpc.aio.ServicerContext
+
+
+class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
+    """Serves PoolService from the control plane."""
+
+    def __init__(self, cp: ControlPlane, channels: NodeChannels) -> None:
+        self.cp = cp
+        self.channels = channels
+
+    @rpc_errors
+    async def CreatePool(self, request: pool_pb2.CreatePoolRequest, context: Ctx) -> pool_pb2.Pool:
+        v = check_pool(request.pool)
+        if v:
+            raise invalid("INVALID_POOL", v)
+        return await self.cp.create_pool(request.pool, request.request_id)
+
+    @rpc_errors
+    async def GetPool(self, request: pool_pb2.GetPoolRequest, context: Ctx) -> pool_pb2.Pool:
+        (pid,) = parse_name(request.name, "pools")
+        return self.cp.pool(pid).proto
+
+    @rpc_errors
+    async def ListPools(self, request: pool_pb2.ListPoolsRequest, context: Ctx) -> pool_pb2.ListPoolsResponse:
+        items, token = page(
+            sorted((p.proto for p in self.cp.pools.values()), key=lambda p: p.id), request.page_size, request.page_token
+        )
+        return pool_pb2.ListPoolsResponse(pools=items, next_page_token=token)
+
+    @rpc_errors
+    async def DeletePool(self, request: pool_pb2.DeletePoolRequest, context: Ctx) -> pool_pb2.Pool:
+        (pid,) = parse_name(request.name, "pools")
+        return await self.cp.delete_pool(pid)
+
+    @rpc_errors
+    async def ResizePool(self, request: pool_pb2.ResizePoolRequest, context: Ctx) -> pool_pb2.Pool:
+        (pid,) = parse_name(request.name, "pools")
+        if not 0 <= request.target_nodes <= MAX_NODES_PER_POOL:
+            raise invalid("INVALID_TARGET_NODES", [("target_nodes", f"must be between 0 and {MAX_NODES_PER_POOL}")])
+        return await self.cp.resize_pool(
+            pid, request.target_nodes, request.node_deallocation_option or pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE
+        )
+
+    @rpc_errors
+    async def ListNodes(self, request: pool_pb2.ListNodesRequest, context: Ctx) -> pool_pb2.ListNodesResponse:
+        (pid,) = parse_name(request.parent, "pools", field="parent")
+        pool = self.cp.pool(pid)
+        nodes = sorted(
+            (n.proto for n in pool.nodes.values() if not request.state or n.state == request.state),
+            key=lambda n: (len(n.id), n.id),
+        )
+        items, token = page(nodes, request.page_size, request.page_token)
+        return pool_pb2.ListNodesResponse(nodes=items, next_page_token=token)
+
+    @rpc_errors
+    async def GetNode(self, request: pool_pb2.GetNodeRequest, context: Ctx) -> pool_pb2.Node:
+        pid, nid = parse_name(request.name, "pools", "nodes")
+        return self.cp.node(pid, nid).proto
+
+    @rpc_errors
+    async def ListNodeFiles(
+        self, request: pool_pb2.ListNodeFilesRequest, context: Ctx
+    ) -> pool_pb2.ListNodeFilesResponse:
+        pid, nid = parse_name(request.name, "pools", "nodes")
+        node = self.cp.node(pid, nid)
+        if not node.connected or not node.node_service_port:
+            raise failed_precondition("NODE_NOT_CONNECTED", f"node {nid!r} is not connected")
+        stub = agent_pb2_grpc.NodeServiceStub(self.channels.get(node))
+        resp = await self.channels.call(
+            stub.ListFiles(
+                agent_pb2.ListFilesRequest(
+                    scope=agent_pb2.FILE_SCOPE_NODE, path=request.path, recursive=request.recursive
+                ),
+                timeout=30,
+            )
+        )
+        return pool_pb2.ListNodeFilesResponse(files=resp.files)

@@ -1,0 +1,196 @@
+"""TaskService: adding, listing, watching and controlling tasks, and reading their files."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
+from shoal.server.api.nodefiles import NodeChannels, translate
+from shoal.server.api.paging import page
+from shoal.server.api.validation import MAX_TASKS_PER_REQUEST, check_task
+from shoal.server.controlplane import ControlPlane
+from shoal.server.domain.ids import key as idkey
+from shoal.server.domain.ids import parse_name
+from shoal.server.domain.records import NodeRec, TaskRec
+from shoal.v1 import common_pb2, task_pb2, task_pb2_grpc
+
+Ctx = grpc.aio.ServicerContext
+WATCH_BATCH = 1000
+
+
+class TaskServicer(task_pb2_grpc.TaskServiceServicer):
+    """Serves TaskService from the control plane."""
+
+    def __init__(self, cp: ControlPlane, channels: NodeChannels) -> None:
+        self.cp = cp
+        self.channels = channels
+
+    @rpc_errors
+    async def AddTask(self, request: task_pb2.AddTaskRequest, context: Ctx) -> task_pb2.Task:
+        (jid,) = parse_name(request.parent, "jobs", field="parent")
+        v = check_task(request.task, "task")
+        if v:
+            raise invalid("INVALID_TASK", v)
+        self.cp.job(jid)
+        (result,) = await self.cp.add_tasks(jid, [request.task])
+        if result.status != task_pb2.ADD_TASK_STATUS_SUCCESS:
+            from shoal.server.api.errors import already_exists
+
+            raise already_exists(result.error_reason, result.error_message)
+        return self.cp.task(jid, request.task.id).proto
+
+    @rpc_errors
+    async def AddTasks(self, request: task_pb2.AddTasksRequest, context: Ctx) -> task_pb2.AddTasksResponse:
+        (jid,) = parse_name(request.parent, "jobs", field="parent")
+        if len(request.tasks) > MAX_TASKS_PER_REQUEST:
+            raise invalid(
+                "TOO_MANY_TASKS",
+                [("tasks", f"at most {MAX_TASKS_PER_REQUEST} tasks per request; split the request")],
+            )
+        if not request.tasks:
+            raise invalid("NO_TASKS", [("tasks", "must not be empty")])
+        violations: list[tuple[str, str]] = []
+        seen: dict[str, int] = {}
+        for i, spec in enumerate(request.tasks):
+            violations += check_task(spec, f"tasks[{i}]")
+            k = idkey(spec.id)
+            if k in seen:
+                violations.append((f"tasks[{i}].id", f"duplicates tasks[{seen[k]}].id {spec.id!r}"))
+            else:
+                seen[k] = i
+            if len(violations) > 100:
+                break
+        if violations:
+            reason = "DUPLICATE_TASK_ID" if all("duplicates" in d for _, d in violations) else "INVALID_TASK"
+            raise invalid(reason, violations[:100])
+        self.cp.job(jid)
+        results = await self.cp.add_tasks(jid, list(request.tasks))
+        return task_pb2.AddTasksResponse(results=results)
+
+    @rpc_errors
+    async def GetTask(self, request: task_pb2.GetTaskRequest, context: Ctx) -> task_pb2.Task:
+        jid, tid = parse_name(request.name, "jobs", "tasks")
+        return self.cp.task(jid, tid).proto
+
+    @rpc_errors
+    async def ListTasks(self, request: task_pb2.ListTasksRequest, context: Ctx) -> task_pb2.ListTasksResponse:
+        (jid,) = parse_name(request.parent, "jobs", field="parent")
+        job = self.cp.job(jid)
+        tasks = (t.proto for t in job.tasks.values() if not request.state or t.state == request.state)
+        items, token = page(tasks, request.page_size, request.page_token)
+        return task_pb2.ListTasksResponse(tasks=items, next_page_token=token)
+
+    @rpc_errors
+    async def TerminateTask(self, request: task_pb2.TerminateTaskRequest, context: Ctx) -> task_pb2.Task:
+        jid, tid = parse_name(request.name, "jobs", "tasks")
+        return await self.cp.terminate_task(jid, tid)
+
+    @rpc_errors
+    async def DeleteTask(self, request: task_pb2.DeleteTaskRequest, context: Ctx) -> task_pb2.Task:
+        jid, tid = parse_name(request.name, "jobs", "tasks")
+        return await self.cp.delete_task(jid, tid)
+
+    @rpc_errors
+    async def ReactivateTask(self, request: task_pb2.ReactivateTaskRequest, context: Ctx) -> task_pb2.Task:
+        jid, tid = parse_name(request.name, "jobs", "tasks")
+        return await self.cp.reactivate_task(jid, tid)
+
+    @rpc_errors
+    async def WatchTasks(
+        self, request: task_pb2.WatchTasksRequest, context: Ctx
+    ) -> AsyncIterator[task_pb2.WatchTasksResponse]:
+        (jid,) = parse_name(request.parent, "jobs", field="parent")
+        job = self.cp.job(jid)
+        wanted = {idkey(t) for t in request.task_ids}
+        queue: asyncio.Queue[list[task_pb2.Task] | None] = asyncio.Queue()
+        # Subscribe before the snapshot so that no change falls between them.
+        job.watchers.add(queue)
+        try:
+            current = [t.proto for t in job.tasks.values() if not wanted or t.key in wanted]
+            if not current:
+                yield task_pb2.WatchTasksResponse(initial=True, initial_complete=True)
+            for i in range(0, len(current), WATCH_BATCH):
+                chunk = current[i : i + WATCH_BATCH]
+                last = i + WATCH_BATCH >= len(current)
+                yield task_pb2.WatchTasksResponse(tasks=chunk, initial=True, initial_complete=last)
+            while True:
+                batch = await queue.get()
+                if batch is None:
+                    return
+                while not queue.empty() and len(batch) < WATCH_BATCH * 10:
+                    more = queue.get_nowait()
+                    if more is None:
+                        break
+                    batch = batch + more
+                if wanted:
+                    batch = [t for t in batch if idkey(t.spec.id) in wanted]
+                if batch:
+                    yield task_pb2.WatchTasksResponse(tasks=batch)
+        finally:
+            job.watchers.discard(queue)
+
+    def _task_node(self, t: TaskRec) -> NodeRec:
+        node_id = t.proto.node_info.node_id
+        node = self.cp.nodes.get(idkey(node_id)) if node_id else None
+        if node is None:
+            raise failed_precondition(
+                "TASK_FILES_UNAVAILABLE",
+                "the task has not run on a node yet" if not node_id else f"node {node_id!r} is no longer in its pool",
+            )
+        if not node.connected or not node.node_service_port:
+            raise failed_precondition("TASK_FILES_UNAVAILABLE", f"node {node_id!r} is not connected")
+        return node
+
+    @rpc_errors
+    async def ListTaskFiles(
+        self, request: task_pb2.ListTaskFilesRequest, context: Ctx
+    ) -> task_pb2.ListTaskFilesResponse:
+        jid, tid = parse_name(request.name, "jobs", "tasks")
+        t = self.cp.task(jid, tid)
+        node = self._task_node(t)
+        stub = agent_pb2_grpc.NodeServiceStub(self.channels.get(node))
+        resp = await self.channels.call(
+            stub.ListFiles(
+                agent_pb2.ListFilesRequest(
+                    scope=agent_pb2.FILE_SCOPE_TASK,
+                    job_id=self.cp.jobs[t.job_key].proto.id,
+                    task_id=t.proto.spec.id,
+                    path=request.path,
+                    recursive=request.recursive,
+                ),
+                timeout=30,
+            )
+        )
+        return task_pb2.ListTaskFilesResponse(files=resp.files)
+
+    @rpc_errors
+    async def ReadTaskFile(
+        self, request: task_pb2.ReadTaskFileRequest, context: Ctx
+    ) -> AsyncIterator[common_pb2.FileChunk]:
+        jid, tid = parse_name(request.name, "jobs", "tasks")
+        if request.offset < 0:
+            raise invalid("INVALID_OFFSET", [("offset", "must not be negative")])
+        t = self.cp.task(jid, tid)
+        node = self._task_node(t)
+        stub = agent_pb2_grpc.NodeServiceStub(self.channels.get(node))
+        call = stub.ReadFile(
+            agent_pb2.ReadFileRequest(
+                scope=agent_pb2.FILE_SCOPE_TASK,
+                job_id=self.cp.jobs[t.job_key].proto.id,
+                task_id=t.proto.spec.id,
+                path=request.path,
+                offset=request.offset,
+                follow=request.follow,
+            )
+        )
+        try:
+            async for chunk in call:
+                yield chunk
+        except grpc.aio.AioRpcError as e:
+            raise translate(e) from None
+        finally:
+            call.cancel()

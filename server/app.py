@@ -1,0 +1,224 @@
+"""The `shoal server` process: wires the store, control plane, controllers, provider and gRPC services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.clock import Clock, SystemClock
+from shoal.server.api.agents import AgentServicer
+from shoal.server.api.jobs import JobServicer
+from shoal.server.api.nodefiles import NodeChannels
+from shoal.server.api.pools import PoolServicer
+from shoal.server.api.tasks import TaskServicer
+from shoal.server.controllers.health import run_health
+from shoal.server.controllers.scheduler import run_scheduler
+from shoal.server.controlplane import ControlPlane
+from shoal.server.providers.local import LocalProvider
+from shoal.server.storage.blobstore import BlobStore
+from shoal.server.storage.service import StorageServicer
+from shoal.server.store.sqlite import SqliteStore
+from shoal.v1 import job_pb2, pool_pb2, pool_pb2_grpc, storage_pb2, storage_pb2_grpc, task_pb2, task_pb2_grpc
+from shoal.v1 import job_pb2_grpc
+
+log = logging.getLogger("shoal.server")
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+NON_LOOPBACK_FLAG = "--allow-non-loopback-without-authentication"
+
+
+class NotLoopbackError(ValueError):
+    """The listen address is not a loopback address and the operator did not insist."""
+
+
+def check_loopback(listen: str, allow_non_loopback: bool) -> None:
+    """Refuse a non-loopback listen address: until authentication exists, anyone reaching it runs code."""
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not allow_non_loopback:
+        raise NotLoopbackError(
+            f"refusing to listen on {listen}: Shoal has no authentication yet, so anyone who can reach this "
+            f"address can run commands on the nodes. Use a 127.x.x.x address, or pass {NON_LOOPBACK_FLAG} "
+            "if you really mean it."
+        )
+
+
+@dataclass
+class ServerConfig:
+    """How to run one control plane."""
+
+    data_dir: Path
+    listen: str = "127.0.0.1:7420"
+    allow_non_loopback: bool = False
+    clock: Clock = field(default_factory=SystemClock)
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 10.0
+    #: Local agents exit when the server has been unreachable this long.
+    agent_orphan_timeout: float = 60.0
+    #: Write `$SHOAL_HOME/server.json` so clients find this server.
+    publish_address: bool = True
+
+
+class ShoalServer:
+    """One control plane; `start()` returns the address it listens on."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        check_loopback(config.listen, config.allow_non_loopback)
+        self.data_dir = config.data_dir.resolve()
+        self.store = SqliteStore(self.data_dir / "shoal.db")
+        self.cp = ControlPlane(self.store, config.clock, heartbeat_interval=config.heartbeat_interval)
+        self.channels = NodeChannels()
+        self.server: grpc.aio.Server | None = None
+        self.provider: LocalProvider | None = None
+        self.address = ""
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.cp.load()
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        server = grpc.aio.server(options=options)
+        pool_pb2_grpc.add_PoolServiceServicer_to_server(PoolServicer(self.cp, self.channels), server)
+        job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp), server)
+        task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.cp, self.channels), server)
+        storage_pb2_grpc.add_StorageServiceServicer_to_server(
+            StorageServicer(BlobStore(self.data_dir / "storage")), server
+        )
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.cp), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        names = [
+            pool_pb2.DESCRIPTOR.services_by_name["PoolService"].full_name,
+            job_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+            task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
+            storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name,
+            agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ]
+        reflection.enable_server_reflection(names, server)
+        port = server.add_insecure_port(self.config.listen)
+        if port == 0:
+            raise OSError(f"cannot listen on {self.config.listen}")
+        host = self.config.listen.rsplit(":", 1)[0]
+        self.address = f"{host}:{port}"
+        self.server = server
+        self.provider = LocalProvider(
+            self.cp,
+            data_dir=self.data_dir,
+            server_address=self.address,
+            orphan_timeout=self.config.agent_orphan_timeout,
+        )
+        self.cp.provider = self.provider
+        await server.start()
+        self.provider.adopt_or_restart()
+        await self.cp.flush()
+        self._loops = [
+            asyncio.create_task(run_scheduler(self.cp), name="scheduler"),
+            asyncio.create_task(
+                run_health(self.cp, heartbeat_timeout=self.config.heartbeat_timeout), name="health"
+            ),
+        ]
+        for name in names:
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.cp.kick_scheduler()
+        self._publish_address()
+        log.info("shoal server listening on %s (data in %s)", self.address, self.data_dir)
+        return self.address
+
+    def _publish_address(self) -> None:
+        info = json.dumps({"address": self.address, "data_dir": str(self.data_dir), "pid": os.getpid()})
+        (self.data_dir / "server.json").write_text(info)
+        if self.config.publish_address:
+            home = Path(os.environ.get("SHOAL_HOME", Path.home() / ".shoal"))
+            with contextlib.suppress(OSError):
+                home.mkdir(parents=True, exist_ok=True)
+                (home / "server.json").write_text(info)
+
+    async def stop(self, *, stop_agents: bool = False) -> None:
+        """Stop serving. With `stop_agents`, local agents are shut down too (as `shoal up` does)."""
+        if stop_agents and self.provider is not None:
+            await self.provider.stop_all()
+        for t in self._loops:
+            t.cancel()
+        for t in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        for n in self.cp.nodes.values():
+            if n.session is not None:
+                n.session.close()
+        if self.server is not None:
+            await self.server.stop(grace=1.0)
+        await self.channels.close()
+        await self.store.close()
+
+
+async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> int:
+    srv = ShoalServer(config)
+    await srv.start()
+    print(f"shoal server listening on {srv.address}  (data: {srv.data_dir})", flush=True)
+    if up is not None:
+        pool_id, nodes, slots = up
+        if pool_id.lower() not in srv.cp.pools:
+            await srv.cp.create_pool(
+                pool_pb2.Pool(id=pool_id, target_nodes=nodes, task_slots_per_node=slots), request_id=""
+            )
+        print(f"local pool {pool_id!r}: {nodes} node(s) x {slots} slot(s); Ctrl-C stops everything", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("stopping...", flush=True)
+    await srv.stop(stop_agents=up is not None)
+    return 0
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("SHOAL_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def main_server(*, data_dir: Path, listen: str, allow_non_loopback: bool, **extra: float) -> int:
+    """`shoal server`: run the control plane in the foreground until SIGINT/SIGTERM."""
+    _logging()
+    config = ServerConfig(data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback, **extra)  # type: ignore[arg-type]
+    try:
+        return asyncio.run(_serve(config, up=None))
+    except NotLoopbackError as e:
+        print(f"error: {e}")
+        return 2
+
+
+def main_up(*, data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, allow_non_loopback: bool) -> int:
+    """`shoal up`: a control plane and a local pool in the foreground; Ctrl-C stops both."""
+    _logging()
+    config = ServerConfig(data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback)
+    try:
+        return asyncio.run(_serve(config, up=(pool_id, nodes, slots)))
+    except NotLoopbackError as e:
+        print(f"error: {e}")
+        return 2

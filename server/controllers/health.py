@@ -1,0 +1,20 @@
+"""Reconcile loops that run on the clock: node heartbeats and job wall-clock limits."""
+
+from __future__ import annotations
+
+import logging
+
+from shoal.server.controlplane import ControlPlane
+
+log = logging.getLogger("shoal.health")
+
+
+async def run_health(cp: ControlPlane, *, heartbeat_timeout: float, period: float = 0.5) -> None:
+    """Every `period`: mark silent nodes UNKNOWN (requeueing their tasks) and end overdue jobs."""
+    while True:
+        await cp.clock.sleep(period)
+        try:
+            await cp.check_health(heartbeat_timeout)
+            await cp.check_job_deadlines()
+        except Exception:
+            log.exception("health pass failed")

@@ -1,0 +1,101 @@
+"""The scheduler loop: snapshot, pure plan, re-check, one group commit, then dispatch."""
+
+from __future__ import annotations
+
+import logging
+
+from shoal.agent.v1 import agent_pb2
+from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
+from shoal.server.domain.records import NodeRec
+from shoal.server.scheduling.plan import NodeView, PendingTask, Placement, Snapshot, plan
+from shoal.v1 import job_pb2, pool_pb2, task_pb2
+
+log = logging.getLogger("shoal.scheduler")
+
+
+def build_snapshot(cp: ControlPlane) -> Snapshot:
+    """What the scheduler needs to know, read from the live state without changing it."""
+    nodes: list[NodeView] = []
+    free_by_pool: dict[str, int] = {}
+    for pool in cp.pools.values():
+        if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE:
+            continue
+        for n in pool.nodes.values():
+            ok = n.state in SCHEDULABLE_NODE_STATES and n.connected
+            free = max(0, n.proto.task_slots - n.used_slots)
+            nodes.append(NodeView(n.key, pool.key, ok, n.proto.task_slots, free))
+            if ok:
+                free_by_pool[pool.key] = free_by_pool.get(pool.key, 0) + free
+    jobs = [
+        j
+        for j in cp.jobs.values()
+        if j.proto.state == job_pb2.JOB_STATE_ACTIVE and j.queue and free_by_pool.get(j.pool_key, 0) > 0
+    ]
+    jobs.sort(key=lambda j: (-j.proto.priority, j.seq))
+    queue: list[PendingTask] = []
+    # Each task takes at least one slot, so a pool never needs more candidates
+    # than it has free slots (plus some slack for tasks that do not fit).
+    budget = {p: free + 64 for p, free in free_by_pool.items()}
+    for j in jobs:
+        pk = j.pool_key
+        for tk in j.queue:
+            if budget[pk] <= 0:
+                break
+            t = j.tasks[tk]
+            queue.append(
+                PendingTask(
+                    key=(j.key, tk),
+                    pool_id=pk,
+                    attempt=t.proto.attempt,
+                    required_slots=max(1, t.proto.spec.required_slots),
+                    job_priority=j.proto.priority,
+                )
+            )
+            budget[pk] -= 1
+    return Snapshot(nodes=nodes, queue=queue)
+
+
+async def apply_plan(cp: ControlPlane, placements: list[Placement]) -> int:
+    """Commit the placements that still fit, then send StartTasks per node. Returns how many ran."""
+    per_node: dict[str, tuple[NodeRec, list[agent_pb2.TaskAssignment]]] = {}
+    for p in placements:
+        job = cp.jobs.get(p.key[0])
+        t = job.tasks.get(p.key[1]) if job else None
+        if job is None or t is None or job.proto.state != job_pb2.JOB_STATE_ACTIVE:
+            continue
+        if t.state != task_pb2.TASK_STATE_ACTIVE or t.proto.attempt + 1 != p.attempt:
+            continue
+        targets = [cp.nodes.get(nk) for nk in p.nodes]
+        if any(
+            n is None
+            or not n.connected
+            or n.state not in SCHEDULABLE_NODE_STATES
+            or n.proto.task_slots - n.used_slots < p.slots_per_node
+            for n in targets
+        ):
+            continue
+        node = targets[0]
+        assert node is not None
+        assignment = cp.assign(t, node, p.attempt, p.slots_per_node)
+        per_node.setdefault(node.key, (node, []))[1].append(assignment)
+    if not per_node:
+        return 0
+    await cp.flush()
+    count = 0
+    for node, assignments in per_node.values():
+        cp.send_assignments(node, assignments)
+        count += len(assignments)
+    return count
+
+
+async def run_scheduler(cp: ControlPlane) -> None:
+    """Forever: wait for a reason to schedule, then place what fits."""
+    while True:
+        await cp.wait_for_kick()
+        try:
+            while True:
+                placements = plan(build_snapshot(cp))
+                if not placements or await apply_plan(cp, placements) == 0:
+                    break
+        except Exception:
+            log.exception("scheduling pass failed")

@@ -1,0 +1,1095 @@
+"""The control plane's state and every change to it.
+
+All state lives in memory (records in ``shoal.server.domain.records``) and is
+written through a :class:`~shoal.server.store.base.Store`. Every change follows
+the same shape: check, change the records (no ``await`` in between, so the
+single event loop makes it atomic), :meth:`ControlPlane.flush` (group commit),
+and only then act on it: answer the client, send commands to agents, publish
+to watchers. Agent reports are fenced by attempt: a report about an attempt
+that is no longer the task's current one is counted and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from google.protobuf import timestamp_pb2
+
+from shoal.agent.v1 import agent_pb2
+from shoal.clock import Clock
+from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
+from shoal.server.domain import states
+from shoal.server.domain.ids import key as idkey
+from shoal.server.domain.records import AgentSession, JobRec, NodeRec, PoolRec, TaskKey, TaskRec
+from shoal.server.scheduling.retry import AttemptOutcome, failure_category, should_retry
+from shoal.server.store.base import Delete, Op, Row, Store
+from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+
+log = logging.getLogger("shoal.server")
+
+T = task_pb2
+P = pool_pb2
+J = job_pb2
+
+DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600.0
+RECENT_TASKS_PER_NODE = 10
+SCHEDULABLE_NODE_STATES = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
+LIVE_NODE_STATES = frozenset(
+    {
+        P.NODE_STATE_STARTING,
+        P.NODE_STATE_WAITING_FOR_START_TASK,
+        P.NODE_STATE_START_TASK_FAILED,
+        P.NODE_STATE_IDLE,
+        P.NODE_STATE_RUNNING,
+        P.NODE_STATE_OFFLINE,
+    }
+)
+
+
+class Provider(Protocol):
+    """Makes and removes the processes behind nodes."""
+
+    def node_added(self, node: NodeRec) -> None:
+        """A node record in CREATING state exists; start its agent."""
+
+    def node_leaving(self, node: NodeRec) -> None:
+        """The node leaves the pool: stop its agent, then call ControlPlane.node_gone."""
+
+
+def ts(dt: datetime) -> timestamp_pb2.Timestamp:
+    t = timestamp_pb2.Timestamp()
+    t.FromDatetime(dt)
+    return t
+
+
+@dataclass
+class Stats:
+    """Counters for tests and benchmarks."""
+
+    stale_reports: int = 0
+    requeues: int = 0
+    dispatched: int = 0
+    flushes: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class ControlPlane:
+    """Pools, nodes, jobs and tasks, and the rules for changing them."""
+
+    def __init__(self, store: Store, clock: Clock, *, heartbeat_interval: float = 1.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.heartbeat_interval = heartbeat_interval
+        self.pools: dict[str, PoolRec] = {}
+        self.nodes: dict[str, NodeRec] = {}
+        self.jobs: dict[str, JobRec] = {}
+        self.requests: dict[str, str] = {}
+        self.meta: dict[str, int] = {"task_seq": 0, "job_seq": 0, "node_counter": 0}
+        self.provider: Provider | None = None
+        self.stats = Stats()
+        self._dirty: dict[tuple[str, str], object] = {}
+        self._changed_tasks: dict[TaskKey, TaskRec] = {}
+        self._schedule_kick = asyncio.Event()
+        self._node_changed = asyncio.Event()
+
+    # ------------------------------------------------------------------ load / flush
+
+    async def load(self) -> None:
+        """Read everything from the store (at start-up)."""
+        loaded = await self.store.open()
+        now_mono = self.clock.monotonic()
+        for row in loaded.tables["meta"]:
+            self.meta[row.key] = int(row.data.decode())
+        for row in loaded.tables["requests"]:
+            self.requests[row.key] = row.data.decode()
+        for row in loaded.tables["pools"]:
+            pool = P.Pool.FromString(row.data)
+            self.pools[row.key] = PoolRec(row.key, pool)
+        for row in loaded.tables["nodes"]:
+            blob = json.loads(row.data)
+            node = P.Node.FromString(bytes.fromhex(blob["node"]))
+            rec = NodeRec(row.key, node, internal=blob.get("internal", {}), last_seen=now_mono)
+            self.nodes[row.key] = rec
+            pool_rec = self.pools.get(rec.pool_key)
+            if pool_rec is not None:
+                pool_rec.nodes[rec.key] = rec
+        for row in loaded.tables["jobs"]:
+            job = J.Job.FromString(row.data)
+            self.jobs[row.key] = JobRec(row.key, row.seq, job)
+        for row in loaded.tables["tasks"]:
+            job_rec = self.jobs.get(row.parent)
+            if job_rec is None:
+                continue
+            task = T.Task.FromString(row.data)
+            tk = row.key.split("/", 1)[1]
+            trec = TaskRec(row.parent, tk, row.seq, task)
+            job_rec.tasks[tk] = trec
+            self._count(job_rec, trec, +1)
+            if trec.state == T.TASK_STATE_ACTIVE:
+                job_rec.queue[tk] = None
+            elif trec.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
+                nk = idkey(task.node_info.node_id)
+                node_rec = self.nodes.get(nk)
+                if node_rec is None:
+                    self._requeue(trec, "node no longer exists")
+                else:
+                    trec.node_key = nk
+                    node_rec.running[trec.tkey] = max(1, task.spec.required_slots)
+        for pool_rec in self.pools.values():
+            self._refresh_pool(pool_rec)
+        await self.flush()
+
+    def _mark(self, table: str, k: str, rec: object) -> None:
+        self._dirty[(table, k)] = rec
+
+    def _mark_task(self, t: TaskRec) -> None:
+        self._dirty[("tasks", f"{t.job_key}/{t.key}")] = t
+        self._changed_tasks[t.tkey] = t
+
+    def _mark_meta(self, name: str) -> None:
+        self._dirty[("meta", name)] = self.meta[name]
+
+    def _rows(self) -> list[Op]:
+        ops: list[Op] = []
+        for (table, k), rec in self._dirty.items():
+            if isinstance(rec, Delete):
+                ops.append(rec)
+            elif isinstance(rec, TaskRec):
+                ops.append(Row("tasks", k, rec.proto.SerializeToString(), rec.job_key, rec.seq))
+            elif isinstance(rec, JobRec):
+                ops.append(Row("jobs", k, rec.proto.SerializeToString(), "", rec.seq))
+            elif isinstance(rec, PoolRec):
+                ops.append(Row("pools", k, rec.proto.SerializeToString()))
+            elif isinstance(rec, NodeRec):
+                data = json.dumps({"node": rec.proto.SerializeToString().hex(), "internal": rec.internal})
+                ops.append(Row("nodes", k, data.encode(), rec.pool_key))
+            elif table in ("meta", "requests"):
+                ops.append(Row(table, k, str(rec).encode()))
+        return ops
+
+    async def flush(self) -> None:
+        """Commit every change made so far, then publish the task changes to watchers."""
+        ops = self._rows()
+        changed = self._changed_tasks
+        self._dirty = {}
+        self._changed_tasks = {}
+        if ops:
+            self.stats.flushes += 1
+            await self.store.commit(ops)
+        if changed:
+            self._publish(changed.values())
+
+    def _publish(self, tasks: Iterable[TaskRec]) -> None:
+        by_job: dict[str, list[task_pb2.Task]] = {}
+        for t in tasks:
+            job = self.jobs.get(t.job_key)
+            if job is None or not job.watchers:
+                continue
+            copy = T.Task()
+            copy.CopyFrom(t.proto)
+            by_job.setdefault(t.job_key, []).append(copy)
+        for jk, protos in by_job.items():
+            for q in self.jobs[jk].watchers:
+                q.put_nowait(protos)
+
+    def kick_scheduler(self) -> None:
+        """Ask the scheduler loop for another pass."""
+        self._schedule_kick.set()
+
+    async def wait_for_kick(self) -> None:
+        await self._schedule_kick.wait()
+        self._schedule_kick.clear()
+
+    # ------------------------------------------------------------------ counters
+
+    def _count(self, job: JobRec, t: TaskRec, sign: int) -> None:
+        job.counts[t.state] += sign
+        if t.state == T.TASK_STATE_COMPLETED:
+            if t.proto.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+                job.succeeded += sign
+            else:
+                job.failed += sign
+
+    def _set_task_state(self, t: TaskRec, new: int) -> None:
+        job = self.jobs[t.job_key]
+        states.check_transition(states.TASK_TRANSITIONS, t.state, new, f"task {t.job_key}/{t.key}")
+        self._count(job, t, -1)
+        now = self.clock.now()
+        if t.state != new:
+            t.proto.previous_state = t.proto.state
+            t.proto.state = new  # type: ignore[assignment]
+            t.proto.state_transition_time.CopyFrom(ts(now))
+        self._count(job, t, +1)
+        if new == T.TASK_STATE_ACTIVE:
+            job.queue[t.key] = None
+        else:
+            job.queue.pop(t.key, None)
+        self._mark_task(t)
+
+    def _set_node_state(self, n: NodeRec, new: int) -> None:
+        if n.state == new:
+            return
+        states.check_transition(states.NODE_TRANSITIONS, n.state, new, f"node {n.key}")
+        n.proto.state = new  # type: ignore[assignment]
+        n.proto.state_transition_time.CopyFrom(ts(self.clock.now()))
+        self._mark("nodes", n.key, n)
+        self._node_changed.set()
+
+    def _refresh_node_activity(self, n: NodeRec) -> None:
+        n.proto.running_task_slots = n.used_slots
+        if n.state in SCHEDULABLE_NODE_STATES:
+            self._set_node_state(n, P.NODE_STATE_RUNNING if n.running else P.NODE_STATE_IDLE)
+        self._mark("nodes", n.key, n)
+
+    def _refresh_pool(self, pool: PoolRec) -> None:
+        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        pool.proto.current_nodes = len(members)
+        settling = any(n.state in (P.NODE_STATE_CREATING, P.NODE_STATE_LEAVING_POOL) for n in pool.nodes.values())
+        steady = len(members) == pool.proto.target_nodes and not settling
+        new = P.ALLOCATION_STATE_STEADY if steady else P.ALLOCATION_STATE_RESIZING
+        if pool.proto.allocation_state != new:
+            pool.proto.allocation_state = new  # type: ignore[assignment]
+            self._mark("pools", pool.key, pool)
+
+    # ------------------------------------------------------------------ lookups
+
+    def pool(self, pool_id: str) -> PoolRec:
+        rec = self.pools.get(idkey(pool_id))
+        if rec is None:
+            raise not_found("POOL_NOT_FOUND", f"pool {pool_id!r} does not exist")
+        return rec
+
+    def node(self, pool_id: str, node_id: str) -> NodeRec:
+        pool = self.pool(pool_id)
+        rec = pool.nodes.get(idkey(node_id))
+        if rec is None:
+            raise not_found("NODE_NOT_FOUND", f"node {node_id!r} is not in pool {pool_id!r}")
+        return rec
+
+    def job(self, job_id: str) -> JobRec:
+        rec = self.jobs.get(idkey(job_id))
+        if rec is None:
+            raise not_found("JOB_NOT_FOUND", f"job {job_id!r} does not exist")
+        return rec
+
+    def task(self, job_id: str, task_id: str) -> TaskRec:
+        job = self.job(job_id)
+        rec = job.tasks.get(idkey(task_id))
+        if rec is None:
+            raise not_found("TASK_NOT_FOUND", f"task {task_id!r} does not exist in job {job_id!r}")
+        return rec
+
+    # ------------------------------------------------------------------ pools
+
+    async def create_pool(self, spec: pool_pb2.Pool, request_id: str = "") -> pool_pb2.Pool:
+        """Create a pool and start making its nodes."""
+        if request_id and f"pool:{request_id}" in self.requests:
+            return self.pool(self.requests[f"pool:{request_id}"]).proto
+        k = idkey(spec.id)
+        if k in self.pools:
+            raise already_exists("POOL_EXISTS", f"pool {spec.id!r} already exists")
+        pool = P.Pool()
+        pool.CopyFrom(spec)
+        now = self.clock.now()
+        pool.name = f"pools/{spec.id}"
+        pool.provider = spec.provider or "local"
+        pool.task_slots_per_node = spec.task_slots_per_node or 1
+        pool.state = P.POOL_STATE_ACTIVE
+        pool.allocation_state = P.ALLOCATION_STATE_RESIZING
+        pool.creation_time.CopyFrom(ts(now))
+        pool.state_transition_time.CopyFrom(ts(now))
+        pool.current_nodes = 0
+        rec = PoolRec(k, pool)
+        self.pools[k] = rec
+        self._mark("pools", k, rec)
+        if request_id:
+            self.requests[f"pool:{request_id}"] = spec.id
+            self._mark("requests", f"pool:{request_id}", spec.id)
+        new_nodes = self._grow(rec)
+        self._refresh_pool(rec)
+        await self.flush()
+        self._start_nodes(new_nodes)
+        return rec.proto
+
+    def _grow(self, pool: PoolRec) -> list[NodeRec]:
+        if pool.proto.provider != "local":
+            return []
+        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        added = []
+        for _ in range(pool.proto.target_nodes - len(members)):
+            self.meta["node_counter"] += 1
+            self._mark_meta("node_counter")
+            n = self.meta["node_counter"]
+            node_id = f"node-{n}"
+            ip = f"127.0.{1 + (n - 1) // 254}.{1 + (n - 1) % 254}"
+            now = ts(self.clock.now())
+            proto = P.Node(
+                name=f"pools/{pool.proto.id}/nodes/{node_id}",
+                id=node_id,
+                pool_id=pool.proto.id,
+                state=P.NODE_STATE_CREATING,
+                ip_address=ip,
+                task_slots=pool.proto.task_slots_per_node,
+            )
+            proto.state_transition_time.CopyFrom(now)
+            rec = NodeRec(idkey(node_id), proto, last_seen=self.clock.monotonic())
+            self.nodes[rec.key] = rec
+            pool.nodes[rec.key] = rec
+            self._mark("nodes", rec.key, rec)
+            added.append(rec)
+        return added
+
+    def _start_nodes(self, nodes: list[NodeRec]) -> None:
+        if self.provider is None:
+            return
+        for n in nodes:
+            self.provider.node_added(n)
+
+    def _choose_leavers(self, pool: PoolRec, count: int) -> list[NodeRec]:
+        order = {
+            P.NODE_STATE_CREATING: 0,
+            P.NODE_STATE_UNKNOWN: 1,
+            P.NODE_STATE_START_TASK_FAILED: 2,
+            P.NODE_STATE_STARTING: 3,
+            P.NODE_STATE_WAITING_FOR_START_TASK: 3,
+            P.NODE_STATE_OFFLINE: 4,
+            P.NODE_STATE_IDLE: 5,
+            P.NODE_STATE_RUNNING: 6,
+        }
+        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        members.sort(key=lambda n: (order.get(n.state, 9), n.used_slots, -int(n.key.split("-")[-1] or 0)))
+        return members[:count]
+
+    async def resize_pool(self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE) -> pool_pb2.Pool:
+        """Change the pool's target size; new nodes start, surplus nodes leave."""
+        pool = self.pool(pool_id)
+        if pool.proto.state != P.POOL_STATE_ACTIVE:
+            raise failed_precondition("POOL_BEING_DELETED", f"pool {pool_id!r} is being deleted")
+        pool.proto.target_nodes = target
+        self._mark("pools", pool.key, pool)
+        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        leaving: list[NodeRec] = []
+        added: list[NodeRec] = []
+        if len(members) > target:
+            leaving = self._choose_leavers(pool, len(members) - target)
+            for n in leaving:
+                self._node_leave(n, option)
+        else:
+            added = self._grow(pool)
+        self._refresh_pool(pool)
+        await self.flush()
+        self._after_node_changes(leaving)
+        self._start_nodes(added)
+        self.kick_scheduler()
+        return pool.proto
+
+    def _node_leave(self, n: NodeRec, option: int) -> None:
+        wait_for_tasks = option == P.NODE_DEALLOCATION_OPTION_TASK_COMPLETION and bool(n.running)
+        self._set_node_state(n, P.NODE_STATE_LEAVING_POOL)
+        n.internal["wait_for_tasks"] = wait_for_tasks
+        if not wait_for_tasks:
+            self._evict_tasks(n, terminate=option == P.NODE_DEALLOCATION_OPTION_TERMINATE, reason="node left the pool")
+
+    def _evict_tasks(self, n: NodeRec, *, terminate: bool, reason: str) -> list[agent_pb2.AttemptRef]:
+        """Take every attempt off node `n`: requeue it (or complete it as terminated)."""
+        refs = []
+        for tkey in list(n.running):
+            t = self.jobs[tkey[0]].tasks.get(tkey[1])
+            n.running.pop(tkey, None)
+            if t is None:
+                continue
+            refs.append(self._attempt_ref(t))
+            if terminate:
+                self._complete_terminated(t, reason)
+            else:
+                self._requeue(t, reason)
+        self._refresh_node_activity(n)
+        return refs
+
+    def _after_node_changes(self, leaving: list[NodeRec]) -> None:
+        for n in leaving:
+            if n.internal.get("wait_for_tasks"):
+                continue
+            self._dismiss(n)
+
+    def _dismiss(self, n: NodeRec) -> None:
+        """Tell a leaving node's agent to stop; the provider reports when it is gone."""
+        if n.session is not None:
+            n.session.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="node left the pool")))
+        if self.provider is not None and n.internal.get("pid"):
+            self.provider.node_leaving(n)
+        elif n.session is None:
+            asyncio.get_running_loop().create_task(self.node_gone(n.key))
+
+    async def node_gone(self, node_key: str) -> None:
+        """The agent behind a leaving node has exited: forget the node."""
+        n = self.nodes.get(node_key)
+        if n is None:
+            return
+        if n.session is not None:
+            n.session.close()
+        for tkey in list(n.running):
+            t = self.jobs.get(tkey[0])
+            rec = t.tasks.get(tkey[1]) if t else None
+            if rec is not None:
+                self._requeue(rec, "node left the pool")
+        n.running.clear()
+        del self.nodes[node_key]
+        pool = self.pools.get(n.pool_key)
+        if pool is not None:
+            pool.nodes.pop(node_key, None)
+            self._refresh_pool(pool)
+        self._dirty[("nodes", node_key)] = Delete("nodes", node_key)
+        if pool is not None and pool.proto.state == P.POOL_STATE_DELETING and not pool.nodes:
+            del self.pools[pool.key]
+            self._dirty[("pools", pool.key)] = Delete("pools", pool.key)
+        await self.flush()
+        self._node_changed.set()
+        self.kick_scheduler()
+
+    async def delete_pool(self, pool_id: str) -> pool_pb2.Pool:
+        """Start deleting a pool: its nodes leave (their tasks are requeued), then it is gone."""
+        pool = self.pool(pool_id)
+        if pool.proto.state == P.POOL_STATE_DELETING:
+            return pool.proto
+        states.check_transition(states.POOL_TRANSITIONS, pool.proto.state, P.POOL_STATE_DELETING, "pool")
+        pool.proto.state = P.POOL_STATE_DELETING
+        pool.proto.state_transition_time.CopyFrom(ts(self.clock.now()))
+        pool.proto.target_nodes = 0
+        leaving = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        for n in leaving:
+            self._node_leave(n, P.NODE_DEALLOCATION_OPTION_REQUEUE)
+        self._mark("pools", pool.key, pool)
+        self._refresh_pool(pool)
+        result = P.Pool()
+        result.CopyFrom(pool.proto)
+        if not pool.nodes:
+            del self.pools[pool.key]
+            self._dirty[("pools", pool.key)] = Delete("pools", pool.key)
+        await self.flush()
+        self._after_node_changes(leaving)
+        self.kick_scheduler()
+        return result
+
+    # ------------------------------------------------------------------ jobs
+
+    async def create_job(self, spec: job_pb2.Job, request_id: str = "") -> job_pb2.Job:
+        """Create a job on an existing pool."""
+        if request_id and f"job:{request_id}" in self.requests:
+            return self.job(self.requests[f"job:{request_id}"]).proto
+        k = idkey(spec.id)
+        if k in self.jobs:
+            raise already_exists("JOB_EXISTS", f"job {spec.id!r} already exists")
+        self.pool(spec.pool_id)
+        job = J.Job()
+        job.CopyFrom(spec)
+        now = ts(self.clock.now())
+        job.name = f"jobs/{spec.id}"
+        job.state = J.JOB_STATE_ACTIVE
+        job.creation_time.CopyFrom(now)
+        job.state_transition_time.CopyFrom(now)
+        job.execution_info.start_time.CopyFrom(now)
+        if job.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_UNSPECIFIED:
+            job.on_all_tasks_complete = J.ON_ALL_TASKS_COMPLETE_NO_ACTION
+        self.meta["job_seq"] += 1
+        self._mark_meta("job_seq")
+        rec = JobRec(k, self.meta["job_seq"], job)
+        self.jobs[k] = rec
+        self._mark("jobs", k, rec)
+        if request_id:
+            self.requests[f"job:{request_id}"] = spec.id
+            self._mark("requests", f"job:{request_id}", spec.id)
+        await self.flush()
+        return job
+
+    def _set_job_state(self, job: JobRec, new: int) -> None:
+        states.check_transition(states.JOB_TRANSITIONS, job.proto.state, new, f"job {job.key}")
+        if job.proto.state != new:
+            job.proto.state = new  # type: ignore[assignment]
+            job.proto.state_transition_time.CopyFrom(ts(self.clock.now()))
+            if new == J.JOB_STATE_COMPLETED:
+                job.proto.execution_info.end_time.CopyFrom(ts(self.clock.now()))
+        self._mark("jobs", job.key, job)
+
+    async def update_job(self, job_id: str, priority: int | None, on_all: int | None) -> job_pb2.Job:
+        job = self.job(job_id)
+        if job.proto.state != J.JOB_STATE_ACTIVE:
+            raise failed_precondition("JOB_NOT_ACTIVE", f"job {job_id!r} is not active")
+        if priority is not None:
+            job.proto.priority = priority
+        if on_all is not None:
+            if (
+                job.proto.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB
+                and on_all == J.ON_ALL_TASKS_COMPLETE_NO_ACTION
+            ):
+                raise failed_precondition(
+                    "INVALID_ON_ALL_TASKS_COMPLETE", "on_all_tasks_complete cannot go back from TERMINATE_JOB"
+                )
+            job.proto.on_all_tasks_complete = on_all  # type: ignore[assignment]
+        self._mark("jobs", job.key, job)
+        self._check_job_done(job)
+        await self.flush()
+        self.kick_scheduler()
+        return job.proto
+
+    def _terminate_job_now(self, job: JobRec, reason: str) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
+        kills = []
+        self._set_job_state(job, J.JOB_STATE_TERMINATING)
+        job.proto.execution_info.terminate_reason = reason
+        for t in job.tasks.values():
+            if t.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
+                kills.extend(self._terminate_running(t, "the job was terminated"))
+        self._set_job_state(job, J.JOB_STATE_COMPLETED)
+        return kills
+
+    async def terminate_job(self, job_id: str, reason: str = "") -> job_pb2.Job:
+        """End the job's running tasks and complete it; ACTIVE tasks stay ACTIVE and never run."""
+        job = self.job(job_id)
+        if job.proto.state == J.JOB_STATE_DELETING:
+            raise failed_precondition("JOB_BEING_DELETED", f"job {job_id!r} is being deleted")
+        if job.proto.state == J.JOB_STATE_COMPLETED:
+            raise failed_precondition("JOB_COMPLETED", f"job {job_id!r} is already completed")
+        kills = self._terminate_job_now(job, reason or "UserTerminate")
+        await self.flush()
+        self._send_kills(kills)
+        self.kick_scheduler()
+        return job.proto
+
+    async def delete_job(self, job_id: str) -> job_pb2.Job:
+        """Delete the job, its tasks and their directories on every node of its pool."""
+        job = self.job(job_id)
+        kills = []
+        for t in job.tasks.values():
+            if t.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
+                kills.extend(self._terminate_running(t, "the job was deleted"))
+        self._set_job_state(job, J.JOB_STATE_DELETING)
+        result = J.Job()
+        result.CopyFrom(job.proto)
+        del self.jobs[job.key]
+        self._dirty[("jobs", job.key)] = Delete("jobs", job.key)
+        for t in job.tasks.values():
+            self._dirty.pop(("tasks", f"{job.key}/{t.key}"), None)
+            self._changed_tasks.pop(t.tkey, None)
+        self._dirty[("tasks!", job.key)] = Delete("tasks", parent=job.key)
+        for q in job.watchers:
+            q.put_nowait(None)
+        await self.flush()
+        self._send_kills(kills)
+        pool = self.pools.get(job.pool_key)
+        if pool is not None:
+            for n in pool.nodes.values():
+                if n.session is not None:
+                    n.session.send(
+                        agent_pb2.ServerMessage(
+                            delete_task_files=agent_pb2.DeleteTaskFiles(
+                                command_id=n.session.command_id(), job_id=job.proto.id
+                            )
+                        )
+                    )
+        self.kick_scheduler()
+        return result
+
+    def _check_job_done(self, job: JobRec) -> None:
+        if (
+            job.proto.state == J.JOB_STATE_ACTIVE
+            and job.proto.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB
+            and job.tasks
+            and job.counts[T.TASK_STATE_COMPLETED] == len(job.tasks)
+        ):
+            # Unlike Batch, a job with no tasks yet is not "all complete".
+            self._terminate_job_now(job, "AllTasksComplete")
+
+    def job_counts(self, job_id: str) -> job_pb2.TaskCounts:
+        """Task counts of a job, exact (kept up to date with every change)."""
+        job = self.job(job_id)
+        c = job.counts
+        return J.TaskCounts(
+            active=c[T.TASK_STATE_ACTIVE],
+            running=c[T.TASK_STATE_PREPARING] + c[T.TASK_STATE_RUNNING],
+            completed=c[T.TASK_STATE_COMPLETED],
+            succeeded=job.succeeded,
+            failed=job.failed,
+        )
+
+    # ------------------------------------------------------------------ tasks
+
+    async def add_tasks(self, job_id: str, specs: list[task_pb2.TaskSpec]) -> list[task_pb2.AddTaskResult]:
+        """Add validated task specs; an id that exists already gets a TASK_EXISTS result."""
+        job = self.job(job_id)
+        if job.proto.state != J.JOB_STATE_ACTIVE:
+            raise failed_precondition(
+                "JOB_NOT_ACTIVE", f"job {job_id!r} is {J.JobState.Name(job.proto.state)}; tasks cannot be added"
+            )
+        now = ts(self.clock.now())
+        results = []
+        for spec in specs:
+            tk = idkey(spec.id)
+            if tk in job.tasks:
+                results.append(
+                    T.AddTaskResult(
+                        task_id=spec.id,
+                        status=T.ADD_TASK_STATUS_CLIENT_ERROR,
+                        error_reason="TASK_EXISTS",
+                        error_message=f"task {spec.id!r} already exists in job {job.proto.id!r}",
+                    )
+                )
+                continue
+            self.meta["task_seq"] += 1
+            proto = T.Task(name=f"jobs/{job.proto.id}/tasks/{spec.id}", spec=spec, state=T.TASK_STATE_ACTIVE)
+            proto.creation_time.CopyFrom(now)
+            proto.state_transition_time.CopyFrom(now)
+            t = TaskRec(job.key, tk, self.meta["task_seq"], proto)
+            job.tasks[tk] = t
+            job.queue[tk] = None
+            self._count(job, t, +1)
+            self._mark_task(t)
+            results.append(T.AddTaskResult(task_id=spec.id, status=T.ADD_TASK_STATUS_SUCCESS))
+        self._mark_meta("task_seq")
+        await self.flush()
+        self.kick_scheduler()
+        return results
+
+    def _max_retries(self, t: TaskRec) -> int:
+        c = t.proto.spec.constraints
+        if c.HasField("max_task_retry_count"):
+            return c.max_task_retry_count
+        return self.jobs[t.job_key].proto.constraints.max_task_retry_count
+
+    def _release_node(self, t: TaskRec) -> NodeRec | None:
+        n = self.nodes.get(t.node_key) if t.node_key else None
+        t.node_key = None
+        if n is not None:
+            n.running.pop(t.tkey, None)
+            self._refresh_node_activity(n)
+            if n.state == P.NODE_STATE_LEAVING_POOL and n.internal.get("wait_for_tasks") and not n.running:
+                n.internal["wait_for_tasks"] = False
+                self._dismiss(n)
+        return n
+
+    def _requeue(self, t: TaskRec, reason: str) -> None:
+        self._release_node(t)
+        info = t.proto.execution_info
+        info.requeue_count += 1
+        info.last_requeue_time.CopyFrom(ts(self.clock.now()))
+        self.stats.requeues += 1
+        self._set_task_state(t, T.TASK_STATE_ACTIVE)
+        log.info("requeued %s/%s (attempt %d): %s", t.job_key, t.key, t.proto.attempt, reason)
+
+    def _complete_terminated(self, t: TaskRec, message: str) -> None:
+        self._release_node(t)
+        info = t.proto.execution_info
+        now = ts(self.clock.now())
+        if not info.HasField("start_time"):
+            info.start_time.CopyFrom(now)
+        info.end_time.CopyFrom(now)
+        info.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
+        info.failure_info.CopyFrom(
+            common_pb2.FailureInfo(category=common_pb2.ERROR_CATEGORY_SERVER_ERROR, code="TaskEnded", message=message)
+        )
+        self._set_task_state(t, T.TASK_STATE_COMPLETED)
+
+    def _attempt_ref(self, t: TaskRec) -> agent_pb2.AttemptRef:
+        return agent_pb2.AttemptRef(
+            job_id=self.jobs[t.job_key].proto.id, task_id=t.proto.spec.id, attempt=t.proto.attempt
+        )
+
+    def _terminate_running(self, t: TaskRec, message: str) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
+        node = self.nodes.get(t.node_key) if t.node_key else None
+        ref = self._attempt_ref(t)
+        self._complete_terminated(t, message)
+        return [(node, ref)] if node is not None else []
+
+    def _send_kills(self, kills: list[tuple[NodeRec, agent_pb2.AttemptRef]], delete_files: bool = False) -> None:
+        by_node: dict[str, tuple[NodeRec, list[agent_pb2.AttemptRef]]] = {}
+        for n, ref in kills:
+            by_node.setdefault(n.key, (n, []))[1].append(ref)
+        for n, refs in by_node.values():
+            if n.session is not None:
+                n.session.send(
+                    agent_pb2.ServerMessage(
+                        kill_tasks=agent_pb2.KillTasks(
+                            command_id=n.session.command_id(), attempts=refs, delete_files=delete_files
+                        )
+                    )
+                )
+
+    async def terminate_task(self, job_id: str, task_id: str) -> task_pb2.Task:
+        """Complete a task now; a running attempt is killed."""
+        t = self.task(job_id, task_id)
+        if t.state == T.TASK_STATE_COMPLETED:
+            raise failed_precondition("TASK_COMPLETED", f"task {task_id!r} is already completed")
+        kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
+        if t.state == T.TASK_STATE_ACTIVE:
+            self._complete_terminated(t, "terminated by the user")
+        else:
+            kills = self._terminate_running(t, "terminated by the user")
+        self._check_job_done(self.jobs[t.job_key])
+        await self.flush()
+        self._send_kills(kills)
+        self.kick_scheduler()
+        return t.proto
+
+    async def delete_task(self, job_id: str, task_id: str) -> task_pb2.Task:
+        """Delete a task; a running attempt is killed and its directory removed."""
+        t = self.task(job_id, task_id)
+        job = self.jobs[t.job_key]
+        kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
+        node_id = t.proto.node_info.node_id
+        if t.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
+            kills = self._terminate_running(t, "deleted")
+        self._count(job, t, -1)
+        job.queue.pop(t.key, None)
+        del job.tasks[t.key]
+        self._changed_tasks.pop(t.tkey, None)
+        self._dirty[("tasks", f"{job.key}/{t.key}")] = Delete("tasks", f"{job.key}/{t.key}")
+        self._check_job_done(job)
+        await self.flush()
+        self._send_kills(kills, delete_files=True)
+        n = self.nodes.get(idkey(node_id)) if node_id else None
+        if n is not None and n.session is not None and not kills:
+            n.session.send(
+                agent_pb2.ServerMessage(
+                    delete_task_files=agent_pb2.DeleteTaskFiles(
+                        command_id=n.session.command_id(), job_id=job.proto.id, task_ids=[t.proto.spec.id]
+                    )
+                )
+            )
+        self.kick_scheduler()
+        return t.proto
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> task_pb2.Task:
+        """Put a failed, completed task back in the queue with its retry count reset."""
+        t = self.task(job_id, task_id)
+        job = self.jobs[t.job_key]
+        if job.proto.state != J.JOB_STATE_ACTIVE:
+            raise failed_precondition("JOB_NOT_ACTIVE", f"job {job_id!r} is not active")
+        info = t.proto.execution_info
+        if t.state != T.TASK_STATE_COMPLETED or info.result != common_pb2.TASK_EXECUTION_RESULT_FAILURE:
+            raise failed_precondition(
+                "TASK_NOT_FAILED", f"only a completed task that failed can be reactivated; {task_id!r} did not fail"
+            )
+        self._count(job, t, -1)
+        requeues = info.requeue_count
+        info.Clear()
+        info.requeue_count = requeues
+        self._count(job, t, +1)
+        self._set_task_state(t, T.TASK_STATE_ACTIVE)
+        await self.flush()
+        self.kick_scheduler()
+        return t.proto
+
+    # ------------------------------------------------------------------ placing
+
+    def assign(self, t: TaskRec, node: NodeRec, attempt: int, slots: int) -> agent_pb2.TaskAssignment:
+        """Record that `attempt` of `t` runs on `node` (the applier calls this after re-checking)."""
+        job = self.jobs[t.job_key]
+        t.proto.attempt = attempt
+        t.node_key = node.key
+        info = t.proto.execution_info
+        for f in ("start_time", "end_time", "exit_code", "failure_info", "result"):
+            info.ClearField(f)  # type: ignore[arg-type]
+        t.proto.node_info.CopyFrom(
+            T.TaskNodeInfo(pool_id=node.proto.pool_id, node_id=node.proto.id, node_address=node.proto.ip_address)
+        )
+        node.running[t.tkey] = slots
+        self._set_task_state(t, T.TASK_STATE_PREPARING)
+        self._refresh_node_activity(node)
+        spec = t.proto.spec
+        env = list(job.proto.common_environment_settings) + list(spec.environment_settings)
+        c = spec.constraints
+        self.stats.dispatched += 1
+        return agent_pb2.TaskAssignment(
+            attempt=agent_pb2.AttemptRef(job_id=job.proto.id, task_id=spec.id, attempt=attempt),
+            pool_id=node.proto.pool_id,
+            command_line=spec.command_line,
+            environment_settings=env,
+            resource_files=spec.resource_files,
+            output_files=spec.output_files,
+            max_wall_clock_seconds=c.max_wall_clock_time.ToTimedelta().total_seconds()
+            if c.HasField("max_wall_clock_time")
+            else 0.0,
+            retention_seconds=c.retention_time.ToTimedelta().total_seconds()
+            if c.HasField("retention_time")
+            else DEFAULT_RETENTION_SECONDS,
+            required_slots=slots,
+        )
+
+    def send_assignments(self, node: NodeRec, assignments: list[agent_pb2.TaskAssignment]) -> None:
+        if node.session is not None and assignments:
+            node.session.send(
+                agent_pb2.ServerMessage(
+                    start_tasks=agent_pb2.StartTasks(command_id=node.session.command_id(), tasks=assignments)
+                )
+            )
+
+    # ------------------------------------------------------------------ agents
+
+    async def attach(self, reg: agent_pb2.Register) -> AgentSession:
+        """An agent connected: reconcile what it runs with what the server wants."""
+        node = self.nodes.get(idkey(reg.node_id)) if reg.node_id else None
+        if node is None:
+            pool = self.pools.get(idkey(reg.pool_id)) if reg.pool_id else None
+            if pool is None or pool.proto.state != P.POOL_STATE_ACTIVE:
+                raise not_found("NODE_NOT_FOUND", f"no node {reg.node_id!r} and no active pool {reg.pool_id!r} to join")
+            node = self._join_node(pool, reg)
+        if node.session is not None:
+            node.session.close()
+        session = AgentSession(node.key, reg.boot_id)
+        node.session = session
+        node.last_seen = self.clock.monotonic()
+        node.node_service_port = reg.node_service_port
+        node.proto.ip_address = reg.ip_address or node.proto.ip_address
+        node.proto.cores = reg.cores
+        node.proto.memory_bytes = reg.memory_bytes
+        node.proto.root_directory = reg.root_directory
+        node.proto.last_heartbeat_time.CopyFrom(ts(self.clock.now()))
+        self._mark("nodes", node.key, node)
+        pool = self.pools[node.pool_key]
+        if node.state == P.NODE_STATE_LEAVING_POOL:
+            session.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="node left the pool")))
+            await self.flush()
+            return session
+        # Reports the server never committed come first, so that a completion
+        # is not mistaken for a lost attempt below.
+        self._apply_events(node, list(reg.pending_events))
+        reported = {(idkey(a.job_id), idkey(a.task_id)): a.attempt for a in reg.running}
+        for tkey in list(node.running):
+            t = self.jobs[tkey[0]].tasks.get(tkey[1]) if tkey[0] in self.jobs else None
+            if t is None:
+                node.running.pop(tkey, None)
+            elif reported.get(tkey) != t.proto.attempt:
+                self._requeue(t, "the node does not run it")
+        kills = []
+        for a in reg.running:
+            tk = (idkey(a.job_id), idkey(a.task_id))
+            job = self.jobs.get(tk[0])
+            t = job.tasks.get(tk[1]) if job else None
+            if t is None or t.node_key != node.key or t.proto.attempt != a.attempt:
+                kills.append((node, a))
+        start = pool.proto.start_task if pool.proto.HasField("start_task") else None
+        run_start = bool(start and start.command_line) and not reg.start_task_succeeded
+        node.start_task_ok = not run_start and (bool(reg.start_task_succeeded) or not start)
+        if run_start and start is not None and start.wait_for_success:
+            target = P.NODE_STATE_STARTING
+        elif node.state == P.NODE_STATE_START_TASK_FAILED and reg.start_task_succeeded:
+            target = P.NODE_STATE_START_TASK_FAILED
+        else:
+            target = P.NODE_STATE_RUNNING if node.running else P.NODE_STATE_IDLE
+        if node.state in (P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING) and target == P.NODE_STATE_STARTING:
+            self._set_node_state(node, P.NODE_STATE_STARTING)
+        elif node.state != target:
+            if node.state == P.NODE_STATE_CREATING and target == P.NODE_STATE_RUNNING:
+                target = P.NODE_STATE_IDLE
+            if states.can_transition(states.NODE_TRANSITIONS, node.state, target):
+                self._set_node_state(node, target)
+            else:
+                self._set_node_state(node, P.NODE_STATE_STARTING)
+                if target != P.NODE_STATE_STARTING:
+                    self._set_node_state(node, target)
+        self._refresh_node_activity(node)
+        self._refresh_pool(pool)
+        await self.flush()
+        welcome = agent_pb2.Welcome(
+            node_id=node.proto.id,
+            pool_id=node.proto.pool_id,
+            heartbeat_interval_seconds=self.heartbeat_interval,
+            run_start_task=run_start,
+        )
+        if run_start and start is not None:
+            welcome.start_task.CopyFrom(start)
+        session.send(agent_pb2.ServerMessage(welcome=welcome))
+        if reg.pending_events:
+            session.send(
+                agent_pb2.ServerMessage(
+                    events_ack=agent_pb2.EventsAck(up_to_event_id=max(e.event_id for e in reg.pending_events))
+                )
+            )
+        self._send_kills(kills)
+        self.kick_scheduler()
+        return session
+
+    def _join_node(self, pool: PoolRec, reg: agent_pb2.Register) -> NodeRec:
+        self.meta["node_counter"] += 1
+        self._mark_meta("node_counter")
+        node_id = reg.node_id or f"node-{self.meta['node_counter']}"
+        proto = P.Node(
+            name=f"pools/{pool.proto.id}/nodes/{node_id}",
+            id=node_id,
+            pool_id=pool.proto.id,
+            state=P.NODE_STATE_CREATING,
+            ip_address=reg.ip_address,
+            task_slots=pool.proto.task_slots_per_node,
+        )
+        rec = NodeRec(idkey(node_id), proto, last_seen=self.clock.monotonic())
+        self.nodes[rec.key] = rec
+        pool.nodes[rec.key] = rec
+        self._mark("nodes", rec.key, rec)
+        return rec
+
+    def detach(self, session: AgentSession) -> None:
+        """The stream ended. The node stays as it is until it comes back or its heartbeat times out."""
+        session.close()
+        node = self.nodes.get(session.node_key)
+        if node is not None and node.session is session:
+            node.session = None
+            self.kick_scheduler()
+
+    def heartbeat(self, session: AgentSession, hb: agent_pb2.Heartbeat) -> None:
+        node = self.nodes.get(session.node_key)
+        if node is None or node.session is not session:
+            return
+        node.last_seen = self.clock.monotonic()
+        node.proto.cpu_percent = hb.cpu_percent
+        node.proto.last_heartbeat_time.CopyFrom(ts(self.clock.now()))
+
+    def touch(self, session: AgentSession) -> None:
+        node = self.nodes.get(session.node_key)
+        if node is not None and node.session is session:
+            node.last_seen = self.clock.monotonic()
+
+    async def start_task_report(self, session: AgentSession, info: common_pb2.StartTaskInfo) -> None:
+        node = self.nodes.get(session.node_key)
+        if node is None or node.session is not session:
+            return
+        node.proto.start_task_info.CopyFrom(info)
+        pool = self.pools[node.pool_key]
+        wait = pool.proto.start_task.wait_for_success
+        if info.state == common_pb2.START_TASK_STATE_RUNNING:
+            if wait and node.state == P.NODE_STATE_STARTING:
+                self._set_node_state(node, P.NODE_STATE_WAITING_FOR_START_TASK)
+        elif info.state == common_pb2.START_TASK_STATE_COMPLETED:
+            ok = info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+            node.start_task_ok = ok
+            if wait and node.state in (P.NODE_STATE_STARTING, P.NODE_STATE_WAITING_FOR_START_TASK):
+                self._set_node_state(node, P.NODE_STATE_IDLE if ok else P.NODE_STATE_START_TASK_FAILED)
+        self._mark("nodes", node.key, node)
+        self._refresh_pool(pool)
+        await self.flush()
+        self.kick_scheduler()
+
+    async def task_events(self, session: AgentSession, events: list[agent_pb2.TaskEvent]) -> None:
+        """Apply a batch of reports from a node, commit, then acknowledge them."""
+        node = self.nodes.get(session.node_key)
+        if node is None or node.session is not session:
+            return
+        node.last_seen = self.clock.monotonic()
+        self._apply_events(node, events)
+        await self.flush()
+        if events:
+            session.send(
+                agent_pb2.ServerMessage(events_ack=agent_pb2.EventsAck(up_to_event_id=max(e.event_id for e in events)))
+            )
+        self.kick_scheduler()
+
+    def _apply_events(self, node: NodeRec, events: list[agent_pb2.TaskEvent]) -> None:
+        for ev in events:
+            jk, tk = idkey(ev.attempt.job_id), idkey(ev.attempt.task_id)
+            job = self.jobs.get(jk)
+            t = job.tasks.get(tk) if job else None
+            if (
+                t is None
+                or job is None
+                or t.proto.attempt != ev.attempt.attempt
+                or t.node_key != node.key
+                or t.state not in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING)
+            ):
+                self.stats.stale_reports += 1
+                continue
+            info = t.proto.execution_info
+            if ev.kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
+                if t.state == T.TASK_STATE_PREPARING:
+                    info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
+                    t.proto.node_info.task_root_directory = ev.task_root_directory
+                    self._set_task_state(t, T.TASK_STATE_RUNNING)
+            elif ev.kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
+                self._complete_attempt(t, node, ev)
+                self._check_job_done(job)
+
+    def _complete_attempt(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent) -> None:
+        info = t.proto.execution_info
+        if not info.HasField("start_time"):
+            info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
+        if ev.task_root_directory:
+            t.proto.node_info.task_root_directory = ev.task_root_directory
+        info.end_time.CopyFrom(ev.time)
+        if ev.HasField("exit_code"):
+            info.exit_code = ev.exit_code
+        else:
+            info.ClearField("exit_code")
+        succeeded = ev.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        code = ev.failure_info.code if ev.HasField("failure_info") else ""
+        if not succeeded and not code:
+            code = "FailureExitCode"
+        if succeeded:
+            info.ClearField("failure_info")
+        else:
+            fi = common_pb2.FailureInfo()
+            fi.CopyFrom(ev.failure_info)
+            fi.code = code
+            if not fi.category:
+                fi.category = failure_category(code)  # type: ignore[assignment]
+            info.failure_info.CopyFrom(fi)
+        info.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS if succeeded else common_pb2.TASK_EXECUTION_RESULT_FAILURE
+        node.proto.total_tasks_run += 1
+        if succeeded:
+            node.proto.total_tasks_succeeded += 1
+        recent = deque(node.proto.recent_tasks, maxlen=RECENT_TASKS_PER_NODE)
+        rt = P.RecentTask(
+            job_id=self.jobs[t.job_key].proto.id, task_id=t.proto.spec.id, attempt=t.proto.attempt, state="completed"
+        )
+        if ev.HasField("exit_code"):
+            rt.exit_code = ev.exit_code
+        recent.append(rt)
+        del node.proto.recent_tasks[:]
+        node.proto.recent_tasks.extend(recent)
+        self._release_node(t)
+        outcome = AttemptOutcome(ev.exit_code if ev.HasField("exit_code") else None, code, succeeded)
+        if should_retry(outcome, info.retry_count, self._max_retries(t)):
+            info.retry_count += 1
+            info.last_retry_time.CopyFrom(ev.time)
+            self._set_task_state(t, T.TASK_STATE_ACTIVE)
+        else:
+            self._set_task_state(t, T.TASK_STATE_COMPLETED)
+
+    # ------------------------------------------------------------------ health
+
+    async def check_health(self, timeout: float) -> None:
+        """Nodes silent for longer than `timeout` become UNKNOWN and their tasks are requeued."""
+        now = self.clock.monotonic()
+        lost = []
+        for n in self.nodes.values():
+            if n.state in LIVE_NODE_STATES and now - n.last_seen > timeout:
+                lost.append(n)
+        if not lost:
+            return
+        for n in lost:
+            log.warning("node %s silent for %.1fs: UNKNOWN", n.key, now - n.last_seen)
+            self._evict_tasks(n, terminate=False, reason="node lost")
+            self._set_node_state(n, P.NODE_STATE_UNKNOWN)
+            if n.session is not None:
+                n.session.close()
+                n.session = None
+        await self.flush()
+        self.kick_scheduler()
+
+    async def check_job_deadlines(self) -> None:
+        """Terminate jobs past their max_wall_clock_time."""
+        now = self.clock.now()
+        kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
+        for job in list(self.jobs.values()):
+            c = job.proto.constraints
+            if job.proto.state != J.JOB_STATE_ACTIVE or not c.HasField("max_wall_clock_time"):
+                continue
+            if now - job.proto.creation_time.ToDatetime(tzinfo=now.tzinfo) > c.max_wall_clock_time.ToTimedelta():
+                kills.extend(self._terminate_job_now(job, "MaxWallClockTimeExpiry"))
+        if self._dirty:
+            await self.flush()
+            self._send_kills(kills)
+

@@ -1,0 +1,47 @@
+"""Resource ids and AIP-122 resource names."""
+
+from __future__ import annotations
+
+import re
+
+from shoal.server.api.errors import ApiError, invalid
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` is not a valid pool/job/task id, or None."""
+    if not value:
+        return "must not be empty"
+    if not ID_RE.match(value):
+        return "must be 1 to 64 letters, digits, '-' or '_'"
+    return None
+
+
+def key(value: str) -> str:
+    """Ids are unique ignoring case; this is the form they are indexed by."""
+    return value.lower()
+
+
+def parse_name(name: str, *collections: str, field: str = "name") -> tuple[str, ...]:
+    """Split `pools/p1/nodes/n1` into ('p1', 'n1') given ('pools', 'nodes'), or raise INVALID_ARGUMENT."""
+    parts = name.split("/")
+    if len(parts) != 2 * len(collections) or any(parts[2 * i] != c for i, c in enumerate(collections)):
+        pattern = "/".join(f"{c}/{{{c[:-1]}}}" for c in collections)
+        raise invalid("INVALID_NAME", [(field, f"must look like {pattern!r}, got {name!r}")])
+    ids = tuple(parts[2 * i + 1] for i in range(len(collections)))
+    for i, v in enumerate(ids):
+        problem = id_problem(v)
+        if problem:
+            raise invalid("INVALID_NAME", [(field, f"{collections[i][:-1]} id {problem}")])
+    return ids
+
+
+def check_id(value: str, field: str, reason: str = "INVALID_ID") -> None:
+    """Raise INVALID_ARGUMENT naming `field` when `value` is not a valid id."""
+    problem = id_problem(value)
+    if problem:
+        raise invalid(reason, [(field, problem)])
+
+
+__all__ = ["ApiError", "check_id", "id_problem", "key", "parse_name"]

@@ -1,0 +1,122 @@
+"""In-memory records of the control plane: the protobuf resource plus the indexes the server needs."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.agent.v1 import agent_pb2
+from shoal.v1 import job_pb2, pool_pb2, task_pb2
+
+TaskKey = tuple[str, str]  # (job key, task key)
+
+
+@dataclass(eq=False)
+class TaskRec:
+    """One task."""
+
+    job_key: str
+    key: str
+    seq: int
+    proto: task_pb2.Task
+    #: Node running the current attempt (PREPARING/RUNNING), else None.
+    node_key: str | None = None
+
+    @property
+    def tkey(self) -> TaskKey:
+        return (self.job_key, self.key)
+
+    @property
+    def state(self) -> int:
+        return int(self.proto.state)
+
+
+@dataclass(eq=False)
+class JobRec:
+    """One job and the index of its tasks."""
+
+    key: str
+    seq: int
+    proto: job_pb2.Job
+    #: Every task, in creation order.
+    tasks: dict[str, TaskRec] = field(default_factory=dict)
+    #: ACTIVE tasks in queue order (requeued and retried tasks go to the end).
+    queue: dict[str, None] = field(default_factory=dict)
+    #: Number of tasks per TaskState.
+    counts: collections.Counter[int] = field(default_factory=collections.Counter)
+    succeeded: int = 0
+    failed: int = 0
+    watchers: set[asyncio.Queue[list[task_pb2.Task] | None]] = field(default_factory=set)
+
+    @property
+    def pool_key(self) -> str:
+        return self.proto.pool_id.lower()
+
+
+class AgentSession:
+    """The server's end of one node's agent stream."""
+
+    def __init__(self, node_key: str, boot_id: str) -> None:
+        self.node_key = node_key
+        self.boot_id = boot_id
+        self.outbox: asyncio.Queue[agent_pb2.ServerMessage | None] = asyncio.Queue()
+        self.closed = False
+        self._next_command = 1
+
+    def command_id(self) -> int:
+        cid = self._next_command
+        self._next_command += 1
+        return cid
+
+    def send(self, msg: agent_pb2.ServerMessage) -> None:
+        if not self.closed:
+            self.outbox.put_nowait(msg)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.outbox.put_nowait(None)
+
+
+@dataclass(eq=False)
+class NodeRec:
+    """One compute node."""
+
+    key: str
+    proto: pool_pb2.Node
+    #: Provider bookkeeping (pid, root), persisted with the node.
+    internal: dict[str, Any] = field(default_factory=dict)
+    session: AgentSession | None = None
+    #: Attempts placed here and not yet finished: task key -> slots taken.
+    running: dict[TaskKey, int] = field(default_factory=dict)
+    last_seen: float = 0.0
+    node_service_port: int = 0
+    start_task_ok: bool = False
+    #: True while the stream that registered is connected.
+
+    @property
+    def pool_key(self) -> str:
+        return self.proto.pool_id.lower()
+
+    @property
+    def state(self) -> int:
+        return int(self.proto.state)
+
+    @property
+    def used_slots(self) -> int:
+        return sum(self.running.values())
+
+    @property
+    def connected(self) -> bool:
+        return self.session is not None and not self.session.closed
+
+
+@dataclass(eq=False)
+class PoolRec:
+    """One pool and its nodes."""
+
+    key: str
+    proto: pool_pb2.Pool
+    nodes: dict[str, NodeRec] = field(default_factory=dict)

@@ -1,0 +1,183 @@
+"""The local provider: every node is a `shoal agent` child process on this machine.
+
+Each node gets its own root directory under ``<data dir>/nodes/<node id>`` and
+its own loopback address (127.0.1.N). The agent's pid is kept with the node, so
+a restarted server adopts agents that are still running instead of starting
+duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from shoal.server.controlplane import ControlPlane
+from shoal.server.domain.records import NodeRec
+from shoal.v1 import pool_pb2
+
+log = logging.getLogger("shoal.provider.local")
+
+
+class LocalProvider:
+    """Starts and stops agent processes for the nodes of `local` pools."""
+
+    def __init__(self, cp: ControlPlane, *, data_dir: Path, server_address: str, orphan_timeout: float = 60.0) -> None:
+        self.cp = cp
+        self.data_dir = data_dir
+        self.server_address = server_address
+        self.orphan_timeout = orphan_timeout
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def node_root(self, node: NodeRec) -> Path:
+        return self.data_dir / "nodes" / node.proto.id
+
+    def node_added(self, node: NodeRec) -> None:
+        """Start the agent for a CREATING node."""
+        root = self.node_root(node)
+        root.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "shoal.nodeagent",
+            "--server",
+            self.server_address,
+            "--node-root",
+            str(root),
+            "--ip",
+            node.proto.ip_address,
+            "--node-id",
+            node.proto.id,
+            "--pool",
+            node.proto.pool_id,
+            "--orphan-timeout",
+            str(self.orphan_timeout),
+        ]
+        out = open(root / "agent.out", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            # Its own session: a Ctrl-C in the server's terminal does not reach
+            # the agents; the server stops them itself when it should.
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            out.close()
+        self._procs[node.key] = proc
+        node.internal["pid"] = proc.pid
+        node.internal["root"] = str(root)
+        self.cp._mark("nodes", node.key, node)
+        self._spawn(self._reap(node.key, proc))
+        log.info("started agent for %s (pid %d, %s)", node.proto.id, proc.pid, node.proto.ip_address)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reap(self, node_key: str, proc: subprocess.Popen[bytes]) -> None:
+        while proc.poll() is None:
+            await asyncio.sleep(0.5)
+        if self._procs.get(node_key) is proc:
+            del self._procs[node_key]
+        node = self.cp.nodes.get(node_key)
+        if node is not None and node.state == pool_pb2.NODE_STATE_LEAVING_POOL:
+            await self.cp.node_gone(node_key)
+
+    def node_leaving(self, node: NodeRec) -> None:
+        """Stop the agent (it was sent Shutdown); escalate if it does not go."""
+        self._spawn(self._stop(node.key, int(node.internal.get("pid", 0))))
+
+    async def _stop(self, node_key: str, pid: int) -> None:
+        proc = self._procs.get(node_key)
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while _alive(pid, proc) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        if _alive(pid, proc):
+            _signal(pid, signal.SIGTERM)
+            await asyncio.sleep(2.0)
+            if _alive(pid, proc):
+                _signal(pid, signal.SIGKILL)
+        if proc is not None:
+            proc.wait()
+        await self.cp.node_gone(node_key)
+
+    def adopt_or_restart(self) -> None:
+        """After a server restart: keep agents that still run, start the missing ones."""
+        for node in list(self.cp.nodes.values()):
+            pool = self.cp.pools.get(node.pool_key)
+            if pool is None or pool.proto.provider != "local":
+                continue
+            pid = int(node.internal.get("pid", 0))
+            alive = pid > 0 and _is_agent(pid, node.proto.id)
+            if node.state == pool_pb2.NODE_STATE_LEAVING_POOL:
+                if alive:
+                    self.node_leaving(node)
+                else:
+                    self._spawn(self.cp.node_gone(node.key))
+            elif not alive:
+                log.info("agent of %s is gone; starting it again", node.proto.id)
+                self.node_added(node)
+            else:
+                self._spawn(self._watch_adopted(node.key, pid))
+
+    async def _watch_adopted(self, node_key: str, pid: int) -> None:
+        while _alive(pid, None):
+            await asyncio.sleep(1.0)
+        node = self.cp.nodes.get(node_key)
+        if node is not None and node.state == pool_pb2.NODE_STATE_LEAVING_POOL:
+            await self.cp.node_gone(node_key)
+
+    async def stop_all(self, timeout: float = 5.0) -> None:
+        """Stop every agent this server started or adopted (on `shoal up` exit)."""
+        pids = {int(n.internal.get("pid", 0)) for n in self.cp.nodes.values() if n.internal.get("pid")}
+        for n in self.cp.nodes.values():
+            if n.session is not None:
+                from shoal.agent.v1 import agent_pb2
+
+                n.session.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="server stopping")))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(_alive(p, None) for p in pids) and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        for p in pids:
+            if _alive(p, None):
+                _signal(p, signal.SIGKILL)
+        for proc in self._procs.values():
+            try:
+                proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+        for t in list(self._tasks):
+            t.cancel()
+
+
+def _alive(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:
+    if proc is not None:
+        return proc.poll() is None
+    if pid <= 0:
+        return False
+    try:
+        p = psutil.Process(pid)
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _is_agent(pid: int, node_id: str) -> bool:
+    try:
+        cmd = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
+    return "shoal.nodeagent" in cmd and node_id in cmd
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

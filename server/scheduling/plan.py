@@ -1,0 +1,115 @@
+"""The scheduler: a pure function from a snapshot to placements.
+
+No gRPC, no database, no clock, no randomness: the applier in
+``shoal.server.controllers.scheduler`` builds the snapshot, calls :func:`plan`,
+re-checks every placement against the live state and commits the survivors.
+Placements name a tuple of nodes so that a multi-instance task (a gang) is
+placed whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+TaskKey = tuple[str, str]  # (job key, task key)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """A node as the scheduler sees it."""
+
+    node_id: str
+    pool_id: str
+    #: True when the node may take work (IDLE or RUNNING, connected, not leaving).
+    schedulable: bool
+    total_slots: int
+    free_slots: int
+
+
+@dataclass(frozen=True)
+class PendingTask:
+    """A task waiting for a node, in queue order (job priority, then job age, then task age)."""
+
+    key: TaskKey
+    pool_id: str
+    #: The attempt the task is on now; the placement runs attempt + 1.
+    attempt: int
+    required_slots: int = 1
+    #: Nodes needed at once (multi-instance tasks); each gets `required_slots`.
+    instances: int = 1
+    job_priority: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What :func:`plan` decides from."""
+
+    nodes: Sequence[NodeView]
+    #: Already ordered: higher job priority first, then older jobs, then older tasks.
+    queue: Sequence[PendingTask]
+    #: Spread tasks over nodes (True) or fill one node before the next (False).
+    spread: bool = True
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Run `attempt` of task `key` on `nodes` (one node, or a gang)."""
+
+    key: TaskKey
+    attempt: int
+    nodes: tuple[str, ...]
+    slots_per_node: int
+
+
+def plan(snapshot: Snapshot) -> list[Placement]:
+    """Place as much of the queue as fits, in queue order.
+
+    Guarantees: no node gets more slots than it has free; only schedulable nodes
+    of the task's pool are used; a gang is placed whole or not at all; a task is
+    never passed over for a later one that needs no more than it does, so a
+    higher-priority job's task is never skipped in favour of a lower one that
+    fits the same node.
+    """
+    free: dict[str, int] = {}
+    by_pool: dict[str, list[str]] = {}
+    for n in snapshot.nodes:
+        if n.schedulable and n.free_slots > 0:
+            free[n.node_id] = n.free_slots
+            by_pool.setdefault(n.pool_id, []).append(n.node_id)
+    placements: list[Placement] = []
+    # Smallest request that failed per pool: anything needing as much or more
+    # cannot fit either, so it is skipped without a scan (keeps plan O(queue)).
+    blocked: dict[str, tuple[int, int]] = {}
+    for task in snapshot.queue:
+        nodes = by_pool.get(task.pool_id)
+        if not nodes:
+            continue
+        need = (task.instances, task.required_slots)
+        b = blocked.get(task.pool_id)
+        if b is not None and need[0] >= b[0] and need[1] >= b[1]:
+            continue
+        chosen = _choose(nodes, free, task, snapshot.spread)
+        if chosen is None:
+            if b is None or (need[0] <= b[0] and need[1] <= b[1]):
+                blocked[task.pool_id] = need
+            continue
+        for node_id in chosen:
+            free[node_id] -= task.required_slots
+        placements.append(Placement(task.key, task.attempt + 1, chosen, task.required_slots))
+        # Drop full nodes so later tasks do not scan them.
+        if any(free[n] == 0 for n in chosen):
+            by_pool[task.pool_id] = [n for n in nodes if free[n] > 0]
+    return placements
+
+
+def _choose(nodes: list[str], free: dict[str, int], task: PendingTask, spread: bool) -> tuple[str, ...] | None:
+    fitting = [n for n in nodes if free[n] >= task.required_slots]
+    if len(fitting) < task.instances:
+        return None
+    if spread:
+        # Most free slots first; ties by node id so the result is deterministic.
+        fitting.sort(key=lambda n: (-free[n], n))
+    else:
+        fitting.sort(key=lambda n: (free[n], n))
+    return tuple(fitting[: task.instances])

@@ -1,0 +1,62 @@
+"""The store interface: durable rows behind the in-memory model.
+
+The control plane keeps its working state in memory and writes every change
+through a :class:`Store`. A write is acknowledged (and so may be acted on or
+reported to a client) only once :meth:`Store.commit` has returned. Backends
+coalesce concurrent commits into one transaction (group commit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+TABLES = ("pools", "nodes", "jobs", "tasks", "meta", "requests")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored row: `key` is unique within `table`; `data` is opaque bytes."""
+
+    table: str
+    key: str
+    data: bytes
+    #: Secondary grouping (the job of a task, the pool of a node); "" when unused.
+    parent: str = ""
+    #: Ordering within the table (creation sequence).
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Remove one row (`key`), or every row with `parent` when `key` is empty."""
+
+    table: str
+    key: str = ""
+    parent: str = ""
+
+
+Op = Row | Delete
+
+
+@dataclass
+class Loaded:
+    """Every row of every table, in `seq` order, as read at start-up."""
+
+    tables: dict[str, list[Row]] = field(default_factory=lambda: {t: [] for t in TABLES})
+
+
+class Store(Protocol):
+    """A durable home for rows."""
+
+    async def open(self) -> Loaded:
+        """Open (creating if needed) and read everything."""
+        ...
+
+    async def commit(self, ops: list[Op]) -> None:
+        """Make `ops` durable, in order, atomically with respect to a crash."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending commits and release the backend."""
+        ...

@@ -1,0 +1,128 @@
+"""SQLite backend (WAL) with group commit on a single writer thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from shoal.server.store.base import TABLES, Delete, Loaded, Op, Row
+
+_SCHEMA = [
+    f"CREATE TABLE IF NOT EXISTS {t} (key TEXT PRIMARY KEY, parent TEXT NOT NULL DEFAULT '', "
+    "seq INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL)"
+    for t in TABLES
+] + [f"CREATE INDEX IF NOT EXISTS {t}_parent ON {t}(parent)" for t in TABLES]
+
+
+class SqliteStore:
+    """Rows in one SQLite file; every :meth:`commit` waiting at the same moment shares a transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-store")
+        self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        #: Transactions written (for tests and benchmarks).
+        self.transactions = 0
+
+    async def open(self) -> Loaded:
+        loop = asyncio.get_running_loop()
+        loaded = await loop.run_in_executor(self._executor, self._open_sync)
+        self._wake = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop(), name="shoal-store-writer")
+        return loaded
+
+    def _open_sync(self) -> Loaded:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process (not a power cut).
+        conn.execute("PRAGMA synchronous=NORMAL")
+        for stmt in _SCHEMA:
+            conn.execute(stmt)
+        self._conn = conn
+        loaded = Loaded()
+        for t in TABLES:
+            loaded.tables[t] = [
+                Row(t, k, bytes(d), p, s)
+                for k, p, s, d in conn.execute(f"SELECT key, parent, seq, data FROM {t} ORDER BY seq, key")
+            ]
+        return loaded
+
+    async def commit(self, ops: list[Op]) -> None:
+        if not ops:
+            return
+        if self._closed or self._wake is None:
+            raise RuntimeError("store is closed")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((ops, fut))
+        self._wake.set()
+        await fut
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                if self._closed:
+                    return
+                continue
+            ops = [op for ops, _ in batch for op in ops]
+            try:
+                await loop.run_in_executor(self._executor, self._apply_sync, ops)
+            except Exception as e:  # the futures carry the failure to every waiter
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+            else:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+            if self._closed and not self._pending:
+                return
+
+    def _apply_sync(self, ops: list[Op]) -> None:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN")
+        try:
+            for op in ops:
+                if isinstance(op, Row):
+                    conn.execute(
+                        f"INSERT OR REPLACE INTO {op.table} (key, parent, seq, data) VALUES (?, ?, ?, ?)",
+                        (op.key, op.parent, op.seq, op.data),
+                    )
+                elif isinstance(op, Delete):
+                    if op.key:
+                        conn.execute(f"DELETE FROM {op.table} WHERE key = ?", (op.key,))
+                    else:
+                        conn.execute(f"DELETE FROM {op.table} WHERE parent = ?", (op.parent,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.transactions += 1
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._writer is not None:
+            await self._writer
+        if self._conn is not None:
+            conn = self._conn
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
