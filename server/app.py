@@ -15,7 +15,6 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.clock import Clock, SystemClock
 from shoal.server.api.agents import AgentServicer
@@ -30,8 +29,16 @@ from shoal.server.providers.local import LocalProvider
 from shoal.server.storage.blobstore import BlobStore
 from shoal.server.storage.service import StorageServicer
 from shoal.server.store.sqlite import SqliteStore
-from shoal.v1 import job_pb2, pool_pb2, pool_pb2_grpc, storage_pb2, storage_pb2_grpc, task_pb2, task_pb2_grpc
-from shoal.v1 import job_pb2_grpc
+from shoal.v1 import (
+    job_pb2,
+    job_pb2_grpc,
+    pool_pb2,
+    pool_pb2_grpc,
+    storage_pb2,
+    storage_pb2_grpc,
+    task_pb2,
+    task_pb2_grpc,
+)
 
 log = logging.getLogger("shoal.server")
 

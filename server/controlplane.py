@@ -21,10 +21,9 @@ from datetime import datetime
 from typing import Protocol
 
 from google.protobuf import timestamp_pb2
-
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
-from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
+from shoal.server.api.errors import already_exists, failed_precondition, not_found
 from shoal.server.domain import states
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import AgentSession, JobRec, NodeRec, PoolRec, TaskKey, TaskRec

@@ -9,6 +9,7 @@ duplicates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -17,7 +18,6 @@ import sys
 from pathlib import Path
 
 import psutil
-
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.records import NodeRec
 from shoal.v1 import pool_pb2
@@ -148,10 +148,8 @@ class LocalProvider:
             if _alive(p, None):
                 _signal(p, signal.SIGKILL)
         for proc in self._procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
         for t in list(self._tasks):
             t.cancel()
 
@@ -177,7 +175,5 @@ def _is_agent(pid: int, node_id: str) -> bool:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass

@@ -1,0 +1,36 @@
+"""A real in-process grpc.aio control plane on loopback with a temporary database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from shoal.server.app import ServerConfig, ShoalServer
+from shoal.v1 import job_pb2_grpc, pool_pb2_grpc, storage_pb2_grpc, task_pb2_grpc
+
+
+class Stubs:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.pools = pool_pb2_grpc.PoolServiceStub(channel)
+        self.jobs = job_pb2_grpc.JobServiceStub(channel)
+        self.tasks = task_pb2_grpc.TaskServiceStub(channel)
+        self.storage = storage_pb2_grpc.StorageServiceStub(channel)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ShoalServer]:
+    srv = ShoalServer(ServerConfig(data_dir=tmp_path / "data", listen="127.0.0.1:0", publish_address=False))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop(stop_agents=True)
+
+
+@pytest.fixture
+async def stubs(server: ShoalServer) -> AsyncIterator[Stubs]:
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        yield Stubs(channel)

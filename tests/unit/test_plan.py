@@ -1,0 +1,104 @@
+"""The pure scheduler: examples and hypothesis properties."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shoal.server.scheduling.plan import NodeView, PendingTask, Snapshot, plan
+
+
+def node(i: int, free: int, total: int = 4, pool: str = "p", ok: bool = True) -> NodeView:
+    return NodeView(f"n{i}", pool, ok, total, free)
+
+
+def task(i: int, *, pool: str = "p", slots: int = 1, instances: int = 1, prio: int = 0, job: str = "j") -> PendingTask:
+    return PendingTask((job, f"t{i}"), pool, 0, slots, instances, prio)
+
+
+def test_places_in_queue_order_and_spreads() -> None:
+    out = plan(Snapshot([node(1, 2), node(2, 2)], [task(i) for i in range(5)]))
+    assert [p.key[1] for p in out] == ["t0", "t1", "t2", "t3"]
+    assert Counter(p.nodes[0] for p in out) == {"n1": 2, "n2": 2}
+    assert all(p.attempt == 1 for p in out)
+
+
+def test_skips_nodes_that_are_not_schedulable_or_in_other_pools() -> None:
+    out = plan(Snapshot([node(1, 4, ok=False), node(2, 4, pool="q")], [task(0)]))
+    assert out == []
+
+
+def test_gang_is_whole_or_nothing() -> None:
+    out = plan(Snapshot([node(1, 1), node(2, 1)], [task(0, instances=3), task(1, instances=2)]))
+    assert [(p.key[1], len(p.nodes)) for p in out] == [("t1", 2)]
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> Snapshot:
+    n_nodes = draw(st.integers(0, 8))
+    nodes = []
+    for i in range(n_nodes):
+        total = draw(st.integers(1, 4))
+        nodes.append(
+            NodeView(f"n{i}", draw(st.sampled_from(["a", "b"])), draw(st.booleans()), total, draw(st.integers(0, total)))
+        )
+    queue = [
+        PendingTask(
+            ("j", f"t{i}"),
+            draw(st.sampled_from(["a", "b"])),
+            draw(st.integers(0, 3)),
+            draw(st.integers(1, 4)),
+            draw(st.integers(1, 3)),
+            draw(st.integers(-5, 5)),
+        )
+        for i in range(draw(st.integers(0, 30)))
+    ]
+    queue.sort(key=lambda t: -t.job_priority)
+    return Snapshot(nodes, queue, draw(st.booleans()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshots())
+def test_properties(snap: Snapshot) -> None:
+    out = plan(snap)
+    by_id = {n.node_id: n for n in snap.nodes}
+    pending = {t.key: t for t in snap.queue}
+    used: Counter[str] = Counter()
+    for p in out:
+        t = pending[p.key]
+        # A gang is placed whole, on distinct nodes, each schedulable and in the task's pool.
+        assert len(p.nodes) == t.instances == len(set(p.nodes))
+        assert p.attempt == t.attempt + 1
+        for nid in p.nodes:
+            n = by_id[nid]
+            assert n.schedulable and n.pool_id == t.pool_id
+            used[nid] += t.required_slots
+    # Never more slots on a node than it has free.
+    for nid, slots in used.items():
+        assert slots <= by_id[nid].free_slots
+    # A task left out could not have fitted where a later task (needing no more) was placed:
+    placed = {p.key for p in out}
+    order = [t.key for t in snap.queue]
+    for i, t in enumerate(snap.queue):
+        if t.key in placed:
+            continue
+        for later in snap.queue[i + 1 :]:
+            if later.key in placed and later.pool_id == t.pool_id:
+                assert not (later.instances >= t.instances and later.required_slots >= t.required_slots), (
+                    f"{t.key} passed over for {later.key} in {order}"
+                )
+
+
+@settings(max_examples=200, deadline=None)
+@given(snapshots())
+def test_higher_priority_first_when_both_fit_the_same_node(snap: Snapshot) -> None:
+    out = plan(snap)
+    placed = {p.key for p in out}
+    for i, hi in enumerate(snap.queue):
+        if hi.key in placed:
+            continue
+        for lo in snap.queue[i + 1 :]:
+            if lo.key in placed and lo.job_priority < hi.job_priority and lo.pool_id == hi.pool_id:
+                assert not (lo.instances >= hi.instances and lo.required_slots >= hi.required_slots)
