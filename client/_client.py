@@ -153,9 +153,7 @@ class _Rpc:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    def pages(
-        self, method: Callable[..., Any], make_request: Callable[[str], Any], field: str
-    ) -> Iterator[Any]:
+    def pages(self, method: Callable[..., Any], make_request: Callable[[str], Any], field: str) -> Iterator[Any]:
         token = ""
         while True:
             response = self.unary(method, make_request(token))
@@ -270,9 +268,7 @@ class PoolsAPI:
         self, pool_id: str, node_id: str, *, path: str = "", recursive: bool = False
     ) -> builtins.list[NodeFile]:
         """Files under ``path`` in the node's root directory."""
-        request = pool_pb2.ListNodeFilesRequest(
-            name=f"pools/{pool_id}/nodes/{node_id}", path=path, recursive=recursive
-        )
+        request = pool_pb2.ListNodeFilesRequest(name=f"pools/{pool_id}/nodes/{node_id}", path=path, recursive=recursive)
         response = self._rpc.unary(self._rpc.pools.ListNodeFiles, request)
         return [NodeFile.from_proto(f) for f in response.files]
 
@@ -337,8 +333,7 @@ class PoolsAPI:
             if deadline is not None and time.monotonic() >= deadline:
                 states = collections.Counter(str(n.state) for n in nodes)
                 raise DeadlineExceeded(
-                    f"only {len(ready)} of {want} nodes of pool {pool_id} ready after {timeout}s "
-                    f"({dict(states)})",
+                    f"only {len(ready)} of {want} nodes of pool {pool_id} ready after {timeout}s ({dict(states)})",
                     reason="WAIT_TIMEOUT",
                 )
             _wait_or_cancel(cancel, poll_interval)
@@ -380,9 +375,7 @@ class JobsAPI:
 
     def get(self, job_id: str) -> Job:
         """The job ``job_id``."""
-        return Job.from_proto(
-            self._rpc.unary(self._rpc.jobs.GetJob, job_pb2.GetJobRequest(name=f"jobs/{job_id}"))
-        )
+        return Job.from_proto(self._rpc.unary(self._rpc.jobs.GetJob, job_pb2.GetJobRequest(name=f"jobs/{job_id}")))
 
     def list(self, *, state: JobState | str | None = None) -> Iterator[Job]:
         """Every job (all pages), only those in ``state`` when given."""
@@ -398,9 +391,7 @@ class JobsAPI:
         ):
             yield Job.from_proto(msg)
 
-    def update(
-        self, job_id: str, *, priority: int | None = None, on_all_tasks_complete: str | None = None
-    ) -> Job:
+    def update(self, job_id: str, *, priority: int | None = None, on_all_tasks_complete: str | None = None) -> Job:
         """Change a job's priority and/or what happens when all its tasks complete."""
         job = job_pb2.Job(name=f"jobs/{job_id}", id=job_id)
         mask = []
@@ -555,9 +546,7 @@ class TaskWatch(Iterator[Task]):
                     if response.initial_complete and not self._initial_done:
                         self._initial_done = True
                         if self._task_ids is not None:
-                            missing = [
-                                t for t in self._task_ids if t not in seen_initial and t not in self._done
-                            ]
+                            missing = [t for t in self._task_ids if t not in seen_initial and t not in self._done]
                             if missing:
                                 raise NotFound(
                                     f"task(s) not found in job {self._job_id}: {', '.join(missing[:10])}",
@@ -573,8 +562,7 @@ class TaskWatch(Iterator[Task]):
                 err = from_rpc_error(e)
                 if isinstance(err, DeadlineExceeded):
                     raise DeadlineExceeded(
-                        f"{len(self._pending)} task(s) of job {self._job_id} "
-                        f"not completed after {self._timeout}s",
+                        f"{len(self._pending)} task(s) of job {self._job_id} not completed after {self._timeout}s",
                         reason="WAIT_TIMEOUT",
                     ) from None
                 if isinstance(err, Unavailable) and self._reconnects < 30:
@@ -625,9 +613,7 @@ class TasksAPI:
 
     def _send_chunk(self, job_id: str, chunk: list[task_pb2.TaskSpec]) -> list[AddTaskResult]:
         request = task_pb2.AddTasksRequest(parent=f"jobs/{job_id}", tasks=chunk)
-        response = self._rpc.unary(
-            self._rpc.tasks.AddTasks, request, timeout=max(self._rpc.timeout or 0, 300.0)
-        )
+        response = self._rpc.unary(self._rpc.tasks.AddTasks, request, timeout=max(self._rpc.timeout or 0, 300.0))
         results = [AddTaskResult.from_proto(r) for r in response.results]
         # Retry what failed on the server's side, a few times, as Batch clients do.
         for attempt in range(3):
@@ -724,9 +710,7 @@ class TasksAPI:
         request = task_pb2.ReactivateTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}")
         return Task.from_proto(self._rpc.unary(self._rpc.tasks.ReactivateTask, request))
 
-    def wait(
-        self, job_id: str, *, task_ids: Iterable[str] | None = None, timeout: float | None = None
-    ) -> TaskWatch:
+    def wait(self, job_id: str, *, task_ids: Iterable[str] | None = None, timeout: float | None = None) -> TaskWatch:
         """Iterate over the job's tasks (or ``task_ids``) as each one completes.
 
         Uses the ``WatchTasks`` server stream (no polling): first the initial
@@ -736,13 +720,9 @@ class TasksAPI:
         """
         return TaskWatch(self._rpc, job_id, task_ids=task_ids, timeout=timeout)
 
-    def files(
-        self, job_id: str, task_id: str, *, path: str = "", recursive: bool = False
-    ) -> builtins.list[NodeFile]:
+    def files(self, job_id: str, task_id: str, *, path: str = "", recursive: bool = False) -> builtins.list[NodeFile]:
         """Files under ``path`` in the task directory (``stdout.txt``, ``stderr.txt``, ``wd/...``)."""
-        request = task_pb2.ListTaskFilesRequest(
-            name=f"jobs/{job_id}/tasks/{task_id}", path=path, recursive=recursive
-        )
+        request = task_pb2.ListTaskFilesRequest(name=f"jobs/{job_id}/tasks/{task_id}", path=path, recursive=recursive)
         response = self._rpc.unary(self._rpc.tasks.ListTaskFiles, request)
         return [NodeFile.from_proto(f) for f in response.files]
 
@@ -822,9 +802,7 @@ class StorageAPI:
             container, blob_name, (data[i : i + _UPLOAD_CHUNK] for i in range(0, len(data), _UPLOAD_CHUNK))
         )
 
-    def upload_file(
-        self, container: str, local_path: str | os.PathLike[str], blob_name: str | None = None
-    ) -> Blob:
+    def upload_file(self, container: str, local_path: str | os.PathLike[str], blob_name: str | None = None) -> Blob:
         """Upload a local file; the blob name defaults to the file's name."""
         path = Path(local_path)
         if not path.is_file():
@@ -855,8 +833,7 @@ class StorageAPI:
         files = sorted(p for p in root.rglob("*") if p.is_file())
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
             futures = [
-                pool.submit(self.upload_file, container, p, prefix + p.relative_to(root).as_posix())
-                for p in files
+                pool.submit(self.upload_file, container, p, prefix + p.relative_to(root).as_posix()) for p in files
             ]
             return [f.result() for f in futures]
 
@@ -903,9 +880,7 @@ class StorageAPI:
             try:
                 targets.append((blob.name, safe_join(root, blob.name)))
             except ValueError as e:
-                raise InvalidArgument(
-                    str(e), reason="UNSAFE_BLOB_NAME", field_violations=[("name", str(e))]
-                ) from None
+                raise InvalidArgument(str(e), reason="UNSAFE_BLOB_NAME", field_violations=[("name", str(e))]) from None
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
             futures = [pool.submit(self.download_blob, container, name, target) for name, target in targets]
             return [f.result() for f in futures]
@@ -1000,9 +975,7 @@ class Client:
         try:
             grpc.channel_ready_future(self._channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
-            raise Unavailable(
-                f"no Shoal server at {self.address} after {timeout}s", reason="UNAVAILABLE"
-            ) from None
+            raise Unavailable(f"no Shoal server at {self.address} after {timeout}s", reason="UNAVAILABLE") from None
 
     def close(self) -> None:
         """Close the connection."""

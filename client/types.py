@@ -296,9 +296,7 @@ class ResourceFileSpec:
             )
 
     @classmethod
-    def from_container(
-        cls, container: str, *, blob_prefix: str = "", file_path: str = ""
-    ) -> ResourceFileSpec:
+    def from_container(cls, container: str, *, blob_prefix: str = "", file_path: str = "") -> ResourceFileSpec:
         """Stage every blob of ``container`` under ``blob_prefix`` into directory ``file_path``."""
         return cls(storage_container=container, blob_prefix=blob_prefix, file_path=file_path)
 
@@ -783,9 +781,7 @@ class Job:
             max_wall_clock_time=_duration(msg.constraints, "max_wall_clock_time"),
             max_task_retry_count=msg.constraints.max_task_retry_count,
             common_environment=_env_from_proto(msg.common_environment_settings),
-            on_all_tasks_complete=_ON_ALL_TASKS_COMPLETE_FROM_PROTO.get(
-                msg.on_all_tasks_complete, "noaction"
-            ),
+            on_all_tasks_complete=_ON_ALL_TASKS_COMPLETE_FROM_PROTO.get(msg.on_all_tasks_complete, "noaction"),
             state=_JOB_STATES.get(msg.state, JobState.UNSPECIFIED),
             creation_time=_ts(msg, "creation_time"),
             state_transition_time=_ts(msg, "state_transition_time"),
