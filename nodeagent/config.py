@@ -1,0 +1,38 @@
+"""The agent's configuration, fixed for the life of the process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ORPHAN_TIMEOUT = 300.0
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything the agent is told on its command line."""
+
+    #: `host:port` of the control plane (AgentService and StorageService).
+    server: str
+    #: The node root directory (SHOAL_NODE_ROOT_DIR).
+    node_root: Path
+    #: The address the NodeService listens on and that the node reports.
+    ip: str
+    #: Empty: read `<root>/volatile/node-id`, or let the server assign one.
+    node_id: str = ""
+    pool_id: str = ""
+    #: Seconds without reaching the server after which tasks are killed and the agent exits.
+    orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT
+    allow_non_loopback: bool = False
+    #: First and largest delay between reconnection attempts.
+    reconnect_initial_backoff: float = 0.2
+    reconnect_max_backoff: float = 2.0
+    #: How long TaskEvents are collected before they are sent in one message.
+    event_batch_window: float = 0.005
+    #: Grace between SIGTERM and SIGKILL when a process group is killed.
+    kill_grace_seconds: float = 2.0
+    #: How often expired task directories are swept.
+    sweep_interval_seconds: float = 60.0
+    #: Used when a task assignment carries no retention (0).
+    default_retention_seconds: float = 7 * 24 * 3600.0

@@ -1,0 +1,110 @@
+"""Environment variables for task processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from shoal.nodeagent.layout import NodeLayout
+from shoal.v1 import common_pb2
+
+#: Variables passed through from the agent's own environment.
+PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "SHELL",
+    "TERM",
+    "VIRTUAL_ENV",
+)
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def basic_env(source: Mapping[str, str]) -> dict[str, str]:
+    """The agent's PATH and a few basics, nothing else."""
+    env = {k: source[k] for k in PASSTHROUGH if k in source}
+    env.setdefault("PATH", DEFAULT_PATH)
+    return env
+
+
+def with_batch_names(shoal_vars: Mapping[str, str]) -> dict[str, str]:
+    """Each `SHOAL_X` also as `AZ_BATCH_X`."""
+    out = dict(shoal_vars)
+    for name, value in shoal_vars.items():
+        if name.startswith("SHOAL_"):
+            out["AZ_BATCH_" + name[len("SHOAL_") :]] = value
+    return out
+
+
+def node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> dict[str, str]:
+    """Variables every task on the node gets (start task included)."""
+    return {
+        "SHOAL_NODE_ROOT_DIR": str(layout.root),
+        "SHOAL_NODE_SHARED_DIR": str(layout.shared),
+        "SHOAL_NODE_STARTUP_DIR": str(layout.startup),
+        "SHOAL_NODE_ID": node_id,
+        "SHOAL_POOL_ID": pool_id,
+    }
+
+
+def build_env(
+    source: Mapping[str, str],
+    settings: Iterable[common_pb2.EnvironmentSetting],
+    system: Mapping[str, str],
+) -> dict[str, str]:
+    """Basics from `source`, then user settings (later wins), then system variables (always win)."""
+    env = basic_env(source)
+    for s in settings:
+        if s.name and "=" not in s.name and "\x00" not in s.name + s.value:
+            env[s.name] = s.value
+    env.update(with_batch_names(system))
+    return env
+
+
+def task_env(
+    source: Mapping[str, str],
+    settings: Iterable[common_pb2.EnvironmentSetting],
+    *,
+    layout: NodeLayout,
+    node_id: str,
+    pool_id: str,
+    job_id: str,
+    task_id: str,
+    attempt: int,
+    task_dir: Path,
+    working_dir: Path,
+) -> dict[str, str]:
+    """The environment of one task attempt."""
+    system = node_vars(layout, node_id, pool_id)
+    system.update(
+        {
+            "SHOAL_JOB_ID": job_id,
+            "SHOAL_TASK_ID": task_id,
+            "SHOAL_TASK_DIR": str(task_dir),
+            "SHOAL_TASK_WORKING_DIR": str(working_dir),
+        }
+    )
+    env = build_env(source, settings, system)
+    env["SHOAL_TASK_ATTEMPT"] = str(attempt)
+    return env
+
+
+def start_task_env(
+    source: Mapping[str, str],
+    settings: Iterable[common_pb2.EnvironmentSetting],
+    *,
+    layout: NodeLayout,
+    node_id: str,
+    pool_id: str,
+) -> dict[str, str]:
+    """The environment of the start task (no job or task id)."""
+    system = node_vars(layout, node_id, pool_id)
+    system["SHOAL_TASK_DIR"] = str(layout.startup)
+    system["SHOAL_TASK_WORKING_DIR"] = str(layout.startup / "wd")
+    return build_env(source, settings, system)

@@ -1,0 +1,86 @@
+"""The node's directory tree (see DESIGN.md, "A task on a node")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoal.paths import UnsafePathError, check_relative_path
+
+
+def _component(value: str, what: str) -> str:
+    """Check that `value` is one safe path component (an id used as a directory name)."""
+    norm = check_relative_path(value)
+    if "/" in norm or norm != value:
+        raise UnsafePathError(f"{what} {value!r} is not a valid directory name")
+    return norm
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """Paths under one node root directory."""
+
+    root: Path
+
+    @property
+    def shared(self) -> Path:
+        """Shared by all tasks on the node."""
+        return self.root / "shared"
+
+    @property
+    def startup(self) -> Path:
+        """The start task's directory."""
+        return self.root / "startup"
+
+    @property
+    def volatile(self) -> Path:
+        """The agent's own state."""
+        return self.root / "volatile"
+
+    @property
+    def workitems(self) -> Path:
+        """All jobs' task directories."""
+        return self.root / "workitems"
+
+    @property
+    def applications(self) -> Path:
+        """Application packages."""
+        return self.root / "applications"
+
+    @property
+    def certs(self) -> Path:
+        """Certificates."""
+        return self.root / "certs"
+
+    @property
+    def node_id_file(self) -> Path:
+        """Where an assigned node id is kept."""
+        return self.volatile / "node-id"
+
+    @property
+    def running_file(self) -> Path:
+        """attempt → process group of running tasks."""
+        return self.volatile / "running.json"
+
+    @property
+    def log_file(self) -> Path:
+        """The agent's log."""
+        return self.root / "agent.log"
+
+    def job_dir(self, job_id: str) -> Path:
+        """`workitems/<job>`; raises UnsafePathError for an id that is not a plain name."""
+        return self.workitems / _component(job_id, "job id")
+
+    def task_dir(self, job_id: str, task_id: str) -> Path:
+        """`workitems/<job>/job-1/<task>`; raises UnsafePathError for ids that are not plain names."""
+        return self.job_dir(job_id) / "job-1" / _component(task_id, "task id")
+
+    def create(self) -> None:
+        """Create the fixed directories."""
+        for d in (self.root, self.shared, self.startup, self.volatile, self.workitems):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def working_dir(task_dir: Path) -> Path:
+    """The working directory inside a task (or start task) directory."""
+    return task_dir / "wd"

@@ -1,0 +1,208 @@
+"""Launching a command as its own process group, waiting for it without blocking, killing its tree."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoal.clock import Clock
+
+log = logging.getLogger(__name__)
+
+CODE_PROGRAM_NOT_FOUND = "CommandProgramNotFound"
+CODE_LAUNCH_FAILED = "CommandLaunchFailed"
+
+
+class LaunchError(Exception):
+    """The command could not be started; `code` is the Batch failure code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def split_command(command_line: str) -> list[str]:
+    """Split a command line as a POSIX shell would, without expanding anything."""
+    try:
+        argv = shlex.split(command_line)
+    except ValueError as e:
+        raise LaunchError(CODE_LAUNCH_FAILED, f"cannot parse command line: {e}") from e
+    if not argv:
+        raise LaunchError(CODE_LAUNCH_FAILED, "the command line is empty")
+    return argv
+
+
+def exit_code_of(returncode: int) -> int:
+    """A Popen return code as a shell reports it: killed by signal N gives 128+N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def spawn(
+    command_line: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdout: Path,
+    stderr: Path,
+    append: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start `command_line` without a shell in a new session (so its own process group).
+
+    stdout and stderr go straight to the files. Raises LaunchError.
+    """
+    argv = split_command(command_line)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    out_fd = os.open(stdout, flags, 0o660)
+    try:
+        err_fd = os.open(stderr, flags, 0o660)
+        try:
+            return subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out_fd,
+                stderr=err_fd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except FileNotFoundError as e:
+            raise LaunchError(CODE_PROGRAM_NOT_FOUND, f"program not found: {argv[0]!r}") from e
+        except OSError as e:
+            raise LaunchError(CODE_LAUNCH_FAILED, f"cannot start {argv[0]!r}: {e.strerror or e}") from e
+        finally:
+            os.close(err_fd)
+    finally:
+        os.close(out_fd)
+
+
+async def wait_process(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for `proc` to exit without blocking the event loop; returns its Popen return code.
+
+    Uses a pidfd watched by the event loop where available, else a thread.
+    """
+    rc = proc.poll()
+    if rc is not None:
+        return rc
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return await asyncio.to_thread(proc.wait)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def _ready() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(pidfd, _ready)
+    try:
+        await done
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return proc.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process is left in process group `pgid`."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to a process group; False when the group is gone."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        log.warning("no permission to signal process group %d", pgid)
+        return False
+    return True
+
+
+async def kill_group(pgid: int, grace_seconds: float = 2.0) -> None:
+    """SIGTERM the whole process group, then SIGKILL what is left after `grace_seconds`.
+
+    The grace is real time (it is about the OS, not policy), polled every 20 ms.
+    """
+    if not signal_group(pgid, signal.SIGTERM):
+        return
+    # Wake up stopped processes so that they see SIGTERM.
+    signal_group(pgid, signal.SIGCONT)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return
+        await asyncio.sleep(0.02)
+    signal_group(pgid, signal.SIGKILL)
+
+
+def kill_group_now(pgid: int) -> None:
+    """SIGKILL a whole process group at once (shutdown, orphans)."""
+    with contextlib.suppress(Exception):
+        signal_group(pgid, signal.SIGKILL)
+
+
+@dataclass
+class ProcessResult:
+    """How a process ended."""
+
+    returncode: int
+    timed_out: bool
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code as a shell reports it."""
+        return exit_code_of(self.returncode)
+
+
+async def wait_with_limit(
+    proc: subprocess.Popen[bytes],
+    *,
+    clock: Clock,
+    max_wall_clock_seconds: float = 0.0,
+    grace_seconds: float = 2.0,
+    kill_leftovers: bool = True,
+) -> ProcessResult:
+    """Wait for `proc`; past `max_wall_clock_seconds` (on `clock`; 0 = unlimited) kill its whole group.
+
+    With `kill_leftovers`, processes still in the group after the leader exited are killed too.
+    """
+    pgid = proc.pid
+    waiter = asyncio.ensure_future(wait_process(proc))
+    timed_out = False
+    if max_wall_clock_seconds > 0:
+        timer = asyncio.ensure_future(clock.sleep(max_wall_clock_seconds))
+        try:
+            await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        if not waiter.done():
+            timed_out = True
+            log.info("process group %d exceeded its wall clock limit of %ss", pgid, max_wall_clock_seconds)
+            await kill_group(pgid, grace_seconds)
+    try:
+        rc = await waiter
+    except asyncio.CancelledError:
+        waiter.cancel()
+        raise
+    if kill_leftovers and group_alive(pgid):
+        signal_group(pgid, signal.SIGKILL)
+    return ProcessResult(returncode=rc, timed_out=timed_out)

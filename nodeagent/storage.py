@@ -1,0 +1,75 @@
+"""The agent's client for the control plane's StorageService (resource files and output files)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+from shoal.v1 import storage_pb2, storage_pb2_grpc
+
+UPLOAD_CHUNK = 1024 * 1024
+LIST_PAGE_SIZE = 1000
+
+
+class StorageClient:
+    """Thin async wrapper over StorageService on an existing channel."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, timeout: float = 300.0) -> None:
+        self._stub = storage_pb2_grpc.StorageServiceStub(channel)
+        self._timeout = timeout
+
+    async def list_blobs(self, container: str, prefix: str) -> list[storage_pb2.Blob]:
+        """Every blob in `container` whose name starts with `prefix` (all pages)."""
+        blobs: list[storage_pb2.Blob] = []
+        token = ""
+        while True:
+            resp = await self._stub.ListBlobs(
+                storage_pb2.ListBlobsRequest(
+                    container=container, prefix=prefix, page_size=LIST_PAGE_SIZE, page_token=token
+                ),
+                timeout=self._timeout,
+            )
+            blobs.extend(resp.blobs)
+            token = resp.next_page_token
+            if not token:
+                return blobs
+
+    async def download_blob(self, container: str, blob_name: str, dest: Path) -> int:
+        """Write one blob to `dest`; returns its size."""
+        call = self._stub.DownloadBlob(
+            storage_pb2.DownloadBlobRequest(container=container, blob_name=blob_name), timeout=self._timeout
+        )
+        size = 0
+        f = await asyncio.to_thread(open, dest, "wb")
+        try:
+            async for chunk in call:
+                if chunk.data:
+                    await asyncio.to_thread(f.write, chunk.data)
+                    size += len(chunk.data)
+        finally:
+            await asyncio.to_thread(f.close)
+        return size
+
+    async def upload_blob(self, container: str, blob_name: str, source: Path) -> storage_pb2.Blob:
+        """Upload one file as a blob (first message names it, chunks of at most 1 MiB)."""
+
+        async def requests() -> AsyncIterator[storage_pb2.UploadBlobRequest]:
+            f = await asyncio.to_thread(open, source, "rb")
+            try:
+                first = True
+                while True:
+                    data = await asyncio.to_thread(f.read, UPLOAD_CHUNK)
+                    if first:
+                        yield storage_pb2.UploadBlobRequest(container=container, blob_name=blob_name, data=data)
+                        first = False
+                    elif data:
+                        yield storage_pb2.UploadBlobRequest(data=data)
+                    if not data:
+                        return
+            finally:
+                await asyncio.to_thread(f.close)
+
+        result: storage_pb2.Blob = await self._stub.UploadBlob(requests(), timeout=self._timeout)
+        return result
