@@ -1,0 +1,108 @@
+"""Killing the server or an agent with SIGKILL loses nothing that was accepted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+from tests.e2e.harness import ServerProcess, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+
+def counts(srv: ServerProcess, job: str) -> job_pb2.TaskCounts:
+    return srv.jobs.GetJobTaskCounts(job_pb2.GetJobTaskCountsRequest(name=f"jobs/{job}"))
+
+
+def test_server_sigkill_mid_job_loses_nothing_and_runs_each_task_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    log_dir = tmp_path / "ran"
+    log_dir.mkdir()
+    srv = ServerProcess(data, heartbeat_timeout=8.0).start()
+    try:
+        srv.create_pool("p", nodes=3, slots=2)
+        srv.wait_nodes("p", 3)
+        srv.create_job("j", "p")
+        n = 300
+        # Each task leaves one file per execution (named by task and attempt),
+        # so a task that ran twice would leave two.
+        specs = [
+            task_pb2.TaskSpec(
+                id=f"t{i}",
+                command_line=f"/bin/sh -c 'sleep 0.05; echo $SHOAL_TASK_ATTEMPT > {log_dir}/t{i}.$SHOAL_TASK_ATTEMPT'",
+            )
+            for i in range(n)
+        ]
+        assert all(r.status == task_pb2.ADD_TASK_STATUS_SUCCESS for r in srv.add("j", specs).results)
+        wait_for("some tasks to complete", lambda: counts(srv, "j").completed >= 40, timeout=60)
+        srv.kill()
+        before = len(list(log_dir.iterdir()))
+        assert before < n, "the job finished before the server was killed; the test proves nothing"
+
+        srv2 = ServerProcess(data, heartbeat_timeout=8.0, port=srv.port).start()
+        srv = srv2
+        c = counts(srv, "j")
+        assert c.active + c.running + c.completed == n  # every accepted task is still there
+        done = srv.wait_job_tasks("j", timeout=150)
+        assert len(done) == n
+        assert all(t.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS for t in done.values())
+        assert all(t.execution_info.retry_count == 0 for t in done.values())
+        ran = Counter(p.name.split(".")[0] for p in log_dir.iterdir())
+        assert set(ran) == {f"t{i}" for i in range(n)}
+        assert max(ran.values()) == 1, f"ran more than once: {[k for k, v in ran.items() if v > 1]}"
+    finally:
+        srv.stop()
+
+
+def test_agent_sigkill_requeues_its_tasks_and_a_restarted_agent_rejoins(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "data", heartbeat_timeout=3.0).start()
+    try:
+        srv.create_pool("p", nodes=2, slots=1)
+        srv.wait_nodes("p", 2)
+        srv.create_job("j", "p")
+        srv.add("j", [task_pb2.TaskSpec(id=f"long{i}", command_line="sleep 4") for i in range(2)])
+        running = wait_for(
+            "both tasks running",
+            lambda: (ts := [srv.task("j", f"long{i}") for i in range(2)])
+            and all(t.state == task_pb2.TASK_STATE_RUNNING for t in ts)
+            and ts,
+        )
+        victim = running[0].node_info.node_id
+        pids = srv.agent_pids()
+        agent = __import__("psutil").Process(pids[victim])
+        cmdline = agent.cmdline()
+        os.kill(pids[victim], signal.SIGKILL)
+
+        wait_for(
+            "node to go UNKNOWN",
+            lambda: srv.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/p/nodes/{victim}")).state
+            == pool_pb2.NODE_STATE_UNKNOWN,
+            timeout=20,
+        )
+        done = srv.wait_job_tasks("j", timeout=60)
+        moved = done["long0"]
+        assert moved.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        assert moved.execution_info.requeue_count == 1
+        assert moved.execution_info.retry_count == 0
+        assert moved.node_info.node_id != victim
+
+        # The same agent command (same node root) rejoins and reconciles.
+        subprocess.Popen(cmdline, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(
+            "node to rejoin",
+            lambda: srv.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/p/nodes/{victim}")).state
+            == pool_pb2.NODE_STATE_IDLE,
+            timeout=30,
+        )
+        srv.add("j", [task_pb2.TaskSpec(id=f"after{i}", command_line="/bin/true") for i in range(6)])
+        done = srv.wait_job_tasks("j", timeout=60)
+        assert all(t.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS for t in done.values())
+    finally:
+        srv.stop()
+
