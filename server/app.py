@@ -42,7 +42,8 @@ from shoal.v1 import (
 
 log = logging.getLogger("shoal.server")
 
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+# Large enough for 100,000 tasks in one AddTasks; larger requests get RESOURCE_EXHAUSTED.
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 NON_LOOPBACK_FLAG = "--allow-non-loopback-without-authentication"
 
 

@@ -1063,8 +1063,13 @@ class ControlPlane:
         """Nodes silent for longer than `timeout` become UNKNOWN and their tasks are requeued."""
         now = self.clock.monotonic()
         lost = []
+        # An agent gets longer to come up the first time than to answer later.
+        creating_timeout = max(60.0, 3 * timeout)
         for n in self.nodes.values():
-            if n.state in LIVE_NODE_STATES and now - n.last_seen > timeout:
+            silent = now - n.last_seen
+            if (n.state in LIVE_NODE_STATES and silent > timeout) or (
+                n.state == P.NODE_STATE_CREATING and silent > creating_timeout
+            ):
                 lost.append(n)
         if not lost:
             return

@@ -143,3 +143,15 @@ async def test_non_loopback_listen_is_refused(tmp_path) -> None:
 
     with pytest.raises(NotLoopbackError):
         ShoalServer(ServerConfig(data_dir=tmp_path, listen="0.0.0.0:0"))
+
+
+async def test_oversized_request_is_refused_and_adds_nothing(stubs) -> None:
+    await make_pool_and_job(stubs)
+    big = "x" * (1024 * 1024)
+    specs = [task_pb2.TaskSpec(id=f"t{i}", command_line="echo", display_name=big[:1000]) for i in range(10)]
+    specs += [task_pb2.TaskSpec(id=f"big{i}", command_line="echo " + big[:30000]) for i in range(4500)]
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await stubs.tasks.AddTasks(task_pb2.AddTasksRequest(parent="jobs/j1", tasks=specs))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    counts = await stubs.jobs.GetJobTaskCounts(job_pb2.GetJobTaskCountsRequest(name="jobs/j1"))
+    assert counts.active == 0
