@@ -1,0 +1,102 @@
+"""`python -m shoal.nodeagent`: start one node agent (also what `shoal agent` calls)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from shoal.nodeagent.config import DEFAULT_ORPHAN_TIMEOUT, AgentConfig
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The agent's command line."""
+    p = argparse.ArgumentParser(prog="shoal agent", description="Run a Shoal node agent.")
+    p.add_argument("--server", required=True, help="control plane address, host:port")
+    p.add_argument("--node-root", required=True, type=Path, help="the node's root directory")
+    p.add_argument("--ip", required=True, help="address the agent's NodeService listens on (e.g. 127.0.1.5)")
+    p.add_argument("--node-id", default="", help="node id (default: kept one, or assigned by the server)")
+    p.add_argument("--pool", default="", help="pool id")
+    p.add_argument(
+        "--orphan-timeout",
+        type=float,
+        default=DEFAULT_ORPHAN_TIMEOUT,
+        help="seconds without reaching the server before tasks are killed and the agent exits",
+    )
+    p.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="allow listening on a non-loopback address (there is no authentication yet)",
+    )
+    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return p
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
+    """Parse the command line into an AgentConfig and a log level; exits with status 2 on bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        ip = ipaddress.ip_address(args.ip)
+    except ValueError:
+        parser.error(f"--ip {args.ip!r} is not an IP address")
+    if not ip.is_loopback and not args.allow_non_loopback:
+        parser.error(
+            f"--ip {args.ip} is not a loopback address; the agent has no authentication yet, "
+            "pass --allow-non-loopback to run it anyway"
+        )
+    if args.orphan_timeout <= 0:
+        parser.error("--orphan-timeout must be positive")
+    config = AgentConfig(
+        server=args.server,
+        node_root=args.node_root.absolute(),
+        ip=str(ip),
+        node_id=args.node_id,
+        pool_id=args.pool,
+        orphan_timeout=args.orphan_timeout,
+        allow_non_loopback=args.allow_non_loopback,
+    )
+    return config, args.log_level
+
+
+def setup_logging(node_root: Path, level: str) -> None:
+    """Log to stderr and to `<node root>/agent.log`."""
+    node_root.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    fmt = logging.Formatter(LOG_FORMAT)
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(node_root / "agent.log")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+async def run_agent(config: AgentConfig) -> int:
+    """Run an agent until it exits, stopping it cleanly on SIGTERM or SIGINT."""
+    from shoal.nodeagent.agent import Agent
+
+    agent = Agent(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent.request_stop, f"signal {sig.name}")
+    try:
+        return await agent.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse `argv` (default sys.argv[1:]), run the agent, return its exit code."""
+    config, level = parse_config(argv)
+    setup_logging(config.node_root, level)
+    return asyncio.run(run_agent(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

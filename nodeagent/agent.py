@@ -1,0 +1,382 @@
+"""The node agent: NodeService, the session with the control plane, and the task runner together."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+import grpc
+import psutil
+from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.clock import Clock, SystemClock
+from shoal.nodeagent import process
+from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
+from shoal.nodeagent.fileservice import NodeFileService
+from shoal.nodeagent.layout import NodeLayout
+from shoal.nodeagent.outbox import Outbox
+from shoal.nodeagent.runner import TaskRunner
+from shoal.nodeagent.starttask import run_start_task
+from shoal.nodeagent.state import RunningFile, read_node_id, write_node_id
+from shoal.nodeagent.storage import StorageClient
+from shoal.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+_EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
+
+EXIT_OK = 0
+EXIT_ORPHANED = 3
+WELCOME_TIMEOUT = 30.0
+MAX_EVENTS_PER_MESSAGE = 1000
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
+class SessionEnded(Exception):
+    """The stream ended or failed before or after Welcome."""
+
+
+def _host_port(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+class _Connection:
+    """One Connect stream: messages queued for the writer."""
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self.queue: collections.deque[agent_pb2.AgentMessage] = collections.deque()
+        self._wake = wake
+
+    def send(self, msg: agent_pb2.AgentMessage) -> None:
+        self.queue.append(msg)
+        self._wake.set()
+
+
+class Agent:
+    """One node agent. `await Agent(config).run()` returns the process exit code."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Clock | None = None,
+        source_env: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.layout = NodeLayout(config.node_root.absolute())
+        self.boot_id = uuid.uuid4().hex
+        self.node_id = config.node_id
+        self.pool_id = config.pool_id
+        self.node_service_port = 0
+        self.heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
+        self.outbox = Outbox()
+        self.running_file = RunningFile(self.layout.running_file)
+        #: Set on every Welcome (tests wait on it).
+        self.welcomed = asyncio.Event()
+        self.exit_code = EXIT_OK
+        self._stop = asyncio.Event()
+        self._wake = self.outbox.changed
+        self._conn: _Connection | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._storage: StorageClient | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._start_task: asyncio.Task[None] | None = None
+        self._start_task_pgid: int | None = None
+        self._start_task_report: common_pb2.StartTaskInfo | None = None
+        self.start_task_succeeded = False
+        self.runner = TaskRunner(
+            config=config,
+            layout=self.layout,
+            clock=self.clock,
+            emit=self._emit,
+            storage=lambda: self._storage,
+            node_identity=lambda: (self.node_id, self.pool_id),
+            running_file=self.running_file,
+            source_env=source_env,
+        )
+        self._source_env = source_env
+
+    # ---- life cycle ------------------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "", exit_code: int = EXIT_OK) -> None:
+        """Kill all tasks and exit (SIGTERM, SIGINT, Shutdown)."""
+        if not self._stop.is_set():
+            log.info("stopping: %s", reason or "requested")
+            self.exit_code = exit_code
+            self._stop.set()
+
+    async def run(self) -> int:
+        """Run until Shutdown, a signal, or the orphan timeout; returns the exit code."""
+        self.layout.create()
+        orphans = self.running_file.kill_orphans(self.layout.root)
+        if orphans:
+            log.warning("killed %d task(s) left by a previous agent process: %s", len(orphans), orphans)
+        if not self.node_id:
+            self.node_id = read_node_id(self.layout.node_id_file)
+        server = grpc.aio.server()
+        agent_pb2_grpc.add_NodeServiceServicer_to_server(
+            NodeFileService(self.layout, self.runner.attempt_done), server
+        )
+        self.node_service_port = server.add_insecure_port(_host_port(self.config.ip, 0))
+        await server.start()
+        log.info(
+            "agent %s (boot %s) serving files on %s:%d, control plane %s",
+            self.node_id or "(unassigned)",
+            self.boot_id,
+            self.config.ip,
+            self.node_service_port,
+            self.config.server,
+        )
+        self._channel = grpc.aio.insecure_channel(self.config.server, options=CHANNEL_OPTIONS)
+        self._storage = StorageClient(self._channel)
+        self._spawn(self._sweeper())
+        try:
+            await self._session_loop()
+        finally:
+            await self._shutdown()
+            await server.stop(0.5)
+        return self.exit_code
+
+    async def _shutdown(self) -> None:
+        if self._start_task_pgid is not None:
+            process.kill_group_now(self._start_task_pgid)
+        await self.runner.kill_all()
+        for t in list(self._background):
+            t.cancel()
+        if self._background:
+            await asyncio.wait(self._background, timeout=2.0)
+        if self._channel is not None:
+            await self._channel.close(None)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _sweeper(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.runner.sweep)
+            except Exception:
+                log.exception("retention sweep failed")
+            await self.clock.sleep(self.config.sweep_interval_seconds)
+
+    async def _wait_or_stop(self, seconds: float) -> None:
+        stop = asyncio.ensure_future(self._stop.wait())
+        sleep = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait({stop, sleep}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            sleep.cancel()
+
+    # ---- session -----------------------------------------------------------------------------------
+
+    async def _session_loop(self) -> None:
+        backoff = self.config.reconnect_initial_backoff
+        lost_since = self.clock.monotonic()
+        while not self._stop.is_set():
+            welcomed = await self._one_session()
+            if self._stop.is_set():
+                return
+            if welcomed:
+                backoff = self.config.reconnect_initial_backoff
+                lost_since = self.clock.monotonic()
+            if self.clock.monotonic() - lost_since >= self.config.orphan_timeout:
+                log.error(
+                    "control plane unreachable for %.0fs: killing all tasks and exiting",
+                    self.config.orphan_timeout,
+                )
+                self.request_stop("orphaned", EXIT_ORPHANED)
+                return
+            await self._wait_or_stop(backoff)
+            backoff = min(backoff * 2, self.config.reconnect_max_backoff)
+
+    def _register(self) -> agent_pb2.AgentMessage:
+        return agent_pb2.AgentMessage(
+            register=agent_pb2.Register(
+                node_id=self.node_id,
+                pool_id=self.pool_id,
+                ip_address=self.config.ip,
+                node_service_port=self.node_service_port,
+                cores=psutil.cpu_count() or 1,
+                memory_bytes=psutil.virtual_memory().total,
+                root_directory=str(self.layout.root),
+                boot_id=self.boot_id,
+                running=self.runner.active_attempts(),
+                pending_events=self.outbox.pending(),
+                start_task_succeeded=self.start_task_succeeded,
+            )
+        )
+
+    async def _one_session(self) -> bool:
+        """One Connect stream from Register to its end; True when a Welcome arrived."""
+        assert self._channel is not None
+        stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+        call = stub.Connect()
+        welcomed = False
+        tasks: list[asyncio.Task[Any]] = []
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await call.write(self._register())
+            watermark = self.outbox.last_id
+            first = await asyncio.wait_for(call.read(), WELCOME_TIMEOUT)
+            if first is _EOF or first.WhichOneof("body") != "welcome":
+                raise SessionEnded("no Welcome")
+            conn = _Connection(self._wake)
+            self._conn = conn
+            welcomed = True
+            self._on_welcome(first.welcome, conn)
+            writer = asyncio.create_task(self._writer(call, conn, watermark))
+            tasks = [writer, asyncio.create_task(self._heartbeats(conn))]
+            while True:
+                read = asyncio.ensure_future(call.read())
+                done, _ = await asyncio.wait({read, stop, writer}, return_when=asyncio.FIRST_COMPLETED)
+                if read not in done:
+                    read.cancel()
+                    if writer in done and writer.exception() is not None:
+                        raise SessionEnded(f"writing failed: {writer.exception()}")
+                    break
+                msg = read.result()
+                if msg is _EOF:
+                    log.warning("the control plane closed the stream")
+                    break
+                self._dispatch(msg, conn)
+            if self._stop.is_set():
+                # Let queued messages (acks, reports) go out, then close our side.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._flush(call, conn), 1.0)
+                    await call.done_writing()
+        except (grpc.aio.AioRpcError, SessionEnded, TimeoutError, grpc.aio.UsageError) as e:
+            detail = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
+            log.warning("session with %s ended: %s", self.config.server, detail)
+        finally:
+            self._conn = None
+            stop.cancel()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+            call.cancel()
+        return welcomed
+
+    async def _flush(self, call: Any, conn: _Connection) -> None:
+        while conn.queue:
+            await call.write(conn.queue.popleft())
+
+    def _on_welcome(self, w: agent_pb2.Welcome, conn: _Connection) -> None:
+        if w.node_id and w.node_id != self.node_id:
+            log.info("node id is %s", w.node_id)
+            self.node_id = w.node_id
+        if self.node_id and read_node_id(self.layout.node_id_file) != self.node_id:
+            write_node_id(self.layout.node_id_file, self.node_id)
+        if w.pool_id:
+            self.pool_id = w.pool_id
+        self.heartbeat_interval = w.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL
+        running = self._start_task is not None and not self._start_task.done()
+        if w.run_start_task and not running:
+            self._start_task = self._spawn(self._run_start_task(w.start_task))
+        elif self._start_task_report is not None:
+            conn.send(agent_pb2.AgentMessage(start_task=agent_pb2.StartTaskReport(info=self._start_task_report)))
+        self.welcomed.set()
+        self.welcomed = asyncio.Event()
+
+    async def _writer(self, call: Any, conn: _Connection, watermark: int) -> None:
+        while True:
+            await self._wake.wait()
+            if self.outbox.last_id > watermark and self.config.event_batch_window > 0:
+                await asyncio.sleep(self.config.event_batch_window)
+            self._wake.clear()
+            await self._flush(call, conn)
+            while True:
+                events = self.outbox.after(watermark, MAX_EVENTS_PER_MESSAGE)
+                if not events:
+                    break
+                await call.write(agent_pb2.AgentMessage(task_events=agent_pb2.TaskEvents(events=events)))
+                watermark = events[-1].event_id
+
+    async def _heartbeats(self, conn: _Connection) -> None:
+        while True:
+            conn.send(
+                agent_pb2.AgentMessage(
+                    heartbeat=agent_pb2.Heartbeat(
+                        cpu_percent=psutil.cpu_percent(None),
+                        memory_used_bytes=psutil.virtual_memory().used,
+                        running_task_slots=self.runner.running_slots(),
+                    )
+                )
+            )
+            await self.clock.sleep(self.heartbeat_interval)
+
+    def _dispatch(self, msg: agent_pb2.ServerMessage, conn: _Connection) -> None:
+        kind = msg.WhichOneof("body")
+        if kind == "start_tasks":
+            for assignment in msg.start_tasks.tasks:
+                self.runner.start(assignment)
+            self._ack(conn, msg.start_tasks.command_id)
+        elif kind == "kill_tasks":
+            k = msg.kill_tasks
+            self._spawn(self.runner.kill(list(k.attempts), k.delete_files))
+            self._ack(conn, k.command_id)
+        elif kind == "delete_task_files":
+            d = msg.delete_task_files
+            self._spawn(self.runner.delete_task_files(d.job_id, list(d.task_ids)))
+            self._ack(conn, d.command_id)
+        elif kind == "events_ack":
+            self.outbox.ack(msg.events_ack.up_to_event_id)
+        elif kind == "shutdown":
+            self.request_stop(f"shutdown requested by the control plane: {msg.shutdown.reason}")
+        else:
+            log.warning("ignoring unexpected %s message", kind)
+
+    @staticmethod
+    def _ack(conn: _Connection, command_id: int) -> None:
+        if command_id:
+            conn.send(agent_pb2.AgentMessage(ack=agent_pb2.CommandAck(command_id=command_id)))
+
+    def _emit(self, event: agent_pb2.TaskEvent) -> None:
+        self.outbox.add(event)
+
+    # ---- start task --------------------------------------------------------------------------------
+
+    def _report_start_task(self, info: common_pb2.StartTaskInfo) -> None:
+        self._start_task_report = info
+        if info.state == common_pb2.START_TASK_STATE_COMPLETED:
+            self.start_task_succeeded = info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        if self._conn is not None:
+            self._conn.send(agent_pb2.AgentMessage(start_task=agent_pb2.StartTaskReport(info=info)))
+
+    def _on_start_task_process(self, pgid: int | None) -> None:
+        self._start_task_pgid = pgid
+
+    async def _run_start_task(self, start_task: common_pb2.StartTask) -> None:
+        self.start_task_succeeded = False
+        try:
+            await run_start_task(
+                start_task,
+                layout=self.layout,
+                clock=self.clock,
+                node_id=self.node_id,
+                pool_id=self.pool_id,
+                storage=self._storage,
+                report=self._report_start_task,
+                grace_seconds=self.config.kill_grace_seconds,
+                source_env=self._source_env if self._source_env is not None else dict(os.environ),
+                on_process=self._on_start_task_process,
+            )
+        except Exception:
+            log.exception("the start task failed inside the agent")

@@ -1,0 +1,107 @@
+"""The pool's start task: runs in `<root>/startup`, retried on a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from shoal.clock import Clock
+from shoal.nodeagent import envvars, process
+from shoal.nodeagent.layout import NodeLayout, working_dir
+from shoal.nodeagent.runner import USER_ERROR, Outcome, failure, outcome_of, timestamp
+from shoal.nodeagent.staging import StagingError, stage_resource_files
+from shoal.nodeagent.storage import StorageClient
+from shoal.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+
+def _fresh_startup_dir(startup: Path) -> None:
+    if startup.exists():
+        shutil.rmtree(startup)
+    working_dir(startup).mkdir(parents=True)
+
+
+async def run_start_task(
+    start_task: common_pb2.StartTask,
+    *,
+    layout: NodeLayout,
+    clock: Clock,
+    node_id: str,
+    pool_id: str,
+    storage: StorageClient | None,
+    report: Callable[[common_pb2.StartTaskInfo], None],
+    grace_seconds: float = 2.0,
+    source_env: dict[str, str] | None = None,
+    on_process: Callable[[int | None], None] | None = None,
+) -> common_pb2.StartTaskInfo:
+    """Run the start task to its end, calling `report` with RUNNING and then COMPLETED; returns the last."""
+    started = clock.now()
+    info = common_pb2.StartTaskInfo(state=common_pb2.START_TASK_STATE_RUNNING, start_time=timestamp(started))
+    report(info)
+    startup = layout.startup
+    wd = working_dir(startup)
+    retries = 0
+    outcome: Outcome
+    try:
+        await asyncio.to_thread(_fresh_startup_dir, startup)
+        await stage_resource_files(start_task.resource_files, wd, storage)
+    except StagingError as e:
+        outcome = Outcome(None, failure(USER_ERROR, e.code, e.message))
+    except OSError as e:
+        outcome = Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", str(e)))
+    else:
+        env = envvars.start_task_env(
+            dict(os.environ) if source_env is None else source_env,
+            start_task.environment_settings,
+            layout=layout,
+            node_id=node_id,
+            pool_id=pool_id,
+        )
+        limit = start_task.max_task_retry_count
+        while True:
+            try:
+                proc = process.spawn(
+                    start_task.command_line,
+                    cwd=wd,
+                    env=env,
+                    stdout=startup / "stdout.txt",
+                    stderr=startup / "stderr.txt",
+                    append=True,
+                )
+            except process.LaunchError as e:
+                outcome = Outcome(None, failure(USER_ERROR, e.code, e.message))
+                break
+            if on_process is not None:
+                on_process(proc.pid)
+            try:
+                result = await process.wait_with_limit(
+                    proc, clock=clock, grace_seconds=grace_seconds, kill_leftovers=False
+                )
+            finally:
+                if on_process is not None:
+                    on_process(None)
+            outcome = outcome_of(result)
+            if outcome.succeeded or (limit >= 0 and retries >= limit):
+                break
+            retries += 1
+            log.info("start task exited with %s; retry %d", result.exit_code, retries)
+    info = common_pb2.StartTaskInfo(
+        state=common_pb2.START_TASK_STATE_COMPLETED,
+        start_time=timestamp(started),
+        end_time=timestamp(clock.now()),
+        retry_count=retries,
+        result=common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        if outcome.succeeded
+        else common_pb2.TASK_EXECUTION_RESULT_FAILURE,
+    )
+    if outcome.exit_code is not None:
+        info.exit_code = outcome.exit_code
+    if outcome.failure_info is not None:
+        info.failure_info.CopyFrom(outcome.failure_info)
+    report(info)
+    return info
