@@ -94,7 +94,8 @@ def _client(ctx: click.Context) -> Client:
 def _console() -> Console:
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    # Wide when piped so that tables do not wrap into unreadable columns.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,591 @@
+"""A small in-memory Shoal API on a real in-process grpc.aio server, for client and CLI tests.
+
+It speaks the public protos and fails the way the real server does: a
+`google.rpc.Status` with an ErrorInfo reason in the `shoal.v1` domain and
+BadRequest field violations. Tests drive task state changes through
+:meth:`FakeShoal.complete` and friends (run on the server's loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from shoal.v1 import (
+    common_pb2,
+    job_pb2,
+    job_pb2_grpc,
+    pool_pb2,
+    pool_pb2_grpc,
+    storage_pb2,
+    storage_pb2_grpc,
+    task_pb2,
+    task_pb2_grpc,
+)
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def rich_status(
+    code: grpc.StatusCode, reason: str, message: str, violations: list[tuple[str, str]] | None = None
+) -> grpc.Status:
+    details = []
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain="shoal.v1", metadata={"k": "v"}))
+    details.append(info)
+    if violations:
+        bad = any_pb2.Any()
+        bad.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
+                ]
+            )
+        )
+        details.append(bad)
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=details))
+
+
+class Abort(Exception):
+    def __init__(self, status: grpc.Status):
+        super().__init__(status)
+        self.status = status
+
+
+def not_found(reason: str, msg: str) -> Abort:
+    return Abort(rich_status(grpc.StatusCode.NOT_FOUND, reason, msg))
+
+
+def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    import functools
+    import inspect
+
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def gen_wrapper(self: Any, request: Any, context: Any) -> Any:
+            try:
+                async for item in fn(self, request, context):
+                    yield item
+            except Abort as e:
+                await context.abort_with_status(e.status)
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: Any) -> Any:
+        try:
+            return await fn(self, request, context)
+        except Abort as e:
+            await context.abort_with_status(e.status)
+
+    return wrapper
+
+
+def _page(items: list[Any], page_size: int, token: str) -> tuple[list[Any], str]:
+    start = int(token or 0)
+    size = page_size or 1000
+    chunk = items[start : start + size]
+    nxt = str(start + size) if start + size < len(items) else ""
+    return chunk, nxt
+
+
+class FakeShoal(
+    pool_pb2_grpc.PoolServiceServicer,
+    job_pb2_grpc.JobServiceServicer,
+    task_pb2_grpc.TaskServiceServicer,
+    storage_pb2_grpc.StorageServiceServicer,
+):
+    """The state and the servicers."""
+
+    def __init__(self) -> None:
+        self.pools: dict[str, pool_pb2.Pool] = {}
+        self.nodes: dict[str, list[pool_pb2.Node]] = {}
+        self.jobs: dict[str, job_pb2.Job] = {}
+        self.tasks: dict[str, dict[str, task_pb2.Task]] = {}
+        self.files: dict[tuple[str, str, str], bytes] = {}
+        self.containers: dict[str, dict[str, bytes]] = {}
+        self.watchers: list[tuple[str, asyncio.Queue[task_pb2.Task]]] = []
+        self.add_tasks_requests: list[int] = []
+        self.page_size_seen: list[int] = []
+        self.metadata_seen: list[dict[str, str]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # ---------------------------------------------------------------- pools
+    @handled
+    async def CreatePool(self, request: pool_pb2.CreatePoolRequest, context: Any) -> pool_pb2.Pool:
+        self.metadata_seen.append(dict(context.invocation_metadata()))
+        p = request.pool
+        violations = []
+        if not ID_RE.match(p.id):
+            violations.append(("pool.id", "1..64 letters, digits, '-' and '_'"))
+        if p.task_slots_per_node < 0 or p.task_slots_per_node > 256:
+            violations.append(("pool.task_slots_per_node", "0..256"))
+        if violations:
+            raise Abort(rich_status(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_POOL", "bad pool", violations))
+        if p.id.lower() in {k.lower() for k in self.pools}:
+            raise Abort(rich_status(grpc.StatusCode.ALREADY_EXISTS, "POOL_EXISTS", f"pool {p.id} exists"))
+        pool = pool_pb2.Pool()
+        pool.CopyFrom(p)
+        pool.name = f"pools/{p.id}"
+        pool.state = pool_pb2.POOL_STATE_ACTIVE
+        pool.allocation_state = pool_pb2.ALLOCATION_STATE_STEADY
+        pool.current_nodes = p.target_nodes
+        pool.creation_time.GetCurrentTime()
+        pool.provider = p.provider or "local"
+        self.pools[p.id] = pool
+        self.nodes[p.id] = [
+            pool_pb2.Node(
+                name=f"pools/{p.id}/nodes/node-{i}",
+                id=f"node-{i}",
+                pool_id=p.id,
+                state=pool_pb2.NODE_STATE_IDLE,
+                ip_address=f"127.0.1.{i}",
+                task_slots=p.task_slots_per_node or 1,
+            )
+            for i in range(1, p.target_nodes + 1)
+        ]
+        return pool
+
+    def _pool(self, name: str) -> pool_pb2.Pool:
+        pid = name.removeprefix("pools/")
+        if pid not in self.pools:
+            raise not_found("POOL_NOT_FOUND", f"pool {pid} not found")
+        return self.pools[pid]
+
+    @handled
+    async def GetPool(self, request: pool_pb2.GetPoolRequest, context: Any) -> pool_pb2.Pool:
+        return self._pool(request.name)
+
+    @handled
+    async def ListPools(self, request: pool_pb2.ListPoolsRequest, context: Any) -> pool_pb2.ListPoolsResponse:
+        self.page_size_seen.append(request.page_size)
+        # Pages of 2 regardless, so that the client has to follow tokens.
+        items, nxt = _page(list(self.pools.values()), 2, request.page_token)
+        return pool_pb2.ListPoolsResponse(pools=items, next_page_token=nxt)
+
+    @handled
+    async def DeletePool(self, request: pool_pb2.DeletePoolRequest, context: Any) -> pool_pb2.Pool:
+        pool = self._pool(request.name)
+        del self.pools[pool.id]
+        pool.state = pool_pb2.POOL_STATE_DELETING
+        return pool
+
+    @handled
+    async def ResizePool(self, request: pool_pb2.ResizePoolRequest, context: Any) -> pool_pb2.Pool:
+        pool = self._pool(request.name)
+        if request.target_nodes < 0:
+            raise Abort(
+                rich_status(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_RESIZE", "bad size", [("target_nodes", ">= 0")])
+            )
+        pool.target_nodes = request.target_nodes
+        pool.allocation_state = pool_pb2.ALLOCATION_STATE_RESIZING
+        return pool
+
+    @handled
+    async def ListNodes(self, request: pool_pb2.ListNodesRequest, context: Any) -> pool_pb2.ListNodesResponse:
+        self._pool(request.parent)
+        nodes = [
+            n
+            for n in self.nodes[request.parent.removeprefix("pools/")]
+            if not request.state or n.state == request.state
+        ]
+        items, nxt = _page(nodes, 1, request.page_token)
+        return pool_pb2.ListNodesResponse(nodes=items, next_page_token=nxt)
+
+    @handled
+    async def GetNode(self, request: pool_pb2.GetNodeRequest, context: Any) -> pool_pb2.Node:
+        _, pid, _, nid = request.name.split("/")
+        self._pool(f"pools/{pid}")
+        for n in self.nodes[pid]:
+            if n.id == nid:
+                return n
+        raise not_found("NODE_NOT_FOUND", f"node {nid} not found")
+
+    # ---------------------------------------------------------------- jobs
+    def _job(self, name: str) -> job_pb2.Job:
+        jid = name.removeprefix("jobs/")
+        if jid not in self.jobs:
+            raise not_found("JOB_NOT_FOUND", f"job {jid} not found")
+        return self.jobs[jid]
+
+    @handled
+    async def CreateJob(self, request: job_pb2.CreateJobRequest, context: Any) -> job_pb2.Job:
+        j = request.job
+        if not ID_RE.match(j.id):
+            raise Abort(rich_status(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_JOB", "bad job", [("job.id", "bad id")]))
+        if j.pool_id not in self.pools:
+            raise Abort(rich_status(grpc.StatusCode.FAILED_PRECONDITION, "POOL_NOT_FOUND", "no such pool"))
+        if j.id in self.jobs:
+            raise Abort(rich_status(grpc.StatusCode.ALREADY_EXISTS, "JOB_EXISTS", f"job {j.id} exists"))
+        job = job_pb2.Job()
+        job.CopyFrom(j)
+        job.name = f"jobs/{j.id}"
+        job.state = job_pb2.JOB_STATE_ACTIVE
+        job.creation_time.GetCurrentTime()
+        self.jobs[j.id] = job
+        self.tasks[j.id] = {}
+        return job
+
+    @handled
+    async def GetJob(self, request: job_pb2.GetJobRequest, context: Any) -> job_pb2.Job:
+        return self._job(request.name)
+
+    @handled
+    async def ListJobs(self, request: job_pb2.ListJobsRequest, context: Any) -> job_pb2.ListJobsResponse:
+        jobs = [j for j in self.jobs.values() if not request.state or j.state == request.state]
+        items, nxt = _page(jobs, 1, request.page_token)
+        return job_pb2.ListJobsResponse(jobs=items, next_page_token=nxt)
+
+    @handled
+    async def UpdateJob(self, request: job_pb2.UpdateJobRequest, context: Any) -> job_pb2.Job:
+        job = self._job(request.job.name)
+        if "priority" in request.update_mask:
+            job.priority = request.job.priority
+        if "on_all_tasks_complete" in request.update_mask:
+            job.on_all_tasks_complete = request.job.on_all_tasks_complete
+        return job
+
+    @handled
+    async def TerminateJob(self, request: job_pb2.TerminateJobRequest, context: Any) -> job_pb2.Job:
+        job = self._job(request.name)
+        if job.state == job_pb2.JOB_STATE_COMPLETED:
+            raise Abort(rich_status(grpc.StatusCode.FAILED_PRECONDITION, "JOB_COMPLETED", "job already completed"))
+        job.state = job_pb2.JOB_STATE_COMPLETED
+        job.execution_info.terminate_reason = request.terminate_reason or "UserTerminate"
+        return job
+
+    @handled
+    async def DeleteJob(self, request: job_pb2.DeleteJobRequest, context: Any) -> job_pb2.Job:
+        job = self._job(request.name)
+        del self.jobs[job.id]
+        job.state = job_pb2.JOB_STATE_DELETING
+        return job
+
+    @handled
+    async def GetJobTaskCounts(self, request: job_pb2.GetJobTaskCountsRequest, context: Any) -> job_pb2.TaskCounts:
+        job = self._job(request.name)
+        c = job_pb2.TaskCounts()
+        for t in self.tasks[job.id].values():
+            if t.state == task_pb2.TASK_STATE_ACTIVE:
+                c.active += 1
+            elif t.state == task_pb2.TASK_STATE_COMPLETED:
+                c.completed += 1
+                if t.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+                    c.succeeded += 1
+                else:
+                    c.failed += 1
+            else:
+                c.running += 1
+        return c
+
+    # ---------------------------------------------------------------- tasks
+    def _new_task(self, job_id: str, spec: task_pb2.TaskSpec) -> task_pb2.Task:
+        t = task_pb2.Task(name=f"jobs/{job_id}/tasks/{spec.id}", spec=spec, state=task_pb2.TASK_STATE_ACTIVE)
+        t.creation_time.GetCurrentTime()
+        self.tasks[job_id][spec.id] = t
+        self._publish(job_id, t)
+        return t
+
+    def _publish(self, job_id: str, task: task_pb2.Task) -> None:
+        for jid, q in self.watchers:
+            if jid == job_id:
+                copy = task_pb2.Task()
+                copy.CopyFrom(task)
+                q.put_nowait(copy)
+
+    def _task(self, name: str) -> tuple[str, task_pb2.Task]:
+        parts = name.split("/")
+        if len(parts) != 4:
+            raise Abort(rich_status(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_NAME", "bad name", [("name", "bad")]))
+        job = self._job(f"jobs/{parts[1]}")
+        t = self.tasks[job.id].get(parts[3])
+        if t is None:
+            raise not_found("TASK_NOT_FOUND", f"task {parts[3]} not found")
+        return job.id, t
+
+    @handled
+    async def AddTask(self, request: task_pb2.AddTaskRequest, context: Any) -> task_pb2.Task:
+        job = self._job(request.parent)
+        if not ID_RE.match(request.task.id):
+            raise Abort(
+                rich_status(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TASK", "bad task", [("task.id", "bad id")])
+            )
+        if request.task.id in self.tasks[job.id]:
+            raise Abort(rich_status(grpc.StatusCode.ALREADY_EXISTS, "TASK_EXISTS", "task exists"))
+        return self._new_task(job.id, request.task)
+
+    @handled
+    async def AddTasks(self, request: task_pb2.AddTasksRequest, context: Any) -> task_pb2.AddTasksResponse:
+        job = self._job(request.parent)
+        self.add_tasks_requests.append(len(request.tasks))
+        violations = [(f"tasks[{i}].id", "bad id") for i, t in enumerate(request.tasks) if not ID_RE.match(t.id)]
+        if violations:
+            raise Abort(rich_status(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TASK", "bad tasks", violations))
+        results = []
+        for spec in request.tasks:
+            if spec.id in self.tasks[job.id]:
+                results.append(
+                    task_pb2.AddTaskResult(
+                        task_id=spec.id,
+                        status=task_pb2.ADD_TASK_STATUS_CLIENT_ERROR,
+                        error_reason="TASK_EXISTS",
+                        error_message="exists",
+                    )
+                )
+            else:
+                self._new_task(job.id, spec)
+                results.append(task_pb2.AddTaskResult(task_id=spec.id, status=task_pb2.ADD_TASK_STATUS_SUCCESS))
+        return task_pb2.AddTasksResponse(results=results)
+
+    @handled
+    async def GetTask(self, request: task_pb2.GetTaskRequest, context: Any) -> task_pb2.Task:
+        return self._task(request.name)[1]
+
+    @handled
+    async def ListTasks(self, request: task_pb2.ListTasksRequest, context: Any) -> task_pb2.ListTasksResponse:
+        job = self._job(request.parent)
+        tasks = [t for t in self.tasks[job.id].values() if not request.state or t.state == request.state]
+        items, nxt = _page(tasks, 3, request.page_token)
+        return task_pb2.ListTasksResponse(tasks=items, next_page_token=nxt)
+
+    @handled
+    async def TerminateTask(self, request: task_pb2.TerminateTaskRequest, context: Any) -> task_pb2.Task:
+        job_id, t = self._task(request.name)
+        self._finish(job_id, t, exit_code=None, code="TaskEnded")
+        return t
+
+    @handled
+    async def DeleteTask(self, request: task_pb2.DeleteTaskRequest, context: Any) -> task_pb2.Task:
+        job_id, t = self._task(request.name)
+        del self.tasks[job_id][t.spec.id]
+        return t
+
+    @handled
+    async def ReactivateTask(self, request: task_pb2.ReactivateTaskRequest, context: Any) -> task_pb2.Task:
+        job_id, t = self._task(request.name)
+        if (
+            t.state != task_pb2.TASK_STATE_COMPLETED
+            or t.execution_info.result != common_pb2.TASK_EXECUTION_RESULT_FAILURE
+        ):
+            raise Abort(
+                rich_status(grpc.StatusCode.FAILED_PRECONDITION, "TASK_NOT_FAILED", "only failed tasks reactivate")
+            )
+        t.state = task_pb2.TASK_STATE_ACTIVE
+        t.execution_info.Clear()
+        self._publish(job_id, t)
+        return t
+
+    async def WatchTasks(self, request: task_pb2.WatchTasksRequest, context: Any) -> Any:
+        try:
+            job = self._job(request.parent)
+        except Abort as e:
+            await context.abort_with_status(e.status)
+            return
+        wanted = set(request.task_ids)
+        q: asyncio.Queue[task_pb2.Task] = asyncio.Queue()
+        entry = (job.id, q)
+        self.watchers.append(entry)
+        try:
+            snapshot = [t for t in self.tasks[job.id].values() if not wanted or t.spec.id in wanted]
+            # Initial snapshot in batches of 2.
+            if not snapshot:
+                yield task_pb2.WatchTasksResponse(initial=True, initial_complete=True)
+            for i in range(0, len(snapshot), 2):
+                last = i + 2 >= len(snapshot)
+                yield task_pb2.WatchTasksResponse(tasks=snapshot[i : i + 2], initial=True, initial_complete=last)
+            while True:
+                t = await q.get()
+                if wanted and t.spec.id not in wanted:
+                    continue
+                yield task_pb2.WatchTasksResponse(tasks=[t])
+        finally:
+            self.watchers.remove(entry)
+
+    @handled
+    async def ListTaskFiles(
+        self, request: task_pb2.ListTaskFilesRequest, context: Any
+    ) -> task_pb2.ListTaskFilesResponse:
+        job_id, t = self._task(request.name)
+        files = [
+            common_pb2.NodeFile(path=path, size=len(data), file_mode="0644")
+            for (jid, tid, path), data in sorted(self.files.items())
+            if jid == job_id and tid == t.spec.id and path.startswith(request.path)
+        ]
+        return task_pb2.ListTaskFilesResponse(files=files)
+
+    @handled
+    async def ReadTaskFile(self, request: task_pb2.ReadTaskFileRequest, context: Any) -> Any:
+        job_id, t = self._task(request.name)
+        key = (job_id, t.spec.id, request.path)
+        if key not in self.files:
+            raise not_found("FILE_NOT_FOUND", f"{request.path} not found")
+        offset = request.offset
+        while True:
+            data = self.files[key]
+            if len(data) > offset:
+                chunk = data[offset : offset + 4]
+                yield common_pb2.FileChunk(offset=offset, data=chunk)
+                offset += len(chunk)
+                continue
+            current = self.tasks[job_id].get(t.spec.id)
+            if not request.follow or current is None or current.state == task_pb2.TASK_STATE_COMPLETED:
+                return
+            await asyncio.sleep(0.01)
+
+    # ---------------------------------------------------------------- state changes (call on the loop)
+    def _finish(self, job_id: str, t: task_pb2.Task, *, exit_code: int | None, code: str = "") -> None:
+        t.previous_state = t.state
+        t.state = task_pb2.TASK_STATE_COMPLETED
+        ex = t.execution_info
+        ex.start_time.GetCurrentTime()
+        ex.end_time.GetCurrentTime()
+        if exit_code is not None:
+            ex.exit_code = exit_code
+        if exit_code == 0:
+            ex.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        else:
+            ex.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
+            ex.failure_info.category = (
+                common_pb2.ERROR_CATEGORY_USER_ERROR
+                if exit_code is not None
+                else common_pb2.ERROR_CATEGORY_SERVER_ERROR
+            )
+            ex.failure_info.code = code or "FailureExitCode"
+            ex.failure_info.message = f"exit code {exit_code}"
+        t.node_info.pool_id = self.jobs[job_id].pool_id
+        t.node_info.node_id = "node-1"
+        self._publish(job_id, t)
+
+    def complete(self, job_id: str, task_id: str, exit_code: int = 0) -> None:
+        self._finish(job_id, self.tasks[job_id][task_id], exit_code=exit_code)
+
+    def set_running(self, job_id: str, task_id: str) -> None:
+        t = self.tasks[job_id][task_id]
+        t.previous_state = t.state
+        t.state = task_pb2.TASK_STATE_RUNNING
+        self._publish(job_id, t)
+
+    # ---------------------------------------------------------------- storage
+    @handled
+    async def CreateContainer(self, request: storage_pb2.CreateContainerRequest, context: Any) -> storage_pb2.Container:
+        if not re.match(r"^[a-z0-9-]{3,63}$", request.id):
+            raise Abort(
+                rich_status(
+                    grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTAINER", "bad container", [("id", "3..63 a-z0-9-")]
+                )
+            )
+        if request.id in self.containers and not request.exist_ok:
+            raise Abort(rich_status(grpc.StatusCode.ALREADY_EXISTS, "CONTAINER_EXISTS", "exists"))
+        self.containers.setdefault(request.id, {})
+        return storage_pb2.Container(name=f"containers/{request.id}", id=request.id)
+
+    @handled
+    async def ListContainers(self, request: Any, context: Any) -> storage_pb2.ListContainersResponse:
+        return storage_pb2.ListContainersResponse(
+            containers=[storage_pb2.Container(name=f"containers/{c}", id=c) for c in sorted(self.containers)]
+        )
+
+    def _container(self, cid: str) -> dict[str, bytes]:
+        if cid not in self.containers:
+            raise not_found("CONTAINER_NOT_FOUND", f"container {cid} not found")
+        return self.containers[cid]
+
+    @handled
+    async def DeleteContainer(self, request: Any, context: Any) -> storage_pb2.DeleteContainerResponse:
+        self._container(request.id)
+        del self.containers[request.id]
+        return storage_pb2.DeleteContainerResponse()
+
+    async def UploadBlob(self, request_iterator: Any, context: Any) -> storage_pb2.Blob:
+        container = name = ""
+        data = bytearray()
+        async for req in request_iterator:
+            if req.container:
+                container, name = req.container, req.blob_name
+            data.extend(req.data)
+        if container not in self.containers:
+            await context.abort_with_status(
+                rich_status(grpc.StatusCode.NOT_FOUND, "CONTAINER_NOT_FOUND", f"container {container} not found")
+            )
+        self.containers[container][name] = bytes(data)
+        import hashlib
+
+        return storage_pb2.Blob(container=container, name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    @handled
+    async def DownloadBlob(self, request: storage_pb2.DownloadBlobRequest, context: Any) -> Any:
+        blobs = self._container(request.container)
+        if request.blob_name not in blobs:
+            raise not_found("BLOB_NOT_FOUND", f"blob {request.blob_name} not found")
+        data = blobs[request.blob_name]
+        for i in range(0, max(len(data), 1), 5):
+            yield storage_pb2.BlobChunk(data=data[i : i + 5])
+
+    @handled
+    async def ListBlobs(self, request: storage_pb2.ListBlobsRequest, context: Any) -> storage_pb2.ListBlobsResponse:
+        blobs = self._container(request.container)
+        items = [
+            storage_pb2.Blob(container=request.container, name=n, size=len(d))
+            for n, d in sorted(blobs.items())
+            if n.startswith(request.prefix)
+        ]
+        page, nxt = _page(items, 2, request.page_token)
+        return storage_pb2.ListBlobsResponse(blobs=page, next_page_token=nxt)
+
+    @handled
+    async def DeleteBlob(self, request: storage_pb2.DeleteBlobRequest, context: Any) -> storage_pb2.DeleteBlobResponse:
+        blobs = self._container(request.container)
+        if request.blob_name not in blobs:
+            raise not_found("BLOB_NOT_FOUND", "no blob")
+        del blobs[request.blob_name]
+        return storage_pb2.DeleteBlobResponse()
+
+
+class FakeServer:
+    """Runs :class:`FakeShoal` on a grpc.aio server in a background thread with its own loop."""
+
+    def __init__(self) -> None:
+        self.state = FakeShoal()
+        self.address = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: grpc.aio.Server | None = None
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        self.state.loop = asyncio.get_running_loop()
+        server = grpc.aio.server()
+        pool_pb2_grpc.add_PoolServiceServicer_to_server(self.state, server)
+        job_pb2_grpc.add_JobServiceServicer_to_server(self.state, server)
+        task_pb2_grpc.add_TaskServiceServicer_to_server(self.state, server)
+        storage_pb2_grpc.add_StorageServiceServicer_to_server(self.state, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        self._server = server
+        self.address = f"127.0.0.1:{port}"
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the server loop (where the state lives) and return its result."""
+
+        async def run() -> Any:
+            return fn(*args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._server.stop(0), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
