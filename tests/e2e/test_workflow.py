@@ -45,18 +45,18 @@ def test_tasks_run_with_files_env_retries_and_failures(server: ServerProcess) ->
             output_files=[common_pb2.OutputFile(file_pattern="out.txt", container_name="outputs", path="files/out.txt")],
         ),
         spec("noshell", "echo $HOME 'two words'"),
-        spec("fails", "/bin/sh -c 'exit 3'", constraints=task_pb2.TaskConstraints(max_task_retry_count=2)),
+        spec("fails", "/bin/sh -c 'exit 3'", constraints=common_pb2.TaskConstraints(max_task_retry_count=2)),
         spec(
             "retry-once",
             "/bin/sh -c 'test -f $SHOAL_NODE_SHARED_DIR/../../marker-$SHOAL_JOB_ID && exit 0; "
             "touch $SHOAL_NODE_SHARED_DIR/../../marker-$SHOAL_JOB_ID; exit 1'",
-            constraints=task_pb2.TaskConstraints(max_task_retry_count=3),
+            constraints=common_pb2.TaskConstraints(max_task_retry_count=3),
         ),
-        spec("notfound", "/no/such/program --flag", constraints=task_pb2.TaskConstraints(max_task_retry_count=3)),
+        spec("notfound", "/no/such/program --flag", constraints=common_pb2.TaskConstraints(max_task_retry_count=3)),
         spec(
             "wallclock",
             "/bin/sh -c 'sleep 60 & sleep 60'",
-            constraints=task_pb2.TaskConstraints(
+            constraints=common_pb2.TaskConstraints(
                 max_wall_clock_time=duration_pb2.Duration(seconds=1), max_task_retry_count=2
             ),
         ),
