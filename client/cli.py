@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import click
 
@@ -874,7 +874,7 @@ def task_files(ctx: click.Context, job_id: str, task_id: str, path: str, recursi
 def task_cat(ctx: click.Context, job_id: str, task_id: str, path: str, follow: bool) -> None:
     """Print a file of task TASK_ID (default stdout.txt)."""
     client = _client(ctx)
-    out = click.get_binary_stream("stdout")  # type: ignore[operator]
+    out: BinaryIO = sys.stdout.buffer
     if follow:
         for chunk in client.tasks.follow_file(job_id, task_id, path):
             out.write(chunk)
