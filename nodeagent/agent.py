@@ -202,7 +202,8 @@ class Agent:
                 )
                 self.request_stop("orphaned", EXIT_ORPHANED)
                 return
-            await self._wait_or_stop(backoff)
+            remaining = self.config.orphan_timeout - (self.clock.monotonic() - lost_since)
+            await self._wait_or_stop(max(0.0, min(backoff, remaining)))
             backoff = min(backoff * 2, self.config.reconnect_max_backoff)
 
     def _register(self) -> agent_pb2.AgentMessage:

@@ -1,0 +1,351 @@
+"""A real agent (in-process) against a fake control plane on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import grpc
+import pytest
+from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.nodeagent import process
+from shoal.nodeagent.agent import Agent
+from shoal.nodeagent.config import AgentConfig
+from shoal.v1 import common_pb2
+
+RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
+COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
+SUCCESS = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+FAILURE = common_pb2.TASK_EXECUTION_RESULT_FAILURE
+
+
+def assignment(task_id: str, command: str, job_id: str = "j1", attempt: int = 1, **kw) -> agent_pb2.TaskAssignment:
+    return agent_pb2.TaskAssignment(
+        attempt=agent_pb2.AttemptRef(job_id=job_id, task_id=task_id, attempt=attempt),
+        pool_id="pool1",
+        command_line=command,
+        required_slots=1,
+        retention_seconds=3600,
+        **kw,
+    )
+
+
+def start_tasks(command_id: int, *tasks: agent_pb2.TaskAssignment) -> agent_pb2.ServerMessage:
+    return agent_pb2.ServerMessage(start_tasks=agent_pb2.StartTasks(command_id=command_id, tasks=tasks))
+
+
+@pytest.fixture
+async def run_agent(plane_server, tmp_path: Path):
+    started: list[tuple[Agent, asyncio.Task[int]]] = []
+
+    async def make(**kw) -> tuple[Agent, asyncio.Task[int]]:
+        cfg = AgentConfig(
+            server=plane_server.address,
+            node_root=tmp_path / "node",
+            ip="127.0.0.1",
+            orphan_timeout=kw.pop("orphan_timeout", 60.0),
+            kill_grace_seconds=0.5,
+            **kw,
+        )
+        agent = Agent(cfg)
+        task = asyncio.create_task(agent.run())
+        started.append((agent, task))
+        return agent, task
+
+    yield make
+    for agent, task in started:
+        agent.request_stop("test over")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 15)
+
+
+async def test_register_start_task_and_task_outcomes(plane_server, run_agent, tmp_path: Path) -> None:
+    plane = plane_server.plane
+    plane.welcome = agent_pb2.Welcome(
+        node_id="node-7",
+        pool_id="pool1",
+        heartbeat_interval_seconds=30,
+        run_start_task=True,
+        start_task=common_pb2.StartTask(
+            command_line="sh -c 'echo started > $SHOAL_NODE_SHARED_DIR/started; echo $AZ_BATCH_NODE_ID'",
+            environment_settings=[common_pb2.EnvironmentSetting(name="FOO", value="bar")],
+        ),
+    )
+    storage = plane_server.storage
+    storage.put("inputs", "data/a.txt", b"A")
+    storage.put("inputs", "data/sub/b.txt", b"B")
+    storage.create("outputs")
+    agent, _ = await run_agent()
+    node = tmp_path / "node"
+
+    reg = (await plane.wait_for(lambda: plane.registers))[0]
+    assert reg.node_id == ""
+    assert reg.ip_address == "127.0.0.1"
+    assert reg.node_service_port > 0
+    assert reg.cores > 0 and reg.memory_bytes > 0
+    assert reg.root_directory == str(node)
+    assert reg.boot_id and not reg.start_task_succeeded
+
+    done = await plane.wait_for(
+        lambda: [r for r in plane.start_reports() if r.state == common_pb2.START_TASK_STATE_COMPLETED]
+    )
+    assert plane.start_reports()[0].state == common_pb2.START_TASK_STATE_RUNNING
+    assert done[0].result == SUCCESS and done[0].exit_code == 0
+    assert (node / "shared" / "started").read_text() == "started\n"
+    assert (node / "startup" / "stdout.txt").read_text() == "node-7\n"
+    assert (node / "volatile" / "node-id").read_text().strip() == "node-7"
+    assert agent.node_id == "node-7"
+
+    ok = assignment(
+        "t-ok",
+        "sh -c 'cat a.txt sub/b.txt > out.txt; echo $SHOAL_TASK_ID $AZ_BATCH_JOB_ID $SHOAL_TASK_ATTEMPT $MY'",
+        resource_files=[common_pb2.ResourceFile(storage_container_name="inputs", blob_prefix="data/")],
+        environment_settings=[common_pb2.EnvironmentSetting(name="MY", value="v")],
+        output_files=[
+            common_pb2.OutputFile(file_pattern="out.txt", container_name="outputs", path="results/out.txt"),
+            common_pb2.OutputFile(file_pattern="../std*.txt", container_name="outputs", path="logs"),
+            common_pb2.OutputFile(
+                file_pattern="out.txt",
+                container_name="outputs",
+                path="never",
+                upload_condition=common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_TASK_FAILURE,
+            ),
+        ],
+    )
+    tasks = [
+        ok,
+        assignment("t-fail", "sh -c 'exit 3'"),
+        assignment("t-missing", "no-such-program-xyz --flag"),
+        assignment(
+            "t-blob",
+            "true",
+            resource_files=[common_pb2.ResourceFile(storage_container_name="inputs", blob_prefix="nope/")],
+        ),
+        assignment(
+            "t-nocontainer",
+            "true",
+            resource_files=[common_pb2.ResourceFile(storage_container_name="absent", blob_prefix="x")],
+        ),
+        assignment("t-wall", "sh -c 'sleep 100 & sleep 100'", max_wall_clock_seconds=0.3),
+        assignment("t-sig", "sh -c 'kill -9 $$'"),
+        assignment(
+            "t-upfail",
+            "sh -c 'echo x > o.txt'",
+            output_files=[common_pb2.OutputFile(file_pattern="o.txt", container_name="nocontainer", path="o")],
+        ),
+    ]
+    await plane.send(start_tasks(11, *tasks))
+    completed = {}
+    for t in tasks:
+        completed[t.attempt.task_id] = await plane.wait_event(t.attempt.task_id, COMPLETED)
+    await plane.wait_for(lambda: [m for m in plane.messages if m.WhichOneof("body") == "ack"])
+    assert [m.ack.command_id for m in plane.messages if m.WhichOneof("body") == "ack"] == [11]
+
+    running = plane.event("t-ok", RUNNING)
+    assert running is not None
+    assert running.task_root_directory == str(node / "workitems" / "j1" / "job-1" / "t-ok")
+    assert running.start_time.seconds > 0
+
+    c = completed["t-ok"]
+    assert c.result == SUCCESS and c.exit_code == 0 and not c.HasField("failure_info"), c
+    assert storage.get("outputs", "results/out.txt") == b"AB"
+    assert storage.get("outputs", "logs/stdout.txt") == b"t-ok j1 1 v\n"
+    assert storage.get("outputs", "logs/stderr.txt") == b""
+    assert storage.get("outputs", "never") is None
+    task_dir = node / "workitems" / "j1" / "job-1" / "t-ok"
+    assert "uploaded" in (task_dir / "fileuploadout.txt").read_text()
+    assert (task_dir / ".retention").exists()
+
+    c = completed["t-fail"]
+    assert c.result == FAILURE and c.exit_code == 3
+    assert (c.failure_info.category, c.failure_info.code) == (common_pb2.ERROR_CATEGORY_USER_ERROR, "FailureExitCode")
+
+    c = completed["t-missing"]
+    assert not c.HasField("exit_code") and c.failure_info.code == "CommandProgramNotFound"
+    assert c.result == FAILURE
+
+    for tid in ("t-blob", "t-nocontainer"):
+        c = completed[tid]
+        assert not c.HasField("exit_code")
+        assert (c.failure_info.category, c.failure_info.code) == (common_pb2.ERROR_CATEGORY_USER_ERROR, "BlobNotFound")
+
+    c = completed["t-wall"]
+    assert (c.failure_info.category, c.failure_info.code) == (common_pb2.ERROR_CATEGORY_SERVER_ERROR, "TaskEnded")
+    assert c.exit_code == 143 and c.result == FAILURE
+
+    assert completed["t-sig"].exit_code == 137
+    c = completed["t-upfail"]
+    assert c.exit_code == 0 and c.result == FAILURE and c.failure_info.code == "FileUploadMiscError"
+    assert (node / "workitems" / "j1" / "job-1" / "t-upfail" / "fileuploaderr.txt").read_text()
+
+    # All events were acknowledged by the fake plane.
+    await asyncio.wait_for(_until(lambda: len(agent.outbox) == 0), 10)
+    ids = [e.event_id for e in plane.events()]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+    # DeleteTaskFiles removes a finished task's directory.
+    await plane.send(
+        agent_pb2.ServerMessage(
+            delete_task_files=agent_pb2.DeleteTaskFiles(command_id=12, job_id="j1", task_ids=["t-fail"])
+        )
+    )
+    await plane.wait_for(lambda: [m for m in plane.messages if m.ack.command_id == 12])
+    await asyncio.wait_for(_until(lambda: not (node / "workitems/j1/job-1/t-fail").exists()), 10)
+    assert (node / "workitems/j1/job-1/t-ok").exists()
+
+
+async def _until(pred) -> None:
+    """Poll a local condition (agent state) until it holds; callers bound it with wait_for."""
+    while not pred():
+        await asyncio.sleep(0.01)
+
+
+async def test_reconnect_resends_pending_events(plane_server, run_agent, make_plane) -> None:
+
+    plane = make_plane(auto_ack=False)
+    await plane_server.stop()
+    await plane_server.start(plane)
+    agent, _ = await run_agent()
+    await plane.wait_for(lambda: plane.registers)
+    await plane.send(start_tasks(1, assignment("quick", "true"), assignment("slow", "sleep 30")))
+    await plane.wait_event("quick", COMPLETED)
+    await plane.wait_event("slow", RUNNING)
+    assert len(agent.outbox) == 3
+
+    # The control plane restarts: the agent re-registers with what is running and pending.
+    await plane_server.stop()
+    plane2 = make_plane(auto_ack=False)
+    await plane_server.start(plane2)
+    reg = (await plane2.wait_for(lambda: plane2.registers))[0]
+    assert reg.boot_id == plane.registers[0].boot_id
+    assert reg.node_id == "node-1"
+    assert [(r.task_id, r.attempt) for r in reg.running] == [("slow", 1)]
+    kinds = [(e.attempt.task_id, e.kind) for e in reg.pending_events]
+    assert kinds == [("quick", RUNNING), ("slow", RUNNING), ("quick", COMPLETED)] or kinds == [
+        ("quick", RUNNING),
+        ("quick", COMPLETED),
+        ("slow", RUNNING),
+    ]
+    last = max(e.event_id for e in reg.pending_events)
+    await plane2.send(agent_pb2.ServerMessage(events_ack=agent_pb2.EventsAck(up_to_event_id=last)))
+    await asyncio.wait_for(_until(lambda: len(agent.outbox) == 0), 10)
+
+    # KillTasks: the attempt is killed and still reports COMPLETED (on the new stream).
+    await plane2.send(
+        agent_pb2.ServerMessage(
+            kill_tasks=agent_pb2.KillTasks(
+                command_id=2, attempts=[agent_pb2.AttemptRef(job_id="j1", task_id="slow", attempt=1)]
+            )
+        )
+    )
+    c = await plane2.wait_for(
+        lambda: [
+            e
+            for m in plane2.messages
+            if m.WhichOneof("body") == "task_events"
+            for e in m.task_events.events
+            if e.attempt.task_id == "slow" and e.kind == COMPLETED
+        ]
+    )
+    assert c[0].failure_info.code == "TaskEnded"
+    assert c[0].exit_code == 143
+
+    # Restart again: only the unacknowledged COMPLETED is pending, nothing runs.
+    await plane_server.stop()
+    plane3 = make_plane()
+    await plane_server.start(plane3)
+    reg = (await plane3.wait_for(lambda: plane3.registers))[0]
+    assert not reg.running
+    assert [(e.attempt.task_id, e.kind) for e in reg.pending_events] == [("slow", COMPLETED)]
+
+
+async def test_shutdown_kills_tasks_and_exits(plane_server, run_agent, tmp_path: Path) -> None:
+    plane = plane_server.plane
+    agent, task = await run_agent()
+    await plane.wait_for(lambda: plane.registers)
+    await plane.send(start_tasks(1, assignment("s", "sh -c 'sleep 100 & sleep 100'")))
+    await plane.wait_event("s", RUNNING)
+    running_json = tmp_path / "node" / "volatile" / "running.json"
+    await asyncio.wait_for(_until(lambda: running_json.exists() and "j1/s/1" in running_json.read_text()), 10)
+    pgid = next(iter(agent.running_file.load().values()))
+    assert process.group_alive(pgid)
+    await plane.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="pool deleted")))
+    assert await asyncio.wait_for(task, 15) == 0
+    # Killed members that were reparented are reaped by init a moment later.
+    await asyncio.wait_for(_until(lambda: not process.group_alive(pgid)), 10)
+    assert agent.running_file.load() == {}
+
+
+async def test_orphan_timeout_exits(plane_server, run_agent) -> None:
+    await plane_server.stop()
+    _agent, task = await run_agent(orphan_timeout=0.5)
+    assert await asyncio.wait_for(task, 15) == 3
+
+
+async def test_node_service_files(plane_server, run_agent, tmp_path: Path) -> None:
+    plane = plane_server.plane
+    agent, _ = await run_agent()
+    await plane.wait_for(lambda: plane.registers)
+    port = plane.registers[0].node_service_port
+    cmd = "sh -c 'echo one; sleep 0.3; echo two; sleep 0.3; echo three'"
+    await plane.send(start_tasks(1, assignment("f", cmd)))
+    await plane.wait_event("f", RUNNING)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = agent_pb2_grpc.NodeServiceStub(ch)
+        await asyncio.wait_for(_until(lambda: agent.runner.is_task_active("j1", "f")), 5)
+        await asyncio.wait_for(
+            _until(lambda: (tmp_path / "node/workitems/j1/job-1/f/stdout.txt").exists()), 5
+        )
+        chunks = [
+            c
+            async for c in stub.ReadFile(
+                agent_pb2.ReadFileRequest(
+                    scope=agent_pb2.FILE_SCOPE_TASK, job_id="j1", task_id="f", path="stdout.txt", follow=True
+                )
+            )
+        ]
+        assert b"".join(c.data for c in chunks) == b"one\ntwo\nthree\n"
+        assert chunks[0].offset == 0
+        await plane.wait_event("f", COMPLETED)
+
+        tail = [
+            c
+            async for c in stub.ReadFile(
+                agent_pb2.ReadFileRequest(
+                    scope=agent_pb2.FILE_SCOPE_TASK, job_id="j1", task_id="f", path="stdout.txt", offset=4
+                )
+            )
+        ]
+        assert b"".join(c.data for c in tail) == b"two\nthree\n" and tail[0].offset == 4
+
+        listing = await stub.ListFiles(
+            agent_pb2.ListFilesRequest(scope=agent_pb2.FILE_SCOPE_TASK, job_id="j1", task_id="f", recursive=True)
+        )
+        paths = {f.path: f for f in listing.files}
+        assert {"stdout.txt", "stderr.txt", "wd"} <= set(paths)
+        assert paths["wd"].is_directory and paths["stdout.txt"].size == len(b"one\ntwo\nthree\n")
+
+        node_listing = await stub.ListFiles(
+            agent_pb2.ListFilesRequest(scope=agent_pb2.FILE_SCOPE_NODE, path="workitems/j1/job-1/f")
+        )
+        assert "workitems/j1/job-1/f/stdout.txt" in {f.path for f in node_listing.files}
+
+        for bad in ("../x", "/etc/passwd", "wd/../../.."):
+            with pytest.raises(grpc.aio.AioRpcError) as ei:
+                await stub.ListFiles(
+                    agent_pb2.ListFilesRequest(scope=agent_pb2.FILE_SCOPE_TASK, job_id="j1", task_id="f", path=bad)
+                )
+            assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.aio.AioRpcError) as ei:
+            async for _ in stub.ReadFile(
+                agent_pb2.ReadFileRequest(scope=agent_pb2.FILE_SCOPE_NODE, path="nope.txt")
+            ):
+                pass
+        assert ei.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as ei:
+            async for _ in stub.ReadFile(
+                agent_pb2.ReadFileRequest(scope=agent_pb2.FILE_SCOPE_NODE, path="../etc/passwd")
+            ):
+                pass
+        assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
