@@ -114,7 +114,7 @@ class ShoalServer:
             StorageServicer(BlobStore(self.data_dir / "storage")), server
         )
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.cp), server)
-        health_servicer = health.aio.HealthServicer()
+        health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         names = [
             pool_pb2.DESCRIPTOR.services_by_name["PoolService"].full_name,
@@ -144,9 +144,7 @@ class ShoalServer:
         await self.cp.flush()
         self._loops = [
             asyncio.create_task(run_scheduler(self.cp), name="scheduler"),
-            asyncio.create_task(
-                run_health(self.cp, heartbeat_timeout=self.config.heartbeat_timeout), name="health"
-            ),
+            asyncio.create_task(run_health(self.cp, heartbeat_timeout=self.config.heartbeat_timeout), name="health"),
         ]
         for name in names:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -366,7 +366,9 @@ class ControlPlane:
         members.sort(key=lambda n: (order.get(n.state, 9), n.used_slots, -int(n.key.split("-")[-1] or 0)))
         return members[:count]
 
-    async def resize_pool(self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE) -> pool_pb2.Pool:
+    async def resize_pool(
+        self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE
+    ) -> pool_pb2.Pool:
         """Change the pool's target size; new nodes start, surplus nodes leave."""
         pool = self.pool(pool_id)
         if pool.proto.state != P.POOL_STATE_ACTIVE:
@@ -1035,7 +1037,9 @@ class ControlPlane:
             if not fi.category:
                 fi.category = failure_category(code)  # type: ignore[assignment]
             info.failure_info.CopyFrom(fi)
-        info.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS if succeeded else common_pb2.TASK_EXECUTION_RESULT_FAILURE
+        info.result = (
+            common_pb2.TASK_EXECUTION_RESULT_SUCCESS if succeeded else common_pb2.TASK_EXECUTION_RESULT_FAILURE
+        )
         node.proto.total_tasks_run += 1
         if succeeded:
             node.proto.total_tasks_succeeded += 1
@@ -1096,4 +1100,3 @@ class ControlPlane:
         if self._dirty:
             await self.flush()
             self._send_kills(kills)
-

@@ -76,7 +76,8 @@ def failed_precondition(reason: str, message: str) -> ApiError:
 
 async def abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:  # type: ignore[type-arg]
     """End the RPC with `error` as a rich status (never returns normally)."""
-    await context.abort_with_status(rpc_status.to_status(error.to_status()))
+    # grpc-stubs lags grpc.aio here; abort_with_status exists on the aio context.
+    await context.abort_with_status(rpc_status.to_status(error.to_status()))  # type: ignore[attr-defined]
 
 
 def rpc_errors(method):  # type: ignore[no-untyped-def]

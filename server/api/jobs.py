@@ -51,9 +51,7 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         if "priority" in mask and not -1000 <= request.job.priority <= 1000:
             raise invalid("INVALID_JOB", [("job.priority", "must be between -1000 and 1000")])
         on_all = request.job.on_all_tasks_complete if "on_all_tasks_complete" in mask else None
-        return await self.cp.update_job(
-            jid, request.job.priority if "priority" in mask else None, on_all or None
-        )
+        return await self.cp.update_job(jid, request.job.priority if "priority" in mask else None, on_all or None)
 
     @rpc_errors
     async def TerminateJob(self, request: job_pb2.TerminateJobRequest, context: Ctx) -> job_pb2.Job:

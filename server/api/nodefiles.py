@@ -40,7 +40,7 @@ class NodeChannels:
 
     async def close(self) -> None:
         for ch in self._channels.values():
-            await ch.close()
+            await ch.close(None)
         self._channels.clear()
 
 

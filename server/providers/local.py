@@ -15,7 +15,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import psutil
 from shoal.server.controlplane import ControlPlane
@@ -74,8 +76,8 @@ class LocalProvider:
         self._spawn(self._reap(node.key, proc))
         log.info("started agent for %s (pid %d, %s)", node.proto.id, proc.pid, node.proto.ip_address)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

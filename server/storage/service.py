@@ -64,6 +64,15 @@ def _invalid_names(violations: list[tuple[str, str]]) -> ApiError:
     return invalid(reason, violations)
 
 
+async def _discard(writer: BlobWriter | None) -> None:
+    """Abort an uncommitted upload, removing its temporary file, even while being cancelled.
+
+    The abort waits for a write still running in its thread, so it runs in a thread too.
+    """
+    if writer is not None and not writer.committed:
+        await asyncio.shield(asyncio.to_thread(writer.abort))
+
+
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):  # type: ignore[misc]
     """Containers and blobs for resource files, outputs and application packages."""
 
@@ -134,13 +143,12 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):  # type: ignore[
             info = await asyncio.to_thread(writer.commit)
             return blob_to_proto(info)
         except ApiError as e:
+            # Clean up before the client hears of the failure, so it never sees a leftover.
+            await _discard(writer)
             await abort(context, e)
             raise AssertionError("abort returned") from e  # pragma: no cover
         finally:
-            if writer is not None and not writer.committed:
-                # Waits for a write still running in its thread, then removes the temporary file,
-                # even when this task is being cancelled.
-                await asyncio.shield(asyncio.to_thread(writer.abort))
+            await _discard(writer)
 
     async def _start_upload(self, first: storage_pb2.UploadBlobRequest) -> BlobWriter:
         violations = []

@@ -15,7 +15,6 @@ from typing import TypeVar
 
 import grpc
 import psutil
-
 from shoal.v1 import job_pb2, job_pb2_grpc, pool_pb2, pool_pb2_grpc, storage_pb2_grpc, task_pb2, task_pb2_grpc
 
 X = TypeVar("X")
@@ -128,13 +127,17 @@ class ServerProcess:
 
     def create_pool(self, pool_id: str, nodes: int, slots: int = 1, **kw: object) -> pool_pb2.Pool:
         return self.pools.CreatePool(
-            pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id=pool_id, target_nodes=nodes, task_slots_per_node=slots, **kw))
+            pool_pb2.CreatePoolRequest(
+                pool=pool_pb2.Pool(id=pool_id, target_nodes=nodes, task_slots_per_node=slots, **kw)
+            )
         )
 
     def nodes(self, pool_id: str) -> list[pool_pb2.Node]:
         return list(self.pools.ListNodes(pool_pb2.ListNodesRequest(parent=f"pools/{pool_id}")).nodes)
 
-    def wait_nodes(self, pool_id: str, count: int, states: Iterable[int] = (pool_pb2.NODE_STATE_IDLE,), timeout: float = 60):
+    def wait_nodes(
+        self, pool_id: str, count: int, states: Iterable[int] = (pool_pb2.NODE_STATE_IDLE,), timeout: float = 60
+    ):
         wanted = set(states)
         return wait_for(
             f"{count} nodes of {pool_id} in {wanted}",
@@ -159,8 +162,10 @@ class ServerProcess:
             for msg in stream:
                 for t in msg.tasks:
                     latest[t.spec.id] = t
-                if (msg.initial_complete or not msg.initial) and latest and all(
-                    t.state == task_pb2.TASK_STATE_COMPLETED for t in latest.values()
+                if (
+                    (msg.initial_complete or not msg.initial)
+                    and latest
+                    and all(t.state == task_pb2.TASK_STATE_COMPLETED for t in latest.values())
                 ):
                     return latest
         finally:

@@ -9,8 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+
 from tests.e2e.harness import ServerProcess, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -69,9 +69,11 @@ def test_agent_sigkill_requeues_its_tasks_and_a_restarted_agent_rejoins(tmp_path
         srv.add("j", [task_pb2.TaskSpec(id=f"long{i}", command_line="sleep 4") for i in range(2)])
         running = wait_for(
             "both tasks running",
-            lambda: (ts := [srv.task("j", f"long{i}") for i in range(2)])
-            and all(t.state == task_pb2.TASK_STATE_RUNNING for t in ts)
-            and ts,
+            lambda: (
+                (ts := [srv.task("j", f"long{i}") for i in range(2)])
+                and all(t.state == task_pb2.TASK_STATE_RUNNING for t in ts)
+                and ts
+            ),
         )
         victim = running[0].node_info.node_id
         pids = srv.agent_pids()
@@ -81,8 +83,10 @@ def test_agent_sigkill_requeues_its_tasks_and_a_restarted_agent_rejoins(tmp_path
 
         wait_for(
             "node to go UNKNOWN",
-            lambda: srv.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/p/nodes/{victim}")).state
-            == pool_pb2.NODE_STATE_UNKNOWN,
+            lambda: (
+                srv.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/p/nodes/{victim}")).state
+                == pool_pb2.NODE_STATE_UNKNOWN
+            ),
             timeout=20,
         )
         done = srv.wait_job_tasks("j", timeout=60)
@@ -96,8 +100,10 @@ def test_agent_sigkill_requeues_its_tasks_and_a_restarted_agent_rejoins(tmp_path
         subprocess.Popen(cmdline, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(
             "node to rejoin",
-            lambda: srv.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/p/nodes/{victim}")).state
-            == pool_pb2.NODE_STATE_IDLE,
+            lambda: (
+                srv.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/p/nodes/{victim}")).state
+                == pool_pb2.NODE_STATE_IDLE
+            ),
             timeout=30,
         )
         srv.add("j", [task_pb2.TaskSpec(id=f"after{i}", command_line="/bin/true") for i in range(6)])
@@ -105,4 +111,3 @@ def test_agent_sigkill_requeues_its_tasks_and_a_restarted_agent_rejoins(tmp_path
         assert all(t.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS for t in done.values())
     finally:
         srv.stop()
-

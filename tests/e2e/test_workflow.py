@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import duration_pb2
+from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
 
-from shoal.v1 import common_pb2, pool_pb2, storage_pb2, task_pb2
 from tests.e2e.harness import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -35,14 +35,21 @@ def test_tasks_run_with_files_env_retries_and_failures(server: ServerProcess) ->
     nodes = server.wait_nodes("p", 2)
     assert {n.ip_address for n in nodes} <= {f"127.0.1.{i}" for i in range(1, 255)}
     assert all(n.start_task_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS for n in nodes)
-    server.create_job("j", "p", common_environment_settings=[common_pb2.EnvironmentSetting(name="GREETING", value="hi")])
+    server.create_job(
+        "j", "p", common_environment_settings=[common_pb2.EnvironmentSetting(name="GREETING", value="hi")]
+    )
     server.storage.CreateContainer(storage_pb2.CreateContainerRequest(id="outputs", exist_ok=True))
     specs = [
         spec(
             "files",
-            "/bin/sh -c 'cat data/a.txt > out.txt; echo $GREETING $SHOAL_TASK_ID $AZ_BATCH_JOB_ID; cat $SHOAL_NODE_SHARED_DIR/started'",
-            resource_files=[common_pb2.ResourceFile(storage_container_name="inputs", blob_prefix="data/", file_path="data")],
-            output_files=[common_pb2.OutputFile(file_pattern="out.txt", container_name="outputs", path="files/out.txt")],
+            "/bin/sh -c 'cat data/a.txt > out.txt; echo $GREETING $SHOAL_TASK_ID $AZ_BATCH_JOB_ID; "
+            "cat $SHOAL_NODE_SHARED_DIR/started'",
+            resource_files=[
+                common_pb2.ResourceFile(storage_container_name="inputs", blob_prefix="data/", file_path="data")
+            ],
+            output_files=[
+                common_pb2.OutputFile(file_pattern="out.txt", container_name="outputs", path="files/out.txt")
+            ],
         ),
         spec("noshell", "echo $HOME 'two words'"),
         spec("fails", "/bin/sh -c 'exit 3'", constraints=common_pb2.TaskConstraints(max_task_retry_count=2)),
@@ -76,7 +83,12 @@ def test_tasks_run_with_files_env_retries_and_failures(server: ServerProcess) ->
     assert ok.node_info.node_id in {n.id for n in nodes}
     assert download(server, "outputs", "files/out.txt") == b"hello from storage\n"
     assert server.read_file("j", "files", "stdout.txt") == b"hi files j\nready\n"
-    names = {f.path for f in server.tasks.ListTaskFiles(task_pb2.ListTaskFilesRequest(name="jobs/j/tasks/files", recursive=True)).files}
+    names = {
+        f.path
+        for f in server.tasks.ListTaskFiles(
+            task_pb2.ListTaskFilesRequest(name="jobs/j/tasks/files", recursive=True)
+        ).files
+    }
     assert {"stdout.txt", "stderr.txt", "wd/out.txt", "wd/data/a.txt"} <= names
 
     # No shell: $HOME is passed through literally, quotes are honoured.
@@ -101,7 +113,9 @@ def test_tasks_run_with_files_env_retries_and_failures(server: ServerProcess) ->
 
     assert done["missingblob"].execution_info.failure_info.code == "BlobNotFound"
 
-    counts = server.jobs.GetJobTaskCounts(__import__("shoal.v1.job_pb2", fromlist=["x"]).GetJobTaskCountsRequest(name="jobs/j"))
+    counts = server.jobs.GetJobTaskCounts(
+        job_pb2.GetJobTaskCountsRequest(name="jobs/j")
+    )
     assert (counts.completed, counts.succeeded, counts.failed) == (7, 3, 4)
     node = server.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/p/nodes/{ok.node_info.node_id}"))
     assert node.total_tasks_run >= 1 and len(node.recent_tasks) >= 1

@@ -6,7 +6,6 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 
 
@@ -69,12 +68,22 @@ async def test_duplicate_ids_in_bulk_add_reject_the_whole_request(stubs) -> None
 @pytest.mark.parametrize(
     ("field", "spec"),
     [
-        ("tasks[0].output_files[0].file_pattern", task_pb2.TaskSpec(
-            id="t", command_line="x",
-            output_files=[common_pb2.OutputFile(file_pattern="../../etc/*", container_name="out")])),
-        ("tasks[0].resource_files[0].file_path", task_pb2.TaskSpec(
-            id="t", command_line="x",
-            resource_files=[common_pb2.ResourceFile(storage_container_name="inp", file_path="../x")])),
+        (
+            "tasks[0].output_files[0].file_pattern",
+            task_pb2.TaskSpec(
+                id="t",
+                command_line="x",
+                output_files=[common_pb2.OutputFile(file_pattern="../../etc/*", container_name="out")],
+            ),
+        ),
+        (
+            "tasks[0].resource_files[0].file_path",
+            task_pb2.TaskSpec(
+                id="t",
+                command_line="x",
+                resource_files=[common_pb2.ResourceFile(storage_container_name="inp", file_path="../x")],
+            ),
+        ),
         ("tasks[0].command_line", task_pb2.TaskSpec(id="t", command_line="   ")),
         ("tasks[0].id", task_pb2.TaskSpec(id="a/b", command_line="x")),
         ("tasks[0].required_slots", task_pb2.TaskSpec(id="t", command_line="x", required_slots=-2)),
@@ -126,7 +135,9 @@ async def test_bad_names_and_missing_resources(stubs) -> None:
 
 async def test_terminate_and_reactivate_an_active_task(stubs) -> None:
     await make_pool_and_job(stubs)
-    await stubs.tasks.AddTask(task_pb2.AddTaskRequest(parent="jobs/j1", task=task_pb2.TaskSpec(id="a", command_line="x")))
+    await stubs.tasks.AddTask(
+        task_pb2.AddTaskRequest(parent="jobs/j1", task=task_pb2.TaskSpec(id="a", command_line="x"))
+    )
     t = await stubs.tasks.TerminateTask(task_pb2.TerminateTaskRequest(name="jobs/j1/tasks/a"))
     assert t.state == task_pb2.TASK_STATE_COMPLETED
     assert t.execution_info.failure_info.code == "TaskEnded"

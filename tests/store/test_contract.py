@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from shoal.server.store.base import Delete, Row, Store
 from shoal.server.store.sqlite import SqliteStore
 
@@ -17,7 +16,6 @@ BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": lambda d: SqliteStore(
 @pytest.fixture(params=sorted(BACKENDS))
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
     return lambda: BACKENDS[request.param](tmp_path)
-
 
 
 async def test_rows_survive_reopen_in_seq_order(make) -> None:

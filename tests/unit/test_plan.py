@@ -6,7 +6,6 @@ from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from shoal.server.scheduling.plan import NodeView, PendingTask, Snapshot, plan
 
 
@@ -42,7 +41,9 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     for i in range(n_nodes):
         total = draw(st.integers(1, 4))
         nodes.append(
-            NodeView(f"n{i}", draw(st.sampled_from(["a", "b"])), draw(st.booleans()), total, draw(st.integers(0, total)))
+            NodeView(
+                f"n{i}", draw(st.sampled_from(["a", "b"])), draw(st.booleans()), total, draw(st.integers(0, total))
+            )
         )
     queue = [
         PendingTask(

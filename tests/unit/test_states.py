@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from shoal.server.domain import states
 from shoal.server.scheduling.retry import AttemptOutcome, should_retry
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
@@ -24,7 +23,7 @@ def test_illegal_move_raises() -> None:
 
 
 def test_terminal_states_are_derived() -> None:
-    assert states.TASK_TERMINAL == {task_pb2.TASK_STATE_COMPLETED}
+    assert {task_pb2.TASK_STATE_COMPLETED} == states.TASK_TERMINAL
     assert pool_pb2.NODE_STATE_LEAVING_POOL in states.terminal_states(states.NODE_TRANSITIONS)
 
 
