@@ -114,15 +114,38 @@ async def wait_process(proc: subprocess.Popen[bytes]) -> int:
     return proc.wait()
 
 
+def _live_members(pgid: int) -> bool | None:
+    """Whether /proc shows a member of `pgid` that is not a zombie; None when /proc cannot tell."""
+    try:
+        pids = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the command name (which may contain spaces): state ppid pgrp ...
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
 def group_alive(pgid: int) -> bool:
-    """True while any process is left in process group `pgid`."""
+    """True while a process that is not a zombie is left in process group `pgid`.
+
+    Zombies are ignored: killed members reparented to init are reaped by it at its own pace.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    live = _live_members(pgid)
+    return True if live is None else live
 
 
 def signal_group(pgid: int, sig: int) -> bool:

@@ -68,8 +68,6 @@ def _target(wd: Path, *parts: str) -> Path:
 async def _stage_container(
     rf: common_pb2.ResourceFile, wd: Path, storage: StorageClient | None, mode: int
 ) -> None:
-    if storage is None:
-        raise StagingError("BlobDownloadMiscError", "no storage service available")
     container, prefix = rf.storage_container_name, rf.blob_prefix
     # Check the directory part before talking to the server.
     if rf.file_path:
@@ -77,6 +75,8 @@ async def _stage_container(
             check_relative_path(rf.file_path, allow_empty=True)
         except UnsafePathError as e:
             raise StagingError("BlobNotFound", f"resource file path escapes the working directory: {e}") from e
+    if storage is None:
+        raise StagingError("BlobDownloadMiscError", "no storage service available")
     try:
         blobs = await storage.list_blobs(container, prefix)
     except grpc.aio.AioRpcError as e:
