@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.clock import Clock, SystemClock
 from shoal.server.api.agents import AgentServicer

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Protocol
 
 from google.protobuf import timestamp_pb2
+
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
 from shoal.server.api.errors import already_exists, failed_precondition, not_found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from shoal.server.api.errors import invalid, rpc_errors
 from shoal.server.api.paging import page
 from shoal.server.api.validation import check_job

@@ -6,6 +6,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import grpc
+
 from shoal.server.api.errors import ApiError
 from shoal.server.domain.records import NodeRec
 

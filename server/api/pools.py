@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.nodefiles import NodeChannels

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.nodefiles import NodeChannels, translate

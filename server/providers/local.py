@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.records import NodeRec
 from shoal.v1 import pool_pb2

@@ -45,6 +45,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 import grpc
+
 from shoal.clock import Clock, SystemClock
 from shoal.paths import UnsafePathError, check_relative_path, safe_join
 from shoal.server.api.errors import ApiError, already_exists, failed_precondition, invalid, not_found

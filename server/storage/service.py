@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
+
 from shoal.server.api.errors import ApiError, abort, invalid, rpc_errors
 from shoal.server.storage.blobstore import (
     INVALID_BLOB_NAME,

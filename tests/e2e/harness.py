@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import grpc
 import psutil
+
 from shoal.v1 import job_pb2, job_pb2_grpc, pool_pb2, pool_pb2_grpc, storage_pb2_grpc, task_pb2, task_pb2_grpc
 
 X = TypeVar("X")

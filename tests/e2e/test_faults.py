@@ -9,8 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 
+from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 from tests.e2e.harness import ServerProcess, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

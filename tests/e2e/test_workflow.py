@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import duration_pb2
-from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
 
+from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
 from tests.e2e.harness import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from shoal.server.app import ServerConfig, ShoalServer
 from shoal.v1 import job_pb2_grpc, pool_pb2_grpc, storage_pb2_grpc, task_pb2_grpc
 

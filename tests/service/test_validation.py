@@ -6,6 +6,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from shoal.server.store.base import Delete, Row, Store
 from shoal.server.store.sqlite import SqliteStore
 

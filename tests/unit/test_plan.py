@@ -6,6 +6,7 @@ from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from shoal.server.scheduling.plan import NodeView, PendingTask, Snapshot, plan
 
 

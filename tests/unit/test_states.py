@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from shoal.server.domain import states
 from shoal.server.scheduling.retry import AttemptOutcome, should_retry
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
