@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
+
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.v1 import common_pb2, storage_pb2, storage_pb2_grpc
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.nodeagent import process
 from shoal.nodeagent.agent import Agent
@@ -349,3 +350,69 @@ async def test_node_service_files(plane_server, run_agent, tmp_path: Path) -> No
             ):
                 pass
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _completed_reports(plane) -> list[common_pb2.StartTaskInfo]:
+    return [r for r in plane.start_reports() if r.state == common_pb2.START_TASK_STATE_COMPLETED]
+
+
+async def test_start_task_retries(plane_server, run_agent, make_plane, tmp_path: Path) -> None:
+    # Fails twice (exit 5), then succeeds; the counter lives in startup/wd across retries.
+    script = "sh -c 'n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; echo try $n; [ $n -ge 3 ] || exit 5'"
+    plane = plane_server.plane
+    plane.welcome = agent_pb2.Welcome(
+        node_id="n",
+        heartbeat_interval_seconds=30,
+        run_start_task=True,
+        start_task=common_pb2.StartTask(command_line=script, max_task_retry_count=3),
+    )
+    agent, _ = await run_agent()
+    info = (await plane.wait_for(lambda: _completed_reports(plane)))[0]
+    assert (info.result, info.exit_code, info.retry_count) == (SUCCESS, 0, 2)
+    assert (tmp_path / "node/startup/stdout.txt").read_text() == "try 1\ntry 2\ntry 3\n"
+    assert agent.start_task_succeeded
+
+    # A reconnect says the start task already succeeded.
+    await plane_server.stop()
+    plane2 = make_plane()
+    await plane_server.start(plane2)
+    reg = (await plane2.wait_for(lambda: plane2.registers))[0]
+    assert reg.start_task_succeeded
+
+
+async def test_start_task_failure(plane_server, run_agent) -> None:
+    plane = plane_server.plane
+    plane.welcome = agent_pb2.Welcome(
+        node_id="n",
+        heartbeat_interval_seconds=30,
+        run_start_task=True,
+        start_task=common_pb2.StartTask(command_line="sh -c 'exit 4'", max_task_retry_count=1),
+    )
+    agent, _ = await run_agent()
+    info = (await plane.wait_for(lambda: _completed_reports(plane)))[0]
+    assert (info.result, info.exit_code, info.retry_count) == (FAILURE, 4, 1)
+    assert info.failure_info.code == "FailureExitCode"
+    assert info.end_time.seconds >= info.start_time.seconds > 0
+    assert not agent.start_task_succeeded
+
+
+async def test_start_task_missing_blob(plane_server, run_agent) -> None:
+    plane = plane_server.plane
+    plane.welcome = agent_pb2.Welcome(
+        node_id="n",
+        heartbeat_interval_seconds=0.05,
+        run_start_task=True,
+        start_task=common_pb2.StartTask(
+            command_line="true",
+            resource_files=[common_pb2.ResourceFile(storage_container_name="nothere", blob_prefix="x")],
+        ),
+    )
+    await run_agent()
+    info = (await plane.wait_for(lambda: _completed_reports(plane)))[0]
+    assert info.result == FAILURE and not info.HasField("exit_code")
+    assert info.failure_info.code == "BlobNotFound"
+    # Heartbeats flow at the interval the server asked for.
+    hbs = await plane.wait_for(
+        lambda: [m.heartbeat for m in plane.messages if m.WhichOneof("body") == "heartbeat"][2:]
+    )
+    assert hbs[0].memory_used_bytes > 0

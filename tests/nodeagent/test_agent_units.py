@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import ManualClock
 from shoal.nodeagent import envvars, process, retention
