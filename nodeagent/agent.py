@@ -7,12 +7,13 @@ import collections
 import contextlib
 import logging
 import os
-import uuid
+import secrets
 from collections.abc import Coroutine
 from typing import Any
 
 import grpc
 import psutil
+
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.clock import Clock, SystemClock
 from shoal.nodeagent import process
@@ -76,7 +77,7 @@ class Agent:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.layout = NodeLayout(config.node_root.absolute())
-        self.boot_id = uuid.uuid4().hex
+        self.boot_id = secrets.token_hex(16)
         self.node_id = config.node_id
         self.pool_id = config.pool_id
         self.node_service_port = 0
@@ -255,7 +256,10 @@ class Agent:
                 if msg is _EOF:
                     log.warning("the control plane closed the stream")
                     break
-                self._dispatch(msg, conn)
+                try:
+                    self._dispatch(msg, conn)
+                except Exception:
+                    log.exception("handling a %s message failed", msg.WhichOneof("body"))
             if self._stop.is_set():
                 # Let queued messages (acks, reports) go out, then close our side.
                 with contextlib.suppress(Exception):
@@ -264,6 +268,8 @@ class Agent:
         except (grpc.aio.AioRpcError, SessionEnded, TimeoutError, grpc.aio.UsageError) as e:
             detail = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
             log.warning("session with %s ended: %s", self.config.server, detail)
+        except Exception:
+            log.exception("session with %s failed", self.config.server)
         finally:
             self._conn = None
             stop.cancel()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.nodeagent.layout import NodeLayout
 from shoal.paths import UnsafePathError, safe_join

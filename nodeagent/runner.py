@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from google.protobuf import timestamp_pb2
+
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
 from shoal.nodeagent import envvars, process, retention

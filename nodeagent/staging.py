@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import grpc
+
 from shoal.nodeagent.storage import StorageClient
 from shoal.paths import UnsafePathError, check_relative_path, safe_join
 from shoal.v1 import common_pb2

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+
 from shoal.v1 import storage_pb2, storage_pb2_grpc
 
 UPLOAD_CHUNK = 1024 * 1024
