@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+
 from shoal.v1 import (
     common_pb2,
     job_pb2,
@@ -742,24 +743,42 @@ class TasksAPI:
     def _stream_file(
         self, job_id: str, task_id: str, path: str, *, offset: int, follow: bool, timeout: float | None = None
     ) -> Iterator[bytes]:
-        request = task_pb2.ReadTaskFileRequest(
-            name=f"jobs/{job_id}/tasks/{task_id}", path=path, offset=offset, follow=follow
-        )
-        call = self._rpc.tasks.ReadTaskFile(
-            request,
-            timeout=timeout if follow else (timeout or self._rpc.timeout),
-            metadata=self._rpc.metadata,
-        )
-        try:
-            for chunk in call:
-                if chunk.data:
-                    yield chunk.data
-        except grpc.RpcError as e:
-            if e.code() == grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            request = task_pb2.ReadTaskFileRequest(
+                name=f"jobs/{job_id}/tasks/{task_id}", path=path, offset=offset, follow=follow
+            )
+            remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
+            call = self._rpc.tasks.ReadTaskFile(
+                request,
+                timeout=remaining if follow else (remaining or self._rpc.timeout),
+                metadata=self._rpc.metadata,
+            )
+            try:
+                for chunk in call:
+                    if chunk.data:
+                        offset += len(chunk.data)
+                        yield chunk.data
                 return
-            raise from_rpc_error(e) from None
-        finally:
-            call.cancel()
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+                    return
+                err = from_rpc_error(e)
+                # Following a task that has not started (or not written the file) yet: wait for it.
+                if not (follow and err.reason in _NOT_YET_REASONS):
+                    raise err from None
+                if self.get(job_id, task_id).state == TaskState.COMPLETED:
+                    raise err from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DeadlineExceeded(
+                        f"{path} of task {job_id}/{task_id} did not appear within {timeout}s", reason="WAIT_TIMEOUT"
+                    ) from None
+                time.sleep(0.2)
+            finally:
+                call.cancel()
+
+
+_NOT_YET_REASONS = frozenset({"TASK_FILES_UNAVAILABLE", "FILE_NOT_FOUND"})
 
 
 class StorageAPI:

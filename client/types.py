@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
+
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
 
 from .errors import InvalidArgument

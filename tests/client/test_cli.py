@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+
 from shoal.client.cli import cli
 
 from .fake_server import FakeServer

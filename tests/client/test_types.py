@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from shoal.client import (
     InvalidArgument,
     Job,
