@@ -109,8 +109,7 @@ def validate_container_id(container_id: str, field: str = "container") -> str:
             [
                 (
                     field,
-                    f"{container_id!r} is not 3..63 lowercase letters, digits and '-' "
-                    "starting with a letter or digit",
+                    f"{container_id!r} is not 3..63 lowercase letters, digits and '-' starting with a letter or digit",
                 )
             ],
         )
@@ -567,9 +566,7 @@ class BlobStore:
             container=container, name=name, size=st.st_size, sha256=sha, modify_time=_ns_to_datetime(mtime_ns)
         )
 
-    def _info_for(
-        self, container: str, name: str, st: os.stat_result, file: BinaryIO | None = None
-    ) -> BlobInfo:
+    def _info_for(self, container: str, name: str, st: os.stat_result, file: BinaryIO | None = None) -> BlobInfo:
         """Build a BlobInfo from the data file's stat, using the sidecar when it describes this file."""
         meta = _read_json(self._blob_meta_path(container, name))
         if (
@@ -668,9 +665,7 @@ class BlobStore:
                 parent = parent.parent
             _fsync_dir(parent)
 
-    def list_blobs(
-        self, container: str, prefix: str = "", page_size: int = 0, page_token: str = ""
-    ) -> BlobPage:
+    def list_blobs(self, container: str, prefix: str = "", page_size: int = 0, page_token: str = "") -> BlobPage:
         """Blobs whose names start with `prefix`, in name order, `page_size` at a time.
 
         `page_size` 0 means 1000; larger than 5000 is cut to 5000. The token is the last name
@@ -707,9 +702,7 @@ class BlobStore:
                 return
             token = page.next_page_token
 
-    def _walk(
-        self, directory: Path, rel: str, prefix: str, after: str | None
-    ) -> Iterator[tuple[str, os.stat_result]]:
+    def _walk(self, directory: Path, rel: str, prefix: str, after: str | None) -> Iterator[tuple[str, os.stat_result]]:
         """Regular files under `directory` in global name order, skipping links and bad names.
 
         A folder `d` sorts as `d/`, which places its contents exactly where their full names

@@ -43,9 +43,7 @@ def _timestamp(info_time: Any) -> timestamp_pb2.Timestamp:
 
 def container_to_proto(info: ContainerInfo) -> storage_pb2.Container:
     """The API form of a container."""
-    return storage_pb2.Container(
-        name=f"containers/{info.id}", id=info.id, creation_time=_timestamp(info.creation_time)
-    )
+    return storage_pb2.Container(name=f"containers/{info.id}", id=info.id, creation_time=_timestamp(info.creation_time))
 
 
 def blob_to_proto(info: BlobInfo) -> storage_pb2.Blob:
@@ -180,9 +178,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):  # type: ignore[
             reader.close()
 
     @rpc_errors
-    async def ListBlobs(
-        self, request: storage_pb2.ListBlobsRequest, context: Context
-    ) -> storage_pb2.ListBlobsResponse:
+    async def ListBlobs(self, request: storage_pb2.ListBlobsRequest, context: Context) -> storage_pb2.ListBlobsResponse:
         """Blobs with a name prefix, in name order, a page at a time."""
         validate_container_id(request.container, "container")
         page = await asyncio.to_thread(
