@@ -567,8 +567,14 @@ class BlobStore:
         )
 
     def _info_for(self, container: str, name: str, st: os.stat_result, file: BinaryIO | None = None) -> BlobInfo:
-        """Build a BlobInfo from the data file's stat, using the sidecar when it describes this file."""
-        meta = _read_json(self._blob_meta_path(container, name))
+        """Build a BlobInfo from the data file's stat, using the sidecar when it describes this file.
+
+        Without a matching sidecar the digest is computed from an open file (`file`, or the blob
+        opened here, whose own stat then wins) and the sidecar is rewritten.
+        Raises FileNotFoundError when the blob vanished meanwhile.
+        """
+        meta_path = self._blob_meta_path(container, name)
+        meta = _read_json(meta_path)
         if (
             meta is not None
             and meta.get("name") == name
@@ -578,8 +584,18 @@ class BlobStore:
             and isinstance(meta.get("sha256"), str)
         ):
             sha: str = meta["sha256"]
+        elif file is None:
+            with self._open_regular(self.root / container / name) as f:
+                return self._info_for(container, name, os.fstat(f.fileno()), f)
         else:
-            sha = self._hash_file(self.root / container / name, file)
+            sha = self._hash_file(file)
+            with contextlib.suppress(OSError):
+                meta_path.parent.mkdir(parents=True, exist_ok=True)
+                _write_json_atomic(
+                    meta_path,
+                    {"name": name, "size": st.st_size, "sha256": sha, "ino": st.st_ino, "mtime_ns": st.st_mtime_ns},
+                    self.tmp_dir,
+                )
         return BlobInfo(
             container=container,
             name=name,
@@ -589,18 +605,32 @@ class BlobStore:
         )
 
     @staticmethod
-    def _hash_file(path: Path, file: BinaryIO | None) -> str:
+    def _open_regular(path: Path) -> BinaryIO:
+        """Open a regular file without following links; FileNotFoundError for anything else."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except (NotADirectoryError, IsADirectoryError) as e:
+            raise FileNotFoundError(str(path)) from e
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise FileNotFoundError(str(path)) from e
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise FileNotFoundError(str(path))
+        except BaseException:
+            os.close(fd)
+            raise
+        return os.fdopen(fd, "rb")
+
+    @staticmethod
+    def _hash_file(file: BinaryIO) -> str:
         h = hashlib.sha256()
-        if file is not None:
-            pos = file.tell()
-            file.seek(0)
-            while data := file.read(READ_CHUNK_SIZE):
-                h.update(data)
-            file.seek(pos)
-        else:
-            with open(path, "rb") as f:
-                while data := f.read(READ_CHUNK_SIZE):
-                    h.update(data)
+        pos = file.tell()
+        file.seek(0)
+        while data := file.read(READ_CHUNK_SIZE):
+            h.update(data)
+        file.seek(pos)
         return h.hexdigest()
 
     def _not_found(self, container: str, name: str) -> ApiError:
@@ -615,23 +645,11 @@ class BlobStore:
         """Open a blob for chunked reading (the caller closes the reader)."""
         path = self._blob_path(container, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            file = self._open_regular(path)
+        except FileNotFoundError:
             raise self._not_found(container, name) from None
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise self._not_found(container, name) from None
-            raise
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise self._not_found(container, name)
-        except BaseException:
-            os.close(fd)
-            raise
-        file = os.fdopen(fd, "rb")
-        try:
-            info = self._info_for(container, name, st, file)
+            info = self._info_for(container, name, os.fstat(file.fileno()), file)
         except BaseException:
             file.close()
             raise

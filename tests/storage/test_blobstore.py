@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from datetime import UTC, datetime
@@ -313,6 +314,9 @@ def test_crash_leftovers_are_cleaned_and_stale_sidecars_ignored(tmp_path: Path) 
     assert info.size == 9
     assert info.sha256 == hashlib.sha256(b"changed!!").hexdigest()
     assert [b.sha256 for b in s2.list_blobs("cn1").blobs] == [info.sha256]
+    # The sidecar was rewritten for the file it now describes.
+    meta = json.loads(s2._blob_meta_path("cn1", "f").read_text())
+    assert (meta["sha256"], meta["size"]) == (info.sha256, 9)
     w.abort()  # the "crashed" process's file handle
 
 
