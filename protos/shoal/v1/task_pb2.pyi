@@ -19,6 +19,13 @@ class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATE_RUNNING: _ClassVar[TaskState]
     TASK_STATE_COMPLETED: _ClassVar[TaskState]
 
+class SubtaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SUBTASK_STATE_UNSPECIFIED: _ClassVar[SubtaskState]
+    SUBTASK_STATE_PREPARING: _ClassVar[SubtaskState]
+    SUBTASK_STATE_RUNNING: _ClassVar[SubtaskState]
+    SUBTASK_STATE_COMPLETED: _ClassVar[SubtaskState]
+
 class AddTaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ADD_TASK_STATUS_UNSPECIFIED: _ClassVar[AddTaskStatus]
@@ -30,6 +37,10 @@ TASK_STATE_ACTIVE: TaskState
 TASK_STATE_PREPARING: TaskState
 TASK_STATE_RUNNING: TaskState
 TASK_STATE_COMPLETED: TaskState
+SUBTASK_STATE_UNSPECIFIED: SubtaskState
+SUBTASK_STATE_PREPARING: SubtaskState
+SUBTASK_STATE_RUNNING: SubtaskState
+SUBTASK_STATE_COMPLETED: SubtaskState
 ADD_TASK_STATUS_UNSPECIFIED: AddTaskStatus
 ADD_TASK_STATUS_SUCCESS: AddTaskStatus
 ADD_TASK_STATUS_CLIENT_ERROR: AddTaskStatus
@@ -69,8 +80,18 @@ class TaskNodeInfo(_message.Message):
     node_address: str
     def __init__(self, pool_id: _Optional[str] = ..., node_id: _Optional[str] = ..., task_root_directory: _Optional[str] = ..., node_address: _Optional[str] = ...) -> None: ...
 
+class MultiInstanceSettings(_message.Message):
+    __slots__ = ("number_of_instances", "coordination_command_line", "common_resource_files")
+    NUMBER_OF_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    COORDINATION_COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
+    COMMON_RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
+    number_of_instances: int
+    coordination_command_line: str
+    common_resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
+    def __init__(self, number_of_instances: _Optional[int] = ..., coordination_command_line: _Optional[str] = ..., common_resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ...) -> None: ...
+
 class TaskSpec(_message.Message):
-    __slots__ = ("id", "display_name", "command_line", "environment_settings", "resource_files", "output_files", "constraints", "required_slots")
+    __slots__ = ("id", "display_name", "command_line", "environment_settings", "resource_files", "output_files", "constraints", "required_slots", "multi_instance_settings")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +100,7 @@ class TaskSpec(_message.Message):
     OUTPUT_FILES_FIELD_NUMBER: _ClassVar[int]
     CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    MULTI_INSTANCE_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     command_line: str
@@ -87,10 +109,31 @@ class TaskSpec(_message.Message):
     output_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.OutputFile]
     constraints: _common_pb2.TaskConstraints
     required_slots: int
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ...) -> None: ...
+    multi_instance_settings: MultiInstanceSettings
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ..., multi_instance_settings: _Optional[_Union[MultiInstanceSettings, _Mapping]] = ...) -> None: ...
+
+class Subtask(_message.Message):
+    __slots__ = ("id", "node_info", "state", "start_time", "end_time", "exit_code", "failure_info", "result")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_INFO_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_INFO_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    node_info: TaskNodeInfo
+    state: SubtaskState
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    exit_code: int
+    failure_info: _common_pb2.FailureInfo
+    result: _common_pb2.TaskExecutionResult
+    def __init__(self, id: _Optional[int] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., state: _Optional[_Union[SubtaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag")
+    __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag", "subtasks")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +144,7 @@ class Task(_message.Message):
     NODE_INFO_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    SUBTASKS_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: TaskSpec
     state: TaskState
@@ -111,7 +155,8 @@ class Task(_message.Message):
     node_info: TaskNodeInfo
     attempt: int
     etag: str
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., previous_state: _Optional[_Union[TaskState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[TaskExecutionInfo, _Mapping]] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., attempt: _Optional[int] = ..., etag: _Optional[str] = ...) -> None: ...
+    subtasks: _containers.RepeatedCompositeFieldContainer[Subtask]
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., previous_state: _Optional[_Union[TaskState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[TaskExecutionInfo, _Mapping]] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., attempt: _Optional[int] = ..., etag: _Optional[str] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ...) -> None: ...
 
 class AddTaskRequest(_message.Message):
     __slots__ = ("parent", "task")
@@ -236,3 +281,15 @@ class ReadTaskFileRequest(_message.Message):
     offset: int
     follow: bool
     def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class ListSubtasksRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListSubtasksResponse(_message.Message):
+    __slots__ = ("subtasks",)
+    SUBTASKS_FIELD_NUMBER: _ClassVar[int]
+    subtasks: _containers.RepeatedCompositeFieldContainer[Subtask]
+    def __init__(self, subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ...) -> None: ...

@@ -86,6 +86,11 @@ class TaskServiceStub:
                 request_serializer=shoal_dot_v1_dot_task__pb2.ReadTaskFileRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
                 _registered_method=True)
+        self.ListSubtasks = channel.unary_unary(
+                '/shoal.v1.TaskService/ListSubtasks',
+                request_serializer=shoal_dot_v1_dot_task__pb2.ListSubtasksRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_task__pb2.ListSubtasksResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -155,6 +160,13 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSubtasks(self, request, context):
+        """Every instance of a multi-instance task: node, state, times, exit code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +219,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.ReadTaskFile,
                     request_deserializer=shoal_dot_v1_dot_task__pb2.ReadTaskFileRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_common__pb2.FileChunk.SerializeToString,
+            ),
+            'ListSubtasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubtasks,
+                    request_deserializer=shoal_dot_v1_dot_task__pb2.ListSubtasksRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_task__pb2.ListSubtasksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -480,6 +497,33 @@ class TaskService:
             '/shoal.v1.TaskService/ReadTaskFile',
             shoal_dot_v1_dot_task__pb2.ReadTaskFileRequest.SerializeToString,
             shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSubtasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.TaskService/ListSubtasks',
+            shoal_dot_v1_dot_task__pb2.ListSubtasksRequest.SerializeToString,
+            shoal_dot_v1_dot_task__pb2.ListSubtasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

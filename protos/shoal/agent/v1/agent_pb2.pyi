@@ -16,6 +16,7 @@ class TaskEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_EVENT_KIND_UNSPECIFIED: _ClassVar[TaskEventKind]
     TASK_EVENT_KIND_RUNNING: _ClassVar[TaskEventKind]
     TASK_EVENT_KIND_COMPLETED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_COORDINATED: _ClassVar[TaskEventKind]
 
 class FileScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -25,19 +26,22 @@ class FileScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 TASK_EVENT_KIND_UNSPECIFIED: TaskEventKind
 TASK_EVENT_KIND_RUNNING: TaskEventKind
 TASK_EVENT_KIND_COMPLETED: TaskEventKind
+TASK_EVENT_KIND_COORDINATED: TaskEventKind
 FILE_SCOPE_UNSPECIFIED: FileScope
 FILE_SCOPE_NODE: FileScope
 FILE_SCOPE_TASK: FileScope
 
 class AttemptRef(_message.Message):
-    __slots__ = ("job_id", "task_id", "attempt")
+    __slots__ = ("job_id", "task_id", "attempt", "instance")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     task_id: str
     attempt: int
-    def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    instance: int
+    def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., instance: _Optional[int] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
     __slots__ = ("event_id", "attempt", "kind", "time", "exit_code", "failure_info", "result", "start_time", "task_root_directory")
@@ -143,8 +147,26 @@ class Welcome(_message.Message):
     run_start_task: bool
     def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ...) -> None: ...
 
+class MultiInstance(_message.Message):
+    __slots__ = ("instance_index", "number_of_instances", "host_list", "agent_addresses", "coordination_command_line", "common_resource_files", "task_shared_dir")
+    INSTANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_OF_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    HOST_LIST_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    COORDINATION_COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
+    COMMON_RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
+    TASK_SHARED_DIR_FIELD_NUMBER: _ClassVar[int]
+    instance_index: int
+    number_of_instances: int
+    host_list: _containers.RepeatedScalarFieldContainer[str]
+    agent_addresses: _containers.RepeatedScalarFieldContainer[str]
+    coordination_command_line: str
+    common_resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
+    task_shared_dir: str
+    def __init__(self, instance_index: _Optional[int] = ..., number_of_instances: _Optional[int] = ..., host_list: _Optional[_Iterable[str]] = ..., agent_addresses: _Optional[_Iterable[str]] = ..., coordination_command_line: _Optional[str] = ..., common_resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., task_shared_dir: _Optional[str] = ...) -> None: ...
+
 class TaskAssignment(_message.Message):
-    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots")
+    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots", "multi_instance")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +176,7 @@ class TaskAssignment(_message.Message):
     MAX_WALL_CLOCK_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RETENTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    MULTI_INSTANCE_FIELD_NUMBER: _ClassVar[int]
     attempt: AttemptRef
     pool_id: str
     command_line: str
@@ -163,7 +186,8 @@ class TaskAssignment(_message.Message):
     max_wall_clock_seconds: float
     retention_seconds: float
     required_slots: int
-    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ...) -> None: ...
+    multi_instance: MultiInstance
+    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ..., multi_instance: _Optional[_Union[MultiInstance, _Mapping]] = ...) -> None: ...
 
 class StartTasks(_message.Message):
     __slots__ = ("command_id", "tasks")
@@ -199,6 +223,14 @@ class EventsAck(_message.Message):
     up_to_event_id: int
     def __init__(self, up_to_event_id: _Optional[int] = ...) -> None: ...
 
+class RunApplication(_message.Message):
+    __slots__ = ("command_id", "attempt")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    command_id: int
+    attempt: AttemptRef
+    def __init__(self, command_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ...) -> None: ...
+
 class Shutdown(_message.Message):
     __slots__ = ("reason",)
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -206,20 +238,22 @@ class Shutdown(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown")
+    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown", "run_application")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     START_TASKS_FIELD_NUMBER: _ClassVar[int]
     KILL_TASKS_FIELD_NUMBER: _ClassVar[int]
     DELETE_TASK_FILES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_ACK_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
+    RUN_APPLICATION_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     start_tasks: StartTasks
     kill_tasks: KillTasks
     delete_task_files: DeleteTaskFiles
     events_ack: EventsAck
     shutdown: Shutdown
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ...) -> None: ...
+    run_application: RunApplication
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ...) -> None: ...
 
 class ListFilesRequest(_message.Message):
     __slots__ = ("scope", "job_id", "task_id", "path", "recursive")
@@ -256,3 +290,31 @@ class ReadFileRequest(_message.Message):
     offset: int
     follow: bool
     def __init__(self, scope: _Optional[_Union[FileScope, str]] = ..., job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class ExecRequest(_message.Message):
+    __slots__ = ("job_id", "task_id", "attempt", "argv", "environment", "stdin", "stdin_eof")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ARGV_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    STDIN_EOF_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    task_id: str
+    attempt: int
+    argv: _containers.RepeatedScalarFieldContainer[str]
+    environment: _containers.RepeatedCompositeFieldContainer[_common_pb2.EnvironmentSetting]
+    stdin: bytes
+    stdin_eof: bool
+    def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., argv: _Optional[_Iterable[str]] = ..., environment: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., stdin: _Optional[bytes] = ..., stdin_eof: _Optional[bool] = ...) -> None: ...
+
+class ExecResponse(_message.Message):
+    __slots__ = ("stdout", "stderr", "exit_code")
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+    def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit_code: _Optional[int] = ...) -> None: ...

@@ -103,7 +103,9 @@ class AgentService:
 
 class NodeServiceStub:
     """Served by every node agent on its own address; the control plane calls it
-    to list and read files on the node.
+    to list and read files on the node, and `shoal-mpi-launch` calls Exec to
+    start an MPI proxy inside a multi-instance task's instance on this node (its
+    directories, environment, process group and wall clock).
     """
 
     def __init__(self, channel):
@@ -122,11 +124,18 @@ class NodeServiceStub:
                 request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ReadFileRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
                 _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/shoal.agent.v1.NodeService/Exec',
+                request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
+                response_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
     """Served by every node agent on its own address; the control plane calls it
-    to list and read files on the node.
+    to list and read files on the node, and `shoal-mpi-launch` calls Exec to
+    start an MPI proxy inside a multi-instance task's instance on this node (its
+    directories, environment, process group and wall clock).
     """
 
     def ListFiles(self, request, context):
@@ -136,6 +145,12 @@ class NodeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReadFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Exec(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +169,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ReadFileRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_common__pb2.FileChunk.SerializeToString,
             ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.FromString,
+                    response_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'shoal.agent.v1.NodeService', rpc_method_handlers)
@@ -164,7 +184,9 @@ def add_NodeServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class NodeService:
     """Served by every node agent on its own address; the control plane calls it
-    to list and read files on the node.
+    to list and read files on the node, and `shoal-mpi-launch` calls Exec to
+    start an MPI proxy inside a multi-instance task's instance on this node (its
+    directories, environment, process group and wall clock).
     """
 
     @staticmethod
@@ -211,6 +233,33 @@ class NodeService:
             '/shoal.agent.v1.NodeService/ReadFile',
             shoal_dot_agent_dot_v1_dot_agent__pb2.ReadFileRequest.SerializeToString,
             shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/shoal.agent.v1.NodeService/Exec',
+            shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
+            shoal_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,
