@@ -154,6 +154,7 @@ class Agent:
         if self._start_task_pgid is not None:
             process.kill_group_now(self._start_task_pgid)
         await self.runner.kill_all()
+        self.running_file.flush()
         for t in list(self._background):
             t.cancel()
         if self._background:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -27,21 +28,44 @@ def attempt_key(job_id: str, task_id: str, attempt: int) -> str:
 
 
 class RunningFile:
-    """`volatile/running.json`: attempt key → process group id of every live task process."""
+    """`volatile/running.json`: attempt key → process group id of every live task process.
 
-    def __init__(self, path: Path) -> None:
+    Changes made while an event loop runs are written together a few milliseconds later (one
+    write for a burst of starts instead of one per task); `flush` writes at once.
+    """
+
+    def __init__(self, path: Path, *, coalesce_seconds: float = 0.005) -> None:
         self.path = path
         self._groups: dict[str, int] = {}
+        self._coalesce = coalesce_seconds
+        self._pending: asyncio.TimerHandle | None = None
 
     def add(self, key: str, pgid: int) -> None:
         """Record a started process group."""
         self._groups[key] = pgid
-        self._save()
+        self._changed()
 
     def remove(self, key: str) -> None:
         """Forget a process group that ended."""
         if self._groups.pop(key, None) is not None:
+            self._changed()
+
+    def _changed(self) -> None:
+        if self._pending is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self._save()
+            return
+        self._pending = loop.call_later(self._coalesce, self.flush)
+
+    def flush(self) -> None:
+        """Write the file now."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        self._save()
 
     def _save(self) -> None:
         try:
@@ -80,7 +104,7 @@ class RunningFile:
                 except (OSError, psutil.Error):
                     continue
         self._groups = {}
-        self._save()
+        self.flush()
         return sorted(left)
 
 

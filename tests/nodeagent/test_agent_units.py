@@ -354,6 +354,8 @@ async def test_running_file_kills_orphans(tmp_path: Path) -> None:
     try:
         rf.add("j/t/1", mine.pid)
         rf.add("j/u/1", other.pid)
+        assert RunningFile(rf.path).load() == {}  # written a moment later, together
+        rf.flush()
         assert RunningFile(rf.path).load() == {"j/t/1": mine.pid, "j/u/1": other.pid}
         assert RunningFile(rf.path).kill_orphans(tmp_path) == ["j/t/1", "j/u/1"]
         assert await asyncio.wait_for(process.wait_process(mine), 10) == -signal.SIGKILL
