@@ -237,6 +237,10 @@ class Agent:
             await call.write(self._register())
             watermark = self.outbox.last_id
             first = await asyncio.wait_for(call.read(), WELCOME_TIMEOUT)
+            if first is not _EOF and first.WhichOneof("body") == "shutdown":
+                # A node that left the pool while the agent was away is told so instead of welcomed.
+                self.request_stop(f"shutdown requested by the control plane: {first.shutdown.reason}")
+                return True
             if first is _EOF or first.WhichOneof("body") != "welcome":
                 raise SessionEnded("no Welcome")
             conn = _Connection(self._wake)

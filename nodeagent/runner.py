@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -37,6 +38,7 @@ RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
 COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
 
 AttemptKey = tuple[str, str, int]
+FINISHED_MEMORY = 10000
 
 
 def timestamp(when: datetime) -> timestamp_pb2.Timestamp:
@@ -121,6 +123,8 @@ class TaskRunner:
         self._attempts: dict[AttemptKey, Attempt] = {}
         #: (job, task) → its newest attempt on this node.
         self._current: dict[tuple[str, str], Attempt] = {}
+        #: Recently completed attempts: a repeated StartTasks for one of them is not run again.
+        self._finished: collections.OrderedDict[AttemptKey, None] = collections.OrderedDict()
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -148,8 +152,8 @@ class TaskRunner:
         """Accept one assignment: RUNNING is emitted at once, the rest runs in the background."""
         ref = assignment.attempt
         key = (ref.job_id, ref.task_id, ref.attempt)
-        if key in self._attempts:
-            log.info("attempt %s is already active; ignoring the duplicate", key)
+        if key in self._attempts or key in self._finished:
+            log.info("attempt %s is already active or finished; ignoring the duplicate", key)
             return
         try:
             task_dir: Path | None = self._layout.task_dir(ref.job_id, ref.task_id)
@@ -351,6 +355,9 @@ class TaskRunner:
         if outcome.failure_info is not None:
             event.failure_info.CopyFrom(outcome.failure_info)
         self._attempts.pop(attempt.key, None)
+        self._finished[attempt.key] = None
+        if len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
         jt = (a.attempt.job_id, a.attempt.task_id)
         if self._current.get(jt) is attempt:
             del self._current[jt]

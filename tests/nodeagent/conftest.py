@@ -77,6 +77,8 @@ class FakePlane(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, welcome: agent_pb2.Welcome | None = None, auto_ack: bool = True) -> None:
         self.welcome = welcome or agent_pb2.Welcome(node_id="node-1", pool_id="pool1", heartbeat_interval_seconds=30)
         self.auto_ack = auto_ack
+        #: Answer Register with Shutdown instead of Welcome (a node that left the pool).
+        self.refuse_with_shutdown = False
         self.messages: list[agent_pb2.AgentMessage] = []
         self.registers: list[agent_pb2.Register] = []
         self._changed = asyncio.Event()
@@ -129,6 +131,9 @@ class FakePlane(agent_pb2_grpc.AgentServiceServicer):
         assert first.WhichOneof("body") == "register"
         self.registers.append(first.register)
         self._record(first)
+        if self.refuse_with_shutdown:
+            await context.write(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="left the pool")))
+            return
         await context.write(agent_pb2.ServerMessage(welcome=self.welcome))
         out: asyncio.Queue[agent_pb2.ServerMessage] = asyncio.Queue()
         self._out = out

@@ -416,3 +416,35 @@ async def test_start_task_missing_blob(plane_server, run_agent) -> None:
         lambda: [m.heartbeat for m in plane.messages if m.WhichOneof("body") == "heartbeat"][2:]
     )
     assert hbs[0].memory_used_bytes > 0
+
+
+async def test_shutdown_instead_of_welcome(plane_server, run_agent) -> None:
+    plane_server.plane.refuse_with_shutdown = True
+    _agent, task = await run_agent()
+    assert await asyncio.wait_for(task, 15) == 0
+
+
+async def test_duplicate_start_is_not_rerun(plane_server, run_agent, tmp_path: Path) -> None:
+    plane = plane_server.plane
+    await run_agent()
+    await plane.wait_for(lambda: plane.registers)
+    a = assignment("once", "sh -c 'echo ran >> $SHOAL_NODE_SHARED_DIR/count'")
+    await plane.send(start_tasks(1, a))
+    await plane.wait_event("once", COMPLETED)
+    await plane.send(start_tasks(2, a, assignment("after", "true")))
+    await plane.wait_event("after", COMPLETED)
+    assert (tmp_path / "node/shared/count").read_text() == "ran\n"
+    assert len([e for e in plane.events() if e.attempt.task_id == "once"]) == 2
+
+
+async def test_new_attempt_replaces_running_one(plane_server, run_agent) -> None:
+    plane = plane_server.plane
+    await run_agent()
+    await plane.wait_for(lambda: plane.registers)
+    await plane.send(start_tasks(1, assignment("r", "sleep 100", attempt=1)))
+    await plane.wait_event("r", RUNNING, attempt=1)
+    await plane.send(start_tasks(2, assignment("r", "sh -c 'echo $SHOAL_TASK_ATTEMPT'", attempt=2)))
+    old = await plane.wait_event("r", COMPLETED, attempt=1)
+    new = await plane.wait_event("r", COMPLETED, attempt=2)
+    assert old.failure_info.code == "TaskEnded"
+    assert new.result == SUCCESS and new.exit_code == 0
