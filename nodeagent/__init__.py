@@ -1,1 +1,20 @@
-"""Shoal package."""
+"""The Shoal node agent: one process per compute node.
+
+Entry points:
+
+- ``python -m shoal.nodeagent --server HOST:PORT --node-root DIR --ip 127.0.1.N [--node-id ID]
+  [--pool POOL] [--orphan-timeout SECONDS] [--allow-non-loopback] [--log-level LEVEL]``
+- :func:`shoal.nodeagent.__main__.main` (``main(argv: list[str] | None = None) -> int``), what
+  ``shoal agent`` calls with the same arguments.
+- :class:`shoal.nodeagent.agent.Agent` (``await Agent(AgentConfig(...), clock=...).run() -> int``)
+  to run an agent inside an existing event loop (tests, embedded use).
+
+Modules: ``config`` (AgentConfig), ``layout`` (node directory tree), ``envvars`` (task
+environments), ``process`` (spawn, reap, kill process groups), ``staging`` (resource files),
+``outputs`` (output files), ``storage`` (StorageService client), ``runner`` (task attempts),
+``starttask``, ``outbox`` (unacknowledged events), ``state`` (volatile/ files), ``retention``
+(task directory sweeper), ``fileservice`` (NodeService), ``agent`` (the session with the server).
+
+Exit codes: 0 after Shutdown, SIGTERM or SIGINT; 3 when the control plane was unreachable for
+the orphan timeout; 2 for a bad command line.
+"""

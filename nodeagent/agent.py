@@ -127,9 +127,7 @@ class Agent:
         if not self.node_id:
             self.node_id = read_node_id(self.layout.node_id_file)
         server = grpc.aio.server()
-        agent_pb2_grpc.add_NodeServiceServicer_to_server(
-            NodeFileService(self.layout, self.runner.attempt_done), server
-        )
+        agent_pb2_grpc.add_NodeServiceServicer_to_server(NodeFileService(self.layout, self.runner.attempt_done), server)
         self.node_service_port = server.add_insecure_port(_host_port(self.config.ip, 0))
         await server.start()
         log.info(

@@ -92,9 +92,7 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         self, request: agent_pb2.ListFilesRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.ListFilesResponse:
         """List a directory (or one file), optionally recursively."""
-        base, target = await self._resolve(
-            request.scope, request.job_id, request.task_id, request.path, context
-        )
+        base, target = await self._resolve(request.scope, request.job_id, request.task_id, request.path, context)
         try:
             files = await asyncio.to_thread(list_files, base, target, request.recursive)
         except FileNotFoundError:
@@ -105,9 +103,7 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         self, request: agent_pb2.ReadFileRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.FileChunk]:
         """Stream a file from `offset`; with `follow`, keep streaming while the task's attempt runs."""
-        _base, target = await self._resolve(
-            request.scope, request.job_id, request.task_id, request.path, context
-        )
+        _base, target = await self._resolve(request.scope, request.job_id, request.task_id, request.path, context)
         if target.is_dir():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.path} is a directory")
         if request.offset < 0:

@@ -210,9 +210,7 @@ class TaskRunner:
                 if self.is_task_active(job_id, task_id):
                     log.info("not deleting %s/%s: it is running", job_id, task_id)
                     continue
-                await asyncio.to_thread(
-                    shutil.rmtree, self._layout.task_dir(job_id, task_id), ignore_errors=True
-                )
+                await asyncio.to_thread(shutil.rmtree, self._layout.task_dir(job_id, task_id), ignore_errors=True)
             retention.remove_if_empty(job_dir)
         except UnsafePathError as e:
             log.warning("DeleteTaskFiles: %s", e)

@@ -66,9 +66,7 @@ def _target(wd: Path, *parts: str) -> Path:
     return target
 
 
-async def _stage_container(
-    rf: common_pb2.ResourceFile, wd: Path, storage: StorageClient | None, mode: int
-) -> None:
+async def _stage_container(rf: common_pb2.ResourceFile, wd: Path, storage: StorageClient | None, mode: int) -> None:
     container, prefix = rf.storage_container_name, rf.blob_prefix
     # Check the directory part before talking to the server.
     if rf.file_path:

@@ -66,9 +66,7 @@ class FakeStorage(storage_pb2_grpc.StorageServiceServicer):
         if not (self.root / container).is_dir():
             await context.abort(grpc.StatusCode.NOT_FOUND, f"container {container} not found")
         self.put(container, name, bytes(buf))
-        return storage_pb2.Blob(
-            container=container, name=name, size=len(buf), sha256=hashlib.sha256(buf).hexdigest()
-        )
+        return storage_pb2.Blob(container=container, name=name, size=len(buf), sha256=hashlib.sha256(buf).hexdigest())
 
 
 class FakePlane(agent_pb2_grpc.AgentServiceServicer):

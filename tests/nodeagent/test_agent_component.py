@@ -295,9 +295,7 @@ async def test_node_service_files(plane_server, run_agent, tmp_path: Path) -> No
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = agent_pb2_grpc.NodeServiceStub(ch)
         await asyncio.wait_for(_until(lambda: agent.runner.is_task_active("j1", "f")), 5)
-        await asyncio.wait_for(
-            _until(lambda: (tmp_path / "node/workitems/j1/job-1/f/stdout.txt").exists()), 5
-        )
+        await asyncio.wait_for(_until(lambda: (tmp_path / "node/workitems/j1/job-1/f/stdout.txt").exists()), 5)
         chunks = [
             c
             async for c in stub.ReadFile(
@@ -339,9 +337,7 @@ async def test_node_service_files(plane_server, run_agent, tmp_path: Path) -> No
                 )
             assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.aio.AioRpcError) as ei:
-            async for _ in stub.ReadFile(
-                agent_pb2.ReadFileRequest(scope=agent_pb2.FILE_SCOPE_NODE, path="nope.txt")
-            ):
+            async for _ in stub.ReadFile(agent_pb2.ReadFileRequest(scope=agent_pb2.FILE_SCOPE_NODE, path="nope.txt")):
                 pass
         assert ei.value.code() == grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.aio.AioRpcError) as ei:
@@ -412,9 +408,7 @@ async def test_start_task_missing_blob(plane_server, run_agent) -> None:
     assert info.result == FAILURE and not info.HasField("exit_code")
     assert info.failure_info.code == "BlobNotFound"
     # Heartbeats flow at the interval the server asked for.
-    hbs = await plane.wait_for(
-        lambda: [m.heartbeat for m in plane.messages if m.WhichOneof("body") == "heartbeat"][2:]
-    )
+    hbs = await plane.wait_for(lambda: [m.heartbeat for m in plane.messages if m.WhichOneof("body") == "heartbeat"][2:])
     assert hbs[0].memory_used_bytes > 0
 
 
@@ -448,3 +442,34 @@ async def test_new_attempt_replaces_running_one(plane_server, run_agent) -> None
     new = await plane.wait_event("r", COMPLETED, attempt=2)
     assert old.failure_info.code == "TaskEnded"
     assert new.result == SUCCESS and new.exit_code == 0
+
+
+async def test_kill_with_delete_and_delete_job_files(plane_server, run_agent, tmp_path: Path) -> None:
+    plane = plane_server.plane
+    await run_agent()
+    await plane.wait_for(lambda: plane.registers)
+    jobs = tmp_path / "node" / "workitems"
+    await plane.send(start_tasks(1, assignment("k", "sleep 100", job_id="j2"), assignment("d", "true", job_id="j3")))
+    await plane.wait_event("k", RUNNING)
+    await plane.wait_event("d", COMPLETED)
+    await asyncio.wait_for(_until(lambda: (jobs / "j2/job-1/k/wd").is_dir()), 10)
+    await plane.send(
+        agent_pb2.ServerMessage(
+            kill_tasks=agent_pb2.KillTasks(
+                command_id=2,
+                attempts=[agent_pb2.AttemptRef(job_id="j2", task_id="k", attempt=1)],
+                delete_files=True,
+            )
+        )
+    )
+    c = await plane.wait_event("k", COMPLETED)
+    assert c.failure_info.code == "TaskEnded"
+    assert not (jobs / "j2").exists()
+
+    assert (jobs / "j3/job-1/d").is_dir()
+    await plane.send(agent_pb2.ServerMessage(delete_task_files=agent_pb2.DeleteTaskFiles(command_id=3, job_id="j3")))
+    await asyncio.wait_for(_until(lambda: not (jobs / "j3").exists()), 10)
+    await plane.send(
+        agent_pb2.ServerMessage(delete_task_files=agent_pb2.DeleteTaskFiles(command_id=4, job_id="../etc"))
+    )
+    await plane.wait_for(lambda: [m for m in plane.messages if m.ack.command_id == 4])

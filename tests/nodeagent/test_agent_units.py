@@ -141,9 +141,7 @@ async def test_wall_clock_kills_whole_tree(tmp_path: Path) -> None:
     proc = _spawn(tmp_path, "sh -c 'sleep 100 & echo $! > bg.pid; sleep 100'")
     pgid = proc.pid
     assert os.getpgid(proc.pid) == pgid  # its own process group
-    task = asyncio.create_task(
-        process.wait_with_limit(proc, clock=clock, max_wall_clock_seconds=10, grace_seconds=2)
-    )
+    task = asyncio.create_task(process.wait_with_limit(proc, clock=clock, max_wall_clock_seconds=10, grace_seconds=2))
     while not (tmp_path / "bg.pid").exists() or not (tmp_path / "bg.pid").read_text().strip():
         await asyncio.sleep(0.01)
     bg = int((tmp_path / "bg.pid").read_text())
