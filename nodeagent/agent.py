@@ -232,9 +232,21 @@ class Agent:
         tasks: list[asyncio.Task[Any]] = []
         stop = asyncio.ensure_future(self._stop.wait())
         try:
-            await call.write(self._register())
+            register = self._register()
             watermark = self.outbox.last_id
-            first = await asyncio.wait_for(call.read(), WELCOME_TIMEOUT)
+
+            async def handshake() -> Any:
+                await call.write(register)
+                return await call.read()
+
+            shake = asyncio.ensure_future(handshake())
+            await asyncio.wait({shake, stop}, timeout=WELCOME_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+            if not shake.done():
+                shake.cancel()
+                if self._stop.is_set():
+                    return False
+                raise SessionEnded(f"no Welcome within {WELCOME_TIMEOUT:.0f}s")
+            first = shake.result()
             if first is not _EOF and first.WhichOneof("body") == "shutdown":
                 # A node that left the pool while the agent was away is told so instead of welcomed.
                 self.request_stop(f"shutdown requested by the control plane: {first.shutdown.reason}")

@@ -77,6 +77,8 @@ class FakePlane(agent_pb2_grpc.AgentServiceServicer):
         self.auto_ack = auto_ack
         #: Answer Register with Shutdown instead of Welcome (a node that left the pool).
         self.refuse_with_shutdown = False
+        #: Never answer Register (a hung control plane).
+        self.silent = False
         self.messages: list[agent_pb2.AgentMessage] = []
         self.registers: list[agent_pb2.Register] = []
         self._changed = asyncio.Event()
@@ -129,6 +131,8 @@ class FakePlane(agent_pb2_grpc.AgentServiceServicer):
         assert first.WhichOneof("body") == "register"
         self.registers.append(first.register)
         self._record(first)
+        if self.silent:
+            await asyncio.Event().wait()
         if self.refuse_with_shutdown:
             await context.write(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="left the pool")))
             return

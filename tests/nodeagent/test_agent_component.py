@@ -473,3 +473,12 @@ async def test_kill_with_delete_and_delete_job_files(plane_server, run_agent, tm
         agent_pb2.ServerMessage(delete_task_files=agent_pb2.DeleteTaskFiles(command_id=4, job_id="../etc"))
     )
     await plane.wait_for(lambda: [m for m in plane.messages if m.ack.command_id == 4])
+
+
+async def test_stop_while_waiting_for_welcome(plane_server, run_agent) -> None:
+    plane = plane_server.plane
+    plane.silent = True
+    agent, task = await run_agent()
+    await plane.wait_for(lambda: plane.registers)
+    agent.request_stop("test")
+    assert await asyncio.wait_for(task, 5) == 0
