@@ -1,0 +1,1 @@
+"""Shoal benchmark instruments; see bench/RESULTS.md."""

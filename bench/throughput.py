@@ -1,0 +1,196 @@
+"""End-to-end throughput of trivial tasks through a real server and real local agents, against raw spawning.
+
+    python -m bench.throughput [--quick] [-n N] [--profile] [--no-record]
+
+For each pool shape (2 nodes x 2 slots, 4 x 1) and each command (`/bin/true`,
+`sleep 0.01`): one job, one bulk AddTasks of N tasks, clock from just before
+the AddTasks call to the arrival (over WatchTasks) of the last COMPLETED task.
+The raw ceiling is the same N commands spawned from this Python process with
+`subprocess.Popen`, 4 in flight, stdout/stderr to files, in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from bench.common import (
+    BenchServer,
+    Profiler,
+    Report,
+    fmt,
+    print_lines,
+    profile_markdown,
+    record,
+    should_record,
+)
+from shoal.v1 import task_pb2
+
+COMMANDS = {"true": "/bin/true", "sleep10ms": "sleep 0.01"}
+SHAPES = [(2, 2), (4, 1)]
+PARALLEL = 4
+
+
+@dataclass
+class Run:
+    seconds: float
+    completed: int
+    failed: int
+    add_seconds: float
+
+
+class Watcher(threading.Thread):
+    """Follows WatchTasks of a job and notes when `n` tasks are COMPLETED."""
+
+    def __init__(self, server: BenchServer, job_id: str, n: int) -> None:
+        super().__init__(daemon=True)
+        self.stream = server.tasks.WatchTasks(task_pb2.WatchTasksRequest(parent=f"jobs/{job_id}"))
+        self.n = n
+        self.ready = threading.Event()
+        self.done = threading.Event()
+        self.completed: set[str] = set()
+        self.failed = 0
+        self.last_at = 0.0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for msg in self.stream:
+                if msg.initial_complete:
+                    self.ready.set()
+                for t in msg.tasks:
+                    if t.state == task_pb2.TASK_STATE_COMPLETED and t.spec.id not in self.completed:
+                        self.completed.add(t.spec.id)
+                        if t.execution_info.result != 1:  # TASK_EXECUTION_RESULT_SUCCESS
+                            self.failed += 1
+                if len(self.completed) >= self.n:
+                    self.last_at = time.monotonic()
+                    self.done.set()
+                    self.stream.cancel()
+                    return
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.CANCELLED:
+                self.error = e
+        except BaseException as e:
+            self.error = e
+        finally:
+            self.ready.set()
+            self.done.set()
+
+
+def shoal_run(server: BenchServer, pool_id: str, job_id: str, command: str, n: int, timeout: float) -> Run:
+    server.create_job(job_id, pool_id)
+    watcher = Watcher(server, job_id, n)
+    watcher.start()
+    watcher.ready.wait(30)
+    specs = [task_pb2.TaskSpec(id=f"t{i}", command_line=command) for i in range(n)]
+    t0 = time.monotonic()
+    server.add(job_id, specs)
+    t_add = time.monotonic() - t0
+    if not watcher.done.wait(timeout):
+        watcher.stream.cancel()
+        raise TimeoutError(f"{job_id}: only {len(watcher.completed)}/{n} tasks completed in {timeout}s")
+    if watcher.error is not None:
+        raise RuntimeError(f"watch failed: {watcher.error}")
+    return Run(watcher.last_at - t0, len(watcher.completed), watcher.failed, t_add)
+
+
+def raw_run(command: str, n: int, parallel: int, workdir: Path) -> float:
+    """N processes spawned with subprocess.Popen, `parallel` in flight, stdout/stderr to files."""
+    argv = shlex.split(command)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def one(i: int) -> int:
+        with open(workdir / f"{i}.out", "wb") as out, open(workdir / f"{i}.err", "wb") as err:
+            return subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL).wait()
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(parallel) as ex:
+        codes = list(ex.map(one, range(n)))
+    dt = time.monotonic() - t0
+    if any(codes):
+        raise RuntimeError(f"raw spawn: {sum(1 for c in codes if c)} of {n} failed")
+    return dt
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="N=100")
+    ap.add_argument("-n", type=int, default=0, help="tasks per run (default 2000, quick 100)")
+    ap.add_argument("--commands", default="true,sleep10ms", help="subset of: " + ",".join(COMMANDS))
+    ap.add_argument("--profile", action="store_true", help="py-spy the server during the Shoal runs")
+    ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
+    a = ap.parse_args(argv)
+    n = a.n or (100 if a.quick else 2000)
+    started = time.monotonic()
+    report = Report(
+        f"Throughput: {n} trivial tasks, bulk add to last completion",
+        ["command", "runner", "seconds", "tasks/s", "ratio to raw", "add call s", "failed"],
+    )
+    extra: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-tp-") as tmp:
+        root = Path(tmp)
+        server = BenchServer(root / "server", heartbeat_interval=1.0, heartbeat_timeout=30)
+        prof: Profiler | None = None
+        try:
+            server.start()
+            for nodes, slots in SHAPES:
+                server.create_pool(f"p{nodes}x{slots}", nodes, slots)
+            for nodes, slots in SHAPES:
+                server.wait_nodes(f"p{nodes}x{slots}", nodes)
+            if a.profile:
+                prof = Profiler(server.pid, root / "throughput.pyspy.txt")
+            for name in a.commands.split(","):
+                command = COMMANDS[name]
+                raw = raw_run(command, n, PARALLEL, root / f"raw-{name}")
+                raw_rate = n / raw
+                report.add(command, f"raw Popen, {PARALLEL} in flight", f"{raw:.2f}", fmt(raw_rate), "1.00", "", "")
+                for nodes, slots in SHAPES:
+                    pool = f"p{nodes}x{slots}"
+                    cpu0 = server.cpu_seconds()
+                    r = shoal_run(server, pool, f"{name}-{pool}", command, n, timeout=max(120.0, n * 0.2))
+                    cpu = server.cpu_seconds() - cpu0
+                    rate = n / r.seconds
+                    report.add(
+                        command,
+                        f"shoal {nodes} nodes x {slots} slots",
+                        f"{r.seconds:.2f}",
+                        fmt(rate),
+                        f"{rate / raw_rate:.2f}",
+                        f"{r.add_seconds:.3f}",
+                        str(r.failed),
+                    )
+                    report.note(
+                        f"{command} on {pool}: server process CPU {cpu:.2f} s = {1000 * cpu / n:.2f} ms per task"
+                    )
+            if prof is not None:
+                prof.stop()
+                extra = profile_markdown("throughput runs, all shapes and commands", prof)
+        finally:
+            if prof is not None:
+                prof.stop()
+            server.stop()
+    report.note(
+        "Shoal time: from just before the one AddTasks call to the WatchTasks message that completes the last task."
+    )
+    report.note("raw: subprocess.Popen from 4 threads of one process, stdout/stderr to a file pair per task.")
+    report.note("Bar (issue 3): /bin/true end to end >= 0.5 x the raw ceiling.")
+    report.extra_md = extra
+    report.print()
+    print_lines(extra)
+    if should_record(a.quick, a.no_record):
+        record("Throughput (bench/throughput.py)", [report], started)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
