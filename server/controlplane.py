@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+import grpc
 from google.protobuf import timestamp_pb2
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
-from shoal.server.api.errors import already_exists, failed_precondition, not_found
+from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
 from shoal.server.domain import states
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import AgentSession, JobRec, NodeRec, PoolRec, TaskKey, TaskRec
@@ -95,6 +96,8 @@ class ControlPlane:
         self.provider: Provider | None = None
         self.stats = Stats()
         self._dirty: dict[tuple[str, str], object] = {}
+        #: Messages to agents that may only leave once the changes behind them are committed.
+        self._sends: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
         self._changed_tasks: dict[TaskKey, TaskRec] = {}
         self._schedule_kick = asyncio.Event()
         self._node_changed = asyncio.Event()
@@ -135,13 +138,22 @@ class ControlPlane:
             if trec.state == T.TASK_STATE_ACTIVE:
                 job_rec.queue[tk] = None
             elif trec.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
-                nk = idkey(task.node_info.node_id)
-                node_rec = self.nodes.get(nk)
-                if node_rec is None:
-                    self._requeue(trec, "node no longer exists")
+                if task.subtasks:
+                    gang = tuple(idkey(s.node_info.node_id) for s in task.subtasks)
                 else:
-                    trec.node_key = nk
-                    node_rec.running[trec.tkey] = max(1, task.spec.required_slots)
+                    gang = (idkey(task.node_info.node_id),)
+                if any(nk not in self.nodes for nk in gang):
+                    self._requeue(trec, "node no longer exists")
+                    continue
+                trec.node_key = gang[0]
+                trec.gang = gang if task.subtasks else ()
+                trec.coordinated = {
+                    s.id for s in task.subtasks if s.state == T.SUBTASK_STATE_RUNNING and s.HasField("exit_code")
+                }
+                for nk in gang:
+                    self.nodes[nk].running[trec.tkey] = (
+                        self.nodes[nk].proto.task_slots if task.subtasks else max(1, task.spec.required_slots)
+                    )
         for pool_rec in self.pools.values():
             self._refresh_pool(pool_rec)
         await self.flush()
@@ -178,13 +190,36 @@ class ControlPlane:
         """Commit every change made so far, then publish the task changes to watchers."""
         ops = self._rows()
         changed = self._changed_tasks
+        sends = self._sends
         self._dirty = {}
         self._changed_tasks = {}
+        self._sends = []
         if ops:
             self.stats.flushes += 1
             await self.store.commit(ops)
         if changed:
             self._publish(changed.values())
+        self._deliver(sends)
+
+    def _deliver(self, sends: list[tuple[NodeRec, agent_pb2.ServerMessage]]) -> None:
+        kills: dict[str, tuple[NodeRec, list[agent_pb2.AttemptRef]]] = {}
+        for node, msg in sends:
+            if node.session is None:
+                continue
+            if msg.WhichOneof("body") == "kill_tasks":
+                kills.setdefault(node.key, (node, []))[1].extend(msg.kill_tasks.attempts)
+            else:
+                node.session.send(msg)
+        for node, refs in kills.values():
+            if node.session is not None:
+                node.session.send(
+                    agent_pb2.ServerMessage(
+                        kill_tasks=agent_pb2.KillTasks(command_id=node.session.command_id(), attempts=refs)
+                    )
+                )
+
+    def _send_after_commit(self, node: NodeRec, msg: agent_pb2.ServerMessage) -> None:
+        self._sends.append((node, msg))
 
     def _publish(self, tasks: Iterable[TaskRec]) -> None:
         by_job: dict[str, list[task_pb2.Task]] = {}
@@ -629,6 +664,7 @@ class ControlPlane:
             raise failed_precondition(
                 "JOB_NOT_ACTIVE", f"job {job_id!r} is {J.JobState.Name(job.proto.state)}; tasks cannot be added"
             )
+        self._check_multi_instance(job, specs)
         now = ts(self.clock.now())
         results = []
         for spec in specs:
@@ -658,24 +694,75 @@ class ControlPlane:
         self.kick_scheduler()
         return results
 
+    def _check_multi_instance(self, job: JobRec, specs: list[task_pb2.TaskSpec]) -> None:
+        """Reject multi-instance tasks the job's pool could never run (Batch would leave them ACTIVE forever)."""
+        violations = []
+        pool = self.pools.get(job.pool_key)
+        for i, spec in enumerate(specs):
+            if not spec.HasField("multi_instance_settings"):
+                continue
+            n = spec.multi_instance_settings.number_of_instances
+            field_name = f"tasks[{i}].multi_instance_settings"
+            if pool is None:
+                violations.append((field_name, f"pool {job.proto.pool_id!r} does not exist"))
+            elif not pool.proto.enable_inter_node_communication:
+                violations.append((field_name, f"pool {pool.proto.id!r} does not enable inter-node communication"))
+            elif n > pool.proto.target_nodes:
+                violations.append(
+                    (
+                        f"{field_name}.number_of_instances",
+                        f"{n} instances can never run on pool {pool.proto.id!r} of {pool.proto.target_nodes} nodes",
+                    )
+                )
+            if len(violations) >= 100:
+                break
+        if violations:
+            reason = (
+                "INTER_NODE_COMMUNICATION_NOT_ENABLED"
+                if all("inter-node" in d for _, d in violations)
+                else "MULTI_INSTANCE_TASK_CANNOT_RUN"
+            )
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, reason, "; ".join(d for _, d in violations), violations)
+
     def _max_retries(self, t: TaskRec) -> int:
         c = t.proto.spec.constraints
         if c.HasField("max_task_retry_count"):
             return c.max_task_retry_count
         return self.jobs[t.job_key].proto.constraints.max_task_retry_count
 
-    def _release_node(self, t: TaskRec) -> NodeRec | None:
-        n = self.nodes.get(t.node_key) if t.node_key else None
+    def _release_node(self, t: TaskRec, *, kill_others_than: str | None = None) -> None:
+        """Free every node the current attempt holds.
+
+        For a multi-instance task, the instances still alive on the other nodes
+        (all but `kill_others_than`, the node that reported the end) are told to
+        stop once this change is committed.
+        """
+        used = t.nodes_used
+        if t.gang:
+            job_id = self.jobs[t.job_key].proto.id
+            for i, nk in enumerate(t.gang):
+                n = self.nodes.get(nk)
+                if n is not None and nk != kill_others_than and n.running.get(t.tkey) is not None:
+                    ref = agent_pb2.AttemptRef(
+                        job_id=job_id, task_id=t.proto.spec.id, attempt=t.proto.attempt, instance=i
+                    )
+                    self._send_after_commit(n, agent_pb2.ServerMessage(kill_tasks=agent_pb2.KillTasks(attempts=[ref])))
         t.node_key = None
-        if n is not None:
+        t.gang = ()
+        t.coordinated = set()
+        for nk in used:
+            n = self.nodes.get(nk)
+            if n is None:
+                continue
             n.running.pop(t.tkey, None)
             self._refresh_node_activity(n)
             if n.state == P.NODE_STATE_LEAVING_POOL and n.internal.get("wait_for_tasks") and not n.running:
                 n.internal["wait_for_tasks"] = False
                 self._dismiss(n)
-        return n
 
     def _requeue(self, t: TaskRec, reason: str) -> None:
+        if t.gang:
+            self._end_subtasks(t, f"requeued: {reason}")
         self._release_node(t)
         info = t.proto.execution_info
         info.requeue_count += 1
@@ -703,6 +790,11 @@ class ControlPlane:
         )
 
     def _terminate_running(self, t: TaskRec, message: str) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
+        if t.gang:
+            # Releasing the gang tells every instance to stop, after the commit.
+            self._end_subtasks(t, message)
+            self._complete_terminated(t, message)
+            return []
         node = self.nodes.get(t.node_key) if t.node_key else None
         ref = self._attempt_ref(t)
         self._complete_terminated(t, message)
@@ -789,27 +881,46 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ placing
 
-    def assign(self, t: TaskRec, node: NodeRec, attempt: int, slots: int) -> agent_pb2.TaskAssignment:
-        """Record that `attempt` of `t` runs on `node` (the applier calls this after re-checking)."""
+    def assign(
+        self, t: TaskRec, nodes: list[NodeRec], attempt: int, slots: int
+    ) -> list[tuple[NodeRec, agent_pb2.TaskAssignment]]:
+        """Record that `attempt` of `t` runs on `nodes` (one, or a gang), after the applier re-checked them."""
         job = self.jobs[t.job_key]
+        spec = t.proto.spec
         t.proto.attempt = attempt
-        t.node_key = node.key
+        t.node_key = nodes[0].key
+        multi = spec.HasField("multi_instance_settings")
+        t.gang = tuple(n.key for n in nodes) if multi else ()
+        t.coordinated = set()
         info = t.proto.execution_info
         for f in ("start_time", "end_time", "exit_code", "failure_info", "result"):
             info.ClearField(f)  # type: ignore[arg-type]
+        master = nodes[0]
         t.proto.node_info.CopyFrom(
-            T.TaskNodeInfo(pool_id=node.proto.pool_id, node_id=node.proto.id, node_address=node.proto.ip_address)
+            T.TaskNodeInfo(pool_id=master.proto.pool_id, node_id=master.proto.id, node_address=master.proto.ip_address)
         )
-        node.running[t.tkey] = slots
+        del t.proto.subtasks[:]
+        for i, n in enumerate(nodes if multi else []):
+            t.proto.subtasks.append(
+                T.Subtask(
+                    id=i,
+                    state=T.SUBTASK_STATE_PREPARING,
+                    node_info=T.TaskNodeInfo(
+                        pool_id=n.proto.pool_id, node_id=n.proto.id, node_address=n.proto.ip_address
+                    ),
+                )
+            )
+        for n in nodes:
+            n.running[t.tkey] = slots
         self._set_task_state(t, T.TASK_STATE_PREPARING)
-        self._refresh_node_activity(node)
-        spec = t.proto.spec
+        for n in nodes:
+            self._refresh_node_activity(n)
         env = list(job.proto.common_environment_settings) + list(spec.environment_settings)
         c = spec.constraints
         self.stats.dispatched += 1
-        return agent_pb2.TaskAssignment(
+        base = agent_pb2.TaskAssignment(
             attempt=agent_pb2.AttemptRef(job_id=job.proto.id, task_id=spec.id, attempt=attempt),
-            pool_id=node.proto.pool_id,
+            pool_id=master.proto.pool_id,
             command_line=spec.command_line,
             environment_settings=env,
             resource_files=spec.resource_files,
@@ -822,6 +933,32 @@ class ControlPlane:
             else DEFAULT_RETENTION_SECONDS,
             required_slots=slots,
         )
+        if not multi:
+            return [(master, base)]
+        mis = spec.multi_instance_settings
+        shared = f"{master.proto.root_directory}/workitems/{job.proto.id}/job-1/{spec.id}"
+        out = []
+        for i, n in enumerate(nodes):
+            a = agent_pb2.TaskAssignment()
+            a.CopyFrom(base)
+            a.attempt.instance = i
+            a.multi_instance.CopyFrom(
+                agent_pb2.MultiInstance(
+                    instance_index=i,
+                    number_of_instances=len(nodes),
+                    host_list=[x.proto.ip_address for x in nodes],
+                    agent_addresses=[f"{x.proto.ip_address}:{x.node_service_port}" for x in nodes],
+                    coordination_command_line=mis.coordination_command_line,
+                    common_resource_files=mis.common_resource_files,
+                    task_shared_dir=shared,
+                )
+            )
+            if i > 0:
+                # The application's own files and outputs belong to the primary only.
+                del a.resource_files[:]
+                del a.output_files[:]
+            out.append((n, a))
+        return out
 
     def send_assignments(self, node: NodeRec, assignments: list[agent_pb2.TaskAssignment]) -> None:
         if node.session is not None and assignments:
@@ -862,6 +999,7 @@ class ControlPlane:
         # is not mistaken for a lost attempt below.
         self._apply_events(node, list(reg.pending_events))
         reported = {(idkey(a.job_id), idkey(a.task_id)): a.attempt for a in reg.running}
+        # An instance whose node lost it takes its whole gang back to the queue.
         for tkey in list(node.running):
             t = self.jobs[tkey[0]].tasks.get(tkey[1]) if tkey[0] in self.jobs else None
             if t is None:
@@ -873,7 +1011,7 @@ class ControlPlane:
             tk = (idkey(a.job_id), idkey(a.task_id))
             job = self.jobs.get(tk[0])
             t = job.tasks.get(tk[1]) if job else None
-            if t is None or t.node_key != node.key or t.proto.attempt != a.attempt:
+            if t is None or t.instance_on(node.key) != a.instance or t.proto.attempt != a.attempt:
                 kills.append((node, a))
         start = pool.proto.start_task if pool.proto.HasField("start_task") else None
         run_start = bool(start and start.command_line) and not reg.start_task_succeeded
@@ -999,20 +1137,85 @@ class ControlPlane:
                 t is None
                 or job is None
                 or t.proto.attempt != ev.attempt.attempt
-                or t.node_key != node.key
+                or t.instance_on(node.key) != ev.attempt.instance
                 or t.state not in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING)
             ):
                 self.stats.stale_reports += 1
                 continue
-            info = t.proto.execution_info
-            if ev.kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
-                if t.state == T.TASK_STATE_PREPARING:
-                    info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
-                    t.proto.node_info.task_root_directory = ev.task_root_directory
-                    self._set_task_state(t, T.TASK_STATE_RUNNING)
+            if t.gang:
+                self._apply_instance_event(t, node, ev)
+            elif ev.kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
+                self._mark_running(t, ev)
             elif ev.kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
                 self._complete_attempt(t, node, ev)
-                self._check_job_done(job)
+            self._check_job_done(job)
+
+    def _mark_running(self, t: TaskRec, ev: agent_pb2.TaskEvent) -> None:
+        if t.state == T.TASK_STATE_PREPARING:
+            t.proto.execution_info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
+            t.proto.node_info.task_root_directory = ev.task_root_directory
+            self._set_task_state(t, T.TASK_STATE_RUNNING)
+
+    def _apply_instance_event(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent) -> None:
+        """One instance of a multi-instance task reported."""
+        i = ev.attempt.instance
+        sub = t.proto.subtasks[i]
+        if ev.kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
+            sub.state = T.SUBTASK_STATE_RUNNING
+            sub.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
+            sub.node_info.task_root_directory = ev.task_root_directory
+            if i == 0:
+                self._mark_running(t, ev)
+            self._mark_task(t)
+        elif ev.kind == agent_pb2.TASK_EVENT_KIND_COORDINATED:
+            t.coordinated.add(i)
+            self._mark_task(t)
+            if len(t.coordinated) == len(t.gang):
+                primary = self.nodes.get(t.gang[0])
+                if primary is not None:
+                    ref = self._attempt_ref(t)
+                    self._send_after_commit(
+                        primary, agent_pb2.ServerMessage(run_application=agent_pb2.RunApplication(attempt=ref))
+                    )
+        elif ev.kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
+            self._finish_subtask(sub, ev)
+            if i == 0:
+                # The primary's end is the task's end: the others are stopped.
+                self._end_subtasks(t, "ended with the primary")
+                self._complete_attempt(t, node, ev)
+            elif ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+                # Any failed instance fails the whole task (which may then be retried whole).
+                self._end_subtasks(t, f"instance {i} failed")
+                failed = agent_pb2.TaskEvent()
+                failed.CopyFrom(ev)
+                if failed.HasField("failure_info"):
+                    failed.failure_info.message = f"instance {i} on {node.proto.id}: {failed.failure_info.message}"
+                self._complete_attempt(t, node, failed)
+            else:
+                self._mark_task(t)
+
+    def _finish_subtask(self, sub: task_pb2.Subtask, ev: agent_pb2.TaskEvent) -> None:
+        sub.state = T.SUBTASK_STATE_COMPLETED
+        sub.end_time.CopyFrom(ev.time)
+        if ev.HasField("exit_code"):
+            sub.exit_code = ev.exit_code
+        sub.result = ev.result
+        if ev.HasField("failure_info") and ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+            sub.failure_info.CopyFrom(ev.failure_info)
+
+    def _end_subtasks(self, t: TaskRec, message: str) -> None:
+        """Mark every instance still going as completed (its agent is told to stop it)."""
+        now = ts(self.clock.now())
+        for sub in t.proto.subtasks:
+            if sub.state != T.SUBTASK_STATE_COMPLETED:
+                sub.state = T.SUBTASK_STATE_COMPLETED
+                sub.end_time.CopyFrom(now)
+                sub.failure_info.CopyFrom(
+                    common_pb2.FailureInfo(
+                        category=common_pb2.ERROR_CATEGORY_SERVER_ERROR, code="TaskEnded", message=message
+                    )
+                )
+        self._mark_task(t)
 
     def _complete_attempt(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent) -> None:
         info = t.proto.execution_info
@@ -1053,7 +1256,7 @@ class ControlPlane:
         recent.append(rt)
         del node.proto.recent_tasks[:]
         node.proto.recent_tasks.extend(recent)
-        self._release_node(t)
+        self._release_node(t, kill_others_than=node.key)
         outcome = AttemptOutcome(ev.exit_code if ev.HasField("exit_code") else None, code, succeeded)
         if should_retry(outcome, info.retry_count, self._max_retries(t)):
             info.retry_count += 1

@@ -133,6 +133,11 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         finally:
             job.watchers.discard(queue)
 
+    @rpc_errors
+    async def ListSubtasks(self, request: task_pb2.ListSubtasksRequest, context: Ctx) -> task_pb2.ListSubtasksResponse:
+        jid, tid = parse_name(request.name, "jobs", "tasks")
+        return task_pb2.ListSubtasksResponse(subtasks=self.cp.task(jid, tid).proto.subtasks)
+
     def _task_node(self, t: TaskRec) -> NodeRec:
         node_id = t.proto.node_info.node_id
         node = self.cp.nodes.get(idkey(node_id)) if node_id else None

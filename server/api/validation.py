@@ -154,4 +154,14 @@ def check_task(spec: task_pb2.TaskSpec, field: str) -> Violations:
     out += check_env(spec.environment_settings, f"{field}.environment_settings")
     out += check_resource_files(spec.resource_files, f"{field}.resource_files")
     out += check_output_files(spec.output_files, f"{field}.output_files")
+    if spec.HasField("multi_instance_settings"):
+        mis = spec.multi_instance_settings
+        here = f"{field}.multi_instance_settings"
+        if not 1 <= mis.number_of_instances <= MAX_NODES_PER_POOL:
+            out.append((f"{here}.number_of_instances", f"must be between 1 and {MAX_NODES_PER_POOL}"))
+        if len(mis.coordination_command_line) > MAX_COMMAND_LINE:
+            out.append((f"{here}.coordination_command_line", f"must be at most {MAX_COMMAND_LINE} characters"))
+        if spec.required_slots > 1:
+            out.append((f"{field}.required_slots", "must be 1 for a multi-instance task (it takes whole nodes)"))
+        out += check_resource_files(mis.common_resource_files, f"{here}.common_resource_files")
     return out

@@ -38,16 +38,21 @@ def build_snapshot(cp: ControlPlane) -> Snapshot:
     budget = {p: free + 64 for p, free in free_by_pool.items()}
     for j in jobs:
         pk = j.pool_key
+        slots_per_node = cp.pools[pk].proto.task_slots_per_node
         for tk in j.queue:
             if budget[pk] <= 0:
                 break
             t = j.tasks[tk]
+            multi = t.proto.spec.HasField("multi_instance_settings")
+            instances = t.proto.spec.multi_instance_settings.number_of_instances if multi else 1
             queue.append(
                 PendingTask(
                     key=(j.key, tk),
                     pool_id=pk,
                     attempt=t.proto.attempt,
-                    required_slots=max(1, t.proto.spec.required_slots),
+                    # An instance of a multi-instance task has its node to itself.
+                    required_slots=slots_per_node if multi else max(1, t.proto.spec.required_slots),
+                    instances=max(1, instances),
                     job_priority=j.proto.priority,
                 )
             )
@@ -74,10 +79,9 @@ async def apply_plan(cp: ControlPlane, placements: list[Placement]) -> int:
             for n in targets
         ):
             continue
-        node = targets[0]
-        assert node is not None
-        assignment = cp.assign(t, node, p.attempt, p.slots_per_node)
-        per_node.setdefault(node.key, (node, []))[1].append(assignment)
+        gang = [n for n in targets if n is not None]
+        for node, assignment in cp.assign(t, gang, p.attempt, p.slots_per_node):
+            per_node.setdefault(node.key, (node, []))[1].append(assignment)
     if not per_node:
         return 0
     await cp.flush()

@@ -21,8 +21,26 @@ class TaskRec:
     key: str
     seq: int
     proto: task_pb2.Task
-    #: Node running the current attempt (PREPARING/RUNNING), else None.
+    #: Node running the current attempt (PREPARING/RUNNING), else None. For a
+    #: multi-instance task, the primary's node.
     node_key: str | None = None
+    #: Multi-instance tasks: the node of each instance (index = instance), else ().
+    gang: tuple[str, ...] = ()
+    #: Multi-instance tasks: instances whose coordination command succeeded.
+    coordinated: set[int] = field(default_factory=set)
+
+    @property
+    def nodes_used(self) -> tuple[str, ...]:
+        """Every node the current attempt occupies."""
+        if self.gang:
+            return self.gang
+        return (self.node_key,) if self.node_key else ()
+
+    def instance_on(self, node_key: str) -> int | None:
+        """Which instance of the current attempt runs on `node_key` (0 for an ordinary task), if any."""
+        if self.gang:
+            return self.gang.index(node_key) if node_key in self.gang else None
+        return 0 if self.node_key == node_key else None
 
     @property
     def tkey(self) -> TaskKey:

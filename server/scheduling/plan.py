@@ -70,13 +70,22 @@ def plan(snapshot: Snapshot) -> list[Placement]:
     never passed over for a later one that needs no more than it does, so a
     higher-priority job's task is never skipped in favour of a lower one that
     fits the same node.
+
+    Gangs do not starve: the first gang in a pool's queue that does not fit
+    reserves the nodes closest to fitting it, and no later task is placed on
+    them, so they drain until the gang fits. (No backfill onto reserved nodes
+    yet, even for work whose wall-clock limit says it would finish in time.)
     """
     free: dict[str, int] = {}
     by_pool: dict[str, list[str]] = {}
+    schedulable: dict[str, list[NodeView]] = {}
     for n in snapshot.nodes:
+        if n.schedulable:
+            schedulable.setdefault(n.pool_id, []).append(n)
         if n.schedulable and n.free_slots > 0:
             free[n.node_id] = n.free_slots
             by_pool.setdefault(n.pool_id, []).append(n.node_id)
+    reserved_pools: set[str] = set()
     placements: list[Placement] = []
     # Smallest request that failed per pool: anything needing as much or more
     # cannot fit either, so it is skipped without a scan (keeps plan O(queue)).
@@ -93,6 +102,10 @@ def plan(snapshot: Snapshot) -> list[Placement]:
         if chosen is None:
             if b is None or (need[0] <= b[0] and need[1] <= b[1]):
                 blocked[task.pool_id] = need
+            if task.instances > 1 and task.pool_id not in reserved_pools:
+                reserved_pools.add(task.pool_id)
+                held = _reserve(schedulable.get(task.pool_id, []), free, task)
+                by_pool[task.pool_id] = [n for n in nodes if n not in held]
             continue
         for node_id in chosen:
             free[node_id] -= task.required_slots
@@ -101,6 +114,15 @@ def plan(snapshot: Snapshot) -> list[Placement]:
         if any(free[n] == 0 for n in chosen):
             by_pool[task.pool_id] = [n for n in nodes if free[n] > 0]
     return placements
+
+
+def _reserve(nodes: list[NodeView], free: dict[str, int], task: PendingTask) -> set[str]:
+    """The nodes a waiting gang holds: those that can ever take an instance, closest to free first."""
+    able = [n for n in nodes if n.total_slots >= task.required_slots]
+    if len(able) < task.instances:
+        return set()  # it cannot fit even on an empty pool: holding nodes would only idle them
+    able.sort(key=lambda n: (-free.get(n.node_id, 0), n.node_id))
+    return {n.node_id for n in able[: task.instances]}
 
 
 def _choose(nodes: list[str], free: dict[str, int], task: PendingTask, spread: bool) -> tuple[str, ...] | None:

@@ -104,3 +104,24 @@ def test_higher_priority_first_when_both_fit_the_same_node(snap: Snapshot) -> No
         for lo in snap.queue[i + 1 :]:
             if lo.key in placed and lo.job_priority < hi.job_priority and lo.pool_id == hi.pool_id:
                 assert not (lo.instances >= hi.instances and lo.required_slots >= hi.required_slots)
+
+
+def test_waiting_gang_reserves_nodes_so_later_tasks_cannot_starve_it() -> None:
+    # n1 busy, n2 and n3 free; a 3-node gang cannot fit yet. The ordinary task
+    # after it must not take n2 or n3: they are held for the gang.
+    nodes = [node(1, 0, total=1), node(2, 1, total=1), node(3, 1, total=1)]
+    out = plan(Snapshot(nodes, [task(0, instances=3), task(1)]))
+    assert out == []
+    # Without the gang, the ordinary task runs.
+    assert len(plan(Snapshot(nodes, [task(1)]))) == 1
+    # Once n1 frees up, the gang is placed whole.
+    nodes[0] = node(1, 1, total=1)
+    out = plan(Snapshot(nodes, [task(0, instances=3), task(1)]))
+    assert [(p.key[1], sorted(p.nodes)) for p in out] == [("t0", ["n1", "n2", "n3"])]
+
+
+def test_gang_reservation_leaves_other_nodes_usable() -> None:
+    nodes = [node(1, 0, total=1), node(2, 1, total=1), node(3, 1, total=1), node(4, 1, total=1)]
+    out = plan(Snapshot(nodes, [task(0, instances=4), task(1), task(2)]))
+    # Three nodes are held for the 4-node gang (the free ones first); one is left for others.
+    assert len(out) == 0 or all(len(p.nodes) == 1 for p in out)
