@@ -23,6 +23,7 @@ import argparse
 import collections
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -89,6 +90,10 @@ APP = textwrap.dedent(
     print(f"{source.name}: {len(words)} words")
     '''
 )
+
+# The tasks run on this machine's local nodes: use this interpreter directly (a `python3` found through
+# a version-manager shim can cost more to start than the task itself).
+PYTHON = shlex.quote(sys.executable)
 
 WORDS = [
     "shoal",
@@ -170,10 +175,9 @@ def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
 
 
 def build_tasks() -> list[TaskSpec]:
-    resources = (
-        ResourceFileSpec.from_container(INPUTS, blob_prefix="app/", file_path="app"),
-        ResourceFileSpec.from_container(INPUTS, blob_prefix="inputs/", file_path="inputs"),
-    )
+    # A prefix naming one blob stages just that blob (under its own name) into `file_path`.
+    app = ResourceFileSpec.from_container(INPUTS, blob_prefix="app/wordcount.py", file_path="app")
+    resources = (app,)
     tasks = []
     for i in range(WORDCOUNT_TASKS):
         chunk = f"chunk-{i % INPUT_FILES:02d}.txt"
@@ -181,8 +185,11 @@ def build_tasks() -> list[TaskSpec]:
         tasks.append(
             TaskSpec(
                 id=tid,
-                command_line=f"python3 app/wordcount.py count inputs/{chunk} out/{tid}.json",
-                resource_files=resources,
+                command_line=f"{PYTHON} app/wordcount.py count inputs/{chunk} out/{tid}.json",
+                resource_files=(
+                    app,
+                    ResourceFileSpec.from_container(INPUTS, blob_prefix=f"inputs/{chunk}", file_path="inputs"),
+                ),
                 output_files=(OutputFileSpec(file_pattern="out/*.json", container=OUTPUTS, path="results/"),),
                 max_task_retry_count=0,
             )
@@ -191,8 +198,8 @@ def build_tasks() -> list[TaskSpec]:
         tasks.append(
             TaskSpec(
                 id=f"fail-{k}",
-                command_line="python3 app/wordcount.py fail",
-                resource_files=resources[:1],
+                command_line=f"{PYTHON} app/wordcount.py fail",
+                resource_files=resources,
                 output_files=(
                     OutputFileSpec(
                         file_pattern="../stderr.txt",
@@ -207,15 +214,15 @@ def build_tasks() -> list[TaskSpec]:
     tasks.append(
         TaskSpec(
             id="flaky",
-            command_line="python3 app/wordcount.py flaky",
-            resource_files=resources[:1],
+            command_line=f"{PYTHON} app/wordcount.py flaky",
+            resource_files=resources,
             max_task_retry_count=2,
         )
     )
     tasks.append(
         TaskSpec(
             id="too-slow",
-            command_line="python3 -c 'import time; time.sleep(30)'",
+            command_line=f"{PYTHON} -c 'import time; time.sleep(30)'",
             max_wall_clock_time=timedelta(seconds=1),
             max_task_retry_count=0,
         )
