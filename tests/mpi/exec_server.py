@@ -1,0 +1,45 @@
+"""A minimal NodeService.Exec server that runs commands as local processes (the shim's peer in shim tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+
+from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+
+
+class ExecOnly(agent_pb2_grpc.NodeServiceServicer):
+    def __init__(self) -> None:
+        self.calls: list[agent_pb2.ExecRequest] = []
+
+    def Exec(self, request_iterator: Iterator[agent_pb2.ExecRequest], context: grpc.ServicerContext):
+        first = next(request_iterator)
+        self.calls.append(first)
+        proc = subprocess.Popen(list(first.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def feed() -> None:
+            assert proc.stdin is not None
+            for req in request_iterator:
+                if req.stdin:
+                    proc.stdin.write(req.stdin)
+                    proc.stdin.flush()
+                if req.stdin_eof:
+                    break
+            proc.stdin.close()
+
+        threading.Thread(target=feed, daemon=True).start()
+        out, err = proc.communicate()
+        yield agent_pb2.ExecResponse(stdout=out, stderr=err, exit_code=proc.returncode)
+
+
+def serve(host: str = "127.0.0.1") -> tuple[grpc.Server, int, ExecOnly]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    svc = ExecOnly()
+    agent_pb2_grpc.add_NodeServiceServicer_to_server(svc, server)
+    port = server.add_insecure_port(f"{host}:0")
+    server.start()
+    return server, port, svc
