@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -16,7 +17,7 @@ import psutil
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.clock import Clock, SystemClock
-from shoal.nodeagent import process
+from shoal.nodeagent import process, retention
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.fileservice import NodeFileService
 from shoal.nodeagent.layout import NodeLayout
@@ -25,6 +26,7 @@ from shoal.nodeagent.runner import TaskRunner
 from shoal.nodeagent.starttask import run_start_task
 from shoal.nodeagent.state import RunningFile, read_node_id, write_node_id
 from shoal.nodeagent.storage import StorageClient
+from shoal.paths import UnsafePathError
 from shoal.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ class Agent:
         orphans = self.running_file.kill_orphans(self.layout.root)
         if orphans:
             log.warning("killed %d task(s) left by a previous agent process: %s", len(orphans), orphans)
+            self._retain_orphan_dirs(orphans)
         if not self.node_id:
             self.node_id = read_node_id(self.layout.node_id_file)
         server = grpc.aio.server()
@@ -147,6 +150,17 @@ class Agent:
             await self._shutdown()
             await server.stop(0.5)
         return self.exit_code
+
+    def _retain_orphan_dirs(self, keys: list[str]) -> None:
+        """Give the directories of killed orphans the default retention, so the sweeper removes them."""
+        deadline = self.clock.now() + timedelta(seconds=self.config.default_retention_seconds)
+        for key in keys:
+            job_id, _, rest = key.partition("/")
+            task_id = rest.rpartition("/")[0]
+            with contextlib.suppress(UnsafePathError, OSError):
+                task_dir = self.layout.task_dir(job_id, task_id)
+                if task_dir.is_dir() and retention.read_deadline(task_dir) is None:
+                    retention.write_deadline(task_dir, deadline)
 
     async def _shutdown(self) -> None:
         if self._start_task_pgid is not None:
