@@ -118,6 +118,9 @@ class FakeShoal(
         self.page_size_seen: list[int] = []
         self.metadata_seen: list[dict[str, str]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: End the next WatchTasks stream right after its initial snapshot (like a server restart).
+        self.end_next_watch_after_initial = False
+        self.watch_calls = 0
 
     # ---------------------------------------------------------------- pools
     @handled
@@ -395,6 +398,7 @@ class FakeShoal(
         entry = (job.id, q)
         self.watchers.append(entry)
         try:
+            self.watch_calls += 1
             snapshot = [t for t in self.tasks[job.id].values() if not wanted or t.spec.id in wanted]
             # Initial snapshot in batches of 2.
             if not snapshot:
@@ -402,6 +406,9 @@ class FakeShoal(
             for i in range(0, len(snapshot), 2):
                 last = i + 2 >= len(snapshot)
                 yield task_pb2.WatchTasksResponse(tasks=snapshot[i : i + 2], initial=True, initial_complete=last)
+            if self.end_next_watch_after_initial:
+                self.end_next_watch_after_initial = False
+                return
             while True:
                 t = await q.get()
                 if wanted and t.spec.id not in wanted:
@@ -425,6 +432,12 @@ class FakeShoal(
     @handled
     async def ReadTaskFile(self, request: task_pb2.ReadTaskFileRequest, context: Any) -> Any:
         job_id, t = self._task(request.name)
+        if t.state == task_pb2.TASK_STATE_ACTIVE:
+            raise Abort(
+                rich_status(
+                    grpc.StatusCode.FAILED_PRECONDITION, "TASK_FILES_UNAVAILABLE", "the task has not run on a node yet"
+                )
+            )
         key = (job_id, t.spec.id, request.path)
         if key not in self.files:
             raise not_found("FILE_NOT_FOUND", f"{request.path} not found")

@@ -206,6 +206,7 @@ def test_task_files_and_cat(run, fake: FakeServer) -> None:  # type: ignore[no-u
     run("pool", "create", "p", "--nodes", "1")
     run("job", "create", "j", "--pool", "p")
     run("task", "add", "j", "t", "x")
+    fake.call(fake.state.set_running, "j", "t")
     fake.state.files[("j", "t", "stdout.txt")] = b"line one\n"
     fake.state.files[("j", "t", "stderr.txt")] = b""
     r = run("task", "files", "j", "t", "-o", "json")

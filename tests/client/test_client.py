@@ -221,6 +221,7 @@ def test_wait_timeout_and_cancel(client: Client) -> None:
 def test_files_read_and_follow(client: Client, fake: FakeServer) -> None:
     _job(client)
     client.tasks.add("j", TaskSpec(id="t", command_line="x"))
+    fake.call(fake.state.set_running, "j", "t")
     fake.state.files[("j", "t", "stdout.txt")] = b"hello world\n"
     fake.state.files[("j", "t", "wd/out.dat")] = b"\x00\x01"
     files = client.tasks.files("j", "t")
@@ -274,3 +275,69 @@ def test_key_is_sent_as_metadata(fake: FakeServer) -> None:
     with Client.connect(fake.address, key="sekrit") as c:
         c.pools.create(id="k", target_nodes=0)
     assert fake.state.metadata_seen[-1]["authorization"] == "Bearer sekrit"
+
+
+def test_follow_waits_for_the_task_to_start(client: Client, fake: FakeServer) -> None:
+    _job(client)
+    client.tasks.add("j", TaskSpec(id="t", command_line="x"))
+
+    def start_then_finish() -> None:
+        time.sleep(0.3)
+        fake.call(fake.state.set_running, "j", "t")
+        time.sleep(0.3)
+        fake.state.files[("j", "t", "stdout.txt")] = b"started\n"
+        time.sleep(0.2)
+        fake.call(fake.state.complete, "j", "t", 0)
+
+    threading.Thread(target=start_then_finish).start()
+    assert b"".join(client.tasks.follow_file("j", "t", "stdout.txt", timeout=10)) == b"started\n"
+
+
+def test_follow_gives_up_when_the_task_never_ran(client: Client, fake: FakeServer) -> None:
+    from shoal.client import FailedPrecondition
+
+    _job(client)
+    client.tasks.add("j", TaskSpec(id="t", command_line="x"))
+    with pytest.raises(DeadlineExceeded):
+        list(client.tasks.follow_file("j", "t", "stdout.txt", timeout=0.5))
+    with pytest.raises(FailedPrecondition) as e:
+        client.tasks.read_file("j", "t", "stdout.txt")
+    assert e.value.reason == "TASK_FILES_UNAVAILABLE"
+    client.tasks.terminate("j", "t")
+    with pytest.raises(NotFound):
+        list(client.tasks.follow_file("j", "t", "stdout.txt", timeout=5))
+
+
+def test_wait_watches_again_when_the_stream_ends(client: Client, fake: FakeServer) -> None:
+    _job(client)
+    client.tasks.add_many("j", [TaskSpec(id=f"t{i}", command_line="x") for i in range(3)])
+    fake.call(fake.state.complete, "j", "t0", 0)
+    fake.state.end_next_watch_after_initial = True
+
+    def finish() -> None:
+        time.sleep(0.4)
+        fake.call(fake.state.complete, "j", "t1", 0)
+        fake.call(fake.state.complete, "j", "t2", 0)
+
+    threading.Thread(target=finish).start()
+    ids = [t.id for t in client.tasks.wait("j", timeout=10)]
+    assert sorted(ids) == ["t0", "t1", "t2"]
+    assert ids.count("t0") == 1  # not yielded again from the second snapshot
+    assert fake.state.watch_calls >= 2
+
+
+def test_wait_nodes_idle_reports_start_task_failure(client: Client, fake: FakeServer) -> None:
+    from shoal.client import FailedPrecondition, StartTaskSpec
+    from shoal.v1 import pool_pb2
+
+    client.pools.create(id="sf", target_nodes=2, start_task=StartTaskSpec(command_line="false"))
+
+    def fail_nodes() -> None:
+        for n in fake.state.nodes["sf"]:
+            n.state = pool_pb2.NODE_STATE_START_TASK_FAILED
+
+    fake.call(fail_nodes)
+    with pytest.raises(FailedPrecondition) as e:
+        client.pools.wait_nodes_idle("sf", timeout=5)
+    assert e.value.reason == "START_TASK_FAILED"
+    assert "node-1" in str(e.value)

@@ -55,13 +55,17 @@ def test_already_exists_and_failed_precondition(client: Client) -> None:
     assert f.value.reason == "JOB_COMPLETED"
 
 
-def test_errors_from_streams(client: Client) -> None:
+def test_errors_from_streams(client: Client, fake: FakeServer) -> None:
     with pytest.raises(NotFound) as e:
         list(client.tasks.wait("nojob"))
     assert e.value.reason == "JOB_NOT_FOUND"
     client.pools.create(id="p", target_nodes=0)
     client.jobs.create(id="j", pool_id="p")
     client.tasks.add("j", TaskSpec(id="t", command_line="x"))
+    with pytest.raises(FailedPrecondition) as e1:
+        client.tasks.read_file("j", "t", "stdout.txt")
+    assert e1.value.reason == "TASK_FILES_UNAVAILABLE"
+    fake.call(fake.state.set_running, "j", "t")
     with pytest.raises(NotFound) as e2:
         client.tasks.read_file("j", "t", "stdout.txt")
     assert e2.value.reason == "FILE_NOT_FOUND"
