@@ -35,6 +35,8 @@ _EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 
 EXIT_OK = 0
 EXIT_ORPHANED = 3
+#: The start task's process group in running.json.
+START_TASK_KEY = "startup"
 WELCOME_TIMEOUT = 30.0
 MAX_EVENTS_PER_MESSAGE = 1000
 CHANNEL_OPTIONS = [
@@ -398,6 +400,10 @@ class Agent:
 
     def _on_start_task_process(self, pgid: int | None) -> None:
         self._start_task_pgid = pgid
+        if pgid is None:
+            self.running_file.remove(START_TASK_KEY)
+        else:
+            self.running_file.add(START_TASK_KEY, pgid)
 
     async def _run_start_task(self, start_task: common_pb2.StartTask) -> None:
         self.start_task_succeeded = False

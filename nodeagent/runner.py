@@ -271,6 +271,8 @@ class TaskRunner:
                 raise
             except StagingError as e:
                 return Outcome(None, failure(USER_ERROR, e.code, e.message))
+            except OSError as e:
+                return Outcome(None, failure(USER_ERROR, "ResourceFileWriteFailed", str(e)))
         if attempt.killed:
             return self._killed_outcome(None)
 

@@ -53,7 +53,7 @@ async def run_start_task(
     except StagingError as e:
         outcome = Outcome(None, failure(USER_ERROR, e.code, e.message))
     except OSError as e:
-        outcome = Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", str(e)))
+        outcome = Outcome(None, failure(USER_ERROR, "ResourceFileWriteFailed", str(e)))
     else:
         env = envvars.start_task_env(
             dict(os.environ) if source_env is None else source_env,
