@@ -1,0 +1,232 @@
+"""Simulated node agents: each one a real AgentService.Connect stream that completes every task at once.
+
+Many of them run in one asyncio loop (on a thread of its own, so that the
+caller can keep using blocking gRPC stubs). Each simulated node registers with
+`pool_id` and no node id (joining a pool whose provider is "join"), keeps the
+id the server gives it in Welcome, and answers every StartTasks with one
+TaskEvents message holding a RUNNING and a COMPLETED event (exit code 0) per
+assignment. It sends no heartbeats: run the server with a long heartbeat
+timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from bench.common import CHANNEL_OPTIONS
+from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.v1 import common_pb2
+
+A = agent_pb2
+Y = TypeVar("Y")
+
+
+@dataclass
+class SimStats:
+    welcomed: int = 0
+    assigned: int = 0
+    start_messages: int = 0
+    events_sent: int = 0
+    first_assign: float = 0.0
+    last_assign: float = 0.0
+    errors: int = 0
+    last_error: str = ""
+    assign_times: list[tuple[float, int]] = field(default_factory=list)
+
+    def reset_dispatch(self) -> None:
+        self.assigned = 0
+        self.start_messages = 0
+        self.first_assign = 0.0
+        self.last_assign = 0.0
+        self.assign_times = []
+
+
+class SimNode:
+    """One simulated agent."""
+
+    def __init__(self, fleet: SimFleet, channel: grpc.aio.Channel, pool_id: str) -> None:
+        self.fleet = fleet
+        self.stub = agent_pb2_grpc.AgentServiceStub(channel)
+        self.pool_id = pool_id
+        self.node_id = ""
+        self.event_id = 0
+        self.boot_id = f"sim-{id(self):x}-{time.monotonic_ns()}"
+        self.welcomed = asyncio.Event()
+        self.queue: asyncio.Queue[A.AgentMessage | None] = asyncio.Queue()
+        self.call: Any = None
+
+    async def _requests(self) -> AsyncIterator[A.AgentMessage]:
+        while True:
+            m = await self.queue.get()
+            if m is None:
+                return
+            yield m
+
+    async def run(self, reconnect: bool) -> None:
+        stats = self.fleet.stats
+        while not self.fleet.stopping:
+            self.queue = asyncio.Queue()
+            self.queue.put_nowait(
+                A.AgentMessage(
+                    register=A.Register(
+                        node_id=self.node_id,
+                        pool_id=self.pool_id,
+                        ip_address="127.0.0.1",
+                        cores=1,
+                        memory_bytes=1 << 30,
+                        root_directory="/nonexistent/sim",
+                        boot_id=self.boot_id,
+                    )
+                )
+            )
+            try:
+                self.call = self.stub.Connect(self._requests())
+                async for msg in self.call:
+                    kind = msg.WhichOneof("body")
+                    if kind == "start_tasks":
+                        self._complete(msg.start_tasks.tasks)
+                    elif kind == "welcome":
+                        self.node_id = msg.welcome.node_id
+                        if not self.welcomed.is_set():
+                            stats.welcomed += 1
+                            self.welcomed.set()
+                    elif kind == "shutdown":
+                        return
+            except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
+                if isinstance(e, asyncio.CancelledError) or self.fleet.stopping:
+                    return
+                stats.errors += 1
+                stats.last_error = str(e.code())
+            if not reconnect or self.fleet.stopping:
+                return
+            await asyncio.sleep(self.fleet.retry_every)
+
+    def _complete(self, tasks: Any) -> None:
+        stats = self.fleet.stats
+        now = time.monotonic()
+        n = len(tasks)
+        if not stats.first_assign:
+            stats.first_assign = now
+        stats.last_assign = now
+        stats.assigned += n
+        stats.start_messages += 1
+        stats.assign_times.append((now, n))
+        stamp = timestamp_pb2.Timestamp()
+        stamp.GetCurrentTime()
+        events = []
+        for t in tasks:
+            self.event_id += 1
+            events.append(
+                A.TaskEvent(
+                    event_id=self.event_id,
+                    attempt=t.attempt,
+                    kind=A.TASK_EVENT_KIND_RUNNING,
+                    time=stamp,
+                    start_time=stamp,
+                )
+            )
+            self.event_id += 1
+            events.append(
+                A.TaskEvent(
+                    event_id=self.event_id,
+                    attempt=t.attempt,
+                    kind=A.TASK_EVENT_KIND_COMPLETED,
+                    time=stamp,
+                    start_time=stamp,
+                    exit_code=0,
+                    result=common_pb2.TASK_EXECUTION_RESULT_SUCCESS,
+                )
+            )
+        stats.events_sent += len(events)
+        self.queue.put_nowait(A.AgentMessage(task_events=A.TaskEvents(events=events)))
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+        if self.call is not None:
+            self.call.cancel()
+
+
+class SimFleet:
+    """Simulated nodes on one event loop running in a background thread."""
+
+    def __init__(self, address: str, streams_per_channel: int = 250, retry_every: float = 0.02) -> None:
+        self.address = address
+        self.streams_per_channel = streams_per_channel
+        self.retry_every = retry_every
+        self.stats = SimStats()
+        self.stopping = False
+        self.nodes: list[SimNode] = []
+        self.channels: list[grpc.aio.Channel] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="simfleet")
+        self.thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, Y], timeout: float | None = None) -> Y:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def _channel(self) -> grpc.aio.Channel:
+        if not self.channels or len(self.nodes) % self.streams_per_channel == 0:
+            opts = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1), ("shoal.sim.channel", len(self.channels))]
+            self.channels.append(grpc.aio.insecure_channel(self.address, options=opts))
+        return self.channels[-1]
+
+    async def _add(self, pool_id: str, count: int, reconnect: bool, timeout: float) -> float:
+        t0 = time.monotonic()
+        new = []
+        for _ in range(count):
+            node = SimNode(self, self._channel(), pool_id)
+            self.nodes.append(node)
+            new.append(node)
+            self._tasks.append(asyncio.create_task(node.run(reconnect)))
+        await asyncio.wait_for(asyncio.gather(*(n.welcomed.wait() for n in new)), timeout)
+        return time.monotonic() - t0
+
+    def add_nodes(self, pool_id: str, count: int, *, reconnect: bool = False, timeout: float = 300) -> float:
+        """Connect `count` nodes to `pool_id`; return the seconds until every one was welcomed."""
+        return self.call(self._add(pool_id, count, reconnect, timeout), timeout + 10)
+
+    def start_nodes(self, pool_id: str, count: int, *, reconnect: bool = True) -> None:
+        """Start nodes that keep trying to connect, without waiting."""
+
+        async def go() -> None:
+            for _ in range(count):
+                node = SimNode(self, self._channel(), pool_id)
+                self.nodes.append(node)
+                self._tasks.append(asyncio.create_task(node.run(reconnect)))
+
+        self.call(go())
+
+    async def _close_all(self) -> None:
+        for n in self.nodes:
+            n.close()
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        for c in self.channels:
+            await c.close()
+        self.nodes = []
+        self.channels = []
+
+    def disconnect_all(self) -> None:
+        """Close every stream and channel (the server sees the nodes go away)."""
+        self.stopping = True
+        self.call(self._close_all(), 60)
+        self.stopping = False
+
+    def shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            self.disconnect_all()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
