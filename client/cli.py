@@ -48,7 +48,12 @@ class _ShoalGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ShoalError as e:
-            _fail(_error_line(e))
+            line = _error_line(e)
+            if e.code.name == "UNAVAILABLE" and not e.reason:
+                state = ctx.find_object(_State)
+                if state is not None and state._client is not None:
+                    line += f" (is a Shoal server running at {state._client.address}?)"
+            _fail(line)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(130) from None

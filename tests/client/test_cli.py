@@ -254,7 +254,12 @@ def test_agent_passes_arguments_through(monkeypatch: pytest.MonkeyPatch) -> None
 
     seen: list[list[str]] = []
     module = types.ModuleType("shoal.nodeagent.__main__")
-    module.main = lambda argv: seen.append(argv) or 7  # type: ignore[attr-defined]
+
+    def fake_main(argv: list[str]) -> int:
+        seen.append(argv)
+        return 7
+
+    module.main = fake_main  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "shoal.nodeagent.__main__", module)
     r = CliRunner().invoke(cli, ["agent", "--server", "x:1", "--node-id", "n1", "--help", "pos"])
     assert r.exit_code == 7
@@ -266,8 +271,17 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
     calls: list[tuple[str, dict[str, object]]] = []
     module = types.ModuleType("shoal.server.app")
-    module.main_server = lambda **kw: calls.append(("server", kw)) or 0  # type: ignore[attr-defined]
-    module.main_up = lambda **kw: calls.append(("up", kw)) or 3  # type: ignore[attr-defined]
+
+    def main_server(**kw: object) -> int:
+        calls.append(("server", kw))
+        return 0
+
+    def main_up(**kw: object) -> int:
+        calls.append(("up", kw))
+        return 3
+
+    module.main_server = main_server  # type: ignore[attr-defined]
+    module.main_up = main_up  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "shoal.server.app", module)
     r = CliRunner().invoke(cli, ["server", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:1"])
     assert r.exit_code == 0
