@@ -293,6 +293,9 @@ class Agent:
                     log.exception("handling a %s message failed", msg.WhichOneof("body"))
             if self._stop.is_set():
                 # Let queued messages (acks, reports) go out, then close our side.
+                writer.cancel()
+                with contextlib.suppress(BaseException):
+                    await writer
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._flush(call, conn), 1.0)
                     await call.done_writing()
