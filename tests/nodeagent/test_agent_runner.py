@@ -1,0 +1,119 @@
+"""TaskRunner on its own, with a ManualClock and no control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from shoal.agent.v1 import agent_pb2
+from shoal.clock import ManualClock
+from shoal.nodeagent import retention
+from shoal.nodeagent.config import AgentConfig
+from shoal.nodeagent.layout import NodeLayout
+from shoal.nodeagent.runner import TaskRunner
+from shoal.nodeagent.state import RunningFile
+from shoal.v1 import common_pb2
+
+COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
+
+
+def _runner(tmp_path: Path, clock: ManualClock, events: list[agent_pb2.TaskEvent], changed: asyncio.Event):
+    layout = NodeLayout(tmp_path / "node")
+    layout.create()
+
+    def emit(e: agent_pb2.TaskEvent) -> None:
+        events.append(e)
+        changed.set()
+
+    return TaskRunner(
+        config=AgentConfig(server="x:1", node_root=layout.root, ip="127.0.0.1", kill_grace_seconds=0.5),
+        layout=layout,
+        clock=clock,
+        emit=emit,
+        storage=lambda: None,
+        node_identity=lambda: ("n1", "p1"),
+        running_file=RunningFile(layout.running_file),
+        source_env={"PATH": os.environ["PATH"]},
+    )
+
+
+async def _completed(events, changed: asyncio.Event, task_id: str) -> agent_pb2.TaskEvent:
+    async def loop() -> agent_pb2.TaskEvent:
+        while True:
+            for e in events:
+                if e.kind == COMPLETED and e.attempt.task_id == task_id:
+                    return e
+            changed.clear()
+            await changed.wait()
+
+    return await asyncio.wait_for(loop(), 20)
+
+
+async def test_wall_clock_on_the_injected_clock_and_retention(tmp_path: Path) -> None:
+    clock = ManualClock()
+    events: list[agent_pb2.TaskEvent] = []
+    changed = asyncio.Event()
+    runner = _runner(tmp_path, clock, events, changed)
+    a = agent_pb2.TaskAssignment(
+        attempt=agent_pb2.AttemptRef(job_id="j", task_id="t", attempt=2),
+        command_line="sh -c 'touch started; sleep 100'",
+        max_wall_clock_seconds=60,
+        retention_seconds=120,
+        required_slots=2,
+    )
+    runner.start(a)
+    assert events[0].kind == agent_pb2.TASK_EVENT_KIND_RUNNING  # at once
+    assert runner.running_slots() == 2 and runner.is_task_active("j", "t")
+    wd = tmp_path / "node/workitems/j/job-1/t/wd"
+    while not (wd / "started").exists():
+        await asyncio.sleep(0.01)
+    clock.advance(59)
+    await asyncio.sleep(0.05)
+    assert not [e for e in events if e.kind == COMPLETED]
+    clock.advance(1)
+    c = await _completed(events, changed, "t")
+    assert c.failure_info.code == "TaskEnded" and c.failure_info.category == common_pb2.ERROR_CATEGORY_SERVER_ERROR
+    assert c.exit_code == 143 and c.result == common_pb2.TASK_EXECUTION_RESULT_FAILURE
+    assert runner.running_slots() == 0 and not runner.is_task_active("j", "t")
+    task_dir = wd.parent
+    assert retention.read_deadline(task_dir) == clock.now() + timedelta(seconds=120)
+    assert runner.sweep() == []
+    clock.advance(121)
+    assert runner.sweep() == [task_dir]
+    assert not task_dir.exists()
+
+
+async def test_kill_during_staging_and_unsafe_ids(tmp_path: Path) -> None:
+    clock = ManualClock()
+    events: list[agent_pb2.TaskEvent] = []
+    changed = asyncio.Event()
+    runner = _runner(tmp_path, clock, events, changed)
+    bad = agent_pb2.TaskAssignment(
+        attempt=agent_pb2.AttemptRef(job_id="..", task_id="t", attempt=1), command_line="true"
+    )
+    runner.start(bad)
+    c = await _completed(events, changed, "t")
+    assert c.failure_info.code == "ResourceDirectoryCreateFailed" and not c.HasField("exit_code")
+
+    # A resource file from an http server that never answers: killed while staging.
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    try:
+        port = sock.getsockname()[1]
+        slow = agent_pb2.TaskAssignment(
+            attempt=agent_pb2.AttemptRef(job_id="j", task_id="slow", attempt=1),
+            command_line="true",
+            resource_files=[common_pb2.ResourceFile(http_url=f"http://127.0.0.1:{port}/f", file_path="f")],
+        )
+        runner.start(slow)
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(runner.kill([slow.attempt], delete_files=False), 10)
+        c = await _completed(events, changed, "slow")
+        assert c.failure_info.code == "TaskEnded" and not c.HasField("exit_code")
+    finally:
+        sock.close()
