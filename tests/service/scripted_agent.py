@@ -1,0 +1,97 @@
+"""An agent whose every move the test makes: a real AgentService.Connect stream, driven by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.v1 import common_pb2
+
+A = agent_pb2
+
+
+class ScriptedAgent:
+    """Registers with a `join` pool, then sends exactly what the test tells it to."""
+
+    def __init__(self, address: str, pool_id: str, ip: str) -> None:
+        self.address = address
+        self.pool_id = pool_id
+        self.ip = ip
+        self.node_id = ""
+        self.inbox: asyncio.Queue[agent_pb2.ServerMessage] = asyncio.Queue()
+        self._out: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
+        self._ids = itertools.count(1)
+        self._channel: grpc.aio.Channel | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> agent_pb2.Welcome:
+        self._channel = grpc.aio.insecure_channel(self.address)
+        stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+        reg = A.Register(
+            pool_id=self.pool_id, ip_address=self.ip, node_service_port=1, cores=2, boot_id=uuid.uuid4().hex
+        )
+        await self._out.put(A.AgentMessage(register=reg))
+        call = stub.Connect(self._requests())
+        self._reader = asyncio.create_task(self._read(call))
+        welcome = await self.expect("welcome")
+        self.node_id = welcome.welcome.node_id
+        return welcome.welcome
+
+    async def _requests(self) -> AsyncIterator[agent_pb2.AgentMessage]:
+        while True:
+            msg = await self._out.get()
+            if msg is None:
+                return
+            yield msg
+
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+            async for msg in call:
+                await self.inbox.put(msg)
+
+    async def expect(self, kind: str, timeout: float = 10.0) -> agent_pb2.ServerMessage:
+        """The next message of `kind`, skipping acks."""
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await self.inbox.get()
+                if msg.WhichOneof("body") == kind:
+                    return msg
+                if msg.WhichOneof("body") != "events_ack":
+                    raise AssertionError(f"expected {kind}, got {msg}")
+
+    async def event(
+        self,
+        ref: agent_pb2.AttemptRef,
+        kind: int,
+        *,
+        exit_code: int | None = None,
+        failure: str = "",
+    ) -> None:
+        now = timestamp_pb2.Timestamp()
+        now.GetCurrentTime()
+        ev = A.TaskEvent(event_id=next(self._ids), attempt=ref, kind=kind, time=now, start_time=now)  # type: ignore[arg-type]
+        if kind == A.TASK_EVENT_KIND_COMPLETED:
+            ev.exit_code = exit_code or 0
+            ok = not failure and not exit_code
+            ev.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS if ok else common_pb2.TASK_EXECUTION_RESULT_FAILURE
+            if not ok:
+                ev.failure_info.CopyFrom(
+                    common_pb2.FailureInfo(
+                        category=common_pb2.ERROR_CATEGORY_USER_ERROR, code=failure or "FailureExitCode"
+                    )
+                )
+        await self._out.put(A.AgentMessage(task_events=A.TaskEvents(events=[ev])))
+
+    async def close(self) -> None:
+        await self._out.put(None)
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._channel is not None:
+            await self._channel.close()
