@@ -82,13 +82,13 @@ async def test_gang_coordinates_then_primary_runs_and_its_end_ends_all(server, s
     assert sorted(got) == [0, 1, 2]
     primary, pa = got[0]
     mi = pa.multi_instance
-    assert list(mi.host_list)[0] == primary.ip and len(set(mi.host_list)) == 3
+    assert mi.host_list[0] == primary.ip and len(set(mi.host_list)) == 3
     assert mi.task_shared_dir.endswith("/workitems/j/job-1/m")
     assert list(got[1][1].resource_files) == [] and got[1][1].attempt.instance == 1
-    for i, (a, asg) in got.items():
+    for a, asg in got.values():
         await a.event(asg.attempt, A.TASK_EVENT_KIND_RUNNING)
     t = await wait_state(stubs, "m", task_pb2.TASK_STATE_RUNNING)
-    for i, (a, asg) in got.items():
+    for a, asg in got.values():
         await a.event(asg.attempt, A.TASK_EVENT_KIND_COORDINATED)
     run = await primary.expect("run_application")
     assert run.run_application.attempt.task_id == "m"
