@@ -394,6 +394,19 @@ def node_get(ctx: click.Context, pool_id: str, node_id: str, output: str) -> Non
     _emit_one(output, _client(ctx).pools.node(pool_id, node_id), f"pools/{pool_id}/nodes/{node_id}")
 
 
+@node.command("files")
+@click.argument("pool_id")
+@click.argument("node_id")
+@click.option("--path", default="", help="Directory relative to the node root.")
+@click.option("-r", "--recursive", is_flag=True)
+@_OUTPUT
+@click.pass_context
+def node_files(ctx: click.Context, pool_id: str, node_id: str, path: str, recursive: bool, output: str) -> None:
+    """List files in the root directory of node NODE_ID."""
+    files = _client(ctx).pools.node_files(pool_id, node_id, path=path, recursive=recursive)
+    _emit(output, files, _FILE_COLUMNS, f"files of node {pool_id}/{node_id}")
+
+
 # --------------------------------------------------------------------------- jobs
 
 _JOB_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
@@ -515,7 +528,12 @@ def job_counts(ctx: click.Context, job_id: str, output: str) -> None:
 
 
 def _wait_with_progress(
-    ctx: click.Context, job_id: str, task_ids: Sequence[str] | None, timeout: float | None, quiet: bool
+    ctx: click.Context,
+    job_id: str,
+    task_ids: Sequence[str] | None,
+    timeout: float | None,
+    quiet: bool,
+    check: bool = False,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -552,16 +570,19 @@ def _wait_with_progress(
         if watch.total is not None:
             progress.update(bar, total=watch.total, completed=succeeded + failed)
     click.echo(f"{succeeded + failed} task(s) completed: {succeeded} succeeded, {failed} failed")
+    if check and failed:
+        raise click.exceptions.Exit(1)
 
 
 @job.command("wait")
 @click.argument("job_id")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--check", is_flag=True, help="Exit with code 1 when any task failed.")
 @click.pass_context
-def job_wait(ctx: click.Context, job_id: str, timeout: float | None, quiet: bool) -> None:
+def job_wait(ctx: click.Context, job_id: str, timeout: float | None, quiet: bool, check: bool) -> None:
     """Wait until every task of job JOB_ID completed."""
-    _wait_with_progress(ctx, job_id, None, timeout, quiet)
+    _wait_with_progress(ctx, job_id, None, timeout, quiet, check)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -843,10 +864,13 @@ def task_reactivate(ctx: click.Context, job_id: str, task_id: str) -> None:
 @click.argument("task_ids", nargs=-1)
 @click.option("--timeout", type=float, default=None, metavar="SECONDS")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--check", is_flag=True, help="Exit with code 1 when any task failed.")
 @click.pass_context
-def task_wait(ctx: click.Context, job_id: str, task_ids: tuple[str, ...], timeout: float | None, quiet: bool) -> None:
+def task_wait(
+    ctx: click.Context, job_id: str, task_ids: tuple[str, ...], timeout: float | None, quiet: bool, check: bool
+) -> None:
     """Wait until the tasks of job JOB_ID (or only TASK_IDS) completed, with a progress bar."""
-    _wait_with_progress(ctx, job_id, list(task_ids) or None, timeout, quiet)
+    _wait_with_progress(ctx, job_id, list(task_ids) or None, timeout, quiet, check)
 
 
 _FILE_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [

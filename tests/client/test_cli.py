@@ -196,7 +196,9 @@ def test_task_wait_progress(run, fake: FakeServer) -> None:  # type: ignore[no-u
     assert r.exit_code == 0, r.output
     assert "3 task(s) completed: 2 succeeded, 1 failed" in r.output
     r = run("job", "wait", "j", "-q")
-    assert "3 task(s) completed" in r.output
+    assert "3 task(s) completed" in r.output and r.exit_code == 0
+    r = run("job", "wait", "j", "-q", "--check")
+    assert r.exit_code == 1
     run("task", "add", "j", "late", "x")
     r = run("task", "wait", "j", "late", "--timeout", "0.3", "-q")
     assert r.exit_code == 1 and "DEADLINE_EXCEEDED WAIT_TIMEOUT" in r.stderr

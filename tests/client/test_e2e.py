@@ -137,6 +137,8 @@ def test_pools_nodes_and_errors(real: Client) -> None:
     node = real.pools.node("e2e-pool", nodes[0].id)
     assert node.start_task_info is not None and node.start_task_info.exit_code == 0
     assert node.pool_id == "e2e-pool"
+    shared = real.pools.node_files("e2e-pool", node.id, path="shared")
+    assert "m" in {f.path.rsplit("/", 1)[-1] for f in shared}, shared
 
     with pytest.raises(AlreadyExists) as exists:
         real.pools.create(id="E2E-POOL", target_nodes=1)
@@ -304,8 +306,9 @@ def test_cli_against_real_server(cluster: Cluster, tmp_path: Path) -> None:
     f.write_text("payload")
     assert run("storage", "create", "cli-box")[0] == 0
     assert run("storage", "upload", "cli-box", str(f))[0] == 0
+    (tmp_path / "dl").mkdir()
     code, out, _ = run("storage", "download", "cli-box", "x.txt", "-d", str(tmp_path / "dl"))
-    assert code == 0 and (tmp_path / "dl").read_text() == "payload" if (tmp_path / "dl").is_file() else True
+    assert code == 0 and (tmp_path / "dl" / "x.txt").read_text() == "payload"
     assert run("storage", "delete", "cli-box")[0] == 0
     assert run("job", "delete", "clijob")[0] == 0
 
