@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -38,4 +39,4 @@ def test_bands_cover_the_grid() -> None:
         for size in (1, 2, 3, 7):
             b = heat.bands(nx, size)
             assert b[0][0] == 0 and b[-1][1] == nx
-            assert all(x[1] == y[0] for x, y in zip(b, b[1:], strict=False))
+            assert all(x[1] == y[0] for x, y in itertools.pairwise(b))
