@@ -323,3 +323,55 @@ def test_up_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         assert c.proc.wait(timeout=20) == 0
     finally:
         c.stop()
+
+
+@pytest.mark.timeout(120)
+def test_environment_and_job_auto_termination(real: Client) -> None:
+    real.jobs.create(
+        id="envjob",
+        pool_id="local",
+        common_environment={"COMMON": "from-job", "OVERRIDE": "job"},
+        on_all_tasks_complete="terminatejob",
+    )
+    real.tasks.add_many(
+        "envjob",
+        [
+            TaskSpec(
+                id="env",
+                command_line="/bin/sh -c 'echo $COMMON $OVERRIDE $SHOAL_TASK_ID $AZ_BATCH_JOB_ID'",
+                environment={"OVERRIDE": "task"},
+            ),
+            TaskSpec(id="two-slots", command_line="/bin/true", required_slots=2),
+        ],
+    )
+    done = {t.id: t for t in real.tasks.wait("envjob", timeout=60)}
+    assert done["env"].succeeded and done["two-slots"].succeeded
+    assert real.tasks.read_file("envjob", "env", "stdout.txt") == b"from-job task env envjob\n"
+    deadline = time.monotonic() + 30
+    while real.jobs.get("envjob").state != "completed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    job = real.jobs.get("envjob")
+    assert job.state == "completed" and job.terminate_reason
+    real.jobs.delete("envjob")
+
+
+@pytest.mark.timeout(120)
+def test_resize_and_delete_pool(real: Client) -> None:
+    real.pools.create(id="elastic", target_nodes=1)
+    real.pools.wait_nodes_idle("elastic", timeout=60)
+    real.pools.resize("elastic", target_nodes=2)
+    pool = real.pools.wait_steady("elastic", count=2, timeout=60)
+    assert pool.current_nodes == 2
+    assert len(real.pools.wait_nodes_idle("elastic", count=2, timeout=60)) == 2
+    real.pools.resize("elastic", target_nodes=1)
+    assert real.pools.wait_steady("elastic", timeout=60).current_nodes == 1
+    real.pools.delete("elastic")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            real.pools.get("elastic")
+        except NotFound:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("pool elastic was not deleted")
