@@ -446,6 +446,7 @@ class TaskWatch(Iterator[Task]):
         self._rpc = rpc
         self._job_id = job_id
         self._task_ids = None if task_ids is None else list(dict.fromkeys(task_ids))
+        self._task_id_set = frozenset(self._task_ids or ())
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -509,7 +510,7 @@ class TaskWatch(Iterator[Task]):
             self._task_ids is not None
             and tid not in self._pending
             and tid not in self._done
-            and tid not in set(self._task_ids)
+            and tid not in self._task_id_set
         ):
             return None  # not one of ours (a server that ignores the filter)
         if task.state == TaskState.COMPLETED:

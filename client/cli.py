@@ -771,8 +771,24 @@ def task_add_many(
         specs = _specs_from_template(count, command, id_format, start, max_retries, max_wall_clock)
     else:
         specs = _specs_from_lines(task_file, getattr(task_file, "name", "<file>"))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     started = time.monotonic()
-    results = _client(ctx).tasks.add_many(job_id, specs, chunk_size=chunk_size)
+    err_console = Console(stderr=True)
+    with Progress(
+        TextColumn("adding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    ) as progress:
+        bar = progress.add_task("add", total=count)
+        results = _client(ctx).tasks.add_many(
+            job_id, specs, chunk_size=chunk_size, on_chunk=lambda rs: progress.advance(bar, len(rs))
+        )
     elapsed = time.monotonic() - started
     errors = [r for r in results if not r.ok]
     if output == "json":
