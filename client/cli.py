@@ -54,6 +54,8 @@ class _ShoalGroup(click.Group):
                 if state is not None and state._client is not None:
                     line += f" (is a Shoal server running at {state._client.address}?)"
             _fail(line)
+        except OSError as e:
+            _fail(f"error: {e}")
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(130) from None

@@ -245,6 +245,10 @@ def test_storage_commands(run, tmp_path: Path) -> None:  # type: ignore[no-untyp
     r = run("storage", "download", "inputs", "data/", "--prefix", "-d", str(out))
     assert "downloaded 2 blob(s)" in r.output
     assert (out / "data" / "sub" / "b.txt").read_text() == "BB"
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory")
+    r = run("storage", "download", "inputs", "data/", "--prefix", "-d", str(blocker / "below"))
+    assert r.exit_code == 1 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
     assert "deleted 1 blob(s)" in run("storage", "delete", "inputs", "named.txt").output
     assert "deleted" in run("storage", "delete", "inputs").output
     r = run("storage", "list", "inputs")
