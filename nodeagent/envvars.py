@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from shoal.agent.v1 import agent_pb2
 from shoal.nodeagent.layout import NodeLayout
 from shoal.v1 import common_pb2
 
@@ -108,3 +111,28 @@ def start_task_env(
     system["SHOAL_TASK_DIR"] = str(layout.startup)
     system["SHOAL_TASK_WORKING_DIR"] = str(layout.startup / "wd")
     return build_env(source, settings, system)
+
+
+def multi_instance_env(mi: agent_pb2.MultiInstance, shared_dir: Path, path: str) -> dict[str, str]:
+    """The variables of one instance of a multi-instance task (host lists, master, launcher shim).
+
+    The directory of the agent's Python comes first on PATH, so that `shoal-mpi-launch` and the
+    MPI tools installed beside the agent (e.g. the `mpich` wheel) are found.
+    """
+    from shoal.mpi.launch import multi_instance_environment
+
+    hosts = list(mi.host_list)
+    addresses = list(mi.agent_addresses)
+    if len(addresses) != len(hosts):
+        addresses = (addresses + [""] * len(hosts))[: len(hosts)]
+    env = multi_instance_environment(
+        hosts=hosts or ["127.0.0.1"],
+        instance_index=mi.instance_index,
+        shared_dir=str(shared_dir),
+        agent_addresses=addresses or [""],
+    )
+    bin_dir = str(Path(sys.executable).parent)
+    parts = path.split(os.pathsep) if path else []
+    if bin_dir not in parts:
+        env["PATH"] = os.pathsep.join([bin_dir, *parts])
+    return env

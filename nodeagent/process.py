@@ -189,6 +189,8 @@ class ProcessResult:
 
     returncode: int
     timed_out: bool
+    #: The process group it led.
+    pgid: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -230,4 +232,4 @@ async def wait_with_limit(
         # Whatever the task left running in its group goes with it (a no-op when the group is gone).
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
-    return ProcessResult(returncode=rc, timed_out=timed_out)
+    return ProcessResult(returncode=rc, timed_out=timed_out, pgid=pgid)

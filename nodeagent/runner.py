@@ -8,8 +8,9 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ SUCCESS = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
 FAILURE = common_pb2.TASK_EXECUTION_RESULT_FAILURE
 RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
 COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
+COORDINATED = agent_pb2.TASK_EVENT_KIND_COORDINATED
 
 AttemptKey = tuple[str, str, int]
 FINISHED_MEMORY = 10000
@@ -78,23 +80,43 @@ def outcome_of(result: process.ProcessResult) -> Outcome:
 
 @dataclass
 class Attempt:
-    """One attempt on this node, from StartTasks to its COMPLETED event."""
+    """One attempt (or one instance of a multi-instance attempt) on this node, up to its COMPLETED event."""
 
     assignment: agent_pb2.TaskAssignment
     start_time: datetime
     task_dir: Path | None
+    #: The process of the current phase (coordination or application command).
     proc: subprocess.Popen[bytes] | None = None
+    #: Other process groups that end with the attempt (coordination leftovers, Exec'd commands).
+    groups: set[int] = field(default_factory=set)
+    #: The environment of its commands, once known (Exec runs inside it).
+    env: dict[str, str] | None = None
     killed: bool = False
     delete_files: bool = False
     stage: asyncio.Future[None] | None = None
     task: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    kill_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Multi-instance primary: RunApplication arrived.
+    run_application: asyncio.Event = field(default_factory=asyncio.Event)
+    #: clock.monotonic() when its first process started (the wall clock runs from there).
+    first_process_at: float | None = None
 
     @property
     def key(self) -> AttemptKey:
         """(job, task, attempt)."""
         a = self.assignment.attempt
         return (a.job_id, a.task_id, a.attempt)
+
+    @property
+    def multi_instance(self) -> agent_pb2.MultiInstance | None:
+        """The multi-instance part of the assignment, if any."""
+        return self.assignment.multi_instance if self.assignment.HasField("multi_instance") else None
+
+    @property
+    def wd(self) -> Path | None:
+        """The working directory."""
+        return working_dir(self.task_dir) if self.task_dir is not None else None
 
 
 class TaskRunner:
@@ -130,7 +152,12 @@ class TaskRunner:
 
     def active_attempts(self) -> list[agent_pb2.AttemptRef]:
         """Attempts that have not reported COMPLETED yet."""
-        return [agent_pb2.AttemptRef(job_id=j, task_id=t, attempt=n) for (j, t, n) in self._attempts]
+        out = []
+        for a in self._attempts.values():
+            ref = agent_pb2.AttemptRef()
+            ref.CopyFrom(a.assignment.attempt)
+            out.append(ref)
+        return out
 
     def running_slots(self) -> int:
         """Task slots taken by active attempts."""
@@ -140,6 +167,28 @@ class TaskRunner:
         """True while the task's current attempt on this node has not completed."""
         cur = self._current.get((job_id, task_id))
         return cur is not None and not cur.done.is_set()
+
+    def find(self, job_id: str, task_id: str, attempt: int) -> Attempt | None:
+        """The active attempt with this key, if any."""
+        return self._attempts.get((job_id, task_id, attempt))
+
+    def add_group(self, attempt: Attempt, pgid: int) -> None:
+        """A process group (an Exec'd command) that must end with the attempt."""
+        attempt.groups.add(pgid)
+        self._running_file.add(f"{attempt_key(*attempt.key)}/{pgid}", pgid)
+
+    def remove_group(self, attempt: Attempt, pgid: int) -> None:
+        """That process group is gone."""
+        attempt.groups.discard(pgid)
+        self._running_file.remove(f"{attempt_key(*attempt.key)}/{pgid}")
+
+    def run_application(self, ref: agent_pb2.AttemptRef) -> None:
+        """Multi-instance: every instance coordinated; the primary may run the application command."""
+        attempt = self._attempts.get((ref.job_id, ref.task_id, ref.attempt))
+        if attempt is None:
+            log.info("RunApplication for %s/%s/%d, which is not active here", ref.job_id, ref.task_id, ref.attempt)
+            return
+        attempt.run_application.set()
 
     def attempt_done(self, job_id: str, task_id: str) -> asyncio.Event | None:
         """The completion event of the task's current attempt, if any."""
@@ -189,10 +238,13 @@ class TaskRunner:
 
     async def _kill_attempt(self, attempt: Attempt) -> None:
         attempt.killed = True
+        attempt.kill_requested.set()
         if attempt.stage is not None and not attempt.stage.done():
             attempt.stage.cancel()
+        groups = set(attempt.groups)
         if attempt.proc is not None and attempt.proc.returncode is None:
-            await process.kill_group(attempt.proc.pid, self._config.kill_grace_seconds)
+            groups.add(attempt.proc.pid)
+        await asyncio.gather(*(process.kill_group(g, self._config.kill_grace_seconds) for g in groups))
         await attempt.done.wait()
 
     async def delete_task_files(self, job_id: str, task_ids: Iterable[str]) -> None:
@@ -219,10 +271,13 @@ class TaskRunner:
         """Kill every task process group at once (shutdown)."""
         for attempt in list(self._attempts.values()):
             attempt.killed = True
+            attempt.kill_requested.set()
             if attempt.stage is not None and not attempt.stage.done():
                 attempt.stage.cancel()
             if attempt.proc is not None and attempt.proc.returncode is None:
                 process.kill_group_now(attempt.proc.pid)
+            for g in attempt.groups:
+                process.kill_group_now(g)
         tasks = [a.task for a in self._attempts.values() if a.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
@@ -247,69 +302,75 @@ class TaskRunner:
             self._complete(attempt, outcome)
 
     async def _execute(self, attempt: Attempt) -> Outcome:
+        try:
+            return await self._execute_phases(attempt)
+        finally:
+            # Whatever the attempt started (coordination services, Exec'd proxies) ends with it.
+            for g in list(attempt.groups):
+                process.kill_group_now(g)
+                self.remove_group(attempt, g)
+
+    async def _execute_phases(self, attempt: Attempt) -> Outcome:
         a = attempt.assignment
-        ref = a.attempt
         task_dir = attempt.task_dir
+        mi = attempt.multi_instance
         if task_dir is None:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", "unsafe job or task id"))
         wd = working_dir(task_dir)
+        shared_dir = Path(mi.task_shared_dir) if mi is not None and mi.task_shared_dir else task_dir
         try:
-            await asyncio.to_thread(_fresh_task_dir, task_dir)
+            if shared_dir == task_dir and mi is not None:
+                # Other instances (local nodes share one filesystem) may already stage common files here.
+                await asyncio.to_thread(_reset_task_dir, task_dir)
+            else:
+                await asyncio.to_thread(_fresh_task_dir, task_dir)
         except OSError as e:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", str(e)))
-        if attempt.killed:
-            return self._killed_outcome(None)
+        attempt.env = self._environment(attempt, task_dir, wd, shared_dir)
 
-        # Resource files.
-        if a.resource_files:
-            attempt.stage = asyncio.ensure_future(stage_resource_files(a.resource_files, wd, self._storage()))
-            try:
-                await attempt.stage
-            except asyncio.CancelledError:
-                if attempt.killed:
-                    return self._killed_outcome(None)
-                raise
-            except StagingError as e:
-                return Outcome(None, failure(USER_ERROR, e.code, e.message))
-            except OSError as e:
-                return Outcome(None, failure(USER_ERROR, "ResourceFileWriteFailed", str(e)))
-        if attempt.killed:
-            return self._killed_outcome(None)
+        if mi is not None:
+            # Common resource files into the shared directory, then the coordination command.
+            outcome = await self._stage(attempt, mi.common_resource_files, shared_dir)
+            if outcome is not None:
+                return outcome
+            if mi.coordination_command_line:
+                result = await self._run_command(attempt, mi.coordination_command_line, kill_leftovers=False)
+                if isinstance(result, Outcome):
+                    return result
+                if result.returncode == 0:
+                    if process.group_alive(result.pgid):
+                        # Background services the coordination command started live on with the instance.
+                        self.add_group(attempt, result.pgid)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.killpg(result.pgid, signal.SIGKILL)
+                    return outcome_of(result)
+            self._emit(
+                agent_pb2.TaskEvent(
+                    attempt=a.attempt,
+                    kind=COORDINATED,
+                    time=timestamp(self._clock.now()),
+                    start_time=timestamp(attempt.start_time),
+                    task_root_directory=str(task_dir),
+                )
+            )
+            if mi.instance_index != 0:
+                # A subtask stays as a home for MPI proxies until it is killed (or its wall clock ends).
+                if not await self._wait_for(attempt, attempt.kill_requested):
+                    return Outcome(None, failure(SERVER_ERROR, "TaskEnded", "the task exceeded its wall clock time"))
+                return self._killed_outcome(None)
+            if not await self._wait_for(attempt, attempt.run_application):
+                return Outcome(None, failure(SERVER_ERROR, "TaskEnded", "the task exceeded its wall clock time"))
+            if attempt.killed:
+                return self._killed_outcome(None)
 
-        # The process.
-        node_id, pool_id = self._identity()
-        env = envvars.task_env(
-            self._source_env,
-            a.environment_settings,
-            layout=self._layout,
-            node_id=node_id,
-            pool_id=a.pool_id or pool_id,
-            job_id=ref.job_id,
-            task_id=ref.task_id,
-            attempt=ref.attempt,
-            task_dir=task_dir,
-            working_dir=wd,
-        )
-        try:
-            proc = process.spawn(
-                a.command_line, cwd=wd, env=env, stdout=task_dir / "stdout.txt", stderr=task_dir / "stderr.txt"
-            )
-        except process.LaunchError as e:
-            return Outcome(None, failure(USER_ERROR, e.code, e.message))
-        attempt.proc = proc
-        key = attempt_key(*attempt.key)
-        self._running_file.add(key, proc.pid)
-        try:
-            result = await process.wait_with_limit(
-                proc,
-                clock=self._clock,
-                max_wall_clock_seconds=a.max_wall_clock_seconds,
-                grace_seconds=self._config.kill_grace_seconds,
-            )
-        finally:
-            self._running_file.remove(key)
-        if attempt.killed:
-            return self._killed_outcome(result.exit_code)
+        # The task's own resource files and its (application) command.
+        outcome = await self._stage(attempt, a.resource_files, wd)
+        if outcome is not None:
+            return outcome
+        result = await self._run_command(attempt, a.command_line, kill_leftovers=True)
+        if isinstance(result, Outcome):
+            return result
         outcome = outcome_of(result)
 
         # Output files.
@@ -325,6 +386,117 @@ class TaskRunner:
             if err is not None:
                 outcome = Outcome(outcome.exit_code, failure(USER_ERROR, "FileUploadMiscError", err))
         return outcome
+
+    def _environment(self, attempt: Attempt, task_dir: Path, wd: Path, shared_dir: Path) -> dict[str, str]:
+        a = attempt.assignment
+        ref = a.attempt
+        node_id, pool_id = self._identity()
+        env = envvars.task_env(
+            self._source_env,
+            a.environment_settings,
+            layout=self._layout,
+            node_id=node_id,
+            pool_id=a.pool_id or pool_id,
+            job_id=ref.job_id,
+            task_id=ref.task_id,
+            attempt=ref.attempt,
+            task_dir=task_dir,
+            working_dir=wd,
+        )
+        mi = attempt.multi_instance
+        if mi is not None:
+            env.update(envvars.multi_instance_env(mi, shared_dir, env.get("PATH", "")))
+        return env
+
+    async def _stage(
+        self, attempt: Attempt, files: Sequence[common_pb2.ResourceFile], into: Path
+    ) -> Outcome | None:
+        """Stage resource files; an Outcome when that ended the attempt."""
+        if attempt.killed:
+            return self._killed_outcome(None)
+        if not files:
+            return None
+        attempt.stage = asyncio.ensure_future(stage_resource_files(files, into, self._storage()))
+        try:
+            await attempt.stage
+        except asyncio.CancelledError:
+            if attempt.killed:
+                return self._killed_outcome(None)
+            raise
+        except StagingError as e:
+            return Outcome(None, failure(USER_ERROR, e.code, e.message))
+        except OSError as e:
+            return Outcome(None, failure(USER_ERROR, "ResourceFileWriteFailed", str(e)))
+        finally:
+            attempt.stage = None
+        if attempt.killed:
+            return self._killed_outcome(None)
+        return None
+
+    def _remaining(self, attempt: Attempt) -> float:
+        """Seconds left on the attempt's wall clock; 0 when unlimited."""
+        limit = attempt.assignment.max_wall_clock_seconds
+        if limit <= 0:
+            return 0.0
+        if attempt.first_process_at is None:
+            attempt.first_process_at = self._clock.monotonic()
+        return max(1e-6, limit - (self._clock.monotonic() - attempt.first_process_at))
+
+    async def _wait_for(self, attempt: Attempt, event: asyncio.Event) -> bool:
+        """Wait for `event` (or a kill); False when the wall clock ran out first."""
+        remaining = self._remaining(attempt)
+        waits = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(attempt.kill_requested.wait())}
+        timer = asyncio.ensure_future(self._clock.sleep(remaining)) if remaining > 0 else None
+        try:
+            done, _ = await asyncio.wait(
+                waits | ({timer} if timer else set()), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for f in waits:
+                f.cancel()
+            if timer is not None:
+                timer.cancel()
+        return not (timer is not None and timer in done and not event.is_set() and not attempt.killed)
+
+    async def _run_command(
+        self, attempt: Attempt, command_line: str, *, kill_leftovers: bool
+    ) -> process.ProcessResult | Outcome:
+        """Run one command of the attempt in its working directory; an Outcome when it did not run or was killed."""
+        if attempt.killed:
+            return self._killed_outcome(None)
+        assert attempt.task_dir is not None and attempt.env is not None
+        task_dir = attempt.task_dir
+        remaining = self._remaining(attempt)
+        try:
+            proc = process.spawn(
+                command_line,
+                cwd=working_dir(task_dir),
+                env=attempt.env,
+                stdout=task_dir / "stdout.txt",
+                stderr=task_dir / "stderr.txt",
+                append=True,
+            )
+        except process.LaunchError as e:
+            return Outcome(None, failure(USER_ERROR, e.code, e.message))
+        attempt.proc = proc
+        key = attempt_key(*attempt.key)
+        self._running_file.add(key, proc.pid)
+        try:
+            result = await process.wait_with_limit(
+                proc,
+                clock=self._clock,
+                max_wall_clock_seconds=remaining,
+                grace_seconds=self._config.kill_grace_seconds,
+                kill_leftovers=kill_leftovers,
+            )
+        finally:
+            self._running_file.remove(key)
+            attempt.proc = None
+        if attempt.killed:
+            if not kill_leftovers:
+                process.kill_group_now(result.pgid)
+            return self._killed_outcome(result.exit_code)
+        return result
 
     @staticmethod
     def _killed_outcome(exit_code: int | None) -> Outcome:
@@ -369,6 +541,17 @@ class TaskRunner:
             outcome.failure_info.code if outcome.failure_info else "ok",
         )
         self._emit(event)
+
+
+def _reset_task_dir(task_dir: Path) -> None:
+    """A fresh wd/ and empty stdout/stderr, keeping the rest (a multi-instance shared directory)."""
+    wd = working_dir(task_dir)
+    if wd.exists():
+        shutil.rmtree(wd)
+    wd.mkdir(parents=True)
+    for name in ("stdout.txt", "stderr.txt"):
+        (task_dir / name).write_bytes(b"")
+    (task_dir / retention.RETENTION_FILE).unlink(missing_ok=True)
 
 
 def _fresh_task_dir(task_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -55,6 +56,16 @@ def blob_relative_name(blob_name: str, prefix: str) -> str:
     return rel
 
 
+def _temp_name(dest: Path) -> Path:
+    """A hidden temporary name beside `dest`: files appear whole (instances may stage the same file)."""
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+
+
+def _commit(tmp: Path, dest: Path, mode: int) -> None:
+    os.chmod(tmp, mode)
+    os.replace(tmp, dest)
+
+
 def _target(wd: Path, *parts: str) -> Path:
     joined = "/".join(p.strip("/") for p in parts if p.strip("/"))
     try:
@@ -87,15 +98,18 @@ async def _stage_container(rf: common_pb2.ResourceFile, wd: Path, storage: Stora
     for blob in blobs:
         dest = _target(wd, rf.file_path, blob_relative_name(blob.name, prefix))
         dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(dest)
         try:
-            await storage.download_blob(container, blob.name, dest)
+            await storage.download_blob(container, blob.name, tmp)
+            _commit(tmp, dest, mode)
         except grpc.aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 raise StagingError("BlobNotFound", f"blob {container}/{blob.name}: {e.details()}") from e
             raise StagingError("BlobDownloadMiscError", f"blob {container}/{blob.name}: {e.details()}") from e
         except OSError as e:
             raise StagingError("ResourceFileWriteFailed", f"writing {dest}: {e}") from e
-        os.chmod(dest, mode)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _http_download(url: str, dest: Path) -> None:
@@ -117,14 +131,17 @@ async def _stage_http(rf: common_pb2.ResourceFile, wd: Path, mode: int) -> None:
         raise StagingError("ResourceFileCreateFailed", f"no file path for {url!r}")
     dest = _target(wd, name)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(dest)
     try:
-        await asyncio.to_thread(_http_download, url, dest)
+        await asyncio.to_thread(_http_download, url, tmp)
+        _commit(tmp, dest, mode)
     except urllib.error.HTTPError as e:
         code = "BlobNotFound" if e.code == 404 else "BlobDownloadMiscError"
         raise StagingError(code, f"{url}: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise StagingError("BlobDownloadMiscError", f"{url}: {e}") from e
-    os.chmod(dest, mode)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 async def stage_resource_files(
