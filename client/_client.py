@@ -218,7 +218,7 @@ class PoolsAPI:
         ):
             yield Pool.from_proto(msg)
 
-    def resize(self, pool_id: str, *, target_nodes: int, node_deallocation_option: str = "requeue") -> Pool:
+    def resize(self, pool_id: str, target_nodes: int, *, node_deallocation_option: str = "requeue") -> Pool:
         """Change the pool's target size; ``node_deallocation_option`` is requeue|terminate|taskcompletion."""
         options = {
             "requeue": pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE,
@@ -245,7 +245,7 @@ class PoolsAPI:
             self._rpc.unary(self._rpc.pools.DeletePool, pool_pb2.DeletePoolRequest(name=f"pools/{pool_id}"))
         )
 
-    def nodes(self, pool_id: str, *, state: NodeState | str | None = None) -> Iterator[Node]:
+    def nodes(self, pool_id: str, state: NodeState | str | None = None) -> Iterator[Node]:
         """The pool's nodes (all pages), only those in ``state`` when given."""
         state_value = node_state_to_proto(state) if state is not None else 0
         for msg in self._rpc.pages(
@@ -266,7 +266,7 @@ class PoolsAPI:
         return Node.from_proto(self._rpc.unary(self._rpc.pools.GetNode, request))
 
     def node_files(
-        self, pool_id: str, node_id: str, *, path: str = "", recursive: bool = False
+        self, pool_id: str, node_id: str, path: str = "", recursive: bool = False
     ) -> builtins.list[NodeFile]:
         """Files under ``path`` in the node's root directory."""
         request = pool_pb2.ListNodeFilesRequest(name=f"pools/{pool_id}/nodes/{node_id}", path=path, recursive=recursive)
@@ -378,7 +378,7 @@ class JobsAPI:
         """The job ``job_id``."""
         return Job.from_proto(self._rpc.unary(self._rpc.jobs.GetJob, job_pb2.GetJobRequest(name=f"jobs/{job_id}")))
 
-    def list(self, *, state: JobState | str | None = None) -> Iterator[Job]:
+    def list(self, state: JobState | str | None = None) -> Iterator[Job]:
         """Every job (all pages), only those in ``state`` when given."""
         state_value = job_state_to_proto(state) if state is not None else 0
         for msg in self._rpc.pages(
@@ -635,8 +635,8 @@ class TasksAPI:
         self,
         job_id: str,
         specs: Iterable[TaskSpec],
-        *,
         chunk_size: int = 10_000,
+        *,
         on_chunk: Callable[[Sequence[AddTaskResult]], None] | None = None,
     ) -> list[AddTaskResult]:
         """Add any number of tasks, streamed to the server in chunks of ``chunk_size``.
@@ -682,7 +682,7 @@ class TasksAPI:
         request = task_pb2.GetTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}")
         return Task.from_proto(self._rpc.unary(self._rpc.tasks.GetTask, request))
 
-    def list(self, job_id: str, *, state: TaskState | str | None = None) -> Iterator[Task]:
+    def list(self, job_id: str, state: TaskState | str | None = None) -> Iterator[Task]:
         """The job's tasks (all pages), only those in ``state`` when given."""
         state_value = task_state_to_proto(state) if state is not None else 0
         for msg in self._rpc.pages(
@@ -712,7 +712,7 @@ class TasksAPI:
         request = task_pb2.ReactivateTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}")
         return Task.from_proto(self._rpc.unary(self._rpc.tasks.ReactivateTask, request))
 
-    def wait(self, job_id: str, *, task_ids: Iterable[str] | None = None, timeout: float | None = None) -> TaskWatch:
+    def wait(self, job_id: str, task_ids: Iterable[str] | None = None, timeout: float | None = None) -> TaskWatch:
         """Iterate over the job's tasks (or ``task_ids``) as each one completes.
 
         Uses the ``WatchTasks`` server stream (no polling): first the initial
@@ -722,7 +722,7 @@ class TasksAPI:
         """
         return TaskWatch(self._rpc, job_id, task_ids=task_ids, timeout=timeout)
 
-    def files(self, job_id: str, task_id: str, *, path: str = "", recursive: bool = False) -> builtins.list[NodeFile]:
+    def files(self, job_id: str, task_id: str, path: str = "", recursive: bool = False) -> builtins.list[NodeFile]:
         """Files under ``path`` in the task directory (``stdout.txt``, ``stderr.txt``, ``wd/...``)."""
         request = task_pb2.ListTaskFilesRequest(name=f"jobs/{job_id}/tasks/{task_id}", path=path, recursive=recursive)
         response = self._rpc.unary(self._rpc.tasks.ListTaskFiles, request)
@@ -788,7 +788,7 @@ class StorageAPI:
     def __init__(self, rpc: _Rpc):
         self._rpc = rpc
 
-    def create_container(self, id: str, *, exist_ok: bool = True) -> Container:
+    def create_container(self, id: str, exist_ok: bool = True) -> Container:
         """Create container ``id``; quietly succeed if it exists and ``exist_ok``."""
         request = storage_pb2.CreateContainerRequest(id=id, exist_ok=exist_ok)
         return Container.from_proto(self._rpc.unary(self._rpc.storage.CreateContainer, request))
@@ -840,7 +840,7 @@ class StorageAPI:
         return self._upload(container, blob_name or path.name, chunks())
 
     def upload_directory(
-        self, container: str, local_dir: str | os.PathLike[str], *, prefix: str = "", max_workers: int = 4
+        self, container: str, local_dir: str | os.PathLike[str], prefix: str = "", *, max_workers: int = 4
     ) -> list[Blob]:
         """Upload every file under ``local_dir``, named ``prefix`` + its '/'-separated relative path."""
         root = Path(local_dir)
@@ -905,7 +905,7 @@ class StorageAPI:
             futures = [pool.submit(self.download_blob, container, name, target) for name, target in targets]
             return [f.result() for f in futures]
 
-    def list_blobs(self, container: str, *, prefix: str = "") -> Iterator[Blob]:
+    def list_blobs(self, container: str, prefix: str = "") -> Iterator[Blob]:
         """Blobs in ``container`` whose names start with ``prefix`` (all pages)."""
         for msg in self._rpc.pages(
             self._rpc.storage.ListBlobs,
