@@ -359,7 +359,7 @@ class BenchServer:
 
 
 class Profiler:
-    """py-spy attached to a pid, writing raw collapsed stacks; `top()` summarises them."""
+    """py-spy attached to a pid, writing raw collapsed stacks (idle threads excluded)."""
 
     def __init__(self, pid: int, out: Path, rate: int = 100) -> None:
         self.out = out
@@ -368,19 +368,7 @@ class Profiler:
         self.proc: subprocess.Popen[bytes] | None = None
         if self.available:
             self.proc = subprocess.Popen(
-                [
-                    exe,
-                    "record",
-                    "--pid",
-                    str(pid),
-                    "--format",
-                    "raw",
-                    "-o",
-                    str(out),
-                    "--rate",
-                    str(rate),
-                    "--nonblocking",
-                ],
+                [exe, "record", "--pid", str(pid), "--format", "raw", "-o", str(out), "--rate", str(rate)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -394,14 +382,37 @@ class Profiler:
                 self.proc.kill()
                 self.proc.wait()
 
-    def top(self, n: int = 15) -> tuple[list[tuple[str, float]], list[tuple[str, float]], int]:
-        """(self-time top, inclusive top, samples) as (function, percent of samples)."""
-        if not self.out.exists():
-            return [], [], 0
-        own: collections.Counter[str] = collections.Counter()
-        incl: collections.Counter[str] = collections.Counter()
-        total = 0
-        for line in self.out.read_text(errors="replace").splitlines():
+
+OWN_CODE = ("server/", "nodeagent/", "bench/", "shoal_root/", "client/")
+#: Leaf frames of a thread that waits (py-spy's idle detection misses these): epoll, an idle executor
+#: worker, a thread whose target is C code (the gRPC poller) blocked in it.
+IDLE_LEAVES = (
+    "EpollSelector.select (selectors.py",
+    "_worker (concurrent/futures/thread.py:81)",
+    "Thread.run (threading.py:982)",
+    "Condition.wait (threading.py",
+    "Event.wait (threading.py",
+)
+
+
+@dataclass
+class ProfileSummary:
+    samples: int
+    idle: int
+    own: list[tuple[str, float]]
+    own_code: list[tuple[str, float]]
+
+
+def summarize(files: list[Path], n: int = 15) -> ProfileSummary:
+    """Top frames by own time, and Shoal's own functions by inclusive time, in % of samples."""
+    own: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    idle = 0
+    for path in files:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
             stack, _, count_s = line.rpartition(" ")
             try:
                 count = int(count_s)
@@ -410,42 +421,60 @@ class Profiler:
             frames = [short_frame(f) for f in stack.split(";") if f]
             if not frames:
                 continue
+            if frames[-1].startswith(IDLE_LEAVES):
+                idle += count
+                continue
             total += count
             own[frames[-1]] += count
-            for f in set(frames):
-                incl[f] += count
-        if total == 0:
-            return [], [], 0
+            for f in {
+                f.split(" (")[0] + " (" + f.split(" (", 1)[1].rsplit(":", 1)[0] + ")" for f in frames if "(" in f
+            }:
+                if any(m in f for m in OWN_CODE) and "__main__" not in f:
+                    incl[f] += count
+    if total == 0:
+        return ProfileSummary(0, idle, [], [])
 
-        def top_of(c: collections.Counter[str]) -> list[tuple[str, float]]:
-            return [(f, 100.0 * k / total) for f, k in c.most_common(n)]
+    def top_of(c: collections.Counter[str]) -> list[tuple[str, float]]:
+        return [(f, 100.0 * k / total) for f, k in c.most_common(n)]
 
-        return top_of(own), top_of(incl), total
+    return ProfileSummary(total, idle, top_of(own), top_of(incl))
+
+
+def function_of(frame: str) -> str:
+    """`func (server/x.py:12)` -> `func (server/x.py)`."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
 
 
 def short_frame(frame: str) -> str:
     """`func (/long/path/shoal/server/x.py:12)` -> `func (server/x.py:12)`."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
-    for marker in ("/work/main/", "/site-packages/", "/lib/python3"):
+    for marker in ("/work/main/", "/site-packages/", "/lib/python3.11/"):
         if marker in where:
             where = where.split(marker, 1)[1]
             break
     return f"{name} ({where})" if where else name
 
 
-def profile_markdown(label: str, prof: Profiler, n: int = 12) -> list[str]:
-    own, incl, total = prof.top(n)
-    if not total:
+def profile_markdown(label: str, prof: Profiler | list[Profiler], n: int = 15) -> list[str]:
+    profs = prof if isinstance(prof, list) else [prof]
+    s = summarize([p.out for p in profs], n)
+    if not s.samples:
         return [f"Profile ({label}): py-spy not available or no samples."]
-    lines = [f"Profile of the server process ({label}), py-spy, {total} samples; raw stacks in `{prof.out}`.", ""]
-    lines.append("Top by own time (% of samples):")
+    where = ", ".join(f"`{p.out}`" for p in profs)
+    lines = [
+        f"**Profile: {label}** — py-spy at 100 Hz, {s.samples} busy samples ({s.idle} samples of waiting threads "
+        f"left out: epoll, idle executor workers, the gRPC poller thread); raw stacks in {where}.",
+        "",
+    ]
+    lines.append("Top frames by own time (% of busy samples):")
     lines.append("")
-    lines += [f"- {p:5.1f}% `{f}`" for f, p in own]
+    lines += [f"- {p:5.1f}% `{f}`" for f, p in s.own]
     lines.append("")
-    lines.append("Top by inclusive time (% of samples):")
+    lines.append("Shoal functions by inclusive time (% of busy samples):")
     lines.append("")
-    lines += [f"- {p:5.1f}% `{f}`" for f, p in incl]
+    lines += [f"- {p:5.1f}% `{f}`" for f, p in s.own_code]
     return lines
 
 
