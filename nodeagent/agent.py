@@ -19,6 +19,7 @@ from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.clock import Clock, SystemClock
 from shoal.nodeagent import process, retention
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
+from shoal.nodeagent.execservice import exec_in_instance
 from shoal.nodeagent.fileservice import NodeFileService
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.outbox import Outbox
@@ -132,7 +133,14 @@ class Agent:
         if not self.node_id:
             self.node_id = read_node_id(self.layout.node_id_file)
         server = grpc.aio.server()
-        agent_pb2_grpc.add_NodeServiceServicer_to_server(NodeFileService(self.layout, self.runner.attempt_done), server)
+        agent_pb2_grpc.add_NodeServiceServicer_to_server(
+            NodeFileService(
+                self.layout,
+                self.runner.attempt_done,
+                lambda requests, context: exec_in_instance(self.runner, requests, context),
+            ),
+            server,
+        )
         self.node_service_port = server.add_insecure_port(_host_port(self.config.ip, 0))
         await server.start()
         log.info(
@@ -377,6 +385,9 @@ class Agent:
             d = msg.delete_task_files
             self._spawn(self.runner.delete_task_files(d.job_id, list(d.task_ids)))
             self._ack(conn, d.command_id)
+        elif kind == "run_application":
+            self.runner.run_application(msg.run_application.attempt)
+            self._ack(conn, msg.run_application.command_id)
         elif kind == "events_ack":
             self.outbox.ack(msg.events_ack.up_to_event_id)
         elif kind == "shutdown":

@@ -1,4 +1,4 @@
-"""NodeService: lets the control plane list and read files on this node."""
+"""NodeService: lets the control plane list and read files on this node (and Exec, delegated)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from shoal.paths import UnsafePathError, safe_join
 from shoal.v1 import common_pb2
 
 READ_CHUNK = 64 * 1024
+ExecHandler = Callable[
+    [AsyncIterator[agent_pb2.ExecRequest], grpc.aio.ServicerContext], AsyncIterator[agent_pb2.ExecResponse]
+]
 FOLLOW_POLL_SECONDS = 0.1
 
 
@@ -67,9 +70,25 @@ def list_files(base: Path, target: Path, recursive: bool) -> list[common_pb2.Nod
 class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
     """ListFiles and ReadFile under the node root or a task directory."""
 
-    def __init__(self, layout: NodeLayout, task_done: Callable[[str, str], asyncio.Event | None]) -> None:
+    def __init__(
+        self,
+        layout: NodeLayout,
+        task_done: Callable[[str, str], asyncio.Event | None],
+        exec_handler: ExecHandler | None = None,
+    ) -> None:
         self._layout = layout
         self._task_done = task_done
+        self._exec = exec_handler
+
+    async def Exec(
+        self, request_iterator: AsyncIterator[agent_pb2.ExecRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[agent_pb2.ExecResponse]:
+        """Run a command inside a running multi-instance instance (see shoal.nodeagent.execservice)."""
+        if self._exec is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Exec is not available")
+            return
+        async for response in self._exec(request_iterator, context):
+            yield response
 
     async def _resolve(
         self, scope: int, job_id: str, task_id: str, path: str, context: grpc.aio.ServicerContext

@@ -408,9 +408,7 @@ class TaskRunner:
             env.update(envvars.multi_instance_env(mi, shared_dir, env.get("PATH", "")))
         return env
 
-    async def _stage(
-        self, attempt: Attempt, files: Sequence[common_pb2.ResourceFile], into: Path
-    ) -> Outcome | None:
+    async def _stage(self, attempt: Attempt, files: Sequence[common_pb2.ResourceFile], into: Path) -> Outcome | None:
         """Stage resource files; an Outcome when that ended the attempt."""
         if attempt.killed:
             return self._killed_outcome(None)
@@ -448,9 +446,7 @@ class TaskRunner:
         waits = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(attempt.kill_requested.wait())}
         timer = asyncio.ensure_future(self._clock.sleep(remaining)) if remaining > 0 else None
         try:
-            done, _ = await asyncio.wait(
-                waits | ({timer} if timer else set()), return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait(waits | ({timer} if timer else set()), return_when=asyncio.FIRST_COMPLETED)
         finally:
             for f in waits:
                 f.cancel()
