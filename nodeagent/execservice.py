@@ -92,6 +92,7 @@ async def exec_in_instance(
         yield agent_pb2.ExecResponse(stderr=f"cannot run {first.argv[0]!r}: {e}\n".encode(), exit_code=127)
         return
     pgid = proc.pid
+    log.info("exec in %s/%s/%d: %s (pid %d)", first.job_id, first.task_id, first.attempt, first.argv, pgid)
     runner.add_group(attempt, pgid)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     if first.stdin:
