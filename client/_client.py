@@ -51,6 +51,7 @@ from .types import (
     NodeState,
     Pool,
     StartTaskSpec,
+    Subtask,
     Task,
     TaskCounts,
     TaskSpec,
@@ -696,6 +697,12 @@ class TasksAPI:
             "tasks",
         ):
             yield Task.from_proto(msg)
+
+    def subtasks(self, job_id: str, task_id: str) -> builtins.list[Subtask]:
+        """Every instance of a multi-instance task: node, state, times, exit code."""
+        request = task_pb2.ListSubtasksRequest(name=f"jobs/{job_id}/tasks/{task_id}")
+        response = self._rpc.unary(self._rpc.tasks.ListSubtasks, request)
+        return [Subtask.from_proto(st) for st in response.subtasks]
 
     def terminate(self, job_id: str, task_id: str) -> Task:
         """End a task (it completes with failure ``TaskEnded`` if it was running)."""

@@ -655,6 +655,14 @@ def _output_file(value: str) -> Any:
 @click.option("--retention", type=float, default=None, metavar="SECONDS")
 @click.option("--slots", "required_slots", type=int, default=1, show_default=True)
 @click.option("--display-name", default="")
+@click.option("--instances", type=int, default=None, help="Multi-instance (MPI) task on this many nodes.")
+@click.option("--coordination-command", default="", help="Multi-instance: runs on every instance first.")
+@click.option(
+    "--common-resource",
+    multiple=True,
+    metavar="CONTAINER[:PREFIX[:PATH]] | URL=PATH",
+    help="Multi-instance: staged by every instance into SHOAL_TASK_SHARED_DIR (repeatable).",
+)
 @_OUTPUT
 @click.pass_context
 def task_add(
@@ -670,10 +678,23 @@ def task_add(
     retention: float | None,
     required_slots: int,
     display_name: str,
+    instances: int | None,
+    coordination_command: str,
+    common_resource: tuple[str, ...],
     output: str,
 ) -> None:
     """Add task TASK_ID running COMMAND_LINE to job JOB_ID."""
-    from .types import TaskSpec
+    from .types import MultiInstanceSettings, TaskSpec
+
+    multi = None
+    if instances is not None:
+        multi = MultiInstanceSettings(
+            number_of_instances=instances,
+            coordination_command_line=coordination_command,
+            common_resource_files=tuple(_resource_file(r) for r in common_resource),
+        )
+    elif coordination_command or common_resource:
+        raise click.UsageError("--coordination-command and --common-resource need --instances")
 
     spec = TaskSpec(
         id=task_id,
@@ -686,6 +707,7 @@ def task_add(
         retention_time=_seconds(retention),
         required_slots=required_slots,
         display_name=display_name,
+        multi_instance_settings=multi,
     )
     t = _client(ctx).tasks.add(job_id, spec)
     _emit(output, [t], _TASK_COLUMNS, "task added")
@@ -845,6 +867,30 @@ def task_list(ctx: click.Context, job_id: str, state: str | None, limit: int | N
             break
         items.append(t)
     _emit(output, items, _TASK_COLUMNS, f"tasks of job {job_id}")
+
+
+@task.command("subtasks")
+@click.argument("job_id")
+@click.argument("task_id")
+@_OUTPUT
+@click.pass_context
+def task_subtasks(ctx: click.Context, job_id: str, task_id: str, output: str) -> None:
+    """List the instances of multi-instance task TASK_ID."""
+    subtasks = _client(ctx).tasks.subtasks(job_id, task_id)
+    _emit(
+        output,
+        subtasks,
+        [
+            ("instance", lambda st: st.id),
+            ("state", lambda st: st.state or None),
+            ("node", lambda st: st.node_id or None),
+            ("address", lambda st: st.node_address or None),
+            ("exit", lambda st: st.exit_code),
+            ("result", lambda st: st.result),
+            ("failure", lambda st: st.failure.code if st.failure else None),
+        ],
+        f"subtasks of {job_id}/{task_id}",
+    )
 
 
 @task.command("terminate")

@@ -29,6 +29,7 @@ __all__ = [
     "FailureInfo",
     "Job",
     "JobState",
+    "MultiInstanceSettings",
     "Node",
     "NodeFile",
     "NodeState",
@@ -39,6 +40,7 @@ __all__ = [
     "ResourceFileSpec",
     "StartTaskInfo",
     "StartTaskSpec",
+    "Subtask",
     "Task",
     "TaskCounts",
     "TaskSpec",
@@ -410,6 +412,35 @@ class StartTaskSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MultiInstanceSettings:
+    """Runs one task on several nodes at once (an MPI job); the pool must enable inter-node communication."""
+
+    number_of_instances: int
+    """Nodes the task needs at once; instance 0, the primary, runs the task's command line."""
+    coordination_command_line: str = ""
+    """Runs on every instance after the common resource files are staged; then the primary runs the command."""
+    common_resource_files: Sequence[ResourceFileSpec] = ()
+    """Staged by every instance into ``SHOAL_TASK_SHARED_DIR``."""
+
+    def to_proto(self) -> task_pb2.MultiInstanceSettings:
+        """The ``shoal.v1.MultiInstanceSettings`` message."""
+        return task_pb2.MultiInstanceSettings(
+            number_of_instances=self.number_of_instances,
+            coordination_command_line=self.coordination_command_line,
+            common_resource_files=[r.to_proto() for r in self.common_resource_files],
+        )
+
+    @classmethod
+    def from_proto(cls, msg: task_pb2.MultiInstanceSettings) -> MultiInstanceSettings:
+        """Build from a ``shoal.v1.MultiInstanceSettings`` message."""
+        return cls(
+            number_of_instances=msg.number_of_instances,
+            coordination_command_line=msg.coordination_command_line,
+            common_resource_files=tuple(ResourceFileSpec.from_proto(r) for r in msg.common_resource_files),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskSpec:
     """What to run as one task of a job."""
 
@@ -433,6 +464,8 @@ class TaskSpec:
     """Slots the task takes on its node."""
     display_name: str = ""
     """A free-form name for people."""
+    multi_instance_settings: MultiInstanceSettings | None = None
+    """Set for a multi-instance (MPI) task."""
 
     def to_proto(self) -> task_pb2.TaskSpec:
         """The ``shoal.v1.TaskSpec`` message."""
@@ -454,6 +487,8 @@ class TaskSpec:
         )
         if constraints.ListFields():
             msg.constraints.CopyFrom(constraints)
+        if self.multi_instance_settings is not None:
+            msg.multi_instance_settings.CopyFrom(self.multi_instance_settings.to_proto())
         return msg
 
     @classmethod
@@ -471,6 +506,11 @@ class TaskSpec:
             retention_time=_duration(c, "retention_time"),
             required_slots=msg.required_slots or 1,
             display_name=msg.display_name,
+            multi_instance_settings=(
+                MultiInstanceSettings.from_proto(msg.multi_instance_settings)
+                if msg.HasField("multi_instance_settings")
+                else None
+            ),
         )
 
     @classmethod
@@ -491,6 +531,7 @@ class TaskSpec:
             "retention_time",
             "required_slots",
             "display_name",
+            "multi_instance_settings",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -511,6 +552,14 @@ class TaskSpec:
             return None if v is None else timedelta(seconds=float(v))
 
         retry = data.get("max_task_retry_count")
+        mi = data.get("multi_instance_settings")
+        multi = None
+        if mi is not None:
+            multi = MultiInstanceSettings(
+                number_of_instances=int(mi["number_of_instances"]),
+                coordination_command_line=str(mi.get("coordination_command_line", "")),
+                common_resource_files=tuple(ResourceFileSpec(**r) for r in mi.get("common_resource_files") or ()),
+            )
         return cls(
             id=str(data["id"]),
             command_line=str(data["command_line"]),
@@ -522,6 +571,7 @@ class TaskSpec:
             retention_time=secs("retention_time"),
             required_slots=int(data.get("required_slots", 1)),
             display_name=str(data.get("display_name", "")),
+            multi_instance_settings=multi,
         )
 
 
@@ -838,6 +888,56 @@ class TaskCounts:
         )
 
 
+_SUBTASK_STATES = {
+    task_pb2.SUBTASK_STATE_UNSPECIFIED: "",
+    task_pb2.SUBTASK_STATE_PREPARING: "preparing",
+    task_pb2.SUBTASK_STATE_RUNNING: "running",
+    task_pb2.SUBTASK_STATE_COMPLETED: "completed",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subtask:
+    """One instance of a multi-instance task's current (or last) attempt."""
+
+    id: int
+    """Instance index; 0 is the primary."""
+    state: str
+    """``"preparing"``, ``"running"`` or ``"completed"``."""
+    pool_id: str
+    """Pool of its node."""
+    node_id: str
+    """The node it runs on."""
+    node_address: str
+    """That node's address."""
+    start_time: datetime | None
+    """When it started."""
+    end_time: datetime | None
+    """When it ended."""
+    exit_code: int | None
+    """Its exit code, when it exited."""
+    failure: FailureInfo | None
+    """Why it failed, if it did."""
+    result: str | None
+    """``"success"``, ``"failure"`` or None while running."""
+
+    @classmethod
+    def from_proto(cls, msg: task_pb2.Subtask) -> Subtask:
+        """Build from a ``shoal.v1.Subtask``."""
+        return cls(
+            id=msg.id,
+            state=_SUBTASK_STATES.get(msg.state, ""),
+            pool_id=msg.node_info.pool_id,
+            node_id=msg.node_info.node_id,
+            node_address=msg.node_info.node_address,
+            start_time=_ts(msg, "start_time"),
+            end_time=_ts(msg, "end_time"),
+            exit_code=_optional_int(msg, "exit_code"),
+            failure=FailureInfo.from_proto(msg.failure_info),
+            result=_RESULTS.get(msg.result),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Task:
     """A task and its status."""
@@ -888,6 +988,8 @@ class Task:
     """Increases with every placement."""
     etag: str
     """Changes with every update."""
+    subtasks: tuple[Subtask, ...] = ()
+    """Multi-instance tasks: every instance of the current (or last) attempt."""
     proto: task_pb2.Task = field(repr=False, compare=False)
     """The raw ``shoal.v1.Task`` message."""
 
@@ -937,6 +1039,7 @@ class Task:
             task_root_directory=ni.task_root_directory,
             attempt=msg.attempt,
             etag=msg.etag,
+            subtasks=tuple(Subtask.from_proto(st) for st in msg.subtasks),
             proto=msg,
         )
 

@@ -387,6 +387,11 @@ class FakeShoal(
         self._publish(job_id, t)
         return t
 
+    @handled
+    async def ListSubtasks(self, request: task_pb2.ListSubtasksRequest, context: Any) -> task_pb2.ListSubtasksResponse:
+        _, t = self._task(request.name)
+        return task_pb2.ListSubtasksResponse(subtasks=t.subtasks)
+
     async def WatchTasks(self, request: task_pb2.WatchTasksRequest, context: Any) -> Any:
         try:
             job = self._job(request.parent)

@@ -331,3 +331,34 @@ def test_module_entry_point_and_fast_start() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "Usage: shoal" in r.stdout
+
+
+def test_task_add_multi_instance_and_subtasks(run, fake: FakeServer) -> None:  # type: ignore[no-untyped-def]
+    from shoal.v1 import task_pb2
+
+    run("pool", "create", "p", "--nodes", "2", "--inter-node")
+    run("job", "create", "j", "--pool", "p")
+    r = run(
+        "task", "add", "j", "mpi", "mpiexec -n 2 hostname", "--instances", "2",
+        "--coordination-command", "/bin/true", "--common-resource", "apps:mpi/", "-o", "json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    mi = json.loads(r.output)[0]["spec"]["multi_instance_settings"]
+    assert mi["number_of_instances"] == 2 and mi["coordination_command_line"] == "/bin/true"
+    assert mi["common_resource_files"][0]["storage_container"] == "apps"
+    r = run("task", "add", "j", "bad", "x", "--coordination-command", "y")
+    assert r.exit_code == 2
+
+    def add_subtasks() -> None:
+        t = fake.state.tasks["j"]["mpi"]
+        for i in range(2):
+            st = t.subtasks.add(id=i, state=task_pb2.SUBTASK_STATE_RUNNING)
+            st.node_info.node_id = f"node-{i + 1}"
+
+    fake.call(add_subtasks)
+    r = run("task", "subtasks", "j", "mpi", "-o", "json")
+    assert [(s["id"], s["node_id"], s["state"]) for s in json.loads(r.output)] == [
+        (0, "node-1", "running"),
+        (1, "node-2", "running"),
+    ]
+    assert "node-2" in run("task", "subtasks", "j", "mpi").output

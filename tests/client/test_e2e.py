@@ -375,3 +375,32 @@ def test_resize_and_delete_pool(real: Client) -> None:
         time.sleep(0.2)
     else:
         pytest.fail("pool elastic was not deleted")
+
+
+@pytest.mark.timeout(180)
+def test_multi_instance_task(real: Client) -> None:
+    from shoal.client import MultiInstanceSettings
+
+    real.pools.create(id="mpi", target_nodes=2, task_slots_per_node=1, enable_inter_node_communication=True)
+    real.pools.wait_nodes_idle("mpi", count=2, timeout=60)
+    real.jobs.create(id="mpijob", pool_id="mpi")
+    real.tasks.add(
+        "mpijob",
+        TaskSpec(
+            id="gang",
+            command_line="/bin/sh -c 'echo hosts=$SHOAL_HOST_LIST'",
+            multi_instance_settings=MultiInstanceSettings(
+                number_of_instances=2, coordination_command_line="/bin/sh -c 'echo coordinating'"
+            ),
+        ),
+    )
+    [task] = list(real.tasks.wait("mpijob", timeout=120))
+    assert task.succeeded, (task.exit_code, task.failure)
+    subtasks = real.tasks.subtasks("mpijob", "gang")
+    assert sorted(st.id for st in subtasks) == [0, 1]
+    assert len({st.node_id for st in subtasks}) == 2
+    out = real.tasks.read_file("mpijob", "gang", "stdout.txt").decode()
+    [hosts] = [line for line in out.splitlines() if line.startswith("hosts=")]
+    assert len(hosts.removeprefix("hosts=").split(",")) == 2
+    real.jobs.delete("mpijob")
+    real.pools.delete("mpi")

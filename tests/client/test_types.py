@@ -225,3 +225,44 @@ def test_state_filters_to_proto() -> None:
     assert node_state_to_proto("start_task_failed") == pool_pb2.NODE_STATE_START_TASK_FAILED
     with pytest.raises(InvalidArgument):
         task_state_to_proto("sleeping")
+
+
+def test_multi_instance_round_trip() -> None:
+    from shoal.client import MultiInstanceSettings, Subtask
+
+    spec = TaskSpec(
+        id="mpi",
+        command_line="mpiexec -n 4 python3 app.py",
+        multi_instance_settings=MultiInstanceSettings(
+            number_of_instances=2,
+            coordination_command_line="/bin/true",
+            common_resource_files=(ResourceFileSpec.from_container("apps", blob_prefix="mpi/"),),
+        ),
+    )
+    msg = spec.to_proto()
+    assert msg.multi_instance_settings.number_of_instances == 2
+    assert msg.multi_instance_settings.common_resource_files[0].storage_container_name == "apps"
+    assert TaskSpec.from_proto(msg) == spec
+    assert not TaskSpec(id="x", command_line="y").to_proto().HasField("multi_instance_settings")
+    assert TaskSpec.from_dict(
+        {"id": "m", "command_line": "x", "multi_instance_settings": {"number_of_instances": 3}}
+    ).multi_instance_settings == MultiInstanceSettings(number_of_instances=3)
+
+    task = task_pb2.Task(name="jobs/j/tasks/mpi", spec=msg)
+    sub = task.subtasks.add(id=1, state=task_pb2.SUBTASK_STATE_COMPLETED)
+    sub.node_info.node_id = "node-2"
+    sub.exit_code = 0
+    sub.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+    [st] = Task.from_proto(task).subtasks
+    assert st == Subtask(
+        id=1,
+        state="completed",
+        pool_id="",
+        node_id="node-2",
+        node_address="",
+        start_time=None,
+        end_time=None,
+        exit_code=0,
+        failure=None,
+        result="success",
+    )
