@@ -13,7 +13,14 @@ Modules: ``config`` (AgentConfig), ``layout`` (node directory tree), ``envvars``
 environments), ``process`` (spawn, reap, kill process groups), ``staging`` (resource files),
 ``outputs`` (output files), ``storage`` (StorageService client), ``runner`` (task attempts),
 ``starttask``, ``outbox`` (unacknowledged events), ``state`` (volatile/ files), ``retention``
-(task directory sweeper), ``fileservice`` (NodeService), ``agent`` (the session with the server).
+(task directory sweeper), ``fileservice`` (NodeService ListFiles/ReadFile), ``execservice``
+(NodeService.Exec for MPI proxies), ``agent`` (the session with the server).
+
+Multi-instance tasks: each instance stages the common resource files into SHOAL_TASK_SHARED_DIR,
+runs the coordination command (background processes it leaves live on with the instance),
+reports COORDINATED; a subtask then waits to be killed, the primary waits for RunApplication and
+runs the application command. MPI launchers reach other instances through `shoal-mpi-launch`,
+which calls NodeService.Exec on the target node's agent.
 
 Exit codes: 0 after Shutdown, SIGTERM or SIGINT; 3 when the control plane was unreachable for
 the orphan timeout; 2 for a bad command line.

@@ -376,3 +376,22 @@ def test_parse_config(tmp_path: Path) -> None:
         ["--server", "s:1", "--node-root", str(tmp_path), "--ip", "192.168.1.4", "--allow-non-loopback"]
     )
     assert cfg.allow_non_loopback
+
+
+def test_multi_instance_env(tmp_path: Path) -> None:
+    import sys
+
+    mi = agent_pb2.MultiInstance(
+        instance_index=1,
+        number_of_instances=2,
+        host_list=["127.0.1.1", "127.0.1.2"],
+        agent_addresses=["127.0.1.1:5", "127.0.1.2:6"],
+    )
+    env = envvars.multi_instance_env(mi, tmp_path / "shared", "/usr/bin:/bin")
+    assert env["SHOAL_HOST_LIST"] == env["AZ_BATCH_HOST_LIST"] == "127.0.1.1,127.0.1.2"
+    assert env["AZ_BATCH_NODE_LIST"] == "127.0.1.1;127.0.1.2"
+    assert env["SHOAL_IS_CURRENT_NODE_MASTER"] == "false"
+    assert env["SHOAL_TASK_SHARED_DIR"] == str(tmp_path / "shared")
+    assert env["SHOAL_MPI_AGENTS"] == "127.0.1.1=127.0.1.1:5,127.0.1.2=127.0.1.2:6"
+    assert env["HYDRA_LAUNCHER_EXEC"] == "shoal-mpi-launch"
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
