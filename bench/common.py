@@ -174,6 +174,8 @@ def record(name: str, reports: list[Report], started: float) -> None:
         f"\n## {name} — {now}, commit {git_head()}\n",
         f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, Linux {m['kernel']}",
         f"- reproduce: `cd /work/main && {command_line()}`",
+        f"- load average (1/5/15 min) at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())} "
+        f"(other sessions share this machine; figures are noisy when it is above ~1)",
         f"- wall time of the run: {time.monotonic() - started:.0f} s\n",
     ]
     for r in reports:
