@@ -431,9 +431,11 @@ class TaskWatch(Iterator[Task]):
     """Iterator over tasks as they complete, fed by the ``WatchTasks`` stream.
 
     First the tasks already completed in the initial snapshot are yielded, then
-    each task as it reaches ``completed``. Iteration stops when every watched
+    each task as it reaches ``completed`` (a task reactivated while watched is
+    yielded again when it completes again). Iteration stops when every watched
     task is completed. :meth:`cancel` (from any thread) ends the iteration
-    quietly; ``timeout`` raises :class:`DeadlineExceeded`.
+    quietly; ``timeout`` raises :class:`DeadlineExceeded`. If the stream breaks
+    (server restart), the watch resumes without yielding a task twice.
     """
 
     def __init__(
@@ -451,12 +453,11 @@ class TaskWatch(Iterator[Task]):
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._cancelled = False
+        self._cancelled = threading.Event()
         self._call: Any = None
         self._pending: set[str] = set()
         self._done: set[str] = set()
         self._initial_done = False
-        self._ready: collections.deque[Task] = collections.deque()
         self._finished = False
         self._reconnects = 0
         self._gen: Generator[Task, None, None] = self._run()
@@ -476,7 +477,7 @@ class TaskWatch(Iterator[Task]):
     def cancel(self) -> None:
         """Stop watching; the iteration ends without an error."""
         with self._lock:
-            self._cancelled = True
+            self._cancelled.set()
             call = self._call
         if call is not None:
             call.cancel()
@@ -533,9 +534,9 @@ class TaskWatch(Iterator[Task]):
                 return
         while True:
             with self._lock:
-                if self._cancelled:
+                if self._cancelled.is_set():
                     return
-                self._call = self._open()
+                self._call = call = self._open()
             seen_initial: set[str] = set()
             try:
                 for response in self._call:
@@ -557,10 +558,9 @@ class TaskWatch(Iterator[Task]):
                                 )
                     if self._initial_done and not self._pending:
                         self._finished = True
-                        self._call.cancel()
                         return
             except grpc.RpcError as e:
-                if self._cancelled or self._finished:
+                if self._cancelled.is_set() or self._finished:
                     return
                 err = from_rpc_error(e)
                 if isinstance(err, DeadlineExceeded):
@@ -570,14 +570,17 @@ class TaskWatch(Iterator[Task]):
                     ) from None
                 if isinstance(err, Unavailable) and self._reconnects < 30:
                     self._reconnects += 1
-                    time.sleep(min(2.0, 0.1 * self._reconnects))
+                    if self._cancelled.wait(min(2.0, 0.1 * self._reconnects)):
+                        return
                     continue
                 raise err from None
             finally:
+                # Ends the stream when the consumer stops early or an error leaves the loop.
+                call.cancel()
                 with self._lock:
                     self._call = None
             # The server ended the stream without error before everything completed: watch again.
-            if self._cancelled:
+            if self._cancelled.is_set():
                 return
             if self._initial_done and not self._pending:
                 return
@@ -586,7 +589,8 @@ class TaskWatch(Iterator[Task]):
                 raise ShoalError(
                     f"watch of job {self._job_id} ended early {self._reconnects} times", reason="WATCH_ENDED"
                 )
-            time.sleep(min(2.0, 0.1 * self._reconnects))
+            if self._cancelled.wait(min(2.0, 0.1 * self._reconnects)):
+                return
 
 
 class TasksAPI:

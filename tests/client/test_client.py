@@ -341,3 +341,17 @@ def test_wait_nodes_idle_reports_start_task_failure(client: Client, fake: FakeSe
         client.pools.wait_nodes_idle("sf", timeout=5)
     assert e.value.reason == "START_TASK_FAILED"
     assert "node-1" in str(e.value)
+
+
+def test_leaving_a_wait_early_ends_the_stream(client: Client, fake: FakeServer) -> None:
+    _job(client)
+    client.tasks.add_many("j", [TaskSpec(id=f"t{i}", command_line="x") for i in range(3)])
+    fake.call(fake.state.complete, "j", "t0", 0)
+    with client.tasks.wait("j", timeout=10) as watch:
+        first = next(watch)
+        assert first.id == "t0"
+        assert watch.total == 3 and watch.completed == 1
+    deadline = time.monotonic() + 5
+    while fake.call(lambda: len(fake.state.watchers)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.call(lambda: len(fake.state.watchers)) == 0
