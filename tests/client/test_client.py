@@ -350,7 +350,7 @@ def test_leaving_a_wait_early_ends_the_stream(client: Client, fake: FakeServer) 
     with client.tasks.wait("j", timeout=10) as watch:
         first = next(watch)
         assert first.id == "t0"
-        assert watch.total == 3 and watch.completed == 1
+        assert watch.completed == 1
     deadline = time.monotonic() + 5
     while fake.call(lambda: len(fake.state.watchers)) and time.monotonic() < deadline:
         time.sleep(0.02)
