@@ -177,6 +177,7 @@ class Agent:
             process.kill_group_now(self._start_task_pgid)
         await self.runner.kill_all()
         self.running_file.flush()
+        self.running_file.close()
         for t in list(self._background):
             t.cancel()
         if self._background:

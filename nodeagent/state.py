@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -30,58 +29,82 @@ def attempt_key(job_id: str, task_id: str, attempt: int) -> str:
 class RunningFile:
     """`volatile/running.json`: attempt key → process group id of every live task process.
 
-    Changes made while an event loop runs are written together a few milliseconds later (one
-    write for a burst of starts instead of one per task); `flush` writes at once.
+    The file is JSON Lines, a journal: `{"k": key, "g": pgid}` records a started group and
+    `{"k": key}` its end; the live set is the replay. Each change is one appended line (no rename
+    per task start or end); the journal is rewritten with only the live groups when it grows.
     """
 
-    def __init__(self, path: Path, *, coalesce_seconds: float = 0.005) -> None:
+    def __init__(self, path: Path, *, compact_after: int = 1000) -> None:
         self.path = path
         self._groups: dict[str, int] = {}
-        self._coalesce = coalesce_seconds
-        self._pending: asyncio.TimerHandle | None = None
+        self._fd: int | None = None
+        self._lines = 0
+        self._compact_after = compact_after
 
     def add(self, key: str, pgid: int) -> None:
         """Record a started process group."""
         self._groups[key] = pgid
-        self._changed()
+        self._append({"k": key, "g": pgid})
 
     def remove(self, key: str) -> None:
         """Forget a process group that ended."""
         if self._groups.pop(key, None) is not None:
-            self._changed()
-
-    def _changed(self) -> None:
-        if self._pending is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._save()
-            return
-        self._pending = loop.call_later(self._coalesce, self.flush)
+            self._append({"k": key})
 
     def flush(self) -> None:
-        """Write the file now."""
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        self._save()
+        """Rewrite the journal with only the live groups."""
+        self._compact()
 
-    def _save(self) -> None:
+    def close(self) -> None:
+        """Close the journal's file descriptor."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _append(self, record: dict[str, object]) -> None:
+        if self._fd is None or self._lines >= max(self._compact_after, 4 * len(self._groups)):
+            self._compact()
+            if record.get("g") is not None:
+                return  # the rewrite already holds it
+        if self._fd is None:
+            return
         try:
-            _write_atomic(self.path, json.dumps(self._groups, sort_keys=True))
+            os.write(self._fd, (json.dumps(record) + "\n").encode())
+            self._lines += 1
+        except OSError as e:
+            log.warning("cannot write %s: %s", self.path, e)
+
+    def _compact(self) -> None:
+        self.close()
+        text = "".join(json.dumps({"k": k, "g": g}) + "\n" for k, g in sorted(self._groups.items()))
+        try:
+            _write_atomic(self.path, text)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self._lines = len(self._groups)
         except OSError as e:
             log.warning("cannot write %s: %s", self.path, e)
 
     def load(self) -> dict[str, int]:
-        """What a previous agent process left behind."""
+        """What a previous agent process left behind (replaying the journal)."""
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            text = self.path.read_text()
+        except OSError:
             return {}
-        if not isinstance(data, dict):
-            return {}
-        return {str(k): int(v) for k, v in data.items() if isinstance(v, int) and v > 1}
+        groups: dict[str, int] = {}
+        for line in text.splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a torn last line
+            if not isinstance(rec, dict):
+                continue
+            if "k" not in rec:  # an older snapshot: {key: pgid, ...}
+                groups.update({str(k): v for k, v in rec.items() if isinstance(v, int)})
+            elif isinstance(rec.get("g"), int):
+                groups[str(rec["k"])] = rec["g"]
+            else:
+                groups.pop(str(rec["k"]), None)
+        return {k: v for k, v in groups.items() if v > 1}
 
     def kill_orphans(self, node_root: Path) -> list[str]:
         """Kill the process groups a previous agent process left and clear the file.

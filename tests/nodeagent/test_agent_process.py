@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from shoal.agent.v1 import agent_pb2
 from shoal.nodeagent import process
+from shoal.nodeagent.state import RunningFile
 
 RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
 
@@ -41,10 +41,7 @@ async def _until(pred) -> None:
 
 
 def _running_groups(node_root: Path) -> dict[str, int]:
-    try:
-        return json.loads((node_root / "volatile" / "running.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return RunningFile(node_root / "volatile" / "running.json").load()
 
 
 def _start(task_id: str, command: str) -> agent_pb2.ServerMessage:

@@ -311,6 +311,23 @@ async def test_http_staging(tmp_path: Path) -> None:
 # ---- outbox, retention, running file, command line ------------------------------------------------
 
 
+def test_running_file_journal(tmp_path: Path) -> None:
+    rf = RunningFile(tmp_path / "running.json", compact_after=5)
+    for i in range(20):
+        rf.add(f"j/t{i}/1", 1000 + i)
+        if i % 2:
+            rf.remove(f"j/t{i}/1")
+    expected = {f"j/t{i}/1": 1000 + i for i in range(0, 20, 2)}
+    assert RunningFile(rf.path).load() == expected
+    assert len(rf.path.read_text().splitlines()) <= 4 * len(expected) + 1  # compacted on the way
+    with open(rf.path, "a") as f:
+        f.write('{"k": "j/torn')  # a crash in the middle of a line
+    assert RunningFile(rf.path).load() == expected
+    rf.path.write_text('{"j/old/1": 77}')  # the older single-object form
+    assert RunningFile(rf.path).load() == {"j/old/1": 77}
+    rf.close()
+
+
 def test_outbox() -> None:
     ob = Outbox()
     ids = [ob.add(agent_pb2.TaskEvent()) for _ in range(5)]
@@ -352,8 +369,6 @@ async def test_running_file_kills_orphans(tmp_path: Path) -> None:
     try:
         rf.add("j/t/1", mine.pid)
         rf.add("j/u/1", other.pid)
-        assert RunningFile(rf.path).load() == {}  # written a moment later, together
-        rf.flush()
         assert RunningFile(rf.path).load() == {"j/t/1": mine.pid, "j/u/1": other.pid}
         assert RunningFile(rf.path).kill_orphans(tmp_path) == ["j/t/1", "j/u/1"]
         assert await asyncio.wait_for(process.wait_process(mine), 10) == -signal.SIGKILL
