@@ -125,6 +125,8 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         _base, target = await self._resolve(request.scope, request.job_id, request.task_id, request.path, context)
         if target.is_dir():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.path} is a directory")
+        if not target.is_file():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.path} is not a regular file")
         if request.offset < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "offset must not be negative")
         done: asyncio.Event | None = None
