@@ -506,8 +506,9 @@ class TaskWatch(Iterator[Task]):
             remaining = max(0.001, self._deadline - time.monotonic())
         return self._rpc.tasks.WatchTasks(request, timeout=remaining, metadata=self._rpc.metadata)
 
-    def _observe(self, task: Task) -> Task | None:
-        tid = task.id
+    def _observe(self, msg: task_pb2.Task) -> Task | None:
+        """Track one snapshot; the converted task when it just completed (conversion only then: it is the cost)."""
+        tid = msg.spec.id or msg.name.rsplit("/", 1)[-1]
         if (
             self._task_ids is not None
             and tid not in self._pending
@@ -515,12 +516,12 @@ class TaskWatch(Iterator[Task]):
             and tid not in self._task_id_set
         ):
             return None  # not one of ours (a server that ignores the filter)
-        if task.state == TaskState.COMPLETED:
+        if msg.state == task_pb2.TASK_STATE_COMPLETED:
             if tid in self._done:
                 return None
             self._pending.discard(tid)
             self._done.add(tid)
-            return task
+            return Task.from_proto(msg)
         # Not completed (again): reactivated, or still running.
         self._done.discard(tid)
         self._pending.add(tid)
@@ -541,10 +542,9 @@ class TaskWatch(Iterator[Task]):
             try:
                 for response in self._call:
                     for msg in response.tasks:
-                        task = Task.from_proto(msg)
                         if response.initial:
-                            seen_initial.add(task.id)
-                        out = self._observe(task)
+                            seen_initial.add(msg.spec.id or msg.name.rsplit("/", 1)[-1])
+                        out = self._observe(msg)
                         if out is not None:
                             yield out
                     if response.initial_complete and not self._initial_done:
