@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             fleet = SimFleet(server.address, streams_per_channel=a.streams_per_channel)
             for nodes in node_counts:
                 pool = f"sim{nodes}"
-                server.create_pool(pool, nodes, a.slots, provider="join")
+                server.create_pool(pool, 0, a.slots, provider="join")  # joined nodes are not capped by target_nodes
                 attach_s = fleet.add_nodes(pool, nodes, timeout=max(120.0, nodes / 20))
                 table.add(f"{nodes:,} nodes: all joined (Register -> Welcome)", f"{attach_s:.2f}", "s", "")
                 server.create_job(pool, pool)
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 fleet.disconnect_all()
 
             # -- 3. recover
-            server.create_pool("rec", 1, 1, provider="join")
+            server.create_pool("rec", 0, 1, provider="join")
             server.create_job("rec", "rec")
             check_added(server.add("rec", specs("r", 100)), 100)
             n_db = n_store + n_tasks * len(node_counts) + 100
