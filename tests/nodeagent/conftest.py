@@ -15,7 +15,7 @@ import pytest
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.v1 import common_pb2, storage_pb2, storage_pb2_grpc
 
-EOF_ = grpc.aio.EOF
+EOF_: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 
 
 class FakeStorage(storage_pb2_grpc.StorageServiceServicer):
@@ -52,6 +52,7 @@ class FakeStorage(storage_pb2_grpc.StorageServiceServicer):
         data = self.get(request.container, request.blob_name)
         if data is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "blob not found")
+            return
         for i in range(0, max(len(data), 1), 1000):
             yield storage_pb2.BlobChunk(data=data[i : i + 1000])
 

@@ -35,7 +35,8 @@ async def two_nodes(tmp_path: Path):
             )
             agents.append((agent, asyncio.create_task(agent.run())))
         for ps in planes:
-            await ps.plane.wait_for(lambda ps=ps: ps.plane.registers)
+            plane = ps.plane
+            await plane.wait_for(lambda plane=plane: plane.registers)  # type: ignore[misc]
         yield planes, [a for a, _ in agents]
     finally:
         for agent, task in agents:
