@@ -1004,6 +1004,21 @@ class Task:
         return self.state == TaskState.COMPLETED and self.result == "success"
 
     @property
+    def failure_code(self) -> str | None:
+        """``failure.code`` (``FailureExitCode``, ``TaskEnded``, ...), or None."""
+        return self.failure.code if self.failure else None
+
+    @property
+    def failure_category(self) -> str | None:
+        """``failure.category`` (``usererror``/``servererror``), or None."""
+        return self.failure.category if self.failure else None
+
+    @property
+    def failure_message(self) -> str | None:
+        """``failure.message``, or None."""
+        return self.failure.message if self.failure else None
+
+    @property
     def failed(self) -> bool:
         """Completed with failure."""
         return self.state == TaskState.COMPLETED and self.result == "failure"

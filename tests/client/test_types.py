@@ -173,6 +173,7 @@ def test_task_from_proto() -> None:
     assert task.result == "failure" and task.failed and not task.succeeded
     assert task.failure is not None and task.failure.code == "FailureExitCode"
     assert task.failure.category == "usererror"
+    assert (task.failure_code, task.failure_category) == ("FailureExitCode", "usererror")
     assert task.node_id == "node-2"
     assert task.proto is msg
     assert task.command_line == "false"
@@ -184,6 +185,7 @@ def test_task_exit_code_zero_is_not_none() -> None:
     msg.execution_info.exit_code = 0
     assert Task.from_proto(msg).exit_code == 0
     assert Task.from_proto(msg).failure is None
+    assert Task.from_proto(msg).failure_code is None
     assert Task.from_proto(msg).start_time is None
 
 
