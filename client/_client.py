@@ -813,10 +813,12 @@ class StorageAPI:
         """Delete a container and its blobs."""
         self._rpc.unary(self._rpc.storage.DeleteContainer, storage_pb2.DeleteContainerRequest(id=id))
 
-    def _upload(self, container: str, blob_name: str, chunks: Iterable[bytes]) -> Blob:
+    def _upload(
+        self, container: str, blob_name: str, chunks: Callable[[], Iterable[bytes]], *, create_container: bool
+    ) -> Blob:
         def requests() -> Iterator[storage_pb2.UploadBlobRequest]:
             first = True
-            for data in chunks:
+            for data in chunks():
                 if first:
                     yield storage_pb2.UploadBlobRequest(container=container, blob_name=blob_name, data=data)
                     first = False
@@ -825,16 +827,35 @@ class StorageAPI:
             if first:
                 yield storage_pb2.UploadBlobRequest(container=container, blob_name=blob_name)
 
+        try:
+            return Blob.from_proto(self._rpc.unary(self._rpc.storage.UploadBlob, requests(), timeout=3600.0))
+        except NotFound as e:
+            if not (create_container and e.reason == "CONTAINER_NOT_FOUND"):
+                raise
+        self.create_container(container, exist_ok=True)
         return Blob.from_proto(self._rpc.unary(self._rpc.storage.UploadBlob, requests(), timeout=3600.0))
 
-    def upload_bytes(self, container: str, blob_name: str, data: bytes) -> Blob:
-        """Write ``data`` as blob ``blob_name``."""
+    def upload_bytes(self, container: str, blob_name: str, data: bytes, *, create_container: bool = True) -> Blob:
+        """Write ``data`` as blob ``blob_name`` (creating the container unless ``create_container`` is false)."""
         return self._upload(
-            container, blob_name, (data[i : i + _UPLOAD_CHUNK] for i in range(0, len(data), _UPLOAD_CHUNK))
+            container,
+            blob_name,
+            lambda: (data[i : i + _UPLOAD_CHUNK] for i in range(0, len(data), _UPLOAD_CHUNK)),
+            create_container=create_container,
         )
 
-    def upload_file(self, container: str, local_path: str | os.PathLike[str], blob_name: str | None = None) -> Blob:
-        """Upload a local file; the blob name defaults to the file's name."""
+    def upload_file(
+        self,
+        container: str,
+        local_path: str | os.PathLike[str],
+        blob_name: str | None = None,
+        *,
+        create_container: bool = True,
+    ) -> Blob:
+        """Upload a local file; the blob name defaults to the file's name.
+
+        A missing container is created unless ``create_container`` is false.
+        """
         path = Path(local_path)
         if not path.is_file():
             raise InvalidArgument(
@@ -848,12 +869,21 @@ class StorageAPI:
                 while data := f.read(_UPLOAD_CHUNK):
                     yield data
 
-        return self._upload(container, blob_name or path.name, chunks())
+        return self._upload(container, blob_name or path.name, chunks, create_container=create_container)
 
     def upload_directory(
-        self, container: str, local_dir: str | os.PathLike[str], prefix: str = "", *, max_workers: int = 4
-    ) -> list[Blob]:
-        """Upload every file under ``local_dir``, named ``prefix`` + its '/'-separated relative path."""
+        self,
+        container: str,
+        local_dir: str | os.PathLike[str],
+        prefix: str = "",
+        *,
+        create_container: bool = True,
+        max_workers: int = 4,
+    ) -> builtins.list[Blob]:
+        """Upload every file under ``local_dir``, named ``prefix`` + its '/'-separated relative path.
+
+        A missing container is created unless ``create_container`` is false.
+        """
         root = Path(local_dir)
         if not root.is_dir():
             raise InvalidArgument(
@@ -862,9 +892,18 @@ class StorageAPI:
                 field_violations=[("local_dir", "not a directory")],
             )
         files = sorted(p for p in root.rglob("*") if p.is_file())
+        if create_container and files:
+            self.create_container(container, exist_ok=True)
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
             futures = [
-                pool.submit(self.upload_file, container, p, prefix + p.relative_to(root).as_posix()) for p in files
+                pool.submit(
+                    self.upload_file,
+                    container,
+                    p,
+                    prefix + p.relative_to(root).as_posix(),
+                    create_container=False,
+                )
+                for p in files
             ]
             return [f.result() for f in futures]
 

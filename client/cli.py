@@ -766,7 +766,7 @@ def _specs_from_template(
 )
 @click.option("--count", type=int, default=None, help="Generate this many tasks from --command.")
 @click.option("--command", default=None, help="Command line template; {i} is the task number.")
-@click.option("--id-format", default="task-{i}", show_default=True, help="Task id template.")
+@click.option("--id-format", default="t{i}", show_default=True, help="Task id template.")
 @click.option("--start", type=int, default=0, show_default=True, help="First task number.")
 @click.option("--max-retries", type=int, default=None, help="For generated tasks.")
 @click.option("--max-wall-clock", type=float, default=None, metavar="SECONDS", help="For generated tasks.")

@@ -110,7 +110,7 @@ def test_task_add_and_add_many(run, fake: FakeServer, tmp_path: Path) -> None:  
     run("pool", "create", "p", "--nodes", "1")
     run("job", "create", "j", "--pool", "p")
     r = run(
-        "task", "add", "j", "t0", "python3 app.py --in in/a.txt", "--env", "K=v", "--resource", "inputs:data/:in",
+        "task", "add", "j", "first", "python3 app.py --in in/a.txt", "--env", "K=v", "--resource", "inputs:data/:in",
         "--resource", "https://example.com/x=x.bin", "--output-file", "out/*:outputs:t0/:completion",
         "--max-retries", "2", "--max-wall-clock", "1.5", "--slots", "2", "-o", "json",
     )  # fmt: skip
@@ -131,7 +131,7 @@ def test_task_add_and_add_many(run, fake: FakeServer, tmp_path: Path) -> None:  
     assert r.exit_code == 0, r.output
     assert "added 12 of 12" in r.output
     assert fake.state.add_tasks_requests == [5, 5, 2]
-    assert json.loads(run("task", "get", "j", "task-11", "-o", "json").output)["spec"]["command_line"] == "echo 11"
+    assert json.loads(run("task", "get", "j", "t11", "-o", "json").output)["spec"]["command_line"] == "echo 11"
 
     lines = tmp_path / "tasks.jsonl"
     lines.write_text(
@@ -140,14 +140,14 @@ def test_task_add_and_add_many(run, fake: FakeServer, tmp_path: Path) -> None:  
                 json.dumps({"id": "f1", "command_line": "a", "environment": {"X": "1"}}),
                 "# a comment",
                 "",
-                json.dumps({"id": "t0", "command_line": "dup"}),
+                json.dumps({"id": "first", "command_line": "dup"}),
             ]
         )
     )
     r = run("task", "add-many", "j", "-f", str(lines))
     assert r.exit_code == 1
     assert "added 1 of 2" in r.stdout
-    assert "t0: clienterror TASK_EXISTS" in r.stderr
+    assert "first: clienterror TASK_EXISTS" in r.stderr
 
     r = run("task", "add-many", "j", "-f", "-", "-o", "json", input='{"id": "s1", "command_line": "x"}\n')
     assert json.loads(r.output) == {"added": 1, "failed": 0, "seconds": json.loads(r.output)["seconds"], "errors": []}
@@ -164,20 +164,20 @@ def test_task_list_state_and_lifecycle(run, fake: FakeServer) -> None:  # type: 
     run("pool", "create", "p", "--nodes", "1")
     run("job", "create", "j", "--pool", "p")
     run("task", "add-many", "j", "--count", "4", "--command", "run {i}")
-    fake.call(fake.state.complete, "j", "task-1", 3)
+    fake.call(fake.state.complete, "j", "t1", 3)
     r = run("task", "list", "j", "--state", "completed", "-o", "json")
     data = json.loads(r.output)
-    assert [t["id"] for t in data] == ["task-1"]
+    assert [t["id"] for t in data] == ["t1"]
     assert data[0]["failure"]["code"] == "FailureExitCode" and data[0]["exit_code"] == 3
     r = run("task", "list", "j")
-    assert r.exit_code == 0 and "FailureExitCode" in r.output and "task-3" in r.output
+    assert r.exit_code == 0 and "FailureExitCode" in r.output and "t3" in r.output
     assert len(json.loads(run("task", "list", "j", "--limit", "2", "-o", "json").output)) == 2
-    assert "active" in run("task", "reactivate", "j", "task-1").output
-    r = run("task", "reactivate", "j", "task-2")
+    assert "active" in run("task", "reactivate", "j", "t1").output
+    r = run("task", "reactivate", "j", "t2")
     assert r.exit_code == 1 and "FAILED_PRECONDITION TASK_NOT_FAILED" in r.stderr
-    assert "completed" in run("task", "terminate", "j", "task-2").output
-    assert "deleted" in run("task", "delete", "j", "task-2").output
-    assert run("task", "get", "j", "task-2").exit_code == 1
+    assert "completed" in run("task", "terminate", "j", "t2").output
+    assert "deleted" in run("task", "delete", "j", "t2").output
+    assert run("task", "get", "j", "t2").exit_code == 1
     assert run("task", "list", "j", "--state", "sleeping").exit_code == 2
 
 
@@ -189,7 +189,7 @@ def test_task_wait_progress(run, fake: FakeServer) -> None:  # type: ignore[no-u
     def finish() -> None:
         time.sleep(0.2)
         for i in range(3):
-            fake.call(fake.state.complete, "j", f"task-{i}", 0 if i else 1)
+            fake.call(fake.state.complete, "j", f"t{i}", 0 if i else 1)
 
     threading.Thread(target=finish).start()
     r = run("task", "wait", "j", "--timeout", "10")

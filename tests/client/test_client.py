@@ -355,3 +355,18 @@ def test_leaving_a_wait_early_ends_the_stream(client: Client, fake: FakeServer) 
     while fake.call(lambda: len(fake.state.watchers)) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert fake.call(lambda: len(fake.state.watchers)) == 0
+
+
+def test_uploads_create_a_missing_container(client: Client, tmp_path: Path) -> None:
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    with pytest.raises(NotFound) as e:
+        client.storage.upload_file("fresh", f, create_container=False)
+    assert e.value.reason == "CONTAINER_NOT_FOUND"
+    assert client.storage.upload_file("fresh", f).name == "f.txt"
+    assert client.storage.upload_bytes("other", "b.bin", b"\x00" * 10).size == 10
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a").write_text("a")
+    assert [b.name for b in client.storage.upload_directory("third", d)] == ["a"]
+    assert sorted(c.id for c in client.storage.list_containers()) == ["fresh", "other", "third"]

@@ -296,7 +296,7 @@ def test_cli_against_real_server(cluster: Cluster, tmp_path: Path) -> None:
     assert code == 0 and "20 succeeded, 0 failed" in out
     code, out, _ = run("job", "counts", "clijob", "-o", "json")
     assert json.loads(out)["succeeded"] == 20
-    code, out, _ = run("task", "cat", "clijob", "task-13")
+    code, out, _ = run("task", "cat", "clijob", "t13")
     assert out == "hello 13\n"
     code, out, _ = run("task", "list", "clijob", "--state", "completed", "-o", "json")
     assert len(json.loads(out)) == 20
