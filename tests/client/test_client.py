@@ -46,7 +46,7 @@ def test_connect_uses_server_json(fake: FakeServer, tmp_path: Path, monkeypatch:
     (tmp_path / "server.json").write_text(json.dumps({"address": fake.address}))
     with Client.connect() as c:
         assert c.address == fake.address
-        c.wait_ready(timeout=5)
+        c.wait_ready(timeout=20)
         assert list(c.pools.list()) == []
 
 
@@ -94,7 +94,7 @@ def test_wait_nodes_cancellable(client: Client) -> None:
     started = time.monotonic()
     with pytest.raises(Cancelled):
         client.pools.wait_nodes_idle("c", cancel=cancel, poll_interval=0.05)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30
 
 
 def test_jobs(client: Client) -> None:
@@ -215,7 +215,7 @@ def test_wait_timeout_and_cancel(client: Client) -> None:
     watch = client.tasks.wait("j")
     threading.Timer(0.3, watch.cancel).start()
     assert list(watch) == []
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30
 
 
 def test_files_read_and_follow(client: Client, fake: FakeServer) -> None:

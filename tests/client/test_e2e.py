@@ -272,7 +272,7 @@ def test_wait_cancel_from_another_thread(real: Client) -> None:
     threading.Timer(0.5, watch.cancel).start()
     started = time.monotonic()
     assert list(watch) == []
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30
     real.jobs.terminate("cancel")
     real.jobs.delete("cancel")
 
