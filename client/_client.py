@@ -651,8 +651,8 @@ class TasksAPI:
         input (a bad id, a duplicate id within a chunk) raises
         :class:`InvalidArgument` for the chunk it is in. ``on_chunk`` is called
         with the results of each chunk as it is acknowledged (for progress).
-        Two chunks are in flight at once so that building requests overlaps
-        with the server committing them.
+        Chunks reach the server one after another, in order; the next one is
+        built while the server commits the previous one.
         """
         if chunk_size < 1:
             raise InvalidArgument(
@@ -661,7 +661,7 @@ class TasksAPI:
                 field_violations=[("chunk_size", "< 1")],
             )
         results: list[AddTaskResult] = []
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="shoal-add") as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-add") as pool:
             in_flight: collections.deque[concurrent.futures.Future[list[AddTaskResult]]] = collections.deque()
 
             def drain_one() -> None:

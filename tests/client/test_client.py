@@ -139,7 +139,7 @@ def test_add_many_chunks_and_reports_existing(client: Client, fake: FakeServer) 
         on_chunk=lambda rs: seen.append(len(rs)),
     )
     assert [r.task_id for r in results] == [f"t{i}" for i in range(25)]
-    assert sorted(fake.state.add_tasks_requests) == [5, 10, 10]  # two chunks in flight: any arrival order
+    assert fake.state.add_tasks_requests == [10, 10, 5]  # in order
     assert seen == [10, 10, 5]
     bad = [r for r in results if not r.ok]
     assert [(r.task_id, r.status, r.error_reason) for r in bad] == [("t3", "clienterror", "TASK_EXISTS")]
