@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 from collections.abc import AsyncIterator
 
 import grpc
 
 from shoal.agent.v1 import agent_pb2
-from shoal.nodeagent.process import exit_code_of
+from shoal.nodeagent.process import exit_code_of, kill_group_now
 from shoal.nodeagent.runner import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -121,8 +119,9 @@ async def exec_in_instance(
         yield agent_pb2.ExecResponse(exit_code=exit_code_of(rc))
     finally:
         if not finished or proc.returncode is None:
-            with contextlib.suppress(OSError):
-                os.killpg(pgid, signal.SIGKILL)
+            # The caller went away (mpiexec ended or was killed): the proxy and the
+            # ranks below it, which live in sessions of their own, go too.
+            kill_group_now(pgid)
         for t in [*readers, *([feeder] if feeder else [])]:
             t.cancel()
         runner.remove_group(attempt, pgid)

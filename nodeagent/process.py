@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from shoal.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -160,27 +162,71 @@ def signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
+def group_tree(pgid: int) -> list[psutil.Process]:
+    """Every process in group `pgid` and every descendant of one, even one that left the group.
+
+    MPI proxies put each rank in a session of its own (setsid), so a rank is not in
+    its proxy's group; it is still the proxy's child, and must die with the task.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []  # the common case after a task exits: nothing left, no scan needed
+    except PermissionError:
+        pass
+    members = []
+    for p in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(p.pid) == pgid:
+                members.append(p)
+    seen = {p.pid: p for p in members}
+    for p in members:
+        with contextlib.suppress(psutil.Error):
+            for c in p.children(recursive=True):
+                seen.setdefault(c.pid, c)
+    return list(seen.values())
+
+
+def _signal_tree(pgid: int, procs: list[psutil.Process], sig: int) -> None:
+    signal_group(pgid, sig)
+    for p in procs:
+        with contextlib.suppress(psutil.Error, OSError):
+            p.send_signal(sig)
+
+
+def _tree_alive(pgid: int, procs: list[psutil.Process]) -> bool:
+    if group_alive(pgid):
+        return True
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
 async def kill_group(pgid: int, grace_seconds: float = 2.0) -> None:
-    """SIGTERM the whole process group, then SIGKILL what is left after `grace_seconds`.
+    """SIGTERM the whole process group (and its members' descendants), then SIGKILL what is left.
 
     The grace is real time (it is about the OS, not policy), polled every 20 ms.
     """
-    if not signal_group(pgid, signal.SIGTERM):
+    procs = group_tree(pgid)
+    if not signal_group(pgid, signal.SIGTERM) and not procs:
         return
+    _signal_tree(pgid, procs, signal.SIGTERM)
     # Wake up stopped processes so that they see SIGTERM.
-    signal_group(pgid, signal.SIGCONT)
+    _signal_tree(pgid, procs, signal.SIGCONT)
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
-        if not group_alive(pgid):
+        if not _tree_alive(pgid, procs):
             return
         await asyncio.sleep(0.02)
-    signal_group(pgid, signal.SIGKILL)
+    _signal_tree(pgid, procs, signal.SIGKILL)
 
 
 def kill_group_now(pgid: int) -> None:
-    """SIGKILL a whole process group at once (shutdown, orphans)."""
+    """SIGKILL a whole process group, and its members' descendants, at once (shutdown, orphans)."""
     with contextlib.suppress(Exception):
-        signal_group(pgid, signal.SIGKILL)
+        _signal_tree(pgid, group_tree(pgid), signal.SIGKILL)
 
 
 @dataclass
@@ -229,7 +275,6 @@ async def wait_with_limit(
         waiter.cancel()
         raise
     if kill_leftovers:
-        # Whatever the task left running in its group goes with it (a no-op when the group is gone).
-        with contextlib.suppress(OSError):
-            os.killpg(pgid, signal.SIGKILL)
+        # Whatever the task left running in its group (and below it) goes with it.
+        kill_group_now(pgid)
     return ProcessResult(returncode=rc, timed_out=timed_out, pgid=pgid)

@@ -39,6 +39,13 @@ def wait_for(what: str, probe: Callable[[], X | None], timeout: float = 30.0, ev
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def _proc(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
 class ServerProcess:
     """A `python -m shoal.server` child with its own data directory and port."""
 
@@ -118,9 +125,14 @@ class ServerProcess:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        # SIGTERM first: an agent that stops kills its tasks (and their MPI proxies).
         for pid in pids.values():
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs([p for p in map(_proc, pids.values()) if p is not None], timeout=10)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
         if self.channel is not None:
             self.channel.close()
 

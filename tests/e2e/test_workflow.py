@@ -113,9 +113,7 @@ def test_tasks_run_with_files_env_retries_and_failures(server: ServerProcess) ->
 
     assert done["missingblob"].execution_info.failure_info.code == "BlobNotFound"
 
-    counts = server.jobs.GetJobTaskCounts(
-        job_pb2.GetJobTaskCountsRequest(name="jobs/j")
-    )
+    counts = server.jobs.GetJobTaskCounts(job_pb2.GetJobTaskCountsRequest(name="jobs/j"))
     assert (counts.completed, counts.succeeded, counts.failed) == (7, 3, 4)
     node = server.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/p/nodes/{ok.node_info.node_id}"))
     assert node.total_tasks_run >= 1 and len(node.recent_tasks) >= 1
