@@ -134,9 +134,9 @@ def _ranks_alive(data_dir: str) -> list[psutil.Process]:
     out = []
     for p in psutil.process_iter(["cmdline", "cwd", "status"]):
         cmd = p.info["cmdline"] or []
-        if "app.py" in cmd and "sleep" in cmd and (p.info["cwd"] or "").startswith(data_dir):
-            if p.info["status"] != psutil.STATUS_ZOMBIE:
-                out.append(p)
+        mine = (p.info["cwd"] or "").startswith(data_dir) and p.info["status"] != psutil.STATUS_ZOMBIE
+        if "app.py" in cmd and "sleep" in cmd and mine:
+            out.append(p)
     return out
 
 
@@ -174,7 +174,7 @@ def test_agent_killed_mid_task_retries_it_on_other_nodes(mpi_server: ServerProce
 def test_gang_runs_while_ordinary_tasks_compete(mpi_server: ServerProcess) -> None:
     srv = mpi_server
     ordinary = [task_pb2.TaskSpec(id=f"o{i}", command_line="sleep 0.3") for i in range(12)]
-    srv.add("j", ordinary[:6] + [mpi_task("gang", 3, 1, "app.py")] + ordinary[6:])
+    srv.add("j", [*ordinary[:6], mpi_task("gang", 3, 1, "app.py"), *ordinary[6:]])
     done = srv.wait_job_tasks("j", timeout=120)
     assert all(t.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS for t in done.values())
     gang = done["gang"].execution_info
