@@ -1137,6 +1137,67 @@ def agent_cmd(args: tuple[str, ...]) -> None:
     raise click.exceptions.Exit(agent_main(list(args)))
 
 
+@cli.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--pool", "pool_id", required=True, help="Pool with inter-node communication enabled.")
+@click.option("--nodes", type=int, default=2, show_default=True, help="Nodes (instances) to run on.")
+@click.option("--ppn", type=int, default=1, show_default=True, help="MPI ranks per node.")
+@click.option("--job", "job_id", default="shoal-run", show_default=True, help="Job for the task (created if new).")
+@click.option("--id", "task_id", default=None, help="Task id (default: run-<random>).")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file to stage into the ranks' working directory (repeatable).",
+)
+@click.option("--flavor", type=click.Choice(["mpich", "openmpi"]), default="mpich", show_default=True)
+@click.option("--wall-clock", "wall_clock", type=float, default=None, metavar="SECONDS")
+@click.option("--retries", type=int, default=None, help="Retries of the whole task after a failure.")
+@click.argument("program", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def run_cmd(
+    ctx: click.Context,
+    pool_id: str,
+    nodes: int,
+    ppn: int,
+    job_id: str,
+    task_id: str | None,
+    files: tuple[Path, ...],
+    flavor: str,
+    wall_clock: float | None,
+    retries: int | None,
+    program: tuple[str, ...],
+) -> None:
+    """Run an MPI program on NODES nodes with PPN ranks each: `shoal run --pool P --nodes 2 --ppn 2 -- python app.py`.
+
+    Builds the multi-instance task and its mpiexec line, streams the output, and
+    exits with the program's exit code.
+    """
+    from .run import run_mpi
+
+    def out(chunk: bytes) -> None:
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+
+    task = run_mpi(
+        _client(ctx),
+        pool_id=pool_id,
+        nodes=nodes,
+        ppn=ppn,
+        program=list(program),
+        job_id=job_id,
+        task_id=task_id,
+        files=list(files),
+        flavor="openmpi" if flavor == "openmpi" else "mpich",
+        max_wall_clock_time=_seconds(wall_clock),
+        max_task_retry_count=retries,
+        on_output=out,
+    )
+    if not task.succeeded:
+        click.echo(f"shoal run: task {task.id} failed: {task.failure_code}: {task.failure_message}", err=True)
+        raise click.exceptions.Exit(task.exit_code or 1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``shoal`` console script."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="shoal")

@@ -98,18 +98,37 @@ def mpiexec_command(
     return [mpiexec, "--host", host_arg, "-n", str(n), *extra, *program]
 
 
-def mpiexec_command_line(hosts_var: str, nodes: int, ppn: int, program: Sequence[str], flavor: Flavor = "mpich") -> str:
-    """A task command line that expands the host list on the node: `/bin/sh -c 'mpiexec -hosts ... prog'`.
+def mpiexec_command_line(
+    nodes: int,
+    ppn: int,
+    program: Sequence[str],
+    *,
+    flavor: Flavor = "mpich",
+    wdir_var: str | None = "SHOAL_TASK_SHARED_DIR",
+    hosts_var: str = "SHOAL_HOST_LIST",
+) -> str:
+    """The command line of a multi-instance task that runs `program` on every rank.
 
-    Used when the hosts are not known at submission (the scheduler picks them):
-    the shell reads `$SHOAL_HOST_LIST` and appends `:ppn` to each host.
+    The hosts are not known at submission (the scheduler picks them), so the
+    line is a `/bin/sh -c` script that reads `$SHOAL_HOST_LIST` on the primary:
+    ``mpiexec -hosts $SHOAL_HOST_LIST -ppn 2 -n 4 -wdir $SHOAL_TASK_SHARED_DIR prog``.
     """
+    if nodes < 1 or ppn < 1:
+        raise ValueError("nodes and ppn must be at least 1")
+    if not program:
+        raise ValueError("no program to run")
     prog = " ".join(shlex.quote(p) for p in program)
     n = nodes * ppn
-    hosts = f'$(echo "${hosts_var}" | sed "s/\\([^,]*\\)/\\1:{ppn}/g")'
-    flag = "-hosts" if flavor == "mpich" else "--host"
-    script = f"exec mpiexec {flag} {hosts} -n {n} {prog}"
-    return f"/bin/sh -c {shlex.quote(script)}"
+    if flavor == "mpich":
+        parts = [f"exec mpiexec -hosts ${hosts_var} -ppn {ppn} -n {n}"]
+        if wdir_var:
+            parts.append(f"-wdir ${wdir_var}")
+    else:
+        parts = [f"exec mpiexec --host ${hosts_var} --map-by ppr:{ppn}:node -n {n}"]
+        if wdir_var:
+            parts.append(f"--wdir ${wdir_var}")
+    parts.append(prog)
+    return f"/bin/sh -c {shlex.quote(' '.join(parts))}"
 
 
 def environment_settings(env: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -184,3 +184,29 @@ def test_gang_runs_while_ordinary_tasks_compete(mpi_server: ServerProcess) -> No
     counts = srv.jobs.GetJobTaskCounts(job_pb2.GetJobTaskCountsRequest(name="jobs/j"))
     assert counts.succeeded == 13
     assert srv.pools.GetPool(pool_pb2.GetPoolRequest(name="pools/mpi")).current_nodes == 3
+
+
+def test_shoal_run_one_line(mpi_server: ServerProcess, tmp_path: Path) -> None:
+    import subprocess
+
+    app = tmp_path / "hello.py"
+    app.write_bytes(APP)
+    cli = [sys.executable, "-m", "shoal.client.cli", "--address", mpi_server.address, "run", "--pool", "mpi"]
+    out = subprocess.run(
+        [*cli, "--nodes", "2", "--ppn", "2", "--file", str(app), "--", "python", "hello.py"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split("rank ")[1:]) == [f"{r} of 4 sum 10\n" for r in range(4)], out.stdout
+    failed = subprocess.run(
+        [*cli, "--nodes", "2", "--", "python", "-c", "import sys; sys.exit(3)"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert failed.returncode == 3
+    assert "FailureExitCode" in failed.stderr

@@ -90,3 +90,18 @@ def test_hydra_starts_ranks_on_two_hosts_through_the_shim(tmp_path: Path) -> Non
     finally:
         for s in servers:
             s[0].stop(None)
+
+
+def test_command_line_reads_the_host_list_on_the_node() -> None:
+    import shlex
+
+    from shoal.mpi.launch import mpiexec_command_line
+
+    line = mpiexec_command_line(2, 2, ["python", "app.py", "a b"])
+    argv = shlex.split(line)
+    assert argv[:2] == ["/bin/sh", "-c"]
+    assert argv[2] == (
+        "exec mpiexec -hosts $SHOAL_HOST_LIST -ppn 2 -n 4 -wdir $SHOAL_TASK_SHARED_DIR python app.py 'a b'"
+    )
+    with pytest.raises(ValueError):
+        mpiexec_command_line(0, 2, ["x"])
