@@ -105,7 +105,7 @@ class SimNode:
                 if isinstance(e, asyncio.CancelledError) or self.fleet.stopping:
                     return
                 stats.errors += 1
-                stats.last_error = str(e.code())
+                stats.last_error = f"{e.code()}: {e.details()}"  # type: ignore[union-attr]
             if not reconnect or self.fleet.stopping:
                 return
             await asyncio.sleep(self.fleet.retry_every)
@@ -180,20 +180,29 @@ class SimFleet:
             self.channels.append(grpc.aio.insecure_channel(self.address, options=opts))
         return self.channels[-1]
 
-    async def _add(self, pool_id: str, count: int, reconnect: bool, timeout: float) -> float:
+    async def _add(self, pool_id: str, count: int, reconnect: bool, timeout: float, wave: int) -> float:
+        """Open the streams in waves of `wave` (each waits for its Welcomes): a burst of thousands of new
+        streams at once makes some fail (CANCELLED / INTERNAL from gRPC core)."""
         t0 = time.monotonic()
-        new = []
-        for _ in range(count):
-            node = SimNode(self, self._channel(), pool_id)
-            self.nodes.append(node)
-            new.append(node)
-            self._tasks.append(asyncio.create_task(node.run(reconnect)))
-        await asyncio.wait_for(asyncio.gather(*(n.welcomed.wait() for n in new)), timeout)
+        deadline = t0 + timeout
+        done = 0
+        while done < count:
+            new = []
+            for _ in range(min(wave, count - done)):
+                node = SimNode(self, self._channel(), pool_id)
+                self.nodes.append(node)
+                new.append(node)
+                self._tasks.append(asyncio.create_task(node.run(reconnect)))
+            left = max(0.1, deadline - time.monotonic())
+            await asyncio.wait_for(asyncio.gather(*(n.welcomed.wait() for n in new)), left)
+            done += len(new)
         return time.monotonic() - t0
 
-    def add_nodes(self, pool_id: str, count: int, *, reconnect: bool = False, timeout: float = 300) -> float:
+    def add_nodes(
+        self, pool_id: str, count: int, *, reconnect: bool = True, timeout: float = 300, wave: int = 500
+    ) -> float:
         """Connect `count` nodes to `pool_id`; return the seconds until every one was welcomed."""
-        return self.call(self._add(pool_id, count, reconnect, timeout), timeout + 10)
+        return self.call(self._add(pool_id, count, reconnect, timeout, wave), timeout + 10)
 
     def start_nodes(self, pool_id: str, count: int, *, reconnect: bool = True) -> None:
         """Start nodes that keep trying to connect, without waiting."""
