@@ -12,7 +12,12 @@ subprocess, then with the Python client:
    exceeds a 1 s wall clock;
 4. follows completions with a progress bar (`tasks.wait`, a server stream);
 5. downloads the outputs, checks every result, prints a summary, reads one
-   task's stdout through the API, cleans up and stops the cluster with SIGINT.
+   task's stdout through the API;
+6. runs an MPI program (a 2-D heat-diffusion stencil with halo exchange,
+   `examples/mpi/heat.py`) as a multi-instance task across two nodes of an
+   inter-node pool, with a plain `mpiexec` whose proxies start through the
+   node agents, and checks its result against a serial run;
+7. cleans up and stops the cluster with SIGINT.
 
 Exits non-zero when anything is not as expected.
 """
@@ -339,12 +344,51 @@ def run(client: Client, work: Path) -> list[str]:
     if "chunk-07.txt" not in stdout:
         problems.append(f"unexpected stdout of wc-007: {stdout!r}")
 
+    problems += run_mpi_step(client)
+
     # ---- clean up
     client.jobs.delete(JOB_ID)
     client.pools.delete("demo")
     client.pools.delete("local")
     client.storage.delete_container(INPUTS)
     client.storage.delete_container(OUTPUTS)
+    return problems
+
+
+def run_mpi_step(client: Client) -> list[str]:
+    """A 4-rank MPI job over two nodes: heat diffusion, checked against a serial run by rank 0."""
+    from shoal.client.run import run_mpi
+
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        console.print("[yellow]mpi4py is not installed: skipping the MPI step[/]")
+        return []
+    client.pools.create(id="mpi", target_nodes=2, task_slots_per_node=1, enable_inter_node_communication=True)
+    client.pools.wait_nodes_idle("mpi", count=2, timeout=60)
+    heat = Path(__file__).resolve().parent / "mpi" / "heat.py"
+    started = time.monotonic()
+    task = run_mpi(
+        client,
+        pool_id="mpi",
+        nodes=2,
+        ppn=2,
+        program=["python", "heat.py", "--nx", "160", "--ny", "120", "--steps", "300"],
+        job_id="mpi-demo",
+        task_id="heat",
+        files=[heat],
+        timeout=120,
+    )
+    out = client.tasks.read_file("mpi-demo", "heat", "stdout.txt").decode().strip()
+    nodes = sorted({s.node_id for s in client.tasks.subtasks("mpi-demo", "heat") if s.node_id})
+    console.print(f"MPI task on {', '.join(nodes)} in {time.monotonic() - started:.1f}s: [cyan]{out}[/]")
+    problems = []
+    if not task.succeeded or "OK" not in out or "4 ranks" not in out:
+        problems.append(f"the MPI task did not succeed: {task.failure_code} {task.failure_message} {out!r}")
+    if len(nodes) != 2:
+        problems.append(f"the MPI task ran on {nodes}, not two nodes")
+    client.jobs.delete("mpi-demo")
+    client.pools.delete("mpi")
     return problems
 
 
