@@ -1052,6 +1052,15 @@ class ControlPlane:
                 )
             )
         self._send_kills(kills)
+        # RunApplication is not acknowledged: a primary that reconnects while its
+        # gang is fully coordinated is told again (the agent ignores a repeat).
+        for tkey in node.running:
+            job = self.jobs.get(tkey[0])
+            t = job.tasks.get(tkey[1]) if job else None
+            if t is not None and t.gang and t.gang[0] == node.key and len(t.coordinated) == len(t.gang):
+                session.send(
+                    agent_pb2.ServerMessage(run_application=agent_pb2.RunApplication(attempt=self._attempt_ref(t)))
+                )
         self.kick_scheduler()
         return session
 
