@@ -168,8 +168,16 @@ class SimFleet:
         self.channels: list[grpc.aio.Channel] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(self._on_loop_error)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="simfleet")
         self.thread.start()
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # Closing thousands of streams at once leaves gRPC's request-iterator tasks to be torn down
+        # noisily (aclose() of a running generator, destroyed pending tasks): harmless while stopping.
+        if self.stopping:
+            return
+        loop.default_exception_handler(context)
 
     def call(self, coro: Coroutine[Any, Any, Y], timeout: float | None = None) -> Y:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -231,7 +239,8 @@ class SimFleet:
     def disconnect_all(self) -> None:
         """Close every stream and channel (the server sees the nodes go away)."""
         self.stopping = True
-        self.call(self._close_all(), 60)
+        self.call(self._close_all(), 120)
+        self.call(asyncio.sleep(0.5))
         self.stopping = False
 
     def shutdown(self) -> None:
