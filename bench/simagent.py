@@ -61,10 +61,10 @@ class SimNode:
         self.event_id = 0
         self.boot_id = f"sim-{id(self):x}-{time.monotonic_ns()}"
         self.welcomed = asyncio.Event()
-        self.queue: asyncio.Queue[A.AgentMessage | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
         self.call: Any = None
 
-    async def _requests(self) -> AsyncIterator[A.AgentMessage]:
+    async def _requests(self) -> AsyncIterator[agent_pb2.AgentMessage]:
         while True:
             m = await self.queue.get()
             if m is None:
@@ -232,7 +232,7 @@ class SimFleet:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
         for c in self.channels:
-            await c.close()
+            await c.close(None)
         self.nodes = []
         self.channels = []
 
