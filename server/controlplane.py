@@ -281,7 +281,9 @@ class ControlPlane:
         n.proto.running_task_slots = n.used_slots
         if n.state in SCHEDULABLE_NODE_STATES:
             self._set_node_state(n, P.NODE_STATE_RUNNING if n.running else P.NODE_STATE_IDLE)
-        self._mark("nodes", n.key, n)
+        # Slot counts and task statistics are derived or informational: they are
+        # written with the next state change, or by the health pass, not per task.
+        n.stats_dirty = True
 
     def _refresh_pool(self, pool: PoolRec) -> None:
         members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
@@ -1288,7 +1290,13 @@ class ControlPlane:
                 n.state == P.NODE_STATE_CREATING and silent > creating_timeout
             ):
                 lost.append(n)
+        for n in self.nodes.values():
+            if n.stats_dirty:
+                n.stats_dirty = False
+                self._mark("nodes", n.key, n)
         if not lost:
+            if self._dirty:
+                await self.flush()
             return
         for n in lost:
             log.warning("node %s silent for %.1fs: UNKNOWN", n.key, now - n.last_seen)

@@ -112,6 +112,8 @@ class NodeRec:
     last_seen: float = 0.0
     node_service_port: int = 0
     start_task_ok: bool = False
+    #: Statistics changed since the node row was last written.
+    stats_dirty: bool = False
     #: True while the stream that registered is connected.
 
     @property
