@@ -29,7 +29,7 @@ class AgentConfig:
     reconnect_initial_backoff: float = 0.2
     reconnect_max_backoff: float = 2.0
     #: How long TaskEvents are collected before they are sent in one message.
-    event_batch_window: float = 0.0
+    event_batch_window: float = 0.002
     #: Grace between SIGTERM and SIGKILL when a process group is killed.
     kill_grace_seconds: float = 2.0
     #: How often expired task directories are swept.

@@ -1134,9 +1134,7 @@ class ControlPlane:
         self._apply_events(node, events)
         await self.flush()
         if events:
-            session.send(
-                agent_pb2.ServerMessage(events_ack=agent_pb2.EventsAck(up_to_event_id=max(e.event_id for e in events)))
-            )
+            session.ack(max(e.event_id for e in events))
         self.kick_scheduler()
 
     def _apply_events(self, node: NodeRec, events: list[agent_pb2.TaskEvent]) -> None:

@@ -46,6 +46,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 msg = await session.outbox.get()
                 if msg is None:
                     break
+                session.taken(msg)
                 yield msg
         finally:
             reader.cancel()

@@ -82,6 +82,7 @@ class AgentSession:
         self.outbox: asyncio.Queue[agent_pb2.ServerMessage | None] = asyncio.Queue()
         self.closed = False
         self._next_command = 1
+        self._pending_ack: agent_pb2.ServerMessage | None = None
 
     def command_id(self) -> int:
         cid = self._next_command
@@ -91,6 +92,24 @@ class AgentSession:
     def send(self, msg: agent_pb2.ServerMessage) -> None:
         if not self.closed:
             self.outbox.put_nowait(msg)
+
+    def ack(self, up_to_event_id: int) -> None:
+        """Acknowledge events; an acknowledgement still waiting in the outbox is raised instead of sending another."""
+        pending = self._pending_ack
+        if pending is not None and not self._ack_taken(pending):
+            pending.events_ack.up_to_event_id = max(pending.events_ack.up_to_event_id, up_to_event_id)
+            return
+        msg = agent_pb2.ServerMessage(events_ack=agent_pb2.EventsAck(up_to_event_id=up_to_event_id))
+        self._pending_ack = msg
+        self.send(msg)
+
+    def taken(self, msg: agent_pb2.ServerMessage) -> None:
+        """The stream writer took `msg` out of the outbox (it can no longer change)."""
+        if msg is self._pending_ack:
+            self._pending_ack = None
+
+    def _ack_taken(self, msg: agent_pb2.ServerMessage) -> bool:
+        return msg is not self._pending_ack
 
     def close(self) -> None:
         if not self.closed:
