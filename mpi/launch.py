@@ -15,23 +15,27 @@ Flavor = Literal["mpich", "openmpi"]
 SHIM_NAME = "shoal-mpi-launch"
 
 
-def launcher_environment(shim: str = SHIM_NAME) -> dict[str, str]:
+def launcher_environment(shim: str = SHIM_NAME, *, run_as_root: bool = False) -> dict[str, str]:
     """Variables that point MPICH's Hydra and Open MPI's PRRTE at the shim.
 
     Hydra: the ssh launcher with the shim as its executable, and autofork off so
-    that even a host that looks local goes through its agent. Open MPI: the ssh
-    PLM agent is the shim, with no tree spawn (the shim only works from the
-    primary).
+    that even a host that looks local goes through its agent. Open MPI 5
+    (PRRTE): the ssh PLM agent is the shim, with no tree spawn (the shim only
+    works from the primary). `OMPI_MCA_plm_rsh_agent` is for Open MPI 4; PRRTE
+    3 ignores it. Tasks that run as root also need Open MPI's explicit consent.
     """
-    return {
+    env = {
         "HYDRA_LAUNCHER": "ssh",
         "HYDRA_LAUNCHER_EXEC": shim,
         "HYDRA_LAUNCHER_AUTOFORK": "0",
         "PRTE_MCA_plm_ssh_agent": shim,
         "PRTE_MCA_plm_ssh_no_tree_spawn": "1",
         "OMPI_MCA_plm_rsh_agent": shim,
-        "OMPI_MCA_plm_rsh_no_tree_spawn": "1",
     }
+    if run_as_root:
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    return env
 
 
 def multi_instance_environment(
@@ -41,6 +45,7 @@ def multi_instance_environment(
     shared_dir: str,
     agent_addresses: Sequence[str],
     master_port: int = 6105,
+    run_as_root: bool = False,
 ) -> dict[str, str]:
     """Every variable a multi-instance task's instance sees, under SHOAL_* and their Batch names."""
     if not hosts:
@@ -60,7 +65,7 @@ def multi_instance_environment(
     env["SHOAL_INSTANCE_INDEX"] = str(instance_index)
     env["SHOAL_MPI_AGENTS"] = ",".join(f"{h}={a}" for h, a in zip(hosts, agent_addresses, strict=True))
     env["CCP_NODES"] = " ".join([str(len(hosts))] + [f"{h} 1" for h in hosts])
-    env.update(launcher_environment())
+    env.update(launcher_environment(run_as_root=run_as_root))
     return env
 
 

@@ -130,6 +130,7 @@ def multi_instance_env(mi: agent_pb2.MultiInstance, shared_dir: Path, path: str)
         instance_index=mi.instance_index,
         shared_dir=str(shared_dir),
         agent_addresses=addresses or [""],
+        run_as_root=os.geteuid() == 0,
     )
     bin_dir = str(Path(sys.executable).parent)
     parts = path.split(os.pathsep) if path else []
