@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent import futures
+from typing import IO
 
 import grpc
 
@@ -23,16 +25,33 @@ class ExecOnly(agent_pb2_grpc.NodeServiceServicer):
 
         def feed() -> None:
             assert proc.stdin is not None
-            for req in request_iterator:
-                if req.stdin:
-                    proc.stdin.write(req.stdin)
-                    proc.stdin.flush()
-                if req.stdin_eof:
-                    break
-            proc.stdin.close()
+            with contextlib.suppress(OSError, ValueError):
+                for req in request_iterator:
+                    if req.stdin:
+                        proc.stdin.write(req.stdin)
+                        proc.stdin.flush()
+                    if req.stdin_eof:
+                        break
+            with contextlib.suppress(OSError, ValueError):
+                proc.stdin.close()
 
-        threading.Thread(target=feed, daemon=True).start()
-        out, err = proc.communicate()
+        outputs: dict[str, bytes] = {}
+
+        def drain(name: str, stream: IO[bytes]) -> None:
+            outputs[name] = stream.read()
+
+        assert proc.stdout is not None and proc.stderr is not None
+        threads = [
+            threading.Thread(target=feed, daemon=True),
+            threading.Thread(target=drain, args=("out", proc.stdout), daemon=True),
+            threading.Thread(target=drain, args=("err", proc.stderr), daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        proc.wait()
+        for t in threads[1:]:
+            t.join()
+        out, err = outputs.get("out", b""), outputs.get("err", b"")
         yield agent_pb2.ExecResponse(stdout=out, stderr=err, exit_code=proc.returncode)
 
 
