@@ -100,7 +100,8 @@ def mpiexec_command(
         host_arg = ",".join(f"{h}:{ppn}" for h in hosts)
         return [mpiexec, "-hosts", host_arg, "-n", str(n), *extra, *program]
     host_arg = ",".join(f"{h}:{ppn}" for h in hosts)
-    return [mpiexec, "--host", host_arg, "-n", str(n), *extra, *program]
+    # prted daemonizes by default and would leave the agent's process tree (and its cleanup).
+    return [mpiexec, "--host", host_arg, "-n", str(n), "--leave-session-attached", *extra, *program]
 
 
 def mpiexec_command_line(
@@ -129,7 +130,7 @@ def mpiexec_command_line(
         if wdir_var:
             parts.append(f"-wdir ${wdir_var}")
     else:
-        parts = [f"exec mpiexec --host ${hosts_var} --map-by ppr:{ppn}:node -n {n}"]
+        parts = [f"exec mpiexec --host ${hosts_var} --map-by ppr:{ppn}:node -n {n} --leave-session-attached"]
         if wdir_var:
             parts.append(f"--wdir ${wdir_var}")
     parts.append(prog)

@@ -192,6 +192,7 @@ def test_mpiexec_command_for_openmpi() -> None:
         "10.0.0.1:2,10.0.0.2:2",
         "-n",
         "4",
+        "--leave-session-attached",
         "python",
         "app.py",
     ]
