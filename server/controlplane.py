@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -100,6 +100,9 @@ class ControlPlane:
         self._sends: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
         self._changed_tasks: dict[TaskKey, TaskRec] = {}
         self._schedule_kick = asyncio.Event()
+        #: Set by the scheduler: places what fits now, so that a batch of
+        #: completions and the placements they make room for share one commit.
+        self.place_hook: Callable[[], int] | None = None
         self._node_changed = asyncio.Event()
 
     # ------------------------------------------------------------------ load / flush
@@ -202,14 +205,14 @@ class ControlPlane:
         self._deliver(sends)
 
     def _deliver(self, sends: list[tuple[NodeRec, agent_pb2.ServerMessage]]) -> None:
+        """Send what the last commit allows: kills first (one message per node), then the rest in order."""
         kills: dict[str, tuple[NodeRec, list[agent_pb2.AttemptRef]]] = {}
+        rest: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
         for node, msg in sends:
-            if node.session is None:
-                continue
             if msg.WhichOneof("body") == "kill_tasks":
                 kills.setdefault(node.key, (node, []))[1].extend(msg.kill_tasks.attempts)
             else:
-                node.session.send(msg)
+                rest.append((node, msg))
         for node, refs in kills.values():
             if node.session is not None:
                 node.session.send(
@@ -217,6 +220,12 @@ class ControlPlane:
                         kill_tasks=agent_pb2.KillTasks(command_id=node.session.command_id(), attempts=refs)
                     )
                 )
+        for node, msg in rest:
+            if node.session is not None:
+                kind = msg.WhichOneof("body")
+                if kind in ("start_tasks", "run_application"):
+                    getattr(msg, kind).command_id = node.session.command_id()
+                node.session.send(msg)
 
     def _send_after_commit(self, node: NodeRec, msg: agent_pb2.ServerMessage) -> None:
         self._sends.append((node, msg))
@@ -692,6 +701,8 @@ class ControlPlane:
             self._mark_task(t)
             results.append(T.AddTaskResult(task_id=spec.id, status=T.ADD_TASK_STATUS_SUCCESS))
         self._mark_meta("task_seq")
+        if self.place_hook is not None:
+            self.place_hook()
         await self.flush()
         self.kick_scheduler()
         return results
@@ -963,12 +974,9 @@ class ControlPlane:
         return out
 
     def send_assignments(self, node: NodeRec, assignments: list[agent_pb2.TaskAssignment]) -> None:
-        if node.session is not None and assignments:
-            node.session.send(
-                agent_pb2.ServerMessage(
-                    start_tasks=agent_pb2.StartTasks(command_id=node.session.command_id(), tasks=assignments)
-                )
-            )
+        """Queue StartTasks for `node`; it leaves once the placements are committed."""
+        if assignments:
+            self._send_after_commit(node, agent_pb2.ServerMessage(start_tasks=agent_pb2.StartTasks(tasks=assignments)))
 
     # ------------------------------------------------------------------ agents
 
@@ -1132,6 +1140,8 @@ class ControlPlane:
             return
         node.last_seen = self.clock.monotonic()
         self._apply_events(node, events)
+        if self.place_hook is not None:
+            self.place_hook()
         await self.flush()
         if events:
             session.ack(max(e.event_id for e in events))

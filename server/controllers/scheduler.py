@@ -7,7 +7,7 @@ import logging
 from shoal.agent.v1 import agent_pb2
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
 from shoal.server.domain.records import NodeRec
-from shoal.server.scheduling.plan import NodeView, PendingTask, Placement, Snapshot, plan
+from shoal.server.scheduling.plan import NodeView, PendingTask, Snapshot, plan
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
 log = logging.getLogger("shoal.scheduler")
@@ -60,10 +60,16 @@ def build_snapshot(cp: ControlPlane) -> Snapshot:
     return Snapshot(nodes=nodes, queue=queue)
 
 
-async def apply_plan(cp: ControlPlane, placements: list[Placement]) -> int:
-    """Commit the placements that still fit, then send StartTasks per node. Returns how many ran."""
+def place(cp: ControlPlane) -> int:
+    """One scheduling pass: plan, re-check each placement against the live state, record the survivors.
+
+    Nothing is sent here: the StartTasks messages leave when the caller's next
+    flush has committed the placements (persist, then act). Returns how many
+    tasks were placed.
+    """
     per_node: dict[str, tuple[NodeRec, list[agent_pb2.TaskAssignment]]] = {}
-    for p in placements:
+    count = 0
+    for p in plan(build_snapshot(cp)):
         job = cp.jobs.get(p.key[0])
         t = job.tasks.get(p.key[1]) if job else None
         if job is None or t is None or job.proto.state != job_pb2.JOB_STATE_ACTIVE:
@@ -82,24 +88,19 @@ async def apply_plan(cp: ControlPlane, placements: list[Placement]) -> int:
         gang = [n for n in targets if n is not None]
         for node, assignment in cp.assign(t, gang, p.attempt, p.slots_per_node):
             per_node.setdefault(node.key, (node, []))[1].append(assignment)
-    if not per_node:
-        return 0
-    await cp.flush()
-    count = 0
+        count += 1
     for node, assignments in per_node.values():
         cp.send_assignments(node, assignments)
-        count += len(assignments)
     return count
 
 
 async def run_scheduler(cp: ControlPlane) -> None:
-    """Forever: wait for a reason to schedule, then place what fits."""
+    """Forever: wait for a reason to schedule, then place what fits and commit it."""
+    cp.place_hook = lambda: place(cp)
     while True:
         await cp.wait_for_kick()
         try:
-            while True:
-                placements = plan(build_snapshot(cp))
-                if not placements or await apply_plan(cp, placements) == 0:
-                    break
+            while place(cp):
+                await cp.flush()
         except Exception:
             log.exception("scheduling pass failed")
