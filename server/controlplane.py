@@ -98,6 +98,7 @@ class ControlPlane:
         self._dirty: dict[tuple[str, str], object] = {}
         #: Messages to agents that may only leave once the changes behind them are committed.
         self._sends: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
+        self._pools_to_refresh: set[str] = set()
         self._changed_tasks: dict[TaskKey, TaskRec] = {}
         self._schedule_kick = asyncio.Event()
         #: Set by the scheduler: places what fits now, so that a batch of
@@ -191,6 +192,11 @@ class ControlPlane:
 
     async def flush(self) -> None:
         """Commit every change made so far, then publish the task changes to watchers."""
+        for key in self._pools_to_refresh:
+            pool = self.pools.get(key)
+            if pool is not None:
+                self._refresh_pool_now(pool)
+        self._pools_to_refresh.clear()
         ops = self._rows()
         changed = self._changed_tasks
         sends = self._sends
@@ -295,6 +301,10 @@ class ControlPlane:
         n.stats_dirty = True
 
     def _refresh_pool(self, pool: PoolRec) -> None:
+        """Recount the pool's nodes at the next flush (once per flush however many nodes changed)."""
+        self._pools_to_refresh.add(pool.key)
+
+    def _refresh_pool_now(self, pool: PoolRec) -> None:
         members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
         pool.proto.current_nodes = len(members)
         settling = any(n.state in (P.NODE_STATE_CREATING, P.NODE_STATE_LEAVING_POOL) for n in pool.nodes.values())

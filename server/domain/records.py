@@ -73,6 +73,29 @@ class JobRec:
         return self.proto.pool_id.lower()
 
 
+class SlotMap(dict[TaskKey, int]):
+    """Attempts on a node and the slots each takes, with the total kept as it changes (no sum per read)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __setitem__(self, key: TaskKey, slots: int) -> None:
+        self.total += slots - self.get(key, 0)
+        super().__setitem__(key, slots)
+
+    def pop(self, key: TaskKey, default: int | None = None) -> int | None:  # type: ignore[override]
+        if key in self:
+            slots = super().pop(key)
+            self.total -= slots
+            return slots
+        return default
+
+    def clear(self) -> None:
+        super().clear()
+        self.total = 0
+
+
 class AgentSession:
     """The server's end of one node's agent stream."""
 
@@ -127,7 +150,7 @@ class NodeRec:
     internal: dict[str, Any] = field(default_factory=dict)
     session: AgentSession | None = None
     #: Attempts placed here and not yet finished: task key -> slots taken.
-    running: dict[TaskKey, int] = field(default_factory=dict)
+    running: SlotMap = field(default_factory=SlotMap)
     last_seen: float = 0.0
     node_service_port: int = 0
     start_task_ok: bool = False
@@ -145,7 +168,7 @@ class NodeRec:
 
     @property
     def used_slots(self) -> int:
-        return sum(self.running.values())
+        return self.running.total
 
     @property
     def connected(self) -> bool:

@@ -9,6 +9,7 @@ placed whole or not at all.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -77,43 +78,80 @@ def plan(snapshot: Snapshot) -> list[Placement]:
     yet, even for work whose wall-clock limit says it would finish in time.)
     """
     free: dict[str, int] = {}
-    by_pool: dict[str, list[str]] = {}
+    pools: dict[str, _PoolIndex] = {}
     schedulable: dict[str, list[NodeView]] = {}
     for n in snapshot.nodes:
         if n.schedulable:
             schedulable.setdefault(n.pool_id, []).append(n)
         if n.schedulable and n.free_slots > 0:
             free[n.node_id] = n.free_slots
-            by_pool.setdefault(n.pool_id, []).append(n.node_id)
+            pools.setdefault(n.pool_id, _PoolIndex(free)).add(n.node_id)
     reserved_pools: set[str] = set()
     placements: list[Placement] = []
     # Smallest request that failed per pool: anything needing as much or more
     # cannot fit either, so it is skipped without a scan (keeps plan O(queue)).
     blocked: dict[str, tuple[int, int]] = {}
     for task in snapshot.queue:
-        nodes = by_pool.get(task.pool_id)
-        if not nodes:
+        index = pools.get(task.pool_id)
+        if index is None:
             continue
         need = (task.instances, task.required_slots)
         b = blocked.get(task.pool_id)
         if b is not None and need[0] >= b[0] and need[1] >= b[1]:
             continue
-        chosen = _choose(nodes, free, task, snapshot.spread)
+        if task.instances == 1:
+            one = index.pick(task.required_slots, snapshot.spread)
+            chosen: tuple[str, ...] | None = (one,) if one is not None else None
+        else:
+            chosen = _choose(index.candidates(), free, task, snapshot.spread)
         if chosen is None:
             if b is None or (need[0] <= b[0] and need[1] <= b[1]):
                 blocked[task.pool_id] = need
             if task.instances > 1 and task.pool_id not in reserved_pools:
                 reserved_pools.add(task.pool_id)
-                held = _reserve(schedulable.get(task.pool_id, []), free, task)
-                by_pool[task.pool_id] = [n for n in nodes if n not in held]
+                index.reserved |= _reserve(schedulable.get(task.pool_id, []), free, task)
             continue
         for node_id in chosen:
-            free[node_id] -= task.required_slots
+            index.take(node_id, task.required_slots)
         placements.append(Placement(task.key, task.attempt + 1, chosen, task.required_slots))
-        # Drop full nodes so later tasks do not scan them.
-        if any(free[n] == 0 for n in chosen):
-            by_pool[task.pool_id] = [n for n in nodes if free[n] > 0]
     return placements
+
+
+class _PoolIndex:
+    """The free nodes of one pool, bucketed by free slots, so a single-node pick is O(slot levels), not O(nodes)."""
+
+    def __init__(self, free: dict[str, int]) -> None:
+        self.free = free
+        self.nodes: list[str] = []
+        self.levels: dict[int, list[str]] = {}
+        self.reserved: set[str] = set()
+
+    def add(self, node_id: str) -> None:
+        self.nodes.append(node_id)
+        heapq.heappush(self.levels.setdefault(self.free[node_id], []), node_id)
+
+    def pick(self, need: int, spread: bool) -> str | None:
+        """The node with the most (spread) or fewest (pack) free slots ≥ `need`; ties by node id."""
+        levels = sorted((lvl for lvl in self.levels if lvl >= need), reverse=spread)
+        for lvl in levels:
+            heap = self.levels[lvl]
+            # Entries are dropped lazily: a node whose free count moved on, or that is held for a gang.
+            while heap and (self.free[heap[0]] != lvl or heap[0] in self.reserved):
+                heapq.heappop(heap)
+            if heap:
+                return heap[0]
+            del self.levels[lvl]
+        return None
+
+    def take(self, node_id: str, slots: int) -> None:
+        self.free[node_id] -= slots
+        left = self.free[node_id]
+        if left > 0:
+            heapq.heappush(self.levels.setdefault(left, []), node_id)
+
+    def candidates(self) -> list[str]:
+        """Free, unreserved nodes (for gangs, which are rare enough to scan)."""
+        return [n for n in self.nodes if self.free[n] > 0 and n not in self.reserved]
 
 
 def _reserve(nodes: list[NodeView], free: dict[str, int], task: PendingTask) -> set[str]:

@@ -125,3 +125,25 @@ def test_gang_reservation_leaves_other_nodes_usable() -> None:
     out = plan(Snapshot(nodes, [task(0, instances=4), task(1), task(2)]))
     # Three nodes are held for the 4-node gang (the free ones first); one is left for others.
     assert len(out) == 0 or all(len(p.nodes) == 1 for p in out)
+
+
+def reference_plan(snap: Snapshot) -> list[tuple[tuple[str, str], tuple[str, ...]]]:
+    """The obvious O(queue x nodes log nodes) planner, for single-node tasks without reservations."""
+    free = {n.node_id: n.free_slots for n in snap.nodes if n.schedulable and n.free_slots > 0}
+    pool_of = {n.node_id: n.pool_id for n in snap.nodes}
+    out = []
+    for t in snap.queue:
+        fitting = [n for n in free if pool_of[n] == t.pool_id and free[n] >= t.required_slots]
+        if not fitting:
+            continue
+        fitting.sort(key=(lambda n: (-free[n], n)) if snap.spread else (lambda n: (free[n], n)))
+        free[fitting[0]] -= t.required_slots
+        out.append((t.key, (fitting[0],)))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshots())
+def test_single_node_tasks_match_the_reference_planner(snap: Snapshot) -> None:
+    single = Snapshot(snap.nodes, [t for t in snap.queue if t.instances == 1], snap.spread)
+    assert [(p.key, p.nodes) for p in plan(single)] == reference_plan(single)
