@@ -103,7 +103,7 @@ class ControlPlane:
         self._schedule_kick = asyncio.Event()
         #: Set by the scheduler: places what fits now, so that a batch of
         #: completions and the placements they make room for share one commit.
-        self.place_hook: Callable[[], int] | None = None
+        self.place_hook: Callable[[NodeRec | None], int] | None = None
         self._node_changed = asyncio.Event()
 
     # ------------------------------------------------------------------ load / flush
@@ -712,7 +712,7 @@ class ControlPlane:
             results.append(T.AddTaskResult(task_id=spec.id, status=T.ADD_TASK_STATUS_SUCCESS))
         self._mark_meta("task_seq")
         if self.place_hook is not None:
-            self.place_hook()
+            self.place_hook(None)
         await self.flush()
         self.kick_scheduler()
         return results
@@ -1150,12 +1150,18 @@ class ControlPlane:
             return
         node.last_seen = self.clock.monotonic()
         self._apply_events(node, events)
-        if self.place_hook is not None:
-            self.place_hook()
+        # Only this node gained room, so a pass over it alone usually suffices;
+        # the full pass (O(nodes)) runs when it could not settle things.
+        placed = self.place_hook(node) if self.place_hook is not None else -1
+        full_pass = placed < 0 or (
+            node.proto.task_slots > node.used_slots
+            and any(j.queue for j in self.jobs.values() if j.pool_key == node.pool_key)
+        )
         await self.flush()
         if events:
             session.ack(max(e.event_id for e in events))
-        self.kick_scheduler()
+        if full_pass:
+            self.kick_scheduler()
 
     def _apply_events(self, node: NodeRec, events: list[agent_pb2.TaskEvent]) -> None:
         for ev in events:

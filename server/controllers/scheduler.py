@@ -13,14 +13,22 @@ from shoal.v1 import job_pb2, pool_pb2, task_pb2
 log = logging.getLogger("shoal.scheduler")
 
 
-def build_snapshot(cp: ControlPlane) -> Snapshot:
-    """What the scheduler needs to know, read from the live state without changing it."""
+def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
+    """What the scheduler needs to know, read from the live state without changing it.
+
+    With `only`, just that node (and its pool's queue): the cheap pass made when
+    one node reported and freed slots, which costs O(queue window), not O(nodes).
+    """
     nodes: list[NodeView] = []
     free_by_pool: dict[str, int] = {}
-    for pool in cp.pools.values():
-        if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE:
+    # Only pools with queued work need their nodes looked at.
+    queued = {j.pool_key for j in cp.jobs.values() if j.queue and j.proto.state == job_pb2.JOB_STATE_ACTIVE}
+    pools = [cp.pools[only.pool_key]] if only is not None and only.pool_key in cp.pools else cp.pools.values()
+    for pool in pools:
+        if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE or pool.key not in queued:
             continue
-        for n in pool.nodes.values():
+        members = [only] if only is not None else pool.nodes.values()
+        for n in members:
             ok = n.state in SCHEDULABLE_NODE_STATES and n.connected
             free = max(0, n.proto.task_slots - n.used_slots)
             nodes.append(NodeView(n.key, pool.key, ok, n.proto.task_slots, free))
@@ -60,16 +68,21 @@ def build_snapshot(cp: ControlPlane) -> Snapshot:
     return Snapshot(nodes=nodes, queue=queue)
 
 
-def place(cp: ControlPlane) -> int:
+def place(cp: ControlPlane, only: NodeRec | None = None) -> int:
     """One scheduling pass: plan, re-check each placement against the live state, record the survivors.
 
     Nothing is sent here: the StartTasks messages leave when the caller's next
     flush has committed the placements (persist, then act). Returns how many
-    tasks were placed.
+    tasks were placed. With `only`, the pass looks at that one node; it places
+    nothing and returns -1 when a gang is waiting in the queue (gangs and their
+    reservations need the whole pool: the full pass handles them).
     """
     per_node: dict[str, tuple[NodeRec, list[agent_pb2.TaskAssignment]]] = {}
     count = 0
-    for p in plan(build_snapshot(cp)):
+    snapshot = build_snapshot(cp, only)
+    if only is not None and any(t.instances > 1 for t in snapshot.queue):
+        return -1
+    for p in plan(snapshot):
         job = cp.jobs.get(p.key[0])
         t = job.tasks.get(p.key[1]) if job else None
         if job is None or t is None or job.proto.state != job_pb2.JOB_STATE_ACTIVE:
@@ -96,11 +109,11 @@ def place(cp: ControlPlane) -> int:
 
 async def run_scheduler(cp: ControlPlane) -> None:
     """Forever: wait for a reason to schedule, then place what fits and commit it."""
-    cp.place_hook = lambda: place(cp)
+    cp.place_hook = lambda node=None: place(cp, node)
     while True:
         await cp.wait_for_kick()
         try:
-            while place(cp):
+            while place(cp) > 0:
                 await cp.flush()
         except Exception:
             log.exception("scheduling pass failed")
