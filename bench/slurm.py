@@ -46,7 +46,7 @@ def slurm_available() -> tuple[bool, str]:
     if shutil.which("sinfo") is None:
         return False, "no `sinfo` on PATH"
     try:
-        p = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=20, env=slurm_env())
+        p = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=5, env=slurm_env())
     except (OSError, subprocess.SubprocessError) as e:
         return False, f"sinfo failed: {e}"
     if p.returncode != 0:
