@@ -99,6 +99,7 @@ class ControlPlane:
         #: Messages to agents that may only leave once the changes behind them are committed.
         self._sends: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
         self._pools_to_refresh: set[str] = set()
+        self._dismiss_after_commit: list[NodeRec] = []
         self._changed_tasks: dict[TaskKey, TaskRec] = {}
         self._schedule_kick = asyncio.Event()
         #: Set by the scheduler: places what fits now, so that a batch of
@@ -209,6 +210,9 @@ class ControlPlane:
         if changed:
             self._publish(changed.values())
         self._deliver(sends)
+        dismiss, self._dismiss_after_commit = self._dismiss_after_commit, []
+        for n in dismiss:
+            self._dismiss(n)
 
     def _deliver(self, sends: list[tuple[NodeRec, agent_pb2.ServerMessage]]) -> None:
         """Send what the last commit allows: kills first (one message per node), then the rest in order."""
@@ -465,7 +469,10 @@ class ControlPlane:
                 continue
             refs.append(self._attempt_ref(t))
             if terminate:
+                if t.gang:
+                    self._end_subtasks(t, reason)
                 self._complete_terminated(t, reason)
+                self._check_job_done(self.jobs[t.job_key])
             else:
                 self._requeue(t, reason)
         self._refresh_node_activity(n)
@@ -781,7 +788,8 @@ class ControlPlane:
             self._refresh_node_activity(n)
             if n.state == P.NODE_STATE_LEAVING_POOL and n.internal.get("wait_for_tasks") and not n.running:
                 n.internal["wait_for_tasks"] = False
-                self._dismiss(n)
+                # Only once the end of its last task is committed.
+                self._dismiss_after_commit.append(n)
 
     def _requeue(self, t: TaskRec, reason: str) -> None:
         if t.gang:
@@ -1012,8 +1020,17 @@ class ControlPlane:
         self._mark("nodes", node.key, node)
         pool = self.pools[node.pool_key]
         if node.state == P.NODE_STATE_LEAVING_POOL:
-            session.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="node left the pool")))
+            # Its unacknowledged reports still count (a task that finished must
+            # not run again); whatever else it ran goes back to the queue.
+            self._apply_events(node, list(reg.pending_events))
+            for tkey in list(node.running):
+                job = self.jobs.get(tkey[0])
+                t = job.tasks.get(tkey[1]) if job else None
+                if t is not None:
+                    self._requeue(t, "node left the pool")
+                node.running.pop(tkey, None)
             await self.flush()
+            session.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="node left the pool")))
             return session
         # Reports the server never committed come first, so that a completion
         # is not mistaken for a lost attempt below.
@@ -1204,6 +1221,9 @@ class ControlPlane:
             self._mark_task(t)
         elif ev.kind == agent_pb2.TASK_EVENT_KIND_COORDINATED:
             t.coordinated.add(i)
+            # The coordination command's exit code; `load` rebuilds `coordinated`
+            # from RUNNING subtasks that have one, so a restart does not lose it.
+            sub.exit_code = 0
             self._mark_task(t)
             if len(t.coordinated) == len(t.gang):
                 primary = self.nodes.get(t.gang[0])
@@ -1214,6 +1234,14 @@ class ControlPlane:
                     )
         elif ev.kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
             self._finish_subtask(sub, ev)
+            failed = ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+            lost = [nk for nk in t.gang if nk != node.key and not self._connected(nk)]
+            if failed and lost:
+                # mpiexec fails as soon as a proxy's connection drops, often before
+                # the lost node's heartbeat times out: a lost node is a requeue, not
+                # a failure of the task.
+                self._requeue(t, f"node {lost[0]} of its gang was lost")
+                return
             if i == 0:
                 # The primary's end is the task's end: the others are stopped.
                 self._end_subtasks(t, "ended with the primary")
@@ -1228,6 +1256,10 @@ class ControlPlane:
                 self._complete_attempt(t, node, failed)
             else:
                 self._mark_task(t)
+
+    def _connected(self, node_key: str) -> bool:
+        n = self.nodes.get(node_key)
+        return n is not None and n.connected
 
     def _finish_subtask(self, sub: task_pb2.Subtask, ev: agent_pb2.TaskEvent) -> None:
         sub.state = T.SUBTASK_STATE_COMPLETED
@@ -1314,6 +1346,14 @@ class ControlPlane:
                 n.state == P.NODE_STATE_CREATING and silent > creating_timeout
             ):
                 lost.append(n)
+        gone = [
+            n.key
+            for n in self.nodes.values()
+            if n.state == P.NODE_STATE_LEAVING_POOL and n.session is None and now - n.last_seen > timeout
+        ]
+        for key in gone:
+            log.warning("leaving node %s is silent: forgetting it", key)
+            await self.node_gone(key)
         for n in self.nodes.values():
             if n.stats_dirty:
                 n.stats_dirty = False

@@ -106,6 +106,9 @@ class AgentSession:
         self.closed = False
         self._next_command = 1
         self._pending_ack: agent_pb2.ServerMessage | None = None
+        #: Welcome must be the first message an agent sees: everything else
+        #: waits here until it (or Shutdown, sent instead of it) has gone out.
+        self._held: list[agent_pb2.ServerMessage] | None = []
 
     def command_id(self) -> int:
         cid = self._next_command
@@ -113,8 +116,18 @@ class AgentSession:
         return cid
 
     def send(self, msg: agent_pb2.ServerMessage) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        if self._held is not None:
+            if msg.WhichOneof("body") not in ("welcome", "shutdown"):
+                self._held.append(msg)
+                return
+            held, self._held = self._held, None
             self.outbox.put_nowait(msg)
+            for m in held:
+                self.outbox.put_nowait(m)
+            return
+        self.outbox.put_nowait(msg)
 
     def ack(self, up_to_event_id: int) -> None:
         """Acknowledge events; an acknowledgement still waiting in the outbox is raised instead of sending another."""

@@ -97,7 +97,13 @@ def plan(snapshot: Snapshot) -> list[Placement]:
             continue
         need = (task.instances, task.required_slots)
         b = blocked.get(task.pool_id)
-        if b is not None and need[0] >= b[0] and need[1] >= b[1]:
+        # (A gang still gets to reserve nodes, even behind a blocked task.)
+        if (
+            b is not None
+            and need[0] >= b[0]
+            and need[1] >= b[1]
+            and (task.instances == 1 or task.pool_id in reserved_pools)
+        ):
             continue
         if task.instances == 1:
             one = index.pick(task.required_slots, snapshot.spread)

@@ -147,3 +147,10 @@ def reference_plan(snap: Snapshot) -> list[tuple[tuple[str, str], tuple[str, ...
 def test_single_node_tasks_match_the_reference_planner(snap: Snapshot) -> None:
     single = Snapshot(snap.nodes, [t for t in snap.queue if t.instances == 1], snap.spread)
     assert [(p.key, p.nodes) for p in plan(single)] == reference_plan(single)
+
+
+def test_gang_behind_a_blocked_whole_node_task_still_reserves() -> None:
+    nodes = [node(1, 3, total=4), node(2, 3, total=4)]
+    queue = [task(0, slots=4), task(1, slots=4, instances=2)] + [task(i) for i in range(2, 6)]
+    # The 4-slot task and the gang wait; the gang holds both nodes, so the small tasks may not take them.
+    assert plan(Snapshot(nodes, queue)) == []
