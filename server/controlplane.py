@@ -867,6 +867,8 @@ class ControlPlane:
         job = self.jobs[t.job_key]
         kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
         node_id = t.proto.node_info.node_id
+        # Every node that holds a directory of it: each instance of a gang has one.
+        holders = [s.node_info.node_id for s in t.proto.subtasks if s.node_info.node_id]
         if t.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
             kills = self._terminate_running(t, "deleted")
         self._count(job, t, -1)
@@ -877,15 +879,16 @@ class ControlPlane:
         self._check_job_done(job)
         await self.flush()
         self._send_kills(kills, delete_files=True)
-        n = self.nodes.get(idkey(node_id)) if node_id else None
-        if n is not None and n.session is not None and not kills:
-            n.session.send(
-                agent_pb2.ServerMessage(
-                    delete_task_files=agent_pb2.DeleteTaskFiles(
-                        command_id=n.session.command_id(), job_id=job.proto.id, task_ids=[t.proto.spec.id]
+        for holder in holders or ([node_id] if node_id and not kills else []):
+            n = self.nodes.get(idkey(holder))
+            if n is not None and n.session is not None:
+                n.session.send(
+                    agent_pb2.ServerMessage(
+                        delete_task_files=agent_pb2.DeleteTaskFiles(
+                            command_id=n.session.command_id(), job_id=job.proto.id, task_ids=[t.proto.spec.id]
+                        )
                     )
                 )
-            )
         self.kick_scheduler()
         return t.proto
 
