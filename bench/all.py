@@ -7,13 +7,14 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import latency, simulated, slurm, throughput
+from bench import latency, mpi_launch, simulated, slurm, throughput
 
 INSTRUMENTS: list[tuple[str, Callable[[list[str] | None], int]]] = [
     ("throughput", throughput.main),
     ("latency", latency.main),
     ("simulated", simulated.main),
     ("slurm", slurm.main),
+    ("mpi_launch", mpi_launch.main),
 ]
 
 
