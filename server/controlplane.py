@@ -217,11 +217,18 @@ class ControlPlane:
     def _deliver(self, sends: list[tuple[NodeRec, agent_pb2.ServerMessage]]) -> None:
         """Send what the last commit allows: kills first (one message per node), then the rest in order."""
         kills: dict[str, tuple[NodeRec, list[agent_pb2.AttemptRef]]] = {}
+        starts: dict[str, agent_pb2.ServerMessage] = {}
         rest: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
         for node, msg in sends:
-            if msg.WhichOneof("body") == "kill_tasks":
+            kind = msg.WhichOneof("body")
+            if kind == "kill_tasks":
                 kills.setdefault(node.key, (node, []))[1].extend(msg.kill_tasks.attempts)
+            elif kind == "start_tasks" and node.key in starts:
+                # One StartTasks per node per commit, however many placements.
+                starts[node.key].start_tasks.tasks.extend(msg.start_tasks.tasks)
             else:
+                if kind == "start_tasks":
+                    starts[node.key] = msg
                 rest.append((node, msg))
         for node, refs in kills.values():
             if node.session is not None:

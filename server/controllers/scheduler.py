@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from shoal.agent.v1 import agent_pb2
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
 from shoal.server.domain.records import NodeRec
 from shoal.server.scheduling.plan import NodeView, PendingTask, Snapshot, plan
@@ -77,7 +76,6 @@ def place(cp: ControlPlane, only: NodeRec | None = None) -> int:
     nothing and returns -1 when a gang is waiting in the queue (gangs and their
     reservations need the whole pool: the full pass handles them).
     """
-    per_node: dict[str, tuple[NodeRec, list[agent_pb2.TaskAssignment]]] = {}
     count = 0
     snapshot = build_snapshot(cp, only)
     if only is not None and any(t.instances > 1 for t in snapshot.queue):
@@ -99,11 +97,11 @@ def place(cp: ControlPlane, only: NodeRec | None = None) -> int:
         ):
             continue
         gang = [n for n in targets if n is not None]
+        # Queued at once (the flush merges them per node), so that a pass that
+        # fails half-way leaves no placed task without its StartTasks.
         for node, assignment in cp.assign(t, gang, p.attempt, p.slots_per_node):
-            per_node.setdefault(node.key, (node, []))[1].append(assignment)
+            cp.send_assignments(node, [assignment])
         count += 1
-    for node, assignments in per_node.values():
-        cp.send_assignments(node, assignments)
     return count
 
 
