@@ -20,6 +20,7 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
     """
     nodes: list[NodeView] = []
     free_by_pool: dict[str, int] = {}
+    now = cp.clock.now().timestamp()
     # Only pools with queued work need their nodes looked at.
     queued = {j.pool_key for j in cp.jobs.values() if j.queue and j.proto.state == job_pb2.JOB_STATE_ACTIVE}
     pools = [cp.pools[only.pool_key]] if only is not None and only.pool_key in cp.pools else cp.pools.values()
@@ -30,7 +31,7 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
         for n in members:
             ok = n.state in SCHEDULABLE_NODE_STATES and n.connected
             free = max(0, n.proto.task_slots - n.used_slots)
-            nodes.append(NodeView(n.key, pool.key, ok, n.proto.task_slots, free))
+            nodes.append(NodeView(n.key, pool.key, ok, n.proto.task_slots, free, _busy_until(cp, n, now)))
             if ok:
                 free_by_pool[pool.key] = free_by_pool.get(pool.key, 0) + free
     jobs = [
@@ -61,10 +62,33 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
                     required_slots=slots_per_node if multi else max(1, t.proto.spec.required_slots),
                     instances=max(1, instances),
                     job_priority=j.proto.priority,
+                    max_runtime=_max_runtime(t.proto.spec),
                 )
             )
             budget[pk] -= 1
-    return Snapshot(nodes=nodes, queue=queue)
+    return Snapshot(nodes=nodes, queue=queue, now=now)
+
+
+def _max_runtime(spec: task_pb2.TaskSpec) -> float | None:
+    c = spec.constraints
+    return c.max_wall_clock_time.ToTimedelta().total_seconds() if c.HasField("max_wall_clock_time") else None
+
+
+def _busy_until(cp: ControlPlane, n: NodeRec, now: float) -> float | None:
+    """When every attempt on `n` will have ended by its wall-clock limit (None: one has no limit)."""
+    until = now
+    for jk, tk in n.running:
+        job = cp.jobs.get(jk)
+        t = job.tasks.get(tk) if job else None
+        if t is None:
+            continue
+        limit = _max_runtime(t.proto.spec)
+        if limit is None:
+            return None
+        info = t.proto.execution_info
+        start = info.start_time.ToNanoseconds() / 1e9 if info.HasField("start_time") else now
+        until = max(until, start + limit)
+    return until
 
 
 def place(cp: ControlPlane, only: NodeRec | None = None) -> int:

@@ -26,6 +26,9 @@ class NodeView:
     schedulable: bool
     total_slots: int
     free_slots: int
+    #: When everything running on it will have ended, going by wall-clock
+    #: limits (`Snapshot.now` when idle); None when something runs without one.
+    busy_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class PendingTask:
     #: Nodes needed at once (multi-instance tasks); each gets `required_slots`.
     instances: int = 1
     job_priority: int = 0
+    #: Its wall-clock limit in seconds, if it has one (makes it a backfill candidate).
+    max_runtime: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class Snapshot:
     queue: Sequence[PendingTask]
     #: Spread tasks over nodes (True) or fill one node before the next (False).
     spread: bool = True
+    #: The time `busy_until` is measured against (seconds; the caller's clock).
+    now: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,9 @@ def plan(snapshot: Snapshot) -> list[Placement]:
 
     Gangs do not starve: the first gang in a pool's queue that does not fit
     reserves the nodes closest to fitting it, and no later task is placed on
-    them, so they drain until the gang fits. (No backfill onto reserved nodes
-    yet, even for work whose wall-clock limit says it would finish in time.)
+    them, so they drain until the gang fits. Backfill: a single-node task may
+    still use a held node when its wall-clock limit says it ends before the
+    gang could start anyway (every held node's `busy_until` known).
     """
     free: dict[str, int] = {}
     pools: dict[str, _PoolIndex] = {}
@@ -87,6 +95,9 @@ def plan(snapshot: Snapshot) -> list[Placement]:
             free[n.node_id] = n.free_slots
             pools.setdefault(n.pool_id, _PoolIndex(free)).add(n.node_id)
     reserved_pools: set[str] = set()
+    #: Per pool with a reservation: when the waiting gang could start at the earliest (None: unknown).
+    gang_start: dict[str, float | None] = {}
+    busy = {n.node_id: n.busy_until for n in snapshot.nodes}
     placements: list[Placement] = []
     # Smallest request that failed per pool: anything needing as much or more
     # cannot fit either, so it is skipped without a scan (keeps plan O(queue)).
@@ -97,25 +108,36 @@ def plan(snapshot: Snapshot) -> list[Placement]:
             continue
         need = (task.instances, task.required_slots)
         b = blocked.get(task.pool_id)
-        # (A gang still gets to reserve nodes, even behind a blocked task.)
+        # A gang still gets to reserve nodes behind a blocked task, and a task
+        # with a wall-clock limit may still backfill onto held nodes.
+        backfill = task.instances == 1 and task.pool_id in reserved_pools and task.max_runtime is not None
         if (
             b is not None
             and need[0] >= b[0]
             and need[1] >= b[1]
             and (task.instances == 1 or task.pool_id in reserved_pools)
+            and not backfill
         ):
             continue
+        chosen: tuple[str, ...] | None
         if task.instances == 1:
             one = index.pick(task.required_slots, snapshot.spread)
-            chosen: tuple[str, ...] | None = (one,) if one is not None else None
+            if one is None and backfill:
+                one = _backfill(index, task, snapshot, gang_start.get(task.pool_id), busy)
+            chosen = (one,) if one is not None else None
         else:
             chosen = _choose(index.candidates(), free, task, snapshot.spread)
         if chosen is None:
-            if b is None or (need[0] <= b[0] and need[1] <= b[1]):
+            if (b is None or (need[0] <= b[0] and need[1] <= b[1])) and not backfill:
                 blocked[task.pool_id] = need
             if task.instances > 1 and task.pool_id not in reserved_pools:
                 reserved_pools.add(task.pool_id)
-                index.reserved |= _reserve(schedulable.get(task.pool_id, []), free, task)
+                held = _reserve(schedulable.get(task.pool_id, []), free, task)
+                index.reserved |= held
+                ends = [busy.get(n) for n in held]
+                gang_start[task.pool_id] = (
+                    None if not held or any(e is None for e in ends) else max(e for e in ends if e is not None)
+                )
             continue
         for node_id in chosen:
             index.take(node_id, task.required_slots)
@@ -158,6 +180,19 @@ class _PoolIndex:
     def candidates(self) -> list[str]:
         """Free, unreserved nodes (for gangs, which are rare enough to scan)."""
         return [n for n in self.nodes if self.free[n] > 0 and n not in self.reserved]
+
+
+def _backfill(
+    index: _PoolIndex, task: PendingTask, snapshot: Snapshot, start: float | None, busy: dict[str, float | None]
+) -> str | None:
+    """A held node `task` can use without delaying the gang: it ends (by its wall clock) before the gang can start."""
+    if start is None or task.max_runtime is None or snapshot.now + task.max_runtime > start:
+        return None
+    fits = [n for n in index.reserved if index.free.get(n, 0) >= task.required_slots]
+    if not fits:
+        return None
+    fits.sort(key=(lambda n: (-index.free[n], n)) if snapshot.spread else (lambda n: (index.free[n], n)))
+    return fits[0]
 
 
 def _reserve(nodes: list[NodeView], free: dict[str, int], task: PendingTask) -> set[str]:

@@ -163,3 +163,36 @@ async def test_gang_is_not_starved_by_a_stream_of_ordinary_tasks(server, stubs) 
         assert g.attempt.task_id == "m"
     for a in agents:
         await a.close()
+
+
+async def test_backfill_uses_a_held_node_only_for_work_that_ends_in_time(server, stubs) -> None:
+    from google.protobuf import duration_pb2
+
+    def limited(task_id: str, seconds: int | None) -> task_pb2.TaskSpec:
+        c = common_pb2.TaskConstraints()
+        if seconds is not None:
+            c.max_wall_clock_time.CopyFrom(duration_pb2.Duration(seconds=seconds))
+        return task_pb2.TaskSpec(id=task_id, command_line="x", constraints=c)
+
+    agents = await join_pool(server, stubs, 2)
+    by_node = {a.node_id: a for a in agents}
+    await stubs.tasks.AddTasks(task_pb2.AddTasksRequest(parent="jobs/j", tasks=[limited("busy", 600)]))
+    busy = await get(stubs, "busy")
+    holder = by_node[busy.node_info.node_id]
+    (asg,) = (await holder.expect("start_tasks")).start_tasks.tasks
+    await holder.event(asg.attempt, A.TASK_EVENT_KIND_RUNNING)
+    await wait_state(stubs, "busy", task_pb2.TASK_STATE_RUNNING)
+    # The gang must wait for the busy node (up to 600 s by its wall clock); the other node is held.
+    await stubs.tasks.AddTasks(
+        task_pb2.AddTasksRequest(
+            parent="jobs/j",
+            tasks=[mi_task("m", 2), limited("unbounded", None), limited("long", 3600), limited("short", 5)],
+        )
+    )
+    free_agent = next(a for a in agents if a is not holder)
+    (bf,) = (await free_agent.expect("start_tasks")).start_tasks.tasks
+    assert bf.attempt.task_id == "short"
+    assert (await get(stubs, "unbounded")).state == task_pb2.TASK_STATE_ACTIVE
+    assert (await get(stubs, "long")).state == task_pb2.TASK_STATE_ACTIVE
+    for a in agents:
+        await a.close()

@@ -154,3 +154,21 @@ def test_gang_behind_a_blocked_whole_node_task_still_reserves() -> None:
     queue = [task(0, slots=4), task(1, slots=4, instances=2)] + [task(i) for i in range(2, 6)]
     # The 4-slot task and the gang wait; the gang holds both nodes, so the small tasks may not take them.
     assert plan(Snapshot(nodes, queue)) == []
+
+
+def test_backfill_only_with_work_that_ends_before_the_gang_can_start() -> None:
+    # A 2-node gang waits: n1 is busy until t=100 (wall-clock limits say so), n2 is idle and held.
+    nodes = [
+        NodeView("n1", "p", True, 1, 0, busy_until=100.0),
+        NodeView("n2", "p", True, 1, 1, busy_until=0.0),
+    ]
+    gang = task(0, instances=2)
+    short = PendingTask(("j", "short"), "p", 0, max_runtime=60.0)
+    long = PendingTask(("j", "long"), "p", 0, max_runtime=500.0)
+    unbounded = PendingTask(("j", "unbounded"), "p", 0)
+    out = plan(Snapshot(nodes, [gang, long, unbounded, short], now=0.0))
+    # Only the task that is sure to be done by t=100 may use the held node.
+    assert [(p.key[1], p.nodes) for p in out] == [("short", ("n2",))]
+    # When the busy node's end is unknown, nothing backfills.
+    nodes[0] = NodeView("n1", "p", True, 1, 0, busy_until=None)
+    assert plan(Snapshot(nodes, [gang, short], now=0.0)) == []
