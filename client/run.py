@@ -33,6 +33,7 @@ def mpi_task_spec(
     coordination_command_line: str = "",
     max_wall_clock_time: timedelta | None = None,
     max_task_retry_count: int | None = None,
+    mpiexec: str = "mpiexec",
 ) -> TaskSpec:
     """The multi-instance task for `program` with `ppn` ranks on each of `nodes` nodes (pure)."""
     common = (
@@ -42,7 +43,7 @@ def mpi_task_spec(
     )
     return TaskSpec(
         id=task_id,
-        command_line=mpiexec_command_line(nodes, ppn, program, flavor=flavor),
+        command_line=mpiexec_command_line(nodes, ppn, program, flavor=flavor, mpiexec=mpiexec),
         max_wall_clock_time=max_wall_clock_time,
         max_task_retry_count=max_task_retry_count,
         multi_instance_settings=MultiInstanceSettings(
@@ -68,6 +69,7 @@ def run_mpi(
     max_task_retry_count: int | None = None,
     on_output: Callable[[bytes], None] | None = None,
     timeout: float | None = None,
+    mpiexec: str = "mpiexec",
 ) -> Task:
     """Run `program` as an MPI job on `nodes` nodes of `pool_id` and return the completed task.
 
@@ -94,6 +96,7 @@ def run_mpi(
         flavor=flavor,
         max_wall_clock_time=max_wall_clock_time,
         max_task_retry_count=max_task_retry_count,
+        mpiexec=mpiexec,
     )
     client.tasks.add(job_id, spec)
     if on_output is not None:

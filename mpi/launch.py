@@ -112,13 +112,17 @@ def mpiexec_command_line(
     flavor: Flavor = "mpich",
     wdir_var: str | None = "SHOAL_TASK_SHARED_DIR",
     hosts_var: str = "SHOAL_HOST_LIST",
+    mpiexec: str = "mpiexec",
 ) -> str:
     """The command line of a multi-instance task that runs `program` on every rank.
 
     The hosts are not known at submission (the scheduler picks them), so the
     line is a `/bin/sh -c` script that reads `$SHOAL_HOST_LIST` on the primary:
     ``mpiexec -hosts $SHOAL_HOST_LIST -ppn 2 -n 4 -wdir $SHOAL_TASK_SHARED_DIR prog``.
+    `mpiexec` is looked up on the node's PATH unless given as a path: where
+    several MPI implementations are installed, name the one you mean.
     """
+    launcher = shlex.quote(mpiexec)
     if nodes < 1 or ppn < 1:
         raise ValueError("nodes and ppn must be at least 1")
     if not program:
@@ -126,11 +130,13 @@ def mpiexec_command_line(
     prog = " ".join(shlex.quote(p) for p in program)
     n = nodes * ppn
     if flavor == "mpich":
-        parts = [f"exec mpiexec -hosts ${hosts_var} -ppn {ppn} -n {n}"]
+        parts = [f"exec {launcher} -hosts ${hosts_var} -ppn {ppn} -n {n}"]
         if wdir_var:
             parts.append(f"-wdir ${wdir_var}")
     else:
-        parts = [f"exec mpiexec --host ${hosts_var} --map-by ppr:{ppn}:node -n {n} --leave-session-attached"]
+        # Open MPI wants slots per host: `h1:2,h2:2` from the comma-separated list.
+        hosts = f'$(echo ${hosts_var} | sed "s/,/:{ppn},/g"):{ppn}'
+        parts = [f"exec {launcher} --host {hosts} -n {n} --leave-session-attached"]
         if wdir_var:
             parts.append(f"--wdir ${wdir_var}")
     parts.append(prog)
