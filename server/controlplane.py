@@ -152,9 +152,9 @@ class ControlPlane:
                     continue
                 trec.node_key = gang[0]
                 trec.gang = gang if task.subtasks else ()
-                trec.coordinated = {
+                trec.coordinated = frozenset(
                     s.id for s in task.subtasks if s.state == T.SUBTASK_STATE_RUNNING and s.HasField("exit_code")
-                }
+                )
                 for nk in gang:
                     self.nodes[nk].running[trec.tkey] = (
                         self.nodes[nk].proto.task_slots if task.subtasks else max(1, task.spec.required_slots)
@@ -786,7 +786,7 @@ class ControlPlane:
                     self._send_after_commit(n, agent_pb2.ServerMessage(kill_tasks=agent_pb2.KillTasks(attempts=[ref])))
         t.node_key = None
         t.gang = ()
-        t.coordinated = set()
+        t.coordinated = frozenset()
         for nk in used:
             n = self.nodes.get(nk)
             if n is None:
@@ -932,7 +932,7 @@ class ControlPlane:
         t.node_key = nodes[0].key
         multi = spec.HasField("multi_instance_settings")
         t.gang = tuple(n.key for n in nodes) if multi else ()
-        t.coordinated = set()
+        t.coordinated = frozenset()
         info = t.proto.execution_info
         for f in ("start_time", "end_time", "exit_code", "failure_info", "result"):
             info.ClearField(f)  # type: ignore[arg-type]
@@ -1230,7 +1230,7 @@ class ControlPlane:
                 self._mark_running(t, ev)
             self._mark_task(t)
         elif ev.kind == agent_pb2.TASK_EVENT_KIND_COORDINATED:
-            t.coordinated.add(i)
+            t.coordinated = t.coordinated | {i}
             # The coordination command's exit code; `load` rebuilds `coordinated`
             # from RUNNING subtasks that have one, so a restart does not lose it.
             sub.exit_code = 0

@@ -13,9 +13,12 @@ from shoal.v1 import job_pb2, pool_pb2, task_pb2
 TaskKey = tuple[str, str]  # (job key, task key)
 
 
-@dataclass(eq=False)
+NO_INSTANCES: frozenset[int] = frozenset()
+
+
+@dataclass(eq=False, slots=True)
 class TaskRec:
-    """One task."""
+    """One task. Slotted, with shared empty defaults: there may be millions."""
 
     job_key: str
     key: str
@@ -27,7 +30,12 @@ class TaskRec:
     #: Multi-instance tasks: the node of each instance (index = instance), else ().
     gang: tuple[str, ...] = ()
     #: Multi-instance tasks: instances whose coordination command succeeded.
-    coordinated: set[int] = field(default_factory=set)
+    coordinated: frozenset[int] = NO_INSTANCES
+
+    @property
+    def tkey(self) -> TaskKey:
+        """(job key, task key); built on demand rather than stored, to keep records small."""
+        return (self.job_key, self.key)
 
     @property
     def nodes_used(self) -> tuple[str, ...]:
@@ -41,10 +49,6 @@ class TaskRec:
         if self.gang:
             return self.gang.index(node_key) if node_key in self.gang else None
         return 0 if self.node_key == node_key else None
-
-    @property
-    def tkey(self) -> TaskKey:
-        return (self.job_key, self.key)
 
     @property
     def state(self) -> int:
