@@ -121,10 +121,11 @@ def test_waiting_gang_reserves_nodes_so_later_tasks_cannot_starve_it() -> None:
 
 
 def test_gang_reservation_leaves_other_nodes_usable() -> None:
-    nodes = [node(1, 0, total=1), node(2, 1, total=1), node(3, 1, total=1), node(4, 1, total=1)]
-    out = plan(Snapshot(nodes, [task(0, instances=4), task(1), task(2)]))
-    # Three nodes are held for the 4-node gang (the free ones first); one is left for others.
-    assert len(out) == 0 or all(len(p.nodes) == 1 for p in out)
+    # A gang of 3 whole 2-slot nodes fits nowhere yet; it holds the three nodes closest
+    # to free (n3, then n1 and n2 by id), and n4 stays usable by ordinary work.
+    nodes = [node(1, 1, total=2), node(2, 1, total=2), node(3, 2, total=2), node(4, 1, total=2)]
+    out = plan(Snapshot(nodes, [task(0, instances=3, slots=2), task(1), task(2)]))
+    assert [(p.key[1], p.nodes) for p in out] == [("t1", ("n4",))]
 
 
 def reference_plan(snap: Snapshot) -> list[tuple[tuple[str, str], tuple[str, ...]]]:
