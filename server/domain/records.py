@@ -173,7 +173,6 @@ class NodeRec:
     start_task_ok: bool = False
     #: Statistics changed since the node row was last written.
     stats_dirty: bool = False
-    #: True while the stream that registered is connected.
 
     @property
     def pool_key(self) -> str:
@@ -189,6 +188,7 @@ class NodeRec:
 
     @property
     def connected(self) -> bool:
+        """True while the stream that registered is open."""
         return self.session is not None and not self.session.closed
 
 
