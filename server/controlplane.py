@@ -216,13 +216,14 @@ class ControlPlane:
 
     def _deliver(self, sends: list[tuple[NodeRec, agent_pb2.ServerMessage]]) -> None:
         """Send what the last commit allows: kills first (one message per node), then the rest in order."""
-        kills: dict[str, tuple[NodeRec, list[agent_pb2.AttemptRef]]] = {}
+        kills: dict[tuple[str, bool], tuple[NodeRec, list[agent_pb2.AttemptRef]]] = {}
         starts: dict[str, agent_pb2.ServerMessage] = {}
         rest: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
         for node, msg in sends:
             kind = msg.WhichOneof("body")
             if kind == "kill_tasks":
-                kills.setdefault(node.key, (node, []))[1].extend(msg.kill_tasks.attempts)
+                group = (node.key, msg.kill_tasks.delete_files)
+                kills.setdefault(group, (node, []))[1].extend(msg.kill_tasks.attempts)
             elif kind == "start_tasks" and node.key in starts:
                 # One StartTasks per node per commit, however many placements.
                 starts[node.key].start_tasks.tasks.extend(msg.start_tasks.tasks)
@@ -230,13 +231,12 @@ class ControlPlane:
                 if kind == "start_tasks":
                     starts[node.key] = msg
                 rest.append((node, msg))
-        for node, refs in kills.values():
+        for (_, delete_files), (node, refs) in kills.items():
             if node.session is not None:
-                node.session.send(
-                    agent_pb2.ServerMessage(
-                        kill_tasks=agent_pb2.KillTasks(command_id=node.session.command_id(), attempts=refs)
-                    )
+                kill = agent_pb2.KillTasks(
+                    command_id=node.session.command_id(), attempts=refs, delete_files=delete_files
                 )
+                node.session.send(agent_pb2.ServerMessage(kill_tasks=kill))
         for node, msg in rest:
             if node.session is not None:
                 kind = msg.WhichOneof("body")
@@ -629,8 +629,8 @@ class ControlPlane:
         if job.proto.state == J.JOB_STATE_COMPLETED:
             raise failed_precondition("JOB_COMPLETED", f"job {job_id!r} is already completed")
         kills = self._terminate_job_now(job, reason or "UserTerminate")
-        await self.flush()
         self._send_kills(kills)
+        await self.flush()
         self.kick_scheduler()
         return job.proto
 
@@ -652,8 +652,8 @@ class ControlPlane:
         self._dirty[("tasks!", job.key)] = Delete("tasks", parent=job.key)
         for q in job.watchers:
             q.put_nowait(None)
-        await self.flush()
         self._send_kills(kills)
+        await self.flush()
         pool = self.pools.get(job.pool_key)
         if pool is not None:
             for n in pool.nodes.values():
@@ -839,18 +839,10 @@ class ControlPlane:
         return [(node, ref)] if node is not None else []
 
     def _send_kills(self, kills: list[tuple[NodeRec, agent_pb2.AttemptRef]], delete_files: bool = False) -> None:
-        by_node: dict[str, tuple[NodeRec, list[agent_pb2.AttemptRef]]] = {}
+        """Queue KillTasks for these attempts; they leave with the next flush, after its commit."""
         for n, ref in kills:
-            by_node.setdefault(n.key, (n, []))[1].append(ref)
-        for n, refs in by_node.values():
-            if n.session is not None:
-                n.session.send(
-                    agent_pb2.ServerMessage(
-                        kill_tasks=agent_pb2.KillTasks(
-                            command_id=n.session.command_id(), attempts=refs, delete_files=delete_files
-                        )
-                    )
-                )
+            msg = agent_pb2.KillTasks(attempts=[ref], delete_files=delete_files)
+            self._send_after_commit(n, agent_pb2.ServerMessage(kill_tasks=msg))
 
     async def terminate_task(self, job_id: str, task_id: str) -> task_pb2.Task:
         """Complete a task now; a running attempt is killed."""
@@ -863,8 +855,8 @@ class ControlPlane:
         else:
             kills = self._terminate_running(t, "terminated by the user")
         self._check_job_done(self.jobs[t.job_key])
-        await self.flush()
         self._send_kills(kills)
+        await self.flush()
         self.kick_scheduler()
         return t.proto
 
@@ -884,8 +876,8 @@ class ControlPlane:
         self._changed_tasks.pop(t.tkey, None)
         self._dirty[("tasks", f"{job.key}/{t.key}")] = Delete("tasks", f"{job.key}/{t.key}")
         self._check_job_done(job)
-        await self.flush()
         self._send_kills(kills, delete_files=True)
+        await self.flush()
         for holder in holders or ([node_id] if node_id and not kills else []):
             n = self.nodes.get(idkey(holder))
             if n is not None and n.session is not None:
@@ -1082,6 +1074,8 @@ class ControlPlane:
                     self._set_node_state(node, target)
         self._refresh_node_activity(node)
         self._refresh_pool(pool)
+        # Held back by the session until Welcome has gone out.
+        self._send_kills(kills)
         await self.flush()
         welcome = agent_pb2.Welcome(
             node_id=node.proto.id,
@@ -1093,12 +1087,7 @@ class ControlPlane:
             welcome.start_task.CopyFrom(start)
         session.send(agent_pb2.ServerMessage(welcome=welcome))
         if reg.pending_events:
-            session.send(
-                agent_pb2.ServerMessage(
-                    events_ack=agent_pb2.EventsAck(up_to_event_id=max(e.event_id for e in reg.pending_events))
-                )
-            )
-        self._send_kills(kills)
+            session.ack(max(e.event_id for e in reg.pending_events))
         # RunApplication is not acknowledged: a primary that reconnects while its
         # gang is fully coordinated is told again (the agent ignores a repeat).
         for tkey in node.running:
@@ -1393,5 +1382,5 @@ class ControlPlane:
             if now - job.proto.creation_time.ToDatetime(tzinfo=now.tzinfo) > c.max_wall_clock_time.ToTimedelta():
                 kills.extend(self._terminate_job_now(job, "MaxWallClockTimeExpiry"))
         if self._dirty:
-            await self.flush()
             self._send_kills(kills)
+            await self.flush()
