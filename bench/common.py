@@ -295,6 +295,17 @@ class BenchServer:
         t = self.ps.cpu_times()
         return float(t.user + t.system)
 
+    def agents_cpu_seconds(self) -> float:
+        """CPU of the agent processes (the server's direct children), tasks they spawned excluded."""
+        assert self.ps is not None
+        total = 0.0
+        with contextlib.suppress(psutil.Error):
+            for c in self.ps.children(recursive=False):
+                with contextlib.suppress(psutil.Error):
+                    t = c.cpu_times()
+                    total += t.user + t.system
+        return total
+
     def rss(self) -> int:
         assert self.ps is not None
         return int(self.ps.memory_info().rss)

@@ -161,8 +161,12 @@ def main(argv: list[str] | None = None) -> int:
                     report.add(command, f"raw Popen, {PARALLEL} in flight", f"{raw:.2f}", fmt(raw_rate), "1.00", "", "")
                     pool = f"p{nodes}x{slots}"
                     cpu0 = server.cpu_seconds()
+                    agents0 = server.agents_cpu_seconds()
+                    own0 = time.process_time()
                     r = shoal_run(server, pool, f"{name}-{pool}", command, n, timeout=max(120.0, n * 0.2))
                     cpu = server.cpu_seconds() - cpu0
+                    agents_cpu = server.agents_cpu_seconds() - agents0
+                    own_cpu = time.process_time() - own0
                     rate = n / r.seconds
                     report.add(
                         command,
@@ -174,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                         str(r.failed),
                     )
                     report.note(
-                        f"{command} on {pool}: server process CPU {cpu:.2f} s = {1000 * cpu / n:.2f} ms per task"
+                        f"{command} on {pool}: server process CPU {cpu:.2f} s = {1000 * cpu / n:.2f} ms per task; "
+                        f"agents {1000 * agents_cpu / n:.2f} ms per task; "
+                        f"this bench process (AddTasks, WatchTasks) {1000 * own_cpu / n:.2f} ms per task"
                     )
             if prof is not None:
                 prof.stop()

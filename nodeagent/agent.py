@@ -17,7 +17,7 @@ import psutil
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.clock import Clock, SystemClock
-from shoal.nodeagent import process, retention
+from shoal.nodeagent import process
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.execservice import exec_in_instance
 from shoal.nodeagent.fileservice import NodeFileService
@@ -63,10 +63,21 @@ class _Connection:
     def __init__(self, wake: asyncio.Event) -> None:
         self.queue: collections.deque[agent_pb2.AgentMessage] = collections.deque()
         self._wake = wake
+        self.ack_up_to = 0
 
     def send(self, msg: agent_pb2.AgentMessage) -> None:
         self.queue.append(msg)
         self._wake.set()
+
+    def ack(self, command_id: int) -> None:
+        """Acknowledge commands up to `command_id`, on the next message that leaves."""
+        self.ack_up_to = max(self.ack_up_to, command_id)
+        self._wake.set()
+
+    def take_ack(self) -> int:
+        """The acknowledgement not yet sent (0: none); it is sent with the caller's message."""
+        ack, self.ack_up_to = self.ack_up_to, 0
+        return ack
 
 
 class Agent:
@@ -169,8 +180,8 @@ class Agent:
             task_id = rest.rpartition("/")[0]
             with contextlib.suppress(UnsafePathError, OSError):
                 task_dir = self.layout.task_dir(job_id, task_id)
-                if task_dir.is_dir() and retention.read_deadline(task_dir) is None:
-                    retention.write_deadline(task_dir, deadline)
+                if task_dir.is_dir() and self.runner.retention.deadline(job_id, task_id) is None:
+                    self.runner.retention.record(job_id, task_id, deadline)
 
     async def _shutdown(self) -> None:
         if self._start_task_pgid is not None:
@@ -178,6 +189,7 @@ class Agent:
         await self.runner.kill_all()
         self.running_file.flush()
         self.running_file.close()
+        self.runner.retention.close()
         for t in list(self._background):
             t.cancel()
         if self._background:
@@ -194,7 +206,7 @@ class Agent:
     async def _sweeper(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(self.runner.sweep)
+                await self.runner.sweep()
             except Exception:
                 log.exception("retention sweep failed")
             await self.clock.sleep(self.config.sweep_interval_seconds)
@@ -326,7 +338,9 @@ class Agent:
 
     async def _flush(self, call: Any, conn: _Connection) -> None:
         while conn.queue:
-            await call.write(conn.queue.popleft())
+            msg = conn.queue.popleft()
+            msg.commands_acked_up_to = conn.take_ack()
+            await call.write(msg)
 
     def _on_welcome(self, w: agent_pb2.Welcome, conn: _Connection) -> None:
         if w.node_id and w.node_id != self.node_id:
@@ -356,8 +370,15 @@ class Agent:
                 events = self.outbox.after(watermark, MAX_EVENTS_PER_MESSAGE)
                 if not events:
                     break
-                await call.write(agent_pb2.AgentMessage(task_events=agent_pb2.TaskEvents(events=events)))
                 watermark = events[-1].event_id
+                self.outbox.mark_sent(watermark)
+                msg = agent_pb2.AgentMessage(task_events=agent_pb2.TaskEvents(events=events))
+                msg.commands_acked_up_to = conn.take_ack()
+                await call.write(msg)
+            ack = conn.take_ack()
+            if ack:
+                # Nothing else went out to carry it.
+                await call.write(agent_pb2.AgentMessage(ack=agent_pb2.CommandAck(command_id=ack)))
 
     async def _heartbeats(self, conn: _Connection) -> None:
         while True:
@@ -373,6 +394,8 @@ class Agent:
             await self.clock.sleep(self.heartbeat_interval)
 
     def _dispatch(self, msg: agent_pb2.ServerMessage, conn: _Connection) -> None:
+        if msg.events_acked_up_to:
+            self.outbox.ack(msg.events_acked_up_to)
         kind = msg.WhichOneof("body")
         if kind == "start_tasks":
             for assignment in msg.start_tasks.tasks:
@@ -399,7 +422,7 @@ class Agent:
     @staticmethod
     def _ack(conn: _Connection, command_id: int) -> None:
         if command_id:
-            conn.send(agent_pb2.AgentMessage(ack=agent_pb2.CommandAck(command_id=command_id)))
+            conn.ack(command_id)
 
     def _emit(self, event: agent_pb2.TaskEvent) -> None:
         self.outbox.add(event)

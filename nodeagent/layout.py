@@ -63,6 +63,11 @@ class NodeLayout:
         return self.volatile / "running.json"
 
     @property
+    def retention_file(self) -> Path:
+        """Retention deadlines of completed task directories (a journal)."""
+        return self.volatile / "retention.jsonl"
+
+    @property
     def log_file(self) -> Path:
         """The agent's log."""
         return self.root / "agent.log"

@@ -142,6 +142,8 @@ class TaskRunner:
         self._identity = node_identity
         self._running_file = running_file
         self._source_env = dict(os.environ) if source_env is None else source_env
+        #: When completed task directories may be deleted.
+        self.retention = retention.RetentionJournal(layout.retention_file)
         self._attempts: dict[AttemptKey, Attempt] = {}
         #: (job, task) → its newest attempt on this node.
         self._current: dict[tuple[str, str], Attempt] = {}
@@ -282,9 +284,17 @@ class TaskRunner:
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
 
-    def sweep(self) -> list[Path]:
-        """Delete expired task directories."""
-        return retention.sweep(self._layout.workitems, self._clock.now(), self.is_task_active)
+    async def sweep(self) -> list[Path]:
+        """Delete task directories whose retention passed (not those of tasks running again)."""
+        due = self.retention.due(self._clock.now(), self.is_task_active)
+        dirs = []
+        for job_id, task_id in due:
+            with contextlib.suppress(UnsafePathError):
+                if not self.is_task_active(job_id, task_id):
+                    dirs.append(self._layout.task_dir(job_id, task_id))
+        removed = await asyncio.to_thread(retention.remove_task_dirs, dirs) if dirs else []
+        self.retention.forget(due)
+        return removed
 
     # ---- one attempt -------------------------------------------------------------------------------
 
@@ -508,8 +518,8 @@ class TaskRunner:
                 retention.remove_if_empty(task_dir.parent.parent)
             else:
                 seconds = a.retention_seconds if a.retention_seconds > 0 else self._config.default_retention_seconds
-                with contextlib.suppress(OSError, OverflowError):
-                    retention.write_deadline(task_dir, now + timedelta(seconds=seconds))
+                with contextlib.suppress(OverflowError):
+                    self.retention.record(a.attempt.job_id, a.attempt.task_id, now + timedelta(seconds=seconds))
         event = agent_pb2.TaskEvent(
             attempt=a.attempt,
             kind=COMPLETED,
@@ -547,7 +557,6 @@ def _reset_task_dir(task_dir: Path) -> None:
     wd.mkdir(parents=True)
     for name in ("stdout.txt", "stderr.txt"):
         (task_dir / name).write_bytes(b"")
-    (task_dir / retention.RETENTION_FILE).unlink(missing_ok=True)
 
 
 def _fresh_task_dir(task_dir: Path) -> None:

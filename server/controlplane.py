@@ -1198,6 +1198,8 @@ class ControlPlane:
             elif ev.kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
                 self._mark_running(t, ev)
             elif ev.kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
+                # A short attempt's RUNNING may have been folded into its COMPLETED.
+                self._mark_running(t, ev)
                 self._complete_attempt(t, node, ev)
             self._check_job_done(job)
 
@@ -1232,6 +1234,8 @@ class ControlPlane:
                         primary, agent_pb2.ServerMessage(run_application=agent_pb2.RunApplication(attempt=ref))
                     )
         elif ev.kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
+            if i == 0:
+                self._mark_running(t, ev)
             self._finish_subtask(sub, ev)
             failed = ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS
             lost = [nk for nk in t.gang if nk != node.key and not self._connected(nk)]
@@ -1261,6 +1265,9 @@ class ControlPlane:
         return n is not None and n.connected
 
     def _finish_subtask(self, sub: task_pb2.Subtask, ev: agent_pb2.TaskEvent) -> None:
+        if not sub.HasField("start_time"):
+            sub.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
+            sub.node_info.task_root_directory = ev.task_root_directory
         sub.state = T.SUBTASK_STATE_COMPLETED
         sub.end_time.CopyFrom(ev.time)
         if ev.HasField("exit_code"):

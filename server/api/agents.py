@@ -43,10 +43,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         reader = asyncio.create_task(self._read(request_iterator, session))
         try:
             while True:
-                msg = await session.outbox.get()
+                msg = await session.get()
                 if msg is None:
                     break
-                session.taken(msg)
                 yield msg
         finally:
             reader.cancel()

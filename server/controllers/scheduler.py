@@ -20,6 +20,11 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
     """
     nodes: list[NodeView] = []
     free_by_pool: dict[str, int] = {}
+    if only is not None and (
+        only.proto.task_slots <= only.used_slots or only.state not in SCHEDULABLE_NODE_STATES or not only.connected
+    ):
+        # The reporting node has no room (a RUNNING report, say): nothing to look at.
+        return Snapshot(nodes=[], queue=[])
     now = cp.clock.now().timestamp()
     # Only pools with queued work need their nodes looked at.
     queued = {j.pool_key for j in cp.jobs.values() if j.queue and j.proto.state == job_pb2.JOB_STATE_ACTIVE}
@@ -42,8 +47,10 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
     jobs.sort(key=lambda j: (-j.proto.priority, j.seq))
     queue: list[PendingTask] = []
     # Each task takes at least one slot, so a pool never needs more candidates
-    # than it has free slots (plus some slack for tasks that do not fit).
-    budget = {p: free + 64 for p, free in free_by_pool.items()}
+    # than it has free slots (plus some slack for tasks that do not fit; when
+    # one node's pass runs short of candidates, the caller runs the full pass).
+    slack = 4 if only is not None else 64
+    budget = {p: free + slack for p, free in free_by_pool.items()}
     for j in jobs:
         pk = j.pool_key
         slots_per_node = cp.pools[pk].proto.task_slots_per_node

@@ -106,10 +106,11 @@ class AgentSession:
     def __init__(self, node_key: str, boot_id: str) -> None:
         self.node_key = node_key
         self.boot_id = boot_id
-        self.outbox: asyncio.Queue[agent_pb2.ServerMessage | None] = asyncio.Queue()
+        #: Messages waiting for the stream writer; None ends the stream.
+        self._queue: collections.deque[agent_pb2.ServerMessage | None] = collections.deque()
+        self._ready = asyncio.Event()
         self.closed = False
         self._next_command = 1
-        self._pending_ack: agent_pb2.ServerMessage | None = None
         #: Welcome must be the first message an agent sees: everything else
         #: waits here until it (or Shutdown, sent instead of it) has gone out.
         self._held: list[agent_pb2.ServerMessage] | None = []
@@ -119,6 +120,17 @@ class AgentSession:
         self._next_command += 1
         return cid
 
+    def _put(self, msg: agent_pb2.ServerMessage | None) -> None:
+        self._queue.append(msg)
+        self._ready.set()
+
+    async def get(self) -> agent_pb2.ServerMessage | None:
+        """The next message for the stream (None: the session is over). Once taken, it no longer changes."""
+        while not self._queue:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._queue.popleft()
+
     def send(self, msg: agent_pb2.ServerMessage) -> None:
         if self.closed:
             return
@@ -127,34 +139,27 @@ class AgentSession:
                 self._held.append(msg)
                 return
             held, self._held = self._held, None
-            self.outbox.put_nowait(msg)
+            self._put(msg)
             for m in held:
-                self.outbox.put_nowait(m)
+                self._put(m)
             return
-        self.outbox.put_nowait(msg)
+        self._put(msg)
 
     def ack(self, up_to_event_id: int) -> None:
-        """Acknowledge events; an acknowledgement still waiting in the outbox is raised instead of sending another."""
-        pending = self._pending_ack
-        if pending is not None and not self._ack_taken(pending):
-            pending.events_ack.up_to_event_id = max(pending.events_ack.up_to_event_id, up_to_event_id)
+        """Acknowledge events: on a message still waiting for the writer if there is one, else in an EventsAck."""
+        last = self._queue[-1] if self._queue and self._held is None else None
+        if last is not None:
+            if last.WhichOneof("body") == "events_ack":
+                last.events_ack.up_to_event_id = max(last.events_ack.up_to_event_id, up_to_event_id)
+            else:
+                last.events_acked_up_to = max(last.events_acked_up_to, up_to_event_id)
             return
-        msg = agent_pb2.ServerMessage(events_ack=agent_pb2.EventsAck(up_to_event_id=up_to_event_id))
-        self._pending_ack = msg
-        self.send(msg)
-
-    def taken(self, msg: agent_pb2.ServerMessage) -> None:
-        """The stream writer took `msg` out of the outbox (it can no longer change)."""
-        if msg is self._pending_ack:
-            self._pending_ack = None
-
-    def _ack_taken(self, msg: agent_pb2.ServerMessage) -> bool:
-        return msg is not self._pending_ack
+        self.send(agent_pb2.ServerMessage(events_ack=agent_pb2.EventsAck(up_to_event_id=up_to_event_id)))
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.outbox.put_nowait(None)
+            self._put(None)
 
 
 @dataclass(eq=False)

@@ -8,13 +8,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from shoal.server.store.base import TABLES, Delete, Loaded, Op, Row
+from shoal.server.store.base import TABLES, Loaded, Op, Row
 
 _SCHEMA = [
     f"CREATE TABLE IF NOT EXISTS {t} (key TEXT PRIMARY KEY, parent TEXT NOT NULL DEFAULT '', "
     "seq INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL)"
     for t in TABLES
 ] + [f"CREATE INDEX IF NOT EXISTS {t}_parent ON {t}(parent)" for t in TABLES]
+_UPSERT = {t: f"INSERT OR REPLACE INTO {t} (key, parent, seq, data) VALUES (?, ?, ?, ?)" for t in TABLES}
 
 
 class SqliteStore:
@@ -96,17 +97,26 @@ class SqliteStore:
         assert conn is not None
         conn.execute("BEGIN")
         try:
+            # Runs of rows for one table go in one executemany (order between runs is kept).
+            run: list[tuple[str, str, int, bytes]] = []
+            run_table = ""
             for op in ops:
                 if isinstance(op, Row):
-                    conn.execute(
-                        f"INSERT OR REPLACE INTO {op.table} (key, parent, seq, data) VALUES (?, ?, ?, ?)",
-                        (op.key, op.parent, op.seq, op.data),
-                    )
-                elif isinstance(op, Delete):
-                    if op.key:
-                        conn.execute(f"DELETE FROM {op.table} WHERE key = ?", (op.key,))
-                    else:
-                        conn.execute(f"DELETE FROM {op.table} WHERE parent = ?", (op.parent,))
+                    if op.table != run_table and run:
+                        conn.executemany(_UPSERT[run_table], run)
+                        run = []
+                    run_table = op.table
+                    run.append((op.key, op.parent, op.seq, op.data))
+                    continue
+                if run:
+                    conn.executemany(_UPSERT[run_table], run)
+                    run = []
+                if op.key:
+                    conn.execute(f"DELETE FROM {op.table} WHERE key = ?", (op.key,))
+                else:
+                    conn.execute(f"DELETE FROM {op.table} WHERE parent = ?", (op.parent,))
+            if run:
+                conn.executemany(_UPSERT[run_table], run)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import ManualClock
-from shoal.nodeagent import retention
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.runner import TaskRunner
@@ -78,10 +77,10 @@ async def test_wall_clock_on_the_injected_clock_and_retention(tmp_path: Path) ->
     assert c.exit_code == 143 and c.result == common_pb2.TASK_EXECUTION_RESULT_FAILURE
     assert runner.running_slots() == 0 and not runner.is_task_active("j", "t")
     task_dir = wd.parent
-    assert retention.read_deadline(task_dir) == clock.now() + timedelta(seconds=120)
-    assert runner.sweep() == []
+    assert runner.retention.deadline("j", "t") == (clock.now() + timedelta(seconds=120)).timestamp()
+    assert await runner.sweep() == []
     clock.advance(121)
-    assert runner.sweep() == [task_dir]
+    assert await runner.sweep() == [task_dir]
     assert not task_dir.exists()
 
 

@@ -340,24 +340,60 @@ def test_outbox() -> None:
     assert len(ob) == 0 and ob.last_id == 5
 
 
-def test_retention_sweep(tmp_path: Path) -> None:
+def test_outbox_folds_unsent_running_into_completed() -> None:
+    def ev(task: str, kind: int) -> agent_pb2.TaskEvent:
+        return agent_pb2.TaskEvent(attempt=agent_pb2.AttemptRef(job_id="j", task_id=task, attempt=1), kind=kind)
+
+    running, completed = agent_pb2.TASK_EVENT_KIND_RUNNING, agent_pb2.TASK_EVENT_KIND_COMPLETED
+    ob = Outbox()
+    ob.add(ev("sent", running))
+    ob.mark_sent(ob.last_id)
+    ob.add(ev("short", running))
+    ob.add(ev("other", running))
+    ob.add(ev("short", completed))  # its RUNNING never went out: dropped
+    ob.add(ev("sent", completed))  # its RUNNING went out: both stay
+    kinds = [(e.attempt.task_id, e.kind) for e in ob.pending()]
+    assert kinds == [("sent", running), ("other", running), ("short", completed), ("sent", completed)]
+    assert [e.event_id for e in ob.after(1, 10)] == [3, 4, 5]
+    ob.ack(5)
+    assert len(ob) == 0
+
+
+def test_retention_journal(tmp_path: Path) -> None:
     clock = ManualClock()
     layout = NodeLayout(tmp_path)
-    old = layout.task_dir("j", "old")
-    new = layout.task_dir("j", "new")
-    running = layout.task_dir("j", "running")
-    for d in (old, new, running):
-        d.mkdir(parents=True)
-    retention.write_deadline(old, clock.now() + timedelta(seconds=10))
-    retention.write_deadline(new, clock.now() + timedelta(seconds=100))
-    retention.write_deadline(running, clock.now())  # e.g. a later attempt is running now
+    journal = retention.RetentionJournal(layout.retention_file, compact_after=4)
+    for t in ("old", "new", "running"):
+        layout.task_dir("j", t).mkdir(parents=True)
+    journal.record("j", "old", clock.now() + timedelta(seconds=10))
+    journal.record("j", "new", clock.now() + timedelta(seconds=100))
+    journal.record("j", "running", clock.now())  # e.g. a later attempt is running now
     active = {("j", "running")}
-    assert retention.sweep(layout.workitems, clock.now(), lambda j, t: (j, t) in active) == []
+    assert journal.due(clock.now(), lambda j, t: (j, t) in active) == []
     clock.advance(11)
-    assert retention.sweep(layout.workitems, clock.now(), lambda j, t: (j, t) in active) == [old]
-    clock.advance(100)
-    assert retention.sweep(layout.workitems, clock.now(), lambda j, t: False) != []
+    due = journal.due(clock.now(), lambda j, t: (j, t) in active)
+    assert due == [("j", "old")]
+    assert retention.remove_task_dirs(layout.task_dir(*ref) for ref in due) == [layout.task_dir("j", "old")]
+    journal.forget(due)
+    # A later completion of the same task replaces its deadline, also after a restart (replay).
+    journal.record("j", "new", clock.now() + timedelta(seconds=500))
+    journal.close()
+    again = retention.RetentionJournal(layout.retention_file, compact_after=4)
+    assert again.deadline("j", "old") is None
+    assert again.deadline("j", "new") == (clock.now() + timedelta(seconds=500)).timestamp()
+    for i in range(10):  # grows past compact_after: rewritten with the live entries only
+        again.record("j", "new", clock.now() + timedelta(seconds=i))
+    assert len(layout.retention_file.read_text().splitlines()) <= 4
+    clock.advance(1000)
+    due = again.due(clock.now(), lambda j, t: False)
+    assert sorted(due) == [("j", "new"), ("j", "running")]
+    retention.remove_task_dirs(layout.task_dir(*ref) for ref in due)
+    again.forget(due)
     assert not (tmp_path / "workitems" / "j").exists()
+    # A torn last line (a crash mid-append) is ignored.
+    with open(layout.retention_file, "a") as f:
+        f.write('[12.5, "j", "x"]\n[1')
+    assert retention.RetentionJournal(layout.retention_file).deadline("j", "x") == 12.5
 
 
 async def test_running_file_kills_orphans(tmp_path: Path) -> None:

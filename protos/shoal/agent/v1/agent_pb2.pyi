@@ -120,18 +120,20 @@ class CommandAck(_message.Message):
     def __init__(self, command_id: _Optional[int] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
-    __slots__ = ("register", "heartbeat", "task_events", "start_task", "ack")
+    __slots__ = ("register", "heartbeat", "task_events", "start_task", "ack", "commands_acked_up_to")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     TASK_EVENTS_FIELD_NUMBER: _ClassVar[int]
     START_TASK_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    COMMANDS_ACKED_UP_TO_FIELD_NUMBER: _ClassVar[int]
     register: Register
     heartbeat: Heartbeat
     task_events: TaskEvents
     start_task: StartTaskReport
     ack: CommandAck
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ...) -> None: ...
+    commands_acked_up_to: int
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., commands_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task")
@@ -238,7 +240,7 @@ class Shutdown(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown", "run_application")
+    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown", "run_application", "events_acked_up_to")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     START_TASKS_FIELD_NUMBER: _ClassVar[int]
     KILL_TASKS_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +248,7 @@ class ServerMessage(_message.Message):
     EVENTS_ACK_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     RUN_APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_ACKED_UP_TO_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     start_tasks: StartTasks
     kill_tasks: KillTasks
@@ -253,7 +256,8 @@ class ServerMessage(_message.Message):
     events_ack: EventsAck
     shutdown: Shutdown
     run_application: RunApplication
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ...) -> None: ...
+    events_acked_up_to: int
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ..., events_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class ListFilesRequest(_message.Message):
     __slots__ = ("scope", "job_id", "task_id", "path", "recursive")
