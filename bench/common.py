@@ -394,6 +394,11 @@ class Profiler:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            keep = os.environ.get("SHOAL_BENCH_PROFILE_DIR")
+            if keep and self.out.exists():
+                # The run's temporary directory goes with it; keep the raw stacks for a closer look.
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(self.out, Path(keep) / self.out.name)
 
 
 OWN_CODE = ("server/", "nodeagent/", "bench/", "shoal_root/", "client/")

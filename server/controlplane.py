@@ -106,6 +106,8 @@ class ControlPlane:
         #: completions and the placements they make room for share one commit.
         self.place_hook: Callable[[NodeRec | None], int] | None = None
         self._node_changed = asyncio.Event()
+        #: The flush that the next turn of the event loop starts (shared by everyone who asks before it).
+        self._next_flush: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ load / flush
 
@@ -192,7 +194,38 @@ class ControlPlane:
         return ops
 
     async def flush(self) -> None:
-        """Commit every change made so far, then publish the task changes to watchers."""
+        """Commit every change made so far, then publish the task changes to watchers and send what it allows.
+
+        Every flush asked for in one turn of the event loop (reports from
+        several agents, say) shares one commit, one publication and one
+        message per agent: the commit starts at the next turn.
+        """
+        fut = self._next_flush
+        if fut is None:
+            loop = asyncio.get_running_loop()
+            fut = self._next_flush = loop.create_future()
+            loop.call_soon(self._begin_flush)
+        # Shielded: a caller that is cancelled must not cancel the others' commit.
+        await asyncio.shield(fut)
+
+    def _begin_flush(self) -> None:
+        fut, self._next_flush = self._next_flush, None
+        assert fut is not None
+        task = asyncio.ensure_future(self._flush_now())
+
+        def settle(t: asyncio.Task[None]) -> None:
+            if fut.done():
+                return
+            if t.cancelled():
+                fut.cancel()
+            elif t.exception() is not None:
+                fut.set_exception(t.exception())  # type: ignore[arg-type]
+            else:
+                fut.set_result(None)
+
+        task.add_done_callback(settle)
+
+    async def _flush_now(self) -> None:
         for key in self._pools_to_refresh:
             pool = self.pools.get(key)
             if pool is not None:
