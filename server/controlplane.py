@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import deque
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
@@ -42,6 +42,7 @@ J = job_pb2
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600.0
 RECENT_TASKS_PER_NODE = 10
 SCHEDULABLE_NODE_STATES = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
+BUSY_FLIP = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
 LIVE_NODE_STATES = frozenset(
     {
         P.NODE_STATE_STARTING,
@@ -65,9 +66,11 @@ class Provider(Protocol):
 
 
 def ts(dt: datetime) -> timestamp_pb2.Timestamp:
-    t = timestamp_pb2.Timestamp()
-    t.FromDatetime(dt)
-    return t
+    """A Timestamp of an aware datetime (a naive one is taken as UTC, as Timestamp.FromDatetime does)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    # Built directly: FromDatetime is pure Python and shows up on the per-task path.
+    return timestamp_pb2.Timestamp(seconds=math.floor(dt.timestamp()), nanos=dt.microsecond * 1000)
 
 
 @dataclass
@@ -331,9 +334,15 @@ class ControlPlane:
         if n.state == new:
             return
         states.check_transition(states.NODE_TRANSITIONS, n.state, new, f"node {n.key}")
+        old = n.state
         n.proto.state = new  # type: ignore[assignment]
         n.proto.state_transition_time.CopyFrom(ts(self.clock.now()))
-        self._mark("nodes", n.key, n)
+        if {old, new} == BUSY_FLIP:
+            # IDLE <-> RUNNING follows from the tasks placed on the node (recomputed when its
+            # agent attaches after a restart): written with the next health pass, not per task.
+            n.stats_dirty = True
+        else:
+            self._mark("nodes", n.key, n)
         self._node_changed.set()
 
     def _refresh_node_activity(self, n: NodeRec) -> None:
@@ -1353,15 +1362,14 @@ class ControlPlane:
         node.proto.total_tasks_run += 1
         if succeeded:
             node.proto.total_tasks_succeeded += 1
-        recent = deque(node.proto.recent_tasks, maxlen=RECENT_TASKS_PER_NODE)
-        rt = P.RecentTask(
+        recent = node.proto.recent_tasks
+        rt = recent.add(
             job_id=self.jobs[t.job_key].proto.id, task_id=t.proto.spec.id, attempt=t.proto.attempt, state="completed"
         )
         if ev.HasField("exit_code"):
             rt.exit_code = ev.exit_code
-        recent.append(rt)
-        del node.proto.recent_tasks[:]
-        node.proto.recent_tasks.extend(recent)
+        if len(recent) > RECENT_TASKS_PER_NODE:
+            del recent[0]
         self._release_node(t, kill_others_than=node.key)
         outcome = AttemptOutcome(ev.exit_code if ev.HasField("exit_code") else None, code, succeeded)
         if should_retry(outcome, info.retry_count, self._max_retries(t)):
