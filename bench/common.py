@@ -381,7 +381,8 @@ class Profiler:
         self.proc: subprocess.Popen[bytes] | None = None
         if self.available:
             self.proc = subprocess.Popen(
-                [exe, "record", "--pid", str(pid), "--format", "raw", "-o", str(out), "--rate", str(rate)],
+                [exe, "record", "--pid", str(pid), "--format", "raw", "-o", str(out), "--rate", str(rate)]
+                + (["--native"] if os.environ.get("SHOAL_BENCH_PROFILE_NATIVE") else []),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -351,6 +351,7 @@ class Agent:
         if w.pool_id:
             self.pool_id = w.pool_id
         self.heartbeat_interval = w.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL
+        self.runner.set_slots(w.task_slots)
         running = self._start_task is not None and not self._start_task.done()
         if w.run_start_task and not running:
             self._start_task = self._spawn(self._run_start_task(w.start_task))

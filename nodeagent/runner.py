@@ -147,6 +147,11 @@ class TaskRunner:
         self._attempts: dict[AttemptKey, Attempt] = {}
         #: (job, task) → its newest attempt on this node.
         self._current: dict[tuple[str, str], Attempt] = {}
+        #: The node's task slots (0: no limit). Attempts beyond them wait in `_waiting`, in order.
+        self.slots = 0
+        self._waiting: collections.deque[tuple[Attempt, Attempt | None]] = collections.deque()
+        #: Slots taken by attempts that have started (not those waiting).
+        self._busy = 0
         #: Recently completed attempts: a repeated StartTasks for one of them is not run again.
         self._finished: collections.OrderedDict[AttemptKey, None] = collections.OrderedDict()
 
@@ -162,8 +167,12 @@ class TaskRunner:
         return out
 
     def running_slots(self) -> int:
-        """Task slots taken by active attempts."""
-        return sum(max(1, a.assignment.required_slots) for a in self._attempts.values())
+        """Task slots taken by attempts that have started."""
+        return self._busy
+
+    def waiting(self) -> int:
+        """Attempts accepted but waiting for a slot."""
+        return len(self._waiting)
 
     def is_task_active(self, job_id: str, task_id: str) -> bool:
         """True while the task's current attempt on this node has not completed."""
@@ -214,16 +223,46 @@ class TaskRunner:
         previous = self._current.get((ref.job_id, ref.task_id))
         self._attempts[key] = attempt
         self._current[(ref.job_id, ref.task_id)] = attempt
+        running_previous = previous is not None and not previous.done.is_set()
+        if not running_previous and (self._waiting or not self._fits(attempt)):
+            # Sent ahead by the server for when a slot frees: it starts (and reports RUNNING) then.
+            self._waiting.append((attempt, previous))
+            return
+        self._launch(attempt, previous)
+
+    def set_slots(self, slots: int) -> None:
+        """The node's task slots, as the server says (0: no limit); waiting attempts that now fit start."""
+        self.slots = max(0, slots)
+        self._launch_waiting()
+
+    @staticmethod
+    def _slots_of(attempt: Attempt) -> int:
+        return max(1, attempt.assignment.required_slots)
+
+    def _fits(self, attempt: Attempt) -> bool:
+        # An attempt that needs more than the node has runs alone rather than never.
+        return not self.slots or self._busy == 0 or self._busy + self._slots_of(attempt) <= self.slots
+
+    def _launch(self, attempt: Attempt, previous: Attempt | None) -> None:
+        attempt.start_time = self._clock.now()
+        self._busy += self._slots_of(attempt)
+        ref = attempt.assignment.attempt
         self._emit(
             agent_pb2.TaskEvent(
                 attempt=ref,
                 kind=RUNNING,
                 time=timestamp(attempt.start_time),
                 start_time=timestamp(attempt.start_time),
-                task_root_directory=str(task_dir or ""),
+                task_root_directory=str(attempt.task_dir or ""),
             )
         )
-        attempt.task = asyncio.create_task(self._run(attempt, previous), name=f"attempt {key}")
+        attempt.task = asyncio.create_task(self._run(attempt, previous), name=f"attempt {attempt.key}")
+
+    def _launch_waiting(self) -> None:
+        """Start waiting attempts, in order, while they fit."""
+        while self._waiting and self._fits(self._waiting[0][0]):
+            attempt, previous = self._waiting.popleft()
+            self._launch(attempt, previous)
 
     async def kill(self, refs: Iterable[agent_pb2.AttemptRef], delete_files: bool) -> None:
         """Kill these attempts (their COMPLETED is still reported); optionally delete their dirs."""
@@ -241,6 +280,8 @@ class TaskRunner:
     async def _kill_attempt(self, attempt: Attempt) -> None:
         attempt.killed = True
         attempt.kill_requested.set()
+        if self._withdraw(attempt):
+            return
         if attempt.stage is not None and not attempt.stage.done():
             attempt.stage.cancel()
         groups = set(attempt.groups)
@@ -269,8 +310,21 @@ class TaskRunner:
         except UnsafePathError as e:
             log.warning("DeleteTaskFiles: %s", e)
 
+    def _withdraw(self, attempt: Attempt) -> bool:
+        """End an attempt that is still waiting for a slot (it never ran); False when it has started."""
+        for i, (waiting, _previous) in enumerate(self._waiting):
+            if waiting is attempt:
+                del self._waiting[i]
+                self._complete(attempt, self._killed_outcome(None))
+                return True
+        return False
+
     async def kill_all(self) -> None:
         """Kill every task process group at once (shutdown)."""
+        while self._waiting:
+            attempt, _previous = self._waiting.popleft()
+            attempt.killed = True
+            self._complete(attempt, self._killed_outcome(None))
         for attempt in list(self._attempts.values()):
             attempt.killed = True
             attempt.kill_requested.set()
@@ -533,6 +587,8 @@ class TaskRunner:
         if outcome.failure_info is not None:
             event.failure_info.CopyFrom(outcome.failure_info)
         self._attempts.pop(attempt.key, None)
+        if attempt.task is not None:
+            self._busy -= self._slots_of(attempt)
         self._finished[attempt.key] = None
         if len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
@@ -547,6 +603,7 @@ class TaskRunner:
             outcome.failure_info.code if outcome.failure_info else "ok",
         )
         self._emit(event)
+        self._launch_waiting()
 
 
 def _reset_task_dir(task_dir: Path) -> None:

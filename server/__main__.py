@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from shoal.server.app import NON_LOOPBACK_FLAG, main_server
+from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heartbeat-interval", type=float, default=1.0)
     ap.add_argument("--heartbeat-timeout", type=float, default=10.0)
     ap.add_argument("--agent-orphan-timeout", type=float, default=60.0)
+    ap.add_argument(
+        "--dispatch-ahead",
+        type=int,
+        default=DEFAULT_DISPATCH_AHEAD,
+        help="assignments per slot a busy node may hold for jobs of short tasks (0: none)",
+    )
     a = ap.parse_args(argv)
     return main_server(
         data_dir=a.data_dir,
@@ -25,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_interval=a.heartbeat_interval,
         heartbeat_timeout=a.heartbeat_timeout,
         agent_orphan_timeout=a.agent_orphan_timeout,
+        dispatch_ahead=a.dispatch_ahead,
     )
 
 

@@ -25,7 +25,7 @@ from shoal.server.api.pools import PoolServicer
 from shoal.server.api.tasks import TaskServicer
 from shoal.server.controllers.health import run_health
 from shoal.server.controllers.scheduler import run_scheduler
-from shoal.server.controlplane import ControlPlane
+from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
 from shoal.server.providers.local import LocalProvider
 from shoal.server.storage.blobstore import BlobStore
 from shoal.server.storage.service import StorageServicer
@@ -83,6 +83,8 @@ class ServerConfig:
     agent_orphan_timeout: float = 60.0
     #: Write `$SHOAL_HOME/server.json` so clients find this server.
     publish_address: bool = True
+    #: Assignments per slot a busy node may hold for jobs of short tasks (0: none).
+    dispatch_ahead: int = DEFAULT_DISPATCH_AHEAD
 
 
 class ShoalServer:
@@ -93,7 +95,12 @@ class ShoalServer:
         check_loopback(config.listen, config.allow_non_loopback)
         self.data_dir = config.data_dir.resolve()
         self.store = SqliteStore(self.data_dir / "shoal.db")
-        self.cp = ControlPlane(self.store, config.clock, heartbeat_interval=config.heartbeat_interval)
+        self.cp = ControlPlane(
+            self.store,
+            config.clock,
+            heartbeat_interval=config.heartbeat_interval,
+            dispatch_ahead=config.dispatch_ahead,
+        )
         self.channels = NodeChannels()
         self.server: grpc.aio.Server | None = None
         self.provider: LocalProvider | None = None

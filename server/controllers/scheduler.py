@@ -6,7 +6,7 @@ import logging
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
 from shoal.server.domain.records import NodeRec
-from shoal.server.scheduling.plan import NodeView, PendingTask, Snapshot, plan
+from shoal.server.scheduling.plan import NodeView, PendingTask, Placement, Snapshot, plan
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
 log = logging.getLogger("shoal.scheduler")
@@ -76,6 +76,73 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
     return Snapshot(nodes=nodes, queue=queue, now=now)
 
 
+def build_ahead_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
+    """Work to send ahead to busy nodes, to start there the moment a slot frees (no round trip).
+
+    Only for jobs whose tasks are short (a round trip is a large part of their
+    life, and the wait behind a running task is short), and only while the
+    queue, in order, holds nothing else: a gang, a task of a job not known to be
+    short, or a task that needs more slots than a node has ends the pool's
+    queue here, so no later task goes ahead of one that waits. The nodes offered
+    are those with every slot taken, each with the room its `dispatch_ahead`
+    allows; `plan` decides as usual.
+    """
+    depth = cp.dispatch_ahead
+    if depth <= 0:
+        return Snapshot(nodes=[], queue=[])
+    if only is not None:
+        pools = [cp.pools[only.pool_key]] if only.pool_key in cp.pools else []
+    else:
+        pools = list(cp.pools.values())
+    nodes: list[NodeView] = []
+    queue: list[PendingTask] = []
+    for pool in pools:
+        if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE:
+            continue
+        jobs = [
+            j
+            for j in cp.jobs.values()
+            if j.pool_key == pool.key and j.queue and j.proto.state == job_pb2.JOB_STATE_ACTIVE
+        ]
+        if not jobs:
+            continue
+        room = 0
+        for n in [only] if only is not None else pool.nodes.values():
+            slots = n.proto.task_slots
+            free = slots * (1 + depth) - n.used_slots
+            if n.used_slots >= slots and free > 0 and n.state in SCHEDULABLE_NODE_STATES and n.connected:
+                nodes.append(NodeView(n.key, pool.key, True, slots, free))
+                room += free
+        if not room:
+            continue
+        jobs.sort(key=lambda j: (-j.proto.priority, j.seq))
+        slots_per_node = pool.proto.task_slots_per_node
+        for j in jobs:
+            if not cp.runs_short(j):
+                room = 0
+            for tk in j.queue:
+                if room <= 0:
+                    break
+                spec = j.tasks[tk].proto.spec
+                need = max(1, spec.required_slots)
+                if spec.HasField("multi_instance_settings") or need > slots_per_node:
+                    room = 0
+                    break
+                queue.append(
+                    PendingTask(
+                        key=(j.key, tk),
+                        pool_id=pool.key,
+                        attempt=j.tasks[tk].proto.attempt,
+                        required_slots=need,
+                        job_priority=j.proto.priority,
+                    )
+                )
+                room -= need
+            if room <= 0:
+                break
+    return Snapshot(nodes=nodes, queue=queue)
+
+
 def _max_runtime(spec: task_pb2.TaskSpec) -> float | None:
     c = spec.constraints
     return c.max_wall_clock_time.ToTimedelta().total_seconds() if c.HasField("max_wall_clock_time") else None
@@ -107,11 +174,19 @@ def place(cp: ControlPlane, only: NodeRec | None = None) -> int:
     nothing and returns -1 when a gang is waiting in the queue (gangs and their
     reservations need the whole pool: the full pass handles them).
     """
-    count = 0
     snapshot = build_snapshot(cp, only)
     if only is not None and any(t.instances > 1 for t in snapshot.queue):
         return -1
-    for p in plan(snapshot):
+    count = _apply(cp, plan(snapshot), ahead=0)
+    if cp.dispatch_ahead > 0:
+        count += _apply(cp, plan(build_ahead_snapshot(cp, only)), ahead=cp.dispatch_ahead)
+    return count
+
+
+def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: int) -> int:
+    """Re-check each placement against the live state and record the survivors; how many were recorded."""
+    count = 0
+    for p in placements:
         job = cp.jobs.get(p.key[0])
         t = job.tasks.get(p.key[1]) if job else None
         if job is None or t is None or job.proto.state != job_pb2.JOB_STATE_ACTIVE:
@@ -123,7 +198,7 @@ def place(cp: ControlPlane, only: NodeRec | None = None) -> int:
             n is None
             or not n.connected
             or n.state not in SCHEDULABLE_NODE_STATES
-            or n.proto.task_slots - n.used_slots < p.slots_per_node
+            or n.proto.task_slots * (1 + ahead) - n.used_slots < p.slots_per_node
             for n in targets
         ):
             continue

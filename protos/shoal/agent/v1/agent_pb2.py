@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashoal/agent/v1/agent.proto\x12\x0eshoal.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"P\n\nAttemptRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x10\n\x08instance\x18\x04 \x01(\x05\"\xf0\x02\n\tTaskEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12+\n\x07\x61ttempt\x18\x02 \x01(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.shoal.agent.v1.TaskEventKind\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12+\n\x0c\x66\x61ilure_info\x18\x06 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12-\n\x06result\x18\x07 \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResult\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13task_root_directory\x18\t \x01(\tB\x0c\n\n_exit_code\"\xa7\x02\n\x08Register\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\x12\n\nip_address\x18\x03 \x01(\t\x12\x19\n\x11node_service_port\x18\x04 \x01(\x05\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x06 \x01(\x03\x12\x16\n\x0eroot_directory\x18\x07 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x08 \x01(\t\x12+\n\x07running\x18\t \x03(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\x12\x31\n\x0epending_events\x18\n \x03(\x0b\x32\x19.shoal.agent.v1.TaskEvent\x12\x1c\n\x14start_task_succeeded\x18\x0b \x01(\x08\"W\n\tHeartbeat\x12\x13\n\x0b\x63pu_percent\x18\x01 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x02 \x01(\x03\x12\x1a\n\x12running_task_slots\x18\x03 \x01(\x05\"7\n\nTaskEvents\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.shoal.agent.v1.TaskEvent\"8\n\x0fStartTaskReport\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.shoal.v1.StartTaskInfo\" \n\nCommandAck\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\"\xa7\x02\n\x0c\x41gentMessage\x12,\n\x08register\x18\x01 \x01(\x0b\x32\x18.shoal.agent.v1.RegisterH\x00\x12.\n\theartbeat\x18\x02 \x01(\x0b\x32\x19.shoal.agent.v1.HeartbeatH\x00\x12\x31\n\x0btask_events\x18\x03 \x01(\x0b\x32\x1a.shoal.agent.v1.TaskEventsH\x00\x12\x35\n\nstart_task\x18\x04 \x01(\x0b\x32\x1f.shoal.agent.v1.StartTaskReportH\x00\x12)\n\x03\x61\x63k\x18\x05 \x01(\x0b\x32\x1a.shoal.agent.v1.CommandAckH\x00\x12\x1c\n\x14\x63ommands_acked_up_to\x18\x06 \x01(\x04\x42\x06\n\x04\x62ody\"\x90\x01\n\x07Welcome\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\x01\x12\'\n\nstart_task\x18\x04 \x01(\x0b\x32\x13.shoal.v1.StartTask\x12\x16\n\x0erun_start_task\x18\x05 \x01(\x08\"\xe3\x01\n\rMultiInstance\x12\x16\n\x0einstance_index\x18\x01 \x01(\x05\x12\x1b\n\x13number_of_instances\x18\x02 \x01(\x05\x12\x11\n\thost_list\x18\x03 \x03(\t\x12\x17\n\x0f\x61gent_addresses\x18\x04 \x03(\t\x12!\n\x19\x63oordination_command_line\x18\x05 \x01(\t\x12\x35\n\x15\x63ommon_resource_files\x18\x06 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12\x17\n\x0ftask_shared_dir\x18\x07 \x01(\t\"\x86\x03\n\x0eTaskAssignment\x12+\n\x07\x61ttempt\x18\x01 \x01(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommand_line\x18\x03 \x01(\t\x12:\n\x14\x65nvironment_settings\x18\x04 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12.\n\x0eresource_files\x18\x05 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12*\n\x0coutput_files\x18\x06 \x03(\x0b\x32\x14.shoal.v1.OutputFile\x12\x1e\n\x16max_wall_clock_seconds\x18\x07 \x01(\x01\x12\x19\n\x11retention_seconds\x18\x08 \x01(\x01\x12\x16\n\x0erequired_slots\x18\t \x01(\x05\x12\x35\n\x0emulti_instance\x18\n \x01(\x0b\x32\x1d.shoal.agent.v1.MultiInstance\"O\n\nStartTasks\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\x12-\n\x05tasks\x18\x02 \x03(\x0b\x32\x1e.shoal.agent.v1.TaskAssignment\"c\n\tKillTasks\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\x12,\n\x08\x61ttempts\x18\x02 \x03(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\x12\x14\n\x0c\x64\x65lete_files\x18\x03 \x01(\x08\"G\n\x0f\x44\x65leteTaskFiles\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x10\n\x08task_ids\x18\x03 \x03(\t\"#\n\tEventsAck\x12\x16\n\x0eup_to_event_id\x18\x01 \x01(\x04\"Q\n\x0eRunApplication\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\x12+\n\x07\x61ttempt\x18\x02 \x01(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x9b\x03\n\rServerMessage\x12*\n\x07welcome\x18\x01 \x01(\x0b\x32\x17.shoal.agent.v1.WelcomeH\x00\x12\x31\n\x0bstart_tasks\x18\x02 \x01(\x0b\x32\x1a.shoal.agent.v1.StartTasksH\x00\x12/\n\nkill_tasks\x18\x03 \x01(\x0b\x32\x19.shoal.agent.v1.KillTasksH\x00\x12<\n\x11\x64\x65lete_task_files\x18\x04 \x01(\x0b\x32\x1f.shoal.agent.v1.DeleteTaskFilesH\x00\x12/\n\nevents_ack\x18\x05 \x01(\x0b\x32\x19.shoal.agent.v1.EventsAckH\x00\x12,\n\x08shutdown\x18\x06 \x01(\x0b\x32\x18.shoal.agent.v1.ShutdownH\x00\x12\x39\n\x0frun_application\x18\x07 \x01(\x0b\x32\x1e.shoal.agent.v1.RunApplicationH\x00\x12\x1a\n\x12\x65vents_acked_up_to\x18\x08 \x01(\x04\x42\x06\n\x04\x62ody\"~\n\x10ListFilesRequest\x12(\n\x05scope\x18\x01 \x01(\x0e\x32\x19.shoal.agent.v1.FileScope\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x11\n\trecursive\x18\x05 \x01(\x08\"6\n\x11ListFilesResponse\x12!\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x12.shoal.v1.NodeFile\"\x8a\x01\n\x0fReadFileRequest\x12(\n\x05scope\x18\x01 \x01(\x0e\x32\x19.shoal.agent.v1.FileScope\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x06 \x01(\x08\"\xa2\x01\n\x0b\x45xecRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x0c\n\x04\x61rgv\x18\x04 \x03(\t\x12\x31\n\x0b\x65nvironment\x18\x05 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12\r\n\x05stdin\x18\x06 \x01(\x0c\x12\x11\n\tstdin_eof\x18\x07 \x01(\x08\"T\n\x0c\x45xecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code*\x8d\x01\n\rTaskEventKind\x12\x1f\n\x1bTASK_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17TASK_EVENT_KIND_RUNNING\x10\x01\x12\x1d\n\x19TASK_EVENT_KIND_COMPLETED\x10\x02\x12\x1f\n\x1bTASK_EVENT_KIND_COORDINATED\x10\x03*Q\n\tFileScope\x12\x1a\n\x16\x46ILE_SCOPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ILE_SCOPE_NODE\x10\x01\x12\x13\n\x0f\x46ILE_SCOPE_TASK\x10\x02\x32Z\n\x0c\x41gentService\x12J\n\x07\x43onnect\x12\x1c.shoal.agent.v1.AgentMessage\x1a\x1d.shoal.agent.v1.ServerMessage(\x01\x30\x01\x32\xea\x01\n\x0bNodeService\x12P\n\tListFiles\x12 .shoal.agent.v1.ListFilesRequest\x1a!.shoal.agent.v1.ListFilesResponse\x12\x42\n\x08ReadFile\x12\x1f.shoal.agent.v1.ReadFileRequest\x1a\x13.shoal.v1.FileChunk0\x01\x12\x45\n\x04\x45xec\x12\x1b.shoal.agent.v1.ExecRequest\x1a\x1c.shoal.agent.v1.ExecResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashoal/agent/v1/agent.proto\x12\x0eshoal.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"P\n\nAttemptRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x10\n\x08instance\x18\x04 \x01(\x05\"\xf0\x02\n\tTaskEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x04\x12+\n\x07\x61ttempt\x18\x02 \x01(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.shoal.agent.v1.TaskEventKind\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12+\n\x0c\x66\x61ilure_info\x18\x06 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12-\n\x06result\x18\x07 \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResult\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13task_root_directory\x18\t \x01(\tB\x0c\n\n_exit_code\"\xa7\x02\n\x08Register\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\x12\n\nip_address\x18\x03 \x01(\t\x12\x19\n\x11node_service_port\x18\x04 \x01(\x05\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x06 \x01(\x03\x12\x16\n\x0eroot_directory\x18\x07 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x08 \x01(\t\x12+\n\x07running\x18\t \x03(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\x12\x31\n\x0epending_events\x18\n \x03(\x0b\x32\x19.shoal.agent.v1.TaskEvent\x12\x1c\n\x14start_task_succeeded\x18\x0b \x01(\x08\"W\n\tHeartbeat\x12\x13\n\x0b\x63pu_percent\x18\x01 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x02 \x01(\x03\x12\x1a\n\x12running_task_slots\x18\x03 \x01(\x05\"7\n\nTaskEvents\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.shoal.agent.v1.TaskEvent\"8\n\x0fStartTaskReport\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.shoal.v1.StartTaskInfo\" \n\nCommandAck\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\"\xa7\x02\n\x0c\x41gentMessage\x12,\n\x08register\x18\x01 \x01(\x0b\x32\x18.shoal.agent.v1.RegisterH\x00\x12.\n\theartbeat\x18\x02 \x01(\x0b\x32\x19.shoal.agent.v1.HeartbeatH\x00\x12\x31\n\x0btask_events\x18\x03 \x01(\x0b\x32\x1a.shoal.agent.v1.TaskEventsH\x00\x12\x35\n\nstart_task\x18\x04 \x01(\x0b\x32\x1f.shoal.agent.v1.StartTaskReportH\x00\x12)\n\x03\x61\x63k\x18\x05 \x01(\x0b\x32\x1a.shoal.agent.v1.CommandAckH\x00\x12\x1c\n\x14\x63ommands_acked_up_to\x18\x06 \x01(\x04\x42\x06\n\x04\x62ody\"\xa4\x01\n\x07Welcome\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\x01\x12\'\n\nstart_task\x18\x04 \x01(\x0b\x32\x13.shoal.v1.StartTask\x12\x16\n\x0erun_start_task\x18\x05 \x01(\x08\x12\x12\n\ntask_slots\x18\x06 \x01(\x05\"\xe3\x01\n\rMultiInstance\x12\x16\n\x0einstance_index\x18\x01 \x01(\x05\x12\x1b\n\x13number_of_instances\x18\x02 \x01(\x05\x12\x11\n\thost_list\x18\x03 \x03(\t\x12\x17\n\x0f\x61gent_addresses\x18\x04 \x03(\t\x12!\n\x19\x63oordination_command_line\x18\x05 \x01(\t\x12\x35\n\x15\x63ommon_resource_files\x18\x06 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12\x17\n\x0ftask_shared_dir\x18\x07 \x01(\t\"\x86\x03\n\x0eTaskAssignment\x12+\n\x07\x61ttempt\x18\x01 \x01(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommand_line\x18\x03 \x01(\t\x12:\n\x14\x65nvironment_settings\x18\x04 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12.\n\x0eresource_files\x18\x05 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12*\n\x0coutput_files\x18\x06 \x03(\x0b\x32\x14.shoal.v1.OutputFile\x12\x1e\n\x16max_wall_clock_seconds\x18\x07 \x01(\x01\x12\x19\n\x11retention_seconds\x18\x08 \x01(\x01\x12\x16\n\x0erequired_slots\x18\t \x01(\x05\x12\x35\n\x0emulti_instance\x18\n \x01(\x0b\x32\x1d.shoal.agent.v1.MultiInstance\"O\n\nStartTasks\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\x12-\n\x05tasks\x18\x02 \x03(\x0b\x32\x1e.shoal.agent.v1.TaskAssignment\"c\n\tKillTasks\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\x12,\n\x08\x61ttempts\x18\x02 \x03(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\x12\x14\n\x0c\x64\x65lete_files\x18\x03 \x01(\x08\"G\n\x0f\x44\x65leteTaskFiles\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x10\n\x08task_ids\x18\x03 \x03(\t\"#\n\tEventsAck\x12\x16\n\x0eup_to_event_id\x18\x01 \x01(\x04\"Q\n\x0eRunApplication\x12\x12\n\ncommand_id\x18\x01 \x01(\x04\x12+\n\x07\x61ttempt\x18\x02 \x01(\x0b\x32\x1a.shoal.agent.v1.AttemptRef\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x9b\x03\n\rServerMessage\x12*\n\x07welcome\x18\x01 \x01(\x0b\x32\x17.shoal.agent.v1.WelcomeH\x00\x12\x31\n\x0bstart_tasks\x18\x02 \x01(\x0b\x32\x1a.shoal.agent.v1.StartTasksH\x00\x12/\n\nkill_tasks\x18\x03 \x01(\x0b\x32\x19.shoal.agent.v1.KillTasksH\x00\x12<\n\x11\x64\x65lete_task_files\x18\x04 \x01(\x0b\x32\x1f.shoal.agent.v1.DeleteTaskFilesH\x00\x12/\n\nevents_ack\x18\x05 \x01(\x0b\x32\x19.shoal.agent.v1.EventsAckH\x00\x12,\n\x08shutdown\x18\x06 \x01(\x0b\x32\x18.shoal.agent.v1.ShutdownH\x00\x12\x39\n\x0frun_application\x18\x07 \x01(\x0b\x32\x1e.shoal.agent.v1.RunApplicationH\x00\x12\x1a\n\x12\x65vents_acked_up_to\x18\x08 \x01(\x04\x42\x06\n\x04\x62ody\"~\n\x10ListFilesRequest\x12(\n\x05scope\x18\x01 \x01(\x0e\x32\x19.shoal.agent.v1.FileScope\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x11\n\trecursive\x18\x05 \x01(\x08\"6\n\x11ListFilesResponse\x12!\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x12.shoal.v1.NodeFile\"\x8a\x01\n\x0fReadFileRequest\x12(\n\x05scope\x18\x01 \x01(\x0e\x32\x19.shoal.agent.v1.FileScope\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x06 \x01(\x08\"\xa2\x01\n\x0b\x45xecRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x0c\n\x04\x61rgv\x18\x04 \x03(\t\x12\x31\n\x0b\x65nvironment\x18\x05 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12\r\n\x05stdin\x18\x06 \x01(\x0c\x12\x11\n\tstdin_eof\x18\x07 \x01(\x08\"T\n\x0c\x45xecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code*\x8d\x01\n\rTaskEventKind\x12\x1f\n\x1bTASK_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17TASK_EVENT_KIND_RUNNING\x10\x01\x12\x1d\n\x19TASK_EVENT_KIND_COMPLETED\x10\x02\x12\x1f\n\x1bTASK_EVENT_KIND_COORDINATED\x10\x03*Q\n\tFileScope\x12\x1a\n\x16\x46ILE_SCOPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ILE_SCOPE_NODE\x10\x01\x12\x13\n\x0f\x46ILE_SCOPE_TASK\x10\x02\x32Z\n\x0c\x41gentService\x12J\n\x07\x43onnect\x12\x1c.shoal.agent.v1.AgentMessage\x1a\x1d.shoal.agent.v1.ServerMessage(\x01\x30\x01\x32\xea\x01\n\x0bNodeService\x12P\n\tListFiles\x12 .shoal.agent.v1.ListFilesRequest\x1a!.shoal.agent.v1.ListFilesResponse\x12\x42\n\x08ReadFile\x12\x1f.shoal.agent.v1.ReadFileRequest\x1a\x13.shoal.v1.FileChunk0\x01\x12\x45\n\x04\x45xec\x12\x1b.shoal.agent.v1.ExecRequest\x1a\x1c.shoal.agent.v1.ExecResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.agent.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKEVENTKIND']._serialized_start=3553
-  _globals['_TASKEVENTKIND']._serialized_end=3694
-  _globals['_FILESCOPE']._serialized_start=3696
-  _globals['_FILESCOPE']._serialized_end=3777
+  _globals['_TASKEVENTKIND']._serialized_start=3573
+  _globals['_TASKEVENTKIND']._serialized_end=3714
+  _globals['_FILESCOPE']._serialized_start=3716
+  _globals['_FILESCOPE']._serialized_end=3797
   _globals['_ATTEMPTREF']._serialized_start=102
   _globals['_ATTEMPTREF']._serialized_end=182
   _globals['_TASKEVENT']._serialized_start=185
@@ -54,37 +54,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTMESSAGE']._serialized_start=1092
   _globals['_AGENTMESSAGE']._serialized_end=1387
   _globals['_WELCOME']._serialized_start=1390
-  _globals['_WELCOME']._serialized_end=1534
-  _globals['_MULTIINSTANCE']._serialized_start=1537
-  _globals['_MULTIINSTANCE']._serialized_end=1764
-  _globals['_TASKASSIGNMENT']._serialized_start=1767
-  _globals['_TASKASSIGNMENT']._serialized_end=2157
-  _globals['_STARTTASKS']._serialized_start=2159
-  _globals['_STARTTASKS']._serialized_end=2238
-  _globals['_KILLTASKS']._serialized_start=2240
-  _globals['_KILLTASKS']._serialized_end=2339
-  _globals['_DELETETASKFILES']._serialized_start=2341
-  _globals['_DELETETASKFILES']._serialized_end=2412
-  _globals['_EVENTSACK']._serialized_start=2414
-  _globals['_EVENTSACK']._serialized_end=2449
-  _globals['_RUNAPPLICATION']._serialized_start=2451
-  _globals['_RUNAPPLICATION']._serialized_end=2532
-  _globals['_SHUTDOWN']._serialized_start=2534
-  _globals['_SHUTDOWN']._serialized_end=2560
-  _globals['_SERVERMESSAGE']._serialized_start=2563
-  _globals['_SERVERMESSAGE']._serialized_end=2974
-  _globals['_LISTFILESREQUEST']._serialized_start=2976
-  _globals['_LISTFILESREQUEST']._serialized_end=3102
-  _globals['_LISTFILESRESPONSE']._serialized_start=3104
-  _globals['_LISTFILESRESPONSE']._serialized_end=3158
-  _globals['_READFILEREQUEST']._serialized_start=3161
-  _globals['_READFILEREQUEST']._serialized_end=3299
-  _globals['_EXECREQUEST']._serialized_start=3302
-  _globals['_EXECREQUEST']._serialized_end=3464
-  _globals['_EXECRESPONSE']._serialized_start=3466
-  _globals['_EXECRESPONSE']._serialized_end=3550
-  _globals['_AGENTSERVICE']._serialized_start=3779
-  _globals['_AGENTSERVICE']._serialized_end=3869
-  _globals['_NODESERVICE']._serialized_start=3872
-  _globals['_NODESERVICE']._serialized_end=4106
+  _globals['_WELCOME']._serialized_end=1554
+  _globals['_MULTIINSTANCE']._serialized_start=1557
+  _globals['_MULTIINSTANCE']._serialized_end=1784
+  _globals['_TASKASSIGNMENT']._serialized_start=1787
+  _globals['_TASKASSIGNMENT']._serialized_end=2177
+  _globals['_STARTTASKS']._serialized_start=2179
+  _globals['_STARTTASKS']._serialized_end=2258
+  _globals['_KILLTASKS']._serialized_start=2260
+  _globals['_KILLTASKS']._serialized_end=2359
+  _globals['_DELETETASKFILES']._serialized_start=2361
+  _globals['_DELETETASKFILES']._serialized_end=2432
+  _globals['_EVENTSACK']._serialized_start=2434
+  _globals['_EVENTSACK']._serialized_end=2469
+  _globals['_RUNAPPLICATION']._serialized_start=2471
+  _globals['_RUNAPPLICATION']._serialized_end=2552
+  _globals['_SHUTDOWN']._serialized_start=2554
+  _globals['_SHUTDOWN']._serialized_end=2580
+  _globals['_SERVERMESSAGE']._serialized_start=2583
+  _globals['_SERVERMESSAGE']._serialized_end=2994
+  _globals['_LISTFILESREQUEST']._serialized_start=2996
+  _globals['_LISTFILESREQUEST']._serialized_end=3122
+  _globals['_LISTFILESRESPONSE']._serialized_start=3124
+  _globals['_LISTFILESRESPONSE']._serialized_end=3178
+  _globals['_READFILEREQUEST']._serialized_start=3181
+  _globals['_READFILEREQUEST']._serialized_end=3319
+  _globals['_EXECREQUEST']._serialized_start=3322
+  _globals['_EXECREQUEST']._serialized_end=3484
+  _globals['_EXECRESPONSE']._serialized_start=3486
+  _globals['_EXECRESPONSE']._serialized_end=3570
+  _globals['_AGENTSERVICE']._serialized_start=3799
+  _globals['_AGENTSERVICE']._serialized_end=3889
+  _globals['_NODESERVICE']._serialized_start=3892
+  _globals['_NODESERVICE']._serialized_end=4126
 # @@protoc_insertion_point(module_scope)
