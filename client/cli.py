@@ -1095,11 +1095,22 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     is_flag=True,
     help="Allow listening beyond loopback without authentication.",
 )
-def server_cmd(data_dir: Path, listen: str, allow_non_loopback: bool) -> None:
+@click.option(
+    "--dispatch-ahead",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Assignments per slot a busy node may hold for jobs of short tasks (0: none).",
+)
+def server_cmd(data_dir: Path, listen: str, allow_non_loopback: bool, dispatch_ahead: int) -> None:
     """Run the control plane in the foreground."""
     from shoal.server.app import main_server
 
-    raise click.exceptions.Exit(main_server(data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback))
+    raise click.exceptions.Exit(
+        main_server(
+            data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback, dispatch_ahead=dispatch_ahead
+        )
+    )
 
 
 @cli.command("up")

@@ -361,10 +361,16 @@ class Agent:
         self.welcomed = asyncio.Event()
 
     async def _writer(self, call: Any, conn: _Connection, watermark: int) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             if self.outbox.last_id > watermark and self.config.event_batch_window > 0:
                 await asyncio.sleep(self.config.event_batch_window)
+                deadline = loop.time() + self.config.running_report_delay
+                while not conn.queue and self.outbox.only_running_after(watermark) and loop.time() < deadline:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
             self._wake.clear()
             await self._flush(call, conn)
             while True:

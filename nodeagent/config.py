@@ -30,6 +30,9 @@ class AgentConfig:
     reconnect_max_backoff: float = 2.0
     #: How long TaskEvents are collected before they are sent in one message.
     event_batch_window: float = 0.002
+    #: How long reports that hold nothing but RUNNING may wait for more (a short attempt's
+    #: COMPLETED then replaces its RUNNING, and the server gets one report instead of two).
+    running_report_delay: float = 0.01
     #: Grace between SIGTERM and SIGKILL when a process group is killed.
     kill_grace_seconds: float = 2.0
     #: How often expired task directories are swept.

@@ -46,6 +46,11 @@ class Outbox:
         self.changed.set()
         return event.event_id
 
+    def only_running_after(self, event_id: int) -> bool:
+        """True when every event after `event_id` not yet acknowledged is a RUNNING (and there is one)."""
+        kinds = [ev.kind for ev in self.after(event_id, 1_000_000)]
+        return bool(kinds) and all(k == agent_pb2.TASK_EVENT_KIND_RUNNING for k in kinds)
+
     def mark_sent(self, up_to: int) -> None:
         """Events up to `up_to` went out (they can no longer be dropped)."""
         self.sent_up_to = max(self.sent_up_to, up_to)

@@ -47,6 +47,8 @@ SHORT_TASK_SAMPLES = 3
 RECENT_TASKS_PER_NODE = 10
 SCHEDULABLE_NODE_STATES = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
 BUSY_FLIP = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
+#: Tasks in these states are kept serialized once stored (see TaskRec): nobody works on them.
+COLD_TASK_STATES = frozenset({T.TASK_STATE_ACTIVE, T.TASK_STATE_COMPLETED})
 LIVE_NODE_STATES = frozenset(
     {
         P.NODE_STATE_STARTING,
@@ -118,6 +120,8 @@ class ControlPlane:
         self._pools_to_refresh: set[str] = set()
         self._dismiss_after_commit: list[NodeRec] = []
         self._changed_tasks: dict[TaskKey, TaskRec] = {}
+        #: The changed tasks as serialized for the store by the flush under way (published after it).
+        self._serialized: dict[TaskKey, bytes] = {}
         self._schedule_kick = asyncio.Event()
         #: Set by the scheduler: places what fits now, so that a batch of
         #: completions and the placements they make room for share one commit.
@@ -156,9 +160,13 @@ class ControlPlane:
                 continue
             task = T.Task.FromString(row.data)
             tk = row.key.split("/", 1)[1]
-            trec = TaskRec(row.parent, tk, row.seq, task)
+            if task.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
+                trec = TaskRec(row.parent, tk, row.seq, task)
+            else:
+                # Kept as the stored bytes until someone needs it (see TaskRec).
+                trec = TaskRec(row.parent, tk, row.seq, data=row.data, state=int(task.state))
             job_rec.tasks[tk] = trec
-            self._count(job_rec, trec, +1)
+            self._count(job_rec, trec, +1, task)
             if trec.state == T.TASK_STATE_ACTIVE:
                 job_rec.queue[tk] = None
             elif trec.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
@@ -198,7 +206,12 @@ class ControlPlane:
             if isinstance(rec, Delete):
                 ops.append(rec)
             elif isinstance(rec, TaskRec):
-                ops.append(Row("tasks", k, rec.proto.SerializeToString(), rec.job_key, rec.seq))
+                data = rec.serialized()
+                ops.append(Row("tasks", k, data, rec.job_key, rec.seq))
+                if rec.tkey in self._changed_tasks:
+                    self._serialized[rec.tkey] = data
+                if rec.state in COLD_TASK_STATES:
+                    rec.freeze(data)
             elif isinstance(rec, JobRec):
                 ops.append(Row("jobs", k, rec.proto.SerializeToString(), "", rec.seq))
             elif isinstance(rec, PoolRec):
@@ -250,15 +263,17 @@ class ControlPlane:
         self._pools_to_refresh.clear()
         ops = self._rows()
         changed = self._changed_tasks
+        serialized = self._serialized
         sends = self._sends
         self._dirty = {}
         self._changed_tasks = {}
+        self._serialized = {}
         self._sends = []
         if ops:
             self.stats.flushes += 1
             await self.store.commit(ops)
         if changed:
-            self._publish(changed.values())
+            self._publish(changed.values(), serialized)
         self._deliver(sends)
         dismiss, self._dismiss_after_commit = self._dismiss_after_commit, []
         for n in dismiss:
@@ -297,15 +312,15 @@ class ControlPlane:
     def _send_after_commit(self, node: NodeRec, msg: agent_pb2.ServerMessage) -> None:
         self._sends.append((node, msg))
 
-    def _publish(self, tasks: Iterable[TaskRec]) -> None:
+    def _publish(self, tasks: Iterable[TaskRec], serialized: dict[TaskKey, bytes]) -> None:
+        """Give watchers each changed task as it was committed."""
         by_job: dict[str, list[task_pb2.Task]] = {}
         for t in tasks:
             job = self.jobs.get(t.job_key)
             if job is None or not job.watchers:
                 continue
-            copy = T.Task()
-            copy.CopyFrom(t.proto)
-            by_job.setdefault(t.job_key, []).append(copy)
+            data = serialized.get(t.tkey)
+            by_job.setdefault(t.job_key, []).append(T.Task.FromString(data if data is not None else t.serialized()))
         for jk, protos in by_job.items():
             for q in self.jobs[jk].watchers:
                 q.put_nowait(protos)
@@ -325,10 +340,11 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ counters
 
-    def _count(self, job: JobRec, t: TaskRec, sign: int) -> None:
+    def _count(self, job: JobRec, t: TaskRec, sign: int, proto: task_pb2.Task | None = None) -> None:
         job.counts[t.state] += sign
         if t.state == T.TASK_STATE_COMPLETED:
-            if t.proto.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+            result = (proto or t.read()).execution_info.result
+            if result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
                 job.succeeded += sign
             else:
                 job.failed += sign
@@ -339,9 +355,11 @@ class ControlPlane:
         self._count(job, t, -1)
         now = self.clock.now()
         if t.state != new:
-            t.proto.previous_state = t.proto.state
-            t.proto.state = new  # type: ignore[assignment]
-            t.proto.state_transition_time.CopyFrom(ts(now))
+            proto = t.proto
+            proto.previous_state = proto.state
+            proto.state = new  # type: ignore[assignment]
+            proto.state_transition_time.CopyFrom(ts(now))
+            t.state = new
         self._count(job, t, +1)
         if new == T.TASK_STATE_ACTIVE:
             job.queue[t.key] = None
@@ -920,7 +938,7 @@ class ControlPlane:
         self._send_kills(kills)
         await self.flush()
         self.kick_scheduler()
-        return t.proto
+        return t.read()
 
     async def delete_task(self, job_id: str, task_id: str) -> task_pb2.Task:
         """Delete a task; a running attempt is killed and its directory removed."""
@@ -951,7 +969,7 @@ class ControlPlane:
                     )
                 )
         self.kick_scheduler()
-        return t.proto
+        return t.read()
 
     async def reactivate_task(self, job_id: str, task_id: str) -> task_pb2.Task:
         """Put a failed, completed task back in the queue with its retry count reset."""
@@ -972,7 +990,7 @@ class ControlPlane:
         self._set_task_state(t, T.TASK_STATE_ACTIVE)
         await self.flush()
         self.kick_scheduler()
-        return t.proto
+        return t.read()
 
     # ------------------------------------------------------------------ placing
 
@@ -1365,7 +1383,8 @@ class ControlPlane:
         else:
             info.ClearField("exit_code")
         job = self.jobs[t.job_key]
-        ran = (info.end_time.seconds - info.start_time.seconds) + (info.end_time.nanos - info.start_time.nanos) / 1e9
+        began = ev.start_time if ev.HasField("start_time") else info.start_time
+        ran = (ev.time.seconds - began.seconds) + (ev.time.nanos - began.nanos) / 1e9
         job.run_seconds = ran if not job.runs else 0.8 * job.run_seconds + 0.2 * max(0.0, ran)
         job.runs += 1
         succeeded = ev.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS

@@ -41,7 +41,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             from shoal.server.api.errors import already_exists
 
             raise already_exists(result.error_reason, result.error_message)
-        return self.cp.task(jid, request.task.id).proto
+        return self.cp.task(jid, request.task.id).read()
 
     @rpc_errors
     async def AddTasks(self, request: task_pb2.AddTasksRequest, context: Ctx) -> task_pb2.AddTasksResponse:
@@ -74,15 +74,16 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     @rpc_errors
     async def GetTask(self, request: task_pb2.GetTaskRequest, context: Ctx) -> task_pb2.Task:
         jid, tid = parse_name(request.name, "jobs", "tasks")
-        return self.cp.task(jid, tid).proto
+        return self.cp.task(jid, tid).read()
 
     @rpc_errors
     async def ListTasks(self, request: task_pb2.ListTasksRequest, context: Ctx) -> task_pb2.ListTasksResponse:
         (jid,) = parse_name(request.parent, "jobs", field="parent")
         job = self.cp.job(jid)
-        tasks = (t.proto for t in job.tasks.values() if not request.state or t.state == request.state)
-        items, token = page(tasks, request.page_size, request.page_token)
-        return task_pb2.ListTasksResponse(tasks=items, next_page_token=token)
+        recs = (t for t in job.tasks.values() if not request.state or t.state == request.state)
+        # Page over the records: only the page's tasks are read (a stored task is kept serialized).
+        items, token = page(recs, request.page_size, request.page_token)
+        return task_pb2.ListTasksResponse(tasks=[t.read() for t in items], next_page_token=token)
 
     @rpc_errors
     async def TerminateTask(self, request: task_pb2.TerminateTaskRequest, context: Ctx) -> task_pb2.Task:
@@ -110,7 +111,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         # Subscribe before the snapshot so that no change falls between them.
         job.watchers.add(queue)
         try:
-            current = [t.proto for t in job.tasks.values() if not wanted or t.key in wanted]
+            current = [t.read() for t in job.tasks.values() if not wanted or t.key in wanted]
             if not current:
                 yield task_pb2.WatchTasksResponse(initial=True, initial_complete=True)
             for i in range(0, len(current), WATCH_BATCH):
@@ -136,10 +137,10 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     @rpc_errors
     async def ListSubtasks(self, request: task_pb2.ListSubtasksRequest, context: Ctx) -> task_pb2.ListSubtasksResponse:
         jid, tid = parse_name(request.name, "jobs", "tasks")
-        return task_pb2.ListSubtasksResponse(subtasks=self.cp.task(jid, tid).proto.subtasks)
+        return task_pb2.ListSubtasksResponse(subtasks=self.cp.task(jid, tid).read().subtasks)
 
     def _task_node(self, t: TaskRec) -> NodeRec:
-        node_id = t.proto.node_info.node_id
+        node_id = t.read().node_info.node_id
         node = self.cp.nodes.get(idkey(node_id)) if node_id else None
         if node is None:
             raise failed_precondition(
@@ -163,7 +164,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
                 agent_pb2.ListFilesRequest(
                     scope=agent_pb2.FILE_SCOPE_TASK,
                     job_id=self.cp.jobs[t.job_key].proto.id,
-                    task_id=t.proto.spec.id,
+                    task_id=t.read().spec.id,
                     path=request.path,
                     recursive=request.recursive,
                 ),
@@ -186,7 +187,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             agent_pb2.ReadFileRequest(
                 scope=agent_pb2.FILE_SCOPE_TASK,
                 job_id=self.cp.jobs[t.job_key].proto.id,
-                task_id=t.proto.spec.id,
+                task_id=t.read().spec.id,
                 path=request.path,
                 offset=request.offset,
                 follow=request.follow,

@@ -57,19 +57,19 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
         for tk in j.queue:
             if budget[pk] <= 0:
                 break
-            t = j.tasks[tk]
-            multi = t.proto.spec.HasField("multi_instance_settings")
-            instances = t.proto.spec.multi_instance_settings.number_of_instances if multi else 1
+            t = j.tasks[tk].read()
+            multi = t.spec.HasField("multi_instance_settings")
+            instances = t.spec.multi_instance_settings.number_of_instances if multi else 1
             queue.append(
                 PendingTask(
                     key=(j.key, tk),
                     pool_id=pk,
-                    attempt=t.proto.attempt,
+                    attempt=t.attempt,
                     # An instance of a multi-instance task has its node to itself.
-                    required_slots=slots_per_node if multi else max(1, t.proto.spec.required_slots),
+                    required_slots=slots_per_node if multi else max(1, t.spec.required_slots),
                     instances=max(1, instances),
                     job_priority=j.proto.priority,
-                    max_runtime=_max_runtime(t.proto.spec),
+                    max_runtime=_max_runtime(t.spec),
                 )
             )
             budget[pk] -= 1
@@ -123,7 +123,8 @@ def build_ahead_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snaps
             for tk in j.queue:
                 if room <= 0:
                     break
-                spec = j.tasks[tk].proto.spec
+                task = j.tasks[tk].read()
+                spec = task.spec
                 need = max(1, spec.required_slots)
                 if spec.HasField("multi_instance_settings") or need > slots_per_node:
                     room = 0
@@ -132,7 +133,7 @@ def build_ahead_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snaps
                     PendingTask(
                         key=(j.key, tk),
                         pool_id=pool.key,
-                        attempt=j.tasks[tk].proto.attempt,
+                        attempt=task.attempt,
                         required_slots=need,
                         job_priority=j.proto.priority,
                     )
@@ -156,10 +157,11 @@ def _busy_until(cp: ControlPlane, n: NodeRec, now: float) -> float | None:
         t = job.tasks.get(tk) if job else None
         if t is None:
             continue
-        limit = _max_runtime(t.proto.spec)
+        proto = t.read()
+        limit = _max_runtime(proto.spec)
         if limit is None:
             return None
-        info = t.proto.execution_info
+        info = proto.execution_info
         start = info.start_time.ToNanoseconds() / 1e9 if info.HasField("start_time") else now
         until = max(until, start + limit)
     return until

@@ -218,7 +218,8 @@ async def test_reconnect_resends_pending_events(plane_server, run_agent, make_pl
     await plane.send(start_tasks(1, assignment("quick", "true"), assignment("slow", "sleep 30")))
     await plane.wait_event("quick", COMPLETED)
     await plane.wait_event("slow", RUNNING)
-    assert len(agent.outbox) == 3
+    # quick's RUNNING may have been folded into its COMPLETED (held back while only RUNNINGs were due).
+    assert len(agent.outbox) in (2, 3)
 
     # The control plane restarts: the agent re-registers with what is running and pending.
     await plane_server.stop()
@@ -228,12 +229,11 @@ async def test_reconnect_resends_pending_events(plane_server, run_agent, make_pl
     assert reg.boot_id == plane.registers[0].boot_id
     assert reg.node_id == "node-1"
     assert [(r.task_id, r.attempt) for r in reg.running] == [("slow", 1)]
-    kinds = [(e.attempt.task_id, e.kind) for e in reg.pending_events]
-    assert kinds == [("quick", RUNNING), ("slow", RUNNING), ("quick", COMPLETED)] or kinds == [
-        ("quick", RUNNING),
-        ("quick", COMPLETED),
-        ("slow", RUNNING),
+    kinds = [
+        (e.attempt.task_id, e.kind) for e in reg.pending_events if e.kind != RUNNING or e.attempt.task_id != "quick"
     ]
+    assert sorted(kinds) == [("quick", COMPLETED), ("slow", RUNNING)]
+    assert len(reg.pending_events) == len(agent.outbox)
     last = max(e.event_id for e in reg.pending_events)
     await plane2.send(agent_pb2.ServerMessage(events_ack=agent_pb2.EventsAck(up_to_event_id=last)))
     await asyncio.wait_for(_until(lambda: len(agent.outbox) == 0), 10)
@@ -434,7 +434,9 @@ async def test_duplicate_start_is_not_rerun(plane_server, run_agent, tmp_path: P
     await plane.send(start_tasks(2, a, assignment("after", "true")))
     await plane.wait_event("after", COMPLETED)
     assert (tmp_path / "node/shared/count").read_text() == "ran\n"
-    assert len([e for e in plane.events() if e.attempt.task_id == "once"]) == 2
+    # One COMPLETED (its RUNNING may have been folded into it), nothing for the repeat.
+    once = [e.kind for e in plane.events() if e.attempt.task_id == "once"]
+    assert once.count(COMPLETED) == 1 and len(once) <= 2
 
 
 async def test_new_attempt_replaces_running_one(plane_server, run_agent) -> None:

@@ -116,3 +116,37 @@ async def test_kill_during_staging_and_unsafe_ids(tmp_path: Path) -> None:
         assert c.failure_info.code == "TaskEnded" and not c.HasField("exit_code")
     finally:
         sock.close()
+
+
+async def test_attempts_beyond_the_slots_wait_in_order_and_can_be_withdrawn(tmp_path: Path) -> None:
+    clock = ManualClock()
+    events: list[agent_pb2.TaskEvent] = []
+    changed = asyncio.Event()
+    runner = _runner(tmp_path, clock, events, changed)
+    runner.set_slots(1)
+
+    def assignment(task_id: str, command: str) -> agent_pb2.TaskAssignment:
+        return agent_pb2.TaskAssignment(
+            attempt=agent_pb2.AttemptRef(job_id="j", task_id=task_id, attempt=1), command_line=command
+        )
+
+    running = agent_pb2.TASK_EVENT_KIND_RUNNING
+    runner.start(assignment("a", "sleep 100"))
+    runner.start(assignment("b", "true"))
+    runner.start(assignment("c", "true"))
+    # Only `a` runs; b and c wait for the slot, reported as accepted but not RUNNING.
+    assert [(e.attempt.task_id, e.kind) for e in events] == [("a", running)]
+    assert runner.running_slots() == 1 and runner.waiting() == 2
+    assert {r.task_id for r in runner.active_attempts()} == {"a", "b", "c"}
+    # A waiting attempt that is killed never runs: it completes as ended.
+    await runner.kill([agent_pb2.AttemptRef(job_id="j", task_id="b", attempt=1)], delete_files=False)
+    b = await _completed(events, changed, "b")
+    assert b.failure_info.code == "TaskEnded" and not b.HasField("exit_code")
+    assert not (tmp_path / "node/workitems/j/job-1/b").exists()
+    # The slot frees: c starts at once, without anyone asking.
+    await runner.kill([agent_pb2.AttemptRef(job_id="j", task_id="a", attempt=1)], delete_files=False)
+    c = await _completed(events, changed, "c")
+    assert c.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS and c.exit_code == 0
+    kinds = [(e.attempt.task_id, e.kind) for e in events]
+    assert kinds.index(("a", COMPLETED)) < kinds.index(("c", running))
+    assert runner.running_slots() == 0 and runner.waiting() == 0

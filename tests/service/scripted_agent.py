@@ -73,10 +73,13 @@ class ScriptedAgent:
         *,
         exit_code: int | None = None,
         failure: str = "",
+        ran_seconds: float = 0.0,
     ) -> None:
         now = timestamp_pb2.Timestamp()
         now.GetCurrentTime()
-        ev = A.TaskEvent(event_id=next(self._ids), attempt=ref, kind=kind, time=now, start_time=now)  # type: ignore[arg-type]
+        start = timestamp_pb2.Timestamp()
+        start.FromNanoseconds(now.ToNanoseconds() - int(ran_seconds * 1e9))
+        ev = A.TaskEvent(event_id=next(self._ids), attempt=ref, kind=kind, time=now, start_time=start)  # type: ignore[arg-type]
         if kind == A.TASK_EVENT_KIND_COMPLETED:
             ev.exit_code = exit_code or 0
             ok = not failure and not exit_code

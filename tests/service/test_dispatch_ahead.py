@@ -1,0 +1,68 @@
+"""Dispatch ahead: a busy node gets work for when a slot frees, for jobs of short tasks only."""
+
+from __future__ import annotations
+
+from shoal.agent.v1 import agent_pb2
+from shoal.v1 import job_pb2, pool_pb2, task_pb2
+from tests.service.scripted_agent import ScriptedAgent
+
+A = agent_pb2
+
+
+async def one_slot_pool(server, stubs) -> tuple[ScriptedAgent, agent_pb2.Welcome]:
+    await stubs.pools.CreatePool(
+        pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=1, provider="join"))
+    )
+    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    welcome = await agent.connect()
+    return agent, welcome
+
+
+async def add(stubs, job_id: str, n: int) -> None:
+    await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id=job_id, pool_id="p")))
+    specs = [task_pb2.TaskSpec(id=f"t{i}", command_line="/bin/true") for i in range(n)]
+    await stubs.tasks.AddTasks(task_pb2.AddTasksRequest(parent=f"jobs/{job_id}", tasks=specs))
+
+
+async def run_one(agent: ScriptedAgent, ran_seconds: float) -> list[str]:
+    """Take the next StartTasks, finish its first assignment; the ids it carried."""
+    msg = await agent.expect("start_tasks")
+    first = msg.start_tasks.tasks[0].attempt
+    await agent.event(first, A.TASK_EVENT_KIND_RUNNING)
+    await agent.event(first, A.TASK_EVENT_KIND_COMPLETED, ran_seconds=ran_seconds)
+    return [a.attempt.task_id for a in msg.start_tasks.tasks]
+
+
+async def test_short_tasks_are_sent_ahead_to_a_busy_node(server, stubs) -> None:
+    agent, welcome = await one_slot_pool(server, stubs)
+    assert welcome.task_slots == 1  # the agent holds what does not fit
+    await add(stubs, "j", 10)
+    # Until the job is known to be short, one assignment per slot.
+    assert await run_one(agent, 0.01) == ["t0"]
+    assert await run_one(agent, 0.01) == ["t1"]
+    assert await run_one(agent, 0.01) == ["t2"]
+    # Three short attempts seen: the slot's next task and one more to wait on the node.
+    sent = await run_one(agent, 0.01)
+    assert sent == ["t3", "t4"]
+    t4 = await stubs.tasks.GetTask(task_pb2.GetTaskRequest(name="jobs/j/tasks/t4"))
+    assert t4.state == task_pb2.TASK_STATE_PREPARING  # placed, waiting on the node for its slot
+    node = (await stubs.pools.ListNodes(pool_pb2.ListNodesRequest(parent="pools/p"))).nodes[0]
+    assert node.running_task_slots == 1  # what waits does not count as running
+    await agent.close()
+
+
+async def test_long_tasks_are_not_sent_ahead(server, stubs) -> None:
+    agent, _ = await one_slot_pool(server, stubs)
+    await add(stubs, "long", 8)
+    for i in range(6):
+        assert await run_one(agent, 5.0) == [f"t{i}"]
+    await agent.close()
+
+
+async def test_no_dispatch_ahead_when_turned_off(server, stubs) -> None:
+    server.cp.dispatch_ahead = 0
+    agent, _ = await one_slot_pool(server, stubs)
+    await add(stubs, "j", 8)
+    for i in range(6):
+        assert await run_one(agent, 0.0) == [f"t{i}"]
+    await agent.close()
