@@ -12,6 +12,7 @@ that is no longer the task's current one is counted and dropped.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import math
@@ -134,6 +135,17 @@ class ControlPlane:
 
     async def load(self) -> None:
         """Read everything from the store (at start-up)."""
+        # A million records made in a row would set off the cyclic collector again and again,
+        # each time walking all of them; what is loaded lives long, so it is frozen out of
+        # the collector's view afterwards.
+        gc.disable()
+        try:
+            await self._load()
+        finally:
+            gc.enable()
+        gc.freeze()
+
+    async def _load(self) -> None:
         loaded = await self.store.open()
         now_mono = self.clock.monotonic()
         for row in loaded.tables["meta"]:
@@ -154,22 +166,49 @@ class ControlPlane:
         for row in loaded.tables["jobs"]:
             job = J.Job.FromString(row.data)
             self.jobs[row.key] = JobRec(row.key, row.seq, job)
-        for row in loaded.tables["tasks"]:
-            job_rec = self.jobs.get(row.parent)
+        self._load_tasks(loaded.tables["tasks"])
+        for pool_rec in self.pools.values():
+            self._refresh_pool(pool_rec)
+        await self.flush()
+
+    def _load_tasks(self, rows: list[Row]) -> None:
+        """Tasks from their rows. A million of them is the normal case, so this loop is kept tight:
+        a queued or completed task is not even parsed when its row's tag says its state and result."""
+        job_rec: JobRec | None = None
+        parent = None
+        cut = 0
+        live = (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING)
+        active = T.TASK_STATE_ACTIVE
+        for _table, key, data, row_parent, seq, tag in rows:
+            if row_parent != parent:
+                parent, job_rec, cut = row_parent, self.jobs.get(row_parent), len(row_parent) + 1
             if job_rec is None:
                 continue
-            task = T.Task.FromString(row.data)
-            tk = row.key.split("/", 1)[1]
-            if task.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
-                trec = TaskRec(row.parent, tk, row.seq, task)
+            tk = key[cut:]
+            state, result = tag & 0xFF, tag >> 8
+            if state and state not in live:
+                trec = TaskRec(parent, tk, seq, data=data, state=state)
+                job_rec.tasks[tk] = trec
+                job_rec.counts[state] += 1
+                if state == active:
+                    job_rec.queue[tk] = None
+                elif result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+                    job_rec.succeeded += 1
+                else:
+                    job_rec.failed += 1
+                continue
+            # Running (the server needs its placement), or a row written before tags existed.
+            task = T.Task.FromString(data)
+            if task.state in live:
+                trec = TaskRec(parent, tk, seq, task)
             else:
                 # Kept as the stored bytes until someone needs it (see TaskRec).
-                trec = TaskRec(row.parent, tk, row.seq, data=row.data, state=int(task.state))
+                trec = TaskRec(parent, tk, seq, data=data, state=int(task.state))
             job_rec.tasks[tk] = trec
             self._count(job_rec, trec, +1, task)
             if trec.state == T.TASK_STATE_ACTIVE:
                 job_rec.queue[tk] = None
-            elif trec.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
+            elif trec.state in live:
                 if task.subtasks:
                     gang = tuple(idkey(s.node_info.node_id) for s in task.subtasks)
                 else:
@@ -186,9 +225,6 @@ class ControlPlane:
                     self.nodes[nk].running[trec.tkey] = (
                         self.nodes[nk].proto.task_slots if task.subtasks else max(1, task.spec.required_slots)
                     )
-        for pool_rec in self.pools.values():
-            self._refresh_pool(pool_rec)
-        await self.flush()
 
     def _mark(self, table: str, k: str, rec: object) -> None:
         self._dirty[(table, k)] = rec
@@ -207,7 +243,10 @@ class ControlPlane:
                 ops.append(rec)
             elif isinstance(rec, TaskRec):
                 data = rec.serialized()
-                ops.append(Row("tasks", k, data, rec.job_key, rec.seq))
+                tag = rec.state
+                if tag == T.TASK_STATE_COMPLETED:
+                    tag |= rec.read().execution_info.result << 8
+                ops.append(Row("tasks", k, data, rec.job_key, rec.seq, tag))
                 if rec.tkey in self._changed_tasks:
                     self._serialized[rec.tkey] = data
                 if rec.state in COLD_TASK_STATES:

@@ -9,14 +9,16 @@ coalesce concurrent commits into one transaction (group commit).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 TABLES = ("pools", "nodes", "jobs", "tasks", "meta", "requests")
 
 
-@dataclass(frozen=True)
-class Row:
-    """One stored row: `key` is unique within `table`; `data` is opaque bytes."""
+class Row(NamedTuple):
+    """One stored row: `key` is unique within `table`; `data` is opaque bytes.
+
+    A named tuple rather than a dataclass: a restart reads a million of them.
+    """
 
     table: str
     key: str
@@ -25,6 +27,8 @@ class Row:
     parent: str = ""
     #: Ordering within the table (creation sequence).
     seq: int = 0
+    #: A small number the owner may read without decoding `data` (a task's state); 0 when unused.
+    tag: int = 0
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from shoal.server.store.base import TABLES, Loaded, Op, Row
 
 _SCHEMA = [
     f"CREATE TABLE IF NOT EXISTS {t} (key TEXT PRIMARY KEY, parent TEXT NOT NULL DEFAULT '', "
-    "seq INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL)"
+    "seq INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL, tag INTEGER NOT NULL DEFAULT 0)"
     for t in TABLES
 ] + [f"CREATE INDEX IF NOT EXISTS {t}_parent ON {t}(parent)" for t in TABLES]
-_UPSERT = {t: f"INSERT OR REPLACE INTO {t} (key, parent, seq, data) VALUES (?, ?, ?, ?)" for t in TABLES}
+_UPSERT = {t: f"INSERT OR REPLACE INTO {t} (key, parent, seq, data, tag) VALUES (?, ?, ?, ?, ?)" for t in TABLES}
 
 
 class SqliteStore:
@@ -48,13 +48,16 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         for stmt in _SCHEMA:
             conn.execute(stmt)
+        for t in TABLES:
+            # Databases written before the tag column existed get it (0: unknown).
+            if "tag" not in {c[1] for c in conn.execute(f"PRAGMA table_info({t})")}:
+                conn.execute(f"ALTER TABLE {t} ADD COLUMN tag INTEGER NOT NULL DEFAULT 0")
         self._conn = conn
         loaded = Loaded()
+        make = Row._make
         for t in TABLES:
-            loaded.tables[t] = [
-                Row(t, k, bytes(d), p, s)
-                for k, p, s, d in conn.execute(f"SELECT key, parent, seq, data FROM {t} ORDER BY seq, key")
-            ]
+            query = f"SELECT ?, key, data, parent, seq, tag FROM {t} ORDER BY seq, key"
+            loaded.tables[t] = [make(r) for r in conn.execute(query, (t,))]
         return loaded
 
     async def commit(self, ops: list[Op]) -> None:
@@ -98,7 +101,7 @@ class SqliteStore:
         conn.execute("BEGIN")
         try:
             # Runs of rows for one table go in one executemany (order between runs is kept).
-            run: list[tuple[str, str, int, bytes]] = []
+            run: list[tuple[str, str, int, bytes, int]] = []
             run_table = ""
             for op in ops:
                 if isinstance(op, Row):
@@ -106,7 +109,7 @@ class SqliteStore:
                         conn.executemany(_UPSERT[run_table], run)
                         run = []
                     run_table = op.table
-                    run.append((op.key, op.parent, op.seq, op.data))
+                    run.append((op.key, op.parent, op.seq, op.data, op.tag))
                     continue
                 if run:
                     conn.executemany(_UPSERT[run_table], run)

@@ -66,3 +66,28 @@ async def test_no_dispatch_ahead_when_turned_off(server, stubs) -> None:
     for i in range(6):
         assert await run_one(agent, 0.0) == [f"t{i}"]
     await agent.close()
+
+
+async def test_restart_keeps_counts_and_queue_from_row_tags(tmp_path) -> None:
+    """Queued and completed tasks come back from their rows' tags without being parsed, counts intact."""
+    from shoal.server.app import ServerConfig, ShoalServer
+
+    config = ServerConfig(data_dir=tmp_path / "data", listen="127.0.0.1:0", publish_address=False)
+    srv = ShoalServer(config)
+    await srv.start()
+    cp = srv.cp
+    await cp.create_pool(pool_pb2.Pool(id="p", target_nodes=0, provider="join"))
+    await cp.create_job(job_pb2.Job(id="j", pool_id="p"))
+    await cp.add_tasks("j", [task_pb2.TaskSpec(id=f"t{i}", command_line="/bin/true") for i in range(5)])
+    await cp.terminate_task("j", "t1")  # completed, failed
+    await srv.stop(stop_agents=True)
+    again = ShoalServer(config)
+    await again.start()
+    try:
+        counts = again.cp.job_counts("j")
+        assert (counts.active, counts.completed, counts.failed, counts.succeeded) == (4, 1, 1, 0)
+        assert list(again.cp.job("j").queue) == ["t0", "t2", "t3", "t4"]
+        t1 = again.cp.task("j", "t1")
+        assert t1.frozen and t1.read().execution_info.failure_info.code == "TaskEnded"
+    finally:
+        await again.stop(stop_agents=True)

@@ -66,3 +66,33 @@ async def test_commit_after_close_fails(make) -> None:
     await s.close()
     with pytest.raises(RuntimeError):
         await s.commit([Row("pools", "p", b"x")])
+
+
+async def test_tag_survives_reopen(make) -> None:
+    s = make()
+    await s.open()
+    await s.commit([Row("tasks", "j/a", b"1", "j", 1, tag=3 | (1 << 8)), Row("tasks", "j/b", b"2", "j", 2)])
+    await s.close()
+    s2 = make()
+    loaded = await s2.open()
+    assert [(r.key, r.tag) for r in loaded.tables["tasks"]] == [("j/a", 3 | (1 << 8)), ("j/b", 0)]
+    await s2.close()
+
+
+async def test_sqlite_database_from_before_tags_opens(tmp_path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "old.db")
+    for t in ("pools", "nodes", "jobs", "tasks", "meta", "requests"):
+        conn.execute(
+            f"CREATE TABLE {t} (key TEXT PRIMARY KEY, parent TEXT NOT NULL DEFAULT '', "
+            "seq INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL)"
+        )
+    conn.execute("INSERT INTO tasks VALUES ('j/a', 'j', 1, x'08')")
+    conn.commit()
+    conn.close()
+    s = SqliteStore(tmp_path / "old.db")
+    loaded = await s.open()
+    assert loaded.tables["tasks"] == [Row("tasks", "j/a", b"\x08", "j", 1, 0)]
+    await s.commit([Row("tasks", "j/b", b"", "j", 2, 5)])
+    await s.close()
