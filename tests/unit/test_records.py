@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shoal.server.domain.records import SlotMap
+from shoal.server.domain.records import AgentSession, SlotMap, TaskRec
 
 ops = st.lists(st.tuples(st.sampled_from(["set", "pop", "clear"]), st.integers(0, 4), st.integers(1, 4)), max_size=40)
 
@@ -22,3 +22,43 @@ def test_slot_map_total_is_the_sum(script: list[tuple[str, int, int]]) -> None:
         else:
             m.clear()
         assert m.total == sum(m.values())
+
+
+async def test_event_acks_ride_on_queued_messages_or_leave_alone_after_a_delay() -> None:
+    import asyncio
+
+    from shoal.agent.v1 import agent_pb2
+
+    s = AgentSession("n1", "boot")
+    s.send(agent_pb2.ServerMessage(welcome=agent_pb2.Welcome(node_id="n1")))
+    assert (await s.get()).WhichOneof("body") == "welcome"
+    # A message still waiting for the writer carries the acknowledgement.
+    s.send(agent_pb2.ServerMessage(start_tasks=agent_pb2.StartTasks(command_id=1)))
+    s.ack(5)
+    s.ack(7)
+    msg = await s.get()
+    assert msg.WhichOneof("body") == "start_tasks" and msg.events_acked_up_to == 7
+    # Nothing queued: the next message sent within the delay takes it ...
+    s.ack(9)
+    s.send(agent_pb2.ServerMessage(kill_tasks=agent_pb2.KillTasks(command_id=2)))
+    assert (await s.get()).events_acked_up_to == 9
+    # ... and without one, an EventsAck of its own goes out after it.
+    s.ack(12)
+    alone = await asyncio.wait_for(s.get(), 2)
+    assert alone.WhichOneof("body") == "events_ack" and alone.events_ack.up_to_event_id == 12
+    s.close()
+    assert await s.get() is None
+
+
+def test_a_frozen_task_is_read_without_being_kept() -> None:
+    from shoal.v1 import task_pb2
+
+    proto = task_pb2.Task(spec=task_pb2.TaskSpec(id="t1"), state=task_pb2.TASK_STATE_COMPLETED)
+    t = TaskRec("j", "t1", 1, proto)
+    data = t.serialized()
+    t.freeze(data)
+    assert t.frozen and t.state == task_pb2.TASK_STATE_COMPLETED
+    assert t.read().spec.id == "t1" and t.frozen  # a copy to look at
+    assert t.serialized() is data  # no work while frozen
+    t.proto.attempt = 2  # a change brings it back, and it stays
+    assert not t.frozen and t.read().attempt == 2
