@@ -403,7 +403,7 @@ class ControlPlane:
         if new == T.TASK_STATE_ACTIVE:
             job.queue[t.key] = None
         else:
-            job.queue.pop(t.key, None)
+            job.dequeue(t.key)
         self._mark_task(t)
 
     def _set_node_state(self, n: NodeRec, new: int) -> None:
@@ -990,7 +990,7 @@ class ControlPlane:
         if t.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
             kills = self._terminate_running(t, "deleted")
         self._count(job, t, -1)
-        job.queue.pop(t.key, None)
+        job.dequeue(t.key)
         del job.tasks[t.key]
         self._changed_tasks.pop(t.tkey, None)
         self._dirty[("tasks", f"{job.key}/{t.key}")] = Delete("tasks", f"{job.key}/{t.key}")

@@ -115,8 +115,11 @@ class JobRec:
     proto: job_pb2.Job
     #: Every task, in creation order.
     tasks: dict[str, TaskRec] = field(default_factory=dict)
-    #: ACTIVE tasks in queue order (requeued and retried tasks go to the end).
+    #: ACTIVE tasks in queue order (requeued and retried tasks go to the end). Take tasks out
+    #: with `dequeue`, which keeps the head of the queue cheap to reach.
     queue: dict[str, None] = field(default_factory=dict)
+    #: Tasks taken out of `queue` since it was last rebuilt.
+    _holes: int = 0
     #: Number of tasks per TaskState.
     counts: collections.Counter[int] = field(default_factory=collections.Counter)
     succeeded: int = 0
@@ -129,6 +132,24 @@ class JobRec:
     @property
     def pool_key(self) -> str:
         return self.proto.pool_id.lower()
+
+    def dequeue(self, task_key: str) -> None:
+        """Take a task out of the queue.
+
+        A dict leaves a hole where an entry was removed, and iteration walks
+        over the holes: with the queue consumed from its head, reaching the
+        first queued task would cost one step per task ever dispatched. The
+        dict is rebuilt once the holes outnumber the entries (amortised O(1)).
+        """
+        if self.queue.pop(task_key, _ABSENT) is _ABSENT:
+            return
+        self._holes += 1
+        if self._holes > 1024 and self._holes > len(self.queue):
+            self.queue = dict(self.queue)
+            self._holes = 0
+
+
+_ABSENT = object()
 
 
 class SlotMap(dict[TaskKey, int]):

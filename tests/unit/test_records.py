@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shoal.server.domain.records import AgentSession, SlotMap, TaskRec
+from shoal.server.domain.records import AgentSession, JobRec, SlotMap, TaskRec
 
 ops = st.lists(st.tuples(st.sampled_from(["set", "pop", "clear"]), st.integers(0, 4), st.integers(1, 4)), max_size=40)
 
@@ -62,3 +62,15 @@ def test_a_frozen_task_is_read_without_being_kept() -> None:
     assert t.serialized() is data  # no work while frozen
     t.proto.attempt = 2  # a change brings it back, and it stays
     assert not t.frozen and t.read().attempt == 2
+
+
+def test_dequeue_keeps_the_queue_in_order_and_its_head_cheap() -> None:
+    from shoal.v1 import job_pb2
+
+    job = JobRec("j", 1, job_pb2.Job(id="j"))
+    job.queue = dict.fromkeys(f"t{i}" for i in range(5000))
+    for i in range(4000):
+        job.dequeue(f"t{i}")
+    job.dequeue("absent")
+    assert list(job.queue)[:2] == ["t4000", "t4001"] and len(job.queue) == 1000
+    assert job._holes < 1024 + 1000  # rebuilt on the way: the holes never outnumber the entries for long
