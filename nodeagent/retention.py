@@ -11,13 +11,13 @@ entries once enough of it is dead.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+
+from shoal.nodeagent.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -25,33 +25,32 @@ TaskRef = tuple[str, str]  # (job id, task id)
 
 
 class RetentionJournal:
-    """Deadlines of completed task directories, kept in memory and in an append-only file."""
+    """Deadlines of completed task directories, kept in memory and in a journal (`shoal.nodeagent.journal`).
+
+    A line `[deadline, job, task]` records a deadline, `[null, job, task]` that the directory is gone.
+    """
 
     def __init__(self, path: Path, *, compact_after: int = 10_000) -> None:
         self.path = path
         self._deadlines: dict[TaskRef, float] = {}
-        self._fd: int | None = None
-        self._lines = 0
-        self._compact_after = compact_after
+        self._journal = Journal(path, compact_after=compact_after)
         self._loaded = False
 
     def _load(self) -> None:
         self._loaded = True
-        try:
-            text = self.path.read_text()
-        except OSError:
-            return
-        for line in text.splitlines():
+        for rec in self._journal.read():
             try:
-                deadline, job_id, task_id = json.loads(line)
+                deadline, job_id, task_id = rec  # type: ignore[misc]
                 ref = (str(job_id), str(task_id))
-                if deadline is None:  # removed
+                if deadline is None:
                     self._deadlines.pop(ref, None)
                 else:
                     self._deadlines[ref] = float(deadline)
             except (ValueError, TypeError):
-                continue  # a torn last line
-            self._lines += 1
+                continue
+
+    def _live(self) -> list[object]:
+        return [[w, j, t] for (j, t), w in self._deadlines.items()]
 
     def record(self, job_id: str, task_id: str, deadline: datetime) -> None:
         """The task's directory may go after `deadline` (replaces an earlier deadline of the same task)."""
@@ -59,7 +58,7 @@ class RetentionJournal:
             self._load()
         when = deadline.timestamp()
         self._deadlines[(job_id, task_id)] = when
-        self._append(json.dumps([when, job_id, task_id]) + "\n")
+        self._journal.append([when, job_id, task_id], self._live, len(self._deadlines))
 
     def deadline(self, job_id: str, task_id: str) -> float | None:
         """The recorded deadline (POSIX seconds), or None (still running, or never completed on this node)."""
@@ -75,40 +74,14 @@ class RetentionJournal:
         return [ref for ref, when in self._deadlines.items() if when <= t and not is_active(*ref)]
 
     def forget(self, refs: Iterable[TaskRef]) -> None:
-        """These directories are gone (a tombstone line each; the journal is rewritten when most of it is dead)."""
+        """These directories are gone."""
         for ref in refs:
             if self._deadlines.pop(ref, None) is not None:
-                self._append(json.dumps([None, *ref]) + "\n")
+                self._journal.append([None, *ref], self._live, len(self._deadlines))
 
     def close(self) -> None:
         """Close the journal's file descriptor."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def _append(self, line: str) -> None:
-        if self._fd is None or self._lines > max(self._compact_after, 2 * len(self._deadlines)):
-            self._compact()  # the rewrite holds the new entry already
-            return
-        try:
-            os.write(self._fd, line.encode())
-            self._lines += 1
-        except OSError as e:
-            log.warning("cannot write %s: %s", self.path, e)
-
-    def _compact(self) -> None:
-        self.close()
-        text = "".join(json.dumps([w, j, t]) + "\n" for (j, t), w in self._deadlines.items())
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w") as f:
-                f.write(text)
-            os.replace(tmp, self.path)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            self._lines = len(self._deadlines)
-        except OSError as e:
-            log.warning("cannot write %s: %s", self.path, e)
+        self._journal.close()
 
 
 def remove_task_dirs(dirs: Iterable[Path]) -> list[Path]:

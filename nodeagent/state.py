@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -11,14 +10,9 @@ from pathlib import Path
 
 import psutil
 
+from shoal.nodeagent.journal import Journal, write_atomic
+
 log = logging.getLogger(__name__)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def attempt_key(job_id: str, task_id: str, attempt: int) -> str:
@@ -29,73 +23,40 @@ def attempt_key(job_id: str, task_id: str, attempt: int) -> str:
 class RunningFile:
     """`volatile/running.json`: attempt key → process group id of every live task process.
 
-    The file is JSON Lines, a journal: `{"k": key, "g": pgid}` records a started group and
-    `{"k": key}` its end; the live set is the replay. Each change is one appended line (no rename
-    per task start or end); the journal is rewritten with only the live groups when it grows.
+    The file is a JSON Lines journal (see `shoal.nodeagent.journal`): `{"k": key, "g": pgid}`
+    records a started group and `{"k": key}` its end; the live set is the replay.
     """
 
     def __init__(self, path: Path, *, compact_after: int = 1000) -> None:
         self.path = path
         self._groups: dict[str, int] = {}
-        self._fd: int | None = None
-        self._lines = 0
-        self._compact_after = compact_after
+        self._journal = Journal(path, compact_after=compact_after)
+
+    def _live(self) -> list[object]:
+        return [{"k": k, "g": g} for k, g in sorted(self._groups.items())]
 
     def add(self, key: str, pgid: int) -> None:
         """Record a started process group."""
         self._groups[key] = pgid
-        self._append({"k": key, "g": pgid})
+        self._journal.append({"k": key, "g": pgid}, self._live, len(self._groups))
 
     def remove(self, key: str) -> None:
         """Forget a process group that ended."""
         if self._groups.pop(key, None) is not None:
-            self._append({"k": key})
+            self._journal.append({"k": key}, self._live, len(self._groups))
 
     def flush(self) -> None:
         """Rewrite the journal with only the live groups."""
-        self._compact()
+        self._journal.rewrite(self._live())
 
     def close(self) -> None:
         """Close the journal's file descriptor."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def _append(self, record: dict[str, object]) -> None:
-        if self._fd is None or self._lines >= max(self._compact_after, 4 * len(self._groups)):
-            self._compact()
-            if record.get("g") is not None:
-                return  # the rewrite already holds it
-        if self._fd is None:
-            return
-        try:
-            os.write(self._fd, (json.dumps(record) + "\n").encode())
-            self._lines += 1
-        except OSError as e:
-            log.warning("cannot write %s: %s", self.path, e)
-
-    def _compact(self) -> None:
-        self.close()
-        text = "".join(json.dumps({"k": k, "g": g}) + "\n" for k, g in sorted(self._groups.items()))
-        try:
-            _write_atomic(self.path, text)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            self._lines = len(self._groups)
-        except OSError as e:
-            log.warning("cannot write %s: %s", self.path, e)
+        self._journal.close()
 
     def load(self) -> dict[str, int]:
         """What a previous agent process left behind (replaying the journal)."""
-        try:
-            text = self.path.read_text()
-        except OSError:
-            return {}
         groups: dict[str, int] = {}
-        for line in text.splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a torn last line
+        for rec in Journal(self.path, compact_after=0).read():
             if not isinstance(rec, dict):
                 continue
             if "k" not in rec:  # an older snapshot: {key: pgid, ...}
@@ -141,4 +102,4 @@ def read_node_id(path: Path) -> str:
 def write_node_id(path: Path, node_id: str) -> None:
     """Keep the node id for later agent processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, node_id + "\n")
+    write_atomic(path, node_id + "\n")
