@@ -13,8 +13,9 @@ Modules: ``config`` (AgentConfig), ``layout`` (node directory tree), ``envvars``
 environments), ``process`` (spawn, reap, kill process groups), ``staging`` (resource files),
 ``outputs`` (output files), ``storage`` (StorageService client), ``runner`` (task attempts),
 ``starttask``, ``outbox`` (unacknowledged events), ``journal`` (append-only JSON-lines files),
-``state`` (volatile/ files), ``retention`` (task directory deadlines and sweeper), ``fileservice`` (NodeService ListFiles/ReadFile), ``execservice``
-(NodeService.Exec for MPI proxies), ``agent`` (the session with the server).
+``state`` (volatile/ files), ``retention`` (task directory deadlines and sweeper),
+``fileservice`` (NodeService ListFiles/ReadFile), ``execservice`` (NodeService.Exec for MPI
+proxies), ``agent`` (the session with the server).
 
 Multi-instance tasks: each instance stages the common resource files into SHOAL_TASK_SHARED_DIR,
 runs the coordination command (background processes it leaves live on with the instance),
