@@ -34,10 +34,9 @@ class RetentionJournal:
         self.path = path
         self._deadlines: dict[TaskRef, float] = {}
         self._journal = Journal(path, compact_after=compact_after)
-        self._loaded = False
+        self._load()
 
     def _load(self) -> None:
-        self._loaded = True
         for rec in self._journal.read():
             try:
                 deadline, job_id, task_id = rec  # type: ignore[misc]
@@ -54,22 +53,16 @@ class RetentionJournal:
 
     def record(self, job_id: str, task_id: str, deadline: datetime) -> None:
         """The task's directory may go after `deadline` (replaces an earlier deadline of the same task)."""
-        if not self._loaded:
-            self._load()
         when = deadline.timestamp()
         self._deadlines[(job_id, task_id)] = when
         self._journal.append([when, job_id, task_id], self._live, len(self._deadlines))
 
     def deadline(self, job_id: str, task_id: str) -> float | None:
         """The recorded deadline (POSIX seconds), or None (still running, or never completed on this node)."""
-        if not self._loaded:
-            self._load()
         return self._deadlines.get((job_id, task_id))
 
     def due(self, now: datetime, is_active: Callable[[str, str], bool]) -> list[TaskRef]:
         """Tasks whose deadline passed and that are not running again."""
-        if not self._loaded:
-            self._load()
         t = now.timestamp()
         return [ref for ref, when in self._deadlines.items() if when <= t and not is_active(*ref)]
 

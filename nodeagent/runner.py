@@ -344,8 +344,7 @@ class TaskRunner:
         dirs = []
         for job_id, task_id in due:
             with contextlib.suppress(UnsafePathError):
-                if not self.is_task_active(job_id, task_id):
-                    dirs.append(self._layout.task_dir(job_id, task_id))
+                dirs.append(self._layout.task_dir(job_id, task_id))
         removed = await asyncio.to_thread(retention.remove_task_dirs, dirs) if dirs else []
         self.retention.forget(due)
         return removed

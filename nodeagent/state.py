@@ -56,7 +56,7 @@ class RunningFile:
     def load(self) -> dict[str, int]:
         """What a previous agent process left behind (replaying the journal)."""
         groups: dict[str, int] = {}
-        for rec in Journal(self.path, compact_after=0).read():
+        for rec in self._journal.read():
             if not isinstance(rec, dict):
                 continue
             if "k" not in rec:  # an older snapshot: {key: pgid, ...}

@@ -5,11 +5,18 @@ from __future__ import annotations
 import logging
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
-from shoal.server.domain.records import NodeRec
+from shoal.server.domain.records import JobRec, NodeRec
 from shoal.server.scheduling.plan import NodeView, PendingTask, Placement, Snapshot, plan
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
 log = logging.getLogger("shoal.scheduler")
+
+
+def queued_jobs(cp: ControlPlane) -> list[JobRec]:
+    """Active jobs with tasks waiting, in queue order: higher priority first, then older jobs."""
+    jobs = [j for j in cp.jobs.values() if j.queue and j.proto.state == job_pb2.JOB_STATE_ACTIVE]
+    jobs.sort(key=lambda j: (-j.proto.priority, j.seq))
+    return jobs
 
 
 def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
@@ -26,8 +33,9 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
         # The reporting node has no room (a RUNNING report, say): nothing to look at.
         return Snapshot(nodes=[], queue=[])
     now = cp.clock.now().timestamp()
+    waiting = queued_jobs(cp)
     # Only pools with queued work need their nodes looked at.
-    queued = {j.pool_key for j in cp.jobs.values() if j.queue and j.proto.state == job_pb2.JOB_STATE_ACTIVE}
+    queued = {j.pool_key for j in waiting}
     pools = [cp.pools[only.pool_key]] if only is not None and only.pool_key in cp.pools else cp.pools.values()
     for pool in pools:
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE or pool.key not in queued:
@@ -39,12 +47,7 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
             nodes.append(NodeView(n.key, pool.key, ok, n.proto.task_slots, free, _busy_until(cp, n, now)))
             if ok:
                 free_by_pool[pool.key] = free_by_pool.get(pool.key, 0) + free
-    jobs = [
-        j
-        for j in cp.jobs.values()
-        if j.proto.state == job_pb2.JOB_STATE_ACTIVE and j.queue and free_by_pool.get(j.pool_key, 0) > 0
-    ]
-    jobs.sort(key=lambda j: (-j.proto.priority, j.seq))
+    jobs = [j for j in waiting if free_by_pool.get(j.pool_key, 0) > 0]
     queue: list[PendingTask] = []
     # Each task takes at least one slot, so a pool never needs more candidates
     # than it has free slots (plus some slack for tasks that do not fit; when
@@ -96,14 +99,11 @@ def build_ahead_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snaps
         pools = list(cp.pools.values())
     nodes: list[NodeView] = []
     queue: list[PendingTask] = []
+    waiting = queued_jobs(cp)
     for pool in pools:
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE:
             continue
-        jobs = [
-            j
-            for j in cp.jobs.values()
-            if j.pool_key == pool.key and j.queue and j.proto.state == job_pb2.JOB_STATE_ACTIVE
-        ]
+        jobs = [j for j in waiting if j.pool_key == pool.key]
         if not jobs:
             continue
         room = 0
@@ -115,7 +115,6 @@ def build_ahead_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snaps
                 room += free
         if not room:
             continue
-        jobs.sort(key=lambda j: (-j.proto.priority, j.seq))
         slots_per_node = pool.proto.task_slots_per_node
         for j in jobs:
             if not cp.runs_short(j):

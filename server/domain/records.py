@@ -45,7 +45,8 @@ class TaskRec:
         self._proto = proto
         self._data = data if proto is None else None
         if state is None:
-            state = int((proto if proto is not None else task_pb2.Task.FromString(data or b"")).state)
+            assert proto is not None, "a task kept as bytes needs its state given"
+            state = int(proto.state)
         #: The task's state (`TaskState`), kept beside the message so that counting and
         #: filtering never bring a frozen task back.
         self.state: int = state
