@@ -1,12 +1,16 @@
-"""Simulated node agents: each one a real AgentService.Connect stream that completes every task at once.
+"""Simulated node agents that speak the real agent protocol and complete every task at once.
 
 Many of them run in one asyncio loop (on a thread of its own, so that the
 caller can keep using blocking gRPC stubs). Each simulated node registers with
 `pool_id` and no node id (joining a pool whose provider is "join"), keeps the
-id the server gives it in Welcome, and answers every StartTasks with one
-TaskEvents message holding a RUNNING and a COMPLETED event (exit code 0) per
-assignment. It sends no heartbeats: run the server with a long heartbeat
-timeout.
+id the server gives it in Welcome, and answers every StartTasks with a RUNNING
+and a COMPLETED event (exit code 0) per assignment. It sends no heartbeats:
+run the server with a long heartbeat timeout.
+
+Two ways to reach the server: one `Connect` stream per node (`nodes_per_stream
+= 1`, what a real agent does), or `ConnectMany` streams that carry many nodes'
+conversations each, a message of frames at a time: the answers to every
+StartTasks of one server message go back in one message.
 """
 
 from __future__ import annotations
@@ -41,76 +45,50 @@ class SimStats:
     errors: int = 0
     last_error: str = ""
     assign_times: list[tuple[float, int]] = field(default_factory=list)
+    #: Messages the server sent that carried StartTasks (with shared streams, one may carry several nodes').
+    start_carriers: int = 0
 
     def reset_dispatch(self) -> None:
         self.assigned = 0
         self.start_messages = 0
+        self.start_carriers = 0
         self.first_assign = 0.0
         self.last_assign = 0.0
         self.assign_times = []
 
 
 class SimNode:
-    """One simulated agent."""
+    """One simulated agent: its identity and how it answers."""
 
-    def __init__(self, fleet: SimFleet, channel: grpc.aio.Channel, pool_id: str) -> None:
+    def __init__(self, fleet: SimFleet, pool_id: str) -> None:
         self.fleet = fleet
-        self.stub = agent_pb2_grpc.AgentServiceStub(channel)
         self.pool_id = pool_id
         self.node_id = ""
         self.event_id = 0
         self.boot_id = f"sim-{id(self):x}-{time.monotonic_ns()}"
         self.welcomed = asyncio.Event()
-        self.queue: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
-        self.call: Any = None
 
-    async def _requests(self) -> AsyncIterator[agent_pb2.AgentMessage]:
-        while True:
-            m = await self.queue.get()
-            if m is None:
-                return
-            yield m
-
-    async def run(self, reconnect: bool) -> None:
-        stats = self.fleet.stats
-        while not self.fleet.stopping:
-            self.queue = asyncio.Queue()
-            self.queue.put_nowait(
-                A.AgentMessage(
-                    register=A.Register(
-                        node_id=self.node_id,
-                        pool_id=self.pool_id,
-                        ip_address="127.0.0.1",
-                        cores=1,
-                        memory_bytes=1 << 30,
-                        root_directory="/nonexistent/sim",
-                        boot_id=self.boot_id,
-                    )
-                )
+    def register(self) -> agent_pb2.AgentMessage:
+        return A.AgentMessage(
+            register=A.Register(
+                node_id=self.node_id,
+                pool_id=self.pool_id,
+                ip_address="127.0.0.1",
+                cores=1,
+                memory_bytes=1 << 30,
+                root_directory="/nonexistent/sim",
+                boot_id=self.boot_id,
             )
-            try:
-                self.call = self.stub.Connect(self._requests())
-                async for msg in self.call:
-                    kind = msg.WhichOneof("body")
-                    if kind == "start_tasks":
-                        self._complete(msg.start_tasks.tasks)
-                    elif kind == "welcome":
-                        self.node_id = msg.welcome.node_id
-                        if not self.welcomed.is_set():
-                            stats.welcomed += 1
-                            self.welcomed.set()
-                    elif kind == "shutdown":
-                        return
-            except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
-                if isinstance(e, asyncio.CancelledError) or self.fleet.stopping:
-                    return
-                stats.errors += 1
-                stats.last_error = f"{e.code()}: {e.details()}"  # type: ignore[union-attr]
-            if not reconnect or self.fleet.stopping:
-                return
-            await asyncio.sleep(self.fleet.retry_every)
+        )
 
-    def _complete(self, tasks: Any) -> None:
+    def welcome(self, w: agent_pb2.Welcome) -> None:
+        self.node_id = w.node_id
+        if not self.welcomed.is_set():
+            self.fleet.stats.welcomed += 1
+            self.welcomed.set()
+
+    def complete(self, tasks: Any) -> agent_pb2.AgentMessage:
+        """The report of `tasks` run and finished at once."""
         stats = self.fleet.stats
         now = time.monotonic()
         n = len(tasks)
@@ -147,7 +125,32 @@ class SimNode:
                 )
             )
         stats.events_sent += len(events)
-        self.queue.put_nowait(A.AgentMessage(task_events=A.TaskEvents(events=events)))
+        return A.AgentMessage(task_events=A.TaskEvents(events=events))
+
+
+class _Stream:
+    """A client stream with a queue of requests (None ends it)."""
+
+    def __init__(self, fleet: SimFleet, channel: grpc.aio.Channel) -> None:
+        self.fleet = fleet
+        self.stub = agent_pb2_grpc.AgentServiceStub(channel)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.call: Any = None
+
+    async def _requests(self) -> AsyncIterator[Any]:
+        while True:
+            m = await self.queue.get()
+            if m is None:
+                return
+            yield m
+
+    def _failed(self, e: BaseException) -> bool:
+        """Count a stream failure; True when the stream should not be tried again."""
+        if isinstance(e, asyncio.CancelledError) or self.fleet.stopping:
+            return True
+        self.fleet.stats.errors += 1
+        self.fleet.stats.last_error = f"{e.code()}: {e.details()}"  # type: ignore[attr-defined]
+        return False
 
     def close(self) -> None:
         self.queue.put_nowait(None)
@@ -155,16 +158,107 @@ class SimNode:
             self.call.cancel()
 
 
-class SimFleet:
-    """Simulated nodes on one event loop running in a background thread."""
+class OneNodeStream(_Stream):
+    """One node on a Connect stream of its own, as a real agent."""
 
-    def __init__(self, address: str, streams_per_channel: int = 250, retry_every: float = 0.02) -> None:
+    def __init__(self, fleet: SimFleet, channel: grpc.aio.Channel, pool_id: str) -> None:
+        super().__init__(fleet, channel)
+        self.node = SimNode(fleet, pool_id)
+        self.nodes = [self.node]
+
+    async def run(self, reconnect: bool) -> None:
+        stats = self.fleet.stats
+        node = self.node
+        while not self.fleet.stopping:
+            self.queue = asyncio.Queue()
+            self.queue.put_nowait(node.register())
+            try:
+                self.call = self.stub.Connect(self._requests())
+                async for msg in self.call:
+                    kind = msg.WhichOneof("body")
+                    if kind == "start_tasks":
+                        stats.start_carriers += 1
+                        self.queue.put_nowait(node.complete(msg.start_tasks.tasks))
+                    elif kind == "welcome":
+                        node.welcome(msg.welcome)
+                    elif kind == "shutdown":
+                        return
+            except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
+                if self._failed(e):
+                    return
+            if not reconnect or self.fleet.stopping:
+                return
+            await asyncio.sleep(self.fleet.retry_every)
+
+
+class SharedStream(_Stream):
+    """Many nodes on one ConnectMany stream, channel i carrying node i."""
+
+    def __init__(self, fleet: SimFleet, channel: grpc.aio.Channel, pool_id: str, count: int) -> None:
+        super().__init__(fleet, channel)
+        self.nodes = [SimNode(fleet, pool_id) for _ in range(count)]
+        self.reconnect = True
+
+    def _register(self, channels: list[int]) -> None:
+        frames = [A.AgentFrame(channel=ch, message=self.nodes[ch].register()) for ch in channels]
+        self.queue.put_nowait(A.AgentFrames(frames=frames))
+
+    async def run(self, reconnect: bool) -> None:
+        stats = self.fleet.stats
+        self.reconnect = reconnect
+        loop = asyncio.get_running_loop()
+        while not self.fleet.stopping:
+            self.queue = asyncio.Queue()
+            self._register(list(range(len(self.nodes))))
+            try:
+                self.call = self.stub.ConnectMany(self._requests())
+                async for msg in self.call:
+                    out = []
+                    carried = False
+                    for f in msg.frames:
+                        node = self.nodes[f.channel]
+                        if f.HasField("end"):
+                            if f.end.code:
+                                stats.errors += 1
+                                stats.last_error = f"channel {f.channel}: {f.end.code}: {f.end.message}"
+                                if reconnect:
+                                    loop.call_later(self.fleet.retry_every, self._register, [f.channel])
+                            continue
+                        kind = f.message.WhichOneof("body")
+                        if kind == "start_tasks":
+                            carried = True
+                            report = node.complete(f.message.start_tasks.tasks)
+                            out.append(A.AgentFrame(channel=f.channel, message=report))
+                        elif kind == "welcome":
+                            node.welcome(f.message.welcome)
+                    stats.start_carriers += carried
+                    if out:
+                        self.queue.put_nowait(A.AgentFrames(frames=out))
+            except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
+                if self._failed(e):
+                    return
+            if not reconnect or self.fleet.stopping:
+                return
+            await asyncio.sleep(self.fleet.retry_every)
+
+
+class SimFleet:
+    """Simulated nodes on one event loop running in a background thread.
+
+    `nodes_per_stream` 1 gives each node a Connect stream of its own; more puts
+    that many nodes on each ConnectMany stream.
+    """
+
+    def __init__(
+        self, address: str, streams_per_channel: int = 250, retry_every: float = 0.02, nodes_per_stream: int = 1
+    ) -> None:
         self.address = address
         self.streams_per_channel = streams_per_channel
         self.retry_every = retry_every
+        self.nodes_per_stream = max(1, nodes_per_stream)
         self.stats = SimStats()
         self.stopping = False
-        self.nodes: list[SimNode] = []
+        self.streams: list[OneNodeStream | SharedStream] = []
         self.channels: list[grpc.aio.Channel] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.loop = asyncio.new_event_loop()
@@ -183,24 +277,34 @@ class SimFleet:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def _channel(self) -> grpc.aio.Channel:
-        if not self.channels or len(self.nodes) % self.streams_per_channel == 0:
+        if not self.channels or len(self.streams) % self.streams_per_channel == 0:
             opts = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1), ("shoal.sim.channel", len(self.channels))]
             self.channels.append(grpc.aio.insecure_channel(self.address, options=opts))
         return self.channels[-1]
 
+    def _open(self, pool_id: str, count: int, reconnect: bool) -> list[SimNode]:
+        """Start streams for `count` more nodes; their nodes."""
+        nodes: list[SimNode] = []
+        while len(nodes) < count:
+            k = min(self.nodes_per_stream, count - len(nodes))
+            stream: OneNodeStream | SharedStream
+            if self.nodes_per_stream == 1:
+                stream = OneNodeStream(self, self._channel(), pool_id)
+            else:
+                stream = SharedStream(self, self._channel(), pool_id, k)
+            self.streams.append(stream)
+            nodes.extend(stream.nodes)
+            self._tasks.append(asyncio.create_task(stream.run(reconnect)))
+        return nodes
+
     async def _add(self, pool_id: str, count: int, reconnect: bool, timeout: float, wave: int) -> float:
-        """Open the streams in waves of `wave` (each waits for its Welcomes): a burst of thousands of new
-        streams at once makes some fail (CANCELLED / INTERNAL from gRPC core)."""
+        """Open the streams in waves of `wave` nodes (each waits for its Welcomes): a burst of thousands of
+        new streams at once makes some fail (CANCELLED / INTERNAL from gRPC core)."""
         t0 = time.monotonic()
         deadline = t0 + timeout
         done = 0
         while done < count:
-            new = []
-            for _ in range(min(wave, count - done)):
-                node = SimNode(self, self._channel(), pool_id)
-                self.nodes.append(node)
-                new.append(node)
-                self._tasks.append(asyncio.create_task(node.run(reconnect)))
+            new = self._open(pool_id, min(max(wave, self.nodes_per_stream), count - done), reconnect)
             left = max(0.1, deadline - time.monotonic())
             await asyncio.wait_for(asyncio.gather(*(n.welcomed.wait() for n in new)), left)
             done += len(new)
@@ -216,16 +320,13 @@ class SimFleet:
         """Start nodes that keep trying to connect, without waiting."""
 
         async def go() -> None:
-            for _ in range(count):
-                node = SimNode(self, self._channel(), pool_id)
-                self.nodes.append(node)
-                self._tasks.append(asyncio.create_task(node.run(reconnect)))
+            self._open(pool_id, count, reconnect)
 
         self.call(go())
 
     async def _close_all(self) -> None:
-        for n in self.nodes:
-            n.close()
+        for st in self.streams:
+            st.close()
         tasks, self._tasks = self._tasks, []
         for t in tasks:
             t.cancel()
@@ -233,7 +334,7 @@ class SimFleet:
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
         for c in self.channels:
             await c.close(None)
-        self.nodes = []
+        self.streams = []
         self.channels = []
 
     def disconnect_all(self) -> None:

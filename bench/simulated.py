@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from bench.common import (
     BenchServer,
     Profiler,
@@ -43,6 +45,12 @@ from bench.simagent import SimFleet
 from shoal.v1 import task_pb2
 
 ADD_BATCH = 100_000
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds used so far by this process (the simulated fleet, mostly)."""
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
 
 
 def specs(prefix: str, n: int) -> list[task_pb2.TaskSpec]:
@@ -63,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", type=int, default=-1, help="tasks stored before dispatching (default 1000000)")
     ap.add_argument("--slots", type=int, default=1, help="task slots per simulated node")
     ap.add_argument("--streams-per-channel", type=int, default=250)
+    ap.add_argument(
+        "--nodes-per-stream",
+        type=int,
+        default=100,
+        help="simulated nodes per ConnectMany stream (1: a Connect stream per node, as real agents)",
+    )
     ap.add_argument("--phase-timeout", type=float, default=300, help="give up a dispatch phase after this (s)")
     ap.add_argument("--profile", action="store_true", help="py-spy the server during each phase")
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
@@ -139,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                 table.add("server RSS after storing", f"{rss1 / 2**20:.0f}", "MiB", "")
 
             # -- 2. dispatch
-            fleet = SimFleet(server.address, streams_per_channel=a.streams_per_channel)
+            fleet = SimFleet(
+                server.address, streams_per_channel=a.streams_per_channel, nodes_per_stream=a.nodes_per_stream
+            )
             for nodes in node_counts:
                 pool = f"sim{nodes}"
                 server.create_pool(pool, 0, a.slots, provider="join")  # joined nodes are not capped by target_nodes
@@ -150,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 fleet.stats.reset_dispatch()
                 time.sleep(1.0)
                 cpu0 = server.cpu_seconds()
+                bench_cpu0 = own_cpu_seconds()
                 prof = profiler(f"phase 2: {n_tasks:,} tasks dispatched to {nodes:,} simulated nodes")
                 t0 = time.monotonic()
                 for first in range(0, n_tasks, ADD_BATCH):  # the server takes at most 200,000 per call
@@ -174,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                     incomplete = f" (INCOMPLETE: {c:,} completed after {a.phase_timeout:.0f} s)"
                 t_end = time.monotonic()
                 cpu = server.cpu_seconds() - cpu0
+                bench_cpu = own_cpu_seconds() - bench_cpu0
                 if prof is not None:
                     prof.stop()
                 st = fleet.stats
@@ -197,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 table.add(f"{tag}: dispatch rate, middle 80%", fmt(sustained), "tasks/s", "")
                 table.add(f"{tag}: end to end (add -> all COMPLETED)", fmt(n_done / (t_end - t0)), "tasks/s", "")
-                table.add(f"{tag}: StartTasks messages", f"{st.start_messages:,}", "", "")
+                table.add(f"{tag}: StartTasks commands", f"{st.start_messages:,}", "", "")
+                table.add(f"{tag}: server messages carrying them", f"{st.start_carriers:,}", "", "")
                 table.add(f"{tag}: server CPU per task", f"{1e6 * cpu / max(1, n_done):.0f}", "µs", "")
+                sim_us = 1e6 * bench_cpu / max(1, n_done)
+                table.add(f"{tag}: simulator (bench process) CPU per task", f"{sim_us:.0f}", "µs", "")
                 table.add(f"{tag}: server RSS after", f"{server.rss() / 2**20:.0f}", "MiB", "")
                 if st.errors:
                     table.note(f"{nodes} nodes: {st.errors} simulated stream errors (last: {st.last_error})")
@@ -238,11 +259,18 @@ def main(argv: list[str] | None = None) -> int:
             if fleet is not None:
                 fleet.shutdown()
             server.stop()
+    if a.nodes_per_stream > 1:
+        how = (
+            f"{a.nodes_per_stream} nodes per ConnectMany stream (each message carries frames of many nodes; the "
+            "answers to one server message go back in one message)"
+        )
+    else:
+        how = "one Connect stream per node, as real agents"
     table.note(
-        "Simulated agents: one Connect stream per node, all in the bench process (one asyncio loop), "
+        f"Simulated agents: {how}, all in the bench process (one asyncio loop), "
         f"{a.streams_per_channel} streams per gRPC channel; each StartTasks answered at once with one TaskEvents "
-        "message (RUNNING + COMPLETED per task). No heartbeats (server heartbeat timeout 3600 s). Nodes join in "
-        "waves of 500 streams (a burst of thousands of new streams at once makes some fail in gRPC core), "
+        "report (RUNNING + COMPLETED per task). No heartbeats (server heartbeat timeout 3600 s). Nodes join in "
+        "waves of 500 (a burst of thousands of new streams at once makes some fail in gRPC core), "
         "and a failed stream reconnects like a real agent."
     )
     table.note(

@@ -9,7 +9,9 @@ if [ "${1:-}" = "--check" ]; then
   out=$(mktemp -d)
 fi
 files=$(cd protos && find shoal -name '*.proto' | sort)
-(cd protos && "$OLDPWD/$PY" -m grpc_tools.protoc -I. --python_out="$( [ "$out" = protos ] && echo . || echo "$out")" \
+# google/rpc/status.proto ships with googleapis-common-protos (a dependency).
+rpc_protos=$("$PY" -c 'import google.rpc, pathlib; print(pathlib.Path(google.rpc.__path__[0]).parent.parent)')
+(cd protos && "$OLDPWD/$PY" -m grpc_tools.protoc -I. -I"$rpc_protos" --python_out="$( [ "$out" = protos ] && echo . || echo "$out")" \
   --grpc_python_out="$( [ "$out" = protos ] && echo . || echo "$out")" \
   --pyi_out="$( [ "$out" = protos ] && echo . || echo "$out")" $files)
 if [ "${1:-}" = "--check" ]; then

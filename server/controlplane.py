@@ -16,7 +16,7 @@ import gc
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -126,7 +126,7 @@ class ControlPlane:
         self._schedule_kick = asyncio.Event()
         #: Set by the scheduler: places what fits now, so that a batch of
         #: completions and the placements they make room for share one commit.
-        self.place_hook: Callable[[NodeRec | None], int] | None = None
+        self.place_hook: Callable[[Sequence[NodeRec] | None], int] | None = None
         self._node_changed = asyncio.Event()
         #: The flush that the next turn of the event loop starts (shared by everyone who asks before it).
         self._next_flush: asyncio.Future[None] | None = None
@@ -1119,8 +1119,13 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ agents
 
-    async def attach(self, reg: agent_pb2.Register) -> AgentSession:
-        """An agent connected: reconcile what it runs with what the server wants."""
+    async def attach(
+        self, reg: agent_pb2.Register, notify: Callable[[AgentSession], None] | None = None
+    ) -> AgentSession:
+        """An agent connected: reconcile what it runs with what the server wants.
+
+        `notify` goes to the new session (see AgentSession): set when it shares a stream with others.
+        """
         node = self.nodes.get(idkey(reg.node_id)) if reg.node_id else None
         if node is None:
             pool = self.pools.get(idkey(reg.pool_id)) if reg.pool_id else None
@@ -1129,7 +1134,7 @@ class ControlPlane:
             node = self._join_node(pool, reg)
         if node.session is not None:
             node.session.close()
-        session = AgentSession(node.key, reg.boot_id)
+        session = AgentSession(node.key, reg.boot_id, notify)
         node.session = session
         node.last_seen = self.clock.monotonic()
         node.node_service_port = reg.node_service_port
@@ -1281,21 +1286,34 @@ class ControlPlane:
 
     async def task_events(self, session: AgentSession, events: list[agent_pb2.TaskEvent]) -> None:
         """Apply a batch of reports from a node, commit, then acknowledge them."""
-        node = self.nodes.get(session.node_key)
-        if node is None or node.session is not session:
+        await self.task_events_many([(session, events)])
+
+    async def task_events_many(self, reports: list[tuple[AgentSession, list[agent_pb2.TaskEvent]]]) -> None:
+        """Apply reports from one or more nodes, place work on the room they freed, commit, then acknowledge."""
+        now = self.clock.monotonic()
+        accepted: list[tuple[AgentSession, list[agent_pb2.TaskEvent]]] = []
+        nodes: list[NodeRec] = []
+        for session, events in reports:
+            node = self.nodes.get(session.node_key)
+            if node is None or node.session is not session:
+                continue
+            node.last_seen = now
+            self._apply_events(node, events)
+            accepted.append((session, events))
+            nodes.append(node)
+        if not nodes:
             return
-        node.last_seen = self.clock.monotonic()
-        self._apply_events(node, events)
-        # Only this node gained room, so a pass over it alone usually suffices;
-        # the full pass (O(nodes)) runs when it could not settle things.
-        placed = self.place_hook(node) if self.place_hook is not None else -1
-        full_pass = placed < 0 or (
-            node.proto.task_slots > node.used_slots
-            and any(j.queue for j in self.jobs.values() if j.pool_key == node.pool_key)
-        )
+        # Only these nodes gained room, so a pass over them alone usually
+        # suffices; the full pass (O(nodes)) runs when it could not settle things.
+        placed = self.place_hook(nodes) if self.place_hook is not None else -1
+        full_pass = placed < 0
+        if not full_pass:
+            roomy = {n.pool_key for n in nodes if n.proto.task_slots > n.used_slots}
+            full_pass = bool(roomy) and any(j.queue for j in self.jobs.values() if j.pool_key in roomy)
         await self.flush()
-        if events:
-            session.ack(max(e.event_id for e in events))
+        for session, events in accepted:
+            if events:
+                session.ack(max(e.event_id for e in events))
         if full_pass:
             self.kick_scheduler()
 

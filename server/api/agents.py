@@ -1,12 +1,19 @@
-"""AgentService: the one stream per node between the control plane and its agent."""
+"""AgentService: the stream between the control plane and each node's agent.
+
+`Connect` carries one node; `ConnectMany` carries the conversations of many
+nodes on one stream, in frames, for a process that speaks for many nodes: the
+server packs what it has for all of them into one message per write and takes
+a whole message of their reports as one batch (one placement pass, one commit).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
+from google.rpc import status_pb2
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import ApiError, abort
@@ -14,6 +21,8 @@ from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.records import AgentSession
 
 log = logging.getLogger("shoal.agents")
+
+_REGISTER_FIRST = ApiError(grpc.StatusCode.FAILED_PRECONDITION, "REGISTER_FIRST", "the first message must be Register")
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
@@ -30,10 +39,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except StopAsyncIteration:
             return
         if first.WhichOneof("body") != "register":
-            await abort(
-                context,
-                ApiError(grpc.StatusCode.FAILED_PRECONDITION, "REGISTER_FIRST", "the first message must be Register"),
-            )
+            await abort(context, _REGISTER_FIRST)
             return
         try:
             session = await self.cp.attach(first.register)
@@ -50,6 +56,79 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         finally:
             reader.cancel()
             self.cp.detach(session)
+
+    async def ConnectMany(
+        self, request_iterator: AsyncIterator[agent_pb2.AgentFrames], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[agent_pb2.ServerFrames]:
+        stream = _SharedStream()
+        reader = asyncio.create_task(self._read_many(request_iterator, stream))
+        try:
+            while True:
+                frames = await stream.get()
+                if frames is None:
+                    break
+                if frames.frames:
+                    yield frames
+        finally:
+            reader.cancel()
+            for session in stream.sessions.values():
+                self.cp.detach(session)
+
+    async def _read_many(self, requests: AsyncIterator[agent_pb2.AgentFrames], stream: _SharedStream) -> None:
+        try:
+            async for batch in requests:
+                await self._apply_frames(stream, batch.frames)
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            pass
+        except Exception:
+            log.exception("shared agent stream failed")
+        finally:
+            stream.close()
+
+    async def _apply_frames(self, stream: _SharedStream, frames: Sequence[agent_pb2.AgentFrame]) -> None:
+        """One message of frames: new conversations first, then every report in it as one batch."""
+        joining: dict[int, agent_pb2.Register] = {}
+        for f in frames:
+            if f.channel not in stream.sessions and f.channel not in joining and not f.end:
+                if f.message.WhichOneof("body") == "register":
+                    joining[f.channel] = f.message.register
+                else:
+                    stream.end(f.channel, _REGISTER_FIRST)
+        if joining:
+            await asyncio.gather(*(self._join(stream, ch, reg) for ch, reg in joining.items()))
+        reports: list[tuple[AgentSession, list[agent_pb2.TaskEvent]]] = []
+        start_reports = []
+        for f in frames:
+            session = stream.sessions.get(f.channel)
+            if session is None:
+                continue
+            if f.end:
+                del stream.sessions[f.channel]
+                self.cp.detach(session)
+                continue
+            msg = f.message
+            kind = msg.WhichOneof("body")
+            if kind == "register":
+                if joining.get(f.channel) is not msg.register:
+                    self.cp.touch(session)
+            elif kind == "heartbeat":
+                self.cp.heartbeat(session, msg.heartbeat)
+            elif kind == "task_events":
+                reports.append((session, list(msg.task_events.events)))
+            elif kind == "start_task":
+                start_reports.append(self.cp.start_task_report(session, msg.start_task.info))
+            else:
+                self.cp.touch(session)
+        if reports:
+            await self.cp.task_events_many(reports)
+        if start_reports:
+            await asyncio.gather(*start_reports)
+
+    async def _join(self, stream: _SharedStream, channel: int, reg: agent_pb2.Register) -> None:
+        try:
+            stream.sessions[channel] = await self.cp.attach(reg, stream.notifier(channel))
+        except ApiError as e:
+            stream.end(channel, e)
 
     async def _read(self, requests: AsyncIterator[agent_pb2.AgentMessage], session: AgentSession) -> None:
         try:
@@ -69,3 +148,54 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             log.exception("agent stream for %s failed", session.node_key)
         finally:
             session.close()
+
+
+class _SharedStream:
+    """The server's end of one ConnectMany stream: its nodes' sessions by channel, and what waits to go out."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[int, AgentSession] = {}
+        #: Sessions with messages waiting, by channel, in the order they became ready.
+        self._ready: dict[int, AgentSession] = {}
+        #: Conversations the server ended (a rejected Register, say), waiting to go out.
+        self._ends: list[agent_pb2.ServerFrame] = []
+        self._wake = asyncio.Event()
+        self.closed = False
+
+    def notifier(self, channel: int) -> Callable[[AgentSession], None]:
+        def ready(session: AgentSession) -> None:
+            self._ready[channel] = session
+            self._wake.set()
+
+        return ready
+
+    def end(self, channel: int, error: ApiError | None = None) -> None:
+        """End the conversation on `channel` (OK, or with `error`)."""
+        status = error.to_status() if error is not None else status_pb2.Status()
+        self._ends.append(agent_pb2.ServerFrame(channel=channel, end=status))
+        self._wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+
+    async def get(self) -> agent_pb2.ServerFrames | None:
+        """Everything waiting, as one message (None: the stream is over)."""
+        while not self._ready and not self._ends:
+            if self.closed:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
+        frames = []
+        ready, self._ready = self._ready, {}
+        for channel, session in ready.items():
+            for msg in session.drain():
+                if msg is not None:
+                    frames.append(agent_pb2.ServerFrame(channel=channel, message=msg))
+                elif self.sessions.get(channel) is session:
+                    # The session is over (Shutdown sent, or the node connected again elsewhere).
+                    del self.sessions[channel]
+                    frames.append(agent_pb2.ServerFrame(channel=channel, end=status_pb2.Status()))
+        frames.extend(self._ends)
+        self._ends = []
+        return agent_pb2.ServerFrames(frames=frames)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
 from shoal.server.domain.records import JobRec, NodeRec
@@ -19,28 +20,43 @@ def queued_jobs(cp: ControlPlane) -> list[JobRec]:
     return jobs
 
 
-def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
+def _takes_work(n: NodeRec) -> bool:
+    return n.connected and n.state in SCHEDULABLE_NODE_STATES
+
+
+def _members(cp: ControlPlane, only: Sequence[NodeRec] | None) -> dict[str, Iterable[NodeRec]]:
+    """The nodes to look at, by pool: every pool's, or just those of `only`."""
+    if only is None:
+        return {key: pool.nodes.values() for key, pool in cp.pools.items()}
+    by_pool: dict[str, dict[str, NodeRec]] = {}
+    for n in only:
+        if n.pool_key in cp.pools:
+            by_pool.setdefault(n.pool_key, {})[n.key] = n
+    return {key: nodes.values() for key, nodes in by_pool.items()}
+
+
+def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> Snapshot:
     """What the scheduler needs to know, read from the live state without changing it.
 
-    With `only`, just that node (and its pool's queue): the cheap pass made when
-    one node reported and freed slots, which costs O(queue window), not O(nodes).
+    With `only`, just those nodes (and their pools' queues): the cheap pass made
+    when some nodes reported and freed slots, which costs O(queue window +
+    len(only)), not O(nodes).
     """
     nodes: list[NodeView] = []
     free_by_pool: dict[str, int] = {}
-    if only is not None and (
-        only.proto.task_slots <= only.used_slots or only.state not in SCHEDULABLE_NODE_STATES or not only.connected
-    ):
-        # The reporting node has no room (a RUNNING report, say): nothing to look at.
-        return Snapshot(nodes=[], queue=[])
+    if only is not None:
+        only = [n for n in only if n.proto.task_slots > n.used_slots and _takes_work(n)]
+        if not only:
+            # No reporting node has room (RUNNING reports, say): nothing to look at.
+            return Snapshot(nodes=[], queue=[])
     now = cp.clock.now().timestamp()
     waiting = queued_jobs(cp)
     # Only pools with queued work need their nodes looked at.
     queued = {j.pool_key for j in waiting}
-    pools = [cp.pools[only.pool_key]] if only is not None and only.pool_key in cp.pools else cp.pools.values()
-    for pool in pools:
+    for pool_key, members in _members(cp, only).items():
+        pool = cp.pools[pool_key]
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE or pool.key not in queued:
             continue
-        members = [only] if only is not None else pool.nodes.values()
         for n in members:
             ok = n.state in SCHEDULABLE_NODE_STATES and n.connected
             free = max(0, n.proto.task_slots - n.used_slots)
@@ -79,7 +95,7 @@ def build_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
     return Snapshot(nodes=nodes, queue=queue, now=now)
 
 
-def build_ahead_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snapshot:
+def build_ahead_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> Snapshot:
     """Work to send ahead to busy nodes, to start there the moment a slot frees (no round trip).
 
     Only for jobs whose tasks are short (a round trip is a large part of their
@@ -93,21 +109,18 @@ def build_ahead_snapshot(cp: ControlPlane, only: NodeRec | None = None) -> Snaps
     depth = cp.dispatch_ahead
     if depth <= 0:
         return Snapshot(nodes=[], queue=[])
-    if only is not None:
-        pools = [cp.pools[only.pool_key]] if only.pool_key in cp.pools else []
-    else:
-        pools = list(cp.pools.values())
     nodes: list[NodeView] = []
     queue: list[PendingTask] = []
     waiting = queued_jobs(cp)
-    for pool in pools:
+    for pool_key, members in _members(cp, only).items():
+        pool = cp.pools[pool_key]
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE:
             continue
         jobs = [j for j in waiting if j.pool_key == pool.key]
         if not jobs:
             continue
         room = 0
-        for n in [only] if only is not None else pool.nodes.values():
+        for n in members:
             slots = n.proto.task_slots
             free = slots * (1 + depth) - n.used_slots
             if n.used_slots >= slots and free > 0 and n.state in SCHEDULABLE_NODE_STATES and n.connected:
@@ -166,12 +179,12 @@ def _busy_until(cp: ControlPlane, n: NodeRec, now: float) -> float | None:
     return until
 
 
-def place(cp: ControlPlane, only: NodeRec | None = None) -> int:
+def place(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> int:
     """One scheduling pass: plan, re-check each placement against the live state, record the survivors.
 
     Nothing is sent here: the StartTasks messages leave when the caller's next
     flush has committed the placements (persist, then act). Returns how many
-    tasks were placed. With `only`, the pass looks at that one node; it places
+    tasks were placed. With `only`, the pass looks at those nodes; it places
     nothing and returns -1 when a gang is waiting in the queue (gangs and their
     reservations need the whole pool: the full pass handles them).
     """
@@ -214,7 +227,7 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: int) -> int:
 
 async def run_scheduler(cp: ControlPlane) -> None:
     """Forever: wait for a reason to schedule, then place what fits and commit it."""
-    cp.place_hook = lambda node=None: place(cp, node)
+    cp.place_hook = lambda nodes=None: place(cp, nodes)
     while True:
         await cp.wait_for_kick()
         try:

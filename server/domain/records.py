@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,12 +184,15 @@ ACK_DELAY = 0.05
 class AgentSession:
     """The server's end of one node's agent stream."""
 
-    def __init__(self, node_key: str, boot_id: str) -> None:
+    def __init__(self, node_key: str, boot_id: str, notify: Callable[[AgentSession], None] | None = None) -> None:
         self.node_key = node_key
         self.boot_id = boot_id
         #: Messages waiting for the stream writer; None ends the stream.
         self._queue: collections.deque[agent_pb2.ServerMessage | None] = collections.deque()
         self._ready = asyncio.Event()
+        #: Called instead of waking `get` when a message is queued: the session
+        #: shares a stream with others (ConnectMany) and its writer `drain`s it.
+        self._notify = notify
         self.closed = False
         self._next_command = 1
         #: Welcome must be the first message an agent sees: everything else
@@ -208,7 +212,10 @@ class AgentSession:
             msg.events_acked_up_to = max(msg.events_acked_up_to, self._unsent_ack)
             self._unsent_ack = 0
         self._queue.append(msg)
-        self._ready.set()
+        if self._notify is not None:
+            self._notify(self)
+        else:
+            self._ready.set()
 
     async def get(self) -> agent_pb2.ServerMessage | None:
         """The next message for the stream (None: the session is over). Once taken, it no longer changes."""
@@ -216,6 +223,12 @@ class AgentSession:
             self._ready.clear()
             await self._ready.wait()
         return self._queue.popleft()
+
+    def drain(self) -> list[agent_pb2.ServerMessage | None]:
+        """Every message waiting, in order (None: the session is over). Once taken, they no longer change."""
+        out = list(self._queue)
+        self._queue.clear()
+        return out
 
     def send(self, msg: agent_pb2.ServerMessage) -> None:
         if self.closed:

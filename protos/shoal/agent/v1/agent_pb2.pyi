@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
 from shoal.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -260,6 +261,38 @@ class ServerMessage(_message.Message):
     run_application: RunApplication
     events_acked_up_to: int
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ..., events_acked_up_to: _Optional[int] = ...) -> None: ...
+
+class AgentFrame(_message.Message):
+    __slots__ = ("channel", "message", "end")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    message: AgentMessage
+    end: bool
+    def __init__(self, channel: _Optional[int] = ..., message: _Optional[_Union[AgentMessage, _Mapping]] = ..., end: _Optional[bool] = ...) -> None: ...
+
+class AgentFrames(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[AgentFrame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[AgentFrame, _Mapping]]] = ...) -> None: ...
+
+class ServerFrame(_message.Message):
+    __slots__ = ("channel", "message", "end")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    message: ServerMessage
+    end: _status_pb2.Status
+    def __init__(self, channel: _Optional[int] = ..., message: _Optional[_Union[ServerMessage, _Mapping]] = ..., end: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class ServerFrames(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[ServerFrame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[ServerFrame, _Mapping]]] = ...) -> None: ...
 
 class ListFilesRequest(_message.Message):
     __slots__ = ("scope", "job_id", "task_id", "path", "recursive")

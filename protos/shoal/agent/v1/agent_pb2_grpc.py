@@ -27,7 +27,7 @@ if _version_not_supported:
 
 
 class AgentServiceStub:
-    """Served by the control plane; one stream per node.
+    """Served by the control plane.
     """
 
     def __init__(self, channel):
@@ -41,14 +41,31 @@ class AgentServiceStub:
                 request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.AgentMessage.SerializeToString,
                 response_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ServerMessage.FromString,
                 _registered_method=True)
+        self.ConnectMany = channel.stream_stream(
+                '/shoal.agent.v1.AgentService/ConnectMany',
+                request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.AgentFrames.SerializeToString,
+                response_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ServerFrames.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
-    """Served by the control plane; one stream per node.
+    """Served by the control plane.
     """
 
     def Connect(self, request_iterator, context):
-        """Missing associated documentation comment in .proto file."""
+        """One stream per node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConnectMany(self, request_iterator, context):
+        """Many nodes' conversations on one stream, each message carrying frames of
+        several: for a process that speaks for many nodes (a gateway in front of
+        them, or the simulated fleet of bench/simagent.py). Each conversation
+        means exactly what a Connect stream would; the server packs what it has
+        for the stream's nodes into as few messages as it can.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -61,6 +78,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.AgentMessage.FromString,
                     response_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ServerMessage.SerializeToString,
             ),
+            'ConnectMany': grpc.stream_stream_rpc_method_handler(
+                    servicer.ConnectMany,
+                    request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.AgentFrames.FromString,
+                    response_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ServerFrames.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'shoal.agent.v1.AgentService', rpc_method_handlers)
@@ -70,7 +92,7 @@ def add_AgentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AgentService:
-    """Served by the control plane; one stream per node.
+    """Served by the control plane.
     """
 
     @staticmethod
@@ -90,6 +112,33 @@ class AgentService:
             '/shoal.agent.v1.AgentService/Connect',
             shoal_dot_agent_dot_v1_dot_agent__pb2.AgentMessage.SerializeToString,
             shoal_dot_agent_dot_v1_dot_agent__pb2.ServerMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConnectMany(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/shoal.agent.v1.AgentService/ConnectMany',
+            shoal_dot_agent_dot_v1_dot_agent__pb2.AgentFrames.SerializeToString,
+            shoal_dot_agent_dot_v1_dot_agent__pb2.ServerFrames.FromString,
             options,
             channel_credentials,
             insecure,
