@@ -29,7 +29,7 @@ from shoal.clock import Clock
 from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
 from shoal.server.domain import states
 from shoal.server.domain.ids import key as idkey
-from shoal.server.domain.records import AgentSession, JobRec, NodeRec, PoolRec, TaskKey, TaskRec
+from shoal.server.domain.records import NO_INSTANCES, AgentSession, JobRec, NodeRec, PoolRec, TaskKey, TaskRec
 from shoal.server.scheduling.retry import AttemptOutcome, failure_category, should_retry
 from shoal.server.store.base import Delete, Op, Row, Store
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
@@ -118,6 +118,8 @@ class ControlPlane:
         self._dirty: dict[tuple[str, str], object] = {}
         #: Messages to agents that may only leave once the changes behind them are committed.
         self._sends: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
+        #: The StartTasks message of each node among `_sends`, that more assignments join.
+        self._starts: dict[str, agent_pb2.ServerMessage] = {}
         self._pools_to_refresh: set[str] = set()
         self._dismiss_after_commit: list[NodeRec] = []
         self._changed_tasks: dict[TaskKey, TaskRec] = {}
@@ -130,6 +132,8 @@ class ControlPlane:
         self._node_changed = asyncio.Event()
         #: The flush that the next turn of the event loop starts (shared by everyone who asks before it).
         self._next_flush: asyncio.Future[None] | None = None
+        #: The time of the batch of reports being applied (see `_stamp`).
+        self._batch_stamp: timestamp_pb2.Timestamp | None = None
 
     # ------------------------------------------------------------------ load / flush
 
@@ -308,6 +312,7 @@ class ControlPlane:
         self._changed_tasks = {}
         self._serialized = {}
         self._sends = []
+        self._starts = {}
         if ops:
             self.stats.flushes += 1
             await self.store.commit(ops)
@@ -321,19 +326,13 @@ class ControlPlane:
     def _deliver(self, sends: list[tuple[NodeRec, agent_pb2.ServerMessage]]) -> None:
         """Send what the last commit allows: kills first (one message per node), then the rest in order."""
         kills: dict[tuple[str, bool], tuple[NodeRec, list[agent_pb2.AttemptRef]]] = {}
-        starts: dict[str, agent_pb2.ServerMessage] = {}
         rest: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
         for node, msg in sends:
-            kind = msg.WhichOneof("body")
-            if kind == "kill_tasks":
+            # (One StartTasks per node per commit, however many placements: see `_start_message`.)
+            if msg.HasField("kill_tasks"):
                 group = (node.key, msg.kill_tasks.delete_files)
                 kills.setdefault(group, (node, []))[1].extend(msg.kill_tasks.attempts)
-            elif kind == "start_tasks" and node.key in starts:
-                # One StartTasks per node per commit, however many placements.
-                starts[node.key].start_tasks.tasks.extend(msg.start_tasks.tasks)
             else:
-                if kind == "start_tasks":
-                    starts[node.key] = msg
                 rest.append((node, msg))
         for (_, delete_files), (node, refs) in kills.items():
             if node.session is not None:
@@ -388,18 +387,31 @@ class ControlPlane:
             else:
                 job.failed += sign
 
+    def _stamp(self) -> timestamp_pb2.Timestamp:
+        """Now, as a Timestamp: the batch's time while a batch of reports is applied (one clock read for all)."""
+        stamp = self._batch_stamp
+        return stamp if stamp is not None else ts(self.clock.now())
+
     def _set_task_state(self, t: TaskRec, new: int) -> None:
         job = self.jobs[t.job_key]
-        states.check_transition(states.TASK_TRANSITIONS, t.state, new, f"task {t.job_key}/{t.key}")
-        self._count(job, t, -1)
-        now = self.clock.now()
-        if t.state != new:
+        old = t.state
+        if old != new:
+            # The table checked inline: this runs several times per task.
+            if new not in states.TASK_TRANSITIONS.get(old, ()):
+                states.check_transition(states.TASK_TRANSITIONS, old, new, f"task {t.job_key}/{t.key}")
             proto = t.proto
-            proto.previous_state = proto.state
+            if old == T.TASK_STATE_COMPLETED:
+                self._count(job, t, -1, proto)
+            else:
+                job.counts[old] -= 1
+            proto.previous_state = old  # type: ignore[assignment]
             proto.state = new  # type: ignore[assignment]
-            proto.state_transition_time.CopyFrom(ts(now))
+            proto.state_transition_time.CopyFrom(self._stamp())
             t.state = new
-        self._count(job, t, +1)
+            if new == T.TASK_STATE_COMPLETED:
+                self._count(job, t, +1, proto)
+            else:
+                job.counts[new] += 1
         if new == T.TASK_STATE_ACTIVE:
             job.queue[t.key] = None
         else:
@@ -407,12 +419,13 @@ class ControlPlane:
         self._mark_task(t)
 
     def _set_node_state(self, n: NodeRec, new: int) -> None:
-        if n.state == new:
-            return
-        states.check_transition(states.NODE_TRANSITIONS, n.state, new, f"node {n.key}")
         old = n.state
+        if old == new:
+            return
+        if new not in states.NODE_TRANSITIONS.get(old, ()):
+            states.check_transition(states.NODE_TRANSITIONS, old, new, f"node {n.key}")
         n.proto.state = new  # type: ignore[assignment]
-        n.proto.state_transition_time.CopyFrom(ts(self.clock.now()))
+        n.proto.state_transition_time.CopyFrom(self._stamp())
         if {old, new} == BUSY_FLIP:
             # IDLE <-> RUNNING follows from the tasks placed on the node (recomputed when its
             # agent attaches after a restart): written with the next health pass, not per task.
@@ -1033,27 +1046,37 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ placing
 
-    def assign(
-        self, t: TaskRec, nodes: list[NodeRec], attempt: int, slots: int
-    ) -> list[tuple[NodeRec, agent_pb2.TaskAssignment]]:
-        """Record that `attempt` of `t` runs on `nodes` (one, or a gang), after the applier re-checked them."""
+    def assign(self, t: TaskRec, nodes: list[NodeRec], attempt: int, slots: int) -> None:
+        """Record that `attempt` of `t` runs on `nodes` (one, or a gang), after the applier re-checked them.
+
+        The StartTasks for each node is queued at once (built in place in the
+        node's one message of this flush): it leaves once the flush has
+        committed the placement, so a pass that fails half-way leaves no placed
+        task without its StartTasks.
+        """
         job = self.jobs[t.job_key]
-        spec = t.proto.spec
-        t.proto.attempt = attempt
-        t.node_key = nodes[0].key
+        proto = t.proto
+        spec = proto.spec
+        proto.attempt = attempt
+        master = nodes[0]
+        t.node_key = master.key
         multi = spec.HasField("multi_instance_settings")
         t.gang = tuple(n.key for n in nodes) if multi else ()
-        t.coordinated = frozenset()
-        info = t.proto.execution_info
-        for f in ("start_time", "end_time", "exit_code", "failure_info", "result"):
-            info.ClearField(f)  # type: ignore[arg-type]
-        master = nodes[0]
-        t.proto.node_info.CopyFrom(
-            T.TaskNodeInfo(pool_id=master.proto.pool_id, node_id=master.proto.id, node_address=master.proto.ip_address)
-        )
-        del t.proto.subtasks[:]
+        t.coordinated = NO_INSTANCES
+        info = proto.execution_info
+        if attempt > 1 or info.HasField("start_time"):
+            # What the previous attempt left (a first attempt has nothing to clear).
+            for f in ("start_time", "end_time", "exit_code", "failure_info", "result"):
+                info.ClearField(f)  # type: ignore[arg-type]
+        ni = proto.node_info
+        ni.Clear()
+        ni.pool_id = master.proto.pool_id
+        ni.node_id = master.proto.id
+        ni.node_address = master.proto.ip_address
+        if proto.subtasks:
+            del proto.subtasks[:]
         for i, n in enumerate(nodes if multi else []):
-            t.proto.subtasks.append(
+            proto.subtasks.append(
                 T.Subtask(
                     id=i,
                     state=T.SUBTASK_STATE_PREPARING,
@@ -1062,21 +1085,18 @@ class ControlPlane:
                     ),
                 )
             )
+        tkey = (t.job_key, t.key)
         for n in nodes:
-            n.running[t.tkey] = slots
+            n.running[tkey] = slots
         self._set_task_state(t, T.TASK_STATE_PREPARING)
         for n in nodes:
             self._refresh_node_activity(n)
-        env = list(job.proto.common_environment_settings) + list(spec.environment_settings)
-        c = spec.constraints
         self.stats.dispatched += 1
-        base = agent_pb2.TaskAssignment(
-            attempt=agent_pb2.AttemptRef(job_id=job.proto.id, task_id=spec.id, attempt=attempt),
+        c = spec.constraints
+        common_env = job.proto.common_environment_settings
+        base = self._start_message(master).start_tasks.tasks.add(
             pool_id=master.proto.pool_id,
             command_line=spec.command_line,
-            environment_settings=env,
-            resource_files=spec.resource_files,
-            output_files=spec.output_files,
             max_wall_clock_seconds=c.max_wall_clock_time.ToTimedelta().total_seconds()
             if c.HasField("max_wall_clock_time")
             else 0.0,
@@ -1085,15 +1105,30 @@ class ControlPlane:
             else DEFAULT_RETENTION_SECONDS,
             required_slots=slots,
         )
+        ref = base.attempt
+        ref.job_id = job.proto.id
+        ref.task_id = spec.id
+        ref.attempt = attempt
+        if common_env:
+            base.environment_settings.extend(common_env)
+        if spec.environment_settings:
+            base.environment_settings.extend(spec.environment_settings)
+        if spec.resource_files:
+            base.resource_files.extend(spec.resource_files)
+        if spec.output_files:
+            base.output_files.extend(spec.output_files)
         if not multi:
-            return [(master, base)]
+            return
         mis = spec.multi_instance_settings
         shared = f"{master.proto.root_directory}/workitems/{job.proto.id}/job-1/{spec.id}"
-        out = []
         for i, n in enumerate(nodes):
-            a = agent_pb2.TaskAssignment()
-            a.CopyFrom(base)
-            a.attempt.instance = i
+            a = base if i == 0 else self._start_message(n).start_tasks.tasks.add()
+            if i > 0:
+                a.CopyFrom(base)
+                a.attempt.instance = i
+                # The application's own files and outputs belong to the primary only.
+                del a.resource_files[:]
+                del a.output_files[:]
             a.multi_instance.CopyFrom(
                 agent_pb2.MultiInstance(
                     instance_index=i,
@@ -1105,17 +1140,15 @@ class ControlPlane:
                     task_shared_dir=shared,
                 )
             )
-            if i > 0:
-                # The application's own files and outputs belong to the primary only.
-                del a.resource_files[:]
-                del a.output_files[:]
-            out.append((n, a))
-        return out
 
-    def send_assignments(self, node: NodeRec, assignments: list[agent_pb2.TaskAssignment]) -> None:
-        """Queue StartTasks for `node`; it leaves once the placements are committed."""
-        if assignments:
-            self._send_after_commit(node, agent_pb2.ServerMessage(start_tasks=agent_pb2.StartTasks(tasks=assignments)))
+    def _start_message(self, node: NodeRec) -> agent_pb2.ServerMessage:
+        """The one StartTasks message this flush sends `node` (queued in order with its other messages)."""
+        msg = self._starts.get(node.key)
+        if msg is None:
+            msg = self._starts[node.key] = agent_pb2.ServerMessage()
+            msg.start_tasks.SetInParent()
+            self._sends.append((node, msg))
+        return msg
 
     # ------------------------------------------------------------------ agents
 
@@ -1293,19 +1326,23 @@ class ControlPlane:
         now = self.clock.monotonic()
         accepted: list[tuple[AgentSession, list[agent_pb2.TaskEvent]]] = []
         nodes: list[NodeRec] = []
-        for session, events in reports:
-            node = self.nodes.get(session.node_key)
-            if node is None or node.session is not session:
-                continue
-            node.last_seen = now
-            self._apply_events(node, events)
-            accepted.append((session, events))
-            nodes.append(node)
-        if not nodes:
-            return
-        # Only these nodes gained room, so a pass over them alone usually
-        # suffices; the full pass (O(nodes)) runs when it could not settle things.
-        placed = self.place_hook(nodes) if self.place_hook is not None else -1
+        self._batch_stamp = ts(self.clock.now())
+        try:
+            for session, events in reports:
+                node = self.nodes.get(session.node_key)
+                if node is None or node.session is not session:
+                    continue
+                node.last_seen = now
+                self._apply_events(node, events)
+                accepted.append((session, events))
+                nodes.append(node)
+            if not nodes:
+                return
+            # Only these nodes gained room, so a pass over them alone usually
+            # suffices; the full pass (O(nodes)) runs when it could not settle things.
+            placed = self.place_hook(nodes) if self.place_hook is not None else -1
+        finally:
+            self._batch_stamp = None
         full_pass = placed < 0
         if not full_pass:
             roomy = {n.pool_key for n in nodes if n.proto.task_slots > n.used_slots}

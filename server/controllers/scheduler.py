@@ -216,11 +216,7 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: int) -> int:
             for n in targets
         ):
             continue
-        gang = [n for n in targets if n is not None]
-        # Queued at once (the flush merges them per node), so that a pass that
-        # fails half-way leaves no placed task without its StartTasks.
-        for node, assignment in cp.assign(t, gang, p.attempt, p.slots_per_node):
-            cp.send_assignments(node, [assignment])
+        cp.assign(t, [n for n in targets if n is not None], p.attempt, p.slots_per_node)
         count += 1
     return count
 
