@@ -183,6 +183,10 @@ class ShoalServer:
         for n in self.cp.nodes.values():
             if n.session is not None:
                 n.session.close()
+        try:
+            await self.cp.save_node_stats()
+        except Exception:
+            log.exception("could not write node statistics while stopping")
         if self.server is not None:
             await self.server.stop(grace=1.0)
         await self.channels.close()

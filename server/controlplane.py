@@ -46,6 +46,9 @@ DEFAULT_DISPATCH_AHEAD = 1
 SHORT_TASK_SECONDS = 1.0
 SHORT_TASK_SAMPLES = 3
 RECENT_TASKS_PER_NODE = 10
+#: How often node statistics (slot counts, task totals, IDLE <-> RUNNING) are written: they are
+#: informational or recomputed when an agent attaches, and a busy pool changes them all the time.
+NODE_STATS_WRITE_SECONDS = 10.0
 SCHEDULABLE_NODE_STATES = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
 BUSY_FLIP = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
 #: Tasks in these states are kept serialized once stored (see TaskRec): nobody works on them.
@@ -132,6 +135,8 @@ class ControlPlane:
         self._node_changed = asyncio.Event()
         #: The flush that the next turn of the event loop starts (shared by everyone who asks before it).
         self._next_flush: asyncio.Future[None] | None = None
+        #: When the health pass last wrote the nodes whose statistics changed (monotonic).
+        self._stats_written_at = 0.0
         #: The time of the batch of reports being applied (see `_stamp`).
         self._batch_stamp: timestamp_pb2.Timestamp | None = None
 
@@ -1519,6 +1524,17 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ health
 
+    def _mark_node_stats(self) -> None:
+        for n in self.nodes.values():
+            if n.stats_dirty:
+                n.stats_dirty = False
+                self._mark("nodes", n.key, n)
+
+    async def save_node_stats(self) -> None:
+        """Write the node statistics that changed since the health pass last did (at a clean stop)."""
+        self._mark_node_stats()
+        await self.flush()
+
     async def check_health(self, timeout: float) -> None:
         """Nodes silent for longer than `timeout` become UNKNOWN and their tasks are requeued."""
         now = self.clock.monotonic()
@@ -1539,10 +1555,9 @@ class ControlPlane:
         for key in gone:
             log.warning("leaving node %s is silent: forgetting it", key)
             await self.node_gone(key)
-        for n in self.nodes.values():
-            if n.stats_dirty:
-                n.stats_dirty = False
-                self._mark("nodes", n.key, n)
+        if now - self._stats_written_at >= NODE_STATS_WRITE_SECONDS:
+            self._stats_written_at = now
+            self._mark_node_stats()
         if not lost:
             if self._dirty:
                 await self.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
 from shoal.server.domain.records import JobRec, NodeRec
@@ -53,6 +54,7 @@ def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> S
     waiting = queued_jobs(cp)
     # Only pools with queued work need their nodes looked at.
     queued = {j.pool_key for j in waiting}
+    records: list[NodeRec] = []
     for pool_key, members in _members(cp, only).items():
         pool = cp.pools[pool_key]
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE or pool.key not in queued:
@@ -60,7 +62,8 @@ def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> S
         for n in members:
             ok = n.state in SCHEDULABLE_NODE_STATES and n.connected
             free = max(0, n.proto.task_slots - n.used_slots)
-            nodes.append(NodeView(n.key, pool.key, ok, n.proto.task_slots, free, _busy_until(cp, n, now)))
+            nodes.append(NodeView(n.key, pool.key, ok, n.proto.task_slots, free))
+            records.append(n)
             if ok:
                 free_by_pool[pool.key] = free_by_pool.get(pool.key, 0) + free
     jobs = [j for j in waiting if free_by_pool.get(j.pool_key, 0) > 0]
@@ -76,7 +79,8 @@ def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> S
         for tk in j.queue:
             if budget[pk] <= 0:
                 break
-            t = j.tasks[tk].read()
+            # Kept parsed (`proto`, not `read`): a task at the head of the queue is about to be placed.
+            t = j.tasks[tk].proto
             multi = t.spec.HasField("multi_instance_settings")
             instances = t.spec.multi_instance_settings.number_of_instances if multi else 1
             queue.append(
@@ -92,6 +96,9 @@ def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> S
                 )
             )
             budget[pk] -= 1
+    if any(t.instances > 1 for t in queue):
+        # When the nodes will be free matters only to the reservations gangs make (for backfill).
+        nodes = [replace(v, busy_until=_busy_until(cp, n, now)) for v, n in zip(nodes, records, strict=True)]
     return Snapshot(nodes=nodes, queue=queue, now=now)
 
 
@@ -135,7 +142,7 @@ def build_ahead_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None
             for tk in j.queue:
                 if room <= 0:
                     break
-                task = j.tasks[tk].read()
+                task = j.tasks[tk].proto
                 spec = task.spec
                 need = max(1, spec.required_slots)
                 if spec.HasField("multi_instance_settings") or need > slots_per_node:
@@ -157,6 +164,8 @@ def build_ahead_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None
 
 
 def _max_runtime(spec: task_pb2.TaskSpec) -> float | None:
+    if not spec.HasField("constraints"):
+        return None
     c = spec.constraints
     return c.max_wall_clock_time.ToTimedelta().total_seconds() if c.HasField("max_wall_clock_time") else None
 
