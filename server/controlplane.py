@@ -1514,8 +1514,11 @@ class ControlPlane:
         if len(recent) > RECENT_TASKS_PER_NODE:
             del recent[0]
         self._release_node(t, kill_others_than=node.key)
-        outcome = AttemptOutcome(ev.exit_code if ev.HasField("exit_code") else None, code, succeeded)
-        if should_retry(outcome, info.retry_count, self._max_retries(t)):
+        if not succeeded and should_retry(
+            AttemptOutcome(ev.exit_code if ev.HasField("exit_code") else None, code, succeeded),
+            info.retry_count,
+            self._max_retries(t),
+        ):
             info.retry_count += 1
             info.last_retry_time.CopyFrom(ev.time)
             self._set_task_state(t, T.TASK_STATE_ACTIVE)

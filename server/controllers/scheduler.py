@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
 from shoal.server.domain.records import JobRec, NodeRec
@@ -98,7 +97,7 @@ def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> S
             budget[pk] -= 1
     if any(t.instances > 1 for t in queue):
         # When the nodes will be free matters only to the reservations gangs make (for backfill).
-        nodes = [replace(v, busy_until=_busy_until(cp, n, now)) for v, n in zip(nodes, records, strict=True)]
+        nodes = [v._replace(busy_until=_busy_until(cp, n, now)) for v, n in zip(nodes, records, strict=True)]
     return Snapshot(nodes=nodes, queue=queue, now=now)
 
 

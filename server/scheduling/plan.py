@@ -12,12 +12,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 TaskKey = tuple[str, str]  # (job key, task key)
 
 
-@dataclass(frozen=True)
-class NodeView:
+# Named tuples rather than frozen dataclasses: every pass builds one per node and per candidate,
+# and a frozen dataclass's __init__ costs several times as much.
+class NodeView(NamedTuple):
     """A node as the scheduler sees it."""
 
     node_id: str
@@ -31,8 +33,7 @@ class NodeView:
     busy_until: float | None = None
 
 
-@dataclass(frozen=True)
-class PendingTask:
+class PendingTask(NamedTuple):
     """A task waiting for a node, in queue order (job priority, then job age, then task age)."""
 
     key: TaskKey
@@ -60,8 +61,7 @@ class Snapshot:
     now: float = 0.0
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     """Run `attempt` of task `key` on `nodes` (one node, or a gang)."""
 
     key: TaskKey
