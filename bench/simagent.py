@@ -87,8 +87,8 @@ class SimNode:
             self.fleet.stats.welcomed += 1
             self.welcomed.set()
 
-    def complete(self, tasks: Any) -> agent_pb2.AgentMessage:
-        """The report of `tasks` run and finished at once."""
+    def complete(self, tasks: Any, into: agent_pb2.AgentMessage | None = None) -> agent_pb2.AgentMessage:
+        """The report of `tasks` run and finished at once (written into `into` when given)."""
         stats = self.fleet.stats
         now = time.monotonic()
         n = len(tasks)
@@ -100,32 +100,24 @@ class SimNode:
         stats.assign_times.append((now, n))
         stamp = timestamp_pb2.Timestamp()
         stamp.GetCurrentTime()
-        events = []
+        msg = into if into is not None else A.AgentMessage()
+        # Events are added in place: a message passed to a constructor is copied.
+        add = msg.task_events.events.add
         for t in tasks:
             self.event_id += 1
-            events.append(
-                A.TaskEvent(
-                    event_id=self.event_id,
-                    attempt=t.attempt,
-                    kind=A.TASK_EVENT_KIND_RUNNING,
-                    time=stamp,
-                    start_time=stamp,
-                )
-            )
+            add(event_id=self.event_id, attempt=t.attempt, kind=A.TASK_EVENT_KIND_RUNNING, time=stamp, start_time=stamp)
             self.event_id += 1
-            events.append(
-                A.TaskEvent(
-                    event_id=self.event_id,
-                    attempt=t.attempt,
-                    kind=A.TASK_EVENT_KIND_COMPLETED,
-                    time=stamp,
-                    start_time=stamp,
-                    exit_code=0,
-                    result=common_pb2.TASK_EXECUTION_RESULT_SUCCESS,
-                )
+            add(
+                event_id=self.event_id,
+                attempt=t.attempt,
+                kind=A.TASK_EVENT_KIND_COMPLETED,
+                time=stamp,
+                start_time=stamp,
+                exit_code=0,
+                result=common_pb2.TASK_EXECUTION_RESULT_SUCCESS,
             )
-        stats.events_sent += len(events)
-        return A.AgentMessage(task_events=A.TaskEvents(events=events))
+        stats.events_sent += 2 * n
+        return msg
 
 
 class _Stream:
@@ -213,7 +205,7 @@ class SharedStream(_Stream):
             try:
                 self.call = self.stub.ConnectMany(self._requests())
                 async for msg in self.call:
-                    out = []
+                    out = A.AgentFrames()
                     carried = False
                     for f in msg.frames:
                         node = self.nodes[f.channel]
@@ -227,13 +219,12 @@ class SharedStream(_Stream):
                         kind = f.message.WhichOneof("body")
                         if kind == "start_tasks":
                             carried = True
-                            report = node.complete(f.message.start_tasks.tasks)
-                            out.append(A.AgentFrame(channel=f.channel, message=report))
+                            node.complete(f.message.start_tasks.tasks, out.frames.add(channel=f.channel).message)
                         elif kind == "welcome":
                             node.welcome(f.message.welcome)
                     stats.start_carriers += carried
-                    if out:
-                        self.queue.put_nowait(A.AgentFrames(frames=out))
+                    if out.frames:
+                        self.queue.put_nowait(out)
             except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
                 if self._failed(e):
                     return

@@ -123,6 +123,8 @@ class ControlPlane:
         self._sends: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
         #: The StartTasks message of each node among `_sends`, that more assignments join.
         self._starts: dict[str, agent_pb2.ServerMessage] = {}
+        #: Reports to acknowledge to their agents once committed: (session, up to event id).
+        self._acks: list[tuple[AgentSession, int]] = []
         self._pools_to_refresh: set[str] = set()
         self._dismiss_after_commit: list[NodeRec] = []
         self._changed_tasks: dict[TaskKey, TaskRec] = {}
@@ -318,12 +320,16 @@ class ControlPlane:
         self._serialized = {}
         self._sends = []
         self._starts = {}
+        acks, self._acks = self._acks, []
         if ops:
             self.stats.flushes += 1
             await self.store.commit(ops)
         if changed:
             self._publish(changed.values(), serialized)
         self._deliver(sends)
+        # In the same turn as the StartTasks just queued, so that they carry the acknowledgements.
+        for session, up_to in acks:
+            session.ack(up_to)
         dismiss, self._dismiss_after_commit = self._dismiss_after_commit, []
         for n in dismiss:
             self._dismiss(n)
@@ -1352,10 +1358,10 @@ class ControlPlane:
         if not full_pass:
             roomy = {n.pool_key for n in nodes if n.proto.task_slots > n.used_slots}
             full_pass = bool(roomy) and any(j.queue for j in self.jobs.values() if j.pool_key in roomy)
-        await self.flush()
         for session, events in accepted:
             if events:
-                session.ack(max(e.event_id for e in events))
+                self._acks.append((session, max(e.event_id for e in events)))
+        await self.flush()
         if full_pass:
             self.kick_scheduler()
 

@@ -186,16 +186,18 @@ class _SharedStream:
                 return None
             self._wake.clear()
             await self._wake.wait()
-        frames = []
+        out = agent_pb2.ServerFrames()
+        # Frames are added in place: a message passed to a constructor is copied, once per level.
+        add = out.frames.add
         ready, self._ready = self._ready, {}
         for channel, session in ready.items():
             for msg in session.drain():
                 if msg is not None:
-                    frames.append(agent_pb2.ServerFrame(channel=channel, message=msg))
+                    add(channel=channel).message.CopyFrom(msg)
                 elif self.sessions.get(channel) is session:
                     # The session is over (Shutdown sent, or the node connected again elsewhere).
                     del self.sessions[channel]
-                    frames.append(agent_pb2.ServerFrame(channel=channel, end=status_pb2.Status()))
-        frames.extend(self._ends)
+                    add(channel=channel).end.SetInParent()
+        out.frames.extend(self._ends)
         self._ends = []
-        return agent_pb2.ServerFrames(frames=frames)
+        return out
