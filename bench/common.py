@@ -295,6 +295,20 @@ class BenchServer:
         t = self.ps.cpu_times()
         return float(t.user + t.system)
 
+    def thread_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds of the server's threads by name (main, the store's writer, gRPC's own threads...)."""
+        assert self.ps is not None
+        out: dict[str, float] = {}
+        for th in self.ps.threads():
+            try:
+                name = Path(f"/proc/{self.ps.pid}/task/{th.id}/comm").read_text().strip()
+            except OSError:
+                continue
+            if th.id == self.ps.pid:
+                name = "main"
+            out[name] = out.get(name, 0.0) + th.user_time + th.system_time
+        return out
+
     def agents_cpu_seconds(self) -> float:
         """CPU of the agent processes (the server's direct children), tasks they spawned excluded."""
         assert self.ps is not None

@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 fleet.stats.reset_dispatch()
                 time.sleep(1.0)
                 cpu0 = server.cpu_seconds()
+                threads0 = server.thread_cpu_seconds()
                 bench_cpu0 = own_cpu_seconds()
                 prof = profiler(f"phase 2: {n_tasks:,} tasks dispatched to {nodes:,} simulated nodes")
                 t0 = time.monotonic()
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                     incomplete = f" (INCOMPLETE: {c:,} completed after {a.phase_timeout:.0f} s)"
                 t_end = time.monotonic()
                 cpu = server.cpu_seconds() - cpu0
+                threads = server.thread_cpu_seconds()
                 bench_cpu = own_cpu_seconds() - bench_cpu0
                 if prof is not None:
                     prof.stop()
@@ -218,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
                 table.add(f"{tag}: StartTasks commands", f"{st.start_messages:,}", "", "")
                 table.add(f"{tag}: server messages carrying them", f"{st.start_carriers:,}", "", "")
                 table.add(f"{tag}: server CPU per task", f"{1e6 * cpu / max(1, n_done):.0f}", "µs", "")
+                by_thread = sorted(
+                    ((name, t - threads0.get(name, 0.0)) for name, t in threads.items()), key=lambda x: -x[1]
+                )
+                split = ", ".join(f"{name} {1e6 * t / max(1, n_done):.0f}" for name, t in by_thread if t > 0.05)
+                table.add(f"{tag}: server CPU per task by thread", split, "µs", "")
                 sim_us = 1e6 * bench_cpu / max(1, n_done)
                 table.add(f"{tag}: simulator (bench process) CPU per task", f"{sim_us:.0f}", "µs", "")
                 table.add(f"{tag}: server RSS after", f"{server.rss() / 2**20:.0f}", "MiB", "")

@@ -290,14 +290,15 @@ class NodeRec:
     start_task_ok: bool = False
     #: Statistics changed since the node row was last written.
     stats_dirty: bool = False
+    #: `proto.state`, kept as a plain int: read several times per task and per health pass.
+    #: Only ControlPlane._set_node_state changes a node's state, and it sets both.
+    state: int = field(init=False)
+    #: The pool's key (a node never changes pools).
+    pool_key: str = field(init=False)
 
-    @property
-    def pool_key(self) -> str:
-        return self.proto.pool_id.lower()
-
-    @property
-    def state(self) -> int:
-        return int(self.proto.state)
+    def __post_init__(self) -> None:
+        self.state = int(self.proto.state)
+        self.pool_key = self.proto.pool_id.lower()
 
     @property
     def used_slots(self) -> int:
