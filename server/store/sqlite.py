@@ -15,13 +15,42 @@ _SCHEMA = [
     "seq INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL, tag INTEGER NOT NULL DEFAULT 0)"
     for t in TABLES
 ] + [f"CREATE INDEX IF NOT EXISTS {t}_parent ON {t}(parent)" for t in TABLES]
-_UPSERT = {t: f"INSERT OR REPLACE INTO {t} (key, parent, seq, data, tag) VALUES (?, ?, ?, ?, ?)" for t in TABLES}
-# A task row's parent (its job) follows from its key ("job/task"), so an update in place need not touch
-# the parent index: a third cheaper than REPLACE's delete and insert, and tasks are most of the writes.
-_UPSERT["tasks"] = (
-    "INSERT INTO tasks (key, parent, seq, data, tag) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT(key) DO UPDATE SET seq = excluded.seq, data = excluded.data, tag = excluded.tag"
-)
+#: Rows per INSERT statement. SQLite gives up the GIL for every statement it steps and the writer
+#: thread must win it back, from the event loop's thread, before the next: one statement per row
+#: made a commit of a few hundred rows cost as many thread switches.
+ROWS_PER_STATEMENT = 64
+
+
+def _upsert(table: str, rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    if table == "tasks":
+        # A task row's parent (its job) follows from its key ("job/task"), so an update in place need not
+        # touch the parent index: a third cheaper than REPLACE's delete and insert, and tasks are most writes.
+        return (
+            f"INSERT INTO tasks (key, parent, seq, data, tag) VALUES {values} "
+            "ON CONFLICT(key) DO UPDATE SET seq = excluded.seq, data = excluded.data, tag = excluded.tag"
+        )
+    return f"INSERT OR REPLACE INTO {table} (key, parent, seq, data, tag) VALUES {values}"
+
+
+_UPSERT = {t: _upsert(t, 1) for t in TABLES}
+_UPSERT_MANY = {t: _upsert(t, ROWS_PER_STATEMENT) for t in TABLES}
+
+
+def _write_rows(conn: sqlite3.Connection, table: str, rows: list[tuple[str, str, int, bytes, int]]) -> None:
+    """Upsert `rows` into `table`, ROWS_PER_STATEMENT to a statement."""
+    full = len(rows) - len(rows) % ROWS_PER_STATEMENT
+    if full:
+        many = _UPSERT_MANY[table]
+        conn.executemany(
+            many,
+            (
+                [v for row in rows[i : i + ROWS_PER_STATEMENT] for v in row]
+                for i in range(0, full, ROWS_PER_STATEMENT)
+            ),
+        )
+    if full < len(rows):
+        conn.executemany(_UPSERT[table], rows[full:])
 
 
 class SqliteStore:
@@ -112,20 +141,20 @@ class SqliteStore:
             for op in ops:
                 if isinstance(op, Row):
                     if op.table != run_table and run:
-                        conn.executemany(_UPSERT[run_table], run)
+                        _write_rows(conn, run_table, run)
                         run = []
                     run_table = op.table
                     run.append((op.key, op.parent, op.seq, op.data, op.tag))
                     continue
                 if run:
-                    conn.executemany(_UPSERT[run_table], run)
+                    _write_rows(conn, run_table, run)
                     run = []
                 if op.key:
                     conn.execute(f"DELETE FROM {op.table} WHERE key = ?", (op.key,))
                 else:
                     conn.execute(f"DELETE FROM {op.table} WHERE parent = ?", (op.parent,))
             if run:
-                conn.executemany(_UPSERT[run_table], run)
+                _write_rows(conn, run_table, run)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

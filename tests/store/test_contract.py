@@ -96,3 +96,27 @@ async def test_sqlite_database_from_before_tags_opens(tmp_path: Path) -> None:
     assert loaded.tables["tasks"] == [Row("tasks", "j/a", b"\x08", "j", 1, 0)]
     await s.commit([Row("tasks", "j/b", b"", "j", 2, 5)])
     await s.close()
+
+
+async def test_large_mixed_commits_keep_every_row_and_the_last_write(make) -> None:
+    """Hundreds of rows in one commit (the backend may pack them several to a statement), runs of tables
+    interleaved with deletes, then most of them rewritten."""
+    s = make()
+    await s.open()
+    ops: list[Row | Delete] = [Row("tasks", f"j/t{i:03}", b"v1", "j", i, 1) for i in range(150)]
+    ops += [Row("nodes", f"n{i}", b"node", "p") for i in range(70)]
+    ops += [Delete("tasks", "j/t000")]
+    ops += [Row("tasks", f"k/t{i:03}", b"v1", "k", 1000 + i) for i in range(129)]
+    await s.commit(ops)
+    await s.commit([Row("tasks", f"j/t{i:03}", b"v2", "j", i, 3) for i in range(1, 150, 2)])
+    await s.close()
+    s2 = make()
+    loaded = await s2.open()
+    tasks = {r.key: (r.data, r.tag, r.parent) for r in loaded.tables["tasks"]}
+    assert len(tasks) == 149 + 129
+    assert "j/t000" not in tasks
+    assert tasks["j/t001"] == (b"v2", 3, "j") and tasks["j/t002"] == (b"v1", 1, "j")
+    assert tasks["k/t128"] == (b"v1", 0, "k")
+    assert [r.key for r in loaded.tables["tasks"]][:2] == ["j/t001", "j/t002"]  # seq order survives
+    assert len(loaded.tables["nodes"]) == 70
+    await s2.close()
