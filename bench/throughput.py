@@ -29,6 +29,7 @@ from bench.common import (
     BenchServer,
     Profiler,
     Report,
+    file_create_cost_us,
     fmt,
     median,
     print_lines,
@@ -138,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="raw/Shoal pairs per shape and command, alternating (default 3, quick 1); the median ratio is the result",
     )
+    ap.add_argument(
+        "--dir",
+        default="",
+        help="where the server, its nodes and the raw runs keep their files (default: the system temporary "
+        "directory, $TMPDIR); both sides use it, and its cost of creating a file is reported",
+    )
     ap.add_argument("--profile", action="store_true", help="py-spy the server during the Shoal runs")
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     a = ap.parse_args(argv)
@@ -149,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         ["command", "runner", "seconds", "tasks/s", "ratio to raw", "add call s", "failed"],
     )
     extra: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="shoal-bench-tp-") as tmp:
+    base = Path(a.dir or tempfile.gettempdir())
+    create_us = file_create_cost_us(base)
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-tp-", dir=base) as tmp:
         root = Path(tmp)
         server = BenchServer(root / "server", heartbeat_interval=1.0, heartbeat_timeout=30)
         prof: Profiler | None = None
@@ -218,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         "raw: subprocess.Popen from 4 threads of one process, stdout/stderr to a file pair per task, "
         "after an untimed warm-up of 200 spawns; measured just before each Shoal run (its ratio is to that one). "
         "Raw and Shoal runs alternate, so that both see the same load on a shared machine."
+    )
+    report.note(
+        f"Files in {base}: creating one cost {create_us:.0f} µs of system CPU at the start of this run "
+        "(raw spawning creates 2 per task; a Shoal agent creates the task directory, wd/, stdout.txt and "
+        "stderr.txt, as Batch's layout has it)."
     )
     report.note("Bar (issue 3): /bin/true end to end >= 0.5 x the raw ceiling.")
     report.extra_md = extra
