@@ -41,6 +41,9 @@ COORDINATED = agent_pb2.TASK_EVENT_KIND_COORDINATED
 
 AttemptKey = tuple[str, str, int]
 FINISHED_MEMORY = 10000
+#: How much longer than its task's wall clock limit a subtask (an instance other than the primary) waits
+#: before ending itself: a safety net for a primary that is gone, not the limit (see `_remaining`).
+SUBTASK_WALL_CLOCK_MARGIN = 10.0
 
 
 def timestamp(when: datetime) -> timestamp_pb2.Timestamp:
@@ -499,6 +502,11 @@ class TaskRunner:
         limit = attempt.assignment.max_wall_clock_seconds
         if limit <= 0:
             return 0.0
+        if attempt.assignment.multi_instance.instance_index > 0:
+            # The primary enforces a multi-instance task's limit and its end ends the others. A
+            # subtask that timed itself out first would take down the MPI proxies it hosts, and the
+            # application would fail of that (a failed exit) before the primary saw its limit.
+            limit += SUBTASK_WALL_CLOCK_MARGIN
         if attempt.first_process_at is None:
             attempt.first_process_at = self._clock.monotonic()
         return max(1e-6, limit - (self._clock.monotonic() - attempt.first_process_at))

@@ -44,10 +44,7 @@ def _write_rows(conn: sqlite3.Connection, table: str, rows: list[tuple[str, str,
         many = _UPSERT_MANY[table]
         conn.executemany(
             many,
-            (
-                [v for row in rows[i : i + ROWS_PER_STATEMENT] for v in row]
-                for i in range(0, full, ROWS_PER_STATEMENT)
-            ),
+            ([v for row in rows[i : i + ROWS_PER_STATEMENT] for v in row] for i in range(0, full, ROWS_PER_STATEMENT)),
         )
     if full < len(rows):
         conn.executemany(_UPSERT[table], rows[full:])

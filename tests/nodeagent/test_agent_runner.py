@@ -150,3 +150,34 @@ async def test_attempts_beyond_the_slots_wait_in_order_and_can_be_withdrawn(tmp_
     kinds = [(e.attempt.task_id, e.kind) for e in events]
     assert kinds.index(("a", COMPLETED)) < kinds.index(("c", running))
     assert runner.running_slots() == 0 and runner.waiting() == 0
+
+
+async def test_a_subtask_leaves_the_wall_clock_to_its_primary(tmp_path: Path) -> None:
+    """An instance other than the primary outlives the task's limit by a margin: the primary's end ends it."""
+    from shoal.nodeagent.runner import SUBTASK_WALL_CLOCK_MARGIN
+
+    clock = ManualClock()
+    events: list[agent_pb2.TaskEvent] = []
+    changed = asyncio.Event()
+    runner = _runner(tmp_path, clock, events, changed)
+    a = agent_pb2.TaskAssignment(
+        attempt=agent_pb2.AttemptRef(job_id="j", task_id="mpi", attempt=1, instance=1),
+        command_line="never-run-on-a-subtask",
+        max_wall_clock_seconds=60,
+        multi_instance=agent_pb2.MultiInstance(
+            instance_index=1,
+            number_of_instances=2,
+            coordination_command_line="true",
+            task_shared_dir=str(tmp_path / "shared"),
+        ),
+    )
+    runner.start(a)
+    while not [e for e in events if e.kind == agent_pb2.TASK_EVENT_KIND_COORDINATED]:
+        changed.clear()
+        await asyncio.wait_for(changed.wait(), 20)
+    clock.advance(60 + SUBTASK_WALL_CLOCK_MARGIN / 2)
+    await asyncio.sleep(0.05)
+    assert not [e for e in events if e.kind == COMPLETED]
+    clock.advance(SUBTASK_WALL_CLOCK_MARGIN)
+    c = await _completed(events, changed, "mpi")
+    assert c.failure_info.code == "TaskEnded"
