@@ -1385,16 +1385,26 @@ class ControlPlane:
             elif ev.kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
                 self._mark_running(t, ev)
             elif ev.kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
-                # A short attempt's RUNNING may have been folded into its COMPLETED.
-                self._mark_running(t, ev)
+                # A short attempt's RUNNING may have been folded into its COMPLETED: the attempt
+                # ran, so it moves on from RUNNING, in one transition rather than two.
+                folded = t.state == T.TASK_STATE_PREPARING
+                if folded:
+                    self._record_start(t, ev)
                 self._complete_attempt(t, node, ev)
+                if folded:
+                    t.proto.previous_state = T.TASK_STATE_RUNNING
             self._check_job_done(job)
 
     def _mark_running(self, t: TaskRec, ev: agent_pb2.TaskEvent) -> None:
         if t.state == T.TASK_STATE_PREPARING:
-            t.proto.execution_info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
-            t.proto.node_info.task_root_directory = ev.task_root_directory
+            self._record_start(t, ev)
             self._set_task_state(t, T.TASK_STATE_RUNNING)
+
+    @staticmethod
+    def _record_start(t: TaskRec, ev: agent_pb2.TaskEvent) -> None:
+        proto = t.proto
+        proto.execution_info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
+        proto.node_info.task_root_directory = ev.task_root_directory
 
     def _apply_instance_event(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent) -> None:
         """One instance of a multi-instance task reported."""
