@@ -371,6 +371,13 @@ class Agent:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
+                # Work sent ahead still waits for a slot here: the server has nothing to send this node
+                # yet, so reports gather until the last of it starts (its RUNNING wakes this loop).
+                deadline = loop.time() + self.config.busy_report_delay
+                while not conn.queue and self.runner.waiting() and loop.time() < deadline:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
             self._wake.clear()
             await self._flush(call, conn)
             while True:

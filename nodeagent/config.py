@@ -33,6 +33,9 @@ class AgentConfig:
     #: How long reports that hold nothing but RUNNING may wait for more (a short attempt's
     #: COMPLETED then replaces its RUNNING, and the server gets one report instead of two).
     running_report_delay: float = 0.01
+    #: How long reports may wait while attempts the server sent ahead still wait here for a slot:
+    #: the node has its next work, so they go together when the last of it starts (or after this).
+    busy_report_delay: float = 0.05
     #: Grace between SIGTERM and SIGKILL when a process group is killed.
     kill_grace_seconds: float = 2.0
     #: How often expired task directories are swept.

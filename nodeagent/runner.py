@@ -603,7 +603,9 @@ class TaskRunner:
         if self._current.get(jt) is attempt:
             del self._current[jt]
         attempt.done.set()
-        log.info(
+        # A success is in the task's record; a line per attempt costs a busy node several percent of its CPU.
+        log.log(
+            logging.INFO if outcome.failure_info else logging.DEBUG,
             "attempt %s completed: exit %s %s",
             attempt.key,
             outcome.exit_code,

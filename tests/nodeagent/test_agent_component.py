@@ -490,3 +490,21 @@ async def test_stop_while_waiting_for_welcome(plane_server, run_agent) -> None:
     await plane.wait_for(lambda: plane.registers)
     agent.request_stop("test")
     assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_reports_wait_while_work_sent_ahead_waits_for_a_slot(plane_server, run_agent) -> None:
+    """With attempts waiting on the node, the server has nothing to send it: reports gather until the last starts."""
+    plane = plane_server.plane
+    plane.welcome.task_slots = 1
+    await run_agent(busy_report_delay=5.0)
+    await plane.wait_for(lambda: plane.registers)
+    await plane.send(start_tasks(1, assignment("a", "true"), assignment("b", "sleep 0.3"), assignment("c", "true")))
+    await plane.wait_event("c", COMPLETED)
+    carrier = next(
+        m
+        for m in plane.messages
+        if m.WhichOneof("body") == "task_events"
+        and any(e.attempt.task_id == "a" and e.kind == COMPLETED for e in m.task_events.events)
+    )
+    # "a" ended at once, but its report left only once "c", the last waiting, started (after "b" ended).
+    assert any(e.attempt.task_id == "b" and e.kind == COMPLETED for e in carrier.task_events.events)
