@@ -45,7 +45,6 @@ DEFAULT_DISPATCH_AHEAD = 1
 #: A job whose attempts run shorter than this on average (once a few have) may have work sent ahead.
 SHORT_TASK_SECONDS = 1.0
 SHORT_TASK_SAMPLES = 3
-RECENT_TASKS_PER_NODE = 10
 #: How often node statistics (slot counts, task totals, IDLE <-> RUNNING) are written: they are
 #: informational or recomputed when an agent attaches, and a busy pool changes them all the time.
 NODE_STATS_WRITE_SECONDS = 10.0
@@ -249,25 +248,30 @@ class ControlPlane:
 
     def _rows(self) -> list[Op]:
         ops: list[Op] = []
+        changed = self._changed_tasks
         for (table, k), rec in self._dirty.items():
-            if isinstance(rec, Delete):
-                ops.append(rec)
-            elif isinstance(rec, TaskRec):
+            if isinstance(rec, TaskRec):  # most rows, first
                 data = rec.serialized()
-                tag = rec.state
-                if tag == T.TASK_STATE_COMPLETED:
+                state = tag = rec.state
+                if state == T.TASK_STATE_COMPLETED:
                     tag |= rec.read().execution_info.result << 8
                 ops.append(Row("tasks", k, data, rec.job_key, rec.seq, tag))
-                if rec.tkey in self._changed_tasks:
-                    self._serialized[rec.tkey] = data
-                if rec.state in COLD_TASK_STATES:
+                tkey = (rec.job_key, rec.key)
+                if tkey in changed:
+                    job = self.jobs.get(rec.job_key)
+                    if job is not None and job.watchers:
+                        # Watchers get the very bytes committed (see _publish).
+                        self._serialized[tkey] = data
+                if state in COLD_TASK_STATES:
                     rec.freeze(data)
+            elif isinstance(rec, Delete):
+                ops.append(rec)
             elif isinstance(rec, JobRec):
                 ops.append(Row("jobs", k, rec.proto.SerializeToString(), "", rec.seq))
             elif isinstance(rec, PoolRec):
                 ops.append(Row("pools", k, rec.proto.SerializeToString()))
             elif isinstance(rec, NodeRec):
-                data = json.dumps({"node": rec.proto.SerializeToString().hex(), "internal": rec.internal})
+                data = json.dumps({"node": rec.view().SerializeToString().hex(), "internal": rec.internal})
                 ops.append(Row("nodes", k, data.encode(), rec.pool_key))
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
@@ -447,8 +451,7 @@ class ControlPlane:
         self._node_changed.set()
 
     def _refresh_node_activity(self, n: NodeRec) -> None:
-        # Work sent ahead waits on the node for a slot: it does not count as running.
-        n.proto.running_task_slots = min(n.used_slots, n.proto.task_slots)
+        # (Its running slot count is derived when the node is read: NodeRec.view.)
         if n.state in SCHEDULABLE_NODE_STATES:
             self._set_node_state(n, P.NODE_STATE_RUNNING if n.running else P.NODE_STATE_IDLE)
         # Slot counts and task statistics are derived or informational: they are
@@ -1522,14 +1525,10 @@ class ControlPlane:
         node.proto.total_tasks_run += 1
         if succeeded:
             node.proto.total_tasks_succeeded += 1
-        recent = node.proto.recent_tasks
-        rt = recent.add(
-            job_id=self.jobs[t.job_key].proto.id, task_id=t.proto.spec.id, attempt=t.proto.attempt, state="completed"
+        node.recent.append(
+            (job.proto.id, t.proto.spec.id, t.proto.attempt, ev.exit_code if ev.HasField("exit_code") else None)
         )
-        if ev.HasField("exit_code"):
-            rt.exit_code = ev.exit_code
-        if len(recent) > RECENT_TASKS_PER_NODE:
-            del recent[0]
+        node.recent_changed = True
         self._release_node(t, kill_others_than=node.key)
         if not succeeded and should_retry(
             AttemptOutcome(ev.exit_code if ev.HasField("exit_code") else None, code, succeeded),

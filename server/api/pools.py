@@ -61,7 +61,7 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         (pid,) = parse_name(request.parent, "pools", field="parent")
         pool = self.cp.pool(pid)
         nodes = sorted(
-            (n.proto for n in pool.nodes.values() if not request.state or n.state == request.state),
+            (n.view() for n in pool.nodes.values() if not request.state or n.state == request.state),
             key=lambda n: (len(n.id), n.id),
         )
         items, token = page(nodes, request.page_size, request.page_token)
@@ -70,7 +70,7 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     @rpc_errors
     async def GetNode(self, request: pool_pb2.GetNodeRequest, context: Ctx) -> pool_pb2.Node:
         pid, nid = parse_name(request.name, "pools", "nodes")
-        return self.cp.node(pid, nid).proto
+        return self.cp.node(pid, nid).view()
 
     @rpc_errors
     async def ListNodeFiles(

@@ -215,17 +215,20 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: int) -> int:
             continue
         if t.state != task_pb2.TASK_STATE_ACTIVE or t.proto.attempt + 1 != p.attempt:
             continue
-        targets = [cp.nodes.get(nk) for nk in p.nodes]
-        if any(
-            n is None
-            or not n.connected
-            or n.state not in SCHEDULABLE_NODE_STATES
-            or n.proto.task_slots * (1 + ahead) - n.used_slots < p.slots_per_node
-            for n in targets
-        ):
-            continue
-        cp.assign(t, [n for n in targets if n is not None], p.attempt, p.slots_per_node)
-        count += 1
+        targets = []
+        for nk in p.nodes:
+            n = cp.nodes.get(nk)
+            if (
+                n is None
+                or not n.connected
+                or n.state not in SCHEDULABLE_NODE_STATES
+                or n.proto.task_slots * (1 + ahead) - n.used_slots < p.slots_per_node
+            ):
+                break
+            targets.append(n)
+        else:
+            cp.assign(t, targets, p.attempt, p.slots_per_node)
+            count += 1
     return count
 
 

@@ -15,6 +15,8 @@ TaskKey = tuple[str, str]  # (job key, task key)
 
 
 NO_INSTANCES: frozenset[int] = frozenset()
+#: How many of its last attempts a node lists (Node.recent_tasks).
+RECENT_TASKS_PER_NODE = 10
 
 
 class TaskRec:
@@ -296,9 +298,37 @@ class NodeRec:
     #: The pool's key (a node never changes pools).
     pool_key: str = field(init=False)
 
+    #: The last attempts that ended here, oldest first: (job id, task id, attempt, exit code or None).
+    #: Kept out of `proto` until it is read (`view`): a message per completed task cost more than the
+    #: rest of the node's bookkeeping for it.
+    recent: collections.deque[tuple[str, str, int, int | None]] = field(init=False)
+    #: `recent` changed since `view` last copied it into `proto`.
+    recent_changed: bool = False
+
     def __post_init__(self) -> None:
         self.state = int(self.proto.state)
         self.pool_key = self.proto.pool_id.lower()
+        self.recent = collections.deque(
+            (
+                (r.job_id, r.task_id, r.attempt, r.exit_code if r.HasField("exit_code") else None)
+                for r in self.proto.recent_tasks
+            ),
+            maxlen=RECENT_TASKS_PER_NODE,
+        )
+
+    def view(self) -> pool_pb2.Node:
+        """The node's message with what is derived from the live state brought up to date (API, store)."""
+        p = self.proto
+        # Work sent ahead waits on the node for a slot: it does not count as running.
+        p.running_task_slots = min(self.running.total, p.task_slots)
+        if self.recent_changed:
+            self.recent_changed = False
+            del p.recent_tasks[:]
+            for job_id, task_id, attempt, exit_code in self.recent:
+                rt = p.recent_tasks.add(job_id=job_id, task_id=task_id, attempt=attempt, state="completed")
+                if exit_code is not None:
+                    rt.exit_code = exit_code
+        return p
 
     @property
     def used_slots(self) -> int:

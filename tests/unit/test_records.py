@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shoal.server.domain.records import AgentSession, JobRec, SlotMap, TaskRec
+from shoal.server.domain.records import RECENT_TASKS_PER_NODE, AgentSession, JobRec, NodeRec, SlotMap, TaskRec
+from shoal.v1 import pool_pb2
 
 ops = st.lists(st.tuples(st.sampled_from(["set", "pop", "clear"]), st.integers(0, 4), st.integers(1, 4)), max_size=40)
 
@@ -74,3 +75,24 @@ def test_dequeue_keeps_the_queue_in_order_and_its_head_cheap() -> None:
     job.dequeue("absent")
     assert list(job.queue)[:2] == ["t4000", "t4001"] and len(job.queue) == 1000
     assert job._holes < 1024 + 1000  # rebuilt on the way: the holes never outnumber the entries for long
+
+
+def test_recent_tasks_are_kept_aside_and_shown_on_view() -> None:
+    proto = pool_pb2.Node(id="n1", pool_id="P", task_slots=2)
+    proto.recent_tasks.add(job_id="j", task_id="old", attempt=1, state="completed", exit_code=3)
+    n = NodeRec("n1", proto)
+    assert n.pool_key == "p" and list(n.recent) == [("j", "old", 1, 3)]
+    for i in range(RECENT_TASKS_PER_NODE + 2):
+        n.recent.append(("j", f"t{i}", 1, None if i % 2 else 0))
+        n.recent_changed = True
+    assert len(proto.recent_tasks) == 1  # not copied until read
+    n.running[("j", "a")] = 1
+    n.running[("j", "b")] = 2  # sent ahead: more than the node's slots
+    view = n.view()
+    assert view.running_task_slots == 2
+    ids = [r.task_id for r in view.recent_tasks]
+    assert ids == [f"t{i}" for i in range(2, RECENT_TASKS_PER_NODE + 2)]
+    assert view.recent_tasks[0].HasField("exit_code") and not view.recent_tasks[1].HasField("exit_code")
+    # Read back from the stored message, as after a restart.
+    again = NodeRec("n1", pool_pb2.Node.FromString(view.SerializeToString()))
+    assert list(again.recent) == list(n.recent)
