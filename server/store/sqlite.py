@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from shoal.server.store.base import TABLES, Loaded, Op, Row
+
+log = logging.getLogger("shoal.store")
 
 _SCHEMA = [
     f"CREATE TABLE IF NOT EXISTS {t} (key TEXT PRIMARY KEY, parent TEXT NOT NULL DEFAULT '', "
@@ -19,6 +23,11 @@ _SCHEMA = [
 #: thread must win it back, from the event loop's thread, before the next: one statement per row
 #: made a commit of a few hundred rows cost as many thread switches.
 ROWS_PER_STATEMENT = 64
+#: Transactions of at most this many rows are written on the event loop's thread (see _write_loop);
+#: larger ones go to the writer thread, where SQLite's own work overlaps the event loop's.
+INLINE_OPS = 100
+#: Rows written between two WAL checkpoints.
+CHECKPOINT_ROWS = 20_000
 
 
 def _upsert(table: str, rows: int) -> str:
@@ -64,6 +73,14 @@ class SqliteStore:
         self._lock = threading.Lock()
         #: Transactions written (for tests and benchmarks).
         self.transactions = 0
+        #: WAL checkpoints run here, on a connection of their own, never on the event loop's thread
+        #: (where small transactions are written): a checkpoint writes back and syncs the database file.
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-store-ckpt")
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._rows_since_checkpoint = 0
+        #: Checkpoints run (for tests).
+        self.checkpoints = 0
 
     async def open(self) -> Loaded:
         loop = asyncio.get_running_loop()
@@ -78,6 +95,8 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process (not a power cut).
         conn.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints are this store's to run (see _checkpointer), not the committing thread's.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         for stmt in _SCHEMA:
             conn.execute(stmt)
         for t in TABLES:
@@ -115,7 +134,12 @@ class SqliteStore:
                 continue
             ops = [op for ops, _ in batch for op in ops]
             try:
-                await loop.run_in_executor(self._executor, self._apply_sync, ops)
+                if len(ops) <= INLINE_OPS:
+                    # Handing a small transaction to the writer thread and back (two thread wake-ups,
+                    # an executor future) cost more than writing it; only large ones leave the loop.
+                    self._apply_sync(ops)
+                else:
+                    await loop.run_in_executor(self._executor, self._apply_sync, ops)
             except Exception as e:  # the futures carry the failure to every waiter
                 for _, fut in batch:
                     if not fut.done():
@@ -124,8 +148,25 @@ class SqliteStore:
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_result(None)
+                self._rows_since_checkpoint += len(ops)
+                if self._rows_since_checkpoint >= CHECKPOINT_ROWS and self._checkpoint is None:
+                    self._rows_since_checkpoint = 0
+                    self._checkpoint = loop.run_in_executor(self._checkpointer, self._checkpoint_sync)
+                    self._checkpoint.add_done_callback(self._checkpoint_done)
             if self._closed and not self._pending:
                 return
+
+    def _checkpoint_sync(self) -> None:
+        if self._checkpoint_conn is None:
+            self._checkpoint_conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # PASSIVE: copies what it can without waiting for (or blocking) the writer.
+        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self.checkpoints += 1
+
+    def _checkpoint_done(self, fut: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not fut.cancelled() and fut.exception() is not None:
+            log.warning("WAL checkpoint failed: %s", fut.exception())
 
     def _apply_sync(self, ops: list[Op]) -> None:
         conn = self._conn
@@ -166,8 +207,16 @@ class SqliteStore:
             self._wake.set()
         if self._writer is not None:
             await self._writer
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
+        if self._checkpoint_conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._checkpointer, self._checkpoint_conn.close)
+            self._checkpoint_conn = None
+        self._checkpointer.shutdown(wait=True)
         if self._conn is not None:
             conn = self._conn
+            # The last connection to close checkpoints the whole WAL into the database.
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)

@@ -120,3 +120,23 @@ async def test_large_mixed_commits_keep_every_row_and_the_last_write(make) -> No
     assert [r.key for r in loaded.tables["tasks"]][:2] == ["j/t001", "j/t002"]  # seq order survives
     assert len(loaded.tables["nodes"]) == 70
     await s2.close()
+
+
+async def test_sqlite_checkpoints_off_the_event_loop(tmp_path: Path) -> None:
+    """Automatic checkpoints are off on the writing connection; the store runs its own on another thread."""
+    from shoal.server.store import sqlite as backend
+
+    s = backend.SqliteStore(tmp_path / "s.db")
+    await s.open()
+    per_commit = backend.CHECKPOINT_ROWS // 4 + 1
+    for c in range(5):
+        await s.commit([Row("tasks", f"j/t{c}-{i}", b"x" * 100, "j", c * per_commit + i) for i in range(per_commit)])
+    for _ in range(500):
+        if s.checkpoints:
+            break
+        await asyncio.sleep(0.01)
+    assert s.checkpoints >= 1
+    await s.close()
+    s2 = backend.SqliteStore(tmp_path / "s.db")
+    assert len((await s2.open()).tables["tasks"]) == 5 * per_commit
+    await s2.close()
