@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         help="where the server, its nodes and the raw runs keep their files (default: the system temporary "
         "directory, $TMPDIR); both sides use it, and its cost of creating a file is reported",
     )
+    ap.add_argument(
+        "--dispatch-ahead", type=int, default=None, help="the server's --dispatch-ahead (default: the server's)"
+    )
     ap.add_argument("--profile", action="store_true", help="py-spy the server during the Shoal runs")
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     a = ap.parse_args(argv)
@@ -160,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     create_us = file_create_cost_us(base)
     with tempfile.TemporaryDirectory(prefix="shoal-bench-tp-", dir=base) as tmp:
         root = Path(tmp)
-        server = BenchServer(root / "server", heartbeat_interval=1.0, heartbeat_timeout=30)
+        ahead = [] if a.dispatch_ahead is None else ["--dispatch-ahead", str(a.dispatch_ahead)]
+        server = BenchServer(root / "server", heartbeat_interval=1.0, heartbeat_timeout=30, extra_args=ahead)
         prof: Profiler | None = None
         agent_profs: list[Profiler] = []
         try:

@@ -1098,7 +1098,7 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
 @click.option(
     "--dispatch-ahead",
     type=click.IntRange(min=0),
-    default=1,
+    default=2,  # shoal.server.controlplane.DEFAULT_DISPATCH_AHEAD (not imported: the CLI starts light)
     show_default=True,
     help="Assignments per slot a busy node may hold for jobs of short tasks (0: none).",
 )

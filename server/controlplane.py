@@ -41,7 +41,7 @@ P = pool_pb2
 J = job_pb2
 
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600.0
-DEFAULT_DISPATCH_AHEAD = 1
+DEFAULT_DISPATCH_AHEAD = 2
 #: A job whose attempts run shorter than this on average (once a few have) may have work sent ahead.
 SHORT_TASK_SECONDS = 1.0
 SHORT_TASK_SAMPLES = 3

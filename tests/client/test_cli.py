@@ -306,7 +306,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     )
     assert r.exit_code == 3
     assert calls == [
-        ("server", {"data_dir": tmp_path, "listen": "127.0.0.1:1", "allow_non_loopback": False, "dispatch_ahead": 1}),
+        ("server", {"data_dir": tmp_path, "listen": "127.0.0.1:1", "allow_non_loopback": False, "dispatch_ahead": 2}),
         (
             "up",
             {
@@ -362,3 +362,11 @@ def test_task_add_multi_instance_and_subtasks(run, fake: FakeServer) -> None:  #
         (1, "node-2", "running"),
     ]
     assert "node-2" in run("task", "subtasks", "j", "mpi").output
+
+
+def test_server_command_default_dispatch_ahead_is_the_servers() -> None:
+    from shoal.client.cli import server_cmd
+    from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD
+
+    option = next(p for p in server_cmd.params if p.name == "dispatch_ahead")
+    assert option.default == DEFAULT_DISPATCH_AHEAD

@@ -41,9 +41,10 @@ async def test_short_tasks_are_sent_ahead_to_a_busy_node(server, stubs) -> None:
     assert await run_one(agent, 0.01) == ["t0"]
     assert await run_one(agent, 0.01) == ["t1"]
     assert await run_one(agent, 0.01) == ["t2"]
-    # Three short attempts seen: the slot's next task and one more to wait on the node.
+    # Three short attempts seen: the slot's next task and, by default, two more to wait on the node.
+    assert server.cp.dispatch_ahead == 2
     sent = await run_one(agent, 0.01)
-    assert sent == ["t3", "t4"]
+    assert sent == ["t3", "t4", "t5"]
     t4 = await stubs.tasks.GetTask(task_pb2.GetTaskRequest(name="jobs/j/tasks/t4"))
     assert t4.state == task_pb2.TASK_STATE_PREPARING  # placed, waiting on the node for its slot
     node = (await stubs.pools.ListNodes(pool_pb2.ListNodesRequest(parent="pools/p"))).nodes[0]
