@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         help="simulated nodes per ConnectMany stream (1: a Connect stream per node, as real agents)",
     )
     ap.add_argument("--phase-timeout", type=float, default=300, help="give up a dispatch phase after this (s)")
+    ap.add_argument(
+        "--dispatch-ahead", type=int, default=None, help="the server's --dispatch-ahead (default: the server's)"
+    )
     ap.add_argument("--profile", action="store_true", help="py-spy the server during each phase")
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     a = ap.parse_args(argv)
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="shoal-bench-sim-") as tmp:
         root = Path(tmp)
         data = root / "server"
-        server = BenchServer(data, heartbeat_interval=60, heartbeat_timeout=3600, orphan_timeout=3600)
+        ahead = [] if a.dispatch_ahead is None else ["--dispatch-ahead", str(a.dispatch_ahead)]
+        server = BenchServer(data, heartbeat_interval=60, heartbeat_timeout=3600, orphan_timeout=3600, extra_args=ahead)
         fleet: SimFleet | None = None
         profs: list[tuple[str, Profiler]] = []
 

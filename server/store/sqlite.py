@@ -8,9 +8,11 @@ import logging
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain, groupby
+from operator import itemgetter
 from pathlib import Path
 
-from shoal.server.store.base import TABLES, Loaded, Op, Row
+from shoal.server.store.base import TABLES, Delete, Loaded, Op, Row
 
 log = logging.getLogger("shoal.store")
 
@@ -46,17 +48,29 @@ _UPSERT = {t: _upsert(t, 1) for t in TABLES}
 _UPSERT_MANY = {t: _upsert(t, ROWS_PER_STATEMENT) for t in TABLES}
 
 
-def _write_rows(conn: sqlite3.Connection, table: str, rows: list[tuple[str, str, int, bytes, int]]) -> None:
-    """Upsert `rows` into `table`, ROWS_PER_STATEMENT to a statement."""
-    full = len(rows) - len(rows) % ROWS_PER_STATEMENT
+#: A Row's values in the order of the INSERT's columns (key, parent, seq, data, tag), picked in C.
+_VALUES = itemgetter(1, 3, 4, 2, 5)
+
+
+def _run_of(op: Op) -> tuple[type, str]:
+    return type(op), op.table
+
+
+def _write_rows(conn: sqlite3.Connection, table: str, rows: list[Row]) -> None:
+    """Upsert `rows` into `table`, ROWS_PER_STATEMENT to a statement.
+
+    The per-row work is left to C (itemgetter, chain): this runs on the writer thread, and any
+    Python it runs holds the GIL the event loop's thread needs.
+    """
+    values = list(map(_VALUES, rows))
+    full = len(values) - len(values) % ROWS_PER_STATEMENT
     if full:
-        many = _UPSERT_MANY[table]
         conn.executemany(
-            many,
-            ([v for row in rows[i : i + ROWS_PER_STATEMENT] for v in row] for i in range(0, full, ROWS_PER_STATEMENT)),
+            _UPSERT_MANY[table],
+            (list(chain.from_iterable(values[i : i + ROWS_PER_STATEMENT])) for i in range(0, full, ROWS_PER_STATEMENT)),
         )
-    if full < len(rows):
-        conn.executemany(_UPSERT[table], rows[full:])
+    if full < len(values):
+        conn.executemany(_UPSERT[table], values[full:])
 
 
 class SqliteStore:
@@ -174,25 +188,16 @@ class SqliteStore:
         conn.execute("BEGIN")
         try:
             # Runs of rows for one table go in one executemany (order between runs is kept).
-            run: list[tuple[str, str, int, bytes, int]] = []
-            run_table = ""
-            for op in ops:
-                if isinstance(op, Row):
-                    if op.table != run_table and run:
-                        _write_rows(conn, run_table, run)
-                        run = []
-                    run_table = op.table
-                    run.append((op.key, op.parent, op.seq, op.data, op.tag))
+            for (kind, table), run in groupby(ops, _run_of):
+                if kind is Row:
+                    _write_rows(conn, table, list(run))  # type: ignore[arg-type]
                     continue
-                if run:
-                    _write_rows(conn, run_table, run)
-                    run = []
-                if op.key:
-                    conn.execute(f"DELETE FROM {op.table} WHERE key = ?", (op.key,))
-                else:
-                    conn.execute(f"DELETE FROM {op.table} WHERE parent = ?", (op.parent,))
-            if run:
-                _write_rows(conn, run_table, run)
+                for op in run:
+                    assert isinstance(op, Delete)
+                    if op.key:
+                        conn.execute(f"DELETE FROM {op.table} WHERE key = ?", (op.key,))
+                    else:
+                        conn.execute(f"DELETE FROM {op.table} WHERE parent = ?", (op.parent,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
