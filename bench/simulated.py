@@ -242,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
             check_added(server.add("rec", specs("r", 100)), 100)
             n_db = n_store + n_tasks * len(node_counts) + 100
             time.sleep(1.0)
+
+            def tallies() -> dict[str, int]:
+                out = {"store": server.counts("store").active}
+                out.update({f"sim{nodes}": server.counts(f"sim{nodes}").completed for nodes in node_counts})
+                return out
+
+            expected = tallies()
             server.kill()
             fleet.stats.reset_dispatch()
             server.spawn()
@@ -262,6 +269,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             table.add("server RSS after restart", f"{server.rss() / 2**20:.0f}", "MiB", "")
             table.note(f"answering ListPools after restart: {answer:.2f} s after spawn (measured after first dispatch)")
+            # Nothing committed before the kill may be missing after it.
+            found = tallies()
+            lost = {job: (expected[job], got) for job, got in found.items() if got != expected[job]}
+            if lost:
+                raise RuntimeError(f"tasks missing after the restart (job: expected, found): {lost}")
+            table.note(
+                "after the restart: "
+                + ", ".join(f"job {job} has its {got:,} tasks" for job, got in found.items())
+                + " (checked with GetJobTaskCounts)"
+            )
             for label, p in profs:
                 extra += [*profile_markdown(label, p), ""]
         finally:
