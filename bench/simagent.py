@@ -121,13 +121,15 @@ class SimNode:
 
 
 class _Stream:
-    """A client stream with a queue of requests (None ends it)."""
+    """A client stream with a queue of requests (None ends it), opened again when it fails."""
 
     def __init__(self, fleet: SimFleet, channel: grpc.aio.Channel) -> None:
         self.fleet = fleet
         self.stub = agent_pb2_grpc.AgentServiceStub(channel)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.call: Any = None
+        self.nodes: list[SimNode] = []
+        self.reconnect = True
 
     async def _requests(self) -> AsyncIterator[Any]:
         while True:
@@ -136,13 +138,26 @@ class _Stream:
                 return
             yield m
 
-    def _failed(self, e: BaseException) -> bool:
-        """Count a stream failure; True when the stream should not be tried again."""
-        if isinstance(e, asyncio.CancelledError) or self.fleet.stopping:
-            return True
-        self.fleet.stats.errors += 1
-        self.fleet.stats.last_error = f"{e.code()}: {e.details()}"  # type: ignore[attr-defined]
-        return False
+    async def run(self, reconnect: bool) -> None:
+        """Keep a stream open (one after another, when `reconnect`) until the fleet stops."""
+        self.reconnect = reconnect
+        while not self.fleet.stopping:
+            self.queue = asyncio.Queue()
+            try:
+                if await self._session():
+                    return
+            except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
+                if isinstance(e, asyncio.CancelledError) or self.fleet.stopping:
+                    return
+                self.fleet.stats.errors += 1
+                self.fleet.stats.last_error = f"{e.code()}: {e.details()}"  # type: ignore[union-attr]
+            if not reconnect or self.fleet.stopping:
+                return
+            await asyncio.sleep(self.fleet.retry_every)
+
+    async def _session(self) -> bool:
+        """One stream, to its end; True when the server said to stop for good."""
+        raise NotImplementedError
 
     def close(self) -> None:
         self.queue.put_nowait(None)
@@ -158,29 +173,21 @@ class OneNodeStream(_Stream):
         self.node = SimNode(fleet, pool_id)
         self.nodes = [self.node]
 
-    async def run(self, reconnect: bool) -> None:
+    async def _session(self) -> bool:
         stats = self.fleet.stats
         node = self.node
-        while not self.fleet.stopping:
-            self.queue = asyncio.Queue()
-            self.queue.put_nowait(node.register())
-            try:
-                self.call = self.stub.Connect(self._requests())
-                async for msg in self.call:
-                    kind = msg.WhichOneof("body")
-                    if kind == "start_tasks":
-                        stats.start_carriers += 1
-                        self.queue.put_nowait(node.complete(msg.start_tasks.tasks))
-                    elif kind == "welcome":
-                        node.welcome(msg.welcome)
-                    elif kind == "shutdown":
-                        return
-            except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
-                if self._failed(e):
-                    return
-            if not reconnect or self.fleet.stopping:
-                return
-            await asyncio.sleep(self.fleet.retry_every)
+        self.queue.put_nowait(node.register())
+        self.call = self.stub.Connect(self._requests())
+        async for msg in self.call:
+            kind = msg.WhichOneof("body")
+            if kind == "start_tasks":
+                stats.start_carriers += 1
+                self.queue.put_nowait(node.complete(msg.start_tasks.tasks))
+            elif kind == "welcome":
+                node.welcome(msg.welcome)
+            elif kind == "shutdown":
+                return True
+        return False
 
 
 class SharedStream(_Stream):
@@ -189,48 +196,38 @@ class SharedStream(_Stream):
     def __init__(self, fleet: SimFleet, channel: grpc.aio.Channel, pool_id: str, count: int) -> None:
         super().__init__(fleet, channel)
         self.nodes = [SimNode(fleet, pool_id) for _ in range(count)]
-        self.reconnect = True
 
     def _register(self, channels: list[int]) -> None:
         frames = [A.AgentFrame(channel=ch, message=self.nodes[ch].register()) for ch in channels]
         self.queue.put_nowait(A.AgentFrames(frames=frames))
 
-    async def run(self, reconnect: bool) -> None:
+    async def _session(self) -> bool:
         stats = self.fleet.stats
-        self.reconnect = reconnect
         loop = asyncio.get_running_loop()
-        while not self.fleet.stopping:
-            self.queue = asyncio.Queue()
-            self._register(list(range(len(self.nodes))))
-            try:
-                self.call = self.stub.ConnectMany(self._requests())
-                async for msg in self.call:
-                    out = A.AgentFrames()
-                    carried = False
-                    for f in msg.frames:
-                        node = self.nodes[f.channel]
-                        if f.HasField("end"):
-                            if f.end.code:
-                                stats.errors += 1
-                                stats.last_error = f"channel {f.channel}: {f.end.code}: {f.end.message}"
-                                if reconnect:
-                                    loop.call_later(self.fleet.retry_every, self._register, [f.channel])
-                            continue
-                        kind = f.message.WhichOneof("body")
-                        if kind == "start_tasks":
-                            carried = True
-                            node.complete(f.message.start_tasks.tasks, out.frames.add(channel=f.channel).message)
-                        elif kind == "welcome":
-                            node.welcome(f.message.welcome)
-                    stats.start_carriers += carried
-                    if out.frames:
-                        self.queue.put_nowait(out)
-            except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
-                if self._failed(e):
-                    return
-            if not reconnect or self.fleet.stopping:
-                return
-            await asyncio.sleep(self.fleet.retry_every)
+        self._register(list(range(len(self.nodes))))
+        self.call = self.stub.ConnectMany(self._requests())
+        async for msg in self.call:
+            out = A.AgentFrames()
+            carried = False
+            for f in msg.frames:
+                node = self.nodes[f.channel]
+                if f.HasField("end"):
+                    if f.end.code:
+                        stats.errors += 1
+                        stats.last_error = f"channel {f.channel}: {f.end.code}: {f.end.message}"
+                        if self.reconnect:
+                            loop.call_later(self.fleet.retry_every, self._register, [f.channel])
+                    continue
+                kind = f.message.WhichOneof("body")
+                if kind == "start_tasks":
+                    carried = True
+                    node.complete(f.message.start_tasks.tasks, out.frames.add(channel=f.channel).message)
+                elif kind == "welcome":
+                    node.welcome(f.message.welcome)
+            stats.start_carriers += carried
+            if out.frames:
+                self.queue.put_nowait(out)
+        return False
 
 
 class SimFleet:
