@@ -87,18 +87,21 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     async def _apply_frames(self, stream: _SharedStream, frames: Sequence[agent_pb2.AgentFrame]) -> None:
         """One message of frames: new conversations first, then every report in it as one batch."""
-        joining: dict[int, agent_pb2.Register] = {}
-        for f in frames:
+        #: Channel -> the position of the frame whose Register opens it.
+        joining: dict[int, int] = {}
+        for i, f in enumerate(frames):
             if f.channel not in stream.sessions and f.channel not in joining and not f.end:
                 if f.message.WhichOneof("body") == "register":
-                    joining[f.channel] = f.message.register
+                    joining[f.channel] = i
                 else:
                     stream.end(f.channel, _REGISTER_FIRST)
         if joining:
-            await asyncio.gather(*(self._join(stream, ch, reg) for ch, reg in joining.items()))
+            await asyncio.gather(*(self._join(stream, ch, frames[i].message.register) for ch, i in joining.items()))
         reports: list[tuple[AgentSession, list[agent_pb2.TaskEvent]]] = []
         start_reports = []
-        for f in frames:
+        for i, f in enumerate(frames):
+            if joining.get(f.channel) == i:
+                continue  # the Register just handled
             session = stream.sessions.get(f.channel)
             if session is None:
                 continue
@@ -108,10 +111,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 continue
             msg = f.message
             kind = msg.WhichOneof("body")
-            if kind == "register":
-                if joining.get(f.channel) is not msg.register:
-                    self.cp.touch(session)
-            elif kind == "heartbeat":
+            if kind == "heartbeat":
                 self.cp.heartbeat(session, msg.heartbeat)
             elif kind == "task_events":
                 reports.append((session, list(msg.task_events.events)))

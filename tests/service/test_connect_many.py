@@ -152,8 +152,12 @@ async def test_a_bad_conversation_ends_alone_with_a_reason(server, stubs) -> Non
     assert reason_of(end8) == "NODE_NOT_FOUND"
     # The good one is unaffected, and the bad ones changed nothing.
     await s.expect(9, "welcome")
+    # A Register and more for the same new conversation may share a message.
+    s.send(s.register(10, "p"), A.AgentFrame(channel=10, message=A.AgentMessage(heartbeat=A.Heartbeat())))
+    await s.expect(10, "welcome")
+    assert s.inbox(10).empty()
     nodes = (await stubs.pools.ListNodes(pool_pb2.ListNodesRequest(parent="pools/p"))).nodes
-    assert len(nodes) == 1
+    assert len(nodes) == 2
     await s.close()
 
 
