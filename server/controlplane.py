@@ -429,7 +429,8 @@ class ControlPlane:
                 job.counts[new] += 1
         if new == T.TASK_STATE_ACTIVE:
             job.queue[t.key] = None
-        else:
+        elif old == T.TASK_STATE_ACTIVE:
+            # (Only ACTIVE tasks are queued.)
             job.dequeue(t.key)
         self._mark_task(t)
 
