@@ -533,8 +533,8 @@ def file_create_cost_us(directory: Path, count: int = 500) -> float:
     """System CPU (µs) to create one empty file in a fresh directory under `directory`.
 
     Task runs create files (task directories, stdout/stderr), and what that costs
-    depends on the filesystem: on this kind of machine, ~5-20 µs in most places
-    but 300-800 µs under /tmp.
+    depends on the filesystem and the moment: on this kind of machine it swung
+    between ~8 µs and 300-500 µs within minutes, in /tmp and elsewhere.
     """
     work = Path(tempfile.mkdtemp(prefix="shoal-fscost-", dir=directory))
     try:
