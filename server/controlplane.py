@@ -114,6 +114,9 @@ class ControlPlane:
         self.nodes: dict[str, NodeRec] = {}
         self.jobs: dict[str, JobRec] = {}
         self.requests: dict[str, str] = {}
+        #: Every job with queued tasks, and perhaps some whose queue emptied since or that are gone
+        #: (`queued_jobs` drops those as it meets them): the scheduler looks here, not at every job.
+        self.waiting_jobs: dict[str, JobRec] = {}
         self.meta: dict[str, int] = {"task_seq": 0, "job_seq": 0, "node_counter": 0}
         self.provider: Provider | None = None
         self.stats = Stats()
@@ -177,6 +180,7 @@ class ControlPlane:
             job = J.Job.FromString(row.data)
             self.jobs[row.key] = JobRec(row.key, row.seq, job)
         self._load_tasks(loaded.tables["tasks"])
+        self.waiting_jobs = {key: job for key, job in self.jobs.items() if job.queue}
         for pool_rec in self.pools.values():
             self._refresh_pool(pool_rec)
         await self.flush()
@@ -429,6 +433,7 @@ class ControlPlane:
                 job.counts[new] += 1
         if new == T.TASK_STATE_ACTIVE:
             job.queue[t.key] = None
+            self.waiting_jobs[job.key] = job
         elif old == T.TASK_STATE_ACTIVE:
             # (Only ACTIVE tasks are queued.)
             job.dequeue(t.key)
@@ -869,6 +874,7 @@ class ControlPlane:
             t = TaskRec(job.key, tk, self.meta["task_seq"], proto)
             job.tasks[tk] = t
             job.queue[tk] = None
+            self.waiting_jobs[job.key] = job
             self._count(job, t, +1)
             self._mark_task(t)
             results.append(T.AddTaskResult(task_id=spec.id, status=T.ADD_TASK_STATUS_SUCCESS))
@@ -1362,7 +1368,7 @@ class ControlPlane:
         full_pass = placed < 0
         if not full_pass:
             roomy = {n.pool_key for n in nodes if n.proto.task_slots > n.used_slots}
-            full_pass = bool(roomy) and any(j.queue for j in self.jobs.values() if j.pool_key in roomy)
+            full_pass = bool(roomy) and any(j.queue for j in self.waiting_jobs.values() if j.pool_key in roomy)
         for session, events in accepted:
             if events:
                 self._acks.append((session, max(e.event_id for e in events)))

@@ -14,8 +14,17 @@ log = logging.getLogger("shoal.scheduler")
 
 
 def queued_jobs(cp: ControlPlane) -> list[JobRec]:
-    """Active jobs with tasks waiting, in queue order: higher priority first, then older jobs."""
-    jobs = [j for j in cp.jobs.values() if j.queue and j.proto.state == job_pb2.JOB_STATE_ACTIVE]
+    """Active jobs with tasks waiting, in queue order: higher priority first, then older jobs.
+
+    O(jobs with queued tasks), not O(jobs): a pass runs for every report, and finished jobs pile up.
+    """
+    jobs = []
+    waiting = cp.waiting_jobs
+    for key, j in list(waiting.items()):
+        if not j.queue or cp.jobs.get(key) is not j:
+            del waiting[key]
+        elif j.proto.state == job_pb2.JOB_STATE_ACTIVE:
+            jobs.append(j)
     jobs.sort(key=lambda j: (-j.proto.priority, j.seq))
     return jobs
 
