@@ -8,8 +8,8 @@ import logging
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain, groupby
-from operator import itemgetter
+from itertools import chain, groupby, islice
+from operator import itemgetter, le
 from pathlib import Path
 
 from shoal.server.store.base import TABLES, Delete, Loaded, Op, Row
@@ -48,6 +48,8 @@ _UPSERT = {t: _upsert(t, 1) for t in TABLES}
 _UPSERT_MANY = {t: _upsert(t, ROWS_PER_STATEMENT) for t in TABLES}
 
 
+#: The order rows are loaded in: `seq`, then key (Row fields 4 and 1).
+_SEQ_ORDER = itemgetter(4, 1)
 #: A Row's values in the order of the INSERT's columns (key, parent, seq, data, tag), picked in C.
 _VALUES = itemgetter(1, 3, 4, 2, 5)
 
@@ -121,8 +123,15 @@ class SqliteStore:
         loaded = Loaded()
         make = Row._make
         for t in TABLES:
-            query = f"SELECT ?, key, data, parent, seq, tag FROM {t} ORDER BY seq, key"
-            loaded.tables[t] = [make(r) for r in conn.execute(query, (t,))]
+            # In the order rows were first written, which is `seq` order as long as rows are updated in
+            # place (as this store does): then no sort, which for a million rows cost ~0.6 s. A database
+            # written otherwise (rows replaced, so moved to the end) is put in `seq` order here.
+            query = f"SELECT ?, key, data, parent, seq, tag FROM {t} ORDER BY rowid"
+            rows = [make(r) for r in conn.execute(query, (t,))]
+            seqs = [r.seq for r in rows]
+            if not all(map(le, seqs, islice(seqs, 1, None))):
+                rows.sort(key=_SEQ_ORDER)
+            loaded.tables[t] = rows
         return loaded
 
     async def commit(self, ops: list[Op]) -> None:
