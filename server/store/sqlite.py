@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, groupby, islice
-from operator import itemgetter, le
+from operator import itemgetter, lt
 from pathlib import Path
 
 from shoal.server.store.base import TABLES, Delete, Loaded, Op, Row
@@ -123,13 +123,14 @@ class SqliteStore:
         loaded = Loaded()
         make = Row._make
         for t in TABLES:
-            # In the order rows were first written, which is `seq` order as long as rows are updated in
-            # place (as this store does): then no sort, which for a million rows cost ~0.6 s. A database
-            # written otherwise (rows replaced, so moved to the end) is put in `seq` order here.
+            # In the order rows were first written, which is `seq` order for task rows as long as they
+            # are updated in place (as this store does): then no sort, which for a million rows cost
+            # ~0.6 s. Otherwise (rows replaced, so moved to the end; equal seqs, ordered by key) the
+            # rows are put in (seq, key) order here.
             query = f"SELECT ?, key, data, parent, seq, tag FROM {t} ORDER BY rowid"
             rows = [make(r) for r in conn.execute(query, (t,))]
             seqs = [r.seq for r in rows]
-            if not all(map(le, seqs, islice(seqs, 1, None))):
+            if not all(map(lt, seqs, islice(seqs, 1, None))):
                 rows.sort(key=_SEQ_ORDER)
             loaded.tables[t] = rows
         return loaded

@@ -140,3 +140,15 @@ async def test_sqlite_checkpoints_off_the_event_loop(tmp_path: Path) -> None:
     s2 = backend.SqliteStore(tmp_path / "s.db")
     assert len((await s2.open()).tables["tasks"]) == 5 * per_commit
     await s2.close()
+
+
+async def test_rows_with_equal_seq_load_in_key_order(make) -> None:
+    s = make()
+    await s.open()
+    await s.commit([Row("nodes", "n2", b"2", "p"), Row("nodes", "n1", b"1", "p"), Row("nodes", "n3", b"3", "p")])
+    await s.commit([Row("nodes", "n1", b"1b", "p")])
+    await s.close()
+    s2 = make()
+    loaded = await s2.open()
+    assert [(r.key, r.data) for r in loaded.tables["nodes"]] == [("n1", b"1b"), ("n2", b"2"), ("n3", b"3")]
+    await s2.close()
