@@ -1498,52 +1498,52 @@ class ControlPlane:
         self._mark_task(t)
 
     def _complete_attempt(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent) -> None:
-        info = t.proto.execution_info
+        # Runs once per task: each field of `ev` and of the task is read once.
+        proto = t.proto
+        info = proto.execution_info
+        ev_time = ev.time
+        ev_start = ev.start_time if ev.HasField("start_time") else None
         if not info.HasField("start_time"):
-            info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
+            info.start_time.CopyFrom(ev_start if ev_start is not None else ev_time)
         if ev.task_root_directory:
-            t.proto.node_info.task_root_directory = ev.task_root_directory
-        info.end_time.CopyFrom(ev.time)
-        if ev.HasField("exit_code"):
-            info.exit_code = ev.exit_code
+            proto.node_info.task_root_directory = ev.task_root_directory
+        info.end_time.CopyFrom(ev_time)
+        exit_code = ev.exit_code if ev.HasField("exit_code") else None
+        if exit_code is not None:
+            info.exit_code = exit_code
         else:
             info.ClearField("exit_code")
         job = self.jobs[t.job_key]
-        began = ev.start_time if ev.HasField("start_time") else info.start_time
-        ran = (ev.time.seconds - began.seconds) + (ev.time.nanos - began.nanos) / 1e9
+        began = ev_start if ev_start is not None else info.start_time
+        ran = (ev_time.seconds - began.seconds) + (ev_time.nanos - began.nanos) / 1e9
         job.run_seconds = ran if not job.runs else 0.8 * job.run_seconds + 0.2 * max(0.0, ran)
         job.runs += 1
         succeeded = ev.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
-        code = ev.failure_info.code if ev.HasField("failure_info") else ""
-        if not succeeded and not code:
-            code = "FailureExitCode"
+        code = ""
         if succeeded:
             info.ClearField("failure_info")
+            info.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
         else:
+            code = (ev.failure_info.code if ev.HasField("failure_info") else "") or "FailureExitCode"
             fi = common_pb2.FailureInfo()
             fi.CopyFrom(ev.failure_info)
             fi.code = code
             if not fi.category:
                 fi.category = failure_category(code)  # type: ignore[assignment]
             info.failure_info.CopyFrom(fi)
-        info.result = (
-            common_pb2.TASK_EXECUTION_RESULT_SUCCESS if succeeded else common_pb2.TASK_EXECUTION_RESULT_FAILURE
-        )
-        node.proto.total_tasks_run += 1
+            info.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
+        node_proto = node.proto
+        node_proto.total_tasks_run += 1
         if succeeded:
-            node.proto.total_tasks_succeeded += 1
-        node.recent.append(
-            (job.proto.id, t.proto.spec.id, t.proto.attempt, ev.exit_code if ev.HasField("exit_code") else None)
-        )
+            node_proto.total_tasks_succeeded += 1
+        node.recent.append((job.proto.id, proto.spec.id, proto.attempt, exit_code))
         node.recent_changed = True
         self._release_node(t, kill_others_than=node.key)
         if not succeeded and should_retry(
-            AttemptOutcome(ev.exit_code if ev.HasField("exit_code") else None, code, succeeded),
-            info.retry_count,
-            self._max_retries(t),
+            AttemptOutcome(exit_code, code, succeeded), info.retry_count, self._max_retries(t)
         ):
             info.retry_count += 1
-            info.last_retry_time.CopyFrom(ev.time)
+            info.last_retry_time.CopyFrom(ev_time)
             self._set_task_state(t, T.TASK_STATE_ACTIVE)
         else:
             self._set_task_state(t, T.TASK_STATE_COMPLETED)
