@@ -1384,9 +1384,10 @@ class ControlPlane:
             if (
                 t is None
                 or job is None
+                # (The state first: a report about a finished task must not bring its message back to life.)
+                or t.state not in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING)
                 or t.proto.attempt != ev.attempt.attempt
                 or t.instance_on(node.key) != ev.attempt.instance
-                or t.state not in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING)
             ):
                 self.stats.stale_reports += 1
                 continue
