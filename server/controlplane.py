@@ -193,6 +193,7 @@ class ControlPlane:
         cut = 0
         live = (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING)
         active = T.TASK_STATE_ACTIVE
+        stored = TaskRec.stored
         for _table, key, data, row_parent, seq, tag in rows:
             if row_parent != parent:
                 parent, job_rec, cut = row_parent, self.jobs.get(row_parent), len(row_parent) + 1
@@ -201,7 +202,7 @@ class ControlPlane:
             tk = key[cut:]
             state, result = tag & 0xFF, tag >> 8
             if state and state not in live:
-                trec = TaskRec(parent, tk, seq, data=data, state=state)
+                trec = stored(parent, tk, seq, data, state)
                 job_rec.tasks[tk] = trec
                 job_rec.counts[state] += 1
                 if state == active:

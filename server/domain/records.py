@@ -15,6 +15,7 @@ TaskKey = tuple[str, str]  # (job key, task key)
 
 
 NO_INSTANCES: frozenset[int] = frozenset()
+_new_object = object.__new__
 #: How many of its last attempts a node lists (Node.recent_tasks).
 RECENT_TASKS_PER_NODE = 10
 
@@ -60,6 +61,22 @@ class TaskRec:
         self.gang: tuple[str, ...] = ()
         #: Multi-instance tasks: instances whose coordination command succeeded.
         self.coordinated: frozenset[int] = NO_INSTANCES
+
+    @classmethod
+    def stored(cls, job_key: str, key: str, seq: int, data: bytes, state: int) -> TaskRec:
+        """A task nobody works on, straight from its row: what `__init__(..., data=, state=)` makes,
+        in less than half the time (a restart makes a million of them)."""
+        t = _new_object(cls)
+        t.job_key = job_key
+        t.key = key
+        t.seq = seq
+        t._proto = None
+        t._data = data
+        t.state = state
+        t.node_key = None
+        t.gang = ()
+        t.coordinated = NO_INSTANCES
+        return t
 
     @property
     def proto(self) -> task_pb2.Task:

@@ -96,3 +96,14 @@ def test_recent_tasks_are_kept_aside_and_shown_on_view() -> None:
     # Read back from the stored message, as after a restart.
     again = NodeRec("n1", pool_pb2.Node.FromString(view.SerializeToString()))
     assert list(again.recent) == list(n.recent)
+
+
+def test_a_stored_task_is_what_the_constructor_makes() -> None:
+    from shoal.v1 import task_pb2
+
+    data = task_pb2.Task(spec=task_pb2.TaskSpec(id="t"), state=task_pb2.TASK_STATE_COMPLETED).SerializeToString()
+    fast = TaskRec.stored("j", "t", 7, data, task_pb2.TASK_STATE_COMPLETED)
+    slow = TaskRec("j", "t", 7, data=data, state=task_pb2.TASK_STATE_COMPLETED)
+    for name in TaskRec.__slots__:
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert fast.read().spec.id == "t" and fast.frozen
