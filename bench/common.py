@@ -222,11 +222,11 @@ class BenchServer:
         orphan_timeout: float = 60.0,
         port: int | None = None,
         log_level: str = "WARNING",
-        extra_args: Sequence[str] = (),
+        dispatch_ahead: int | None = None,
     ) -> None:
         self.data_dir = data_dir
-        #: More `python -m shoal.server` options (`--dispatch-ahead 2`, say).
-        self.extra_args = list(extra_args)
+        #: The server's `--dispatch-ahead` (None: its default).
+        self.dispatch_ahead = dispatch_ahead
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.heartbeat_interval = heartbeat_interval
@@ -259,7 +259,7 @@ class BenchServer:
                 str(self.heartbeat_timeout),
                 "--agent-orphan-timeout",
                 str(self.orphan_timeout),
-                *self.extra_args,
+                *([] if self.dispatch_ahead is None else ["--dispatch-ahead", str(self.dispatch_ahead)]),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -97,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="shoal-bench-sim-") as tmp:
         root = Path(tmp)
         data = root / "server"
-        ahead = [] if a.dispatch_ahead is None else ["--dispatch-ahead", str(a.dispatch_ahead)]
-        server = BenchServer(data, heartbeat_interval=60, heartbeat_timeout=3600, orphan_timeout=3600, extra_args=ahead)
+        server = BenchServer(
+            data, heartbeat_interval=60, heartbeat_timeout=3600, orphan_timeout=3600, dispatch_ahead=a.dispatch_ahead
+        )
         fleet: SimFleet | None = None
         profs: list[tuple[str, Profiler]] = []
 

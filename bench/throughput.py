@@ -163,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     create_us = file_create_cost_us(base)
     with tempfile.TemporaryDirectory(prefix="shoal-bench-tp-", dir=base) as tmp:
         root = Path(tmp)
-        ahead = [] if a.dispatch_ahead is None else ["--dispatch-ahead", str(a.dispatch_ahead)]
-        server = BenchServer(root / "server", heartbeat_interval=1.0, heartbeat_timeout=30, extra_args=ahead)
+        server = BenchServer(
+            root / "server", heartbeat_interval=1.0, heartbeat_timeout=30, dispatch_ahead=a.dispatch_ahead
+        )
         prof: Profiler | None = None
         agent_profs: list[Profiler] = []
         try:

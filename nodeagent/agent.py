@@ -8,8 +8,9 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import grpc
@@ -360,24 +361,27 @@ class Agent:
         self.welcomed.set()
         self.welcomed = asyncio.Event()
 
-    async def _writer(self, call: Any, conn: _Connection, watermark: int) -> None:
+    async def _hold(self, conn: _Connection, seconds: float, reason: Callable[[], object]) -> None:
+        """Wait up to `seconds` while `reason()` holds, looking again at each new event; a message
+        queued for the writer ends the wait."""
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not conn.queue and reason() and loop.time() < deadline:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
+
+    async def _writer(self, call: Any, conn: _Connection, watermark: int) -> None:
         while True:
             await self._wake.wait()
             if self.outbox.last_id > watermark and self.config.event_batch_window > 0:
                 await asyncio.sleep(self.config.event_batch_window)
-                deadline = loop.time() + self.config.running_report_delay
-                while not conn.queue and self.outbox.only_running_after(watermark) and loop.time() < deadline:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
+                await self._hold(
+                    conn, self.config.running_report_delay, partial(self.outbox.only_running_after, watermark)
+                )
                 # Work sent ahead still waits for a slot here: the server has nothing to send this node
                 # yet, so reports gather until the last of it starts (its RUNNING wakes this loop).
-                deadline = loop.time() + self.config.busy_report_delay
-                while not conn.queue and self.runner.waiting() and loop.time() < deadline:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
+                await self._hold(conn, self.config.busy_report_delay, self.runner.waiting)
             self._wake.clear()
             await self._flush(call, conn)
             while True:

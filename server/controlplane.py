@@ -136,7 +136,6 @@ class ControlPlane:
         #: Set by the scheduler: places what fits now, so that a batch of
         #: completions and the placements they make room for share one commit.
         self.place_hook: Callable[[Sequence[NodeRec] | None], int] | None = None
-        self._node_changed = asyncio.Event()
         #: The flush that the next turn of the event loop starts (shared by everyone who asks before it).
         self._next_flush: asyncio.Future[None] | None = None
         #: When the health pass last wrote the nodes whose statistics changed (monotonic).
@@ -455,7 +454,6 @@ class ControlPlane:
             n.stats_dirty = True
         else:
             self._mark("nodes", n.key, n)
-        self._node_changed.set()
 
     def _refresh_node_activity(self, n: NodeRec) -> None:
         # (Its running slot count is derived when the node is read: NodeRec.view.)
@@ -677,7 +675,6 @@ class ControlPlane:
             del self.pools[pool.key]
             self._dirty[("pools", pool.key)] = Delete("pools", pool.key)
         await self.flush()
-        self._node_changed.set()
         self.kick_scheduler()
 
     async def delete_pool(self, pool_id: str) -> pool_pb2.Pool:
@@ -875,11 +872,12 @@ class ControlPlane:
             t = TaskRec(job.key, tk, self.meta["task_seq"], proto)
             job.tasks[tk] = t
             job.queue[tk] = None
-            self.waiting_jobs[job.key] = job
             self._count(job, t, +1)
             self._mark_task(t)
             results.append(T.AddTaskResult(task_id=spec.id, status=T.ADD_TASK_STATUS_SUCCESS))
         self._mark_meta("task_seq")
+        if job.queue:
+            self.waiting_jobs[job.key] = job
         if self.place_hook is not None:
             self.place_hook(None)
         await self.flush()
@@ -1398,10 +1396,9 @@ class ControlPlane:
                 self._mark_running(t, ev)
             elif ev.kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
                 # A short attempt's RUNNING may have been folded into its COMPLETED: the attempt
-                # ran, so it moves on from RUNNING, in one transition rather than two.
+                # ran, so it moves on from RUNNING, in one transition rather than two
+                # (_complete_attempt records the start it would have brought).
                 folded = t.state == T.TASK_STATE_PREPARING
-                if folded:
-                    self._record_start(t, ev)
                 self._complete_attempt(t, node, ev)
                 if folded:
                     t.proto.previous_state = T.TASK_STATE_RUNNING
@@ -1409,14 +1406,9 @@ class ControlPlane:
 
     def _mark_running(self, t: TaskRec, ev: agent_pb2.TaskEvent) -> None:
         if t.state == T.TASK_STATE_PREPARING:
-            self._record_start(t, ev)
+            t.proto.execution_info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
+            t.proto.node_info.task_root_directory = ev.task_root_directory
             self._set_task_state(t, T.TASK_STATE_RUNNING)
-
-    @staticmethod
-    def _record_start(t: TaskRec, ev: agent_pb2.TaskEvent) -> None:
-        proto = t.proto
-        proto.execution_info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
-        proto.node_info.task_root_directory = ev.task_root_directory
 
     def _apply_instance_event(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent) -> None:
         """One instance of a multi-instance task reported."""

@@ -44,12 +44,14 @@ def _members(cp: ControlPlane, only: Sequence[NodeRec] | None) -> dict[str, Iter
     return {key: nodes.values() for key, nodes in by_pool.items()}
 
 
-def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> Snapshot:
+def build_snapshot(
+    cp: ControlPlane, only: Sequence[NodeRec] | None = None, waiting: list[JobRec] | None = None
+) -> Snapshot:
     """What the scheduler needs to know, read from the live state without changing it.
 
     With `only`, just those nodes (and their pools' queues): the cheap pass made
     when some nodes reported and freed slots, which costs O(queue window +
-    len(only)), not O(nodes).
+    len(only)), not O(nodes). `waiting` is `queued_jobs(cp)` when the caller has it.
     """
     nodes: list[NodeView] = []
     free_by_pool: dict[str, int] = {}
@@ -59,7 +61,8 @@ def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> S
             # No reporting node has room (RUNNING reports, say): nothing to look at.
             return Snapshot(nodes=[], queue=[])
     now = cp.clock.now().timestamp()
-    waiting = queued_jobs(cp)
+    if waiting is None:
+        waiting = queued_jobs(cp)
     # Only pools with queued work need their nodes looked at.
     queued = {j.pool_key for j in waiting}
     records: list[NodeRec] = []
@@ -68,7 +71,7 @@ def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> S
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE or pool.key not in queued:
             continue
         for n in members:
-            ok = n.state in SCHEDULABLE_NODE_STATES and n.connected
+            ok = _takes_work(n)
             free = max(0, n.proto.task_slots - n.used_slots)
             nodes.append(NodeView(n.key, pool.key, ok, n.proto.task_slots, free))
             records.append(n)
@@ -110,7 +113,9 @@ def build_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> S
     return Snapshot(nodes=nodes, queue=queue, now=now)
 
 
-def build_ahead_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> Snapshot:
+def build_ahead_snapshot(
+    cp: ControlPlane, only: Sequence[NodeRec] | None = None, waiting: list[JobRec] | None = None
+) -> Snapshot:
     """Work to send ahead to busy nodes, to start there the moment a slot frees (no round trip).
 
     Only for jobs whose tasks are short (a round trip is a large part of their
@@ -126,7 +131,8 @@ def build_ahead_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None
         return Snapshot(nodes=[], queue=[])
     nodes: list[NodeView] = []
     queue: list[PendingTask] = []
-    waiting = queued_jobs(cp)
+    if waiting is None:
+        waiting = queued_jobs(cp)
     for pool_key, members in _members(cp, only).items():
         pool = cp.pools[pool_key]
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE:
@@ -138,7 +144,7 @@ def build_ahead_snapshot(cp: ControlPlane, only: Sequence[NodeRec] | None = None
         for n in members:
             slots = n.proto.task_slots
             free = slots * (1 + depth) - n.used_slots
-            if n.used_slots >= slots and free > 0 and n.state in SCHEDULABLE_NODE_STATES and n.connected:
+            if n.used_slots >= slots and free > 0 and _takes_work(n):
                 nodes.append(NodeView(n.key, pool.key, True, slots, free))
                 room += free
         if not room:
@@ -205,12 +211,14 @@ def place(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> int:
     nothing and returns -1 when a gang is waiting in the queue (gangs and their
     reservations need the whole pool: the full pass handles them).
     """
-    snapshot = build_snapshot(cp, only)
+    # One list for both passes: placing only empties queues, and both look past empty ones.
+    waiting = queued_jobs(cp)
+    snapshot = build_snapshot(cp, only, waiting)
     if only is not None and any(t.instances > 1 for t in snapshot.queue):
         return -1
     count = _apply(cp, plan(snapshot), ahead=0)
     if cp.dispatch_ahead > 0:
-        count += _apply(cp, plan(build_ahead_snapshot(cp, only)), ahead=cp.dispatch_ahead)
+        count += _apply(cp, plan(build_ahead_snapshot(cp, only, waiting)), ahead=cp.dispatch_ahead)
     return count
 
 
