@@ -817,6 +817,8 @@ class StorageAPI:
         self, container: str, blob_name: str, chunks: Callable[[], Iterable[bytes]], *, create_container: bool
     ) -> Blob:
         def requests() -> Iterator[storage_pb2.UploadBlobRequest]:
+            # The names ride on the first message; `finish` on a last, empty one, so a
+            # generator that fails part-way never commits a cut blob.
             first = True
             for data in chunks():
                 if first:
@@ -825,7 +827,9 @@ class StorageAPI:
                 else:
                     yield storage_pb2.UploadBlobRequest(data=data)
             if first:
-                yield storage_pb2.UploadBlobRequest(container=container, blob_name=blob_name)
+                yield storage_pb2.UploadBlobRequest(container=container, blob_name=blob_name, finish=True)
+            else:
+                yield storage_pb2.UploadBlobRequest(finish=True)
 
         try:
             return Blob.from_proto(self._rpc.unary(self._rpc.storage.UploadBlob, requests(), timeout=3600.0))

@@ -62,12 +62,16 @@ class StorageClient:
                 first = True
                 while True:
                     data = await asyncio.to_thread(f.read, UPLOAD_CHUNK)
+                    # A short read is the end of the file: that message carries finish.
+                    last = len(data) < UPLOAD_CHUNK
                     if first:
-                        yield storage_pb2.UploadBlobRequest(container=container, blob_name=blob_name, data=data)
+                        yield storage_pb2.UploadBlobRequest(
+                            container=container, blob_name=blob_name, data=data, finish=last
+                        )
                         first = False
-                    elif data:
-                        yield storage_pb2.UploadBlobRequest(data=data)
-                    if not data:
+                    else:
+                        yield storage_pb2.UploadBlobRequest(data=data, finish=last)
+                    if last:
                         return
             finally:
                 await asyncio.to_thread(f.close)

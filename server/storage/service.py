@@ -29,6 +29,11 @@ from shoal.v1 import storage_pb2, storage_pb2_grpc
 DOWNLOAD_CHUNK_SIZE = READ_CHUNK_SIZE
 """Bytes per `BlobChunk` sent by DownloadBlob (1 MiB)."""
 
+UPLOAD_NOT_FINISHED = "UPLOAD_NOT_FINISHED"
+"""ErrorInfo reason: an upload stream ended before a message with `finish` set; nothing was kept."""
+UPLOAD_AFTER_FINISH = "UPLOAD_AFTER_FINISH"
+"""ErrorInfo reason: an upload stream went on after its message with `finish` set; nothing was kept."""
+
 SIZE_METADATA_KEY = "x-shoal-blob-size"
 SHA256_METADATA_KEY = "x-shoal-blob-sha256"
 
@@ -110,11 +115,17 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):  # type: ignore[
         """Receive a blob; it appears only once the whole stream arrived.
 
         The first message names the container and blob; later ones may leave the names
-        empty (or repeat them exactly). A failed or cancelled upload leaves nothing behind.
+        empty (or repeat them exactly); the last one sets `finish`. A failed or cancelled
+        upload leaves nothing behind. The end of the request stream alone does not commit:
+        grpc.aio ends a cancelled client's stream exactly as it ends a closed one, so only
+        `finish` tells a complete upload from a cut one.
         """
         writer: BlobWriter | None = None
+        finished = False
         try:
             async for message in request_iterator:
+                if finished:
+                    raise invalid(UPLOAD_AFTER_FINISH, [("finish", "a message followed the one with finish set")])
                 if writer is None:
                     writer = await self._start_upload(message)
                 elif (message.container and message.container != writer.container) or (
@@ -132,6 +143,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):  # type: ignore[
                     )
                 if message.data:
                     await asyncio.to_thread(writer.write, message.data)
+                finished = message.finish
             if writer is None:
                 raise _invalid_names(
                     [
@@ -139,6 +151,8 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):  # type: ignore[
                         ("blob_name", "the upload stream was empty; its first message names the blob"),
                     ],
                 )
+            if not finished:
+                raise invalid(UPLOAD_NOT_FINISHED, [("finish", "the stream ended without a message with finish set")])
             info = await asyncio.to_thread(writer.commit)
             return blob_to_proto(info)
         except ApiError as e:

@@ -40,7 +40,9 @@ HEAT = (Path(__file__).resolve().parents[2] / "examples" / "mpi" / "heat.py").re
 
 def upload(srv: ServerProcess, name: str, data: bytes) -> None:
     srv.storage.CreateContainer(storage_pb2.CreateContainerRequest(id="mpi-apps", exist_ok=True))
-    srv.storage.UploadBlob(iter([storage_pb2.UploadBlobRequest(container="mpi-apps", blob_name=name, data=data)]))
+    srv.storage.UploadBlob(
+        iter([storage_pb2.UploadBlobRequest(container="mpi-apps", blob_name=name, data=data, finish=True)])
+    )
 
 
 def mpi_task(

@@ -111,7 +111,7 @@ def _inside_namespace(data_dir: str, venv_arg: str) -> dict:
     try:
         srv.storage.CreateContainer(storage_pb2.CreateContainerRequest(id="mpi-apps", exist_ok=True))
         srv.storage.UploadBlob(
-            iter([storage_pb2.UploadBlobRequest(container="mpi-apps", blob_name="app.py", data=APP)])
+            iter([storage_pb2.UploadBlobRequest(container="mpi-apps", blob_name="app.py", data=APP, finish=True)])
         )
         srv.create_pool("ompi", nodes=3, slots=1, enable_inter_node_communication=True)
         srv.wait_nodes("ompi", 3)

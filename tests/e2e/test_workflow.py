@@ -13,7 +13,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 def upload(srv: ServerProcess, container: str, name: str, data: bytes) -> None:
     srv.storage.CreateContainer(storage_pb2.CreateContainerRequest(id=container, exist_ok=True))
-    srv.storage.UploadBlob(iter([storage_pb2.UploadBlobRequest(container=container, blob_name=name, data=data)]))
+    srv.storage.UploadBlob(
+        iter([storage_pb2.UploadBlobRequest(container=container, blob_name=name, data=data, finish=True)])
+    )
 
 
 def download(srv: ServerProcess, container: str, name: str) -> bytes:

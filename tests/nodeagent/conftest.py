@@ -59,11 +59,15 @@ class FakeStorage(storage_pb2_grpc.StorageServiceServicer):
     async def UploadBlob(self, request_iterator, context):
         container = name = ""
         buf = bytearray()
+        finished = False
         async for req in request_iterator:
+            assert not finished, "a message followed the one with finish set"
             if not name:
                 container, name = req.container, req.blob_name
             assert len(req.data) <= 1024 * 1024
             buf.extend(req.data)
+            finished = req.finish
+        assert finished, "the upload ended without a message with finish set"
         if not (self.root / container).is_dir():
             await context.abort(grpc.StatusCode.NOT_FOUND, f"container {container} not found")
         self.put(container, name, bytes(buf))

@@ -82,6 +82,7 @@ def _snapshot(root: Path) -> dict[str, bytes | None]:
 def _requests(container: str, name: str, chunks: Iterable[bytes]) -> list[storage_pb2.UploadBlobRequest]:
     msgs = [storage_pb2.UploadBlobRequest(container=container, blob_name=name)]
     msgs += [storage_pb2.UploadBlobRequest(data=c) for c in chunks]
+    msgs.append(storage_pb2.UploadBlobRequest(finish=True))
     return msgs
 
 
@@ -208,6 +209,7 @@ async def test_upload_names_repeated_or_empty_later(env: Env) -> None:
         yield storage_pb2.UploadBlobRequest(container="data", blob_name="f.txt", data=b"two ")
         yield storage_pb2.UploadBlobRequest(data=b"three")
         yield storage_pb2.UploadBlobRequest()
+        yield storage_pb2.UploadBlobRequest(finish=True)
 
     blob = await env.stub.UploadBlob(gen())
     assert blob.size == len(b"one two three")
@@ -249,6 +251,17 @@ async def test_upload_errors_change_nothing(env: Env) -> None:
         storage_pb2.UploadBlobRequest(container="elsewhere"),
     ]
     await expect_error(env.stub.UploadBlob(_aiter(msgs)), invalid, "INVALID_CONTAINER_ID", ["container"])
+
+    # Only a message with finish set commits: a stream that just ends (what a cancelled
+    # client's stream looks like to the server) keeps nothing, nor does one going on after it.
+    msgs = [storage_pb2.UploadBlobRequest(container="data", blob_name="new", data=b"1" * 1000)]
+    err = await expect_error(env.stub.UploadBlob(_aiter(msgs)), invalid, "UPLOAD_NOT_FINISHED", ["finish"])
+    assert "finish" in err.details()
+    msgs = [
+        storage_pb2.UploadBlobRequest(container="data", blob_name="new", data=b"1", finish=True),
+        storage_pb2.UploadBlobRequest(data=b"2"),
+    ]
+    await expect_error(env.stub.UploadBlob(_aiter(msgs)), invalid, "UPLOAD_AFTER_FINISH", ["finish"])
     assert _snapshot(env.store.root) == before
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16shoal/v1/storage.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n\tContainer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x31\n\rcreation_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x04\x42lob\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12/\n\x0bmodify_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"6\n\x16\x43reateContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x65xist_ok\x18\x02 \x01(\x08\"\x17\n\x15ListContainersRequest\"A\n\x16ListContainersResponse\x12\'\n\ncontainers\x18\x01 \x03(\x0b\x32\x13.shoal.v1.Container\"$\n\x16\x44\x65leteContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteContainerResponse\"G\n\x11UploadBlobRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x11\n\tblob_name\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\";\n\x13\x44ownloadBlobRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x11\n\tblob_name\x18\x02 \x01(\t\"\x19\n\tBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\\\n\x10ListBlobsRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"K\n\x11ListBlobsResponse\x12\x1d\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Blob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x11\x44\x65leteBlobRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x11\n\tblob_name\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteBlobResponse2\x99\x04\n\x0eStorageService\x12H\n\x0f\x43reateContainer\x12 .shoal.v1.CreateContainerRequest\x1a\x13.shoal.v1.Container\x12S\n\x0eListContainers\x12\x1f.shoal.v1.ListContainersRequest\x1a .shoal.v1.ListContainersResponse\x12V\n\x0f\x44\x65leteContainer\x12 .shoal.v1.DeleteContainerRequest\x1a!.shoal.v1.DeleteContainerResponse\x12;\n\nUploadBlob\x12\x1b.shoal.v1.UploadBlobRequest\x1a\x0e.shoal.v1.Blob(\x01\x12\x44\n\x0c\x44ownloadBlob\x12\x1d.shoal.v1.DownloadBlobRequest\x1a\x13.shoal.v1.BlobChunk0\x01\x12\x44\n\tListBlobs\x12\x1a.shoal.v1.ListBlobsRequest\x1a\x1b.shoal.v1.ListBlobsResponse\x12G\n\nDeleteBlob\x12\x1b.shoal.v1.DeleteBlobRequest\x1a\x1c.shoal.v1.DeleteBlobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16shoal/v1/storage.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n\tContainer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x31\n\rcreation_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x04\x42lob\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12/\n\x0bmodify_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"6\n\x16\x43reateContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x65xist_ok\x18\x02 \x01(\x08\"\x17\n\x15ListContainersRequest\"A\n\x16ListContainersResponse\x12\'\n\ncontainers\x18\x01 \x03(\x0b\x32\x13.shoal.v1.Container\"$\n\x16\x44\x65leteContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteContainerResponse\"W\n\x11UploadBlobRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x11\n\tblob_name\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06\x66inish\x18\x04 \x01(\x08\";\n\x13\x44ownloadBlobRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x11\n\tblob_name\x18\x02 \x01(\t\"\x19\n\tBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\\\n\x10ListBlobsRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"K\n\x11ListBlobsResponse\x12\x1d\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Blob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x11\x44\x65leteBlobRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x11\n\tblob_name\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteBlobResponse2\x99\x04\n\x0eStorageService\x12H\n\x0f\x43reateContainer\x12 .shoal.v1.CreateContainerRequest\x1a\x13.shoal.v1.Container\x12S\n\x0eListContainers\x12\x1f.shoal.v1.ListContainersRequest\x1a .shoal.v1.ListContainersResponse\x12V\n\x0f\x44\x65leteContainer\x12 .shoal.v1.DeleteContainerRequest\x1a!.shoal.v1.DeleteContainerResponse\x12;\n\nUploadBlob\x12\x1b.shoal.v1.UploadBlobRequest\x1a\x0e.shoal.v1.Blob(\x01\x12\x44\n\x0c\x44ownloadBlob\x12\x1d.shoal.v1.DownloadBlobRequest\x1a\x13.shoal.v1.BlobChunk0\x01\x12\x44\n\tListBlobs\x12\x1a.shoal.v1.ListBlobsRequest\x1a\x1b.shoal.v1.ListBlobsResponse\x12G\n\nDeleteBlob\x12\x1b.shoal.v1.DeleteBlobRequest\x1a\x1c.shoal.v1.DeleteBlobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,19 +47,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETECONTAINERRESPONSE']._serialized_start=465
   _globals['_DELETECONTAINERRESPONSE']._serialized_end=490
   _globals['_UPLOADBLOBREQUEST']._serialized_start=492
-  _globals['_UPLOADBLOBREQUEST']._serialized_end=563
-  _globals['_DOWNLOADBLOBREQUEST']._serialized_start=565
-  _globals['_DOWNLOADBLOBREQUEST']._serialized_end=624
-  _globals['_BLOBCHUNK']._serialized_start=626
-  _globals['_BLOBCHUNK']._serialized_end=651
-  _globals['_LISTBLOBSREQUEST']._serialized_start=653
-  _globals['_LISTBLOBSREQUEST']._serialized_end=745
-  _globals['_LISTBLOBSRESPONSE']._serialized_start=747
-  _globals['_LISTBLOBSRESPONSE']._serialized_end=822
-  _globals['_DELETEBLOBREQUEST']._serialized_start=824
-  _globals['_DELETEBLOBREQUEST']._serialized_end=881
-  _globals['_DELETEBLOBRESPONSE']._serialized_start=883
-  _globals['_DELETEBLOBRESPONSE']._serialized_end=903
-  _globals['_STORAGESERVICE']._serialized_start=906
-  _globals['_STORAGESERVICE']._serialized_end=1443
+  _globals['_UPLOADBLOBREQUEST']._serialized_end=579
+  _globals['_DOWNLOADBLOBREQUEST']._serialized_start=581
+  _globals['_DOWNLOADBLOBREQUEST']._serialized_end=640
+  _globals['_BLOBCHUNK']._serialized_start=642
+  _globals['_BLOBCHUNK']._serialized_end=667
+  _globals['_LISTBLOBSREQUEST']._serialized_start=669
+  _globals['_LISTBLOBSREQUEST']._serialized_end=761
+  _globals['_LISTBLOBSRESPONSE']._serialized_start=763
+  _globals['_LISTBLOBSRESPONSE']._serialized_end=838
+  _globals['_DELETEBLOBREQUEST']._serialized_start=840
+  _globals['_DELETEBLOBREQUEST']._serialized_end=897
+  _globals['_DELETEBLOBRESPONSE']._serialized_start=899
+  _globals['_DELETEBLOBRESPONSE']._serialized_end=919
+  _globals['_STORAGESERVICE']._serialized_start=922
+  _globals['_STORAGESERVICE']._serialized_end=1459
 # @@protoc_insertion_point(module_scope)

@@ -62,14 +62,16 @@ class DeleteContainerResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class UploadBlobRequest(_message.Message):
-    __slots__ = ("container", "blob_name", "data")
+    __slots__ = ("container", "blob_name", "data", "finish")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     BLOB_NAME_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    FINISH_FIELD_NUMBER: _ClassVar[int]
     container: str
     blob_name: str
     data: bytes
-    def __init__(self, container: _Optional[str] = ..., blob_name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    finish: bool
+    def __init__(self, container: _Optional[str] = ..., blob_name: _Optional[str] = ..., data: _Optional[bytes] = ..., finish: _Optional[bool] = ...) -> None: ...
 
 class DownloadBlobRequest(_message.Message):
     __slots__ = ("container", "blob_name")

@@ -95,8 +95,8 @@ class StorageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UploadBlob(self, request_iterator, context):
-        """A blob appears only when the whole stream arrived (written to a temporary
-        file, then renamed).
+        """A blob appears only when the whole stream arrived, its last message with
+        finish set (written to a temporary file, then renamed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
