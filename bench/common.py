@@ -317,14 +317,26 @@ class BenchServer:
 
     def agents_cpu_seconds(self) -> float:
         """CPU of the agent processes (the server's direct children), tasks they spawned excluded."""
+        return sum(self.agents_cpu_split()[:2])
+
+    def cpu_split(self) -> tuple[float, float]:
+        """The server process's (user, system) CPU seconds."""
         assert self.ps is not None
-        total = 0.0
+        t = self.ps.cpu_times()
+        return float(t.user), float(t.system)
+
+    def agents_cpu_split(self) -> tuple[float, float, float]:
+        """The agents' (user, system) CPU seconds, and that of the task processes they reaped."""
+        assert self.ps is not None
+        user = system = tasks = 0.0
         with contextlib.suppress(psutil.Error):
             for c in self.ps.children(recursive=False):
                 with contextlib.suppress(psutil.Error):
                     t = c.cpu_times()
-                    total += t.user + t.system
-        return total
+                    user += t.user
+                    system += t.system
+                    tasks += t.children_user + t.children_system
+        return user, system, tasks
 
     def rss(self) -> int:
         assert self.ps is not None

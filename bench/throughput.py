@@ -14,6 +14,7 @@ speed moves by 2x within seconds); the result is the median of the ratios.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import tempfile
@@ -108,7 +109,16 @@ def shoal_run(server: BenchServer, pool_id: str, job_id: str, command: str, n: i
     return Run(watcher.last_at - t0, len(watcher.completed), watcher.failed, t_add)
 
 
-def raw_run(command: str, n: int, parallel: int, workdir: Path) -> float:
+@dataclass
+class RawRun:
+    """A raw spawning run: wall seconds, and CPU seconds of the spawning process and of its children."""
+
+    seconds: float
+    spawner_cpu: float
+    children_cpu: float
+
+
+def raw_run(command: str, n: int, parallel: int, workdir: Path) -> RawRun:
     """N processes spawned with subprocess.Popen, `parallel` in flight, stdout/stderr to files."""
     argv = shlex.split(command)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -120,12 +130,18 @@ def raw_run(command: str, n: int, parallel: int, workdir: Path) -> float:
     with ThreadPoolExecutor(parallel) as ex:  # warm-up (page cache, thread start), not timed
         list(ex.map(one, range(min(n, 200))))
     t0 = time.monotonic()
+    cpu0 = os.times()
     with ThreadPoolExecutor(parallel) as ex:
         codes = list(ex.map(one, range(n)))
+    cpu1 = os.times()
     dt = time.monotonic() - t0
     if any(codes):
         raise RuntimeError(f"raw spawn: {sum(1 for c in codes if c)} of {n} failed")
-    return dt
+    return RawRun(
+        dt,
+        (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
+        (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,17 +200,26 @@ def main(argv: list[str] | None = None) -> int:
                     ratios = []
                     for r in range(rounds):
                         raw = raw_run(command, n, PARALLEL, root / f"raw-{name}-{nodes}-{r}")
-                        raw_rate = n / raw
+                        raw_rate = n / raw.seconds
                         report.add(
-                            command, f"raw Popen, {PARALLEL} in flight", f"{raw:.2f}", fmt(raw_rate), "1.00", "", ""
+                            command,
+                            f"raw Popen, {PARALLEL} in flight",
+                            f"{raw.seconds:.2f}",
+                            fmt(raw_rate),
+                            "1.00",
+                            "",
+                            "",
                         )
-                        cpu0 = server.cpu_seconds()
-                        agents0 = server.agents_cpu_seconds()
+                        server0 = server.cpu_split()
+                        agents0 = server.agents_cpu_split()
                         own0 = time.process_time()
                         run = shoal_run(server, pool, f"{name}-{pool}-{r}", command, n, timeout=max(120.0, n * 0.2))
-                        cpu = server.cpu_seconds() - cpu0
-                        agents_cpu = server.agents_cpu_seconds() - agents0
+                        server1 = server.cpu_split()
+                        agents1 = server.agents_cpu_split()
                         own_cpu = time.process_time() - own0
+                        s_user, s_sys = (b - a for a, b in zip(server0, server1, strict=True))
+                        a_user, a_sys, tasks_cpu = (b - a for a, b in zip(agents0, agents1, strict=True))
+                        cpu, agents_cpu = s_user + s_sys, a_user + a_sys
                         rate = n / run.seconds
                         ratios.append(rate / raw_rate)
                         report.add(
@@ -206,10 +231,15 @@ def main(argv: list[str] | None = None) -> int:
                             f"{run.add_seconds:.3f}",
                             str(run.failed),
                         )
+                        ms = 1000 / n
                         report.note(
                             f"{command} on {pool}, round {r + 1}: server process CPU {cpu:.2f} s = "
-                            f"{1000 * cpu / n:.2f} ms per task; agents {1000 * agents_cpu / n:.2f} ms per task; "
-                            f"this bench process (AddTasks, WatchTasks) {1000 * own_cpu / n:.2f} ms per task"
+                            f"{ms * cpu:.2f} ms per task (user {ms * s_user:.2f}, system {ms * s_sys:.2f}); "
+                            f"agents {ms * agents_cpu:.2f} ms per task (user {ms * a_user:.2f}, system "
+                            f"{ms * a_sys:.2f}); the task processes {ms * tasks_cpu:.2f} ms; "
+                            f"this bench process (AddTasks, WatchTasks) {ms * own_cpu:.2f} ms per task. "
+                            f"Raw run before it: the spawning process {ms * raw.spawner_cpu:.2f} ms per task, "
+                            f"the task processes {ms * raw.children_cpu:.2f} ms"
                         )
                     report.note(
                         f"{command} on {pool}: median ratio to raw over {rounds} round(s) **{median(ratios):.2f}** "

@@ -1098,9 +1098,10 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
 @click.option(
     "--dispatch-ahead",
     type=click.IntRange(min=0),
-    default=2,  # shoal.server.controlplane.DEFAULT_DISPATCH_AHEAD (not imported: the CLI starts light)
+    default=16,  # shoal.server.controlplane.DEFAULT_DISPATCH_AHEAD (not imported: the CLI starts light)
     show_default=True,
-    help="Assignments per slot a busy node may hold for jobs of short tasks (0: none).",
+    help="The most assignments per slot a busy node may hold for jobs of short tasks, about 0.1 s of "
+    "their work (0: none).",
 )
 def server_cmd(data_dir: Path, listen: str, allow_non_loopback: bool, dispatch_ahead: int) -> None:
     """Run the control plane in the foreground."""

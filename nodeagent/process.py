@@ -49,6 +49,17 @@ def exit_code_of(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+_devnull_fd: int | None = None
+
+
+def _dev_null() -> int:
+    """One /dev/null descriptor for every task's stdin (Popen's DEVNULL opens and closes one per process)."""
+    global _devnull_fd
+    if _devnull_fd is None:
+        _devnull_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _devnull_fd
+
+
 def spawn(
     command_line: str,
     *,
@@ -71,8 +82,8 @@ def spawn(
             return subprocess.Popen(
                 argv,
                 cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
+                env=env,
+                stdin=_dev_null(),
                 stdout=out_fd,
                 stderr=err_fd,
                 start_new_session=True,

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         "--dispatch-ahead",
         type=int,
         default=DEFAULT_DISPATCH_AHEAD,
-        help="assignments per slot a busy node may hold for jobs of short tasks (0: none)",
+        help="the most assignments per slot a busy node may hold for jobs of short tasks, about 0.1 s "
+        "of their work (0: none)",
     )
     a = ap.parse_args(argv)
     return main_server(

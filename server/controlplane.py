@@ -41,10 +41,15 @@ P = pool_pb2
 J = job_pb2
 
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600.0
-DEFAULT_DISPATCH_AHEAD = 2
+#: The most assignments per slot a busy node may hold ahead (see `ControlPlane.ahead_depth`).
+DEFAULT_DISPATCH_AHEAD = 16
 #: A job whose attempts run shorter than this on average (once a few have) may have work sent ahead.
 SHORT_TASK_SECONDS = 1.0
 SHORT_TASK_SAMPLES = 3
+#: A busy slot keeps about this much of a short job's work waiting on its node: enough to cover the
+#: round trip of its reports and the refill, so that the slot never waits on the server, and enough
+#: for each message to carry many tasks. Work held ahead is a short wait for a job that arrives later.
+AHEAD_SECONDS = 0.1
 #: How often node statistics (slot counts, task totals, IDLE <-> RUNNING) are written: they are
 #: informational or recomputed when an agent attaches, and a busy pool changes them all the time.
 NODE_STATS_WRITE_SECONDS = 10.0
@@ -107,8 +112,8 @@ class ControlPlane:
         self.store = store
         self.clock = clock
         self.heartbeat_interval = heartbeat_interval
-        #: A busy node may hold this many assignments per slot beyond its slots, for jobs of
-        #: short tasks (see `runs_short`): they start there without a round trip. 0: never.
+        #: A busy node may hold up to this many assignments per slot beyond its slots, for jobs of
+        #: short tasks (see `ahead_depth`): they start there without a round trip. 0: never.
         self.dispatch_ahead = dispatch_ahead
         self.pools: dict[str, PoolRec] = {}
         self.nodes: dict[str, NodeRec] = {}
@@ -386,6 +391,16 @@ class ControlPlane:
     def runs_short(job: JobRec) -> bool:
         """True when the job's attempts are known to be short: sending its work ahead to busy nodes pays."""
         return job.runs >= SHORT_TASK_SAMPLES and job.run_seconds < SHORT_TASK_SECONDS
+
+    def ahead_depth(self, job: JobRec) -> int:
+        """Assignments per slot a busy node may hold ahead for `job` (0: none).
+
+        About `AHEAD_SECONDS` of the job's attempts at their average length, at least one and at
+        most `dispatch_ahead`; none for a job not known to be short.
+        """
+        if self.dispatch_ahead <= 0 or not self.runs_short(job):
+            return 0
+        return min(self.dispatch_ahead, max(1, math.ceil(AHEAD_SECONDS / max(job.run_seconds, 1e-3))))
 
     def kick_scheduler(self) -> None:
         """Ask the scheduler loop for another pass."""

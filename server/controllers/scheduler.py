@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
 from shoal.server.domain.records import JobRec, NodeRec
@@ -114,7 +114,10 @@ def build_snapshot(
 
 
 def build_ahead_snapshot(
-    cp: ControlPlane, only: Sequence[NodeRec] | None = None, waiting: list[JobRec] | None = None
+    cp: ControlPlane,
+    only: Sequence[NodeRec] | None = None,
+    waiting: list[JobRec] | None = None,
+    depths: dict[str, int] | None = None,
 ) -> Snapshot:
     """Work to send ahead to busy nodes, to start there the moment a slot frees (no round trip).
 
@@ -123,11 +126,11 @@ def build_ahead_snapshot(
     queue, in order, holds nothing else: a gang, a task of a job not known to be
     short, or a task that needs more slots than a node has ends the pool's
     queue here, so no later task goes ahead of one that waits. The nodes offered
-    are those with every slot taken, each with the room its `dispatch_ahead`
-    allows; `plan` decides as usual.
+    are those with every slot taken, each with the room that the depth of the
+    pool's first waiting job allows (`ControlPlane.ahead_depth`), recorded in
+    `depths` by pool; `plan` decides as usual.
     """
-    depth = cp.dispatch_ahead
-    if depth <= 0:
+    if cp.dispatch_ahead <= 0:
         return Snapshot(nodes=[], queue=[])
     nodes: list[NodeView] = []
     queue: list[PendingTask] = []
@@ -140,6 +143,11 @@ def build_ahead_snapshot(
         jobs = [j for j in waiting if j.pool_key == pool.key]
         if not jobs:
             continue
+        depth = cp.ahead_depth(jobs[0])
+        if not depth:
+            continue
+        if depths is not None:
+            depths[pool.key] = depth
         room = 0
         for n in members:
             slots = n.proto.task_slots
@@ -216,14 +224,18 @@ def place(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> int:
     snapshot = build_snapshot(cp, only, waiting)
     if only is not None and any(t.instances > 1 for t in snapshot.queue):
         return -1
-    count = _apply(cp, plan(snapshot), ahead=0)
+    count = _apply(cp, plan(snapshot), ahead={})
     if cp.dispatch_ahead > 0:
-        count += _apply(cp, plan(build_ahead_snapshot(cp, only, waiting)), ahead=cp.dispatch_ahead)
+        depths: dict[str, int] = {}
+        count += _apply(cp, plan(build_ahead_snapshot(cp, only, waiting, depths)), ahead=depths)
     return count
 
 
-def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: int) -> int:
-    """Re-check each placement against the live state and record the survivors; how many were recorded."""
+def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str, int]) -> int:
+    """Re-check each placement against the live state and record the survivors; how many were recorded.
+
+    `ahead`: by pool, the assignments per slot a busy node may hold beyond its slots in this pass.
+    """
     count = 0
     for p in placements:
         job = cp.jobs.get(p.key[0])
@@ -239,7 +251,7 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: int) -> int:
                 n is None
                 or not n.connected
                 or n.state not in SCHEDULABLE_NODE_STATES
-                or n.proto.task_slots * (1 + ahead) - n.used_slots < p.slots_per_node
+                or n.proto.task_slots * (1 + ahead.get(n.pool_key, 0)) - n.used_slots < p.slots_per_node
             ):
                 break
             targets.append(n)

@@ -306,7 +306,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     )
     assert r.exit_code == 3
     assert calls == [
-        ("server", {"data_dir": tmp_path, "listen": "127.0.0.1:1", "allow_non_loopback": False, "dispatch_ahead": 2}),
+        ("server", {"data_dir": tmp_path, "listen": "127.0.0.1:1", "allow_non_loopback": False, "dispatch_ahead": 16}),
         (
             "up",
             {

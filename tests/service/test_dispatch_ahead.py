@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shoal.agent.v1 import agent_pb2
+from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 from tests.service.scripted_agent import ScriptedAgent
 
@@ -38,17 +39,38 @@ async def test_short_tasks_are_sent_ahead_to_a_busy_node(server, stubs) -> None:
     assert welcome.task_slots == 1  # the agent holds what does not fit
     await add(stubs, "j", 10)
     # Until the job is known to be short, one assignment per slot.
-    assert await run_one(agent, 0.01) == ["t0"]
-    assert await run_one(agent, 0.01) == ["t1"]
-    assert await run_one(agent, 0.01) == ["t2"]
-    # Three short attempts seen: the slot's next task and, by default, two more to wait on the node.
-    assert server.cp.dispatch_ahead == 2
-    sent = await run_one(agent, 0.01)
+    assert await run_one(agent, 0.05) == ["t0"]
+    assert await run_one(agent, 0.05) == ["t1"]
+    assert await run_one(agent, 0.05) == ["t2"]
+    # Three 50 ms attempts seen: the slot's next task and two more (100 ms of them) to wait on the node.
+    assert server.cp.dispatch_ahead == DEFAULT_DISPATCH_AHEAD
+    sent = await run_one(agent, 0.05)
     assert sent == ["t3", "t4", "t5"]
     t4 = await stubs.tasks.GetTask(task_pb2.GetTaskRequest(name="jobs/j/tasks/t4"))
     assert t4.state == task_pb2.TASK_STATE_PREPARING  # placed, waiting on the node for its slot
     node = (await stubs.pools.ListNodes(pool_pb2.ListNodesRequest(parent="pools/p"))).nodes[0]
     assert node.running_task_slots == 1  # what waits does not count as running
+    await agent.close()
+
+
+async def test_depth_follows_the_attempts_length(server, stubs) -> None:
+    agent, _ = await one_slot_pool(server, stubs)
+    await add(stubs, "j", 40)
+    for i in range(3):
+        assert await run_one(agent, 0.01) == [f"t{i}"]
+    # 10 ms attempts: ten of them (100 ms) wait behind the running one.
+    assert await run_one(agent, 0.01) == [f"t{i}" for i in range(3, 14)]
+    await agent.close()
+
+
+async def test_depth_is_capped_by_dispatch_ahead(server, stubs) -> None:
+    server.cp.dispatch_ahead = 4
+    agent, _ = await one_slot_pool(server, stubs)
+    await add(stubs, "j", 40)
+    for i in range(3):
+        assert await run_one(agent, 0.001) == [f"t{i}"]
+    # 1 ms attempts would want a hundred waiting; the cap keeps it to four.
+    assert await run_one(agent, 0.001) == [f"t{i}" for i in range(3, 8)]
     await agent.close()
 
 
