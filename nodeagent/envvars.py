@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -47,13 +48,19 @@ def with_batch_names(shoal_vars: Mapping[str, str]) -> dict[str, str]:
 
 def node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> dict[str, str]:
     """Variables every task on the node gets (start task included)."""
-    return {
-        "SHOAL_NODE_ROOT_DIR": str(layout.root),
-        "SHOAL_NODE_SHARED_DIR": str(layout.shared),
-        "SHOAL_NODE_STARTUP_DIR": str(layout.startup),
-        "SHOAL_NODE_ID": node_id,
-        "SHOAL_POOL_ID": pool_id,
-    }
+    return dict(_node_vars(layout, node_id, pool_id))
+
+
+@functools.lru_cache(maxsize=8)
+def _node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> tuple[tuple[str, str], ...]:
+    # The same for every task of the node: made once, not per task.
+    return (
+        ("SHOAL_NODE_ROOT_DIR", str(layout.root)),
+        ("SHOAL_NODE_SHARED_DIR", str(layout.shared)),
+        ("SHOAL_NODE_STARTUP_DIR", str(layout.startup)),
+        ("SHOAL_NODE_ID", node_id),
+        ("SHOAL_POOL_ID", pool_id),
+    )
 
 
 def build_env(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from shoal.paths import UnsafePathError, check_relative_path
@@ -37,9 +38,9 @@ class NodeLayout:
         """The agent's own state."""
         return self.root / "volatile"
 
-    @property
+    @cached_property
     def workitems(self) -> Path:
-        """All jobs' task directories."""
+        """All jobs' task directories (kept: every task's directory starts from it)."""
         return self.root / "workitems"
 
     @property

@@ -268,9 +268,9 @@ async def wait_with_limit(
     With `kill_leftovers`, processes still in the group after the leader exited are killed too.
     """
     pgid = proc.pid
-    waiter = asyncio.ensure_future(wait_process(proc))
     timed_out = False
     if max_wall_clock_seconds > 0:
+        waiter = asyncio.ensure_future(wait_process(proc))
         timer = asyncio.ensure_future(clock.sleep(max_wall_clock_seconds))
         try:
             await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -280,11 +280,14 @@ async def wait_with_limit(
             timed_out = True
             log.info("process group %d exceeded its wall clock limit of %ss", pgid, max_wall_clock_seconds)
             await kill_group(pgid, grace_seconds)
-    try:
-        rc = await waiter
-    except asyncio.CancelledError:
-        waiter.cancel()
-        raise
+        try:
+            rc = await waiter
+        except asyncio.CancelledError:
+            waiter.cancel()
+            raise
+    else:
+        # No limit: no task and no timer of its own (one less of each per task on a busy node).
+        rc = await wait_process(proc)
     if kill_leftovers:
         # Whatever the task left running in its group (and below it) goes with it.
         kill_group_now(pgid)

@@ -13,12 +13,11 @@ import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
-from google.protobuf import timestamp_pb2
-
 from shoal.agent.v1 import agent_pb2
-from shoal.clock import Clock
+from shoal.clock import Clock, to_timestamp
 from shoal.nodeagent import envvars, process, retention
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.layout import NodeLayout, working_dir
@@ -46,11 +45,7 @@ FINISHED_MEMORY = 10000
 SUBTASK_WALL_CLOCK_MARGIN = 10.0
 
 
-def timestamp(when: datetime) -> timestamp_pb2.Timestamp:
-    """A protobuf Timestamp."""
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(when)
-    return ts
+timestamp = to_timestamp
 
 
 def failure(category: int, code: str, message: str = "") -> common_pb2.FailureInfo:
@@ -116,7 +111,7 @@ class Attempt:
         """The multi-instance part of the assignment, if any."""
         return self.assignment.multi_instance if self.assignment.HasField("multi_instance") else None
 
-    @property
+    @cached_property
     def wd(self) -> Path | None:
         """The working directory."""
         return working_dir(self.task_dir) if self.task_dir is not None else None
@@ -382,13 +377,14 @@ class TaskRunner:
         mi = attempt.multi_instance
         if task_dir is None:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", "unsafe job or task id"))
-        wd = working_dir(task_dir)
+        wd = attempt.wd
+        assert wd is not None
         shared_dir = Path(mi.task_shared_dir) if mi is not None and mi.task_shared_dir else task_dir
         try:
             if shared_dir == task_dir and mi is not None:
                 # Other instances (local nodes share one filesystem) may already stage common files here.
                 await asyncio.to_thread(_reset_task_dir, task_dir)
-            elif not _make_task_dir(task_dir):
+            elif not _make_task_dir(task_dir, wd):
                 # A directory left by an earlier attempt: removing it may take a while.
                 await asyncio.to_thread(_fresh_task_dir, task_dir)
         except OSError as e:
@@ -538,7 +534,7 @@ class TaskRunner:
         try:
             proc = process.spawn(
                 command_line,
-                cwd=working_dir(task_dir),
+                cwd=attempt.wd,
                 env=attempt.env,
                 stdout=task_dir / "stdout.txt",
                 stderr=task_dir / "stderr.txt",
@@ -626,7 +622,7 @@ def _reset_task_dir(task_dir: Path) -> None:
         (task_dir / name).write_bytes(b"")
 
 
-def _make_task_dir(task_dir: Path) -> bool:
+def _make_task_dir(task_dir: Path, wd: Path) -> bool:
     """Make a new task directory and its wd/; False (and nothing changed) when one is already there.
 
     The usual case is two mkdir calls, cheaper on the event loop than a round trip through a thread.
@@ -638,7 +634,7 @@ def _make_task_dir(task_dir: Path) -> bool:
         return False
     except FileNotFoundError:
         os.makedirs(task_dir)  # the job's first task on this node
-    os.mkdir(working_dir(task_dir))
+    os.mkdir(wd)
     return True
 
 

@@ -18,14 +18,13 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
 from google.protobuf import timestamp_pb2
 
 from shoal.agent.v1 import agent_pb2
-from shoal.clock import Clock
+from shoal.clock import Clock, to_timestamp
 from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
 from shoal.server.domain import states
 from shoal.server.domain.ids import key as idkey
@@ -79,12 +78,7 @@ class Provider(Protocol):
         """The node leaves the pool: stop its agent, then call ControlPlane.node_gone."""
 
 
-def ts(dt: datetime) -> timestamp_pb2.Timestamp:
-    """A Timestamp of an aware datetime (a naive one is taken as UTC, as Timestamp.FromDatetime does)."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    # Built directly: FromDatetime is pure Python and shows up on the per-task path.
-    return timestamp_pb2.Timestamp(seconds=math.floor(dt.timestamp()), nanos=dt.microsecond * 1000)
+ts = to_timestamp
 
 
 @dataclass

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from google.protobuf import timestamp_pb2
+
+
+def to_timestamp(dt: datetime) -> timestamp_pb2.Timestamp:
+    """A Timestamp of an aware datetime (a naive one is taken as UTC, as Timestamp.FromDatetime does).
+
+    Built directly: FromDatetime is pure Python (a time tuple and calendar.timegm) and shows up on
+    per-task paths of the server and the agent.
+    """
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return timestamp_pb2.Timestamp(seconds=math.floor(dt.timestamp()), nanos=dt.microsecond * 1000)
 
 
 class Clock(Protocol):
