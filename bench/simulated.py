@@ -214,13 +214,22 @@ def main(argv: list[str] | None = None) -> int:
                 sustained = 0.8 * n_done / (marks[1] - marks[0]) if len(marks) == 2 and marks[1] > marks[0] else 0
                 tag = f"{nodes:,} nodes x {a.slots} slot, {n_tasks:,} tasks{incomplete}"
                 table.add(f"{tag}: AddTasks call(s) of <= {ADD_BATCH:,}", f"{t_add:.2f}", "s", "")
+                # A simulated node answers every StartTasks at once, but the server may run ahead of
+                # the reports it has yet to apply (work sent ahead), so the rate of StartTasks alone
+                # flatters it: the sustained rate runs until the server has applied the last COMPLETED.
                 table.add(
-                    f"{tag}: dispatch rate, first to last StartTasks",
-                    fmt(n_done / span if span > 0 else float("nan")),
+                    f"{tag}: sustained, first StartTasks -> last task COMPLETED at the server",
+                    fmt(n_done / (t_end - st.first_assign) if t_end > st.first_assign else float("nan")),
                     "tasks/s",
                     ">= 20,000 at 10,000 nodes",
                 )
-                table.add(f"{tag}: dispatch rate, middle 80%", fmt(sustained), "tasks/s", "")
+                table.add(
+                    f"{tag}: StartTasks alone, first to last",
+                    fmt(n_done / span if span > 0 else float("nan")),
+                    "tasks/s",
+                    "",
+                )
+                table.add(f"{tag}: StartTasks alone, middle 80%", fmt(sustained), "tasks/s", "")
                 table.add(f"{tag}: end to end (add -> all COMPLETED)", fmt(n_done / (t_end - t0)), "tasks/s", "")
                 table.add(f"{tag}: StartTasks commands", f"{st.start_messages:,}", "", "")
                 table.add(f"{tag}: server messages carrying them", f"{st.start_carriers:,}", "", "")

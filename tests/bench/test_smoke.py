@@ -55,7 +55,8 @@ def test_latency_quick() -> None:
 @pytest.mark.timeout(40)
 def test_simulated_quick() -> None:
     out = run_quick("simulated", 35)
-    assert table_numbers(out, "dispatch rate, first to last StartTasks")
+    assert table_numbers(out, "sustained, first StartTasks -> last task COMPLETED")
+    assert table_numbers(out, "StartTasks alone, first to last")
     assert table_numbers(out, "RSS per stored task")
     assert table_numbers(out, "first dispatch")
 
