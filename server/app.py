@@ -26,6 +26,7 @@ from shoal.server.api.tasks import TaskServicer
 from shoal.server.controllers.health import run_health
 from shoal.server.controllers.scheduler import run_scheduler
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
+from shoal.server.gcpolicy import LongLivedGc
 from shoal.server.providers.local import LocalProvider
 from shoal.server.storage.blobstore import BlobStore
 from shoal.server.storage.service import StorageServicer
@@ -194,6 +195,10 @@ class ShoalServer:
 
 
 async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> int:
+    # The collector's policy is the process's: set here, not in ShoalServer (tests run several in one process).
+    collector = LongLivedGc()
+    collector.install()
+    refresher = asyncio.create_task(collector.run(), name="gc-refresh")
     srv = ShoalServer(config)
     await srv.start()
     print(f"shoal server listening on {srv.address}  (data: {srv.data_dir})", flush=True)
@@ -211,6 +216,7 @@ async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> in
     await stop.wait()
     print("stopping...", flush=True)
     await srv.stop(stop_agents=up is not None)
+    refresher.cancel()
     return 0
 
 
