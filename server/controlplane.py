@@ -29,6 +29,7 @@ from shoal.server.api.errors import ApiError, already_exists, failed_preconditio
 from shoal.server.domain import states
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import NO_INSTANCES, AgentSession, JobRec, NodeRec, PoolRec, TaskKey, TaskRec
+from shoal.server.domain.wire import new_task_bytes, new_task_tail
 from shoal.server.scheduling.retry import AttemptOutcome, failure_category, should_retry
 from shoal.server.store.base import Delete, Op, Row, Store
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
@@ -860,7 +861,9 @@ class ControlPlane:
                 "JOB_NOT_ACTIVE", f"job {job_id!r} is {J.JobState.Name(job.proto.state)}; tasks cannot be added"
             )
         self._check_multi_instance(job, specs)
-        now = ts(self.clock.now())
+        # Each task is made as its stored bytes (it is kept so until placed): no message per task.
+        tail = new_task_tail(T.TASK_STATE_ACTIVE, ts(self.clock.now()))
+        prefix = f"jobs/{job.proto.id}/tasks/"
         results = []
         for spec in specs:
             tk = idkey(spec.id)
@@ -875,10 +878,8 @@ class ControlPlane:
                 )
                 continue
             self.meta["task_seq"] += 1
-            proto = T.Task(name=f"jobs/{job.proto.id}/tasks/{spec.id}", spec=spec, state=T.TASK_STATE_ACTIVE)
-            proto.creation_time.CopyFrom(now)
-            proto.state_transition_time.CopyFrom(now)
-            t = TaskRec(job.key, tk, self.meta["task_seq"], proto)
+            data = new_task_bytes(prefix + spec.id, spec.SerializeToString(), tail)
+            t = TaskRec.stored(job.key, tk, self.meta["task_seq"], data, T.TASK_STATE_ACTIVE)
             job.tasks[tk] = t
             job.queue[tk] = None
             self._count(job, t, +1)
