@@ -307,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     table.note(
         f"Simulated agents: {how}, all in the bench process (one asyncio loop), "
         f"{a.streams_per_channel} streams per gRPC channel; each StartTasks answered at once with one TaskEvents "
-        "report (RUNNING + COMPLETED per task). No heartbeats (server heartbeat timeout 3600 s). Nodes join in "
-        "waves of 500 (a burst of thousands of new streams at once makes some fail in gRPC core), "
+        "report: a COMPLETED per task, with its start time, as a real agent sends for a task that ended before "
+        "its RUNNING left (the RUNNING is folded into it). No heartbeats (server heartbeat timeout 3600 s). "
+        "Nodes join in waves of 500 (a burst of thousands of new streams at once makes some fail in gRPC core), "
         "and a failed stream reconnects like a real agent."
     )
     table.note(
