@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shoal.agent.v1 import agent_pb2
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
@@ -53,24 +55,22 @@ async def test_short_tasks_are_sent_ahead_to_a_busy_node(server, stubs) -> None:
     await agent.close()
 
 
-async def test_depth_follows_the_attempts_length(server, stubs) -> None:
+@pytest.mark.parametrize(
+    ("cap", "ran_seconds", "waiting"),
+    [
+        (DEFAULT_DISPATCH_AHEAD, 0.01, 10),  # 10 ms attempts: ten of them (100 ms) wait behind the running one
+        (4, 0.001, 4),  # 1 ms attempts would want a hundred waiting; the cap keeps it to four
+    ],
+)
+async def test_depth_follows_the_attempts_length_up_to_the_cap(
+    server, stubs, cap: int, ran_seconds: float, waiting: int
+) -> None:
+    server.cp.dispatch_ahead = cap
     agent, _ = await one_slot_pool(server, stubs)
     await add(stubs, "j", 40)
     for i in range(3):
-        assert await run_one(agent, 0.01) == [f"t{i}"]
-    # 10 ms attempts: ten of them (100 ms) wait behind the running one.
-    assert await run_one(agent, 0.01) == [f"t{i}" for i in range(3, 14)]
-    await agent.close()
-
-
-async def test_depth_is_capped_by_dispatch_ahead(server, stubs) -> None:
-    server.cp.dispatch_ahead = 4
-    agent, _ = await one_slot_pool(server, stubs)
-    await add(stubs, "j", 40)
-    for i in range(3):
-        assert await run_one(agent, 0.001) == [f"t{i}"]
-    # 1 ms attempts would want a hundred waiting; the cap keeps it to four.
-    assert await run_one(agent, 0.001) == [f"t{i}" for i in range(3, 8)]
+        assert await run_one(agent, ran_seconds) == [f"t{i}"]
+    assert await run_one(agent, ran_seconds) == [f"t{i}" for i in range(3, 4 + waiting)]
     await agent.close()
 
 
