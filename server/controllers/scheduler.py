@@ -124,7 +124,8 @@ def build_ahead_snapshot(
     Only for jobs whose tasks are short (a round trip is a large part of their
     life, and the wait behind a running task is short), and only while the
     queue, in order, holds nothing else: a gang, a task of a job not known to be
-    short, or a task that needs more slots than a node has ends the pool's
+    short or of a job whose attempts are longer than those of the pool's first
+    waiting job, or a task that needs more slots than a node has ends the pool's
     queue here, so no later task goes ahead of one that waits. The nodes offered
     are those with every slot taken, each with the room that the depth of the
     pool's first waiting job allows (`ControlPlane.ahead_depth`), recorded in
@@ -140,7 +141,8 @@ def build_ahead_snapshot(
         pool = cp.pools[pool_key]
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE:
             continue
-        jobs = [j for j in waiting if j.pool_key == pool.key]
+        # (The regular pass may just have emptied a queue: `waiting` was listed before it.)
+        jobs = [j for j in waiting if j.pool_key == pool.key and j.queue]
         if not jobs:
             continue
         depth = cp.ahead_depth(jobs[0])
@@ -159,7 +161,9 @@ def build_ahead_snapshot(
             continue
         slots_per_node = pool.proto.task_slots_per_node
         for j in jobs:
-            if not cp.runs_short(j):
+            if cp.ahead_depth(j) < depth:
+                # A job of longer (or unknown) attempts ends the pool's queue here: its work would
+                # wait on the nodes longer than the depth, taken from the job in front, allows.
                 room = 0
             for tk in j.queue:
                 if room <= 0:

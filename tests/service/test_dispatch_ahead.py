@@ -74,6 +74,28 @@ async def test_depth_follows_the_attempts_length_up_to_the_cap(
     await agent.close()
 
 
+async def test_a_longer_job_does_not_queue_as_deep_as_the_short_one_in_front(server, stubs) -> None:
+    await stubs.pools.CreatePool(
+        pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=1, provider="join"))
+    )
+    for job_id, priority, ran in (("fast", 100, 0.01), ("slower", 0, 0.5)):
+        await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id=job_id, pool_id="p", priority=priority)))
+        job = server.cp.job(job_id)
+        job.runs, job.run_seconds = 3, ran  # as if three attempts of each had been seen
+    for job_id in ("fast", "slower"):
+        specs = [
+            task_pb2.TaskSpec(id=f"{job_id}{i}", command_line="/bin/true") for i in range(3 if job_id == "fast" else 12)
+        ]
+        await stubs.tasks.AddTasks(task_pb2.AddTasksRequest(parent=f"jobs/{job_id}", tasks=specs))
+    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    await agent.connect()
+    msg = await agent.expect("start_tasks")
+    # 10 ms attempts in front: ten may wait. The two left of that job go; 0.5 s ones would wait
+    # seconds behind each other, so none of the slower job's follow at that depth.
+    assert [a.attempt.task_id for a in msg.start_tasks.tasks] == ["fast0", "fast1", "fast2"]
+    await agent.close()
+
+
 async def test_long_tasks_are_not_sent_ahead(server, stubs) -> None:
     agent, _ = await one_slot_pool(server, stubs)
     await add(stubs, "long", 8)
