@@ -7,32 +7,43 @@ grown by a quarter: adding 100,000 tasks to a fresh control plane set off 14 of
 them, ~130 ms each, a fifth of the CPU the tasks took in all (measured
 in-process, `gc.callbacks`), and each one a pause of the event loop.
 
-`LongLivedGc`: whatever survives a full collection is long-lived here (records,
-sessions, caches), so it is moved out of the collector's view at once
-(`gc.freeze`); the next full collection walks only what was made since. A
-cycle among frozen objects that later becomes garbage would stay, so every
-`refresh_seconds` everything is given back to the collector (`gc.unfreeze`) and
-collected once, and what survives is frozen again.
+`LongLivedGc`: when a full collection leaves many survivors outside the frozen
+set (`freeze_min_objects`: after a bulk add, say), they are long-lived here
+(records, sessions, caches) and are moved out of the collector's view at once
+(`gc.freeze`); later full collections walk only what was made since. Objects in
+flight at that moment are frozen with them, and a cycle among frozen objects
+that later becomes garbage would stay: hence the threshold (small full
+collections, which follow one another quickly once the frozen set is out of
+the count, freeze nothing), and a refresh every `refresh_seconds` that gives
+everything back to the collector (`gc.unfreeze`), collects once and logs how
+much it found unreachable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 #: How often frozen objects are given back to the collector (one full walk of them all).
-REFRESH_SECONDS = 3600.0
+REFRESH_SECONDS = 600.0
+#: Survivors of a full collection (outside the frozen set) from which they are frozen.
+FREEZE_MIN_OBJECTS = 100_000
 
 
 class LongLivedGc:
-    """Freeze what survives each full collection; give it all back now and then."""
+    """Freeze what survives a full collection when it is much; give it all back now and then."""
 
-    def __init__(self, refresh_seconds: float = REFRESH_SECONDS) -> None:
+    def __init__(self, refresh_seconds: float = REFRESH_SECONDS, freeze_min_objects: int = FREEZE_MIN_OBJECTS) -> None:
         self.refresh_seconds = refresh_seconds
-        #: Full collections seen since `install` (for tests and logs).
+        self.freeze_min_objects = freeze_min_objects
+        #: Full collections seen since `install`, and how many of them froze their survivors (for tests and logs).
         self.full_collections = 0
+        self.freezes = 0
 
     def install(self) -> None:
         """Start freezing the survivors of full collections (once per process)."""
@@ -47,12 +58,18 @@ class LongLivedGc:
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "stop" and info["generation"] == 2:
             self.full_collections += 1
-            gc.freeze()
+            # Listing them costs a fraction of the collection that just walked them.
+            if len(gc.get_objects(2)) >= self.freeze_min_objects:
+                self.freezes += 1
+                gc.freeze()
 
     def refresh(self) -> int:
         """Give every frozen object back to the collector and collect once; how many were found unreachable."""
+        frozen = gc.get_freeze_count()
         gc.unfreeze()
-        return gc.collect()
+        found = gc.collect()
+        log.info("garbage collector refresh: %d objects were frozen, %d found unreachable", frozen, found)
+        return found
 
     async def run(self, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         """Refresh every `refresh_seconds`, forever."""
