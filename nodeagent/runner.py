@@ -91,6 +91,8 @@ class Attempt:
     env: dict[str, str] | None = None
     killed: bool = False
     delete_files: bool = False
+    #: stdout.txt and stderr.txt exist (a command started, or a multi-instance directory was reset).
+    outputs_made: bool = False
     stage: asyncio.Future[None] | None = None
     task: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -384,6 +386,7 @@ class TaskRunner:
             if shared_dir == task_dir and mi is not None:
                 # Other instances (local nodes share one filesystem) may already stage common files here.
                 await asyncio.to_thread(_reset_task_dir, task_dir)
+                attempt.outputs_made = True
             elif not _make_task_dir(task_dir, wd):
                 # A directory left by an earlier attempt: removing it may take a while.
                 await asyncio.to_thread(_fresh_task_dir, task_dir)
@@ -542,6 +545,7 @@ class TaskRunner:
             )
         except process.LaunchError as e:
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
+        attempt.outputs_made = True
         attempt.proc = proc
         key = attempt_key(*attempt.key)
         self._running_file.add(key, proc.pid)
@@ -575,6 +579,10 @@ class TaskRunner:
                 shutil.rmtree(task_dir, ignore_errors=True)
                 retention.remove_if_empty(task_dir.parent.parent)
             else:
+                if not attempt.outputs_made:
+                    # Ended before its command started (staging failed, killed while waiting): the
+                    # files are there all the same, empty, for whoever reads them.
+                    _touch_outputs(task_dir)
                 seconds = a.retention_seconds if a.retention_seconds > 0 else self._config.default_retention_seconds
                 with contextlib.suppress(OverflowError):
                     self.retention.record(a.attempt.job_id, a.attempt.task_id, now + timedelta(seconds=seconds))
@@ -620,6 +628,13 @@ def _reset_task_dir(task_dir: Path) -> None:
     wd.mkdir(parents=True)
     for name in ("stdout.txt", "stderr.txt"):
         (task_dir / name).write_bytes(b"")
+
+
+def _touch_outputs(task_dir: Path) -> None:
+    """Make stdout.txt and stderr.txt if missing (never truncating one)."""
+    for name in ("stdout.txt", "stderr.txt"):
+        with contextlib.suppress(OSError):
+            os.close(os.open(task_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o660))
 
 
 def _make_task_dir(task_dir: Path, wd: Path) -> bool:

@@ -526,10 +526,17 @@ class FakeShoal(
     async def UploadBlob(self, request_iterator: Any, context: Any) -> storage_pb2.Blob:
         container = name = ""
         data = bytearray()
+        finished = False
         async for req in request_iterator:
             if req.container:
                 container, name = req.container, req.blob_name
             data.extend(req.data)
+            finished = req.finish
+        if not finished:
+            # As the real server: only a last message with finish set commits.
+            await context.abort_with_status(
+                rich_status(grpc.StatusCode.INVALID_ARGUMENT, "UPLOAD_NOT_FINISHED", "no message with finish set")
+            )
         if container not in self.containers:
             await context.abort_with_status(
                 rich_status(grpc.StatusCode.NOT_FOUND, "CONTAINER_NOT_FOUND", f"container {container} not found")

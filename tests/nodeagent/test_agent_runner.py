@@ -114,6 +114,9 @@ async def test_kill_during_staging_and_unsafe_ids(tmp_path: Path) -> None:
         await asyncio.wait_for(runner.kill([slow.attempt], delete_files=False), 10)
         c = await _completed(events, changed, "slow")
         assert c.failure_info.code == "TaskEnded" and not c.HasField("exit_code")
+        # Its command never started; its output files are there all the same, empty.
+        slow_dir = Path(c.task_root_directory)
+        assert (slow_dir / "stdout.txt").read_bytes() == b"" and (slow_dir / "stderr.txt").read_bytes() == b""
     finally:
         sock.close()
 

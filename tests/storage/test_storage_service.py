@@ -51,6 +51,7 @@ class ObservedStore(BlobStore):
 class Env:
     store: ObservedStore
     stub: storage_pb2_grpc.StorageServiceStub
+    channel: grpc.aio.Channel
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Env(store, storage_pb2_grpc.StorageServiceStub(channel))
+        yield Env(store, storage_pb2_grpc.StorageServiceStub(channel), channel)
     finally:
         await channel.close(None)
         await server.stop(None)
@@ -302,6 +303,20 @@ async def test_concurrent_uploads_of_one_name_stay_consistent(env: Env) -> None:
     listed = await env.stub.ListBlobs(storage_pb2.ListBlobsRequest(container="data"))
     assert [(b.name, b.size, b.sha256) for b in listed.blobs] == [("same", len(data), hashlib.sha256(data).hexdigest())]
     assert list(env.store.tmp_dir.iterdir()) == []
+
+
+async def test_the_agents_uploads_commit_at_every_size(env: Env, tmp_path: Path) -> None:
+    """Empty files and files of whole chunks end with a message that sets finish too."""
+    from shoal.nodeagent.storage import UPLOAD_CHUNK, StorageClient
+
+    await env.stub.CreateContainer(storage_pb2.CreateContainerRequest(id="data"))
+    client = StorageClient(env.channel)
+    for size in (0, 1, UPLOAD_CHUNK, 2 * UPLOAD_CHUNK, 2 * UPLOAD_CHUNK + 1):
+        src = tmp_path / f"f{size}"
+        src.write_bytes(os.urandom(size))
+        blob = await client.upload_blob("data", f"f{size}", src)
+        assert blob.size == size
+        assert b"".join(await _download(env.stub, "data", f"f{size}")) == src.read_bytes()
 
 
 async def test_download_and_delete_errors(env: Env) -> None:
