@@ -82,6 +82,19 @@ class Provider(Protocol):
 ts = to_timestamp
 
 
+def note_attempt_length(job: JobRec, ran: float) -> None:
+    """Fold a successful attempt's length into the job's estimate (`run_seconds`), which sets how
+    much of its work is sent ahead (`ControlPlane.ahead_depth`).
+
+    Up at once, down slowly: one long attempt makes the estimate at least that long, so that a job
+    whose tasks grow longer stops having them queued deep behind one another; shorter ones bring it
+    down a fifth of the way each. A failed attempt is not counted: a task failing at its start says
+    little about how long the job's tasks run.
+    """
+    job.run_seconds = ran if not job.runs else max(ran, 0.8 * job.run_seconds + 0.2 * ran)
+    job.runs += 1
+
+
 @dataclass
 class Stats:
     """Counters for tests and benchmarks."""
@@ -1518,13 +1531,11 @@ class ControlPlane:
         else:
             info.ClearField("exit_code")
         job = self.jobs[t.job_key]
-        began = ev_start if ev_start is not None else info.start_time
-        ran = (ev_time.seconds - began.seconds) + (ev_time.nanos - began.nanos) / 1e9
-        job.run_seconds = ran if not job.runs else 0.8 * job.run_seconds + 0.2 * max(0.0, ran)
-        job.runs += 1
         succeeded = ev.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
         code = ""
         if succeeded:
+            began = ev_start if ev_start is not None else info.start_time
+            note_attempt_length(job, max(0.0, (ev_time.seconds - began.seconds) + (ev_time.nanos - began.nanos) / 1e9))
             info.ClearField("failure_info")
             info.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
         else:

@@ -145,7 +145,8 @@ class JobRec:
     counts: collections.Counter[int] = field(default_factory=collections.Counter)
     succeeded: int = 0
     failed: int = 0
-    #: Moving average of how long its attempts ran (seconds), over `runs` attempts seen by this process.
+    #: How long its successful attempts run (seconds): up at once with a longer one, down slowly
+    #: (see `controlplane.note_attempt_length`), over `runs` attempts seen by this process.
     run_seconds: float = 0.0
     runs: int = 0
     watchers: set[asyncio.Queue[list[task_pb2.Task] | None]] = field(default_factory=set)

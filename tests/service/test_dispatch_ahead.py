@@ -96,6 +96,32 @@ async def test_a_longer_job_does_not_queue_as_deep_as_the_short_one_in_front(ser
     await agent.close()
 
 
+async def test_failed_attempts_do_not_make_a_job_short(server, stubs) -> None:
+    agent, _ = await one_slot_pool(server, stubs)
+    await add(stubs, "j", 8)
+    for i in range(5):
+        msg = await agent.expect("start_tasks")
+        assert [a.attempt.task_id for a in msg.start_tasks.tasks] == [f"t{i}"]
+        ref = msg.start_tasks.tasks[0].attempt
+        await agent.event(ref, A.TASK_EVENT_KIND_RUNNING)
+        await agent.event(ref, A.TASK_EVENT_KIND_COMPLETED, exit_code=1, ran_seconds=0.001)
+    await agent.close()
+
+
+def test_one_long_attempt_raises_the_estimate_at_once_and_short_ones_lower_it_slowly() -> None:
+    from shoal.server.controlplane import note_attempt_length
+    from shoal.server.domain.records import JobRec
+
+    job = JobRec("j", 1, job_pb2.Job(id="j", pool_id="p"))
+    for _ in range(3):
+        note_attempt_length(job, 0.01)
+    assert job.runs == 3 and job.run_seconds == pytest.approx(0.01)
+    note_attempt_length(job, 0.5)
+    assert job.run_seconds == pytest.approx(0.5)
+    note_attempt_length(job, 0.01)
+    assert job.run_seconds == pytest.approx(0.8 * 0.5 + 0.2 * 0.01)
+
+
 async def test_long_tasks_are_not_sent_ahead(server, stubs) -> None:
     agent, _ = await one_slot_pool(server, stubs)
     await add(stubs, "long", 8)
