@@ -43,7 +43,7 @@ J = job_pb2
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600.0
 #: The most assignments per slot a busy node may hold ahead (see `ControlPlane.ahead_depth`).
 DEFAULT_DISPATCH_AHEAD = 16
-#: A job whose attempts run shorter than this on average (once a few have) may have work sent ahead.
+#: A job whose attempts run shorter than this (as estimated once a few have succeeded) may have work sent ahead.
 SHORT_TASK_SECONDS = 1.0
 SHORT_TASK_SAMPLES = 3
 #: A busy slot keeps about this much of a short job's work waiting on its node: enough to cover the
@@ -404,8 +404,8 @@ class ControlPlane:
     def ahead_depth(self, job: JobRec) -> int:
         """Assignments per slot a busy node may hold ahead for `job` (0: none).
 
-        About `AHEAD_SECONDS` of the job's attempts at their average length, at least one and at
-        most `dispatch_ahead`; none for a job not known to be short.
+        About `AHEAD_SECONDS` of the job's attempts at their estimated length (`note_attempt_length`),
+        at least one and at most `dispatch_ahead`; none for a job not known to be short.
         """
         if self.dispatch_ahead <= 0 or not self.runs_short(job):
             return 0
