@@ -181,16 +181,18 @@ class SlotMap(dict[TaskKey, int]):
         super().__init__()
         self.total = 0
 
+    # dict's own methods are called directly: `super()` makes an object per call, twice per task.
+
     def __setitem__(self, key: TaskKey, slots: int) -> None:
         self.total += slots - self.get(key, 0)
-        super().__setitem__(key, slots)
+        dict.__setitem__(self, key, slots)
 
     def pop(self, key: TaskKey, default: int | None = None) -> int | None:  # type: ignore[override]
-        if key in self:
-            slots = super().pop(key)
-            self.total -= slots
-            return slots
-        return default
+        slots = dict.pop(self, key, None)
+        if slots is None:
+            return default
+        self.total -= slots
+        return slots
 
     def clear(self) -> None:
         super().clear()
