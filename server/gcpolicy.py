@@ -16,7 +16,8 @@ that later becomes garbage would stay: hence the threshold (small full
 collections, which follow one another quickly once the frozen set is out of
 the count, freeze nothing), and a refresh every `refresh_seconds` that gives
 everything back to the collector (`gc.unfreeze`), collects once and logs how
-much it found unreachable.
+much it found unreachable. The youngest generation is also collected less often
+(`YOUNG_THRESHOLD`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 600.0
 #: Survivors of a full collection (outside the frozen set) from which they are frozen.
 FREEZE_MIN_OBJECTS = 100_000
+#: Allocations between two collections of the youngest generation (Python's default is 700). A young
+#: collection walks what is still alive of what was made since the last one: the long-lived new
+#: records, which it walks once whatever the threshold, and the temporaries of the work in flight,
+#: which it walks again each time. Fewer, larger ones: 2% fewer instructions per task in-process.
+YOUNG_THRESHOLD = 20_000
 
 
 class LongLivedGc:
@@ -44,16 +50,20 @@ class LongLivedGc:
         #: Full collections seen since `install`, and how many of them froze their survivors (for tests and logs).
         self.full_collections = 0
         self.freezes = 0
+        self._thresholds = gc.get_threshold()
 
     def install(self) -> None:
-        """Start freezing the survivors of full collections (once per process)."""
+        """Start freezing the survivors of full collections, and collect the young less often (once per process)."""
         if self._on_gc not in gc.callbacks:
             gc.callbacks.append(self._on_gc)
+            self._thresholds = gc.get_threshold()
+            gc.set_threshold(YOUNG_THRESHOLD, *self._thresholds[1:])
 
     def uninstall(self) -> None:
-        """Stop; what is frozen stays frozen until `refresh`."""
+        """Stop, and put the thresholds back; what is frozen stays frozen until `refresh`."""
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
+            gc.set_threshold(*self._thresholds)
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "stop" and info["generation"] == 2:

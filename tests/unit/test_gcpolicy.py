@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shoal.server.gcpolicy import LongLivedGc
+from shoal.server.gcpolicy import YOUNG_THRESHOLD, LongLivedGc
 
 
 class Node:
@@ -80,10 +80,13 @@ def test_refresh_collects_a_cycle_among_frozen_objects(policy: LongLivedGc) -> N
 
 
 def test_uninstalled_policy_freezes_nothing() -> None:
+    before = gc.get_threshold()
     p = LongLivedGc(freeze_min_objects=1)
     p.install()
     p.install()  # once only
+    assert gc.get_threshold()[0] == YOUNG_THRESHOLD
     p.uninstall()
+    assert gc.get_threshold() == before
     gc.unfreeze()
     gc.collect()
     assert gc.get_freeze_count() == 0
