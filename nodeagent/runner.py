@@ -43,6 +43,8 @@ FINISHED_MEMORY = 10000
 #: How much longer than its task's wall clock limit a subtask (an instance other than the primary) waits
 #: before ending itself: a safety net for a primary that is gone, not the limit (see `_remaining`).
 SUBTASK_WALL_CLOCK_MARGIN = 10.0
+#: A task directory's output files, as Batch names them: the command's stdout and stderr.
+OUTPUT_FILES = ("stdout.txt", "stderr.txt")
 
 
 timestamp = to_timestamp
@@ -539,8 +541,8 @@ class TaskRunner:
                 command_line,
                 cwd=attempt.wd,
                 env=attempt.env,
-                stdout=task_dir / "stdout.txt",
-                stderr=task_dir / "stderr.txt",
+                stdout=task_dir / OUTPUT_FILES[0],
+                stderr=task_dir / OUTPUT_FILES[1],
                 append=True,
             )
         except process.LaunchError as e:
@@ -626,13 +628,13 @@ def _reset_task_dir(task_dir: Path) -> None:
     if wd.exists():
         shutil.rmtree(wd)
     wd.mkdir(parents=True)
-    for name in ("stdout.txt", "stderr.txt"):
+    for name in OUTPUT_FILES:
         (task_dir / name).write_bytes(b"")
 
 
 def _touch_outputs(task_dir: Path) -> None:
     """Make stdout.txt and stderr.txt if missing (never truncating one)."""
-    for name in ("stdout.txt", "stderr.txt"):
+    for name in OUTPUT_FILES:
         with contextlib.suppress(OSError):
             os.close(os.open(task_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o660))
 

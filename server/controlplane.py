@@ -231,7 +231,7 @@ class ControlPlane:
                 trec = TaskRec(parent, tk, seq, task)
             else:
                 # Kept as the stored bytes until someone needs it (see TaskRec).
-                trec = TaskRec(parent, tk, seq, data=data, state=int(task.state))
+                trec = stored(parent, tk, seq, data, int(task.state))
             job_rec.tasks[tk] = trec
             self._count(job_rec, trec, +1, task)
             if trec.state == T.TASK_STATE_ACTIVE:

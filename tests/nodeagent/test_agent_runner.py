@@ -18,7 +18,13 @@ from shoal.v1 import common_pb2
 COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
 
 
-def _runner(tmp_path: Path, clock: ManualClock, events: list[agent_pb2.TaskEvent], changed: asyncio.Event):
+def _runner(
+    tmp_path: Path,
+) -> tuple[ManualClock, list[agent_pb2.TaskEvent], asyncio.Event, TaskRunner]:
+    """A runner on a manual clock, the events it emits, and an event set at each one."""
+    clock = ManualClock()
+    events: list[agent_pb2.TaskEvent] = []
+    changed = asyncio.Event()
     layout = NodeLayout(tmp_path / "node")
     layout.create()
 
@@ -26,7 +32,7 @@ def _runner(tmp_path: Path, clock: ManualClock, events: list[agent_pb2.TaskEvent
         events.append(e)
         changed.set()
 
-    return TaskRunner(
+    runner = TaskRunner(
         config=AgentConfig(server="x:1", node_root=layout.root, ip="127.0.0.1", kill_grace_seconds=0.5),
         layout=layout,
         clock=clock,
@@ -36,6 +42,7 @@ def _runner(tmp_path: Path, clock: ManualClock, events: list[agent_pb2.TaskEvent
         running_file=RunningFile(layout.running_file),
         source_env={"PATH": os.environ["PATH"]},
     )
+    return clock, events, changed, runner
 
 
 async def _completed(events, changed: asyncio.Event, task_id: str) -> agent_pb2.TaskEvent:
@@ -51,10 +58,7 @@ async def _completed(events, changed: asyncio.Event, task_id: str) -> agent_pb2.
 
 
 async def test_wall_clock_on_the_injected_clock_and_retention(tmp_path: Path) -> None:
-    clock = ManualClock()
-    events: list[agent_pb2.TaskEvent] = []
-    changed = asyncio.Event()
-    runner = _runner(tmp_path, clock, events, changed)
+    clock, events, changed, runner = _runner(tmp_path)
     a = agent_pb2.TaskAssignment(
         attempt=agent_pb2.AttemptRef(job_id="j", task_id="t", attempt=2),
         command_line="sh -c 'touch started; sleep 100'",
@@ -85,10 +89,7 @@ async def test_wall_clock_on_the_injected_clock_and_retention(tmp_path: Path) ->
 
 
 async def test_kill_during_staging_and_unsafe_ids(tmp_path: Path) -> None:
-    clock = ManualClock()
-    events: list[agent_pb2.TaskEvent] = []
-    changed = asyncio.Event()
-    runner = _runner(tmp_path, clock, events, changed)
+    _clock, events, changed, runner = _runner(tmp_path)
     bad = agent_pb2.TaskAssignment(
         attempt=agent_pb2.AttemptRef(job_id="..", task_id="t", attempt=1), command_line="true"
     )
@@ -122,10 +123,7 @@ async def test_kill_during_staging_and_unsafe_ids(tmp_path: Path) -> None:
 
 
 async def test_attempts_beyond_the_slots_wait_in_order_and_can_be_withdrawn(tmp_path: Path) -> None:
-    clock = ManualClock()
-    events: list[agent_pb2.TaskEvent] = []
-    changed = asyncio.Event()
-    runner = _runner(tmp_path, clock, events, changed)
+    _clock, events, changed, runner = _runner(tmp_path)
     runner.set_slots(1)
 
     def assignment(task_id: str, command: str) -> agent_pb2.TaskAssignment:
@@ -159,10 +157,7 @@ async def test_a_subtask_leaves_the_wall_clock_to_its_primary(tmp_path: Path) ->
     """An instance other than the primary outlives the task's limit by a margin: the primary's end ends it."""
     from shoal.nodeagent.runner import SUBTASK_WALL_CLOCK_MARGIN
 
-    clock = ManualClock()
-    events: list[agent_pb2.TaskEvent] = []
-    changed = asyncio.Event()
-    runner = _runner(tmp_path, clock, events, changed)
+    clock, events, changed, runner = _runner(tmp_path)
     a = agent_pb2.TaskAssignment(
         attempt=agent_pb2.AttemptRef(job_id="j", task_id="mpi", attempt=1, instance=1),
         command_line="never-run-on-a-subtask",
