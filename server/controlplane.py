@@ -12,11 +12,12 @@ that is no longer the task's current one is counted and dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,11 +29,14 @@ from shoal.clock import Clock, to_timestamp
 from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
 from shoal.server.domain import states
 from shoal.server.domain.ids import key as idkey
-from shoal.server.domain.records import NO_INSTANCES, AgentSession, JobRec, NodeRec, PoolRec, TaskKey, TaskRec
+from shoal.server.domain.records import NO_INSTANCES, AgentSession, JobRec, NodeRec, PoolRec, TaskRec
 from shoal.server.domain.wire import new_task_bytes, new_task_tail
 from shoal.server.scheduling.retry import AttemptOutcome, failure_category, should_retry
 from shoal.server.store.base import Delete, Op, Row, Store
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+
+#: Builds a tuple of a NamedTuple type without the Python-level __new__ (`Row._make` without the call).
+_new_tuple = tuple.__new__
 
 log = logging.getLogger("shoal.server")
 
@@ -143,9 +147,12 @@ class ControlPlane:
         self._acks: list[tuple[AgentSession, int]] = []
         self._pools_to_refresh: set[str] = set()
         self._dismiss_after_commit: list[NodeRec] = []
-        self._changed_tasks: dict[TaskKey, TaskRec] = {}
+        #: Tasks changed since the last flush: their rows to write, and the changes to publish. Kept
+        #: apart from `_dirty`, by record rather than by a key made for it: a task changes several
+        #: times in its life and its row key is made once per flush, not per change.
+        self._dirty_tasks: dict[TaskRec, None] = {}
         #: The changed tasks as serialized for the store by the flush under way (published after it).
-        self._serialized: dict[TaskKey, bytes] = {}
+        self._serialized: dict[TaskRec, bytes] = {}
         self._schedule_kick = asyncio.Event()
         #: Set by the scheduler: places what fits now, so that a batch of
         #: completions and the placements they make room for share one commit.
@@ -258,31 +265,16 @@ class ControlPlane:
         self._dirty[(table, k)] = rec
 
     def _mark_task(self, t: TaskRec) -> None:
-        self._dirty[("tasks", f"{t.job_key}/{t.key}")] = t
-        self._changed_tasks[t.tkey] = t
+        self._dirty_tasks[t] = None
 
     def _mark_meta(self, name: str) -> None:
         self._dirty[("meta", name)] = self.meta[name]
 
     def _rows(self) -> list[Op]:
+        # Deletions first: a task deleted and added again under its id in one flush is a delete, then a row.
         ops: list[Op] = []
-        changed = self._changed_tasks
         for (table, k), rec in self._dirty.items():
-            if isinstance(rec, TaskRec):  # most rows, first
-                data = rec.serialized()
-                state = tag = rec.state
-                if state == T.TASK_STATE_COMPLETED:
-                    tag |= rec.read().execution_info.result << 8
-                ops.append(Row("tasks", k, data, rec.job_key, rec.seq, tag))
-                tkey = (rec.job_key, rec.key)
-                if tkey in changed:
-                    job = self.jobs.get(rec.job_key)
-                    if job is not None and job.watchers:
-                        # Watchers get the very bytes committed (see _publish).
-                        self._serialized[tkey] = data
-                if state in COLD_TASK_STATES:
-                    rec.freeze(data)
-            elif isinstance(rec, Delete):
+            if isinstance(rec, Delete):
                 ops.append(rec)
             elif isinstance(rec, JobRec):
                 ops.append(Row("jobs", k, rec.proto.SerializeToString(), "", rec.seq))
@@ -293,6 +285,28 @@ class ControlPlane:
                 ops.append(Row("nodes", k, data.encode(), rec.pool_key))
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
+        # Most rows; the loop is kept tight (a row is made as a tuple of the Row type, without its __new__).
+        watched: dict[str, bool] = {}
+        jobs = self.jobs
+        serialized = self._serialized
+        completed = T.TASK_STATE_COMPLETED
+        append = ops.append
+        for rec in self._dirty_tasks:
+            data = rec.serialized()
+            state = tag = rec.state
+            if state == completed:
+                tag |= rec.read().execution_info.result << 8
+            jk = rec.job_key
+            append(_new_tuple(Row, ("tasks", f"{jk}/{rec.key}", data, jk, rec.seq, tag)))
+            w = watched.get(jk)
+            if w is None:
+                job = jobs.get(jk)
+                w = watched[jk] = job is not None and bool(job.watchers)
+            if w:
+                # Watchers get the very bytes committed (see _publish).
+                serialized[rec] = data
+            if state in COLD_TASK_STATES:
+                rec.freeze(data)
         return ops
 
     async def flush(self) -> None:
@@ -334,11 +348,11 @@ class ControlPlane:
                 self._refresh_pool_now(pool)
         self._pools_to_refresh.clear()
         ops = self._rows()
-        changed = self._changed_tasks
+        changed = self._dirty_tasks
         serialized = self._serialized
         sends = self._sends
         self._dirty = {}
-        self._changed_tasks = {}
+        self._dirty_tasks = {}
         self._serialized = {}
         self._sends = []
         self._starts = {}
@@ -346,8 +360,8 @@ class ControlPlane:
         if ops:
             self.stats.flushes += 1
             await self.store.commit(ops)
-        if changed:
-            self._publish(changed.values(), serialized)
+        if serialized:
+            self._publish(changed, serialized)
         self._deliver(sends)
         # In the same turn as the StartTasks just queued, so that they carry the acknowledgements.
         for session, up_to in acks:
@@ -383,18 +397,19 @@ class ControlPlane:
     def _send_after_commit(self, node: NodeRec, msg: agent_pb2.ServerMessage) -> None:
         self._sends.append((node, msg))
 
-    def _publish(self, tasks: Iterable[TaskRec], serialized: dict[TaskKey, bytes]) -> None:
-        """Give watchers each changed task as it was committed."""
+    def _publish(self, tasks: Iterable[TaskRec], serialized: dict[TaskRec, bytes]) -> None:
+        """Give watchers each changed task of a watched job as it was committed (`serialized` has those)."""
         by_job: dict[str, list[task_pb2.Task]] = {}
         for t in tasks:
-            job = self.jobs.get(t.job_key)
-            if job is None or not job.watchers:
+            data = serialized.get(t)
+            if data is None:
                 continue
-            data = serialized.get(t.tkey)
-            by_job.setdefault(t.job_key, []).append(T.Task.FromString(data if data is not None else t.serialized()))
+            by_job.setdefault(t.job_key, []).append(T.Task.FromString(data))
         for jk, protos in by_job.items():
-            for q in self.jobs[jk].watchers:
-                q.put_nowait(protos)
+            job = self.jobs.get(jk)
+            if job is not None:
+                for q in job.watchers:
+                    q.put_nowait(protos)
 
     @staticmethod
     def runs_short(job: JobRec) -> bool:
@@ -434,6 +449,18 @@ class ControlPlane:
         """Now, as a Timestamp: the batch's time while a batch of reports is applied (one clock read for all)."""
         stamp = self._batch_stamp
         return stamp if stamp is not None else ts(self.clock.now())
+
+    @contextlib.contextmanager
+    def one_time(self) -> Iterator[None]:
+        """Stamp every change made inside with one reading of the clock (a pass, a batch of reports)."""
+        if self._batch_stamp is not None:
+            yield
+            return
+        self._batch_stamp = ts(self.clock.now())
+        try:
+            yield
+        finally:
+            self._batch_stamp = None
 
     def _set_task_state(self, t: TaskRec, new: int) -> None:
         job = self.jobs[t.job_key]
@@ -822,8 +849,7 @@ class ControlPlane:
         del self.jobs[job.key]
         self._dirty[("jobs", job.key)] = Delete("jobs", job.key)
         for t in job.tasks.values():
-            self._dirty.pop(("tasks", f"{job.key}/{t.key}"), None)
-            self._changed_tasks.pop(t.tkey, None)
+            self._dirty_tasks.pop(t, None)
         self._dirty[("tasks!", job.key)] = Delete("tasks", parent=job.key)
         for q in job.watchers:
             q.put_nowait(None)
@@ -1050,7 +1076,7 @@ class ControlPlane:
         self._count(job, t, -1)
         job.dequeue(t.key)
         del job.tasks[t.key]
-        self._changed_tasks.pop(t.tkey, None)
+        self._dirty_tasks.pop(t, None)
         self._dirty[("tasks", f"{job.key}/{t.key}")] = Delete("tasks", f"{job.key}/{t.key}")
         self._check_job_done(job)
         self._send_kills(kills, delete_files=True)
@@ -1371,8 +1397,7 @@ class ControlPlane:
         now = self.clock.monotonic()
         accepted: list[tuple[AgentSession, list[agent_pb2.TaskEvent]]] = []
         nodes: list[NodeRec] = []
-        self._batch_stamp = ts(self.clock.now())
-        try:
+        with self.one_time():
             for session, events in reports:
                 node = self.nodes.get(session.node_key)
                 if node is None or node.session is not session:
@@ -1386,8 +1411,6 @@ class ControlPlane:
             # Only these nodes gained room, so a pass over them alone usually
             # suffices; the full pass (O(nodes)) runs when it could not settle things.
             placed = self.place_hook(nodes) if self.place_hook is not None else -1
-        finally:
-            self._batch_stamp = None
         full_pass = placed < 0
         if not full_pass:
             roomy = {n.pool_key for n in nodes if n.proto.task_slots > n.used_slots}
@@ -1601,7 +1624,7 @@ class ControlPlane:
             self._stats_written_at = now
             self._mark_node_stats()
         if not lost:
-            if self._dirty:
+            if self._dirty or self._dirty_tasks:
                 await self.flush()
             return
         for n in lost:
@@ -1624,6 +1647,6 @@ class ControlPlane:
                 continue
             if now - job.proto.creation_time.ToDatetime(tzinfo=now.tzinfo) > c.max_wall_clock_time.ToTimedelta():
                 kills.extend(self._terminate_job_now(job, "MaxWallClockTimeExpiry"))
-        if self._dirty:
+        if self._dirty or self._dirty_tasks:
             self._send_kills(kills)
             await self.flush()

@@ -223,6 +223,11 @@ def place(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> int:
     nothing and returns -1 when a gang is waiting in the queue (gangs and their
     reservations need the whole pool: the full pass handles them).
     """
+    with cp.one_time():
+        return _place(cp, only)
+
+
+def _place(cp: ControlPlane, only: Sequence[NodeRec] | None) -> int:
     # One list for both passes: placing only empties queues, and both look past empty ones.
     waiting = queued_jobs(cp)
     snapshot = build_snapshot(cp, only, waiting)
