@@ -61,6 +61,8 @@ NODE_STATS_WRITE_SECONDS = 60.0
 SCHEDULABLE_NODE_STATES = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
 BUSY_FLIP = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
 #: Tasks in these states are kept serialized once stored (see TaskRec): nobody works on them.
+#: States of a task with an attempt on a node.
+LIVE_TASK_STATES = frozenset({T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING})
 COLD_TASK_STATES = frozenset({T.TASK_STATE_ACTIVE, T.TASK_STATE_COMPLETED})
 LIVE_NODE_STATES = frozenset(
     {
@@ -462,8 +464,9 @@ class ControlPlane:
         finally:
             self._batch_stamp = None
 
-    def _set_task_state(self, t: TaskRec, new: int) -> None:
-        job = self.jobs[t.job_key]
+    def _set_task_state(self, t: TaskRec, new: int, job: JobRec | None = None) -> None:
+        if job is None:
+            job = self.jobs[t.job_key]
         old = t.state
         if old != new:
             # The table checked inline: this runs several times per task.
@@ -977,8 +980,8 @@ class ControlPlane:
         (all but `kill_others_than`, the node that reported the end) are told to
         stop once this change is committed.
         """
-        used = t.nodes_used
         if t.gang:
+            used = t.gang
             job_id = self.jobs[t.job_key].proto.id
             for i, nk in enumerate(t.gang):
                 n = self.nodes.get(nk)
@@ -987,14 +990,19 @@ class ControlPlane:
                         job_id=job_id, task_id=t.proto.spec.id, attempt=t.proto.attempt, instance=i
                     )
                     self._send_after_commit(n, agent_pb2.ServerMessage(kill_tasks=agent_pb2.KillTasks(attempts=[ref])))
+            t.gang = ()
+        elif t.node_key is not None:
+            used = (t.node_key,)
+        else:
+            return
         t.node_key = None
-        t.gang = ()
-        t.coordinated = frozenset()
+        t.coordinated = NO_INSTANCES
+        tkey = (t.job_key, t.key)
         for nk in used:
             n = self.nodes.get(nk)
             if n is None:
                 continue
-            n.running.pop(t.tkey, None)
+            n.running.pop(tkey, None)
             self._refresh_node_activity(n)
             if n.state == P.NODE_STATE_LEAVING_POOL and n.internal.get("wait_for_tasks") and not n.running:
                 n.internal["wait_for_tasks"] = False
@@ -1134,52 +1142,43 @@ class ControlPlane:
         multi = spec.HasField("multi_instance_settings")
         t.gang = tuple(n.key for n in nodes) if multi else ()
         t.coordinated = NO_INSTANCES
-        info = proto.execution_info
-        if attempt > 1 or info.HasField("start_time"):
+        if attempt > 1 or proto.HasField("execution_info"):
             # What the previous attempt left (a first attempt has nothing to clear).
+            info = proto.execution_info
             for f in ("start_time", "end_time", "exit_code", "failure_info", "result"):
                 info.ClearField(f)  # type: ignore[arg-type]
-        ni = proto.node_info
-        ni.Clear()
-        ni.pool_id = master.proto.pool_id
-        ni.node_id = master.proto.id
-        ni.node_address = master.proto.ip_address
-        if proto.subtasks:
+        # (Replaces all of it: the previous attempt's task directory too.)
+        proto.node_info.CopyFrom(master.placement_info())
+        if multi:
             del proto.subtasks[:]
-        for i, n in enumerate(nodes if multi else []):
-            proto.subtasks.append(
-                T.Subtask(
-                    id=i,
-                    state=T.SUBTASK_STATE_PREPARING,
-                    node_info=T.TaskNodeInfo(
-                        pool_id=n.proto.pool_id, node_id=n.proto.id, node_address=n.proto.ip_address
-                    ),
-                )
-            )
+            for i, n in enumerate(nodes):
+                proto.subtasks.append(T.Subtask(id=i, state=T.SUBTASK_STATE_PREPARING, node_info=n.placement_info()))
         tkey = (t.job_key, t.key)
         for n in nodes:
             n.running[tkey] = slots
-        self._set_task_state(t, T.TASK_STATE_PREPARING)
+        self._set_task_state(t, T.TASK_STATE_PREPARING, job)
         for n in nodes:
             self._refresh_node_activity(n)
         self.stats.dispatched += 1
-        c = spec.constraints
-        common_env = job.proto.common_environment_settings
         base = self._start_message(master).start_tasks.tasks.add(
-            pool_id=master.proto.pool_id,
-            command_line=spec.command_line,
-            max_wall_clock_seconds=c.max_wall_clock_time.ToTimedelta().total_seconds()
-            if c.HasField("max_wall_clock_time")
-            else 0.0,
-            retention_seconds=c.retention_time.ToTimedelta().total_seconds()
-            if c.HasField("retention_time")
-            else DEFAULT_RETENTION_SECONDS,
-            required_slots=slots,
+            pool_id=master.proto.pool_id, command_line=spec.command_line, required_slots=slots
         )
+        if spec.HasField("constraints"):
+            c = spec.constraints
+            if c.HasField("max_wall_clock_time"):
+                base.max_wall_clock_seconds = c.max_wall_clock_time.ToTimedelta().total_seconds()
+            base.retention_seconds = (
+                c.retention_time.ToTimedelta().total_seconds()
+                if c.HasField("retention_time")
+                else DEFAULT_RETENTION_SECONDS
+            )
+        else:
+            base.retention_seconds = DEFAULT_RETENTION_SECONDS
         ref = base.attempt
         ref.job_id = job.proto.id
         ref.task_id = spec.id
         ref.attempt = attempt
+        common_env = job.proto.common_environment_settings
         if common_env:
             base.environment_settings.extend(common_env)
         if spec.environment_settings:
@@ -1243,6 +1242,7 @@ class ControlPlane:
         node.last_seen = self.clock.monotonic()
         node.node_service_port = reg.node_service_port
         node.proto.ip_address = reg.ip_address or node.proto.ip_address
+        node.placement = None
         node.proto.cores = reg.cores
         node.proto.memory_bytes = reg.memory_bytes
         node.proto.root_directory = reg.root_directory
@@ -1423,32 +1423,38 @@ class ControlPlane:
             self.kick_scheduler()
 
     def _apply_events(self, node: NodeRec, events: list[agent_pb2.TaskEvent]) -> None:
+        jobs = self.jobs
+        touched: dict[str, JobRec] = {}
         for ev in events:
-            jk, tk = idkey(ev.attempt.job_id), idkey(ev.attempt.task_id)
-            job = self.jobs.get(jk)
-            t = job.tasks.get(tk) if job else None
+            ref = ev.attempt
+            job = jobs.get(ref.job_id.lower())  # (idkey, inlined: this runs once per report)
+            t = job.tasks.get(ref.task_id.lower()) if job is not None else None
             if (
                 t is None
                 or job is None
                 # (The state first: a report about a finished task must not bring its message back to life.)
-                or t.state not in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING)
-                or t.proto.attempt != ev.attempt.attempt
-                or t.instance_on(node.key) != ev.attempt.instance
+                or t.state not in LIVE_TASK_STATES
+                or t.proto.attempt != ref.attempt
+                or (t.instance_on(node.key) if t.gang else (0 if t.node_key == node.key else None)) != ref.instance
             ):
                 self.stats.stale_reports += 1
                 continue
+            touched[job.key] = job
+            kind = ev.kind
             if t.gang:
                 self._apply_instance_event(t, node, ev)
-            elif ev.kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
-                self._mark_running(t, ev)
-            elif ev.kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
+            elif kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
                 # A short attempt's RUNNING may have been folded into its COMPLETED: the attempt
                 # ran, so it moves on from RUNNING, in one transition rather than two
                 # (_complete_attempt records the start it would have brought).
                 folded = t.state == T.TASK_STATE_PREPARING
-                self._complete_attempt(t, node, ev)
+                self._complete_attempt(t, node, ev, job)
                 if folded:
                     t.proto.previous_state = T.TASK_STATE_RUNNING
+            elif kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
+                self._mark_running(t, ev)
+        # (Once per job, after its reports: a job that completes ends with its last task's report.)
+        for job in touched.values():
             self._check_job_done(job)
 
     def _mark_running(self, t: TaskRec, ev: agent_pb2.TaskEvent) -> None:
@@ -1538,7 +1544,7 @@ class ControlPlane:
                 )
         self._mark_task(t)
 
-    def _complete_attempt(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent) -> None:
+    def _complete_attempt(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent, job: JobRec | None = None) -> None:
         # Runs once per task: each field of `ev` and of the task is read once.
         proto = t.proto
         info = proto.execution_info
@@ -1554,7 +1560,8 @@ class ControlPlane:
             info.exit_code = exit_code
         else:
             info.ClearField("exit_code")
-        job = self.jobs[t.job_key]
+        if job is None:
+            job = self.jobs[t.job_key]
         succeeded = ev.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
         code = ""
         if succeeded:
@@ -1583,9 +1590,9 @@ class ControlPlane:
         ):
             info.retry_count += 1
             info.last_retry_time.CopyFrom(ev_time)
-            self._set_task_state(t, T.TASK_STATE_ACTIVE)
+            self._set_task_state(t, T.TASK_STATE_ACTIVE, job)
         else:
-            self._set_task_state(t, T.TASK_STATE_COMPLETED)
+            self._set_task_state(t, T.TASK_STATE_COMPLETED, job)
 
     # ------------------------------------------------------------------ health
 

@@ -324,6 +324,9 @@ class NodeRec:
     recent: collections.deque[tuple[str, str, int, int | None]] = field(init=False)
     #: `recent` changed since `view` last copied it into `proto`.
     recent_changed: bool = False
+    #: Where a task placed here runs (pool, node id, address), as its `node_info` records it: made
+    #: once per registration (`placement_info`), not per task; None when the address may have changed.
+    placement: task_pb2.TaskNodeInfo | None = None
 
     def __post_init__(self) -> None:
         self.state = int(self.proto.state)
@@ -349,6 +352,14 @@ class NodeRec:
                 if exit_code is not None:
                     rt.exit_code = exit_code
         return p
+
+    def placement_info(self) -> task_pb2.TaskNodeInfo:
+        """The `node_info` of a task placed here (copied into the task; do not change it)."""
+        info = self.placement
+        if info is None:
+            p = self.proto
+            info = self.placement = task_pb2.TaskNodeInfo(pool_id=p.pool_id, node_id=p.id, node_address=p.ip_address)
+        return info
 
     @property
     def used_slots(self) -> int:
