@@ -479,7 +479,8 @@ class ControlPlane:
                 job.counts[old] -= 1
             proto.previous_state = old  # type: ignore[assignment]
             proto.state = new  # type: ignore[assignment]
-            proto.state_transition_time.CopyFrom(self._stamp())
+            stamp = self._batch_stamp
+            proto.state_transition_time.CopyFrom(stamp if stamp is not None else ts(self.clock.now()))
             t.state = new
             if new == T.TASK_STATE_COMPLETED:
                 self._count(job, t, +1, proto)
@@ -491,7 +492,7 @@ class ControlPlane:
         elif old == T.TASK_STATE_ACTIVE:
             # (Only ACTIVE tasks are queued.)
             job.dequeue(t.key)
-        self._mark_task(t)
+        self._dirty_tasks[t] = None  # (_mark_task, inlined: this runs several times per task)
 
     def _set_node_state(self, n: NodeRec, new: int) -> None:
         old = n.state
@@ -1003,7 +1004,10 @@ class ControlPlane:
             if n is None:
                 continue
             n.running.pop(tkey, None)
-            self._refresh_node_activity(n)
+            # (_refresh_node_activity, inlined: this runs once per task.)
+            if n.state in SCHEDULABLE_NODE_STATES:
+                self._set_node_state(n, P.NODE_STATE_RUNNING if n.running else P.NODE_STATE_IDLE)
+            n.stats_dirty = True
             if n.state == P.NODE_STATE_LEAVING_POOL and n.internal.get("wait_for_tasks") and not n.running:
                 n.internal["wait_for_tasks"] = False
                 # Only once the end of its last task is committed.

@@ -12,6 +12,8 @@ from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
 log = logging.getLogger("shoal.scheduler")
 
+_new_tuple = tuple.__new__
+
 
 def queued_jobs(cp: ControlPlane) -> list[JobRec]:
     """Active jobs with tasks waiting, in queue order: higher priority first, then older jobs.
@@ -160,29 +162,25 @@ def build_ahead_snapshot(
         if not room:
             continue
         slots_per_node = pool.proto.task_slots_per_node
+        append = queue.append
         for j in jobs:
             if cp.ahead_depth(j) < depth:
                 # A job of longer (or unknown) attempts ends the pool's queue here: its work would
                 # wait on the nodes longer than the depth, taken from the job in front, allows.
                 room = 0
+            jk, tasks, priority = j.key, j.tasks, j.proto.priority
             for tk in j.queue:
                 if room <= 0:
                     break
-                task = j.tasks[tk].proto
+                task = tasks[tk].proto
                 spec = task.spec
-                need = max(1, spec.required_slots)
-                if spec.HasField("multi_instance_settings") or need > slots_per_node:
+                need = spec.required_slots or 1
+                if need > slots_per_node or spec.HasField("multi_instance_settings"):
                     room = 0
                     break
-                queue.append(
-                    PendingTask(
-                        key=(j.key, tk),
-                        pool_id=pool.key,
-                        attempt=task.attempt,
-                        required_slots=need,
-                        job_priority=j.proto.priority,
-                    )
-                )
+                # (PendingTask(key, pool_id, attempt, required_slots, instances, job_priority, max_runtime),
+                # made without the Python-level __new__ of a named tuple: one per task sent ahead.)
+                append(_new_tuple(PendingTask, ((jk, tk), pool_key, task.attempt, need, 1, priority, None)))
                 room -= need
             if room <= 0:
                 break
@@ -246,26 +244,29 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str,
     `ahead`: by pool, the assignments per slot a busy node may hold beyond its slots in this pass.
     """
     count = 0
+    jobs, nodes, assign = cp.jobs, cp.nodes, cp.assign
+    active_job, active_task = job_pb2.JOB_STATE_ACTIVE, task_pb2.TASK_STATE_ACTIVE
     for p in placements:
-        job = cp.jobs.get(p.key[0])
-        t = job.tasks.get(p.key[1]) if job else None
-        if job is None or t is None or job.proto.state != job_pb2.JOB_STATE_ACTIVE:
+        jk, tk = p.key
+        job = jobs.get(jk)
+        t = job.tasks.get(tk) if job is not None else None
+        if t is None or job is None or job.proto.state != active_job:
             continue
-        if t.state != task_pb2.TASK_STATE_ACTIVE or t.proto.attempt + 1 != p.attempt:
+        if t.state != active_task or t.proto.attempt + 1 != p.attempt:
             continue
         targets = []
         for nk in p.nodes:
-            n = cp.nodes.get(nk)
+            n = nodes.get(nk)
             if (
                 n is None
-                or not n.connected
                 or n.state not in SCHEDULABLE_NODE_STATES
-                or n.proto.task_slots * (1 + ahead.get(n.pool_key, 0)) - n.used_slots < p.slots_per_node
+                or not n.connected
+                or n.proto.task_slots * (1 + ahead.get(n.pool_key, 0)) - n.running.total < p.slots_per_node
             ):
                 break
             targets.append(n)
         else:
-            cp.assign(t, targets, p.attempt, p.slots_per_node)
+            assign(t, targets, p.attempt, p.slots_per_node)
             count += 1
     return count
 

@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 TaskKey = tuple[str, str]  # (job key, task key)
 
+_new_tuple = tuple.__new__
+
 
 # Named tuples rather than frozen dataclasses: every pass builds one per node and per candidate,
 # and a frozen dataclass's __init__ costs several times as much.
@@ -141,7 +143,8 @@ def plan(snapshot: Snapshot) -> list[Placement]:
             continue
         for node_id in chosen:
             index.take(node_id, task.required_slots)
-        placements.append(Placement(task.key, task.attempt + 1, chosen, task.required_slots))
+        # (Placement(...) without the Python-level __new__ of a named tuple: one per task placed.)
+        placements.append(_new_tuple(Placement, (task.key, task.attempt + 1, chosen, task.required_slots)))
     return placements
 
 
@@ -160,8 +163,12 @@ class _PoolIndex:
 
     def pick(self, need: int, spread: bool) -> str | None:
         """The node with the most (spread) or fewest (pack) free slots ≥ `need`; ties by node id."""
-        levels = sorted((lvl for lvl in self.levels if lvl >= need), reverse=spread)
+        levels = sorted(self.levels, reverse=spread)
         for lvl in levels:
+            if lvl < need:
+                if spread:
+                    break
+                continue
             heap = self.levels[lvl]
             # Entries are dropped lazily: a node whose free count moved on, or that is held for a gang.
             while heap and (self.free[heap[0]] != lvl or heap[0] in self.reserved):
