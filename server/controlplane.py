@@ -293,11 +293,12 @@ class ControlPlane:
         serialized = self._serialized
         completed = T.TASK_STATE_COMPLETED
         append = ops.append
+        cold_states = COLD_TASK_STATES
         for rec in self._dirty_tasks:
-            data = rec.serialized()
             state = tag = rec.state
             if state == completed:
                 tag |= rec.read().execution_info.result << 8
+            data = rec.stored_bytes(state in cold_states)
             jk = rec.job_key
             append(_new_tuple(Row, ("tasks", f"{jk}/{rec.key}", data, jk, rec.seq, tag)))
             w = watched.get(jk)
@@ -307,8 +308,6 @@ class ControlPlane:
             if w:
                 # Watchers get the very bytes committed (see _publish).
                 serialized[rec] = data
-            if state in COLD_TASK_STATES:
-                rec.freeze(data)
         return ops
 
     async def flush(self) -> None:
@@ -464,7 +463,14 @@ class ControlPlane:
         finally:
             self._batch_stamp = None
 
-    def _set_task_state(self, t: TaskRec, new: int, job: JobRec | None = None) -> None:
+    def _set_task_state(
+        self, t: TaskRec, new: int, job: JobRec | None = None, proto: task_pb2.Task | None = None
+    ) -> None:
+        """Move `t` to state `new` (checked against the table), keeping the job's counts and queue.
+
+        `job` and `proto` (the task's job and live message), when the caller has them, save looking
+        them up again: this runs twice per task.
+        """
         if job is None:
             job = self.jobs[t.job_key]
         old = t.state
@@ -472,7 +478,8 @@ class ControlPlane:
             # The table checked inline: this runs several times per task.
             if new not in states.TASK_TRANSITIONS.get(old, ()):
                 states.check_transition(states.TASK_TRANSITIONS, old, new, f"task {t.job_key}/{t.key}")
-            proto = t.proto
+            if proto is None:
+                proto = t.proto
             if old == T.TASK_STATE_COMPLETED:
                 self._count(job, t, -1, proto)
             else:
@@ -482,10 +489,13 @@ class ControlPlane:
             stamp = self._batch_stamp
             proto.state_transition_time.CopyFrom(stamp if stamp is not None else ts(self.clock.now()))
             t.state = new
+            job.counts[new] += 1
             if new == T.TASK_STATE_COMPLETED:
-                self._count(job, t, +1, proto)
-            else:
-                job.counts[new] += 1
+                # (_count, inlined: once per task.)
+                if proto.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+                    job.succeeded += 1
+                else:
+                    job.failed += 1
         if new == T.TASK_STATE_ACTIVE:
             job.queue[t.key] = None
             self.waiting_jobs[job.key] = job
@@ -1006,7 +1016,9 @@ class ControlPlane:
             n.running.pop(tkey, None)
             # (_refresh_node_activity, inlined: this runs once per task.)
             if n.state in SCHEDULABLE_NODE_STATES:
-                self._set_node_state(n, P.NODE_STATE_RUNNING if n.running else P.NODE_STATE_IDLE)
+                busy = P.NODE_STATE_RUNNING if n.running else P.NODE_STATE_IDLE
+                if n.state != busy:
+                    self._set_node_state(n, busy)
             n.stats_dirty = True
             if n.state == P.NODE_STATE_LEAVING_POOL and n.internal.get("wait_for_tasks") and not n.running:
                 n.internal["wait_for_tasks"] = False
@@ -1160,9 +1172,15 @@ class ControlPlane:
         tkey = (t.job_key, t.key)
         for n in nodes:
             n.running[tkey] = slots
-        self._set_task_state(t, T.TASK_STATE_PREPARING, job)
-        for n in nodes:
-            self._refresh_node_activity(n)
+        self._set_task_state(t, T.TASK_STATE_PREPARING, job, proto)
+        if multi:
+            for n in nodes:
+                self._refresh_node_activity(n)
+        else:
+            # (_refresh_node_activity, inlined: once per task. The node now runs something.)
+            if master.state == P.NODE_STATE_IDLE:
+                self._set_node_state(master, P.NODE_STATE_RUNNING)
+            master.stats_dirty = True
         self.stats.dispatched += 1
         base = self._start_message(master).start_tasks.tasks.add(
             pool_id=master.proto.pool_id, command_line=spec.command_line, required_slots=slots
@@ -1451,10 +1469,7 @@ class ControlPlane:
                 # A short attempt's RUNNING may have been folded into its COMPLETED: the attempt
                 # ran, so it moves on from RUNNING, in one transition rather than two
                 # (_complete_attempt records the start it would have brought).
-                folded = t.state == T.TASK_STATE_PREPARING
-                self._complete_attempt(t, node, ev, job)
-                if folded:
-                    t.proto.previous_state = T.TASK_STATE_RUNNING
+                self._complete_attempt(t, node, ev, job, folded=t.state == T.TASK_STATE_PREPARING)
             elif kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
                 self._mark_running(t, ev)
         # (Once per job, after its reports: a job that completes ends with its last task's report.)
@@ -1548,8 +1563,14 @@ class ControlPlane:
                 )
         self._mark_task(t)
 
-    def _complete_attempt(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent, job: JobRec | None = None) -> None:
-        # Runs once per task: each field of `ev` and of the task is read once.
+    def _complete_attempt(
+        self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent, job: JobRec | None = None, *, folded: bool = False
+    ) -> None:
+        """The attempt of `t` on `node` ended as `ev` says: record it, free the node, retry or complete.
+
+        `folded`: the attempt's RUNNING was folded into this report (it moves on from RUNNING).
+        Runs once per task: each field of `ev` and of the task is read once.
+        """
         proto = t.proto
         info = proto.execution_info
         ev_time = ev.time
@@ -1582,10 +1603,9 @@ class ControlPlane:
                 fi.category = failure_category(code)  # type: ignore[assignment]
             info.failure_info.CopyFrom(fi)
             info.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
-        node_proto = node.proto
-        node_proto.total_tasks_run += 1
+        node.tasks_run += 1
         if succeeded:
-            node_proto.total_tasks_succeeded += 1
+            node.tasks_succeeded += 1
         node.recent.append((job.proto.id, proto.spec.id, proto.attempt, exit_code))
         node.recent_changed = True
         self._release_node(t, kill_others_than=node.key)
@@ -1594,9 +1614,11 @@ class ControlPlane:
         ):
             info.retry_count += 1
             info.last_retry_time.CopyFrom(ev_time)
-            self._set_task_state(t, T.TASK_STATE_ACTIVE, job)
+            self._set_task_state(t, T.TASK_STATE_ACTIVE, job, proto)
         else:
-            self._set_task_state(t, T.TASK_STATE_COMPLETED, job)
+            self._set_task_state(t, T.TASK_STATE_COMPLETED, job, proto)
+        if folded:
+            proto.previous_state = T.TASK_STATE_RUNNING  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ health
 

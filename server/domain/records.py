@@ -98,6 +98,18 @@ class TaskRec:
             return self._data or b""
         return self._proto.SerializeToString()
 
+    def stored_bytes(self, cold: bool) -> bytes:
+        """The message serialized, for its row; when `cold` (nobody works on the task now), the live
+        message is let go and the bytes kept instead (`serialized` then `freeze`, in one call)."""
+        proto = self._proto
+        if proto is None:
+            return self._data or b""
+        data = proto.SerializeToString()
+        if cold:
+            self._data = data
+            self._proto = None
+        return data
+
     def freeze(self, data: bytes) -> None:
         """Keep only `data` (the message, serialized just now) until the task is next needed."""
         self._data = data
@@ -324,6 +336,10 @@ class NodeRec:
     recent: collections.deque[tuple[str, str, int, int | None]] = field(init=False)
     #: `recent` changed since `view` last copied it into `proto`.
     recent_changed: bool = False
+    #: `proto.total_tasks_run` / `total_tasks_succeeded`, counted here and copied in by `view`
+    #: (a plain int costs a fraction of a message field read and written back, once per task).
+    tasks_run: int = field(init=False)
+    tasks_succeeded: int = field(init=False)
     #: Where a task placed here runs (pool, node id, address), as its `node_info` records it: made
     #: once per registration (`placement_info`), not per task; None when the address may have changed.
     placement: task_pb2.TaskNodeInfo | None = None
@@ -331,6 +347,8 @@ class NodeRec:
     def __post_init__(self) -> None:
         self.state = int(self.proto.state)
         self.pool_key = self.proto.pool_id.lower()
+        self.tasks_run = self.proto.total_tasks_run
+        self.tasks_succeeded = self.proto.total_tasks_succeeded
         self.recent = collections.deque(
             (
                 (r.job_id, r.task_id, r.attempt, r.exit_code if r.HasField("exit_code") else None)
@@ -344,6 +362,8 @@ class NodeRec:
         p = self.proto
         # Work sent ahead waits on the node for a slot: it does not count as running.
         p.running_task_slots = min(self.running.total, p.task_slots)
+        p.total_tasks_run = self.tasks_run
+        p.total_tasks_succeeded = self.tasks_succeeded
         if self.recent_changed:
             self.recent_changed = False
             del p.recent_tasks[:]
