@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"  {c:,}/{n_tasks:,} completed, {fleet.stats.assigned:,} dispatched", flush=True)
                     return c >= n_tasks
 
+                # The server's main thread from the first StartTasks on: how busy it is in the window.
+                wait_for("first StartTasks", lambda: fleet.stats.first_assign, timeout=a.phase_timeout, every=0.002)
+                main_at_first = server.thread_cpu_seconds().get("main", 0.0)
                 incomplete = ""
                 try:
                     wait_for(f"{n_tasks} tasks completed", done, timeout=a.phase_timeout, every=0.1)
@@ -239,6 +242,16 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 split = ", ".join(f"{name} {1e6 * t / max(1, n_done):.0f}" for name, t in by_thread if t > 0.05)
                 table.add(f"{tag}: server CPU per task by thread", split, "µs", "")
+                window = t_end - st.first_assign
+                main_window = threads.get("main", 0.0) - main_at_first
+                table.add(
+                    f"{tag}: server main thread in the sustained window",
+                    f"{1e6 * main_window / max(1, n_done):.0f} µs per task, {100 * main_window / window:.0f}% busy"
+                    if window > 0
+                    else "",
+                    "",
+                    "",
+                )
                 sim_us = 1e6 * bench_cpu / max(1, n_done)
                 table.add(f"{tag}: simulator (bench process) CPU per task", f"{sim_us:.0f}", "µs", "")
                 table.add(f"{tag}: server RSS after", f"{server.rss() / 2**20:.0f}", "MiB", "")

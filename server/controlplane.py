@@ -159,8 +159,6 @@ class ControlPlane:
         #: Set by the scheduler: places what fits now, so that a batch of
         #: completions and the placements they make room for share one commit.
         self.place_hook: Callable[[Sequence[NodeRec] | None], int] | None = None
-        #: The flush that the next turn of the event loop starts (shared by everyone who asks before it).
-        self._next_flush: asyncio.Future[None] | None = None
         #: When the health pass last wrote the nodes whose statistics changed (monotonic).
         self._stats_written_at = 0.0
         #: The time of the batch of reports being applied (see `_stamp`).
@@ -313,36 +311,13 @@ class ControlPlane:
     async def flush(self) -> None:
         """Commit every change made so far, then publish the task changes to watchers and send what it allows.
 
-        Every flush asked for in one turn of the event loop (reports from
-        several agents, say) shares one commit, one publication and one
-        message per agent: the commit starts at the next turn.
+        The changes are collected and handed to the store at once: reports taken while a commit is
+        under way go into the next one together (group commit, see `Store.submit`). What they allow
+        is sent, once committed, by a task of its own, so a caller that is cancelled does not stop it.
         """
-        fut = self._next_flush
-        if fut is None:
-            loop = asyncio.get_running_loop()
-            fut = self._next_flush = loop.create_future()
-            loop.call_soon(self._begin_flush)
-        # Shielded: a caller that is cancelled must not cancel the others' commit.
-        await asyncio.shield(fut)
+        await asyncio.shield(self._flush_now())
 
-    def _begin_flush(self) -> None:
-        fut, self._next_flush = self._next_flush, None
-        assert fut is not None
-        task = asyncio.ensure_future(self._flush_now())
-
-        def settle(t: asyncio.Task[None]) -> None:
-            if fut.done():
-                return
-            if t.cancelled():
-                fut.cancel()
-            elif t.exception() is not None:
-                fut.set_exception(t.exception())  # type: ignore[arg-type]
-            else:
-                fut.set_result(None)
-
-        task.add_done_callback(settle)
-
-    async def _flush_now(self) -> None:
+    def _flush_now(self) -> asyncio.Future[None]:
         for key in self._pools_to_refresh:
             pool = self.pools.get(key)
             if pool is not None:
@@ -358,16 +333,30 @@ class ControlPlane:
         self._sends = []
         self._starts = {}
         acks, self._acks = self._acks, []
+        dismiss, self._dismiss_after_commit = self._dismiss_after_commit, []
         if ops:
             self.stats.flushes += 1
-            await self.store.commit(ops)
+        # (With no ops, the future waits for the commits already handed over: the changes the caller
+        # made may be in one of them.)
+        committed = self.store.submit(ops)
+        return asyncio.ensure_future(self._after_commit(committed, changed, serialized, sends, acks, dismiss))
+
+    async def _after_commit(
+        self,
+        committed: asyncio.Future[None],
+        changed: dict[TaskRec, None],
+        serialized: dict[TaskRec, bytes],
+        sends: list[tuple[NodeRec, agent_pb2.ServerMessage]],
+        acks: list[tuple[AgentSession, int]],
+        dismiss: list[NodeRec],
+    ) -> None:
+        await committed
         if serialized:
             self._publish(changed, serialized)
         self._deliver(sends)
         # In the same turn as the StartTasks just queued, so that they carry the acknowledgements.
         for session, up_to in acks:
             session.ack(up_to)
-        dismiss, self._dismiss_after_commit = self._dismiss_after_commit, []
         for n in dismiss:
             self._dismiss(n)
 

@@ -8,6 +8,7 @@ coalesce concurrent commits into one transaction (group commit).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -59,6 +60,12 @@ class Store(Protocol):
 
     async def commit(self, ops: list[Op]) -> None:
         """Make `ops` durable, in order, atomically with respect to a crash."""
+        ...
+
+    def submit(self, ops: list[Op]) -> asyncio.Future[None]:
+        """Hand `ops` over now, in order after everything handed over before; the future is done once
+        they and everything before them are durable (`commit` is `await submit(ops)`; no ops: just wait
+        for what was handed over before)."""
         ...
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import threading
@@ -25,7 +26,7 @@ _SCHEMA = [
 #: thread must win it back, from the event loop's thread, before the next: one statement per row
 #: made a commit of a few hundred rows cost as many thread switches.
 ROWS_PER_STATEMENT = 64
-#: Transactions of at most this many rows are written on the event loop's thread (see _write_loop);
+#: Transactions of at most this many rows are written on the event loop's thread (see _write_pending);
 #: larger ones go to the writer thread, where SQLite's own work overlaps the event loop's.
 INLINE_OPS = 100
 #: Rows written between two WAL checkpoints.
@@ -75,6 +76,17 @@ def _write_rows(conn: sqlite3.Connection, table: str, rows: list[Row]) -> None:
         conn.executemany(_UPSERT[table], values[full:])
 
 
+def _settle(batch: list[tuple[list[Op], asyncio.Future[None]]], error: BaseException | None) -> None:
+    """Tell every waiter of a transaction how it went."""
+    for _, fut in batch:
+        if fut.done():
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
+
+
 class SqliteStore:
     """Rows in one SQLite file; every :meth:`commit` waiting at the same moment shares a transaction."""
 
@@ -82,9 +94,15 @@ class SqliteStore:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-store")
+        #: Handed in while a transaction was being written: the next transaction, all of them.
         self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
-        self._wake: asyncio.Event | None = None
-        self._writer: asyncio.Task[None] | None = None
+        #: A transaction is being written on the writer thread.
+        self._writing = False
+        #: Ops in `_pending`, and whether a small transaction is to be written at the next turn.
+        self._pending_ops = 0
+        self._write_soon = False
+        #: Set while nothing is being written or waiting to be (close waits for it).
+        self._idle: asyncio.Event | None = None
         self._closed = False
         self._lock = threading.Lock()
         #: Transactions written (for tests and benchmarks).
@@ -101,8 +119,8 @@ class SqliteStore:
     async def open(self) -> Loaded:
         loop = asyncio.get_running_loop()
         loaded = await loop.run_in_executor(self._executor, self._open_sync)
-        self._wake = asyncio.Event()
-        self._writer = asyncio.create_task(self._write_loop(), name="shoal-store-writer")
+        self._idle = asyncio.Event()
+        self._idle.set()
         return loaded
 
     def _open_sync(self) -> Loaded:
@@ -136,49 +154,89 @@ class SqliteStore:
         return loaded
 
     async def commit(self, ops: list[Op]) -> None:
-        if not ops:
-            return
-        if self._closed or self._wake is None:
-            raise RuntimeError("store is closed")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((ops, fut))
-        self._wake.set()
-        await fut
+        await self.submit(ops)
 
-    async def _write_loop(self) -> None:
-        assert self._wake is not None
+    def submit(self, ops: list[Op]) -> asyncio.Future[None]:
+        """Hand `ops` over now; the future is done once they, and all handed over before, are committed.
+
+        Group commit: handed over while a transaction is being written, `ops` wait for it to end and
+        go, with everything else handed over meanwhile, into the next one, so the size of a transaction
+        follows the time the last one took. Otherwise a large transaction starts on the writer thread
+        at once, and small ones are written together at the next turn of the event loop. Either way no
+        more than one turn passes before a commit starts: when the loop is busy, a turn is long (every
+        agent stream with a report ready runs in it), and a commit started from a task of its own
+        waited several turns.
+        """
         loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
+        fut: asyncio.Future[None] = loop.create_future()
+        if not ops and not self._writing and not self._pending:
+            fut.set_result(None)
+            return fut
+        if self._closed or self._idle is None:
+            raise RuntimeError("store is closed")
+        self._pending.append((ops, fut))
+        self._pending_ops += len(ops)
+        self._idle.clear()
+        if self._writing:
+            return fut
+        if self._pending_ops > INLINE_OPS:
+            # Large enough for the writer thread: it starts now.
+            self._write_pending()
+        elif not self._write_soon:
+            # Small: written on this thread at the next turn, with every other small one of this turn.
+            self._write_soon = True
+            loop.call_soon(self._write_pending)
+        return fut
+
+    def _write_pending(self) -> None:
+        """Write everything handed over as one transaction: a small one here, a large one on the writer
+        thread (when it ends, the next starts: see `_written`)."""
+        assert self._idle is not None
+        self._write_soon = False
+        if self._writing:
+            return
+        while self._pending:
             batch, self._pending = self._pending, []
-            if not batch:
-                if self._closed:
-                    return
-                continue
+            self._pending_ops = 0
             ops = [op for ops, _ in batch for op in ops]
-            try:
-                if len(ops) <= INLINE_OPS:
-                    # Handing a small transaction to the writer thread and back (two thread wake-ups,
-                    # an executor future) cost more than writing it; only large ones leave the loop.
+            if not ops:
+                _settle(batch, None)  # (only waiting for what was handed over before them)
+                continue
+            if len(ops) <= INLINE_OPS:
+                # Handing a small transaction to the writer thread and back (two thread wake-ups,
+                # an executor future) cost more than writing it; only large ones leave the loop.
+                try:
                     self._apply_sync(ops)
+                except Exception as e:  # the futures carry the failure to every waiter
+                    _settle(batch, e)
                 else:
-                    await loop.run_in_executor(self._executor, self._apply_sync, ops)
-            except Exception as e:  # the futures carry the failure to every waiter
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(e)
-            else:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
-                self._rows_since_checkpoint += len(ops)
-                if self._rows_since_checkpoint >= CHECKPOINT_ROWS and self._checkpoint is None:
-                    self._rows_since_checkpoint = 0
-                    self._checkpoint = loop.run_in_executor(self._checkpointer, self._checkpoint_sync)
-                    self._checkpoint.add_done_callback(self._checkpoint_done)
-            if self._closed and not self._pending:
-                return
+                    _settle(batch, None)
+                    self._wrote(len(ops))
+                continue
+            self._writing = True
+            self._idle.clear()
+            done = asyncio.get_running_loop().run_in_executor(self._executor, self._apply_sync, ops)
+            done.add_done_callback(functools.partial(self._written, batch, len(ops)))
+            return
+        self._idle.set()
+
+    def _written(
+        self, batch: list[tuple[list[Op], asyncio.Future[None]]], rows: int, done: asyncio.Future[None]
+    ) -> None:
+        self._writing = False
+        error = asyncio.CancelledError() if done.cancelled() else done.exception()
+        _settle(batch, error)
+        if error is None:
+            self._wrote(rows)
+        self._write_pending()
+
+    def _wrote(self, rows: int) -> None:
+        """Count rows written; past CHECKPOINT_ROWS, start a WAL checkpoint (if none is running)."""
+        self._rows_since_checkpoint += rows
+        if self._rows_since_checkpoint >= CHECKPOINT_ROWS and self._checkpoint is None:
+            self._rows_since_checkpoint = 0
+            self._checkpoint = asyncio.get_running_loop().run_in_executor(self._checkpointer, self._checkpoint_sync)
+            self._checkpoint.add_done_callback(self._checkpoint_done)
 
     def _checkpoint_sync(self) -> None:
         if self._checkpoint_conn is None:
@@ -218,10 +276,9 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
-        if self._wake is not None:
-            self._wake.set()
-        if self._writer is not None:
-            await self._writer
+        if self._idle is not None:
+            # What was handed over before is written first.
+            await self._idle.wait()
         if self._checkpoint is not None:
             with contextlib.suppress(Exception):
                 await self._checkpoint
