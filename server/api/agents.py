@@ -17,10 +17,16 @@ from google.rpc import status_pb2
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import ApiError, abort
+from shoal.server.api.turns import TurnShare
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.records import AgentSession
 
 log = logging.getLogger("shoal.agents")
+
+#: Seconds of a turn of the event loop in which agent reports start being applied (each also places
+#: work on the room it frees): later ones wait for the next turn, so that commits, StartTasks and
+#: stream writes go on in between.
+REPORT_SECONDS_PER_TURN = 0.01
 
 _REGISTER_FIRST = ApiError(grpc.StatusCode.FAILED_PRECONDITION, "REGISTER_FIRST", "the first message must be Register")
 
@@ -30,6 +36,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
+        #: Reports applied per turn of the event loop (see `TurnShare`).
+        self.turns = TurnShare(REPORT_SECONDS_PER_TURN)
 
     async def Connect(
         self, request_iterator: AsyncIterator[agent_pb2.AgentMessage], context: grpc.aio.ServicerContext
@@ -120,6 +128,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             else:
                 self.cp.touch(session)
         if reports:
+            await self.turns.enter()
             await self.cp.task_events_many(reports)
         if start_reports:
             await asyncio.gather(*start_reports)
@@ -137,7 +146,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 if kind == "heartbeat":
                     self.cp.heartbeat(session, msg.heartbeat)
                 elif kind == "task_events":
-                    await self.cp.task_events(session, list(msg.task_events.events))
+                    events = list(msg.task_events.events)
+                    await self.turns.enter()
+                    await self.cp.task_events(session, events)
                 elif kind == "start_task":
                     await self.cp.start_task_report(session, msg.start_task.info)
                 else:

@@ -22,10 +22,13 @@ _SCHEMA = [
     "seq INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL, tag INTEGER NOT NULL DEFAULT 0)"
     for t in TABLES
 ] + [f"CREATE INDEX IF NOT EXISTS {t}_parent ON {t}(parent)" for t in TABLES]
-#: Rows per INSERT statement. SQLite gives up the GIL for every statement it steps and the writer
-#: thread must win it back, from the event loop's thread, before the next: one statement per row
-#: made a commit of a few hundred rows cost as many thread switches.
-ROWS_PER_STATEMENT = 64
+#: Rows per INSERT statement, at most: a power of two; a run of rows is written in statements of
+#: this many, then of the powers of two its remainder is made of (64 + 16 + 2 for 82). SQLite gives
+#: up the GIL for every statement it steps, and the writer thread must win it back before the next,
+#: from an event loop thread that is busy: one statement per row made a commit of a few hundred rows
+#: cost as many thread switches, and 64 rows per statement still left a 14,400-row commit 225
+#: switches (1.8 s, up to 5 ms each) while the loop was busy.
+ROWS_PER_STATEMENT = 1024
 #: Transactions of at most this many rows are written on the event loop's thread (see _write_pending);
 #: larger ones go to the writer thread, where SQLite's own work overlaps the event loop's.
 INLINE_OPS = 100
@@ -45,8 +48,8 @@ def _upsert(table: str, rows: int) -> str:
     return f"INSERT OR REPLACE INTO {table} (key, parent, seq, data, tag) VALUES {values}"
 
 
-_UPSERT = {t: _upsert(t, 1) for t in TABLES}
-_UPSERT_MANY = {t: _upsert(t, ROWS_PER_STATEMENT) for t in TABLES}
+#: The statement for each table and each power of two up to ROWS_PER_STATEMENT rows.
+_UPSERTS = {(t, 1 << k): _upsert(t, 1 << k) for t in TABLES for k in range(ROWS_PER_STATEMENT.bit_length())}
 
 
 #: The order rows are loaded in: `seq`, then key (Row fields 4 and 1).
@@ -60,20 +63,23 @@ def _run_of(op: Op) -> tuple[type, str]:
 
 
 def _write_rows(conn: sqlite3.Connection, table: str, rows: list[Row]) -> None:
-    """Upsert `rows` into `table`, ROWS_PER_STATEMENT to a statement.
+    """Upsert `rows` into `table` in as few statements as the sizes allow (see ROWS_PER_STATEMENT).
 
     The per-row work is left to C (itemgetter, chain): this runs on the writer thread, and any
     Python it runs holds the GIL the event loop's thread needs.
     """
     values = list(map(_VALUES, rows))
-    full = len(values) - len(values) % ROWS_PER_STATEMENT
-    if full:
+    done = 0
+    size = ROWS_PER_STATEMENT
+    while done < len(values):
+        while size > len(values) - done:
+            size >>= 1
+        count = (len(values) - done) // size * size
         conn.executemany(
-            _UPSERT_MANY[table],
-            (list(chain.from_iterable(values[i : i + ROWS_PER_STATEMENT])) for i in range(0, full, ROWS_PER_STATEMENT)),
+            _UPSERTS[table, size],
+            (list(chain.from_iterable(values[i : i + size])) for i in range(done, done + count, size)),
         )
-    if full < len(values):
-        conn.executemany(_UPSERT[table], values[full:])
+        done += count
 
 
 def _settle(batch: list[tuple[list[Op], asyncio.Future[None]]], error: BaseException | None) -> None:
