@@ -414,7 +414,10 @@ class Profiler:
         if self.available:
             self.proc = subprocess.Popen(
                 [exe, "record", "--pid", str(pid), "--format", "raw", "-o", str(out), "--rate", str(rate)]
-                + (["--native"] if os.environ.get("SHOAL_BENCH_PROFILE_NATIVE") else []),
+                + (
+                    (["--native"] if os.environ.get("SHOAL_BENCH_PROFILE_NATIVE") else [])
+                    + (["--gil"] if os.environ.get("SHOAL_BENCH_PROFILE_GIL") else [])
+                ),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
