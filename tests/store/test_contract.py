@@ -152,3 +152,46 @@ async def test_rows_with_equal_seq_load_in_key_order(make) -> None:
     loaded = await s2.open()
     assert [(r.key, r.data) for r in loaded.tables["nodes"]] == [("n1", b"1b"), ("n2", b"2"), ("n3", b"3")]
     await s2.close()
+
+
+@pytest.mark.parametrize("n", [1, 3, 64, 1023, 1024, 2 * 1024 + 64 + 5])
+async def test_runs_of_any_length_are_written_whole(make, n: int) -> None:
+    s = make()
+    await s.open()
+    await s.commit([Row("tasks", f"j/{i}", f"v{i}".encode(), "j", i, i % 7) for i in range(n)])
+    # An update of every other row, in place (their order by seq is kept).
+    await s.commit([Row("tasks", f"j/{i}", b"new", "j", i, 9) for i in range(0, n, 2)])
+    await s.close()
+    s2 = make()
+    rows = (await s2.open()).tables["tasks"]
+    assert [r.key for r in rows] == [f"j/{i}" for i in range(n)]
+    assert all(r.data == (b"new" if i % 2 == 0 else f"v{i}".encode()) for i, r in enumerate(rows))
+    assert all(r.tag == (9 if i % 2 == 0 else i % 7) for i, r in enumerate(rows))
+    await s2.close()
+
+
+async def test_what_is_handed_over_while_a_commit_runs_goes_into_the_next_one(make) -> None:
+    s = make()
+    await s.open()
+    big = s.submit([Row("tasks", f"j/a{i}", b"x", "j", i) for i in range(3000)])
+    # Handed over while the first is written: one more transaction for all three.
+    more = [
+        s.submit([Row("tasks", f"j/b{k}-{i}", b"y", "j", 10_000 + 1000 * k + i) for i in range(300)]) for k in range(3)
+    ]
+    # Nothing to write: done once everything handed over before it is.
+    after = s.submit([])
+    await after
+    assert big.done() and all(f.done() for f in more)
+    if isinstance(s, SqliteStore):
+        assert s.transactions == 2
+    await s.close()
+    s2 = make()
+    assert len((await s2.open()).tables["tasks"]) == 3000 + 900
+    await s2.close()
+
+
+async def test_nothing_to_write_and_nothing_under_way_is_done_at_once(make) -> None:
+    s = make()
+    await s.open()
+    assert s.submit([]).done()
+    await s.close()

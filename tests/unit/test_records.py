@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shoal.server.domain.records import RECENT_TASKS_PER_NODE, AgentSession, JobRec, NodeRec, SlotMap, TaskRec
-from shoal.v1 import pool_pb2
+from shoal.v1 import pool_pb2, task_pb2
 
 ops = st.lists(st.tuples(st.sampled_from(["set", "pop", "clear"]), st.integers(0, 4), st.integers(1, 4)), max_size=40)
 
@@ -107,3 +107,25 @@ def test_a_stored_task_is_what_the_constructor_makes() -> None:
     for name in TaskRec.__slots__:
         assert getattr(fast, name) == getattr(slow, name), name
     assert fast.read().spec.id == "t" and fast.frozen
+
+
+def test_stored_bytes_keeps_a_live_task_live_unless_it_is_cold() -> None:
+    proto = task_pb2.Task(spec=task_pb2.TaskSpec(id="t", command_line="x"), state=task_pb2.TASK_STATE_RUNNING)
+    t = TaskRec("j", "t", 1, proto)
+    data = t.stored_bytes(cold=False)
+    assert data == proto.SerializeToString() and not t.frozen
+    assert t.stored_bytes(cold=True) == data and t.frozen
+    assert t.stored_bytes(cold=True) == data  # frozen: the kept bytes, no work
+
+
+def test_node_counts_and_placement_are_kept_aside_and_shown_on_view() -> None:
+    proto = pool_pb2.Node(id="N1", pool_id="P", ip_address="10.0.0.1", total_tasks_run=5, total_tasks_succeeded=4)
+    n = NodeRec("n1", proto)
+    assert (n.tasks_run, n.tasks_succeeded) == (5, 4)
+    n.tasks_run += 2
+    n.tasks_succeeded += 1
+    view = n.view()
+    assert (view.total_tasks_run, view.total_tasks_succeeded) == (7, 5)
+    info = n.placement_info()
+    assert (info.pool_id, info.node_id, info.node_address) == ("P", "N1", "10.0.0.1")
+    assert n.placement_info() is info  # made once per registration

@@ -1,0 +1,54 @@
+"""The scheduler's full pass records and commits its placements a chunk at a time."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoal.server.controllers import scheduler
+from shoal.v1 import job_pb2, pool_pb2, task_pb2
+from tests.service.scripted_agent import ScriptedAgent
+
+
+async def test_a_large_pass_goes_out_in_committed_chunks_each_task_once(server, stubs, monkeypatch) -> None:
+    monkeypatch.setattr(scheduler, "APPLY_CHUNK", 4)
+    await stubs.pools.CreatePool(
+        pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=10, provider="join"))
+    )
+    await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
+    specs = [task_pb2.TaskSpec(id=f"t{i}", command_line="/bin/true") for i in range(12)]
+    await stubs.tasks.AddTasks(task_pb2.AddTasksRequest(parent="jobs/j", tasks=specs))
+    commits_before = server.cp.store.transactions  # type: ignore[attr-defined]
+    # The node joins after the tasks were added: the scheduler loop's full pass places them.
+    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    await agent.connect()
+    seen: list[str] = []
+    messages = 0
+    while len(seen) < 10:
+        msg = await agent.expect("start_tasks")
+        messages += 1
+        seen += [a.attempt.task_id for a in msg.start_tasks.tasks]
+    # Ten slots: ten tasks, each once, in queue order, in chunks of four (4 + 4 + 2).
+    assert seen == [f"t{i}" for i in range(10)]
+    assert messages == 3
+    assert server.cp.store.transactions - commits_before >= 3  # type: ignore[attr-defined]
+    counts = await stubs.jobs.GetJobTaskCounts(job_pb2.GetJobTaskCountsRequest(name="jobs/j"))
+    assert (counts.running, counts.active) == (10, 2)
+    await agent.close()
+
+
+@pytest.mark.parametrize("chunk", [1, 1000])
+async def test_every_chunk_size_places_the_same(server, stubs, monkeypatch, chunk: int) -> None:
+    monkeypatch.setattr(scheduler, "APPLY_CHUNK", chunk)
+    await stubs.pools.CreatePool(
+        pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=3, provider="join"))
+    )
+    await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
+    specs = [task_pb2.TaskSpec(id=f"t{i}", command_line="/bin/true") for i in range(5)]
+    await stubs.tasks.AddTasks(task_pb2.AddTasksRequest(parent="jobs/j", tasks=specs))
+    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    await agent.connect()
+    seen: list[str] = []
+    while len(seen) < 3:
+        seen += [a.attempt.task_id for a in (await agent.expect("start_tasks")).start_tasks.tasks]
+    assert seen == ["t0", "t1", "t2"]
+    await agent.close()
