@@ -142,7 +142,8 @@ class ControlPlane:
         self.stats = Stats()
         self._dirty: dict[tuple[str, str], object] = {}
         #: Messages to agents that may only leave once the changes behind them are committed.
-        self._sends: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
+        #: Messages to agents, each with the session of the node when it was queued (see `_deliver`).
+        self._sends: list[tuple[NodeRec, agent_pb2.ServerMessage, AgentSession | None]] = []
         #: The StartTasks message of each node among `_sends`, that more assignments join.
         self._starts: dict[str, agent_pb2.ServerMessage] = {}
         #: Reports to acknowledge to their agents once committed: (session, up to event id).
@@ -315,9 +316,11 @@ class ControlPlane:
         under way go into the next one together (group commit, see `Store.submit`). What they allow
         is sent, once committed, by a task of its own, so a caller that is cancelled does not stop it.
         """
-        await asyncio.shield(self._flush_now())
+        await asyncio.shield(self.start_flush())
 
-    def _flush_now(self) -> asyncio.Future[None]:
+    def start_flush(self) -> asyncio.Future[None]:
+        """`flush` without waiting: the changes so far are collected and handed to the store now; the
+        future is done once they are committed and what they allow is sent."""
         for key in self._pools_to_refresh:
             pool = self.pools.get(key)
             if pool is not None:
@@ -346,7 +349,7 @@ class ControlPlane:
         committed: asyncio.Future[None],
         changed: dict[TaskRec, None],
         serialized: dict[TaskRec, bytes],
-        sends: list[tuple[NodeRec, agent_pb2.ServerMessage]],
+        sends: list[tuple[NodeRec, agent_pb2.ServerMessage, AgentSession | None]],
         acks: list[tuple[AgentSession, int]],
         dismiss: list[NodeRec],
     ) -> None:
@@ -360,16 +363,22 @@ class ControlPlane:
         for n in dismiss:
             self._dismiss(n)
 
-    def _deliver(self, sends: list[tuple[NodeRec, agent_pb2.ServerMessage]]) -> None:
-        """Send what the last commit allows: kills first (one message per node), then the rest in order."""
+    def _deliver(self, sends: list[tuple[NodeRec, agent_pb2.ServerMessage, AgentSession | None]]) -> None:
+        """Send what the last commit allows: kills first (one message per node), then the rest in order.
+
+        Work for a node whose agent registered again since it was queued is dropped: the new
+        registration said what the node runs, and what it did not report went back to the queue
+        (`attach`), so that attempt must not start there now. Kills still go (stopping an attempt
+        the node does not know is harmless).
+        """
         kills: dict[tuple[str, bool], tuple[NodeRec, list[agent_pb2.AttemptRef]]] = {}
         rest: list[tuple[NodeRec, agent_pb2.ServerMessage]] = []
-        for node, msg in sends:
+        for node, msg, session in sends:
             # (One StartTasks per node per commit, however many placements: see `_start_message`.)
             if msg.HasField("kill_tasks"):
                 group = (node.key, msg.kill_tasks.delete_files)
                 kills.setdefault(group, (node, []))[1].extend(msg.kill_tasks.attempts)
-            else:
+            elif session is node.session:
                 rest.append((node, msg))
         for (_, delete_files), (node, refs) in kills.items():
             if node.session is not None:
@@ -385,7 +394,7 @@ class ControlPlane:
                 node.session.send(msg)
 
     def _send_after_commit(self, node: NodeRec, msg: agent_pb2.ServerMessage) -> None:
-        self._sends.append((node, msg))
+        self._sends.append((node, msg, node.session))
 
     def _publish(self, tasks: Iterable[TaskRec], serialized: dict[TaskRec, bytes]) -> None:
         """Give watchers each changed task of a watched job as it was committed (`serialized` has those)."""
@@ -1228,7 +1237,7 @@ class ControlPlane:
         if msg is None:
             msg = self._starts[node.key] = agent_pb2.ServerMessage()
             msg.start_tasks.SetInParent()
-            self._sends.append((node, msg))
+            self._sends.append((node, msg, node.session))
         return msg
 
     # ------------------------------------------------------------------ agents

@@ -28,21 +28,37 @@ class TurnShare:
         #: When the first work of this turn was let in (loop time), or None: nothing yet.
         self._began: float | None = None
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: Waiters let go by the last `_next_turn` that have not come back yet: they go first.
+        self._released = 0
         self._turn_scheduled = False
+
+    def _admit(self, loop: asyncio.AbstractEventLoop) -> bool:
+        now = loop.time()
+        if self._began is None:
+            self._began = now
+        elif now - self._began >= self.slice_seconds:
+            return False
+        self._schedule_turn(loop)
+        return True
 
     async def enter(self) -> None:
         """Wait until this turn (or a later one) has time left; the first work of a turn always gets in."""
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        if not self._waiting and (self._began is None or now - self._began < self.slice_seconds):
-            if self._began is None:
-                self._began = now
-            self._schedule_turn(loop)
+        if not self._waiting and not self._released and self._admit(loop):
             return
-        fut: asyncio.Future[None] = loop.create_future()
-        self._waiting.append(fut)
-        self._schedule_turn(loop)
-        await fut
+        while True:
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiting.append(fut)
+            self._schedule_turn(loop)
+            try:
+                await fut
+            finally:
+                if fut.done() and not fut.cancelled():
+                    self._released -= 1
+            # Every waiter was let go at the start of this turn; they come here in the order they
+            # waited, before any newcomer, and those past the slice wait again, in the same order.
+            if self._admit(loop):
+                return
 
     def _schedule_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._turn_scheduled:
@@ -50,15 +66,12 @@ class TurnShare:
             loop.call_soon(self._next_turn)
 
     def _next_turn(self) -> None:
-        """A new turn: let the first waiting one in (it runs in the turn after this callback's, with the
-        rest of what became ready meanwhile; those after it check the time as they come)."""
+        """A new turn: let every waiter go (they run in the turn after this callback's, in order, and
+        each checks the time left as it comes)."""
         self._turn_scheduled = False
         self._began = None
-        while self._waiting:
-            fut = self._waiting.popleft()
-            if not fut.cancelled():
+        waiting, self._waiting = self._waiting, collections.deque()
+        for fut in waiting:
+            if not fut.done():
                 fut.set_result(None)
-                self._began = asyncio.get_running_loop().time()
-                break
-        if self._waiting:
-            self._schedule_turn(asyncio.get_running_loop())
+                self._released += 1

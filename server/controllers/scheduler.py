@@ -94,7 +94,8 @@ def build_snapshot(
             if budget[pk] <= 0:
                 break
             # Kept parsed (`proto`, not `read`): a task at the head of the queue is about to be placed.
-            t = j.tasks[tk].proto
+            rec = j.tasks[tk]
+            t = rec.proto
             multi = t.spec.HasField("multi_instance_settings")
             instances = t.spec.multi_instance_settings.number_of_instances if multi else 1
             queue.append(
@@ -107,6 +108,7 @@ def build_snapshot(
                     instances=max(1, instances),
                     job_priority=j.proto.priority,
                     max_runtime=_max_runtime(t.spec),
+                    seq=rec.seq,
                 )
             )
             budget[pk] -= 1
@@ -173,15 +175,16 @@ def build_ahead_snapshot(
             for tk in j.queue:
                 if room <= 0:
                     break
-                task = tasks[tk].proto
+                rec = tasks[tk]
+                task = rec.proto
                 spec = task.spec
                 need = spec.required_slots or 1
                 if need > slots_per_node or spec.HasField("multi_instance_settings"):
                     room = 0
                     break
-                # (PendingTask(key, pool_id, attempt, required_slots, instances, job_priority, max_runtime),
-                # made without the Python-level __new__ of a named tuple: one per task sent ahead.)
-                append(_new_tuple(PendingTask, ((jk, tk), pool_key, task.attempt, need, 1, priority, None)))
+                # (PendingTask(key, pool_id, attempt, required_slots, instances, job_priority, max_runtime,
+                # seq), made without the Python-level __new__ of a named tuple: one per task sent ahead.)
+                append(_new_tuple(PendingTask, ((jk, tk), pool_key, task.attempt, need, 1, priority, None, rec.seq)))
                 room -= need
             if room <= 0:
                 break
@@ -253,7 +256,8 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str,
         t = job.tasks.get(tk) if job is not None else None
         if t is None or job is None or job.proto.state != active_job:
             continue
-        if t.state != active_task or t.proto.attempt + 1 != p.attempt:
+        # (The same task as planned, not one added since under its id, still waiting on the same attempt.)
+        if t.seq != p.seq or t.state != active_task or t.proto.attempt + 1 != p.attempt:
             continue
         targets = []
         for nk in p.nodes:
@@ -290,37 +294,40 @@ async def place_all(cp: ControlPlane) -> int:
     count = 0
     unflushed = 0
     committing: asyncio.Future[None] | None = None
-    for ahead_phase in (False, True):
-        if ahead_phase and cp.dispatch_ahead <= 0:
-            break
-        depths: dict[str, int] = {}
-        with cp.one_time():
-            waiting = queued_jobs(cp)
-            if ahead_phase:
-                snapshot = build_ahead_snapshot(cp, None, waiting, depths)
-            else:
-                snapshot = build_snapshot(cp, None, waiting)
-            placements = plan(snapshot)
-        for first in range(0, len(placements), APPLY_CHUNK):
+    try:
+        for ahead_phase in (False, True):
+            if ahead_phase and cp.dispatch_ahead <= 0:
+                break
+            depths: dict[str, int] = {}
             with cp.one_time():
-                placed = _apply(cp, placements[first : first + APPLY_CHUNK], ahead=depths)
-            count += placed
-            unflushed += placed
-            if unflushed < APPLY_CHUNK:
-                continue
-            # This chunk's commit starts; the previous one (under way while this chunk was recorded) is
-            # waited for, so that at most two are in flight and its StartTasks are out before going on.
-            unflushed = 0
-            started = asyncio.ensure_future(cp.flush())
-            if committing is not None:
-                await committing
-            else:
-                await asyncio.sleep(0)
-            committing = started
+                waiting = queued_jobs(cp)
+                if ahead_phase:
+                    snapshot = build_ahead_snapshot(cp, None, waiting, depths)
+                else:
+                    snapshot = build_snapshot(cp, None, waiting)
+                placements = plan(snapshot)
+            for first in range(0, len(placements), APPLY_CHUNK):
+                with cp.one_time():
+                    placed = _apply(cp, placements[first : first + APPLY_CHUNK], ahead=depths)
+                count += placed
+                unflushed += placed
+                if unflushed < APPLY_CHUNK:
+                    continue
+                # This chunk is collected for its commit now, in the step that recorded it (so that
+                # nothing else, a kill say, joins its messages); the previous chunk's commit, under
+                # way meanwhile, is waited for: at most two in flight, its StartTasks out before going on.
+                unflushed = 0
+                started = cp.start_flush()
+                if committing is not None:
+                    await committing
+                else:
+                    await asyncio.sleep(0)
+                committing = started
+    finally:
+        if committing is not None:
+            await committing
     if unflushed:
         await cp.flush()
-    if committing is not None:
-        await committing
     return count
 
 

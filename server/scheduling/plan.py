@@ -48,6 +48,9 @@ class PendingTask(NamedTuple):
     job_priority: int = 0
     #: Its wall-clock limit in seconds, if it has one (makes it a backfill candidate).
     max_runtime: float | None = None
+    #: The task's creation sequence number: tells the applier that the task placed is still the one
+    #: planned for (not another added since under the same id).
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class Placement(NamedTuple):
     attempt: int
     nodes: tuple[str, ...]
     slots_per_node: int
+    #: `PendingTask.seq` of the task planned for.
+    seq: int = 0
 
 
 def plan(snapshot: Snapshot) -> list[Placement]:
@@ -144,7 +149,7 @@ def plan(snapshot: Snapshot) -> list[Placement]:
         for node_id in chosen:
             index.take(node_id, task.required_slots)
         # (Placement(...) without the Python-level __new__ of a named tuple: one per task placed.)
-        placements.append(_new_tuple(Placement, (task.key, task.attempt + 1, chosen, task.required_slots)))
+        placements.append(_new_tuple(Placement, (task.key, task.attempt + 1, chosen, task.required_slots, task.seq)))
     return placements
 
 

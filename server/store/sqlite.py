@@ -62,15 +62,23 @@ def _run_of(op: Op) -> tuple[type, str]:
     return type(op), op.table
 
 
-def _write_rows(conn: sqlite3.Connection, table: str, rows: list[Row]) -> None:
-    """Upsert `rows` into `table` in as few statements as the sizes allow (see ROWS_PER_STATEMENT).
+def rows_per_statement(conn: sqlite3.Connection) -> int:
+    """ROWS_PER_STATEMENT, or less where this SQLite binds fewer variables per statement (5 per row;
+    999 in all before SQLite 3.32): the largest power of two that fits."""
+    fits = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 5)
+    return min(ROWS_PER_STATEMENT, 1 << (fits.bit_length() - 1))
+
+
+def _write_rows(conn: sqlite3.Connection, table: str, rows: list[Row], most: int = ROWS_PER_STATEMENT) -> None:
+    """Upsert `rows` into `table` in as few statements of at most `most` rows (a power of two) as the
+    sizes allow (see ROWS_PER_STATEMENT).
 
     The per-row work is left to C (itemgetter, chain): this runs on the writer thread, and any
     Python it runs holds the GIL the event loop's thread needs.
     """
     values = list(map(_VALUES, rows))
     done = 0
-    size = ROWS_PER_STATEMENT
+    size = most
     while done < len(values):
         while size > len(values) - done:
             size >>= 1
@@ -80,6 +88,10 @@ def _write_rows(conn: sqlite3.Connection, table: str, rows: list[Row]) -> None:
             (list(chain.from_iterable(values[i : i + size])) for i in range(done, done + count, size)),
         )
         done += count
+
+
+class StoreFailedError(RuntimeError):
+    """A commit refused because an earlier one failed (see `SqliteStore._fail`)."""
 
 
 def _settle(batch: list[tuple[list[Op], asyncio.Future[None]]], error: BaseException | None) -> None:
@@ -110,6 +122,9 @@ class SqliteStore:
         #: Set while nothing is being written or waiting to be (close waits for it).
         self._idle: asyncio.Event | None = None
         self._closed = False
+        self._rows_per_statement = ROWS_PER_STATEMENT
+        #: The first transaction that failed: every later one fails too (see `submit`).
+        self._failed: BaseException | None = None
         self._lock = threading.Lock()
         #: Transactions written (for tests and benchmarks).
         self.transactions = 0
@@ -144,6 +159,7 @@ class SqliteStore:
             if "tag" not in {c[1] for c in conn.execute(f"PRAGMA table_info({t})")}:
                 conn.execute(f"ALTER TABLE {t} ADD COLUMN tag INTEGER NOT NULL DEFAULT 0")
         self._conn = conn
+        self._rows_per_statement = rows_per_statement(conn)
         loaded = Loaded()
         make = Row._make
         for t in TABLES:
@@ -175,6 +191,9 @@ class SqliteStore:
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
+        if self._failed is not None:
+            fut.set_exception(self._failure())
+            return fut
         if not ops and not self._writing and not self._pending:
             fut.set_result(None)
             return fut
@@ -205,6 +224,9 @@ class SqliteStore:
             batch, self._pending = self._pending, []
             self._pending_ops = 0
             ops = [op for ops, _ in batch for op in ops]
+            if self._failed is not None:
+                _settle(batch, self._failure())
+                continue
             if not ops:
                 _settle(batch, None)  # (only waiting for what was handed over before them)
                 continue
@@ -214,7 +236,7 @@ class SqliteStore:
                 try:
                     self._apply_sync(ops)
                 except Exception as e:  # the futures carry the failure to every waiter
-                    _settle(batch, e)
+                    self._fail(batch, e)
                 else:
                     _settle(batch, None)
                     self._wrote(len(ops))
@@ -231,10 +253,26 @@ class SqliteStore:
     ) -> None:
         self._writing = False
         error = asyncio.CancelledError() if done.cancelled() else done.exception()
-        _settle(batch, error)
         if error is None:
+            _settle(batch, None)
             self._wrote(rows)
+        else:
+            self._fail(batch, error)
         self._write_pending()
+
+    def _fail(self, batch: list[tuple[list[Op], asyncio.Future[None]]], error: BaseException) -> None:
+        """A transaction failed: its waiters get the error, and so does every later one. The control
+        plane's memory now holds changes the database does not, so nothing after may be reported
+        committed (a later transaction could succeed on its own and be taken to cover them)."""
+        if self._failed is None:
+            self._failed = error
+            log.error("store: a transaction failed; every later commit fails too: %r", error)
+        _settle(batch, error)
+
+    def _failure(self) -> StoreFailedError:
+        err = StoreFailedError(f"an earlier commit failed ({self._failed!r}); nothing more is committed")
+        err.__cause__ = self._failed
+        return err
 
     def _wrote(self, rows: int) -> None:
         """Count rows written; past CHECKPOINT_ROWS, start a WAL checkpoint (if none is running)."""
@@ -264,7 +302,7 @@ class SqliteStore:
             # Runs of rows for one table go in one executemany (order between runs is kept).
             for (kind, table), run in groupby(ops, _run_of):
                 if kind is Row:
-                    _write_rows(conn, table, list(run))  # type: ignore[arg-type]
+                    _write_rows(conn, table, list(run), self._rows_per_statement)  # type: ignore[arg-type]
                     continue
                 for op in run:
                     assert isinstance(op, Delete)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from shoal.agent.v1 import agent_pb2
 from shoal.server.controllers import scheduler
+from shoal.server.domain.records import AgentSession
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 from tests.service.scripted_agent import ScriptedAgent
 
@@ -51,4 +53,28 @@ async def test_every_chunk_size_places_the_same(server, stubs, monkeypatch, chun
     while len(seen) < 3:
         seen += [a.attempt.task_id for a in (await agent.expect("start_tasks")).start_tasks.tasks]
     assert seen == ["t0", "t1", "t2"]
+    await agent.close()
+
+
+async def test_work_queued_for_an_agent_that_registered_again_is_not_sent(server, stubs) -> None:
+    await stubs.pools.CreatePool(
+        pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=1, provider="join"))
+    )
+    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    welcome = await agent.connect()
+    cp = server.cp
+    node = cp.nodes[welcome.node_id.lower()]
+    old = node.session
+    stale = agent_pb2.ServerMessage()
+    stale.start_tasks.tasks.add(command_line="/bin/true").attempt.task_id = "stale"
+    kill = agent_pb2.ServerMessage(kill_tasks=agent_pb2.KillTasks(attempts=[agent_pb2.AttemptRef(task_id="gone")]))
+    fresh = AgentSession(node.key, "boot-2")
+    node.session = fresh  # as `attach` does when the agent registers again
+    cp._deliver([(node, stale, old), (node, kill, old)])
+    # The StartTasks made for the old registration is dropped; the kill still goes (harmless if unknown).
+    sent = fresh.drain()
+    assert [m.WhichOneof("body") for m in sent if m is not None] == []  # held until Welcome
+    fresh.send(agent_pb2.ServerMessage(welcome=agent_pb2.Welcome(node_id=welcome.node_id)))
+    assert [m.WhichOneof("body") for m in fresh.drain() if m is not None] == ["welcome", "kill_tasks"]
+    node.session = old
     await agent.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -195,3 +196,31 @@ async def test_nothing_to_write_and_nothing_under_way_is_done_at_once(make) -> N
     await s.open()
     assert s.submit([]).done()
     await s.close()
+
+
+async def test_after_a_failed_commit_nothing_more_is_reported_committed(tmp_path: Path) -> None:
+    from shoal.server.store.sqlite import StoreFailedError
+
+    s = SqliteStore(tmp_path / "s.db")
+    await s.open()
+    with pytest.raises(sqlite3.OperationalError):
+        await s.commit([Delete("no_such_table", "k")])
+    # The control plane's memory may now hold what the database does not: nothing after is "done".
+    with pytest.raises(StoreFailedError):
+        await s.submit([])
+    with pytest.raises(StoreFailedError):
+        await s.commit([Row("tasks", "j/a", b"x", "j", 1)])
+    await s.close()
+
+
+def test_statements_fit_the_variable_limit_of_this_sqlite() -> None:
+    from shoal.server.store.sqlite import ROWS_PER_STATEMENT, _write_rows, rows_per_statement
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE tasks (key TEXT PRIMARY KEY, parent TEXT, seq INTEGER, data BLOB, tag INTEGER)")
+    assert rows_per_statement(conn) == ROWS_PER_STATEMENT
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # SQLite before 3.32
+    most = rows_per_statement(conn)
+    assert most == 128
+    _write_rows(conn, "tasks", [Row("tasks", f"j/{i}", b"x", "j", i) for i in range(300)], most)
+    assert conn.execute("SELECT count(*) FROM tasks").fetchone() == (300,)

@@ -48,3 +48,32 @@ async def test_a_cancelled_waiter_does_not_hold_up_the_others() -> None:
     await asyncio.sleep(0)
     first.cancel()
     await asyncio.wait_for(second, 1)
+
+
+async def test_each_turn_takes_a_slice_worth_of_waiters_in_order() -> None:
+    share = TurnShare(0.005)
+    loop = asyncio.get_running_loop()
+    turn = [0]
+    ticking = [True]
+
+    def tick() -> None:  # counts turns of the loop
+        turn[0] += 1
+        if ticking[0]:
+            loop.call_soon(tick)
+
+    loop.call_soon(tick)
+    admitted: list[tuple[int, int]] = []
+
+    async def reader(i: int) -> None:
+        await share.enter()
+        admitted.append((i, turn[0]))
+        time.sleep(0.001)
+
+    await asyncio.gather(*(reader(i) for i in range(40)))
+    ticking[0] = False
+    assert [i for i, _ in admitted] == list(range(40))  # first come, first in
+    per_turn: dict[int, int] = {}
+    for _, t in admitted:
+        per_turn[t] = per_turn.get(t, 0) + 1
+    # About five 1 ms reports per 5 ms slice, not one per turn once some had to wait.
+    assert len(per_turn) <= 15
