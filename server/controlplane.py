@@ -321,11 +321,6 @@ class ControlPlane:
     def start_flush(self) -> asyncio.Future[None]:
         """`flush` without waiting: the changes so far are collected and handed to the store now; the
         future is done once they are committed and what they allow is sent."""
-        for key in self._pools_to_refresh:
-            pool = self.pools.get(key)
-            if pool is not None:
-                self._refresh_pool_now(pool)
-        self._pools_to_refresh.clear()
         ops = self._rows()
         changed = self._dirty_tasks
         serialized = self._serialized
@@ -527,8 +522,20 @@ class ControlPlane:
         n.stats_dirty = True
 
     def _refresh_pool(self, pool: PoolRec) -> None:
-        """Recount the pool's nodes at the next flush (once per flush however many nodes changed)."""
+        """Recount the pool's nodes at the next turn of the event loop, once however many of its nodes
+        changed in this one (a count walks every node of the pool: once per flush made a wave of
+        10,000 nodes joining, each flushing, quadratic). What the count changes is written with the
+        next flush; it is derived, and counted again at a restart."""
+        if not self._pools_to_refresh:
+            asyncio.get_running_loop().call_soon(self._refresh_pools)
         self._pools_to_refresh.add(pool.key)
+
+    def _refresh_pools(self) -> None:
+        for key in self._pools_to_refresh:
+            pool = self.pools.get(key)
+            if pool is not None:
+                self._refresh_pool_now(pool)
+        self._pools_to_refresh.clear()
 
     def _refresh_pool_now(self, pool: PoolRec) -> None:
         members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
