@@ -161,14 +161,15 @@ class SqliteStore:
         self._conn = conn
         self._rows_per_statement = rows_per_statement(conn)
         loaded = Loaded()
-        make = Row._make
+        # Row._make without its Python frame: a million rows are made here at a restart.
+        make = functools.partial(tuple.__new__, Row)
         for t in TABLES:
             # In the order rows were first written, which is `seq` order for task rows as long as they
             # are updated in place (as this store does): then no sort, which for a million rows cost
             # ~0.6 s. Otherwise (rows replaced, so moved to the end; equal seqs, ordered by key) the
             # rows are put in (seq, key) order here.
             query = f"SELECT ?, key, data, parent, seq, tag FROM {t} ORDER BY rowid"
-            rows = [make(r) for r in conn.execute(query, (t,))]
+            rows: list[Row] = list(map(make, conn.execute(query, (t,))))
             seqs = [r.seq for r in rows]
             if not all(map(lt, seqs, islice(seqs, 1, None))):
                 rows.sort(key=_SEQ_ORDER)
