@@ -223,7 +223,7 @@ class ControlPlane:
             tk = key[cut:]
             state, result = tag & 0xFF, tag >> 8
             if state and state not in live:
-                trec = stored(parent, tk, seq, data, state)
+                trec = stored(parent, tk, seq, data, state, result)
                 job_rec.tasks[tk] = trec
                 job_rec.counts[state] += 1
                 if state == active:
@@ -239,7 +239,7 @@ class ControlPlane:
                 trec = TaskRec(parent, tk, seq, task)
             else:
                 # Kept as the stored bytes until someone needs it (see TaskRec).
-                trec = stored(parent, tk, seq, data, int(task.state))
+                trec = stored(parent, tk, seq, data, int(task.state), int(task.execution_info.result))
             job_rec.tasks[tk] = trec
             self._count(job_rec, trec, +1, task)
             if trec.state == T.TASK_STATE_ACTIVE:
@@ -296,7 +296,7 @@ class ControlPlane:
         for rec in self._dirty_tasks:
             state = tag = rec.state
             if state == completed:
-                tag |= rec.read().execution_info.result << 8
+                tag |= rec.result << 8
             data = rec.stored_bytes(state in cold_states)
             jk = rec.job_key
             append(_new_tuple(Row, ("tasks", f"{jk}/{rec.key}", data, jk, rec.seq, tag)))
@@ -485,7 +485,8 @@ class ControlPlane:
             job.counts[new] += 1
             if new == T.TASK_STATE_COMPLETED:
                 # (_count, inlined: once per task.)
-                if proto.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+                t.result = result = proto.execution_info.result
+                if result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
                     job.succeeded += 1
                 else:
                     job.failed += 1
