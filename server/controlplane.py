@@ -17,7 +17,7 @@ import gc
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,9 +60,9 @@ AHEAD_SECONDS = 0.1
 NODE_STATS_WRITE_SECONDS = 60.0
 SCHEDULABLE_NODE_STATES = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
 BUSY_FLIP = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
-#: Tasks in these states are kept serialized once stored (see TaskRec): nobody works on them.
 #: States of a task with an attempt on a node.
 LIVE_TASK_STATES = frozenset({T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING})
+#: Tasks in these states are kept serialized once stored (see TaskRec): nobody works on them.
 COLD_TASK_STATES = frozenset({T.TASK_STATE_ACTIVE, T.TASK_STATE_COMPLETED})
 LIVE_NODE_STATES = frozenset(
     {
@@ -212,7 +212,7 @@ class ControlPlane:
         job_rec: JobRec | None = None
         parent = None
         cut = 0
-        live = (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING)
+        live = LIVE_TASK_STATES
         active = T.TASK_STATE_ACTIVE
         stored = TaskRec.stored
         for _table, key, data, row_parent, seq, tag in rows:
@@ -322,7 +322,6 @@ class ControlPlane:
         """`flush` without waiting: the changes so far are collected and handed to the store now; the
         future is done once they are committed and what they allow is sent."""
         ops = self._rows()
-        changed = self._dirty_tasks
         serialized = self._serialized
         sends = self._sends
         self._dirty = {}
@@ -337,12 +336,11 @@ class ControlPlane:
         # (With no ops, the future waits for the commits already handed over: the changes the caller
         # made may be in one of them.)
         committed = self.store.submit(ops)
-        return asyncio.ensure_future(self._after_commit(committed, changed, serialized, sends, acks, dismiss))
+        return asyncio.ensure_future(self._after_commit(committed, serialized, sends, acks, dismiss))
 
     async def _after_commit(
         self,
         committed: asyncio.Future[None],
-        changed: dict[TaskRec, None],
         serialized: dict[TaskRec, bytes],
         sends: list[tuple[NodeRec, agent_pb2.ServerMessage, AgentSession | None]],
         acks: list[tuple[AgentSession, int]],
@@ -350,7 +348,7 @@ class ControlPlane:
     ) -> None:
         await committed
         if serialized:
-            self._publish(changed, serialized)
+            self._publish(serialized)
         self._deliver(sends)
         # In the same turn as the StartTasks just queued, so that they carry the acknowledgements.
         for session, up_to in acks:
@@ -391,13 +389,10 @@ class ControlPlane:
     def _send_after_commit(self, node: NodeRec, msg: agent_pb2.ServerMessage) -> None:
         self._sends.append((node, msg, node.session))
 
-    def _publish(self, tasks: Iterable[TaskRec], serialized: dict[TaskRec, bytes]) -> None:
-        """Give watchers each changed task of a watched job as it was committed (`serialized` has those)."""
+    def _publish(self, serialized: dict[TaskRec, bytes]) -> None:
+        """Give watchers each changed task of a watched job (those `_rows` kept), as it was committed."""
         by_job: dict[str, list[task_pb2.Task]] = {}
-        for t in tasks:
-            data = serialized.get(t)
-            if data is None:
-                continue
+        for t, data in serialized.items():
             by_job.setdefault(t.job_key, []).append(T.Task.FromString(data))
         for jk, protos in by_job.items():
             job = self.jobs.get(jk)
@@ -479,8 +474,7 @@ class ControlPlane:
                 job.counts[old] -= 1
             proto.previous_state = old  # type: ignore[assignment]
             proto.state = new  # type: ignore[assignment]
-            stamp = self._batch_stamp
-            proto.state_transition_time.CopyFrom(stamp if stamp is not None else ts(self.clock.now()))
+            proto.state_transition_time.CopyFrom(self._stamp())
             t.state = new
             job.counts[new] += 1
             if new == T.TASK_STATE_COMPLETED:
@@ -838,7 +832,7 @@ class ControlPlane:
         self._set_job_state(job, J.JOB_STATE_TERMINATING)
         job.proto.execution_info.terminate_reason = reason
         for t in job.tasks.values():
-            if t.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
+            if t.state in LIVE_TASK_STATES:
                 kills.extend(self._terminate_running(t, "the job was terminated"))
         self._set_job_state(job, J.JOB_STATE_COMPLETED)
         return kills
@@ -861,7 +855,7 @@ class ControlPlane:
         job = self.job(job_id)
         kills = []
         for t in job.tasks.values():
-            if t.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
+            if t.state in LIVE_TASK_STATES:
                 kills.extend(self._terminate_running(t, "the job was deleted"))
         self._set_job_state(job, J.JOB_STATE_DELETING)
         result = J.Job()
@@ -1020,12 +1014,7 @@ class ControlPlane:
             if n is None:
                 continue
             n.running.pop(tkey, None)
-            # (_refresh_node_activity, inlined: this runs once per task.)
-            if n.state in SCHEDULABLE_NODE_STATES:
-                busy = P.NODE_STATE_RUNNING if n.running else P.NODE_STATE_IDLE
-                if n.state != busy:
-                    self._set_node_state(n, busy)
-            n.stats_dirty = True
+            self._refresh_node_activity(n)
             if n.state == P.NODE_STATE_LEAVING_POOL and n.internal.get("wait_for_tasks") and not n.running:
                 n.internal["wait_for_tasks"] = False
                 # Only once the end of its last task is committed.
@@ -1101,7 +1090,7 @@ class ControlPlane:
         node_id = t.proto.node_info.node_id
         # Every node that holds a directory of it: each instance of a gang has one.
         holders = [s.node_info.node_id for s in t.proto.subtasks if s.node_info.node_id]
-        if t.state in (T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING):
+        if t.state in LIVE_TASK_STATES:
             kills = self._terminate_running(t, "deleted")
         self._count(job, t, -1)
         job.dequeue(t.key)
@@ -1179,14 +1168,8 @@ class ControlPlane:
         for n in nodes:
             n.running[tkey] = slots
         self._set_task_state(t, T.TASK_STATE_PREPARING, job, proto)
-        if multi:
-            for n in nodes:
-                self._refresh_node_activity(n)
-        else:
-            # (_refresh_node_activity, inlined: once per task. The node now runs something.)
-            if master.state == P.NODE_STATE_IDLE:
-                self._set_node_state(master, P.NODE_STATE_RUNNING)
-            master.stats_dirty = True
+        for n in nodes:
+            self._refresh_node_activity(n)
         self.stats.dispatched += 1
         base = self._start_message(master).start_tasks.tasks.add(
             pool_id=master.proto.pool_id, command_line=spec.command_line, required_slots=slots
@@ -1463,7 +1446,7 @@ class ControlPlane:
                 # (The state first: a report about a finished task must not bring its message back to life.)
                 or t.state not in LIVE_TASK_STATES
                 or t.proto.attempt != ref.attempt
-                or (t.instance_on(node.key) if t.gang else (0 if t.node_key == node.key else None)) != ref.instance
+                or t.instance_on(node.key) != ref.instance
             ):
                 self.stats.stale_reports += 1
                 continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
 from shoal.server.domain.records import JobRec, NodeRec
@@ -230,16 +230,28 @@ def place(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> int:
 
 
 def _place(cp: ControlPlane, only: Sequence[NodeRec] | None) -> int:
-    # One list for both passes: placing only empties queues, and both look past empty ones.
+    count = 0
+    for placements, ahead in _plans(cp, only):
+        if placements is None:
+            return -1
+        count += _apply(cp, placements, ahead=ahead)
+    return count
+
+
+def _plans(cp: ControlPlane, only: Sequence[NodeRec] | None) -> Iterator[tuple[list[Placement] | None, dict[str, int]]]:
+    """A pass's plans, each made when asked for, once the one before it has been applied: the regular
+    one, then the work sent ahead (with, by pool, the depth it allows). With `only`, a gang waiting in
+    the queue ends the pass (a None plan): gangs need the whole pool."""
+    # One list for both: placing only empties queues, and both look past empty ones.
     waiting = queued_jobs(cp)
     snapshot = build_snapshot(cp, only, waiting)
     if only is not None and any(t.instances > 1 for t in snapshot.queue):
-        return -1
-    count = _apply(cp, plan(snapshot), ahead={})
+        yield None, {}
+        return
+    yield plan(snapshot), {}
     if cp.dispatch_ahead > 0:
         depths: dict[str, int] = {}
-        count += _apply(cp, plan(build_ahead_snapshot(cp, only, waiting, depths)), ahead=depths)
-    return count
+        yield plan(build_ahead_snapshot(cp, only, waiting, depths)), depths
 
 
 def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str, int]) -> int:
@@ -295,17 +307,12 @@ async def place_all(cp: ControlPlane) -> int:
     unflushed = 0
     committing: asyncio.Future[None] | None = None
     try:
-        for ahead_phase in (False, True):
-            if ahead_phase and cp.dispatch_ahead <= 0:
-                break
-            depths: dict[str, int] = {}
+        phases = _plans(cp, None)
+        while True:
             with cp.one_time():
-                waiting = queued_jobs(cp)
-                if ahead_phase:
-                    snapshot = build_ahead_snapshot(cp, None, waiting, depths)
-                else:
-                    snapshot = build_snapshot(cp, None, waiting)
-                placements = plan(snapshot)
+                placements, depths = next(phases, (None, {}))
+            if placements is None:
+                break
             for first in range(0, len(placements), APPLY_CHUNK):
                 with cp.one_time():
                     placed = _apply(cp, placements[first : first + APPLY_CHUNK], ahead=depths)

@@ -27,8 +27,8 @@ class TaskRec:
     kept as its serialized bytes, the very bytes written to the store: a live
     protobuf message costs about 1.4 KiB of arena, the bytes about a tenth of
     that. `proto` brings the message back (and keeps it) for a change;
-    `read()` gives a copy to look at without keeping it; `freeze` lets it go
-    again once the task is stored.
+    `read()` gives a copy to look at without keeping it; `stored_bytes` lets it
+    go again once the task is stored.
     """
 
     __slots__ = ("_data", "_proto", "coordinated", "gang", "job_key", "key", "node_key", "result", "seq", "state")
@@ -98,15 +98,9 @@ class TaskRec:
             return self._proto
         return task_pb2.Task.FromString(self._data or b"")
 
-    def serialized(self) -> bytes:
-        """The message, serialized (no work when frozen)."""
-        if self._proto is None:
-            return self._data or b""
-        return self._proto.SerializeToString()
-
     def stored_bytes(self, cold: bool) -> bytes:
         """The message serialized, for its row; when `cold` (nobody works on the task now), the live
-        message is let go and the bytes kept instead (`serialized` then `freeze`, in one call)."""
+        message is let go and the bytes kept instead (no work when frozen)."""
         proto = self._proto
         if proto is None:
             return self._data or b""
@@ -115,11 +109,6 @@ class TaskRec:
             self._data = data
             self._proto = None
         return data
-
-    def freeze(self, data: bytes) -> None:
-        """Keep only `data` (the message, serialized just now) until the task is next needed."""
-        self._data = data
-        self._proto = None
 
     @property
     def frozen(self) -> bool:
@@ -130,13 +119,6 @@ class TaskRec:
     def tkey(self) -> TaskKey:
         """(job key, task key); built on demand rather than stored, to keep records small."""
         return (self.job_key, self.key)
-
-    @property
-    def nodes_used(self) -> tuple[str, ...]:
-        """Every node the current attempt occupies."""
-        if self.gang:
-            return self.gang
-        return (self.node_key,) if self.node_key else ()
 
     def instance_on(self, node_key: str) -> int | None:
         """Which instance of the current attempt runs on `node_key` (0 for an ordinary task), if any."""

@@ -243,7 +243,6 @@ class SqliteStore:
                     self._wrote(len(ops))
                 continue
             self._writing = True
-            self._idle.clear()
             done = asyncio.get_running_loop().run_in_executor(self._executor, self._apply_sync, ops)
             done.add_done_callback(functools.partial(self._written, batch, len(ops)))
             return

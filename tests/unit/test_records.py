@@ -56,11 +56,10 @@ def test_a_frozen_task_is_read_without_being_kept() -> None:
 
     proto = task_pb2.Task(spec=task_pb2.TaskSpec(id="t1"), state=task_pb2.TASK_STATE_COMPLETED)
     t = TaskRec("j", "t1", 1, proto)
-    data = t.serialized()
-    t.freeze(data)
+    data = t.stored_bytes(cold=True)
     assert t.frozen and t.state == task_pb2.TASK_STATE_COMPLETED
     assert t.read().spec.id == "t1" and t.frozen  # a copy to look at
-    assert t.serialized() is data  # no work while frozen
+    assert t.stored_bytes(cold=True) is data  # no work while frozen
     t.proto.attempt = 2  # a change brings it back, and it stays
     assert not t.frozen and t.read().attempt == 2
 
