@@ -27,9 +27,18 @@ from google.protobuf import timestamp_pb2
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
 from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
-from shoal.server.domain import states
+from shoal.server.domain import states, wire
 from shoal.server.domain.ids import key as idkey
-from shoal.server.domain.records import NO_INSTANCES, AgentSession, JobRec, NodeRec, PoolRec, TaskRec
+from shoal.server.domain.records import (
+    NO_INSTANCES,
+    TAG_HAS_ATTEMPT,
+    AgentSession,
+    JobRec,
+    NodeRec,
+    PoolRec,
+    TaskRec,
+    task_shape,
+)
 from shoal.server.domain.wire import new_task_bytes, new_task_tail
 from shoal.server.scheduling.retry import AttemptOutcome, failure_category, should_retry
 from shoal.server.store.base import Delete, Op, Row, Store
@@ -164,6 +173,8 @@ class ControlPlane:
         self._stats_written_at = 0.0
         #: The time of the batch of reports being applied (see `_stamp`).
         self._batch_stamp: timestamp_pb2.Timestamp | None = None
+        #: `_batch_stamp` as appended to a stored task (see `_transition_time`), made when first needed.
+        self._batch_transition_time: bytes | None = None
 
     # ------------------------------------------------------------------ load / flush
 
@@ -215,20 +226,22 @@ class ControlPlane:
         live = LIVE_TASK_STATES
         active = T.TASK_STATE_ACTIVE
         stored = TaskRec.stored
+        has_attempt = TAG_HAS_ATTEMPT
         for _table, key, data, row_parent, seq, tag in rows:
             if row_parent != parent:
                 parent, job_rec, cut = row_parent, self.jobs.get(row_parent), len(row_parent) + 1
             if job_rec is None:
                 continue
             tk = key[cut:]
-            state, result = tag & 0xFF, tag >> 8
-            if state and state not in live:
-                trec = stored(parent, tk, seq, data, state, result)
+            # (untag, inlined: once per row.)
+            state = tag & 0xFF
+            if state and state not in live and tag & has_attempt:
+                trec = stored(parent, tk, seq, data, state, tag >> 8 & 0x7F, tag >> 16)
                 job_rec.tasks[tk] = trec
                 job_rec.counts[state] += 1
                 if state == active:
                     job_rec.queue[tk] = None
-                elif result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+                elif trec.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
                     job_rec.succeeded += 1
                 else:
                     job_rec.failed += 1
@@ -239,7 +252,7 @@ class ControlPlane:
                 trec = TaskRec(parent, tk, seq, task)
             else:
                 # Kept as the stored bytes until someone needs it (see TaskRec).
-                trec = stored(parent, tk, seq, data, int(task.state), int(task.execution_info.result))
+                trec = stored(parent, tk, seq, data, int(task.state), int(task.execution_info.result), task.attempt)
             job_rec.tasks[tk] = trec
             self._count(job_rec, trec, +1, task)
             if trec.state == T.TASK_STATE_ACTIVE:
@@ -295,8 +308,10 @@ class ControlPlane:
         cold_states = COLD_TASK_STATES
         for rec in self._dirty_tasks:
             state = tag = rec.state
+            # (task_tag, inlined: once per row.)
             if state == completed:
                 tag |= rec.result << 8
+            tag |= rec.attempt << 16 | TAG_HAS_ATTEMPT
             data = rec.stored_bytes(state in cold_states)
             jk = rec.job_key
             append(_new_tuple(Row, ("tasks", f"{jk}/{rec.key}", data, jk, rec.seq, tag)))
@@ -450,6 +465,17 @@ class ControlPlane:
             yield
         finally:
             self._batch_stamp = None
+            self._batch_transition_time = None
+
+    def _transition_time(self) -> bytes:
+        """`_stamp()` as a task's `state_transition_time`, appended to its bytes (see `wire`)."""
+        field = self._batch_transition_time
+        if field is None:
+            stamp = self._stamp()
+            field = wire.transition_time(stamp.seconds, stamp.nanos)
+            if self._batch_stamp is not None:
+                self._batch_transition_time = field
+        return field
 
     def _set_task_state(
         self, t: TaskRec, new: int, job: JobRec | None = None, proto: task_pb2.Task | None = None
@@ -484,6 +510,27 @@ class ControlPlane:
                     job.succeeded += 1
                 else:
                     job.failed += 1
+        self._queue_and_mark(t, old, new, job)
+
+    def _change_frozen(self, t: TaskRec, new: int, job: JobRec, change: bytes) -> None:
+        """`_set_task_state` for a task kept as bytes, from ACTIVE to PREPARING or from a live state to
+        COMPLETED: `change` (see `wire`), which records the new state, is appended to them. (The job's
+        succeeded and failed counts are the caller's.)"""
+        old = t.state
+        if new not in states.TASK_TRANSITIONS.get(old, ()):
+            states.check_transition(states.TASK_TRANSITIONS, old, new, f"task {t.job_key}/{t.key}")
+        t.append(change)
+        t.state = new
+        counts = job.counts
+        counts[old] -= 1
+        counts[new] += 1
+        if old == T.TASK_STATE_ACTIVE:
+            job.dequeue(t.key)
+        self._dirty_tasks[t] = None
+
+    def _queue_and_mark(self, t: TaskRec, old: int, new: int, job: JobRec) -> None:
+        """The part of a state change that does not touch the message: the job's queue, and the task
+        marked for the next flush."""
         if new == T.TASK_STATE_ACTIVE:
             job.queue[t.key] = None
             self.waiting_jobs[job.key] = job
@@ -933,7 +980,7 @@ class ControlPlane:
                 continue
             self.meta["task_seq"] += 1
             data = new_task_bytes(prefix + spec.id, spec.SerializeToString(), tail)
-            t = TaskRec.stored(job.key, tk, self.meta["task_seq"], data, T.TASK_STATE_ACTIVE)
+            t = TaskRec.stored(job.key, tk, self.meta["task_seq"], data, T.TASK_STATE_ACTIVE, shape=task_shape(spec))
             job.tasks[tk] = t
             job.queue[tk] = None
             self._count(job, t, +1)
@@ -997,9 +1044,7 @@ class ControlPlane:
             for i, nk in enumerate(t.gang):
                 n = self.nodes.get(nk)
                 if n is not None and nk != kill_others_than and n.running.get(t.tkey) is not None:
-                    ref = agent_pb2.AttemptRef(
-                        job_id=job_id, task_id=t.proto.spec.id, attempt=t.proto.attempt, instance=i
-                    )
+                    ref = agent_pb2.AttemptRef(job_id=job_id, task_id=t.proto.spec.id, attempt=t.attempt, instance=i)
                     self._send_after_commit(n, agent_pb2.ServerMessage(kill_tasks=agent_pb2.KillTasks(attempts=[ref])))
             t.gang = ()
         elif t.node_key is not None:
@@ -1029,7 +1074,7 @@ class ControlPlane:
         info.last_requeue_time.CopyFrom(ts(self.clock.now()))
         self.stats.requeues += 1
         self._set_task_state(t, T.TASK_STATE_ACTIVE)
-        log.info("requeued %s/%s (attempt %d): %s", t.job_key, t.key, t.proto.attempt, reason)
+        log.info("requeued %s/%s (attempt %d): %s", t.job_key, t.key, t.attempt, reason)
 
     def _complete_terminated(self, t: TaskRec, message: str) -> None:
         self._release_node(t)
@@ -1045,9 +1090,7 @@ class ControlPlane:
         self._set_task_state(t, T.TASK_STATE_COMPLETED)
 
     def _attempt_ref(self, t: TaskRec) -> agent_pb2.AttemptRef:
-        return agent_pb2.AttemptRef(
-            job_id=self.jobs[t.job_key].proto.id, task_id=t.proto.spec.id, attempt=t.proto.attempt
-        )
+        return agent_pb2.AttemptRef(job_id=self.jobs[t.job_key].proto.id, task_id=t.proto.spec.id, attempt=t.attempt)
 
     def _terminate_running(self, t: TaskRec, message: str) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
         if t.gang:
@@ -1145,29 +1188,41 @@ class ControlPlane:
         task without its StartTasks.
         """
         job = self.jobs[t.job_key]
-        proto = t.proto
+        # A task placed for the first time, kept as bytes, has nothing of an earlier attempt to clear:
+        # its placement is appended to its bytes (see `wire`), its message read but not kept.
+        fresh = t.frozen and t.attempt == 0 and attempt == 1
+        proto = t.read() if fresh else t.proto
         spec = proto.spec
-        proto.attempt = attempt
         master = nodes[0]
         t.node_key = master.key
         multi = spec.HasField("multi_instance_settings")
         t.gang = tuple(n.key for n in nodes) if multi else ()
         t.coordinated = NO_INSTANCES
-        if attempt > 1 or proto.HasField("execution_info"):
-            # What the previous attempt left (a first attempt has nothing to clear).
-            info = proto.execution_info
-            for f in ("start_time", "end_time", "exit_code", "failure_info", "result"):
-                info.ClearField(f)  # type: ignore[arg-type]
-        # (Replaces all of it: the previous attempt's task directory too.)
-        proto.node_info.CopyFrom(master.placement_info())
-        if multi:
-            del proto.subtasks[:]
-            for i, n in enumerate(nodes):
-                proto.subtasks.append(T.Subtask(id=i, state=T.SUBTASK_STATE_PREPARING, node_info=n.placement_info()))
+        t.attempt = attempt
         tkey = (t.job_key, t.key)
         for n in nodes:
             n.running[tkey] = slots
-        self._set_task_state(t, T.TASK_STATE_PREPARING, job, proto)
+        if fresh and not multi:
+            # (An unplaced task's next attempt is its first.)
+            change = wire.state_change(T.TASK_STATE_PREPARING, t.state, self._transition_time())
+            self._change_frozen(t, T.TASK_STATE_PREPARING, job, wire.FIRST_ATTEMPT + change + master.placement_change())
+        else:
+            proto = t.proto
+            proto.attempt = attempt
+            if attempt > 1 or proto.HasField("execution_info"):
+                # What the previous attempt left (a first attempt has nothing to clear).
+                info = proto.execution_info
+                for f in ("start_time", "end_time", "exit_code", "failure_info", "result"):
+                    info.ClearField(f)  # type: ignore[arg-type]
+            # (Replaces all of it: the previous attempt's task directory too.)
+            proto.node_info.CopyFrom(master.placement_info())
+            if multi:
+                del proto.subtasks[:]
+                for i, n in enumerate(nodes):
+                    proto.subtasks.append(
+                        T.Subtask(id=i, state=T.SUBTASK_STATE_PREPARING, node_info=n.placement_info())
+                    )
+            self._set_task_state(t, T.TASK_STATE_PREPARING, job, proto)
         for n in nodes:
             self._refresh_node_activity(n)
         self.stats.dispatched += 1
@@ -1253,7 +1308,7 @@ class ControlPlane:
         node.last_seen = self.clock.monotonic()
         node.node_service_port = reg.node_service_port
         node.proto.ip_address = reg.ip_address or node.proto.ip_address
-        node.placement = None
+        node.forget_placement()
         node.proto.cores = reg.cores
         node.proto.memory_bytes = reg.memory_bytes
         node.proto.root_directory = reg.root_directory
@@ -1282,14 +1337,14 @@ class ControlPlane:
             t = self.jobs[tkey[0]].tasks.get(tkey[1]) if tkey[0] in self.jobs else None
             if t is None:
                 node.running.pop(tkey, None)
-            elif reported.get(tkey) != t.proto.attempt:
+            elif reported.get(tkey) != t.attempt:
                 self._requeue(t, "the node does not run it")
         kills = []
         for a in reg.running:
             tk = (idkey(a.job_id), idkey(a.task_id))
             job = self.jobs.get(tk[0])
             t = job.tasks.get(tk[1]) if job else None
-            if t is None or t.instance_on(node.key) != a.instance or t.proto.attempt != a.attempt:
+            if t is None or t.instance_on(node.key) != a.instance or t.attempt != a.attempt:
                 kills.append((node, a))
         start = pool.proto.start_task if pool.proto.HasField("start_task") else None
         run_start = bool(start and start.command_line) and not reg.start_task_succeeded
@@ -1445,7 +1500,7 @@ class ControlPlane:
                 or job is None
                 # (The state first: a report about a finished task must not bring its message back to life.)
                 or t.state not in LIVE_TASK_STATES
-                or t.proto.attempt != ref.attempt
+                or t.attempt != ref.attempt
                 or t.instance_on(node.key) != ref.instance
             ):
                 self.stats.stale_reports += 1
@@ -1560,6 +1615,11 @@ class ControlPlane:
         `folded`: the attempt's RUNNING was folded into this report (it moves on from RUNNING).
         Runs once per task: each field of `ev` and of the task is read once.
         """
+        if job is None:
+            job = self.jobs[t.job_key]
+        if t.frozen and t.state == T.TASK_STATE_PREPARING and ev.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+            self._succeed_frozen(t, node, ev, job)
+            return
         proto = t.proto
         info = proto.execution_info
         ev_time = ev.time
@@ -1574,8 +1634,6 @@ class ControlPlane:
             info.exit_code = exit_code
         else:
             info.ClearField("exit_code")
-        if job is None:
-            job = self.jobs[t.job_key]
         succeeded = ev.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
         code = ""
         if succeeded:
@@ -1608,6 +1666,33 @@ class ControlPlane:
             self._set_task_state(t, T.TASK_STATE_COMPLETED, job, proto)
         if folded:
             proto.previous_state = T.TASK_STATE_RUNNING  # type: ignore[assignment]
+
+    def _succeed_frozen(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent, job: JobRec) -> None:
+        """`_complete_attempt` of a successful attempt of a task kept as bytes, placed and not yet
+        reported RUNNING: nothing of the attempt's end is recorded yet, so it is appended (see `wire`).
+        The RUNNING it skipped is folded in, as `_complete_attempt` does."""
+        end = ev.time
+        start = ev.start_time if ev.HasField("start_time") else end
+        exit_code = ev.exit_code if ev.HasField("exit_code") else None
+        note_attempt_length(job, max(0.0, (end.seconds - start.seconds) + (end.nanos - start.nanos) / 1e9))
+        node.tasks_run += 1
+        node.tasks_succeeded += 1
+        ref = ev.attempt
+        node.recent.append((job.proto.id, ref.task_id, ref.attempt, exit_code))
+        node.recent_changed = True
+        self._release_node(t, kill_others_than=node.key)
+        end_bytes = end.SerializeToString()
+        change = wire.ended(
+            wire.state_change(T.TASK_STATE_COMPLETED, T.TASK_STATE_RUNNING, self._transition_time()),
+            end_bytes if start is end else start.SerializeToString(),
+            end_bytes,
+            exit_code,
+            common_pb2.TASK_EXECUTION_RESULT_SUCCESS,
+            ev.task_root_directory,
+        )
+        t.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        job.succeeded += 1
+        self._change_frozen(t, T.TASK_STATE_COMPLETED, job, change)
 
     # ------------------------------------------------------------------ health
 

@@ -93,21 +93,18 @@ def build_snapshot(
         for tk in j.queue:
             if budget[pk] <= 0:
                 break
-            # Kept parsed (`proto`, not `read`): a task at the head of the queue is about to be placed.
             rec = j.tasks[tk]
-            t = rec.proto
-            multi = t.spec.HasField("multi_instance_settings")
-            instances = t.spec.multi_instance_settings.number_of_instances if multi else 1
+            shape = rec.shape()
             queue.append(
                 PendingTask(
                     key=(j.key, tk),
                     pool_id=pk,
-                    attempt=t.attempt,
+                    attempt=rec.attempt,
                     # An instance of a multi-instance task has its node to itself.
-                    required_slots=slots_per_node if multi else max(1, t.spec.required_slots),
-                    instances=max(1, instances),
+                    required_slots=slots_per_node if shape.multi_instance else shape.required_slots,
+                    instances=shape.instances,
                     job_priority=j.proto.priority,
-                    max_runtime=_max_runtime(t.spec),
+                    max_runtime=shape.max_runtime,
                     seq=rec.seq,
                 )
             )
@@ -176,26 +173,18 @@ def build_ahead_snapshot(
                 if room <= 0:
                     break
                 rec = tasks[tk]
-                task = rec.proto
-                spec = task.spec
-                need = spec.required_slots or 1
-                if need > slots_per_node or spec.HasField("multi_instance_settings"):
+                shape = rec.shape()
+                need = shape.required_slots
+                if need > slots_per_node or shape.multi_instance:
                     room = 0
                     break
                 # (PendingTask(key, pool_id, attempt, required_slots, instances, job_priority, max_runtime,
                 # seq), made without the Python-level __new__ of a named tuple: one per task sent ahead.)
-                append(_new_tuple(PendingTask, ((jk, tk), pool_key, task.attempt, need, 1, priority, None, rec.seq)))
+                append(_new_tuple(PendingTask, ((jk, tk), pool_key, rec.attempt, need, 1, priority, None, rec.seq)))
                 room -= need
             if room <= 0:
                 break
     return Snapshot(nodes=nodes, queue=queue)
-
-
-def _max_runtime(spec: task_pb2.TaskSpec) -> float | None:
-    if not spec.HasField("constraints"):
-        return None
-    c = spec.constraints
-    return c.max_wall_clock_time.ToTimedelta().total_seconds() if c.HasField("max_wall_clock_time") else None
 
 
 def _busy_until(cp: ControlPlane, n: NodeRec, now: float) -> float | None:
@@ -206,11 +195,10 @@ def _busy_until(cp: ControlPlane, n: NodeRec, now: float) -> float | None:
         t = job.tasks.get(tk) if job else None
         if t is None:
             continue
-        proto = t.read()
-        limit = _max_runtime(proto.spec)
+        limit = t.shape().max_runtime
         if limit is None:
             return None
-        info = proto.execution_info
+        info = t.read().execution_info
         start = info.start_time.ToNanoseconds() / 1e9 if info.HasField("start_time") else now
         until = max(until, start + limit)
     return until
@@ -269,7 +257,7 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str,
         if t is None or job is None or job.proto.state != active_job:
             continue
         # (The same task as planned, not one added since under its id, still waiting on the same attempt.)
-        if t.seq != p.seq or t.state != active_task or t.proto.attempt + 1 != p.attempt:
+        if t.seq != p.seq or t.state != active_task or t.attempt + 1 != p.attempt:
             continue
         targets = []
         for nk in p.nodes:

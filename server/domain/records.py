@@ -6,15 +6,65 @@ import asyncio
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from shoal.agent.v1 import agent_pb2
+from shoal.server.domain import wire
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
 TaskKey = tuple[str, str]  # (job key, task key)
 
 
 NO_INSTANCES: frozenset[int] = frozenset()
+
+#: A task row's tag says what a restart needs to index the task without parsing it: its state
+#: (bits 0-7), the result of a completed task (bits 8-14) and its attempt (bits 16 on, present when
+#: bit 15 is set: rows written before it was tagged lack it).
+TAG_HAS_ATTEMPT = 1 << 15
+
+
+def task_tag(state: int, result: int, attempt: int) -> int:
+    """The tag of a task row (see TAG_HAS_ATTEMPT); `result` counts only for a completed task."""
+    return state | (result << 8 if state == task_pb2.TASK_STATE_COMPLETED else 0) | attempt << 16 | TAG_HAS_ATTEMPT
+
+
+class TaskShape(NamedTuple):
+    """What placing a task needs of its spec, which never changes (see `TaskRec.shape`)."""
+
+    #: Slots it takes on a node (at least 1; an instance of a multi-instance task takes the whole node).
+    required_slots: int
+    #: Nodes it needs at once: 1 unless it is multi-instance.
+    instances: int
+    #: Its wall-clock limit in seconds, if it has one.
+    max_runtime: float | None
+    multi_instance: bool
+
+
+#: Every shape made so far: tasks share them (most tasks of a job have the same).
+_SHAPES: dict[TaskShape, TaskShape] = {}
+
+
+def task_shape(spec: task_pb2.TaskSpec) -> TaskShape:
+    """`spec`'s shape, shared with every task of the same shape."""
+    multi = spec.HasField("multi_instance_settings")
+    max_runtime = None
+    if spec.HasField("constraints") and spec.constraints.HasField("max_wall_clock_time"):
+        max_runtime = spec.constraints.max_wall_clock_time.ToTimedelta().total_seconds()
+    shape = TaskShape(
+        max(1, spec.required_slots),
+        max(1, spec.multi_instance_settings.number_of_instances) if multi else 1,
+        max_runtime,
+        multi,
+    )
+    return _SHAPES.setdefault(shape, shape)
+
+
+def untag(tag: int) -> tuple[int, int, int | None]:
+    """A task row's (state, result, attempt) from its tag: the attempt is None when not tagged, the
+    state 0 when nothing is."""
+    return tag & 0xFF, tag >> 8 & 0x7F, tag >> 16 if tag & TAG_HAS_ATTEMPT else None
+
+
 _new_object = object.__new__
 #: How many of its last attempts a node lists (Node.recent_tasks).
 RECENT_TASKS_PER_NODE = 10
@@ -31,7 +81,20 @@ class TaskRec:
     go again once the task is stored.
     """
 
-    __slots__ = ("_data", "_proto", "coordinated", "gang", "job_key", "key", "node_key", "result", "seq", "state")
+    __slots__ = (
+        "_data",
+        "_proto",
+        "_shape",
+        "attempt",
+        "coordinated",
+        "gang",
+        "job_key",
+        "key",
+        "node_key",
+        "result",
+        "seq",
+        "state",
+    )
 
     def __init__(
         self,
@@ -43,6 +106,7 @@ class TaskRec:
         data: bytes | None = None,
         state: int | None = None,
         result: int | None = None,
+        attempt: int | None = None,
     ) -> None:
         self.job_key = job_key
         self.key = key
@@ -59,6 +123,9 @@ class TaskRec:
         #: the stored row's tag: set when the task completes (0 otherwise). (The tenth slot costs no
         #: memory: the object's size class is the same with nine.)
         self.result: int = result if result is not None else (int(proto.execution_info.result) if proto else 0)
+        #: `proto.attempt`, kept beside it: placing and fencing read it without the message.
+        self.attempt: int = attempt if attempt is not None else (proto.attempt if proto is not None else 0)
+        self._shape: TaskShape | None = None
         #: Node running the current attempt (PREPARING/RUNNING), else None. For a
         #: multi-instance task, the primary's node.
         self.node_key: str | None = None
@@ -68,7 +135,17 @@ class TaskRec:
         self.coordinated: frozenset[int] = NO_INSTANCES
 
     @classmethod
-    def stored(cls, job_key: str, key: str, seq: int, data: bytes, state: int, result: int = 0) -> TaskRec:
+    def stored(
+        cls,
+        job_key: str,
+        key: str,
+        seq: int,
+        data: bytes,
+        state: int,
+        result: int = 0,
+        attempt: int = 0,
+        shape: TaskShape | None = None,
+    ) -> TaskRec:
         """A task nobody works on, straight from its row: what `__init__(..., data=, state=)` makes,
         in less than half the time (a restart makes a million of them)."""
         t = _new_object(cls)
@@ -79,6 +156,8 @@ class TaskRec:
         t._data = data
         t.state = state
         t.result = result
+        t.attempt = attempt
+        t._shape = shape
         t.node_key = None
         t.gang = ()
         t.coordinated = NO_INSTANCES
@@ -91,6 +170,13 @@ class TaskRec:
             self._proto = task_pb2.Task.FromString(self._data or b"")
             self._data = None
         return self._proto
+
+    def shape(self) -> TaskShape:
+        """What placing the task needs of its spec (read from the message the first time only)."""
+        shape = self._shape
+        if shape is None:
+            shape = self._shape = task_shape(self.read().spec)
+        return shape
 
     def read(self) -> task_pb2.Task:
         """The task's message for reading only: the live one, or a parsed copy that is not kept."""
@@ -109,6 +195,11 @@ class TaskRec:
             self._data = data
             self._proto = None
         return data
+
+    def append(self, change: bytes) -> None:
+        """Append a change (see `wire`) to a frozen task's bytes: parsed, they merge into the message."""
+        assert self._proto is None, "a live message is changed in place"
+        self._data = (self._data or b"") + change
 
     @property
     def frozen(self) -> bool:
@@ -331,6 +422,8 @@ class NodeRec:
     #: Where a task placed here runs (pool, node id, address), as its `node_info` records it: made
     #: once per registration (`placement_info`), not per task; None when the address may have changed.
     placement: task_pb2.TaskNodeInfo | None = None
+    #: `placement` as appended to a task's bytes (`placement_change`).
+    placed_bytes: bytes | None = None
 
     def __post_init__(self) -> None:
         self.state = int(self.proto.state)
@@ -360,6 +453,19 @@ class NodeRec:
                 if exit_code is not None:
                     rt.exit_code = exit_code
         return p
+
+    def placement_change(self) -> bytes:
+        """`placement_info` as appended to a task placed here (see `wire.node_info`)."""
+        change = self.placed_bytes
+        if change is None:
+            p = self.proto
+            change = self.placed_bytes = wire.node_info(p.pool_id, p.id, p.ip_address)
+        return change
+
+    def forget_placement(self) -> None:
+        """The node's address may have changed: `placement_info` and `placement_change` are made again."""
+        self.placement = None
+        self.placed_bytes = None
 
     def placement_info(self) -> task_pb2.TaskNodeInfo:
         """The `node_info` of a task placed here (copied into the task; do not change it)."""

@@ -44,3 +44,82 @@ def new_task_bytes(name: str, spec: bytes, tail: bytes) -> bytes:
     """A new task's serialized `Task`: `name`, the serialized `spec`, then `tail` (see `new_task_tail`)."""
     n = name.encode()
     return b"".join((_NAME_TAG, _varint(len(n)), n, _SPEC_TAG, _varint(len(spec)), spec, tail))
+
+
+# ---------------------------------------------------------------- changes appended to a stored task
+#
+# Parsing concatenated messages merges them: a scalar field read later replaces the one read
+# before, a message field is merged field by field. So a change that only sets fields can be
+# appended to a task's stored bytes instead of parsing them into a message, changing it and
+# serializing it again (which, with the message's field reads and writes, cost a placed task's
+# dispatch and completion more than the rest of their bookkeeping). Every field a change must
+# replace is written out, zero values too: a serializer leaves them out, and merging would then
+# keep the old value. `tests/unit/test_wire.py` checks each change against the message changed
+# the usual way.
+
+#: Field tags (field number << 3 | wire type) of `Task` and of the messages inside it.
+_STATE_TRANSITION_TIME = bytes([13 << 3 | 2])
+_EXECUTION_INFO = bytes([14 << 3 | 2])
+_NODE_INFO = bytes([15 << 3 | 2])
+#: `attempt` (field 16, a two-byte tag) = 1.
+FIRST_ATTEMPT = bytes([16 << 3 | 0x80, 1, 1])
+# Timestamp
+_SECONDS, _NANOS = bytes([1 << 3]), bytes([2 << 3])
+# TaskExecutionInfo
+_START_TIME = bytes([1 << 3 | 2])
+_END_TIME = bytes([2 << 3 | 2])
+_EXIT_CODE = bytes([3 << 3])
+_RESULT = 9 << 3
+# TaskNodeInfo
+_TASK_ROOT_DIRECTORY = bytes([3 << 3 | 2])
+
+#: `state` and `previous_state` (fields 10 and 11) for every pair of states.
+_STATES = {
+    (new, old): bytes([10 << 3, new, 11 << 3, old])
+    for new in task_pb2.TaskState.values()
+    for old in task_pb2.TaskState.values()
+}
+
+
+def _signed(n: int) -> bytes:
+    """An int32 or int64 varint: negative numbers take ten bytes (two's complement of 64 bits)."""
+    return _varint(n if n >= 0 else n + (1 << 64))
+
+
+def transition_time(seconds: int, nanos: int) -> bytes:
+    """`state_transition_time` with both of its fields written out, zeros included."""
+    body = b"".join((_SECONDS, _signed(seconds), _NANOS, _signed(nanos)))
+    return b"".join((_STATE_TRANSITION_TIME, _varint(len(body)), body))
+
+
+def state_change(new: int, old: int, transition_time: bytes) -> bytes:
+    """`state` = `new`, `previous_state` = `old`, and `transition_time` (see `transition_time`)."""
+    return _STATES[new, old] + transition_time
+
+
+def node_info(pool_id: str, node_id: str, address: str) -> bytes:
+    """`node_info` of a task placed on a node, every field written out (the task directory empty): it
+    replaces what an earlier placement left."""
+    body = b"".join(
+        b"".join((bytes([n << 3 | 2]), _varint(len(v)), v))
+        for n, v in ((1, pool_id.encode()), (2, node_id.encode()), (3, b""), (4, address.encode()))
+    )
+    return b"".join((_NODE_INFO, _varint(len(body)), body))
+
+
+def ended(
+    state_change: bytes, start: bytes, end: bytes, exit_code: int | None, result: int, task_root_directory: str
+) -> bytes:
+    """The end of an attempt for which no start, end, exit code, failure or result is recorded yet
+    (`start` and `end`: serialized Timestamps, `result` a TaskExecutionResult)."""
+    short = _SHORT
+    exit_field = b"" if exit_code is None else _EXIT_CODE + _signed(exit_code)
+    info = b"".join(
+        (_START_TIME, short[len(start)], start, _END_TIME, short[len(end)], end, exit_field, bytes([_RESULT, result]))
+    )
+    change = b"".join((state_change, _EXECUTION_INFO, short[len(info)], info))
+    if not task_root_directory:
+        return change
+    root = task_root_directory.encode()
+    field = b"".join((_TASK_ROOT_DIRECTORY, _varint(len(root)), root))
+    return b"".join((change, _NODE_INFO, _varint(len(field)), field))

@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shoal.server.domain.records import RECENT_TASKS_PER_NODE, AgentSession, JobRec, NodeRec, SlotMap, TaskRec
+from shoal.server.domain.records import (
+    RECENT_TASKS_PER_NODE,
+    AgentSession,
+    JobRec,
+    NodeRec,
+    SlotMap,
+    TaskRec,
+    task_shape,
+    task_tag,
+)
 from shoal.v1 import pool_pb2, task_pb2
 
 ops = st.lists(st.tuples(st.sampled_from(["set", "pop", "clear"]), st.integers(0, 4), st.integers(1, 4)), max_size=40)
@@ -128,3 +137,34 @@ def test_node_counts_and_placement_are_kept_aside_and_shown_on_view() -> None:
     info = n.placement_info()
     assert (info.pool_id, info.node_id, info.node_address) == ("P", "N1", "10.0.0.1")
     assert n.placement_info() is info  # made once per registration
+
+
+@given(st.sampled_from(list(task_pb2.TaskState.values())), st.integers(0, 127), st.integers(0, 2**31 - 1))
+def test_a_task_tag_gives_back_state_result_and_attempt(state: int, result: int, attempt: int) -> None:
+    from shoal.server.domain.records import untag
+
+    got_state, got_result, got_attempt = untag(task_tag(state, result, attempt))
+    assert (got_state, got_attempt) == (state, attempt)
+    # The result is kept for a completed task only.
+    assert got_result == (result if state == task_pb2.TASK_STATE_COMPLETED else 0)
+    # A tag written before attempts were tagged: the attempt is unknown, not 0.
+    assert untag(state | result << 8)[2] is None
+
+
+def test_task_shapes_are_shared_and_read_once() -> None:
+    from google.protobuf import duration_pb2
+
+    from shoal.v1 import common_pb2
+
+    plain = task_shape(task_pb2.TaskSpec(id="a", command_line="x"))
+    assert plain == (1, 1, None, False) and plain is task_shape(task_pb2.TaskSpec(id="b", required_slots=1))
+    limited = task_pb2.TaskSpec(
+        id="c",
+        required_slots=2,
+        constraints=common_pb2.TaskConstraints(max_wall_clock_time=duration_pb2.Duration(seconds=90)),
+        multi_instance_settings=task_pb2.MultiInstanceSettings(number_of_instances=3),
+    )
+    assert task_shape(limited) == (2, 3, 90.0, True)
+    t = TaskRec("j", "c", 1, task_pb2.Task(spec=limited))
+    t.stored_bytes(cold=True)
+    assert t.shape() == (2, 3, 90.0, True) and t.frozen
