@@ -251,8 +251,11 @@ class ControlPlane:
             if task.state in live:
                 trec = TaskRec(parent, tk, seq, task)
             else:
-                # Kept as the stored bytes until someone needs it (see TaskRec).
+                # Kept as the stored bytes until someone needs it (see TaskRec). Its row is written again
+                # (same bytes, full tag) with the flush that ends the load, so that it is not parsed at the
+                # next restart.
                 trec = stored(parent, tk, seq, data, int(task.state), int(task.execution_info.result), task.attempt)
+                self._dirty_tasks[trec] = None
             job_rec.tasks[tk] = trec
             self._count(job_rec, trec, +1, task)
             if trec.state == T.TASK_STATE_ACTIVE:
@@ -1678,6 +1681,7 @@ class ControlPlane:
         node.tasks_run += 1
         node.tasks_succeeded += 1
         ref = ev.attempt
+        # (The task's id as the agent reports it: the one it was sent. Its message is not read here.)
         node.recent.append((job.proto.id, ref.task_id, ref.attempt, exit_code))
         node.recent_changed = True
         self._release_node(t, kill_others_than=node.key)

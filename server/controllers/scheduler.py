@@ -198,8 +198,12 @@ def _busy_until(cp: ControlPlane, n: NodeRec, now: float) -> float | None:
         limit = t.shape().max_runtime
         if limit is None:
             return None
-        info = t.read().execution_info
-        start = info.start_time.ToNanoseconds() / 1e9 if info.HasField("start_time") else now
+        if t.frozen and t.state == task_pb2.TASK_STATE_PREPARING:
+            # Placed as bytes and not yet reported running (see ControlPlane.assign): no start yet.
+            start = now
+        else:
+            info = t.read().execution_info
+            start = info.start_time.ToNanoseconds() / 1e9 if info.HasField("start_time") else now
         until = max(until, start + limit)
     return until
 

@@ -19,7 +19,8 @@ NO_INSTANCES: frozenset[int] = frozenset()
 
 #: A task row's tag says what a restart needs to index the task without parsing it: its state
 #: (bits 0-7), the result of a completed task (bits 8-14) and its attempt (bits 16 on, present when
-#: bit 15 is set: rows written before it was tagged lack it).
+#: bit 15 is set: rows written before it was tagged lack it, and are tagged again at the first load).
+#: Code older than this layout read every bit from 8 on as the result: it misreads these tags.
 TAG_HAS_ATTEMPT = 1 << 15
 
 
@@ -40,8 +41,10 @@ class TaskShape(NamedTuple):
     multi_instance: bool
 
 
-#: Every shape made so far: tasks share them (most tasks of a job have the same).
+#: Shapes made so far, shared by the tasks that have them (most tasks of a job have the same); up to
+#: `MAX_SHARED_SHAPES` of them: past that (a wall-clock limit per task, say) a task keeps its own.
 _SHAPES: dict[TaskShape, TaskShape] = {}
+MAX_SHARED_SHAPES = 4096
 
 
 def task_shape(spec: task_pb2.TaskSpec) -> TaskShape:
@@ -56,7 +59,12 @@ def task_shape(spec: task_pb2.TaskSpec) -> TaskShape:
         max_runtime,
         multi,
     )
-    return _SHAPES.setdefault(shape, shape)
+    shared = _SHAPES.get(shape)
+    if shared is not None:
+        return shared
+    if len(_SHAPES) < MAX_SHARED_SHAPES:
+        _SHAPES[shape] = shape
+    return shape
 
 
 def untag(tag: int) -> tuple[int, int, int | None]:

@@ -132,4 +132,7 @@ async def test_a_row_tag_carries_the_attempt_across_a_restart(tmp_path) -> None:
             assert list(again.cp.job("j").queue) == ["t0"]
         finally:
             await again.stop(stop_agents=True)
+        # An old tag is written again in full by the load, so that the next restart need not parse the row.
+        (tag,) = db.execute("SELECT tag FROM tasks WHERE key = 'j/t0'").fetchone()
+        assert tag == task_tag(T.TASK_STATE_ACTIVE, 0, 1)
     db.close()

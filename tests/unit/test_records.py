@@ -168,3 +168,17 @@ def test_task_shapes_are_shared_and_read_once() -> None:
     t = TaskRec("j", "c", 1, task_pb2.Task(spec=limited))
     t.stored_bytes(cold=True)
     assert t.shape() == (2, 3, 90.0, True) and t.frozen
+
+
+def test_shapes_are_shared_up_to_a_bound(monkeypatch) -> None:
+    from shoal.server.domain import records
+
+    monkeypatch.setattr(records, "_SHAPES", {})
+    monkeypatch.setattr(records, "MAX_SHARED_SHAPES", 2)
+    specs = [task_pb2.TaskSpec(id="x", required_slots=n) for n in (1, 2, 3)]
+    first = [task_shape(s) for s in specs]
+    again = [task_shape(s) for s in specs]
+    # The first two are shared; past the bound each task keeps a shape of its own (equal, not shared).
+    assert again[0] is first[0] and again[1] is first[1]
+    assert again[2] == first[2] and again[2] is not first[2]
+    assert len(records._SHAPES) == 2
