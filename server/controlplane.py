@@ -41,7 +41,7 @@ from shoal.server.domain.records import (
 )
 from shoal.server.domain.wire import new_task_bytes, new_task_tail
 from shoal.server.scheduling.retry import AttemptOutcome, failure_category, should_retry
-from shoal.server.store.base import Delete, Op, Row, Store
+from shoal.server.store.base import Delete, Op, Row, Store, StoredRow
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 
 #: Builds a tuple of a NamedTuple type without the Python-level __new__ (`Row._make` without the call).
@@ -217,7 +217,7 @@ class ControlPlane:
             self._refresh_pool(pool_rec)
         await self.flush()
 
-    def _load_tasks(self, rows: list[Row]) -> None:
+    def _load_tasks(self, rows: list[StoredRow]) -> None:
         """Tasks from their rows. A million of them is the normal case, so this loop is kept tight:
         a queued or completed task is not even parsed when its row's tag says its state and result."""
         job_rec: JobRec | None = None
@@ -227,7 +227,7 @@ class ControlPlane:
         active = T.TASK_STATE_ACTIVE
         stored = TaskRec.stored
         has_attempt = TAG_HAS_ATTEMPT
-        for _table, key, data, row_parent, seq, tag in rows:
+        for key, data, row_parent, seq, tag in rows:
             if row_parent != parent:
                 parent, job_rec, cut = row_parent, self.jobs.get(row_parent), len(row_parent) + 1
             if job_rec is None:

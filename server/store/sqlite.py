@@ -13,7 +13,7 @@ from itertools import chain, groupby, islice
 from operator import itemgetter, lt
 from pathlib import Path
 
-from shoal.server.store.base import TABLES, Delete, Loaded, Op, Row
+from shoal.server.store.base import TABLES, Delete, Loaded, Op, Row, StoredRow
 
 log = logging.getLogger("shoal.store")
 
@@ -52,8 +52,8 @@ def _upsert(table: str, rows: int) -> str:
 _UPSERTS = {(t, 1 << k): _upsert(t, 1 << k) for t in TABLES for k in range(ROWS_PER_STATEMENT.bit_length())}
 
 
-#: The order rows are loaded in: `seq`, then key (Row fields 4 and 1).
-_SEQ_ORDER = itemgetter(4, 1)
+#: The order rows are loaded in: `seq`, then key (StoredRow fields 3 and 0).
+_SEQ_ORDER = itemgetter(3, 0)
 #: A Row's values in the order of the INSERT's columns (key, parent, seq, data, tag), picked in C.
 _VALUES = itemgetter(1, 3, 4, 2, 5)
 
@@ -161,15 +161,15 @@ class SqliteStore:
         self._conn = conn
         self._rows_per_statement = rows_per_statement(conn)
         loaded = Loaded()
-        # Row._make without its Python frame: a million rows are made here at a restart.
-        make = functools.partial(tuple.__new__, Row)
+        # StoredRow._make without its Python frame: a million rows are made here at a restart.
+        make = functools.partial(tuple.__new__, StoredRow)
         for t in TABLES:
             # In the order rows were first written, which is `seq` order for task rows as long as they
             # are updated in place (as this store does): then no sort, which for a million rows cost
             # ~0.6 s. Otherwise (rows replaced, so moved to the end; equal seqs, ordered by key) the
             # rows are put in (seq, key) order here.
-            query = f"SELECT ?, key, data, parent, seq, tag FROM {t} ORDER BY rowid"
-            rows: list[Row] = list(map(make, conn.execute(query, (t,))))
+            query = f"SELECT key, data, parent, seq, tag FROM {t} ORDER BY rowid"
+            rows: list[StoredRow] = list(map(make, conn.execute(query)))
             seqs = [r.seq for r in rows]
             if not all(map(lt, seqs, islice(seqs, 1, None))):
                 rows.sort(key=_SEQ_ORDER)

@@ -22,7 +22,7 @@ from shoal.clock import ManualClock
 from shoal.server.controllers import scheduler
 from shoal.server.controlplane import LIVE_TASK_STATES, ControlPlane
 from shoal.server.domain.records import AgentSession, JobRec, NodeRec, PoolRec, TaskRec, task_shape, untag
-from shoal.server.store.base import Delete, Loaded, Op, Row
+from shoal.server.store.base import Delete, Loaded, Op, Row, StoredRow
 from shoal.v1 import common_pb2, job_pb2, pool_pb2
 from shoal.v1 import task_pb2 as T
 
@@ -38,7 +38,7 @@ class MemStore:
     async def open(self) -> Loaded:
         loaded = Loaded()
         for (table, _), row in self.rows.items():
-            loaded.tables[table].append(row)
+            loaded.tables[table].append(StoredRow(row.key, row.data, row.parent, row.seq, row.tag))
         for rows in loaded.tables.values():
             rows.sort(key=lambda r: r.seq)
         return loaded

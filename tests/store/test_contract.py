@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.server.store.base import Delete, Row, Store
+from shoal.server.store.base import Delete, Row, Store, StoredRow
 from shoal.server.store.sqlite import SqliteStore
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": lambda d: SqliteStore(d / "s.db")}
@@ -94,7 +94,7 @@ async def test_sqlite_database_from_before_tags_opens(tmp_path: Path) -> None:
     conn.close()
     s = SqliteStore(tmp_path / "old.db")
     loaded = await s.open()
-    assert loaded.tables["tasks"] == [Row("tasks", "j/a", b"\x08", "j", 1, 0)]
+    assert loaded.tables["tasks"] == [StoredRow("j/a", b"\x08", "j", 1, 0)]
     await s.commit([Row("tasks", "j/b", b"", "j", 2, 5)])
     await s.close()
 
