@@ -32,6 +32,8 @@ ROWS_PER_STATEMENT = 1024
 #: Transactions of at most this many rows are written on the event loop's thread (see _write_pending);
 #: larger ones go to the writer thread, where SQLite's own work overlaps the event loop's.
 INLINE_OPS = 100
+#: How much of the database file the start-up read maps into memory (see _open_sync).
+LOAD_MMAP_BYTES = 1 << 31
 #: Rows written between two WAL checkpoints.
 CHECKPOINT_ROWS = 20_000
 
@@ -163,6 +165,9 @@ class SqliteStore:
         loaded = Loaded()
         # StoredRow._make without its Python frame: a million rows are made here at a restart.
         make = functools.partial(tuple.__new__, StoredRow)
+        # The whole database is read once: through a memory map, SQLite does not copy each page it reads
+        # (a tenth of the read of a million rows). Only for this read: the writes that follow need none.
+        conn.execute(f"PRAGMA mmap_size={LOAD_MMAP_BYTES}")
         for t in TABLES:
             # In the order rows were first written, which is `seq` order for task rows as long as they
             # are updated in place (as this store does): then no sort, which for a million rows cost
@@ -174,6 +179,7 @@ class SqliteStore:
             if not all(map(lt, seqs, islice(seqs, 1, None))):
                 rows.sort(key=_SEQ_ORDER)
             loaded.tables[t] = rows
+        conn.execute("PRAGMA mmap_size=0")
         return loaded
 
     async def commit(self, ops: list[Op]) -> None:
