@@ -12,6 +12,7 @@ that is no longer the task's current one is counted and dropped.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import json
@@ -227,21 +228,28 @@ class ControlPlane:
         active = T.TASK_STATE_ACTIVE
         stored = TaskRec.stored
         has_attempt = TAG_HAS_ATTEMPT
+        success = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        # The job's indexes, looked up when the job changes (rows come job by job), not per row.
+        tasks: dict[str, TaskRec] = {}
+        queue: dict[str, None] = {}
+        counts: collections.Counter[int] = collections.Counter()
         for key, data, row_parent, seq, tag in rows:
             if row_parent != parent:
                 parent, job_rec, cut = row_parent, self.jobs.get(row_parent), len(row_parent) + 1
+                if job_rec is not None:
+                    tasks, queue, counts = job_rec.tasks, job_rec.queue, job_rec.counts
             if job_rec is None:
                 continue
             tk = key[cut:]
             # (untag, inlined: once per row.)
             state = tag & 0xFF
             if state and state not in live and tag & has_attempt:
-                trec = stored(parent, tk, seq, data, state, tag >> 8 & 0x7F, tag >> 16)
-                job_rec.tasks[tk] = trec
-                job_rec.counts[state] += 1
+                result = tag >> 8 & 0x7F
+                tasks[tk] = stored(parent, tk, seq, data, state, result, tag >> 16)
+                counts[state] += 1
                 if state == active:
-                    job_rec.queue[tk] = None
-                elif trec.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+                    queue[tk] = None
+                elif result == success:
                     job_rec.succeeded += 1
                 else:
                     job_rec.failed += 1
