@@ -31,6 +31,17 @@ from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.v1 import common_pb2
 
 A = agent_pb2
+
+#: A simulated node tries to connect every 50 ms while the server is down. gRPC's default backoff (1 s,
+#: then 1.6 times longer each time, jittered) made "restart -> first dispatch" land on its steps (5.2 or
+#: 9.3 s whatever the server took): this measures the server's recovery. A real agent backs off from
+#: 200 ms up to 2 s (nodeagent/agent.py), which can add up to 2 s to a real cluster's.
+RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 50),
+]
+
 Y = TypeVar("Y")
 
 
@@ -274,7 +285,12 @@ class SimFleet:
 
     def _channel(self) -> grpc.aio.Channel:
         if not self.channels or len(self.streams) % self.streams_per_channel == 0:
-            opts = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1), ("shoal.sim.channel", len(self.channels))]
+            opts = [
+                *CHANNEL_OPTIONS,
+                *RECONNECT_OPTIONS,
+                ("grpc.use_local_subchannel_pool", 1),
+                ("shoal.sim.channel", len(self.channels)),
+            ]
             self.channels.append(grpc.aio.insecure_channel(self.address, options=opts))
         return self.channels[-1]
 
