@@ -12,7 +12,6 @@ that is no longer the task's current one is counted and dropped.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import gc
 import json
@@ -232,7 +231,7 @@ class ControlPlane:
         # The job's indexes, looked up when the job changes (rows come job by job), not per row.
         tasks: dict[str, TaskRec] = {}
         queue: dict[str, None] = {}
-        counts: collections.Counter[int] = collections.Counter()
+        counts: dict[int, int] = {}
         for key, data, row_parent, seq, tag in rows:
             if row_parent != parent:
                 parent, job_rec, cut = row_parent, self.jobs.get(row_parent), len(row_parent) + 1
@@ -1502,6 +1501,8 @@ class ControlPlane:
     def _apply_events(self, node: NodeRec, events: list[agent_pb2.TaskEvent]) -> None:
         jobs = self.jobs
         touched: dict[str, JobRec] = {}
+        preparing, completed = T.TASK_STATE_PREPARING, agent_pb2.TASK_EVENT_KIND_COMPLETED
+        success = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
         for ev in events:
             ref = ev.attempt
             job = jobs.get(ref.job_id.lower())  # (idkey, inlined: this runs once per report)
@@ -1520,7 +1521,10 @@ class ControlPlane:
             kind = ev.kind
             if t.gang:
                 self._apply_instance_event(t, node, ev)
-            elif kind == agent_pb2.TASK_EVENT_KIND_COMPLETED:
+            elif kind == completed and t.state == preparing and ev.result == success and t.frozen:
+                # (_complete_attempt's own first test, made here: this is most reports.)
+                self._succeed_frozen(t, node, ev, job)
+            elif kind == completed:
                 # A short attempt's RUNNING may have been folded into its COMPLETED: the attempt
                 # ran, so it moves on from RUNNING, in one transition rather than two
                 # (_complete_attempt records the start it would have brought).

@@ -241,7 +241,9 @@ class JobRec:
     #: Tasks taken out of `queue` since it was last rebuilt.
     _holes: int = 0
     #: Number of tasks per TaskState.
-    counts: collections.Counter[int] = field(default_factory=collections.Counter)
+    #: A plain dict with every state, not a Counter: its items are read and written twice per task, and
+    #: a dict subclass misses the interpreter's fast path for subscripts (twice as long).
+    counts: dict[int, int] = field(default_factory=lambda: dict.fromkeys(task_pb2.TaskState.values(), 0))
     succeeded: int = 0
     failed: int = 0
     #: How long its successful attempts run (seconds): up at once with a longer one, down slowly
