@@ -1489,7 +1489,7 @@ class ControlPlane:
             placed = self.place_hook(nodes) if self.place_hook is not None else -1
         full_pass = placed < 0
         if not full_pass:
-            roomy = {n.pool_key for n in nodes if n.proto.task_slots > n.used_slots}
+            roomy = {n.pool_key for n in nodes if n.task_slots > n.used_slots}
             full_pass = bool(roomy) and any(j.queue for j in self.waiting_jobs.values() if j.pool_key in roomy)
         for session, events in accepted:
             if events:

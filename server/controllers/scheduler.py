@@ -59,7 +59,7 @@ def build_snapshot(
     nodes: list[NodeView] = []
     free_by_pool: dict[str, int] = {}
     if only is not None:
-        only = [n for n in only if n.proto.task_slots > n.used_slots and _takes_work(n)]
+        only = [n for n in only if n.task_slots > n.used_slots and _takes_work(n)]
         if not only:
             # No reporting node has room (RUNNING reports, say): nothing to look at.
             return Snapshot(nodes=[], queue=[])
@@ -75,8 +75,8 @@ def build_snapshot(
             continue
         for n in members:
             ok = _takes_work(n)
-            free = max(0, n.proto.task_slots - n.used_slots)
-            nodes.append(NodeView(n.key, pool.key, ok, n.proto.task_slots, free))
+            free = max(0, n.task_slots - n.used_slots)
+            nodes.append(NodeView(n.key, pool.key, ok, n.task_slots, free))
             records.append(n)
             if ok:
                 free_by_pool[pool.key] = free_by_pool.get(pool.key, 0) + free
@@ -154,7 +154,7 @@ def build_ahead_snapshot(
             depths[pool.key] = depth
         room = 0
         for n in members:
-            slots = n.proto.task_slots
+            slots = n.task_slots
             free = slots * (1 + depth) - n.used_slots
             if n.used_slots >= slots and free > 0 and _takes_work(n):
                 nodes.append(NodeView(n.key, pool.key, True, slots, free))
@@ -254,11 +254,19 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str,
     count = 0
     jobs, nodes, assign = cp.jobs, cp.nodes, cp.assign
     active_job, active_task = job_pb2.JOB_STATE_ACTIVE, task_pb2.TASK_STATE_ACTIVE
+    # Placements come job by job: whether the job is active is read when the job changes (nothing in
+    # this loop changes a job's state).
+    last_job: JobRec | None = None
+    job_active = False
     for p in placements:
         jk, tk = p.key
         job = jobs.get(jk)
-        t = job.tasks.get(tk) if job is not None else None
-        if t is None or job is None or job.proto.state != active_job:
+        if job is not last_job:
+            last_job, job_active = job, job is not None and job.proto.state == active_job
+        if not job_active or job is None:
+            continue
+        t = job.tasks.get(tk)
+        if t is None:
             continue
         # (The same task as planned, not one added since under its id, still waiting on the same attempt.)
         if t.seq != p.seq or t.state != active_task or t.attempt + 1 != p.attempt:
@@ -270,7 +278,7 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str,
                 n is None
                 or n.state not in SCHEDULABLE_NODE_STATES
                 or not n.connected
-                or n.proto.task_slots * (1 + ahead.get(n.pool_key, 0)) - n.running.total < p.slots_per_node
+                or n.task_slots * (1 + ahead.get(n.pool_key, 0)) - n.running.total < p.slots_per_node
             ):
                 break
             targets.append(n)

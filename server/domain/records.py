@@ -418,6 +418,8 @@ class NodeRec:
     state: int = field(init=False)
     #: The pool's key (a node never changes pools).
     pool_key: str = field(init=False)
+    #: `proto.task_slots` (set when the node is made, never changed), as a plain int: read per placement.
+    task_slots: int = field(init=False)
 
     #: The last attempts that ended here, oldest first: (job id, task id, attempt, exit code or None).
     #: Kept out of `proto` until it is read (`view`): a message per completed task cost more than the
@@ -438,6 +440,7 @@ class NodeRec:
     def __post_init__(self) -> None:
         self.state = int(self.proto.state)
         self.pool_key = self.proto.pool_id.lower()
+        self.task_slots = self.proto.task_slots
         self.tasks_run = self.proto.total_tasks_run
         self.tasks_succeeded = self.proto.total_tasks_succeeded
         self.recent = collections.deque(
