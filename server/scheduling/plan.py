@@ -160,15 +160,28 @@ class _PoolIndex:
         self.free = free
         self.nodes: list[str] = []
         self.levels: dict[int, list[str]] = {}
+        #: `levels`' keys in the order `pick` tries them, made again when a level comes or goes (rarely:
+        #: sorting them for every task placed cost more than the rest of the pick).
+        self._order: list[int] | None = None
         self.reserved: set[str] = set()
 
     def add(self, node_id: str) -> None:
         self.nodes.append(node_id)
-        heapq.heappush(self.levels.setdefault(self.free[node_id], []), node_id)
+        self._push(self.free[node_id], node_id)
+
+    def _push(self, level: int, node_id: str) -> None:
+        heap = self.levels.get(level)
+        if heap is None:
+            heap = self.levels[level] = []
+            self._order = None
+        heapq.heappush(heap, node_id)
 
     def pick(self, need: int, spread: bool) -> str | None:
         """The node with the most (spread) or fewest (pack) free slots ≥ `need`; ties by node id."""
-        levels = sorted(self.levels, reverse=spread)
+        levels = self._order
+        if levels is None:
+            # (`spread` is the snapshot's: the same for every pick of one plan.)
+            levels = self._order = sorted(self.levels, reverse=spread)
         for lvl in levels:
             if lvl < need:
                 if spread:
@@ -181,13 +194,14 @@ class _PoolIndex:
             if heap:
                 return heap[0]
             del self.levels[lvl]
+            self._order = None
         return None
 
     def take(self, node_id: str, slots: int) -> None:
         self.free[node_id] -= slots
         left = self.free[node_id]
         if left > 0:
-            heapq.heappush(self.levels.setdefault(left, []), node_id)
+            self._push(left, node_id)
 
     def candidates(self) -> list[str]:
         """Free, unreserved nodes (for gangs, which are rare enough to scan)."""
