@@ -97,24 +97,29 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         """One message of frames: new conversations first, then every report in it as one batch."""
         #: Channel -> the position of the frame whose Register opens it.
         joining: dict[int, int] = {}
+        sessions = stream.sessions
+        # (Each field of a frame is read once: a message field read costs a lookup by name.)
+        channels = [f.channel for f in frames]
         for i, f in enumerate(frames):
-            if f.channel not in stream.sessions and f.channel not in joining and not f.end:
+            ch = channels[i]
+            if ch not in sessions and ch not in joining and not f.end:
                 if f.message.WhichOneof("body") == "register":
-                    joining[f.channel] = i
+                    joining[ch] = i
                 else:
-                    stream.end(f.channel, _REGISTER_FIRST)
+                    stream.end(ch, _REGISTER_FIRST)
         if joining:
             await asyncio.gather(*(self._join(stream, ch, frames[i].message.register) for ch, i in joining.items()))
         reports: list[tuple[AgentSession, list[agent_pb2.TaskEvent]]] = []
         start_reports = []
         for i, f in enumerate(frames):
-            if joining.get(f.channel) == i:
+            ch = channels[i]
+            if joining and joining.get(ch) == i:
                 continue  # the Register just handled
-            session = stream.sessions.get(f.channel)
+            session = sessions.get(ch)
             if session is None:
                 continue
             if f.end:
-                del stream.sessions[f.channel]
+                del sessions[ch]
                 self.cp.detach(session)
                 continue
             msg = f.message
