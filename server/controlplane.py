@@ -520,7 +520,13 @@ class ControlPlane:
                     job.succeeded += 1
                 else:
                     job.failed += 1
-        self._queue_and_mark(t, old, new, job)
+        if new == T.TASK_STATE_ACTIVE:
+            job.queue[t.key] = None
+            self.waiting_jobs[job.key] = job
+        elif old == T.TASK_STATE_ACTIVE:
+            # (Only ACTIVE tasks are queued.)
+            job.dequeue(t.key)
+        self._dirty_tasks[t] = None  # (_mark_task, inlined: this runs several times per task)
 
     def _change_frozen(self, t: TaskRec, new: int, job: JobRec, change: bytes) -> None:
         """`_set_task_state` for a task kept as bytes, from ACTIVE to PREPARING or from a live state to
@@ -537,17 +543,6 @@ class ControlPlane:
         if old == T.TASK_STATE_ACTIVE:
             job.dequeue(t.key)
         self._dirty_tasks[t] = None
-
-    def _queue_and_mark(self, t: TaskRec, old: int, new: int, job: JobRec) -> None:
-        """The part of a state change that does not touch the message: the job's queue, and the task
-        marked for the next flush."""
-        if new == T.TASK_STATE_ACTIVE:
-            job.queue[t.key] = None
-            self.waiting_jobs[job.key] = job
-        elif old == T.TASK_STATE_ACTIVE:
-            # (Only ACTIVE tasks are queued.)
-            job.dequeue(t.key)
-        self._dirty_tasks[t] = None  # (_mark_task, inlined: this runs several times per task)
 
     def _set_node_state(self, n: NodeRec, new: int) -> None:
         old = n.state
@@ -1217,7 +1212,7 @@ class ControlPlane:
             change = wire.state_change(T.TASK_STATE_PREPARING, t.state, self._transition_time())
             self._change_frozen(t, T.TASK_STATE_PREPARING, job, wire.FIRST_ATTEMPT + change + master.placement_change())
         else:
-            proto = t.proto
+            proto = t.proto  # (live now: a first placement of a multi-instance task was only read)
             proto.attempt = attempt
             if attempt > 1 or proto.HasField("execution_info"):
                 # What the previous attempt left (a first attempt has nothing to clear).
@@ -1501,8 +1496,7 @@ class ControlPlane:
     def _apply_events(self, node: NodeRec, events: list[agent_pb2.TaskEvent]) -> None:
         jobs = self.jobs
         touched: dict[str, JobRec] = {}
-        preparing, completed = T.TASK_STATE_PREPARING, agent_pb2.TASK_EVENT_KIND_COMPLETED
-        success = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        completed, success = agent_pb2.TASK_EVENT_KIND_COMPLETED, common_pb2.TASK_EXECUTION_RESULT_SUCCESS
         for ev in events:
             ref = ev.attempt
             job = jobs.get(ref.job_id.lower())  # (idkey, inlined: this runs once per report)
@@ -1521,8 +1515,8 @@ class ControlPlane:
             kind = ev.kind
             if t.gang:
                 self._apply_instance_event(t, node, ev)
-            elif kind == completed and t.state == preparing and ev.result == success and t.frozen:
-                # (_complete_attempt's own first test, made here: this is most reports.)
+            elif kind == completed and ev.result == success and t.placed_as_bytes():
+                # Most reports: the end is appended to the task's bytes too.
                 self._succeed_frozen(t, node, ev, job)
             elif kind == completed:
                 # A short attempt's RUNNING may have been folded into its COMPLETED: the attempt
@@ -1628,13 +1622,11 @@ class ControlPlane:
         """The attempt of `t` on `node` ended as `ev` says: record it, free the node, retry or complete.
 
         `folded`: the attempt's RUNNING was folded into this report (it moves on from RUNNING).
-        Runs once per task: each field of `ev` and of the task is read once.
+        Runs once per task: each field of `ev` and of the task is read once. (The successful end of an
+        attempt placed as bytes goes to `_succeed_frozen` instead: see `_apply_events`.)
         """
         if job is None:
             job = self.jobs[t.job_key]
-        if t.frozen and t.state == T.TASK_STATE_PREPARING and ev.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
-            self._succeed_frozen(t, node, ev, job)
-            return
         proto = t.proto
         info = proto.execution_info
         ev_time = ev.time

@@ -198,9 +198,8 @@ def _busy_until(cp: ControlPlane, n: NodeRec, now: float) -> float | None:
         limit = t.shape().max_runtime
         if limit is None:
             return None
-        if t.frozen and t.state == task_pb2.TASK_STATE_PREPARING:
-            # Placed as bytes and not yet reported running (see ControlPlane.assign): no start yet.
-            start = now
+        if t.placed_as_bytes():
+            start = now  # (no start recorded yet)
         else:
             info = t.read().execution_info
             start = info.start_time.ToNanoseconds() / 1e9 if info.HasField("start_time") else now

@@ -128,8 +128,7 @@ class TaskRec:
         #: filtering never bring a frozen task back.
         self.state: int = state
         #: The result of its last completed attempt (`TaskExecutionResult`), kept beside the state for
-        #: the stored row's tag: set when the task completes (0 otherwise). (The tenth slot costs no
-        #: memory: the object's size class is the same with nine.)
+        #: the stored row's tag: set when the task completes (0 otherwise).
         self.result: int = result if result is not None else (int(proto.execution_info.result) if proto else 0)
         #: `proto.attempt`, kept beside it: placing and fencing read it without the message.
         self.attempt: int = attempt if attempt is not None else (proto.attempt if proto is not None else 0)
@@ -208,6 +207,11 @@ class TaskRec:
         """Append a change (see `wire`) to a frozen task's bytes: parsed, they merge into the message."""
         assert self._proto is None, "a live message is changed in place"
         self._data = (self._data or b"") + change
+
+    def placed_as_bytes(self) -> bool:
+        """In flight and still kept as bytes: placed by appending to them (`ControlPlane.assign`), and
+        nothing of the attempt recorded since (no start, end or result: any such change makes it live)."""
+        return self._proto is None and self.state == task_pb2.TASK_STATE_PREPARING
 
     @property
     def frozen(self) -> bool:

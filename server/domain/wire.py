@@ -81,6 +81,11 @@ _STATES = {
 }
 
 
+def _field(tag: bytes, body: bytes) -> bytes:
+    """A length-delimited field: its tag, the length of `body`, `body`."""
+    return b"".join((tag, _varint(len(body)), body))
+
+
 def _signed(n: int) -> bytes:
     """An int32 or int64 varint: negative numbers take ten bytes (two's complement of 64 bits)."""
     return _varint(n if n >= 0 else n + (1 << 64))
@@ -88,8 +93,7 @@ def _signed(n: int) -> bytes:
 
 def transition_time(seconds: int, nanos: int) -> bytes:
     """`state_transition_time` with both of its fields written out, zeros included."""
-    body = b"".join((_SECONDS, _signed(seconds), _NANOS, _signed(nanos)))
-    return b"".join((_STATE_TRANSITION_TIME, _varint(len(body)), body))
+    return _field(_STATE_TRANSITION_TIME, b"".join((_SECONDS, _signed(seconds), _NANOS, _signed(nanos))))
 
 
 def state_change(new: int, old: int, transition_time: bytes) -> bytes:
@@ -100,11 +104,8 @@ def state_change(new: int, old: int, transition_time: bytes) -> bytes:
 def node_info(pool_id: str, node_id: str, address: str) -> bytes:
     """`node_info` of a task placed on a node, every field written out (the task directory empty): it
     replaces what an earlier placement left."""
-    body = b"".join(
-        b"".join((bytes([n << 3 | 2]), _varint(len(v)), v))
-        for n, v in ((1, pool_id.encode()), (2, node_id.encode()), (3, b""), (4, address.encode()))
-    )
-    return b"".join((_NODE_INFO, _varint(len(body)), body))
+    fields = ((1, pool_id.encode()), (2, node_id.encode()), (3, b""), (4, address.encode()))
+    return _field(_NODE_INFO, b"".join(_field(bytes([n << 3 | 2]), v) for n, v in fields))
 
 
 def ended(
@@ -120,6 +121,4 @@ def ended(
     change = b"".join((state_change, _EXECUTION_INFO, short[len(info)], info))
     if not task_root_directory:
         return change
-    root = task_root_directory.encode()
-    field = b"".join((_TASK_ROOT_DIRECTORY, _varint(len(root)), root))
-    return b"".join((change, _NODE_INFO, _varint(len(field)), field))
+    return change + _field(_NODE_INFO, _field(_TASK_ROOT_DIRECTORY, task_root_directory.encode()))

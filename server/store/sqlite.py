@@ -7,7 +7,6 @@ import contextlib
 import functools
 import logging
 import sqlite3
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, groupby, islice
 from operator import itemgetter, lt
@@ -127,7 +126,6 @@ class SqliteStore:
         self._rows_per_statement = ROWS_PER_STATEMENT
         #: The first transaction that failed: every later one fails too (see `submit`).
         self._failed: BaseException | None = None
-        self._lock = threading.Lock()
         #: Transactions written (for tests and benchmarks).
         self.transactions = 0
         #: WAL checkpoints run here, on a connection of their own, never on the event loop's thread

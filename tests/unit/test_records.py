@@ -151,7 +151,7 @@ def test_a_task_tag_gives_back_state_result_and_attempt(state: int, result: int,
     assert untag(state | result << 8)[2] is None
 
 
-def test_task_shapes_are_shared_and_read_once() -> None:
+def test_task_shapes_are_shared_and_kept_by_a_frozen_task() -> None:
     from google.protobuf import duration_pb2
 
     from shoal.v1 import common_pb2
