@@ -8,7 +8,12 @@ STAMP := $(VENV)/.installed
 OMPI_VENV := .venv-openmpi
 OMPI_STAMP := $(OMPI_VENV)/.installed
 
-.PHONY: install demo test lint typecheck protos protos-check clean openmpi
+# The control plane's hottest modules compiled by mypyc (shoal_root/native.py): rebuilt when a source
+# it depends on changes; where it cannot be built, the sources run (slower) and the build says why.
+NATIVE_STAMP := build/native/manifest.json
+NATIVE_DEPS := $(shell find server shoal_root protos -name '*.py' -o -name '*.pyi' 2>/dev/null) scripts/build_native.py
+
+.PHONY: install demo test lint typecheck protos protos-check clean openmpi native
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Shoal needs Python 3.11 or newer"'
@@ -17,9 +22,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_DEPS)
+	$(PY) scripts/build_native.py || echo "The compiled core was not built: the control plane runs from its sources"
 
-demo: $(STAMP)
+native: $(NATIVE_STAMP)
+
+install: $(STAMP) $(NATIVE_STAMP)
+
+demo: $(STAMP) $(NATIVE_STAMP)
 	$(PY) examples/demo.py
 
 $(OMPI_STAMP):
@@ -28,9 +38,12 @@ $(OMPI_STAMP):
 
 openmpi: $(OMPI_STAMP)
 
-test: $(STAMP) openmpi
+test: $(STAMP) $(NATIVE_STAMP) openmpi
 	scripts/gen_protos.sh --check
+	$(PY) scripts/build_native.py --check || true
 	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q
+	@# The in-process layers once more with the control plane from its sources (above: compiled, where built).
+	SHOAL_NATIVE=0 $(PY) -m pytest -q tests/unit tests/service tests/store
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

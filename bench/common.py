@@ -25,6 +25,7 @@ from typing import TypeVar
 import grpc
 import psutil
 
+from shoal import native
 from shoal.v1 import job_pb2, job_pb2_grpc, pool_pb2, pool_pb2_grpc, task_pb2, task_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -176,6 +177,7 @@ def record(name: str, reports: list[Report], started: float) -> None:
         f"\n## {name} — {now}, commit {git_head()}\n",
         f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, Linux {m['kernel']}",
         f"- reproduce: `cd /work/main && {command_line()}`",
+        f"- control plane: {native.status().describe()}",
         f"- load average (1/5/15 min) at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())} "
         f"(other sessions share this machine; figures are noisy when it is above ~1)",
         f"- wall time of the run: {time.monotonic() - started:.0f} s\n",

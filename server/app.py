@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shoal import native
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.clock import Clock, SystemClock
 from shoal.server.api.agents import AgentServicer
@@ -161,6 +162,7 @@ class ShoalServer:
         self.cp.kick_scheduler()
         self._publish_address()
         log.info("shoal server listening on %s (data in %s)", self.address, self.data_dir)
+        log.info("%s", native.status().describe())
         return self.address
 
     def _publish_address(self) -> None:

@@ -305,8 +305,8 @@ class ControlPlane:
             elif isinstance(rec, PoolRec):
                 ops.append(Row("pools", k, rec.proto.SerializeToString()))
             elif isinstance(rec, NodeRec):
-                data = json.dumps({"node": rec.view().SerializeToString().hex(), "internal": rec.internal})
-                ops.append(Row("nodes", k, data.encode(), rec.pool_key))
+                node_row = json.dumps({"node": rec.view().SerializeToString().hex(), "internal": rec.internal})
+                ops.append(Row("nodes", k, node_row.encode(), rec.pool_key))
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
         # Most rows; the loop is kept tight (a row is made as a tuple of the Row type, without its __new__).
@@ -689,7 +689,7 @@ class ControlPlane:
             self.provider.node_added(n)
 
     def _choose_leavers(self, pool: PoolRec, count: int) -> list[NodeRec]:
-        order = {
+        order: dict[int, int] = {
             P.NODE_STATE_CREATING: 0,
             P.NODE_STATE_UNKNOWN: 1,
             P.NODE_STATE_START_TASK_FAILED: 2,
@@ -1578,11 +1578,12 @@ class ControlPlane:
             elif ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
                 # Any failed instance fails the whole task (which may then be retried whole).
                 self._end_subtasks(t, f"instance {i} failed")
-                failed = agent_pb2.TaskEvent()
-                failed.CopyFrom(ev)
-                if failed.HasField("failure_info"):
-                    failed.failure_info.message = f"instance {i} on {node.proto.id}: {failed.failure_info.message}"
-                self._complete_attempt(t, node, failed)
+                instance_end = agent_pb2.TaskEvent()
+                instance_end.CopyFrom(ev)
+                if instance_end.HasField("failure_info"):
+                    failure = instance_end.failure_info
+                    failure.message = f"instance {i} on {node.proto.id}: {failure.message}"
+                self._complete_attempt(t, node, instance_end)
             else:
                 self._mark_task(t)
 

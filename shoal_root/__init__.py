@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shoal import native
+
 __all__ = ["Client"]
+
+# The control plane's hottest modules load compiled where a build of them is current (see `native`).
+native.enable()
 
 if TYPE_CHECKING:
     from shoal.client import Client

@@ -74,6 +74,8 @@ def untag(tag: int) -> tuple[int, int, int | None]:
 
 
 _new_object = object.__new__
+#: This module runs compiled to C by mypyc (see `shoal.native`), not from its source.
+COMPILED = not __file__.endswith(".py")
 #: How many of its last attempts a node lists (Node.recent_tasks).
 RECENT_TASKS_PER_NODE = 10
 
@@ -155,6 +157,11 @@ class TaskRec:
     ) -> TaskRec:
         """A task nobody works on, straight from its row: what `__init__(..., data=, state=)` makes,
         in less than half the time (a restart makes a million of them)."""
+        if COMPILED:
+            # A compiled class cannot be made by object.__new__, and its own constructor is as quick.
+            t = cls(job_key, key, seq, None, data=data, state=state, result=result, attempt=attempt)
+            t._shape = shape
+            return t
         t = _new_object(cls)
         t.job_key = job_key
         t.key = key
