@@ -11,7 +11,7 @@ OMPI_STAMP := $(OMPI_VENV)/.installed
 # The control plane's hottest modules compiled by mypyc (shoal_root/native.py): rebuilt when a source
 # it depends on changes; where it cannot be built, the sources run (slower) and the build says why.
 NATIVE_STAMP := build/native/manifest.json
-NATIVE_DEPS := $(shell find server shoal_root protos -name '*.py' -o -name '*.pyi' 2>/dev/null) scripts/build_native.py
+NATIVE_DEPS := $(shell find server shoal_root protos -name '*.py' -o -name '*.pyi' 2>/dev/null) scripts/build_native.py scripts/package_tree.py
 
 .PHONY: install demo test lint typecheck protos protos-check clean openmpi native
 
@@ -50,6 +50,8 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy server nodeagent client mpi certs shoal_root
+	@# Again over the package as installed, where imports between its modules are followed.
+	$(PY) scripts/package_tree.py --typecheck
 
 protos: $(STAMP)
 	scripts/gen_protos.sh

@@ -38,8 +38,10 @@ class RetentionJournal:
 
     def _load(self) -> None:
         for rec in self._journal.read():
+            if not isinstance(rec, list):
+                continue
             try:
-                deadline, job_id, task_id = rec  # type: ignore[misc]
+                deadline, job_id, task_id = rec
                 ref = (str(job_id), str(task_id))
                 if deadline is None:
                     self._deadlines.pop(ref, None)

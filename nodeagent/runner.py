@@ -533,7 +533,7 @@ class TaskRunner:
         """Run one command of the attempt in its working directory; an Outcome when it did not run or was killed."""
         if attempt.killed:
             return self._killed_outcome(None)
-        assert attempt.task_dir is not None and attempt.env is not None
+        assert attempt.task_dir is not None and attempt.env is not None and attempt.wd is not None
         task_dir = attempt.task_dir
         remaining = self._remaining(attempt)
         try:

@@ -20,35 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "shoal_root"))
 import native  # noqa: E402  (shoal_root/native.py, without importing the package and its finder)
-
-#: mypy's settings for the compiled modules: the project's own, with the generated stubs in view.
-MYPY_INI = """[mypy]
-python_version = 3.11
-ignore_missing_imports = True
-check_untyped_defs = True
-disallow_untyped_defs = True
-
-[mypy-shoal.v1.*,shoal.agent.v1.*]
-ignore_errors = True
-"""
-
-
-def package_tree(dest: Path) -> dict[str, Path]:
-    """Copy the package's sources into `dest` as installed; return module name -> its copy."""
-    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    for package, src in setup["package-dir"].items():
-        target = dest.joinpath(*package.split("."))
-        target.mkdir(parents=True, exist_ok=True)
-        for f in (ROOT / src).iterdir():
-            if f.is_file() and f.suffix in (".py", ".pyi", ".typed"):
-                shutil.copy2(f, target / f.name)
-    return {name: dest.joinpath(*name.split(".")).with_suffix(".py") for name in native.MODULES}
+from package_tree import package_tree  # noqa: E402
 
 
 def build() -> dict[str, object]:
@@ -58,8 +35,8 @@ def build() -> dict[str, object]:
     sources = native.source_digest(ROOT)
     with tempfile.TemporaryDirectory(prefix="shoal-native-") as tmp:
         tree = Path(tmp)
-        copies = package_tree(tree)
-        (tree / "mypy.ini").write_text(MYPY_INI)
+        package_tree(tree)
+        copies = {name: tree.joinpath(*name.split(".")).with_suffix(".py") for name in native.MODULES}
         cmd = [sys.executable, "-m", "mypyc", *(str(p.relative_to(tree)) for p in copies.values())]
         proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
         if proc.returncode != 0:
