@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -45,7 +45,7 @@ from shoal.server.store.base import Delete, Op, Row, Store, StoredRow
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 
 #: Builds a tuple of a NamedTuple type without the Python-level __new__ (`Row._make` without the call).
-_new_tuple = tuple.__new__
+_new_tuple: Final = tuple.__new__
 
 log = logging.getLogger("shoal.server")
 
@@ -53,7 +53,7 @@ T = task_pb2
 P = pool_pb2
 J = job_pb2
 
-DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600.0
+DEFAULT_RETENTION_SECONDS: Final = 7 * 24 * 3600.0
 #: The most assignments per slot a busy node may hold ahead (see `ControlPlane.ahead_depth`).
 DEFAULT_DISPATCH_AHEAD = 16
 #: A job whose attempts run shorter than this (as estimated once a few have succeeded) may have work sent ahead.
@@ -62,18 +62,18 @@ SHORT_TASK_SAMPLES = 3
 #: A busy slot keeps about this much of a short job's work waiting on its node: enough to cover the
 #: round trip of its reports and the refill, so that the slot never waits on the server, and enough
 #: for each message to carry many tasks. Work held ahead is a short wait for a job that arrives later.
-AHEAD_SECONDS = 0.1
+AHEAD_SECONDS: Final = 0.1
 #: How often node statistics (slot counts, task totals, IDLE <-> RUNNING) are written (and at a clean
 #: stop): they are informational or recomputed when an agent attaches, and a busy pool changes them
 #: all the time. A busy pool of 10,000 nodes rewrites all of them each time (~0.4 s of CPU).
 NODE_STATS_WRITE_SECONDS = 60.0
-SCHEDULABLE_NODE_STATES = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
-BUSY_FLIP = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
+SCHEDULABLE_NODE_STATES: Final = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
+BUSY_FLIP: Final = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
 #: States of a task with an attempt on a node.
-LIVE_TASK_STATES = frozenset({T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING})
+LIVE_TASK_STATES: Final = frozenset({T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING})
 #: Tasks in these states are kept serialized once stored (see TaskRec): nobody works on them.
-COLD_TASK_STATES = frozenset({T.TASK_STATE_ACTIVE, T.TASK_STATE_COMPLETED})
-LIVE_NODE_STATES = frozenset(
+COLD_TASK_STATES: Final = frozenset({T.TASK_STATE_ACTIVE, T.TASK_STATE_COMPLETED})
+LIVE_NODE_STATES: Final = frozenset(
     {
         P.NODE_STATE_STARTING,
         P.NODE_STATE_WAITING_FOR_START_TASK,
@@ -83,6 +83,21 @@ LIVE_NODE_STATES = frozenset(
         P.NODE_STATE_OFFLINE,
     }
 )
+
+# Read on every task's way (placing, reports, rows), so bound once here: compiled (see `shoal.native`),
+# a Final name is read from a C variable, where `T.TASK_STATE_...` is two dictionary lookups each time.
+ACTIVE: Final = T.TASK_STATE_ACTIVE
+PREPARING: Final = T.TASK_STATE_PREPARING
+RUNNING: Final = T.TASK_STATE_RUNNING
+COMPLETED: Final = T.TASK_STATE_COMPLETED
+SUCCESS: Final = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+EVENT_RUNNING: Final = agent_pb2.TASK_EVENT_KIND_RUNNING
+EVENT_COMPLETED: Final = agent_pb2.TASK_EVENT_KIND_COMPLETED
+NODE_IDLE: Final = P.NODE_STATE_IDLE
+NODE_RUNNING: Final = P.NODE_STATE_RUNNING
+NODE_LEAVING: Final = P.NODE_STATE_LEAVING_POOL
+TASK_TRANSITIONS: Final = states.TASK_TRANSITIONS
+NODE_TRANSITIONS: Final = states.NODE_TRANSITIONS
 
 
 class Provider(Protocol):
@@ -313,9 +328,10 @@ class ControlPlane:
         watched: dict[str, bool] = {}
         jobs = self.jobs
         serialized = self._serialized
-        completed = T.TASK_STATE_COMPLETED
+        completed = COMPLETED
         append = ops.append
         cold_states = COLD_TASK_STATES
+        row_type = Row
         for rec in self._dirty_tasks:
             state = tag = rec.state
             # (task_tag, inlined: once per row.)
@@ -324,7 +340,7 @@ class ControlPlane:
             tag |= rec.attempt << 16 | TAG_HAS_ATTEMPT
             data = rec.stored_bytes(state in cold_states)
             jk = rec.job_key
-            append(_new_tuple(Row, ("tasks", f"{jk}/{rec.key}", data, jk, rec.seq, tag)))
+            append(_new_tuple(row_type, ("tasks", f"{jk}/{rec.key}", data, jk, rec.seq, tag)))
             w = watched.get(jk)
             if w is None:
                 job = jobs.get(jk)
@@ -452,9 +468,9 @@ class ControlPlane:
 
     def _count(self, job: JobRec, t: TaskRec, sign: int, proto: task_pb2.Task | None = None) -> None:
         job.counts[t.state] += sign
-        if t.state == T.TASK_STATE_COMPLETED:
+        if t.state == COMPLETED:
             result = (proto or t.read()).execution_info.result
-            if result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+            if result == SUCCESS:
                 job.succeeded += sign
             else:
                 job.failed += sign
@@ -500,11 +516,11 @@ class ControlPlane:
         old = t.state
         if old != new:
             # The table checked inline: this runs several times per task.
-            if new not in states.TASK_TRANSITIONS.get(old, ()):
-                states.check_transition(states.TASK_TRANSITIONS, old, new, f"task {t.job_key}/{t.key}")
+            if new not in TASK_TRANSITIONS.get(old, ()):
+                states.check_transition(TASK_TRANSITIONS, old, new, f"task {t.job_key}/{t.key}")
             if proto is None:
                 proto = t.proto
-            if old == T.TASK_STATE_COMPLETED:
+            if old == COMPLETED:
                 self._count(job, t, -1, proto)
             else:
                 job.counts[old] -= 1
@@ -513,17 +529,17 @@ class ControlPlane:
             proto.state_transition_time.CopyFrom(self._stamp())
             t.state = new
             job.counts[new] += 1
-            if new == T.TASK_STATE_COMPLETED:
+            if new == COMPLETED:
                 # (_count, inlined: once per task.)
                 t.result = result = proto.execution_info.result
-                if result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
+                if result == SUCCESS:
                     job.succeeded += 1
                 else:
                     job.failed += 1
-        if new == T.TASK_STATE_ACTIVE:
+        if new == ACTIVE:
             job.queue[t.key] = None
             self.waiting_jobs[job.key] = job
-        elif old == T.TASK_STATE_ACTIVE:
+        elif old == ACTIVE:
             # (Only ACTIVE tasks are queued.)
             job.dequeue(t.key)
         self._dirty_tasks[t] = None  # (_mark_task, inlined: this runs several times per task)
@@ -533,14 +549,14 @@ class ControlPlane:
         COMPLETED: `change` (see `wire`), which records the new state, is appended to them. (The job's
         succeeded and failed counts are the caller's.)"""
         old = t.state
-        if new not in states.TASK_TRANSITIONS.get(old, ()):
-            states.check_transition(states.TASK_TRANSITIONS, old, new, f"task {t.job_key}/{t.key}")
+        if new not in TASK_TRANSITIONS.get(old, ()):
+            states.check_transition(TASK_TRANSITIONS, old, new, f"task {t.job_key}/{t.key}")
         t.append(change)
         t.state = new
         counts = job.counts
         counts[old] -= 1
         counts[new] += 1
-        if old == T.TASK_STATE_ACTIVE:
+        if old == ACTIVE:
             job.dequeue(t.key)
         self._dirty_tasks[t] = None
 
@@ -548,8 +564,8 @@ class ControlPlane:
         old = n.state
         if old == new:
             return
-        if new not in states.NODE_TRANSITIONS.get(old, ()):
-            states.check_transition(states.NODE_TRANSITIONS, old, new, f"node {n.key}")
+        if new not in NODE_TRANSITIONS.get(old, ()):
+            states.check_transition(NODE_TRANSITIONS, old, new, f"node {n.key}")
         n.proto.state = new  # type: ignore[assignment]
         n.state = new
         n.proto.state_transition_time.CopyFrom(self._stamp())
@@ -563,7 +579,7 @@ class ControlPlane:
     def _refresh_node_activity(self, n: NodeRec) -> None:
         # (Its running slot count is derived when the node is read: NodeRec.view.)
         if n.state in SCHEDULABLE_NODE_STATES:
-            self._set_node_state(n, P.NODE_STATE_RUNNING if n.running else P.NODE_STATE_IDLE)
+            self._set_node_state(n, NODE_RUNNING if n.running else NODE_IDLE)
         # Slot counts and task statistics are derived or informational: they are
         # written with the next state change, or by the health pass, not per task.
         n.stats_dirty = True
@@ -1065,7 +1081,7 @@ class ControlPlane:
                 continue
             n.running.pop(tkey, None)
             self._refresh_node_activity(n)
-            if n.state == P.NODE_STATE_LEAVING_POOL and n.internal.get("wait_for_tasks") and not n.running:
+            if n.state == NODE_LEAVING and n.internal.get("wait_for_tasks") and not n.running:
                 n.internal["wait_for_tasks"] = False
                 # Only once the end of its last task is committed.
                 self._dismiss_after_commit.append(n)
@@ -1209,8 +1225,8 @@ class ControlPlane:
             n.running[tkey] = slots
         if fresh and not multi:
             # (An unplaced task's next attempt is its first.)
-            change = wire.state_change(T.TASK_STATE_PREPARING, t.state, self._transition_time())
-            self._change_frozen(t, T.TASK_STATE_PREPARING, job, wire.FIRST_ATTEMPT + change + master.placement_change())
+            change = wire.state_change(PREPARING, t.state, self._transition_time())
+            self._change_frozen(t, PREPARING, job, wire.FIRST_ATTEMPT + change + master.placement_change())
         else:
             proto = t.proto  # (live now: a first placement of a multi-instance task was only read)
             proto.attempt = attempt
@@ -1227,7 +1243,7 @@ class ControlPlane:
                     proto.subtasks.append(
                         T.Subtask(id=i, state=T.SUBTASK_STATE_PREPARING, node_info=n.placement_info())
                     )
-            self._set_task_state(t, T.TASK_STATE_PREPARING, job, proto)
+            self._set_task_state(t, PREPARING, job, proto)
         for n in nodes:
             self._refresh_node_activity(n)
         self.stats.dispatched += 1
@@ -1496,7 +1512,7 @@ class ControlPlane:
     def _apply_events(self, node: NodeRec, events: list[agent_pb2.TaskEvent]) -> None:
         jobs = self.jobs
         touched: dict[str, JobRec] = {}
-        completed, success = agent_pb2.TASK_EVENT_KIND_COMPLETED, common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        completed, success = EVENT_COMPLETED, SUCCESS
         for ev in events:
             ref = ev.attempt
             job = jobs.get(ref.job_id.lower())  # (idkey, inlined: this runs once per report)
@@ -1522,18 +1538,18 @@ class ControlPlane:
                 # A short attempt's RUNNING may have been folded into its COMPLETED: the attempt
                 # ran, so it moves on from RUNNING, in one transition rather than two
                 # (_complete_attempt records the start it would have brought).
-                self._complete_attempt(t, node, ev, job, folded=t.state == T.TASK_STATE_PREPARING)
-            elif kind == agent_pb2.TASK_EVENT_KIND_RUNNING:
+                self._complete_attempt(t, node, ev, job, folded=t.state == PREPARING)
+            elif kind == EVENT_RUNNING:
                 self._mark_running(t, ev)
         # (Once per job, after its reports: a job that completes ends with its last task's report.)
         for job in touched.values():
             self._check_job_done(job)
 
     def _mark_running(self, t: TaskRec, ev: agent_pb2.TaskEvent) -> None:
-        if t.state == T.TASK_STATE_PREPARING:
+        if t.state == PREPARING:
             t.proto.execution_info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
             t.proto.node_info.task_root_directory = ev.task_root_directory
-            self._set_task_state(t, T.TASK_STATE_RUNNING)
+            self._set_task_state(t, RUNNING)
 
     def _apply_instance_event(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent) -> None:
         """One instance of a multi-instance task reported."""
@@ -1642,13 +1658,13 @@ class ControlPlane:
             info.exit_code = exit_code
         else:
             info.ClearField("exit_code")
-        succeeded = ev.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        succeeded = ev.result == SUCCESS
         code = ""
         if succeeded:
             began = ev_start if ev_start is not None else info.start_time
             note_attempt_length(job, max(0.0, (ev_time.seconds - began.seconds) + (ev_time.nanos - began.nanos) / 1e9))
             info.ClearField("failure_info")
-            info.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+            info.result = SUCCESS
         else:
             code = (ev.failure_info.code if ev.HasField("failure_info") else "") or "FailureExitCode"
             fi = common_pb2.FailureInfo()
@@ -1669,11 +1685,11 @@ class ControlPlane:
         ):
             info.retry_count += 1
             info.last_retry_time.CopyFrom(ev_time)
-            self._set_task_state(t, T.TASK_STATE_ACTIVE, job, proto)
+            self._set_task_state(t, ACTIVE, job, proto)
         else:
-            self._set_task_state(t, T.TASK_STATE_COMPLETED, job, proto)
+            self._set_task_state(t, COMPLETED, job, proto)
         if folded:
-            proto.previous_state = T.TASK_STATE_RUNNING  # type: ignore[assignment]
+            proto.previous_state = RUNNING  # type: ignore[assignment]
 
     def _succeed_frozen(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent, job: JobRec) -> None:
         """`_complete_attempt` of a successful attempt of a task kept as bytes, placed and not yet
@@ -1692,16 +1708,16 @@ class ControlPlane:
         self._release_node(t, kill_others_than=node.key)
         end_bytes = end.SerializeToString()
         change = wire.ended(
-            wire.state_change(T.TASK_STATE_COMPLETED, T.TASK_STATE_RUNNING, self._transition_time()),
+            wire.state_change(COMPLETED, RUNNING, self._transition_time()),
             end_bytes if start is end else start.SerializeToString(),
             end_bytes,
             exit_code,
-            common_pb2.TASK_EXECUTION_RESULT_SUCCESS,
+            SUCCESS,
             ev.task_root_directory,
         )
-        t.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        t.result = SUCCESS
         job.succeeded += 1
-        self._change_frozen(t, T.TASK_STATE_COMPLETED, job, change)
+        self._change_frozen(t, COMPLETED, job, change)
 
     # ------------------------------------------------------------------ health
 

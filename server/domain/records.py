@@ -6,7 +6,7 @@ import asyncio
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from shoal.agent.v1 import agent_pb2
 from shoal.server.domain import wire
@@ -15,13 +15,13 @@ from shoal.v1 import job_pb2, pool_pb2, task_pb2
 TaskKey = tuple[str, str]  # (job key, task key)
 
 
-NO_INSTANCES: frozenset[int] = frozenset()
+NO_INSTANCES: Final[frozenset[int]] = frozenset()
 
 #: A task row's tag says what a restart needs to index the task without parsing it: its state
 #: (bits 0-7), the result of a completed task (bits 8-14) and its attempt (bits 16 on, present when
 #: bit 15 is set: rows written before it was tagged lack it, and are tagged again at the first load).
 #: Code older than this layout read every bit from 8 on as the result: it misreads these tags.
-TAG_HAS_ATTEMPT = 1 << 15
+TAG_HAS_ATTEMPT: Final = 1 << 15
 
 
 def task_tag(state: int, result: int, attempt: int) -> int:
@@ -73,11 +73,11 @@ def untag(tag: int) -> tuple[int, int, int | None]:
     return tag & 0xFF, tag >> 8 & 0x7F, tag >> 16 if tag & TAG_HAS_ATTEMPT else None
 
 
-_new_object = object.__new__
+_new_object: Final = object.__new__
 #: This module runs compiled to C by mypyc (see `shoal.native`), not from its source.
-COMPILED = not __file__.endswith(".py")
+COMPILED: Final = not __file__.endswith(".py")
 #: How many of its last attempts a node lists (Node.recent_tasks).
-RECENT_TASKS_PER_NODE = 10
+RECENT_TASKS_PER_NODE: Final = 10
 
 
 class TaskRec:
@@ -283,7 +283,7 @@ class JobRec:
             self._holes = 0
 
 
-_ABSENT = object()
+_ABSENT: Final = object()
 
 
 class SlotMap(dict[TaskKey, int]):
@@ -312,7 +312,7 @@ class SlotMap(dict[TaskKey, int]):
 
 
 #: How long an acknowledgement of events may wait for a message to ride on (seconds).
-ACK_DELAY = 0.05
+ACK_DELAY: Final = 0.05
 
 
 class AgentSession:

@@ -11,17 +11,19 @@ The result is what `Task.SerializeToString()` gives for the same fields
 
 from __future__ import annotations
 
+from typing import Final
+
 from google.protobuf import timestamp_pb2
 
 from shoal.v1 import task_pb2
 
 #: Field 1 (`name`) and field 2 (`spec`) of `Task`, length-delimited (wire type 2).
-_NAME_TAG = bytes([1 << 3 | 2])
-_SPEC_TAG = bytes([2 << 3 | 2])
+_NAME_TAG: Final = bytes([1 << 3 | 2])
+_SPEC_TAG: Final = bytes([2 << 3 | 2])
 
 
 #: The varint of every length below 2**14, two bytes at most: names and most specs are shorter.
-_SHORT = [bytes([n]) if n < 0x80 else bytes([n & 0x7F | 0x80, n >> 7]) for n in range(1 << 14)]
+_SHORT: Final = [bytes([n]) if n < 0x80 else bytes([n & 0x7F | 0x80, n >> 7]) for n in range(1 << 14)]
 
 
 def _varint(n: int) -> bytes:
@@ -58,23 +60,24 @@ def new_task_bytes(name: str, spec: bytes, tail: bytes) -> bytes:
 # the usual way.
 
 #: Field tags (field number << 3 | wire type) of `Task` and of the messages inside it.
-_STATE_TRANSITION_TIME = bytes([13 << 3 | 2])
-_EXECUTION_INFO = bytes([14 << 3 | 2])
-_NODE_INFO = bytes([15 << 3 | 2])
+_STATE_TRANSITION_TIME: Final = bytes([13 << 3 | 2])
+_EXECUTION_INFO: Final = bytes([14 << 3 | 2])
+_NODE_INFO: Final = bytes([15 << 3 | 2])
 #: `attempt` (field 16, a two-byte tag) = 1.
-FIRST_ATTEMPT = bytes([16 << 3 | 0x80, 1, 1])
+FIRST_ATTEMPT: Final = bytes([16 << 3 | 0x80, 1, 1])
 # Timestamp
-_SECONDS, _NANOS = bytes([1 << 3]), bytes([2 << 3])
+_SECONDS: Final = bytes([1 << 3])
+_NANOS: Final = bytes([2 << 3])
 # TaskExecutionInfo
-_START_TIME = bytes([1 << 3 | 2])
-_END_TIME = bytes([2 << 3 | 2])
-_EXIT_CODE = bytes([3 << 3])
-_RESULT = 9 << 3
+_START_TIME: Final = bytes([1 << 3 | 2])
+_END_TIME: Final = bytes([2 << 3 | 2])
+_EXIT_CODE: Final = bytes([3 << 3])
+_RESULT: Final = 9 << 3
 # TaskNodeInfo
-_TASK_ROOT_DIRECTORY = bytes([3 << 3 | 2])
+_TASK_ROOT_DIRECTORY: Final = bytes([3 << 3 | 2])
 
 #: `state` and `previous_state` (fields 10 and 11) for every pair of states.
-_STATES = {
+_STATES: Final = {
     (new, old): bytes([10 << 3, new, 11 << 3, old])
     for new in task_pb2.TaskState.values()
     for old in task_pb2.TaskState.values()
