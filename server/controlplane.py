@@ -41,11 +41,8 @@ from shoal.server.domain.records import (
 )
 from shoal.server.domain.wire import new_task_bytes, new_task_tail
 from shoal.server.scheduling.retry import AttemptOutcome, failure_category, should_retry
-from shoal.server.store.base import Delete, Op, Row, Store, StoredRow
+from shoal.server.store.base import Delete, Op, Row, Rows, Store, StoredRow
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
-
-#: Builds a tuple of a NamedTuple type without the Python-level __new__ (`Row._make` without the call).
-_new_tuple: Final = tuple.__new__
 
 log = logging.getLogger("shoal.server")
 
@@ -324,14 +321,14 @@ class ControlPlane:
                 ops.append(Row("nodes", k, node_row.encode(), rec.pool_key))
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
-        # Most rows; the loop is kept tight (a row is made as a tuple of the Row type, without its __new__).
+        # Most rows, the tasks': in one flat list (see `Rows`), made in a tight loop.
         watched: dict[str, bool] = {}
         jobs = self.jobs
         serialized = self._serialized
         completed = COMPLETED
-        append = ops.append
+        values: list[object] = []
+        append = values.append
         cold_states = COLD_TASK_STATES
-        row_type = Row
         for rec in self._dirty_tasks:
             state = tag = rec.state
             # (task_tag, inlined: once per row.)
@@ -340,7 +337,11 @@ class ControlPlane:
             tag |= rec.attempt << 16 | TAG_HAS_ATTEMPT
             data = rec.stored_bytes(state in cold_states)
             jk = rec.job_key
-            append(_new_tuple(row_type, ("tasks", f"{jk}/{rec.key}", data, jk, rec.seq, tag)))
+            append(f"{jk}/{rec.key}")
+            append(jk)
+            append(rec.seq)
+            append(data)
+            append(tag)
             w = watched.get(jk)
             if w is None:
                 job = jobs.get(jk)
@@ -348,6 +349,8 @@ class ControlPlane:
             if w:
                 # Watchers get the very bytes committed (see _publish).
                 serialized[rec] = data
+        if values:
+            ops.append(Rows("tasks", values))
         return ops
 
     async def flush(self) -> None:

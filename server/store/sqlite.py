@@ -12,7 +12,7 @@ from itertools import chain, groupby, islice
 from operator import itemgetter, lt
 from pathlib import Path
 
-from shoal.server.store.base import TABLES, Delete, Loaded, Op, Row, StoredRow
+from shoal.server.store.base import ROW_VALUES, TABLES, Delete, Loaded, Op, Row, Rows, StoredRow
 
 log = logging.getLogger("shoal.store")
 
@@ -71,24 +71,35 @@ def rows_per_statement(conn: sqlite3.Connection) -> int:
 
 
 def _write_rows(conn: sqlite3.Connection, table: str, rows: list[Row], most: int = ROWS_PER_STATEMENT) -> None:
-    """Upsert `rows` into `table` in as few statements of at most `most` rows (a power of two) as the
-    sizes allow (see ROWS_PER_STATEMENT).
+    """Upsert `rows` into `table` (see `_write_values`)."""
+    _write_values(conn, table, list(chain.from_iterable(map(_VALUES, rows))), most)
 
-    The per-row work is left to C (itemgetter, chain): this runs on the writer thread, and any
+
+def _write_values(conn: sqlite3.Connection, table: str, values: list[object], most: int = ROWS_PER_STATEMENT) -> None:
+    """Upsert the rows whose values `values` holds flat (see `Rows`) into `table`, in as few statements of
+    at most `most` rows (a power of two) as the sizes allow (see ROWS_PER_STATEMENT).
+
+    Each statement's parameters are a slice of `values`: this runs on the writer thread, and any
     Python it runs holds the GIL the event loop's thread needs.
     """
-    values = list(map(_VALUES, rows))
+    n = len(values) // ROW_VALUES
     done = 0
     size = most
-    while done < len(values):
-        while size > len(values) - done:
+    while done < n:
+        while size > n - done:
             size >>= 1
-        count = (len(values) - done) // size * size
+        count = (n - done) // size * size
+        step = size * ROW_VALUES
+        start = done * ROW_VALUES
         conn.executemany(
-            _UPSERTS[table, size],
-            (list(chain.from_iterable(values[i : i + size])) for i in range(done, done + count, size)),
+            _UPSERTS[table, size], (values[i : i + step] for i in range(start, start + count * ROW_VALUES, step))
         )
         done += count
+
+
+def _weight(ops: list[Op]) -> int:
+    """Rows written (or deleted) by `ops`: a `Rows` counts as its rows."""
+    return sum(op.size() if type(op) is Rows else 1 for op in ops)
 
 
 class StoreFailedError(RuntimeError):
@@ -205,7 +216,7 @@ class SqliteStore:
         if self._closed or self._idle is None:
             raise RuntimeError("store is closed")
         self._pending.append((ops, fut))
-        self._pending_ops += len(ops)
+        self._pending_ops += _weight(ops)
         self._idle.clear()
         if self._writing:
             return fut
@@ -235,7 +246,8 @@ class SqliteStore:
             if not ops:
                 _settle(batch, None)  # (only waiting for what was handed over before them)
                 continue
-            if len(ops) <= INLINE_OPS:
+            weight = _weight(ops)
+            if weight <= INLINE_OPS:
                 # Handing a small transaction to the writer thread and back (two thread wake-ups,
                 # an executor future) cost more than writing it; only large ones leave the loop.
                 try:
@@ -244,11 +256,11 @@ class SqliteStore:
                     self._fail(batch, e)
                 else:
                     _settle(batch, None)
-                    self._wrote(len(ops))
+                    self._wrote(weight)
                 continue
             self._writing = True
             done = asyncio.get_running_loop().run_in_executor(self._executor, self._apply_sync, ops)
-            done.add_done_callback(functools.partial(self._written, batch, len(ops)))
+            done.add_done_callback(functools.partial(self._written, batch, weight))
             return
         self._idle.set()
 
@@ -307,6 +319,10 @@ class SqliteStore:
             for (kind, table), run in groupby(ops, _run_of):
                 if kind is Row:
                     _write_rows(conn, table, list(run), self._rows_per_statement)  # type: ignore[arg-type]
+                    continue
+                if kind is Rows:
+                    for op in run:
+                        _write_values(conn, table, op.values, self._rows_per_statement)  # type: ignore[union-attr]
                     continue
                 for op in run:
                     assert isinstance(op, Delete)

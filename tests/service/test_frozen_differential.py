@@ -31,7 +31,7 @@ from shoal.server import controlplane
 from shoal.server.controllers import scheduler
 from shoal.server.controlplane import LIVE_TASK_STATES, ControlPlane
 from shoal.server.domain.records import AgentSession, JobRec, NodeRec, PoolRec, TaskRec, task_shape, untag
-from shoal.server.store.base import Delete, Loaded, Op, Row, StoredRow
+from shoal.server.store.base import Delete, Loaded, Op, Row, Rows, StoredRow
 from shoal.v1 import common_pb2, job_pb2, pool_pb2
 from shoal.v1 import task_pb2 as T
 
@@ -60,6 +60,9 @@ class MemStore:
                 ]
                 for k in gone:
                     del self.rows[k]
+            elif isinstance(op, Rows):
+                for row in op.rows():
+                    self.rows[(row.table, row.key)] = row
             else:
                 self.rows[(op.table, op.key)] = op
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

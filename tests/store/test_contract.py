@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.server.store.base import Delete, Row, Store, StoredRow
+from shoal.server.store.base import Delete, Row, Rows, Store, StoredRow
 from shoal.server.store.sqlite import SqliteStore
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": lambda d: SqliteStore(d / "s.db")}
@@ -152,6 +152,43 @@ async def test_rows_with_equal_seq_load_in_key_order(make) -> None:
     s2 = make()
     loaded = await s2.open()
     assert [(r.key, r.data) for r in loaded.tables["nodes"]] == [("n1", b"1b"), ("n2", b"2"), ("n3", b"3")]
+    await s2.close()
+
+
+def flat(rows: list[Row]) -> Rows:
+    """`rows` (all of one table) as one `Rows`."""
+    values: list[object] = []
+    for r in rows:
+        values += [r.key, r.parent, r.seq, r.data, r.tag]
+    return Rows(rows[0].table, values)
+
+
+def test_rows_give_back_their_rows() -> None:
+    rows = [Row("tasks", f"j/{i}", b"d", "j", i, 7) for i in range(3)]
+    assert list(flat(rows).rows()) == rows and flat(rows).size() == 3
+
+
+@pytest.mark.parametrize("n", [1, 3, 64, 1023, 1024, 2 * 1024 + 64 + 5])
+async def test_flat_rows_are_written_as_the_same_rows_one_by_one(make, n: int) -> None:
+    """A `Rows` op writes what its rows, as `Row` ops, would: in order with the ops around it, updates in place."""
+    s = make()
+    await s.open()
+    await s.commit([Row("pools", "p", b"x"), flat([Row("tasks", f"j/{i}", b"v1", "j", i, 1) for i in range(n)])])
+    await s.commit(
+        [
+            flat([Row("tasks", f"j/{i}", b"v2", "j", i, 2) for i in range(0, n, 2)]),
+            Delete("tasks", key="j/0"),
+            flat([Row("tasks", "j/0", b"v3", "j", 0, 3)]),
+        ]
+    )
+    await s.close()
+    s2 = make()
+    loaded = await s2.open()
+    rows = loaded.tables["tasks"]
+    assert [r.key for r in rows] == [f"j/{i}" for i in range(n)]
+    expect = [(b"v3", 3) if i == 0 else (b"v2", 2) if i % 2 == 0 else (b"v1", 1) for i in range(n)]
+    assert [(r.data, r.tag) for r in rows] == expect
+    assert [r.key for r in loaded.tables["pools"]] == ["p"]
     await s2.close()
 
 
