@@ -14,6 +14,8 @@ loads it from its sources (the same code; the rest of the suite runs the compile
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import random
 import subprocess
@@ -77,22 +79,25 @@ class MemStore:
 PATCHABLE = not native.running_compiled(controlplane)
 
 
-@pytest.fixture
-def bytes_paths(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """`on`: whether a frozen task may be changed as bytes; `taken`: how often it was, by new state."""
-    if not PATCHABLE:
-        yield {}
-        return
+def patch_switch(setattr: Any) -> dict[str, Any]:
+    """Patch the classes (with `setattr(target, name, value)`) so that whether a frozen task may be
+    changed as bytes follows the switch returned: `on`, and `taken`, how often it was, by new state."""
     switch: dict[str, Any] = {"on": True, "taken": {T.TASK_STATE_PREPARING: 0, T.TASK_STATE_COMPLETED: 0}}
-    monkeypatch.setattr(TaskRec, "frozen", property(lambda t: t._proto is None and switch["on"]))
+    setattr(TaskRec, "frozen", property(lambda t: t._proto is None and switch["on"]))
     change_frozen = ControlPlane._change_frozen
 
     def counted(cp: ControlPlane, t: TaskRec, new: int, job: JobRec, change: bytes) -> None:
         switch["taken"][new] += 1
         change_frozen(cp, t, new, job, change)
 
-    monkeypatch.setattr(ControlPlane, "_change_frozen", counted)
-    yield switch
+    setattr(ControlPlane, "_change_frozen", counted)
+    return switch
+
+
+@pytest.fixture
+def bytes_paths(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """See `patch_switch` (where classes can be patched; else an inert switch)."""
+    yield patch_switch(monkeypatch.setattr) if PATCHABLE else {"on": True}
 
 
 class World:
@@ -306,6 +311,47 @@ async def step(world: World, op: str, rng: random.Random) -> None:
         world.clock.advance(1.5)
 
 
+async def trace(as_bytes: bool, switch: dict[str, Any], seeds: range) -> list[str]:
+    """One world's histories: after each step, a digest of what it sent and of every task as read."""
+    out = []
+    for seed in seeds:
+        w = World(as_bytes, switch)
+        with w:
+            await w.seed()
+        chooser = random.Random(seed)
+        for i in range(60):
+            op, choices = chooser.choice(OPS), chooser.random()
+            with w:
+                await step(w, op, random.Random(choices))
+                w.check(f"seed {seed} step {i} ({op})")
+                digest = hashlib.sha256(repr(w.sent()).encode())
+            for key, t in sorted(w.cp.jobs["j"].tasks.items()):
+                digest.update(key.encode() + t.read().SerializeToString(deterministic=True))
+            out.append(f"seed {seed} step {i} ({op}): {digest.hexdigest()[:20]}")
+    return out
+
+
+@pytest.mark.timeout(120)
+async def test_compiled_changes_as_bytes_agree_with_the_sources_changing_the_message() -> None:
+    """Where the control plane runs compiled: its histories (as bytes where it can, unpatched) against
+    the same histories in a process that runs the sources with every change made through the message."""
+    if PATCHABLE:
+        return  # (the test above compares the two in this process)
+    env = dict(os.environ, **{native.ENV: "0"})
+    cmd = [sys.executable, __file__, "--trace-through-the-message"]
+    proc = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = json.loads(proc.stdout)
+    got = await trace(True, {"on": True}, range(TRACE_SEEDS))
+    assert len(got) == len(expected) == TRACE_SEEDS * 60
+    for a, b in zip(got, expected, strict=True):
+        assert a == b, f"compiled, as bytes: {a}; from the sources, through the message: {b}"
+
+
+#: Histories compared across processes by the test above.
+TRACE_SEEDS = 100
+
+
 @pytest.mark.timeout(120)
 async def test_changes_as_bytes_and_through_the_message_agree(bytes_paths: dict[str, Any]) -> None:
     if not PATCHABLE:
@@ -340,3 +386,10 @@ async def test_changes_as_bytes_and_through_the_message_agree(bytes_paths: dict[
     taken = bytes_paths["taken"]
     # The histories did go through both changes made as bytes, many times.
     assert taken[T.TASK_STATE_PREPARING] > 200 and taken[T.TASK_STATE_COMPLETED] > 40, taken
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--trace-through-the-message"]:
+    # (For the test across processes above: run with SHOAL_NATIVE=0, so that classes can be patched.)
+    assert PATCHABLE, "the control plane runs compiled here: run with SHOAL_NATIVE=0"
+    switch = patch_switch(setattr)
+    print(json.dumps(asyncio.run(trace(False, switch, range(TRACE_SEEDS)))))
