@@ -1,12 +1,13 @@
 """The compiled core: the control plane's hottest modules, compiled to C by mypyc where the machine can.
 
 The modules in `MODULES` are plain, type-checked Python. `scripts/build_native.py` (run by
-`make install`) compiles them with mypyc into ``build/native/`` beside a manifest naming the
-source each was compiled from (its SHA-256). `enable()`, called when `shoal` is first
-imported, puts a finder in front of the import system that loads those extension modules
-instead of the sources, all of them or none, and only when:
+`make native`, `make install`) compiles them with mypyc into ``build/native/`` beside a
+manifest with the SHA-256 of the sources they were compiled from and of each built file, and
+puts a build in place only once a fresh process has loaded all of it. `enable()`, called when
+`shoal` is first imported, puts a finder in front of the import system that loads those
+extension modules instead of the sources, all of them or none, and only when:
 
-- a build is there and it succeeded,
+- a build is there and it succeeded, every built file as it was when it was tried,
 - it was built for this interpreter (the extension suffix),
 - every source the compiled modules were built from is byte for byte the same: theirs, and
   those of the modules they import (`SOURCE_DIRS`), whose types and constants mypyc may
@@ -15,7 +16,8 @@ instead of the sources, all of them or none, and only when:
   be swapped back to its source alone),
 - and ``SHOAL_NATIVE`` is not ``0``.
 
-Otherwise every module runs from its source: the same code, a third slower per task.
+Otherwise every module runs from its source: the same code, slower (about 1.7 times the
+instructions per task).
 `status()` says which and why; the server logs it at start, the benchmarks record it.
 """
 
