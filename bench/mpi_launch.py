@@ -50,15 +50,17 @@ def plain_run(app: Path) -> float:
     return elapsed
 
 
-def shoal_run(server: BenchServer, app: Path, i: int) -> tuple[float, float]:
+def shoal_run(server: BenchServer, app: Path, i: int, *, job: str = "mpi", ppn: int = 2) -> tuple[float, float]:
+    """One multi-instance task of two instances running `app` with `ppn` ranks per node, in `job`:
+    (AddTask -> COMPLETED seen, the primary's run time as the agent stamped it), in seconds."""
     spec = task_pb2.TaskSpec(
         id=f"mpi{i}",
-        command_line=f"/bin/sh -c 'mpiexec -hosts $SHOAL_HOST_LIST -ppn 2 -n 4 python {app}'",
+        command_line=f"/bin/sh -c 'mpiexec -hosts $SHOAL_HOST_LIST -ppn {ppn} -n {2 * ppn} python {app}'",
         multi_instance_settings=task_pb2.MultiInstanceSettings(number_of_instances=2),
     )
-    watch = server.tasks.WatchTasks(task_pb2.WatchTasksRequest(parent="jobs/mpi", task_ids=[spec.id]), timeout=120)
+    watch = server.tasks.WatchTasks(task_pb2.WatchTasksRequest(parent=f"jobs/{job}", task_ids=[spec.id]), timeout=120)
     t = time.monotonic()
-    server.tasks.AddTask(task_pb2.AddTaskRequest(parent="jobs/mpi", task=spec), timeout=30)
+    server.tasks.AddTask(task_pb2.AddTaskRequest(parent=f"jobs/{job}", task=spec), timeout=30)
     try:
         for msg in watch:
             done = [x for x in msg.tasks if x.state == task_pb2.TASK_STATE_COMPLETED]

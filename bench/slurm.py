@@ -6,10 +6,13 @@ Without Slurm (no working `sinfo`), it says so and exits 0. `--with-slurm`
 first runs /work/shared/peers/slurm/setup.sh (installs Slurm from Debian
 packages and starts it on loopback; several minutes the first time). Then it
 runs the peer's bench.sh (`-p current`: job array of N `/bin/true`, and
-`srun -n1 /bin/true` latency) and, in the same invocation, the Shoal
-equivalents: N `/bin/true` tasks through a real server and a local pool of
-1 node x 2 slots (the Slurm node has the machine's 2 CPUs), and single-task
-submit-to-completion latency. Ratios are Shoal / Slurm.
+`srun -n1 /bin/true` latency, `srun -n2 --mpi=pmi2` of the peer's MPI hello)
+and, in the same invocation, the Shoal equivalents: N `/bin/true` tasks
+through a real server and a local pool of 1 node x 2 slots (the Slurm node has
+the machine's 2 CPUs), single-task submit-to-completion latency, and the same
+mpi4py hello as a multi-instance task of two instances (one rank on each of
+two local nodes, Hydra's proxies started through `shoal-mpi-launch`). Ratios
+are Shoal / Slurm.
 """
 
 from __future__ import annotations
@@ -26,10 +29,16 @@ from pathlib import Path
 
 from bench.common import BenchServer, Report, fmt, pct, record, should_record
 from bench.latency import TaskWatcher
+from bench.mpi_launch import shoal_run as shoal_mpi_run
 from bench.throughput import shoal_run
-from shoal.v1 import task_pb2
+from shoal.v1 import pool_pb2, task_pb2
 
 PEER = Path("/work/shared/peers/slurm")
+#: The MPI program both sides run (mpi4py: barrier, print): Slurm's with Debian's MPICH and an mpi4py built
+#: against it (the peer's setup), Shoal's with the `mpich` and `mpi4py` wheels of its venv.
+MPI_HELLO = PEER / "hello.py"
+#: Rounds of the Shoal MPI task (bench.sh runs MPI_N = 10 of its own).
+MPI_ROUNDS = 10
 SLURM_CONF = Path(os.environ.get("SLURMPEER_DIR", "/tmp/slurmpeer")) / "etc" / "slurm.conf"
 
 
@@ -69,7 +78,7 @@ def run_peer_bench(n: int, reps: int, out: Path) -> dict[str, float]:
             "-r",
             str(reps),
             "-t",
-            "array srun",
+            "array srun mpi",
             "-n",
             str(n),
             "-o",
@@ -111,6 +120,20 @@ def shoal_latency(server: BenchServer, n: int) -> list[float]:
     return out
 
 
+def shoal_mpi(server: BenchServer, rounds: int) -> list[float]:
+    """AddTask -> COMPLETED seen of the MPI hello as a 2-instance task, once per round (one warm-up first)."""
+    server.pools.CreatePool(
+        pool_pb2.CreatePoolRequest(
+            pool=pool_pb2.Pool(id="mpi", target_nodes=2, task_slots_per_node=1, enable_inter_node_communication=True)
+        ),
+        timeout=60,
+    )
+    server.wait_nodes("mpi", 2)
+    server.create_job("mpi", "mpi")
+    shoal_mpi_run(server, MPI_HELLO, 0, ppn=1)
+    return [shoal_mpi_run(server, MPI_HELLO, i, ppn=1)[0] for i in range(1, rounds + 1)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.slurm", description=__doc__.split("\n\n")[0])
     ap.add_argument("--with-slurm", action="store_true", help="run ../shared/peers/slurm/setup.sh first")
@@ -145,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = shoal_run(server, "p1x2", f"arr{r}", "/bin/true", n, timeout=max(120.0, n * 0.2))
                 rates.append(n / run.seconds)
             lat = shoal_latency(server, 20)
+            mpi = shoal_mpi(server, 2 if a.quick else MPI_ROUNDS)
         finally:
             server.stop()
     shoal_rate = statistics.median(rates)
@@ -167,9 +191,23 @@ def main(argv: list[str] | None = None) -> int:
         fmt(slurm_lat, 1),
         f"{shoal_lat_ms / slurm_lat:.2f}" if slurm_lat == slurm_lat else "n/a",
     )
+    slurm_mpi = slurm.get("srun_n2_pmi2_hello_mpi4py", float("nan"))
+    shoal_mpi_ms = 1000 * statistics.median(mpi)
+    report.add(
+        "2-rank MPI hello (mpi4py), submit -> completion median (ms)",
+        fmt(shoal_mpi_ms, 1),
+        fmt(slurm_mpi, 1),
+        f"{shoal_mpi_ms / slurm_mpi:.2f}" if slurm_mpi == slurm_mpi else "n/a (no mpi4py on the Slurm side)",
+    )
     report.note("Slurm: /work/shared/peers/slurm/bench.sh -p current (the profile setup.sh last started; default ht).")
     report.note("Slurm array end = first empty `squeue` (polled every 0.1 s); srun latency = wall time of srun.")
     report.note("Shoal: local pool 1 node x 2 slots; latency = AddTask call to COMPLETED arriving on WatchTasks.")
+    report.note(
+        "MPI: Slurm = wall time of `srun -n 2 --mpi=pmi2 python hello.py` (one node, 2 CPUs; Debian MPICH); Shoal = "
+        "AddTask to COMPLETED seen of a 2-instance task on 2 local nodes, `mpiexec -hosts $SHOAL_HOST_LIST -ppn 1 "
+        "-n 2 python hello.py` (the mpich wheel's Hydra, proxies through shoal-mpi-launch). Same program "
+        f"({MPI_HELLO.name}), different MPICH builds."
+    )
     report.print()
     if should_record(a.quick, a.no_record):
         record("Slurm side by side (bench/slurm.py)", [report], started)
