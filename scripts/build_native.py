@@ -23,22 +23,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "shoal_root"))
 import native  # noqa: E402  (shoal_root/native.py, without importing the package and its finder)
-from package_tree import package_tree  # noqa: E402
+from package_tree import MYPY_CONFIG, package_tree  # noqa: E402
 
 
-def build(staging: Path, sources: str) -> dict[str, object]:
-    """Compile into `staging` (empty); return the manifest of the result. Raises on any failure."""
+def build(staging: Path, sources: str) -> None:
+    """Compile into `staging` (empty), with its manifest, and try loading it. Raises on any failure."""
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
     with tempfile.TemporaryDirectory(prefix="shoal-native-") as tmp:
         tree = Path(tmp)
         package_tree(tree)
         copies = {name: tree.joinpath(*name.split(".")).with_suffix(".py") for name in native.MODULES}
-        cmd = [sys.executable, "-m", "mypyc", *(str(p.relative_to(tree)) for p in copies.values())]
+        compile_ = [str(p.relative_to(tree)) for p in copies.values()]
+        cmd = [sys.executable, "-m", "mypyc", "--config-file", str(MYPY_CONFIG), *compile_]
         proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
         if proc.returncode != 0:
             lines = (proc.stdout + proc.stderr).strip().splitlines()
@@ -59,7 +61,7 @@ def build(staging: Path, sources: str) -> dict[str, object]:
         if not libraries:
             raise RuntimeError("mypyc left no shared library (*__mypyc)")
     files = {rel: native.file_digest(staging / rel) for rel in [*modules.values(), *libraries.values()]}
-    manifest: dict[str, object] = {
+    manifest = {
         "suffix": suffix,
         "python": sys.version.split()[0],
         "mypyc": _mypy_version(),
@@ -69,14 +71,18 @@ def build(staging: Path, sources: str) -> dict[str, object]:
         "libraries": libraries,
         "files": files,
     }
-    (staging / native.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _write_manifest(staging, manifest)
     _try_loading(staging)
-    return manifest
+
+
+def _write_manifest(build: Path, manifest: Mapping[str, object]) -> None:
+    (build / native.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 #: Run in a fresh process by `_try_loading`: argv = shoal_root, the repository, the staged build.
 _PROBE = """
 import importlib, sys
+from collections.abc import Mapping
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 import native
@@ -159,9 +165,7 @@ def main() -> int:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
             reason = str(e).splitlines()[0]
-            (staging / native.MANIFEST).write_text(
-                json.dumps({"error": reason, "detail": str(e), "sources": sources}, indent=2) + "\n"
-            )
+            _write_manifest(staging, {"error": reason, "detail": str(e), "sources": sources})
             install(staging)
             print(
                 f"build_native: the compiled core was not built; the server runs from its sources.\n{e}",

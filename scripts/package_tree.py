@@ -20,20 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: mypy's settings for the copy: the project's own (pyproject.toml), with the generated stubs in view.
-MYPY_INI = """[mypy]
-python_version = 3.11
-ignore_missing_imports = True
-check_untyped_defs = True
-disallow_untyped_defs = True
-
-[mypy-shoal.v1.*,shoal.agent.v1.*]
-ignore_errors = True
-"""
+#: mypy's settings, for the copy too: the project's own (its [tool.mypy]). Given with --config-file,
+#: since a pyproject.toml in the copy would also be read by the setuptools build mypyc runs there.
+MYPY_CONFIG = ROOT / "pyproject.toml"
 
 
 def package_tree(dest: Path) -> None:
-    """Copy the package's sources (.py, .pyi, py.typed) into `dest` as installed, with a mypy.ini."""
+    """Copy the package's sources (.py, .pyi, py.typed) into `dest` as installed."""
     setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     for package, src in setup["package-dir"].items():
         target = dest.joinpath(*package.split("."))
@@ -41,14 +34,16 @@ def package_tree(dest: Path) -> None:
         for f in (ROOT / src).iterdir():
             if f.is_file() and f.suffix in (".py", ".pyi", ".typed"):
                 shutil.copy2(f, target / f.name)
-    (dest / "mypy.ini").write_text(MYPY_INI)
 
 
 def typecheck() -> int:
     """mypy over the whole package as installed; its exit code."""
     with tempfile.TemporaryDirectory(prefix="shoal-typecheck-") as tmp:
         package_tree(Path(tmp))
-        return subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "-p", "shoal"], cwd=tmp).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "mypy", "--config-file", str(MYPY_CONFIG), "--no-incremental", "-p", "shoal"],
+            cwd=tmp,
+        ).returncode
 
 
 def main() -> int:

@@ -236,10 +236,8 @@ class ControlPlane:
         parent = None
         cut = 0
         live = LIVE_TASK_STATES
-        active = T.TASK_STATE_ACTIVE
         stored = TaskRec.stored
         has_attempt = TAG_HAS_ATTEMPT
-        success = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
         # The job's indexes, looked up when the job changes (rows come job by job), not per row.
         tasks: dict[str, TaskRec] = {}
         queue: dict[str, None] = {}
@@ -258,9 +256,9 @@ class ControlPlane:
                 result = tag >> 8 & 0x7F
                 tasks[tk] = stored(parent, tk, seq, data, state, result, tag >> 16)
                 counts[state] += 1
-                if state == active:
+                if state == ACTIVE:
                     queue[tk] = None
-                elif result == success:
+                elif result == SUCCESS:
                     job_rec.succeeded += 1
                 else:
                     job_rec.failed += 1
@@ -325,17 +323,15 @@ class ControlPlane:
         watched: dict[str, bool] = {}
         jobs = self.jobs
         serialized = self._serialized
-        completed = COMPLETED
         values: list[object] = []
         append = values.append
-        cold_states = COLD_TASK_STATES
         for rec in self._dirty_tasks:
             state = tag = rec.state
             # (task_tag, inlined: once per row.)
-            if state == completed:
+            if state == COMPLETED:
                 tag |= rec.result << 8
             tag |= rec.attempt << 16 | TAG_HAS_ATTEMPT
-            data = rec.stored_bytes(state in cold_states)
+            data = rec.stored_bytes(state in COLD_TASK_STATES)
             jk = rec.job_key
             append(f"{jk}/{rec.key}")
             append(jk)
@@ -1515,7 +1511,6 @@ class ControlPlane:
     def _apply_events(self, node: NodeRec, events: list[agent_pb2.TaskEvent]) -> None:
         jobs = self.jobs
         touched: dict[str, JobRec] = {}
-        completed, success = EVENT_COMPLETED, SUCCESS
         for ev in events:
             ref = ev.attempt
             job = jobs.get(ref.job_id.lower())  # (idkey, inlined: this runs once per report)
@@ -1534,10 +1529,10 @@ class ControlPlane:
             kind = ev.kind
             if t.gang:
                 self._apply_instance_event(t, node, ev)
-            elif kind == completed and ev.result == success and t.placed_as_bytes():
+            elif kind == EVENT_COMPLETED and ev.result == SUCCESS and t.placed_as_bytes():
                 # Most reports: the end is appended to the task's bytes too.
                 self._succeed_frozen(t, node, ev, job)
-            elif kind == completed:
+            elif kind == EVENT_COMPLETED:
                 # A short attempt's RUNNING may have been folded into its COMPLETED: the attempt
                 # ran, so it moves on from RUNNING, in one transition rather than two
                 # (_complete_attempt records the start it would have brought).

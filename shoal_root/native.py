@@ -60,13 +60,17 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def file_digest(path: Path) -> str:
+    """The SHA-256 of one file (a built one as the manifest records it, or a source)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def source_digest(root: Path) -> str:
     """The SHA-256 of every source a build depends on (`SOURCE_DIRS`): names and contents, in order."""
     digest = hashlib.sha256()
     files = sorted(p for d in SOURCE_DIRS for p in (root / d).rglob("*") if p.suffix in SOURCE_SUFFIXES and p.is_file())
     for p in files:
-        digest.update(str(p.relative_to(root)).encode() + b"\0")
-        digest.update(hashlib.sha256(p.read_bytes()).digest())
+        digest.update(f"{p.relative_to(root)}\0{file_digest(p)}\0".encode())
     return digest.hexdigest()
 
 
@@ -84,11 +88,6 @@ class Status:
         if self.active:
             return f"compiled core in use (mypyc): {len(MODULES)} modules from {BUILD_DIR}"
         return f"compiled core not in use: {self.reason}; the control plane runs from its sources"
-
-
-def file_digest(path: Path) -> str:
-    """The SHA-256 of one built file, as the manifest records it."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def check(root: Path | None = None, environ: Mapping[str, str] | None = None, build: Path | None = None) -> Status:
@@ -125,20 +124,18 @@ def _check(root: Path, build: Path) -> Status:
         return Status(False, "built for another set of modules")
     if manifest.get("sources") != source_digest(root):
         return Status(False, "the sources changed since the build (`make native` builds them again)")
-    files = {name: build / rel for name, rel in modules.items()}
-    for name, rel in manifest.get("libraries", {}).items():
-        files[name] = build / rel
-    missing = [str(p) for p in files.values() if not p.is_file()]
-    if missing:
-        return Status(False, f"{missing[0]} is missing")
-    # The built files as they were when the build loaded them all (a truncated or replaced file would
-    # fail to import half-way, with some modules already loaded compiled).
-    for rel, digest in manifest.get("files", {}).items():
-        if file_digest(build / rel) != digest:
-            return Status(False, f"{rel} changed since the build")
-    if sorted(manifest.get("files", {})) != sorted(str(p.relative_to(build)) for p in files.values()):
+    built: dict[str, str] = {**modules, **manifest.get("libraries", {})}
+    digests: dict[str, str] = manifest.get("files", {})
+    if sorted(digests) != sorted(built.values()):
         return Status(False, "the manifest does not list every built file")
-    return Status(True, "", files)
+    # Each built file as it was when the build loaded them all (a truncated or replaced file would
+    # fail to import half-way, with some modules already loaded compiled).
+    for rel in built.values():
+        if not (build / rel).is_file():
+            return Status(False, f"{build / rel} is missing")
+        if file_digest(build / rel) != digests[rel]:
+            return Status(False, f"{rel} changed since the build")
+    return Status(True, "", {name: build / rel for name, rel in built.items()})
 
 
 class _Finder:

@@ -237,8 +237,9 @@ class SqliteStore:
         if self._writing:
             return
         while self._pending:
+            # (`_pending_ops` is the batch's weight: `submit` counted it.)
             batch, self._pending = self._pending, []
-            self._pending_ops = 0
+            weight, self._pending_ops = self._pending_ops, 0
             ops = [op for ops, _ in batch for op in ops]
             if self._failed is not None:
                 _settle(batch, self._failure())
@@ -246,7 +247,6 @@ class SqliteStore:
             if not ops:
                 _settle(batch, None)  # (only waiting for what was handed over before them)
                 continue
-            weight = _weight(ops)
             if weight <= INLINE_OPS:
                 # Handing a small transaction to the writer thread and back (two thread wake-ups,
                 # an executor future) cost more than writing it; only large ones leave the loop.
