@@ -91,8 +91,16 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
             yield response
 
     async def _resolve(
-        self, scope: int, job_id: str, task_id: str, path: str, context: grpc.aio.ServicerContext
+        self,
+        scope: int,
+        job_id: str,
+        task_id: str,
+        path: str,
+        context: grpc.aio.ServicerContext,
+        appears_by: asyncio.Event | None = None,
     ) -> tuple[Path, Path]:
+        """The base directory of `scope` and `path` within it, which must exist (NOT_FOUND otherwise),
+        or come to exist before `appears_by` is set."""
         try:
             if scope == agent_pb2.FILE_SCOPE_NODE:
                 base = self._layout.root
@@ -103,6 +111,9 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
             target = safe_join(base, path, allow_empty=True)
         except UnsafePathError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        while appears_by is not None and not appears_by.is_set() and not target.exists():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(appears_by.wait(), FOLLOW_POLL_SECONDS)
         if not target.exists():
             await context.abort(grpc.StatusCode.NOT_FOUND, f"{path or '.'} not found")
         return base, target
@@ -121,17 +132,24 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
     async def ReadFile(
         self, request: agent_pb2.ReadFileRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.FileChunk]:
-        """Stream a file from `offset`; with `follow`, keep streaming while the task's attempt runs."""
-        _base, target = await self._resolve(request.scope, request.job_id, request.task_id, request.path, context)
+        """Stream a file from `offset`; with `follow`, keep streaming while the task's attempt runs.
+
+        Following a task's file that is not there yet waits for it while the attempt runs: RUNNING is
+        reported when the attempt starts, before its resource files are staged and its command makes
+        stdout.txt and stderr.txt.
+        """
+        done: asyncio.Event | None = None
+        if request.follow and request.scope == agent_pb2.FILE_SCOPE_TASK:
+            done = self._task_done(request.job_id, request.task_id)
+        _base, target = await self._resolve(
+            request.scope, request.job_id, request.task_id, request.path, context, appears_by=done
+        )
         if target.is_dir():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.path} is a directory")
         if not target.is_file():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.path} is not a regular file")
         if request.offset < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "offset must not be negative")
-        done: asyncio.Event | None = None
-        if request.follow and request.scope == agent_pb2.FILE_SCOPE_TASK:
-            done = self._task_done(request.job_id, request.task_id)
         offset = request.offset
         f = await asyncio.to_thread(open, target, "rb")
         try:

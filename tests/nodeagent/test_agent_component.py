@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
+import threading
 from pathlib import Path
 
 import grpc
@@ -352,6 +354,60 @@ async def test_node_service_files(plane_server, run_agent, tmp_path: Path) -> No
             ):
                 pass
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@contextlib.contextmanager
+def held_http_file(body: bytes):
+    """An http server on loopback whose one file is sent only once `release` is set: (url, release)."""
+    release = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(10)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/tool.sh", release
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+async def test_following_output_waits_for_it_while_resource_files_are_staged(plane_server, run_agent) -> None:
+    """RUNNING is reported before the resource files are staged and the command makes stdout.txt:
+    following it then waits for the file instead of finding nothing."""
+    plane = plane_server.plane
+    await run_agent()
+    await plane.wait_for(lambda: plane.registers)
+    port = plane.registers[0].node_service_port
+    with held_http_file(b"echo staged\n") as (url, release):
+        files = [common_pb2.ResourceFile(http_url=url, file_path="tool.sh")]
+        await plane.send(start_tasks(1, assignment("s", "sh tool.sh", resource_files=files)))
+        await plane.wait_event("s", RUNNING)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = agent_pb2_grpc.NodeServiceStub(ch)
+            request = agent_pb2.ReadFileRequest(
+                scope=agent_pb2.FILE_SCOPE_TASK, job_id="j1", task_id="s", path="stdout.txt", follow=True
+            )
+
+            async def follow() -> bytes:
+                return b"".join([c.data async for c in stub.ReadFile(request)])
+
+            reader = asyncio.create_task(follow())
+            await asyncio.sleep(0.3)  # (the file is still being staged: stdout.txt does not exist yet)
+            assert not reader.done()
+            release.set()
+            assert await asyncio.wait_for(reader, 15) == b"staged\n"
+    await plane.wait_event("s", COMPLETED)
 
 
 def _completed_reports(plane) -> list[common_pb2.StartTaskInfo]:
