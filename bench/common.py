@@ -30,6 +30,8 @@ from shoal.v1 import job_pb2, job_pb2_grpc, pool_pb2, pool_pb2_grpc, task_pb2, t
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "RESULTS.md"
+#: The peers' scripts (Slurm and others) beside the repository: `../shared/peers`, wherever the clone is.
+PEERS = REPO.parent / "shared" / "peers"
 #: Set to 1 (the smoke tests do) and no instrument writes bench/RESULTS.md.
 NO_RECORD_ENV = "SHOAL_BENCH_NO_RECORD"
 MAX_MSG = 256 * 1024 * 1024
@@ -78,12 +80,22 @@ def git_head() -> str:
         return "unknown"
 
 
+def repo_relative(path: str | Path) -> str:
+    """`path` as written from the repository's root when it lies inside it (a clone can be anywhere)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    # Not resolved: the venv's python is a symlink out of the repository, and is named by its place in it.
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
+
+
 def command_line() -> str:
+    """The command that reproduces this run, from the repository's root, with no absolute path of the clone."""
     mod = sys.argv[0]
     name = Path(mod).stem
     if Path(mod).resolve().parent == REPO / "bench":
         return " ".join([".venv/bin/python", "-m", f"bench.{name}", *map(shlex.quote, sys.argv[1:])])
-    return " ".join(map(shlex.quote, [sys.executable, *sys.argv]))
+    return " ".join(shlex.quote(repo_relative(a) if a.startswith("/") else a) for a in [sys.executable, *sys.argv])
 
 
 # ---------------------------------------------------------------------------- numbers
@@ -169,14 +181,14 @@ def should_record(quick: bool, no_record: bool) -> bool:
     return not quick and not no_record and os.environ.get(NO_RECORD_ENV, "") not in ("1", "true", "yes")
 
 
-def record(name: str, reports: list[Report], started: float) -> None:
-    """Append one dated section to bench/RESULTS.md."""
+def section(name: str, reports: list[Report], started: float) -> str:
+    """One dated section of bench/RESULTS.md; paths in it are relative to the repository's root."""
     m = machine()
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         f"\n## {name} — {now}, commit {git_head()}\n",
         f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, Linux {m['kernel']}",
-        f"- reproduce: `cd /work/main && {command_line()}`",
+        f"- reproduce, from the repository's root: `{command_line()}`",
         f"- control plane: {native.status().describe()}",
         f"- load average (1/5/15 min) at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())} "
         f"(other sessions share this machine; figures are noisy when it is above ~1)",
@@ -185,10 +197,16 @@ def record(name: str, reports: list[Report], started: float) -> None:
     for r in reports:
         parts.append(f"### {r.title}\n")
         parts.append(r.markdown() + "\n")
+    return "\n".join(parts)
+
+
+def record(name: str, reports: list[Report], started: float) -> None:
+    """Append one dated section to bench/RESULTS.md."""
+    text = section(name, reports, started)
     if not RESULTS.exists():
         RESULTS.write_text("# Shoal benchmark results\n\nEach section is appended by one run of a `bench/` command.\n")
     with RESULTS.open("a") as f:
-        f.write("\n".join(parts))
+        f.write(text)
     print(f"recorded in {RESULTS}")
 
 
@@ -506,7 +524,7 @@ def short_frame(frame: str) -> str:
     """`func (/long/path/shoal/server/x.py:12)` -> `func (server/x.py:12)`."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
-    for marker in ("/work/main/", "/site-packages/", "/lib/python3.11/"):
+    for marker in (f"{REPO}/", "/site-packages/", "/lib/python3.11/"):
         if marker in where:
             where = where.split(marker, 1)[1]
             break

@@ -3,7 +3,7 @@
     python -m bench.slurm [--with-slurm] [--quick] [-n N] [--no-record]
 
 Without Slurm (no working `sinfo`), it says so and exits 0. `--with-slurm`
-first runs /work/shared/peers/slurm/setup.sh (installs Slurm from Debian
+first runs ../shared/peers/slurm/setup.sh (beside the repository) (installs Slurm from Debian
 packages and starts it on loopback; several minutes the first time). Then it
 runs the peer's bench.sh (`-p current`: job array of N `/bin/true`, and
 `srun -n1 /bin/true` latency, `srun -n2 --mpi=pmi2` of the peer's MPI hello)
@@ -27,13 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BenchServer, Report, fmt, pct, record, should_record
+from bench.common import PEERS, BenchServer, Report, fmt, pct, record, should_record
 from bench.latency import TaskWatcher
 from bench.mpi_launch import shoal_run as shoal_mpi_run
 from bench.throughput import shoal_run
 from shoal.v1 import pool_pb2, task_pb2
 
-PEER = Path("/work/shared/peers/slurm")
+#: The Slurm peer's scripts: `../shared/peers/slurm` beside the repository, wherever it is cloned.
+PEER = PEERS / "slurm"
 #: The MPI program both sides run (mpi4py: barrier, print): Slurm's with Debian's MPICH and an mpi4py built
 #: against it (the peer's setup), Shoal's with the `mpich` and `mpi4py` wheels of its venv.
 MPI_HELLO = PEER / "hello.py"
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         fmt(slurm_mpi, 1),
         f"{shoal_mpi_ms / slurm_mpi:.2f}" if slurm_mpi == slurm_mpi else "n/a (no mpi4py on the Slurm side)",
     )
-    report.note("Slurm: /work/shared/peers/slurm/bench.sh -p current (the profile setup.sh last started; default ht).")
+    report.note("Slurm: ../shared/peers/slurm/bench.sh -p current (the profile setup.sh last started; default ht).")
     report.note("Slurm array end = first empty `squeue` (polled every 0.1 s); srun latency = wall time of srun.")
     report.note("Shoal: local pool 1 node x 2 slots; latency = AddTask call to COMPLETED arriving on WatchTasks.")
     report.note(
