@@ -26,6 +26,7 @@ from google.protobuf import timestamp_pb2
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
+from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
 from shoal.server.domain import states, wire
 from shoal.server.domain.ids import key as idkey
@@ -1097,12 +1098,23 @@ class ControlPlane:
         log.info("requeued %s/%s (attempt %d): %s", t.job_key, t.key, t.attempt, reason)
 
     def _complete_terminated(self, t: TaskRec, message: str) -> None:
+        """Complete `t` as ended by Shoal (TaskEnded): terminated, its job ended, its node removed.
+
+        A task ended while on a node gets `TERMINATED_EXIT_CODE`, Batch's exit code for a task it
+        terminated (its processes were killed, they did not exit by themselves); one ended while waiting
+        for a node has no exit code (nothing of it ran since it was last queued).
+        """
+        on_node = t.state in LIVE_TASK_STATES
         self._release_node(t)
         info = t.proto.execution_info
         now = ts(self.clock.now())
         if not info.HasField("start_time"):
             info.start_time.CopyFrom(now)
         info.end_time.CopyFrom(now)
+        if on_node:
+            info.exit_code = TERMINATED_EXIT_CODE
+        else:
+            info.ClearField("exit_code")
         info.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
         info.failure_info.CopyFrom(
             common_pb2.FailureInfo(category=common_pb2.ERROR_CATEGORY_SERVER_ERROR, code="TaskEnded", message=message)
@@ -1587,7 +1599,13 @@ class ControlPlane:
                 return
             if i == 0:
                 # The primary's end is the task's end: the others are stopped.
-                self._end_subtasks(t, "ended with the primary")
+                if failed:
+                    why = (ev.failure_info.code if ev.HasField("failure_info") else "") or "FailureExitCode"
+                    if ev.HasField("exit_code"):
+                        why += f", exit code {ev.exit_code}"
+                    self._end_subtasks(t, f"ended with the primary instance, which failed ({why})")
+                else:
+                    self._end_subtasks(t, "ended with the primary instance", primary_succeeded=True)
                 self._complete_attempt(t, node, ev)
             elif ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
                 # Any failed instance fails the whole task (which may then be retried whole).
@@ -1617,13 +1635,30 @@ class ControlPlane:
         if ev.HasField("failure_info") and ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
             sub.failure_info.CopyFrom(ev.failure_info)
 
-    def _end_subtasks(self, t: TaskRec, message: str) -> None:
-        """Mark every instance still going as completed (its agent is told to stop it)."""
+    def _end_subtasks(self, t: TaskRec, message: str, *, primary_succeeded: bool = False) -> None:
+        """Complete every instance still going (its agent is told to stop it): the task's attempt ended,
+        because its primary did, an instance failed, or it was terminated or requeued (`message` says which).
+
+        An instance other than the primary whose coordination command succeeded keeps the exit code it
+        recorded, its own; any other (the primary, whose command was running, or one still staging or
+        coordinating) was ended by Shoal and gets `TERMINATED_EXIT_CODE`, as a terminated task does. After
+        a primary that succeeded, an instance that coordinated did its part (a home for the application's
+        ranks) and succeeded; otherwise it ended with the task: result FAILURE, failure TaskEnded saying why.
+        """
         now = ts(self.clock.now())
         for sub in t.proto.subtasks:
-            if sub.state != T.SUBTASK_STATE_COMPLETED:
-                sub.state = T.SUBTASK_STATE_COMPLETED
-                sub.end_time.CopyFrom(now)
+            if sub.state == T.SUBTASK_STATE_COMPLETED:
+                continue
+            coordinated = sub.id != 0 and sub.state == T.SUBTASK_STATE_RUNNING and sub.HasField("exit_code")
+            sub.state = T.SUBTASK_STATE_COMPLETED
+            sub.end_time.CopyFrom(now)
+            if not coordinated:
+                sub.exit_code = TERMINATED_EXIT_CODE
+            if primary_succeeded and coordinated:
+                sub.result = SUCCESS
+                sub.ClearField("failure_info")
+            else:
+                sub.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
                 sub.failure_info.CopyFrom(
                     common_pb2.FailureInfo(
                         category=common_pb2.ERROR_CATEGORY_SERVER_ERROR, code="TaskEnded", message=message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from google.protobuf import duration_pb2
 
+from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
 from tests.e2e.harness import ServerProcess
 
@@ -110,6 +111,8 @@ def test_tasks_run_with_files_env_retries_and_failures(server: ServerProcess) ->
     wc = done["wallclock"].execution_info
     assert wc.failure_info.code == "TaskEnded"
     assert wc.failure_info.category == common_pb2.ERROR_CATEGORY_SERVER_ERROR
+    # Batch's 0xC000013A, whichever signal ended it (not 143 from the SIGTERM).
+    assert wc.exit_code == TERMINATED_EXIT_CODE
     assert wc.retry_count == 0
     assert (wc.end_time.ToDatetime() - wc.start_time.ToDatetime()).total_seconds() < 10
 
