@@ -67,6 +67,8 @@ AHEAD_SECONDS: Final = 0.1
 NODE_STATS_WRITE_SECONDS = 60.0
 SCHEDULABLE_NODE_STATES: Final = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
 BUSY_FLIP: Final = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
+#: A pool with a node in one of these states is resizing: the node is on its way in or out.
+SETTLING_NODE_STATES: Final = frozenset({P.NODE_STATE_CREATING, P.NODE_STATE_LEAVING_POOL})
 #: States of a task with an attempt on a node.
 LIVE_TASK_STATES: Final = frozenset({T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING})
 #: Tasks in these states are kept serialized once stored (see TaskRec): nobody works on them.
@@ -106,6 +108,9 @@ class Provider(Protocol):
 
     def node_leaving(self, node: NodeRec) -> None:
         """The node leaves the pool: stop its agent, then call ControlPlane.node_gone."""
+
+    def node_removed(self, node: NodeRec) -> None:
+        """The node is gone from its pool (committed): delete what the provider keeps of it (its files)."""
 
 
 ts = to_timestamp
@@ -575,6 +580,11 @@ class ControlPlane:
             n.stats_dirty = True
         else:
             self._mark("nodes", n.key, n)
+            if old in SETTLING_NODE_STATES or new in SETTLING_NODE_STATES:
+                # A node arrived or started to leave (or never came up): the pool's allocation may change.
+                pool = self.pools.get(n.pool_key)
+                if pool is not None:
+                    self._refresh_pool(pool)
 
     def _refresh_node_activity(self, n: NodeRec) -> None:
         # (Its running slot count is derived when the node is read: NodeRec.view.)
@@ -601,10 +611,18 @@ class ControlPlane:
         self._pools_to_refresh.clear()
 
     def _refresh_pool_now(self, pool: PoolRec) -> None:
-        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
-        pool.proto.current_nodes = len(members)
-        settling = any(n.state in (P.NODE_STATE_CREATING, P.NODE_STATE_LEAVING_POOL) for n in pool.nodes.values())
-        steady = len(members) == pool.proto.target_nodes and not settling
+        nodes = pool.nodes.values()
+        # As in Batch, a node counts until it has left: one leaving the pool may still run a task
+        # (`taskcompletion`), and its agent still runs until it is gone.
+        pool.proto.current_nodes = len(pool.nodes)
+        settling = any(n.state in SETTLING_NODE_STATES for n in nodes)
+        if pool.proto.provider == "local":
+            members = sum(1 for n in nodes if n.state != NODE_LEAVING)
+            steady = members == pool.proto.target_nodes and not settling
+        else:
+            # The nodes of a `join` pool come when their agents join, not because Shoal allocates them
+            # (their number is not capped by the target): only nodes on their way in or out make it resize.
+            steady = not settling
         new = P.ALLOCATION_STATE_STEADY if steady else P.ALLOCATION_STATE_RESIZING
         if pool.proto.allocation_state != new:
             pool.proto.allocation_state = new  # type: ignore[assignment]
@@ -722,10 +740,21 @@ class ControlPlane:
     async def resize_pool(
         self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE
     ) -> pool_pb2.Pool:
-        """Change the pool's target size; new nodes start, surplus nodes leave."""
+        """Change the pool's target size; new nodes start, surplus nodes leave.
+
+        As in Batch, only a pool whose allocation is steady may be resized: a resize under way is not
+        redirected (the caller waits for STEADY, or stops the resize).
+        """
         pool = self.pool(pool_id)
         if pool.proto.state != P.POOL_STATE_ACTIVE:
             raise failed_precondition("POOL_BEING_DELETED", f"pool {pool_id!r} is being deleted")
+        self._refresh_pool_now(pool)
+        if pool.proto.allocation_state == P.ALLOCATION_STATE_RESIZING:
+            raise failed_precondition(
+                "POOL_RESIZING",
+                f"pool {pool_id!r} is resizing ({pool.proto.current_nodes} nodes, target "
+                f"{pool.proto.target_nodes}): resize it once its allocation state is steady",
+            )
         pool.proto.target_nodes = target
         self._mark("pools", pool.key, pool)
         members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
@@ -737,7 +766,7 @@ class ControlPlane:
                 self._node_leave(n, option)
         else:
             added = self._grow(pool)
-        self._refresh_pool(pool)
+        self._refresh_pool_now(pool)
         await self.flush()
         self._after_node_changes(leaving)
         self._start_nodes(added)
@@ -808,6 +837,9 @@ class ControlPlane:
             del self.pools[pool.key]
             self._dirty[("pools", pool.key)] = Delete("pools", pool.key)
         await self.flush()
+        if self.provider is not None:
+            # As in Batch, the files of a node that left are gone with it.
+            self.provider.node_removed(n)
         self.kick_scheduler()
 
     async def delete_pool(self, pool_id: str) -> pool_pb2.Pool:
