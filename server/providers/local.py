@@ -126,8 +126,9 @@ class LocalProvider:
         if not recorded or not node_id or node_id in (".", "..") or "/" in node_id or "\x00" in node_id:
             return None
         root = self.node_root(node)
-        base = (self.data_dir / "nodes").resolve()
-        if str(root) != str(recorded) or root.parent.resolve() != base:
+        nodes = root.parent
+        # `nodes` must be the real directory in the data directory, not a link that leads elsewhere.
+        if str(root) != str(recorded) or nodes.is_symlink() or nodes.resolve() != self.data_dir.resolve() / "nodes":
             return None
         return root
 
