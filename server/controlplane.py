@@ -28,6 +28,7 @@ from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
 from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
+from shoal.server.api.etags import check_etag
 from shoal.server.domain import states, wire
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import (
@@ -667,6 +668,7 @@ class ControlPlane:
             raise already_exists("POOL_EXISTS", f"pool {spec.id!r} already exists")
         pool = P.Pool()
         pool.CopyFrom(spec)
+        pool.etag = ""  # (derived when read)
         now = self.clock.now()
         pool.name = f"pools/{spec.id}"
         pool.provider = spec.provider or "local"
@@ -738,7 +740,7 @@ class ControlPlane:
         return members[:count]
 
     async def resize_pool(
-        self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE
+        self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE, *, etag: str = ""
     ) -> pool_pb2.Pool:
         """Change the pool's target size; new nodes start, surplus nodes leave.
 
@@ -746,6 +748,7 @@ class ControlPlane:
         redirected (the caller waits for STEADY, or stops the resize).
         """
         pool = self.pool(pool_id)
+        check_etag(f"pool {pool_id!r}", pool.proto, etag)
         if pool.proto.state != P.POOL_STATE_ACTIVE:
             raise failed_precondition("POOL_BEING_DELETED", f"pool {pool_id!r} is being deleted")
         self._refresh_pool_now(pool)
@@ -842,9 +845,10 @@ class ControlPlane:
             self.provider.node_removed(n)
         self.kick_scheduler()
 
-    async def delete_pool(self, pool_id: str) -> pool_pb2.Pool:
+    async def delete_pool(self, pool_id: str, *, etag: str = "") -> pool_pb2.Pool:
         """Start deleting a pool: its nodes leave (their tasks are requeued), then it is gone."""
         pool = self.pool(pool_id)
+        check_etag(f"pool {pool_id!r}", pool.proto, etag)
         if pool.proto.state == P.POOL_STATE_DELETING:
             return pool.proto
         states.check_transition(states.POOL_TRANSITIONS, pool.proto.state, P.POOL_STATE_DELETING, "pool")
@@ -878,6 +882,7 @@ class ControlPlane:
         self.pool(spec.pool_id)
         job = J.Job()
         job.CopyFrom(spec)
+        job.etag = ""  # (derived when read)
         now = ts(self.clock.now())
         job.name = f"jobs/{spec.id}"
         job.state = J.JOB_STATE_ACTIVE
@@ -906,8 +911,9 @@ class ControlPlane:
                 job.proto.execution_info.end_time.CopyFrom(ts(self.clock.now()))
         self._mark("jobs", job.key, job)
 
-    async def update_job(self, job_id: str, priority: int | None, on_all: int | None) -> job_pb2.Job:
+    async def update_job(self, job_id: str, priority: int | None, on_all: int | None, *, etag: str = "") -> job_pb2.Job:
         job = self.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
         if job.proto.state != J.JOB_STATE_ACTIVE:
             raise failed_precondition("JOB_NOT_ACTIVE", f"job {job_id!r} is not active")
         if priority is not None:
@@ -937,9 +943,10 @@ class ControlPlane:
         self._set_job_state(job, J.JOB_STATE_COMPLETED)
         return kills
 
-    async def terminate_job(self, job_id: str, reason: str = "") -> job_pb2.Job:
+    async def terminate_job(self, job_id: str, reason: str = "", *, etag: str = "") -> job_pb2.Job:
         """End the job's running tasks and complete it; ACTIVE tasks stay ACTIVE and never run."""
         job = self.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
         if job.proto.state == J.JOB_STATE_DELETING:
             raise failed_precondition("JOB_BEING_DELETED", f"job {job_id!r} is being deleted")
         if job.proto.state == J.JOB_STATE_COMPLETED:
@@ -950,9 +957,10 @@ class ControlPlane:
         self.kick_scheduler()
         return job.proto
 
-    async def delete_job(self, job_id: str) -> job_pb2.Job:
+    async def delete_job(self, job_id: str, *, etag: str = "") -> job_pb2.Job:
         """Delete the job, its tasks and their directories on every node of its pool."""
         job = self.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
         kills = []
         for t in job.tasks.values():
             if t.state in LIVE_TASK_STATES:
@@ -1173,9 +1181,11 @@ class ControlPlane:
             msg = agent_pb2.KillTasks(attempts=[ref], delete_files=delete_files)
             self._send_after_commit(n, agent_pb2.ServerMessage(kill_tasks=msg))
 
-    async def terminate_task(self, job_id: str, task_id: str) -> task_pb2.Task:
+    async def terminate_task(self, job_id: str, task_id: str, *, etag: str = "") -> task_pb2.Task:
         """Complete a task now; a running attempt is killed."""
         t = self.task(job_id, task_id)
+        if etag:
+            check_etag(f"task {task_id!r}", t.read(), etag)
         if t.state == T.TASK_STATE_COMPLETED:
             raise failed_precondition("TASK_COMPLETED", f"task {task_id!r} is already completed")
         kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
@@ -1189,9 +1199,11 @@ class ControlPlane:
         self.kick_scheduler()
         return t.read()
 
-    async def delete_task(self, job_id: str, task_id: str) -> task_pb2.Task:
+    async def delete_task(self, job_id: str, task_id: str, *, etag: str = "") -> task_pb2.Task:
         """Delete a task; a running attempt is killed and its directory removed."""
         t = self.task(job_id, task_id)
+        if etag:
+            check_etag(f"task {task_id!r}", t.read(), etag)
         job = self.jobs[t.job_key]
         kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
         node_id = t.proto.node_info.node_id
@@ -1220,9 +1232,11 @@ class ControlPlane:
         self.kick_scheduler()
         return t.read()
 
-    async def reactivate_task(self, job_id: str, task_id: str) -> task_pb2.Task:
+    async def reactivate_task(self, job_id: str, task_id: str, *, etag: str = "") -> task_pb2.Task:
         """Put a failed, completed task back in the queue with its retry count reset."""
         t = self.task(job_id, task_id)
+        if etag:
+            check_etag(f"task {task_id!r}", t.read(), etag)
         job = self.jobs[t.job_key]
         if job.proto.state != J.JOB_STATE_ACTIVE:
             raise failed_precondition("JOB_NOT_ACTIVE", f"job {job_id!r} is not active")

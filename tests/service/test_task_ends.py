@@ -24,9 +24,7 @@ async def start_gang(agents: list[ScriptedAgent]) -> dict[int, tuple[ScriptedAge
 
 
 async def subtasks(stubs, task_id: str) -> list[task_pb2.Subtask]:
-    return list(
-        (await stubs.tasks.ListSubtasks(T.ListSubtasksRequest(name=f"jobs/j/tasks/{task_id}"))).subtasks
-    )
+    return list((await stubs.tasks.ListSubtasks(T.ListSubtasksRequest(name=f"jobs/j/tasks/{task_id}"))).subtasks)
 
 
 async def coordinate(got: dict[int, tuple[ScriptedAgent, agent_pb2.TaskAssignment]]) -> None:
