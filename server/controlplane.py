@@ -64,7 +64,9 @@ SHORT_TASK_SAMPLES = 3
 AHEAD_SECONDS: Final = 0.1
 #: How often node statistics (slot counts, task totals, IDLE <-> RUNNING) are written (and at a clean
 #: stop): they are informational or recomputed when an agent attaches, and a busy pool changes them
-#: all the time. A busy pool of 10,000 nodes rewrites all of them each time (~0.4 s of CPU).
+#: all the time. A busy pool of 10,000 nodes rewrites all of them each time (~0.4 s of CPU). The task
+#: totals are written with every commit that changes them too, in one small row (`_tally_row`): a
+#: killed server must not lose them.
 NODE_STATS_WRITE_SECONDS = 60.0
 SCHEDULABLE_NODE_STATES: Final = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
 BUSY_FLIP: Final = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
@@ -178,6 +180,11 @@ class ControlPlane:
         self._acks: list[tuple[AgentSession, int]] = []
         self._pools_to_refresh: set[str] = set()
         self._dismiss_after_commit: list[NodeRec] = []
+        #: Nodes whose task counters changed since the last flush (see `_tally_row`).
+        self._tallied: list[NodeRec] = []
+        #: The `seq` of the last tally row written, and whether one was written since all node rows were.
+        self._tally_seq = 0
+        self._tallies_written = False
         #: Tasks changed since the last flush: their rows to write, and the changes to publish. Kept
         #: apart from `_dirty`, by record rather than by a key made for it: a task changes several
         #: times in its life and its row key is made once per flush, not per change.
@@ -227,6 +234,7 @@ class ControlPlane:
             pool_rec = self.pools.get(rec.pool_key)
             if pool_rec is not None:
                 pool_rec.nodes[rec.key] = rec
+        self._load_tallies(loaded.tables["tallies"])
         for row in loaded.tables["jobs"]:
             job = J.Job.FromString(row.data)
             self.jobs[row.key] = JobRec(row.key, row.seq, job)
@@ -235,6 +243,37 @@ class ControlPlane:
         for pool_rec in self.pools.values():
             self._refresh_pool(pool_rec)
         await self.flush()
+
+    def _load_tallies(self, rows: list[StoredRow]) -> None:
+        """Bring the nodes' task counters up to the last tally written (a killed server never wrote its
+        node rows since), then write them into the node rows and drop the tallies, with the load's flush."""
+        latest: dict[str, list[int]] = {}
+        for row in rows:
+            latest.update(json.loads(row.data))
+            self._tally_seq = max(self._tally_seq, row.seq)
+        for key, (run, succeeded) in latest.items():
+            n = self.nodes.get(key)
+            if n is not None and (n.tasks_run, n.tasks_succeeded) != (run, succeeded):
+                n.tasks_run, n.tasks_succeeded = run, succeeded
+                self._mark("nodes", key, n)
+        if rows:
+            self._dirty[("tallies", "")] = Delete("tallies")
+
+    def _tally_row(self) -> Row:
+        """The task counters of the nodes whose counters changed since the last flush: written in the same
+        commit as the task changes that changed them, so that a restart after a kill counts exactly what
+        the task records say (`_load_tallies`). One small row per flush, not one per node or per task; the
+        rows are dropped whenever every node row is written again (`_mark_node_stats`)."""
+        counts: dict[str, tuple[int, int]] = {}
+        for n in self._tallied:
+            n.tallied = False
+            n.stats_dirty = True
+            counts[n.key] = (n.tasks_run, n.tasks_succeeded)
+        self._tallied = []
+        self._tally_seq += 1
+        self._tallies_written = True
+        data = json.dumps(counts, separators=(",", ":")).encode()
+        return Row("tallies", f"{self._tally_seq:016d}", data, "", self._tally_seq)
 
     def _load_tasks(self, rows: list[StoredRow]) -> None:
         """Tasks from their rows. A million of them is the normal case, so this loop is kept tight:
@@ -354,6 +393,9 @@ class ControlPlane:
                 serialized[rec] = data
         if values:
             ops.append(Rows("tasks", values))
+        if self._tallied:
+            # (After the tasks' rows and any drop of the tallies before: see `_mark_node_stats`.)
+            ops.append(self._tally_row())
         return ops
 
     async def flush(self) -> None:
@@ -831,6 +873,12 @@ class ControlPlane:
                 self._requeue(rec, "node left the pool")
         n.running.clear()
         del self.nodes[node_key]
+        # Its counters go with it: a node of the same id that joins later starts from zero, whatever
+        # tallies of this one a restart reads.
+        n.tasks_run = n.tasks_succeeded = 0
+        if not n.tallied:
+            n.tallied = True
+            self._tallied.append(n)
         pool = self.pools.get(n.pool_key)
         if pool is not None:
             pool.nodes.pop(node_key, None)
@@ -1756,6 +1804,9 @@ class ControlPlane:
         node.tasks_run += 1
         if succeeded:
             node.tasks_succeeded += 1
+        if not node.tallied:
+            node.tallied = True
+            self._tallied.append(node)
         node.recent.append((job.proto.id, proto.spec.id, proto.attempt, exit_code))
         node.recent_changed = True
         self._release_node(t, kill_others_than=node.key)
@@ -1780,6 +1831,9 @@ class ControlPlane:
         note_attempt_length(job, max(0.0, (end.seconds - start.seconds) + (end.nanos - start.nanos) / 1e9))
         node.tasks_run += 1
         node.tasks_succeeded += 1
+        if not node.tallied:
+            node.tallied = True
+            self._tallied.append(node)
         ref = ev.attempt
         # (The task's id as the agent reports it: the one it was sent. Its message is not read here.)
         node.recent.append((job.proto.id, ref.task_id, ref.attempt, exit_code))
@@ -1805,6 +1859,11 @@ class ControlPlane:
             if n.stats_dirty:
                 n.stats_dirty = False
                 self._mark("nodes", n.key, n)
+        if self._tallies_written:
+            # Every node's row now holds its counters (a node whose counters changed is stats_dirty):
+            # the tallies written before are spent. (This flush's own tally row comes after the drop.)
+            self._tallies_written = False
+            self._dirty[("tallies", "")] = Delete("tallies")
 
     async def save_node_stats(self) -> None:
         """Write the node statistics that changed since the health pass last did (at a clean stop)."""
