@@ -579,7 +579,12 @@ class TaskRunner:
 
     @staticmethod
     def _killed_outcome(exit_code: int | None) -> Outcome:
-        return Outcome(exit_code, failure(SERVER_ERROR, "TaskEnded", "the task was killed at the server's request"))
+        """An attempt killed at the server's request: `TERMINATED_EXIT_CODE` if a process of it had exited
+        (`exit_code`, whichever signal ended it), no exit code if none had started."""
+        return Outcome(
+            None if exit_code is None else TERMINATED_EXIT_CODE,
+            failure(SERVER_ERROR, "TaskEnded", "the task was killed at the server's request"),
+        )
 
     def _complete(self, attempt: Attempt, outcome: Outcome) -> None:
         a = attempt.assignment
