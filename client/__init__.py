@@ -25,6 +25,7 @@ from ._client import (
     shoal_home,
 )
 from .errors import (
+    Aborted,
     AlreadyExists,
     Cancelled,
     DeadlineExceeded,
@@ -65,6 +66,7 @@ from .types import (
 
 __all__ = [
     "DEFAULT_ADDRESS",
+    "Aborted",
     "AddTaskResult",
     "AllocationState",
     "AlreadyExists",

@@ -219,8 +219,15 @@ class PoolsAPI:
         ):
             yield Pool.from_proto(msg)
 
-    def resize(self, pool_id: str, target_nodes: int, *, node_deallocation_option: str = "requeue") -> Pool:
-        """Change the pool's target size; ``node_deallocation_option`` is requeue|terminate|taskcompletion."""
+    def resize(
+        self, pool_id: str, target_nodes: int, *, node_deallocation_option: str = "requeue", etag: str | None = None
+    ) -> Pool:
+        """Change the pool's target size; ``node_deallocation_option`` is requeue|terminate|taskcompletion.
+
+        Only a pool whose allocation is steady may be resized (:class:`FailedPrecondition`
+        ``POOL_RESIZING`` otherwise; see :meth:`wait_steady`). With ``etag`` (a :attr:`Pool.etag`
+        read before), raises :class:`Aborted` ``ETAG_MISMATCH`` if the pool changed since.
+        """
         options = {
             "requeue": pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE,
             "terminate": pool_pb2.NODE_DEALLOCATION_OPTION_TERMINATE,
@@ -237,14 +244,17 @@ class PoolsAPI:
             name=f"pools/{pool_id}",
             target_nodes=target_nodes,
             node_deallocation_option=options[key],  # type: ignore[arg-type]
+            etag=etag or "",
         )
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.ResizePool, request))
 
-    def delete(self, pool_id: str) -> Pool:
-        """Start deleting the pool: it goes to ``deleting``, its nodes leave, then it is gone."""
-        return Pool.from_proto(
-            self._rpc.unary(self._rpc.pools.DeletePool, pool_pb2.DeletePoolRequest(name=f"pools/{pool_id}"))
-        )
+    def delete(self, pool_id: str, *, etag: str | None = None) -> Pool:
+        """Start deleting the pool: it goes to ``deleting``, its nodes leave, then it is gone.
+
+        With ``etag``, raises :class:`Aborted` ``ETAG_MISMATCH`` if the pool changed since it was read.
+        """
+        request = pool_pb2.DeletePoolRequest(name=f"pools/{pool_id}", etag=etag or "")
+        return Pool.from_proto(self._rpc.unary(self._rpc.pools.DeletePool, request))
 
     def nodes(self, pool_id: str, state: NodeState | str | None = None) -> Iterator[Node]:
         """The pool's nodes (all pages), only those in ``state`` when given."""
@@ -393,9 +403,20 @@ class JobsAPI:
         ):
             yield Job.from_proto(msg)
 
-    def update(self, job_id: str, *, priority: int | None = None, on_all_tasks_complete: str | None = None) -> Job:
-        """Change a job's priority and/or what happens when all its tasks complete."""
-        job = job_pb2.Job(name=f"jobs/{job_id}", id=job_id)
+    def update(
+        self,
+        job_id: str,
+        *,
+        priority: int | None = None,
+        on_all_tasks_complete: str | None = None,
+        etag: str | None = None,
+    ) -> Job:
+        """Change a job's priority and/or what happens when all its tasks complete.
+
+        With ``etag`` (a :attr:`Job.etag` read before), raises :class:`Aborted` ``ETAG_MISMATCH`` if the
+        job changed since.
+        """
+        job = job_pb2.Job(name=f"jobs/{job_id}", id=job_id, etag=etag or "")
         mask = []
         if priority is not None:
             job.priority = priority
@@ -410,16 +431,15 @@ class JobsAPI:
         request = job_pb2.UpdateJobRequest(job=job, update_mask=mask)
         return Job.from_proto(self._rpc.unary(self._rpc.jobs.UpdateJob, request))
 
-    def terminate(self, job_id: str, *, reason: str = "") -> Job:
-        """End the job's running tasks; the job becomes completed."""
-        request = job_pb2.TerminateJobRequest(name=f"jobs/{job_id}", terminate_reason=reason)
+    def terminate(self, job_id: str, *, reason: str = "", etag: str | None = None) -> Job:
+        """End the job's running tasks; the job becomes completed (conditional on ``etag`` when given)."""
+        request = job_pb2.TerminateJobRequest(name=f"jobs/{job_id}", terminate_reason=reason, etag=etag or "")
         return Job.from_proto(self._rpc.unary(self._rpc.jobs.TerminateJob, request))
 
-    def delete(self, job_id: str) -> Job:
-        """Delete the job, its tasks and their directories on the nodes."""
-        return Job.from_proto(
-            self._rpc.unary(self._rpc.jobs.DeleteJob, job_pb2.DeleteJobRequest(name=f"jobs/{job_id}"))
-        )
+    def delete(self, job_id: str, *, etag: str | None = None) -> Job:
+        """Delete the job, its tasks and their directories on the nodes (conditional on ``etag`` when given)."""
+        request = job_pb2.DeleteJobRequest(name=f"jobs/{job_id}", etag=etag or "")
+        return Job.from_proto(self._rpc.unary(self._rpc.jobs.DeleteJob, request))
 
     def task_counts(self, job_id: str) -> TaskCounts:
         """How many of the job's tasks are in each state."""
@@ -708,19 +728,24 @@ class TasksAPI:
         response = self._rpc.unary(self._rpc.tasks.ListSubtasks, request)
         return [Subtask.from_proto(st) for st in response.subtasks]
 
-    def terminate(self, job_id: str, task_id: str) -> Task:
-        """End a task (it completes with failure ``TaskEnded`` if it was running)."""
-        request = task_pb2.TerminateTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}")
+    def terminate(self, job_id: str, task_id: str, *, etag: str | None = None) -> Task:
+        """End a task: it completes with failure ``TaskEnded`` (exit code -1073741510 if it was on a node).
+
+        With ``etag`` (a :attr:`Task.etag` read before), raises :class:`Aborted` ``ETAG_MISMATCH`` if the
+        task changed since.
+        """
+        request = task_pb2.TerminateTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}", etag=etag or "")
         return Task.from_proto(self._rpc.unary(self._rpc.tasks.TerminateTask, request))
 
-    def delete(self, job_id: str, task_id: str) -> Task:
-        """Delete a task and its directory on the node."""
-        request = task_pb2.DeleteTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}")
+    def delete(self, job_id: str, task_id: str, *, etag: str | None = None) -> Task:
+        """Delete a task and its directory on the node (conditional on ``etag`` when given)."""
+        request = task_pb2.DeleteTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}", etag=etag or "")
         return Task.from_proto(self._rpc.unary(self._rpc.tasks.DeleteTask, request))
 
-    def reactivate(self, job_id: str, task_id: str) -> Task:
-        """Put a failed, completed task back to ``active`` with its retry count reset."""
-        request = task_pb2.ReactivateTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}")
+    def reactivate(self, job_id: str, task_id: str, *, etag: str | None = None) -> Task:
+        """Put a failed, completed task back to ``active`` with its retry count reset (conditional on
+        ``etag`` when given)."""
+        request = task_pb2.ReactivateTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}", etag=etag or "")
         return Task.from_proto(self._rpc.unary(self._rpc.tasks.ReactivateTask, request))
 
     def wait(self, job_id: str, task_ids: Iterable[str] | None = None, timeout: float | None = None) -> TaskWatch:

@@ -324,7 +324,7 @@ def pool_list(ctx: click.Context, output: str) -> None:
 def pool_resize(
     ctx: click.Context, pool_id: str, target_nodes: int, deallocation: str, wait_timeout: float | None, output: str
 ) -> None:
-    """Resize pool POOL_ID."""
+    """Resize pool POOL_ID (only while its allocation is steady; --wait before resizing it again)."""
     client = _client(ctx)
     p = client.pools.resize(pool_id, target_nodes=target_nodes, node_deallocation_option=deallocation)
     if wait_timeout is not None:

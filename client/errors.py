@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 __all__ = [
+    "Aborted",
     "AlreadyExists",
     "Cancelled",
     "DeadlineExceeded",
@@ -96,6 +97,13 @@ class FailedPrecondition(ShoalError):
     default_code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Aborted(ShoalError):
+    """The call was refused because of a concurrent change (``ABORTED``): with reason ``ETAG_MISMATCH``,
+    the resource changed since the etag sent was read; read it again and retry."""
+
+    default_code = grpc.StatusCode.ABORTED
+
+
 class Unavailable(ShoalError, ConnectionError):
     """The server cannot be reached (``UNAVAILABLE``)."""
 
@@ -131,6 +139,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ShoalError]] = {
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.ABORTED: Aborted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.CANCELLED: Cancelled,

@@ -661,7 +661,8 @@ class Pool:
     state_transition_time: datetime | None
     """When its state last changed."""
     etag: str
-    """Changes with every update."""
+    """Changes with every change of the pool; pass it as ``etag=`` to ``pools.resize`` or ``pools.delete``
+    to act only on the pool as read (:class:`~shoal.client.Aborted` ``ETAG_MISMATCH`` otherwise)."""
     proto: pool_pb2.Pool = field(repr=False, compare=False)
     """The raw ``shoal.v1.Pool`` message."""
 
@@ -815,7 +816,8 @@ class Job:
     terminate_reason: str
     """Why it completed (``UserTerminate``, ``AllTasksComplete``, ``MaxWallClockTimeExpiry``...)."""
     etag: str
-    """Changes with every update."""
+    """Changes with every change of the job; pass it as ``etag=`` to ``jobs.update``, ``jobs.terminate`` or
+    ``jobs.delete`` to act only on the job as read (:class:`~shoal.client.Aborted` ``ETAG_MISMATCH`` otherwise)."""
     proto: job_pb2.Job = field(repr=False, compare=False)
     """The raw ``shoal.v1.Job`` message."""
 
@@ -987,7 +989,8 @@ class Task:
     attempt: int
     """Increases with every placement."""
     etag: str
-    """Changes with every update."""
+    """Changes with every change of the task; pass it as ``etag=`` to ``tasks.terminate``, ``tasks.delete`` or
+    ``tasks.reactivate`` to act only on the task as read (:class:`~shoal.client.Aborted` otherwise)."""
     subtasks: tuple[Subtask, ...] = ()
     """Multi-instance tasks: every instance of the current (or last) attempt."""
     proto: task_pb2.Task = field(repr=False, compare=False)

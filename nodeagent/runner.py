@@ -18,6 +18,7 @@ from pathlib import Path
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
+from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.nodeagent import envvars, process, retention
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.layout import NodeLayout, working_dir
@@ -68,11 +69,19 @@ class Outcome:
         return self.failure_info is None and self.exit_code == 0
 
 
+def wall_clock_ended() -> Outcome:
+    """The outcome of an attempt that Shoal ended at its wall clock limit: exit code
+    `TERMINATED_EXIT_CODE` (as Batch records, whichever signal ended its processes) and TaskEnded."""
+    return Outcome(
+        TERMINATED_EXIT_CODE, failure(SERVER_ERROR, "TaskEnded", "the task exceeded its maximum wall clock time")
+    )
+
+
 def outcome_of(result: process.ProcessResult) -> Outcome:
     """The outcome of a process that ran to its end (or was killed past its wall clock)."""
     code = result.exit_code
     if result.timed_out:
-        return Outcome(code, failure(SERVER_ERROR, "TaskEnded", "the task exceeded its maximum wall clock time"))
+        return wall_clock_ended()
     if code != 0:
         return Outcome(code, failure(USER_ERROR, "FailureExitCode", f"the task exited with exit code {code}"))
     return Outcome(code)
@@ -425,10 +434,10 @@ class TaskRunner:
             if mi.instance_index != 0:
                 # A subtask stays as a home for MPI proxies until it is killed (or its wall clock ends).
                 if not await self._wait_for(attempt, attempt.kill_requested):
-                    return Outcome(None, failure(SERVER_ERROR, "TaskEnded", "the task exceeded its wall clock time"))
+                    return wall_clock_ended()
                 return self._killed_outcome(None)
             if not await self._wait_for(attempt, attempt.run_application):
-                return Outcome(None, failure(SERVER_ERROR, "TaskEnded", "the task exceeded its wall clock time"))
+                return wall_clock_ended()
             if attempt.killed:
                 return self._killed_outcome(None)
 
@@ -570,7 +579,12 @@ class TaskRunner:
 
     @staticmethod
     def _killed_outcome(exit_code: int | None) -> Outcome:
-        return Outcome(exit_code, failure(SERVER_ERROR, "TaskEnded", "the task was killed at the server's request"))
+        """An attempt killed at the server's request: `TERMINATED_EXIT_CODE` if a process of it had exited
+        (`exit_code`, whichever signal ended it), no exit code if none had started."""
+        return Outcome(
+            None if exit_code is None else TERMINATED_EXIT_CODE,
+            failure(SERVER_ERROR, "TaskEnded", "the task was killed at the server's request"),
+        )
 
     def _complete(self, attempt: Attempt, outcome: Outcome) -> None:
         a = attempt.assignment

@@ -26,7 +26,9 @@ from google.protobuf import timestamp_pb2
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
+from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.server.api.errors import ApiError, already_exists, failed_precondition, not_found
+from shoal.server.api.etags import check_etag
 from shoal.server.domain import states, wire
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import (
@@ -62,10 +64,14 @@ SHORT_TASK_SAMPLES = 3
 AHEAD_SECONDS: Final = 0.1
 #: How often node statistics (slot counts, task totals, IDLE <-> RUNNING) are written (and at a clean
 #: stop): they are informational or recomputed when an agent attaches, and a busy pool changes them
-#: all the time. A busy pool of 10,000 nodes rewrites all of them each time (~0.4 s of CPU).
+#: all the time. A busy pool of 10,000 nodes rewrites all of them each time (~0.4 s of CPU). The task
+#: totals are written with every commit that changes them too, in one small row (`_tally_row`): a
+#: killed server must not lose them.
 NODE_STATS_WRITE_SECONDS = 60.0
 SCHEDULABLE_NODE_STATES: Final = frozenset({P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING})
 BUSY_FLIP: Final = {P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING}
+#: A pool with a node in one of these states is resizing: the node is on its way in or out.
+SETTLING_NODE_STATES: Final = frozenset({P.NODE_STATE_CREATING, P.NODE_STATE_LEAVING_POOL})
 #: States of a task with an attempt on a node.
 LIVE_TASK_STATES: Final = frozenset({T.TASK_STATE_PREPARING, T.TASK_STATE_RUNNING})
 #: Tasks in these states are kept serialized once stored (see TaskRec): nobody works on them.
@@ -105,6 +111,9 @@ class Provider(Protocol):
 
     def node_leaving(self, node: NodeRec) -> None:
         """The node leaves the pool: stop its agent, then call ControlPlane.node_gone."""
+
+    def node_removed(self, node: NodeRec) -> None:
+        """The node is gone from its pool (committed): delete what the provider keeps of it (its files)."""
 
 
 ts = to_timestamp
@@ -171,6 +180,11 @@ class ControlPlane:
         self._acks: list[tuple[AgentSession, int]] = []
         self._pools_to_refresh: set[str] = set()
         self._dismiss_after_commit: list[NodeRec] = []
+        #: Nodes whose task counters changed since the last flush (see `_tally_row`).
+        self._tallied: list[NodeRec] = []
+        #: The `seq` of the last tally row written, and whether one was written since all node rows were.
+        self._tally_seq = 0
+        self._tallies_written = False
         #: Tasks changed since the last flush: their rows to write, and the changes to publish. Kept
         #: apart from `_dirty`, by record rather than by a key made for it: a task changes several
         #: times in its life and its row key is made once per flush, not per change.
@@ -220,6 +234,7 @@ class ControlPlane:
             pool_rec = self.pools.get(rec.pool_key)
             if pool_rec is not None:
                 pool_rec.nodes[rec.key] = rec
+        self._load_tallies(loaded.tables["tallies"])
         for row in loaded.tables["jobs"]:
             job = J.Job.FromString(row.data)
             self.jobs[row.key] = JobRec(row.key, row.seq, job)
@@ -228,6 +243,37 @@ class ControlPlane:
         for pool_rec in self.pools.values():
             self._refresh_pool(pool_rec)
         await self.flush()
+
+    def _load_tallies(self, rows: list[StoredRow]) -> None:
+        """Bring the nodes' task counters up to the last tally written (a killed server never wrote its
+        node rows since), then write them into the node rows and drop the tallies, with the load's flush."""
+        latest: dict[str, list[int]] = {}
+        for row in rows:
+            latest.update(json.loads(row.data))
+            self._tally_seq = max(self._tally_seq, row.seq)
+        for key, (run, succeeded) in latest.items():
+            n = self.nodes.get(key)
+            if n is not None and (n.tasks_run, n.tasks_succeeded) != (run, succeeded):
+                n.tasks_run, n.tasks_succeeded = run, succeeded
+                self._mark("nodes", key, n)
+        if rows:
+            self._dirty[("tallies", "")] = Delete("tallies")
+
+    def _tally_row(self) -> Row:
+        """The task counters of the nodes whose counters changed since the last flush: written in the same
+        commit as the task changes that changed them, so that a restart after a kill counts exactly what
+        the task records say (`_load_tallies`). One small row per flush, not one per node or per task; the
+        rows are dropped whenever every node row is written again (`_mark_node_stats`)."""
+        counts: dict[str, tuple[int, int]] = {}
+        for n in self._tallied:
+            n.tallied = False
+            n.stats_dirty = True
+            counts[n.key] = (n.tasks_run, n.tasks_succeeded)
+        self._tallied = []
+        self._tally_seq += 1
+        self._tallies_written = True
+        data = json.dumps(counts, separators=(",", ":")).encode()
+        return Row("tallies", f"{self._tally_seq:016d}", data, "", self._tally_seq)
 
     def _load_tasks(self, rows: list[StoredRow]) -> None:
         """Tasks from their rows. A million of them is the normal case, so this loop is kept tight:
@@ -347,6 +393,9 @@ class ControlPlane:
                 serialized[rec] = data
         if values:
             ops.append(Rows("tasks", values))
+        if self._tallied:
+            # (After the tasks' rows and any drop of the tallies before: see `_mark_node_stats`.)
+            ops.append(self._tally_row())
         return ops
 
     async def flush(self) -> None:
@@ -574,6 +623,11 @@ class ControlPlane:
             n.stats_dirty = True
         else:
             self._mark("nodes", n.key, n)
+            if old in SETTLING_NODE_STATES or new in SETTLING_NODE_STATES:
+                # A node arrived or started to leave (or never came up): the pool's allocation may change.
+                pool = self.pools.get(n.pool_key)
+                if pool is not None:
+                    self._refresh_pool(pool)
 
     def _refresh_node_activity(self, n: NodeRec) -> None:
         # (Its running slot count is derived when the node is read: NodeRec.view.)
@@ -600,10 +654,18 @@ class ControlPlane:
         self._pools_to_refresh.clear()
 
     def _refresh_pool_now(self, pool: PoolRec) -> None:
-        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
-        pool.proto.current_nodes = len(members)
-        settling = any(n.state in (P.NODE_STATE_CREATING, P.NODE_STATE_LEAVING_POOL) for n in pool.nodes.values())
-        steady = len(members) == pool.proto.target_nodes and not settling
+        nodes = pool.nodes.values()
+        # As in Batch, a node counts until it has left: one leaving the pool may still run a task
+        # (`taskcompletion`), and its agent still runs until it is gone.
+        pool.proto.current_nodes = len(pool.nodes)
+        settling = any(n.state in SETTLING_NODE_STATES for n in nodes)
+        if pool.proto.provider == "local":
+            members = sum(1 for n in nodes if n.state != NODE_LEAVING)
+            steady = members == pool.proto.target_nodes and not settling
+        else:
+            # The nodes of a `join` pool come when their agents join, not because Shoal allocates them
+            # (their number is not capped by the target): only nodes on their way in or out make it resize.
+            steady = not settling
         new = P.ALLOCATION_STATE_STEADY if steady else P.ALLOCATION_STATE_RESIZING
         if pool.proto.allocation_state != new:
             pool.proto.allocation_state = new  # type: ignore[assignment]
@@ -648,6 +710,7 @@ class ControlPlane:
             raise already_exists("POOL_EXISTS", f"pool {spec.id!r} already exists")
         pool = P.Pool()
         pool.CopyFrom(spec)
+        pool.etag = ""  # (derived when read)
         now = self.clock.now()
         pool.name = f"pools/{spec.id}"
         pool.provider = spec.provider or "local"
@@ -719,12 +782,24 @@ class ControlPlane:
         return members[:count]
 
     async def resize_pool(
-        self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE
+        self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE, *, etag: str = ""
     ) -> pool_pb2.Pool:
-        """Change the pool's target size; new nodes start, surplus nodes leave."""
+        """Change the pool's target size; new nodes start, surplus nodes leave.
+
+        As in Batch, only a pool whose allocation is steady may be resized: a resize under way is not
+        redirected (the caller waits for STEADY, or stops the resize).
+        """
         pool = self.pool(pool_id)
+        check_etag(f"pool {pool_id!r}", pool.proto, etag)
         if pool.proto.state != P.POOL_STATE_ACTIVE:
             raise failed_precondition("POOL_BEING_DELETED", f"pool {pool_id!r} is being deleted")
+        self._refresh_pool_now(pool)
+        if pool.proto.allocation_state == P.ALLOCATION_STATE_RESIZING:
+            raise failed_precondition(
+                "POOL_RESIZING",
+                f"pool {pool_id!r} is resizing ({pool.proto.current_nodes} nodes, target "
+                f"{pool.proto.target_nodes}): resize it once its allocation state is steady",
+            )
         pool.proto.target_nodes = target
         self._mark("pools", pool.key, pool)
         members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
@@ -736,7 +811,7 @@ class ControlPlane:
                 self._node_leave(n, option)
         else:
             added = self._grow(pool)
-        self._refresh_pool(pool)
+        self._refresh_pool_now(pool)
         await self.flush()
         self._after_node_changes(leaving)
         self._start_nodes(added)
@@ -798,6 +873,12 @@ class ControlPlane:
                 self._requeue(rec, "node left the pool")
         n.running.clear()
         del self.nodes[node_key]
+        # Its counters go with it: a node of the same id that joins later starts from zero, whatever
+        # tallies of this one a restart reads.
+        n.tasks_run = n.tasks_succeeded = 0
+        if not n.tallied:
+            n.tallied = True
+            self._tallied.append(n)
         pool = self.pools.get(n.pool_key)
         if pool is not None:
             pool.nodes.pop(node_key, None)
@@ -807,11 +888,15 @@ class ControlPlane:
             del self.pools[pool.key]
             self._dirty[("pools", pool.key)] = Delete("pools", pool.key)
         await self.flush()
+        if self.provider is not None:
+            # As in Batch, the files of a node that left are gone with it.
+            self.provider.node_removed(n)
         self.kick_scheduler()
 
-    async def delete_pool(self, pool_id: str) -> pool_pb2.Pool:
+    async def delete_pool(self, pool_id: str, *, etag: str = "") -> pool_pb2.Pool:
         """Start deleting a pool: its nodes leave (their tasks are requeued), then it is gone."""
         pool = self.pool(pool_id)
+        check_etag(f"pool {pool_id!r}", pool.proto, etag)
         if pool.proto.state == P.POOL_STATE_DELETING:
             return pool.proto
         states.check_transition(states.POOL_TRANSITIONS, pool.proto.state, P.POOL_STATE_DELETING, "pool")
@@ -845,6 +930,7 @@ class ControlPlane:
         self.pool(spec.pool_id)
         job = J.Job()
         job.CopyFrom(spec)
+        job.etag = ""  # (derived when read)
         now = ts(self.clock.now())
         job.name = f"jobs/{spec.id}"
         job.state = J.JOB_STATE_ACTIVE
@@ -873,8 +959,9 @@ class ControlPlane:
                 job.proto.execution_info.end_time.CopyFrom(ts(self.clock.now()))
         self._mark("jobs", job.key, job)
 
-    async def update_job(self, job_id: str, priority: int | None, on_all: int | None) -> job_pb2.Job:
+    async def update_job(self, job_id: str, priority: int | None, on_all: int | None, *, etag: str = "") -> job_pb2.Job:
         job = self.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
         if job.proto.state != J.JOB_STATE_ACTIVE:
             raise failed_precondition("JOB_NOT_ACTIVE", f"job {job_id!r} is not active")
         if priority is not None:
@@ -904,9 +991,10 @@ class ControlPlane:
         self._set_job_state(job, J.JOB_STATE_COMPLETED)
         return kills
 
-    async def terminate_job(self, job_id: str, reason: str = "") -> job_pb2.Job:
+    async def terminate_job(self, job_id: str, reason: str = "", *, etag: str = "") -> job_pb2.Job:
         """End the job's running tasks and complete it; ACTIVE tasks stay ACTIVE and never run."""
         job = self.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
         if job.proto.state == J.JOB_STATE_DELETING:
             raise failed_precondition("JOB_BEING_DELETED", f"job {job_id!r} is being deleted")
         if job.proto.state == J.JOB_STATE_COMPLETED:
@@ -917,9 +1005,10 @@ class ControlPlane:
         self.kick_scheduler()
         return job.proto
 
-    async def delete_job(self, job_id: str) -> job_pb2.Job:
+    async def delete_job(self, job_id: str, *, etag: str = "") -> job_pb2.Job:
         """Delete the job, its tasks and their directories on every node of its pool."""
         job = self.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
         kills = []
         for t in job.tasks.values():
             if t.state in LIVE_TASK_STATES:
@@ -1097,12 +1186,23 @@ class ControlPlane:
         log.info("requeued %s/%s (attempt %d): %s", t.job_key, t.key, t.attempt, reason)
 
     def _complete_terminated(self, t: TaskRec, message: str) -> None:
+        """Complete `t` as ended by Shoal (TaskEnded): terminated, its job ended, its node removed.
+
+        A task ended while on a node gets `TERMINATED_EXIT_CODE`, Batch's exit code for a task it
+        terminated (its processes were killed, they did not exit by themselves); one ended while waiting
+        for a node has no exit code (nothing of it ran since it was last queued).
+        """
+        on_node = t.state in LIVE_TASK_STATES
         self._release_node(t)
         info = t.proto.execution_info
         now = ts(self.clock.now())
         if not info.HasField("start_time"):
             info.start_time.CopyFrom(now)
         info.end_time.CopyFrom(now)
+        if on_node:
+            info.exit_code = TERMINATED_EXIT_CODE
+        else:
+            info.ClearField("exit_code")
         info.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
         info.failure_info.CopyFrom(
             common_pb2.FailureInfo(category=common_pb2.ERROR_CATEGORY_SERVER_ERROR, code="TaskEnded", message=message)
@@ -1129,9 +1229,11 @@ class ControlPlane:
             msg = agent_pb2.KillTasks(attempts=[ref], delete_files=delete_files)
             self._send_after_commit(n, agent_pb2.ServerMessage(kill_tasks=msg))
 
-    async def terminate_task(self, job_id: str, task_id: str) -> task_pb2.Task:
+    async def terminate_task(self, job_id: str, task_id: str, *, etag: str = "") -> task_pb2.Task:
         """Complete a task now; a running attempt is killed."""
         t = self.task(job_id, task_id)
+        if etag:
+            check_etag(f"task {task_id!r}", t.read(), etag)
         if t.state == T.TASK_STATE_COMPLETED:
             raise failed_precondition("TASK_COMPLETED", f"task {task_id!r} is already completed")
         kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
@@ -1145,9 +1247,11 @@ class ControlPlane:
         self.kick_scheduler()
         return t.read()
 
-    async def delete_task(self, job_id: str, task_id: str) -> task_pb2.Task:
+    async def delete_task(self, job_id: str, task_id: str, *, etag: str = "") -> task_pb2.Task:
         """Delete a task; a running attempt is killed and its directory removed."""
         t = self.task(job_id, task_id)
+        if etag:
+            check_etag(f"task {task_id!r}", t.read(), etag)
         job = self.jobs[t.job_key]
         kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
         node_id = t.proto.node_info.node_id
@@ -1176,9 +1280,11 @@ class ControlPlane:
         self.kick_scheduler()
         return t.read()
 
-    async def reactivate_task(self, job_id: str, task_id: str) -> task_pb2.Task:
+    async def reactivate_task(self, job_id: str, task_id: str, *, etag: str = "") -> task_pb2.Task:
         """Put a failed, completed task back in the queue with its retry count reset."""
         t = self.task(job_id, task_id)
+        if etag:
+            check_etag(f"task {task_id!r}", t.read(), etag)
         job = self.jobs[t.job_key]
         if job.proto.state != J.JOB_STATE_ACTIVE:
             raise failed_precondition("JOB_NOT_ACTIVE", f"job {job_id!r} is not active")
@@ -1587,7 +1693,13 @@ class ControlPlane:
                 return
             if i == 0:
                 # The primary's end is the task's end: the others are stopped.
-                self._end_subtasks(t, "ended with the primary")
+                if failed:
+                    why = (ev.failure_info.code if ev.HasField("failure_info") else "") or "FailureExitCode"
+                    if ev.HasField("exit_code"):
+                        why += f", exit code {ev.exit_code}"
+                    self._end_subtasks(t, f"ended with the primary instance, which failed ({why})")
+                else:
+                    self._end_subtasks(t, "ended with the primary instance", primary_succeeded=True)
                 self._complete_attempt(t, node, ev)
             elif ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
                 # Any failed instance fails the whole task (which may then be retried whole).
@@ -1617,13 +1729,30 @@ class ControlPlane:
         if ev.HasField("failure_info") and ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
             sub.failure_info.CopyFrom(ev.failure_info)
 
-    def _end_subtasks(self, t: TaskRec, message: str) -> None:
-        """Mark every instance still going as completed (its agent is told to stop it)."""
+    def _end_subtasks(self, t: TaskRec, message: str, *, primary_succeeded: bool = False) -> None:
+        """Complete every instance still going (its agent is told to stop it): the task's attempt ended,
+        because its primary did, an instance failed, or it was terminated or requeued (`message` says which).
+
+        An instance other than the primary whose coordination command succeeded keeps the exit code it
+        recorded, its own; any other (the primary, whose command was running, or one still staging or
+        coordinating) was ended by Shoal and gets `TERMINATED_EXIT_CODE`, as a terminated task does. After
+        a primary that succeeded, an instance that coordinated did its part (a home for the application's
+        ranks) and succeeded; otherwise it ended with the task: result FAILURE, failure TaskEnded saying why.
+        """
         now = ts(self.clock.now())
         for sub in t.proto.subtasks:
-            if sub.state != T.SUBTASK_STATE_COMPLETED:
-                sub.state = T.SUBTASK_STATE_COMPLETED
-                sub.end_time.CopyFrom(now)
+            if sub.state == T.SUBTASK_STATE_COMPLETED:
+                continue
+            coordinated = sub.id != 0 and sub.state == T.SUBTASK_STATE_RUNNING and sub.HasField("exit_code")
+            sub.state = T.SUBTASK_STATE_COMPLETED
+            sub.end_time.CopyFrom(now)
+            if not coordinated:
+                sub.exit_code = TERMINATED_EXIT_CODE
+            if primary_succeeded and coordinated:
+                sub.result = SUCCESS
+                sub.ClearField("failure_info")
+            else:
+                sub.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
                 sub.failure_info.CopyFrom(
                     common_pb2.FailureInfo(
                         category=common_pb2.ERROR_CATEGORY_SERVER_ERROR, code="TaskEnded", message=message
@@ -1675,6 +1804,9 @@ class ControlPlane:
         node.tasks_run += 1
         if succeeded:
             node.tasks_succeeded += 1
+        if not node.tallied:
+            node.tallied = True
+            self._tallied.append(node)
         node.recent.append((job.proto.id, proto.spec.id, proto.attempt, exit_code))
         node.recent_changed = True
         self._release_node(t, kill_others_than=node.key)
@@ -1699,6 +1831,9 @@ class ControlPlane:
         note_attempt_length(job, max(0.0, (end.seconds - start.seconds) + (end.nanos - start.nanos) / 1e9))
         node.tasks_run += 1
         node.tasks_succeeded += 1
+        if not node.tallied:
+            node.tallied = True
+            self._tallied.append(node)
         ref = ev.attempt
         # (The task's id as the agent reports it: the one it was sent. Its message is not read here.)
         node.recent.append((job.proto.id, ref.task_id, ref.attempt, exit_code))
@@ -1724,6 +1859,11 @@ class ControlPlane:
             if n.stats_dirty:
                 n.stats_dirty = False
                 self._mark("nodes", n.key, n)
+        if self._tallies_written:
+            # Every node's row now holds its counters (a node whose counters changed is stats_dirty):
+            # the tallies written before are spent. (This flush's own tally row comes after the drop.)
+            self._tallies_written = False
+            self._dirty[("tallies", "")] = Delete("tallies")
 
     async def save_node_stats(self) -> None:
         """Write the node statistics that changed since the health pass last did (at a clean stop)."""

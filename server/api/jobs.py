@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from shoal.server.api.errors import invalid, rpc_errors
+from shoal.server.api.etags import tagged
 from shoal.server.api.paging import page
 from shoal.server.api.validation import check_job
 from shoal.server.controlplane import ControlPlane
@@ -25,12 +26,12 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         v = check_job(request.job)
         if v:
             raise invalid("INVALID_JOB", v)
-        return await self.cp.create_job(request.job, request.request_id)
+        return tagged(await self.cp.create_job(request.job, request.request_id))
 
     @rpc_errors
     async def GetJob(self, request: job_pb2.GetJobRequest, context: Ctx) -> job_pb2.Job:
         (jid,) = parse_name(request.name, "jobs")
-        return self.cp.job(jid).proto
+        return tagged(self.cp.job(jid).proto)
 
     @rpc_errors
     async def ListJobs(self, request: job_pb2.ListJobsRequest, context: Ctx) -> job_pb2.ListJobsResponse:
@@ -40,7 +41,7 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
             if not request.state or j.proto.state == request.state
         )
         items, token = page(jobs, request.page_size, request.page_token)
-        return job_pb2.ListJobsResponse(jobs=items, next_page_token=token)
+        return job_pb2.ListJobsResponse(jobs=[tagged(j) for j in items], next_page_token=token)
 
     @rpc_errors
     async def UpdateJob(self, request: job_pb2.UpdateJobRequest, context: Ctx) -> job_pb2.Job:
@@ -52,17 +53,20 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         if "priority" in mask and not -1000 <= request.job.priority <= 1000:
             raise invalid("INVALID_JOB", [("job.priority", "must be between -1000 and 1000")])
         on_all = request.job.on_all_tasks_complete if "on_all_tasks_complete" in mask else None
-        return await self.cp.update_job(jid, request.job.priority if "priority" in mask else None, on_all or None)
+        job = await self.cp.update_job(
+            jid, request.job.priority if "priority" in mask else None, on_all or None, etag=request.job.etag
+        )
+        return tagged(job)
 
     @rpc_errors
     async def TerminateJob(self, request: job_pb2.TerminateJobRequest, context: Ctx) -> job_pb2.Job:
         (jid,) = parse_name(request.name, "jobs")
-        return await self.cp.terminate_job(jid, request.terminate_reason)
+        return tagged(await self.cp.terminate_job(jid, request.terminate_reason, etag=request.etag))
 
     @rpc_errors
     async def DeleteJob(self, request: job_pb2.DeleteJobRequest, context: Ctx) -> job_pb2.Job:
         (jid,) = parse_name(request.name, "jobs")
-        return await self.cp.delete_job(jid)
+        return tagged(await self.cp.delete_job(jid, etag=request.etag))
 
     @rpc_errors
     async def GetJobTaskCounts(self, request: job_pb2.GetJobTaskCountsRequest, context: Ctx) -> job_pb2.TaskCounts:

@@ -6,6 +6,7 @@ import grpc
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
+from shoal.server.api.etags import tagged
 from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.paging import page
 from shoal.server.api.validation import MAX_NODES_PER_POOL, check_pool
@@ -28,33 +29,37 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         v = check_pool(request.pool)
         if v:
             raise invalid("INVALID_POOL", v)
-        return await self.cp.create_pool(request.pool, request.request_id)
+        return tagged(await self.cp.create_pool(request.pool, request.request_id))
 
     @rpc_errors
     async def GetPool(self, request: pool_pb2.GetPoolRequest, context: Ctx) -> pool_pb2.Pool:
         (pid,) = parse_name(request.name, "pools")
-        return self.cp.pool(pid).proto
+        return tagged(self.cp.pool(pid).proto)
 
     @rpc_errors
     async def ListPools(self, request: pool_pb2.ListPoolsRequest, context: Ctx) -> pool_pb2.ListPoolsResponse:
         items, token = page(
             sorted((p.proto for p in self.cp.pools.values()), key=lambda p: p.id), request.page_size, request.page_token
         )
-        return pool_pb2.ListPoolsResponse(pools=items, next_page_token=token)
+        return pool_pb2.ListPoolsResponse(pools=[tagged(p) for p in items], next_page_token=token)
 
     @rpc_errors
     async def DeletePool(self, request: pool_pb2.DeletePoolRequest, context: Ctx) -> pool_pb2.Pool:
         (pid,) = parse_name(request.name, "pools")
-        return await self.cp.delete_pool(pid)
+        return tagged(await self.cp.delete_pool(pid, etag=request.etag))
 
     @rpc_errors
     async def ResizePool(self, request: pool_pb2.ResizePoolRequest, context: Ctx) -> pool_pb2.Pool:
         (pid,) = parse_name(request.name, "pools")
         if not 0 <= request.target_nodes <= MAX_NODES_PER_POOL:
             raise invalid("INVALID_TARGET_NODES", [("target_nodes", f"must be between 0 and {MAX_NODES_PER_POOL}")])
-        return await self.cp.resize_pool(
-            pid, request.target_nodes, request.node_deallocation_option or pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE
+        pool = await self.cp.resize_pool(
+            pid,
+            request.target_nodes,
+            request.node_deallocation_option or pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE,
+            etag=request.etag,
         )
+        return tagged(pool)
 
     @rpc_errors
     async def ListNodes(self, request: pool_pb2.ListNodesRequest, context: Ctx) -> pool_pb2.ListNodesResponse:

@@ -9,6 +9,7 @@ import grpc
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
+from shoal.server.api.etags import etag_of, tagged, task_message
 from shoal.server.api.nodefiles import NodeChannels, translate
 from shoal.server.api.paging import page
 from shoal.server.api.validation import MAX_TASKS_PER_REQUEST, check_task
@@ -41,7 +42,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             from shoal.server.api.errors import already_exists
 
             raise already_exists(result.error_reason, result.error_message)
-        return self.cp.task(jid, request.task.id).read()
+        return task_message(self.cp.task(jid, request.task.id))
 
     @rpc_errors
     async def AddTasks(self, request: task_pb2.AddTasksRequest, context: Ctx) -> task_pb2.AddTasksResponse:
@@ -74,7 +75,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     @rpc_errors
     async def GetTask(self, request: task_pb2.GetTaskRequest, context: Ctx) -> task_pb2.Task:
         jid, tid = parse_name(request.name, "jobs", "tasks")
-        return self.cp.task(jid, tid).read()
+        return task_message(self.cp.task(jid, tid))
 
     @rpc_errors
     async def ListTasks(self, request: task_pb2.ListTasksRequest, context: Ctx) -> task_pb2.ListTasksResponse:
@@ -83,22 +84,22 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         recs = (t for t in job.tasks.values() if not request.state or t.state == request.state)
         # Page over the records: only the page's tasks are read (a stored task is kept serialized).
         items, token = page(recs, request.page_size, request.page_token)
-        return task_pb2.ListTasksResponse(tasks=[t.read() for t in items], next_page_token=token)
+        return task_pb2.ListTasksResponse(tasks=[task_message(t) for t in items], next_page_token=token)
 
     @rpc_errors
     async def TerminateTask(self, request: task_pb2.TerminateTaskRequest, context: Ctx) -> task_pb2.Task:
         jid, tid = parse_name(request.name, "jobs", "tasks")
-        return await self.cp.terminate_task(jid, tid)
+        return tagged(await self.cp.terminate_task(jid, tid, etag=request.etag))
 
     @rpc_errors
     async def DeleteTask(self, request: task_pb2.DeleteTaskRequest, context: Ctx) -> task_pb2.Task:
         jid, tid = parse_name(request.name, "jobs", "tasks")
-        return await self.cp.delete_task(jid, tid)
+        return tagged(await self.cp.delete_task(jid, tid, etag=request.etag))
 
     @rpc_errors
     async def ReactivateTask(self, request: task_pb2.ReactivateTaskRequest, context: Ctx) -> task_pb2.Task:
         jid, tid = parse_name(request.name, "jobs", "tasks")
-        return await self.cp.reactivate_task(jid, tid)
+        return tagged(await self.cp.reactivate_task(jid, tid, etag=request.etag))
 
     @rpc_errors
     async def WatchTasks(
@@ -111,7 +112,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         # Subscribe before the snapshot so that no change falls between them.
         job.watchers.add(queue)
         try:
-            current = [t.read() for t in job.tasks.values() if not wanted or t.key in wanted]
+            current = [task_message(t) for t in job.tasks.values() if not wanted or t.key in wanted]
             if not current:
                 yield task_pb2.WatchTasksResponse(initial=True, initial_complete=True)
             for i in range(0, len(current), WATCH_BATCH):
@@ -129,6 +130,10 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
                     batch = batch + more
                 if wanted:
                     batch = [t for t in batch if idkey(t.spec.id) in wanted]
+                for t in batch:
+                    # (Messages of their own, shared by the job's watchers: the first one to send them tags them.)
+                    if not t.etag:
+                        t.etag = etag_of(t)
                 if batch:
                     yield task_pb2.WatchTasksResponse(tasks=batch)
         finally:

@@ -442,6 +442,9 @@ class NodeRec:
     #: (a plain int costs a fraction of a message field read and written back, once per task).
     tasks_run: int = field(init=False)
     tasks_succeeded: int = field(init=False)
+    #: The counters changed since the last flush: the node is in `ControlPlane._tallied` (written with the
+    #: tasks' changes that changed them, see `ControlPlane._tally_row`).
+    tallied: bool = False
     #: Where a task placed here runs (pool, node id, address), as its `node_info` records it: made
     #: once per registration (`placement_info`), not per task; None when the address may have changed.
     placement: task_pb2.TaskNodeInfo | None = None

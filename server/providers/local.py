@@ -3,7 +3,8 @@
 Each node gets its own root directory under ``<data dir>/nodes/<node id>`` and
 its own loopback address (127.0.1.N). The agent's pid is kept with the node, so
 a restarted server adopts agents that are still running instead of starting
-duplicates.
+duplicates. When a node has left its pool (resized down, pool deleted), its
+root directory is deleted, as Batch deletes every file of a removed node.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -109,6 +111,38 @@ class LocalProvider:
             proc.wait()
         await self.cp.node_gone(node_key)
 
+    def node_removed(self, node: NodeRec) -> None:
+        """The node has left its pool: its agent is stopped (if it still runs) and its root directory deleted."""
+        root = self._own_root(node)
+        if root is None:
+            return
+        self._spawn(self._remove_root(node.key, node.proto.id, int(node.internal.get("pid", 0)), root))
+
+    def _own_root(self, node: NodeRec) -> Path | None:
+        """The node's root directory, if this provider made it: exactly `<data dir>/nodes/<node id>`, as
+        recorded when its agent was started (a joined node's files are not the server's to delete)."""
+        recorded = node.internal.get("root")
+        node_id = node.proto.id
+        if not recorded or not node_id or node_id in (".", "..") or "/" in node_id or "\x00" in node_id:
+            return None
+        root = self.node_root(node)
+        nodes = root.parent
+        # `nodes` must be the real directory in the data directory, not a link that leads elsewhere.
+        if str(root) != str(recorded) or nodes.is_symlink() or nodes.resolve() != self.data_dir.resolve() / "nodes":
+            return None
+        return root
+
+    async def _remove_root(self, node_key: str, node_id: str, pid: int, root: Path) -> None:
+        # An agent still running (a leaving node forgotten because it went silent) would write there again.
+        if pid > 0 and _is_agent(pid, node_id):
+            _signal(pid, signal.SIGKILL)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5.0
+            while _alive(pid, self._procs.get(node_key)) and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        await asyncio.to_thread(remove_node_root, root)
+        log.info("removed the directory of %s (%s)", node_id, root)
+
     def adopt_or_restart(self) -> None:
         """After a server restart: keep agents that still run, start the missing ones."""
         for node in list(self.cp.nodes.values()):
@@ -155,6 +189,27 @@ class LocalProvider:
                 proc.wait(timeout=1)
         for t in list(self._tasks):
             t.cancel()
+
+
+def remove_node_root(root: Path) -> None:
+    """Delete a node's root directory and everything under it, following no symbolic link (a task may
+    leave links to anywhere: `shutil.rmtree` removes a link, never what it points to). What a task made
+    unreadable or unwritable is made writable to its owner first; what still cannot go is left."""
+
+    def retry_writable(_func: object, path: str, _exc: object) -> None:
+        with contextlib.suppress(OSError):
+            parent = os.path.dirname(path)
+            os.chmod(parent, 0o700, follow_symlinks=False)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+    if root.is_symlink():
+        root.unlink()
+    elif root.is_dir():
+        shutil.rmtree(root, onerror=retry_writable)
 
 
 def _alive(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-TABLES = ("pools", "nodes", "jobs", "tasks", "meta", "requests")
+#: `tallies`: the task counters of the nodes whose counters a commit changed, with that commit (see
+#: `ControlPlane._tally_row`).
+TABLES = ("pools", "nodes", "jobs", "tasks", "meta", "requests", "tallies")
 
 
 class Row(NamedTuple):

@@ -19,8 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from shoal.client import (
+    Aborted,
     AlreadyExists,
     Client,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     OutputFileSpec,
@@ -359,13 +361,22 @@ def test_environment_and_job_auto_termination(real: Client) -> None:
 def test_resize_and_delete_pool(real: Client) -> None:
     real.pools.create(id="elastic", target_nodes=1)
     real.pools.wait_nodes_idle("elastic", timeout=60)
-    real.pools.resize("elastic", target_nodes=2)
+    before = real.pools.get("elastic")
+    real.pools.resize("elastic", target_nodes=2, etag=before.etag)
+    # One resize at a time, as in Batch: the next waits for the pool to be steady.
+    with pytest.raises(FailedPrecondition) as busy:
+        real.pools.resize("elastic", target_nodes=3)
+    assert busy.value.reason == "POOL_RESIZING"
+    with pytest.raises(Aborted) as stale:
+        real.pools.delete("elastic", etag=before.etag)
+    assert stale.value.reason == "ETAG_MISMATCH"
     pool = real.pools.wait_steady("elastic", count=2, timeout=60)
     assert pool.current_nodes == 2
     assert len(real.pools.wait_nodes_idle("elastic", count=2, timeout=60)) == 2
     real.pools.resize("elastic", target_nodes=1)
-    assert real.pools.wait_steady("elastic", timeout=60).current_nodes == 1
-    real.pools.delete("elastic")
+    steady = real.pools.wait_steady("elastic", timeout=60)
+    assert steady.current_nodes == 1
+    real.pools.delete("elastic", etag=steady.etag)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -404,3 +415,25 @@ def test_multi_instance_task(real: Client) -> None:
     assert len(hosts.removeprefix("hosts=").split(",")) == 2
     real.jobs.delete("mpijob")
     real.pools.delete("mpi")
+
+
+def test_etags_make_changes_conditional(real: Client) -> None:
+    job = real.jobs.create(id="etags", pool_id="local")
+    assert job.etag and real.jobs.get("etags").etag == job.etag
+    updated = real.jobs.update("etags", priority=3, etag=job.etag)
+    assert updated.priority == 3 and updated.etag != job.etag
+    with pytest.raises(Aborted) as stale:
+        real.jobs.update("etags", priority=4, etag=job.etag)
+    assert stale.value.reason == "ETAG_MISMATCH" and real.jobs.get("etags").priority == 3
+    task = real.tasks.add("etags", TaskSpec(id="t", command_line="sleep 30"))
+    deadline = time.monotonic() + 30
+    while (running := real.tasks.get("etags", "t")).state != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running.etag != task.etag
+    with pytest.raises(Aborted):
+        real.tasks.terminate("etags", "t", etag=task.etag)
+    ended = real.tasks.terminate("etags", "t", etag=running.etag)
+    assert ended.state == "completed" and ended.exit_code == -1073741510
+    with pytest.raises(Aborted):
+        real.jobs.delete("etags", etag=job.etag)
+    real.jobs.delete("etags", etag=real.jobs.get("etags").etag)

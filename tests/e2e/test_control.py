@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 from tests.e2e.harness import ServerProcess, wait_for
 
@@ -69,6 +70,7 @@ def test_follow_terminate_delete_and_reactivate(server: ServerProcess, http_dir:
     t = server.tasks.TerminateTask(task_pb2.TerminateTaskRequest(name="jobs/j/tasks/sleeper"))
     assert t.state == task_pb2.TASK_STATE_COMPLETED
     assert t.execution_info.failure_info.code == "TaskEnded"
+    assert t.execution_info.exit_code == TERMINATED_EXIT_CODE
     node = server.nodes("p")[0]
     wait_for("sleeper's slot to be free", lambda: server.nodes("p")[0].running_task_slots == 0, timeout=20)
 

@@ -111,3 +111,50 @@ def test_agent_sigkill_requeues_its_tasks_and_a_restarted_agent_rejoins(tmp_path
         assert all(t.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS for t in done.values())
     finally:
         srv.stop()
+
+
+def test_node_task_counters_survive_a_server_sigkill(tmp_path: Path) -> None:
+    """A node's total_tasks_run / total_tasks_succeeded after a SIGKILL are what the task records say
+    (attempts that ran there: a retried task ran twice), not what was last written a minute before."""
+    data = tmp_path / "data"
+    srv = ServerProcess(data, heartbeat_timeout=8.0).start()
+    try:
+        srv.create_pool("p", nodes=2, slots=2)
+        srv.wait_nodes("p", 2)
+        srv.create_job("j", "p")
+        ok = [task_pb2.TaskSpec(id=f"ok{i}", command_line="/bin/true") for i in range(40)]
+        retried = [
+            task_pb2.TaskSpec(
+                id=f"bad{i}",
+                command_line="/bin/sh -c 'exit 3'",
+                constraints=common_pb2.TaskConstraints(max_task_retry_count=1),
+            )
+            for i in range(6)
+        ]
+        srv.add("j", ok + retried)
+        done = srv.wait_job_tasks("j", timeout=90)
+        attempts = sum(t.execution_info.retry_count + 1 for t in done.values())
+        succeeded = sum(t.execution_info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS for t in done.values())
+        assert (attempts, succeeded) == (40 + 2 * 6, 40)
+        assert all(t.execution_info.requeue_count == 0 for t in done.values())
+        # The same node ran every attempt of a task that was not retried: at least those are its.
+        own = Counter(t.node_info.node_id for t in done.values() if t.execution_info.retry_count == 0)
+
+        def totals(s: ServerProcess) -> dict[str, tuple[int, int]]:
+            return {n.id: (n.total_tasks_run, n.total_tasks_succeeded) for n in s.nodes("p")}
+
+        before = wait_for(
+            "the counters to take in every attempt",
+            lambda: (c := totals(srv)) and sum(r for r, _ in c.values()) == attempts and c,
+            timeout=10,
+        )
+        assert sum(s for _, s in before.values()) == succeeded
+        assert all(before[node][0] >= count for node, count in own.items())
+        srv.kill()
+
+        srv = ServerProcess(data, heartbeat_timeout=8.0, port=srv.port).start()
+        assert totals(srv) == before
+        srv.wait_nodes("p", 2)
+        assert totals(srv) == before
+    finally:
+        srv.stop()

@@ -12,6 +12,7 @@ import psutil
 import pytest
 from google.protobuf import duration_pb2
 
+from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
 from tests.e2e.harness import ServerProcess, wait_for
 
@@ -102,6 +103,14 @@ def test_allreduce_over_two_and_three_nodes_and_heat_matches_serial(mpi_server: 
         assert sorted(out.split("rank ")[1:]) == sorted(f"{r} of {ranks} sum {expected}\n" for r in range(ranks)), out
         subs = srv.tasks.ListSubtasks(task_pb2.ListSubtasksRequest(name=f"jobs/j/tasks/{tid}")).subtasks
         assert len({s.node_info.node_id for s in subs}) == len(subs) == ranks // 2
+        # Every instance ended with the primary, which succeeded: each did its part.
+        assert all(
+            s.state == task_pb2.SUBTASK_STATE_COMPLETED
+            and s.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+            and s.exit_code == 0
+            and not s.HasField("failure_info")
+            for s in subs
+        ), subs
     heat = srv.read_file("j", "heat", "stdout.txt").decode()
     assert "4 ranks" in heat and "OK" in heat, heat
 
@@ -148,6 +157,10 @@ def test_wall_clock_ends_every_rank_on_every_node(mpi_server: ServerProcess) -> 
     wait_for("ranks to start", lambda: len(_ranks_alive(str(srv.data_dir))) >= 4, timeout=60)
     done = srv.wait_job_tasks("j", timeout=60)
     assert done["long"].execution_info.failure_info.code == "TaskEnded"
+    assert done["long"].execution_info.exit_code == TERMINATED_EXIT_CODE
+    (_, sub) = srv.tasks.ListSubtasks(task_pb2.ListSubtasksRequest(name="jobs/j/tasks/long")).subtasks
+    assert sub.result == common_pb2.TASK_EXECUTION_RESULT_FAILURE and sub.failure_info.code == "TaskEnded"
+    assert "primary" in sub.failure_info.message
     wait_for("every rank to be gone", lambda: not _ranks_alive(str(srv.data_dir)), timeout=20)
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import grpc
 import pytest
 from google.protobuf import duration_pb2
 
+from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
 from tests.e2e.harness import ServerProcess
 
@@ -110,6 +114,8 @@ def test_tasks_run_with_files_env_retries_and_failures(server: ServerProcess) ->
     wc = done["wallclock"].execution_info
     assert wc.failure_info.code == "TaskEnded"
     assert wc.failure_info.category == common_pb2.ERROR_CATEGORY_SERVER_ERROR
+    # Batch's 0xC000013A, whichever signal ended it (not 143 from the SIGTERM).
+    assert wc.exit_code == TERMINATED_EXIT_CODE
     assert wc.retry_count == 0
     assert (wc.end_time.ToDatetime() - wc.start_time.ToDatetime()).total_seconds() < 10
 
@@ -122,19 +128,34 @@ def test_tasks_run_with_files_env_retries_and_failures(server: ServerProcess) ->
 
 
 def test_resize_up_and_down_and_delete_pool(server: ServerProcess) -> None:
+    from tests.e2e.harness import wait_for
+    from tests.service.test_validation import details
+
     server.create_pool("r", nodes=1)
+    # As in Batch, a pool takes one resize at a time: its node is still being made.
+    with pytest.raises(grpc.RpcError) as refused:
+        server.pools.ResizePool(pool_pb2.ResizePoolRequest(name="pools/r", target_nodes=3))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert details(refused.value)[0] == "POOL_RESIZING"
     server.wait_nodes("r", 1)
     server.pools.ResizePool(pool_pb2.ResizePoolRequest(name="pools/r", target_nodes=3))
     server.wait_nodes("r", 3)
     pids = server.agent_pids()
     assert len(pids) == 3
+    roots = {n.id: Path(n.root_directory) for n in server.nodes("r")}
+    assert all(root.is_dir() and root.parent == server.data_dir / "nodes" for root in roots.values())
     server.pools.ResizePool(pool_pb2.ResizePoolRequest(name="pools/r", target_nodes=1))
-    from tests.e2e.harness import wait_for
 
     wait_for("pool to shrink", lambda: len(server.nodes("r")) == 1)
     wait_for("agents to exit", lambda: len(server.agent_pids()) == 1, timeout=20)
+    (kept,) = (n.id for n in server.nodes("r"))
+    # As in Batch, every file of a removed node is deleted.
+    gone = [root for node_id, root in roots.items() if node_id != kept]
+    wait_for("the removed nodes' directories to be deleted", lambda: not any(r.exists() for r in gone), timeout=20)
+    assert roots[kept].is_dir()
     pool = server.pools.GetPool(pool_pb2.GetPoolRequest(name="pools/r"))
     assert pool.allocation_state == pool_pb2.ALLOCATION_STATE_STEADY and pool.current_nodes == 1
     server.pools.DeletePool(pool_pb2.DeletePoolRequest(name="pools/r"))
     wait_for("pool to be gone", lambda: not server.pools.ListPools(pool_pb2.ListPoolsRequest()).pools, timeout=20)
     wait_for("agents to exit", lambda: not server.agent_pids(), timeout=20)
+    wait_for("the last node's directory to be deleted", lambda: not roots[kept].exists(), timeout=20)

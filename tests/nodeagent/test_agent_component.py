@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.nodeagent import process
 from shoal.nodeagent.agent import Agent
 from shoal.nodeagent.config import AgentConfig
@@ -176,7 +177,8 @@ async def test_register_start_task_and_task_outcomes(plane_server, run_agent, tm
 
     c = completed["t-wall"]
     assert (c.failure_info.category, c.failure_info.code) == (common_pb2.ERROR_CATEGORY_SERVER_ERROR, "TaskEnded")
-    assert c.exit_code == 143 and c.result == FAILURE
+    # Batch's code for a task it ended (0xC000013A), not the 143 of the SIGTERM that ended it.
+    assert c.exit_code == TERMINATED_EXIT_CODE and c.result == FAILURE
 
     assert completed["t-sig"].exit_code == 137
     c = completed["t-upfail"]
@@ -258,7 +260,7 @@ async def test_reconnect_resends_pending_events(plane_server, run_agent, make_pl
         ]
     )
     assert c[0].failure_info.code == "TaskEnded"
-    assert c[0].exit_code == 143
+    assert c[0].exit_code == TERMINATED_EXIT_CODE
 
     # Restart again: only the unacknowledged COMPLETED is pending, nothing runs.
     await plane_server.stop()

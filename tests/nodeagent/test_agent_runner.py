@@ -9,6 +9,7 @@ from pathlib import Path
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import ManualClock
+from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.runner import TaskRunner
@@ -78,7 +79,8 @@ async def test_wall_clock_on_the_injected_clock_and_retention(tmp_path: Path) ->
     clock.advance(1)
     c = await _completed(events, changed, "t")
     assert c.failure_info.code == "TaskEnded" and c.failure_info.category == common_pb2.ERROR_CATEGORY_SERVER_ERROR
-    assert c.exit_code == 143 and c.result == common_pb2.TASK_EXECUTION_RESULT_FAILURE
+    # Batch's code for a task it ended (0xC000013A), not the 143 of the SIGTERM that ended it.
+    assert c.exit_code == TERMINATED_EXIT_CODE == -1073741510 and c.result == common_pb2.TASK_EXECUTION_RESULT_FAILURE
     assert runner.running_slots() == 0 and not runner.is_task_active("j", "t")
     task_dir = wd.parent
     assert runner.retention.deadline("j", "t") == (clock.now() + timedelta(seconds=120)).timestamp()
@@ -178,4 +180,4 @@ async def test_a_subtask_leaves_the_wall_clock_to_its_primary(tmp_path: Path) ->
     assert not [e for e in events if e.kind == COMPLETED]
     clock.advance(SUBTASK_WALL_CLOCK_MARGIN)
     c = await _completed(events, changed, "mpi")
-    assert c.failure_info.code == "TaskEnded"
+    assert c.failure_info.code == "TaskEnded" and c.exit_code == TERMINATED_EXIT_CODE

@@ -48,6 +48,7 @@ def comparable(task: T.Task) -> T.Task:
     out.ClearField("name")
     out.ClearField("creation_time")
     out.ClearField("state_transition_time")
+    out.ClearField("etag")  # (a hash of all of the above)
     out.node_info.task_root_directory = out.node_info.task_root_directory.replace("/fast/", "/j/").replace(
         "/slow/", "/j/"
     )

@@ -58,7 +58,9 @@ class MemStore:
         for op in ops:
             if isinstance(op, Delete):
                 gone = [
-                    k for k, r in self.rows.items() if k == (op.table, op.key) or (not op.key and r.parent == op.parent)
+                    k
+                    for k, r in self.rows.items()
+                    if k == (op.table, op.key) or (not op.key and r.table == op.table and r.parent == op.parent)
                 ]
                 for k in gone:
                     del self.rows[k]

@@ -27,17 +27,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12shoal/v1/job.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"f\n\x0eJobConstraints\x12\x36\n\x13max_wall_clock_time\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14max_task_retry_count\x18\x02 \x01(\x05\"\x8a\x01\n\x10JobExecutionInfo\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10terminate_reason\x18\x03 \x01(\t\"\xda\x03\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x0f\n\x07pool_id\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12-\n\x0b\x63onstraints\x18\x06 \x01(\x0b\x32\x18.shoal.v1.JobConstraints\x12\x41\n\x1b\x63ommon_environment_settings\x18\x07 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12;\n\x15on_all_tasks_complete\x18\x08 \x01(\x0e\x32\x1c.shoal.v1.OnAllTasksComplete\x12!\n\x05state\x18\x14 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x31\n\rcreation_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15state_transition_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x65xecution_info\x18\x17 \x01(\x0b\x32\x1a.shoal.v1.JobExecutionInfo\x12\x0c\n\x04\x65tag\x18\x18 \x01(\t\"B\n\x10\x43reateJobRequest\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.shoal.v1.Job\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"[\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.shoal.v1.JobState\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.shoal.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x10\x44\x65leteJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"=\n\x13TerminateJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10terminate_reason\x18\x02 \x01(\t\"C\n\x10UpdateJobRequest\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.shoal.v1.Job\x12\x13\n\x0bupdate_mask\x18\x02 \x03(\t\"\'\n\x17GetJobTaskCountsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"c\n\nTaskCounts\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x05\x12\x0f\n\x07running\x18\x02 \x01(\x05\x12\x11\n\tcompleted\x18\x03 \x01(\x05\x12\x11\n\tsucceeded\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05*\x87\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_ACTIVE\x10\x01\x12\x19\n\x15JOB_STATE_TERMINATING\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x16\n\x12JOB_STATE_DELETING\x10\x04*\x89\x01\n\x12OnAllTasksComplete\x12%\n!ON_ALL_TASKS_COMPLETE_UNSPECIFIED\x10\x00\x12#\n\x1fON_ALL_TASKS_COMPLETE_NO_ACTION\x10\x01\x12\'\n#ON_ALL_TASKS_COMPLETE_TERMINATE_JOB\x10\x02\x32\xb4\x03\n\nJobService\x12\x36\n\tCreateJob\x12\x1a.shoal.v1.CreateJobRequest\x1a\r.shoal.v1.Job\x12\x30\n\x06GetJob\x12\x17.shoal.v1.GetJobRequest\x1a\r.shoal.v1.Job\x12\x41\n\x08ListJobs\x12\x19.shoal.v1.ListJobsRequest\x1a\x1a.shoal.v1.ListJobsResponse\x12\x36\n\tUpdateJob\x12\x1a.shoal.v1.UpdateJobRequest\x1a\r.shoal.v1.Job\x12<\n\x0cTerminateJob\x12\x1d.shoal.v1.TerminateJobRequest\x1a\r.shoal.v1.Job\x12\x36\n\tDeleteJob\x12\x1a.shoal.v1.DeleteJobRequest\x1a\r.shoal.v1.Job\x12K\n\x10GetJobTaskCounts\x12!.shoal.v1.GetJobTaskCountsRequest\x1a\x14.shoal.v1.TaskCountsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12shoal/v1/job.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"f\n\x0eJobConstraints\x12\x36\n\x13max_wall_clock_time\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14max_task_retry_count\x18\x02 \x01(\x05\"\x8a\x01\n\x10JobExecutionInfo\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10terminate_reason\x18\x03 \x01(\t\"\xda\x03\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x0f\n\x07pool_id\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12-\n\x0b\x63onstraints\x18\x06 \x01(\x0b\x32\x18.shoal.v1.JobConstraints\x12\x41\n\x1b\x63ommon_environment_settings\x18\x07 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12;\n\x15on_all_tasks_complete\x18\x08 \x01(\x0e\x32\x1c.shoal.v1.OnAllTasksComplete\x12!\n\x05state\x18\x14 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x31\n\rcreation_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15state_transition_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x65xecution_info\x18\x17 \x01(\x0b\x32\x1a.shoal.v1.JobExecutionInfo\x12\x0c\n\x04\x65tag\x18\x18 \x01(\t\"B\n\x10\x43reateJobRequest\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.shoal.v1.Job\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"[\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.shoal.v1.JobState\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.shoal.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n\x10\x44\x65leteJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"K\n\x13TerminateJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10terminate_reason\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"C\n\x10UpdateJobRequest\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.shoal.v1.Job\x12\x13\n\x0bupdate_mask\x18\x02 \x03(\t\"\'\n\x17GetJobTaskCountsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"c\n\nTaskCounts\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x05\x12\x0f\n\x07running\x18\x02 \x01(\x05\x12\x11\n\tcompleted\x18\x03 \x01(\x05\x12\x11\n\tsucceeded\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05*\x87\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_ACTIVE\x10\x01\x12\x19\n\x15JOB_STATE_TERMINATING\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x16\n\x12JOB_STATE_DELETING\x10\x04*\x89\x01\n\x12OnAllTasksComplete\x12%\n!ON_ALL_TASKS_COMPLETE_UNSPECIFIED\x10\x00\x12#\n\x1fON_ALL_TASKS_COMPLETE_NO_ACTION\x10\x01\x12\'\n#ON_ALL_TASKS_COMPLETE_TERMINATE_JOB\x10\x02\x32\xb4\x03\n\nJobService\x12\x36\n\tCreateJob\x12\x1a.shoal.v1.CreateJobRequest\x1a\r.shoal.v1.Job\x12\x30\n\x06GetJob\x12\x17.shoal.v1.GetJobRequest\x1a\r.shoal.v1.Job\x12\x41\n\x08ListJobs\x12\x19.shoal.v1.ListJobsRequest\x1a\x1a.shoal.v1.ListJobsResponse\x12\x36\n\tUpdateJob\x12\x1a.shoal.v1.UpdateJobRequest\x1a\r.shoal.v1.Job\x12<\n\x0cTerminateJob\x12\x1d.shoal.v1.TerminateJobRequest\x1a\r.shoal.v1.Job\x12\x36\n\tDeleteJob\x12\x1a.shoal.v1.DeleteJobRequest\x1a\r.shoal.v1.Job\x12K\n\x10GetJobTaskCounts\x12!.shoal.v1.GetJobTaskCountsRequest\x1a\x14.shoal.v1.TaskCountsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.job_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=1417
-  _globals['_JOBSTATE']._serialized_end=1552
-  _globals['_ONALLTASKSCOMPLETE']._serialized_start=1555
-  _globals['_ONALLTASKSCOMPLETE']._serialized_end=1692
+  _globals['_JOBSTATE']._serialized_start=1445
+  _globals['_JOBSTATE']._serialized_end=1580
+  _globals['_ONALLTASKSCOMPLETE']._serialized_start=1583
+  _globals['_ONALLTASKSCOMPLETE']._serialized_end=1720
   _globals['_JOBCONSTRAINTS']._serialized_start=120
   _globals['_JOBCONSTRAINTS']._serialized_end=222
   _globals['_JOBEXECUTIONINFO']._serialized_start=225
@@ -53,15 +53,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTJOBSRESPONSE']._serialized_start=1034
   _globals['_LISTJOBSRESPONSE']._serialized_end=1106
   _globals['_DELETEJOBREQUEST']._serialized_start=1108
-  _globals['_DELETEJOBREQUEST']._serialized_end=1140
-  _globals['_TERMINATEJOBREQUEST']._serialized_start=1142
-  _globals['_TERMINATEJOBREQUEST']._serialized_end=1203
-  _globals['_UPDATEJOBREQUEST']._serialized_start=1205
-  _globals['_UPDATEJOBREQUEST']._serialized_end=1272
-  _globals['_GETJOBTASKCOUNTSREQUEST']._serialized_start=1274
-  _globals['_GETJOBTASKCOUNTSREQUEST']._serialized_end=1313
-  _globals['_TASKCOUNTS']._serialized_start=1315
-  _globals['_TASKCOUNTS']._serialized_end=1414
-  _globals['_JOBSERVICE']._serialized_start=1695
-  _globals['_JOBSERVICE']._serialized_end=2131
+  _globals['_DELETEJOBREQUEST']._serialized_end=1154
+  _globals['_TERMINATEJOBREQUEST']._serialized_start=1156
+  _globals['_TERMINATEJOBREQUEST']._serialized_end=1231
+  _globals['_UPDATEJOBREQUEST']._serialized_start=1233
+  _globals['_UPDATEJOBREQUEST']._serialized_end=1300
+  _globals['_GETJOBTASKCOUNTSREQUEST']._serialized_start=1302
+  _globals['_GETJOBTASKCOUNTSREQUEST']._serialized_end=1341
+  _globals['_TASKCOUNTS']._serialized_start=1343
+  _globals['_TASKCOUNTS']._serialized_end=1442
+  _globals['_JOBSERVICE']._serialized_start=1723
+  _globals['_JOBSERVICE']._serialized_end=2159
 # @@protoc_insertion_point(module_scope)

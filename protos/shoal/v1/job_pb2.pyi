@@ -115,18 +115,22 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteJobRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "etag")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class TerminateJobRequest(_message.Message):
-    __slots__ = ("name", "terminate_reason")
+    __slots__ = ("name", "terminate_reason", "etag")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TERMINATE_REASON_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     name: str
     terminate_reason: str
-    def __init__(self, name: _Optional[str] = ..., terminate_reason: _Optional[str] = ...) -> None: ...
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., terminate_reason: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class UpdateJobRequest(_message.Message):
     __slots__ = ("job", "update_mask")

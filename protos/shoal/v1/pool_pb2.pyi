@@ -180,20 +180,24 @@ class ListPoolsResponse(_message.Message):
     def __init__(self, pools: _Optional[_Iterable[_Union[Pool, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeletePoolRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "etag")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class ResizePoolRequest(_message.Message):
-    __slots__ = ("name", "target_nodes", "node_deallocation_option")
+    __slots__ = ("name", "target_nodes", "node_deallocation_option", "etag")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TARGET_NODES_FIELD_NUMBER: _ClassVar[int]
     NODE_DEALLOCATION_OPTION_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     name: str
     target_nodes: int
     node_deallocation_option: NodeDeallocationOption
-    def __init__(self, name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., node_deallocation_option: _Optional[_Union[NodeDeallocationOption, str]] = ...) -> None: ...
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., node_deallocation_option: _Optional[_Union[NodeDeallocationOption, str]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class ListNodesRequest(_message.Message):
     __slots__ = ("parent", "page_size", "page_token", "state")

@@ -107,7 +107,9 @@ class PoolServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ResizePool(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Only while its allocation is STEADY (FAILED_PRECONDITION POOL_RESIZING
+        otherwise, as in Batch).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

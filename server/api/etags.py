@@ -1,0 +1,69 @@
+"""Entity tags (AIP-154) of pools, jobs and tasks, derived from their content when they are read.
+
+An etag is a short hash of the resource serialized deterministically without its `etag` field, so it
+changes with every change of the resource and costs nothing until it is read: no version is kept or
+written on the way of a task (a task is kept as its stored bytes, whose parsed message is what is
+hashed, so bytes with changes appended and the same message serialized again give the same etag).
+A request that names an etag (an update, delete, resize, terminate or reactivate) is refused with
+ABORTED `ETAG_MISMATCH` when the resource has changed since that etag was read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TypeAlias, TypeVar
+
+import grpc
+
+from shoal.server.api.errors import ApiError
+from shoal.server.domain.records import TaskRec
+from shoal.v1 import job_pb2, pool_pb2, task_pb2
+
+#: A resource with an etag.
+Tagged: TypeAlias = "pool_pb2.Pool | job_pb2.Job | task_pb2.Task"
+M = TypeVar("M", pool_pb2.Pool, job_pb2.Job, task_pb2.Task)
+
+
+#: Bytes of hash in an etag (16 hex digits): a stale etag that matches by chance is out of reach.
+ETAG_BYTES = 8
+
+
+def etag_of(msg: Tagged) -> str:
+    """`msg`'s etag: a hash of its content, its own `etag` field left out."""
+    if msg.etag:
+        bare = type(msg)()
+        bare.CopyFrom(msg)  # type: ignore[arg-type]
+        bare.etag = ""
+        msg = bare
+    return hashlib.blake2b(msg.SerializeToString(deterministic=True), digest_size=ETAG_BYTES).hexdigest()
+
+
+def tagged(msg: M, *, owned: bool = False) -> M:
+    """`msg` with its etag filled in, for an answer: a copy, unless `owned` (the caller's own message)."""
+    etag = etag_of(msg)
+    if not owned:
+        out = type(msg)()
+        out.CopyFrom(msg)
+        msg = out
+    msg.etag = etag
+    return msg
+
+
+def task_message(t: TaskRec) -> task_pb2.Task:
+    """A task's message with its etag, for an answer (the live message is never changed)."""
+    owned = t.frozen  # (`read` parses a task kept as bytes into a message of its own)
+    return tagged(t.read(), owned=owned)
+
+
+def check_etag(what: str, current: Tagged, etag: str) -> None:
+    """Refuse a request whose `etag` (if it names one) is not `current`'s: it was read before a change."""
+    if not etag:
+        return
+    now = etag_of(current)
+    if etag != now:
+        raise ApiError(
+            grpc.StatusCode.ABORTED,
+            "ETAG_MISMATCH",
+            f"{what} has changed since etag {etag[:64]!r} was read: read it again and retry",
+            metadata={"etag": now},
+        )
