@@ -74,7 +74,14 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     @rpc_errors
     async def GetTask(self, request: task_pb2.GetTaskRequest, context: Ctx) -> task_pb2.Task:
         jid, tid = parse_name(request.name, "jobs", "tasks")
-        return self.cp.task(jid, tid).read()
+        t = self.cp.task(jid, tid)
+        return t.shown(self._waiting(t.job_key).get(t.tkey, ""))
+
+    def _waiting(self, job_key: str) -> dict[tuple[str, str], str]:
+        """Why the job's ACTIVE gangs wait, by task (`PoolRec.waiting`: the tasks' `waiting_reason`)."""
+        job = self.cp.jobs.get(job_key)
+        pool = self.cp.pools.get(job.pool_key) if job is not None else None
+        return pool.waiting if pool is not None else {}
 
     @rpc_errors
     async def ListTasks(self, request: task_pb2.ListTasksRequest, context: Ctx) -> task_pb2.ListTasksResponse:
@@ -83,7 +90,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         recs = (t for t in job.tasks.values() if not request.state or t.state == request.state)
         # Page over the records: only the page's tasks are read (a stored task is kept serialized).
         items, token = page(recs, request.page_size, request.page_token)
-        return task_pb2.ListTasksResponse(tasks=[t.read() for t in items], next_page_token=token)
+        why = self._waiting(job.key)
+        tasks = [t.shown(why.get(t.tkey, "")) for t in items] if why else [t.read() for t in items]
+        return task_pb2.ListTasksResponse(tasks=tasks, next_page_token=token)
 
     @rpc_errors
     async def TerminateTask(self, request: task_pb2.TerminateTaskRequest, context: Ctx) -> task_pb2.Task:
@@ -111,7 +120,12 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         # Subscribe before the snapshot so that no change falls between them.
         job.watchers.add(queue)
         try:
-            current = [t.read() for t in job.tasks.values() if not wanted or t.key in wanted]
+            why = self._waiting(job.key)
+            current = [
+                t.shown(why.get(t.tkey, "")) if why else t.read()
+                for t in job.tasks.values()
+                if not wanted or t.key in wanted
+            ]
             if not current:
                 yield task_pb2.WatchTasksResponse(initial=True, initial_complete=True)
             for i in range(0, len(current), WATCH_BATCH):

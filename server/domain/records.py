@@ -198,6 +198,17 @@ class TaskRec:
             return self._proto
         return task_pb2.Task.FromString(self._data or b"")
 
+    def shown(self, waiting_reason: str) -> task_pb2.Task:
+        """The task's message as the API shows it: with `waiting_reason` (live, not stored) while it is
+        ACTIVE. Like `read`, not for changing: the live message itself when there is no reason to add."""
+        msg = self.read()
+        if not waiting_reason or self.state != task_pb2.TASK_STATE_ACTIVE:
+            return msg
+        shown = task_pb2.Task()
+        shown.CopyFrom(msg)
+        shown.waiting_reason = waiting_reason
+        return shown
+
     def stored_bytes(self, cold: bool) -> bytes:
         """The message serialized, for its row; when `cold` (nobody works on the task now), the live
         message is let go and the bytes kept instead (no work when frozen)."""
@@ -261,6 +272,9 @@ class JobRec:
     #: (see `controlplane.note_attempt_length`), over `runs` attempts seen by this process.
     run_seconds: float = 0.0
     runs: int = 0
+    #: The scheduler's pass that last placed a task of it (grows with time; 0: none since the start):
+    #: among jobs running as many tasks, the one served longest ago goes first (`fair_merge`).
+    served: int = 0
     watchers: set[asyncio.Queue[list[task_pb2.Task] | None]] = field(default_factory=set)
 
     @property
@@ -516,3 +530,6 @@ class PoolRec:
     key: str
     proto: pool_pb2.Pool
     nodes: dict[str, NodeRec] = field(default_factory=dict)
+    #: Why some of its ACTIVE gangs wait (task -> `Task.waiting_reason`), as the scheduler's last full
+    #: pass found (`controllers.scheduler.tell_waiting`); not stored. Only ACTIVE tasks show theirs.
+    waiting: dict[TaskKey, str] = field(default_factory=dict)
