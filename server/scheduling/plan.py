@@ -158,13 +158,13 @@ def fair_merge(jobs: Sequence[tuple[int, int, int, Iterator[str]]]) -> Iterator[
             heapq.heapify(turns)
             while turns:
                 count, _, k = turns[0]
-                task = next(jobs[k][3], None)
-                if task is None:
+                following = next(jobs[k][3], None)
+                if following is None:
                     heapq.heappop(turns)
                     continue
                 tick += 1
                 heapq.heapreplace(turns, (count + 1, tick, k))
-                yield k, task
+                yield k, following
         i = j
 
 

@@ -198,7 +198,7 @@ def test_backfill_only_with_work_that_ends_before_the_gang_can_start() -> None:
 def merged(jobs: list[tuple[str, int, int, list[str]]], served: list[int] | None = None) -> list[str]:
     """`fair_merge` over (job, priority, running, tasks) (served: never, or `served`), as "job/task" strings."""
     stamps = served or [0] * len(jobs)
-    out = fair_merge([(prio, running, s, iter(tasks)) for (_, prio, running, tasks), s in zip(jobs, stamps, strict=True)])
+    out = fair_merge([(p, running, s, iter(ts)) for (_, p, running, ts), s in zip(jobs, stamps, strict=True)])
     return [f"{jobs[k][0]}/{t}" for k, t in out]
 
 
