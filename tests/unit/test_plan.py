@@ -416,3 +416,33 @@ def test_two_backlogged_jobs_of_equal_priority_each_get_placements(
         assert got, f"job {job} never placed"
         gaps = [y - x for x, y in zip([-1, *got], got, strict=False)] + [len(log) - got[-1]]
         assert max(gaps) <= window, (job, got)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-2, 2), st.integers(0, 4), st.integers(0, 3)), min_size=1, max_size=4),
+    st.lists(st.tuples(st.integers(0, 3), st.integers(1, 2), st.integers(1, 3)), min_size=1, max_size=25),
+    st.lists(st.integers(0, 2), min_size=1, max_size=6),
+)
+def test_fairness_never_puts_a_lower_priority_before_a_higher_one(
+    jobs: list[tuple[int, int, int]], tasks: list[tuple[int, int, int]], free: list[int]
+) -> None:
+    # Jobs (priority, running, served) take turns within a priority; a task of a higher-priority job is still
+    # never passed over for one of a lower priority that fits the same node.
+    order = sorted(range(len(jobs)), key=lambda j: -jobs[j][0])
+    queues: dict[int, list[PendingTask]] = {j: [] for j in order}
+    for i, (j, slots, instances) in enumerate(tasks):
+        job = order[j % len(order)]
+        queues[job].append(PendingTask((f"j{job}", f"t{i}"), "p", 0, slots, instances, jobs[job][0]))
+    by_key = {t.key[1]: t for ts in queues.values() for t in ts}
+    merge = fair_merge([(jobs[j][0], jobs[j][1], jobs[j][2], (t.key[1] for t in queues[j])) for j in order])
+    queue = [by_key[t] for _, t in merge]
+    snap = Snapshot([node(i, f, total=2) for i, f in enumerate(free)], queue)
+    placed = {p.key for p in placements(snap)}
+    for i, hi in enumerate(queue):
+        if hi.key in placed:
+            continue
+        for lo in queue[i + 1 :]:
+            if lo.key in placed and lo.job_priority < hi.job_priority:
+                assert not (lo.instances >= hi.instances and lo.required_slots >= hi.required_slots)
+    assert [t.job_priority for t in queue] == sorted((t.job_priority for t in queue), reverse=True)
