@@ -993,6 +993,9 @@ class Task:
     ``tasks.reactivate`` to act only on the task as read (:class:`~shoal.client.Aborted` otherwise)."""
     subtasks: tuple[Subtask, ...] = ()
     """Multi-instance tasks: every instance of the current (or last) attempt."""
+    waiting_reason: str = ""
+    """Why an ``active`` multi-instance task still waits for nodes (``PoolTooSmall: ...``,
+    ``NodesHeld: ...``, ``WaitingForNodes: ...``); empty otherwise."""
     proto: task_pb2.Task = field(repr=False, compare=False)
     """The raw ``shoal.v1.Task`` message."""
 
@@ -1058,6 +1061,7 @@ class Task:
             attempt=msg.attempt,
             etag=msg.etag,
             subtasks=tuple(Subtask.from_proto(st) for st in msg.subtasks),
+            waiting_reason=msg.waiting_reason,
             proto=msg,
         )
 

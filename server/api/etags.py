@@ -29,11 +29,14 @@ ETAG_BYTES = 8
 
 
 def etag_of(msg: Tagged) -> str:
-    """`msg`'s etag: a hash of its content, its own `etag` field left out."""
-    if msg.etag:
+    """`msg`'s etag: a hash of its content, its own `etag` field left out (and a task's `waiting_reason`,
+    which the scheduler tells as it reads, never stored)."""
+    if msg.etag or (isinstance(msg, task_pb2.Task) and msg.waiting_reason):
         bare = type(msg)()
         bare.CopyFrom(msg)  # type: ignore[arg-type]
         bare.etag = ""
+        if isinstance(bare, task_pb2.Task):
+            bare.waiting_reason = ""
         msg = bare
     return hashlib.blake2b(msg.SerializeToString(deterministic=True), digest_size=ETAG_BYTES).hexdigest()
 
@@ -49,10 +52,14 @@ def tagged(msg: M, *, owned: bool = False) -> M:
     return msg
 
 
-def task_message(t: TaskRec) -> task_pb2.Task:
-    """A task's message with its etag, for an answer (the live message is never changed)."""
+def task_message(t: TaskRec, waiting_reason: str = "") -> task_pb2.Task:
+    """A task's message with its etag, and while it is ACTIVE why it waits (`waiting_reason`, if the
+    scheduler said), for an answer (the live message is never changed)."""
     owned = t.frozen  # (`read` parses a task kept as bytes into a message of its own)
-    return tagged(t.read(), owned=owned)
+    msg = tagged(t.read(), owned=owned)
+    if waiting_reason and t.state == task_pb2.TASK_STATE_ACTIVE:
+        msg.waiting_reason = waiting_reason
+    return msg
 
 
 def check_etag(what: str, current: Tagged, etag: str) -> None:

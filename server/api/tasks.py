@@ -75,7 +75,14 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     @rpc_errors
     async def GetTask(self, request: task_pb2.GetTaskRequest, context: Ctx) -> task_pb2.Task:
         jid, tid = parse_name(request.name, "jobs", "tasks")
-        return task_message(self.cp.task(jid, tid))
+        t = self.cp.task(jid, tid)
+        return task_message(t, self._waiting(t.job_key).get(t.tkey, ""))
+
+    def _waiting(self, job_key: str) -> dict[tuple[str, str], str]:
+        """Why the job's ACTIVE gangs wait, by task (`PoolRec.waiting`: the tasks' `waiting_reason`)."""
+        job = self.cp.jobs.get(job_key)
+        pool = self.cp.pools.get(job.pool_key) if job is not None else None
+        return pool.waiting if pool is not None else {}
 
     @rpc_errors
     async def ListTasks(self, request: task_pb2.ListTasksRequest, context: Ctx) -> task_pb2.ListTasksResponse:
@@ -84,7 +91,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         recs = (t for t in job.tasks.values() if not request.state or t.state == request.state)
         # Page over the records: only the page's tasks are read (a stored task is kept serialized).
         items, token = page(recs, request.page_size, request.page_token)
-        return task_pb2.ListTasksResponse(tasks=[task_message(t) for t in items], next_page_token=token)
+        why = self._waiting(job.key)
+        tasks = [task_message(t, why.get(t.tkey, "")) for t in items]
+        return task_pb2.ListTasksResponse(tasks=tasks, next_page_token=token)
 
     @rpc_errors
     async def TerminateTask(self, request: task_pb2.TerminateTaskRequest, context: Ctx) -> task_pb2.Task:
@@ -112,7 +121,8 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         # Subscribe before the snapshot so that no change falls between them.
         job.watchers.add(queue)
         try:
-            current = [task_message(t) for t in job.tasks.values() if not wanted or t.key in wanted]
+            why = self._waiting(job.key)
+            current = [task_message(t, why.get(t.tkey, "")) for t in job.tasks.values() if not wanted or t.key in wanted]
             if not current:
                 yield task_pb2.WatchTasksResponse(initial=True, initial_complete=True)
             for i in range(0, len(current), WATCH_BATCH):

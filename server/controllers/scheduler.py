@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
-from shoal.server.domain.records import JobRec, NodeRec
-from shoal.server.scheduling.plan import NodeView, PendingTask, Placement, Snapshot, plan
+from shoal.server.domain.records import JobRec, NodeRec, TaskKey
+from shoal.server.scheduling.plan import (
+    NodeView,
+    PendingTask,
+    Placement,
+    Snapshot,
+    Waiting,
+    describe,
+    fair_merge,
+    plan,
+)
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
 log = logging.getLogger("shoal.scheduler")
 
 _new_tuple = tuple.__new__
+#: Stamps of the applier's runs, for `JobRec.served`: they only need to grow.
+_turns = itertools.count(1)
 
 
 def queued_jobs(cp: ControlPlane) -> list[JobRec]:
-    """Active jobs with tasks waiting, in queue order: higher priority first, then older jobs.
+    """Active jobs with tasks waiting, higher priority first, then older jobs (the order `fair_merge` takes).
 
     O(jobs with queued tasks), not O(jobs): a pass runs for every report, and finished jobs pile up.
     """
@@ -30,6 +42,16 @@ def queued_jobs(cp: ControlPlane) -> list[JobRec]:
             jobs.append(j)
     jobs.sort(key=lambda j: (-j.proto.priority, j.seq))
     return jobs
+
+
+def _running(j: JobRec) -> int:
+    """Tasks of `j` placed and not ended: its share of the pool, for `fair_merge`."""
+    return j.counts[task_pb2.TASK_STATE_PREPARING] + j.counts[task_pb2.TASK_STATE_RUNNING]
+
+
+def _merged(jobs: Sequence[JobRec]) -> Iterator[tuple[int, str]]:
+    """The queue of one pool's `jobs` (in `queued_jobs` order): (index in `jobs`, task key), see `fair_merge`."""
+    return fair_merge([(j.proto.priority, _running(j), j.served, iter(j.queue)) for j in jobs])
 
 
 def _takes_work(n: NodeRec) -> bool:
@@ -68,6 +90,9 @@ def build_snapshot(
         waiting = queued_jobs(cp)
     # Only pools with queued work need their nodes looked at.
     queued = {j.pool_key for j in waiting}
+    #: The pools whose queues this pass looks at: with room (a pass over some nodes), or every active
+    #: pool with queued work (the full pass, which also tells a waiting gang why it waits).
+    looked: set[str] = set()
     records: list[NodeRec] = []
     for pool_key, members in _members(cp, only).items():
         pool = cp.pools[pool_key]
@@ -80,21 +105,32 @@ def build_snapshot(
             records.append(n)
             if ok:
                 free_by_pool[pool.key] = free_by_pool.get(pool.key, 0) + free
-    jobs = [j for j in waiting if free_by_pool.get(j.pool_key, 0) > 0]
+        if only is None or free_by_pool.get(pool.key, 0) > 0:
+            looked.add(pool.key)
+    by_pool: dict[str, list[JobRec]] = {}
+    for j in waiting:
+        if j.pool_key in looked:
+            by_pool.setdefault(j.pool_key, []).append(j)
     queue: list[PendingTask] = []
     # Each task takes at least one slot, so a pool never needs more candidates
     # than it has free slots (plus some slack for tasks that do not fit; when
     # one node's pass runs short of candidates, the caller runs the full pass).
     slack = 4 if only is not None else 64
-    budget = {p: free + slack for p, free in free_by_pool.items()}
-    for j in jobs:
-        pk = j.pool_key
-        slots_per_node = cp.pools[pk].proto.task_slots_per_node
-        for tk in j.queue:
-            if budget[pk] <= 0:
+    for pk, jobs in by_pool.items():
+        left = free_by_pool.get(pk, 0) + slack
+        pool = cp.pools[pk]
+        slots_per_node = pool.proto.task_slots_per_node
+        # A pass over some nodes leaves gangs to the full pass, except those with more instances than the
+        # pool has nodes at all: they cannot fit, hold nothing there, and would only send every pass there.
+        too_many = len(pool.nodes) if only is not None else -1
+        for k, tk in _merged(jobs):
+            if left <= 0:
                 break
+            j = jobs[k]
             rec = j.tasks[tk]
             shape = rec.shape()
+            if too_many >= 0 and shape.instances > too_many:
+                continue
             queue.append(
                 PendingTask(
                     key=(j.key, tk),
@@ -108,7 +144,7 @@ def build_snapshot(
                     seq=rec.seq,
                 )
             )
-            budget[pk] -= 1
+            left -= 1
     if any(t.instances > 1 for t in queue):
         # When the nodes will be free matters only to the reservations gangs make (for backfill).
         nodes = [v._replace(busy_until=_busy_until(cp, n, now)) for v, n in zip(nodes, records, strict=True)]
@@ -147,7 +183,17 @@ def build_ahead_snapshot(
         jobs = [j for j in waiting if j.pool_key == pool.key and j.queue]
         if not jobs:
             continue
-        depth = cp.ahead_depth(jobs[0])
+        merged: Iterator[tuple[int, str]] | None = None
+        first = jobs[0]
+        if len(jobs) > 1:
+            # Jobs take turns (`fair_merge`): the depth is that of the job whose task comes first.
+            merged = _merged(jobs)
+            head = next(merged, None)
+            if head is None:
+                continue
+            first = jobs[head[0]]
+            merged = itertools.chain((head,), merged)
+        depth = cp.ahead_depth(first)
         if not depth:
             continue
         if depths is not None:
@@ -162,28 +208,48 @@ def build_ahead_snapshot(
         if not room:
             continue
         slots_per_node = pool.proto.task_slots_per_node
+        # A gang with more instances than the pool has nodes cannot fit: it holds nothing (see `plan`).
+        pool_size = len(pool.nodes)
         append = queue.append
-        for j in jobs:
-            if cp.ahead_depth(j) < depth:
-                # A job of longer (or unknown) attempts ends the pool's queue here: its work would
-                # wait on the nodes longer than the depth, taken from the job in front, allows.
-                room = 0
-            jk, tasks, priority = j.key, j.tasks, j.proto.priority
-            for tk in j.queue:
+        if merged is None:
+            # One job (the usual case, kept free of the merge's cost per task).
+            jk, tasks, priority = first.key, first.tasks, first.proto.priority
+            for tk in first.queue:
                 if room <= 0:
                     break
                 rec = tasks[tk]
                 shape = rec.shape()
                 need = shape.required_slots
+                if shape.multi_instance and shape.instances > pool_size:
+                    continue
                 if need > slots_per_node or shape.multi_instance:
-                    room = 0
                     break
                 # (PendingTask(key, pool_id, attempt, required_slots, instances, job_priority, max_runtime,
                 # seq), made without the Python-level __new__ of a named tuple: one per task sent ahead.)
                 append(_new_tuple(PendingTask, ((jk, tk), pool_key, rec.attempt, need, 1, priority, None, rec.seq)))
                 room -= need
+            continue
+        current: JobRec | None = None
+        for k, tk in merged:
             if room <= 0:
                 break
+            j = jobs[k]
+            if j is not current:
+                current = j
+                if cp.ahead_depth(j) < depth:
+                    # A job of longer (or unknown) attempts ends the pool's queue here: its work would
+                    # wait on the nodes longer than the depth, taken from the job in front, allows.
+                    break
+                jk, tasks, priority = j.key, j.tasks, j.proto.priority
+            rec = tasks[tk]
+            shape = rec.shape()
+            need = shape.required_slots
+            if shape.multi_instance and shape.instances > pool_size:
+                continue
+            if need > slots_per_node or shape.multi_instance:
+                break
+            append(_new_tuple(PendingTask, ((jk, tk), pool_key, rec.attempt, need, 1, priority, None, rec.seq)))
+            room -= need
     return Snapshot(nodes=nodes, queue=queue)
 
 
@@ -239,10 +305,47 @@ def _plans(cp: ControlPlane, only: Sequence[NodeRec] | None) -> Iterator[tuple[l
     if only is not None and any(t.instances > 1 for t in snapshot.queue):
         yield None, {}
         return
-    yield plan(snapshot), {}
+    decided = plan(snapshot)
+    if only is None:
+        tell_waiting(cp, decided.waiting)
+    yield decided.placements, {}
     if cp.dispatch_ahead > 0:
         depths: dict[str, int] = {}
-        yield plan(build_ahead_snapshot(cp, only, waiting, depths)), depths
+        yield plan(build_ahead_snapshot(cp, only, waiting, depths)).placements, depths
+
+
+def tell_waiting(cp: ControlPlane, waiting: Mapping[TaskKey, Waiting]) -> None:
+    """Record why the gangs a full pass left waiting wait (`PoolRec.waiting`, shown as the task's
+    `waiting_reason`), and give the watchers of their jobs each task whose reason changed.
+
+    A full pass looks at every active pool with queued work, so a pool's reasons are replaced as a
+    whole (those of tasks placed, deleted or no longer considered go). Gangs are few: this is
+    O(pools + gangs waiting), and nothing is stored (the next pass after a restart tells again).
+    """
+    by_pool: dict[str, dict[TaskKey, str]] = {}
+    for key, why in waiting.items():
+        job = cp.jobs.get(key[0])
+        if job is not None:
+            by_pool.setdefault(job.pool_key, {})[key] = describe(why, job.proto.pool_id)
+    for pk, pool in cp.pools.items():
+        new = by_pool.get(pk)
+        old = pool.waiting
+        if not old and not new:
+            continue
+        new = new or {}
+        pool.waiting = new
+        for key in new.keys() | old.keys():
+            reason = new.get(key, "")
+            if reason == old.get(key, ""):
+                continue
+            job = cp.jobs.get(key[0])
+            t = job.tasks.get(key[1]) if job is not None else None
+            if job is not None and t is not None and job.watchers and t.state == task_pb2.TASK_STATE_ACTIVE:
+                shown = task_pb2.Task()
+                shown.CopyFrom(t.read())
+                shown.waiting_reason = reason
+                for q in job.watchers:
+                    q.put_nowait([shown])
 
 
 def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str, int]) -> int:
@@ -253,15 +356,19 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str,
     count = 0
     jobs, nodes, assign = cp.jobs, cp.nodes, cp.assign
     active_job, active_task = job_pb2.JOB_STATE_ACTIVE, task_pb2.TASK_STATE_ACTIVE
-    # Placements come job by job: whether the job is active is read when the job changes (nothing in
-    # this loop changes a job's state).
+    # Placements come in runs of one job's: whether the job is active is read when the job changes
+    # (nothing in this loop changes a job's state), and so is its turn recorded (`JobRec.served`, for
+    # `fair_merge`; a placement dropped below still counts as a turn: rare, and harmless).
     last_job: JobRec | None = None
     job_active = False
+    stamp = next(_turns)
     for p in placements:
         jk, tk = p.key
         job = jobs.get(jk)
         if job is not last_job:
             last_job, job_active = job, job is not None and job.proto.state == active_job
+            if job_active and job is not None:
+                job.served = stamp
         if not job_active or job is None:
             continue
         t = job.tasks.get(tk)

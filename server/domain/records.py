@@ -261,6 +261,9 @@ class JobRec:
     #: (see `controlplane.note_attempt_length`), over `runs` attempts seen by this process.
     run_seconds: float = 0.0
     runs: int = 0
+    #: The scheduler's pass that last placed a task of it (grows with time; 0: none since the start):
+    #: among jobs running as many tasks, the one served longest ago goes first (`fair_merge`).
+    served: int = 0
     watchers: set[asyncio.Queue[list[task_pb2.Task] | None]] = field(default_factory=set)
 
     @property
@@ -519,3 +522,6 @@ class PoolRec:
     key: str
     proto: pool_pb2.Pool
     nodes: dict[str, NodeRec] = field(default_factory=dict)
+    #: Why some of its ACTIVE gangs wait (task -> `Task.waiting_reason`), as the scheduler's last full
+    #: pass found (`controllers.scheduler.tell_waiting`); not stored. Only ACTIVE tasks show theirs.
+    waiting: dict[TaskKey, str] = field(default_factory=dict)

@@ -4,15 +4,17 @@ No gRPC, no database, no clock, no randomness: the applier in
 ``shoal.server.controllers.scheduler`` builds the snapshot, calls :func:`plan`,
 re-checks every placement against the live state and commits the survivors.
 Placements name a tuple of nodes so that a multi-instance task (a gang) is
-placed whole or not at all.
+placed whole or not at all. :func:`fair_merge` makes the queue: jobs of equal
+priority share a pool by taking turns, so that no job's stream of tasks starves
+another's.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 TaskKey = tuple[str, str]  # (job key, task key)
 
@@ -36,7 +38,7 @@ class NodeView(NamedTuple):
 
 
 class PendingTask(NamedTuple):
-    """A task waiting for a node, in queue order (job priority, then job age, then task age)."""
+    """A task waiting for a node, in queue order (see `Snapshot.queue`)."""
 
     key: TaskKey
     pool_id: str
@@ -57,8 +59,10 @@ class PendingTask(NamedTuple):
 class Snapshot:
     """What :func:`plan` decides from."""
 
+    #: The nodes of the pools in `queue` (all of a pool's nodes when a gang is in `queue`).
     nodes: Sequence[NodeView]
-    #: Already ordered: higher job priority first, then older jobs, then older tasks.
+    #: Already ordered: higher job priority first; jobs of equal priority take turns (`fair_merge`);
+    #: a job's tasks oldest first.
     queue: Sequence[PendingTask]
     #: Spread tasks over nodes (True) or fill one node before the next (False).
     spread: bool = True
@@ -77,7 +81,94 @@ class Placement(NamedTuple):
     seq: int = 0
 
 
-def plan(snapshot: Snapshot) -> list[Placement]:
+#: Why a multi-instance task waits (`Waiting.reason`), in the words of `describe`.
+#: Fewer nodes of its pool can take an instance now than it needs: it holds no node (it stays
+#: ACTIVE, since the pool may grow again or its nodes come back).
+POOL_TOO_SMALL: Final = "PoolTooSmall"
+#: It is the first gang of its pool that does not fit yet: nodes are held for it as they free up.
+NODES_HELD: Final = "NodesHeld"
+#: Another gang ahead of it in the queue holds the pool's nodes first.
+BEHIND_GANG: Final = "WaitingForNodes"
+
+
+class Waiting(NamedTuple):
+    """Why a multi-instance task was not placed (see `describe`)."""
+
+    #: POOL_TOO_SMALL, NODES_HELD or BEHIND_GANG.
+    reason: str
+    #: Nodes it needs at once.
+    instances: int
+    #: Nodes of its pool that could take an instance now (schedulable, with the slots it needs).
+    usable: int
+
+
+class Plan(NamedTuple):
+    """What :func:`plan` decided."""
+
+    #: In queue order.
+    placements: list[Placement]
+    #: The multi-instance tasks it considered and left waiting, with the reason. (Only gangs: they
+    #: are few, and "why does my MPI job not start" deserves an answer; an ordinary task that waits
+    #: waits for a slot.)
+    waiting: dict[TaskKey, Waiting]
+
+
+def describe(waiting: Waiting, pool_id: str) -> str:
+    """`waiting` as told to users: its reason, a colon, and what it means for this task."""
+    need = f"needs {waiting.instances} nodes at once"
+    if waiting.reason == POOL_TOO_SMALL:
+        return (
+            f"{POOL_TOO_SMALL}: {need} and pool {pool_id} has {waiting.usable} that can take it now;"
+            " it holds no nodes and waits in case the pool grows"
+        )
+    if waiting.reason == NODES_HELD:
+        return f"{NODES_HELD}: {need}; nodes of pool {pool_id} are held for it as they free up"
+    return f"{waiting.reason}: {need}; nodes of pool {pool_id} are held for a multi-instance task ahead of it"
+
+
+def fair_merge(jobs: Sequence[tuple[int, int, int, Iterator[str]]]) -> Iterator[tuple[int, str]]:
+    """One pool's queue made from its jobs' queues: (index in `jobs`, task) in the order to offer them.
+
+    `jobs` holds (priority, tasks running now, when last served, queue) per job, ordered by priority
+    (highest first), then age (oldest first); "when last served" is any number that grows with time
+    (the scheduler's pass that last placed a task of the job). Every task of a higher priority comes
+    before any of a lower one. Among jobs of equal priority, the next task is the next of the job with
+    the fewest tasks running plus offered so far in this merge; on a tie, the job served longest ago
+    (in this merge: the one whose turn is furthest back), then the older. So a job that has the pool
+    to itself makes room for one that comes in, a job whose tasks keep coming cannot starve a newer
+    one (or its gang), and backlogged jobs take turns and end up running as many tasks each: max-min
+    fair shares by tasks (a gang counts as one), the way a fair-share scheduler gives them.
+
+    Lazy: a caller takes only its window, at O(log jobs) per task among jobs of equal priority.
+    """
+    i, n = 0, len(jobs)
+    while i < n:
+        priority = jobs[i][0]
+        j = i + 1
+        while j < n and jobs[j][0] == priority:
+            j += 1
+        if j == i + 1:
+            # A job alone at its priority: its queue as it is.
+            for task in jobs[i][3]:
+                yield i, task
+        else:
+            turns = [(jobs[k][1], jobs[k][2], k) for k in range(i, j)]
+            # A turn taken in this merge is later than any pass before it.
+            tick = max(t[1] for t in turns)
+            heapq.heapify(turns)
+            while turns:
+                count, _, k = turns[0]
+                following = next(jobs[k][3], None)
+                if following is None:
+                    heapq.heappop(turns)
+                    continue
+                tick += 1
+                heapq.heapreplace(turns, (count + 1, tick, k))
+                yield k, following
+        i = j
+
+
+def plan(snapshot: Snapshot) -> Plan:
     """Place as much of the queue as fits, in queue order.
 
     Guarantees: no node gets more slots than it has free; only schedulable nodes
@@ -90,7 +181,11 @@ def plan(snapshot: Snapshot) -> list[Placement]:
     reserves the nodes closest to fitting it, and no later task is placed on
     them, so they drain until the gang fits. Backfill: a single-node task may
     still use a held node when its wall-clock limit says it ends before the
-    gang could start anyway (every held node's `busy_until` known).
+    gang could start anyway (every held node's `busy_until` known). A gang that
+    cannot fit the pool as it is now (more instances than the pool has nodes
+    that can take one) holds nothing and stops nothing behind it; it waits,
+    and `Plan.waiting` says why. Gangs need every node of their pool in the
+    snapshot (the scheduler's full pass).
     """
     free: dict[str, int] = {}
     pools: dict[str, _PoolIndex] = {}
@@ -106,12 +201,35 @@ def plan(snapshot: Snapshot) -> list[Placement]:
     gang_start: dict[str, float | None] = {}
     busy = {n.node_id: n.busy_until for n in snapshot.nodes}
     placements: list[Placement] = []
+    waiting: dict[TaskKey, Waiting] = {}
+    #: Per (pool, slots per instance): the nodes that could take an instance of a gang now.
+    usable: dict[tuple[str, int], int] = {}
     # Smallest request that failed per pool: anything needing as much or more
     # cannot fit either, so it is skipped without a scan (keeps plan O(queue)).
     blocked: dict[str, tuple[int, int]] = {}
     for task in snapshot.queue:
+        can = 0
+        if task.instances > 1:
+            shape = (task.pool_id, task.required_slots)
+            known = usable.get(shape)
+            if known is None:
+                known = usable[shape] = sum(
+                    1 for v in schedulable.get(task.pool_id, ()) if v.total_slots >= task.required_slots
+                )
+            can = known
+            if can < task.instances:
+                # It cannot fit the pool as it is now (the pool shrank, nodes are down): holding nodes
+                # for it would only idle them and keep a gang that fits from holding them.
+                waiting[task.key] = Waiting(POOL_TOO_SMALL, task.instances, can)
+                continue
         index = pools.get(task.pool_id)
         if index is None:
+            if task.instances > 1:
+                # No node of the pool is free: nothing to hold yet, but it is first in line.
+                waiting[task.key] = Waiting(
+                    BEHIND_GANG if task.pool_id in reserved_pools else NODES_HELD, task.instances, can
+                )
+                reserved_pools.add(task.pool_id)
             continue
         need = (task.instances, task.required_slots)
         b = blocked.get(task.pool_id)
@@ -125,6 +243,8 @@ def plan(snapshot: Snapshot) -> list[Placement]:
             and (task.instances == 1 or task.pool_id in reserved_pools)
             and not backfill
         ):
+            if task.instances > 1:
+                waiting[task.key] = Waiting(BEHIND_GANG, task.instances, can)
             continue
         chosen: tuple[str, ...] | None
         if task.instances == 1:
@@ -137,20 +257,24 @@ def plan(snapshot: Snapshot) -> list[Placement]:
         if chosen is None:
             if (b is None or (need[0] <= b[0] and need[1] <= b[1])) and not backfill:
                 blocked[task.pool_id] = need
-            if task.instances > 1 and task.pool_id not in reserved_pools:
-                reserved_pools.add(task.pool_id)
-                held = _reserve(schedulable.get(task.pool_id, []), free, task)
-                index.reserved |= held
-                ends = [busy.get(n) for n in held]
-                gang_start[task.pool_id] = (
-                    None if not held or any(e is None for e in ends) else max(e for e in ends if e is not None)
-                )
+            if task.instances > 1:
+                if task.pool_id in reserved_pools:
+                    waiting[task.key] = Waiting(BEHIND_GANG, task.instances, can)
+                else:
+                    reserved_pools.add(task.pool_id)
+                    held = _reserve(schedulable.get(task.pool_id, []), free, task)
+                    index.reserved |= held
+                    ends = [busy.get(n) for n in held]
+                    gang_start[task.pool_id] = (
+                        None if not held or any(e is None for e in ends) else max(e for e in ends if e is not None)
+                    )
+                    waiting[task.key] = Waiting(NODES_HELD, task.instances, can)
             continue
         for node_id in chosen:
             index.take(node_id, task.required_slots)
         # (Placement(...) without the Python-level __new__ of a named tuple: one per task placed.)
         placements.append(_new_tuple(Placement, (task.key, task.attempt + 1, chosen, task.required_slots, task.seq)))
-    return placements
+    return Plan(placements, waiting)
 
 
 class _PoolIndex:
@@ -222,10 +346,10 @@ def _backfill(
 
 
 def _reserve(nodes: list[NodeView], free: dict[str, int], task: PendingTask) -> set[str]:
-    """The nodes a waiting gang holds: those that can ever take an instance, closest to free first."""
+    """The nodes a waiting gang holds: those that can ever take an instance, closest to free first.
+
+    (`plan` asks only for a gang that the pool's schedulable nodes can take.)"""
     able = [n for n in nodes if n.total_slots >= task.required_slots]
-    if len(able) < task.instances:
-        return set()  # it cannot fit even on an empty pool: holding nodes would only idle them
     able.sort(key=lambda n: (-free.get(n.node_id, 0), n.node_id))
     return {n.node_id for n in able[: task.instances]}
 

@@ -268,3 +268,10 @@ def test_multi_instance_round_trip() -> None:
         failure=None,
         result="success",
     )
+
+
+def test_task_waiting_reason() -> None:
+    msg = task_pb2.Task(name="jobs/j/tasks/t", spec=task_pb2.TaskSpec(id="t"), state=task_pb2.TASK_STATE_ACTIVE)
+    assert Task.from_proto(msg).waiting_reason == ""
+    msg.waiting_reason = "PoolTooSmall: needs 4 nodes at once"
+    assert Task.from_proto(msg).waiting_reason == "PoolTooSmall: needs 4 nodes at once"

@@ -26,19 +26,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/task.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\x8b\x03\n\x11TaskExecutionInfo\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12+\n\x0c\x66\x61ilure_info\x18\x04 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12\x13\n\x0bretry_count\x18\x05 \x01(\x05\x12\x33\n\x0flast_retry_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrequeue_count\x18\x07 \x01(\x05\x12\x35\n\x11last_requeue_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06result\x18\t \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResultB\x0c\n\n_exit_code\"c\n\x0cTaskNodeInfo\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x1b\n\x13task_root_directory\x18\x03 \x01(\t\x12\x14\n\x0cnode_address\x18\x04 \x01(\t\"\x8e\x01\n\x15MultiInstanceSettings\x12\x1b\n\x13number_of_instances\x18\x01 \x01(\x05\x12!\n\x19\x63oordination_command_line\x18\x02 \x01(\t\x12\x35\n\x15\x63ommon_resource_files\x18\x03 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\"\xe4\x02\n\x08TaskSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommand_line\x18\x03 \x01(\t\x12:\n\x14\x65nvironment_settings\x18\x04 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12.\n\x0eresource_files\x18\x05 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12*\n\x0coutput_files\x18\x06 \x03(\x0b\x32\x14.shoal.v1.OutputFile\x12.\n\x0b\x63onstraints\x18\x07 \x01(\x0b\x32\x19.shoal.v1.TaskConstraints\x12\x16\n\x0erequired_slots\x18\x08 \x01(\x05\x12@\n\x17multi_instance_settings\x18\t \x01(\x0b\x32\x1f.shoal.v1.MultiInstanceSettings\"\xc7\x02\n\x07Subtask\x12\n\n\x02id\x18\x01 \x01(\x05\x12)\n\tnode_info\x18\x02 \x01(\x0b\x32\x16.shoal.v1.TaskNodeInfo\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.shoal.v1.SubtaskState\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12+\n\x0c\x66\x61ilure_info\x18\x07 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12-\n\x06result\x18\x08 \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResultB\x0c\n\n_exit_code\"\x99\x03\n\x04Task\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\x12\"\n\x05state\x18\n \x01(\x0e\x32\x13.shoal.v1.TaskState\x12+\n\x0eprevious_state\x18\x0b \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x31\n\rcreation_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15state_transition_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0e\x65xecution_info\x18\x0e \x01(\x0b\x32\x1b.shoal.v1.TaskExecutionInfo\x12)\n\tnode_info\x18\x0f \x01(\x0b\x32\x16.shoal.v1.TaskNodeInfo\x12\x0f\n\x07\x61ttempt\x18\x10 \x01(\x05\x12\x0c\n\x04\x65tag\x18\x11 \x01(\t\x12#\n\x08subtasks\x18\x12 \x03(\x0b\x32\x11.shoal.v1.Subtask\"B\n\x0e\x41\x64\x64TaskRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12 \n\x04task\x18\x02 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\"D\n\x0f\x41\x64\x64TasksRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12!\n\x05tasks\x18\x02 \x03(\x0b\x32\x12.shoal.v1.TaskSpec\"v\n\rAddTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.shoal.v1.AddTaskStatus\x12\x14\n\x0c\x65rror_reason\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\"<\n\x10\x41\x64\x64TasksResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.shoal.v1.AddTaskResult\"\x1e\n\x0eGetTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"m\n\x10ListTasksRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.TaskState\"K\n\x11ListTasksResponse\x12\x1d\n\x05tasks\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x14TerminateTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"/\n\x11\x44\x65leteTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"3\n\x15ReactivateTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"5\n\x11WatchTasksRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\"^\n\x12WatchTasksResponse\x12\x1d\n\x05tasks\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Task\x12\x0f\n\x07initial\x18\x02 \x01(\x08\x12\x18\n\x10initial_complete\x18\x03 \x01(\x08\"E\n\x14ListTaskFilesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\":\n\x15ListTaskFilesResponse\x12!\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x12.shoal.v1.NodeFile\"Q\n\x13ReadTaskFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"#\n\x13ListSubtasksRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x14ListSubtasksResponse\x12#\n\x08subtasks\x18\x01 \x03(\x0b\x32\x11.shoal.v1.Subtask*\x8a\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_ACTIVE\x10\x01\x12\x18\n\x14TASK_STATE_PREPARING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_COMPLETED\x10\x04*\x82\x01\n\x0cSubtaskState\x12\x1d\n\x19SUBTASK_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SUBTASK_STATE_PREPARING\x10\x01\x12\x19\n\x15SUBTASK_STATE_RUNNING\x10\x02\x12\x1b\n\x17SUBTASK_STATE_COMPLETED\x10\x03*\x91\x01\n\rAddTaskStatus\x12\x1f\n\x1b\x41\x44\x44_TASK_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41\x44\x44_TASK_STATUS_SUCCESS\x10\x01\x12 \n\x1c\x41\x44\x44_TASK_STATUS_CLIENT_ERROR\x10\x02\x12 \n\x1c\x41\x44\x44_TASK_STATUS_SERVER_ERROR\x10\x03\x32\xf1\x05\n\x0bTaskService\x12\x33\n\x07\x41\x64\x64Task\x12\x18.shoal.v1.AddTaskRequest\x1a\x0e.shoal.v1.Task\x12\x41\n\x08\x41\x64\x64Tasks\x12\x19.shoal.v1.AddTasksRequest\x1a\x1a.shoal.v1.AddTasksResponse\x12\x33\n\x07GetTask\x12\x18.shoal.v1.GetTaskRequest\x1a\x0e.shoal.v1.Task\x12\x44\n\tListTasks\x12\x1a.shoal.v1.ListTasksRequest\x1a\x1b.shoal.v1.ListTasksResponse\x12?\n\rTerminateTask\x12\x1e.shoal.v1.TerminateTaskRequest\x1a\x0e.shoal.v1.Task\x12\x39\n\nDeleteTask\x12\x1b.shoal.v1.DeleteTaskRequest\x1a\x0e.shoal.v1.Task\x12\x41\n\x0eReactivateTask\x12\x1f.shoal.v1.ReactivateTaskRequest\x1a\x0e.shoal.v1.Task\x12I\n\nWatchTasks\x12\x1b.shoal.v1.WatchTasksRequest\x1a\x1c.shoal.v1.WatchTasksResponse0\x01\x12P\n\rListTaskFiles\x12\x1e.shoal.v1.ListTaskFilesRequest\x1a\x1f.shoal.v1.ListTaskFilesResponse\x12\x44\n\x0cReadTaskFile\x12\x1d.shoal.v1.ReadTaskFileRequest\x1a\x13.shoal.v1.FileChunk0\x01\x12M\n\x0cListSubtasks\x12\x1d.shoal.v1.ListSubtasksRequest\x1a\x1e.shoal.v1.ListSubtasksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/task.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\x8b\x03\n\x11TaskExecutionInfo\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12+\n\x0c\x66\x61ilure_info\x18\x04 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12\x13\n\x0bretry_count\x18\x05 \x01(\x05\x12\x33\n\x0flast_retry_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrequeue_count\x18\x07 \x01(\x05\x12\x35\n\x11last_requeue_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06result\x18\t \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResultB\x0c\n\n_exit_code\"c\n\x0cTaskNodeInfo\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x1b\n\x13task_root_directory\x18\x03 \x01(\t\x12\x14\n\x0cnode_address\x18\x04 \x01(\t\"\x8e\x01\n\x15MultiInstanceSettings\x12\x1b\n\x13number_of_instances\x18\x01 \x01(\x05\x12!\n\x19\x63oordination_command_line\x18\x02 \x01(\t\x12\x35\n\x15\x63ommon_resource_files\x18\x03 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\"\xe4\x02\n\x08TaskSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommand_line\x18\x03 \x01(\t\x12:\n\x14\x65nvironment_settings\x18\x04 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12.\n\x0eresource_files\x18\x05 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12*\n\x0coutput_files\x18\x06 \x03(\x0b\x32\x14.shoal.v1.OutputFile\x12.\n\x0b\x63onstraints\x18\x07 \x01(\x0b\x32\x19.shoal.v1.TaskConstraints\x12\x16\n\x0erequired_slots\x18\x08 \x01(\x05\x12@\n\x17multi_instance_settings\x18\t \x01(\x0b\x32\x1f.shoal.v1.MultiInstanceSettings\"\xc7\x02\n\x07Subtask\x12\n\n\x02id\x18\x01 \x01(\x05\x12)\n\tnode_info\x18\x02 \x01(\x0b\x32\x16.shoal.v1.TaskNodeInfo\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.shoal.v1.SubtaskState\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12+\n\x0c\x66\x61ilure_info\x18\x07 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12-\n\x06result\x18\x08 \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResultB\x0c\n\n_exit_code\"\xb1\x03\n\x04Task\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\x12\"\n\x05state\x18\n \x01(\x0e\x32\x13.shoal.v1.TaskState\x12+\n\x0eprevious_state\x18\x0b \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x31\n\rcreation_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15state_transition_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0e\x65xecution_info\x18\x0e \x01(\x0b\x32\x1b.shoal.v1.TaskExecutionInfo\x12)\n\tnode_info\x18\x0f \x01(\x0b\x32\x16.shoal.v1.TaskNodeInfo\x12\x0f\n\x07\x61ttempt\x18\x10 \x01(\x05\x12\x0c\n\x04\x65tag\x18\x11 \x01(\t\x12#\n\x08subtasks\x18\x12 \x03(\x0b\x32\x11.shoal.v1.Subtask\x12\x16\n\x0ewaiting_reason\x18\x13 \x01(\t\"B\n\x0e\x41\x64\x64TaskRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12 \n\x04task\x18\x02 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\"D\n\x0f\x41\x64\x64TasksRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12!\n\x05tasks\x18\x02 \x03(\x0b\x32\x12.shoal.v1.TaskSpec\"v\n\rAddTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.shoal.v1.AddTaskStatus\x12\x14\n\x0c\x65rror_reason\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\"<\n\x10\x41\x64\x64TasksResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.shoal.v1.AddTaskResult\"\x1e\n\x0eGetTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"m\n\x10ListTasksRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.TaskState\"K\n\x11ListTasksResponse\x12\x1d\n\x05tasks\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x14TerminateTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"/\n\x11\x44\x65leteTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"3\n\x15ReactivateTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"5\n\x11WatchTasksRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\"^\n\x12WatchTasksResponse\x12\x1d\n\x05tasks\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Task\x12\x0f\n\x07initial\x18\x02 \x01(\x08\x12\x18\n\x10initial_complete\x18\x03 \x01(\x08\"E\n\x14ListTaskFilesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\":\n\x15ListTaskFilesResponse\x12!\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x12.shoal.v1.NodeFile\"Q\n\x13ReadTaskFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"#\n\x13ListSubtasksRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x14ListSubtasksResponse\x12#\n\x08subtasks\x18\x01 \x03(\x0b\x32\x11.shoal.v1.Subtask*\x8a\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_ACTIVE\x10\x01\x12\x18\n\x14TASK_STATE_PREPARING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_COMPLETED\x10\x04*\x82\x01\n\x0cSubtaskState\x12\x1d\n\x19SUBTASK_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SUBTASK_STATE_PREPARING\x10\x01\x12\x19\n\x15SUBTASK_STATE_RUNNING\x10\x02\x12\x1b\n\x17SUBTASK_STATE_COMPLETED\x10\x03*\x91\x01\n\rAddTaskStatus\x12\x1f\n\x1b\x41\x44\x44_TASK_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41\x44\x44_TASK_STATUS_SUCCESS\x10\x01\x12 \n\x1c\x41\x44\x44_TASK_STATUS_CLIENT_ERROR\x10\x02\x12 \n\x1c\x41\x44\x44_TASK_STATUS_SERVER_ERROR\x10\x03\x32\xf1\x05\n\x0bTaskService\x12\x33\n\x07\x41\x64\x64Task\x12\x18.shoal.v1.AddTaskRequest\x1a\x0e.shoal.v1.Task\x12\x41\n\x08\x41\x64\x64Tasks\x12\x19.shoal.v1.AddTasksRequest\x1a\x1a.shoal.v1.AddTasksResponse\x12\x33\n\x07GetTask\x12\x18.shoal.v1.GetTaskRequest\x1a\x0e.shoal.v1.Task\x12\x44\n\tListTasks\x12\x1a.shoal.v1.ListTasksRequest\x1a\x1b.shoal.v1.ListTasksResponse\x12?\n\rTerminateTask\x12\x1e.shoal.v1.TerminateTaskRequest\x1a\x0e.shoal.v1.Task\x12\x39\n\nDeleteTask\x12\x1b.shoal.v1.DeleteTaskRequest\x1a\x0e.shoal.v1.Task\x12\x41\n\x0eReactivateTask\x12\x1f.shoal.v1.ReactivateTaskRequest\x1a\x0e.shoal.v1.Task\x12I\n\nWatchTasks\x12\x1b.shoal.v1.WatchTasksRequest\x1a\x1c.shoal.v1.WatchTasksResponse0\x01\x12P\n\rListTaskFiles\x12\x1e.shoal.v1.ListTaskFilesRequest\x1a\x1f.shoal.v1.ListTaskFilesResponse\x12\x44\n\x0cReadTaskFile\x12\x1d.shoal.v1.ReadTaskFileRequest\x1a\x13.shoal.v1.FileChunk0\x01\x12M\n\x0cListSubtasks\x12\x1d.shoal.v1.ListSubtasksRequest\x1a\x1e.shoal.v1.ListSubtasksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.task_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKSTATE']._serialized_start=2992
-  _globals['_TASKSTATE']._serialized_end=3130
-  _globals['_SUBTASKSTATE']._serialized_start=3133
-  _globals['_SUBTASKSTATE']._serialized_end=3263
-  _globals['_ADDTASKSTATUS']._serialized_start=3266
-  _globals['_ADDTASKSTATUS']._serialized_end=3411
+  _globals['_TASKSTATE']._serialized_start=3016
+  _globals['_TASKSTATE']._serialized_end=3154
+  _globals['_SUBTASKSTATE']._serialized_start=3157
+  _globals['_SUBTASKSTATE']._serialized_end=3287
+  _globals['_ADDTASKSTATUS']._serialized_start=3290
+  _globals['_ADDTASKSTATUS']._serialized_end=3435
   _globals['_TASKEXECUTIONINFO']._serialized_start=90
   _globals['_TASKEXECUTIONINFO']._serialized_end=485
   _globals['_TASKNODEINFO']._serialized_start=487
@@ -50,41 +50,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBTASK']._serialized_start=1093
   _globals['_SUBTASK']._serialized_end=1420
   _globals['_TASK']._serialized_start=1423
-  _globals['_TASK']._serialized_end=1832
-  _globals['_ADDTASKREQUEST']._serialized_start=1834
-  _globals['_ADDTASKREQUEST']._serialized_end=1900
-  _globals['_ADDTASKSREQUEST']._serialized_start=1902
-  _globals['_ADDTASKSREQUEST']._serialized_end=1970
-  _globals['_ADDTASKRESULT']._serialized_start=1972
-  _globals['_ADDTASKRESULT']._serialized_end=2090
-  _globals['_ADDTASKSRESPONSE']._serialized_start=2092
-  _globals['_ADDTASKSRESPONSE']._serialized_end=2152
-  _globals['_GETTASKREQUEST']._serialized_start=2154
-  _globals['_GETTASKREQUEST']._serialized_end=2184
-  _globals['_LISTTASKSREQUEST']._serialized_start=2186
-  _globals['_LISTTASKSREQUEST']._serialized_end=2295
-  _globals['_LISTTASKSRESPONSE']._serialized_start=2297
-  _globals['_LISTTASKSRESPONSE']._serialized_end=2372
-  _globals['_TERMINATETASKREQUEST']._serialized_start=2374
-  _globals['_TERMINATETASKREQUEST']._serialized_end=2424
-  _globals['_DELETETASKREQUEST']._serialized_start=2426
-  _globals['_DELETETASKREQUEST']._serialized_end=2473
-  _globals['_REACTIVATETASKREQUEST']._serialized_start=2475
-  _globals['_REACTIVATETASKREQUEST']._serialized_end=2526
-  _globals['_WATCHTASKSREQUEST']._serialized_start=2528
-  _globals['_WATCHTASKSREQUEST']._serialized_end=2581
-  _globals['_WATCHTASKSRESPONSE']._serialized_start=2583
-  _globals['_WATCHTASKSRESPONSE']._serialized_end=2677
-  _globals['_LISTTASKFILESREQUEST']._serialized_start=2679
-  _globals['_LISTTASKFILESREQUEST']._serialized_end=2748
-  _globals['_LISTTASKFILESRESPONSE']._serialized_start=2750
-  _globals['_LISTTASKFILESRESPONSE']._serialized_end=2808
-  _globals['_READTASKFILEREQUEST']._serialized_start=2810
-  _globals['_READTASKFILEREQUEST']._serialized_end=2891
-  _globals['_LISTSUBTASKSREQUEST']._serialized_start=2893
-  _globals['_LISTSUBTASKSREQUEST']._serialized_end=2928
-  _globals['_LISTSUBTASKSRESPONSE']._serialized_start=2930
-  _globals['_LISTSUBTASKSRESPONSE']._serialized_end=2989
-  _globals['_TASKSERVICE']._serialized_start=3414
-  _globals['_TASKSERVICE']._serialized_end=4167
+  _globals['_TASK']._serialized_end=1856
+  _globals['_ADDTASKREQUEST']._serialized_start=1858
+  _globals['_ADDTASKREQUEST']._serialized_end=1924
+  _globals['_ADDTASKSREQUEST']._serialized_start=1926
+  _globals['_ADDTASKSREQUEST']._serialized_end=1994
+  _globals['_ADDTASKRESULT']._serialized_start=1996
+  _globals['_ADDTASKRESULT']._serialized_end=2114
+  _globals['_ADDTASKSRESPONSE']._serialized_start=2116
+  _globals['_ADDTASKSRESPONSE']._serialized_end=2176
+  _globals['_GETTASKREQUEST']._serialized_start=2178
+  _globals['_GETTASKREQUEST']._serialized_end=2208
+  _globals['_LISTTASKSREQUEST']._serialized_start=2210
+  _globals['_LISTTASKSREQUEST']._serialized_end=2319
+  _globals['_LISTTASKSRESPONSE']._serialized_start=2321
+  _globals['_LISTTASKSRESPONSE']._serialized_end=2396
+  _globals['_TERMINATETASKREQUEST']._serialized_start=2398
+  _globals['_TERMINATETASKREQUEST']._serialized_end=2448
+  _globals['_DELETETASKREQUEST']._serialized_start=2450
+  _globals['_DELETETASKREQUEST']._serialized_end=2497
+  _globals['_REACTIVATETASKREQUEST']._serialized_start=2499
+  _globals['_REACTIVATETASKREQUEST']._serialized_end=2550
+  _globals['_WATCHTASKSREQUEST']._serialized_start=2552
+  _globals['_WATCHTASKSREQUEST']._serialized_end=2605
+  _globals['_WATCHTASKSRESPONSE']._serialized_start=2607
+  _globals['_WATCHTASKSRESPONSE']._serialized_end=2701
+  _globals['_LISTTASKFILESREQUEST']._serialized_start=2703
+  _globals['_LISTTASKFILESREQUEST']._serialized_end=2772
+  _globals['_LISTTASKFILESRESPONSE']._serialized_start=2774
+  _globals['_LISTTASKFILESRESPONSE']._serialized_end=2832
+  _globals['_READTASKFILEREQUEST']._serialized_start=2834
+  _globals['_READTASKFILEREQUEST']._serialized_end=2915
+  _globals['_LISTSUBTASKSREQUEST']._serialized_start=2917
+  _globals['_LISTSUBTASKSREQUEST']._serialized_end=2952
+  _globals['_LISTSUBTASKSRESPONSE']._serialized_start=2954
+  _globals['_LISTSUBTASKSRESPONSE']._serialized_end=3013
+  _globals['_TASKSERVICE']._serialized_start=3438
+  _globals['_TASKSERVICE']._serialized_end=4191
 # @@protoc_insertion_point(module_scope)

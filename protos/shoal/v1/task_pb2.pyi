@@ -133,7 +133,7 @@ class Subtask(_message.Message):
     def __init__(self, id: _Optional[int] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., state: _Optional[_Union[SubtaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag", "subtasks")
+    __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag", "subtasks", "waiting_reason")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -145,6 +145,7 @@ class Task(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     SUBTASKS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_REASON_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: TaskSpec
     state: TaskState
@@ -156,7 +157,8 @@ class Task(_message.Message):
     attempt: int
     etag: str
     subtasks: _containers.RepeatedCompositeFieldContainer[Subtask]
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., previous_state: _Optional[_Union[TaskState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[TaskExecutionInfo, _Mapping]] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., attempt: _Optional[int] = ..., etag: _Optional[str] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ...) -> None: ...
+    waiting_reason: str
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., previous_state: _Optional[_Union[TaskState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[TaskExecutionInfo, _Mapping]] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., attempt: _Optional[int] = ..., etag: _Optional[str] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ..., waiting_reason: _Optional[str] = ...) -> None: ...
 
 class AddTaskRequest(_message.Message):
     __slots__ = ("parent", "task")
