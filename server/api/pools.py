@@ -8,7 +8,14 @@ from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.paging import page
-from shoal.server.api.validation import MAX_NODES_PER_POOL, check_pool
+from shoal.server.api.validation import (
+    MAX_NODES_PER_POOL,
+    POOL_OUTPUT_ONLY,
+    check_enum,
+    check_file_path,
+    check_pool,
+    clear_output_only,
+)
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
 from shoal.v1 import pool_pb2, pool_pb2_grpc
@@ -28,6 +35,7 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         v = check_pool(request.pool)
         if v:
             raise invalid("INVALID_POOL", v)
+        clear_output_only(request.pool, POOL_OUTPUT_ONLY)
         return await self.cp.create_pool(request.pool, request.request_id)
 
     @rpc_errors
@@ -38,7 +46,10 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     @rpc_errors
     async def ListPools(self, request: pool_pb2.ListPoolsRequest, context: Ctx) -> pool_pb2.ListPoolsResponse:
         items, token = page(
-            sorted((p.proto for p in self.cp.pools.values()), key=lambda p: p.id), request.page_size, request.page_token
+            sorted((p.proto for p in self.cp.pools.values()), key=lambda p: p.id),
+            request.page_size,
+            request.page_token,
+            "pools",
         )
         return pool_pb2.ListPoolsResponse(pools=items, next_page_token=token)
 
@@ -52,6 +63,9 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         (pid,) = parse_name(request.name, "pools")
         if not 0 <= request.target_nodes <= MAX_NODES_PER_POOL:
             raise invalid("INVALID_TARGET_NODES", [("target_nodes", f"must be between 0 and {MAX_NODES_PER_POOL}")])
+        v = check_enum(request.node_deallocation_option, pool_pb2.NodeDeallocationOption, "node_deallocation_option")
+        if v:
+            raise invalid("INVALID_NODE_DEALLOCATION_OPTION", v)
         return await self.cp.resize_pool(
             pid, request.target_nodes, request.node_deallocation_option or pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE
         )
@@ -59,12 +73,16 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     @rpc_errors
     async def ListNodes(self, request: pool_pb2.ListNodesRequest, context: Ctx) -> pool_pb2.ListNodesResponse:
         (pid,) = parse_name(request.parent, "pools", field="parent")
+        v = check_enum(request.state, pool_pb2.NodeState, "state")
+        if v:
+            raise invalid("INVALID_FILTER", v)
         pool = self.cp.pool(pid)
         nodes = sorted(
             (n.view() for n in pool.nodes.values() if not request.state or n.state == request.state),
             key=lambda n: (len(n.id), n.id),
         )
-        items, token = page(nodes, request.page_size, request.page_token)
+        listing = f"pools/{pool.key}/nodes?state={request.state}"
+        items, token = page(nodes, request.page_size, request.page_token, listing)
         return pool_pb2.ListNodesResponse(nodes=items, next_page_token=token)
 
     @rpc_errors
@@ -77,6 +95,9 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         self, request: pool_pb2.ListNodeFilesRequest, context: Ctx
     ) -> pool_pb2.ListNodeFilesResponse:
         pid, nid = parse_name(request.name, "pools", "nodes")
+        v = check_file_path(request.path, "path")
+        if v:
+            raise invalid("INVALID_PATH", v)
         node = self.cp.node(pid, nid)
         if not node.connected or not node.node_service_port:
             raise failed_precondition("NODE_NOT_CONNECTED", f"node {nid!r} is not connected")
