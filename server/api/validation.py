@@ -23,6 +23,9 @@ MAX_NODES_PER_POOL = 1000
 MAX_COMMAND_LINE = 32_768
 MAX_TASKS_PER_REQUEST = 200_000
 MAX_DISPLAY_NAME = 1024
+#: Bytes of a file path under a task or node directory, and of one name in it (Linux NAME_MAX).
+MAX_FILE_PATH_BYTES = 1024
+MAX_FILE_NAME_BYTES = 255
 MAX_REASON = 1024
 #: Fields the server sets, ignored in a create request (AIP-203): what a client puts there is dropped.
 POOL_OUTPUT_ONLY = (
@@ -85,11 +88,16 @@ def check_enum(value: int, enum: EnumTypeWrapper, field: str, *, allow_unspecifi
 
 def check_file_path(path: str, field: str) -> Violations:
     """A path under a node's or a task's directory, checked before any agent is asked (the agent checks it
-    again, and that no link leads out)."""
+    again, and that no link leads out): relative, not climbing, short enough for the file system."""
     try:
         check_relative_path(path, allow_empty=True)
     except UnsafePathError as e:
         return [(field, str(e))]
+    encoded = path.encode("utf-8")
+    if len(encoded) > MAX_FILE_PATH_BYTES:
+        return [(field, f"must be at most {MAX_FILE_PATH_BYTES} bytes of UTF-8")]
+    if any(len(part) > MAX_FILE_NAME_BYTES for part in encoded.split(b"/")):
+        return [(field, f"each '/'-separated part must be at most {MAX_FILE_NAME_BYTES} bytes of UTF-8")]
     return []
 
 
