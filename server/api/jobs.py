@@ -12,6 +12,7 @@ from shoal.server.api.validation import (
     check_duration,
     check_enum,
     check_job,
+    check_request_id,
     clear_output_only,
 )
 from shoal.server.controlplane import ControlPlane
@@ -29,7 +30,7 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
 
     @rpc_errors
     async def CreateJob(self, request: job_pb2.CreateJobRequest, context: Ctx) -> job_pb2.Job:
-        v = check_job(request.job)
+        v = check_job(request.job) + check_request_id(request.request_id)
         if v:
             raise invalid("INVALID_JOB", v)
         clear_output_only(request.job, JOB_OUTPUT_ONLY)

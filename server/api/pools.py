@@ -14,6 +14,7 @@ from shoal.server.api.validation import (
     check_enum,
     check_file_path,
     check_pool,
+    check_request_id,
     clear_output_only,
 )
 from shoal.server.controlplane import ControlPlane
@@ -32,7 +33,7 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
 
     @rpc_errors
     async def CreatePool(self, request: pool_pb2.CreatePoolRequest, context: Ctx) -> pool_pb2.Pool:
-        v = check_pool(request.pool)
+        v = check_pool(request.pool) + check_request_id(request.request_id)
         if v:
             raise invalid("INVALID_POOL", v)
         clear_output_only(request.pool, POOL_OUTPUT_ONLY)

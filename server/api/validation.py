@@ -27,6 +27,8 @@ MAX_DISPLAY_NAME = 1024
 MAX_FILE_PATH_BYTES = 1024
 MAX_FILE_NAME_BYTES = 255
 MAX_REASON = 1024
+#: A request id is kept for as long as the server lives: a UUID is 36 characters.
+MAX_REQUEST_ID = 256
 #: Fields the server sets, ignored in a create request (AIP-203): what a client puts there is dropped.
 POOL_OUTPUT_ONLY = (
     "name",
@@ -189,6 +191,13 @@ def check_start_task(st: common_pb2.StartTask, field: str) -> Violations:
     out += check_resource_files(st.resource_files, f"{field}.resource_files")
     out += check_env(st.environment_settings, f"{field}.environment_settings")
     return out
+
+
+def check_request_id(request_id: str) -> Violations:
+    """An idempotency key (kept with what it made)."""
+    if len(request_id) > MAX_REQUEST_ID:
+        return [("request_id", f"must be at most {MAX_REQUEST_ID} characters")]
+    return []
 
 
 def check_pool(pool: pool_pb2.Pool) -> Violations:
