@@ -98,6 +98,9 @@ class ScriptedAgent:
                 )
         await self._out.put(A.AgentMessage(task_events=A.TaskEvents(events=[ev])))
 
+    async def heartbeat(self) -> None:
+        await self._out.put(A.AgentMessage(heartbeat=A.Heartbeat()))
+
     async def close(self) -> None:
         await self._out.put(None)
         if self._reader is not None:
