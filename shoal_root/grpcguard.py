@@ -17,6 +17,7 @@ refused since the last line.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
@@ -138,8 +139,10 @@ def _guard_unary_request(behavior: Behavior, method: str) -> Behavior | None:
         async def stream_out(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # type: ignore[type-arg]
             if type(request) is Malformed:
                 await _refuse(context, request, method)
-            async for response in behavior(request, context):
-                yield response
+            # (aclosing: when the call ends, the servicer's generator is closed now, not when collected.)
+            async with contextlib.aclosing(behavior(request, context)) as responses:
+                async for response in responses:
+                    yield response
 
         return stream_out
     if inspect.iscoroutinefunction(behavior):
@@ -157,8 +160,9 @@ def _guard_stream_request(behavior: Behavior, method: str) -> Behavior | None:
     if inspect.isasyncgenfunction(behavior):
 
         async def stream_out(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # type: ignore[type-arg]
-            async for response in behavior(_checked(requests, context, method), context):
-                yield response
+            async with contextlib.aclosing(behavior(_checked(requests, context, method), context)) as responses:
+                async for response in responses:
+                    yield response
 
         return stream_out
     if inspect.iscoroutinefunction(behavior):
