@@ -140,7 +140,8 @@ class ShoalServer:
             reflection.SERVICE_NAME,
         ]
         # (What enable_server_reflection does for an aio server, through the guard.)
-        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(names), services)
+        servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, services)
         port = server.add_insecure_port(self.config.listen)
         if port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")

@@ -108,3 +108,20 @@ def test_refusal_log_writes_one_line_per_interval_with_the_count(caplog) -> None
     assert len(lines) == 2
     assert "refused 10 malformed request(s)" in lines[1]
     assert refusals.total == 11
+
+
+async def test_reflection_and_health_answer_through_the_guard(server) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        names = set()
+        async for reply in call:
+            names = {s.name for s in reply.list_services_response.service}
+            break
+        assert {"shoal.v1.PoolService", "shoal.v1.TaskService", "shoal.agent.v1.AgentService"} <= names
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
