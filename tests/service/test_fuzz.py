@@ -1,18 +1,18 @@
 """Fuzz every RPC of every public service: no request, however odd, gets INTERNAL or UNKNOWN.
 
 Requests are generated from the services' descriptors (hypothesis): every field of the request
-type, recursively, unset or set to a random value of its type, biased towards what breaks
-servers (huge and negative numbers, unknown enum values, invalid and out-of-range Durations and
-Timestamps, long and non-ASCII strings, NUL, paths that climb, unbalanced quotes, forged page
-tokens) and towards names of resources that exist, so that requests get past the name checks;
-some requests are not messages at all (random bytes). They go as bytes through a generic
-channel to a real server (its own thread and event loop) holding a pool with a joined node
-that serves its files for real (the agent's NodeService over a temporary node root), a job
-with a task running there, and a container with a blob.
+type, recursively, unset or set to a value of its type. Most requests are tame: plausible values
+and names of what exists, so that they get past the first checks into the code behind them, with
+now and then one wild value deep inside. The others are wild: huge and negative numbers, unknown
+enum values, invalid and out-of-range Durations and Timestamps, long and non-ASCII strings, NUL,
+paths that climb, unbalanced quotes, forged page tokens; or not messages at all (random bytes).
+They go as bytes through a generic channel to a real server (its own thread and event loop)
+holding a pool with a joined node that serves its files for real (the agent's NodeService over a
+temporary node root), a job with a task running there, and a container with a blob.
 
-Each answer must be a deliberate status: anything but INTERNAL or UNKNOWN; and the server
-must log no traceback. The default run sends `DEFAULT_EXAMPLES` requests; set
-`SHOAL_FUZZ_EXAMPLES=10000` for a long run (it prints the statuses it saw).
+Each answer must be a deliberate status (none of `FORBIDDEN`), and nothing may log a traceback.
+The default run sends `DEFAULT_EXAMPLES` requests; `SHOAL_FUZZ_EXAMPLES=10000` makes a long run,
+which prints the statuses it saw.
 """
 
 from __future__ import annotations
