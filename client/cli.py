@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import click
 
+from shoal.pool_providers import DEFAULT_POOL_PROVIDER, POOL_PROVIDERS
+
 from .errors import InvalidArgument, ShoalError
 
 if TYPE_CHECKING:
@@ -245,7 +247,13 @@ def pool() -> None:
 @click.option("--no-wait-for-success", is_flag=True, help="Schedule tasks even before the start task succeeded.")
 @click.option("--inter-node", is_flag=True, help="Enable inter-node communication (multi-instance tasks).")
 @click.option("--display-name", default="")
-@click.option("--provider", default="", help="Node provider (local, join, slurm).")
+@click.option(
+    "--provider",
+    type=click.Choice(POOL_PROVIDERS),
+    default=None,
+    help=f"Who makes the nodes: {DEFAULT_POOL_PROVIDER} (default: agents the server starts on its machine) "
+    "or join (agents started elsewhere with `shoal agent --pool`).",
+)
 @click.option("--wait", "wait_timeout", type=float, default=None, metavar="SECONDS", help="Wait for idle nodes.")
 @_OUTPUT
 @click.pass_context
@@ -260,7 +268,7 @@ def pool_create(
     no_wait_for_success: bool,
     inter_node: bool,
     display_name: str,
-    provider: str,
+    provider: str | None,
     wait_timeout: float | None,
     output: str,
 ) -> None:
@@ -283,7 +291,7 @@ def pool_create(
         start_task=st,
         enable_inter_node_communication=inter_node,
         display_name=display_name,
-        provider=provider,
+        provider=provider or "",
     )
     if wait_timeout is not None:
         client.pools.wait_nodes_idle(pool_id, timeout=wait_timeout)

@@ -18,6 +18,7 @@ import psutil
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.clock import Clock, SystemClock
+from shoal.grpcguard import guarded
 from shoal.nodeagent import process
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.execservice import exec_in_instance
@@ -151,7 +152,7 @@ class Agent:
                 self.runner.attempt_done,
                 lambda requests, context: exec_in_instance(self.runner, requests, context),
             ),
-            server,
+            guarded(server),  # bytes that are not a request: INVALID_ARGUMENT, not a traceback each
         )
         self.node_service_port = server.add_insecure_port(_host_port(self.config.ip, 0))
         await server.start()

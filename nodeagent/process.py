@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shlex
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import psutil
 
 from shoal.clock import Clock
+from shoal.commandline import split_command_line
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,10 @@ class LaunchError(Exception):
 
 
 def split_command(command_line: str) -> list[str]:
-    """Split a command line as a POSIX shell would, without expanding anything."""
+    """Split a command line as a POSIX shell would, without expanding anything (the rule the server checks
+    each command line by when it is submitted: `shoal.commandline`)."""
     try:
-        argv = shlex.split(command_line)
+        argv = split_command_line(command_line)
     except ValueError as e:
         raise LaunchError(CODE_LAUNCH_FAILED, f"cannot parse command line: {e}") from e
     if not argv:

@@ -86,8 +86,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         try:
             async for batch in requests:
                 await self._apply_frames(stream, batch.frames)
-        except (asyncio.CancelledError, grpc.aio.AioRpcError):
-            pass
+        except (asyncio.CancelledError, grpc.aio.AioRpcError, grpc.aio.AbortError):
+            pass  # (AbortError: the call was ended with a status, a malformed message say; see shoal.grpcguard)
         except Exception:
             log.exception("shared agent stream failed")
         finally:
@@ -158,8 +158,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     await self.cp.start_task_report(session, msg.start_task.info)
                 else:
                     self.cp.touch(session)
-        except (asyncio.CancelledError, grpc.aio.AioRpcError):
-            pass
+        except (asyncio.CancelledError, grpc.aio.AioRpcError, grpc.aio.AbortError):
+            pass  # (AbortError: the call was ended with a status, a malformed message say; see shoal.grpcguard)
         except Exception:
             log.exception("agent stream for %s failed", session.node_key)
         finally:

@@ -18,6 +18,39 @@ from grpc_status import rpc_status
 ERROR_DOMAIN = "shoal.v1"
 
 
+#: Characters of a client's value an error message repeats (`shown`); the rest becomes an ellipsis.
+MAX_ECHO_CHARS = 200
+#: UTF-8 bytes of the status message. gRPC percent-encodes it into the `grpc-message` trailer, up to
+#: three bytes per byte, and the client refuses trailers past 16 KiB (and some past 8 KiB).
+MAX_MESSAGE_BYTES = 512
+#: UTF-8 bytes of one field path, one violation description, one ErrorInfo metadata value.
+MAX_FIELD_BYTES = 256
+MAX_DESCRIPTION_BYTES = 400
+MAX_METADATA_VALUE_BYTES = 256
+#: Field violations sent at most; the rest are counted in ErrorInfo metadata `omitted_violations`.
+MAX_VIOLATIONS = 50
+#: Serialized `google.rpc.Status` bytes at most (base64 in the `grpc-status-details-bin` trailer: 4/3 of it).
+MAX_STATUS_BYTES = 3072
+ELLIPSIS = "\u2026"
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` bytes of UTF-8 (on a character boundary), ending in an ellipsis if cut."""
+    # (A lone surrogate, say from a file name, becomes '?': protobuf strings must be valid UTF-8.)
+    data = text.encode("utf-8", "replace")
+    if len(data) <= max_bytes:
+        return data.decode("utf-8")
+    room = max(0, max_bytes - len(ELLIPSIS.encode()))
+    return data[:room].decode("utf-8", "ignore") + ELLIPSIS
+
+
+def shown(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """`repr(value)` for an error message, cut to `limit` characters with an ellipsis: a client's value is
+    repeated to help, never whole (a 6,000-character name would not fit in the reply's trailers)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
+
+
 @dataclass
 class ApiError(Exception):
     """A request that cannot be served, with everything the client needs to know why."""
@@ -29,26 +62,49 @@ class ApiError(Exception):
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return f"{self.code.name} {self.reason}: {self.message}"
+        return f"{self.code.name} {self.reason}: {clip(self.message, MAX_MESSAGE_BYTES)}"
 
     def to_status(self) -> status_pb2.Status:
-        """The `google.rpc.Status` with ErrorInfo (and BadRequest when fields are named)."""
-        details = []
-        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=dict(self.metadata))
+        """The `google.rpc.Status` with ErrorInfo (and BadRequest when fields are named).
+
+        Whatever the error holds, the status stays small enough for the client's trailer limits
+        (about 5 KiB on the wire): the message, each field path, description and metadata value are
+        clipped, at most `MAX_VIOLATIONS` violations are sent, and the whole is cut to `MAX_STATUS_BYTES`;
+        violations left out are counted in the ErrorInfo metadata `omitted_violations`.
+        """
+        metadata = {clip(k, 64): clip(v, MAX_METADATA_VALUE_BYTES) for k, v in list(self.metadata.items())[:8]}
+        violations = [
+            error_details_pb2.BadRequest.FieldViolation(
+                field=clip(f, MAX_FIELD_BYTES), description=clip(d, MAX_DESCRIPTION_BYTES)
+            )
+            for f, d in self.field_violations[:MAX_VIOLATIONS]
+        ]
+        message = clip(self.message, MAX_MESSAGE_BYTES)
+        while True:
+            status = self._status(message, metadata, violations)
+            if status.ByteSize() <= MAX_STATUS_BYTES or not violations:
+                return status
+            # Drop violations from the end, at least an eighth at a time, until it fits.
+            del violations[-max(1, len(violations) // 8) :]
+
+    def _status(
+        self,
+        message: str,
+        metadata: dict[str, str],
+        violations: list[error_details_pb2.BadRequest.FieldViolation],
+    ) -> status_pb2.Status:
+        omitted = len(self.field_violations) - len(violations)
+        if omitted:
+            metadata = {**metadata, "omitted_violations": str(omitted)}
+        info = error_details_pb2.ErrorInfo(reason=clip(self.reason, 64), domain=ERROR_DOMAIN, metadata=metadata)
         packed = any_pb2.Any()
         packed.Pack(info)
-        details.append(packed)
-        if self.field_violations:
-            bad = error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                    for f, d in self.field_violations
-                ]
-            )
+        details = [packed]
+        if violations:
             packed_bad = any_pb2.Any()
-            packed_bad.Pack(bad)
+            packed_bad.Pack(error_details_pb2.BadRequest(field_violations=violations))
             details.append(packed_bad)
-        return status_pb2.Status(code=_CODE_VALUES[self.code], message=self.message, details=details)
+        return status_pb2.Status(code=_CODE_VALUES[self.code], message=message, details=details)
 
 
 _CODE_VALUES: dict[grpc.StatusCode, int] = {c: c.value[0] for c in grpc.StatusCode}

@@ -9,7 +9,15 @@ from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
 from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.paging import page
-from shoal.server.api.validation import MAX_NODES_PER_POOL, check_pool
+from shoal.server.api.validation import (
+    MAX_NODES_PER_POOL,
+    POOL_OUTPUT_ONLY,
+    check_enum,
+    check_file_path,
+    check_pool,
+    check_request_id,
+    clear_output_only,
+)
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
 from shoal.v1 import pool_pb2, pool_pb2_grpc
@@ -26,9 +34,10 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
 
     @rpc_errors
     async def CreatePool(self, request: pool_pb2.CreatePoolRequest, context: Ctx) -> pool_pb2.Pool:
-        v = check_pool(request.pool)
+        v = check_pool(request.pool) + check_request_id(request.request_id)
         if v:
             raise invalid("INVALID_POOL", v)
+        clear_output_only(request.pool, POOL_OUTPUT_ONLY)
         return tagged(await self.cp.create_pool(request.pool, request.request_id))
 
     @rpc_errors
@@ -39,7 +48,10 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     @rpc_errors
     async def ListPools(self, request: pool_pb2.ListPoolsRequest, context: Ctx) -> pool_pb2.ListPoolsResponse:
         items, token = page(
-            sorted((p.proto for p in self.cp.pools.values()), key=lambda p: p.id), request.page_size, request.page_token
+            sorted((p.proto for p in self.cp.pools.values()), key=lambda p: p.id),
+            request.page_size,
+            request.page_token,
+            "pools",
         )
         return pool_pb2.ListPoolsResponse(pools=[tagged(p) for p in items], next_page_token=token)
 
@@ -53,6 +65,9 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         (pid,) = parse_name(request.name, "pools")
         if not 0 <= request.target_nodes <= MAX_NODES_PER_POOL:
             raise invalid("INVALID_TARGET_NODES", [("target_nodes", f"must be between 0 and {MAX_NODES_PER_POOL}")])
+        v = check_enum(request.node_deallocation_option, pool_pb2.NodeDeallocationOption, "node_deallocation_option")
+        if v:
+            raise invalid("INVALID_NODE_DEALLOCATION_OPTION", v)
         pool = await self.cp.resize_pool(
             pid,
             request.target_nodes,
@@ -64,12 +79,16 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     @rpc_errors
     async def ListNodes(self, request: pool_pb2.ListNodesRequest, context: Ctx) -> pool_pb2.ListNodesResponse:
         (pid,) = parse_name(request.parent, "pools", field="parent")
+        v = check_enum(request.state, pool_pb2.NodeState, "state")
+        if v:
+            raise invalid("INVALID_FILTER", v)
         pool = self.cp.pool(pid)
         nodes = sorted(
             (n.view() for n in pool.nodes.values() if not request.state or n.state == request.state),
             key=lambda n: (len(n.id), n.id),
         )
-        items, token = page(nodes, request.page_size, request.page_token)
+        listing = f"pools/{pool.key}/nodes?state={request.state}"
+        items, token = page(nodes, request.page_size, request.page_token, listing)
         return pool_pb2.ListNodesResponse(nodes=items, next_page_token=token)
 
     @rpc_errors
@@ -82,6 +101,9 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         self, request: pool_pb2.ListNodeFilesRequest, context: Ctx
     ) -> pool_pb2.ListNodeFilesResponse:
         pid, nid = parse_name(request.name, "pools", "nodes")
+        v = check_file_path(request.path, "path")
+        if v:
+            raise invalid("INVALID_PATH", v)
         node = self.cp.node(pid, nid)
         if not node.connected or not node.node_service_port:
             raise failed_precondition("NODE_NOT_CONNECTED", f"node {nid!r} is not connected")

@@ -12,7 +12,7 @@ from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import etag_of, tagged, task_message
 from shoal.server.api.nodefiles import NodeChannels, translate
 from shoal.server.api.paging import page
-from shoal.server.api.validation import MAX_TASKS_PER_REQUEST, check_task
+from shoal.server.api.validation import MAX_TASKS_PER_REQUEST, check_enum, check_file_path, check_task
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.ids import parse_name
@@ -87,10 +87,13 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     @rpc_errors
     async def ListTasks(self, request: task_pb2.ListTasksRequest, context: Ctx) -> task_pb2.ListTasksResponse:
         (jid,) = parse_name(request.parent, "jobs", field="parent")
+        v = check_enum(request.state, task_pb2.TaskState, "state")
+        if v:
+            raise invalid("INVALID_FILTER", v)
         job = self.cp.job(jid)
         recs = (t for t in job.tasks.values() if not request.state or t.state == request.state)
         # Page over the records: only the page's tasks are read (a stored task is kept serialized).
-        items, token = page(recs, request.page_size, request.page_token)
+        items, token = page(recs, request.page_size, request.page_token, f"jobs/{job.key}/tasks?state={request.state}")
         why = self._waiting(job.key)
         tasks = [task_message(t, why.get(t.tkey, "")) for t in items]
         return task_pb2.ListTasksResponse(tasks=tasks, next_page_token=token)
@@ -122,7 +125,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         job.watchers.add(queue)
         try:
             why = self._waiting(job.key)
-            current = [task_message(t, why.get(t.tkey, "")) for t in job.tasks.values() if not wanted or t.key in wanted]
+            current = [
+                task_message(t, why.get(t.tkey, "")) for t in job.tasks.values() if not wanted or t.key in wanted
+            ]
             if not current:
                 yield task_pb2.WatchTasksResponse(initial=True, initial_complete=True)
             for i in range(0, len(current), WATCH_BATCH):
@@ -171,6 +176,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         self, request: task_pb2.ListTaskFilesRequest, context: Ctx
     ) -> task_pb2.ListTaskFilesResponse:
         jid, tid = parse_name(request.name, "jobs", "tasks")
+        v = check_file_path(request.path, "path")
+        if v:
+            raise invalid("INVALID_PATH", v)
         t = self.cp.task(jid, tid)
         node = self._task_node(t)
         stub = agent_pb2_grpc.NodeServiceStub(self.channels.get(node))
@@ -195,6 +203,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         jid, tid = parse_name(request.name, "jobs", "tasks")
         if request.offset < 0:
             raise invalid("INVALID_OFFSET", [("offset", "must not be negative")])
+        v = check_file_path(request.path, "path")
+        if v:
+            raise invalid("INVALID_PATH", v)
         t = self.cp.task(jid, tid)
         node = self._task_node(t)
         stub = agent_pb2_grpc.NodeServiceStub(self.channels.get(node))

@@ -6,7 +6,12 @@ import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
+from google.protobuf import duration_pb2, message
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+from shoal.commandline import command_line_problem
 from shoal.paths import UnsafePathError, check_relative_path
+from shoal.pool_providers import POOL_PROVIDERS
 from shoal.server.domain.ids import id_problem
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 
@@ -17,6 +22,96 @@ MAX_SLOTS = 256
 MAX_NODES_PER_POOL = 1000
 MAX_COMMAND_LINE = 32_768
 MAX_TASKS_PER_REQUEST = 200_000
+MAX_DISPLAY_NAME = 1024
+#: Bytes of a file path under a task or node directory, and of one name in it (Linux NAME_MAX).
+MAX_FILE_PATH_BYTES = 1024
+MAX_FILE_NAME_BYTES = 255
+MAX_REASON = 1024
+#: A request id is kept for as long as the server lives: a UUID is 36 characters.
+MAX_REQUEST_ID = 256
+#: Fields the server sets, ignored in a create request (AIP-203): what a client puts there is dropped.
+POOL_OUTPUT_ONLY = (
+    "name",
+    "state",
+    "allocation_state",
+    "current_nodes",
+    "creation_time",
+    "state_transition_time",
+    "etag",
+)
+JOB_OUTPUT_ONLY = ("name", "state", "creation_time", "state_transition_time", "execution_info", "etag")
+#: The protobuf Duration range (about 10,000 years either way), and nanos below one second.
+DURATION_SECONDS_LIMIT = 315_576_000_000
+NANOS_PER_SECOND = 1_000_000_000
+#: The longest duration Shoal takes (100 years): a deadline this far ahead still fits a datetime.
+MAX_DURATION_SECONDS = 36_500 * 24 * 3600
+
+
+def check_duration(d: duration_pb2.Duration, field: str, *, positive: bool = False) -> Violations:
+    """A Duration a client set: valid as protobuf defines it (seconds within about ±10,000 years,
+    |nanos| below a second, seconds and nanos of the same sign), not negative (positive with
+    `positive`), at most `MAX_DURATION_SECONDS`. Checked on the integers: converting an invalid one
+    to a timedelta raises."""
+    s, n = d.seconds, d.nanos
+    if (
+        not -DURATION_SECONDS_LIMIT <= s <= DURATION_SECONDS_LIMIT
+        or not -NANOS_PER_SECOND < n < NANOS_PER_SECOND
+        or (s > 0 and n < 0)
+        or (s < 0 and n > 0)
+    ):
+        return [
+            (
+                field,
+                f"is not a valid Duration (seconds={s}, nanos={n}): seconds must be within "
+                f"±{DURATION_SECONDS_LIMIT}, |nanos| below {NANOS_PER_SECOND}, both of the same sign",
+            )
+        ]
+    total = s * NANOS_PER_SECOND + n
+    if total < 0 or (positive and total == 0):
+        return [(field, "must be positive" if positive else "must not be negative")]
+    if total > MAX_DURATION_SECONDS * NANOS_PER_SECOND:
+        return [(field, f"must be at most {MAX_DURATION_SECONDS} seconds (100 years)")]
+    return []
+
+
+def clear_output_only(msg: message.Message, fields: Iterable[str]) -> None:
+    """Drop the output-only `fields` a client set in a resource it creates."""
+    for name in fields:
+        msg.ClearField(name)
+
+
+def check_enum(value: int, enum: EnumTypeWrapper, field: str, *, allow_unspecified: bool = True) -> Violations:
+    """`value` must be one of `enum`'s values (proto3 enums take any int32 on the wire)."""
+    if value in enum.DESCRIPTOR.values_by_number and (allow_unspecified or value != 0):
+        return []
+    names = [v.name for v in enum.DESCRIPTOR.values if allow_unspecified or v.number != 0]
+    return [(field, f"must be one of {', '.join(names)} (got {value})")]
+
+
+def check_file_path(path: str, field: str) -> Violations:
+    """A path under a node's or a task's directory, checked before any agent is asked (the agent checks it
+    again, and that no link leads out): relative, not climbing, short enough for the file system."""
+    try:
+        check_relative_path(path, allow_empty=True)
+    except UnsafePathError as e:
+        return [(field, str(e))]
+    encoded = path.encode("utf-8")
+    if len(encoded) > MAX_FILE_PATH_BYTES:
+        return [(field, f"must be at most {MAX_FILE_PATH_BYTES} bytes of UTF-8")]
+    if any(len(part) > MAX_FILE_NAME_BYTES for part in encoded.split(b"/")):
+        return [(field, f"each '/'-separated part must be at most {MAX_FILE_NAME_BYTES} bytes of UTF-8")]
+    return []
+
+
+def check_command_line(command_line: str, field: str, *, required: bool = True) -> Violations:
+    """A command line as the agent runs it: split as a POSIX shell would (`shoal.commandline`), at most
+    `MAX_COMMAND_LINE` characters."""
+    if not command_line.strip():
+        return [(field, "is required")] if required else []
+    if len(command_line) > MAX_COMMAND_LINE:
+        return [(field, f"must be at most {MAX_COMMAND_LINE} characters")]
+    problem = command_line_problem(command_line)
+    return [(field, problem)] if problem else []
 
 
 def check_env(settings: Iterable[common_pb2.EnvironmentSetting], field: str) -> Violations:
@@ -83,13 +178,14 @@ def check_output_files(files: Iterable[common_pb2.OutputFile], field: str) -> Vi
                 check_relative_path(f.path.rstrip("/"))
             except UnsafePathError as e:
                 out.append((f"{here}.path", str(e)))
+        if f.upload_condition:
+            out += check_enum(f.upload_condition, common_pb2.OutputFileUploadCondition, f"{here}.upload_condition")
     return out
 
 
 def check_start_task(st: common_pb2.StartTask, field: str) -> Violations:
     out: Violations = []
-    if not st.command_line.strip():
-        out.append((f"{field}.command_line", "is required"))
+    out += check_command_line(st.command_line, f"{field}.command_line")
     if st.max_task_retry_count < -1:
         out.append((f"{field}.max_task_retry_count", "must be -1 (unlimited) or more"))
     out += check_resource_files(st.resource_files, f"{field}.resource_files")
@@ -97,19 +193,26 @@ def check_start_task(st: common_pb2.StartTask, field: str) -> Violations:
     return out
 
 
+def check_request_id(request_id: str) -> Violations:
+    """An idempotency key (kept with what it made)."""
+    if len(request_id) > MAX_REQUEST_ID:
+        return [("request_id", f"must be at most {MAX_REQUEST_ID} characters")]
+    return []
+
+
 def check_pool(pool: pool_pb2.Pool) -> Violations:
     out: Violations = []
     p = id_problem(pool.id)
     if p:
         out.append(("pool.id", p))
-    if len(pool.display_name) > 1024:
-        out.append(("pool.display_name", "must be at most 1024 characters"))
+    if len(pool.display_name) > MAX_DISPLAY_NAME:
+        out.append(("pool.display_name", f"must be at most {MAX_DISPLAY_NAME} characters"))
     if not 0 <= pool.target_nodes <= MAX_NODES_PER_POOL:
         out.append(("pool.target_nodes", f"must be between 0 and {MAX_NODES_PER_POOL}"))
     if not 0 <= pool.task_slots_per_node <= MAX_SLOTS:
         out.append(("pool.task_slots_per_node", f"must be between 1 and {MAX_SLOTS}"))
-    if pool.provider not in ("", "local", "join"):
-        out.append(("pool.provider", "must be 'local' or 'join'"))
+    if pool.provider and pool.provider not in POOL_PROVIDERS:
+        out.append(("pool.provider", "must be one of " + ", ".join(repr(p) for p in POOL_PROVIDERS)))
     if pool.HasField("start_task"):
         out += check_start_task(pool.start_task, "pool.start_task")
     return out
@@ -123,14 +226,23 @@ def check_job(job: job_pb2.Job) -> Violations:
     p = id_problem(job.pool_id)
     if p:
         out.append(("job.pool_id", p))
+    if len(job.display_name) > MAX_DISPLAY_NAME:
+        out.append(("job.display_name", f"must be at most {MAX_DISPLAY_NAME} characters"))
     if not -1000 <= job.priority <= 1000:
         out.append(("job.priority", "must be between -1000 and 1000"))
-    if job.constraints.max_task_retry_count < -1:
-        out.append(("job.constraints.max_task_retry_count", "must be -1 (unlimited) or more"))
-    c = job.constraints
-    if c.HasField("max_wall_clock_time") and c.max_wall_clock_time.ToTimedelta().total_seconds() <= 0:
-        out.append(("job.constraints.max_wall_clock_time", "must be positive"))
+    out += check_enum(job.on_all_tasks_complete, job_pb2.OnAllTasksComplete, "job.on_all_tasks_complete")
+    out += check_job_constraints(job.constraints, "job.constraints")
     out += check_env(job.common_environment_settings, "job.common_environment_settings")
+    return out
+
+
+def check_job_constraints(c: job_pb2.JobConstraints, field: str) -> Violations:
+    """A job's constraints: the retry count and the wall clock (positive when set)."""
+    out: Violations = []
+    if c.max_task_retry_count < -1:
+        out.append((f"{field}.max_task_retry_count", "must be -1 (unlimited) or more"))
+    if c.HasField("max_wall_clock_time"):
+        out += check_duration(c.max_wall_clock_time, f"{field}.max_wall_clock_time", positive=True)
     return out
 
 
@@ -139,18 +251,18 @@ def check_task(spec: task_pb2.TaskSpec, field: str) -> Violations:
     p = id_problem(spec.id)
     if p:
         out.append((f"{field}.id", p))
-    if not spec.command_line.strip():
-        out.append((f"{field}.command_line", "is required"))
-    elif len(spec.command_line) > MAX_COMMAND_LINE:
-        out.append((f"{field}.command_line", f"must be at most {MAX_COMMAND_LINE} characters"))
+    if len(spec.display_name) > MAX_DISPLAY_NAME:
+        out.append((f"{field}.display_name", f"must be at most {MAX_DISPLAY_NAME} characters"))
+    out += check_command_line(spec.command_line, f"{field}.command_line")
     if not 0 <= spec.required_slots <= MAX_SLOTS:
         out.append((f"{field}.required_slots", f"must be between 1 and {MAX_SLOTS}"))
     c = spec.constraints
     if c.HasField("max_task_retry_count") and c.max_task_retry_count < -1:
         out.append((f"{field}.constraints.max_task_retry_count", "must be -1 (unlimited) or more"))
-    for name in ("max_wall_clock_time", "retention_time"):
-        if c.HasField(name) and getattr(c, name).ToTimedelta().total_seconds() < 0:
-            out.append((f"{field}.constraints.{name}", "must not be negative"))
+    if c.HasField("max_wall_clock_time"):  # (0: unlimited)
+        out += check_duration(c.max_wall_clock_time, f"{field}.constraints.max_wall_clock_time")
+    if c.HasField("retention_time"):  # (0: the default)
+        out += check_duration(c.retention_time, f"{field}.constraints.retention_time")
     out += check_env(spec.environment_settings, f"{field}.environment_settings")
     out += check_resource_files(spec.resource_files, f"{field}.resource_files")
     out += check_output_files(spec.output_files, f"{field}.output_files")
@@ -159,8 +271,7 @@ def check_task(spec: task_pb2.TaskSpec, field: str) -> Violations:
         here = f"{field}.multi_instance_settings"
         if not 1 <= mis.number_of_instances <= MAX_NODES_PER_POOL:
             out.append((f"{here}.number_of_instances", f"must be between 1 and {MAX_NODES_PER_POOL}"))
-        if len(mis.coordination_command_line) > MAX_COMMAND_LINE:
-            out.append((f"{here}.coordination_command_line", f"must be at most {MAX_COMMAND_LINE} characters"))
+        out += check_command_line(mis.coordination_command_line, f"{here}.coordination_command_line", required=False)
         if spec.required_slots > 1:
             out.append((f"{field}.required_slots", "must be 1 for a multi-instance task (it takes whole nodes)"))
         out += check_resource_files(mis.common_resource_files, f"{here}.common_resource_files")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shoal.server.api.errors import ApiError, invalid
+from shoal.server.api.errors import ApiError, invalid, shown
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -28,7 +28,7 @@ def parse_name(name: str, *collections: str, field: str = "name") -> tuple[str, 
     parts = name.split("/")
     if len(parts) != 2 * len(collections) or any(parts[2 * i] != c for i, c in enumerate(collections)):
         pattern = "/".join(f"{c}/{{{c[:-1]}}}" for c in collections)
-        raise invalid("INVALID_NAME", [(field, f"must look like {pattern!r}, got {name!r}")])
+        raise invalid("INVALID_NAME", [(field, f"must look like {pattern!r}, got {shown(name)}")])
     ids = tuple(parts[2 * i + 1] for i in range(len(collections)))
     for i, v in enumerate(ids):
         problem = id_problem(v)

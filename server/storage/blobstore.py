@@ -48,7 +48,7 @@ import grpc
 
 from shoal.clock import Clock, SystemClock
 from shoal.paths import UnsafePathError, check_relative_path, safe_join
-from shoal.server.api.errors import ApiError, already_exists, failed_precondition, invalid, not_found
+from shoal.server.api.errors import ApiError, already_exists, failed_precondition, invalid, not_found, shown
 
 CONTAINER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 MAX_BLOB_NAME_CHARS = 1024
@@ -109,7 +109,8 @@ def validate_container_id(container_id: str, field: str = "container") -> str:
             [
                 (
                     field,
-                    f"{container_id!r} is not 3..63 lowercase letters, digits and '-' starting with a letter or digit",
+                    f"{shown(container_id)} is not 3..63 lowercase letters, digits and '-' starting with a letter "
+                    "or digit",
                 )
             ],
         )
@@ -143,7 +144,7 @@ def validate_blob_name(name: str, field: str = "blob_name") -> str:
     """Return `name` or raise INVALID_ARGUMENT INVALID_BLOB_NAME naming `field`."""
     problem = blob_name_problem(name)
     if problem is not None:
-        raise invalid(INVALID_BLOB_NAME, [(field, f"blob name {name!r}: {problem}")])
+        raise invalid(INVALID_BLOB_NAME, [(field, f"blob name {shown(name)}: {problem}")])
     return name
 
 
@@ -405,9 +406,9 @@ class BlobStore:
         try:
             resolved = safe_join(base, name)
         except UnsafePathError as e:
-            raise invalid(INVALID_BLOB_NAME, [(field, f"blob name {name!r}: {e}")]) from None
+            raise invalid(INVALID_BLOB_NAME, [(field, f"blob name {shown(name)}: {e}")]) from None
         if resolved != lexical:
-            raise invalid(INVALID_BLOB_NAME, [(field, f"blob name {name!r} runs through a symbolic link")])
+            raise invalid(INVALID_BLOB_NAME, [(field, f"blob name {shown(name)} runs through a symbolic link")])
         return lexical
 
     def _check_no_conflict(self, container: str, name: str, path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
+from shoal.grpcguard import guarded
 from shoal.server.api.errors import ApiError, abort, invalid, rpc_errors
 from shoal.server.storage.blobstore import (
     INVALID_BLOB_NAME,
@@ -214,7 +215,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):  # type: ignore[
 
 
 def add_storage_service(server: grpc.aio.Server, store: BlobStore) -> StorageServicer:
-    """Register a :class:`StorageServicer` for `store` on `server` and return it."""
+    """Register a :class:`StorageServicer` for `store` on `server` (refusing malformed requests) and return it."""
     servicer = StorageServicer(store)
-    storage_pb2_grpc.add_StorageServiceServicer_to_server(servicer, server)
+    storage_pb2_grpc.add_StorageServiceServicer_to_server(servicer, guarded(server))
     return servicer

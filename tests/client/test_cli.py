@@ -370,3 +370,22 @@ def test_server_command_default_dispatch_ahead_is_the_servers() -> None:
 
     option = next(p for p in server_cmd.params if p.name == "dispatch_ahead")
     assert option.default == DEFAULT_DISPATCH_AHEAD
+
+
+def test_pool_create_offers_exactly_the_providers_the_server_takes(run) -> None:  # type: ignore[no-untyped-def]
+    from shoal.pool_providers import POOL_PROVIDERS
+    from shoal.server.api.validation import check_pool
+    from shoal.v1 import pool_pb2
+
+    result = CliRunner().invoke(cli, ["pool", "create", "--help"])
+    assert result.exit_code == 0
+    assert "[local|join]" in result.output
+    assert "slurm" not in result.output
+    # The server takes each of them, and nothing else.
+    for provider in POOL_PROVIDERS:
+        assert check_pool(pool_pb2.Pool(id="p", provider=provider)) == []
+    assert [f for f, _ in check_pool(pool_pb2.Pool(id="p", provider="slurm"))] == ["pool.provider"]
+    r = run("pool", "create", "p1", "--provider", "slurm")
+    assert r.exit_code == 2 and "'slurm' is not one of 'local', 'join'" in r.output
+    r = run("pool", "create", "p2", "--provider", "join")
+    assert r.exit_code == 0, r.output

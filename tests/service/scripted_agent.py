@@ -20,10 +20,12 @@ A = agent_pb2
 class ScriptedAgent:
     """Registers with a `join` pool, then sends exactly what the test tells it to."""
 
-    def __init__(self, address: str, pool_id: str, ip: str) -> None:
+    def __init__(self, address: str, pool_id: str, ip: str, *, node_service_port: int = 1) -> None:
         self.address = address
         self.pool_id = pool_id
         self.ip = ip
+        #: Where the control plane reaches this node's NodeService (nothing listens on port 1).
+        self.node_service_port = node_service_port
         self.node_id = ""
         self.inbox: asyncio.Queue[agent_pb2.ServerMessage] = asyncio.Queue()
         self._out: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
@@ -35,7 +37,11 @@ class ScriptedAgent:
         self._channel = grpc.aio.insecure_channel(self.address)
         stub = agent_pb2_grpc.AgentServiceStub(self._channel)
         reg = A.Register(
-            pool_id=self.pool_id, ip_address=self.ip, node_service_port=1, cores=2, boot_id=uuid.uuid4().hex
+            pool_id=self.pool_id,
+            ip_address=self.ip,
+            node_service_port=self.node_service_port,
+            cores=2,
+            boot_id=uuid.uuid4().hex,
         )
         await self._out.put(A.AgentMessage(register=reg))
         call = stub.Connect(self._requests())
@@ -91,6 +97,9 @@ class ScriptedAgent:
                     )
                 )
         await self._out.put(A.AgentMessage(task_events=A.TaskEvents(events=[ev])))
+
+    async def heartbeat(self) -> None:
+        await self._out.put(A.AgentMessage(heartbeat=A.Heartbeat()))
 
     async def close(self) -> None:
         await self._out.put(None)

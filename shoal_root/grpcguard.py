@@ -1,0 +1,240 @@
+"""Requests whose bytes are not a message of their method's type: INVALID_ARGUMENT `MALFORMED_REQUEST`.
+
+grpc decodes each request message before the servicer sees it, and when that fails it answers
+UNKNOWN and logs a traceback at ERROR, once per request: anyone who can send bytes can fill the
+log. :func:`guarded` gives a stand-in for a `grpc.aio.Server` to add services through
+(`add_FooServicer_to_server(servicer, guarded(server))`); it wraps every method handler once, at
+registration, so that nothing is added per call:
+
+- the request deserializer returns a :class:`Malformed` value instead of raising;
+- the behaviour ends a call whose request (or any message of whose request stream) is
+  `Malformed` with INVALID_ARGUMENT, ErrorInfo reason `MALFORMED_REQUEST`, before the servicer
+  sees it; valid messages pass through untouched.
+
+Refusals are logged as one WARNING line at most every `LOG_INTERVAL_SECONDS`, with the number
+refused since the last line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+log = logging.getLogger("shoal.grpc")
+
+MALFORMED_REQUEST = "MALFORMED_REQUEST"
+ERROR_DOMAIN = "shoal.v1"
+LOG_INTERVAL_SECONDS = 60.0
+#: Characters of the decoder's complaint repeated to the client.
+MAX_DETAIL_CHARS = 200
+
+Behavior = Callable[..., Any]
+
+
+class Malformed:
+    """What the guarded deserializer gives for bytes that do not decode: why, and what was expected."""
+
+    __slots__ = ("error", "type_name")
+
+    def __init__(self, type_name: str, error: Exception) -> None:
+        self.type_name = type_name
+        self.error = error
+
+
+class RefusalLog:
+    """Logs refused requests as one line at most every `interval` seconds (on `clock`), with the count."""
+
+    def __init__(self, interval: float = LOG_INTERVAL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._last: float | None = None
+        self._unlogged = 0
+        #: Refusals since this log was made.
+        self.total = 0
+
+    def refused(self, method: str, why: str) -> None:
+        """Count one refusal; log it (with those counted since the last line) if the interval has passed."""
+        self.total += 1
+        self._unlogged += 1
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
+            return
+        if self._last is None:
+            log.warning("refused a malformed request to %s: %s", method, why)
+        else:
+            log.warning(
+                "refused %d malformed request(s) in the last %.0f s; the latest to %s: %s",
+                self._unlogged,
+                now - self._last,
+                method,
+                why,
+            )
+        self._last = now
+        self._unlogged = 0
+
+
+#: The process's refusal log (one per process: the point is one line, whatever the number of servers).
+REFUSALS = RefusalLog()
+
+
+def _type_name(deserializer: Callable[[bytes], Any]) -> str:
+    owner = getattr(deserializer, "__self__", None)
+    descriptor = getattr(owner, "DESCRIPTOR", None)
+    return str(getattr(descriptor, "full_name", "request"))
+
+
+def _safe(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    type_name = _type_name(deserializer)
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as e:  # any failure to decode means the bytes are not such a message
+            return Malformed(type_name, e)
+
+    return decode
+
+
+def malformed_status(bad: Malformed) -> status_pb2.Status:
+    """INVALID_ARGUMENT `MALFORMED_REQUEST` for `bad`, as a `google.rpc.Status` with its ErrorInfo."""
+    why = str(bad.error)[:MAX_DETAIL_CHARS] or type(bad.error).__name__
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=MALFORMED_REQUEST, domain=ERROR_DOMAIN))
+    return status_pb2.Status(
+        code=code_pb2.INVALID_ARGUMENT,
+        message=f"the request is not a valid {bad.type_name} message ({why})",
+        details=[info],
+    )
+
+
+async def _refuse(context: grpc.aio.ServicerContext, bad: Malformed, method: str) -> None:  # type: ignore[type-arg]
+    REFUSALS.refused(method, f"not a valid {bad.type_name} ({str(bad.error)[:MAX_DETAIL_CHARS]})")
+    # Raises grpc's AbortError, which ends the call with this status.
+    await context.abort_with_status(rpc_status.to_status(malformed_status(bad)))  # type: ignore[attr-defined]
+
+
+async def _checked(
+    requests: AsyncIterator[Any],
+    context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    method: str,
+) -> AsyncIterator[Any]:
+    async for message in requests:
+        if type(message) is Malformed:
+            await _refuse(context, message, method)
+        yield message
+
+
+def _guard_unary_request(behavior: Behavior, method: str) -> Behavior | None:
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream_out(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # type: ignore[type-arg]
+            if type(request) is Malformed:
+                await _refuse(context, request, method)
+            # (aclosing: when the call ends, the servicer's generator is closed now, not when collected.)
+            async with contextlib.aclosing(behavior(request, context)) as responses:
+                async for response in responses:
+                    yield response
+
+        return stream_out
+    if inspect.iscoroutinefunction(behavior):
+
+        async def one(request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[type-arg]
+            if type(request) is Malformed:
+                await _refuse(context, request, method)
+            return await behavior(request, context)
+
+        return one
+    return None
+
+
+def _guard_stream_request(behavior: Behavior, method: str) -> Behavior | None:
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream_out(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # type: ignore[type-arg]
+            async with contextlib.aclosing(behavior(_checked(requests, context, method), context)) as responses:
+                async for response in responses:
+                    yield response
+
+        return stream_out
+    if inspect.iscoroutinefunction(behavior):
+
+        async def one(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:  # type: ignore[type-arg]
+            return await behavior(_checked(requests, context, method), context)
+
+        return one
+    return None
+
+
+_MAKERS = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler, _guard_unary_request),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler, _guard_unary_request),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler, _guard_stream_request),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler, _guard_stream_request),
+}
+
+
+def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """`handler` with a deserializer that never raises and a behaviour that refuses what it could not decode.
+
+    A handler without a deserializer (raw bytes), or whose behaviour is not async, is returned as it is.
+    """
+    if handler is None or handler.request_deserializer is None:
+        return handler
+    attr, make, guard = _MAKERS[(bool(handler.request_streaming), bool(handler.response_streaming))]
+    behavior = guard(getattr(handler, attr), method)
+    if behavior is None:
+        return handler
+    return make(  # type: ignore[operator,no-any-return]
+        behavior,
+        request_deserializer=_safe(handler.request_deserializer),
+        response_serializer=handler.response_serializer,
+    )
+
+
+class _GuardedGenericHandler(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers are guarded, each once."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        done = self._guarded.get(method)
+        if done is not None:
+            return done
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        done = self._guarded[method] = guard_handler(handler, method)
+        return done
+
+
+class GuardedRegistrar:
+    """Stands for a `grpc.aio.Server` while services are added to it; see the module's docstring."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self.server = server
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self.server.add_generic_rpc_handlers([_GuardedGenericHandler(h) for h in generic_rpc_handlers])
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: Mapping[str, Any]) -> None:
+        self.server.add_registered_method_handlers(  # type: ignore[attr-defined]
+            service_name,
+            {name: guard_handler(h, f"/{service_name}/{name}") for name, h in method_handlers.items()},
+        )
+
+
+def guarded(server: grpc.aio.Server) -> Any:
+    """A stand-in for `server` to pass to `add_*Servicer_to_server`: its methods refuse undecodable requests."""
+    return GuardedRegistrar(server)

@@ -1,0 +1,153 @@
+"""Every Duration a request carries is checked: protobuf range, signs, not negative, at most 100 years."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import descriptor, duration_pb2
+
+from shoal.v1 import job_pb2, pool_pb2, storage_pb2, task_pb2
+from tests.service.test_validation import details, make_pool_and_job
+
+DURATION = duration_pb2.Duration.DESCRIPTOR.full_name
+TIMESTAMP = "google.protobuf.Timestamp"
+SERVICES = [
+    pool_pb2.DESCRIPTOR.services_by_name["PoolService"],
+    job_pb2.DESCRIPTOR.services_by_name["JobService"],
+    task_pb2.DESCRIPTOR.services_by_name["TaskService"],
+    storage_pb2.DESCRIPTOR.services_by_name["StorageService"],
+]
+
+BAD = [
+    pytest.param(100_000_000_000_000, 0, id="beyond-protobuf-range"),
+    pytest.param(2**63 - 1, 0, id="int64-max"),
+    pytest.param(-(2**63), 0, id="int64-min"),
+    pytest.param(1, -1845, id="mixed-signs"),
+    pytest.param(-1, 5, id="mixed-signs-negative"),
+    pytest.param(0, 1_000_000_000, id="nanos-a-second"),
+    pytest.param(0, -(2**31), id="nanos-int32-min"),
+    pytest.param(315_576_000_000, 0, id="protobuf-max-but-over-100-years"),
+    pytest.param(-5, 0, id="negative"),
+]
+
+
+def paths_of(desc: descriptor.Descriptor, full_name: str, prefix: str = "", depth: int = 0) -> list[str]:
+    """Field paths to every field of type `full_name` reachable from `desc` (repeated fields as `[0]`)."""
+    out: list[str] = []
+    if depth > 6:
+        return out
+    for f in desc.fields:
+        if f.message_type is None:
+            continue
+        path = f"{prefix}{f.name}" + ("[0]" if f.is_repeated else "")
+        if f.message_type.full_name == full_name:
+            out.append(path)
+        elif not f.message_type.GetOptions().map_entry:
+            out += paths_of(f.message_type, full_name, path + ".", depth + 1)
+    return out
+
+
+#: (method, Duration field path) that every request can carry, with how to send it.
+CASES = {
+    ("CreateJob", "job.constraints.max_wall_clock_time"),
+    ("UpdateJob", "job.constraints.max_wall_clock_time"),
+    ("AddTask", "task.constraints.max_wall_clock_time"),
+    ("AddTask", "task.constraints.retention_time"),
+    ("AddTasks", "tasks[0].constraints.max_wall_clock_time"),
+    ("AddTasks", "tasks[0].constraints.retention_time"),
+}
+
+
+def test_every_duration_of_every_request_is_covered() -> None:
+    found = {(m.name, p) for s in SERVICES for m in s.methods for p in paths_of(m.input_type, DURATION)}
+    assert found == CASES
+
+
+def test_timestamps_in_requests_are_only_output_fields() -> None:
+    """A client never sets a Timestamp: those in requests are output-only fields of Pool and Job, which a
+    create drops (`clear_output_only`) and an update does not read."""
+    from shoal.server.api.validation import JOB_OUTPUT_ONLY, POOL_OUTPUT_ONLY
+
+    found = {(m.name, p) for s in SERVICES for m in s.methods for p in paths_of(m.input_type, TIMESTAMP)}
+    for method, path in found:
+        top = path.split(".")[1]
+        assert method in ("CreatePool", "CreateJob", "UpdateJob"), (method, path)
+        assert top in (POOL_OUTPUT_ONLY if method == "CreatePool" else JOB_OUTPUT_ONLY), (method, path)
+
+
+def _request(method: str, path: str, seconds: int, nanos: int):
+    d = duration_pb2.Duration(seconds=seconds, nanos=nanos)
+    spec = task_pb2.TaskSpec(id="t", command_line="x")
+    if method == "CreateJob":
+        job = job_pb2.Job(id="j2", pool_id="p1")
+        job.constraints.max_wall_clock_time.CopyFrom(d)
+        return "jobs", "CreateJob", job_pb2.CreateJobRequest(job=job)
+    if method == "UpdateJob":
+        job = job_pb2.Job(name="jobs/j1", priority=5)
+        job.constraints.max_wall_clock_time.CopyFrom(d)
+        return "jobs", "UpdateJob", job_pb2.UpdateJobRequest(job=job, update_mask=["priority"])
+    getattr(spec.constraints, path.rsplit(".", 1)[1]).CopyFrom(d)
+    if method == "AddTask":
+        return "tasks", "AddTask", task_pb2.AddTaskRequest(parent="jobs/j1", task=spec)
+    return "tasks", "AddTasks", task_pb2.AddTasksRequest(parent="jobs/j1", tasks=[spec])
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), BAD)
+@pytest.mark.parametrize(("method", "path"), sorted(CASES))
+async def test_bad_durations_are_invalid_argument_naming_the_field(
+    stubs, method: str, path: str, seconds: int, nanos: int
+) -> None:
+    await make_pool_and_job(stubs)
+    service, rpc, request = _request(method, path, seconds, nanos)
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await getattr(getattr(stubs, service), rpc)(request)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value
+    reason, violations = details(e.value)
+    assert reason in ("INVALID_JOB", "INVALID_TASK")
+    assert path in [f for f, _ in violations]
+    # Nothing changed.
+    job = await stubs.jobs.GetJob(job_pb2.GetJobRequest(name="jobs/j1"))
+    assert job.priority == 0 and not job.constraints.HasField("max_wall_clock_time")
+    assert [j.id for j in (await stubs.jobs.ListJobs(job_pb2.ListJobsRequest())).jobs] == ["j1"]
+    assert list((await stubs.tasks.ListTasks(task_pb2.ListTasksRequest(parent="jobs/j1"))).tasks) == []
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(CASES))
+async def test_good_durations_are_taken(stubs, method: str, path: str) -> None:
+    await make_pool_and_job(stubs)
+    for seconds, nanos in [(3600, 500), (36_500 * 24 * 3600, 0)]:
+        service, rpc, request = _request(method, path, seconds, nanos)
+        if method == "CreateJob":
+            request.job.id = f"j-{seconds}"
+        elif method == "AddTask":
+            request.task.id = f"t-{seconds}"
+        elif method == "AddTasks":
+            request.tasks[0].id = f"t-{seconds}"
+        await getattr(getattr(stubs, service), rpc)(request)
+
+
+async def test_zero_means_unlimited_or_default_for_tasks_but_a_job_limit_must_be_positive(stubs) -> None:
+    await make_pool_and_job(stubs)
+    spec = task_pb2.TaskSpec(id="t", command_line="x")
+    spec.constraints.max_wall_clock_time.SetInParent()
+    spec.constraints.retention_time.SetInParent()
+    await stubs.tasks.AddTask(task_pb2.AddTaskRequest(parent="jobs/j1", task=spec))
+    job = job_pb2.Job(id="j2", pool_id="p1")
+    job.constraints.max_wall_clock_time.SetInParent()
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job))
+    assert details(e.value)[1] == [("job.constraints.max_wall_clock_time", "must be positive")]
+
+
+async def test_output_only_fields_of_a_created_job_and_pool_are_dropped(stubs) -> None:
+    pool = pool_pb2.Pool(id="p1", current_nodes=7, etag="x", state=pool_pb2.POOL_STATE_DELETING)
+    pool.creation_time.seconds = 2**62
+    created = await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=pool))
+    assert created.current_nodes == 0 and created.state == pool_pb2.POOL_STATE_ACTIVE
+    assert 0 < created.creation_time.seconds < 2**40
+    job = job_pb2.Job(id="j1", pool_id="p1")
+    job.execution_info.end_time.seconds = -(2**62)
+    job.execution_info.terminate_reason = "made up"
+    created_job = await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job))
+    assert not created_job.execution_info.HasField("end_time")
+    assert created_job.execution_info.terminate_reason == ""
