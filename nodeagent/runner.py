@@ -450,6 +450,7 @@ class TaskRunner:
                 task_dir=task_dir,
                 storage=self._storage(),
                 now=self._clock.now(),
+                root=self._layout.root,
             )
             if err is not None:
                 outcome = Outcome(outcome.exit_code, failure(USER_ERROR, "FileUploadMiscError", err))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 import grpc
 
@@ -53,11 +54,12 @@ class StorageClient:
             await asyncio.to_thread(f.close)
         return size
 
-    async def upload_blob(self, container: str, blob_name: str, source: Path) -> storage_pb2.Blob:
-        """Upload one file as a blob (first message names it, chunks of at most 1 MiB)."""
+    async def upload_blob(self, container: str, blob_name: str, source: Path | BinaryIO) -> storage_pb2.Blob:
+        """Upload one file (a path, or a file open for reading that the caller closes) as a blob
+        (first message names it, chunks of at most 1 MiB)."""
 
         async def requests() -> AsyncIterator[storage_pb2.UploadBlobRequest]:
-            f = await asyncio.to_thread(open, source, "rb")
+            f = await asyncio.to_thread(open, source, "rb") if isinstance(source, Path) else source
             try:
                 first = True
                 while True:
@@ -74,7 +76,8 @@ class StorageClient:
                     if last:
                         return
             finally:
-                await asyncio.to_thread(f.close)
+                if f is not source:
+                    await asyncio.to_thread(f.close)
 
         result: storage_pb2.Blob = await self._stub.UploadBlob(requests(), timeout=self._timeout)
         return result
