@@ -38,20 +38,22 @@ class StorageClient:
             if not token:
                 return blobs
 
-    async def download_blob(self, container: str, blob_name: str, dest: Path) -> int:
-        """Write one blob to `dest`; returns its size."""
+    async def download_blob(self, container: str, blob_name: str, dest: Path | BinaryIO) -> int:
+        """Write one blob to `dest` (a path, or a file open for writing that the caller closes); returns its size."""
         call = self._stub.DownloadBlob(
             storage_pb2.DownloadBlobRequest(container=container, blob_name=blob_name), timeout=self._timeout
         )
         size = 0
-        f = await asyncio.to_thread(open, dest, "wb")
+        f = await asyncio.to_thread(open, dest, "wb") if isinstance(dest, Path) else dest
         try:
             async for chunk in call:
                 if chunk.data:
                     await asyncio.to_thread(f.write, chunk.data)
                     size += len(chunk.data)
+            await asyncio.to_thread(f.flush)
         finally:
-            await asyncio.to_thread(f.close)
+            if f is not dest:
+                await asyncio.to_thread(f.close)
         return size
 
     async def upload_blob(self, container: str, blob_name: str, source: Path | BinaryIO) -> storage_pb2.Blob:

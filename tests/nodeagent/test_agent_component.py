@@ -61,7 +61,7 @@ async def test_register_start_task_and_task_outcomes(plane_server, run_agent, tm
 
     ok = assignment(
         "t-ok",
-        "sh -c 'cat a.txt sub/b.txt > out.txt; echo $SHOAL_TASK_ID $AZ_BATCH_JOB_ID $SHOAL_TASK_ATTEMPT $MY'",
+        "sh -c 'cat data/a.txt data/sub/b.txt > out.txt; echo $SHOAL_TASK_ID $AZ_BATCH_JOB_ID $SHOAL_TASK_ATTEMPT $MY'",
         resource_files=[common_pb2.ResourceFile(storage_container_name="inputs", blob_prefix="data/")],
         environment_settings=[common_pb2.EnvironmentSetting(name="MY", value="v")],
         output_files=[

@@ -17,7 +17,7 @@ from shoal.nodeagent.__main__ import parse_config
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.outbox import Outbox
 from shoal.nodeagent.outputs import match_output_files, should_upload
-from shoal.nodeagent.staging import StagingError, blob_relative_name, parse_file_mode, stage_resource_files
+from shoal.nodeagent.staging import StagingError, container_file_path, parse_file_mode, stage_resource_files
 from shoal.nodeagent.state import RunningFile
 from shoal.paths import UnsafePathError
 from shoal.v1 import common_pb2
@@ -251,11 +251,15 @@ def test_upload_conditions() -> None:
 # ---- staging ---------------------------------------------------------------------------------------
 
 
-def test_blob_relative_name() -> None:
-    assert blob_relative_name("data/a/b.txt", "data/") == "a/b.txt"
-    assert blob_relative_name("data/a/b.txt", "data") == "a/b.txt"
-    assert blob_relative_name("data/a.txt", "data/a.txt") == "a.txt"
-    assert blob_relative_name("x.txt", "") == "x.txt"
+def test_a_staged_blob_keeps_its_full_name_under_the_file_path() -> None:
+    """As in Batch: the prefix selects blobs, the file path is a directory, the blob name is kept."""
+    assert container_file_path(".", "mpi/heat.py") == "mpi/heat.py"  # prefix "mpi/h" cut nothing
+    assert container_file_path("", "data/a/b.txt") == "data/a/b.txt"
+    assert container_file_path("in", "data/a.txt") == "in/data/a.txt"
+    assert container_file_path("in/", "x.txt") == "in/x.txt"
+    with pytest.raises(StagingError) as ei:
+        container_file_path("..", "x.txt")
+    assert ei.value.code == "BlobNotFound"
 
 
 def test_file_mode() -> None:
