@@ -165,7 +165,7 @@ class Agent:
         )
         self._channel = grpc.aio.insecure_channel(self.config.server, options=CHANNEL_OPTIONS)
         self._storage = StorageClient(self._channel)
-        self._spawn(self._sweeper())
+        self._spawn(self.runner.run_sweeper(self.config.sweep_interval_seconds))
         try:
             await self._session_loop()
         finally:
@@ -203,14 +203,6 @@ class Agent:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
-
-    async def _sweeper(self) -> None:
-        while True:
-            try:
-                await self.runner.sweep()
-            except Exception:
-                log.exception("retention sweep failed")
-            await self.clock.sleep(self.config.sweep_interval_seconds)
 
     async def _wait_or_stop(self, seconds: float) -> None:
         stop = asyncio.ensure_future(self._stop.wait())

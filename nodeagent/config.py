@@ -38,7 +38,7 @@ class AgentConfig:
     busy_report_delay: float = 0.05
     #: Grace between SIGTERM and SIGKILL when a process group is killed.
     kill_grace_seconds: float = 2.0
-    #: How often expired task directories are swept.
+    #: The longest the retention sweeper sleeps (it wakes at the earliest retention deadline).
     sweep_interval_seconds: float = 60.0
     #: Used when a task assignment carries no retention (0).
     default_retention_seconds: float = 7 * 24 * 3600.0

@@ -156,6 +156,9 @@ class TaskRunner:
         self._busy = 0
         #: Recently completed attempts: a repeated StartTasks for one of them is not run again.
         self._finished: collections.OrderedDict[AttemptKey, None] = collections.OrderedDict()
+        #: When the retention sweeper means to run next (POSIX seconds), and what wakes it sooner.
+        self._sweep_at = float("inf")
+        self._sweep_wake = asyncio.Event()
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -339,6 +342,27 @@ class TaskRunner:
         tasks = [a.task for a in self._attempts.values() if a.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
+
+    async def run_sweeper(self, max_wait: float) -> None:
+        """Sweep at each earliest retention deadline (at least every `max_wait` seconds), for ever.
+
+        A completion whose deadline comes before the planned sweep wakes it (see `_complete`).
+        """
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("retention sweep failed")
+            now = self._clock.now().timestamp()
+            delay = retention.next_sweep_delay(self.retention.next_deadline(), now, max_wait)
+            self._sweep_at = now + delay
+            self._sweep_wake.clear()
+            waits = {asyncio.ensure_future(self._clock.sleep(delay)), asyncio.ensure_future(self._sweep_wake.wait())}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
 
     async def sweep(self) -> list[Path]:
         """Delete task directories whose retention passed (not those of tasks running again)."""
@@ -581,6 +605,7 @@ class TaskRunner:
             if attempt.delete_files:
                 shutil.rmtree(task_dir, ignore_errors=True)
                 retention.remove_if_empty(task_dir.parent.parent)
+                self.retention.forget([(a.attempt.job_id, a.attempt.task_id)])
             else:
                 if not attempt.outputs_made:
                     # Ended before its command started (staging failed, killed while waiting): the
@@ -588,7 +613,9 @@ class TaskRunner:
                     _touch_outputs(task_dir)
                 seconds = a.retention_seconds if a.retention_seconds > 0 else self._config.default_retention_seconds
                 with contextlib.suppress(OverflowError):
-                    self.retention.record(a.attempt.job_id, a.attempt.task_id, now + timedelta(seconds=seconds))
+                    when = self.retention.record(a.attempt.job_id, a.attempt.task_id, now + timedelta(seconds=seconds))
+                    if when < self._sweep_at:
+                        self._sweep_wake.set()  # sooner than the sweeper means to wake
         event = agent_pb2.TaskEvent(
             attempt=a.attempt,
             kind=COMPLETED,
