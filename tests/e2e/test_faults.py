@@ -137,8 +137,9 @@ def overlapping_attempts(log: Path) -> int:
 @pytest.mark.timeout(120)
 def test_agent_chaos_never_runs_two_attempts_of_a_task_at_once(tmp_path: Path) -> None:
     """SIGKILL agents again and again (each restarted once the server has given up on it and requeued
-    its tasks): every task completes, and no two attempts of a task are ever alive at the same time,
-    because a dead agent's watchdog ends its tasks at once."""
+    its tasks) while tasks keep coming, so that a requeued task starts again at once: every task
+    completes, and no two attempts of a task are ever alive at the same time, because a dead
+    agent's watchdog ends its tasks at once."""
     import random
     import time
 
@@ -150,41 +151,46 @@ def test_agent_chaos_never_runs_two_attempts_of_a_task_at_once(tmp_path: Path) -
     heartbeat_timeout = 1.5
     srv = ServerProcess(tmp_path / "data", heartbeat_timeout=heartbeat_timeout).start()
     try:
-        srv.create_pool("p", nodes=4, slots=2)
+        srv.create_pool("p", nodes=4, slots=4)
         srv.wait_nodes("p", 4)
         srv.create_job(
             "j", "p", common_environment_settings=[common_pb2.EnvironmentSetting(name="CHAOS_LOG", value=str(logs))]
         )
-        n = 120
-        # 0.4 to 3 s: most outlive the heartbeat timeout, so an orphan would still run when its task reruns.
+        # One task every 0.4 s, each 2 to 5 s long: the pool is never full, so a requeued task runs again
+        # as soon as the server gives up on its node, while the first attempt (if it lives on) still runs.
+        n = 60
         specs = [
-            task_pb2.TaskSpec(id=f"c{i}", command_line=CHAOS_TASK.format(ticks=2 + rng.randrange(14))) for i in range(n)
+            task_pb2.TaskSpec(id=f"c{i}", command_line=CHAOS_TASK.format(ticks=10 + rng.randrange(16)))
+            for i in range(n)
         ]
-        assert all(r.status == task_pb2.ADD_TASK_STATUS_SUCCESS for r in srv.add("j", specs).results)
         cmdlines = {node: psutil.Process(pid).cmdline() for node, pid in srv.agent_pids().items()}
         kills = 0
+        added = 0
         down: dict[str, float] = {}  # node -> when to restart it
-        chaos_until = time.monotonic() + 20
-        next_kill = time.monotonic() + 1.0
-        while time.monotonic() < chaos_until or down:
+        start = time.monotonic()
+        next_kill = start + 2.0
+        while added < n or down:
             now = time.monotonic()
+            if added < n and now >= start + 0.4 * added:
+                assert srv.add("j", [specs[added]]).results[0].status == task_pb2.ADD_TASK_STATUS_SUCCESS
+                added += 1
             for node, when in list(down.items()):
                 if now >= when:
                     subprocess.Popen(
                         cmdlines[node], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                     )
                     del down[node]
-            if now >= next_kill and now < chaos_until:
+            if now >= next_kill and added < n:
                 pids = srv.agent_pids()
                 up = sorted(set(pids) - set(down))
-                if len(up) > 1:
+                if len(up) > 2:
                     victim = rng.choice(up)
                     os.kill(pids[victim], signal.SIGKILL)
                     kills += 1
-                    # Back after the server has given up on it: its tasks are requeued elsewhere first.
-                    down[victim] = now + heartbeat_timeout + 1.0 + rng.random()
+                    # Back a while after the server has given up on it and run its tasks elsewhere.
+                    down[victim] = now + heartbeat_timeout + 2.0 + 2.0 * rng.random()
                 next_kill = now + 1.0 + rng.random()
-            time.sleep(0.05)
+            time.sleep(0.02)
         done = srv.wait_job_tasks("j", timeout=90)
         assert len(done) == n
         failed = {
