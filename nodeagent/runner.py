@@ -664,7 +664,7 @@ def _touch_outputs(task_dir: Path) -> None:
     """Make stdout.txt and stderr.txt if missing (never truncating one)."""
     for name in OUTPUT_FILES:
         with contextlib.suppress(OSError):
-            os.close(os.open(task_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o660))
+            os.close(os.open(task_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o660))
 
 
 def _make_task_dir(task_dir: Path, wd: Path) -> bool:

@@ -450,3 +450,16 @@ def test_multi_instance_env(tmp_path: Path) -> None:
     assert env["SHOAL_MPI_AGENTS"] == "127.0.1.1=127.0.1.1:5,127.0.1.2=127.0.1.2:6"
     assert env["HYDRA_LAUNCHER_EXEC"] == "shoal-mpi-launch"
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
+
+
+def test_a_command_never_writes_its_output_through_a_link(tmp_path: Path) -> None:
+    """An earlier command of the task (a coordination command) put a link where stdout.txt goes."""
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (tmp_path / "stdout.txt").symlink_to(victim)
+    with pytest.raises(process.LaunchError) as ei:
+        process.spawn(
+            "echo hi", cwd=tmp_path, env={}, stdout=tmp_path / "stdout.txt", stderr=tmp_path / "e", append=True
+        )
+    assert ei.value.code == "CommandLaunchFailed" and "stdout.txt" in ei.value.message
+    assert victim.read_text() == "untouched"
