@@ -97,7 +97,7 @@ class RetentionJournal:
         deadline (a restarted agent watches every deadline of its journal again).
         """
         t = now.timestamp()
-        out = []
+        out: list[TaskRef] = []
         while True:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > t:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -657,7 +658,16 @@ def _reset_task_dir(task_dir: Path) -> None:
         shutil.rmtree(wd)
     wd.mkdir(parents=True)
     for name in OUTPUT_FILES:
-        (task_dir / name).write_bytes(b"")
+        path = task_dir / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o660)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            # An instance sharing the directory left a link there: replace the link, not its target.
+            path.unlink()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o660)
+        os.close(fd)
 
 
 def _touch_outputs(task_dir: Path) -> None:
