@@ -93,6 +93,8 @@ class _Destination:
         self.dir_fd = -1
         self.fd = -1
         try:
+            # The working directory is the agent's; another instance's shared one may not be made yet.
+            wd.mkdir(parents=True, exist_ok=True)
             self.dir_fd = safeopen.makedirs_beneath(wd, parent)
             self.fd = os.open(
                 self.tmp_name,

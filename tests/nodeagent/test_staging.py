@@ -46,6 +46,13 @@ async def test_the_prefix_selects_blobs_and_each_keeps_its_full_name(storage: St
     assert (wd / "mpi" / "heat.py").stat().st_mode & 0o777 == 0o770
 
 
+async def test_staging_into_a_directory_not_made_yet(storage: StorageClient, tmp_path: Path) -> None:
+    """Another instance's shared directory, which its own agent may not have made yet."""
+    shared = tmp_path / "other-node" / "workitems" / "j" / "job-1" / "mi"
+    await stage_resource_files([container("mpi/heat", ".")], shared, storage)
+    assert files_under(shared) == ["mpi/heat.py"]
+
+
 async def test_staging_never_writes_through_a_link(storage: StorageClient, tmp_path: Path) -> None:
     """A link left where a directory or a file goes (a shared directory, a start task's last run)."""
     wd = tmp_path / "wd"
