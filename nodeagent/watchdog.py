@@ -48,6 +48,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 #: The environment variable every task process carries (see shoal.nodeagent.envvars).
@@ -167,8 +169,6 @@ def make_task_cgroup(root: Path) -> Path | None:
 def kill_by_environment(root: str, running_file: Path, wait: float = KILL_WAIT_SECONDS) -> int:
     """SIGKILL every process whose environment names node root `root`, and the process groups of the
     tasks in `running_file` that still have such a member; returns how many processes were killed."""
-    import psutil
-
     from shoal.nodeagent.state import RunningFile
 
     me = os.getpid()
@@ -199,8 +199,17 @@ def kill_by_environment(root: str, running_file: Path, wait: float = KILL_WAIT_S
         if not victims:
             break
         killed += len(victims)
-        psutil.wait_procs(victims, timeout=max(0.0, deadline - time.monotonic()))
+        # Dead is enough (a zombie waits for whoever reaps it, init at its own pace).
+        while any(_alive(p) for p in victims) and time.monotonic() < deadline:
+            time.sleep(0.01)
     return killed
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 # ---- the agent's side ----------------------------------------------------------------------------
