@@ -141,6 +141,26 @@ def enter_cgroup(cgroup: Path, pid: int) -> None:
     (cgroup / "cgroup.procs").write_text(str(pid))
 
 
+#: An empty agent cgroup older than this is a leftover (its agent and watchdog were both killed).
+STALE_CGROUP_SECONDS = 60.0
+
+
+def remove_stale_cgroups(parent: Path, older_than: float = STALE_CGROUP_SECONDS) -> None:
+    """Remove empty agent cgroups below `parent` made more than `older_than` seconds ago.
+
+    A live agent is inside its cgroup (not empty); one made moments ago may belong to an agent
+    that is about to enter it, hence the age.
+    """
+    now = time.time()
+    for cg in parent.glob(CGROUP_PREFIX + "*"):
+        try:
+            if now - cg.stat().st_mtime > older_than and not _populated(cg):
+                cg.rmdir()
+                log.info("removed %s, an empty cgroup an earlier agent left", cg)
+        except OSError:
+            continue
+
+
 def make_task_cgroup(root: Path) -> Path | None:
     """A fresh, empty cgroup for the agent of `root` below this process's own, or None where the
     machine does not allow it (cgroup v2 not mounted, or not writable here). A leftover of an
@@ -148,6 +168,7 @@ def make_task_cgroup(root: Path) -> Path | None:
     parent = cgroup2_dir_of_self()
     if parent is None or not os.access(parent / "cgroup.procs", os.W_OK):
         return None
+    remove_stale_cgroups(parent)
     cgroup = parent / task_cgroup_name(root)
     if cgroup.exists():
         killed = kill_cgroup(cgroup)

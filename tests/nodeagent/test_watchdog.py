@@ -125,3 +125,28 @@ async def test_a_watchdog_that_dies_is_replaced(plane_server, run_agent) -> None
         return agent.watchdog.proc is not first and agent.watchdog.proc.poll() is None
 
     await asyncio.wait_for(_until(replaced), 10)
+
+
+def test_empty_agent_cgroups_left_behind_are_removed(tmp_path: Path) -> None:
+    """When an agent and its watchdog were both killed, the next agent to start removes their empty cgroup."""
+    if not cgroups_work(tmp_path):
+        pytest.skip("cgroup v2 is not writable here")
+    parent = watchdog.cgroup2_dir_of_self()
+    assert parent is not None
+    empty = parent / watchdog.task_cgroup_name(tmp_path / "dead")
+    busy = parent / watchdog.task_cgroup_name(tmp_path / "alive")
+    empty.mkdir()
+    busy.mkdir()
+    sleeper = psutil.Popen(["sleep", "1006"])
+    try:
+        watchdog.enter_cgroup(busy, sleeper.pid)
+        watchdog.remove_stale_cgroups(parent, older_than=3600)
+        assert empty.exists()  # too young: it may belong to an agent about to enter it
+        watchdog.remove_stale_cgroups(parent, older_than=-1)
+        assert not empty.exists() and busy.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for cg in (empty, busy):
+            with contextlib.suppress(OSError):
+                watchdog.kill_cgroup(cg)
