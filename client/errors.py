@@ -26,6 +26,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ShoalError",
+    "TaskFilesCleanedUp",
     "Unauthenticated",
     "Unavailable",
     "from_rpc_error",
@@ -77,6 +78,11 @@ class NotFound(ShoalError):
     """The named resource does not exist (``NOT_FOUND``)."""
 
     default_code = grpc.StatusCode.NOT_FOUND
+
+
+class TaskFilesCleanedUp(NotFound):
+    """A completed task's files are gone from its node (``TASK_FILES_CLEANED_UP``, Batch's
+    ``TaskFilesCleanedup``): its retention time ran out, or they were deleted."""
 
 
 class AlreadyExists(ShoalError):
@@ -148,6 +154,12 @@ _BY_CODE: dict[grpc.StatusCode, type[ShoalError]] = {
 }
 
 
+#: Reasons with a class of their own (a subclass of the class of their code).
+_BY_REASON: dict[str, type[ShoalError]] = {
+    "TASK_FILES_CLEANED_UP": TaskFilesCleanedUp,
+}
+
+
 def from_rpc_error(error: grpc.RpcError) -> ShoalError:
     """Turn a failed gRPC call into the matching :class:`ShoalError` subclass.
 
@@ -181,5 +193,7 @@ def from_rpc_error(error: grpc.RpcError) -> ShoalError:
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 violations.extend((v.field, v.description) for v in bad.field_violations)
-    cls = _BY_CODE.get(code, ShoalError)
+    cls = _BY_REASON.get(reason) or _BY_CODE.get(code, ShoalError)
+    if not issubclass(cls, _BY_CODE.get(code, ShoalError)):
+        cls = _BY_CODE.get(code, ShoalError)
     return cls(message, code=code, reason=reason, field_violations=violations, metadata=metadata)

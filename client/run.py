@@ -8,6 +8,8 @@ streams the primary's output and returns the finished task.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -16,8 +18,8 @@ from pathlib import Path
 from shoal.mpi.launch import Flavor, mpiexec_command_line
 
 from ._client import Client
-from .errors import NotFound
-from .types import MultiInstanceSettings, ResourceFileSpec, Task, TaskSpec
+from .errors import NotFound, ShoalError
+from .types import MultiInstanceSettings, ResourceFileSpec, Task, TaskSpec, TaskState
 
 RUN_CONTAINER = "shoal-run"
 
@@ -28,7 +30,7 @@ def mpi_task_spec(
     nodes: int,
     ppn: int,
     program: Sequence[str],
-    files_prefix: str | None = None,
+    files_container: str | None = None,
     flavor: Flavor = "mpich",
     coordination_command_line: str = "",
     max_wall_clock_time: timedelta | None = None,
@@ -36,11 +38,9 @@ def mpi_task_spec(
     mpiexec: str = "mpiexec",
 ) -> TaskSpec:
     """The multi-instance task for `program` with `ppn` ranks on each of `nodes` nodes (pure)."""
-    common = (
-        (ResourceFileSpec(storage_container=RUN_CONTAINER, blob_prefix=f"{files_prefix}/", file_path="."),)
-        if files_prefix
-        else ()
-    )
+    # Every blob of the run's own container, under its name, in the shared directory (a blob keeps
+    # its full name when staged, so the files are uploaded under their bare names).
+    common = (ResourceFileSpec(storage_container=files_container, file_path="."),) if files_container else ()
     return TaskSpec(
         id=task_id,
         command_line=mpiexec_command_line(nodes, ppn, program, flavor=flavor, mpiexec=mpiexec),
@@ -82,17 +82,17 @@ def run_mpi(
         client.jobs.get(job_id)
     except NotFound:
         client.jobs.create(id=job_id, pool_id=pool_id)
-    prefix = None
+    container = None
     if files:
-        prefix = task_id
+        container = run_container(job_id, task_id)
         for f in files:
-            client.storage.upload_file(RUN_CONTAINER, f, f"{prefix}/{Path(f).name}")
+            client.storage.upload_file(container, f, Path(f).name)
     spec = mpi_task_spec(
         task_id=task_id,
         nodes=nodes,
         ppn=ppn,
         program=program,
-        files_prefix=prefix,
+        files_container=container,
         flavor=flavor,
         max_wall_clock_time=max_wall_clock_time,
         max_task_retry_count=max_task_retry_count,
@@ -102,6 +102,15 @@ def run_mpi(
     if on_output is not None:
         for chunk in client.tasks.follow_file(job_id, task_id, "stdout.txt", timeout=timeout):
             on_output(chunk)
-    for task in client.tasks.wait(job_id, task_ids=[task_id], timeout=timeout):
-        return task
-    return client.tasks.get(job_id, task_id)
+    done = next(iter(client.tasks.wait(job_id, task_ids=[task_id], timeout=timeout)), None)
+    if done is None:
+        done = client.tasks.get(job_id, task_id)
+    if container is not None and done.state == TaskState.COMPLETED:
+        with contextlib.suppress(ShoalError):
+            client.storage.delete_container(container)
+    return done
+
+
+def run_container(job_id: str, task_id: str) -> str:
+    """The container that holds one run's files (a valid container id whatever the ids)."""
+    return f"{RUN_CONTAINER}-{hashlib.sha256(f'{job_id}/{task_id}'.encode()).hexdigest()[:16]}"

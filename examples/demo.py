@@ -180,8 +180,8 @@ def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
 
 
 def build_tasks() -> list[TaskSpec]:
-    # A prefix naming one blob stages just that blob (under its own name) into `file_path`.
-    app = ResourceFileSpec.from_container(INPUTS, blob_prefix="app/wordcount.py", file_path="app")
+    # A prefix naming one blob stages just that blob; a blob keeps its full name (app/wordcount.py).
+    app = ResourceFileSpec.from_container(INPUTS, blob_prefix="app/wordcount.py")
     resources = (app,)
     tasks = []
     for i in range(WORDCOUNT_TASKS):
@@ -193,7 +193,7 @@ def build_tasks() -> list[TaskSpec]:
                 command_line=f"{PYTHON} app/wordcount.py count inputs/{chunk} out/{tid}.json",
                 resource_files=(
                     app,
-                    ResourceFileSpec.from_container(INPUTS, blob_prefix=f"inputs/{chunk}", file_path="inputs"),
+                    ResourceFileSpec.from_container(INPUTS, blob_prefix=f"inputs/{chunk}"),
                 ),
                 output_files=(OutputFileSpec(file_pattern="out/*.json", container=OUTPUTS, path="results/"),),
                 max_task_retry_count=0,

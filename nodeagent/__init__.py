@@ -3,7 +3,8 @@
 Entry points:
 
 - ``python -m shoal.nodeagent --server HOST:PORT --node-root DIR --ip 127.0.1.N [--node-id ID]
-  [--pool POOL] [--orphan-timeout SECONDS] [--allow-non-loopback] [--log-level LEVEL]``
+  [--pool POOL] [--orphan-timeout SECONDS] [--allow-non-loopback] [--no-watchdog]
+  [--no-task-cgroup] [--log-level LEVEL]``
 - :func:`shoal.nodeagent.__main__.main` (``main(argv: list[str] | None = None) -> int``), what
   ``shoal agent`` calls with the same arguments.
 - :class:`shoal.nodeagent.agent.Agent` (``await Agent(AgentConfig(...), clock=...).run() -> int``)
@@ -14,6 +15,8 @@ environments), ``process`` (spawn, reap, kill process groups), ``staging`` (reso
 ``outputs`` (output files), ``storage`` (StorageService client), ``runner`` (task attempts),
 ``starttask``, ``outbox`` (unacknowledged events), ``journal`` (append-only JSON-lines files),
 ``state`` (volatile/ files), ``retention`` (task directory deadlines and sweeper),
+``watchdog`` (kills the tasks of an agent that dies), ``safeopen`` (opening node files without
+following symlinks),
 ``fileservice`` (NodeService ListFiles/ReadFile), ``execservice`` (NodeService.Exec for MPI
 proxies), ``agent`` (the session with the server).
 
@@ -24,5 +27,5 @@ runs the application command. MPI launchers reach other instances through `shoal
 which calls NodeService.Exec on the target node's agent.
 
 Exit codes: 0 after Shutdown, SIGTERM or SIGINT; 3 when the control plane was unreachable for
-the orphan timeout; 2 for a bad command line.
+the orphan timeout; 4 when another agent holds the node root; 2 for a bad command line.
 """

@@ -34,6 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow listening on a non-loopback address (there is no authentication yet)",
     )
+    p.add_argument(
+        "--no-watchdog",
+        action="store_true",
+        help="run no watchdog process (tasks then outlive an agent that is killed, until it restarts)",
+    )
+    p.add_argument(
+        "--no-task-cgroup",
+        action="store_true",
+        help="do not put the agent and its tasks in a cgroup of their own (the watchdog then ends "
+        "tasks by process group and environment)",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p
 
@@ -61,6 +72,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         pool_id=args.pool,
         orphan_timeout=args.orphan_timeout,
         allow_non_loopback=args.allow_non_loopback,
+        watchdog=not args.no_watchdog,
+        task_cgroup=not args.no_task_cgroup,
     )
     return config, args.log_level
 

@@ -29,6 +29,7 @@ from shoal.nodeagent.runner import TaskRunner
 from shoal.nodeagent.starttask import run_start_task
 from shoal.nodeagent.state import RunningFile, read_node_id, write_node_id
 from shoal.nodeagent.storage import StorageClient
+from shoal.nodeagent.watchdog import RootBusyError, Watchdog, take_root_lock
 from shoal.paths import UnsafePathError
 from shoal.v1 import common_pb2
 
@@ -38,6 +39,7 @@ _EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 
 EXIT_OK = 0
 EXIT_ORPHANED = 3
+EXIT_ROOT_BUSY = 4
 #: The start task's process group in running.json.
 START_TASK_KEY = "startup"
 WELCOME_TIMEOUT = 30.0
@@ -115,6 +117,8 @@ class Agent:
         self._start_task_pgid: int | None = None
         self._start_task_report: common_pb2.StartTaskInfo | None = None
         self.start_task_succeeded = False
+        self._root_lock: int | None = None
+        self.watchdog: Watchdog | None = None
         self.runner = TaskRunner(
             config=config,
             layout=self.layout,
@@ -139,6 +143,30 @@ class Agent:
     async def run(self) -> int:
         """Run until Shutdown, a signal, or the orphan timeout; returns the exit code."""
         self.layout.create()
+        try:
+            # First the root's lock: an earlier agent's watchdog holds it until that agent's tasks are gone.
+            self._root_lock = await take_root_lock(self.layout.lock_file, self.config.root_lock_timeout)
+        except RootBusyError as e:
+            log.error("%s", e)
+            return EXIT_ROOT_BUSY
+        try:
+            return await self._run_locked()
+        finally:
+            if self.watchdog is not None:
+                await self.watchdog.close()
+            os.close(self._root_lock)
+            self._root_lock = None
+
+    async def _run_locked(self) -> int:
+        assert self._root_lock is not None
+        if self.config.watchdog:
+            self.watchdog = await Watchdog.start(
+                root=self.layout.root,
+                lock_fd=self._root_lock,
+                running_file=self.layout.running_file,
+                use_cgroup=self.config.task_cgroup,
+            )
+            self._spawn(self._guard_watchdog(self.watchdog))
         orphans = self.running_file.kill_orphans(self.layout.root)
         if orphans:
             log.warning("killed %d task(s) left by a previous agent process: %s", len(orphans), orphans)
@@ -166,13 +194,21 @@ class Agent:
         )
         self._channel = grpc.aio.insecure_channel(self.config.server, options=CHANNEL_OPTIONS)
         self._storage = StorageClient(self._channel)
-        self._spawn(self._sweeper())
+        self._spawn(self.runner.run_sweeper(self.config.sweep_interval_seconds))
         try:
             await self._session_loop()
         finally:
             await self._shutdown()
             await server.stop(0.5)
         return self.exit_code
+
+    async def _guard_watchdog(self, watchdog: Watchdog) -> None:
+        """Start a new watchdog whenever the last one dies while the agent runs."""
+        while True:
+            await process.wait_process(watchdog.proc)
+            if watchdog.closed or self._stop.is_set():
+                return
+            watchdog.respawn()
 
     def _retain_orphan_dirs(self, keys: list[str]) -> None:
         """Give the directories of killed orphans the default retention, so the sweeper removes them."""
@@ -204,14 +240,6 @@ class Agent:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
-
-    async def _sweeper(self) -> None:
-        while True:
-            try:
-                await self.runner.sweep()
-            except Exception:
-                log.exception("retention sweep failed")
-            await self.clock.sleep(self.config.sweep_interval_seconds)
 
     async def _wait_or_stop(self, seconds: float) -> None:
         stop = asyncio.ensure_future(self._stop.wait())

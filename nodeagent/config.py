@@ -38,7 +38,16 @@ class AgentConfig:
     busy_report_delay: float = 0.05
     #: Grace between SIGTERM and SIGKILL when a process group is killed.
     kill_grace_seconds: float = 2.0
-    #: How often expired task directories are swept.
+    #: The longest the retention sweeper sleeps (it wakes at the earliest retention deadline).
     sweep_interval_seconds: float = 60.0
     #: Used when a task assignment carries no retention (0).
     default_retention_seconds: float = 7 * 24 * 3600.0
+    #: Run a watchdog process that kills the tasks if the agent dies (see shoal.nodeagent.watchdog).
+    watchdog: bool = True
+    #: Put the agent, and so every process it starts, in a cgroup of its own that the watchdog kills,
+    #: where cgroup v2 is writable. Moves the whole process: on for `shoal agent`, off for an agent
+    #: embedded in another program.
+    task_cgroup: bool = False
+    #: How long a starting agent waits for the node root's lock (an earlier agent's watchdog ending
+    #: its tasks takes milliseconds; a second agent on the same root gives up after this).
+    root_lock_timeout: float = 30.0

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.nodeagent import safeopen
 from shoal.nodeagent.layout import NodeLayout
-from shoal.paths import UnsafePathError, safe_join
+from shoal.paths import UnsafePathError, check_relative_path
 from shoal.v1 import common_pb2
 
 READ_CHUNK = 64 * 1024
@@ -23,8 +29,20 @@ ExecHandler = Callable[
 ]
 FOLLOW_POLL_SECONDS = 0.1
 
+#: The ErrorInfo domain and reasons of NodeService errors (the control plane maps them for its clients).
+ERROR_DOMAIN = "shoal.agent.v1"
+REASON_INVALID_PATH = "INVALID_PATH"
+REASON_INVALID_OFFSET = "INVALID_OFFSET"
+REASON_NOT_A_FILE = "NOT_A_REGULAR_FILE"
+REASON_FILE_NOT_FOUND = "FILE_NOT_FOUND"
+#: The task's own directory is not on this node (never made here, or deleted: retention, DeleteTaskFiles).
+REASON_TASK_DIRECTORY_NOT_FOUND = "TASK_DIRECTORY_NOT_FOUND"
+REASON_SYMLINK = "SYMLINK_NOT_FOLLOWED"
+REASON_ACCESS_DENIED = "FILE_ACCESS_DENIED"
+REASON_UNREADABLE = "FILE_UNREADABLE"
 
-def _node_file(path: Path, rel: str, st: os.stat_result) -> common_pb2.NodeFile:
+
+def _node_file(rel: str, st: os.stat_result) -> common_pb2.NodeFile:
     f = common_pb2.NodeFile(
         path=rel,
         is_directory=stat.S_ISDIR(st.st_mode),
@@ -35,36 +53,28 @@ def _node_file(path: Path, rel: str, st: os.stat_result) -> common_pb2.NodeFile:
     return f
 
 
-def list_files(base: Path, target: Path, recursive: bool) -> list[common_pb2.NodeFile]:
-    """Entries under `target` (or `target` itself when it is a file), paths relative to `base`.
+def _join(*parts: str) -> str:
+    return "/".join(p for p in parts if p)
 
-    Symlinks are listed but never followed out of `base`.
+
+def list_files(root: Path, scope_rel: str, path: str, recursive: bool) -> list[common_pb2.NodeFile]:
+    """Entries under `path` (or `path` itself when it is not a directory), relative to `scope_rel`.
+
+    `scope_rel` (the task directory, or '' for the node root) and `path` are below `root`; no
+    symlink is followed on the way or while walking (symlinks are listed as what they are).
+    Raises UnsafePathError and OSError (ELOOP for a symlink on the way).
     """
-    base = base.resolve()
-
-    def rel(p: Path) -> str:
-        return p.relative_to(base).as_posix()
-
-    st = target.stat()
+    rel = check_relative_path(path, allow_empty=True)
+    full = _join(scope_rel, rel)
+    st = safeopen.lstat_beneath(root, full)
     if not stat.S_ISDIR(st.st_mode):
-        return [_node_file(target, rel(target), st)]
-    out: list[common_pb2.NodeFile] = []
-    if recursive:
-        for dirpath, dirnames, filenames in os.walk(target):
-            dirnames.sort()
-            for name in sorted(dirnames) + sorted(filenames):
-                p = Path(dirpath) / name
-                try:
-                    out.append(_node_file(p, rel(p), p.lstat()))
-                except OSError:
-                    continue
-    else:
-        for p in sorted(target.iterdir()):
-            try:
-                out.append(_node_file(p, rel(p), p.lstat()))
-            except OSError:
-                continue
-    return out
+        return [_node_file(rel, st)]
+    fd = safeopen.open_dir(root, full)
+    try:
+        prefix = rel + "/" if rel else ""
+        return [_node_file(prefix + e.rel, e.st) for e in safeopen.walk(fd, descend=lambda _rel: recursive)]
+    finally:
+        os.close(fd)
 
 
 class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
@@ -90,43 +100,47 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         async for response in self._exec(request_iterator, context):
             yield response
 
-    async def _resolve(
-        self,
-        scope: int,
-        job_id: str,
-        task_id: str,
-        path: str,
-        context: grpc.aio.ServicerContext,
-        appears_by: asyncio.Event | None = None,
-    ) -> tuple[Path, Path]:
-        """The base directory of `scope` and `path` within it, which must exist (NOT_FOUND otherwise),
-        or come to exist before `appears_by` is set."""
-        try:
-            if scope == agent_pb2.FILE_SCOPE_NODE:
-                base = self._layout.root
-            elif scope == agent_pb2.FILE_SCOPE_TASK:
-                base = self._layout.task_dir(job_id, task_id)
-            else:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "scope must be FILE_SCOPE_NODE or _TASK")
-            target = safe_join(base, path, allow_empty=True)
-        except UnsafePathError as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        while appears_by is not None and not appears_by.is_set() and not target.exists():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(appears_by.wait(), FOLLOW_POLL_SECONDS)
-        if not target.exists():
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"{path or '.'} not found")
-        return base, target
+    def _scope(self, scope: int, job_id: str, task_id: str) -> str:
+        """The scope's directory relative to the node root ('' for the root itself).
+
+        Raises UnsafePathError for ids that are not plain names, ValueError for an unknown scope.
+        """
+        if scope == agent_pb2.FILE_SCOPE_NODE:
+            return ""
+        if scope == agent_pb2.FILE_SCOPE_TASK:
+            return self._layout.task_dir(job_id, task_id).relative_to(self._layout.root).as_posix()
+        raise ValueError("scope must be FILE_SCOPE_NODE or FILE_SCOPE_TASK")
+
+    async def _fail(self, context: grpc.aio.ServicerContext, e: Exception, path: str, scope_rel: str) -> NoReturn:
+        """End the call with the status and reason that `e` means (never returns)."""
+        if isinstance(e, (UnsafePathError, ValueError)):
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, REASON_INVALID_PATH, str(e))
+        if isinstance(e, safeopen.NotARegularFile):
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, REASON_NOT_A_FILE, f"{path or '.'} is {e}")
+        assert isinstance(e, OSError)
+        message = safeopen.describe_error(e, path)
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            reason = REASON_FILE_NOT_FOUND
+            if scope_rel and not await asyncio.to_thread(_exists, self._layout.root, scope_rel):
+                reason = REASON_TASK_DIRECTORY_NOT_FOUND
+                message = f"{path or '.'} not found: the task has no directory on this node"
+            await abort(context, grpc.StatusCode.NOT_FOUND, reason, message)
+        if e.errno == errno.ELOOP:
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, REASON_SYMLINK, message)
+        if e.errno in (errno.EACCES, errno.EPERM):
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, REASON_ACCESS_DENIED, message)
+        await abort(context, grpc.StatusCode.FAILED_PRECONDITION, REASON_UNREADABLE, message)
 
     async def ListFiles(
         self, request: agent_pb2.ListFilesRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.ListFilesResponse:
         """List a directory (or one file), optionally recursively."""
-        base, target = await self._resolve(request.scope, request.job_id, request.task_id, request.path, context)
+        scope_rel = ""
         try:
-            files = await asyncio.to_thread(list_files, base, target, request.recursive)
-        except FileNotFoundError:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"{request.path} not found")
+            scope_rel = self._scope(request.scope, request.job_id, request.task_id)
+            files = await asyncio.to_thread(list_files, self._layout.root, scope_rel, request.path, request.recursive)
+        except (UnsafePathError, ValueError, OSError) as e:
+            await self._fail(context, e, request.path, scope_rel)
         return agent_pb2.ListFilesResponse(files=files)
 
     async def ReadFile(
@@ -136,28 +150,40 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
 
         Following a task's file that is not there yet waits for it while the attempt runs: RUNNING is
         reported when the attempt starts, before its resource files are staged and its command makes
-        stdout.txt and stderr.txt.
+        stdout.txt and stderr.txt. The file is opened without following any symlink (see
+        `shoal.nodeagent.safeopen`): a task cannot point a read at a file outside its directory.
         """
+        if request.offset < 0:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, REASON_INVALID_OFFSET, "offset must not be negative")
         done: asyncio.Event | None = None
         if request.follow and request.scope == agent_pb2.FILE_SCOPE_TASK:
             done = self._task_done(request.job_id, request.task_id)
-        _base, target = await self._resolve(
-            request.scope, request.job_id, request.task_id, request.path, context, appears_by=done
-        )
-        if target.is_dir():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.path} is a directory")
-        if not target.is_file():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{request.path} is not a regular file")
-        if request.offset < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "offset must not be negative")
+        scope_rel = ""
+        fd = -1
+        try:
+            scope_rel = self._scope(request.scope, request.job_id, request.task_id)
+            full = _join(scope_rel, check_relative_path(request.path, allow_empty=True))
+            while True:
+                try:
+                    fd = await asyncio.to_thread(safeopen.open_regular, self._layout.root, full)
+                    break
+                except FileNotFoundError:
+                    if done is None or done.is_set():
+                        raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), FOLLOW_POLL_SECONDS)
+        except (UnsafePathError, ValueError, safeopen.NotARegularFile, OSError) as e:
+            await self._fail(context, e, request.path, scope_rel)
         offset = request.offset
-        f = await asyncio.to_thread(open, target, "rb")
         try:
             while True:
                 # Note whether the attempt had ended before reading, so that the final read drains it.
                 finished = done is None or done.is_set()
                 while True:
-                    data = await asyncio.to_thread(_read_at, f, offset)
+                    try:
+                        data = await asyncio.to_thread(os.pread, fd, READ_CHUNK, offset)
+                    except OSError as e:
+                        await self._fail(context, e, request.path, scope_rel)
                     if not data:
                         break
                     yield common_pb2.FileChunk(offset=offset, data=data)
@@ -168,9 +194,23 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), FOLLOW_POLL_SECONDS)
         finally:
-            f.close()
+            os.close(fd)
 
 
-def _read_at(f: object, offset: int) -> bytes:
-    fileno = f.fileno()  # type: ignore[attr-defined]
-    return os.pread(fileno, READ_CHUNK, offset)
+def _exists(root: Path, rel: str) -> bool:
+    try:
+        safeopen.lstat_beneath(root, rel)
+    except (OSError, UnsafePathError):
+        return False
+    return True
+
+
+async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, reason: str, message: str) -> NoReturn:
+    """End the call with `code`, `message` and an ErrorInfo `reason` (domain shoal.agent.v1) that the
+    control plane passes on to its client (see `shoal.server.api.nodefiles`)."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]
+    raise AssertionError("abort_with_status returned")  # it raises to end the call

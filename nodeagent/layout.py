@@ -64,6 +64,11 @@ class NodeLayout:
         return self.volatile / "running.json"
 
     @property
+    def lock_file(self) -> Path:
+        """Held by the agent of this root and its watchdog (see shoal.nodeagent.watchdog)."""
+        return self.volatile / "agent.lock"
+
+    @property
     def retention_file(self) -> Path:
         """Retention deadlines of completed task directories (a journal)."""
         return self.volatile / "retention.jsonl"

@@ -75,10 +75,18 @@ def spawn(
     stdout and stderr go straight to the files. Raises LaunchError.
     """
     argv = split_command(command_line)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    out_fd = os.open(stdout, flags, 0o660)
+    # O_NOFOLLOW: an earlier command of the task (a coordination command, a start task's last try)
+    # may have put a symlink where the output goes; the agent never writes through one.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
     try:
-        err_fd = os.open(stderr, flags, 0o660)
+        out_fd = os.open(stdout, flags, 0o660)
+    except OSError as e:
+        raise LaunchError(CODE_LAUNCH_FAILED, f"cannot open {stdout.name}: {e.strerror or e}") from e
+    try:
+        try:
+            err_fd = os.open(stderr, flags, 0o660)
+        except OSError as e:
+            raise LaunchError(CODE_LAUNCH_FAILED, f"cannot open {stderr.name}: {e.strerror or e}") from e
         try:
             return subprocess.Popen(
                 argv,

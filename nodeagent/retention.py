@@ -7,10 +7,16 @@ much as spawning the task's process on some filesystems, while appending a
 line to an open journal is one small write. The journal is replayed at start
 (a later line for the same task wins) and rewritten with only the live
 entries once enough of it is dead.
+
+The sweeper wakes at the earliest deadline (`next_sweep_delay`), not on a
+fixed period, so a directory goes when its retention runs out rather than up
+to a period later; a completion whose deadline comes before the planned wake
+wakes it sooner (see `TaskRunner.run_sweeper`).
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import shutil
 from collections.abc import Callable, Iterable
@@ -33,8 +39,13 @@ class RetentionJournal:
     def __init__(self, path: Path, *, compact_after: int = 10_000) -> None:
         self.path = path
         self._deadlines: dict[TaskRef, float] = {}
+        #: (deadline, task) of every recorded deadline; an entry whose deadline is no longer the
+        #: task's (replaced, forgotten) is dropped when it comes to the top.
+        self._heap: list[tuple[float, TaskRef]] = []
         self._journal = Journal(path, compact_after=compact_after)
         self._load()
+        self._heap = [(w, ref) for ref, w in self._deadlines.items()]
+        heapq.heapify(self._heap)
 
     def _load(self) -> None:
         for rec in self._journal.read():
@@ -53,20 +64,47 @@ class RetentionJournal:
     def _live(self) -> list[object]:
         return [[w, j, t] for (j, t), w in self._deadlines.items()]
 
-    def record(self, job_id: str, task_id: str, deadline: datetime) -> None:
-        """The task's directory may go after `deadline` (replaces an earlier deadline of the same task)."""
+    def record(self, job_id: str, task_id: str, deadline: datetime) -> float:
+        """The task's directory may go after `deadline` (replaces an earlier deadline of the same task);
+        returns the deadline in POSIX seconds."""
         when = deadline.timestamp()
         self._deadlines[(job_id, task_id)] = when
+        heapq.heappush(self._heap, (when, (job_id, task_id)))
+        if len(self._heap) > 2 * len(self._deadlines) + 1000:
+            # Mostly replaced deadlines: rebuild from the live ones (amortised, like the journal).
+            self._heap = [(w, ref) for ref, w in self._deadlines.items()]
+            heapq.heapify(self._heap)
         self._journal.append([when, job_id, task_id], self._live, len(self._deadlines))
+        return when
 
     def deadline(self, job_id: str, task_id: str) -> float | None:
         """The recorded deadline (POSIX seconds), or None (still running, or never completed on this node)."""
         return self._deadlines.get((job_id, task_id))
 
+    def _drop_stale(self) -> None:
+        while self._heap and self._deadlines.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline still watched (POSIX seconds), or None."""
+        self._drop_stale()
+        return self._heap[0][0] if self._heap else None
+
     def due(self, now: datetime, is_active: Callable[[str, str], bool]) -> list[TaskRef]:
-        """Tasks whose deadline passed and that are not running again."""
+        """Tasks whose deadline passed and that are not running again.
+
+        Those running again are no longer watched here: their next completion records a new
+        deadline (a restarted agent watches every deadline of its journal again).
+        """
         t = now.timestamp()
-        return [ref for ref, when in self._deadlines.items() if when <= t and not is_active(*ref)]
+        out: list[TaskRef] = []
+        while True:
+            self._drop_stale()
+            if not self._heap or self._heap[0][0] > t:
+                return out
+            _when, ref = heapq.heappop(self._heap)
+            if not is_active(*ref):
+                out.append(ref)
 
     def forget(self, refs: Iterable[TaskRef]) -> None:
         """These directories are gone."""
@@ -77,6 +115,15 @@ class RetentionJournal:
     def close(self) -> None:
         """Close the journal's file descriptor."""
         self._journal.close()
+
+
+def next_sweep_delay(next_deadline: float | None, now: float, max_wait: float) -> float:
+    """Seconds until the sweeper runs again: at the earliest deadline (`now` and the deadline in
+    POSIX seconds), at once when it has passed, and never later than `max_wait` (a safety net for
+    a wall clock that jumps)."""
+    if next_deadline is None:
+        return max_wait
+    return min(max_wait, max(0.0, next_deadline - now))
 
 
 def remove_task_dirs(dirs: Iterable[Path]) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -165,6 +166,9 @@ class TaskRunner:
         self._busy = 0
         #: Recently completed attempts: a repeated StartTasks for one of them is not run again.
         self._finished: collections.OrderedDict[AttemptKey, None] = collections.OrderedDict()
+        #: When the retention sweeper means to run next (POSIX seconds), and what wakes it sooner.
+        self._sweep_at = float("inf")
+        self._sweep_wake = asyncio.Event()
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -349,6 +353,27 @@ class TaskRunner:
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
 
+    async def run_sweeper(self, max_wait: float) -> None:
+        """Sweep at each earliest retention deadline (at least every `max_wait` seconds), for ever.
+
+        A completion whose deadline comes before the planned sweep wakes it (see `_complete`).
+        """
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("retention sweep failed")
+            now = self._clock.now().timestamp()
+            delay = retention.next_sweep_delay(self.retention.next_deadline(), now, max_wait)
+            self._sweep_at = now + delay
+            self._sweep_wake.clear()
+            waits = {asyncio.ensure_future(self._clock.sleep(delay)), asyncio.ensure_future(self._sweep_wake.wait())}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
     async def sweep(self) -> list[Path]:
         """Delete task directories whose retention passed (not those of tasks running again)."""
         due = self.retention.due(self._clock.now(), self.is_task_active)
@@ -459,6 +484,7 @@ class TaskRunner:
                 task_dir=task_dir,
                 storage=self._storage(),
                 now=self._clock.now(),
+                root=self._layout.root,
             )
             if err is not None:
                 outcome = Outcome(outcome.exit_code, failure(USER_ERROR, "FileUploadMiscError", err))
@@ -594,6 +620,7 @@ class TaskRunner:
             if attempt.delete_files:
                 shutil.rmtree(task_dir, ignore_errors=True)
                 retention.remove_if_empty(task_dir.parent.parent)
+                self.retention.forget([(a.attempt.job_id, a.attempt.task_id)])
             else:
                 if not attempt.outputs_made:
                     # Ended before its command started (staging failed, killed while waiting): the
@@ -601,7 +628,9 @@ class TaskRunner:
                     _touch_outputs(task_dir)
                 seconds = a.retention_seconds if a.retention_seconds > 0 else self._config.default_retention_seconds
                 with contextlib.suppress(OverflowError):
-                    self.retention.record(a.attempt.job_id, a.attempt.task_id, now + timedelta(seconds=seconds))
+                    when = self.retention.record(a.attempt.job_id, a.attempt.task_id, now + timedelta(seconds=seconds))
+                    if when < self._sweep_at:
+                        self._sweep_wake.set()  # sooner than the sweeper means to wake
         event = agent_pb2.TaskEvent(
             attempt=a.attempt,
             kind=COMPLETED,
@@ -643,14 +672,23 @@ def _reset_task_dir(task_dir: Path) -> None:
         shutil.rmtree(wd)
     wd.mkdir(parents=True)
     for name in OUTPUT_FILES:
-        (task_dir / name).write_bytes(b"")
+        path = task_dir / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o660)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            # An instance sharing the directory left a link there: replace the link, not its target.
+            path.unlink()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o660)
+        os.close(fd)
 
 
 def _touch_outputs(task_dir: Path) -> None:
     """Make stdout.txt and stderr.txt if missing (never truncating one)."""
     for name in OUTPUT_FILES:
         with contextlib.suppress(OSError):
-            os.close(os.open(task_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o660))
+            os.close(os.open(task_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o660))
 
 
 def _make_task_dir(task_dir: Path, wd: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -14,8 +15,9 @@ from pathlib import Path, PurePosixPath
 
 import grpc
 
+from shoal.nodeagent import safeopen
 from shoal.nodeagent.storage import StorageClient
-from shoal.paths import UnsafePathError, check_relative_path, safe_join
+from shoal.paths import UnsafePathError, check_relative_path
 from shoal.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -47,34 +49,85 @@ def parse_file_mode(text: str) -> int:
     return mode
 
 
-def blob_relative_name(blob_name: str, prefix: str) -> str:
-    """The part of `blob_name` below `prefix` (the blob's own name when it equals the prefix)."""
-    rel = blob_name[len(prefix) :] if prefix and blob_name.startswith(prefix) else blob_name
-    rel = rel.lstrip("/")
+def container_file_path(file_path: str, blob_name: str) -> str:
+    """Where a blob of a container resource file is staged, relative to the working directory.
+
+    As in Batch, `file_path` is a directory and the blob keeps its full name under it: the prefix
+    only selects blobs (blob `mpi/heat.py` with prefix `mpi/h` and file path `.` is `mpi/heat.py`).
+    Raises StagingError when the result leaves the working directory or names it.
+    """
+    joined = "/".join(p.strip("/") for p in (file_path, blob_name) if p.strip("/"))
+    try:
+        rel = check_relative_path(joined, allow_empty=True)
+    except UnsafePathError as e:
+        raise StagingError("BlobNotFound", f"resource file path escapes the working directory: {e}") from e
     if not rel:
-        rel = PurePosixPath(blob_name).name
+        raise StagingError("ResourceFileCreateFailed", "resource file path names the working directory")
     return rel
 
 
-def _temp_name(dest: Path) -> Path:
-    """A hidden temporary name beside `dest`: files appear whole (instances may stage the same file)."""
-    return dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
-
-
-def _commit(tmp: Path, dest: Path, mode: int) -> None:
-    os.chmod(tmp, mode)
-    os.replace(tmp, dest)
-
-
-def _target(wd: Path, *parts: str) -> Path:
-    joined = "/".join(p.strip("/") for p in parts if p.strip("/"))
+def _dest(file_path: str) -> str:
+    """A checked destination (a file path below the working directory)."""
     try:
-        target = safe_join(wd, joined)
+        rel = check_relative_path(file_path, allow_empty=True)
     except UnsafePathError as e:
         raise StagingError("BlobNotFound", f"resource file path escapes the working directory: {e}") from e
-    if target == wd.resolve():
+    if not rel:
         raise StagingError("ResourceFileCreateFailed", "resource file path names the working directory")
-    return target
+    return rel
+
+
+class _Destination:
+    """A file being staged at `rel` below a working directory, written without following symlinks.
+
+    Its parent directories are made (or opened) one by one without following a symlink (a link
+    the task, or an instance sharing the directory, left there is not written through); the data
+    goes to a hidden temporary file beside the destination, which then replaces the destination
+    (a link there is replaced, not followed), so files appear whole.
+    """
+
+    def __init__(self, wd: Path, rel: str) -> None:
+        self.rel = rel
+        parent, self.name = safeopen.split_parent(rel)
+        self.tmp_name = f".{self.name}.{secrets.token_hex(4)}.part"
+        self.dir_fd = -1
+        self.fd = -1
+        try:
+            # The working directory is the agent's; another instance's shared one may not be made yet.
+            wd.mkdir(parents=True, exist_ok=True)
+            self.dir_fd = safeopen.makedirs_beneath(wd, parent)
+            self.fd = os.open(
+                self.tmp_name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=self.dir_fd,
+            )
+        except OSError as e:
+            self.close()
+            raise _write_failed(rel, e) from e
+
+    def commit(self, mode: int) -> None:
+        """Set the mode and move the file into place."""
+        try:
+            os.fchmod(self.fd, mode)
+            os.replace(self.tmp_name, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except OSError as e:
+            raise _write_failed(self.rel, e) from e
+
+    def close(self) -> None:
+        """Close, and remove the temporary file if it is still there."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.dir_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp_name, dir_fd=self.dir_fd)
+            os.close(self.dir_fd)
+            self.dir_fd = -1
+
+
+def _write_failed(rel: str, e: OSError) -> StagingError:
+    return StagingError("ResourceFileWriteFailed", f"writing {rel}: {safeopen.describe_error(e, rel)}")
 
 
 async def _stage_container(rf: common_pb2.ResourceFile, wd: Path, storage: StorageClient | None, mode: int) -> None:
@@ -96,25 +149,24 @@ async def _stage_container(rf: common_pb2.ResourceFile, wd: Path, storage: Stora
     if not blobs and prefix:
         raise StagingError("BlobNotFound", f"no blob in container {container!r} starts with {prefix!r}")
     for blob in blobs:
-        dest = _target(wd, rf.file_path, blob_relative_name(blob.name, prefix))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_name(dest)
+        dest = await asyncio.to_thread(_Destination, wd, container_file_path(rf.file_path, blob.name))
         try:
-            await storage.download_blob(container, blob.name, tmp)
-            _commit(tmp, dest, mode)
+            with os.fdopen(os.dup(dest.fd), "wb") as f:
+                await storage.download_blob(container, blob.name, f)
+            await asyncio.to_thread(dest.commit, mode)
         except grpc.aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 raise StagingError("BlobNotFound", f"blob {container}/{blob.name}: {e.details()}") from e
             raise StagingError("BlobDownloadMiscError", f"blob {container}/{blob.name}: {e.details()}") from e
         except OSError as e:
-            raise StagingError("ResourceFileWriteFailed", f"writing {dest}: {e}") from e
+            raise _write_failed(dest.rel, e) from e
         finally:
-            tmp.unlink(missing_ok=True)
+            dest.close()
 
 
-def _http_download(url: str, dest: Path) -> None:
+def _http_download(url: str, fd: int) -> None:
     req = urllib.request.Request(url, headers={"User-Agent": "shoal-agent"})
-    with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp, open(dest, "wb") as f:
+    with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp, os.fdopen(os.dup(fd), "wb") as f:
         while True:
             chunk = resp.read(HTTP_CHUNK)
             if not chunk:
@@ -129,19 +181,17 @@ async def _stage_http(rf: common_pb2.ResourceFile, wd: Path, mode: int) -> None:
     name = rf.file_path or PurePosixPath(urllib.parse.urlparse(url).path).name
     if not name:
         raise StagingError("ResourceFileCreateFailed", f"no file path for {url!r}")
-    dest = _target(wd, name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(dest)
+    dest = await asyncio.to_thread(_Destination, wd, _dest(name))
     try:
-        await asyncio.to_thread(_http_download, url, tmp)
-        _commit(tmp, dest, mode)
+        await asyncio.to_thread(_http_download, url, dest.fd)
+        await asyncio.to_thread(dest.commit, mode)
     except urllib.error.HTTPError as e:
         code = "BlobNotFound" if e.code == 404 else "BlobDownloadMiscError"
         raise StagingError(code, f"{url}: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise StagingError("BlobDownloadMiscError", f"{url}: {e}") from e
     finally:
-        tmp.unlink(missing_ok=True)
+        dest.close()
 
 
 async def stage_resource_files(

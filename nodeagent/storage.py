@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 import grpc
 
@@ -37,27 +38,30 @@ class StorageClient:
             if not token:
                 return blobs
 
-    async def download_blob(self, container: str, blob_name: str, dest: Path) -> int:
-        """Write one blob to `dest`; returns its size."""
+    async def download_blob(self, container: str, blob_name: str, dest: Path | BinaryIO) -> int:
+        """Write one blob to `dest` (a path, or a file open for writing that the caller closes); returns its size."""
         call = self._stub.DownloadBlob(
             storage_pb2.DownloadBlobRequest(container=container, blob_name=blob_name), timeout=self._timeout
         )
         size = 0
-        f = await asyncio.to_thread(open, dest, "wb")
+        f = await asyncio.to_thread(open, dest, "wb") if isinstance(dest, Path) else dest
         try:
             async for chunk in call:
                 if chunk.data:
                     await asyncio.to_thread(f.write, chunk.data)
                     size += len(chunk.data)
+            await asyncio.to_thread(f.flush)
         finally:
-            await asyncio.to_thread(f.close)
+            if f is not dest:
+                await asyncio.to_thread(f.close)
         return size
 
-    async def upload_blob(self, container: str, blob_name: str, source: Path) -> storage_pb2.Blob:
-        """Upload one file as a blob (first message names it, chunks of at most 1 MiB)."""
+    async def upload_blob(self, container: str, blob_name: str, source: Path | BinaryIO) -> storage_pb2.Blob:
+        """Upload one file (a path, or a file open for reading that the caller closes) as a blob
+        (first message names it, chunks of at most 1 MiB)."""
 
         async def requests() -> AsyncIterator[storage_pb2.UploadBlobRequest]:
-            f = await asyncio.to_thread(open, source, "rb")
+            f = await asyncio.to_thread(open, source, "rb") if isinstance(source, Path) else source
             try:
                 first = True
                 while True:
@@ -74,7 +78,8 @@ class StorageClient:
                     if last:
                         return
             finally:
-                await asyncio.to_thread(f.close)
+                if f is not source:
+                    await asyncio.to_thread(f.close)
 
         result: storage_pb2.Blob = await self._stub.UploadBlob(requests(), timeout=self._timeout)
         return result

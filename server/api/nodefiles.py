@@ -6,16 +6,37 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from shoal.server.api.errors import ApiError
 from shoal.server.domain.records import NodeRec
 
 R = TypeVar("R")
 
+#: What an agent's status means when it carries no reason (an older agent).
 _STATUS_REASONS = {
     grpc.StatusCode.NOT_FOUND: "FILE_NOT_FOUND",
     grpc.StatusCode.INVALID_ARGUMENT: "INVALID_PATH",
+    grpc.StatusCode.PERMISSION_DENIED: "FILE_ACCESS_DENIED",
+    grpc.StatusCode.FAILED_PRECONDITION: "FILE_UNREADABLE",
 }
+#: The agent's file errors (see shoal.nodeagent.fileservice) that go to the client as they are, with
+#: their code. TASK_DIRECTORY_NOT_FOUND is for the task API to say what it means (see `translate`).
+AGENT_DOMAIN = "shoal.agent.v1"
+TASK_DIRECTORY_NOT_FOUND = "TASK_DIRECTORY_NOT_FOUND"
+_AGENT_REASONS = frozenset(
+    {
+        "FILE_NOT_FOUND",
+        "INVALID_PATH",
+        "INVALID_OFFSET",
+        "NOT_A_REGULAR_FILE",
+        "SYMLINK_NOT_FOLLOWED",
+        "FILE_ACCESS_DENIED",
+        "FILE_UNREADABLE",
+        TASK_DIRECTORY_NOT_FOUND,
+    }
+)
 
 
 class NodeChannels:
@@ -45,9 +66,34 @@ class NodeChannels:
         self._channels.clear()
 
 
+def agent_reason(e: grpc.aio.AioRpcError) -> str:
+    """The ErrorInfo reason an agent put in its status, or ''."""
+    try:
+        status = rpc_status.from_call(e)  # type: ignore[arg-type]
+    except (ValueError, AttributeError, TypeError):
+        return ""
+    if status is None:
+        return ""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            if info.domain == AGENT_DOMAIN:
+                return info.reason
+    return ""
+
+
 def translate(e: grpc.aio.AioRpcError) -> ApiError:
-    """An agent's error as the client should see it."""
+    """An agent's error as the client should see it.
+
+    The agent's file errors keep their code and reason (a missing task directory reads as
+    FILE_NOT_FOUND here; the task API tells a cleaned-up one apart); anything else means the
+    node could not serve the call: UNAVAILABLE NODE_UNAVAILABLE.
+    """
     code = e.code()
     if code in _STATUS_REASONS:
-        return ApiError(code, _STATUS_REASONS[code], e.details() or "")
+        reason = agent_reason(e)
+        if reason not in _AGENT_REASONS:
+            reason = _STATUS_REASONS[code]
+        return ApiError(code, reason, e.details() or "")
     return ApiError(grpc.StatusCode.UNAVAILABLE, "NODE_UNAVAILABLE", f"the node did not answer: {e.details()}")

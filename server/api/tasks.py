@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import grpc
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
-from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
+from shoal.server.api.errors import ApiError, failed_precondition, invalid, not_found, rpc_errors
 from shoal.server.api.etags import etag_of, tagged, task_message
-from shoal.server.api.nodefiles import NodeChannels, translate
+from shoal.server.api.nodefiles import TASK_DIRECTORY_NOT_FOUND, NodeChannels, translate
 from shoal.server.api.paging import page
 from shoal.server.api.validation import MAX_TASKS_PER_REQUEST, check_enum, check_file_path, check_task
 from shoal.server.controlplane import ControlPlane
@@ -171,6 +171,24 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             raise failed_precondition("TASK_FILES_UNAVAILABLE", f"node {node_id!r} is not connected")
         return node
 
+    def _file_error(self, t: TaskRec, e: ApiError) -> ApiError:
+        """An agent's file error as this task's client should see it.
+
+        The task's directory gone from its node after the task completed means its files were
+        cleaned up (retention ran out, or they were deleted): Batch's TaskFilesCleanedup. While
+        it runs (the directory not made yet), FILE_NOT_FOUND: following it waits for it.
+        """
+        if e.reason != TASK_DIRECTORY_NOT_FOUND:
+            return e
+        task = t.read()
+        if task.state == task_pb2.TASK_STATE_COMPLETED:
+            return not_found(
+                "TASK_FILES_CLEANED_UP",
+                f"the files of task {task.spec.id!r} were deleted from node {task.node_info.node_id!r} "
+                "(its retention time ran out, or they were deleted)",
+            )
+        return not_found("FILE_NOT_FOUND", e.message)
+
     @rpc_errors
     async def ListTaskFiles(
         self, request: task_pb2.ListTaskFilesRequest, context: Ctx
@@ -182,18 +200,21 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         t = self.cp.task(jid, tid)
         node = self._task_node(t)
         stub = agent_pb2_grpc.NodeServiceStub(self.channels.get(node))
-        resp = await self.channels.call(
-            stub.ListFiles(
-                agent_pb2.ListFilesRequest(
-                    scope=agent_pb2.FILE_SCOPE_TASK,
-                    job_id=self.cp.jobs[t.job_key].proto.id,
-                    task_id=t.read().spec.id,
-                    path=request.path,
-                    recursive=request.recursive,
-                ),
-                timeout=30,
+        try:
+            resp = await self.channels.call(
+                stub.ListFiles(
+                    agent_pb2.ListFilesRequest(
+                        scope=agent_pb2.FILE_SCOPE_TASK,
+                        job_id=self.cp.jobs[t.job_key].proto.id,
+                        task_id=t.read().spec.id,
+                        path=request.path,
+                        recursive=request.recursive,
+                    ),
+                    timeout=30,
+                )
             )
-        )
+        except ApiError as e:
+            raise self._file_error(t, e) from None
         return task_pb2.ListTaskFilesResponse(files=resp.files)
 
     @rpc_errors
@@ -223,6 +244,6 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             async for chunk in call:
                 yield chunk
         except grpc.aio.AioRpcError as e:
-            raise translate(e) from None
+            raise self._file_error(t, translate(e)) from None
         finally:
             call.cancel()

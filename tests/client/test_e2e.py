@@ -211,7 +211,7 @@ def test_storage_resource_and_output_files(real: Client, tmp_path: Path) -> None
         "stage",
         TaskSpec(
             id="cat",
-            command_line="/bin/sh -c 'mkdir -p out && cat in/a.txt in/sub/b.txt > out/joined.txt'",
+            command_line="/bin/sh -c 'mkdir -p out && cat in/data/a.txt in/data/sub/b.txt > out/joined.txt'",
             resource_files=(ResourceFileSpec.from_container("e2e-in", blob_prefix="data/", file_path="in"),),
             output_files=(OutputFileSpec(file_pattern="out/joined.txt", container="e2e-out", path="r/joined.txt"),),
         ),

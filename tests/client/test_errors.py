@@ -102,3 +102,36 @@ def test_status_without_details_maps_by_code() -> None:
     assert err.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert err.reason == ""
     assert str(err) == "too much"
+
+
+def test_a_reason_with_a_class_of_its_own() -> None:
+    from google.protobuf import any_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
+    from shoal.client import TaskFilesCleanedUp, from_rpc_error
+
+    def rich(code: grpc.StatusCode, reason: str) -> grpc.RpcError:
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain="shoal.v1"))
+        status = status_pb2.Status(code=code.value[0], message="gone", details=[detail])
+
+        class Rich(grpc.RpcError):
+            def code(self) -> grpc.StatusCode:
+                return code
+
+            def details(self) -> str:
+                return "gone"
+
+            def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+                return (("grpc-status-details-bin", status.SerializeToString()),)
+
+        return Rich()
+
+    err = from_rpc_error(rich(grpc.StatusCode.NOT_FOUND, "TASK_FILES_CLEANED_UP"))
+    assert type(err) is TaskFilesCleanedUp and isinstance(err, NotFound)
+    assert err.reason == "TASK_FILES_CLEANED_UP"
+    # The code decides first: the same reason on another code is not dressed as NotFound.
+    assert (
+        type(from_rpc_error(rich(grpc.StatusCode.FAILED_PRECONDITION, "TASK_FILES_CLEANED_UP"))) is FailedPrecondition
+    )
+    assert type(from_rpc_error(rich(grpc.StatusCode.NOT_FOUND, "FILE_NOT_FOUND"))) is NotFound

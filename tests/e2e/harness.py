@@ -109,12 +109,13 @@ class ServerProcess:
 
     def agent_pids(self) -> dict[str, int]:
         """node id -> pid of every agent of this server still running."""
-        out = {}
-        for p in psutil.process_iter(["pid", "cmdline"]):
+        found: dict[int, tuple[str, int]] = {}
+        for p in psutil.process_iter(["pid", "ppid", "cmdline"]):
             cmd = p.info["cmdline"] or []
             if "shoal.nodeagent" in cmd and self.address in cmd:
-                out[cmd[cmd.index("--node-id") + 1]] = p.info["pid"]
-        return out
+                found[p.info["pid"]] = (cmd[cmd.index("--node-id") + 1], p.info["ppid"])
+        # A child the agent is forking (a task between fork and exec) shows the agent's command line.
+        return {node: pid for pid, (node, ppid) in found.items() if ppid not in found}
 
     def stop(self) -> None:
         """Stop the server and every agent it started."""

@@ -158,3 +158,102 @@ def test_node_task_counters_survive_a_server_sigkill(tmp_path: Path) -> None:
         assert totals(srv) == before
     finally:
         srv.stop()
+
+
+#: Each attempt logs `start`, a `tick` every 0.2 s and `end` to a file of its task outside the task
+#: directory, with its attempt, node and pid: an attempt's lines span the time it was alive.
+CHAOS_TASK = (
+    '/bin/sh -c \'f=$CHAOS_LOG/$SHOAL_TASK_ID; me="$SHOAL_TASK_ATTEMPT $SHOAL_NODE_ID $$"; '
+    'echo "start $me $(date +%s.%N)" >> $f; i=0; while [ $i -lt {ticks} ]; do sleep 0.2; '
+    'echo "tick $me $(date +%s.%N)" >> $f; i=$((i+1)); done; echo "end $me $(date +%s.%N)" >> $f\''
+)
+
+
+def overlapping_attempts(log: Path) -> int:
+    """How many pairs of one task's attempts were alive at the same time (by their logged lines)."""
+    spans: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) != 5:
+            continue  # a line cut by the kill
+        spans.setdefault(" ".join(parts[1:4]), []).append(float(parts[4]))
+    intervals = sorted((min(ts), max(ts)) for ts in spans.values())
+    return sum(1 for i, a in enumerate(intervals) for b in intervals[i + 1 :] if b[0] < a[1] and a[0] < b[1])
+
+
+@pytest.mark.timeout(120)
+def test_agent_chaos_never_runs_two_attempts_of_a_task_at_once(tmp_path: Path) -> None:
+    """SIGKILL agents again and again (each restarted once the server has given up on it and requeued
+    its tasks) while tasks keep coming, so that a requeued task starts again at once: every task
+    completes, and no two attempts of a task are ever alive at the same time, because a dead
+    agent's watchdog ends its tasks at once."""
+    import random
+    import time
+
+    import psutil
+
+    rng = random.Random(12)
+    logs = tmp_path / "chaos"
+    logs.mkdir()
+    heartbeat_timeout = 1.5
+    srv = ServerProcess(tmp_path / "data", heartbeat_timeout=heartbeat_timeout).start()
+    try:
+        srv.create_pool("p", nodes=4, slots=4)
+        srv.wait_nodes("p", 4)
+        srv.create_job(
+            "j", "p", common_environment_settings=[common_pb2.EnvironmentSetting(name="CHAOS_LOG", value=str(logs))]
+        )
+        # One task every 0.4 s, each 2 to 5 s long: the pool is never full, so a requeued task runs again
+        # as soon as the server gives up on its node, while the first attempt (if it lives on) still runs.
+        n = 60
+        specs = [
+            task_pb2.TaskSpec(id=f"c{i}", command_line=CHAOS_TASK.format(ticks=10 + rng.randrange(16)))
+            for i in range(n)
+        ]
+        cmdlines = {node: psutil.Process(pid).cmdline() for node, pid in srv.agent_pids().items()}
+        kills = 0
+        added = 0
+        down: dict[str, float] = {}  # node -> when to restart it
+        start = time.monotonic()
+        next_kill = start + 2.0
+        while added < n or down:
+            now = time.monotonic()
+            if added < n and now >= start + 0.4 * added:
+                assert srv.add("j", [specs[added]]).results[0].status == task_pb2.ADD_TASK_STATUS_SUCCESS
+                added += 1
+            for node, when in list(down.items()):
+                if now >= when:
+                    subprocess.Popen(
+                        cmdlines[node], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
+                    del down[node]
+            if now >= next_kill and added < n:
+                pids = srv.agent_pids()
+                up = sorted(set(pids) - set(down))
+                if len(up) > 2:
+                    victim = rng.choice(up)
+                    os.kill(pids[victim], signal.SIGKILL)
+                    kills += 1
+                    # Back a while after the server has given up on it and run its tasks elsewhere.
+                    down[victim] = now + heartbeat_timeout + 2.0 + 2.0 * rng.random()
+                next_kill = now + 1.0 + rng.random()
+            time.sleep(0.02)
+        done = srv.wait_job_tasks("j", timeout=90)
+        assert len(done) == n
+        failed = {
+            t: d.execution_info.failure_info.code
+            for t, d in done.items()
+            if d.execution_info.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+        }
+        assert failed == {}
+        requeued = sum(1 for d in done.values() if d.execution_info.requeue_count > 0)
+        overlaps = {t: k for t in done if (k := overlapping_attempts(logs / t))}
+        print(
+            f"\nagent chaos: {n} tasks, {kills} agent SIGKILLs, {requeued} tasks requeued, "
+            f"{len(overlaps)} tasks with two attempts alive at once"
+        )
+        assert kills >= 8
+        assert requeued > 0, "no task was requeued: the test proves nothing"
+        assert overlaps == {}, f"{len(overlaps)} of {n} tasks had two attempts alive at once: {overlaps}"
+    finally:
+        srv.stop()

@@ -51,7 +51,7 @@ def test_tasks_run_with_files_env_retries_and_failures(server: ServerProcess) ->
             "/bin/sh -c 'cat data/a.txt > out.txt; echo $GREETING $SHOAL_TASK_ID $AZ_BATCH_JOB_ID; "
             "cat $SHOAL_NODE_SHARED_DIR/started'",
             resource_files=[
-                common_pb2.ResourceFile(storage_container_name="inputs", blob_prefix="data/", file_path="data")
+                common_pb2.ResourceFile(storage_container_name="inputs", blob_prefix="data/", file_path=".")
             ],
             output_files=[
                 common_pb2.OutputFile(file_pattern="out.txt", container_name="outputs", path="files/out.txt")

@@ -13,6 +13,8 @@ import grpc
 import pytest
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.nodeagent.agent import Agent
+from shoal.nodeagent.config import AgentConfig
 from shoal.v1 import common_pb2, storage_pb2, storage_pb2_grpc
 
 EOF_: Any = grpc.aio.EOF  # type: ignore[attr-defined]
@@ -216,3 +218,43 @@ async def plane_server(tmp_path: Path) -> AsyncIterator[PlaneServer]:
 def make_plane() -> Callable[..., FakePlane]:
     """The FakePlane class, for tests that restart the control plane with a fresh one."""
     return FakePlane
+
+
+def assignment(task_id: str, command: str, job_id: str = "j1", attempt: int = 1, **kw) -> agent_pb2.TaskAssignment:
+    return agent_pb2.TaskAssignment(
+        attempt=agent_pb2.AttemptRef(job_id=job_id, task_id=task_id, attempt=attempt),
+        pool_id="pool1",
+        command_line=command,
+        required_slots=1,
+        retention_seconds=3600,
+        **kw,
+    )
+
+
+def start_tasks(command_id: int, *tasks: agent_pb2.TaskAssignment) -> agent_pb2.ServerMessage:
+    return agent_pb2.ServerMessage(start_tasks=agent_pb2.StartTasks(command_id=command_id, tasks=tasks))
+
+
+@pytest.fixture
+async def run_agent(plane_server, tmp_path: Path):
+    started: list[tuple[Agent, asyncio.Task[int]]] = []
+
+    async def make(**kw) -> tuple[Agent, asyncio.Task[int]]:
+        cfg = AgentConfig(
+            server=plane_server.address,
+            node_root=tmp_path / "node",
+            ip="127.0.0.1",
+            orphan_timeout=kw.pop("orphan_timeout", 60.0),
+            kill_grace_seconds=0.5,
+            **kw,
+        )
+        agent = Agent(cfg)
+        task = asyncio.create_task(agent.run())
+        started.append((agent, task))
+        return agent, task
+
+    yield make
+    for agent, task in started:
+        agent.request_stop("test over")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 15)

@@ -14,54 +14,13 @@ import pytest
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.nodeagent import process
-from shoal.nodeagent.agent import Agent
-from shoal.nodeagent.config import AgentConfig
 from shoal.v1 import common_pb2
+from tests.nodeagent.conftest import assignment, start_tasks
 
 RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
 COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
 SUCCESS = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
 FAILURE = common_pb2.TASK_EXECUTION_RESULT_FAILURE
-
-
-def assignment(task_id: str, command: str, job_id: str = "j1", attempt: int = 1, **kw) -> agent_pb2.TaskAssignment:
-    return agent_pb2.TaskAssignment(
-        attempt=agent_pb2.AttemptRef(job_id=job_id, task_id=task_id, attempt=attempt),
-        pool_id="pool1",
-        command_line=command,
-        required_slots=1,
-        retention_seconds=3600,
-        **kw,
-    )
-
-
-def start_tasks(command_id: int, *tasks: agent_pb2.TaskAssignment) -> agent_pb2.ServerMessage:
-    return agent_pb2.ServerMessage(start_tasks=agent_pb2.StartTasks(command_id=command_id, tasks=tasks))
-
-
-@pytest.fixture
-async def run_agent(plane_server, tmp_path: Path):
-    started: list[tuple[Agent, asyncio.Task[int]]] = []
-
-    async def make(**kw) -> tuple[Agent, asyncio.Task[int]]:
-        cfg = AgentConfig(
-            server=plane_server.address,
-            node_root=tmp_path / "node",
-            ip="127.0.0.1",
-            orphan_timeout=kw.pop("orphan_timeout", 60.0),
-            kill_grace_seconds=0.5,
-            **kw,
-        )
-        agent = Agent(cfg)
-        task = asyncio.create_task(agent.run())
-        started.append((agent, task))
-        return agent, task
-
-    yield make
-    for agent, task in started:
-        agent.request_stop("test over")
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 15)
 
 
 async def test_register_start_task_and_task_outcomes(plane_server, run_agent, tmp_path: Path) -> None:
@@ -103,7 +62,7 @@ async def test_register_start_task_and_task_outcomes(plane_server, run_agent, tm
 
     ok = assignment(
         "t-ok",
-        "sh -c 'cat a.txt sub/b.txt > out.txt; echo $SHOAL_TASK_ID $AZ_BATCH_JOB_ID $SHOAL_TASK_ATTEMPT $MY'",
+        "sh -c 'cat data/a.txt data/sub/b.txt > out.txt; echo $SHOAL_TASK_ID $AZ_BATCH_JOB_ID $SHOAL_TASK_ATTEMPT $MY'",
         resource_files=[common_pb2.ResourceFile(storage_container_name="inputs", blob_prefix="data/")],
         environment_settings=[common_pb2.EnvironmentSetting(name="MY", value="v")],
         output_files=[

@@ -81,7 +81,7 @@ async def test_coordination_exec_and_application(two_nodes, tmp_path: Path) -> N
         ps.storage.put("common", "c/common.txt", b"common\n")
     coordination = "sh -c 'echo coord > $SHOAL_TASK_SHARED_DIR/coord-$SHOAL_INSTANCE_INDEX; (sleep 100 &)'"
     command = (
-        "sh -c 'cat $SHOAL_TASK_SHARED_DIR/common.txt; echo $SHOAL_IS_CURRENT_NODE_MASTER $AZ_BATCH_HOST_LIST; "
+        "sh -c 'cat $SHOAL_TASK_SHARED_DIR/c/common.txt; echo $SHOAL_IS_CURRENT_NODE_MASTER $AZ_BATCH_HOST_LIST; "
         "shoal-mpi-launch 127.0.1.2 echo remote \\$SHOAL_INSTANCE_INDEX \\$SHOAL_IS_CURRENT_NODE_MASTER; echo rc=$?'"
     )
     assignments = _assignments(planes, tmp_path, command, coordination)
@@ -94,7 +94,7 @@ async def test_coordination_exec_and_application(two_nodes, tmp_path: Path) -> N
         assert running is not None and running.attempt.instance == i
     shared = tmp_path / "node0" / "workitems" / "j" / "job-1" / "mi"
     assert (shared / "coord-0").read_text() == (shared / "coord-1").read_text() == "coord\n"
-    assert (shared / "common.txt").read_text() == "common\n"
+    assert (shared / "c" / "common.txt").read_text() == "common\n"
     # Registering again would list the instance with its index.
     assert planes[1].plane.event("mi", COMPLETED) is None
 

@@ -103,9 +103,10 @@ async def test_sigterm(plane_server, tmp_path: Path) -> None:
 
 
 async def test_restarted_agent_kills_orphans(plane_server, tmp_path: Path) -> None:
+    """Without a watchdog (or if it died with the agent), a restarted agent kills what the last one left."""
     plane = plane_server.plane
     node_root = tmp_path / "node"
-    agent = await _spawn_agent(plane_server.address, node_root)
+    agent = await _spawn_agent(plane_server.address, node_root, "--no-watchdog")
     second = None
     try:
         first_reg = (await plane.wait_for(lambda: plane.registers))[0]
@@ -114,7 +115,7 @@ async def test_restarted_agent_kills_orphans(plane_server, tmp_path: Path) -> No
         await agent.wait()
         assert process.group_alive(pgid)
 
-        second = await _spawn_agent(plane_server.address, node_root)
+        second = await _spawn_agent(plane_server.address, node_root, "--no-watchdog")
         await plane.wait_for(lambda: len(plane.registers) >= 2)
         reg = plane.registers[1]
         assert reg.boot_id != first_reg.boot_id

@@ -181,3 +181,51 @@ async def test_a_subtask_leaves_the_wall_clock_to_its_primary(tmp_path: Path) ->
     clock.advance(SUBTASK_WALL_CLOCK_MARGIN)
     c = await _completed(events, changed, "mpi")
     assert c.failure_info.code == "TaskEnded" and c.exit_code == TERMINATED_EXIT_CODE
+
+
+async def _until(pred, timeout: float = 10.0) -> None:
+    async def loop() -> None:
+        while not pred():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(loop(), timeout)
+
+
+async def test_the_sweeper_wakes_at_the_earliest_retention_deadline(tmp_path: Path) -> None:
+    """Not up to a sweep period late: a directory goes when its retention runs out, on the injected clock."""
+    clock, events, changed, runner = _runner(tmp_path)
+    sweeper = asyncio.create_task(runner.run_sweeper(max_wait=3600))
+    try:
+        dirs = {}
+        for task_id, keep in (("late", 500), ("soon", 30)):  # the second comes due first
+            runner.start(
+                agent_pb2.TaskAssignment(
+                    attempt=agent_pb2.AttemptRef(job_id="j", task_id=task_id, attempt=1),
+                    command_line="true",
+                    retention_seconds=keep,
+                )
+            )
+            await _completed(events, changed, task_id)
+            dirs[task_id] = tmp_path / "node/workitems/j/job-1" / task_id
+        await asyncio.sleep(0.05)
+        assert dirs["soon"].exists()
+        clock.advance(29)
+        await asyncio.sleep(0.05)
+        assert dirs["soon"].exists()
+        clock.advance(1)
+        await _until(lambda: not dirs["soon"].exists())
+        assert dirs["late"].exists() and runner.retention.next_deadline() == runner.retention.deadline("j", "late")
+        clock.advance(470)
+        await _until(lambda: not dirs["late"].exists())
+        assert runner.retention.next_deadline() is None
+    finally:
+        sweeper.cancel()
+
+
+def test_next_sweep_delay() -> None:
+    from shoal.nodeagent.retention import next_sweep_delay
+
+    assert next_sweep_delay(None, 100.0, 60.0) == 60.0
+    assert next_sweep_delay(130.0, 100.0, 60.0) == 30.0
+    assert next_sweep_delay(90.0, 100.0, 60.0) == 0.0
+    assert next_sweep_delay(1e12, 100.0, 60.0) == 60.0

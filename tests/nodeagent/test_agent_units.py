@@ -17,7 +17,7 @@ from shoal.nodeagent.__main__ import parse_config
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.outbox import Outbox
 from shoal.nodeagent.outputs import match_output_files, should_upload
-from shoal.nodeagent.staging import StagingError, blob_relative_name, parse_file_mode, stage_resource_files
+from shoal.nodeagent.staging import StagingError, container_file_path, parse_file_mode, stage_resource_files
 from shoal.nodeagent.state import RunningFile
 from shoal.paths import UnsafePathError
 from shoal.v1 import common_pb2
@@ -251,11 +251,15 @@ def test_upload_conditions() -> None:
 # ---- staging ---------------------------------------------------------------------------------------
 
 
-def test_blob_relative_name() -> None:
-    assert blob_relative_name("data/a/b.txt", "data/") == "a/b.txt"
-    assert blob_relative_name("data/a/b.txt", "data") == "a/b.txt"
-    assert blob_relative_name("data/a.txt", "data/a.txt") == "a.txt"
-    assert blob_relative_name("x.txt", "") == "x.txt"
+def test_a_staged_blob_keeps_its_full_name_under_the_file_path() -> None:
+    """As in Batch: the prefix selects blobs, the file path is a directory, the blob name is kept."""
+    assert container_file_path(".", "mpi/heat.py") == "mpi/heat.py"  # prefix "mpi/h" cut nothing
+    assert container_file_path("", "data/a/b.txt") == "data/a/b.txt"
+    assert container_file_path("in", "data/a.txt") == "in/data/a.txt"
+    assert container_file_path("in/", "x.txt") == "in/x.txt"
+    with pytest.raises(StagingError) as ei:
+        container_file_path("..", "x.txt")
+    assert ei.value.code == "BlobNotFound"
 
 
 def test_file_mode() -> None:
@@ -446,3 +450,31 @@ def test_multi_instance_env(tmp_path: Path) -> None:
     assert env["SHOAL_MPI_AGENTS"] == "127.0.1.1=127.0.1.1:5,127.0.1.2=127.0.1.2:6"
     assert env["HYDRA_LAUNCHER_EXEC"] == "shoal-mpi-launch"
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
+
+
+def test_a_command_never_writes_its_output_through_a_link(tmp_path: Path) -> None:
+    """An earlier command of the task (a coordination command) put a link where stdout.txt goes."""
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (tmp_path / "stdout.txt").symlink_to(victim)
+    with pytest.raises(process.LaunchError) as ei:
+        process.spawn(
+            "echo hi", cwd=tmp_path, env={}, stdout=tmp_path / "stdout.txt", stderr=tmp_path / "e", append=True
+        )
+    assert ei.value.code == "CommandLaunchFailed" and "stdout.txt" in ei.value.message
+    assert victim.read_text() == "untouched"
+
+
+def test_resetting_a_shared_task_directory_replaces_links_not_their_targets(tmp_path: Path) -> None:
+    from shoal.nodeagent.runner import _reset_task_dir
+
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    task_dir = tmp_path / "shared"
+    (task_dir / "wd").mkdir(parents=True)
+    (task_dir / "stdout.txt").symlink_to(victim)
+    (task_dir / "stderr.txt").write_text("old")
+    _reset_task_dir(task_dir)
+    assert victim.read_text() == "untouched"
+    assert not (task_dir / "stdout.txt").is_symlink() and (task_dir / "stdout.txt").read_text() == ""
+    assert (task_dir / "stderr.txt").read_text() == ""
