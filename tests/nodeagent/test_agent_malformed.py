@@ -9,11 +9,6 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from tests.nodeagent import test_agent_component
-
-#: The fixture that runs a real agent against the fake plane.
-run_agent = test_agent_component.run_agent
-
 GARBAGE = b"\xff\xff\xff\xff"
 
 
