@@ -20,6 +20,7 @@ from shoal import native
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
+from shoal.server.api import agents
 from shoal.server.api.agents import AgentServicer
 from shoal.server.api.jobs import JobServicer
 from shoal.server.api.nodefiles import NodeChannels
@@ -120,7 +121,7 @@ class ShoalServer:
         server = grpc.aio.server(options=options)
         # Every service is added through the guard: bytes that are not a request message are refused
         # (INVALID_ARGUMENT MALFORMED_REQUEST) before a servicer runs, with a log line at most a minute.
-        services = guarded(server)
+        services = guarded(server, agents.SELF_CHECKED)
         pool_pb2_grpc.add_PoolServiceServicer_to_server(PoolServicer(self.cp, self.channels), services)
         job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp), services)
         task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.cp, self.channels), services)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Final
 
 import grpc
 from google.rpc import status_pb2
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.grpcguard import Malformed, refuse
 from shoal.server.api.errors import ApiError, abort
 from shoal.server.api.turns import TurnShare
 from shoal.server.controlplane import ControlPlane
@@ -27,6 +29,12 @@ log = logging.getLogger("shoal.agents")
 #: work on the room it frees): later ones wait for the next turn, so that commits, StartTasks and
 #: stream writes go on in between.
 REPORT_SECONDS_PER_TURN = 0.01
+
+CONNECT: Final = "/shoal.agent.v1.AgentService/Connect"
+CONNECT_MANY: Final = "/shoal.agent.v1.AgentService/ConnectMany"
+#: The methods that refuse a malformed message themselves (see `shoal.grpcguard`): one check per message
+#: in their read loops, where the guard would add a generator to each direction of every agent stream.
+SELF_CHECKED: Final = frozenset({CONNECT, CONNECT_MANY})
 
 _REGISTER_FIRST = ApiError(grpc.StatusCode.FAILED_PRECONDITION, "REGISTER_FIRST", "the first message must be Register")
 
@@ -46,6 +54,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             first = await anext(aiter(request_iterator))
         except StopAsyncIteration:
             return
+        if type(first) is Malformed:
+            await refuse(context, first, CONNECT)
         if first.WhichOneof("body") != "register":
             await abort(context, _REGISTER_FIRST)
             return
@@ -54,7 +64,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except ApiError as e:
             await abort(context, e)
             return
-        reader = asyncio.create_task(self._read(request_iterator, session))
+        reader = asyncio.create_task(self._read(request_iterator, session, context))
         try:
             while True:
                 msg = await session.get()
@@ -69,7 +79,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self, request_iterator: AsyncIterator[agent_pb2.AgentFrames], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.ServerFrames]:
         stream = _SharedStream()
-        reader = asyncio.create_task(self._read_many(request_iterator, stream))
+        reader = asyncio.create_task(self._read_many(request_iterator, stream, context))
         try:
             while True:
                 frames = await stream.get()
@@ -82,9 +92,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             for session in stream.sessions.values():
                 self.cp.detach(session)
 
-    async def _read_many(self, requests: AsyncIterator[agent_pb2.AgentFrames], stream: _SharedStream) -> None:
+    async def _read_many(
+        self, requests: AsyncIterator[agent_pb2.AgentFrames], stream: _SharedStream, context: grpc.aio.ServicerContext
+    ) -> None:
         try:
             async for batch in requests:
+                if type(batch) is Malformed:
+                    await refuse(context, batch, CONNECT_MANY)
                 await self._apply_frames(stream, batch.frames)
         except (asyncio.CancelledError, grpc.aio.AioRpcError, grpc.aio.AbortError):
             pass  # (AbortError: the call was ended with a status, a malformed message say; see shoal.grpcguard)
@@ -144,9 +158,16 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except ApiError as e:
             stream.end(channel, e)
 
-    async def _read(self, requests: AsyncIterator[agent_pb2.AgentMessage], session: AgentSession) -> None:
+    async def _read(
+        self,
+        requests: AsyncIterator[agent_pb2.AgentMessage],
+        session: AgentSession,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
         try:
             async for msg in requests:
+                if type(msg) is Malformed:
+                    await refuse(context, msg, CONNECT)
                 kind = msg.WhichOneof("body")
                 if kind == "heartbeat":
                     self.cp.heartbeat(session, msg.heartbeat)
