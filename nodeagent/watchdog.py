@@ -86,11 +86,19 @@ def cgroup2_dir_of_self() -> Path | None:
 
 
 def task_cgroup_name(root: Path) -> str:
-    """The cgroup of the agent of node root `root` (one per root: a restarted agent finds a leftover)."""
-    return CGROUP_PREFIX + hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    """The cgroup of the agent of node root `root` (one per root: a restarted agent finds a leftover).
+
+    The root's device and inode number go into the name with its path: two agents whose roots have
+    the same path in different mount namespaces, under one cgroup parent, must not take each other's
+    live cgroup for a leftover (and kill it). Raises OSError when `root` does not exist.
+    """
+    st = os.stat(root)
+    identity = f"{root}\0{st.st_dev}\0{st.st_ino}"
+    return CGROUP_PREFIX + hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 def _populated(cgroup: Path) -> bool:
+    """Whether a process is in `cgroup` or any cgroup below it (cgroup.events counts descendants)."""
     try:
         for line in (cgroup / "cgroup.events").read_text().splitlines():
             key, _, value = line.partition(" ")
@@ -101,38 +109,92 @@ def _populated(cgroup: Path) -> bool:
     return False
 
 
-def kill_cgroup(cgroup: Path, wait: float = KILL_WAIT_SECONDS) -> int:
-    """SIGKILL every process in `cgroup`, wait until it is empty, remove it; the processes it held."""
+def _subtree(cgroup: Path) -> list[Path]:
+    """`cgroup` and every cgroup below it, each after all of its children (the order to remove them).
+
+    Iterative: a task may nest cgroups deeper than Python's recursion allows.
+    """
+    order: list[Path] = []
+    stack = [cgroup]
+    while stack:
+        cg = stack.pop()
+        order.append(cg)
+        try:
+            with os.scandir(cg) as it:
+                stack.extend(Path(e.path) for e in it if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+    order.reverse()  # parents were met before their children
+    return order
+
+
+def _member_pids(cgroup: Path) -> list[int]:
+    """The processes in `cgroup` and below it."""
+    pids: list[int] = []
+    for cg in _subtree(cgroup):
+        with contextlib.suppress(OSError, ValueError):
+            pids.extend(int(p) for p in (cg / "cgroup.procs").read_text().split())
+    return pids
+
+
+def _remove_subtree(cgroup: Path, deadline: float) -> None:
+    """Remove `cgroup` and the cgroups a task made below it, deepest first (a cgroup with children
+    cannot be removed); retried until `deadline` while processes are still dying."""
+    while True:
+        busy = False
+        for cg in _subtree(cgroup):
+            try:
+                cg.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                busy = True
+        if not busy or time.monotonic() >= deadline:
+            return
+        time.sleep(0.01)
+
+
+def _freeze_and_kill(cgroup: Path, deadline: float) -> None:
+    """Kill every process in `cgroup` and below it without cgroup.kill (before Linux 5.14).
+
+    Frozen (the freeze holds the cgroups below too), so that nothing forks while it is emptied;
+    passes repeat while a process is left (one may have moved between cgroups while listed).
+    """
+    with contextlib.suppress(OSError):
+        (cgroup / "cgroup.freeze").write_text("1")
     try:
-        count = len((cgroup / "cgroup.procs").read_text().split())
-    except FileNotFoundError:
-        return 0
-    except OSError:
-        count = 0
-    try:
-        if count:
-            (cgroup / "cgroup.kill").write_text("1")
-    except OSError:
-        # Before Linux 5.14: freeze, so that nothing forks while it is emptied, then kill each.
-        with contextlib.suppress(OSError):
-            (cgroup / "cgroup.freeze").write_text("1")
-        with contextlib.suppress(OSError):
-            for pid in (cgroup / "cgroup.procs").read_text().split():
+        while True:
+            for pid in _member_pids(cgroup):
                 with contextlib.suppress(OSError):
-                    os.kill(int(pid), signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
+            if not _member_pids(cgroup) or time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
+    finally:
         with contextlib.suppress(OSError):
             (cgroup / "cgroup.freeze").write_text("0")
+
+
+def kill_cgroup(cgroup: Path, wait: float = KILL_WAIT_SECONDS, *, use_kill_file: bool = True) -> int:
+    """SIGKILL every process in `cgroup` and in the cgroups below it (a task running as the agent's user
+    can make those and move into them), wait until it is empty, and remove it with them bottom up;
+    returns how many processes it held. `use_kill_file=False` takes the way of kernels without
+    cgroup.kill (for tests of it)."""
+    if not cgroup.is_dir():
+        return 0
     deadline = time.monotonic() + wait
+    count = len(_member_pids(cgroup))
+    if _populated(cgroup):
+        try:
+            if not use_kill_file:
+                raise OSError("cgroup.kill not used")
+            # It kills the processes of the cgroups below too.
+            (cgroup / "cgroup.kill").write_text("1")
+        except OSError:
+            _freeze_and_kill(cgroup, deadline)
     while _populated(cgroup) and time.monotonic() < deadline:
         time.sleep(0.01)
-    while time.monotonic() < deadline:
-        try:
-            cgroup.rmdir()
-            break
-        except FileNotFoundError:
-            break
-        except OSError:
-            time.sleep(0.01)
+    _remove_subtree(cgroup, deadline)
     return count
 
 
@@ -154,11 +216,14 @@ def remove_stale_cgroups(parent: Path, older_than: float = STALE_CGROUP_SECONDS)
     now = time.time()
     for cg in parent.glob(CGROUP_PREFIX + "*"):
         try:
-            if now - cg.stat().st_mtime > older_than and not _populated(cg):
-                cg.rmdir()
-                log.info("removed %s, an empty cgroup an earlier agent left", cg)
+            if now - cg.stat().st_mtime <= older_than or _populated(cg):
+                continue
         except OSError:
             continue
+        # With any empty cgroups its tasks made inside it.
+        _remove_subtree(cg, deadline=0.0)
+        if not cg.exists():
+            log.info("removed %s, an empty cgroup an earlier agent left", cg)
 
 
 def make_task_cgroup(root: Path) -> Path | None:

@@ -27,7 +27,9 @@ MARKERS = ("1001", "1002", "1003", "1004", "1005")
 
 
 def cgroups_work(tmp_path: Path) -> bool:
-    cg = watchdog.make_task_cgroup(tmp_path / "probe")
+    probe = tmp_path / "probe"
+    probe.mkdir(exist_ok=True)
+    cg = watchdog.make_task_cgroup(probe)
     if cg is None:
         return False
     cg.rmdir()
@@ -42,6 +44,20 @@ def task_processes(markers: tuple[str, ...] = MARKERS) -> dict[str, psutil.Proce
         if len(cmd) == 2 and cmd[0].endswith("sleep") and cmd[1] in markers:
             found[cmd[1]] = p
     return found
+
+
+@pytest.fixture
+def cgroup_parent(tmp_path: Path):
+    """A cgroup of the test's own to stand for an agent's parent cgroup: removing the leftovers in it
+    never touches the cgroups of agents that other test runs on this machine have just made."""
+    if not cgroups_work(tmp_path):
+        pytest.skip("cgroup v2 is not writable here")
+    own = watchdog.cgroup2_dir_of_self()
+    assert own is not None
+    parent = own / f"shoal-test-{os.getpid()}-{tmp_path.name}"
+    parent.mkdir()
+    yield parent
+    watchdog.kill_cgroup(parent, wait=2)
 
 
 @pytest.fixture
@@ -127,12 +143,11 @@ async def test_a_watchdog_that_dies_is_replaced(plane_server, run_agent) -> None
     await asyncio.wait_for(_until(replaced), 10)
 
 
-def test_empty_agent_cgroups_left_behind_are_removed(tmp_path: Path) -> None:
+def test_empty_agent_cgroups_left_behind_are_removed(tmp_path: Path, cgroup_parent: Path) -> None:
     """When an agent and its watchdog were both killed, the next agent to start removes their empty cgroup."""
-    if not cgroups_work(tmp_path):
-        pytest.skip("cgroup v2 is not writable here")
-    parent = watchdog.cgroup2_dir_of_self()
-    assert parent is not None
+    parent = cgroup_parent
+    for name in ("dead", "alive"):
+        (tmp_path / name).mkdir()
     empty = parent / watchdog.task_cgroup_name(tmp_path / "dead")
     busy = parent / watchdog.task_cgroup_name(tmp_path / "alive")
     empty.mkdir()
@@ -150,3 +165,63 @@ def test_empty_agent_cgroups_left_behind_are_removed(tmp_path: Path) -> None:
         for cg in (empty, busy):
             with contextlib.suppress(OSError):
                 watchdog.kill_cgroup(cg)
+
+
+def _escaped_sleeper(cgroup: Path, marker: str) -> psutil.Popen:
+    """A process of the agent's cgroup that made a cgroup of its own inside it (two levels down) and moved
+    there, as a task running as the agent's user can: the agent's cgroup itself then has no process."""
+    deep = cgroup / "escape" / "deeper"
+    deep.mkdir(parents=True)
+    sleeper = psutil.Popen(["sleep", marker])
+    watchdog.enter_cgroup(deep, sleeper.pid)
+    assert (cgroup / "cgroup.procs").read_text().split() == []
+    return sleeper
+
+
+@pytest.mark.parametrize("kill_file", [True, False], ids=["cgroup.kill", "freeze-and-kill"])
+@pytest.mark.timeout(30)
+def test_a_task_in_a_child_cgroup_it_made_dies_too(tmp_path: Path, kill_file: bool) -> None:
+    if not cgroups_work(tmp_path):
+        pytest.skip("cgroup v2 is not writable here")
+    root = tmp_path / "node"
+    root.mkdir()
+    cgroup = watchdog.make_task_cgroup(root)
+    assert cgroup is not None
+    sleeper = _escaped_sleeper(cgroup, "1008")
+    try:
+        assert watchdog.kill_cgroup(cgroup, wait=5, use_kill_file=kill_file) == 1
+        assert sleeper.wait(timeout=5) == -signal.SIGKILL
+        assert not cgroup.exists()  # its child cgroups were removed first
+    finally:
+        with contextlib.suppress(psutil.Error):
+            sleeper.kill()
+        with contextlib.suppress(OSError):
+            watchdog.kill_cgroup(cgroup, wait=1)
+
+
+def test_a_leftover_agent_cgroup_with_child_cgroups_is_removed(tmp_path: Path, cgroup_parent: Path) -> None:
+    """An empty leftover whose task had made child cgroups in it goes too (bottom up)."""
+    parent = cgroup_parent
+    (tmp_path / "dead").mkdir()
+    leftover = parent / watchdog.task_cgroup_name(tmp_path / "dead")
+    (leftover / "a" / "b").mkdir(parents=True)
+    try:
+        watchdog.remove_stale_cgroups(parent, older_than=-1)
+        assert not leftover.exists()
+    finally:
+        with contextlib.suppress(OSError):
+            watchdog.kill_cgroup(leftover, wait=1)
+
+
+def test_the_cgroup_name_tells_apart_directories_of_the_same_path(tmp_path: Path) -> None:
+    """Two agents whose roots have the same path in different mount namespaces (each sees its own
+    directory there) and share a cgroup parent must not take each other's cgroup for a leftover."""
+    root = tmp_path / "node"
+    root.mkdir()
+    first = watchdog.task_cgroup_name(root)
+    assert watchdog.task_cgroup_name(root) == first  # a restarted agent of the same root finds its own
+    other = tmp_path / "other"
+    other.mkdir()
+    root.rename(tmp_path / "moved")
+    other.rename(root)  # another directory at the same path
+    assert watchdog.task_cgroup_name(root) != first
