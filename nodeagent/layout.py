@@ -92,6 +92,15 @@ class NodeLayout:
             d.mkdir(parents=True, exist_ok=True)
 
 
+def root_of_task_dir(task_dir: Path, job_id: str, task_id: str) -> Path | None:
+    """The node root that task directory `task_dir` (`<root>/workitems/<job>/job-1/<task>`) is in,
+    or None when `task_dir` is not such a path (a multi-instance task's shared directory is the
+    primary's task directory, which may be on another local node's root)."""
+    if len(task_dir.parts) > 4 and task_dir.parts[-4:] == ("workitems", job_id, "job-1", task_id):
+        return task_dir.parents[3]
+    return None
+
+
 def working_dir(task_dir: Path) -> Path:
     """The working directory inside a task (or start task) directory."""
     return task_dir / "wd"

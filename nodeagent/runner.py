@@ -22,7 +22,7 @@ from shoal.clock import Clock, to_timestamp
 from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.nodeagent import envvars, process, retention
 from shoal.nodeagent.config import AgentConfig
-from shoal.nodeagent.layout import NodeLayout, working_dir
+from shoal.nodeagent.layout import NodeLayout, root_of_task_dir, working_dir
 from shoal.nodeagent.outputs import upload_outputs
 from shoal.nodeagent.staging import StagingError, stage_resource_files
 from shoal.nodeagent.state import RunningFile, attempt_key
@@ -432,7 +432,12 @@ class TaskRunner:
 
         if mi is not None:
             # Common resource files into the shared directory, then the coordination command.
-            outcome = await self._stage(attempt, mi.common_resource_files, shared_dir)
+            # Staged from the root of the node the shared directory is on (the primary's), no link followed.
+            shared_root = root_of_task_dir(shared_dir, a.attempt.job_id, a.attempt.task_id)
+            if shared_root is None and mi.common_resource_files:
+                problem = f"the task's shared directory {shared_dir} is not a task directory"
+                return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", problem))
+            outcome = await self._stage(attempt, mi.common_resource_files, shared_dir, shared_root or task_dir)
             if outcome is not None:
                 return outcome
             if mi.coordination_command_line:
@@ -467,7 +472,7 @@ class TaskRunner:
                 return self._killed_outcome(None)
 
         # The task's own resource files and its (application) command.
-        outcome = await self._stage(attempt, a.resource_files, wd)
+        outcome = await self._stage(attempt, a.resource_files, wd, self._layout.root)
         if outcome is not None:
             return outcome
         result = await self._run_command(attempt, a.command_line, kill_leftovers=True)
@@ -511,13 +516,15 @@ class TaskRunner:
             env.update(envvars.multi_instance_env(mi, shared_dir, env.get("PATH", "")))
         return env
 
-    async def _stage(self, attempt: Attempt, files: Sequence[common_pb2.ResourceFile], into: Path) -> Outcome | None:
-        """Stage resource files; an Outcome when that ended the attempt."""
+    async def _stage(
+        self, attempt: Attempt, files: Sequence[common_pb2.ResourceFile], into: Path, root: Path
+    ) -> Outcome | None:
+        """Stage resource files into `into`, below node root `root`; an Outcome when that ended the attempt."""
         if attempt.killed:
             return self._killed_outcome(None)
         if not files:
             return None
-        attempt.stage = asyncio.ensure_future(stage_resource_files(files, into, self._storage()))
+        attempt.stage = asyncio.ensure_future(stage_resource_files(files, into, self._storage(), root=root))
         try:
             await attempt.stage
         except asyncio.CancelledError:

@@ -56,46 +56,60 @@ def container_file_path(file_path: str, blob_name: str) -> str:
     only selects blobs (blob `mpi/heat.py` with prefix `mpi/h` and file path `.` is `mpi/heat.py`).
     Raises StagingError when the result leaves the working directory or names it.
     """
-    joined = "/".join(p.strip("/") for p in (file_path, blob_name) if p.strip("/"))
+    return _dest("/".join(p.strip("/") for p in (file_path, blob_name) if p.strip("/")))
+
+
+def _below_wd(path: str) -> str:
+    """`path` checked to stay in the working directory ('' for the directory itself)."""
     try:
-        rel = check_relative_path(joined, allow_empty=True)
+        return check_relative_path(path, allow_empty=True)
     except UnsafePathError as e:
         raise StagingError("BlobNotFound", f"resource file path escapes the working directory: {e}") from e
-    if not rel:
-        raise StagingError("ResourceFileCreateFailed", "resource file path names the working directory")
-    return rel
 
 
 def _dest(file_path: str) -> str:
     """A checked destination (a file path below the working directory)."""
-    try:
-        rel = check_relative_path(file_path, allow_empty=True)
-    except UnsafePathError as e:
-        raise StagingError("BlobNotFound", f"resource file path escapes the working directory: {e}") from e
+    rel = _below_wd(file_path)
     if not rel:
         raise StagingError("ResourceFileCreateFailed", "resource file path names the working directory")
     return rel
+
+
+def _wd_below(root: Path, wd: Path) -> str:
+    """`wd` relative to the node root `root` it must be in."""
+    try:
+        return check_relative_path(wd.relative_to(root).as_posix(), allow_empty=True)
+    except (ValueError, UnsafePathError) as e:
+        raise StagingError("ResourceFileWriteFailed", f"the working directory {wd} is not below {root}") from e
 
 
 class _Destination:
     """A file being staged at `rel` below a working directory, written without following symlinks.
 
-    Its parent directories are made (or opened) one by one without following a symlink (a link
-    the task, or an instance sharing the directory, left there is not written through); the data
-    goes to a hidden temporary file beside the destination, which then replaces the destination
-    (a link there is replaced, not followed), so files appear whole.
+    The working directory (`wd_rel` below the node root `root`, which the agent trusts) and the
+    file's parent directories are made (or opened) one by one without following a symlink: a
+    link that the task, a previous attempt, the start task or an instance sharing the directory
+    left in any of those places (the working directory itself too) is not written through. The
+    data goes to a hidden temporary file beside the destination, which then replaces the
+    destination (a link there is replaced, not followed), so files appear whole.
     """
 
-    def __init__(self, wd: Path, rel: str) -> None:
+    def __init__(self, root: Path, wd_rel: str, rel: str) -> None:
         self.rel = rel
         parent, self.name = safeopen.split_parent(rel)
         self.tmp_name = f".{self.name}.{secrets.token_hex(4)}.part"
         self.dir_fd = -1
         self.fd = -1
         try:
-            # The working directory is the agent's; another instance's shared one may not be made yet.
-            wd.mkdir(parents=True, exist_ok=True)
-            self.dir_fd = safeopen.makedirs_beneath(wd, parent)
+            # Made where missing: another instance's shared directory may not be made yet.
+            wd_fd = safeopen.makedirs_beneath(root, wd_rel)
+        except OSError as e:
+            raise StagingError(
+                "ResourceFileWriteFailed",
+                f"writing {rel}: the working directory {safeopen.describe_error(e, wd_rel)}",
+            ) from e
+        try:
+            self.dir_fd = safeopen.makedirs_beneath(wd_fd, parent)
             self.fd = os.open(
                 self.tmp_name,
                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -105,6 +119,8 @@ class _Destination:
         except OSError as e:
             self.close()
             raise _write_failed(rel, e) from e
+        finally:
+            os.close(wd_fd)
 
     def commit(self, mode: int) -> None:
         """Set the mode and move the file into place."""
@@ -130,14 +146,12 @@ def _write_failed(rel: str, e: OSError) -> StagingError:
     return StagingError("ResourceFileWriteFailed", f"writing {rel}: {safeopen.describe_error(e, rel)}")
 
 
-async def _stage_container(rf: common_pb2.ResourceFile, wd: Path, storage: StorageClient | None, mode: int) -> None:
+async def _stage_container(
+    rf: common_pb2.ResourceFile, root: Path, wd_rel: str, storage: StorageClient | None, mode: int
+) -> None:
     container, prefix = rf.storage_container_name, rf.blob_prefix
     # Check the directory part before talking to the server.
-    if rf.file_path:
-        try:
-            check_relative_path(rf.file_path, allow_empty=True)
-        except UnsafePathError as e:
-            raise StagingError("BlobNotFound", f"resource file path escapes the working directory: {e}") from e
+    _below_wd(rf.file_path)
     if storage is None:
         raise StagingError("BlobDownloadMiscError", "no storage service available")
     try:
@@ -149,7 +163,7 @@ async def _stage_container(rf: common_pb2.ResourceFile, wd: Path, storage: Stora
     if not blobs and prefix:
         raise StagingError("BlobNotFound", f"no blob in container {container!r} starts with {prefix!r}")
     for blob in blobs:
-        dest = await asyncio.to_thread(_Destination, wd, container_file_path(rf.file_path, blob.name))
+        dest = await asyncio.to_thread(_Destination, root, wd_rel, container_file_path(rf.file_path, blob.name))
         try:
             with os.fdopen(os.dup(dest.fd), "wb") as f:
                 await storage.download_blob(container, blob.name, f)
@@ -174,14 +188,14 @@ def _http_download(url: str, fd: int) -> None:
             f.write(chunk)
 
 
-async def _stage_http(rf: common_pb2.ResourceFile, wd: Path, mode: int) -> None:
+async def _stage_http(rf: common_pb2.ResourceFile, root: Path, wd_rel: str, mode: int) -> None:
     url = rf.http_url
     if not url.lower().startswith(("http://", "https://")):
         raise StagingError("BlobDownloadMiscError", f"unsupported URL {url!r}")
     name = rf.file_path or PurePosixPath(urllib.parse.urlparse(url).path).name
     if not name:
         raise StagingError("ResourceFileCreateFailed", f"no file path for {url!r}")
-    dest = await asyncio.to_thread(_Destination, wd, _dest(name))
+    dest = await asyncio.to_thread(_Destination, root, wd_rel, _dest(name))
     try:
         await asyncio.to_thread(_http_download, url, dest.fd)
         await asyncio.to_thread(dest.commit, mode)
@@ -195,14 +209,19 @@ async def _stage_http(rf: common_pb2.ResourceFile, wd: Path, mode: int) -> None:
 
 
 async def stage_resource_files(
-    files: Iterable[common_pb2.ResourceFile], wd: Path, storage: StorageClient | None
+    files: Iterable[common_pb2.ResourceFile], wd: Path, storage: StorageClient | None, *, root: Path
 ) -> None:
-    """Download every resource file into `wd`, in order. Raises StagingError on the first failure."""
+    """Download every resource file into `wd`, in order. Raises StagingError on the first failure.
+
+    `wd` is below `root`, a node root: every directory from `root` down is opened (made where
+    missing) without following a symlink, `wd` itself too (see `_Destination`).
+    """
+    wd_rel = _wd_below(root, wd)
     for rf in files:
         mode = parse_file_mode(rf.file_mode)
         if rf.http_url:
-            await _stage_http(rf, wd, mode)
+            await _stage_http(rf, root, wd_rel, mode)
         elif rf.storage_container_name:
-            await _stage_container(rf, wd, storage, mode)
+            await _stage_container(rf, root, wd_rel, storage, mode)
         else:
             raise StagingError("ResourceFileCreateFailed", "resource file names no source")

@@ -49,7 +49,7 @@ async def run_start_task(
     outcome: Outcome
     try:
         await asyncio.to_thread(_fresh_startup_dir, startup)
-        await stage_resource_files(start_task.resource_files, wd, storage)
+        await stage_resource_files(start_task.resource_files, wd, storage, root=layout.root)
     except StagingError as e:
         outcome = Outcome(None, failure(USER_ERROR, e.code, e.message))
     except OSError as e:

@@ -275,7 +275,7 @@ async def test_staging_path_escape_is_blob_not_found(tmp_path: Path) -> None:
         common_pb2.ResourceFile(storage_container_name="c", file_path="../up"),
     ):
         with pytest.raises(StagingError) as ei:
-            await stage_resource_files([rf], tmp_path, None)
+            await stage_resource_files([rf], tmp_path, None, root=tmp_path)
         assert ei.value.code == "BlobNotFound"
 
 
@@ -301,12 +301,17 @@ async def test_http_staging(tmp_path: Path) -> None:
         wd = tmp_path / "wd"
         wd.mkdir()
         await stage_resource_files(
-            [common_pb2.ResourceFile(http_url=f"{base}/f.txt", file_path="in/g.txt", file_mode="0640")], wd, None
+            [common_pb2.ResourceFile(http_url=f"{base}/f.txt", file_path="in/g.txt", file_mode="0640")],
+            wd,
+            None,
+            root=tmp_path,
         )
         assert (wd / "in" / "g.txt").read_text() == "hello"
         assert (wd / "in" / "g.txt").stat().st_mode & 0o777 == 0o640
         with pytest.raises(StagingError) as ei:
-            await stage_resource_files([common_pb2.ResourceFile(http_url=f"{base}/nope", file_path="n")], wd, None)
+            await stage_resource_files(
+                [common_pb2.ResourceFile(http_url=f"{base}/nope", file_path="n")], wd, None, root=tmp_path
+            )
         assert ei.value.code == "BlobNotFound"
     finally:
         httpd.shutdown()
@@ -478,3 +483,14 @@ def test_resetting_a_shared_task_directory_replaces_links_not_their_targets(tmp_
     assert victim.read_text() == "untouched"
     assert not (task_dir / "stdout.txt").is_symlink() and (task_dir / "stdout.txt").read_text() == ""
     assert (task_dir / "stderr.txt").read_text() == ""
+
+
+def test_the_node_root_of_a_task_directory() -> None:
+    """A multi-instance task's shared directory (the primary's task directory) is staged from its node root."""
+    from shoal.nodeagent.layout import NodeLayout, root_of_task_dir
+
+    layout = NodeLayout(Path("/data/nodes/node-1"))
+    assert root_of_task_dir(layout.task_dir("j", "t"), "j", "t") == layout.root
+    assert root_of_task_dir(Path("/data/nodes/node-2/workitems/j/job-1/t"), "j", "t") == Path("/data/nodes/node-2")
+    assert root_of_task_dir(Path("/data/nodes/node-2/workitems/j/job-1/u"), "j", "t") is None
+    assert root_of_task_dir(Path("/workitems/j/x/t"), "j", "t") is None

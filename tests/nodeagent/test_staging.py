@@ -37,11 +37,11 @@ def container(prefix: str, file_path: str) -> common_pb2.ResourceFile:
 async def test_the_prefix_selects_blobs_and_each_keeps_its_full_name(storage: StorageClient, tmp_path: Path) -> None:
     wd = tmp_path / "wd"
     wd.mkdir()
-    await stage_resource_files([container("mpi/h", ".")], wd, storage)
+    await stage_resource_files([container("mpi/h", ".")], wd, storage, root=tmp_path)
     assert files_under(wd) == ["mpi/heat.py", "mpi/hello.c"]  # not eat.py, ello.c
-    await stage_resource_files([container("mpi/", "in")], wd, storage)
+    await stage_resource_files([container("mpi/", "in")], wd, storage, root=tmp_path)
     assert files_under(wd / "in") == ["mpi/heat.py", "mpi/hello.c", "mpi/sub/x.txt"]
-    await stage_resource_files([container("other/y.txt", "")], wd, storage)
+    await stage_resource_files([container("other/y.txt", "")], wd, storage, root=tmp_path)
     assert (wd / "other" / "y.txt").read_bytes() == b"other/y.txt"
     assert (wd / "mpi" / "heat.py").stat().st_mode & 0o777 == 0o770
 
@@ -49,7 +49,7 @@ async def test_the_prefix_selects_blobs_and_each_keeps_its_full_name(storage: St
 async def test_staging_into_a_directory_not_made_yet(storage: StorageClient, tmp_path: Path) -> None:
     """Another instance's shared directory, which its own agent may not have made yet."""
     shared = tmp_path / "other-node" / "workitems" / "j" / "job-1" / "mi"
-    await stage_resource_files([container("mpi/heat", ".")], shared, storage)
+    await stage_resource_files([container("mpi/heat", ".")], shared, storage, root=tmp_path)
     assert files_under(shared) == ["mpi/heat.py"]
 
 
@@ -61,7 +61,7 @@ async def test_staging_never_writes_through_a_link(storage: StorageClient, tmp_p
     outside.mkdir()
     (wd / "mpi").symlink_to(outside)
     with pytest.raises(StagingError) as ei:
-        await stage_resource_files([container("mpi/h", ".")], wd, storage)
+        await stage_resource_files([container("mpi/h", ".")], wd, storage, root=tmp_path)
     assert ei.value.code == "ResourceFileWriteFailed" and "symbolic link" in ei.value.message
     assert list(outside.iterdir()) == []
     # A link in the file's own place is replaced, and what it pointed at is left alone.
@@ -70,11 +70,45 @@ async def test_staging_never_writes_through_a_link(storage: StorageClient, tmp_p
     victim = outside / "victim"
     victim.write_text("untouched")
     (wd / "mpi" / "heat.py").symlink_to(victim)
-    await stage_resource_files([container("mpi/heat", ".")], wd, storage)
+    await stage_resource_files([container("mpi/heat", ".")], wd, storage, root=tmp_path)
     assert not (wd / "mpi" / "heat.py").is_symlink()
     assert (wd / "mpi" / "heat.py").read_bytes() == b"mpi/heat.py"
     assert victim.read_text() == "untouched"
     assert sorted(p.name for p in (wd / "mpi").iterdir()) == ["heat.py"]  # no temporary file left
+
+
+@pytest.mark.parametrize("link", ["wd", "task"], ids=["the working directory", "a directory above it"])
+async def test_staging_never_writes_through_a_working_directory_that_is_a_link(
+    storage: StorageClient, tmp_path: Path, link: str
+) -> None:
+    """A previous attempt or the start task replaced the working directory (or a directory on the way
+    to it from the node root) with a link to another directory: staging refuses, and writes nothing
+    there."""
+    root = tmp_path / "node"
+    task_dir = root / "workitems" / "j" / "job-1" / "t"
+    task_dir.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if link == "wd":
+        (task_dir / "wd").symlink_to(elsewhere)
+    else:
+        task_dir.rmdir()
+        (elsewhere / "wd").mkdir()
+        task_dir.symlink_to(elsewhere)
+    for rf in (container("mpi/h", "."), container("mpi/h", "in")):
+        with pytest.raises(StagingError) as ei:
+            await stage_resource_files([rf], task_dir / "wd", storage, root=root)
+        assert ei.value.code == "ResourceFileWriteFailed" and "symbolic link" in ei.value.message
+    assert files_under(elsewhere) == []
+    assert sorted(p.name for p in elsewhere.rglob("*")) == ([] if link == "wd" else ["wd"])
+
+
+async def test_a_working_directory_outside_the_node_root_is_refused(storage: StorageClient, tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    with pytest.raises(StagingError) as ei:
+        await stage_resource_files([container("mpi/h", ".")], tmp_path / "wd", storage, root=tmp_path / "root")
+    assert ei.value.code == "ResourceFileWriteFailed"
+    assert not (tmp_path / "wd").exists()
 
 
 async def test_start_task_and_task_resource_files_keep_the_blob_names(plane_server, run_agent) -> None:
