@@ -7,7 +7,9 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -17,6 +19,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from shoal import agenterrors as reasons
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.nodeagent import safeopen
 from shoal.nodeagent.layout import NodeLayout
@@ -28,18 +31,6 @@ ExecHandler = Callable[
     [AsyncIterator[agent_pb2.ExecRequest], grpc.aio.ServicerContext], AsyncIterator[agent_pb2.ExecResponse]
 ]
 FOLLOW_POLL_SECONDS = 0.1
-
-#: The ErrorInfo domain and reasons of NodeService errors (the control plane maps them for its clients).
-ERROR_DOMAIN = "shoal.agent.v1"
-REASON_INVALID_PATH = "INVALID_PATH"
-REASON_INVALID_OFFSET = "INVALID_OFFSET"
-REASON_NOT_A_FILE = "NOT_A_REGULAR_FILE"
-REASON_FILE_NOT_FOUND = "FILE_NOT_FOUND"
-#: The task's own directory is not on this node (never made here, or deleted: retention, DeleteTaskFiles).
-REASON_TASK_DIRECTORY_NOT_FOUND = "TASK_DIRECTORY_NOT_FOUND"
-REASON_SYMLINK = "SYMLINK_NOT_FOLLOWED"
-REASON_ACCESS_DENIED = "FILE_ACCESS_DENIED"
-REASON_UNREADABLE = "FILE_UNREADABLE"
 
 
 def _node_file(rel: str, st: os.stat_result) -> common_pb2.NodeFile:
@@ -57,12 +48,37 @@ def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
 
-def list_files(root: Path, scope_rel: str, path: str, recursive: bool) -> list[common_pb2.NodeFile]:
+@dataclass(frozen=True)
+class ListingLimits:
+    """The bounds of one ListFiles answer (past any of them: FAILED_PRECONDITION TOO_MANY_FILES)."""
+
+    #: The most entries.
+    entries: int = reasons.LISTING_MAX_ENTRIES
+    #: The most bytes of entries (the answer must fit the control plane's message limit).
+    size: int = reasons.LISTING_MAX_BYTES
+    #: How deep below the directory listed a recursive listing goes.
+    depth: int = reasons.LISTING_MAX_DEPTH
+    #: How long listing may take.
+    seconds: float = reasons.LISTING_MAX_SECONDS
+
+
+class ListingTooLarge(Exception):
+    """A listing went past one of its `ListingLimits`."""
+
+
+#: What one entry costs in a ListFilesResponse beyond its own bytes: its tag and length (at most 5 bytes).
+_ENTRY_FRAMING = 6
+
+
+def list_files(
+    root: Path, scope_rel: str, path: str, recursive: bool, limits: ListingLimits = ListingLimits()
+) -> list[common_pb2.NodeFile]:
     """Entries under `path` (or `path` itself when it is not a directory), relative to `scope_rel`.
 
     `scope_rel` (the task directory, or '' for the node root) and `path` are below `root`; no
     symlink is followed on the way or while walking (symlinks are listed as what they are).
-    Raises UnsafePathError and OSError (ELOOP for a symlink on the way).
+    Raises UnsafePathError, OSError (ELOOP for a symlink on the way), and ListingTooLarge past
+    `limits`.
     """
     rel = check_relative_path(path, allow_empty=True)
     full = _join(scope_rel, rel)
@@ -70,11 +86,28 @@ def list_files(root: Path, scope_rel: str, path: str, recursive: bool) -> list[c
     if not stat.S_ISDIR(st.st_mode):
         return [_node_file(rel, st)]
     fd = safeopen.open_dir(root, full)
+    files: list[common_pb2.NodeFile] = []
+    size = 0
     try:
         prefix = rel + "/" if rel else ""
-        return [_node_file(prefix + e.rel, e.st) for e in safeopen.walk(fd, descend=lambda _rel: recursive)]
+        entries = safeopen.walk(
+            fd,
+            descend=lambda _rel: recursive,
+            max_entries=limits.entries,
+            max_depth=limits.depth,
+            deadline=time.monotonic() + limits.seconds,
+        )
+        for e in entries:
+            f = _node_file(prefix + e.rel, e.st)
+            size += f.ByteSize() + _ENTRY_FRAMING
+            if size > limits.size:
+                raise ListingTooLarge(f"its entries take more than {limits.size // (1024 * 1024)} MiB")
+            files.append(f)
+    except safeopen.WalkLimitError as e:
+        raise ListingTooLarge(str(e)) from e
     finally:
         os.close(fd)
+    return files
 
 
 class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
@@ -85,10 +118,12 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         layout: NodeLayout,
         task_done: Callable[[str, str], asyncio.Event | None],
         exec_handler: ExecHandler | None = None,
+        listing_limits: ListingLimits = ListingLimits(),
     ) -> None:
         self._layout = layout
         self._task_done = task_done
         self._exec = exec_handler
+        self._limits = listing_limits
 
     async def Exec(
         self, request_iterator: AsyncIterator[agent_pb2.ExecRequest], context: grpc.aio.ServicerContext
@@ -114,22 +149,22 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
     async def _fail(self, context: grpc.aio.ServicerContext, e: Exception, path: str, scope_rel: str) -> NoReturn:
         """End the call with the status and reason that `e` means (never returns)."""
         if isinstance(e, (UnsafePathError, ValueError)):
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, REASON_INVALID_PATH, str(e))
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reasons.INVALID_PATH, str(e))
         if isinstance(e, safeopen.NotARegularFile):
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, REASON_NOT_A_FILE, f"{path or '.'} is {e}")
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reasons.NOT_A_REGULAR_FILE, f"{path or '.'} is {e}")
         assert isinstance(e, OSError)
         message = safeopen.describe_error(e, path)
         if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            reason = REASON_FILE_NOT_FOUND
+            reason = reasons.FILE_NOT_FOUND
             if scope_rel and not await asyncio.to_thread(_exists, self._layout.root, scope_rel):
-                reason = REASON_TASK_DIRECTORY_NOT_FOUND
+                reason = reasons.TASK_DIRECTORY_NOT_FOUND
                 message = f"{path or '.'} not found: the task has no directory on this node"
             await abort(context, grpc.StatusCode.NOT_FOUND, reason, message)
         if e.errno == errno.ELOOP:
-            await abort(context, grpc.StatusCode.PERMISSION_DENIED, REASON_SYMLINK, message)
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, reasons.SYMLINK_NOT_FOLLOWED, message)
         if e.errno in (errno.EACCES, errno.EPERM):
-            await abort(context, grpc.StatusCode.PERMISSION_DENIED, REASON_ACCESS_DENIED, message)
-        await abort(context, grpc.StatusCode.FAILED_PRECONDITION, REASON_UNREADABLE, message)
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, reasons.FILE_ACCESS_DENIED, message)
+        await abort(context, grpc.StatusCode.FAILED_PRECONDITION, reasons.FILE_UNREADABLE, message)
 
     async def ListFiles(
         self, request: agent_pb2.ListFilesRequest, context: grpc.aio.ServicerContext
@@ -138,7 +173,13 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         scope_rel = ""
         try:
             scope_rel = self._scope(request.scope, request.job_id, request.task_id)
-            files = await asyncio.to_thread(list_files, self._layout.root, scope_rel, request.path, request.recursive)
+            files = await asyncio.to_thread(
+                list_files, self._layout.root, scope_rel, request.path, request.recursive, self._limits
+            )
+        except ListingTooLarge as e:
+            shown = request.path or "."
+            message = f"{shown} has too many files to list at once ({e}): list a subdirectory, or not recursively"
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION, reasons.TOO_MANY_FILES, message)
         except (UnsafePathError, ValueError, OSError) as e:
             await self._fail(context, e, request.path, scope_rel)
         return agent_pb2.ListFilesResponse(files=files)
@@ -154,7 +195,8 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         `shoal.nodeagent.safeopen`): a task cannot point a read at a file outside its directory.
         """
         if request.offset < 0:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, REASON_INVALID_OFFSET, "offset must not be negative")
+            message = "offset must not be negative"
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reasons.INVALID_OFFSET, message)
         done: asyncio.Event | None = None
         if request.follow and request.scope == agent_pb2.FILE_SCOPE_TASK:
             done = self._task_done(request.job_id, request.task_id)
@@ -208,7 +250,7 @@ def _exists(root: Path, rel: str) -> bool:
 async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, reason: str, message: str) -> NoReturn:
     """End the call with `code`, `message` and an ErrorInfo `reason` (domain shoal.agent.v1) that the
     control plane passes on to its client (see `shoal.server.api.nodefiles`)."""
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=reasons.ERROR_DOMAIN)
     detail = any_pb2.Any()
     detail.Pack(info)
     status = status_pb2.Status(code=code.value[0], message=message, details=[detail])

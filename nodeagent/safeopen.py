@@ -308,21 +308,34 @@ def walk(
     """Every entry below directory `top_fd`, depth first in name order, never entering a symlink.
 
     `descend(rel)` says whether to look inside directory `rel`. Raises WalkLimitError past
-    `max_entries` entries, below `max_depth` levels, or after `deadline` (time.monotonic()).
-    Entries that vanish while walking are skipped.
+    `max_entries` entries, below `max_depth` levels, or after `deadline` (time.monotonic()),
+    checked while a directory is read too: a directory of millions of entries is not read whole
+    first. Entries that vanish while walking are skipped.
     """
     count = 0
 
+    def check_time() -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise WalkLimitError("it took too long")
+
+    def read(fd: int) -> list[str]:
+        names: list[str] = []
+        with os.scandir(fd) as it:
+            for e in it:
+                names.append(e.name)
+                if max_entries is not None and count + len(names) > max_entries:
+                    raise WalkLimitError(f"more than {max_entries} entries")
+                check_time()
+        names.sort()
+        return names
+
     def visit(fd: int, prefix: str, depth: int) -> Iterator[WalkEntry]:
         nonlocal count
-        with os.scandir(fd) as it:
-            names = sorted(e.name for e in it)
-        for name in names:
+        for name in read(fd):
             count += 1
             if max_entries is not None and count > max_entries:
                 raise WalkLimitError(f"more than {max_entries} entries")
-            if deadline is not None and time.monotonic() > deadline:
-                raise WalkLimitError("it took too long")
+            check_time()
             try:
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except OSError:

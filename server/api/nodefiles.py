@@ -9,6 +9,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from shoal import agenterrors
 from shoal.server.api.errors import ApiError
 from shoal.server.domain.records import NodeRec
 
@@ -16,27 +17,13 @@ R = TypeVar("R")
 
 #: What an agent's status means when it carries no reason (an older agent).
 _STATUS_REASONS = {
-    grpc.StatusCode.NOT_FOUND: "FILE_NOT_FOUND",
-    grpc.StatusCode.INVALID_ARGUMENT: "INVALID_PATH",
-    grpc.StatusCode.PERMISSION_DENIED: "FILE_ACCESS_DENIED",
-    grpc.StatusCode.FAILED_PRECONDITION: "FILE_UNREADABLE",
+    grpc.StatusCode.NOT_FOUND: agenterrors.FILE_NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT: agenterrors.INVALID_PATH,
+    grpc.StatusCode.PERMISSION_DENIED: agenterrors.FILE_ACCESS_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION: agenterrors.FILE_UNREADABLE,
 }
-#: The agent's file errors (see shoal.nodeagent.fileservice) that go to the client as they are, with
-#: their code. TASK_DIRECTORY_NOT_FOUND is for the task API to say what it means (see `translate`).
-AGENT_DOMAIN = "shoal.agent.v1"
-TASK_DIRECTORY_NOT_FOUND = "TASK_DIRECTORY_NOT_FOUND"
-_AGENT_REASONS = frozenset(
-    {
-        "FILE_NOT_FOUND",
-        "INVALID_PATH",
-        "INVALID_OFFSET",
-        "NOT_A_REGULAR_FILE",
-        "SYMLINK_NOT_FOLLOWED",
-        "FILE_ACCESS_DENIED",
-        "FILE_UNREADABLE",
-        TASK_DIRECTORY_NOT_FOUND,
-    }
-)
+#: The channel options towards agents: a listing as large as an agent answers (see shoal.agenterrors).
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", agenterrors.AGENT_REPLY_MAX_BYTES)]
 
 
 class NodeChannels:
@@ -49,7 +36,7 @@ class NodeChannels:
         target = f"{node.proto.ip_address}:{node.node_service_port}"
         ch = self._channels.get(target)
         if ch is None:
-            ch = grpc.aio.insecure_channel(target)
+            ch = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
             self._channels[target] = ch
         return ch
 
@@ -78,7 +65,7 @@ def agent_reason(e: grpc.aio.AioRpcError) -> str:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            if info.domain == AGENT_DOMAIN:
+            if info.domain == agenterrors.ERROR_DOMAIN:
                 return info.reason
     return ""
 
@@ -86,14 +73,15 @@ def agent_reason(e: grpc.aio.AioRpcError) -> str:
 def translate(e: grpc.aio.AioRpcError) -> ApiError:
     """An agent's error as the client should see it.
 
-    The agent's file errors keep their code and reason (a missing task directory reads as
-    FILE_NOT_FOUND here; the task API tells a cleaned-up one apart); anything else means the
-    node could not serve the call: UNAVAILABLE NODE_UNAVAILABLE.
+    The agent's file errors (shoal.agenterrors) keep their code and reason (a missing task
+    directory reads as TASK_DIRECTORY_NOT_FOUND here; the task API tells a cleaned-up one apart,
+    see `TaskServicer._file_error`); anything else means the node could not serve the call:
+    UNAVAILABLE NODE_UNAVAILABLE.
     """
     code = e.code()
     if code in _STATUS_REASONS:
         reason = agent_reason(e)
-        if reason not in _AGENT_REASONS:
+        if reason not in agenterrors.REASONS:
             reason = _STATUS_REASONS[code]
         return ApiError(code, reason, e.details() or "")
     return ApiError(grpc.StatusCode.UNAVAILABLE, "NODE_UNAVAILABLE", f"the node did not answer: {e.details()}")

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from shoal import agenterrors
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import ApiError, failed_precondition, invalid, not_found, rpc_errors
 from shoal.server.api.etags import etag_of, tagged, task_message
-from shoal.server.api.nodefiles import TASK_DIRECTORY_NOT_FOUND, NodeChannels, translate
+from shoal.server.api.nodefiles import NodeChannels, translate
 from shoal.server.api.paging import page
 from shoal.server.api.validation import MAX_TASKS_PER_REQUEST, check_enum, check_file_path, check_task
 from shoal.server.controlplane import ControlPlane
@@ -178,7 +179,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         cleaned up (retention ran out, or they were deleted): Batch's TaskFilesCleanedup. While
         it runs (the directory not made yet), FILE_NOT_FOUND: following it waits for it.
         """
-        if e.reason != TASK_DIRECTORY_NOT_FOUND:
+        if e.reason != agenterrors.TASK_DIRECTORY_NOT_FOUND:
             return e
         task = t.read()
         if task.state == task_pb2.TASK_STATE_COMPLETED:

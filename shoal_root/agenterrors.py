@@ -1,0 +1,55 @@
+"""What the agent's NodeService file calls and the control plane agree on: the ErrorInfo domain and
+reasons of the agent's file errors, and the bounds of a listing.
+
+The agent (`shoal.nodeagent.fileservice`) answers with these; the control plane
+(`shoal.server.api.nodefiles`) passes them on to its client with their status code, and takes
+any other error of an agent to mean that the node could not serve the call.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: The ErrorInfo domain of the agent's NodeService errors.
+ERROR_DOMAIN: Final = "shoal.agent.v1"
+
+INVALID_PATH: Final = "INVALID_PATH"
+INVALID_OFFSET: Final = "INVALID_OFFSET"
+NOT_A_REGULAR_FILE: Final = "NOT_A_REGULAR_FILE"
+FILE_NOT_FOUND: Final = "FILE_NOT_FOUND"
+#: The task's own directory is not on this node (never made here, or deleted: retention, DeleteTaskFiles).
+#: The task API tells a cleaned-up directory apart; elsewhere it reads as FILE_NOT_FOUND.
+TASK_DIRECTORY_NOT_FOUND: Final = "TASK_DIRECTORY_NOT_FOUND"
+SYMLINK_NOT_FOLLOWED: Final = "SYMLINK_NOT_FOLLOWED"
+FILE_ACCESS_DENIED: Final = "FILE_ACCESS_DENIED"
+FILE_UNREADABLE: Final = "FILE_UNREADABLE"
+#: A listing went past `LISTING_MAX_ENTRIES`, `LISTING_MAX_BYTES`, `LISTING_MAX_DEPTH` or
+#: `LISTING_MAX_SECONDS` (FAILED_PRECONDITION: list a smaller directory, or not recursively).
+TOO_MANY_FILES: Final = "TOO_MANY_FILES"
+
+#: Every reason above: the control plane passes these on as they are.
+REASONS: Final = frozenset(
+    {
+        INVALID_PATH,
+        INVALID_OFFSET,
+        NOT_A_REGULAR_FILE,
+        FILE_NOT_FOUND,
+        TASK_DIRECTORY_NOT_FOUND,
+        SYMLINK_NOT_FOLLOWED,
+        FILE_ACCESS_DENIED,
+        FILE_UNREADABLE,
+        TOO_MANY_FILES,
+    }
+)
+
+#: The most entries one ListFiles answer holds.
+LISTING_MAX_ENTRIES: Final = 100_000
+#: The largest ListFiles answer (its serialized size). The control plane's channels to agents
+#: accept `AGENT_REPLY_MAX_BYTES`; the margin is for the message's framing.
+LISTING_MAX_BYTES: Final = 8 * 1024 * 1024
+#: How large an answer of an agent the control plane accepts.
+AGENT_REPLY_MAX_BYTES: Final = LISTING_MAX_BYTES + 1024 * 1024
+#: How deep a recursive listing goes below the directory listed.
+LISTING_MAX_DEPTH: Final = 256
+#: How long a listing may take (the control plane waits 30 s for the answer).
+LISTING_MAX_SECONDS: Final = 20.0
