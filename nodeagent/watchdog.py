@@ -37,8 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
-import fcntl
 import hashlib
 import logging
 import os
@@ -50,6 +48,8 @@ from pathlib import Path
 
 import psutil
 
+from shoal import rootlock
+
 log = logging.getLogger(__name__)
 
 #: The environment variable every task process carries (see shoal.nodeagent.envvars).
@@ -57,7 +57,6 @@ ROOT_ENV = "SHOAL_NODE_ROOT_DIR"
 CGROUP_PREFIX = "shoal-agent-"
 #: How long killing may take before the watchdog gives up waiting (it has sent SIGKILL by then).
 KILL_WAIT_SECONDS = 5.0
-LOCK_POLL_SECONDS = 0.05
 
 
 # ---- cgroup v2 -------------------------------------------------------------------------------------
@@ -307,26 +306,26 @@ class RootBusyError(Exception):
 
 async def take_root_lock(lock_file: Path, timeout: float) -> int:
     """Take the node root's lock, waiting (up to `timeout`) for an earlier agent's watchdog to finish;
-    its descriptor, which the caller keeps open as long as it uses the root. Raises RootBusyError."""
+    its descriptor, which the caller keeps open as long as it uses the root. Raises RootBusyError.
+    (The local provider waits for the same lock before it deletes a node's root: `shoal.rootlock`.)"""
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     deadline = time.monotonic() + timeout
     waited = False
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                os.close(fd)
-                raise
+            if rootlock.try_lock(fd):
+                return fd
+        except OSError:
+            os.close(fd)
+            raise
         if time.monotonic() >= deadline:
             os.close(fd)
             raise RootBusyError(f"the node root is in use by another agent (it holds {lock_file})")
         if not waited:
             log.info("waiting for %s: an earlier agent's watchdog may still be ending its tasks", lock_file)
             waited = True
-        await asyncio.sleep(LOCK_POLL_SECONDS)
+        await asyncio.sleep(rootlock.POLL_SECONDS)
 
 
 class Watchdog:

@@ -156,6 +156,8 @@ class ShoalServer:
             orphan_timeout=self.config.agent_orphan_timeout,
         )
         self.cp.provider = self.provider
+        # Before serving: no node can be added while the directories of nodes no longer in the store go.
+        await self.provider.remove_orphan_roots()
         await server.start()
         self.provider.adopt_or_restart()
         await self.cp.flush()

@@ -4,7 +4,12 @@ Each node gets its own root directory under ``<data dir>/nodes/<node id>`` and
 its own loopback address (127.0.1.N). The agent's pid is kept with the node, so
 a restarted server adopts agents that are still running instead of starting
 duplicates. When a node has left its pool (resized down, pool deleted), its
-root directory is deleted, as Batch deletes every file of a removed node.
+root directory is deleted, as Batch deletes every file of a removed node: once
+the root's lock is free (its agent's watchdog has killed every task), so that
+no task makes files there again while it is deleted. At start, the directories
+of nodes that are no longer in the store (the server was killed between a
+node's removal and the deletion of its files, or it left before nodes recorded
+their roots) are deleted too.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -23,21 +29,38 @@ from typing import Any
 
 import psutil
 
+from shoal import rootlock
 from shoal.server.controlplane import ControlPlane
+from shoal.server.domain.ids import id_problem
 from shoal.server.domain.records import NodeRec
 from shoal.v1 import pool_pb2
 
 log = logging.getLogger("shoal.provider.local")
 
+#: How long removing a node's root waits for its lock (the agent's watchdog kills its tasks within 5 s).
+ROOT_LOCK_TIMEOUT = 15.0
+#: Where the roots of nodes no longer in the store go before they are deleted, in `<data dir>/nodes`
+#: (not a node id: ids have no dot).
+TRASH = ".removed"
+
 
 class LocalProvider:
     """Starts and stops agent processes for the nodes of `local` pools."""
 
-    def __init__(self, cp: ControlPlane, *, data_dir: Path, server_address: str, orphan_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        cp: ControlPlane,
+        *,
+        data_dir: Path,
+        server_address: str,
+        orphan_timeout: float = 60.0,
+        root_lock_timeout: float = ROOT_LOCK_TIMEOUT,
+    ) -> None:
         self.cp = cp
         self.data_dir = data_dir
         self.server_address = server_address
         self.orphan_timeout = orphan_timeout
+        self.root_lock_timeout = root_lock_timeout
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -122,15 +145,20 @@ class LocalProvider:
         """The node's root directory, if this provider made it: exactly `<data dir>/nodes/<node id>`, as
         recorded when its agent was started (a joined node's files are not the server's to delete)."""
         recorded = node.internal.get("root")
-        node_id = node.proto.id
-        if not recorded or not node_id or node_id in (".", "..") or "/" in node_id or "\x00" in node_id:
+        if not recorded or id_problem(node.proto.id) is not None:
             return None
         root = self.node_root(node)
-        nodes = root.parent
-        # `nodes` must be the real directory in the data directory, not a link that leads elsewhere.
-        if str(root) != str(recorded) or nodes.is_symlink() or nodes.resolve() != self.data_dir.resolve() / "nodes":
+        if str(root) != str(recorded) or self._nodes_dir() is None:
             return None
         return root
+
+    def _nodes_dir(self) -> Path | None:
+        """`<data dir>/nodes`, or None when it is not the real directory there (a link that leads
+        elsewhere: nothing is deleted through it)."""
+        nodes = self.data_dir / "nodes"
+        if nodes.is_symlink() or nodes.resolve() != self.data_dir.resolve() / "nodes":
+            return None
+        return nodes
 
     async def _remove_root(self, node_key: str, node_id: str, pid: int, root: Path) -> None:
         # An agent still running (a leaving node forgotten because it went silent) would write there again.
@@ -140,8 +168,32 @@ class LocalProvider:
             deadline = loop.time() + 5.0
             while _alive(pid, self._procs.get(node_key)) and loop.time() < deadline:
                 await asyncio.sleep(0.05)
-        await asyncio.to_thread(remove_node_root, root)
+        # Its watchdog may still be killing its tasks (which could make files again): it holds the lock until done.
+        await asyncio.to_thread(remove_node_root_when_free, root, self.root_lock_timeout)
         log.info("removed the directory of %s (%s)", node_id, root)
+
+    async def remove_orphan_roots(self) -> None:
+        """Delete the root directories of nodes that are in no `local` pool of the store: the server was
+        killed between committing a node's removal and deleting its files, or the node left before
+        nodes recorded their roots. Call it once the control plane has loaded, before nodes can be
+        added (a node id is never reused, but a store started afresh counts from the start again).
+
+        Only direct children of `<data dir>/nodes` that are real directories named as node ids go,
+        and not one whose lock a live agent holds; each is first moved aside (at once, so that its id
+        is free) and then deleted in the background, with what an earlier start left moved aside.
+        """
+        nodes = self._nodes_dir()
+        if nodes is None or not nodes.is_dir():
+            return
+        keep = {
+            n.key
+            for n in self.cp.nodes.values()
+            if (pool := self.cp.pools.get(n.pool_key)) is not None and pool.proto.provider == "local"
+        }
+        moved = await asyncio.to_thread(_move_orphans_aside, nodes, keep)
+        if moved:
+            log.info("deleting the directories of %d node(s) no longer in the store: %s", len(moved), ", ".join(moved))
+        self._spawn(asyncio.to_thread(_empty_trash, nodes / TRASH))
 
     def adopt_or_restart(self) -> None:
         """After a server restart: keep agents that still run, start the missing ones."""
@@ -210,6 +262,56 @@ def remove_node_root(root: Path) -> None:
         root.unlink()
     elif root.is_dir():
         shutil.rmtree(root, onerror=retry_writable)
+
+
+def remove_node_root_when_free(root: Path, timeout: float) -> None:
+    """Delete node root `root` once its lock is free (see `shoal.rootlock`): its agent and the agent's
+    watchdog, which holds the lock until it has killed every task, are done. After `timeout` it is
+    deleted anyway (a log line says so)."""
+    fd = rootlock.open_existing_lock(root)
+    try:
+        if fd is not None and not rootlock.wait_for_lock(fd, timeout):
+            log.warning("%s is still locked by an agent or its watchdog after %.0f s: deleted anyway", root, timeout)
+        remove_node_root(root)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _move_orphans_aside(nodes: Path, keep: set[str]) -> list[str]:
+    """Move the node roots in `nodes` whose ids are not in `keep` (keys, lower case) into the trash;
+    their names. A root whose lock is held (a live agent uses it) is left where it is."""
+    moved: list[str] = []
+    trash = nodes / TRASH
+    with os.scandir(nodes) as it:
+        entries = [e for e in it if id_problem(e.name) is None and e.name.lower() not in keep]
+    for e in entries:
+        if not e.is_dir(follow_symlinks=False):
+            continue  # never made by this provider: left alone
+        fd = rootlock.open_existing_lock(Path(e.path))
+        try:
+            if fd is not None and not rootlock.try_lock(fd):
+                log.warning("%s belongs to no node but an agent uses it: left in place", e.path)
+                continue
+            trash.mkdir(exist_ok=True)
+            os.rename(e.path, trash / f"{e.name}.{secrets.token_hex(4)}")
+            moved.append(e.name)
+        except OSError as err:
+            log.warning("cannot move %s aside to delete it: %s", e.path, err)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return moved
+
+
+def _empty_trash(trash: Path) -> None:
+    """Delete what is in the trash (node roots moved there, also by an earlier start), and the trash."""
+    if trash.is_symlink() or not trash.is_dir():
+        return
+    for entry in trash.iterdir():
+        remove_node_root(entry)
+    with contextlib.suppress(OSError):
+        trash.rmdir()
 
 
 def _alive(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:

@@ -1,12 +1,18 @@
-"""Deleting a removed node's root directory never reaches outside it (links are removed, not followed)."""
+"""Deleting a removed node's root directory never reaches outside it (links are removed, not followed),
+and waits until its agent's watchdog has killed every task."""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
+from shoal import rootlock
 from shoal.server.domain.records import NodeRec
 from shoal.server.providers.local import LocalProvider, remove_node_root
 from shoal.v1 import pool_pb2
@@ -87,3 +93,86 @@ def test_the_providers_own_node_directory(tmp_path: Path) -> None:
     (tmp_path / "other").mkdir()
     (data / "nodes").symlink_to(tmp_path / "other")
     assert p._own_root(node("node-7", data / "nodes" / "node-7")) is None
+
+
+LOCK_HOLDER = """
+import fcntl, os, sys, threading, time
+root = sys.argv[1]
+fd = os.open(os.path.join(root, "volatile", "agent.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+print("locked", flush=True)
+while not stop.is_set():
+    # A task the watchdog has not killed yet, making files again.
+    os.makedirs(os.path.join(root, "workitems", "j", "job-1", "t", "wd"), exist_ok=True)
+    time.sleep(0.005)
+"""
+
+
+async def _hold_lock(root: Path) -> asyncio.subprocess.Process:
+    """A process that holds `root`'s lock, as a dead agent's watchdog does while it kills the agent's
+    tasks, and (standing for such a task) makes files in the root until its stdin closes."""
+    (root / "volatile").mkdir(parents=True, exist_ok=True)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LOCK_HOLDER, str(root), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert await asyncio.wait_for(proc.stdout.readline(), 10) == b"locked\n"
+    return proc
+
+
+@pytest.mark.timeout(30)
+async def test_a_node_root_is_deleted_once_its_agents_watchdog_is_done(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    root = data / "nodes" / "node-1"
+    holder = await _hold_lock(root)
+    try:
+        removal = asyncio.create_task(provider(data)._remove_root("node-1", "node-1", 0, root))
+        done, _ = await asyncio.wait({removal}, timeout=0.5)
+        assert not done  # it waits for the lock
+        assert holder.stdin is not None
+        holder.stdin.close()  # the watchdog has killed every task and exits
+        assert await asyncio.wait_for(holder.wait(), 10) == 0
+        await asyncio.wait_for(removal, 10)
+        assert not root.exists()
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+
+
+@pytest.mark.timeout(30)
+async def test_a_node_root_whose_lock_stays_held_is_deleted_after_the_wait(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    root = data / "nodes" / "node-1"
+    (root / "volatile").mkdir(parents=True)
+    lock = os.open(root / "volatile" / "agent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # never released while the provider waits
+        p = LocalProvider(None, data_dir=data, server_address="127.0.0.1:1", root_lock_timeout=0.2)  # type: ignore[arg-type]
+        with caplog.at_level(logging.WARNING, logger="shoal.provider.local"):
+            await asyncio.wait_for(p._remove_root("node-1", "node-1", 0, root), 10)
+        assert not root.exists()
+        assert "still locked" in caplog.text
+    finally:
+        os.close(lock)
+
+
+def test_a_lock_file_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
+    """A task replaced the lock file (or `volatile`) with a link: nothing outside the root is opened."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "agent.lock").write_text("")
+    for link in ("volatile", "volatile/agent.lock"):
+        root = tmp_path / link.replace("/", "-")
+        (root / "volatile").mkdir(parents=True)
+        if link == "volatile":
+            (root / "volatile").rmdir()
+            (root / "volatile").symlink_to(outside)
+        else:
+            (root / "volatile" / "agent.lock").symlink_to(outside / "agent.lock")
+        assert rootlock.open_existing_lock(root) is None
+    assert rootlock.open_existing_lock(tmp_path / "none") is None
