@@ -233,7 +233,11 @@ def make_task_cgroup(root: Path) -> Path | None:
     if parent is None or not os.access(parent / "cgroup.procs", os.W_OK):
         return None
     remove_stale_cgroups(parent)
-    cgroup = parent / task_cgroup_name(root)
+    try:
+        cgroup = parent / task_cgroup_name(root)
+    except OSError as e:
+        log.info("no task cgroup (%s): the watchdog falls back to process groups", e)
+        return None
     if cgroup.exists():
         killed = kill_cgroup(cgroup)
         if killed:
