@@ -150,3 +150,19 @@ def test_walk_never_enters_a_symlink_and_is_bounded(mode: str, tree: Path) -> No
             list(safeopen.walk(fd, deadline=time.monotonic() - 1))
     finally:
         os.close(fd)
+
+
+def test_a_directory_past_the_entry_bound_is_refused_while_it_is_read(tmp_path: Path) -> None:
+    """A task's directory of millions of entries is not read whole (and sorted) before the bound is
+    checked: nothing of it is looked at once the bound is passed."""
+    for i in range(50):
+        (tmp_path / f"f{i:02d}").write_text("")
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    seen: list[str] = []
+    try:
+        with pytest.raises(safeopen.WalkLimitError, match="more than 10 entries"):
+            for e in safeopen.walk(fd, max_entries=10):
+                seen.append(e.rel)
+    finally:
+        os.close(fd)
+    assert seen == []
