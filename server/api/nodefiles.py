@@ -75,8 +75,9 @@ def translate(e: grpc.aio.AioRpcError) -> ApiError:
 
     The agent's file errors (shoal.agenterrors) keep their code and reason (a missing task
     directory reads as TASK_DIRECTORY_NOT_FOUND here; the task API tells a cleaned-up one apart,
-    see `TaskServicer._file_error`); anything else means the node could not serve the call:
-    UNAVAILABLE NODE_UNAVAILABLE.
+    see `TaskServicer._file_error`); an answer too large for the channel (from an agent that does not
+    bound its listings) is FAILED_PRECONDITION TOO_MANY_FILES; anything else means the node could not
+    serve the call: UNAVAILABLE NODE_UNAVAILABLE.
     """
     code = e.code()
     if code in _STATUS_REASONS:
@@ -84,4 +85,11 @@ def translate(e: grpc.aio.AioRpcError) -> ApiError:
         if reason not in agenterrors.REASONS:
             reason = _STATUS_REASONS[code]
         return ApiError(code, reason, e.details() or "")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # An answer larger than this channel takes: an agent without a listing's bounds (an older one).
+        return ApiError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            agenterrors.TOO_MANY_FILES,
+            f"the node's answer is too large ({e.details()}): list a subdirectory, or not recursively",
+        )
     return ApiError(grpc.StatusCode.UNAVAILABLE, "NODE_UNAVAILABLE", f"the node did not answer: {e.details()}")

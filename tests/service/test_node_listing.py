@@ -88,6 +88,15 @@ async def test_a_listing_larger_than_a_message_is_too_many_files_not_node_unavai
     await too_many(node, "", recursive=True)
     # The node answers the next call as ever.
     assert await node.list("shared", recursive=True) == []
+    # An agent that does not bound its listings (an older one) sends an answer too large for the
+    # control plane's channel: the same clear error.
+    unbounded = Node(node.layout.root, ListingLimits(size=1 << 40))
+    await unbounded.start()
+    try:
+        e = await too_many(unbounded, "big", recursive=False)
+        assert "too large" in e.message
+    finally:
+        await unbounded.stop()
 
 
 @pytest.mark.parametrize("limits", [ListingLimits(entries=20, depth=4)])
