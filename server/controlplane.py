@@ -710,7 +710,6 @@ class ControlPlane:
             raise already_exists("POOL_EXISTS", f"pool {spec.id!r} already exists")
         pool = P.Pool()
         pool.CopyFrom(spec)
-        pool.etag = ""  # (derived when read)
         now = self.clock.now()
         pool.name = f"pools/{spec.id}"
         pool.provider = spec.provider or "local"
@@ -930,7 +929,6 @@ class ControlPlane:
         self.pool(spec.pool_id)
         job = J.Job()
         job.CopyFrom(spec)
-        job.etag = ""  # (derived when read)
         now = ts(self.clock.now())
         job.name = f"jobs/{spec.id}"
         job.state = J.JOB_STATE_ACTIVE

@@ -15,8 +15,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-ERROR_DOMAIN = "shoal.v1"
-
+from shoal.grpcguard import ERROR_DOMAIN  # (one domain for every refusal of the public API)
 
 #: Characters of a client's value an error message repeats (`shown`); the rest becomes an ellipsis.
 MAX_ECHO_CHARS = 200

@@ -161,8 +161,15 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         return task_pb2.ListSubtasksResponse(subtasks=self.cp.task(jid, tid).read().subtasks)
 
     def _task_node(self, t: TaskRec) -> NodeRec:
-        node_id = t.read().node_info.node_id
+        task = t.read()
+        node_id = task.node_info.node_id
         node = self.cp.nodes.get(idkey(node_id)) if node_id else None
+        if node is None and node_id and task.state == task_pb2.TASK_STATE_COMPLETED:
+            # As in Batch, the files of a node that left its pool are deleted with it.
+            raise not_found(
+                "TASK_FILES_CLEANED_UP",
+                f"the files of task {task.spec.id!r} were deleted with node {node_id!r}, which left its pool",
+            )
         if node is None:
             raise failed_precondition(
                 "TASK_FILES_UNAVAILABLE",

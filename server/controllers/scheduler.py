@@ -123,6 +123,9 @@ def build_snapshot(
         # A pass over some nodes leaves gangs to the full pass, except those with more instances than the
         # pool has nodes at all: they cannot fit, hold nothing there, and would only send every pass there.
         too_many = len(pool.nodes) if only is not None else -1
+        # A full pool (a full pass looks at it to tell a waiting gang why it waits) offers its gangs
+        # only: no ordinary task can be placed there, and `plan` need not go through them.
+        gangs_only = left == slack
         for k, tk in _merged(jobs):
             if left <= 0:
                 break
@@ -130,6 +133,9 @@ def build_snapshot(
             rec = j.tasks[tk]
             shape = rec.shape()
             if too_many >= 0 and shape.instances > too_many:
+                continue
+            if gangs_only and not shape.multi_instance:
+                left -= 1
                 continue
             queue.append(
                 PendingTask(

@@ -170,6 +170,8 @@ PLAUSIBLE: dict[str, list[str]] = {
     "provider": ["", "join", "local"],
     "update_mask": ["priority", "on_all_tasks_complete"],
     "page_token": [""],
+    # (No precondition: a random etag would stop most changes at ETAG_MISMATCH; wild requests send them.)
+    "etag": [""],
     "name": ["A", "PATH"],
     "value": ["1", ""],
 }

@@ -68,6 +68,11 @@ async def test_a_node_leaving_with_a_running_task_counts_until_it_has_left(serve
     # Its agent has exited (what a provider reports): now it is gone, and the resize is over.
     await server.cp.node_gone(idkey(node.id))
     await wait_pool(stubs, P.ALLOCATION_STATE_STEADY, 0)
+    # Its files went with it: the completed task's files read as cleaned up.
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await stubs.tasks.ReadTaskFile(task_pb2.ReadTaskFileRequest(name="jobs/j/tasks/t", path="stdout.txt")).read()
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    assert details(gone.value)[0] == "TASK_FILES_CLEANED_UP"
     again = await stubs.pools.ResizePool(P.ResizePoolRequest(name="pools/p", target_nodes=2))
     assert again.target_nodes == 2
     await agent.close()
