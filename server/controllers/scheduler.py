@@ -24,6 +24,8 @@ from shoal.v1 import job_pb2, pool_pb2, task_pb2
 log = logging.getLogger("shoal.scheduler")
 
 _new_tuple = tuple.__new__
+#: Index 0 for every task of a pool's only job (`_merged`).
+_ZEROS = itertools.repeat(0)
 #: Stamps of the applier's runs, for `JobRec.served`: they only need to grow.
 _turns = itertools.count(1)
 
@@ -49,8 +51,14 @@ def _running(j: JobRec) -> int:
     return j.counts[task_pb2.TASK_STATE_PREPARING] + j.counts[task_pb2.TASK_STATE_RUNNING]
 
 
-def _merged(jobs: Sequence[JobRec]) -> Iterator[tuple[int, str]]:
-    """The queue of one pool's `jobs` (in `queued_jobs` order): (index in `jobs`, task key), see `fair_merge`."""
+def _merged(jobs: Sequence[JobRec]) -> Iterable[tuple[int, str]]:
+    """The queue of one pool's `jobs` (in `queued_jobs` order): (index in `jobs`, task key), see `fair_merge`.
+
+    A pool with one job waiting (the usual case) has that job's queue as it is, without the merge: a
+    pass runs for every report, and with a stream per node that is a pass for about every task.
+    """
+    if len(jobs) == 1:
+        return zip(_ZEROS, jobs[0].queue, strict=False)
     return fair_merge([(j.proto.priority, _running(j), j.served, iter(j.queue)) for j in jobs])
 
 
@@ -193,12 +201,12 @@ def build_ahead_snapshot(
         first = jobs[0]
         if len(jobs) > 1:
             # Jobs take turns (`fair_merge`): the depth is that of the job whose task comes first.
-            merged = _merged(jobs)
-            head = next(merged, None)
+            order = iter(_merged(jobs))
+            head = next(order, None)
             if head is None:
                 continue
             first = jobs[head[0]]
-            merged = itertools.chain((head,), merged)
+            merged = itertools.chain((head,), order)
         depth = cp.ahead_depth(first)
         if not depth:
             continue

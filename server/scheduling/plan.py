@@ -274,7 +274,7 @@ def plan(snapshot: Snapshot) -> Plan:
             index.take(node_id, task.required_slots)
         # (Placement(...) without the Python-level __new__ of a named tuple: one per task placed.)
         placements.append(_new_tuple(Placement, (task.key, task.attempt + 1, chosen, task.required_slots, task.seq)))
-    return Plan(placements, waiting)
+    return _new_tuple(Plan, (placements, waiting))  # (without the Python-level __new__: a plan per pass)
 
 
 class _PoolIndex:
