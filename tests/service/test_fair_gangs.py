@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 
 import grpc
+import pytest
 from click.testing import CliRunner
 
 from shoal.agent.v1 import agent_pb2
@@ -128,35 +129,25 @@ async def get(stubs, job_id: str, task_id: str) -> task_pb2.Task:
     return await stubs.tasks.GetTask(task_pb2.GetTaskRequest(name=f"jobs/{job_id}/tasks/{task_id}"))
 
 
-async def test_a_stream_in_an_older_job_starves_neither_a_newer_gang_nor_a_third_job(server, stubs) -> None:
+@pytest.mark.parametrize(
+    "order",
+    [("stream", "mpi", "third"), ("mpi", "stream", "third")],
+    ids=["stream-in-the-older-job", "stream-in-the-newer-job"],
+)
+async def test_a_stream_of_tasks_starves_neither_a_gang_nor_a_third_job(server, stubs, order) -> None:
+    """A job's stream of short tasks, in a job older or newer than the gang's, delays neither the gang
+    nor an ordinary task of a third job (before: whichever came after the older job waited for all of it)."""
     nodes = await pool_of(server, stubs, 4)
-    await jobs(stubs, "stream", "mpi", "third")
+    await jobs(stubs, *order)
     await add(stubs, "stream", *stream())
     await nodes.busy()
-    # Each node runs a task of the stream; now come a gang of a newer job and a task of a third job.
-    await add(stubs, "mpi", gang("g", 4))
-    await add(stubs, "third", ordinary("t"))
-    nodes.run()
-    await nodes.until(lambda: len(nodes.started("stream")) == STREAM and "t" in nodes.started("third"))
-    placed_gang, placed_third = nodes.first("mpi", "g"), nodes.first("third", "t")
-    # Before: both waited until every task of the stream had started (the older job went first, always).
-    assert nodes.between("stream", 0, placed_gang) == 4, "the stream took nodes held for the gang"
-    assert nodes.between("stream", max(placed_gang, placed_third), len(nodes.starts)) > STREAM // 2
-    await nodes.close()
-
-
-async def test_a_stream_in_a_newer_job_starves_neither_an_older_gang_nor_a_third_job(server, stubs) -> None:
-    nodes = await pool_of(server, stubs, 4)
-    await jobs(stubs, "mpi", "stream", "third")
-    await add(stubs, "stream", *stream())
-    await nodes.busy()
+    # Each node runs a task of the stream; now come a gang and a task of a third job.
     await add(stubs, "mpi", gang("g", 4))
     await add(stubs, "third", ordinary("t"))
     nodes.run()
     await nodes.until(lambda: len(nodes.started("stream")) == STREAM and "t" in nodes.started("third"))
     placed_gang, placed_third = nodes.first("mpi", "g"), nodes.first("third", "t")
     assert nodes.between("stream", 0, placed_gang) == 4, "the stream took nodes held for the gang"
-    # Before: the third job's task waited until every task of the (older) stream had started.
     assert nodes.between("stream", max(placed_gang, placed_third), len(nodes.starts)) > STREAM // 2
     await nodes.close()
 
