@@ -193,7 +193,8 @@ def from_rpc_error(error: grpc.RpcError) -> ShoalError:
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 violations.extend((v.field, v.description) for v in bad.field_violations)
-    cls = _BY_REASON.get(reason) or _BY_CODE.get(code, ShoalError)
-    if not issubclass(cls, _BY_CODE.get(code, ShoalError)):
-        cls = _BY_CODE.get(code, ShoalError)
+    base = _BY_CODE.get(code, ShoalError)
+    cls = _BY_REASON.get(reason, base)
+    if not issubclass(cls, base):
+        cls = base  # (a reason's class only refines its code's)
     return cls(message, code=code, reason=reason, field_violations=violations, metadata=metadata)

@@ -275,6 +275,19 @@ class ControlPlane:
         data = json.dumps(counts, separators=(",", ":")).encode()
         return Row("tallies", f"{self._tally_seq:016d}", data, "", self._tally_seq)
 
+    def _tally(self, n: NodeRec) -> None:
+        """Write `n`'s task counters with the next flush (`_tally_row`)."""
+        if not n.tallied:
+            n.tallied = True
+            self._tallied.append(n)
+
+    def _count_attempt(self, n: NodeRec, succeeded: bool) -> None:
+        """An attempt that ran on `n` ended (`succeeded` or not): its task counters, written with the task."""
+        n.tasks_run += 1
+        if succeeded:
+            n.tasks_succeeded += 1
+        self._tally(n)
+
     def _load_tasks(self, rows: list[StoredRow]) -> None:
         """Tasks from their rows. A million of them is the normal case, so this loop is kept tight:
         a queued or completed task is not even parsed when its row's tag says its state and result."""
@@ -875,9 +888,7 @@ class ControlPlane:
         # Its counters go with it: a node of the same id that joins later starts from zero, whatever
         # tallies of this one a restart reads.
         n.tasks_run = n.tasks_succeeded = 0
-        if not n.tallied:
-            n.tallied = True
-            self._tallied.append(n)
+        self._tally(n)
         pool = self.pools.get(n.pool_key)
         if pool is not None:
             pool.nodes.pop(node_key, None)
@@ -1799,12 +1810,7 @@ class ControlPlane:
                 fi.category = failure_category(code)  # type: ignore[assignment]
             info.failure_info.CopyFrom(fi)
             info.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
-        node.tasks_run += 1
-        if succeeded:
-            node.tasks_succeeded += 1
-        if not node.tallied:
-            node.tallied = True
-            self._tallied.append(node)
+        self._count_attempt(node, succeeded)
         node.recent.append((job.proto.id, proto.spec.id, proto.attempt, exit_code))
         node.recent_changed = True
         self._release_node(t, kill_others_than=node.key)
@@ -1827,11 +1833,7 @@ class ControlPlane:
         start = ev.start_time if ev.HasField("start_time") else end
         exit_code = ev.exit_code if ev.HasField("exit_code") else None
         note_attempt_length(job, max(0.0, (end.seconds - start.seconds) + (end.nanos - start.nanos) / 1e9))
-        node.tasks_run += 1
-        node.tasks_succeeded += 1
-        if not node.tallied:
-            node.tallied = True
-            self._tallied.append(node)
+        self._count_attempt(node, True)
         ref = ev.attempt
         # (The task's id as the agent reports it: the one it was sent. Its message is not read here.)
         node.recent.append((job.proto.id, ref.task_id, ref.attempt, exit_code))

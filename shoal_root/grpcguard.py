@@ -39,7 +39,7 @@ log = logging.getLogger("shoal.grpc")
 MALFORMED_REQUEST = "MALFORMED_REQUEST"
 ERROR_DOMAIN = "shoal.v1"
 LOG_INTERVAL_SECONDS = 60.0
-#: Characters of the decoder's complaint repeated to the client.
+#: Characters of a client's value, or of a decoder's complaint, an error repeats (also `shoal.server.api.errors`).
 MAX_DETAIL_CHARS = 200
 
 Behavior = Callable[..., Any]

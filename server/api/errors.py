@@ -15,10 +15,10 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from shoal.grpcguard import ERROR_DOMAIN  # (one domain for every refusal of the public API)
+from shoal.grpcguard import ERROR_DOMAIN, MAX_DETAIL_CHARS  # (one domain and one cut for every refusal)
 
 #: Characters of a client's value an error message repeats (`shown`); the rest becomes an ellipsis.
-MAX_ECHO_CHARS = 200
+MAX_ECHO_CHARS = MAX_DETAIL_CHARS
 #: UTF-8 bytes of the status message. gRPC percent-encodes it into the `grpc-message` trailer, up to
 #: three bytes per byte, and the client refuses trailers past 16 KiB (and some past 8 KiB).
 MAX_MESSAGE_BYTES = 512

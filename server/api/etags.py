@@ -15,7 +15,7 @@ from typing import TypeAlias, TypeVar
 
 import grpc
 
-from shoal.server.api.errors import ApiError
+from shoal.server.api.errors import ApiError, shown
 from shoal.server.domain.records import TaskRec
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
@@ -71,6 +71,6 @@ def check_etag(what: str, current: Tagged, etag: str) -> None:
         raise ApiError(
             grpc.StatusCode.ABORTED,
             "ETAG_MISMATCH",
-            f"{what} has changed since etag {etag[:64]!r} was read: read it again and retry",
+            f"{what} has changed since etag {shown(etag)} was read: read it again and retry",
             metadata={"etag": now},
         )

@@ -133,7 +133,7 @@ def build_snapshot(
         too_many = len(pool.nodes) if only is not None else -1
         # A full pool (a full pass looks at it to tell a waiting gang why it waits) offers its gangs
         # only: no ordinary task can be placed there, and `plan` need not go through them.
-        gangs_only = left == slack
+        gangs_only = free_by_pool.get(pk, 0) == 0
         for k, tk in _merged(jobs):
             if left <= 0:
                 break
@@ -159,8 +159,9 @@ def build_snapshot(
                 )
             )
             left -= 1
-    if any(t.instances > 1 for t in queue):
-        # When the nodes will be free matters only to the reservations gangs make (for backfill).
+    if any(t.instances > 1 and free_by_pool.get(t.pool_id, 0) > 0 for t in queue):
+        # When the nodes will be free matters only to the reservations gangs make (for backfill), and a
+        # gang holds nodes only in a pool with a free one (`plan`): a full pool's gang is only told why.
         nodes = [v._replace(busy_until=_busy_until(cp, n, now)) for v, n in zip(nodes, records, strict=True)]
     return Snapshot(nodes=nodes, queue=queue, now=now)
 
@@ -197,16 +198,12 @@ def build_ahead_snapshot(
         jobs = [j for j in waiting if j.pool_key == pool.key and j.queue]
         if not jobs:
             continue
-        merged: Iterator[tuple[int, str]] | None = None
-        first = jobs[0]
-        if len(jobs) > 1:
-            # Jobs take turns (`fair_merge`): the depth is that of the job whose task comes first.
-            order = iter(_merged(jobs))
-            head = next(order, None)
-            if head is None:
-                continue
-            first = jobs[head[0]]
-            merged = itertools.chain((head,), order)
+        # Jobs take turns (`_merged`): the depth is that of the job whose task comes first.
+        order = iter(_merged(jobs))
+        head = next(order, None)
+        if head is None:
+            continue
+        first = jobs[head[0]]
         depth = cp.ahead_depth(first)
         if not depth:
             continue
@@ -225,26 +222,9 @@ def build_ahead_snapshot(
         # A gang with more instances than the pool has nodes cannot fit: it holds nothing (see `plan`).
         pool_size = len(pool.nodes)
         append = queue.append
-        if merged is None:
-            # One job (the usual case, kept free of the merge's cost per task).
-            jk, tasks, priority = first.key, first.tasks, first.proto.priority
-            for tk in first.queue:
-                if room <= 0:
-                    break
-                rec = tasks[tk]
-                shape = rec.shape()
-                need = shape.required_slots
-                if shape.multi_instance and shape.instances > pool_size:
-                    continue
-                if need > slots_per_node or shape.multi_instance:
-                    break
-                # (PendingTask(key, pool_id, attempt, required_slots, instances, job_priority, max_runtime,
-                # seq), made without the Python-level __new__ of a named tuple: one per task sent ahead.)
-                append(_new_tuple(PendingTask, ((jk, tk), pool_key, rec.attempt, need, 1, priority, None, rec.seq)))
-                room -= need
-            continue
         current: JobRec | None = None
-        for k, tk in merged:
+        # (A pool's only job comes as its queue with index 0, `_merged`: no merge's cost per task.)
+        for k, tk in itertools.chain((head,), order):
             if room <= 0:
                 break
             j = jobs[k]
@@ -262,6 +242,8 @@ def build_ahead_snapshot(
                 continue
             if need > slots_per_node or shape.multi_instance:
                 break
+            # (PendingTask(key, pool_id, attempt, required_slots, instances, job_priority, max_runtime,
+            # seq), made without the Python-level __new__ of a named tuple: one per task sent ahead.)
             append(_new_tuple(PendingTask, ((jk, tk), pool_key, rec.attempt, need, 1, priority, None, rec.seq)))
             room -= need
     return Snapshot(nodes=nodes, queue=queue)
