@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from shoal.agent.v1 import agent_pb2
-from shoal.nodeagent.layout import NodeLayout
+from shoal.nodeagent.layout import NODE_ROOT_ENV, NodeLayout
 from shoal.v1 import common_pb2
 
 #: Variables passed through from the agent's own environment.
@@ -55,7 +55,7 @@ def node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> dict[str, str]:
 def _node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> tuple[tuple[str, str], ...]:
     # The same for every task of the node: made once, not per task.
     return (
-        ("SHOAL_NODE_ROOT_DIR", str(layout.root)),
+        (NODE_ROOT_ENV, str(layout.root)),
         ("SHOAL_NODE_SHARED_DIR", str(layout.shared)),
         ("SHOAL_NODE_STARTUP_DIR", str(layout.startup)),
         ("SHOAL_NODE_ID", node_id),

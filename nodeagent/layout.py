@@ -8,6 +8,10 @@ from pathlib import Path
 
 from shoal.paths import UnsafePathError, check_relative_path
 
+#: The variable every process of a task (and of the start task) carries: its node root. Orphans are
+#: told by it (`state.RunningFile.kill_orphans`, `watchdog.kill_by_environment`).
+NODE_ROOT_ENV = "SHOAL_NODE_ROOT_DIR"
+
 
 def _component(value: str, what: str) -> str:
     """Check that `value` is one safe path component (an id used as a directory name)."""

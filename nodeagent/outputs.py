@@ -250,18 +250,6 @@ def scan_output_files(
     return Scan([Match(task_dir / t, f"{dest}/{rel}" if dest else rel, t) for t, rel in found], skipped)
 
 
-def match_output_files(
-    output: common_pb2.OutputFile,
-    wd: Path,
-    task_dir: Path,
-    *,
-    root: Path | None = None,
-    limits: OutputLimits = DEFAULT_LIMITS,
-) -> list[Match]:
-    """The files of `scan_output_files` (the symlinks it skipped left out)."""
-    return scan_output_files(output, wd, task_dir, root=root, limits=limits).matches
-
-
 class UploadLog:
     """Writes fileuploadout.txt / fileuploaderr.txt lines in a task directory (never through a symlink)."""
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 
 from shoal.nodeagent.journal import Journal, write_atomic
+from shoal.nodeagent.layout import NODE_ROOT_ENV
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class RunningFile:
                 try:
                     if os.getpgid(proc.pid) not in groups:
                         continue
-                    if proc.environ().get("SHOAL_NODE_ROOT_DIR") != root:
+                    if proc.environ().get(NODE_ROOT_ENV) != root:
                         continue
                     os.kill(proc.pid, signal.SIGKILL)
                     log.info("killed orphan process %d of a previous agent", proc.pid)

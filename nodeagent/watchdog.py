@@ -49,11 +49,10 @@ from pathlib import Path
 import psutil
 
 from shoal import rootlock
+from shoal.nodeagent.layout import NODE_ROOT_ENV
 
 log = logging.getLogger(__name__)
 
-#: The environment variable every task process carries (see shoal.nodeagent.envvars).
-ROOT_ENV = "SHOAL_NODE_ROOT_DIR"
 CGROUP_PREFIX = "shoal-agent-"
 #: How long killing may take before the watchdog gives up waiting (it has sent SIGKILL by then).
 KILL_WAIT_SECONDS = 5.0
@@ -271,7 +270,7 @@ def kill_by_environment(root: str, running_file: Path, wait: float = KILL_WAIT_S
             if p.pid == me:
                 continue
             try:
-                if p.environ().get(ROOT_ENV) != root:
+                if p.environ().get(NODE_ROOT_ENV) != root:
                     continue
                 pgid = os.getpgid(p.pid)
             except (psutil.Error, OSError):

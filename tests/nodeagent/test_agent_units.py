@@ -16,7 +16,7 @@ from shoal.nodeagent import envvars, process, retention
 from shoal.nodeagent.__main__ import parse_config
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.outbox import Outbox
-from shoal.nodeagent.outputs import match_output_files, should_upload
+from shoal.nodeagent.outputs import scan_output_files, should_upload
 from shoal.nodeagent.staging import StagingError, container_file_path, parse_file_mode, stage_resource_files
 from shoal.nodeagent.state import RunningFile
 from shoal.paths import UnsafePathError
@@ -209,7 +209,7 @@ def task_tree(tmp_path: Path) -> tuple[Path, Path]:
 def _names(pattern: str, path: str, task_tree: tuple[Path, Path]) -> list[str]:
     task_dir, wd = task_tree
     spec = common_pb2.OutputFile(file_pattern=pattern, container_name="c", path=path)
-    return [m.blob_name for m in match_output_files(spec, wd, task_dir)]
+    return [m.blob_name for m in scan_output_files(spec, wd, task_dir).matches]
 
 
 def test_output_globs(task_tree: tuple[Path, Path]) -> None:
