@@ -57,6 +57,14 @@ class EnvironmentSetting(_message.Message):
     value: str
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
+class MetadataItem(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
 class ResourceFile(_message.Message):
     __slots__ = ("storage_container_name", "blob_prefix", "http_url", "file_path", "file_mode")
     STORAGE_CONTAINER_NAME_FIELD_NUMBER: _ClassVar[int]

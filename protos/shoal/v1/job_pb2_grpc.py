@@ -70,6 +70,21 @@ class JobServiceStub:
                 request_serializer=shoal_dot_v1_dot_job__pb2.GetJobTaskCountsRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_job__pb2.TaskCounts.FromString,
                 _registered_method=True)
+        self.DisableJob = channel.unary_unary(
+                '/shoal.v1.JobService/DisableJob',
+                request_serializer=shoal_dot_v1_dot_job__pb2.DisableJobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_job__pb2.Job.FromString,
+                _registered_method=True)
+        self.EnableJob = channel.unary_unary(
+                '/shoal.v1.JobService/EnableJob',
+                request_serializer=shoal_dot_v1_dot_job__pb2.EnableJobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_job__pb2.Job.FromString,
+                _registered_method=True)
+        self.ListPreparationAndReleaseTaskStatus = channel.unary_unary(
+                '/shoal.v1.JobService/ListPreparationAndReleaseTaskStatus',
+                request_serializer=shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -120,6 +135,27 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DisableJob(self, request, context):
+        """ACTIVE → DISABLING → DISABLED: no task of the job is scheduled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnableJob(self, request, context):
+        """DISABLED → ENABLING → ACTIVE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPreparationAndReleaseTaskStatus(self, request, context):
+        """Per node, the job preparation and release tasks run there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +193,21 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetJobTaskCounts,
                     request_deserializer=shoal_dot_v1_dot_job__pb2.GetJobTaskCountsRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_job__pb2.TaskCounts.SerializeToString,
+            ),
+            'DisableJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableJob,
+                    request_deserializer=shoal_dot_v1_dot_job__pb2.DisableJobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_job__pb2.Job.SerializeToString,
+            ),
+            'EnableJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableJob,
+                    request_deserializer=shoal_dot_v1_dot_job__pb2.EnableJobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_job__pb2.Job.SerializeToString,
+            ),
+            'ListPreparationAndReleaseTaskStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPreparationAndReleaseTaskStatus,
+                    request_deserializer=shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +400,87 @@ class JobService:
             '/shoal.v1.JobService/GetJobTaskCounts',
             shoal_dot_v1_dot_job__pb2.GetJobTaskCountsRequest.SerializeToString,
             shoal_dot_v1_dot_job__pb2.TaskCounts.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/DisableJob',
+            shoal_dot_v1_dot_job__pb2.DisableJobRequest.SerializeToString,
+            shoal_dot_v1_dot_job__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/EnableJob',
+            shoal_dot_v1_dot_job__pb2.EnableJobRequest.SerializeToString,
+            shoal_dot_v1_dot_job__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPreparationAndReleaseTaskStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/ListPreparationAndReleaseTaskStatus',
+            shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusRequest.SerializeToString,
+            shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

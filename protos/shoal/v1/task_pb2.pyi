@@ -19,12 +19,32 @@ class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATE_RUNNING: _ClassVar[TaskState]
     TASK_STATE_COMPLETED: _ClassVar[TaskState]
 
+class JobAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_ACTION_UNSPECIFIED: _ClassVar[JobAction]
+    JOB_ACTION_NONE: _ClassVar[JobAction]
+    JOB_ACTION_DISABLE: _ClassVar[JobAction]
+    JOB_ACTION_TERMINATE: _ClassVar[JobAction]
+
+class DependencyAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEPENDENCY_ACTION_UNSPECIFIED: _ClassVar[DependencyAction]
+    DEPENDENCY_ACTION_SATISFY: _ClassVar[DependencyAction]
+    DEPENDENCY_ACTION_BLOCK: _ClassVar[DependencyAction]
+
 class SubtaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SUBTASK_STATE_UNSPECIFIED: _ClassVar[SubtaskState]
     SUBTASK_STATE_PREPARING: _ClassVar[SubtaskState]
     SUBTASK_STATE_RUNNING: _ClassVar[SubtaskState]
     SUBTASK_STATE_COMPLETED: _ClassVar[SubtaskState]
+
+class DependencyStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEPENDENCY_STATUS_UNSPECIFIED: _ClassVar[DependencyStatus]
+    DEPENDENCY_STATUS_WAITING: _ClassVar[DependencyStatus]
+    DEPENDENCY_STATUS_BLOCKED: _ClassVar[DependencyStatus]
+    DEPENDENCY_STATUS_SATISFIED: _ClassVar[DependencyStatus]
 
 class AddTaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -37,10 +57,21 @@ TASK_STATE_ACTIVE: TaskState
 TASK_STATE_PREPARING: TaskState
 TASK_STATE_RUNNING: TaskState
 TASK_STATE_COMPLETED: TaskState
+JOB_ACTION_UNSPECIFIED: JobAction
+JOB_ACTION_NONE: JobAction
+JOB_ACTION_DISABLE: JobAction
+JOB_ACTION_TERMINATE: JobAction
+DEPENDENCY_ACTION_UNSPECIFIED: DependencyAction
+DEPENDENCY_ACTION_SATISFY: DependencyAction
+DEPENDENCY_ACTION_BLOCK: DependencyAction
 SUBTASK_STATE_UNSPECIFIED: SubtaskState
 SUBTASK_STATE_PREPARING: SubtaskState
 SUBTASK_STATE_RUNNING: SubtaskState
 SUBTASK_STATE_COMPLETED: SubtaskState
+DEPENDENCY_STATUS_UNSPECIFIED: DependencyStatus
+DEPENDENCY_STATUS_WAITING: DependencyStatus
+DEPENDENCY_STATUS_BLOCKED: DependencyStatus
+DEPENDENCY_STATUS_SATISFIED: DependencyStatus
 ADD_TASK_STATUS_UNSPECIFIED: AddTaskStatus
 ADD_TASK_STATUS_SUCCESS: AddTaskStatus
 ADD_TASK_STATUS_CLIENT_ERROR: AddTaskStatus
@@ -90,8 +121,64 @@ class MultiInstanceSettings(_message.Message):
     common_resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
     def __init__(self, number_of_instances: _Optional[int] = ..., coordination_command_line: _Optional[str] = ..., common_resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ...) -> None: ...
 
+class TaskIdRange(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class TaskDependencies(_message.Message):
+    __slots__ = ("task_ids", "task_id_ranges")
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_RANGES_FIELD_NUMBER: _ClassVar[int]
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    task_id_ranges: _containers.RepeatedCompositeFieldContainer[TaskIdRange]
+    def __init__(self, task_ids: _Optional[_Iterable[str]] = ..., task_id_ranges: _Optional[_Iterable[_Union[TaskIdRange, _Mapping]]] = ...) -> None: ...
+
+class ExitOptions(_message.Message):
+    __slots__ = ("job_action", "dependency_action")
+    JOB_ACTION_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENCY_ACTION_FIELD_NUMBER: _ClassVar[int]
+    job_action: JobAction
+    dependency_action: DependencyAction
+    def __init__(self, job_action: _Optional[_Union[JobAction, str]] = ..., dependency_action: _Optional[_Union[DependencyAction, str]] = ...) -> None: ...
+
+class ExitCodeMapping(_message.Message):
+    __slots__ = ("code", "exit_options")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    EXIT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    exit_options: ExitOptions
+    def __init__(self, code: _Optional[int] = ..., exit_options: _Optional[_Union[ExitOptions, _Mapping]] = ...) -> None: ...
+
+class ExitCodeRangeMapping(_message.Message):
+    __slots__ = ("start", "end", "exit_options")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    EXIT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    exit_options: ExitOptions
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., exit_options: _Optional[_Union[ExitOptions, _Mapping]] = ...) -> None: ...
+
+class ExitConditions(_message.Message):
+    __slots__ = ("exit_codes", "exit_code_ranges", "pre_processing_error", "file_upload_error", "default")
+    EXIT_CODES_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_RANGES_FIELD_NUMBER: _ClassVar[int]
+    PRE_PROCESSING_ERROR_FIELD_NUMBER: _ClassVar[int]
+    FILE_UPLOAD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    exit_codes: _containers.RepeatedCompositeFieldContainer[ExitCodeMapping]
+    exit_code_ranges: _containers.RepeatedCompositeFieldContainer[ExitCodeRangeMapping]
+    pre_processing_error: ExitOptions
+    file_upload_error: ExitOptions
+    default: ExitOptions
+    def __init__(self, exit_codes: _Optional[_Iterable[_Union[ExitCodeMapping, _Mapping]]] = ..., exit_code_ranges: _Optional[_Iterable[_Union[ExitCodeRangeMapping, _Mapping]]] = ..., pre_processing_error: _Optional[_Union[ExitOptions, _Mapping]] = ..., file_upload_error: _Optional[_Union[ExitOptions, _Mapping]] = ..., default: _Optional[_Union[ExitOptions, _Mapping]] = ...) -> None: ...
+
 class TaskSpec(_message.Message):
-    __slots__ = ("id", "display_name", "command_line", "environment_settings", "resource_files", "output_files", "constraints", "required_slots", "multi_instance_settings")
+    __slots__ = ("id", "display_name", "command_line", "environment_settings", "resource_files", "output_files", "constraints", "required_slots", "multi_instance_settings", "depends_on", "exit_conditions")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +188,8 @@ class TaskSpec(_message.Message):
     CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
     MULTI_INSTANCE_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     command_line: str
@@ -110,7 +199,9 @@ class TaskSpec(_message.Message):
     constraints: _common_pb2.TaskConstraints
     required_slots: int
     multi_instance_settings: MultiInstanceSettings
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ..., multi_instance_settings: _Optional[_Union[MultiInstanceSettings, _Mapping]] = ...) -> None: ...
+    depends_on: TaskDependencies
+    exit_conditions: ExitConditions
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ..., multi_instance_settings: _Optional[_Union[MultiInstanceSettings, _Mapping]] = ..., depends_on: _Optional[_Union[TaskDependencies, _Mapping]] = ..., exit_conditions: _Optional[_Union[ExitConditions, _Mapping]] = ...) -> None: ...
 
 class Subtask(_message.Message):
     __slots__ = ("id", "node_info", "state", "start_time", "end_time", "exit_code", "failure_info", "result")
@@ -133,7 +224,7 @@ class Subtask(_message.Message):
     def __init__(self, id: _Optional[int] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., state: _Optional[_Union[SubtaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag", "subtasks", "waiting_reason")
+    __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag", "subtasks", "waiting_reason", "dependency_state", "job_manager")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +237,8 @@ class Task(_message.Message):
     ETAG_FIELD_NUMBER: _ClassVar[int]
     SUBTASKS_FIELD_NUMBER: _ClassVar[int]
     WAITING_REASON_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENCY_STATE_FIELD_NUMBER: _ClassVar[int]
+    JOB_MANAGER_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: TaskSpec
     state: TaskState
@@ -158,7 +251,21 @@ class Task(_message.Message):
     etag: str
     subtasks: _containers.RepeatedCompositeFieldContainer[Subtask]
     waiting_reason: str
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., previous_state: _Optional[_Union[TaskState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[TaskExecutionInfo, _Mapping]] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., attempt: _Optional[int] = ..., etag: _Optional[str] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ..., waiting_reason: _Optional[str] = ...) -> None: ...
+    dependency_state: DependencyState
+    job_manager: bool
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., previous_state: _Optional[_Union[TaskState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[TaskExecutionInfo, _Mapping]] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., attempt: _Optional[int] = ..., etag: _Optional[str] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ..., waiting_reason: _Optional[str] = ..., dependency_state: _Optional[_Union[DependencyState, _Mapping]] = ..., job_manager: _Optional[bool] = ...) -> None: ...
+
+class DependencyState(_message.Message):
+    __slots__ = ("status", "task_id", "reason", "unsatisfied")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    UNSATISFIED_FIELD_NUMBER: _ClassVar[int]
+    status: DependencyStatus
+    task_id: str
+    reason: str
+    unsatisfied: int
+    def __init__(self, status: _Optional[_Union[DependencyStatus, str]] = ..., task_id: _Optional[str] = ..., reason: _Optional[str] = ..., unsatisfied: _Optional[int] = ...) -> None: ...
 
 class AddTaskRequest(_message.Message):
     __slots__ = ("parent", "task")
@@ -243,6 +350,14 @@ class ReactivateTaskRequest(_message.Message):
     name: str
     etag: str
     def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class UpdateTaskRequest(_message.Message):
+    __slots__ = ("task", "update_mask")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    update_mask: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., update_mask: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchTasksRequest(_message.Message):
     __slots__ = ("parent", "task_ids")

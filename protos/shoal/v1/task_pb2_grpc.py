@@ -71,6 +71,11 @@ class TaskServiceStub:
                 request_serializer=shoal_dot_v1_dot_task__pb2.ReactivateTaskRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_task__pb2.Task.FromString,
                 _registered_method=True)
+        self.UpdateTask = channel.unary_unary(
+                '/shoal.v1.TaskService/UpdateTask',
+                request_serializer=shoal_dot_v1_dot_task__pb2.UpdateTaskRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_task__pb2.Task.FromString,
+                _registered_method=True)
         self.WatchTasks = channel.unary_stream(
                 '/shoal.v1.TaskService/WatchTasks',
                 request_serializer=shoal_dot_v1_dot_task__pb2.WatchTasksRequest.SerializeToString,
@@ -142,6 +147,13 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateTask(self, request, context):
+        """Changes a task's constraints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchTasks(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -203,6 +215,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
             'ReactivateTask': grpc.unary_unary_rpc_method_handler(
                     servicer.ReactivateTask,
                     request_deserializer=shoal_dot_v1_dot_task__pb2.ReactivateTaskRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_task__pb2.Task.SerializeToString,
+            ),
+            'UpdateTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTask,
+                    request_deserializer=shoal_dot_v1_dot_task__pb2.UpdateTaskRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_task__pb2.Task.SerializeToString,
             ),
             'WatchTasks': grpc.unary_stream_rpc_method_handler(
@@ -415,6 +432,33 @@ class TaskService:
             target,
             '/shoal.v1.TaskService/ReactivateTask',
             shoal_dot_v1_dot_task__pb2.ReactivateTaskRequest.SerializeToString,
+            shoal_dot_v1_dot_task__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.TaskService/UpdateTask',
+            shoal_dot_v1_dot_task__pb2.UpdateTaskRequest.SerializeToString,
             shoal_dot_v1_dot_task__pb2.Task.FromString,
             options,
             channel_credentials,
