@@ -41,6 +41,13 @@ MODULES = (
     "shoal.server.domain.wire",
     "shoal.server.domain.records",
     "shoal.server.scheduling.plan",
+    "shoal.server.lifecycle.kernel",
+    "shoal.server.lifecycle.pools",
+    "shoal.server.lifecycle.nodes",
+    "shoal.server.lifecycle.jobs",
+    "shoal.server.lifecycle.tasks",
+    "shoal.server.lifecycle.attempts",
+    "shoal.server.lifecycle.gangs",
     "shoal.server.controlplane",
     "shoal.server.controllers.scheduler",
 )

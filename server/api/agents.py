@@ -18,9 +18,10 @@ from google.rpc import status_pb2
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.grpcguard import Malformed, refuse
-from shoal.server.api.errors import ApiError, abort
+from shoal.server.api.errors import ApiError, abort, from_refusal
 from shoal.server.api.turns import TurnShare
 from shoal.server.controlplane import ControlPlane
+from shoal.server.domain.errors import Refused
 from shoal.server.domain.records import AgentSession
 
 log = logging.getLogger("shoal.agents")
@@ -61,7 +62,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             return
         try:
             session = await self.cp.attach(first.register)
-        except ApiError as e:
+        except Refused as e:
             await abort(context, e)
             return
         reader = asyncio.create_task(self._read(request_iterator, session, context))
@@ -155,8 +156,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def _join(self, stream: _SharedStream, channel: int, reg: agent_pb2.Register) -> None:
         try:
             stream.sessions[channel] = await self.cp.attach(reg, stream.notifier(channel))
-        except ApiError as e:
-            stream.end(channel, e)
+        except Refused as e:
+            stream.end(channel, from_refusal(e))
 
     async def _read(
         self,

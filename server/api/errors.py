@@ -16,9 +16,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from shoal.grpcguard import ERROR_DOMAIN, MAX_DETAIL_CHARS  # (one domain and one cut for every refusal)
+from shoal.server.domain import errors as domain
+from shoal.server.domain.errors import MAX_ECHO_CHARS, shown
 
-#: Characters of a client's value an error message repeats (`shown`); the rest becomes an ellipsis.
-MAX_ECHO_CHARS = MAX_DETAIL_CHARS
+assert MAX_ECHO_CHARS == MAX_DETAIL_CHARS
+
 #: UTF-8 bytes of the status message. gRPC percent-encodes it into the `grpc-message` trailer, up to
 #: three bytes per byte, and the client refuses trailers past 16 KiB (and some past 8 KiB).
 MAX_MESSAGE_BYTES = 512
@@ -30,7 +32,6 @@ MAX_METADATA_VALUE_BYTES = 256
 MAX_VIOLATIONS = 50
 #: Serialized `google.rpc.Status` bytes at most (base64 in the `grpc-status-details-bin` trailer: 4/3 of it).
 MAX_STATUS_BYTES = 3072
-ELLIPSIS = "\u2026"
 
 
 def clip(text: str, max_bytes: int) -> str:
@@ -39,15 +40,8 @@ def clip(text: str, max_bytes: int) -> str:
     data = text.encode("utf-8", "replace")
     if len(data) <= max_bytes:
         return data.decode("utf-8")
-    room = max(0, max_bytes - len(ELLIPSIS.encode()))
-    return data[:room].decode("utf-8", "ignore") + ELLIPSIS
-
-
-def shown(value: object, limit: int = MAX_ECHO_CHARS) -> str:
-    """`repr(value)` for an error message, cut to `limit` characters with an ellipsis: a client's value is
-    repeated to help, never whole (a 6,000-character name would not fit in the reply's trailers)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
+    room = max(0, max_bytes - len(domain.ELLIPSIS.encode()))
+    return data[:room].decode("utf-8", "ignore") + domain.ELLIPSIS
 
 
 @dataclass
@@ -110,6 +104,22 @@ _CODE_VALUES: dict[grpc.StatusCode, int] = {c: c.value[0] for c in grpc.StatusCo
 assert _CODE_VALUES[grpc.StatusCode.NOT_FOUND] == code_pb2.NOT_FOUND
 
 
+#: The status of each kind of refusal the control plane makes (`shoal.server.domain.errors`).
+REFUSAL_CODES: dict[type[domain.Refused], grpc.StatusCode] = {
+    domain.NotFound: grpc.StatusCode.NOT_FOUND,
+    domain.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    domain.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    domain.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    domain.Conflict: grpc.StatusCode.ABORTED,
+}
+
+
+def from_refusal(e: domain.Refused) -> ApiError:
+    """The ApiError a refusal of the control plane is answered with."""
+    code = REFUSAL_CODES.get(type(e), grpc.StatusCode.FAILED_PRECONDITION)
+    return ApiError(code, e.reason, e.message, list(e.violations), e.metadata)
+
+
 def invalid(reason: str, violations: Iterable[tuple[str, str]], message: str | None = None) -> ApiError:
     """INVALID_ARGUMENT naming each bad field."""
     vs = list(violations)
@@ -129,14 +139,17 @@ def failed_precondition(reason: str, message: str) -> ApiError:
     return ApiError(grpc.StatusCode.FAILED_PRECONDITION, reason, message)
 
 
-async def abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:  # type: ignore[type-arg]
+async def abort(context: grpc.aio.ServicerContext, error: ApiError | domain.Refused) -> None:  # type: ignore[type-arg]
     """End the RPC with `error` as a rich status (never returns normally)."""
+    if isinstance(error, domain.Refused):
+        error = from_refusal(error)
     # grpc-stubs lags grpc.aio here; abort_with_status exists on the aio context.
     await context.abort_with_status(rpc_status.to_status(error.to_status()))  # type: ignore[attr-defined]
 
 
 def rpc_errors(method):  # type: ignore[no-untyped-def]
-    """Decorate an async unary or server-streaming servicer method so ApiError becomes a rich status."""
+    """Decorate an async unary or server-streaming servicer method so that an ApiError, or a refusal of
+    the control plane, becomes a rich status."""
     import functools
     import inspect
 
@@ -147,7 +160,7 @@ def rpc_errors(method):  # type: ignore[no-untyped-def]
             try:
                 async for item in method(self, request, context):
                     yield item
-            except ApiError as e:
+            except (ApiError, domain.Refused) as e:
                 await abort(context, e)
 
         return stream_wrapper
@@ -156,7 +169,20 @@ def rpc_errors(method):  # type: ignore[no-untyped-def]
     async def wrapper(self, request, context):  # type: ignore[no-untyped-def]
         try:
             return await method(self, request, context)
-        except ApiError as e:
+        except (ApiError, domain.Refused) as e:
             await abort(context, e)
 
     return wrapper
+
+
+__all__ = [
+    "ApiError",
+    "abort",
+    "already_exists",
+    "failed_precondition",
+    "from_refusal",
+    "invalid",
+    "not_found",
+    "rpc_errors",
+    "shown",
+]

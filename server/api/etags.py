@@ -1,4 +1,6 @@
-"""Entity tags (AIP-154) of pools, jobs and tasks, derived from their content when they are read.
+"""Etags on answers: a resource's message with its etag filled in (see `shoal.server.domain.etags`).
+
+Entity tags (AIP-154) of pools, jobs and tasks, derived from their content when they are read.
 
 An etag is a short hash of the resource serialized deterministically without its `etag` field, so it
 changes with every change of the resource and costs nothing until it is read: no version is kept or
@@ -10,35 +12,13 @@ ABORTED `ETAG_MISMATCH` when the resource has changed since that etag was read.
 
 from __future__ import annotations
 
-import hashlib
-from typing import TypeAlias, TypeVar
+from typing import TypeVar
 
-import grpc
-
-from shoal.server.api.errors import ApiError, shown
+from shoal.server.domain.etags import Tagged, check_etag, etag_of
 from shoal.server.domain.records import TaskRec
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
-#: A resource with an etag.
-Tagged: TypeAlias = "pool_pb2.Pool | job_pb2.Job | task_pb2.Task"
 M = TypeVar("M", pool_pb2.Pool, job_pb2.Job, task_pb2.Task)
-
-
-#: Bytes of hash in an etag (16 hex digits): a stale etag that matches by chance is out of reach.
-ETAG_BYTES = 8
-
-
-def etag_of(msg: Tagged) -> str:
-    """`msg`'s etag: a hash of its content, its own `etag` field left out (and a task's `waiting_reason`,
-    which the scheduler tells as it reads, never stored)."""
-    if msg.etag or (isinstance(msg, task_pb2.Task) and msg.waiting_reason):
-        bare = type(msg)()
-        bare.CopyFrom(msg)  # type: ignore[arg-type]
-        bare.etag = ""
-        if isinstance(bare, task_pb2.Task):
-            bare.waiting_reason = ""
-        msg = bare
-    return hashlib.blake2b(msg.SerializeToString(deterministic=True), digest_size=ETAG_BYTES).hexdigest()
 
 
 def tagged(msg: M, *, owned: bool = False) -> M:
@@ -62,15 +42,4 @@ def task_message(t: TaskRec, waiting_reason: str = "") -> task_pb2.Task:
     return msg
 
 
-def check_etag(what: str, current: Tagged, etag: str) -> None:
-    """Refuse a request whose `etag` (if it names one) is not `current`'s: it was read before a change."""
-    if not etag:
-        return
-    now = etag_of(current)
-    if etag != now:
-        raise ApiError(
-            grpc.StatusCode.ABORTED,
-            "ETAG_MISMATCH",
-            f"{what} has changed since etag {shown(etag)} was read: read it again and retry",
-            metadata={"etag": now},
-        )
+__all__ = ["Tagged", "check_etag", "etag_of", "tagged", "task_message"]

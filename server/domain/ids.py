@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shoal.server.api.errors import ApiError, invalid, shown
+from shoal.server.domain.errors import invalid_input, shown
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -24,24 +24,24 @@ def key(value: str) -> str:
 
 
 def parse_name(name: str, *collections: str, field: str = "name") -> tuple[str, ...]:
-    """Split `pools/p1/nodes/n1` into ('p1', 'n1') given ('pools', 'nodes'), or raise INVALID_ARGUMENT."""
+    """Split `pools/p1/nodes/n1` into ('p1', 'n1') given ('pools', 'nodes'), or refuse it (InvalidInput)."""
     parts = name.split("/")
     if len(parts) != 2 * len(collections) or any(parts[2 * i] != c for i, c in enumerate(collections)):
         pattern = "/".join(f"{c}/{{{c[:-1]}}}" for c in collections)
-        raise invalid("INVALID_NAME", [(field, f"must look like {pattern!r}, got {shown(name)}")])
+        raise invalid_input("INVALID_NAME", [(field, f"must look like {pattern!r}, got {shown(name)}")])
     ids = tuple(parts[2 * i + 1] for i in range(len(collections)))
     for i, v in enumerate(ids):
         problem = id_problem(v)
         if problem:
-            raise invalid("INVALID_NAME", [(field, f"{collections[i][:-1]} id {problem}")])
+            raise invalid_input("INVALID_NAME", [(field, f"{collections[i][:-1]} id {problem}")])
     return ids
 
 
 def check_id(value: str, field: str, reason: str = "INVALID_ID") -> None:
-    """Raise INVALID_ARGUMENT naming `field` when `value` is not a valid id."""
+    """Refuse (InvalidInput naming `field`) a `value` that is not a valid id."""
     problem = id_problem(value)
     if problem:
-        raise invalid(reason, [(field, problem)])
+        raise invalid_input(reason, [(field, problem)])
 
 
-__all__ = ["ApiError", "check_id", "id_problem", "key", "parse_name"]
+__all__ = ["check_id", "id_problem", "key", "parse_name"]

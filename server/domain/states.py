@@ -115,11 +115,29 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
 JOB_TRANSITIONS: Mapping[int, frozenset[int]] = {
     J.JOB_STATE_ACTIVE: frozenset(
         {
-            J.JOB_STATE_TERMINATING,  # user terminate, wall clock, all tasks complete
+            J.JOB_STATE_TERMINATING,  # user terminate, wall clock, all tasks complete, a task's job action
             J.JOB_STATE_COMPLETED,  # nothing running: completes at once
+            J.JOB_STATE_DELETING,
+            J.JOB_STATE_DISABLING,  # DisableJob, or a task's job action DISABLE
+        }
+    ),
+    J.JOB_STATE_DISABLING: frozenset(
+        {
+            J.JOB_STATE_DISABLED,  # its running tasks requeued, terminated, or (WAIT) finished
+            J.JOB_STATE_TERMINATING,  # terminated meanwhile
+            J.JOB_STATE_COMPLETED,
             J.JOB_STATE_DELETING,
         }
     ),
+    J.JOB_STATE_DISABLED: frozenset(
+        {
+            J.JOB_STATE_ENABLING,  # EnableJob
+            J.JOB_STATE_TERMINATING,
+            J.JOB_STATE_COMPLETED,
+            J.JOB_STATE_DELETING,
+        }
+    ),
+    J.JOB_STATE_ENABLING: frozenset({J.JOB_STATE_ACTIVE, J.JOB_STATE_TERMINATING, J.JOB_STATE_DELETING}),
     J.JOB_STATE_TERMINATING: frozenset({J.JOB_STATE_COMPLETED, J.JOB_STATE_DELETING}),
     J.JOB_STATE_COMPLETED: frozenset({J.JOB_STATE_DELETING}),
     J.JOB_STATE_DELETING: frozenset(),

@@ -98,7 +98,7 @@ class LocalProvider:
         self._procs[node.key] = proc
         node.internal["pid"] = proc.pid
         node.internal["root"] = str(root)
-        self.cp._mark("nodes", node.key, node)
+        self.cp.mark("nodes", node.key, node)
         self._spawn(self._reap(node.key, proc))
         log.info("started agent for %s (pid %d, %s)", node.proto.id, proc.pid, node.proto.ip_address)
 

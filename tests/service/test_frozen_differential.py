@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2
 from shoal import native
 from shoal.agent.v1 import agent_pb2 as A
 from shoal.clock import ManualClock
-from shoal.server import controlplane
+from shoal.server.lifecycle import kernel
 from shoal.server.controllers import scheduler
 from shoal.server.controlplane import LIVE_TASK_STATES, ControlPlane
 from shoal.server.domain.records import AgentSession, JobRec, NodeRec, PoolRec, TaskRec, task_shape, untag
@@ -78,7 +78,7 @@ class MemStore:
 
 
 #: Classes can be patched here (the control plane runs from its sources).
-PATCHABLE = not native.running_compiled(controlplane)
+PATCHABLE = not native.running_compiled(kernel)
 
 
 def patch_switch(setattr: Any) -> dict[str, Any]:
@@ -86,13 +86,13 @@ def patch_switch(setattr: Any) -> dict[str, Any]:
     changed as bytes follows the switch returned: `on`, and `taken`, how often it was, by new state."""
     switch: dict[str, Any] = {"on": True, "taken": {T.TASK_STATE_PREPARING: 0, T.TASK_STATE_COMPLETED: 0}}
     setattr(TaskRec, "frozen", property(lambda t: t._proto is None and switch["on"]))
-    change_frozen = ControlPlane._change_frozen
+    change_frozen = ControlPlane.change_frozen
 
     def counted(cp: ControlPlane, t: TaskRec, new: int, job: JobRec, change: bytes) -> None:
         switch["taken"][new] += 1
         change_frozen(cp, t, new, job, change)
 
-    setattr(ControlPlane, "_change_frozen", counted)
+    setattr(ControlPlane, "change_frozen", counted)
     return switch
 
 
@@ -126,7 +126,7 @@ class World:
             "p", pool_pb2.Pool(id="p", task_slots_per_node=2, state=pool_pb2.POOL_STATE_ACTIVE, provider="join")
         )
         cp.pools["p"] = pool
-        cp._mark("pools", "p", pool)
+        cp.mark("pools", "p", pool)
         for i in range(2):
             node = pool_pb2.Node(
                 id=f"N{i}",
@@ -137,7 +137,7 @@ class World:
                 root_directory="/r",
             )
             n = cp.nodes[f"n{i}"] = pool.nodes[f"n{i}"] = NodeRec(f"n{i}", node)
-            cp._mark("nodes", n.key, n)
+            cp.mark("nodes", n.key, n)
         job = JobRec(
             "j",
             1,
@@ -149,7 +149,7 @@ class World:
             ),
         )
         cp.jobs["j"] = job
-        cp._mark("jobs", "j", job)
+        cp.mark("jobs", "j", job)
         self.connect()
         await cp.flush()
 
@@ -249,10 +249,10 @@ async def step(world: World, op: str, rng: random.Random) -> None:
             ev.failure_info.code = "X"
         assert t.node_key is not None
         with cp.one_time():
-            cp._apply_events(cp.nodes[t.node_key], [ev])
+            cp.attempt_life.apply_events(cp.nodes[t.node_key], [ev])
         await cp.flush()
     elif op == "requeue" and live:
-        cp._requeue(job.tasks[live[int(pick * len(live))]], "x")
+        cp.task_life.requeue(job.tasks[live[int(pick * len(live))]], "x")
         await cp.flush()
     elif op == "terminate":
         waiting = [k for k in keys if job.tasks[k].state != T.TASK_STATE_COMPLETED]

@@ -1,0 +1,186 @@
+"""Jobs: creation, update, termination, deletion, deadlines, and when a job is done."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from shoal.agent.v1 import agent_pb2
+from shoal.clock import to_timestamp
+from shoal.server.domain import states
+from shoal.server.domain.errors import AlreadyExists, FailedPrecondition
+from shoal.server.domain.etags import check_etag
+from shoal.server.domain.ids import key as idkey
+from shoal.server.domain.records import JobRec, NodeRec
+from shoal.server.lifecycle.kernel import LIVE_TASK_STATES
+from shoal.v1 import job_pb2, pool_pb2, task_pb2
+
+if TYPE_CHECKING:
+    from shoal.server.lifecycle.kernel import Kernel
+
+log = logging.getLogger("shoal.server")
+ts = to_timestamp
+T = task_pb2
+P = pool_pb2
+J = job_pb2
+
+
+class JobLifecycle:
+    """Jobs: their states and what ends them."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    async def create_job(self, spec: job_pb2.Job, request_id: str = "") -> job_pb2.Job:
+        """Create a job on an existing pool."""
+        if request_id and f"job:{request_id}" in self.k.requests:
+            return self.k.job(self.k.requests[f"job:{request_id}"]).proto
+        k = idkey(spec.id)
+        if k in self.k.jobs:
+            raise AlreadyExists("JOB_EXISTS", f"job {spec.id!r} already exists")
+        self.k.pool(spec.pool_id)
+        job = J.Job()
+        job.CopyFrom(spec)
+        now = ts(self.k.clock.now())
+        job.name = f"jobs/{spec.id}"
+        job.state = J.JOB_STATE_ACTIVE
+        job.creation_time.CopyFrom(now)
+        job.state_transition_time.CopyFrom(now)
+        job.execution_info.start_time.CopyFrom(now)
+        if job.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_UNSPECIFIED:
+            job.on_all_tasks_complete = J.ON_ALL_TASKS_COMPLETE_NO_ACTION
+        self.k.meta["job_seq"] += 1
+        self.k.mark_meta("job_seq")
+        rec = JobRec(k, self.k.meta["job_seq"], job)
+        self.k.jobs[k] = rec
+        self.k.mark("jobs", k, rec)
+        if request_id:
+            self.k.requests[f"job:{request_id}"] = spec.id
+            self.k.mark("requests", f"job:{request_id}", spec.id)
+        await self.k.flush()
+        return job
+
+    def set_state(self, job: JobRec, new: int) -> None:
+        states.check_transition(states.JOB_TRANSITIONS, job.proto.state, new, f"job {job.key}")
+        if job.proto.state != new:
+            job.proto.state = new  # type: ignore[assignment]
+            job.proto.state_transition_time.CopyFrom(ts(self.k.clock.now()))
+            if new == J.JOB_STATE_COMPLETED:
+                job.proto.execution_info.end_time.CopyFrom(ts(self.k.clock.now()))
+        self.k.mark("jobs", job.key, job)
+
+    async def update_job(self, job_id: str, priority: int | None, on_all: int | None, *, etag: str = "") -> job_pb2.Job:
+        job = self.k.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
+        if job.proto.state != J.JOB_STATE_ACTIVE:
+            raise FailedPrecondition("JOB_NOT_ACTIVE", f"job {job_id!r} is not active")
+        if priority is not None:
+            job.proto.priority = priority
+        if on_all is not None:
+            if (
+                job.proto.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB
+                and on_all == J.ON_ALL_TASKS_COMPLETE_NO_ACTION
+            ):
+                raise FailedPrecondition(
+                    "INVALID_ON_ALL_TASKS_COMPLETE", "on_all_tasks_complete cannot go back from TERMINATE_JOB"
+                )
+            job.proto.on_all_tasks_complete = on_all  # type: ignore[assignment]
+        self.k.mark("jobs", job.key, job)
+        self.check_done(job)
+        await self.k.flush()
+        self.k.kick_scheduler()
+        return job.proto
+
+    def terminate_now(self, job: JobRec, reason: str) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
+        kills = []
+        self.set_state(job, J.JOB_STATE_TERMINATING)
+        job.proto.execution_info.terminate_reason = reason
+        for t in job.tasks.values():
+            if t.state in LIVE_TASK_STATES:
+                kills.extend(self.k.task_life.terminate_running(t, "the job was terminated"))
+        self.set_state(job, J.JOB_STATE_COMPLETED)
+        return kills
+
+    async def terminate_job(self, job_id: str, reason: str = "", *, etag: str = "") -> job_pb2.Job:
+        """End the job's running tasks and complete it; ACTIVE tasks stay ACTIVE and never run."""
+        job = self.k.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
+        if job.proto.state == J.JOB_STATE_DELETING:
+            raise FailedPrecondition("JOB_BEING_DELETED", f"job {job_id!r} is being deleted")
+        if job.proto.state == J.JOB_STATE_COMPLETED:
+            raise FailedPrecondition("JOB_COMPLETED", f"job {job_id!r} is already completed")
+        kills = self.terminate_now(job, reason or "UserTerminate")
+        self.k.send_kills(kills)
+        await self.k.flush()
+        self.k.kick_scheduler()
+        return job.proto
+
+    async def delete_job(self, job_id: str, *, etag: str = "") -> job_pb2.Job:
+        """Delete the job, its tasks and their directories on every node of its pool."""
+        job = self.k.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
+        kills = []
+        for t in job.tasks.values():
+            if t.state in LIVE_TASK_STATES:
+                kills.extend(self.k.task_life.terminate_running(t, "the job was deleted"))
+        self.set_state(job, J.JOB_STATE_DELETING)
+        result = J.Job()
+        result.CopyFrom(job.proto)
+        del self.k.jobs[job.key]
+        self.k.delete_row("jobs", job.key)
+        for t in job.tasks.values():
+            self.k.forget_task_row(t)
+        self.k.delete_tasks_of(job.key)
+        for q in job.watchers:
+            q.put_nowait(None)
+        self.k.send_kills(kills)
+        await self.k.flush()
+        pool = self.k.pools.get(job.pool_key)
+        if pool is not None:
+            for n in pool.nodes.values():
+                if n.session is not None:
+                    n.session.send(
+                        agent_pb2.ServerMessage(
+                            delete_task_files=agent_pb2.DeleteTaskFiles(
+                                command_id=n.session.command_id(), job_id=job.proto.id
+                            )
+                        )
+                    )
+        self.k.kick_scheduler()
+        return result
+
+    def check_done(self, job: JobRec) -> None:
+        if (
+            job.proto.state == J.JOB_STATE_ACTIVE
+            and job.proto.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB
+            and job.tasks
+            and job.counts[T.TASK_STATE_COMPLETED] == len(job.tasks)
+        ):
+            # Unlike Batch, a job with no tasks yet is not "all complete".
+            self.terminate_now(job, "AllTasksComplete")
+
+    def job_counts(self, job_id: str) -> job_pb2.TaskCounts:
+        """Task counts of a job, exact (kept up to date with every change)."""
+        job = self.k.job(job_id)
+        c = job.counts
+        return J.TaskCounts(
+            active=c[T.TASK_STATE_ACTIVE],
+            running=c[T.TASK_STATE_PREPARING] + c[T.TASK_STATE_RUNNING],
+            completed=c[T.TASK_STATE_COMPLETED],
+            succeeded=job.succeeded,
+            failed=job.failed,
+        )
+
+    async def check_job_deadlines(self) -> None:
+        """Terminate jobs past their max_wall_clock_time."""
+        now = self.k.clock.now()
+        kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
+        for job in list(self.k.jobs.values()):
+            c = job.proto.constraints
+            if job.proto.state != J.JOB_STATE_ACTIVE or not c.HasField("max_wall_clock_time"):
+                continue
+            if now - job.proto.creation_time.ToDatetime(tzinfo=now.tzinfo) > c.max_wall_clock_time.ToTimedelta():
+                kills.extend(self.terminate_now(job, "MaxWallClockTimeExpiry"))
+        if self.k.has_changes():
+            self.k.send_kills(kills)
+            await self.k.flush()

@@ -1,0 +1,316 @@
+"""Nodes and their health: agents attaching and leaving, heartbeats, start tasks, lost nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from shoal.agent.v1 import agent_pb2
+from shoal.clock import to_timestamp
+from shoal.server.domain import states
+from shoal.server.domain.errors import NotFound
+from shoal.server.domain.ids import key as idkey
+from shoal.server.domain.records import AgentSession, NodeRec, PoolRec
+from shoal.server.lifecycle.kernel import LIVE_NODE_STATES, NODE_STATS_WRITE_SECONDS
+from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+
+if TYPE_CHECKING:
+    from shoal.server.lifecycle.kernel import Kernel
+
+log = logging.getLogger("shoal.server")
+ts = to_timestamp
+T = task_pb2
+P = pool_pb2
+J = job_pb2
+
+
+class NodeLifecycle:
+    """Nodes: agents that attach, report their start task, go silent or leave."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        #: When the health pass last wrote the nodes whose statistics changed (monotonic).
+        self._stats_written_at = 0.0
+
+    def leave(self, n: NodeRec, option: int) -> None:
+        wait_for_tasks = option == P.NODE_DEALLOCATION_OPTION_TASK_COMPLETION and bool(n.running)
+        self.k.set_node_state(n, P.NODE_STATE_LEAVING_POOL)
+        n.internal["wait_for_tasks"] = wait_for_tasks
+        if not wait_for_tasks:
+            self.evict_tasks(n, terminate=option == P.NODE_DEALLOCATION_OPTION_TERMINATE, reason="node left the pool")
+
+    def evict_tasks(self, n: NodeRec, *, terminate: bool, reason: str) -> list[agent_pb2.AttemptRef]:
+        """Take every attempt off node `n`: requeue it (or complete it as terminated)."""
+        refs = []
+        for tkey in list(n.running):
+            t = self.k.jobs[tkey[0]].tasks.get(tkey[1])
+            n.running.pop(tkey, None)
+            if t is None:
+                continue
+            refs.append(self.k.attempt_ref(t))
+            if terminate:
+                if t.gang:
+                    self.k.gang_life.end_subtasks(t, reason)
+                self.k.task_life.complete_terminated(t, reason)
+                self.k.job_life.check_done(self.k.jobs[t.job_key])
+            else:
+                self.k.task_life.requeue(t, reason)
+        self.k.refresh_node_activity(n)
+        return refs
+
+    def after_node_changes(self, leaving: list[NodeRec]) -> None:
+        for n in leaving:
+            if n.internal.get("wait_for_tasks"):
+                continue
+            self.dismiss(n)
+
+    def dismiss(self, n: NodeRec) -> None:
+        """Tell a leaving node's agent to stop; the provider reports when it is gone."""
+        if n.session is not None:
+            n.session.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="node left the pool")))
+        if self.k.provider is not None and n.internal.get("pid"):
+            self.k.provider.node_leaving(n)
+        elif n.session is None:
+            asyncio.get_running_loop().create_task(self.node_gone(n.key))
+
+    async def node_gone(self, node_key: str) -> None:
+        """The agent behind a leaving node has exited: forget the node."""
+        n = self.k.nodes.get(node_key)
+        if n is None:
+            return
+        if n.session is not None:
+            n.session.close()
+        for tkey in list(n.running):
+            t = self.k.jobs.get(tkey[0])
+            rec = t.tasks.get(tkey[1]) if t else None
+            if rec is not None:
+                self.k.task_life.requeue(rec, "node left the pool")
+        n.running.clear()
+        del self.k.nodes[node_key]
+        # Its counters go with it: a node of the same id that joins later starts from zero, whatever
+        # tallies of this one a restart reads.
+        n.tasks_run = n.tasks_succeeded = 0
+        self.k.tally(n)
+        pool = self.k.pools.get(n.pool_key)
+        if pool is not None:
+            pool.nodes.pop(node_key, None)
+            self.k.refresh_pool(pool)
+        self.k.delete_row("nodes", node_key)
+        if pool is not None and pool.proto.state == P.POOL_STATE_DELETING and not pool.nodes:
+            del self.k.pools[pool.key]
+            self.k.delete_row("pools", pool.key)
+        await self.k.flush()
+        if self.k.provider is not None:
+            # As in Batch, the files of a node that left are gone with it.
+            self.k.provider.node_removed(n)
+        self.k.kick_scheduler()
+
+    async def attach(
+        self, reg: agent_pb2.Register, notify: Callable[[AgentSession], None] | None = None
+    ) -> AgentSession:
+        """An agent connected: reconcile what it runs with what the server wants.
+
+        `notify` goes to the new session (see AgentSession): set when it shares a stream with others.
+        """
+        node = self.k.nodes.get(idkey(reg.node_id)) if reg.node_id else None
+        if node is None:
+            pool = self.k.pools.get(idkey(reg.pool_id)) if reg.pool_id else None
+            if pool is None or pool.proto.state != P.POOL_STATE_ACTIVE:
+                raise NotFound("NODE_NOT_FOUND", f"no node {reg.node_id!r} and no active pool {reg.pool_id!r} to join")
+            node = self.join(pool, reg)
+        if node.session is not None:
+            node.session.close()
+        session = AgentSession(node.key, reg.boot_id, notify)
+        node.session = session
+        node.last_seen = self.k.clock.monotonic()
+        node.node_service_port = reg.node_service_port
+        node.proto.ip_address = reg.ip_address or node.proto.ip_address
+        node.forget_placement()
+        node.proto.cores = reg.cores
+        node.proto.memory_bytes = reg.memory_bytes
+        node.proto.root_directory = reg.root_directory
+        node.proto.last_heartbeat_time.CopyFrom(ts(self.k.clock.now()))
+        self.k.mark("nodes", node.key, node)
+        pool = self.k.pools[node.pool_key]
+        if node.state == P.NODE_STATE_LEAVING_POOL:
+            # Its unacknowledged reports still count (a task that finished must
+            # not run again); whatever else it ran goes back to the queue.
+            self.k.attempt_life.apply_events(node, list(reg.pending_events))
+            for tkey in list(node.running):
+                job = self.k.jobs.get(tkey[0])
+                t = job.tasks.get(tkey[1]) if job else None
+                if t is not None:
+                    self.k.task_life.requeue(t, "node left the pool")
+                node.running.pop(tkey, None)
+            await self.k.flush()
+            session.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="node left the pool")))
+            return session
+        # Reports the server never committed come first, so that a completion
+        # is not mistaken for a lost attempt below.
+        self.k.attempt_life.apply_events(node, list(reg.pending_events))
+        reported = {(idkey(a.job_id), idkey(a.task_id)): a.attempt for a in reg.running}
+        # An instance whose node lost it takes its whole gang back to the queue.
+        for tkey in list(node.running):
+            t = self.k.jobs[tkey[0]].tasks.get(tkey[1]) if tkey[0] in self.k.jobs else None
+            if t is None:
+                node.running.pop(tkey, None)
+            elif reported.get(tkey) != t.attempt:
+                self.k.task_life.requeue(t, "the node does not run it")
+        kills = []
+        for a in reg.running:
+            tk = (idkey(a.job_id), idkey(a.task_id))
+            job = self.k.jobs.get(tk[0])
+            t = job.tasks.get(tk[1]) if job else None
+            if t is None or t.instance_on(node.key) != a.instance or t.attempt != a.attempt:
+                kills.append((node, a))
+        start = pool.proto.start_task if pool.proto.HasField("start_task") else None
+        run_start = bool(start and start.command_line) and not reg.start_task_succeeded
+        node.start_task_ok = not run_start and (bool(reg.start_task_succeeded) or not start)
+        if run_start and start is not None and start.wait_for_success:
+            target = P.NODE_STATE_STARTING
+        elif node.state == P.NODE_STATE_START_TASK_FAILED and reg.start_task_succeeded:
+            target = P.NODE_STATE_START_TASK_FAILED
+        else:
+            target = P.NODE_STATE_RUNNING if node.running else P.NODE_STATE_IDLE
+        if node.state in (P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING) and target == P.NODE_STATE_STARTING:
+            self.k.set_node_state(node, P.NODE_STATE_STARTING)
+        elif node.state != target:
+            if node.state == P.NODE_STATE_CREATING and target == P.NODE_STATE_RUNNING:
+                target = P.NODE_STATE_IDLE
+            if states.can_transition(states.NODE_TRANSITIONS, node.state, target):
+                self.k.set_node_state(node, target)
+            else:
+                self.k.set_node_state(node, P.NODE_STATE_STARTING)
+                if target != P.NODE_STATE_STARTING:
+                    self.k.set_node_state(node, target)
+        self.k.refresh_node_activity(node)
+        self.k.refresh_pool(pool)
+        # Held back by the session until Welcome has gone out.
+        self.k.send_kills(kills)
+        await self.k.flush()
+        welcome = agent_pb2.Welcome(
+            node_id=node.proto.id,
+            pool_id=node.proto.pool_id,
+            heartbeat_interval_seconds=self.k.heartbeat_interval,
+            run_start_task=run_start,
+            task_slots=node.proto.task_slots,
+        )
+        if run_start and start is not None:
+            welcome.start_task.CopyFrom(start)
+        session.send(agent_pb2.ServerMessage(welcome=welcome))
+        if reg.pending_events:
+            session.ack(max(e.event_id for e in reg.pending_events))
+        # RunApplication is not acknowledged: a primary that reconnects while its
+        # gang is fully coordinated is told again (the agent ignores a repeat).
+        for tkey in node.running:
+            job = self.k.jobs.get(tkey[0])
+            t = job.tasks.get(tkey[1]) if job else None
+            if t is not None and t.gang and t.gang[0] == node.key and len(t.coordinated) == len(t.gang):
+                session.send(
+                    agent_pb2.ServerMessage(run_application=agent_pb2.RunApplication(attempt=self.k.attempt_ref(t)))
+                )
+        self.k.kick_scheduler()
+        return session
+
+    def join(self, pool: PoolRec, reg: agent_pb2.Register) -> NodeRec:
+        self.k.meta["node_counter"] += 1
+        self.k.mark_meta("node_counter")
+        node_id = reg.node_id or f"node-{self.k.meta['node_counter']}"
+        proto = P.Node(
+            name=f"pools/{pool.proto.id}/nodes/{node_id}",
+            id=node_id,
+            pool_id=pool.proto.id,
+            state=P.NODE_STATE_CREATING,
+            ip_address=reg.ip_address,
+            task_slots=pool.proto.task_slots_per_node,
+        )
+        rec = NodeRec(idkey(node_id), proto, last_seen=self.k.clock.monotonic())
+        self.k.nodes[rec.key] = rec
+        pool.nodes[rec.key] = rec
+        self.k.mark("nodes", rec.key, rec)
+        return rec
+
+    def detach(self, session: AgentSession) -> None:
+        """The stream ended. The node stays as it is until it comes back or its heartbeat times out."""
+        session.close()
+        node = self.k.nodes.get(session.node_key)
+        if node is not None and node.session is session:
+            node.session = None
+            self.k.kick_scheduler()
+
+    def heartbeat(self, session: AgentSession, hb: agent_pb2.Heartbeat) -> None:
+        node = self.k.nodes.get(session.node_key)
+        if node is None or node.session is not session:
+            return
+        node.last_seen = self.k.clock.monotonic()
+        node.proto.cpu_percent = hb.cpu_percent
+        node.proto.last_heartbeat_time.CopyFrom(ts(self.k.clock.now()))
+
+    def touch(self, session: AgentSession) -> None:
+        node = self.k.nodes.get(session.node_key)
+        if node is not None and node.session is session:
+            node.last_seen = self.k.clock.monotonic()
+
+    async def start_task_report(self, session: AgentSession, info: common_pb2.StartTaskInfo) -> None:
+        node = self.k.nodes.get(session.node_key)
+        if node is None or node.session is not session:
+            return
+        node.proto.start_task_info.CopyFrom(info)
+        pool = self.k.pools[node.pool_key]
+        wait = pool.proto.start_task.wait_for_success
+        if info.state == common_pb2.START_TASK_STATE_RUNNING:
+            if wait and node.state == P.NODE_STATE_STARTING:
+                self.k.set_node_state(node, P.NODE_STATE_WAITING_FOR_START_TASK)
+        elif info.state == common_pb2.START_TASK_STATE_COMPLETED:
+            ok = info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+            node.start_task_ok = ok
+            if wait and node.state in (P.NODE_STATE_STARTING, P.NODE_STATE_WAITING_FOR_START_TASK):
+                self.k.set_node_state(node, P.NODE_STATE_IDLE if ok else P.NODE_STATE_START_TASK_FAILED)
+        self.k.mark("nodes", node.key, node)
+        self.k.refresh_pool(pool)
+        await self.k.flush()
+        self.k.kick_scheduler()
+
+    async def check_health(self, timeout: float) -> None:
+        """Nodes silent for longer than `timeout` become UNKNOWN and their tasks are requeued."""
+        now = self.k.clock.monotonic()
+        lost = []
+        # An agent gets longer to come up the first time than to answer later.
+        creating_timeout = max(60.0, 3 * timeout)
+        gone = []
+        # One pass, cheapest test first: it runs twice a second over every node.
+        for n in self.k.nodes.values():
+            silent = now - n.last_seen
+            if silent <= timeout:
+                continue
+            state = n.state
+            if state in LIVE_NODE_STATES or (state == P.NODE_STATE_CREATING and silent > creating_timeout):
+                lost.append(n)
+            elif state == P.NODE_STATE_LEAVING_POOL and n.session is None:
+                gone.append(n.key)
+        for key in gone:
+            log.warning("leaving node %s is silent: forgetting it", key)
+            await self.node_gone(key)
+        if now - self._stats_written_at >= NODE_STATS_WRITE_SECONDS:
+            self._stats_written_at = now
+            self.k.mark_node_stats()
+        if not lost:
+            if self.k.has_changes():
+                await self.k.flush()
+            return
+        for n in lost:
+            log.warning("node %s silent for %.1fs: UNKNOWN", n.key, now - n.last_seen)
+            self.evict_tasks(n, terminate=False, reason="node lost")
+            self.k.set_node_state(n, P.NODE_STATE_UNKNOWN)
+            if n.session is not None:
+                n.session.close()
+                n.session = None
+        await self.k.flush()
+        self.k.kick_scheduler()
+
+    async def save_node_stats(self) -> None:
+        """Write the node statistics that changed since the health pass last did (at a clean stop)."""
+        self.k.mark_node_stats()
+        await self.k.flush()

@@ -1,0 +1,171 @@
+"""Pools and their sizing: create, resize, delete; which nodes leave."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from shoal.clock import to_timestamp
+from shoal.server.domain import states
+from shoal.server.domain.errors import AlreadyExists, FailedPrecondition
+from shoal.server.domain.etags import check_etag
+from shoal.server.domain.ids import key as idkey
+from shoal.server.domain.records import NodeRec, PoolRec
+from shoal.v1 import job_pb2, pool_pb2, task_pb2
+
+if TYPE_CHECKING:
+    from shoal.server.lifecycle.kernel import Kernel
+
+log = logging.getLogger("shoal.server")
+ts = to_timestamp
+T = task_pb2
+P = pool_pb2
+J = job_pb2
+
+
+class PoolLifecycle:
+    """Pools: their creation, size and deletion."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    async def create_pool(self, spec: pool_pb2.Pool, request_id: str = "") -> pool_pb2.Pool:
+        """Create a pool and start making its nodes."""
+        if request_id and f"pool:{request_id}" in self.k.requests:
+            return self.k.pool(self.k.requests[f"pool:{request_id}"]).proto
+        k = idkey(spec.id)
+        if k in self.k.pools:
+            raise AlreadyExists("POOL_EXISTS", f"pool {spec.id!r} already exists")
+        pool = P.Pool()
+        pool.CopyFrom(spec)
+        now = self.k.clock.now()
+        pool.name = f"pools/{spec.id}"
+        pool.provider = spec.provider or "local"
+        pool.task_slots_per_node = spec.task_slots_per_node or 1
+        pool.state = P.POOL_STATE_ACTIVE
+        pool.allocation_state = P.ALLOCATION_STATE_RESIZING
+        pool.creation_time.CopyFrom(ts(now))
+        pool.state_transition_time.CopyFrom(ts(now))
+        pool.current_nodes = 0
+        rec = PoolRec(k, pool)
+        self.k.pools[k] = rec
+        self.k.mark("pools", k, rec)
+        if request_id:
+            self.k.requests[f"pool:{request_id}"] = spec.id
+            self.k.mark("requests", f"pool:{request_id}", spec.id)
+        new_nodes = self.grow(rec)
+        self.k.refresh_pool(rec)
+        await self.k.flush()
+        self.start_nodes(new_nodes)
+        return rec.proto
+
+    def grow(self, pool: PoolRec) -> list[NodeRec]:
+        if pool.proto.provider != "local":
+            return []
+        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        added = []
+        for _ in range(pool.proto.target_nodes - len(members)):
+            self.k.meta["node_counter"] += 1
+            self.k.mark_meta("node_counter")
+            n = self.k.meta["node_counter"]
+            node_id = f"node-{n}"
+            ip = f"127.0.{1 + (n - 1) // 254}.{1 + (n - 1) % 254}"
+            now = ts(self.k.clock.now())
+            proto = P.Node(
+                name=f"pools/{pool.proto.id}/nodes/{node_id}",
+                id=node_id,
+                pool_id=pool.proto.id,
+                state=P.NODE_STATE_CREATING,
+                ip_address=ip,
+                task_slots=pool.proto.task_slots_per_node,
+            )
+            proto.state_transition_time.CopyFrom(now)
+            rec = NodeRec(idkey(node_id), proto, last_seen=self.k.clock.monotonic())
+            self.k.nodes[rec.key] = rec
+            pool.nodes[rec.key] = rec
+            self.k.mark("nodes", rec.key, rec)
+            added.append(rec)
+        return added
+
+    def start_nodes(self, nodes: list[NodeRec]) -> None:
+        if self.k.provider is None:
+            return
+        for n in nodes:
+            self.k.provider.node_added(n)
+
+    def choose_leavers(self, pool: PoolRec, count: int) -> list[NodeRec]:
+        order: dict[int, int] = {
+            P.NODE_STATE_CREATING: 0,
+            P.NODE_STATE_UNKNOWN: 1,
+            P.NODE_STATE_START_TASK_FAILED: 2,
+            P.NODE_STATE_STARTING: 3,
+            P.NODE_STATE_WAITING_FOR_START_TASK: 3,
+            P.NODE_STATE_OFFLINE: 4,
+            P.NODE_STATE_IDLE: 5,
+            P.NODE_STATE_RUNNING: 6,
+        }
+        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        members.sort(key=lambda n: (order.get(n.state, 9), n.used_slots, -int(n.key.split("-")[-1] or 0)))
+        return members[:count]
+
+    async def resize_pool(
+        self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE, *, etag: str = ""
+    ) -> pool_pb2.Pool:
+        """Change the pool's target size; new nodes start, surplus nodes leave.
+
+        As in Batch, only a pool whose allocation is steady may be resized: a resize under way is not
+        redirected (the caller waits for STEADY, or stops the resize).
+        """
+        pool = self.k.pool(pool_id)
+        check_etag(f"pool {pool_id!r}", pool.proto, etag)
+        if pool.proto.state != P.POOL_STATE_ACTIVE:
+            raise FailedPrecondition("POOL_BEING_DELETED", f"pool {pool_id!r} is being deleted")
+        self.k.refresh_pool_now(pool)
+        if pool.proto.allocation_state == P.ALLOCATION_STATE_RESIZING:
+            raise FailedPrecondition(
+                "POOL_RESIZING",
+                f"pool {pool_id!r} is resizing ({pool.proto.current_nodes} nodes, target "
+                f"{pool.proto.target_nodes}): resize it once its allocation state is steady",
+            )
+        pool.proto.target_nodes = target
+        self.k.mark("pools", pool.key, pool)
+        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        leaving: list[NodeRec] = []
+        added: list[NodeRec] = []
+        if len(members) > target:
+            leaving = self.choose_leavers(pool, len(members) - target)
+            for n in leaving:
+                self.k.node_life.leave(n, option)
+        else:
+            added = self.grow(pool)
+        self.k.refresh_pool_now(pool)
+        await self.k.flush()
+        self.k.node_life.after_node_changes(leaving)
+        self.start_nodes(added)
+        self.k.kick_scheduler()
+        return pool.proto
+
+    async def delete_pool(self, pool_id: str, *, etag: str = "") -> pool_pb2.Pool:
+        """Start deleting a pool: its nodes leave (their tasks are requeued), then it is gone."""
+        pool = self.k.pool(pool_id)
+        check_etag(f"pool {pool_id!r}", pool.proto, etag)
+        if pool.proto.state == P.POOL_STATE_DELETING:
+            return pool.proto
+        states.check_transition(states.POOL_TRANSITIONS, pool.proto.state, P.POOL_STATE_DELETING, "pool")
+        pool.proto.state = P.POOL_STATE_DELETING
+        pool.proto.state_transition_time.CopyFrom(ts(self.k.clock.now()))
+        pool.proto.target_nodes = 0
+        leaving = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        for n in leaving:
+            self.k.node_life.leave(n, P.NODE_DEALLOCATION_OPTION_REQUEUE)
+        self.k.mark("pools", pool.key, pool)
+        self.k.refresh_pool(pool)
+        result = P.Pool()
+        result.CopyFrom(pool.proto)
+        if not pool.nodes:
+            del self.k.pools[pool.key]
+            self.k.delete_row("pools", pool.key)
+        await self.k.flush()
+        self.k.node_life.after_node_changes(leaving)
+        self.k.kick_scheduler()
+        return result
