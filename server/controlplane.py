@@ -6,6 +6,9 @@ Where things are decided and applied, by file:
 - `lifecycle/pools.py`, `nodes.py`, `jobs.py`, `tasks.py`, `gangs.py`: one lifecycle each.
 - `lifecycle/attempts.py`: a task placed, the reports about it (fenced by attempt), an attempt's end.
 - `scheduling/retry.py`: whether an attempt that ended is retried or the task completes.
+- `lifecycle/completion.py`: what a completion does next: `scheduling/exit_options.py` decides which
+  exit options apply; `lifecycle/dependencies.py` (with `scheduling/dependencies.py`) releases or
+  blocks the dependents; the job action and the job's end follow.
 
 This class is what the API and the scheduler call: each method hands the request to the lifecycle
 that owns it.
@@ -19,6 +22,8 @@ from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
 from shoal.server.domain.records import AgentSession, NodeRec, TaskRec
 from shoal.server.lifecycle.attempts import AttemptLifecycle, note_attempt_length
+from shoal.server.lifecycle.completion import CompletionLifecycle
+from shoal.server.lifecycle.dependencies import DependencyLifecycle
 from shoal.server.lifecycle.gangs import GangLifecycle
 from shoal.server.lifecycle.jobs import JobLifecycle
 from shoal.server.lifecycle.kernel import (
@@ -57,6 +62,8 @@ class ControlPlane(Kernel):
         self.task_life = TaskLifecycle(self)
         self.attempt_life = AttemptLifecycle(self)
         self.gang_life = GangLifecycle(self)
+        self.dependency_life = DependencyLifecycle(self)
+        self.completion = CompletionLifecycle(self)
 
     # ------------------------------------------------------------------ pools
 
@@ -104,8 +111,16 @@ class ControlPlane(Kernel):
     async def create_job(self, spec: job_pb2.Job, request_id: str = "") -> job_pb2.Job:
         return await self.job_life.create_job(spec, request_id)
 
-    async def update_job(self, job_id: str, priority: int | None, on_all: int | None, *, etag: str = "") -> job_pb2.Job:
-        return await self.job_life.update_job(job_id, priority, on_all, etag=etag)
+    async def update_job(
+        self, job_id: str, patch: job_pb2.Job, fields: frozenset[str], *, etag: str = ""
+    ) -> job_pb2.Job:
+        return await self.job_life.update_job(job_id, patch, fields, etag=etag)
+
+    async def disable_job(self, job_id: str, option: int, *, etag: str = "") -> job_pb2.Job:
+        return await self.job_life.disable_job(job_id, option, etag=etag)
+
+    async def enable_job(self, job_id: str, *, etag: str = "") -> job_pb2.Job:
+        return await self.job_life.enable_job(job_id, etag=etag)
 
     async def terminate_job(self, job_id: str, reason: str = "", *, etag: str = "") -> job_pb2.Job:
         return await self.job_life.terminate_job(job_id, reason, etag=etag)
@@ -132,6 +147,16 @@ class ControlPlane(Kernel):
 
     async def reactivate_task(self, job_id: str, task_id: str, *, etag: str = "") -> task_pb2.Task:
         return await self.task_life.reactivate_task(job_id, task_id, etag=etag)
+
+    async def update_task(
+        self, job_id: str, task_id: str, constraints: common_pb2.TaskConstraints, *, etag: str = ""
+    ) -> task_pb2.Task:
+        return await self.task_life.update_task(job_id, task_id, constraints, etag=etag)
+
+    def dependency_state(self, t: TaskRec) -> task_pb2.DependencyState | None:
+        """Where task `t` stands as a dependent (None: it waits on nothing)."""
+        job = self.jobs.get(t.job_key)
+        return self.dependency_life.state_of(job, t) if job is not None else None
 
     def assign(self, t: TaskRec, nodes: list[NodeRec], attempt: int, slots: int) -> None:
         self.attempt_life.assign(t, nodes, attempt, slots)

@@ -13,6 +13,8 @@ from shoal.commandline import command_line_problem
 from shoal.paths import UnsafePathError, check_relative_path
 from shoal.pool_providers import POOL_PROVIDERS
 from shoal.server.domain.ids import id_problem
+from shoal.server.scheduling.dependencies import dependencies_problems
+from shoal.server.scheduling.exit_options import exit_conditions_problems
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 
 Violations = list[tuple[str, str]]
@@ -39,7 +41,22 @@ POOL_OUTPUT_ONLY = (
     "state_transition_time",
     "etag",
 )
-JOB_OUTPUT_ONLY = ("name", "state", "creation_time", "state_transition_time", "execution_info", "etag")
+JOB_OUTPUT_ONLY = (
+    "name",
+    "state",
+    "creation_time",
+    "state_transition_time",
+    "execution_info",
+    "etag",
+    "previous_state",
+    "previous_state_transition_time",
+)
+#: Metadata of a job or pool: at most this many pairs, names and values at most so long.
+MAX_METADATA_ITEMS = 64
+MAX_METADATA_NAME = 256
+MAX_METADATA_VALUE = 1024
+#: The longest a job release task may run (and its default): Batch's 15 minutes.
+MAX_RELEASE_SECONDS = 15 * 60
 #: The protobuf Duration range (about 10,000 years either way), and nanos below one second.
 DURATION_SECONDS_LIMIT = 315_576_000_000
 NANOS_PER_SECOND = 1_000_000_000
@@ -193,6 +210,83 @@ def check_start_task(st: common_pb2.StartTask, field: str) -> Violations:
     return out
 
 
+def check_metadata(items: Iterable[common_pb2.MetadataItem], field: str) -> Violations:
+    """Name/value pairs: at most `MAX_METADATA_ITEMS`, names non-empty and unique, sizes bounded."""
+    out: Violations = []
+    seen: set[str] = set()
+    items = list(items)
+    if len(items) > MAX_METADATA_ITEMS:
+        return [(field, f"at most {MAX_METADATA_ITEMS} items")]
+    for i, m in enumerate(items):
+        if not m.name:
+            out.append((f"{field}[{i}].name", "is required"))
+        elif len(m.name) > MAX_METADATA_NAME:
+            out.append((f"{field}[{i}].name", f"must be at most {MAX_METADATA_NAME} characters"))
+        elif m.name in seen:
+            out.append((f"{field}[{i}].name", f"{m.name!r} is given twice"))
+        seen.add(m.name)
+        if len(m.value) > MAX_METADATA_VALUE:
+            out.append((f"{field}[{i}].value", f"must be at most {MAX_METADATA_VALUE} characters"))
+    return out
+
+
+def check_task_constraints(c: common_pb2.TaskConstraints, field: str) -> Violations:
+    """A task's constraints: retry count -1 or more, durations valid (0: unlimited / the default)."""
+    out: Violations = []
+    if c.HasField("max_task_retry_count") and c.max_task_retry_count < -1:
+        out.append((f"{field}.max_task_retry_count", "must be -1 (unlimited) or more"))
+    if c.HasField("max_wall_clock_time"):  # (0: unlimited)
+        out += check_duration(c.max_wall_clock_time, f"{field}.max_wall_clock_time")
+    if c.HasField("retention_time"):  # (0: the default)
+        out += check_duration(c.retention_time, f"{field}.retention_time")
+    return out
+
+
+def check_optional_id(value: str, field: str) -> Violations:
+    """An id that may be left empty (a default applies)."""
+    p = id_problem(value) if value else None
+    return [(field, p)] if p else []
+
+
+def check_job_manager_task(jm: job_pb2.JobManagerTask, field: str) -> Violations:
+    out = check_optional_id(jm.id, f"{field}.id")
+    if len(jm.display_name) > MAX_DISPLAY_NAME:
+        out.append((f"{field}.display_name", f"must be at most {MAX_DISPLAY_NAME} characters"))
+    out += check_command_line(jm.command_line, f"{field}.command_line")
+    out += check_resource_files(jm.resource_files, f"{field}.resource_files")
+    out += check_output_files(jm.output_files, f"{field}.output_files")
+    out += check_env(jm.environment_settings, f"{field}.environment_settings")
+    out += check_task_constraints(jm.constraints, f"{field}.constraints")
+    if not 0 <= jm.required_slots <= MAX_SLOTS:
+        out.append((f"{field}.required_slots", f"must be between 1 and {MAX_SLOTS}"))
+    return out
+
+
+def check_preparation_task(prep: job_pb2.JobPreparationTask, field: str) -> Violations:
+    out = check_optional_id(prep.id, f"{field}.id")
+    out += check_command_line(prep.command_line, f"{field}.command_line")
+    out += check_resource_files(prep.resource_files, f"{field}.resource_files")
+    out += check_env(prep.environment_settings, f"{field}.environment_settings")
+    out += check_task_constraints(prep.constraints, f"{field}.constraints")
+    return out
+
+
+def check_release_task(release: job_pb2.JobReleaseTask, field: str) -> Violations:
+    out = check_optional_id(release.id, f"{field}.id")
+    out += check_command_line(release.command_line, f"{field}.command_line")
+    out += check_resource_files(release.resource_files, f"{field}.resource_files")
+    out += check_env(release.environment_settings, f"{field}.environment_settings")
+    if release.HasField("max_wall_clock_time"):
+        d = release.max_wall_clock_time
+        v = check_duration(d, f"{field}.max_wall_clock_time", positive=True)
+        if not v and d.seconds + d.nanos / 1e9 > MAX_RELEASE_SECONDS:
+            v = [(f"{field}.max_wall_clock_time", f"must be at most {MAX_RELEASE_SECONDS // 60} minutes")]
+        out += v
+    if release.HasField("retention_time"):
+        out += check_duration(release.retention_time, f"{field}.retention_time")
+    return out
+
+
 def check_request_id(request_id: str) -> Violations:
     """An idempotency key (kept with what it made)."""
     if len(request_id) > MAX_REQUEST_ID:
@@ -215,6 +309,7 @@ def check_pool(pool: pool_pb2.Pool) -> Violations:
         out.append(("pool.provider", "must be one of " + ", ".join(repr(p) for p in POOL_PROVIDERS)))
     if pool.HasField("start_task"):
         out += check_start_task(pool.start_task, "pool.start_task")
+    out += check_metadata(pool.metadata, "pool.metadata")
     return out
 
 
@@ -233,7 +328,26 @@ def check_job(job: job_pb2.Job) -> Violations:
     out += check_enum(job.on_all_tasks_complete, job_pb2.OnAllTasksComplete, "job.on_all_tasks_complete")
     out += check_job_constraints(job.constraints, "job.constraints")
     out += check_env(job.common_environment_settings, "job.common_environment_settings")
+    out += check_enum(job.on_task_failure, job_pb2.OnTaskFailure, "job.on_task_failure")
+    out += check_enum(job.on_dependency_failure, job_pb2.OnDependencyFailure, "job.on_dependency_failure")
+    out += check_max_parallel_tasks(job, "job.max_parallel_tasks")
+    out += check_metadata(job.metadata, "job.metadata")
+    if job.HasField("job_manager_task"):
+        out += check_job_manager_task(job.job_manager_task, "job.job_manager_task")
+    if job.HasField("job_preparation_task"):
+        out += check_preparation_task(job.job_preparation_task, "job.job_preparation_task")
+    if job.HasField("job_release_task"):
+        out += check_release_task(job.job_release_task, "job.job_release_task")
+        if not job.HasField("job_preparation_task"):
+            out.append(("job.job_release_task", "needs a job_preparation_task (as in Batch)"))
     return out
+
+
+def check_max_parallel_tasks(job: job_pb2.Job, field: str) -> Violations:
+    """-1 (unlimited) or at least 1, when set."""
+    if job.HasField("max_parallel_tasks") and job.max_parallel_tasks != -1 and job.max_parallel_tasks < 1:
+        return [(field, "must be -1 (unlimited) or at least 1")]
+    return []
 
 
 def check_job_constraints(c: job_pb2.JobConstraints, field: str) -> Violations:
@@ -256,13 +370,19 @@ def check_task(spec: task_pb2.TaskSpec, field: str) -> Violations:
     out += check_command_line(spec.command_line, f"{field}.command_line")
     if not 0 <= spec.required_slots <= MAX_SLOTS:
         out.append((f"{field}.required_slots", f"must be between 1 and {MAX_SLOTS}"))
-    c = spec.constraints
-    if c.HasField("max_task_retry_count") and c.max_task_retry_count < -1:
-        out.append((f"{field}.constraints.max_task_retry_count", "must be -1 (unlimited) or more"))
-    if c.HasField("max_wall_clock_time"):  # (0: unlimited)
-        out += check_duration(c.max_wall_clock_time, f"{field}.constraints.max_wall_clock_time")
-    if c.HasField("retention_time"):  # (0: the default)
-        out += check_duration(c.retention_time, f"{field}.constraints.retention_time")
+    out += check_task_constraints(spec.constraints, f"{field}.constraints")
+    if spec.HasField("depends_on"):
+        d = spec.depends_on
+        for i, task_id in enumerate(d.task_ids):
+            p = id_problem(task_id)
+            if p:
+                out.append((f"{field}.depends_on.task_ids[{i}]", p))
+                break
+        out += dependencies_problems(
+            list(d.task_ids), [(r.start, r.end) for r in d.task_id_ranges], prefix=f"{field}.depends_on"
+        )
+    if spec.HasField("exit_conditions"):
+        out += exit_conditions_problems(spec.exit_conditions, prefix=f"{field}.exit_conditions")
     out += check_env(spec.environment_settings, f"{field}.environment_settings")
     out += check_resource_files(spec.resource_files, f"{field}.resource_files")
     out += check_output_files(spec.output_files, f"{field}.output_files")

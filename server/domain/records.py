@@ -10,6 +10,7 @@ from typing import Any, Final, NamedTuple
 
 from shoal.agent.v1 import agent_pb2
 from shoal.server.domain import wire
+from shoal.server.scheduling.dependencies import DependencyIndex
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
 TaskKey = tuple[str, str]  # (job key, task key)
@@ -39,6 +40,8 @@ class TaskShape(NamedTuple):
     #: Its wall-clock limit in seconds, if it has one.
     max_runtime: float | None
     multi_instance: bool
+    #: It has exit conditions (else its completion takes Batch's defaults without reading it).
+    exit_conditions: bool = False
 
 
 #: Shapes made so far, shared by the tasks that have them (most tasks of a job have the same); up to
@@ -58,6 +61,7 @@ def task_shape(spec: task_pb2.TaskSpec) -> TaskShape:
         max(1, spec.multi_instance_settings.number_of_instances) if multi else 1,
         max_runtime,
         multi,
+        spec.HasField("exit_conditions"),
     )
     shared = _SHAPES.get(shape)
     if shared is not None:
@@ -198,6 +202,10 @@ class TaskRec:
             return self._proto
         return task_pb2.Task.FromString(self._data or b"")
 
+    def reshape(self, shape: TaskShape) -> None:
+        """Its spec changed (UpdateTask): what placing it needs, again."""
+        self._shape = shape
+
     def stored_bytes(self, cold: bool) -> bytes:
         """The message serialized, for its row; when `cold` (nobody works on the task now), the live
         message is let go and the bytes kept instead (no work when frozen)."""
@@ -237,6 +245,12 @@ class TaskRec:
         return 0 if self.node_key == node_key else None
 
 
+def reacts_to_completions(job: job_pb2.Job) -> bool:
+    """Whether a task of `job` completing can do more than count: release or block dependents, or act on
+    the job (exit options' job actions)."""
+    return job.uses_task_dependencies or job.on_task_failure == job_pb2.ON_TASK_FAILURE_PERFORM_EXIT_OPTIONS_JOB_ACTION
+
+
 @dataclass(eq=False)
 class JobRec:
     """One job and the index of its tasks."""
@@ -265,10 +279,19 @@ class JobRec:
     #: among jobs running as many tasks, the one served longest ago goes first (`fair_merge`).
     served: int = 0
     watchers: set[asyncio.Queue[list[task_pb2.Task] | None]] = field(default_factory=set)
+    #: Its tasks' dependencies (`uses_task_dependencies`), else None.
+    deps: DependencyIndex | None = None
+    #: Whether a task's completion has consequences beyond the counts (`reacts_to_completions`): its
+    #: completions are then handed to `lifecycle.completion`.
+    reacts: bool = False
 
     @property
     def pool_key(self) -> str:
         return self.proto.pool_id.lower()
+
+    def capped(self) -> bool:
+        """Whether `max_parallel_tasks` caps its running tasks."""
+        return self.proto.HasField("max_parallel_tasks") and self.proto.max_parallel_tasks >= 0
 
     def dequeue(self, task_key: str) -> None:
         """Take a task out of the queue.

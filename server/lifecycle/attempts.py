@@ -171,6 +171,9 @@ class AttemptLifecycle:
                 nodes.append(node)
             if not nodes:
                 return
+            if self.k.completions:
+                # Dependents these completions release are placed in this very pass.
+                self.k.completion.settle()
             # Only these nodes gained room, so a pass over them alone usually
             # suffices; the full pass (O(nodes)) runs when it could not settle things.
             placed = self.k.place_hook(nodes) if self.k.place_hook is not None else -1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import to_timestamp
@@ -11,7 +11,7 @@ from shoal.server.domain import states
 from shoal.server.domain.errors import AlreadyExists, FailedPrecondition
 from shoal.server.domain.etags import check_etag
 from shoal.server.domain.ids import key as idkey
-from shoal.server.domain.records import JobRec, NodeRec
+from shoal.server.domain.records import JobRec, NodeRec, reacts_to_completions
 from shoal.server.lifecycle.kernel import LIVE_TASK_STATES
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
@@ -23,6 +23,23 @@ ts = to_timestamp
 T = task_pb2
 P = pool_pb2
 J = job_pb2
+
+#: States of a job that is not over: tasks may be added and reactivated, and the job updated.
+OPEN_JOB_STATES: Final = frozenset(
+    {J.JOB_STATE_ACTIVE, J.JOB_STATE_DISABLING, J.JOB_STATE_DISABLED, J.JOB_STATE_ENABLING}
+)
+#: The fields UpdateJob may change.
+UPDATABLE_JOB_FIELDS: Final = frozenset(
+    {"priority", "constraints", "on_all_tasks_complete", "on_task_failure", "max_parallel_tasks", "metadata"}
+)
+
+
+def refuse_unless_open(job: JobRec, what: str) -> None:
+    """Refuse `what` (e.g. "tasks cannot be added") on a job that is over: terminating, completed or deleted."""
+    if job.proto.state not in OPEN_JOB_STATES:
+        raise FailedPrecondition(
+            "JOB_NOT_ACTIVE", f"job {job.proto.id!r} is {J.JobState.Name(job.proto.state)}: {what}"
+        )
 
 
 class JobLifecycle:
@@ -53,6 +70,7 @@ class JobLifecycle:
         self.k.mark_meta("job_seq")
         rec = JobRec(k, self.k.meta["job_seq"], job)
         self.k.jobs[k] = rec
+        self.k.dependency_life.job_loaded(rec)
         self.k.mark("jobs", k, rec)
         if request_id:
             self.k.requests[f"job:{request_id}"] = spec.id
@@ -61,31 +79,109 @@ class JobLifecycle:
         return job
 
     def set_state(self, job: JobRec, new: int) -> None:
-        states.check_transition(states.JOB_TRANSITIONS, job.proto.state, new, f"job {job.key}")
-        if job.proto.state != new:
+        """Move `job` to state `new` (checked against `states.JOB_TRANSITIONS`), keeping its previous state."""
+        old = job.proto.state
+        states.check_transition(states.JOB_TRANSITIONS, old, new, f"job {job.key}")
+        if old != new:
+            now = ts(self.k.clock.now())
+            job.proto.previous_state = old
+            job.proto.previous_state_transition_time.CopyFrom(job.proto.state_transition_time)
             job.proto.state = new  # type: ignore[assignment]
-            job.proto.state_transition_time.CopyFrom(ts(self.k.clock.now()))
+            job.proto.state_transition_time.CopyFrom(now)
             if new == J.JOB_STATE_COMPLETED:
-                job.proto.execution_info.end_time.CopyFrom(ts(self.k.clock.now()))
+                job.proto.execution_info.end_time.CopyFrom(now)
         self.k.mark("jobs", job.key, job)
 
-    async def update_job(self, job_id: str, priority: int | None, on_all: int | None, *, etag: str = "") -> job_pb2.Job:
+    async def update_job(
+        self, job_id: str, patch: job_pb2.Job, fields: frozenset[str], *, etag: str = ""
+    ) -> job_pb2.Job:
+        """Change the `fields` of the job (among `UPDATABLE_JOB_FIELDS`) to their values in `patch`."""
         job = self.k.job(job_id)
         check_etag(f"job {job_id!r}", job.proto, etag)
-        if job.proto.state != J.JOB_STATE_ACTIVE:
-            raise FailedPrecondition("JOB_NOT_ACTIVE", f"job {job_id!r} is not active")
-        if priority is not None:
-            job.proto.priority = priority
-        if on_all is not None:
-            if (
-                job.proto.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB
-                and on_all == J.ON_ALL_TASKS_COMPLETE_NO_ACTION
-            ):
-                raise FailedPrecondition(
-                    "INVALID_ON_ALL_TASKS_COMPLETE", "on_all_tasks_complete cannot go back from TERMINATE_JOB"
-                )
-            job.proto.on_all_tasks_complete = on_all  # type: ignore[assignment]
+        refuse_unless_open(job, "it cannot be updated")
+        proto = job.proto
+        if (
+            "on_all_tasks_complete" in fields
+            and proto.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB
+            and patch.on_all_tasks_complete != J.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB
+        ):
+            raise FailedPrecondition(
+                "INVALID_ON_ALL_TASKS_COMPLETE", "on_all_tasks_complete cannot go back from TERMINATE_JOB"
+            )
+        if "priority" in fields:
+            proto.priority = patch.priority
+        if "constraints" in fields:
+            proto.constraints.CopyFrom(patch.constraints)
+        if "on_all_tasks_complete" in fields:
+            proto.on_all_tasks_complete = patch.on_all_tasks_complete or J.ON_ALL_TASKS_COMPLETE_NO_ACTION
+        if "on_task_failure" in fields:
+            proto.on_task_failure = patch.on_task_failure
+        if "max_parallel_tasks" in fields:
+            if patch.HasField("max_parallel_tasks"):
+                proto.max_parallel_tasks = patch.max_parallel_tasks
+            else:
+                proto.ClearField("max_parallel_tasks")
+        if "metadata" in fields:
+            del proto.metadata[:]
+            proto.metadata.extend(patch.metadata)
+        job.reacts = reacts_to_completions(proto)
         self.k.mark("jobs", job.key, job)
+        self.check_done(job)
+        await self.k.flush()
+        self.k.kick_scheduler()
+        return proto
+
+    async def disable_job(self, job_id: str, option: int, *, etag: str = "") -> job_pb2.Job:
+        """DisableJob: ACTIVE -> DISABLING -> DISABLED; no task of the job is scheduled meanwhile.
+
+        `option` (`DisableJobOption`) says what happens to its running tasks: requeued (the default),
+        terminated, or left to finish (WAIT: the job stays DISABLING until they have). A job already
+        disabling or disabled is left as it is, as in Batch.
+        """
+        job = self.k.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
+        state = job.proto.state
+        if state in (J.JOB_STATE_DISABLING, J.JOB_STATE_DISABLED):
+            return job.proto
+        if state != J.JOB_STATE_ACTIVE:
+            raise FailedPrecondition(
+                "JOB_NOT_ACTIVE", f"job {job_id!r} is {J.JobState.Name(state)}: only an active job can be disabled"
+            )
+        self.k.send_kills(self.disable_now(job, option))
+        await self.k.flush()
+        self.k.kick_scheduler()
+        return job.proto
+
+    def disable_now(self, job: JobRec, option: int) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
+        """Disable `job` in this change; the kills to send with its flush."""
+        self.set_state(job, J.JOB_STATE_DISABLING)
+        kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
+        if option != J.DISABLE_JOB_OPTION_WAIT:
+            live = [t for t in job.tasks.values() if t.state in LIVE_TASK_STATES]
+            for t in live:
+                if option == J.DISABLE_JOB_OPTION_TERMINATE:
+                    kills.extend(self.k.task_life.terminate_running(t, "the job was disabled"))
+                else:
+                    kills.extend(self.k.task_life.requeue_running(t, "the job was disabled"))
+        self.check_done(job)
+        return kills
+
+    async def enable_job(self, job_id: str, *, etag: str = "") -> job_pb2.Job:
+        """EnableJob: DISABLED (or DISABLING) -> ENABLING -> ACTIVE; its tasks are scheduled again."""
+        job = self.k.job(job_id)
+        check_etag(f"job {job_id!r}", job.proto, etag)
+        state = job.proto.state
+        if state == J.JOB_STATE_ACTIVE:
+            return job.proto
+        if state not in (J.JOB_STATE_DISABLED, J.JOB_STATE_DISABLING):
+            raise FailedPrecondition(
+                "JOB_NOT_DISABLED", f"job {job_id!r} is {J.JobState.Name(state)}: only a disabled job can be enabled"
+            )
+        self.set_state(job, J.JOB_STATE_ENABLING)
+        # Nothing to wait for: its queued tasks are where they were.
+        self.set_state(job, J.JOB_STATE_ACTIVE)
+        if job.queue:
+            self.k.waiting_jobs[job.key] = job
         self.check_done(job)
         await self.k.flush()
         self.k.kick_scheduler()
@@ -150,25 +246,35 @@ class JobLifecycle:
         return result
 
     def check_done(self, job: JobRec) -> None:
-        if (
-            job.proto.state == J.JOB_STATE_ACTIVE
+        """Move the job on when its tasks say so: a DISABLING job with nothing running is DISABLED; an
+        ACTIVE job set to terminate when all its tasks complete terminates once they have."""
+        state = job.proto.state
+        if state == J.JOB_STATE_DISABLING:
+            if job.counts[T.TASK_STATE_PREPARING] + job.counts[T.TASK_STATE_RUNNING] == 0:
+                self.set_state(job, J.JOB_STATE_DISABLED)
+        elif (
+            state == J.JOB_STATE_ACTIVE
             and job.proto.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB
             and job.tasks
             and job.counts[T.TASK_STATE_COMPLETED] == len(job.tasks)
         ):
             # Unlike Batch, a job with no tasks yet is not "all complete".
-            self.terminate_now(job, "AllTasksComplete")
+            self.k.send_kills(self.terminate_now(job, "AllTasksComplete"))
 
     def job_counts(self, job_id: str) -> job_pb2.TaskCounts:
         """Task counts of a job, exact (kept up to date with every change)."""
         job = self.k.job(job_id)
         c = job.counts
+        # (Dependents still tracked are ACTIVE: the index lets go of a task once it completes.)
+        deps = job.deps.counts() if job.deps is not None else None
         return J.TaskCounts(
             active=c[T.TASK_STATE_ACTIVE],
             running=c[T.TASK_STATE_PREPARING] + c[T.TASK_STATE_RUNNING],
             completed=c[T.TASK_STATE_COMPLETED],
             succeeded=job.succeeded,
             failed=job.failed,
+            waiting_on_dependencies=deps.waiting if deps is not None else 0,
+            blocked=deps.blocked if deps is not None else 0,
         )
 
     async def check_job_deadlines(self) -> None:
@@ -177,7 +283,7 @@ class JobLifecycle:
         kills: list[tuple[NodeRec, agent_pb2.AttemptRef]] = []
         for job in list(self.k.jobs.values()):
             c = job.proto.constraints
-            if job.proto.state != J.JOB_STATE_ACTIVE or not c.HasField("max_wall_clock_time"):
+            if job.proto.state not in OPEN_JOB_STATES or not c.HasField("max_wall_clock_time"):
                 continue
             if now - job.proto.creation_time.ToDatetime(tzinfo=now.tzinfo) > c.max_wall_clock_time.ToTimedelta():
                 kills.extend(self.terminate_now(job, "MaxWallClockTimeExpiry"))

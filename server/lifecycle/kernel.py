@@ -35,6 +35,8 @@ from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.attempts import AttemptLifecycle
+    from shoal.server.lifecycle.completion import CompletionLifecycle
+    from shoal.server.lifecycle.dependencies import DependencyLifecycle
     from shoal.server.lifecycle.gangs import GangLifecycle
     from shoal.server.lifecycle.jobs import JobLifecycle
     from shoal.server.lifecycle.nodes import NodeLifecycle
@@ -137,6 +139,8 @@ class Kernel:
     task_life: TaskLifecycle
     attempt_life: AttemptLifecycle
     gang_life: GangLifecycle
+    dependency_life: DependencyLifecycle
+    completion: CompletionLifecycle
 
     def __init__(
         self,
@@ -183,6 +187,9 @@ class Kernel:
         self._dirty_tasks: dict[TaskRec, None] = {}
         #: The changed tasks as serialized for the store by the flush under way (published after it).
         self._serialized: dict[TaskRec, bytes] = {}
+        #: Tasks completed since the consequences were last applied, of jobs that react to completions
+        #: (`JobRec.reacts`): see `lifecycle.completion`.
+        self.completions: list[TaskRec] = []
         self._schedule_kick = asyncio.Event()
         #: Set by the scheduler: places what fits now, so that a batch of
         #: completions and the placements they make room for share one commit.
@@ -225,8 +232,15 @@ class Kernel:
         self._load_tallies(loaded.tables["tallies"])
         for row in loaded.tables["jobs"]:
             job = J.Job.FromString(row.data)
-            self.jobs[row.key] = JobRec(row.key, row.seq, job)
+            job_rec = self.jobs[row.key] = JobRec(row.key, row.seq, job)
+            self.dependency_life.job_loaded(job_rec)
         self.task_life.load_rows(loaded.tables["tasks"])
+        tombstones: dict[str, list[str]] = {}
+        for row in loaded.tables["tombstones"]:
+            tombstones.setdefault(row.parent, []).append(row.key[len(row.parent) + 1 :])
+        for job_rec in self.jobs.values():
+            if job_rec.deps is not None:
+                self.dependency_life.restore(job_rec, tombstones.get(job_rec.key, []))
         self.waiting_jobs = {key: job for key, job in self.jobs.items() if job.queue}
         for pool_rec in self.pools.values():
             self.refresh_pool(pool_rec)
@@ -290,8 +304,9 @@ class Kernel:
         self._dirty[(table, k)] = Delete(table, k)
 
     def delete_tasks_of(self, job_key: str) -> None:
-        """Delete every task row of a job with the next flush."""
+        """Delete every task row of a job (and its tombstones) with the next flush."""
         self._dirty[("tasks!", job_key)] = Delete("tasks", parent=job_key)
+        self._dirty[("tombstones!", job_key)] = Delete("tombstones", parent=job_key)
 
     def forget_task_row(self, t: TaskRec) -> None:
         """Write no row for `t` with the next flush (it is being deleted)."""
@@ -324,6 +339,8 @@ class Kernel:
                 ops.append(Row("nodes", k, node_row.encode(), rec.pool_key))
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
+            elif table == "tombstones":
+                ops.append(Row(table, k, b"", str(rec)))
         # Most rows, the tasks': in one flat list (see `Rows`), made in a tight loop.
         watched: dict[str, bool] = {}
         jobs = self.jobs
@@ -368,7 +385,10 @@ class Kernel:
 
     def start_flush(self) -> asyncio.Future[None]:
         """`flush` without waiting: the changes so far are collected and handed to the store now; the
-        future is done once they are committed and what they allow is sent."""
+        future is done once they are committed and what they allow is sent. The consequences of the
+        completions not settled yet are applied first (`settle`): they are part of the same commit."""
+        if self.completions:
+            self.completion.settle()
         ops = self._rows()
         serialized = self._serialized
         sends = self._sends
@@ -541,6 +561,8 @@ class Kernel:
                     job.succeeded += 1
                 else:
                     job.failed += 1
+                if job.reacts:
+                    self.completions.append(t)
         if new == ACTIVE:
             job.queue[t.key] = None
             self.waiting_jobs[job.key] = job
@@ -563,6 +585,8 @@ class Kernel:
         counts[new] += 1
         if old == ACTIVE:
             job.dequeue(t.key)
+        elif new == COMPLETED and job.reacts:
+            self.completions.append(t)
         self._dirty_tasks[t] = None
 
     def set_node_state(self, n: NodeRec, new: int) -> None:

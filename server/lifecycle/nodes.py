@@ -54,9 +54,10 @@ class NodeLifecycle:
                 if t.gang:
                     self.k.gang_life.end_subtasks(t, reason)
                 self.k.task_life.complete_terminated(t, reason)
-                self.k.job_life.check_done(self.k.jobs[t.job_key])
             else:
                 self.k.task_life.requeue(t, reason)
+            # (A job disabling until its tasks end may now be disabled.)
+            self.k.job_life.check_done(self.k.jobs[t.job_key])
         self.k.refresh_node_activity(n)
         return refs
 

@@ -21,6 +21,7 @@ from shoal.server.domain.records import (
     task_shape,
 )
 from shoal.server.domain.wire import new_task_bytes, new_task_tail
+from shoal.server.lifecycle.jobs import refuse_unless_open
 from shoal.server.lifecycle.kernel import ACTIVE, LIVE_TASK_STATES, NODE_LEAVING, SUCCESS
 from shoal.server.store.base import StoredRow
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
@@ -44,11 +45,11 @@ class TaskLifecycle:
     async def add_tasks(self, job_id: str, specs: list[task_pb2.TaskSpec]) -> list[task_pb2.AddTaskResult]:
         """Add validated task specs; an id that exists already gets a TASK_EXISTS result."""
         job = self.k.job(job_id)
-        if job.proto.state != J.JOB_STATE_ACTIVE:
-            raise FailedPrecondition(
-                "JOB_NOT_ACTIVE", f"job {job_id!r} is {J.JobState.Name(job.proto.state)}; tasks cannot be added"
-            )
+        refuse_unless_open(job, "tasks cannot be added")
         self.k.gang_life.check_can_run(job, specs)
+        self.check_slots(job, specs)
+        # (Refuses dependencies the job does not take, or that would make a cycle, before anything is added.)
+        deps = self.k.dependency_life.admit(job, specs)
         # Each task is made as its stored bytes (it is kept so until placed): no message per task.
         tail = new_task_tail(T.TASK_STATE_ACTIVE, ts(self.k.clock.now()))
         prefix = f"jobs/{job.proto.id}/tasks/"
@@ -69,7 +70,8 @@ class TaskLifecycle:
             data = new_task_bytes(prefix + spec.id, spec.SerializeToString(), tail)
             t = TaskRec.stored(job.key, tk, self.k.meta["task_seq"], data, T.TASK_STATE_ACTIVE, shape=task_shape(spec))
             job.tasks[tk] = t
-            job.queue[tk] = None
+            if deps is None or self.k.dependency_life.added(job, t, spec):
+                job.queue[tk] = None
             self.k.count(job, t, +1)
             self.k.mark_task(t)
             results.append(T.AddTaskResult(task_id=spec.id, status=T.ADD_TASK_STATUS_SUCCESS))
@@ -81,6 +83,43 @@ class TaskLifecycle:
         await self.k.flush()
         self.k.kick_scheduler()
         return results
+
+    def check_slots(self, job: JobRec, specs: list[task_pb2.TaskSpec]) -> None:
+        """Refuse tasks needing more slots than a node of the job's pool has: they could never run (Batch
+        would leave them ACTIVE forever). A job whose pool does not exist yet takes them."""
+        pool = self.k.pools.get(job.pool_key)
+        if pool is None:
+            return
+        have = pool.proto.task_slots_per_node
+        violations = [
+            (
+                f"tasks[{i}].required_slots",
+                f"{spec.required_slots} slots: no node of pool {pool.proto.id!r} has more than {have}",
+            )
+            for i, spec in enumerate(specs)
+            if spec.required_slots > have and not spec.HasField("multi_instance_settings")
+        ]
+        if violations:
+            raise FailedPrecondition("TASK_CANNOT_FIT", "; ".join(d for _, d in violations[:5]), violations[:100])
+
+    async def update_task(
+        self, job_id: str, task_id: str, constraints: common_pb2.TaskConstraints, *, etag: str = ""
+    ) -> task_pb2.Task:
+        """Replace a task's constraints (all Batch lets change). An attempt under way keeps the wall clock
+        it started with; the retry count and retention apply from now on."""
+        t = self.k.task(job_id, task_id)
+        if etag:
+            check_etag(f"task {task_id!r}", t.read(), etag)
+        refuse_unless_open(self.k.jobs[t.job_key], "its tasks cannot be updated")
+        if t.state == T.TASK_STATE_COMPLETED:
+            raise FailedPrecondition("TASK_COMPLETED", f"task {task_id!r} is completed")
+        proto = t.proto
+        proto.spec.constraints.CopyFrom(constraints)
+        t.reshape(task_shape(proto.spec))
+        self.k.mark_task(t)
+        await self.k.flush()
+        self.k.kick_scheduler()
+        return t.read()
 
     def max_retries(self, t: TaskRec) -> int:
         c = t.proto.spec.constraints
@@ -133,6 +172,14 @@ class TaskLifecycle:
         self.k.set_task_state(t, T.TASK_STATE_ACTIVE)
         log.info("requeued %s/%s (attempt %d): %s", t.job_key, t.key, t.attempt, reason)
 
+    def requeue_running(self, t: TaskRec, reason: str) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
+        """Stop the attempt under way and put the task back in the queue; the kill to send (a gang's
+        instances are told to stop by the requeue itself)."""
+        node = self.k.nodes.get(t.node_key) if t.node_key and not t.gang else None
+        ref = self.k.attempt_ref(t)
+        self.requeue(t, reason)
+        return [(node, ref)] if node is not None else []
+
     def complete_terminated(self, t: TaskRec, message: str) -> None:
         """Complete `t` as ended by Shoal (TaskEnded): terminated, its job ended, its node removed.
 
@@ -140,6 +187,11 @@ class TaskLifecycle:
         terminated (its processes were killed, they did not exit by themselves); one ended while waiting
         for a node has no exit code (nothing of it ran since it was last queued).
         """
+        self.complete_failed(t, "TaskEnded", message, common_pb2.ERROR_CATEGORY_SERVER_ERROR)
+
+    def complete_failed(self, t: TaskRec, code: str, message: str, category: int) -> None:
+        """Complete `t` as failed for a reason of Shoal's (`code`), not an exit of its own program: ended
+        (see `complete_terminated`), or never run because a task it depends on failed."""
         on_node = t.state in LIVE_TASK_STATES
         self.release_nodes(t)
         info = t.proto.execution_info
@@ -152,9 +204,7 @@ class TaskLifecycle:
         else:
             info.ClearField("exit_code")
         info.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
-        info.failure_info.CopyFrom(
-            common_pb2.FailureInfo(category=common_pb2.ERROR_CATEGORY_SERVER_ERROR, code="TaskEnded", message=message)
-        )
+        info.failure_info.CopyFrom(common_pb2.FailureInfo(category=category, code=code, message=message))  # type: ignore[arg-type]
         self.k.set_task_state(t, T.TASK_STATE_COMPLETED)
 
     def terminate_running(self, t: TaskRec, message: str) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
@@ -201,6 +251,8 @@ class TaskLifecycle:
         self.k.count(job, t, -1)
         job.dequeue(t.key)
         del job.tasks[t.key]
+        if job.deps is not None:
+            self.k.dependency_life.deleted(job, t)
         self.k.forget_task_row(t)
         self.k.delete_row("tasks", f"{job.key}/{t.key}")
         self.k.job_life.check_done(job)
@@ -225,8 +277,7 @@ class TaskLifecycle:
         if etag:
             check_etag(f"task {task_id!r}", t.read(), etag)
         job = self.k.jobs[t.job_key]
-        if job.proto.state != J.JOB_STATE_ACTIVE:
-            raise FailedPrecondition("JOB_NOT_ACTIVE", f"job {job_id!r} is not active")
+        refuse_unless_open(job, "its tasks cannot be reactivated")
         info = t.proto.execution_info
         if t.state != T.TASK_STATE_COMPLETED or info.result != common_pb2.TASK_EXECUTION_RESULT_FAILURE:
             raise FailedPrecondition(
@@ -238,6 +289,9 @@ class TaskLifecycle:
         info.requeue_count = requeues
         self.k.count(job, t, +1)
         self.k.set_task_state(t, T.TASK_STATE_ACTIVE)
+        if job.deps is not None:
+            # Its dependents blocked by its failure wait again; and it may itself wait on others.
+            self.k.dependency_life.reactivated(job, t)
         await self.k.flush()
         self.k.kick_scheduler()
         return t.read()

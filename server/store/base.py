@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 #: `tallies`: the task counters of the nodes whose counters a commit changed, with that commit (see
-#: `ControlPlane._tally_row`).
-TABLES = ("pools", "nodes", "jobs", "tasks", "meta", "requests", "tallies")
+#: `Kernel._tally_row`).
+#: `tombstones`: the ids of deleted tasks that had not satisfied the tasks depending on them, which stay
+#: blocked by them (see `lifecycle.dependencies`); `parent` is the job.
+TABLES = ("pools", "nodes", "jobs", "tasks", "meta", "requests", "tallies", "tombstones")
 
 
 class Row(NamedTuple):

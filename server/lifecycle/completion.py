@@ -1,0 +1,94 @@
+"""What follows when a task completes, beyond its own record: the consequences fan out from here.
+
+A task's final outcome is decided where its attempt ends (`attempts.py`, with `scheduling/retry.py`:
+retried, or completed) or where Shoal ends it (`tasks.py`: terminated, failed for a dependency). The
+kernel hands every completion of a job that reacts to completions (`JobRec.reacts`) to `settle`,
+which runs before the next placement pass and the next commit, so that the consequences share the
+completion's commit:
+
+- the exit options that apply to the outcome (`scheduling/exit_options.py`, pure);
+- the dependents it releases or blocks (`dependencies.py`);
+- the job action of those options, when the job's `on_task_failure` asks for it: the job is disabled
+  (its running tasks requeued) or terminated with reason `TaskFailed`;
+- whether the job is now done (`jobs.py`).
+
+A consequence may complete more tasks (dependents failed with `DependencyFailed`): `settle` runs until
+nothing more follows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from shoal.server.domain.records import JobRec, TaskRec
+from shoal.server.scheduling.exit_options import (
+    FAILURE_DEFAULTS,
+    JOB_ACTION_DISABLE,
+    JOB_ACTION_TERMINATE,
+    SUCCESS_DEFAULTS,
+    ExitDecision,
+    decide,
+    outcome_of,
+    rules_from_proto,
+)
+from shoal.v1 import common_pb2, job_pb2, task_pb2
+
+if TYPE_CHECKING:
+    from shoal.server.lifecycle.kernel import Kernel
+
+COMPLETED: Final = task_pb2.TASK_STATE_COMPLETED
+SUCCESS: Final = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+PERFORM_JOB_ACTION: Final = job_pb2.ON_TASK_FAILURE_PERFORM_EXIT_OPTIONS_JOB_ACTION
+
+
+class CompletionLifecycle:
+    """Applies the consequences of the completions the kernel collected."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    def decision(self, t: TaskRec) -> ExitDecision:
+        """The exit options that apply to completed task `t`'s outcome. A task without exit conditions (the
+        shape says so, without reading the task) takes Batch's defaults for its result."""
+        if not t.shape().exit_conditions:
+            return SUCCESS_DEFAULTS if t.result == SUCCESS else FAILURE_DEFAULTS
+        proto = t.read()
+        info = proto.execution_info
+        outcome = outcome_of(
+            succeeded=info.result == SUCCESS,
+            exit_code=info.exit_code if info.HasField("exit_code") else None,
+            failure_code=info.failure_info.code,
+        )
+        return decide(rules_from_proto(proto.spec.exit_conditions), outcome)
+
+    def settle(self) -> None:
+        """Apply the consequences of every completion collected so far, and of those they cause."""
+        k = self.k
+        while k.completions:
+            done = k.completions
+            k.completions = []
+            touched: dict[str, JobRec] = {}
+            for t in done:
+                job = k.jobs.get(t.job_key)
+                if job is None or job.tasks.get(t.key) is not t or t.state != COMPLETED:
+                    continue  # deleted, or reactivated since
+                decision = self.decision(t)
+                if job.deps is not None:
+                    k.dependency_life.completed(job, t, decision.dependency_action)
+                if job.proto.on_task_failure == PERFORM_JOB_ACTION:
+                    self._job_action(job, decision.job_action)
+                touched[job.key] = job
+            for job in touched.values():
+                k.job_life.check_done(job)
+
+    def _job_action(self, job: JobRec, action: int) -> None:
+        """Disable or terminate `job`, as a task's exit options say (when it is still active)."""
+        state = job.proto.state
+        if action == JOB_ACTION_TERMINATE and state in (
+            job_pb2.JOB_STATE_ACTIVE,
+            job_pb2.JOB_STATE_DISABLING,
+            job_pb2.JOB_STATE_DISABLED,
+        ):
+            self.k.send_kills(self.k.job_life.terminate_now(job, "TaskFailed"))
+        elif action == JOB_ACTION_DISABLE and state == job_pb2.JOB_STATE_ACTIVE:
+            self.k.send_kills(self.k.job_life.disable_now(job, job_pb2.DISABLE_JOB_OPTION_REQUEUE))
