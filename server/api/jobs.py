@@ -4,23 +4,44 @@ from __future__ import annotations
 
 import grpc
 
-from shoal.server.api.errors import invalid, rpc_errors
+from shoal.server.api.errors import ApiError, failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
 from shoal.server.api.paging import page
 from shoal.server.api.validation import (
     JOB_OUTPUT_ONLY,
     MAX_REASON,
-    check_duration,
     check_enum,
     check_job,
+    check_job_constraints,
+    check_job_task_durations,
+    check_max_parallel_tasks,
+    check_metadata,
     check_request_id,
     clear_output_only,
 )
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
+from shoal.server.lifecycle.jobs import UPDATABLE_JOB_FIELDS
 from shoal.v1 import job_pb2, job_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext
+
+
+#: The job's own tasks Shoal takes in its API but does not run yet.
+NOT_YET_RUN = ("job_manager_task", "job_preparation_task", "job_release_task")
+
+
+def refuse_job_tasks_not_yet_run(job: job_pb2.Job) -> None:
+    """Refuse (UNIMPLEMENTED) a job with a task of its own that Shoal would not run: accepting it would
+    promise what does not happen."""
+    given = [name for name in NOT_YET_RUN if job.HasField(name)]
+    if given:
+        raise ApiError(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "NOT_YET_SUPPORTED",
+            f"{', '.join(given)}: not run by this version of Shoal yet",
+            [(f"job.{name}", "not supported yet") for name in given],
+        )
 
 
 class JobServicer(job_pb2_grpc.JobServiceServicer):
@@ -34,6 +55,7 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         v = check_job(request.job) + check_request_id(request.request_id)
         if v:
             raise invalid("INVALID_JOB", v)
+        refuse_job_tasks_not_yet_run(request.job)
         clear_output_only(request.job, JOB_OUTPUT_ONLY)
         return tagged(await self.cp.create_job(request.job, request.request_id))
 
@@ -58,26 +80,54 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
     @rpc_errors
     async def UpdateJob(self, request: job_pb2.UpdateJobRequest, context: Ctx) -> job_pb2.Job:
         (jid,) = parse_name(request.job.name or f"jobs/{request.job.id}", "jobs", field="job.name")
-        mask = set(request.update_mask) or {"priority", "on_all_tasks_complete"}
-        unknown = mask - {"priority", "on_all_tasks_complete"}
+        mask = frozenset(request.update_mask) or frozenset({"priority", "on_all_tasks_complete"})
+        unknown = mask - UPDATABLE_JOB_FIELDS
         if unknown:
-            raise invalid("INVALID_UPDATE_MASK", [("update_mask", f"cannot update {sorted(unknown)}")])
+            raise invalid(
+                "INVALID_UPDATE_MASK",
+                [("update_mask", f"cannot update {sorted(unknown)}; updatable: {sorted(UPDATABLE_JOB_FIELDS)}")],
+            )
+        job = request.job
         v = []
-        if "priority" in mask and not -1000 <= request.job.priority <= 1000:
+        if "priority" in mask and not -1000 <= job.priority <= 1000:
             v.append(("job.priority", "must be between -1000 and 1000"))
         if "on_all_tasks_complete" in mask:
-            v += check_enum(request.job.on_all_tasks_complete, job_pb2.OnAllTasksComplete, "job.on_all_tasks_complete")
-        # The constraints cannot be updated (yet): a malformed Duration there is still refused, not ignored.
-        c = request.job.constraints
-        if c.HasField("max_wall_clock_time"):
-            v += check_duration(c.max_wall_clock_time, "job.constraints.max_wall_clock_time", positive=True)
+            v += check_enum(job.on_all_tasks_complete, job_pb2.OnAllTasksComplete, "job.on_all_tasks_complete")
+        if "on_task_failure" in mask:
+            v += check_enum(job.on_task_failure, job_pb2.OnTaskFailure, "job.on_task_failure")
+        if "max_parallel_tasks" in mask:
+            v += check_max_parallel_tasks(job, "job.max_parallel_tasks")
+        if "metadata" in mask:
+            v += check_metadata(job.metadata, "job.metadata")
+        # Constraints not in the mask are still checked: a malformed Duration is refused, not ignored.
+        v += check_job_constraints(job.constraints, "job.constraints") + check_job_task_durations(job)
         if v:
             raise invalid("INVALID_JOB", v)
-        on_all = request.job.on_all_tasks_complete if "on_all_tasks_complete" in mask else None
-        job = await self.cp.update_job(
-            jid, request.job.priority if "priority" in mask else None, on_all or None, etag=request.job.etag
-        )
-        return tagged(job)
+        return tagged(await self.cp.update_job(jid, job, mask, etag=job.etag))
+
+    @rpc_errors
+    async def DisableJob(self, request: job_pb2.DisableJobRequest, context: Ctx) -> job_pb2.Job:
+        (jid,) = parse_name(request.name, "jobs")
+        v = check_enum(request.disable_tasks, job_pb2.DisableJobOption, "disable_tasks")
+        if v:
+            raise invalid("INVALID_DISABLE_OPTION", v)
+        return tagged(await self.cp.disable_job(jid, request.disable_tasks, etag=request.etag))
+
+    @rpc_errors
+    async def EnableJob(self, request: job_pb2.EnableJobRequest, context: Ctx) -> job_pb2.Job:
+        (jid,) = parse_name(request.name, "jobs")
+        return tagged(await self.cp.enable_job(jid, etag=request.etag))
+
+    @rpc_errors
+    async def ListPreparationAndReleaseTaskStatus(
+        self, request: job_pb2.ListPreparationAndReleaseTaskStatusRequest, context: Ctx
+    ) -> job_pb2.ListPreparationAndReleaseTaskStatusResponse:
+        (jid,) = parse_name(request.name, "jobs")
+        job = self.cp.job(jid)
+        if not job.proto.HasField("job_preparation_task"):
+            raise failed_precondition("JOB_PREPARATION_TASK_NOT_SPECIFIED", f"job {jid!r} has no job preparation task")
+        # (No job with a preparation task can be created yet: see `CreateJob`.)
+        return job_pb2.ListPreparationAndReleaseTaskStatusResponse()
 
     @rpc_errors
     async def TerminateJob(self, request: job_pb2.TerminateJobRequest, context: Ctx) -> job_pb2.Job:

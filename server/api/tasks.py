@@ -13,12 +13,18 @@ from shoal.server.api.errors import ApiError, failed_precondition, invalid, not_
 from shoal.server.api.etags import etag_of, tagged, task_message
 from shoal.server.api.nodefiles import NodeChannels, translate
 from shoal.server.api.paging import page
-from shoal.server.api.validation import MAX_TASKS_PER_REQUEST, check_enum, check_file_path, check_task
+from shoal.server.api.validation import (
+    MAX_TASKS_PER_REQUEST,
+    check_enum,
+    check_file_path,
+    check_task,
+    check_task_constraints,
+)
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.ids import parse_name
 from shoal.server.domain.records import NodeRec, TaskRec
-from shoal.v1 import common_pb2, task_pb2, task_pb2_grpc
+from shoal.v1 import common_pb2, job_pb2, task_pb2, task_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext
 WATCH_BATCH = 1000
@@ -34,7 +40,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     @rpc_errors
     async def AddTask(self, request: task_pb2.AddTaskRequest, context: Ctx) -> task_pb2.Task:
         (jid,) = parse_name(request.parent, "jobs", field="parent")
-        v = check_task(request.task, "task")
+        v = check_task(request.task, "task", job_action_allowed=self._performs_job_actions(jid))
         if v:
             raise invalid("INVALID_TASK", v)
         self.cp.job(jid)
@@ -43,7 +49,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             from shoal.server.api.errors import already_exists
 
             raise already_exists(result.error_reason, result.error_message)
-        return task_message(self.cp.task(jid, request.task.id))
+        return self._message(self.cp.task(jid, request.task.id))
 
     @rpc_errors
     async def AddTasks(self, request: task_pb2.AddTasksRequest, context: Ctx) -> task_pb2.AddTasksResponse:
@@ -57,8 +63,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             raise invalid("NO_TASKS", [("tasks", "must not be empty")])
         violations: list[tuple[str, str]] = []
         seen: dict[str, int] = {}
+        job_actions = self._performs_job_actions(jid)
         for i, spec in enumerate(request.tasks):
-            violations += check_task(spec, f"tasks[{i}]")
+            violations += check_task(spec, f"tasks[{i}]", job_action_allowed=job_actions)
             k = idkey(spec.id)
             if k in seen:
                 violations.append((f"tasks[{i}].id", f"duplicates tasks[{seen[k]}].id {spec.id!r}"))
@@ -73,11 +80,26 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         results = await self.cp.add_tasks(jid, list(request.tasks))
         return task_pb2.AddTasksResponse(results=results)
 
+    def _performs_job_actions(self, job_id: str) -> bool:
+        """Whether the job performs its tasks' exit options' job actions (a task asking for one of a job
+        that does not is refused, as in Batch). An unknown job says yes: NOT_FOUND follows."""
+        job = self.cp.jobs.get(idkey(job_id))
+        return job is None or job.proto.on_task_failure == job_pb2.ON_TASK_FAILURE_PERFORM_EXIT_OPTIONS_JOB_ACTION
+
     @rpc_errors
     async def GetTask(self, request: task_pb2.GetTaskRequest, context: Ctx) -> task_pb2.Task:
         jid, tid = parse_name(request.name, "jobs", "tasks")
         t = self.cp.task(jid, tid)
-        return task_message(t, self._waiting(t.job_key).get(t.tkey, ""))
+        return self._message(t, self._waiting(t.job_key).get(t.tkey, ""))
+
+    def _message(self, t: TaskRec, waiting_reason: str = "") -> task_pb2.Task:
+        """The task as answered: its etag, why it waits for nodes, where it stands on its dependencies."""
+        msg = task_message(t, waiting_reason)
+        if t.state == task_pb2.TASK_STATE_ACTIVE:
+            state = self.cp.dependency_state(t)
+            if state is not None:
+                msg.dependency_state.CopyFrom(state)
+        return msg
 
     def _waiting(self, job_key: str) -> dict[tuple[str, str], str]:
         """Why the job's ACTIVE gangs wait, by task (`PoolRec.waiting`: the tasks' `waiting_reason`)."""
@@ -96,7 +118,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         # Page over the records: only the page's tasks are read (a stored task is kept serialized).
         items, token = page(recs, request.page_size, request.page_token, f"jobs/{job.key}/tasks?state={request.state}")
         why = self._waiting(job.key)
-        tasks = [task_message(t, why.get(t.tkey, "")) for t in items]
+        tasks = [self._message(t, why.get(t.tkey, "")) for t in items]
         return task_pb2.ListTasksResponse(tasks=tasks, next_page_token=token)
 
     @rpc_errors
@@ -108,6 +130,20 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     async def DeleteTask(self, request: task_pb2.DeleteTaskRequest, context: Ctx) -> task_pb2.Task:
         jid, tid = parse_name(request.name, "jobs", "tasks")
         return tagged(await self.cp.delete_task(jid, tid, etag=request.etag))
+
+    @rpc_errors
+    async def UpdateTask(self, request: task_pb2.UpdateTaskRequest, context: Ctx) -> task_pb2.Task:
+        jid, tid = parse_name(request.task.name, "jobs", "tasks", field="task.name")
+        unknown = set(request.update_mask) - {"constraints"}
+        if unknown:
+            raise invalid(
+                "INVALID_UPDATE_MASK", [("update_mask", f"cannot update {sorted(unknown)}; only 'constraints'")]
+            )
+        v = check_task_constraints(request.task.spec.constraints, "task.spec.constraints")
+        if v:
+            raise invalid("INVALID_TASK", v)
+        t = await self.cp.update_task(jid, tid, request.task.spec.constraints, etag=request.task.etag)
+        return tagged(t)
 
     @rpc_errors
     async def ReactivateTask(self, request: task_pb2.ReactivateTaskRequest, context: Ctx) -> task_pb2.Task:
@@ -127,7 +163,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         try:
             why = self._waiting(job.key)
             current = [
-                task_message(t, why.get(t.tkey, "")) for t in job.tasks.values() if not wanted or t.key in wanted
+                self._message(t, why.get(t.tkey, "")) for t in job.tasks.values() if not wanted or t.key in wanted
             ]
             if not current:
                 yield task_pb2.WatchTasksResponse(initial=True, initial_complete=True)
@@ -150,6 +186,11 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
                     # (Messages of their own, shared by the job's watchers: the first one to send them tags them.)
                     if not t.etag:
                         t.etag = etag_of(t)
+                        if job.deps is not None and t.state == task_pb2.TASK_STATE_ACTIVE:
+                            rec = job.tasks.get(idkey(t.spec.id))
+                            state = self.cp.dependency_state(rec) if rec is not None else None
+                            if state is not None:
+                                t.dependency_state.CopyFrom(state)
                 if batch:
                     yield task_pb2.WatchTasksResponse(tasks=batch)
         finally:

@@ -343,6 +343,20 @@ def check_job(job: job_pb2.Job) -> Violations:
     return out
 
 
+def check_job_task_durations(job: job_pb2.Job, field: str = "job") -> Violations:
+    """The Durations of a job's own tasks, alone: what UpdateJob checks of fields it does not change."""
+    out: Violations = []
+    for name in ("job_manager_task", "job_preparation_task"):
+        if job.HasField(name):
+            out += check_task_constraints(getattr(job, name).constraints, f"{field}.{name}.constraints")
+    if job.HasField("job_release_task"):
+        r = job.job_release_task
+        for d in ("max_wall_clock_time", "retention_time"):
+            if r.HasField(d):
+                out += check_duration(getattr(r, d), f"{field}.job_release_task.{d}")
+    return out
+
+
 def check_max_parallel_tasks(job: job_pb2.Job, field: str) -> Violations:
     """-1 (unlimited) or at least 1, when set."""
     if job.HasField("max_parallel_tasks") and job.max_parallel_tasks != -1 and job.max_parallel_tasks < 1:
@@ -360,7 +374,8 @@ def check_job_constraints(c: job_pb2.JobConstraints, field: str) -> Violations:
     return out
 
 
-def check_task(spec: task_pb2.TaskSpec, field: str) -> Violations:
+def check_task(spec: task_pb2.TaskSpec, field: str, *, job_action_allowed: bool = True) -> Violations:
+    """A task spec; `job_action_allowed`: its job performs exit options' job actions."""
     out: Violations = []
     p = id_problem(spec.id)
     if p:
@@ -382,7 +397,9 @@ def check_task(spec: task_pb2.TaskSpec, field: str) -> Violations:
             list(d.task_ids), [(r.start, r.end) for r in d.task_id_ranges], prefix=f"{field}.depends_on"
         )
     if spec.HasField("exit_conditions"):
-        out += exit_conditions_problems(spec.exit_conditions, prefix=f"{field}.exit_conditions")
+        out += exit_conditions_problems(
+            spec.exit_conditions, prefix=f"{field}.exit_conditions", job_action_allowed=job_action_allowed
+        )
     out += check_env(spec.environment_settings, f"{field}.environment_settings")
     out += check_resource_files(spec.resource_files, f"{field}.resource_files")
     out += check_output_files(spec.output_files, f"{field}.output_files")

@@ -62,6 +62,11 @@ def _merged(jobs: Sequence[JobRec]) -> Iterable[tuple[int, str]]:
     return fair_merge([(j.proto.priority, _running(j), j.served, iter(j.queue)) for j in jobs])
 
 
+def _parallel_room(j: JobRec) -> int:
+    """How many more of capped job `j`'s tasks may run at once (`max_parallel_tasks`)."""
+    return max(0, j.proto.max_parallel_tasks - _running(j))
+
+
 def _takes_work(n: NodeRec) -> bool:
     return n.connected and n.state in SCHEDULABLE_NODE_STATES
 
@@ -117,7 +122,7 @@ def build_snapshot(
             looked.add(pool.key)
     by_pool: dict[str, list[JobRec]] = {}
     for j in waiting:
-        if j.pool_key in looked:
+        if j.pool_key in looked and (not j.capped() or _parallel_room(j) > 0):
             by_pool.setdefault(j.pool_key, []).append(j)
     queue: list[PendingTask] = []
     # Each task takes at least one slot, so a pool never needs more candidates
@@ -134,10 +139,18 @@ def build_snapshot(
         # A full pool (a full pass looks at it to tell a waiting gang why it waits) offers its gangs
         # only: no ordinary task can be placed there, and `plan` need not go through them.
         gangs_only = free_by_pool.get(pk, 0) == 0
+        # What `max_parallel_tasks` leaves each capped job (-1: no cap): it is offered no more.
+        room = [_parallel_room(j) if j.capped() else -1 for j in jobs]
         for k, tk in _merged(jobs):
             if left <= 0:
                 break
             j = jobs[k]
+            r = room[k]
+            if r >= 0:
+                if r == 0:
+                    left -= 1  # (a capped job's later tasks are passed over at the cost of a candidate each)
+                    continue
+                room[k] = r - 1
             rec = j.tasks[tk]
             shape = rec.shape()
             if too_many >= 0 and shape.instances > too_many:
@@ -194,8 +207,9 @@ def build_ahead_snapshot(
         pool = cp.pools[pool_key]
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE:
             continue
-        # (The regular pass may just have emptied a queue: `waiting` was listed before it.)
-        jobs = [j for j in waiting if j.pool_key == pool.key and j.queue]
+        # (The regular pass may just have emptied a queue: `waiting` was listed before it.) A job capped by
+        # `max_parallel_tasks` has nothing sent ahead: work held on a node counts as running.
+        jobs = [j for j in waiting if j.pool_key == pool.key and j.queue and not j.capped()]
         if not jobs:
             continue
         # Jobs take turns (`_merged`): the depth is that of the job whose task comes first.

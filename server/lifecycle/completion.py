@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Final
 
 from shoal.server.domain.records import JobRec, TaskRec
 from shoal.server.scheduling.exit_options import (
+    DEPENDENCY_ACTION_BLOCK,
     FAILURE_DEFAULTS,
     JOB_ACTION_DISABLE,
+    JOB_ACTION_NONE,
     JOB_ACTION_TERMINATE,
     SUCCESS_DEFAULTS,
     ExitDecision,
@@ -39,6 +41,10 @@ if TYPE_CHECKING:
 COMPLETED: Final = task_pb2.TASK_STATE_COMPLETED
 SUCCESS: Final = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
 PERFORM_JOB_ACTION: Final = job_pb2.ON_TASK_FAILURE_PERFORM_EXIT_OPTIONS_JOB_ACTION
+#: The failure code of a task completed because a task it depends on failed (on_dependency_failure FAIL:
+#: see `lifecycle.dependencies`).
+DEPENDENCY_FAILED: Final = "DependencyFailed"
+NO_JOB_ACTION_BLOCK: Final = ExitDecision(JOB_ACTION_NONE, DEPENDENCY_ACTION_BLOCK)
 
 
 class CompletionLifecycle:
@@ -47,15 +53,24 @@ class CompletionLifecycle:
     def __init__(self, k: Kernel) -> None:
         self.k = k
 
-    def decision(self, t: TaskRec) -> ExitDecision:
-        """The exit options that apply to completed task `t`'s outcome. A task without exit conditions (the
-        shape says so, without reading the task) takes Batch's defaults for its result."""
-        if not t.shape().exit_conditions:
-            return SUCCESS_DEFAULTS if t.result == SUCCESS else FAILURE_DEFAULTS
+    def decision(self, t: TaskRec, perform: bool) -> ExitDecision:
+        """The exit options that apply to completed task `t`'s outcome (`perform`: its job performs job
+        actions, so a failure's must be known exactly). A task without exit conditions (its shape says so,
+        without reading it) takes Batch's defaults for its result; a task failed because a task it depends
+        on failed (`DependencyFailed`) blocks its own dependents and does nothing to the job (the failure
+        that caused it did what it does)."""
+        has_rules = t.shape().exit_conditions
+        succeeded = t.result == SUCCESS
+        if not has_rules and (succeeded or not perform):
+            return SUCCESS_DEFAULTS if succeeded else FAILURE_DEFAULTS
         proto = t.read()
         info = proto.execution_info
+        if not succeeded and info.failure_info.code == DEPENDENCY_FAILED:
+            return NO_JOB_ACTION_BLOCK
+        if not has_rules:
+            return FAILURE_DEFAULTS
         outcome = outcome_of(
-            succeeded=info.result == SUCCESS,
+            succeeded=succeeded,
             exit_code=info.exit_code if info.HasField("exit_code") else None,
             failure_code=info.failure_info.code,
         )
@@ -72,10 +87,11 @@ class CompletionLifecycle:
                 job = k.jobs.get(t.job_key)
                 if job is None or job.tasks.get(t.key) is not t or t.state != COMPLETED:
                     continue  # deleted, or reactivated since
-                decision = self.decision(t)
+                perform = job.proto.on_task_failure == PERFORM_JOB_ACTION
+                decision = self.decision(t, perform)
                 if job.deps is not None:
                     k.dependency_life.completed(job, t, decision.dependency_action)
-                if job.proto.on_task_failure == PERFORM_JOB_ACTION:
+                if perform:
                     self._job_action(job, decision.job_action)
                 touched[job.key] = job
             for job in touched.values():

@@ -15,11 +15,12 @@ for the same reason, after a restart.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from shoal.server.domain.errors import FailedPrecondition, InvalidInput
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import JobRec, TaskRec, reacts_to_completions
+from shoal.server.lifecycle.completion import DEPENDENCY_FAILED
 from shoal.server.scheduling.dependencies import (
     READY,
     DependencyIndex,
@@ -33,8 +34,15 @@ if TYPE_CHECKING:
 T = task_pb2
 ACTIVE: Final = T.TASK_STATE_ACTIVE
 COMPLETED: Final = T.TASK_STATE_COMPLETED
-#: The failure code of a task completed because a task it depends on failed (on_dependency_failure FAIL).
-DEPENDENCY_FAILED: Final = "DependencyFailed"
+#: A tombstone's data for a deleted task that had satisfied its dependents (else empty: it blocks them).
+SATISFIED_MARK: Final = b"s"
+
+
+class Tombstone(NamedTuple):
+    """The row kept for a deleted task of a job with dependencies (table `tombstones`)."""
+
+    job_key: str
+    data: bytes
 
 
 def depends_on_of(spec: task_pb2.TaskSpec) -> tuple[list[str], list[tuple[int, int]]]:
@@ -142,12 +150,15 @@ class DependencyLifecycle:
         assert deps is not None
         deps.remove_dependent(t.key)
         blocked = deps.deleted(t.key)
+        # What the index keeps of it, the store keeps too: a deletion that blocks, or a satisfaction
+        # (final: the tasks it released stay released, and those waiting on others too).
         if deps.remembers_deletion(t.key):
-            key = f"{job.key}/{t.key}"
-            self.k.mark("tombstones", key, job.key)
+            self.k.mark("tombstones", f"{job.key}/{t.key}", Tombstone(job.key, b""))
+        elif deps.has_satisfied(t.key):
+            self.k.mark("tombstones", f"{job.key}/{t.key}", Tombstone(job.key, SATISFIED_MARK))
         self._fail_if_asked(job, blocked, t.proto.spec.id, "was deleted")
 
-    def restore(self, job: JobRec, tombstones: list[str]) -> None:
+    def restore(self, job: JobRec, tombstones: list[tuple[str, bytes]]) -> None:
         """Rebuild the index of a job read from the store, and take the tasks it holds out of the queue.
 
         Every task's spec is read (its dependencies, and what its completion did): only jobs with
@@ -155,11 +166,15 @@ class DependencyLifecycle:
         deps = job.deps
         assert deps is not None
         decide = self.k.completion.decision
-        for key in tombstones:
-            deps.deleted(key)
+        perform = job.proto.on_task_failure == job_pb2.ON_TASK_FAILURE_PERFORM_EXIT_OPTIONS_JOB_ACTION
+        for key, mark in tombstones:
+            if mark == SATISFIED_MARK:
+                deps.satisfied(key)
+            else:
+                deps.deleted(key)
         for t in job.tasks.values():
             if t.state == COMPLETED:
-                if decide(t).dependency_action == DEPENDENCY_ACTION_SATISFY:
+                if decide(t, perform).dependency_action == DEPENDENCY_ACTION_SATISFY:
                     deps.satisfied(t.key)
                 else:
                     deps.blocked(t.key)
@@ -183,7 +198,7 @@ class DependencyLifecycle:
         if view is None:
             return None
         return T.DependencyState(
-            status=view.status,  # type: ignore[arg-type]  (the numbers of DependencyStatus)
+            status=view.status,  # type: ignore[arg-type]
             task_id=view.task_id,
             reason=view.reason,
             unsatisfied=view.unsatisfied,
@@ -205,9 +220,7 @@ class DependencyLifecycle:
             t = job.tasks.get(d_key)
             if t is not None and t.state == ACTIVE:
                 job.dequeue(d_key)
-                self.k.task_life.complete_failed(
-                    t, DEPENDENCY_FAILED, message, common_pb2.ERROR_CATEGORY_USER_ERROR
-                )
+                self.k.task_life.complete_failed(t, DEPENDENCY_FAILED, message, common_pb2.ERROR_CATEGORY_USER_ERROR)
 
     def _forget_tombstone(self, job: JobRec, task_key: str) -> None:
         deps = job.deps

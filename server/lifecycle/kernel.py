@@ -20,7 +20,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 from google.protobuf import timestamp_pb2
 
@@ -235,9 +235,9 @@ class Kernel:
             job_rec = self.jobs[row.key] = JobRec(row.key, row.seq, job)
             self.dependency_life.job_loaded(job_rec)
         self.task_life.load_rows(loaded.tables["tasks"])
-        tombstones: dict[str, list[str]] = {}
+        tombstones: dict[str, list[tuple[str, bytes]]] = {}
         for row in loaded.tables["tombstones"]:
-            tombstones.setdefault(row.parent, []).append(row.key[len(row.parent) + 1 :])
+            tombstones.setdefault(row.parent, []).append((row.key[len(row.parent) + 1 :], row.data))
         for job_rec in self.jobs.values():
             if job_rec.deps is not None:
                 self.dependency_life.restore(job_rec, tombstones.get(job_rec.key, []))
@@ -340,7 +340,9 @@ class Kernel:
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
             elif table == "tombstones":
-                ops.append(Row(table, k, b"", str(rec)))
+                # (A `dependencies.Tombstone`: the job's key and the row's data.)
+                job_key, data = cast("tuple[str, bytes]", rec)
+                ops.append(Row(table, k, data, job_key))
         # Most rows, the tasks': in one flat list (see `Rows`), made in a tight loop.
         watched: dict[str, bool] = {}
         jobs = self.jobs

@@ -351,6 +351,14 @@ class DependencyIndex:
     def __contains__(self, d_key: str) -> bool:
         return d_key in self._deps
 
+    def remembers_deletion(self, key: str) -> bool:
+        """Whether task `key` is known as deleted before it satisfied (it blocks whoever names it). O(1)."""
+        return self._keys.get(key, _UNKNOWN) == _DELETED
+
+    def has_satisfied(self, key: str) -> bool:
+        """Whether task `key` has satisfied its dependents (final, even once it is deleted). O(1)."""
+        return self._keys.get(key, _UNKNOWN) == _SATISFIED
+
     def status(self, d_key: str) -> int:
         """WAITING, BLOCKED or READY; UNTRACKED when `d_key` is not a dependent here. O(1)."""
         d = self._deps.get(d_key)

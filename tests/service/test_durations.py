@@ -48,9 +48,21 @@ def paths_of(desc: descriptor.Descriptor, full_name: str, prefix: str = "", dept
 
 
 #: (method, Duration field path) that every request can carry, with how to send it.
+JOB_TASK_DURATIONS = (
+    "job.job_manager_task.constraints.max_wall_clock_time",
+    "job.job_manager_task.constraints.retention_time",
+    "job.job_preparation_task.constraints.max_wall_clock_time",
+    "job.job_preparation_task.constraints.retention_time",
+    "job.job_release_task.max_wall_clock_time",
+    "job.job_release_task.retention_time",
+)
 CASES = {
     ("CreateJob", "job.constraints.max_wall_clock_time"),
     ("UpdateJob", "job.constraints.max_wall_clock_time"),
+    *(("CreateJob", p) for p in JOB_TASK_DURATIONS),
+    *(("UpdateJob", p) for p in JOB_TASK_DURATIONS),
+    ("UpdateTask", "task.spec.constraints.max_wall_clock_time"),
+    ("UpdateTask", "task.spec.constraints.retention_time"),
     ("AddTask", "task.constraints.max_wall_clock_time"),
     ("AddTask", "task.constraints.retention_time"),
     ("AddTasks", "tasks[0].constraints.max_wall_clock_time"),
@@ -65,14 +77,26 @@ def test_every_duration_of_every_request_is_covered() -> None:
 
 def test_timestamps_in_requests_are_only_output_fields() -> None:
     """A client never sets a Timestamp: those in requests are output-only fields of Pool and Job, which a
-    create drops (`clear_output_only`) and an update does not read."""
+    create drops (`clear_output_only`) and an update does not read, and of the Task UpdateTask names
+    (it reads only `task.spec.constraints`)."""
     from shoal.server.api.validation import JOB_OUTPUT_ONLY, POOL_OUTPUT_ONLY
 
     found = {(m.name, p) for s in SERVICES for m in s.methods for p in paths_of(m.input_type, TIMESTAMP)}
     for method, path in found:
         top = path.split(".")[1]
+        if method == "UpdateTask":
+            assert not path.startswith("task.spec."), path
+            continue
         assert method in ("CreatePool", "CreateJob", "UpdateJob"), (method, path)
         assert top in (POOL_OUTPUT_ONLY if method == "CreatePool" else JOB_OUTPUT_ONLY), (method, path)
+
+
+def _set(msg, path: str, d: duration_pb2.Duration) -> None:
+    """Set the Duration at `path` (below the request's top field) in `msg`."""
+    *parents, name = path.split(".")
+    for part in parents:
+        msg = getattr(msg, part)
+    getattr(msg, name).CopyFrom(d)
 
 
 def _request(method: str, path: str, seconds: int, nanos: int):
@@ -80,12 +104,16 @@ def _request(method: str, path: str, seconds: int, nanos: int):
     spec = task_pb2.TaskSpec(id="t", command_line="x")
     if method == "CreateJob":
         job = job_pb2.Job(id="j2", pool_id="p1")
-        job.constraints.max_wall_clock_time.CopyFrom(d)
+        _set(job, path.split(".", 1)[1], d)
         return "jobs", "CreateJob", job_pb2.CreateJobRequest(job=job)
     if method == "UpdateJob":
         job = job_pb2.Job(name="jobs/j1", priority=5)
-        job.constraints.max_wall_clock_time.CopyFrom(d)
+        _set(job, path.split(".", 1)[1], d)
         return "jobs", "UpdateJob", job_pb2.UpdateJobRequest(job=job, update_mask=["priority"])
+    if method == "UpdateTask":
+        task = task_pb2.Task(name="jobs/j1/tasks/t0")
+        _set(task, path.split(".", 1)[1], d)
+        return "tasks", "UpdateTask", task_pb2.UpdateTaskRequest(task=task)
     getattr(spec.constraints, path.rsplit(".", 1)[1]).CopyFrom(d)
     if method == "AddTask":
         return "tasks", "AddTask", task_pb2.AddTaskRequest(parent="jobs/j1", task=spec)
@@ -103,7 +131,7 @@ async def test_bad_durations_are_invalid_argument_naming_the_field(
         await getattr(getattr(stubs, service), rpc)(request)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value
     reason, violations = details(e.value)
-    assert reason in ("INVALID_JOB", "INVALID_TASK")
+    assert reason in ("INVALID_JOB", "INVALID_TASK"), (reason, violations)
     assert path in [f for f, _ in violations]
     # Nothing changed.
     job = await stubs.jobs.GetJob(job_pb2.GetJobRequest(name="jobs/j1"))
@@ -123,6 +151,21 @@ async def test_good_durations_are_taken(stubs, method: str, path: str) -> None:
             request.task.id = f"t-{seconds}"
         elif method == "AddTasks":
             request.tasks[0].id = f"t-{seconds}"
+        elif method == "UpdateTask" and seconds == 3600:
+            spec = task_pb2.TaskSpec(id="t0", command_line="x")
+            await stubs.tasks.AddTask(task_pb2.AddTaskRequest(parent="jobs/j1", task=spec))
+        if method == "CreateJob" and ".job_" in path:
+            # Valid; but a job of its own tasks is not taken yet (UNIMPLEMENTED, after the checks).
+            request.job.job_manager_task.command_line = "x"
+            request.job.job_preparation_task.command_line = "x"
+            if "release" in path:
+                if path.endswith("max_wall_clock_time") and seconds > 15 * 60:
+                    continue  # (a release task runs 15 minutes at most)
+                request.job.job_release_task.command_line = "x"
+            with pytest.raises(grpc.aio.AioRpcError) as e:
+                await getattr(getattr(stubs, service), rpc)(request)
+            assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED, e.value
+            continue
         await getattr(getattr(stubs, service), rpc)(request)
 
 
