@@ -5,6 +5,10 @@ Inputs (:class:`TaskSpec`, :class:`ResourceFileSpec`, :class:`OutputFileSpec`,
 convert to protos with ``to_proto()``. Results (:class:`Pool`, :class:`Node`,
 :class:`Job`, :class:`Task`, ...) are frozen dataclasses built from the protos
 with ``from_proto()``; the raw message stays reachable as ``.proto``.
+
+The types every resource shares live in :mod:`.common_types`, those of
+workflows inside a job (dependencies, exit conditions, the job's own tasks) in
+:mod:`.workflow_types`.
 """
 
 from __future__ import annotations
@@ -12,14 +16,39 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-
-from google.protobuf import duration_pb2, timestamp_pb2
 
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
 
+from .common_types import (
+    _RESULTS,
+    FailureInfo,
+    OutputFileSpec,
+    ResourceFileSpec,
+    TaskConstraints,
+    _duration,
+    _env_from_proto,
+    _env_to_proto,
+    _metadata_from_proto,
+    _optional_int,
+    _ts,
+)
 from .errors import InvalidArgument
+from .json_specs import parse_message
+from .workflow_types import (
+    DependencyState,
+    ExitConditions,
+    JobConstraints,
+    JobManagerTask,
+    JobPreparationTask,
+    JobReleaseTask,
+    OnDependencyFailure,
+    OnTaskFailure,
+    TaskDependencies,
+    on_dependency_failure_from_proto,
+    on_task_failure_from_proto,
+)
 
 __all__ = [
     "AddTaskResult",
@@ -42,6 +71,7 @@ __all__ = [
     "StartTaskSpec",
     "Subtask",
     "Task",
+    "TaskConstraints",
     "TaskCounts",
     "TaskSpec",
     "TaskState",
@@ -69,6 +99,12 @@ class JobState(enum.StrEnum):
     TERMINATING = "terminating"
     COMPLETED = "completed"
     DELETING = "deleting"
+    DISABLING = "disabling"
+    """``jobs.disable``: its running tasks are being requeued, terminated or waited for."""
+    DISABLED = "disabled"
+    """No task of the job is scheduled."""
+    ENABLING = "enabling"
+    """``jobs.enable``: on the way back to active."""
 
 
 class PoolState(enum.StrEnum):
@@ -118,6 +154,9 @@ _JOB_STATES = {
     job_pb2.JOB_STATE_TERMINATING: JobState.TERMINATING,
     job_pb2.JOB_STATE_COMPLETED: JobState.COMPLETED,
     job_pb2.JOB_STATE_DELETING: JobState.DELETING,
+    job_pb2.JOB_STATE_DISABLING: JobState.DISABLING,
+    job_pb2.JOB_STATE_DISABLED: JobState.DISABLED,
+    job_pb2.JOB_STATE_ENABLING: JobState.ENABLING,
 }
 _JOB_STATES_TO_PROTO = {v: k for k, v in _JOB_STATES.items()}
 
@@ -148,32 +187,12 @@ _NODE_STATES = {
 }
 _NODE_STATES_TO_PROTO = {v: k for k, v in _NODE_STATES.items()}
 
-_UPLOAD_CONDITIONS = {
-    "success": common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_TASK_SUCCESS,
-    "failure": common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_TASK_FAILURE,
-    "completion": common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_TASK_COMPLETION,
-}
-_UPLOAD_CONDITIONS_FROM_PROTO = {v: k for k, v in _UPLOAD_CONDITIONS.items()}
-_UPLOAD_CONDITIONS_FROM_PROTO[common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_UNSPECIFIED] = "success"
-
 _ON_ALL_TASKS_COMPLETE = {
     "noaction": job_pb2.ON_ALL_TASKS_COMPLETE_NO_ACTION,
     "terminatejob": job_pb2.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB,
 }
 _ON_ALL_TASKS_COMPLETE_FROM_PROTO = {v: k for k, v in _ON_ALL_TASKS_COMPLETE.items()}
 _ON_ALL_TASKS_COMPLETE_FROM_PROTO[job_pb2.ON_ALL_TASKS_COMPLETE_UNSPECIFIED] = "noaction"
-
-_ERROR_CATEGORIES = {
-    common_pb2.ERROR_CATEGORY_UNSPECIFIED: "",
-    common_pb2.ERROR_CATEGORY_USER_ERROR: "usererror",
-    common_pb2.ERROR_CATEGORY_SERVER_ERROR: "servererror",
-}
-
-_RESULTS = {
-    common_pb2.TASK_EXECUTION_RESULT_UNSPECIFIED: None,
-    common_pb2.TASK_EXECUTION_RESULT_SUCCESS: "success",
-    common_pb2.TASK_EXECUTION_RESULT_FAILURE: "failure",
-}
 
 _START_TASK_STATES = {
     common_pb2.START_TASK_STATE_UNSPECIFIED: "",
@@ -224,154 +243,7 @@ def node_state_to_proto(state: NodeState | str) -> int:
     )
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _ts(parent: Any, name: str) -> datetime | None:
-    """A Timestamp field as an aware UTC datetime, or None when unset."""
-    if not parent.HasField(name):
-        return None
-    ts: timestamp_pb2.Timestamp = getattr(parent, name)
-    return ts.ToDatetime(tzinfo=UTC)
-
-
-def _duration(parent: Any, name: str) -> timedelta | None:
-    if not parent.HasField(name):
-        return None
-    d: duration_pb2.Duration = getattr(parent, name)
-    return d.ToTimedelta()
-
-
-def duration_to_proto(value: timedelta) -> duration_pb2.Duration:
-    """A timedelta as a protobuf Duration."""
-    d = duration_pb2.Duration()
-    d.FromTimedelta(value)
-    return d
-
-
-def _env_to_proto(env: Mapping[str, str]) -> list[common_pb2.EnvironmentSetting]:
-    return [common_pb2.EnvironmentSetting(name=str(k), value=str(v)) for k, v in env.items()]
-
-
-def _env_from_proto(settings: Any) -> dict[str, str]:
-    return {s.name: s.value for s in settings}
-
-
-def _optional_int(parent: Any, name: str) -> int | None:
-    return int(getattr(parent, name)) if parent.HasField(name) else None
-
-
 # --------------------------------------------------------------------------- input specs
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResourceFileSpec:
-    """A file (or a set of blobs) to place in the task's working directory before it runs.
-
-    Give either ``storage_container`` (with an optional ``blob_prefix``: every blob
-    under it is staged below ``file_path``, a directory) or ``http_url`` (then
-    ``file_path`` is the file name to write).
-    """
-
-    file_path: str = ""
-    """Relative to the working directory: a directory for a container source, a file for a URL."""
-    storage_container: str = ""
-    """A container in Shoal's storage."""
-    blob_prefix: str = ""
-    """Only blobs whose names start with this prefix; their path below it is kept."""
-    http_url: str = ""
-    """An http(s) URL to download."""
-    file_mode: str = ""
-    """Linux file mode as an octal string; empty means the server default ``0770``."""
-
-    def __post_init__(self) -> None:
-        if bool(self.storage_container) == bool(self.http_url):
-            raise InvalidArgument(
-                "a resource file needs exactly one of storage_container and http_url",
-                reason="INVALID_RESOURCE_FILE",
-                field_violations=[("storage_container", "exactly one of storage_container, http_url")],
-            )
-        if self.http_url and not self.file_path:
-            raise InvalidArgument(
-                "a resource file from a URL needs a file_path",
-                reason="INVALID_RESOURCE_FILE",
-                field_violations=[("file_path", "required with http_url")],
-            )
-
-    @classmethod
-    def from_container(cls, container: str, *, blob_prefix: str = "", file_path: str = "") -> ResourceFileSpec:
-        """Stage every blob of ``container`` under ``blob_prefix`` into directory ``file_path``."""
-        return cls(storage_container=container, blob_prefix=blob_prefix, file_path=file_path)
-
-    @classmethod
-    def from_url(cls, url: str, *, file_path: str, file_mode: str = "") -> ResourceFileSpec:
-        """Download ``url`` to ``file_path``."""
-        return cls(http_url=url, file_path=file_path, file_mode=file_mode)
-
-    def to_proto(self) -> common_pb2.ResourceFile:
-        """The ``shoal.v1.ResourceFile`` message."""
-        return common_pb2.ResourceFile(
-            storage_container_name=self.storage_container,
-            blob_prefix=self.blob_prefix,
-            http_url=self.http_url,
-            file_path=self.file_path,
-            file_mode=self.file_mode,
-        )
-
-    @classmethod
-    def from_proto(cls, msg: common_pb2.ResourceFile) -> ResourceFileSpec:
-        """Build from a ``shoal.v1.ResourceFile`` message."""
-        return cls(
-            storage_container=msg.storage_container_name,
-            blob_prefix=msg.blob_prefix,
-            http_url=msg.http_url,
-            file_path=msg.file_path,
-            file_mode=msg.file_mode,
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class OutputFileSpec:
-    """Files to upload to a storage container after the task's process exits."""
-
-    file_pattern: str
-    """Glob relative to the working directory (``*``, ``**``, ``?``, ``[a-c]``).
-
-    ``../stdout.txt`` names the task's stdout.
-    """
-    container: str
-    """Destination container."""
-    path: str = ""
-    """Blob name when the pattern is one literal file; otherwise a prefix keeping relative paths."""
-    upload_condition: str = "success"
-    """``"success"``, ``"failure"`` or ``"completion"`` (always)."""
-
-    def __post_init__(self) -> None:
-        if self.upload_condition not in _UPLOAD_CONDITIONS:
-            raise InvalidArgument(
-                f"upload_condition must be one of {sorted(_UPLOAD_CONDITIONS)}",
-                reason="INVALID_OUTPUT_FILE",
-                field_violations=[("upload_condition", f"one of {sorted(_UPLOAD_CONDITIONS)}")],
-            )
-
-    def to_proto(self) -> common_pb2.OutputFile:
-        """The ``shoal.v1.OutputFile`` message."""
-        return common_pb2.OutputFile(
-            file_pattern=self.file_pattern,
-            container_name=self.container,
-            path=self.path,
-            upload_condition=_UPLOAD_CONDITIONS[self.upload_condition],  # type: ignore[arg-type]
-        )
-
-    @classmethod
-    def from_proto(cls, msg: common_pb2.OutputFile) -> OutputFileSpec:
-        """Build from a ``shoal.v1.OutputFile`` message."""
-        return cls(
-            file_pattern=msg.file_pattern,
-            container=msg.container_name,
-            path=msg.path,
-            upload_condition=_UPLOAD_CONDITIONS_FROM_PROTO.get(msg.upload_condition, "success"),
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -466,16 +338,23 @@ class TaskSpec:
     """A free-form name for people."""
     multi_instance_settings: MultiInstanceSettings | None = None
     """Set for a multi-instance (MPI) task."""
+    depends_on: TaskDependencies | None = None
+    """The tasks this one waits for (the job must use task dependencies)."""
+    exit_conditions: ExitConditions | None = None
+    """What its final outcome does to the job and to the tasks depending on it; None for Batch's defaults."""
+
+    @property
+    def constraints(self) -> TaskConstraints:
+        """Its wall clock, retry count and retention as one value (what ``tasks.update`` takes)."""
+        return TaskConstraints(
+            max_wall_clock_time=self.max_wall_clock_time,
+            max_task_retry_count=self.max_task_retry_count,
+            retention_time=self.retention_time,
+        )
 
     def to_proto(self) -> task_pb2.TaskSpec:
         """The ``shoal.v1.TaskSpec`` message."""
-        constraints = common_pb2.TaskConstraints()
-        if self.max_wall_clock_time is not None:
-            constraints.max_wall_clock_time.CopyFrom(duration_to_proto(self.max_wall_clock_time))
-        if self.max_task_retry_count is not None:
-            constraints.max_task_retry_count = self.max_task_retry_count
-        if self.retention_time is not None:
-            constraints.retention_time.CopyFrom(duration_to_proto(self.retention_time))
+        constraints = self.constraints.to_proto()
         msg = task_pb2.TaskSpec(
             id=self.id,
             display_name=self.display_name,
@@ -489,6 +368,10 @@ class TaskSpec:
             msg.constraints.CopyFrom(constraints)
         if self.multi_instance_settings is not None:
             msg.multi_instance_settings.CopyFrom(self.multi_instance_settings.to_proto())
+        if self.depends_on is not None:
+            msg.depends_on.CopyFrom(self.depends_on.to_proto())
+        if self.exit_conditions is not None:
+            msg.exit_conditions.CopyFrom(self.exit_conditions.to_proto())
         return msg
 
     @classmethod
@@ -511,6 +394,10 @@ class TaskSpec:
                 if msg.HasField("multi_instance_settings")
                 else None
             ),
+            depends_on=TaskDependencies.from_proto(msg.depends_on) if msg.HasField("depends_on") else None,
+            exit_conditions=(
+                ExitConditions.from_proto(msg.exit_conditions) if msg.HasField("exit_conditions") else None
+            ),
         )
 
     @classmethod
@@ -518,7 +405,9 @@ class TaskSpec:
         """Build from a JSON-style dict (the format of ``shoal task add-many`` input files).
 
         Durations are seconds; ``resource_files`` and ``output_files`` are lists of
-        dicts with the field names of :class:`ResourceFileSpec` and :class:`OutputFileSpec`.
+        dicts with the field names of :class:`ResourceFileSpec` and :class:`OutputFileSpec`;
+        ``depends_on`` and ``exit_conditions`` are written as in the API (see :meth:`from_json`).
+        For a spec wholly in the API's field names, use :meth:`from_json`.
         """
         known = {
             "id",
@@ -532,6 +421,8 @@ class TaskSpec:
             "required_slots",
             "display_name",
             "multi_instance_settings",
+            "depends_on",
+            "exit_conditions",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -572,29 +463,52 @@ class TaskSpec:
             required_slots=int(data.get("required_slots", 1)),
             display_name=str(data.get("display_name", "")),
             multi_instance_settings=multi,
+            depends_on=(
+                None
+                if data.get("depends_on") is None
+                else TaskDependencies.from_proto(
+                    parse_message(
+                        data["depends_on"], task_pb2.TaskDependencies, path="depends_on", reason="INVALID_TASK_SPEC"
+                    )
+                )
+            ),
+            exit_conditions=(
+                None
+                if data.get("exit_conditions") is None
+                else ExitConditions.from_proto(
+                    parse_message(
+                        data["exit_conditions"],
+                        task_pb2.ExitConditions,
+                        path="exit_conditions",
+                        reason="INVALID_TASK_SPEC",
+                    )
+                )
+            ),
         )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, path: str = "") -> TaskSpec:
+        """Build from a JSON object in the API's own field names (``shoal task add --json-file``).
+
+        A ``shoal.v1.TaskSpec`` in the proto JSON mapping: ``command_line`` or
+        ``commandLine``; ``constraints.max_wall_clock_time`` as ``"90s"``;
+        ``depends_on.task_id_ranges`` as ``[{"start": 1, "end": 10}]``; enums by
+        name (``"JOB_ACTION_TERMINATE"``). Unknown fields and bad values raise
+        :class:`InvalidArgument` naming the field (prefixed by ``path``).
+        """
+        msg = parse_message(data, task_pb2.TaskSpec, path=path, reason="INVALID_TASK_SPEC")
+        try:
+            return cls.from_proto(msg)
+        except InvalidArgument as e:
+            # A value the specs refuse (a range ending before it starts, a resource file without a source).
+            raise InvalidArgument(
+                e.message,
+                reason="INVALID_TASK_SPEC",
+                field_violations=[(".".join(p for p in (path, f) if p), d) for f, d in e.field_violations],
+            ) from None
 
 
 # --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True, kw_only=True)
-class FailureInfo:
-    """Why a task or start task failed."""
-
-    category: str
-    """``"usererror"`` or ``"servererror"`` (empty when unspecified)."""
-    code: str
-    """Batch-style code: ``FailureExitCode``, ``TaskEnded``, ``BlobNotFound``, ..."""
-    message: str
-    """Human-readable detail."""
-
-    @classmethod
-    def from_proto(cls, msg: common_pb2.FailureInfo) -> FailureInfo | None:
-        """Build from a ``shoal.v1.FailureInfo``; None when it is empty."""
-        if not msg.code and not msg.message and not msg.category:
-            return None
-        return cls(category=_ERROR_CATEGORIES.get(msg.category, ""), code=msg.code, message=msg.message)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -663,6 +577,8 @@ class Pool:
     etag: str
     """Changes with every change of the pool; pass it as ``etag=`` to ``pools.resize`` or ``pools.delete``
     to act only on the pool as read (:class:`~shoal.client.Aborted` ``ETAG_MISMATCH`` otherwise)."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Name/value pairs kept for its users, in their order; Shoal gives them no meaning."""
     proto: pool_pb2.Pool = field(repr=False, compare=False)
     """The raw ``shoal.v1.Pool`` message."""
 
@@ -684,6 +600,7 @@ class Pool:
             creation_time=_ts(msg, "creation_time"),
             state_transition_time=_ts(msg, "state_transition_time"),
             etag=msg.etag,
+            metadata=_metadata_from_proto(msg.metadata),
             proto=msg,
         )
 
@@ -804,7 +721,7 @@ class Job:
     on_all_tasks_complete: str
     """``"noaction"`` or ``"terminatejob"``."""
     state: JobState
-    """``active``, ``terminating``, ``completed`` or ``deleting``."""
+    """``active``, ``disabling``, ``disabled``, ``enabling``, ``terminating``, ``completed`` or ``deleting``."""
     creation_time: datetime | None
     """When it was created."""
     state_transition_time: datetime | None
@@ -818,8 +735,35 @@ class Job:
     etag: str
     """Changes with every change of the job; pass it as ``etag=`` to ``jobs.update``, ``jobs.terminate`` or
     ``jobs.delete`` to act only on the job as read (:class:`~shoal.client.Aborted` ``ETAG_MISMATCH`` otherwise)."""
+    uses_task_dependencies: bool = False
+    """Whether its tasks may depend on others."""
+    on_task_failure: OnTaskFailure = OnTaskFailure.NO_ACTION
+    """What a task failing for good does to the job."""
+    on_dependency_failure: OnDependencyFailure = OnDependencyFailure.BLOCK
+    """What happens to the dependents of a task that failed for good."""
+    job_manager_task: JobManagerTask | None = None
+    """Its job manager task, if it has one."""
+    job_preparation_task: JobPreparationTask | None = None
+    """Its job preparation task, if it has one."""
+    job_release_task: JobReleaseTask | None = None
+    """Its job release task, if it has one."""
+    max_parallel_tasks: int = -1
+    """At most this many of its tasks run at once; -1 unlimited."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Name/value pairs kept for its users, in their order; Shoal gives them no meaning."""
+    previous_state: JobState = JobState.UNSPECIFIED
+    """The state before the current one."""
+    previous_state_transition_time: datetime | None = None
+    """When it entered the previous state."""
     proto: job_pb2.Job = field(repr=False, compare=False)
     """The raw ``shoal.v1.Job`` message."""
+
+    @property
+    def constraints(self) -> JobConstraints:
+        """Its wall clock and default retry count as one value (what ``jobs.update(constraints=)`` takes)."""
+        return JobConstraints(
+            max_wall_clock_time=self.max_wall_clock_time, max_task_retry_count=self.max_task_retry_count
+        )
 
     @classmethod
     def from_proto(cls, msg: job_pb2.Job) -> Job:
@@ -842,6 +786,24 @@ class Job:
             end_time=_ts(ex, "end_time"),
             terminate_reason=ex.terminate_reason,
             etag=msg.etag,
+            uses_task_dependencies=msg.uses_task_dependencies,
+            on_task_failure=on_task_failure_from_proto(msg.on_task_failure),
+            on_dependency_failure=on_dependency_failure_from_proto(msg.on_dependency_failure),
+            job_manager_task=(
+                JobManagerTask.from_proto(msg.job_manager_task) if msg.HasField("job_manager_task") else None
+            ),
+            job_preparation_task=(
+                JobPreparationTask.from_proto(msg.job_preparation_task)
+                if msg.HasField("job_preparation_task")
+                else None
+            ),
+            job_release_task=(
+                JobReleaseTask.from_proto(msg.job_release_task) if msg.HasField("job_release_task") else None
+            ),
+            max_parallel_tasks=msg.max_parallel_tasks if msg.HasField("max_parallel_tasks") else -1,
+            metadata=_metadata_from_proto(msg.metadata),
+            previous_state=_JOB_STATES.get(msg.previous_state, JobState.UNSPECIFIED),
+            previous_state_transition_time=_ts(msg, "previous_state_transition_time"),
             proto=msg,
         )
 
@@ -872,6 +834,10 @@ class TaskCounts:
     """Completed with success."""
     failed: int
     """Completed with failure."""
+    waiting_on_dependencies: int = 0
+    """Active tasks (counted in ``active`` too) that wait for other tasks."""
+    blocked: int = 0
+    """Active tasks (counted in ``active`` too) blocked by a task that failed or was deleted."""
 
     @property
     def total(self) -> int:
@@ -887,6 +853,8 @@ class TaskCounts:
             completed=msg.completed,
             succeeded=msg.succeeded,
             failed=msg.failed,
+            waiting_on_dependencies=msg.waiting_on_dependencies,
+            blocked=msg.blocked,
         )
 
 
@@ -996,6 +964,11 @@ class Task:
     waiting_reason: str = ""
     """Why an ``active`` multi-instance task still waits for nodes (``PoolTooSmall: ...``,
     ``NodesHeld: ...``, ``WaitingForNodes: ...``); empty otherwise."""
+    dependency_state: DependencyState | None = None
+    """Where it stands with the tasks it depends on (waiting on or blocked by which); None without
+    dependencies."""
+    job_manager: bool = False
+    """It is its job's job manager task."""
     proto: task_pb2.Task = field(repr=False, compare=False)
     """The raw ``shoal.v1.Task`` message."""
 
@@ -1062,6 +1035,8 @@ class Task:
             etag=msg.etag,
             subtasks=tuple(Subtask.from_proto(st) for st in msg.subtasks),
             waiting_reason=msg.waiting_reason,
+            dependency_state=DependencyState.from_proto(msg.dependency_state),
+            job_manager=msg.job_manager,
             proto=msg,
         )
 

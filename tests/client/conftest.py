@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from click.testing import CliRunner, Result
 
 from shoal.client import Client
+from shoal.client.cli import cli
 
 from .fake_server import FakeServer
 
@@ -27,3 +29,14 @@ def client(fake: FakeServer) -> Iterator[Client]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def run(fake: FakeServer) -> Callable[..., Result]:
+    """``run("job", "list")``: the CLI through click's CliRunner against the fake server."""
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(cli, ["--address", fake.address, *args], input=input, catch_exceptions=False)
+
+    return invoke

@@ -4,6 +4,11 @@ It speaks the public protos and fails the way the real server does: a
 `google.rpc.Status` with an ErrorInfo reason in the `shoal.v1` domain and
 BadRequest field violations. Tests drive task state changes through
 :meth:`FakeShoal.complete` and friends (run on the server's loop).
+
+It is a test double for the client and the CLI only: it records the requests
+it gets and answers in the API's shapes, but decides nothing the server
+decides (dependencies, disabling, preparation tasks); tests set such state
+through it (:meth:`FakeShoal.set_dependency_state`, ``prep_statuses``).
 """
 
 from __future__ import annotations
@@ -121,6 +126,11 @@ class FakeShoal(
         #: End the next WatchTasks stream right after its initial snapshot (like a server restart).
         self.end_next_watch_after_initial = False
         self.watch_calls = 0
+        self.update_job_requests: list[job_pb2.UpdateJobRequest] = []
+        self.update_task_requests: list[task_pb2.UpdateTaskRequest] = []
+        self.disable_requests: list[job_pb2.DisableJobRequest] = []
+        #: What ListPreparationAndReleaseTaskStatus answers, per job.
+        self.prep_statuses: dict[str, list[job_pb2.PreparationAndReleaseTaskStatus]] = {}
 
     # ---------------------------------------------------------------- pools
     @handled
@@ -234,6 +244,7 @@ class FakeShoal(
         job.name = f"jobs/{j.id}"
         job.state = job_pb2.JOB_STATE_ACTIVE
         job.creation_time.GetCurrentTime()
+        job.etag = "1"
         self.jobs[j.id] = job
         self.tasks[j.id] = {}
         return job
@@ -248,14 +259,66 @@ class FakeShoal(
         items, nxt = _page(jobs, 1, request.page_token)
         return job_pb2.ListJobsResponse(jobs=items, next_page_token=nxt)
 
+    def _check_etag(self, current: str, given: str) -> None:
+        if given and given != current:
+            raise Abort(rich_status(grpc.StatusCode.ABORTED, "ETAG_MISMATCH", "changed since it was read"))
+
     @handled
     async def UpdateJob(self, request: job_pb2.UpdateJobRequest, context: Any) -> job_pb2.Job:
+        self.update_job_requests.append(request)
         job = self._job(request.job.name)
-        if "priority" in request.update_mask:
-            job.priority = request.job.priority
-        if "on_all_tasks_complete" in request.update_mask:
-            job.on_all_tasks_complete = request.job.on_all_tasks_complete
+        self._check_etag(job.etag, request.job.etag)
+        for name in request.update_mask or ("priority", "on_all_tasks_complete"):
+            if name in ("priority", "on_all_tasks_complete", "on_task_failure", "max_parallel_tasks"):
+                setattr(job, name, getattr(request.job, name))
+            elif name in ("constraints", "metadata"):
+                job.ClearField(name)  # type: ignore[arg-type]
+                getattr(job, name).MergeFrom(getattr(request.job, name))
+            else:
+                raise Abort(
+                    rich_status(
+                        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_UPDATE_MASK", "bad mask", [("update_mask", name)]
+                    )
+                )
+        job.etag = str(int(job.etag or "0") + 1)
         return job
+
+    @handled
+    async def DisableJob(self, request: job_pb2.DisableJobRequest, context: Any) -> job_pb2.Job:
+        self.disable_requests.append(request)
+        job = self._job(request.name)
+        self._check_etag(job.etag, request.etag)
+        if job.state != job_pb2.JOB_STATE_ACTIVE:
+            raise Abort(rich_status(grpc.StatusCode.FAILED_PRECONDITION, "JOB_NOT_ACTIVE", "only an active job"))
+        # The fake moves at once (the server passes through DISABLING).
+        job.previous_state, job.state = job.state, job_pb2.JOB_STATE_DISABLED
+        return job
+
+    @handled
+    async def EnableJob(self, request: job_pb2.EnableJobRequest, context: Any) -> job_pb2.Job:
+        job = self._job(request.name)
+        self._check_etag(job.etag, request.etag)
+        if job.state != job_pb2.JOB_STATE_DISABLED:
+            raise Abort(rich_status(grpc.StatusCode.FAILED_PRECONDITION, "JOB_NOT_DISABLED", "only a disabled job"))
+        job.previous_state, job.state = job.state, job_pb2.JOB_STATE_ACTIVE
+        return job
+
+    @handled
+    async def ListPreparationAndReleaseTaskStatus(
+        self, request: job_pb2.ListPreparationAndReleaseTaskStatusRequest, context: Any
+    ) -> job_pb2.ListPreparationAndReleaseTaskStatusResponse:
+        job = self._job(request.name)
+        if not job.HasField("job_preparation_task"):
+            raise Abort(
+                rich_status(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "JOB_PREPARATION_TASK_NOT_SPECIFIED",
+                    f"job {job.id} has no job preparation task",
+                )
+            )
+        # Pages of 1 regardless, so that the client has to follow tokens.
+        items, nxt = _page(self.prep_statuses.get(job.id, []), 1, request.page_token)
+        return job_pb2.ListPreparationAndReleaseTaskStatusResponse(statuses=items, next_page_token=nxt)
 
     @handled
     async def TerminateJob(self, request: job_pb2.TerminateJobRequest, context: Any) -> job_pb2.Job:
@@ -288,11 +351,15 @@ class FakeShoal(
                     c.failed += 1
             else:
                 c.running += 1
+            if t.dependency_state.status == task_pb2.DEPENDENCY_STATUS_WAITING:
+                c.waiting_on_dependencies += 1
+            elif t.dependency_state.status == task_pb2.DEPENDENCY_STATUS_BLOCKED:
+                c.blocked += 1
         return c
 
     # ---------------------------------------------------------------- tasks
     def _new_task(self, job_id: str, spec: task_pb2.TaskSpec) -> task_pb2.Task:
-        t = task_pb2.Task(name=f"jobs/{job_id}/tasks/{spec.id}", spec=spec, state=task_pb2.TASK_STATE_ACTIVE)
+        t = task_pb2.Task(name=f"jobs/{job_id}/tasks/{spec.id}", spec=spec, state=task_pb2.TASK_STATE_ACTIVE, etag="1")
         t.creation_time.GetCurrentTime()
         self.tasks[job_id][spec.id] = t
         self._publish(job_id, t)
@@ -385,6 +452,15 @@ class FakeShoal(
         t.state = task_pb2.TASK_STATE_ACTIVE
         t.execution_info.Clear()
         self._publish(job_id, t)
+        return t
+
+    @handled
+    async def UpdateTask(self, request: task_pb2.UpdateTaskRequest, context: Any) -> task_pb2.Task:
+        self.update_task_requests.append(request)
+        _, t = self._task(request.task.name)
+        self._check_etag(t.etag, request.task.etag)
+        t.spec.constraints.CopyFrom(request.task.spec.constraints)
+        t.etag = str(int(t.etag or "0") + 1)
         return t
 
     @handled
@@ -485,6 +561,16 @@ class FakeShoal(
 
     def complete(self, job_id: str, task_id: str, exit_code: int = 0) -> None:
         self._finish(job_id, self.tasks[job_id][task_id], exit_code=exit_code)
+
+    def set_dependency_state(
+        self, job_id: str, task_id: str, status: int, *, on: str = "", reason: str = "", unsatisfied: int = 0
+    ) -> None:
+        """What the server would say of the task's dependencies (the fake works none of it out)."""
+        t = self.tasks[job_id][task_id]
+        t.dependency_state.CopyFrom(
+            task_pb2.DependencyState(status=status, task_id=on, reason=reason, unsatisfied=unsatisfied)  # type: ignore[arg-type]
+        )
+        self._publish(job_id, t)
 
     def set_running(self, job_id: str, task_id: str) -> None:
         t = self.tasks[job_id][task_id]
