@@ -41,6 +41,8 @@ MODULES = (
     "shoal.server.domain.wire",
     "shoal.server.domain.records",
     "shoal.server.scheduling.plan",
+    "shoal.server.scheduling.dependencies",
+    "shoal.server.scheduling.exit_options",
     "shoal.server.lifecycle.kernel",
     "shoal.server.lifecycle.pools",
     "shoal.server.lifecycle.nodes",
@@ -48,6 +50,8 @@ MODULES = (
     "shoal.server.lifecycle.tasks",
     "shoal.server.lifecycle.attempts",
     "shoal.server.lifecycle.gangs",
+    "shoal.server.lifecycle.completion",
+    "shoal.server.lifecycle.dependencies",
     "shoal.server.controlplane",
     "shoal.server.controllers.scheduler",
 )

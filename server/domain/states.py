@@ -124,6 +124,7 @@ JOB_TRANSITIONS: Mapping[int, frozenset[int]] = {
     J.JOB_STATE_DISABLING: frozenset(
         {
             J.JOB_STATE_DISABLED,  # its running tasks requeued, terminated, or (WAIT) finished
+            J.JOB_STATE_ENABLING,  # EnableJob before its running tasks (WAIT) finished: they go on
             J.JOB_STATE_TERMINATING,  # terminated meanwhile
             J.JOB_STATE_COMPLETED,
             J.JOB_STATE_DELETING,

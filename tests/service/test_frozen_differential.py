@@ -29,10 +29,10 @@ from google.protobuf import timestamp_pb2
 from shoal import native
 from shoal.agent.v1 import agent_pb2 as A
 from shoal.clock import ManualClock
-from shoal.server.lifecycle import kernel
 from shoal.server.controllers import scheduler
 from shoal.server.controlplane import LIVE_TASK_STATES, ControlPlane
 from shoal.server.domain.records import AgentSession, JobRec, NodeRec, PoolRec, TaskRec, task_shape, untag
+from shoal.server.lifecycle import kernel
 from shoal.server.store.base import Delete, Loaded, Op, Row, Rows, StoredRow
 from shoal.v1 import common_pb2, job_pb2, pool_pb2
 from shoal.v1 import task_pb2 as T
