@@ -19,6 +19,12 @@ class TaskEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_EVENT_KIND_COMPLETED: _ClassVar[TaskEventKind]
     TASK_EVENT_KIND_COORDINATED: _ClassVar[TaskEventKind]
 
+class JobTaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_TASK_KIND_UNSPECIFIED: _ClassVar[JobTaskKind]
+    JOB_TASK_KIND_PREPARATION: _ClassVar[JobTaskKind]
+    JOB_TASK_KIND_RELEASE: _ClassVar[JobTaskKind]
+
 class FileScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FILE_SCOPE_UNSPECIFIED: _ClassVar[FileScope]
@@ -28,6 +34,9 @@ TASK_EVENT_KIND_UNSPECIFIED: TaskEventKind
 TASK_EVENT_KIND_RUNNING: TaskEventKind
 TASK_EVENT_KIND_COMPLETED: TaskEventKind
 TASK_EVENT_KIND_COORDINATED: TaskEventKind
+JOB_TASK_KIND_UNSPECIFIED: JobTaskKind
+JOB_TASK_KIND_PREPARATION: JobTaskKind
+JOB_TASK_KIND_RELEASE: JobTaskKind
 FILE_SCOPE_UNSPECIFIED: FileScope
 FILE_SCOPE_NODE: FileScope
 FILE_SCOPE_TASK: FileScope
@@ -45,7 +54,7 @@ class AttemptRef(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., instance: _Optional[int] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("event_id", "attempt", "kind", "time", "exit_code", "failure_info", "result", "start_time", "task_root_directory")
+    __slots__ = ("event_id", "attempt", "kind", "time", "exit_code", "failure_info", "result", "start_time", "task_root_directory", "job_task", "retry_count")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +64,8 @@ class TaskEvent(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     TASK_ROOT_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    JOB_TASK_FIELD_NUMBER: _ClassVar[int]
+    RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     attempt: AttemptRef
     kind: TaskEventKind
@@ -64,10 +75,12 @@ class TaskEvent(_message.Message):
     result: _common_pb2.TaskExecutionResult
     start_time: _timestamp_pb2.Timestamp
     task_root_directory: str
-    def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ...) -> None: ...
+    job_task: JobTaskKind
+    retry_count: int
+    def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ..., job_task: _Optional[_Union[JobTaskKind, str]] = ..., retry_count: _Optional[int] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded")
+    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +92,8 @@ class Register(_message.Message):
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     PENDING_EVENTS_FIELD_NUMBER: _ClassVar[int]
     START_TASK_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    PREPARED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_JOBS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     ip_address: str
@@ -90,7 +105,9 @@ class Register(_message.Message):
     running: _containers.RepeatedCompositeFieldContainer[AttemptRef]
     pending_events: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     start_task_succeeded: bool
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ...) -> None: ...
+    prepared_jobs: _containers.RepeatedScalarFieldContainer[str]
+    released_jobs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("cpu_percent", "memory_used_bytes", "running_task_slots")
@@ -170,8 +187,30 @@ class MultiInstance(_message.Message):
     task_shared_dir: str
     def __init__(self, instance_index: _Optional[int] = ..., number_of_instances: _Optional[int] = ..., host_list: _Optional[_Iterable[str]] = ..., agent_addresses: _Optional[_Iterable[str]] = ..., coordination_command_line: _Optional[str] = ..., common_resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., task_shared_dir: _Optional[str] = ...) -> None: ...
 
+class JobTaskSpec(_message.Message):
+    __slots__ = ("job_id", "id", "command_line", "environment_settings", "resource_files", "max_wall_clock_seconds", "retention_seconds", "max_task_retry_count", "wait_for_success")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
+    MAX_WALL_CLOCK_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASK_RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FOR_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    id: str
+    command_line: str
+    environment_settings: _containers.RepeatedCompositeFieldContainer[_common_pb2.EnvironmentSetting]
+    resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
+    max_wall_clock_seconds: float
+    retention_seconds: float
+    max_task_retry_count: int
+    wait_for_success: bool
+    def __init__(self, job_id: _Optional[str] = ..., id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ...) -> None: ...
+
 class TaskAssignment(_message.Message):
-    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots", "multi_instance")
+    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots", "multi_instance", "job_preparation")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +221,7 @@ class TaskAssignment(_message.Message):
     RETENTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
     MULTI_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    JOB_PREPARATION_FIELD_NUMBER: _ClassVar[int]
     attempt: AttemptRef
     pool_id: str
     command_line: str
@@ -192,7 +232,8 @@ class TaskAssignment(_message.Message):
     retention_seconds: float
     required_slots: int
     multi_instance: MultiInstance
-    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ..., multi_instance: _Optional[_Union[MultiInstance, _Mapping]] = ...) -> None: ...
+    job_preparation: JobTaskSpec
+    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ..., multi_instance: _Optional[_Union[MultiInstance, _Mapping]] = ..., job_preparation: _Optional[_Union[JobTaskSpec, _Mapping]] = ...) -> None: ...
 
 class StartTasks(_message.Message):
     __slots__ = ("command_id", "tasks")
@@ -236,6 +277,14 @@ class RunApplication(_message.Message):
     attempt: AttemptRef
     def __init__(self, command_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ...) -> None: ...
 
+class RunJobRelease(_message.Message):
+    __slots__ = ("command_id", "release")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    command_id: int
+    release: JobTaskSpec
+    def __init__(self, command_id: _Optional[int] = ..., release: _Optional[_Union[JobTaskSpec, _Mapping]] = ...) -> None: ...
+
 class Shutdown(_message.Message):
     __slots__ = ("reason",)
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -243,7 +292,7 @@ class Shutdown(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown", "run_application", "events_acked_up_to")
+    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown", "run_application", "run_job_release", "events_acked_up_to")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     START_TASKS_FIELD_NUMBER: _ClassVar[int]
     KILL_TASKS_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +300,7 @@ class ServerMessage(_message.Message):
     EVENTS_ACK_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     RUN_APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    RUN_JOB_RELEASE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_ACKED_UP_TO_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     start_tasks: StartTasks
@@ -259,8 +309,9 @@ class ServerMessage(_message.Message):
     events_ack: EventsAck
     shutdown: Shutdown
     run_application: RunApplication
+    run_job_release: RunJobRelease
     events_acked_up_to: int
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ..., events_acked_up_to: _Optional[int] = ...) -> None: ...
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ..., run_job_release: _Optional[_Union[RunJobRelease, _Mapping]] = ..., events_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class AgentFrame(_message.Message):
     __slots__ = ("channel", "message", "end")
