@@ -25,6 +25,7 @@ from shoal.server.lifecycle.attempts import AttemptLifecycle, note_attempt_lengt
 from shoal.server.lifecycle.completion import CompletionLifecycle
 from shoal.server.lifecycle.dependencies import DependencyLifecycle
 from shoal.server.lifecycle.gangs import GangLifecycle
+from shoal.server.lifecycle.jobmanager import JobManagerLifecycle
 from shoal.server.lifecycle.jobs import JobLifecycle
 from shoal.server.lifecycle.kernel import (
     COLD_TASK_STATES,
@@ -63,6 +64,7 @@ class ControlPlane(Kernel):
         self.attempt_life = AttemptLifecycle(self)
         self.gang_life = GangLifecycle(self)
         self.dependency_life = DependencyLifecycle(self)
+        self.jobmanager_life = JobManagerLifecycle(self)
         self.completion = CompletionLifecycle(self)
 
     # ------------------------------------------------------------------ pools

@@ -28,7 +28,7 @@ Ctx = grpc.aio.ServicerContext
 
 
 #: The job's own tasks Shoal takes in its API but does not run yet.
-NOT_YET_RUN = ("job_manager_task", "job_preparation_task", "job_release_task")
+NOT_YET_RUN = ("job_preparation_task", "job_release_task")
 
 
 def refuse_job_tasks_not_yet_run(job: job_pb2.Job) -> None:

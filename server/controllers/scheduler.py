@@ -141,10 +141,15 @@ def build_snapshot(
         gangs_only = free_by_pool.get(pk, 0) == 0
         # What `max_parallel_tasks` leaves each capped job (-1: no cap): it is offered no more.
         room = [_parallel_room(j) if j.capped() else -1 for j in jobs]
+        # A job whose job manager task waits for a node offers that task alone (it is first in its queue).
+        jm_first = [j.jm_waiting() for j in jobs]
         for k, tk in _merged(jobs):
             if left <= 0:
                 break
             j = jobs[k]
+            if jm_first[k] and tk != j.jm_key:
+                left -= 1
+                continue
             r = room[k]
             if r >= 0:
                 if r == 0:
@@ -209,7 +214,7 @@ def build_ahead_snapshot(
             continue
         # (The regular pass may just have emptied a queue: `waiting` was listed before it.) A job capped by
         # `max_parallel_tasks` has nothing sent ahead: work held on a node counts as running.
-        jobs = [j for j in waiting if j.pool_key == pool.key and j.queue and not j.capped()]
+        jobs = [j for j in waiting if j.pool_key == pool.key and j.queue and not j.capped() and not j.jm_waiting()]
         if not jobs:
             continue
         # Jobs take turns (`_merged`): the depth is that of the job whose task comes first.

@@ -246,9 +246,19 @@ class TaskRec:
 
 
 def reacts_to_completions(job: job_pb2.Job) -> bool:
-    """Whether a task of `job` completing can do more than count: release or block dependents, or act on
-    the job (exit options' job actions)."""
-    return job.uses_task_dependencies or job.on_task_failure == job_pb2.ON_TASK_FAILURE_PERFORM_EXIT_OPTIONS_JOB_ACTION
+    """Whether a task of `job` completing can do more than count: release or block dependents, act on the
+    job (exit options' job actions), or end it (its job manager task)."""
+    return (
+        job.uses_task_dependencies
+        or job.on_task_failure == job_pb2.ON_TASK_FAILURE_PERFORM_EXIT_OPTIONS_JOB_ACTION
+        or job.HasField("job_manager_task")
+    )
+
+
+#: The ids Batch gives a job's own tasks when the job names none.
+DEFAULT_JOB_MANAGER_ID: Final = "jobmanager"
+DEFAULT_PREPARATION_ID: Final = "jobpreparation"
+DEFAULT_RELEASE_ID: Final = "jobrelease"
 
 
 @dataclass(eq=False)
@@ -284,10 +294,36 @@ class JobRec:
     #: Whether a task's completion has consequences beyond the counts (`reacts_to_completions`): its
     #: completions are then handed to `lifecycle.completion`.
     reacts: bool = False
+    #: The key of its job manager task, if it has one: it goes first (`lifecycle.jobmanager`).
+    jm_key: str | None = None
+    #: Per node key, its job preparation and release tasks there (`lifecycle.jobprep`).
+    node_tasks: dict[str, job_pb2.PreparationAndReleaseTaskStatus] = field(default_factory=dict)
+    #: Nodes where its preparation task failed for good (with wait_for_success): its tasks avoid them.
+    prep_failed: set[str] = field(default_factory=set)
+    #: Its preparation task as sent with each assignment (made once), if it has one.
+    prep_spec: agent_pb2.JobTaskSpec | None = None
 
     @property
     def pool_key(self) -> str:
         return self.proto.pool_id.lower()
+
+    def jm_waiting(self) -> bool:
+        """Whether its job manager task waits to be placed: nothing else of the job goes before it."""
+        key = self.jm_key
+        if key is None:
+            return False
+        t = self.tasks.get(key)
+        return t is not None and t.state == task_pb2.TASK_STATE_ACTIVE
+
+    def queue_first(self, task_key: str) -> None:
+        """Put a queued task at the head of the queue (a job manager task requeued: it goes first again)."""
+        if task_key in self.queue:
+            rest = self.queue
+            self.queue = {task_key: None}
+            for k in rest:
+                if k != task_key:
+                    self.queue[k] = None
+            self._holes = 0
 
     def capped(self) -> bool:
         """Whether `max_parallel_tasks` caps its running tasks."""

@@ -93,6 +93,8 @@ class CompletionLifecycle:
                     k.dependency_life.completed(job, t, decision.dependency_action)
                 if perform:
                     self._job_action(job, decision.job_action)
+                if t.key == job.jm_key:
+                    k.jobmanager_life.completed(job, t)
                 touched[job.key] = job
             for job in touched.values():
                 k.job_life.check_done(job)

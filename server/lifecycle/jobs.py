@@ -71,11 +71,15 @@ class JobLifecycle:
         rec = JobRec(k, self.k.meta["job_seq"], job)
         self.k.jobs[k] = rec
         self.k.dependency_life.job_loaded(rec)
+        self.k.jobmanager_life.job_loaded(rec)
+        self.k.jobmanager_life.create(rec)
         self.k.mark("jobs", k, rec)
         if request_id:
             self.k.requests[f"job:{request_id}"] = spec.id
             self.k.mark("requests", f"job:{request_id}", spec.id)
         await self.k.flush()
+        if rec.queue:
+            self.k.kick_scheduler()  # (its job manager task)
         return job
 
     def set_state(self, job: JobRec, new: int) -> None:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from shoal.server.lifecycle.completion import CompletionLifecycle
     from shoal.server.lifecycle.dependencies import DependencyLifecycle
     from shoal.server.lifecycle.gangs import GangLifecycle
+    from shoal.server.lifecycle.jobmanager import JobManagerLifecycle
     from shoal.server.lifecycle.jobs import JobLifecycle
     from shoal.server.lifecycle.nodes import NodeLifecycle
     from shoal.server.lifecycle.pools import PoolLifecycle
@@ -140,6 +141,7 @@ class Kernel:
     attempt_life: AttemptLifecycle
     gang_life: GangLifecycle
     dependency_life: DependencyLifecycle
+    jobmanager_life: JobManagerLifecycle
     completion: CompletionLifecycle
 
     def __init__(
@@ -234,6 +236,7 @@ class Kernel:
             job = J.Job.FromString(row.data)
             job_rec = self.jobs[row.key] = JobRec(row.key, row.seq, job)
             self.dependency_life.job_loaded(job_rec)
+            self.jobmanager_life.job_loaded(job_rec)
         self.task_life.load_rows(loaded.tables["tasks"])
         tombstones: dict[str, list[tuple[str, bytes]]] = {}
         for row in loaded.tables["tombstones"]:
@@ -567,6 +570,8 @@ class Kernel:
                     self.completions.append(t)
         if new == ACTIVE:
             job.queue[t.key] = None
+            if job.jm_key is not None and t.key == job.jm_key:
+                job.queue_first(t.key)  # (a job manager task goes first again)
             self.waiting_jobs[job.key] = job
         elif old == ACTIVE:
             # (Only ACTIVE tasks are queued.)

@@ -183,9 +183,9 @@ async def test_update_task_replaces_its_constraints(server, stubs) -> None:
 
 async def test_job_tasks_of_its_own_are_refused_as_not_yet_supported(server, stubs) -> None:
     await setup(server, stubs)
-    jm = J.Job(id="jm", pool_id="p", job_manager_task=J.JobManagerTask(command_line="true"))
+    prep = J.Job(id="prep", pool_id="p", job_preparation_task=J.JobPreparationTask(command_line="true"))
     with pytest.raises(grpc.aio.AioRpcError) as e:
-        await stubs.jobs.CreateJob(J.CreateJobRequest(job=jm))
+        await stubs.jobs.CreateJob(J.CreateJobRequest(job=prep))
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     with pytest.raises(grpc.aio.AioRpcError) as e:
         await stubs.jobs.ListPreparationAndReleaseTaskStatus(
