@@ -26,6 +26,7 @@ from shoal.server.lifecycle.completion import CompletionLifecycle
 from shoal.server.lifecycle.dependencies import DependencyLifecycle
 from shoal.server.lifecycle.gangs import GangLifecycle
 from shoal.server.lifecycle.jobmanager import JobManagerLifecycle
+from shoal.server.lifecycle.jobprep import JobPrepLifecycle
 from shoal.server.lifecycle.jobs import JobLifecycle
 from shoal.server.lifecycle.kernel import (
     COLD_TASK_STATES,
@@ -65,6 +66,7 @@ class ControlPlane(Kernel):
         self.gang_life = GangLifecycle(self)
         self.dependency_life = DependencyLifecycle(self)
         self.jobmanager_life = JobManagerLifecycle(self)
+        self.prep_life = JobPrepLifecycle(self)
         self.completion = CompletionLifecycle(self)
 
     # ------------------------------------------------------------------ pools

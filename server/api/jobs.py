@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from shoal.server.api.errors import ApiError, failed_precondition, invalid, rpc_errors
+from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
 from shoal.server.api.paging import page
 from shoal.server.api.validation import (
@@ -27,23 +27,6 @@ from shoal.v1 import job_pb2, job_pb2_grpc
 Ctx = grpc.aio.ServicerContext
 
 
-#: The job's own tasks Shoal takes in its API but does not run yet.
-NOT_YET_RUN = ("job_preparation_task", "job_release_task")
-
-
-def refuse_job_tasks_not_yet_run(job: job_pb2.Job) -> None:
-    """Refuse (UNIMPLEMENTED) a job with a task of its own that Shoal would not run: accepting it would
-    promise what does not happen."""
-    given = [name for name in NOT_YET_RUN if job.HasField(name)]
-    if given:
-        raise ApiError(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "NOT_YET_SUPPORTED",
-            f"{', '.join(given)}: not run by this version of Shoal yet",
-            [(f"job.{name}", "not supported yet") for name in given],
-        )
-
-
 class JobServicer(job_pb2_grpc.JobServiceServicer):
     """Serves JobService from the control plane."""
 
@@ -55,7 +38,6 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         v = check_job(request.job) + check_request_id(request.request_id)
         if v:
             raise invalid("INVALID_JOB", v)
-        refuse_job_tasks_not_yet_run(request.job)
         clear_output_only(request.job, JOB_OUTPUT_ONLY)
         return tagged(await self.cp.create_job(request.job, request.request_id))
 

@@ -143,6 +143,8 @@ def build_snapshot(
         room = [_parallel_room(j) if j.capped() else -1 for j in jobs]
         # A job whose job manager task waits for a node offers that task alone (it is first in its queue).
         jm_first = [j.jm_waiting() for j in jobs]
+        # Nodes where a job's preparation task failed for good: its tasks avoid them.
+        avoid = [frozenset(j.prep_failed) if j.prep_failed else None for j in jobs]
         for k, tk in _merged(jobs):
             if left <= 0:
                 break
@@ -174,6 +176,7 @@ def build_snapshot(
                     job_priority=j.proto.priority,
                     max_runtime=shape.max_runtime,
                     seq=rec.seq,
+                    avoid=avoid[k],
                 )
             )
             left -= 1
@@ -214,7 +217,11 @@ def build_ahead_snapshot(
             continue
         # (The regular pass may just have emptied a queue: `waiting` was listed before it.) A job capped by
         # `max_parallel_tasks` has nothing sent ahead: work held on a node counts as running.
-        jobs = [j for j in waiting if j.pool_key == pool.key and j.queue and not j.capped() and not j.jm_waiting()]
+        jobs = [
+            j
+            for j in waiting
+            if j.pool_key == pool.key and j.queue and not j.capped() and not j.jm_waiting() and not j.prep_failed
+        ]
         if not jobs:
             continue
         # Jobs take turns (`_merged`): the depth is that of the job whose task comes first.
@@ -263,7 +270,7 @@ def build_ahead_snapshot(
                 break
             # (PendingTask(key, pool_id, attempt, required_slots, instances, job_priority, max_runtime,
             # seq), made without the Python-level __new__ of a named tuple: one per task sent ahead.)
-            append(_new_tuple(PendingTask, ((jk, tk), pool_key, rec.attempt, need, 1, priority, None, rec.seq)))
+            append(_new_tuple(PendingTask, ((jk, tk), pool_key, rec.attempt, need, 1, priority, None, rec.seq, None)))
             room -= need
     return Snapshot(nodes=nodes, queue=queue)
 

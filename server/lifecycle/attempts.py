@@ -10,6 +10,7 @@ from shoal.agent.v1 import agent_pb2
 from shoal.clock import to_timestamp
 from shoal.server.domain import wire
 from shoal.server.domain.records import NO_INSTANCES, AgentSession, JobRec, NodeRec, TaskRec
+from shoal.server.lifecycle.jobprep import PREPARATION_FAILED
 from shoal.server.lifecycle.kernel import (
     ACTIVE,
     COMPLETED,
@@ -127,6 +128,9 @@ class AttemptLifecycle:
             base.resource_files.extend(spec.resource_files)
         if spec.output_files:
             base.output_files.extend(spec.output_files)
+        if job.prep_spec is not None:
+            # (Run on the node before the job's first task there: see `jobprep`.)
+            base.job_preparation.CopyFrom(job.prep_spec)
         if not multi:
             return
         mis = spec.multi_instance_settings
@@ -192,6 +196,10 @@ class AttemptLifecycle:
         jobs = self.k.jobs
         touched: dict[str, JobRec] = {}
         for ev in events:
+            if ev.job_task:
+                # A job preparation or release task's run: not an attempt of a task.
+                self.k.prep_life.apply_event(node, ev)
+                continue
             ref = ev.attempt
             job = jobs.get(ref.job_id.lower())  # (idkey, inlined: this runs once per report)
             t = job.tasks.get(ref.task_id.lower()) if job is not None else None
@@ -240,6 +248,11 @@ class AttemptLifecycle:
         """
         if job is None:
             job = self.k.jobs[t.job_key]
+        if ev.result != SUCCESS and ev.failure_info.code == PREPARATION_FAILED:
+            # Not run: the job's preparation task failed for good on the node. Elsewhere, then.
+            self.k.prep_life.preparation_failed(job, node)
+            self.k.task_life.requeue(t, f"its job's preparation task failed on node {node.proto.id}")
+            return
         proto = t.proto
         info = proto.execution_info
         ev_time = ev.time

@@ -72,6 +72,7 @@ class JobLifecycle:
         self.k.jobs[k] = rec
         self.k.dependency_life.job_loaded(rec)
         self.k.jobmanager_life.job_loaded(rec)
+        self.k.prep_life.job_loaded(rec, [])
         self.k.jobmanager_life.create(rec)
         self.k.mark("jobs", k, rec)
         if request_id:
@@ -198,7 +199,9 @@ class JobLifecycle:
         for t in job.tasks.values():
             if t.state in LIVE_TASK_STATES:
                 kills.extend(self.k.task_life.terminate_running(t, "the job was terminated"))
-        self.set_state(job, J.JOB_STATE_COMPLETED)
+        # With a release task, COMPLETED once the nodes that ran its preparation have run it (`jobprep`).
+        if not self.k.prep_life.start_releases(job):
+            self.set_state(job, J.JOB_STATE_COMPLETED)
         return kills
 
     async def terminate_job(self, job_id: str, reason: str = "", *, etag: str = "") -> job_pb2.Job:
@@ -216,16 +219,28 @@ class JobLifecycle:
         return job.proto
 
     async def delete_job(self, job_id: str, *, etag: str = "") -> job_pb2.Job:
-        """Delete the job, its tasks and their directories on every node of its pool."""
+        """Delete the job, its tasks and their directories on every node of its pool. A job with a release
+        task is DELETING until its releases have run (`jobprep`), then gone."""
         job = self.k.job(job_id)
         check_etag(f"job {job_id!r}", job.proto, etag)
+        if job.proto.state == J.JOB_STATE_DELETING:
+            raise FailedPrecondition("JOB_BEING_DELETED", f"job {job_id!r} is being deleted")
         kills = []
         for t in job.tasks.values():
             if t.state in LIVE_TASK_STATES:
                 kills.extend(self.k.task_life.terminate_running(t, "the job was deleted"))
         self.set_state(job, J.JOB_STATE_DELETING)
+        self.k.send_kills(kills)
         result = J.Job()
         result.CopyFrom(job.proto)
+        if not (self.k.prep_life.start_releases(job) or self.k.prep_life.releasing(job)):
+            self.remove(job)
+        await self.k.flush()
+        self.k.kick_scheduler()
+        return result
+
+    def remove(self, job: JobRec) -> None:
+        """Forget a deleted job: its rows go with the next flush, then its files on every node of its pool."""
         del self.k.jobs[job.key]
         self.k.delete_row("jobs", job.key)
         for t in job.tasks.values():
@@ -233,21 +248,11 @@ class JobLifecycle:
         self.k.delete_tasks_of(job.key)
         for q in job.watchers:
             q.put_nowait(None)
-        self.k.send_kills(kills)
-        await self.k.flush()
         pool = self.k.pools.get(job.pool_key)
         if pool is not None:
             for n in pool.nodes.values():
-                if n.session is not None:
-                    n.session.send(
-                        agent_pb2.ServerMessage(
-                            delete_task_files=agent_pb2.DeleteTaskFiles(
-                                command_id=n.session.command_id(), job_id=job.proto.id
-                            )
-                        )
-                    )
-        self.k.kick_scheduler()
-        return result
+                msg = agent_pb2.DeleteTaskFiles(job_id=job.proto.id)
+                self.k.send_after_commit(n, agent_pb2.ServerMessage(delete_task_files=msg))
 
     def check_done(self, job: JobRec) -> None:
         """Move the job on when its tasks say so: a DISABLING job with nothing running is DISABLED; an
@@ -291,6 +296,7 @@ class JobLifecycle:
                 continue
             if now - job.proto.creation_time.ToDatetime(tzinfo=now.tzinfo) > c.max_wall_clock_time.ToTimedelta():
                 kills.extend(self.terminate_now(job, "MaxWallClockTimeExpiry"))
+        self.k.prep_life.check_deadlines()
         if self.k.has_changes():
             self.k.send_kills(kills)
             await self.k.flush()

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from shoal.server.lifecycle.dependencies import DependencyLifecycle
     from shoal.server.lifecycle.gangs import GangLifecycle
     from shoal.server.lifecycle.jobmanager import JobManagerLifecycle
+    from shoal.server.lifecycle.jobprep import JobPrepLifecycle
     from shoal.server.lifecycle.jobs import JobLifecycle
     from shoal.server.lifecycle.nodes import NodeLifecycle
     from shoal.server.lifecycle.pools import PoolLifecycle
@@ -142,6 +143,7 @@ class Kernel:
     gang_life: GangLifecycle
     dependency_life: DependencyLifecycle
     jobmanager_life: JobManagerLifecycle
+    prep_life: JobPrepLifecycle
     completion: CompletionLifecycle
 
     def __init__(
@@ -232,11 +234,15 @@ class Kernel:
             if pool_rec is not None:
                 pool_rec.nodes[rec.key] = rec
         self._load_tallies(loaded.tables["tallies"])
+        jobtasks: dict[str, list[tuple[str, bytes]]] = {}
+        for row in loaded.tables["jobtasks"]:
+            jobtasks.setdefault(row.parent, []).append((row.key[len(row.parent) + 1 :], row.data))
         for row in loaded.tables["jobs"]:
             job = J.Job.FromString(row.data)
             job_rec = self.jobs[row.key] = JobRec(row.key, row.seq, job)
             self.dependency_life.job_loaded(job_rec)
             self.jobmanager_life.job_loaded(job_rec)
+            self.prep_life.job_loaded(job_rec, jobtasks.get(row.key, []))
         self.task_life.load_rows(loaded.tables["tasks"])
         tombstones: dict[str, list[tuple[str, bytes]]] = {}
         for row in loaded.tables["tombstones"]:
@@ -307,9 +313,10 @@ class Kernel:
         self._dirty[(table, k)] = Delete(table, k)
 
     def delete_tasks_of(self, job_key: str) -> None:
-        """Delete every task row of a job (and its tombstones) with the next flush."""
+        """Delete every task row of a job (and its tombstones and job tasks' runs) with the next flush."""
         self._dirty[("tasks!", job_key)] = Delete("tasks", parent=job_key)
         self._dirty[("tombstones!", job_key)] = Delete("tombstones", parent=job_key)
+        self._dirty[("jobtasks!", job_key)] = Delete("jobtasks", parent=job_key)
 
     def forget_task_row(self, t: TaskRec) -> None:
         """Write no row for `t` with the next flush (it is being deleted)."""
@@ -342,8 +349,8 @@ class Kernel:
                 ops.append(Row("nodes", k, node_row.encode(), rec.pool_key))
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
-            elif table == "tombstones":
-                # (A `dependencies.Tombstone`: the job's key and the row's data.)
+            elif table in ("tombstones", "jobtasks"):
+                # (The job's key and the row's data: a `dependencies.Tombstone`, or a node's job tasks.)
                 job_key, data = cast("tuple[str, bytes]", rec)
                 ops.append(Row(table, k, data, job_key))
         # Most rows, the tasks': in one flat list (see `Rows`), made in a tight loop.
@@ -455,7 +462,7 @@ class Kernel:
         for node, msg in rest:
             if node.session is not None:
                 kind = msg.WhichOneof("body")
-                if kind in ("start_tasks", "run_application"):
+                if kind in ("start_tasks", "run_application", "delete_task_files", "run_job_release"):
                     getattr(msg, kind).command_id = node.session.command_id()
                 node.session.send(msg)
 

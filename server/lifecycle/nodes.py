@@ -99,6 +99,7 @@ class NodeLifecycle:
             pool.nodes.pop(node_key, None)
             self.k.refresh_pool(pool)
         self.k.delete_row("nodes", node_key)
+        self.k.prep_life.node_gone(node_key)
         if pool is not None and pool.proto.state == P.POOL_STATE_DELETING and not pool.nodes:
             del self.k.pools[pool.key]
             self.k.delete_row("pools", pool.key)
@@ -190,6 +191,7 @@ class NodeLifecycle:
         self.k.refresh_pool(pool)
         # Held back by the session until Welcome has gone out.
         self.k.send_kills(kills)
+        self.k.prep_life.attached(node)
         await self.k.flush()
         welcome = agent_pb2.Welcome(
             node_id=node.proto.id,

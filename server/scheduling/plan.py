@@ -53,6 +53,8 @@ class PendingTask(NamedTuple):
     #: The task's creation sequence number: tells the applier that the task placed is still the one
     #: planned for (not another added since under the same id).
     seq: int = 0
+    #: Nodes it must not use (its job's preparation task failed there), if any.
+    avoid: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,18 @@ def plan(snapshot: Snapshot) -> Plan:
                 waiting[task.key] = Waiting(BEHIND_GANG, task.instances, can)
             continue
         chosen: tuple[str, ...] | None
+        avoid = task.avoid
+        if avoid:
+            # (Rare: a scan of the pool's free nodes without those it avoids.)
+            nodes = [n for n in index.candidates() if n not in avoid]
+            chosen = _choose(nodes, free, task, snapshot.spread)
+            if chosen is not None:
+                for node_id in chosen:
+                    index.take(node_id, task.required_slots)
+                placements.append(
+                    _new_tuple(Placement, (task.key, task.attempt + 1, chosen, task.required_slots, task.seq))
+                )
+            continue
         if task.instances == 1:
             one = index.pick(task.required_slots, snapshot.spread)
             if one is None and backfill:

@@ -17,7 +17,8 @@ from typing import NamedTuple, Protocol
 #: `Kernel._tally_row`).
 #: `tombstones`: the ids of deleted tasks that had not satisfied the tasks depending on them, which stay
 #: blocked by them (see `lifecycle.dependencies`); `parent` is the job.
-TABLES = ("pools", "nodes", "jobs", "tasks", "meta", "requests", "tallies", "tombstones")
+#: `jobtasks`: per job and node, its preparation and release tasks' runs there (`lifecycle.jobprep`).
+TABLES = ("pools", "nodes", "jobs", "tasks", "meta", "requests", "tallies", "tombstones", "jobtasks")
 
 
 class Row(NamedTuple):

@@ -181,14 +181,8 @@ async def test_update_task_replaces_its_constraints(server, stubs) -> None:
     assert t.spec.constraints.max_task_retry_count == 4
 
 
-async def test_job_tasks_of_its_own_are_refused_as_not_yet_supported(server, stubs) -> None:
+async def test_prep_status_needs_a_preparation_task(server, stubs) -> None:
     await setup(server, stubs)
-    prep = J.Job(id="prep", pool_id="p", job_preparation_task=J.JobPreparationTask(command_line="true"))
     with pytest.raises(grpc.aio.AioRpcError) as e:
-        await stubs.jobs.CreateJob(J.CreateJobRequest(job=prep))
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await stubs.jobs.ListPreparationAndReleaseTaskStatus(
-            J.ListPreparationAndReleaseTaskStatusRequest(name="jobs/j")
-        )
+        await stubs.jobs.ListPreparationAndReleaseTaskStatus(J.ListPreparationAndReleaseTaskStatusRequest(name="jobs/j"))
     assert details(e.value)[0] == "JOB_PREPARATION_TASK_NOT_SPECIFIED"
