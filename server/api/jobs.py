@@ -108,8 +108,9 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         job = self.cp.job(jid)
         if not job.proto.HasField("job_preparation_task"):
             raise failed_precondition("JOB_PREPARATION_TASK_NOT_SPECIFIED", f"job {jid!r} has no job preparation task")
-        # (No job with a preparation task can be created yet: see `CreateJob`.)
-        return job_pb2.ListPreparationAndReleaseTaskStatusResponse()
+        statuses = self.cp.prep_life.statuses(job)
+        items, token = page(statuses, request.page_size, request.page_token, f"jobs/{job.key}/prep")
+        return job_pb2.ListPreparationAndReleaseTaskStatusResponse(statuses=items, next_page_token=token)
 
     @rpc_errors
     async def TerminateJob(self, request: job_pb2.TerminateJobRequest, context: Ctx) -> job_pb2.Job:

@@ -33,10 +33,12 @@ class ScriptedAgent:
         self._channel: grpc.aio.Channel | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def connect(self) -> agent_pb2.Welcome:
+    async def connect(self, node_id: str = "") -> agent_pb2.Welcome:
+        """Register (as node `node_id`, when given: a node the server knows) and wait for Welcome."""
         self._channel = grpc.aio.insecure_channel(self.address)
         stub = agent_pb2_grpc.AgentServiceStub(self._channel)
         reg = A.Register(
+            node_id=node_id,
             pool_id=self.pool_id,
             ip_address=self.ip,
             node_service_port=self.node_service_port,
@@ -80,17 +82,21 @@ class ScriptedAgent:
         exit_code: int | None = None,
         failure: str = "",
         ran_seconds: float = 0.0,
+        job_task: int = 0,
     ) -> None:
         now = timestamp_pb2.Timestamp()
         now.GetCurrentTime()
         start = timestamp_pb2.Timestamp()
         start.FromNanoseconds(now.ToNanoseconds() - int(ran_seconds * 1e9))
         ev = A.TaskEvent(event_id=next(self._ids), attempt=ref, kind=kind, time=now, start_time=start)  # type: ignore[arg-type]
+        ev.job_task = job_task  # type: ignore[assignment]
         if kind == A.TASK_EVENT_KIND_COMPLETED:
             ev.exit_code = exit_code or 0
             ok = not failure and not exit_code
             ev.result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS if ok else common_pb2.TASK_EXECUTION_RESULT_FAILURE
             if not ok:
+                if failure and exit_code is None:
+                    ev.ClearField("exit_code")  # (it never ran)
                 ev.failure_info.CopyFrom(
                     common_pb2.FailureInfo(
                         category=common_pb2.ERROR_CATEGORY_USER_ERROR, code=failure or "FailureExitCode"

@@ -184,5 +184,7 @@ async def test_update_task_replaces_its_constraints(server, stubs) -> None:
 async def test_prep_status_needs_a_preparation_task(server, stubs) -> None:
     await setup(server, stubs)
     with pytest.raises(grpc.aio.AioRpcError) as e:
-        await stubs.jobs.ListPreparationAndReleaseTaskStatus(J.ListPreparationAndReleaseTaskStatusRequest(name="jobs/j"))
+        await stubs.jobs.ListPreparationAndReleaseTaskStatus(
+            J.ListPreparationAndReleaseTaskStatusRequest(name="jobs/j")
+        )
     assert details(e.value)[0] == "JOB_PREPARATION_TASK_NOT_SPECIFIED"
