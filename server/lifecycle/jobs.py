@@ -212,6 +212,10 @@ class JobLifecycle:
             raise FailedPrecondition("JOB_BEING_DELETED", f"job {job_id!r} is being deleted")
         if job.proto.state == J.JOB_STATE_COMPLETED:
             raise FailedPrecondition("JOB_COMPLETED", f"job {job_id!r} is already completed")
+        if job.proto.state == J.JOB_STATE_TERMINATING:
+            raise FailedPrecondition(
+                "JOB_BEING_TERMINATED", f"job {job_id!r} is terminating (its release tasks are running)"
+            )
         kills = self.terminate_now(job, reason or "UserTerminate")
         self.k.send_kills(kills)
         await self.k.flush()
