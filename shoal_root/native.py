@@ -52,6 +52,8 @@ MODULES = (
     "shoal.server.lifecycle.gangs",
     "shoal.server.lifecycle.completion",
     "shoal.server.lifecycle.dependencies",
+    "shoal.server.lifecycle.jobmanager",
+    "shoal.server.lifecycle.jobprep",
     "shoal.server.controlplane",
     "shoal.server.controllers.scheduler",
 )
