@@ -23,6 +23,7 @@ from shoal.nodeagent import process
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.execservice import exec_in_instance
 from shoal.nodeagent.fileservice import NodeFileService
+from shoal.nodeagent.jobtasks import is_process_key
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.outbox import Outbox
 from shoal.nodeagent.runner import TaskRunner
@@ -214,6 +215,8 @@ class Agent:
         """Give the directories of killed orphans the default retention, so the sweeper removes them."""
         deadline = self.clock.now() + timedelta(seconds=self.config.default_retention_seconds)
         for key in keys:
+            if is_process_key(key):
+                continue  # a job's preparation or release task: its directory goes with the job
             job_id, _, rest = key.partition("/")
             task_id = rest.rpartition("/")[0]
             with contextlib.suppress(UnsafePathError, OSError):
@@ -228,6 +231,7 @@ class Agent:
         self.running_file.flush()
         self.running_file.close()
         self.runner.retention.close()
+        self.runner.job_tasks.close()
         for t in list(self._background):
             t.cancel()
         if self._background:
@@ -287,6 +291,8 @@ class Agent:
                 running=self.runner.active_attempts(),
                 pending_events=self.outbox.pending(),
                 start_task_succeeded=self.start_task_succeeded,
+                prepared_jobs=self.runner.job_tasks.prepared_jobs(),
+                released_jobs=self.runner.job_tasks.released_jobs(),
             )
         )
 
@@ -459,6 +465,9 @@ class Agent:
         elif kind == "run_application":
             self.runner.run_application(msg.run_application.attempt)
             self._ack(conn, msg.run_application.command_id)
+        elif kind == "run_job_release":
+            self.runner.job_tasks.run_release(msg.run_job_release.release)
+            self._ack(conn, msg.run_job_release.command_id)
         elif kind == "events_ack":
             self.outbox.ack(msg.events_ack.up_to_event_id)
         elif kind == "shutdown":

@@ -105,6 +105,12 @@ def task_env(
     return env
 
 
+def job_prep_vars(prep_dir: Path) -> dict[str, str]:
+    """The job preparation task's directories, as the job's tasks (and its preparation and release
+    tasks) see them: `SHOAL_JOB_PREP_DIR` and `SHOAL_JOB_PREP_WORKING_DIR`, and their `AZ_BATCH_` names."""
+    return with_batch_names({"SHOAL_JOB_PREP_DIR": str(prep_dir), "SHOAL_JOB_PREP_WORKING_DIR": str(prep_dir / "wd")})
+
+
 def start_task_env(
     source: Mapping[str, str],
     settings: Iterable[common_pb2.EnvironmentSetting],

@@ -78,6 +78,11 @@ class NodeLayout:
         return self.volatile / "retention.jsonl"
 
     @property
+    def job_tasks_file(self) -> Path:
+        """How each job's preparation and release task ended on this node (a journal)."""
+        return self.volatile / "jobtasks.jsonl"
+
+    @property
     def log_file(self) -> Path:
         """The agent's log."""
         return self.root / "agent.log"

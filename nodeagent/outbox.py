@@ -7,12 +7,13 @@ from collections import OrderedDict
 
 from shoal.agent.v1 import agent_pb2
 
-AttemptId = tuple[str, str, int, int]
+AttemptId = tuple[str, str, int, int, int]
 
 
 def _attempt_id(event: agent_pb2.TaskEvent) -> AttemptId:
+    # A job's preparation or release run is named like an attempt: `job_task` tells it from one.
     a = event.attempt
-    return (a.job_id, a.task_id, a.attempt, a.instance)
+    return (a.job_id, a.task_id, a.attempt, a.instance, event.job_task)
 
 
 class Outbox:

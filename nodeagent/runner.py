@@ -16,13 +16,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
-from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.nodeagent import envvars, process, retention
 from shoal.nodeagent.config import AgentConfig
+from shoal.nodeagent.jobtasks import JobTasks, job_preparation_failed
 from shoal.nodeagent.layout import NodeLayout, root_of_task_dir, working_dir
+from shoal.nodeagent.outcome import (
+    FAILURE,
+    SERVER_ERROR,
+    SUCCESS,
+    USER_ERROR,
+    Outcome,
+    ended,
+    failure,
+    outcome_of,
+    wall_clock_ended,
+)
 from shoal.nodeagent.outputs import upload_outputs
 from shoal.nodeagent.staging import StagingError, stage_resource_files
 from shoal.nodeagent.state import RunningFile, attempt_key
@@ -32,10 +44,6 @@ from shoal.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
-USER_ERROR = common_pb2.ERROR_CATEGORY_USER_ERROR
-SERVER_ERROR = common_pb2.ERROR_CATEGORY_SERVER_ERROR
-SUCCESS = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
-FAILURE = common_pb2.TASK_EXECUTION_RESULT_FAILURE
 RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
 COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
 COORDINATED = agent_pb2.TASK_EVENT_KIND_COORDINATED
@@ -50,42 +58,6 @@ OUTPUT_FILES = ("stdout.txt", "stderr.txt")
 
 
 timestamp = to_timestamp
-
-
-def failure(category: int, code: str, message: str = "") -> common_pb2.FailureInfo:
-    """A FailureInfo."""
-    return common_pb2.FailureInfo(category=category, code=code, message=message)  # type: ignore[arg-type]
-
-
-@dataclass
-class Outcome:
-    """How an attempt ended."""
-
-    exit_code: int | None = None
-    failure_info: common_pb2.FailureInfo | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        """No failure and exit code 0."""
-        return self.failure_info is None and self.exit_code == 0
-
-
-def wall_clock_ended() -> Outcome:
-    """The outcome of an attempt that Shoal ended at its wall clock limit: exit code
-    `TERMINATED_EXIT_CODE` (as Batch records, whichever signal ended its processes) and TaskEnded."""
-    return Outcome(
-        TERMINATED_EXIT_CODE, failure(SERVER_ERROR, "TaskEnded", "the task exceeded its maximum wall clock time")
-    )
-
-
-def outcome_of(result: process.ProcessResult) -> Outcome:
-    """The outcome of a process that ran to its end (or was killed past its wall clock)."""
-    code = result.exit_code
-    if result.timed_out:
-        return wall_clock_ended()
-    if code != 0:
-        return Outcome(code, failure(USER_ERROR, "FailureExitCode", f"the task exited with exit code {code}"))
-    return Outcome(code)
 
 
 @dataclass
@@ -169,6 +141,17 @@ class TaskRunner:
         #: When the retention sweeper means to run next (POSIX seconds), and what wakes it sooner.
         self._sweep_at = float("inf")
         self._sweep_wake = asyncio.Event()
+        #: The jobs' preparation and release tasks on this node.
+        self.job_tasks = JobTasks(
+            config=config,
+            layout=layout,
+            clock=clock,
+            emit=emit,
+            storage=storage,
+            node_identity=node_identity,
+            running_file=running_file,
+            source_env=self._source_env,
+        )
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -311,13 +294,15 @@ class TaskRunner:
         try:
             job_dir = self._layout.job_dir(job_id)
             if not ids:
+                # The job's preparation and release directories go too, and what the agent recorded of them.
+                await self.job_tasks.end_job(job_id)
                 if not any(j == job_id for (j, _t) in self._current):
                     await asyncio.to_thread(shutil.rmtree, job_dir, ignore_errors=True)
                     return
                 jobs1 = job_dir / "job-1"
                 ids = [p.name for p in jobs1.iterdir()] if jobs1.is_dir() else []
             for task_id in ids:
-                if self.is_task_active(job_id, task_id):
+                if self.is_task_active(job_id, task_id) or self.job_tasks.is_running(job_id, task_id):
                     log.info("not deleting %s/%s: it is running", job_id, task_id)
                     continue
                 await asyncio.to_thread(shutil.rmtree, self._layout.task_dir(job_id, task_id), ignore_errors=True)
@@ -350,6 +335,7 @@ class TaskRunner:
             for g in attempt.groups:
                 process.kill_group_now(g)
         tasks = [a.task for a in self._attempts.values() if a.task is not None]
+        await self.job_tasks.kill_all()
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
 
@@ -393,12 +379,32 @@ class TaskRunner:
             if previous is not None and not previous.done.is_set():
                 log.info("killing the older attempt %s of the same task", previous.key)
                 await self._kill_attempt(previous)
+            if attempt.assignment.HasField("job_preparation"):
+                held = await self._await_preparation(attempt)
+                if held is not None:
+                    outcome = held
+                    return
             outcome = await self._execute(attempt)
         except Exception as e:
             log.exception("attempt %s failed inside the agent", attempt.key)
             outcome = Outcome(outcome.exit_code, failure(SERVER_ERROR, "Unknown", f"agent error: {e}"))
         finally:
             self._complete(attempt, outcome)
+
+    async def _await_preparation(self, attempt: Attempt) -> Outcome | None:
+        """Wait until the job's preparation task lets the attempt run here (None), or the outcome that
+        ends the attempt instead: killed meanwhile, or the preparation failed (with wait_for_success)."""
+        gate = self.job_tasks.preparation(attempt.assignment.job_preparation)
+        if not gate.done():
+            kill = asyncio.ensure_future(attempt.kill_requested.wait())
+            waits: set[asyncio.Future[Any]] = {gate, kill}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                kill.cancel()
+        if attempt.killed:
+            return self._killed_outcome(None)
+        return None if gate.result() else job_preparation_failed()
 
     async def _execute(self, attempt: Attempt) -> Outcome:
         try:
@@ -511,6 +517,8 @@ class TaskRunner:
             task_dir=task_dir,
             working_dir=wd,
         )
+        prep = a.job_preparation if a.HasField("job_preparation") else None
+        env.update(self.job_tasks.prep_env(ref.job_id, prep))
         mi = attempt.multi_instance
         if mi is not None:
             env.update(envvars.multi_instance_env(mi, shared_dir, env.get("PATH", "")))
@@ -614,10 +622,7 @@ class TaskRunner:
     def _killed_outcome(exit_code: int | None) -> Outcome:
         """An attempt killed at the server's request: `TERMINATED_EXIT_CODE` if a process of it had exited
         (`exit_code`, whichever signal ended it), no exit code if none had started."""
-        return Outcome(
-            None if exit_code is None else TERMINATED_EXIT_CODE,
-            failure(SERVER_ERROR, "TaskEnded", "the task was killed at the server's request"),
-        )
+        return ended(exit_code, "the task was killed at the server's request")
 
     def _complete(self, attempt: Attempt, outcome: Outcome) -> None:
         a = attempt.assignment

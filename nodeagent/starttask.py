@@ -9,10 +9,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from shoal.clock import Clock
+from shoal.clock import Clock, to_timestamp
 from shoal.nodeagent import envvars, process
 from shoal.nodeagent.layout import NodeLayout, working_dir
-from shoal.nodeagent.runner import USER_ERROR, Outcome, failure, outcome_of, timestamp
+from shoal.nodeagent.outcome import USER_ERROR, Outcome, failure, outcome_of
 from shoal.nodeagent.staging import StagingError, stage_resource_files
 from shoal.nodeagent.storage import StorageClient
 from shoal.v1 import common_pb2
@@ -41,7 +41,7 @@ async def run_start_task(
 ) -> common_pb2.StartTaskInfo:
     """Run the start task to its end, calling `report` with RUNNING and then COMPLETED; returns the last."""
     started = clock.now()
-    info = common_pb2.StartTaskInfo(state=common_pb2.START_TASK_STATE_RUNNING, start_time=timestamp(started))
+    info = common_pb2.StartTaskInfo(state=common_pb2.START_TASK_STATE_RUNNING, start_time=to_timestamp(started))
     report(info)
     startup = layout.startup
     wd = working_dir(startup)
@@ -92,8 +92,8 @@ async def run_start_task(
             log.info("start task exited with %s; retry %d", result.exit_code, retries)
     info = common_pb2.StartTaskInfo(
         state=common_pb2.START_TASK_STATE_COMPLETED,
-        start_time=timestamp(started),
-        end_time=timestamp(clock.now()),
+        start_time=to_timestamp(started),
+        end_time=to_timestamp(clock.now()),
         retry_count=retries,
         result=common_pb2.TASK_EXECUTION_RESULT_SUCCESS
         if outcome.succeeded
