@@ -97,7 +97,7 @@ class Agent:
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.layout = NodeLayout(config.node_root.absolute())
+        self.layout = NodeLayout(config.node_root.absolute(), config.server)
         self.boot_id = secrets.token_hex(16)
         self.node_id = config.node_id
         self.pool_id = config.pool_id

@@ -37,11 +37,15 @@ def basic_env(source: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+#: Shoal's own variables that Batch has no name for.
+NO_BATCH_NAME = frozenset({"SHOAL_ADDRESS"})
+
+
 def with_batch_names(shoal_vars: Mapping[str, str]) -> dict[str, str]:
-    """Each `SHOAL_X` also as `AZ_BATCH_X`."""
+    """Each `SHOAL_X` also as `AZ_BATCH_X` (but those in `NO_BATCH_NAME`)."""
     out = dict(shoal_vars)
     for name, value in shoal_vars.items():
-        if name.startswith("SHOAL_"):
+        if name.startswith("SHOAL_") and name not in NO_BATCH_NAME:
             out["AZ_BATCH_" + name[len("SHOAL_") :]] = value
     return out
 
@@ -54,7 +58,9 @@ def node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> dict[str, str]:
 @functools.lru_cache(maxsize=8)
 def _node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> tuple[tuple[str, str], ...]:
     # The same for every task of the node: made once, not per task.
+    address = (("SHOAL_ADDRESS", layout.server_address),) if layout.server_address else ()
     return (
+        *address,
         (NODE_ROOT_ENV, str(layout.root)),
         ("SHOAL_NODE_SHARED_DIR", str(layout.shared)),
         ("SHOAL_NODE_STARTUP_DIR", str(layout.startup)),

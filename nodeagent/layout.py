@@ -23,9 +23,12 @@ def _component(value: str, what: str) -> str:
 
 @dataclass(frozen=True)
 class NodeLayout:
-    """Paths under one node root directory."""
+    """Paths under one node root directory (and the server's address, which every task is told)."""
 
     root: Path
+    #: The control plane's address as this agent reaches it: `SHOAL_ADDRESS` for tasks, so that
+    #: `shoal.Client.connect()` and the `shoal` CLI reach the server from inside any task.
+    server_address: str = ""
 
     @property
     def shared(self) -> Path:

@@ -340,6 +340,10 @@ def check_job(job: job_pb2.Job) -> Violations:
         out += check_release_task(job.job_release_task, "job.job_release_task")
         if not job.HasField("job_preparation_task"):
             out.append(("job.job_release_task", "needs a job_preparation_task (as in Batch)"))
+        elif (job.job_release_task.id or "jobrelease").lower() == (
+            job.job_preparation_task.id or "jobpreparation"
+        ).lower():
+            out.append(("job.job_release_task.id", "must differ from the job preparation task's id"))
     return out
 
 

@@ -13,6 +13,8 @@ from shoal.server.domain.errors import FailedPrecondition
 from shoal.server.domain.etags import check_etag
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import (
+    DEFAULT_PREPARATION_ID,
+    DEFAULT_RELEASE_ID,
     NO_INSTANCES,
     TAG_HAS_ATTEMPT,
     JobRec,
@@ -36,6 +38,19 @@ P = pool_pb2
 J = job_pb2
 
 
+def job_task_ids(job: job_pb2.Job) -> dict[str, tuple[str, str]]:
+    """The ids a job's preparation and release tasks take (no task of the job may have them), with the
+    reason a task that has one is refused and what the id is."""
+    out: dict[str, tuple[str, str]] = {}
+    if job.HasField("job_preparation_task"):
+        key = idkey(job.job_preparation_task.id or DEFAULT_PREPARATION_ID)
+        out[key] = ("TASK_ID_SAME_AS_JOB_PREPARATION_TASK", "job preparation task")
+    if job.HasField("job_release_task"):
+        key = idkey(job.job_release_task.id or DEFAULT_RELEASE_ID)
+        out[key] = ("TASK_ID_SAME_AS_JOB_RELEASE_TASK", "job release task")
+    return out
+
+
 class TaskLifecycle:
     """Tasks outside their attempts: added, terminated, deleted, reactivated, requeued."""
 
@@ -54,8 +69,20 @@ class TaskLifecycle:
         tail = new_task_tail(T.TASK_STATE_ACTIVE, ts(self.k.clock.now()))
         prefix = f"jobs/{job.proto.id}/tasks/"
         results = []
+        reserved = job_task_ids(job.proto)
         for spec in specs:
             tk = idkey(spec.id)
+            if tk in reserved:
+                reason, what = reserved[tk]
+                results.append(
+                    T.AddTaskResult(
+                        task_id=spec.id,
+                        status=T.ADD_TASK_STATUS_CLIENT_ERROR,
+                        error_reason=reason,
+                        error_message=f"task id {spec.id!r} is the id of the job's {what}",
+                    )
+                )
+                continue
             if tk in job.tasks:
                 results.append(
                     T.AddTaskResult(

@@ -494,3 +494,32 @@ def test_the_node_root_of_a_task_directory() -> None:
     assert root_of_task_dir(Path("/data/nodes/node-2/workitems/j/job-1/t"), "j", "t") == Path("/data/nodes/node-2")
     assert root_of_task_dir(Path("/data/nodes/node-2/workitems/j/job-1/u"), "j", "t") is None
     assert root_of_task_dir(Path("/workitems/j/x/t"), "j", "t") is None
+
+
+def test_every_task_is_told_the_servers_address_without_a_batch_name(tmp_path: Path) -> None:
+    layout = NodeLayout(tmp_path, "127.0.0.1:7420")
+    env = envvars.task_env(
+        {},
+        [],
+        layout=layout,
+        node_id="n",
+        pool_id="p",
+        job_id="j",
+        task_id="t",
+        attempt=1,
+        task_dir=tmp_path / "t",
+        working_dir=tmp_path / "t" / "wd",
+    )
+    assert env["SHOAL_ADDRESS"] == "127.0.0.1:7420" and "AZ_BATCH_ADDRESS" not in env
+    assert "SHOAL_ADDRESS" not in envvars.task_env(
+        {},
+        [],
+        layout=NodeLayout(tmp_path),
+        node_id="n",
+        pool_id="p",
+        job_id="j",
+        task_id="t",
+        attempt=1,
+        task_dir=tmp_path / "t",
+        working_dir=tmp_path / "t" / "wd",
+    )
