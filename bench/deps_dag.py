@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
                 "s into the window",
                 "",
             )
-            if ph is d:
+            if ph is d and int(chains) and int(chain_len) > 1:
                 for label, value, unit in chain_tail(ph, int(chains), int(chain_len)):
                     report.add(f"round {r + 1}: DAG: {label}", value, unit, "")
             problems += ph.problems
@@ -610,8 +610,10 @@ def main(argv: list[str] | None = None) -> int:
         + (f"**PROBLEMS: {'; '.join(problems)}**" if problems else "No problem found.")
     )
     report.note(
-        "The DAG's longest path is a chain's length plus a few steps: its tail runs below the fleet's width, one "
-        "hand-off after another."
+        "The DAG's longest path is a chain (plus a few steps): once the rest has run, the chains run alone, below "
+        "the fleet's width, one hand-off after another. A released task joins the end of its job's queue (in order "
+        "of release), so while thousands of released tasks wait for nodes a chain's next link waits behind them. "
+        "Chain link: a parent's StartTasks to its child's at the fleet (the parent completes at once)."
     )
     report.extra_md = extra
     report.print()
