@@ -72,3 +72,9 @@ def test_the_journal_catches_a_parent_never_reported_and_a_task_started_twice() 
     j.started(assignments("c", "c"))
     assert early_starts(j, {"c": ("p",)}) == ["c before p"]
     assert j.repeats == ["c"]
+
+
+def test_the_first_start_follows_the_first_call_with_a_task_ready() -> None:
+    assert build_dag(3000, 10, 20, 500).first_ready_call == 0  # the chains' heads
+    assert build_dag(3000, 0, 0, 500).first_ready_call == 1  # the fan-out's root and the fan-in's integers
+    assert independent([5, 5]).first_ready_call == 0
