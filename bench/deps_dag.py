@@ -607,6 +607,12 @@ def main(argv: list[str] | None = None) -> int:
         f"({' + '.join(f'{len(c):,}' for c in dag.calls)}); the window (first StartTasks -> the server counting the "
         "last COMPLETED, polled every 50 ms) includes the calls after the first."
     )
+    if dag.first_ready_call != ind.first_ready_call:
+        report.note(
+            f"Nothing of the DAG can run before its call {dag.first_ready_call + 1}: its window opens after that "
+            f"call, the independent tasks' after call {ind.first_ready_call + 1}, so the calls between are in the "
+            "independent window only (this flatters the DAG)."
+        )
     report.note(
         "Checked after each run: GetJobTaskCounts (all completed and succeeded, none active or running); one "
         "StartTasks per task at the fleet; DAG: every task's StartTasks arrived after the reports of all its "
