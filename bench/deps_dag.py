@@ -401,7 +401,7 @@ def chain_tail(ph: Phase, chains: int, chain_len: int) -> list[tuple[str, str, s
         (
             "chain link, a parent's StartTasks -> its child's: p50 / p90 / max over all links; p50 after the "
             "last task outside the chains",
-            f"{pct(ms, 50):.1f} / {pct(ms, 90):.1f} / {max(ms, default=float('nan')):.0f}; {pct(alone, 50):.1f}",
+            f"{fmt(pct(ms, 50))} / {fmt(pct(ms, 90))} / {fmt(max(ms, default=float('nan')), 0)}; {fmt(pct(alone, 50))}",
             "ms",
         ),
     ]
