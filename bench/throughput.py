@@ -170,16 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--spawners",
-        default=",".join(f"{p}x{k}" for p, k in DEFAULT_SPAWNERS),
-        help="the multi-process ceiling is the best of these PROCSxIN_FLIGHT (default: 4 in flight in all, "
-        "as the Popen ceiling and the pools' slots)",
+        default="",
+        help="the multi-process ceiling is the best of these PROCSxIN_FLIGHT (default 2x2,4x1: 4 in flight in all, "
+        "as the Popen ceiling and the pools' slots; quick: 2x2)",
     )
     ap.add_argument("--profile", action="store_true", help="py-spy the server during the Shoal runs")
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     a = ap.parse_args(argv)
     n = a.n or (100 if a.quick else 2000)
     rounds = a.rounds or (1 if a.quick else 3)
-    spawners = parse_spawners(a.spawners)
+    spawners = parse_spawners(a.spawners) if a.spawners else DEFAULT_SPAWNERS[: 1 if a.quick else None]
     multi_label = "raw multi-process, best of " + "/".join(f"{p}x{k}" for p, k in spawners)
     started = time.monotonic()
     report = Report(
