@@ -438,7 +438,7 @@ def cycle_check(server: BenchServer, length: int, repeat: int) -> Report:
         for spec in specs:
             dt, why = timed_add(server, "cyc", spec)
             times.append(dt)
-            outcomes.add(why.split(":")[0] if why else "added")
+            outcomes.add(why.split(":")[0] + (" (a cycle)" if "cycle" in why else "") if why else "added")
         rows.append((label, times, outcomes))
 
     measure("one task, no dependencies (baseline)", [_spec(f"b{i}") for i in range(repeat)])
