@@ -7,12 +7,14 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import latency, mpi_launch, simulated, slurm, throughput
+from bench import deps_dag, deps_handoff, latency, mpi_launch, simulated, slurm, throughput
 
 INSTRUMENTS: list[tuple[str, Callable[[list[str] | None], int]]] = [
     ("throughput", throughput.main),
     ("latency", latency.main),
+    ("dependencies handoff", deps_handoff.main),
     ("simulated", simulated.main),
+    ("dependencies dag", deps_dag.main),
     ("slurm", slurm.main),
     ("mpi_launch", mpi_launch.main),
 ]

@@ -11,6 +11,11 @@ Two ways to reach the server: one `Connect` stream per node (`nodes_per_stream
 = 1`, what a real agent does), or `ConnectMany` streams that carry many nodes'
 conversations each, a message of frames at a time: the answers to every
 StartTasks of one server message go back in one message.
+
+A fleet given an `OrderJournal` notes, per task, when its StartTasks arrived and
+when the report of its completion was handed to gRPC to send, so that a bench can
+check that the server never started a task before it could have heard of the
+completion of the tasks it depends on.
 """
 
 from __future__ import annotations
@@ -66,6 +71,60 @@ class SimStats:
         self.first_assign = 0.0
         self.last_assign = 0.0
         self.assign_times = []
+
+
+class OrderJournal:
+    """When each task's StartTasks arrived and when its COMPLETED left, on one counter of reports sent.
+
+    `sent` counts the reports (messages of task events) handed to gRPC so far. A task's StartTasks
+    arrived when `sent` was `arrived[task]`; its report was the `reported[task]`-th. The server can only
+    have heard of a task's completion through a report already sent, so a task C that depends on P
+    must have `reported[P] <= arrived[C]`: an instrument that owns no clock of the server's (and a
+    simulated node completes a task at once, so start and end stamps would prove nothing). Tasks are
+    keyed by id alone: use one journal per job (`reset` between jobs).
+    """
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.arrived: dict[str, int] = {}
+        self.reported: dict[str, int] = {}
+        #: StartTasks of a task that had one already (a task started twice).
+        self.repeats: list[str] = []
+        #: Task ids of the answers built but not yet queued, and of those queued, by message.
+        self._building: list[str] = []
+        self._queued: dict[int, list[str]] = {}
+
+    def reset(self) -> None:
+        self.arrived = {}
+        self.reported = {}
+        self.repeats = []
+
+    def started(self, tasks: Any) -> None:
+        sent = self.sent
+        arrived = self.arrived
+        building = self._building
+        for t in tasks:
+            tid = t.attempt.task_id
+            if tid in arrived:
+                self.repeats.append(tid)
+            arrived[tid] = sent
+            building.append(tid)
+
+    def queued(self, msg: object) -> None:
+        """The answers built since the last call go out in `msg`."""
+        if self._building:
+            self._queued[id(msg)] = self._building
+            self._building = []
+
+    def handed_over(self, msg: object) -> None:
+        """`msg` is handed to gRPC to send."""
+        ids = self._queued.pop(id(msg), None)
+        if ids is not None:
+            self.sent += 1
+            n = self.sent
+            reported = self.reported
+            for tid in ids:
+                reported[tid] = n
 
 
 class SimNode:
@@ -131,6 +190,8 @@ class SimNode:
             e.MergeFromString(same)
             e.attempt.CopyFrom(t.attempt)
         stats.events_sent += n
+        if self.fleet.journal is not None:
+            self.fleet.journal.started(tasks)
         return msg
 
 
@@ -150,6 +211,8 @@ class _Stream:
             m = await self.queue.get()
             if m is None:
                 return
+            if self.fleet.journal is not None:
+                self.fleet.journal.handed_over(m)
             yield m
 
     async def run(self, reconnect: bool) -> None:
@@ -172,6 +235,12 @@ class _Stream:
     async def _session(self) -> bool:
         """One stream, to its end; True when the server said to stop for good."""
         raise NotImplementedError
+
+    def answer(self, msg: object) -> None:
+        """Queue `msg`, the answers just built, to be sent."""
+        if self.fleet.journal is not None:
+            self.fleet.journal.queued(msg)
+        self.queue.put_nowait(msg)
 
     def close(self) -> None:
         self.queue.put_nowait(None)
@@ -196,7 +265,7 @@ class OneNodeStream(_Stream):
             kind = msg.WhichOneof("body")
             if kind == "start_tasks":
                 stats.start_carriers += 1
-                self.queue.put_nowait(node.complete(msg.start_tasks.tasks))
+                self.answer(node.complete(msg.start_tasks.tasks))
                 await asyncio.sleep(0)  # (see SharedStream._session)
             elif kind == "welcome":
                 node.welcome(msg.welcome)
@@ -241,7 +310,7 @@ class SharedStream(_Stream):
                     node.welcome(f.message.welcome)
             stats.start_carriers += carried
             if out.frames:
-                self.queue.put_nowait(out)
+                self.answer(out)
                 # Let the stream's writer send it now: with every stream's next message already
                 # received, the loop would otherwise answer all of them before sending any answer,
                 # and the server would wait for the whole fleet's answers at once.
@@ -257,12 +326,19 @@ class SimFleet:
     """
 
     def __init__(
-        self, address: str, streams_per_channel: int = 250, retry_every: float = 0.02, nodes_per_stream: int = 1
+        self,
+        address: str,
+        streams_per_channel: int = 250,
+        retry_every: float = 0.02,
+        nodes_per_stream: int = 1,
+        journal: OrderJournal | None = None,
     ) -> None:
         self.address = address
         self.streams_per_channel = streams_per_channel
         self.retry_every = retry_every
         self.nodes_per_stream = max(1, nodes_per_stream)
+        #: Notes the order of StartTasks and reports, when given.
+        self.journal = journal
         self.stats = SimStats()
         self.stopping = False
         self.streams: list[OneNodeStream | SharedStream] = []

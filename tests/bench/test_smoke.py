@@ -14,12 +14,12 @@ REPO = Path(__file__).resolve().parents[2]
 NUMBER = re.compile(r"\d+\.\d+|\d[\d,]*")
 
 
-def run_quick(name: str, timeout: float) -> str:
+def run_quick(name: str, timeout: float, *args: str) -> str:
     results = REPO / "bench" / "RESULTS.md"
     before = results.read_bytes() if results.exists() else None
     env = dict(os.environ, SHOAL_BENCH_NO_RECORD="1", SHOAL_BENCH_NO_SLURM="1")
     p = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", "--quick", "--no-record"],
+        [sys.executable, "-m", f"bench.{name}", *args, "--quick", "--no-record"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -43,6 +43,7 @@ def test_throughput_quick() -> None:
     out = run_quick("throughput", 35)
     assert table_numbers(out, "shoal 2 nodes x 2 slots")
     assert table_numbers(out, "raw Popen")
+    assert table_numbers(out, "raw multi-process")
 
 
 @pytest.mark.timeout(30)
@@ -50,6 +51,22 @@ def test_latency_quick() -> None:
     out = run_quick("latency", 25)
     assert table_numbers(out, "submit -> start (agent start_time)")
     assert table_numbers(out, "submit -> COMPLETED seen")
+
+
+@pytest.mark.timeout(30)
+def test_dependency_handoff_quick() -> None:
+    out = run_quick("dependencies", 25, "handoff")
+    assert table_numbers(out, "parent end -> child start (agent stamps)")
+    assert table_numbers(out, "parent COMPLETED seen -> child PREPARING seen")
+
+
+@pytest.mark.timeout(40)
+def test_dependency_dag_quick() -> None:
+    out = run_quick("dependencies", 35, "dag")
+    assert table_numbers(out, "DAG / independent, median of the rounds")
+    assert table_numbers(out, "DAG, first StartTasks -> last COMPLETED")
+    assert table_numbers(out, "a cycle through the whole chain (refused)")
+    assert "No problem found" in out
 
 
 @pytest.mark.timeout(40)
