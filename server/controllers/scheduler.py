@@ -38,7 +38,7 @@ def queued_jobs(cp: ControlPlane) -> list[JobRec]:
     jobs = []
     waiting = cp.waiting_jobs
     for key, j in list(waiting.items()):
-        if not j.queue or cp.jobs.get(key) is not j:
+        if not j.has_queued() or cp.jobs.get(key) is not j:
             del waiting[key]
         elif j.proto.state == job_pb2.JOB_STATE_ACTIVE:
             jobs.append(j)
@@ -58,8 +58,8 @@ def _merged(jobs: Sequence[JobRec]) -> Iterable[tuple[int, str]]:
     pass runs for every report, and with a stream per node that is a pass for about every task.
     """
     if len(jobs) == 1:
-        return zip(_ZEROS, jobs[0].queue, strict=False)
-    return fair_merge([(j.proto.priority, _running(j), j.served, iter(j.queue)) for j in jobs])
+        return zip(_ZEROS, jobs[0].queued(), strict=False)
+    return fair_merge([(j.proto.priority, _running(j), j.served, j.queued()) for j in jobs])
 
 
 def _parallel_room(j: JobRec) -> int:
@@ -220,7 +220,7 @@ def build_ahead_snapshot(
         jobs = [
             j
             for j in waiting
-            if j.pool_key == pool.key and j.queue and not j.capped() and not j.jm_waiting() and not j.prep_failed
+            if j.pool_key == pool.key and j.has_queued() and not j.capped() and not j.jm_waiting() and not j.prep_failed
         ]
         if not jobs:
             continue

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
@@ -275,6 +276,11 @@ class JobRec:
     queue: dict[str, None] = field(default_factory=dict)
     #: Tasks taken out of `queue` since it was last rebuilt.
     _holes: int = 0
+    #: Dependents released by a completion and not placed yet: they go before `queue` (`queued`), so
+    #: that a workflow's next step is not queued behind thousands of independent tasks (a chain would
+    #: otherwise advance one link per pass through the whole queue).
+    released: dict[str, None] = field(default_factory=dict)
+    _released_holes: int = 0
     #: Number of tasks per TaskState.
     #: A plain dict with every state, not a Counter: its items are read and written twice per task, and
     #: a dict subclass misses the interpreter's fast path for subscripts (twice as long).
@@ -329,6 +335,16 @@ class JobRec:
         """Whether `max_parallel_tasks` caps its running tasks."""
         return self.proto.HasField("max_parallel_tasks") and self.proto.max_parallel_tasks >= 0
 
+    def queued(self) -> Iterator[str]:
+        """The ACTIVE tasks waiting for a node, in the order they are offered: released dependents first."""
+        if self.released:
+            return itertools.chain(self.released, self.queue)
+        return iter(self.queue)
+
+    def has_queued(self) -> bool:
+        """Whether some task waits for a node."""
+        return bool(self.queue) or bool(self.released)
+
     def dequeue(self, task_key: str) -> None:
         """Take a task out of the queue.
 
@@ -337,6 +353,13 @@ class JobRec:
         first queued task would cost one step per task ever dispatched. The
         dict is rebuilt once the holes outnumber the entries (amortised O(1)).
         """
+        if self.released and self.released.pop(task_key, _ABSENT) is not _ABSENT:
+            # (The same holes as in `queue`: rebuilt once they outnumber the entries.)
+            self._released_holes += 1
+            if self._released_holes > 1024 and self._released_holes > len(self.released):
+                self.released = dict(self.released)
+                self._released_holes = 0
+            return
         if self.queue.pop(task_key, _ABSENT) is _ABSENT:
             return
         self._holes += 1

@@ -184,7 +184,7 @@ class AttemptLifecycle:
         full_pass = placed < 0
         if not full_pass:
             roomy = {n.pool_key for n in nodes if n.task_slots > n.used_slots}
-            full_pass = bool(roomy) and any(j.queue for j in self.k.waiting_jobs.values() if j.pool_key in roomy)
+            full_pass = bool(roomy) and any(j.has_queued() for j in self.k.waiting_jobs.values() if j.pool_key in roomy)
         for session, events in accepted:
             if events:
                 self.k.ack_after_commit(session, max(e.event_id for e in events))

@@ -206,8 +206,8 @@ class DependencyLifecycle:
 
     def _release(self, job: JobRec, d_key: str) -> None:
         t = job.tasks.get(d_key)
-        if t is not None and t.state == ACTIVE and d_key not in job.queue:
-            job.queue[d_key] = None
+        if t is not None and t.state == ACTIVE and d_key not in job.queue and d_key not in job.released:
+            job.released[d_key] = None  # (offered before the rest of the queue: see `JobRec.released`)
             self.k.waiting_jobs[job.key] = job
 
     def _fail_if_asked(self, job: JobRec, blocked: list[str], parent_id: str, what: str) -> None:

@@ -79,7 +79,7 @@ class JobLifecycle:
             self.k.requests[f"job:{request_id}"] = spec.id
             self.k.mark("requests", f"job:{request_id}", spec.id)
         await self.k.flush()
-        if rec.queue:
+        if rec.has_queued():
             self.k.kick_scheduler()  # (its job manager task)
         return job
 
@@ -185,7 +185,7 @@ class JobLifecycle:
         self.set_state(job, J.JOB_STATE_ENABLING)
         # Nothing to wait for: its queued tasks are where they were.
         self.set_state(job, J.JOB_STATE_ACTIVE)
-        if job.queue:
+        if job.has_queued():
             self.k.waiting_jobs[job.key] = job
         self.check_done(job)
         await self.k.flush()

@@ -250,7 +250,7 @@ class Kernel:
         for job_rec in self.jobs.values():
             if job_rec.deps is not None:
                 self.dependency_life.restore(job_rec, tombstones.get(job_rec.key, []))
-        self.waiting_jobs = {key: job for key, job in self.jobs.items() if job.queue}
+        self.waiting_jobs = {key: job for key, job in self.jobs.items() if job.has_queued()}
         for pool_rec in self.pools.values():
             self.refresh_pool(pool_rec)
         await self.flush()

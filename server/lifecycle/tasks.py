@@ -103,7 +103,7 @@ class TaskLifecycle:
             self.k.mark_task(t)
             results.append(T.AddTaskResult(task_id=spec.id, status=T.ADD_TASK_STATUS_SUCCESS))
         self.k.mark_meta("task_seq")
-        if job.queue:
+        if job.has_queued():
             self.k.waiting_jobs[job.key] = job
         if self.k.place_hook is not None:
             self.k.place_hook(None)
