@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from shoal.agent.v1 import agent_pb2
-from shoal.clock import to_timestamp
 from shoal.server.domain import wire
 from shoal.server.domain.records import NO_INSTANCES, AgentSession, JobRec, NodeRec, TaskRec
 from shoal.server.lifecycle.jobprep import PREPARATION_FAILED
@@ -23,16 +21,12 @@ from shoal.server.lifecycle.kernel import (
     SUCCESS,
 )
 from shoal.server.scheduling.retry import AttemptOutcome, failure_category, should_retry
-from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+from shoal.v1 import common_pb2, task_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.kernel import Kernel
 
-log = logging.getLogger("shoal.server")
-ts = to_timestamp
 T = task_pb2
-P = pool_pb2
-J = job_pb2
 
 
 def note_attempt_length(job: JobRec, ran: float) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from shoal.agent.v1 import agent_pb2
@@ -11,16 +10,13 @@ from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.server.domain.errors import FailedPrecondition
 from shoal.server.domain.records import JobRec, NodeRec, TaskRec
 from shoal.server.lifecycle.kernel import SUCCESS
-from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+from shoal.v1 import common_pb2, task_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.kernel import Kernel
 
-log = logging.getLogger("shoal.server")
 ts = to_timestamp
 T = task_pb2
-P = pool_pb2
-J = job_pb2
 
 
 class GangLifecycle:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Final
 
 from shoal.agent.v1 import agent_pb2
@@ -13,15 +12,13 @@ from shoal.server.domain.etags import check_etag
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import JobRec, NodeRec, reacts_to_completions
 from shoal.server.lifecycle.kernel import LIVE_TASK_STATES
-from shoal.v1 import job_pb2, pool_pb2, task_pb2
+from shoal.v1 import job_pb2, task_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.kernel import Kernel
 
-log = logging.getLogger("shoal.server")
 ts = to_timestamp
 T = task_pb2
-P = pool_pb2
 J = job_pb2
 
 #: States of a job that is not over: tasks may be added and reactivated, and the job updated.

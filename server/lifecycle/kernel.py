@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
     from shoal.server.lifecycle.pools import PoolLifecycle
     from shoal.server.lifecycle.tasks import TaskLifecycle
 
-log = logging.getLogger("shoal.server")
 
 T = task_pb2
 P = pool_pb2

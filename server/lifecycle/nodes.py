@@ -14,16 +14,14 @@ from shoal.server.domain.errors import NotFound
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import AgentSession, NodeRec, PoolRec
 from shoal.server.lifecycle.kernel import LIVE_NODE_STATES, NODE_STATS_WRITE_SECONDS
-from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+from shoal.v1 import common_pb2, pool_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.kernel import Kernel
 
 log = logging.getLogger("shoal.server")
 ts = to_timestamp
-T = task_pb2
 P = pool_pb2
-J = job_pb2
 
 
 class NodeLifecycle:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from shoal.clock import to_timestamp
@@ -11,16 +10,13 @@ from shoal.server.domain.errors import AlreadyExists, FailedPrecondition
 from shoal.server.domain.etags import check_etag
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import NodeRec, PoolRec
-from shoal.v1 import job_pb2, pool_pb2, task_pb2
+from shoal.v1 import pool_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.kernel import Kernel
 
-log = logging.getLogger("shoal.server")
 ts = to_timestamp
-T = task_pb2
 P = pool_pb2
-J = job_pb2
 
 
 class PoolLifecycle:

@@ -26,7 +26,7 @@ from shoal.server.domain.wire import new_task_bytes, new_task_tail
 from shoal.server.lifecycle.jobs import refuse_unless_open
 from shoal.server.lifecycle.kernel import ACTIVE, LIVE_TASK_STATES, NODE_LEAVING, SUCCESS
 from shoal.server.store.base import StoredRow
-from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+from shoal.v1 import common_pb2, job_pb2, task_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.kernel import Kernel
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("shoal.server")
 ts = to_timestamp
 T = task_pb2
-P = pool_pb2
-J = job_pb2
 
 
 def job_task_ids(job: job_pb2.Job) -> dict[str, tuple[str, str]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shoal.client import Client
 from tests.e2e.harness import ServerProcess
 
 
@@ -17,3 +18,13 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[Client]:
+    """A Python client of `server`."""
+    c = Client.connect(server.address, timeout=30)
+    try:
+        yield c
+    finally:
+        c.close()

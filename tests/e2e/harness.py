@@ -191,3 +191,9 @@ class ServerProcess:
             task_pb2.ReadTaskFileRequest(name=f"jobs/{job_id}/tasks/{task_id}", path=path), timeout=30
         )
         return b"".join(c.data for c in chunks)
+
+
+def sh(script: str) -> str:
+    """A command line running `script` under /bin/sh (which expands the environment); no single quotes in it."""
+    assert "'" not in script
+    return f"/bin/sh -c '{script}'"

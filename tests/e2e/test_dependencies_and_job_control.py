@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,24 +32,9 @@ from shoal.client import (
     TaskDependencies,
     TaskSpec,
 )
-from tests.e2e.harness import ServerProcess, wait_for
+from tests.e2e.harness import ServerProcess, sh, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[Client]:
-    c = Client.connect(server.address, timeout=30)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def sh(script: str) -> str:
-    """A command line running `script` under /bin/sh (which expands the environment); no single quotes in it."""
-    assert "'" not in script
-    return f"/bin/sh -c '{script}'"
 
 
 def on(*task_ids: str, ranges: Iterable[tuple[int, int]] = ()) -> TaskDependencies:

@@ -20,10 +20,16 @@ class Stubs:
         self.storage = storage_pb2_grpc.StorageServiceStub(channel)
 
 
+async def start_server(data_dir: Path) -> ShoalServer:
+    """A server on a loopback port keeping its data in `data_dir` (started again on it: a restart)."""
+    srv = ShoalServer(ServerConfig(data_dir=data_dir, listen="127.0.0.1:0", publish_address=False))
+    await srv.start()
+    return srv
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ShoalServer]:
-    srv = ShoalServer(ServerConfig(data_dir=tmp_path / "data", listen="127.0.0.1:0", publish_address=False))
-    await srv.start()
+    srv = await start_server(tmp_path / "data")
     try:
         yield srv
     finally:

@@ -9,9 +9,9 @@ import grpc
 import pytest
 
 from shoal.agent.v1 import agent_pb2
-from shoal.server.app import ServerConfig, ShoalServer
+from shoal.server.app import ShoalServer
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
-from tests.service.conftest import Stubs
+from tests.service.conftest import Stubs, start_server
 from tests.service.scripted_agent import ScriptedAgent
 from tests.service.test_validation import details
 
@@ -202,12 +202,7 @@ async def test_a_job_action_on_a_job_that_does_not_perform_them_is_refused(serve
 
 
 async def test_a_deleted_parent_blocks_visibly_and_after_a_restart(tmp_path: Path) -> None:
-    async def start() -> ShoalServer:
-        srv = ShoalServer(ServerConfig(data_dir=tmp_path / "data", listen="127.0.0.1:0", publish_address=False))
-        await srv.start()
-        return srv
-
-    server = await start()
+    server = await start_server(tmp_path / "data")
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             stubs = Stubs(channel)
@@ -222,7 +217,7 @@ async def test_a_deleted_parent_blocks_visibly_and_after_a_restart(tmp_path: Pat
             await agent.close()
     finally:
         await server.stop(stop_agents=True)
-    server = await start()
+    server = await start_server(tmp_path / "data")
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             stubs = Stubs(channel)

@@ -8,9 +8,9 @@ from pathlib import Path
 import grpc
 
 from shoal.agent.v1 import agent_pb2
-from shoal.server.app import ServerConfig, ShoalServer
+from shoal.server.app import ShoalServer
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
-from tests.service.conftest import Stubs
+from tests.service.conftest import Stubs, start_server
 from tests.service.scripted_agent import ScriptedAgent
 from tests.service.test_dependencies import add, started, task
 
@@ -146,12 +146,7 @@ async def test_releases_run_where_the_preparation_ran_and_the_job_waits_for_them
 
 
 async def test_a_release_owed_is_asked_again_after_a_restart(tmp_path: Path) -> None:
-    async def start() -> ShoalServer:
-        srv = ShoalServer(ServerConfig(data_dir=tmp_path / "data", listen="127.0.0.1:0", publish_address=False))
-        await srv.start()
-        return srv
-
-    server = await start()
+    server = await start_server(tmp_path / "data")
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             stubs = Stubs(channel)
@@ -170,7 +165,7 @@ async def test_a_release_owed_is_asked_again_after_a_restart(tmp_path: Path) -> 
             await agent.close()
     finally:
         await server.stop(stop_agents=True)
-    server = await start()
+    server = await start_server(tmp_path / "data")
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             stubs = Stubs(channel)
