@@ -69,6 +69,13 @@ def test_dependency_dag_quick() -> None:
     assert "No problem found" in out
 
 
+@pytest.mark.timeout(30)
+def test_dependency_store_quick() -> None:
+    out = run_quick("dependencies", 25, "store")
+    assert table_numbers(out, "RSS per stored task with dependencies")
+    assert table_numbers(out, "SIGKILL, new process -> first answer")
+
+
 @pytest.mark.timeout(40)
 def test_simulated_quick() -> None:
     out = run_quick("simulated", 35)
