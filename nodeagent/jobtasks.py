@@ -189,6 +189,7 @@ class JobTasks:
         node_identity: Callable[[], tuple[str, str]],
         running_file: RunningFile,
         source_env: dict[str, str],
+        retain: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self._config = config
         self._layout = layout
@@ -198,6 +199,9 @@ class JobTasks:
         self._identity = node_identity
         self._running_file = running_file
         self._source_env = source_env
+        #: Keeps a directory (job id, task id: its name) for that many seconds, then lets it go (the
+        #: retention journal of the task runner): a release task's directory, its `retention_seconds`.
+        self._retain = retain
         self.records = JobTaskRecords(layout.job_tasks_file)
         self._runs: dict[tuple[str, agent_pb2.JobTaskKind], _Run] = {}
         #: Jobs whose recorded preparation end this agent process reported (a failure recorded by an
@@ -378,6 +382,8 @@ class JobTasks:
             self.records.put(job_id, run.kind, event)
             if run.kind == PREPARATION:
                 self._reported.add(job_id)
+            elif self._retain is not None and run.spec.retention_seconds > 0:
+                self._retain(job_id, run.spec.id or DEFAULT_IDS[RELEASE], run.spec.retention_seconds)
             log.log(
                 logging.INFO if outcome.succeeded else logging.WARNING,
                 "%s task of job %s ended: exit %s %s",

@@ -151,6 +151,7 @@ class TaskRunner:
             node_identity=node_identity,
             running_file=running_file,
             source_env=self._source_env,
+            retain=self.retain,
         )
 
     # ---- queries -------------------------------------------------------------------------------
@@ -359,6 +360,13 @@ class TaskRunner:
             finally:
                 for w in waits:
                     w.cancel()
+
+    def retain(self, job_id: str, task_id: str, seconds: float) -> None:
+        """Keep the directory of `task_id` (a task, or a job's release task) for `seconds` from now."""
+        with contextlib.suppress(OverflowError):
+            when = self.retention.record(job_id, task_id, self._clock.now() + timedelta(seconds=seconds))
+            if when < self._sweep_at:
+                self._sweep_wake.set()  # sooner than the sweeper means to wake
 
     async def sweep(self) -> list[Path]:
         """Delete task directories whose retention passed (not those of tasks running again)."""

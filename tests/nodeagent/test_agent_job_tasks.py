@@ -247,6 +247,20 @@ async def test_release_runs_once_and_reports_again(plane_server, run_agent, make
     assert [r.task_id for r in reg.running] == ["busy"]
 
 
+async def test_a_release_directory_is_kept_for_its_retention_time(plane_server, run_agent, tmp_path: Path) -> None:
+    plane = plane_server.plane
+    agent, _ = await run_agent()
+    await plane.wait_for(lambda: plane.registers)
+    await plane.send(release(1, "true", retention_seconds=0.3))
+    (done,) = await wait_job_events(plane, RELEASE, COMPLETED)
+    assert done.result == SUCCESS
+    release_dir = tmp_path / "node" / "workitems" / "j1" / "job-1" / "jobrelease"
+    assert agent.runner.retention.deadline("j1", "jobrelease") is not None
+    # The sweeper wakes at the deadline and removes it; the record of the release stays.
+    await until(lambda: not release_dir.exists())
+    assert agent.runner.job_tasks.released_jobs() == ["j1"]
+
+
 async def test_release_is_killed_at_its_wall_clock(plane_server, run_agent, tmp_path: Path) -> None:
     plane = plane_server.plane
     agent, _ = await run_agent()
