@@ -334,6 +334,10 @@ def check_job(job: job_pb2.Job) -> Violations:
     out += check_metadata(job.metadata, "job.metadata")
     if job.HasField("job_manager_task"):
         out += check_job_manager_task(job.job_manager_task, "job.job_manager_task")
+        jm_id = (job.job_manager_task.id or "jobmanager").lower()
+        for name, default in (("job_preparation_task", "jobpreparation"), ("job_release_task", "jobrelease")):
+            if job.HasField(name) and (getattr(job, name).id or default).lower() == jm_id:
+                out.append(("job.job_manager_task.id", f"must differ from the {name.replace('_', ' ')}'s id"))
     if job.HasField("job_preparation_task"):
         out += check_preparation_task(job.job_preparation_task, "job.job_preparation_task")
     if job.HasField("job_release_task"):

@@ -139,19 +139,24 @@ def build_snapshot(
         # A full pool (a full pass looks at it to tell a waiting gang why it waits) offers its gangs
         # only: no ordinary task can be placed there, and `plan` need not go through them.
         gangs_only = free_by_pool.get(pk, 0) == 0
+        candidates = _merged(jobs)
+        managed = [j for j in jobs if j.jm_waiting()]
+        if managed:
+            # A job whose job manager task waits for a node offers that task alone, before the others.
+            rest = [j for j in jobs if not j.jm_waiting()]
+            jobs = managed + rest
+            candidates = itertools.chain(
+                ((i, j.jm_key or "") for i, j in enumerate(managed)),
+                ((k + len(managed), tk) for k, tk in _merged(rest)),
+            )
         # What `max_parallel_tasks` leaves each capped job (-1: no cap): it is offered no more.
         room = [_parallel_room(j) if j.capped() else -1 for j in jobs]
-        # A job whose job manager task waits for a node offers that task alone (it is first in its queue).
-        jm_first = [j.jm_waiting() for j in jobs]
         # Nodes where a job's preparation task failed for good: its tasks avoid them.
         avoid = [frozenset(j.prep_failed) if j.prep_failed else None for j in jobs]
-        for k, tk in _merged(jobs):
+        for k, tk in candidates:
             if left <= 0:
                 break
             j = jobs[k]
-            if jm_first[k] and tk != j.jm_key:
-                left -= 1
-                continue
             r = room[k]
             if r >= 0:
                 if r == 0:
@@ -239,7 +244,7 @@ def build_ahead_snapshot(
         for n in members:
             slots = n.task_slots
             free = slots * (1 + depth) - n.used_slots
-            if n.used_slots >= slots and free > 0 and _takes_work(n):
+            if n.used_slots >= slots and free > 0 and _takes_work(n) and n.key not in cp.exclusive_nodes:
                 nodes.append(NodeView(n.key, pool.key, True, slots, free))
                 room += free
         if not room:

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from shoal.agent.v1 import agent_pb2
 from shoal.server.domain import wire
 from shoal.server.domain.records import NO_INSTANCES, AgentSession, JobRec, NodeRec, TaskRec
+from shoal.server.lifecycle.jobmanager import runs_exclusive
 from shoal.server.lifecycle.jobprep import PREPARATION_FAILED
 from shoal.server.lifecycle.kernel import (
     ACTIVE,
@@ -21,7 +22,7 @@ from shoal.server.lifecycle.kernel import (
     SUCCESS,
 )
 from shoal.server.scheduling.retry import AttemptOutcome, failure_category, should_retry
-from shoal.v1 import common_pb2, task_pb2
+from shoal.v1 import common_pb2, job_pb2, task_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.kernel import Kernel
@@ -40,6 +41,10 @@ def note_attempt_length(job: JobRec, ran: float) -> None:
     """
     job.run_seconds = ran if not job.runs else max(ran, 0.8 * job.run_seconds + 0.2 * ran)
     job.runs += 1
+
+
+#: An active job (`job_pb2.JOB_STATE_ACTIVE`).
+JOB_ACTIVE: Final = job_pb2.JOB_STATE_ACTIVE
 
 
 class AttemptLifecycle:
@@ -69,6 +74,8 @@ class AttemptLifecycle:
         t.coordinated = NO_INSTANCES
         t.attempt = attempt
         tkey = (t.job_key, t.key)
+        if job.jm_key is not None and t.key == job.jm_key and runs_exclusive(job.proto.job_manager_task):
+            self.k.exclusive_nodes.add(master.key)  # (nothing is sent ahead to it meanwhile)
         for n in nodes:
             n.running[tkey] = slots
         if fresh and not multi:
@@ -223,7 +230,10 @@ class AttemptLifecycle:
                 self.mark_running(t, ev)
         # (Once per job, after its reports: a job that completes ends with its last task's report.)
         for job in touched.values():
-            self.k.job_life.check_done(job)
+            if not job.reacts or job.proto.state != JOB_ACTIVE:
+                # (An active job that reacts is checked by `completion.settle`, after its completions' job
+                # actions and job manager: they, not "all tasks complete", say why it ends.)
+                self.k.job_life.check_done(job)
 
     def mark_running(self, t: TaskRec, ev: agent_pb2.TaskEvent) -> None:
         if t.state == PREPARING:

@@ -91,13 +91,16 @@ class CompletionLifecycle:
                 decision = self.decision(t, perform)
                 if job.deps is not None:
                     k.dependency_life.completed(job, t, decision.dependency_action)
-                if perform:
+                if perform and t not in k.ended_by_shoal:
+                    # (A task Shoal ended, by a terminate, a disable, a deletion, takes no job action: the
+                    # user's request said what happens to the job.)
                     self._job_action(job, decision.job_action)
                 if t.key == job.jm_key:
                     k.jobmanager_life.completed(job, t)
                 touched[job.key] = job
             for job in touched.values():
                 k.job_life.check_done(job)
+        k.ended_by_shoal.clear()
 
     def _job_action(self, job: JobRec, action: int) -> None:
         """Disable or terminate `job`, as a task's exit options say (when it is still active)."""

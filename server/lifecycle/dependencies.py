@@ -22,6 +22,7 @@ from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import JobRec, TaskRec, reacts_to_completions
 from shoal.server.lifecycle.completion import DEPENDENCY_FAILED
 from shoal.server.scheduling.dependencies import (
+    BLOCKED,
     READY,
     DependencyIndex,
 )
@@ -61,6 +62,8 @@ class DependencyLifecycle:
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
+        #: Tasks added already blocked in a job that fails such dependents (see `fail_late`).
+        self._late_failures: list[tuple[JobRec, str]] = []
 
     def job_loaded(self, job: JobRec) -> None:
         """A job was created or read from the store: give it an index if it uses dependencies."""
@@ -117,7 +120,21 @@ class DependencyLifecycle:
         if not has_dependencies(spec):
             return True
         ids, ranges = depends_on_of(spec)
-        return deps.add_dependent(t.key, ids, ranges) == READY
+        status = deps.add_dependent(t.key, ids, ranges)
+        if status == BLOCKED and job.proto.on_dependency_failure == job_pb2.ON_DEPENDENCY_FAILURE_FAIL:
+            self._late_failures.append((job, t.key))  # (failed once it is counted: `fail_late`)
+        return status == READY
+
+    def fail_late(self) -> None:
+        """Fail the tasks just added (or reactivated) already blocked, in a job whose dependents of a task
+        that failed for good fail too (on_dependency_failure FAIL)."""
+        late, self._late_failures = self._late_failures, []
+        for job, d_key in late:
+            view = job.deps.state(d_key) if job.deps is not None else None
+            if view is not None and view.status == BLOCKED:
+                self._fail_if_asked(
+                    job, [d_key], view.task_id, "failed" if view.reason == "TaskFailed" else "was deleted"
+                )
 
     def completed(self, job: JobRec, t: TaskRec, dependency_action: int) -> None:
         """Task `t` completed with `dependency_action`: release the dependents it made ready, or block (or,
@@ -140,8 +157,12 @@ class DependencyLifecycle:
         spec = t.proto.spec
         if has_dependencies(spec) and t.key not in deps:
             ids, ranges = depends_on_of(spec)
-            if deps.add_dependent(t.key, ids, ranges) != READY:
+            status = deps.add_dependent(t.key, ids, ranges)
+            if status != READY:
                 job.dequeue(t.key)
+            if status == BLOCKED and job.proto.on_dependency_failure == job_pb2.ON_DEPENDENCY_FAILURE_FAIL:
+                self._late_failures.append((job, t.key))
+                self.fail_late()
 
     def deleted(self, job: JobRec, t: TaskRec) -> None:
         """Task `t` was deleted: the tasks that wait for it are blocked (visibly, and after a restart too),
@@ -209,6 +230,9 @@ class DependencyLifecycle:
         if t is not None and t.state == ACTIVE and d_key not in job.queue and d_key not in job.released:
             job.released[d_key] = None  # (offered before the rest of the queue: see `JobRec.released`)
             self.k.waiting_jobs[job.key] = job
+            # The pass over the nodes that reported places what fits there; the rest of the pool needs the
+            # full pass (those nodes send no report to trigger one).
+            self.k.kick_scheduler()
 
     def _fail_if_asked(self, job: JobRec, blocked: list[str], parent_id: str, what: str) -> None:
         """With on_dependency_failure FAIL, complete `blocked` (and, through their own completions, their

@@ -32,7 +32,7 @@ _JOB_MANAGER_MARK = T.Task(job_manager=True).SerializeToString()
 def job_manager_spec(jm: job_pb2.JobManagerTask, pool: PoolRec | None) -> task_pb2.TaskSpec:
     """The task spec of a job's job manager task. Running exclusively, it needs every slot of a node of
     the pool (all of one, when the pool is unknown)."""
-    exclusive = jm.run_exclusive if jm.HasField("run_exclusive") else True
+    exclusive = runs_exclusive(jm)
     slots = max(1, jm.required_slots)
     if exclusive and pool is not None:
         slots = max(slots, pool.proto.task_slots_per_node)
@@ -48,6 +48,11 @@ def job_manager_spec(jm: job_pb2.JobManagerTask, pool: PoolRec | None) -> task_p
     if jm.HasField("constraints"):
         spec.constraints.CopyFrom(jm.constraints)
     return spec
+
+
+def runs_exclusive(jm: job_pb2.JobManagerTask) -> bool:
+    """`run_exclusive`, true unless set false."""
+    return jm.run_exclusive if jm.HasField("run_exclusive") else True
 
 
 def kills_job(jm: job_pb2.JobManagerTask) -> bool:

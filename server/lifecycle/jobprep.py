@@ -42,6 +42,8 @@ RELEASE_WALL_CLOCK_SECONDS: Final = 15 * 60.0
 RELEASE_GRACE_SECONDS: Final = 60.0
 #: The failure code of an attempt an agent did not run: the job's preparation failed on its node.
 PREPARATION_FAILED: Final = "JobPreparationFailed"
+#: A job in one of these states has ended: a node that ran its preparation owes its release.
+ENDED: Final = frozenset({J.JOB_STATE_TERMINATING, J.JOB_STATE_COMPLETED, J.JOB_STATE_DELETING})
 
 
 def _seconds(d: object) -> float:
@@ -95,6 +97,8 @@ class JobPrepLifecycle:
         self.k = k
         #: Per job key, when (monotonic) the releases asked for are given up on.
         self._release_deadlines: dict[str, float] = {}
+        #: Per job key, the nodes whose release was asked for and has not reported its end.
+        self._owed: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ loading
 
@@ -106,6 +110,8 @@ class JobPrepLifecycle:
             status = J.PreparationAndReleaseTaskStatus.FromString(data)
             job.node_tasks[node_key] = status
             self._note_failure(job, node_key, status)
+            if status.job_release_task_execution_info.state == RUNNING:
+                self._owed.setdefault(job.key, set()).add(node_key)
         if self.releasing(job):
             # Asked again of each agent as it attaches (`attached`); given up on after a wall clock.
             self._release_deadlines[job.key] = self.k.clock.monotonic() + self._release_wait(job)
@@ -156,8 +162,12 @@ class JobPrepLifecycle:
         if ev.job_task == PREPARATION:
             if self._note_failure(job, node.key, status):
                 self.k.kick_scheduler()
+            if job.proto.state in ENDED and not status.job_release_task_execution_info.state:
+                # A preparation reported after the job ended (its report was still on its way): the node
+                # owes a release all the same.
+                self._ask_release(job, node)
         elif ev.kind == A.TASK_EVENT_KIND_COMPLETED:
-            self._release_ended(job)
+            self._release_ended(job, node.key)
 
     def preparation_failed(self, job: JobRec, node: NodeRec) -> None:
         """An attempt came back unrun from `node`: the job's preparation failed there for good."""
@@ -195,37 +205,44 @@ class JobPrepLifecycle:
                 continue
             if node is None:
                 self._give_up(info, now, "the node left its pool before the release task could run")
+                self._store(job, node_key)
             else:
-                info.state = RUNNING
-                info.start_time.CopyFrom(now)
-                self.k.send_after_commit(node, A.ServerMessage(run_job_release=A.RunJobRelease(release=spec)))
+                self._ask_release(job, node, spec)
                 asked = True
-            self._store(job, node_key)
-        if asked:
-            self._release_deadlines[job.key] = self.k.clock.monotonic() + self._release_wait(job)
         return asked
+
+    def _ask_release(self, job: JobRec, node: NodeRec, spec: agent_pb2.JobTaskSpec | None = None) -> None:
+        """Ask `node` to run the job's release task (once: the agent reports a release it ran again)."""
+        if not job.proto.HasField("job_release_task"):
+            return
+        info = job.node_tasks[node.key].job_release_task_execution_info
+        info.state = RUNNING
+        info.start_time.CopyFrom(to_timestamp(self.k.clock.now()))
+        release = spec if spec is not None else release_spec(job.proto)
+        self.k.send_after_commit(node, A.ServerMessage(run_job_release=A.RunJobRelease(release=release)))
+        self._store(job, node.key)
+        self._owed.setdefault(job.key, set()).add(node.key)
+        if job.proto.state != J.JOB_STATE_COMPLETED:
+            self._release_deadlines[job.key] = self.k.clock.monotonic() + self._release_wait(job)
 
     def attached(self, node: NodeRec) -> None:
         """An agent attached: ask it again for the releases it has not reported (it ran them once at most)."""
-        for job in self.k.jobs.values():
-            status = job.node_tasks.get(node.key)
-            if (
-                status is not None
-                and status.job_release_task_execution_info.state == RUNNING
-                and job.proto.state in (J.JOB_STATE_TERMINATING, J.JOB_STATE_DELETING)
-            ):
+        for job_key, owed in self._owed.items():
+            job = self.k.jobs.get(job_key)
+            if job is not None and node.key in owed:
                 spec = release_spec(job.proto)
                 self.k.send_after_commit(node, A.ServerMessage(run_job_release=A.RunJobRelease(release=spec)))
 
     def node_gone(self, node_key: str) -> None:
         """A node left its pool: the releases it still owed are given up on."""
         now = to_timestamp(self.k.clock.now())
-        for job in list(self.k.jobs.values()):
-            status = job.node_tasks.get(node_key)
-            if status is not None and status.job_release_task_execution_info.state == RUNNING:
+        for job_key in [k for k, owed in self._owed.items() if node_key in owed]:
+            job = self.k.jobs.get(job_key)
+            status = job.node_tasks.get(node_key) if job is not None else None
+            if job is not None and status is not None:
                 self._give_up(status.job_release_task_execution_info, now, "the node left its pool")
                 self._store(job, node_key)
-                self._release_ended(job)
+                self._release_ended(job, node_key)
 
     def check_deadlines(self) -> None:
         """Give up on the releases of jobs past their wall clock and grace (their node is silent)."""
@@ -249,12 +266,21 @@ class JobPrepLifecycle:
 
     def releasing(self, job: JobRec) -> bool:
         """Whether some release of the job has been asked for and has not reported its end."""
-        return any(s.job_release_task_execution_info.state == RUNNING for s in job.node_tasks.values())
+        return bool(self._owed.get(job.key))
 
-    def _release_ended(self, job: JobRec) -> None:
+    def _release_ended(self, job: JobRec, node_key: str | None = None) -> None:
         """A release reported its end (or was given up on): the job ends once none is left."""
-        if self.releasing(job):
-            return
+        owed = self._owed.get(job.key)
+        if owed is not None:
+            if node_key is None:
+                # (Given up on: every one still owed.)
+                owed = {k for k in owed if job.node_tasks[k].job_release_task_execution_info.state == RUNNING}
+                self._owed[job.key] = owed
+            else:
+                owed.discard(node_key)
+            if owed:
+                return
+            del self._owed[job.key]
         self._release_deadlines.pop(job.key, None)
         if job.proto.state == J.JOB_STATE_TERMINATING:
             self.k.job_life.set_state(job, J.JOB_STATE_COMPLETED)

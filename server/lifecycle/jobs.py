@@ -52,7 +52,14 @@ class JobLifecycle:
         k = idkey(spec.id)
         if k in self.k.jobs:
             raise AlreadyExists("JOB_EXISTS", f"job {spec.id!r} already exists")
-        self.k.pool(spec.pool_id)
+        pool = self.k.pool(spec.pool_id)
+        if spec.HasField("job_manager_task") and spec.job_manager_task.required_slots > pool.proto.task_slots_per_node:
+            raise FailedPrecondition(
+                "TASK_CANNOT_FIT",
+                f"the job manager task needs {spec.job_manager_task.required_slots} slots: no node of pool "
+                f"{spec.pool_id!r} has more than {pool.proto.task_slots_per_node}",
+                [("job.job_manager_task.required_slots", "more than a node of the pool has")],
+            )
         job = J.Job()
         job.CopyFrom(spec)
         now = ts(self.k.clock.now())

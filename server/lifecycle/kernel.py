@@ -189,6 +189,11 @@ class Kernel:
         self._dirty_tasks: dict[TaskRec, None] = {}
         #: The changed tasks as serialized for the store by the flush under way (published after it).
         self._serialized: dict[TaskRec, bytes] = {}
+        #: Nodes running a job manager task exclusively: nothing is sent ahead to them.
+        self.exclusive_nodes: set[str] = set()
+        #: Tasks Shoal itself ended (terminated, disabled, requeued nowhere): their completion takes no job
+        #: action (see `lifecycle.completion`); emptied by each settle.
+        self.ended_by_shoal: set[TaskRec] = set()
         #: Tasks completed since the consequences were last applied, of jobs that react to completions
         #: (`JobRec.reacts`): see `lifecycle.completion`.
         self.completions: list[TaskRec] = []

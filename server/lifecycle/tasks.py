@@ -13,6 +13,7 @@ from shoal.server.domain.errors import FailedPrecondition
 from shoal.server.domain.etags import check_etag
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import (
+    DEFAULT_JOB_MANAGER_ID,
     DEFAULT_PREPARATION_ID,
     DEFAULT_RELEASE_ID,
     NO_INSTANCES,
@@ -23,6 +24,7 @@ from shoal.server.domain.records import (
     task_shape,
 )
 from shoal.server.domain.wire import new_task_bytes, new_task_tail
+from shoal.server.lifecycle.jobmanager import runs_exclusive
 from shoal.server.lifecycle.jobs import refuse_unless_open
 from shoal.server.lifecycle.kernel import ACTIVE, LIVE_TASK_STATES, NODE_LEAVING, SUCCESS
 from shoal.server.store.base import StoredRow
@@ -40,6 +42,10 @@ def job_task_ids(job: job_pb2.Job) -> dict[str, tuple[str, str]]:
     """The ids a job's preparation and release tasks take (no task of the job may have them), with the
     reason a task that has one is refused and what the id is."""
     out: dict[str, tuple[str, str]] = {}
+    if job.HasField("job_manager_task"):
+        # (Added with the job; the id stays the job manager's even once it is deleted.)
+        key = idkey(job.job_manager_task.id or DEFAULT_JOB_MANAGER_ID)
+        out[key] = ("TASK_ID_SAME_AS_JOB_MANAGER_TASK", "job manager task")
     if job.HasField("job_preparation_task"):
         key = idkey(job.job_preparation_task.id or DEFAULT_PREPARATION_ID)
         out[key] = ("TASK_ID_SAME_AS_JOB_PREPARATION_TASK", "job preparation task")
@@ -101,6 +107,8 @@ class TaskLifecycle:
             self.k.mark_task(t)
             results.append(T.AddTaskResult(task_id=spec.id, status=T.ADD_TASK_STATUS_SUCCESS))
         self.k.mark_meta("task_seq")
+        if deps is not None:
+            self.k.dependency_life.fail_late()
         if job.has_queued():
             self.k.waiting_jobs[job.key] = job
         if self.k.place_hook is not None:
@@ -175,6 +183,9 @@ class TaskLifecycle:
         t.node_key = None
         t.coordinated = NO_INSTANCES
         tkey = (t.job_key, t.key)
+        exclusive = self.k.exclusive_nodes
+        if exclusive:
+            exclusive.difference_update(used)
         for nk in used:
             n = self.k.nodes.get(nk)
             if n is None:
@@ -195,6 +206,9 @@ class TaskLifecycle:
         info.last_requeue_time.CopyFrom(ts(self.k.clock.now()))
         self.k.stats.requeues += 1
         self.k.set_task_state(t, T.TASK_STATE_ACTIVE)
+        job = self.k.jobs[t.job_key]
+        if job.proto.state == job_pb2.JOB_STATE_DISABLING:
+            self.k.job_life.check_done(job)  # (its last running task gone: DISABLED)
         log.info("requeued %s/%s (attempt %d): %s", t.job_key, t.key, t.attempt, reason)
 
     def requeue_running(self, t: TaskRec, reason: str) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
@@ -212,6 +226,8 @@ class TaskLifecycle:
         terminated (its processes were killed, they did not exit by themselves); one ended while waiting
         for a node has no exit code (nothing of it ran since it was last queued).
         """
+        if self.k.jobs[t.job_key].reacts:
+            self.k.ended_by_shoal.add(t)  # (its completion takes no job action: see `completion`)
         self.complete_failed(t, "TaskEnded", message, common_pb2.ERROR_CATEGORY_SERVER_ERROR)
 
     def complete_failed(self, t: TaskRec, code: str, message: str, category: int) -> None:
@@ -378,6 +394,8 @@ class TaskLifecycle:
                     self.requeue(trec, "node no longer exists")
                     continue
                 trec.node_key = gang[0]
+                if job_rec.jm_key == tk and runs_exclusive(job_rec.proto.job_manager_task):
+                    self.k.exclusive_nodes.add(gang[0])
                 trec.gang = gang if task.subtasks else ()
                 trec.coordinated = frozenset(
                     s.id for s in task.subtasks if s.state == T.SUBTASK_STATE_RUNNING and s.HasField("exit_code")

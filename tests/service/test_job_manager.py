@@ -54,3 +54,16 @@ async def test_it_goes_before_tasks_added_with_the_job_and_first_again_when_requ
     assert nxt.attempt.task_id == "a"
     # Not killing the job: it goes on.
     assert (await job(stubs)).state == J.JOB_STATE_ACTIVE
+
+
+async def test_its_end_says_why_the_job_ended_even_when_it_was_the_last_task(server, stubs) -> None:
+    jm = J.JobManagerTask(command_line="true")
+    agent = await setup(
+        server, stubs, slots=1, job_manager_task=jm, on_all_tasks_complete=J.ON_ALL_TASKS_COMPLETE_TERMINATE_JOB
+    )
+    (a,) = await started(agent)
+    await agent.event(a.attempt, A.TASK_EVENT_KIND_COMPLETED)
+    async with asyncio.timeout(10):
+        while (j := await job(stubs)).state != J.JOB_STATE_COMPLETED:
+            await asyncio.sleep(0.01)
+    assert j.execution_info.terminate_reason == "JMComplete"
