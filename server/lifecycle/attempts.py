@@ -183,6 +183,11 @@ class AttemptLifecycle:
             # suffices; the full pass (O(nodes)) runs when it could not settle things.
             placed = self.k.place_hook(nodes) if self.k.place_hook is not None else -1
         full_pass = placed < 0
+        released = self.k.jobs_released
+        if released:
+            # Dependents released by these reports that the pass over their nodes left: the other nodes.
+            full_pass = full_pass or any(j.released for j in released.values())
+            released.clear()
         if not full_pass:
             roomy = {n.pool_key for n in nodes if n.task_slots > n.used_slots}
             full_pass = bool(roomy) and any(j.has_queued() for j in self.k.waiting_jobs.values() if j.pool_key in roomy)

@@ -230,9 +230,9 @@ class DependencyLifecycle:
         if t is not None and t.state == ACTIVE and d_key not in job.queue and d_key not in job.released:
             job.released[d_key] = None  # (offered before the rest of the queue: see `JobRec.released`)
             self.k.waiting_jobs[job.key] = job
-            # The pass over the nodes that reported places what fits there; the rest of the pool needs the
-            # full pass (those nodes send no report to trigger one).
-            self.k.kick_scheduler()
+            # The pass over the nodes that reported places what fits there; what it leaves needs the full
+            # pass (the other nodes send no report to trigger one): see `AttemptLifecycle.task_events_many`.
+            self.k.jobs_released[job.key] = job
 
     def _fail_if_asked(self, job: JobRec, blocked: list[str], parent_id: str, what: str) -> None:
         """With on_dependency_failure FAIL, complete `blocked` (and, through their own completions, their

@@ -189,6 +189,8 @@ class Kernel:
         self._dirty_tasks: dict[TaskRec, None] = {}
         #: The changed tasks as serialized for the store by the flush under way (published after it).
         self._serialized: dict[TaskRec, bytes] = {}
+        #: Jobs with dependents released since the last placement pass over the nodes that reported.
+        self.jobs_released: dict[str, JobRec] = {}
         #: Nodes running a job manager task exclusively: nothing is sent ahead to them.
         self.exclusive_nodes: set[str] = set()
         #: Tasks Shoal itself ended (terminated, disabled, requeued nowhere): their completion takes no job
