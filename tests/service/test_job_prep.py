@@ -159,6 +159,12 @@ async def test_a_release_owed_is_asked_again_after_a_restart(tmp_path: Path) -> 
             (a,) = await started(agent)
             await agent.event(prep_ref(), A.TASK_EVENT_KIND_COMPLETED, exit_code=0, job_task=PREP)
             await agent.event(a.attempt, A.TASK_EVENT_KIND_COMPLETED)
+
+            async def a_completed() -> bool:
+                t = await stubs.tasks.GetTask(T.GetTaskRequest(name="jobs/j/tasks/a"))
+                return t.state == T.TASK_STATE_COMPLETED
+
+            await until(a_completed)  # (else the terminate kills it first)
             await stubs.jobs.TerminateJob(J.TerminateJobRequest(name="jobs/j"))
             await agent.expect("run_job_release")
             node_id = agent.node_id
