@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from ._accounts import Account, AccountKeys, AccountQuotas, AccountsAPI
 from ._client import (
     DEFAULT_ADDRESS,
     Client,
@@ -33,6 +34,7 @@ from .errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
     ShoalError,
     TaskFilesCleanedUp,
     Unauthenticated,
@@ -91,6 +93,10 @@ from .workflow_types import (
 __all__ = [
     "DEFAULT_ADDRESS",
     "Aborted",
+    "Account",
+    "AccountKeys",
+    "AccountQuotas",
+    "AccountsAPI",
     "AddTaskResult",
     "AllocationState",
     "AlreadyExists",
@@ -133,6 +139,7 @@ __all__ = [
     "PreparationAndReleaseTaskStatus",
     "PreparationTaskExecutionInfo",
     "PreparationTaskState",
+    "QuotaExceeded",
     "RecentTask",
     "ResourceFileSpec",
     "ShoalError",

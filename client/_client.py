@@ -5,23 +5,23 @@ from __future__ import annotations
 import builtins
 import collections
 import concurrent.futures
-import json
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import grpc
 
 from shoal.v1 import pool_pb2, storage_pb2
 
+from ._accounts import AccountsAPI
 from ._jobs import JobsAPI
 from ._rpc import PAGE_SIZE, Rpc, wait_or_cancel
 from ._tasks import TasksAPI, TaskWatch
 from .common_types import _metadata_to_proto
+from .credentials import DEFAULT_ADDRESS, Credentials, resolve, shoal_home
 from .errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -54,60 +54,17 @@ __all__ = [
     "shoal_home",
 ]
 
-DEFAULT_ADDRESS = "127.0.0.1:7420"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _UPLOAD_CHUNK = 1024 * 1024
-
-
-def shoal_home() -> Path:
-    """``$SHOAL_HOME``, or ``~/.shoal``."""
-    home = os.environ.get("SHOAL_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".shoal"
-
-
-def _server_json() -> dict[str, Any]:
-    path = shoal_home() / "server.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def resolve_address(address: str | None = None) -> str:
     """Where the server is.
 
-    ``address``, else ``$SHOAL_ADDRESS``, else ``$SHOAL_HOME/server.json``, else the default.
+    ``address``, else ``$SHOAL_ADDRESS``, else ``$SHOAL_HOME/credentials.json`` (or ``server.json``), else
+    the default.
     """
-    if address:
-        return address
-    env = os.environ.get("SHOAL_ADDRESS")
-    if env:
-        return env
-    from_file = _server_json().get("address")
-    if isinstance(from_file, str) and from_file:
-        return from_file
-    return DEFAULT_ADDRESS
-
-
-def _resolve_key(key: str | None) -> str | None:
-    if key:
-        return key
-    env = os.environ.get("SHOAL_KEY")
-    if env:
-        return env
-    data = _server_json()
-    for field_name in ("key", "account_key"):
-        value = data.get(field_name)
-        if isinstance(value, str) and value:
-            return value
-    key_file = data.get("key_file")
-    if isinstance(key_file, str) and key_file:
-        try:
-            return Path(key_file).read_text().strip() or None
-        except OSError:
-            return None
-    return None
+    return resolve(address).address
 
 
 class PoolsAPI:
@@ -508,42 +465,47 @@ class Client:
         *,
         address: str = "",
         key: str | None = None,
+        account: str | None = None,
         timeout: float | None = 60.0,
     ):
         """Wrap an existing channel; most callers want :meth:`connect`."""
-        metadata: list[tuple[str, str]] = []
-        if key:
-            metadata.append(("authorization", f"Bearer {key}"))
+        metadata = Credentials(address, account, key).metadata()
         self._channel = channel
         self.address = address
+        self.account = account
         self._rpc = Rpc(channel, metadata=metadata, timeout=timeout)
         self.pools = PoolsAPI(self._rpc)
         self.jobs = JobsAPI(self._rpc)
         self.tasks = TasksAPI(self._rpc)
         self.storage = StorageAPI(self._rpc)
+        self.accounts = AccountsAPI(self._rpc)
 
     @classmethod
     def connect(
         cls,
         address: str | None = None,
         *,
+        account: str | None = None,
         key: str | None = None,
+        admin: bool = False,
         timeout: float | None = 60.0,
     ) -> Client:
-        """Connect to the server at ``address``.
+        """Connect to the server at ``address`` as ``account`` with ``key``.
 
-        Without an address: ``$SHOAL_ADDRESS``, else the ``address`` field of
-        ``$SHOAL_HOME/server.json`` (written by the server on start), else
-        ``127.0.0.1:7420``. ``timeout`` bounds each unary call, in seconds.
+        Without them: ``$SHOAL_ADDRESS``, ``$SHOAL_ACCOUNT_NAME`` and ``$SHOAL_ACCOUNT_KEY`` (a task's
+        ``$SHOAL_AUTHENTICATION_TOKEN``), else ``$SHOAL_HOME/credentials.json`` (written by ``shoal up``
+        and ``shoal server``, mode 0600), else ``127.0.0.1:7420`` without credentials. With ``admin``,
+        the administrator's key (``client.accounts``). ``timeout`` bounds each unary call, in seconds.
         The connection is made lazily on the first call.
         """
-        resolved = resolve_address(address)
+        creds = resolve(address, account=account, key=key, admin=admin)
+        resolved = creds.address
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ]
         channel = grpc.insecure_channel(resolved, options=options)
-        return cls(channel, address=resolved, key=_resolve_key(key), timeout=timeout)
+        return cls(channel, address=resolved, key=creds.key, account=creds.account, timeout=timeout)
 
     def wait_ready(self, *, timeout: float = 30.0) -> None:
         """Block until the server answers, or raise :class:`Unavailable` after ``timeout`` seconds."""

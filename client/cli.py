@@ -43,13 +43,26 @@ __all__ = ["cli", "main"]
     envvar="SHOAL_ADDRESS",
     default=None,
     metavar="HOST:PORT",
-    help="Server address (default: $SHOAL_ADDRESS, $SHOAL_HOME/server.json, 127.0.0.1:7420).",
+    help="Server address (default: $SHOAL_ADDRESS, $SHOAL_HOME/credentials.json, 127.0.0.1:7420).",
+)
+@click.option(
+    "--account",
+    default=None,
+    metavar="NAME",
+    help="Act as this account (default: $SHOAL_ACCOUNT_NAME, $SHOAL_HOME/credentials.json, 'default').",
+)
+@click.option(
+    "--key",
+    default=None,
+    metavar="KEY",
+    help="The account's key (default: $SHOAL_ACCOUNT_KEY, a task's $SHOAL_AUTHENTICATION_TOKEN, "
+    "$SHOAL_HOME/credentials.json). For `shoal account`: the administrator's key ($SHOAL_ADMIN_KEY).",
 )
 @click.version_option(package_name="shoal", prog_name="shoal")
 @click.pass_context
-def cli(ctx: click.Context, address: str | None) -> None:
+def cli(ctx: click.Context, address: str | None, account: str | None, key: str | None) -> None:
     """Shoal: a self-hosted batch and HPC cluster manager."""
-    ctx.obj = _State(address)
+    ctx.obj = _State(address, account, key)
 
 
 # Each resource's commands live in a file of their own.
@@ -388,6 +401,13 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="Allow listening beyond loopback without authentication.",
 )
 @click.option(
+    "--insecure-no-authentication",
+    "no_authentication",
+    is_flag=True,
+    help="DANGEROUS: serve without account keys; every caller acts as the default account and may "
+    "administer accounts. Loopback only, unless --allow-non-loopback-without-authentication.",
+)
+@click.option(
     "--dispatch-ahead",
     type=click.IntRange(min=0),
     default=16,  # shoal.server.controlplane.DEFAULT_DISPATCH_AHEAD (not imported: the CLI starts light)
@@ -395,13 +415,23 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="The most assignments per slot a busy node may hold for jobs of short tasks, about 0.1 s of "
     "their work (0: none).",
 )
-def server_cmd(data_dir: Path, listen: str, allow_non_loopback: bool, dispatch_ahead: int) -> None:
-    """Run the control plane in the foreground."""
+def server_cmd(
+    data_dir: Path, listen: str, allow_non_loopback: bool, no_authentication: bool, dispatch_ahead: int
+) -> None:
+    """Run the control plane in the foreground.
+
+    It writes DATA_DIR/credentials.json (mode 0600; and ~/.shoal/credentials.json): the address, the
+    default account's key and the administrator's key, where the CLI and shoal.Client.connect() find them.
+    """
     from shoal.server.app import main_server
 
     raise click.exceptions.Exit(
         main_server(
-            data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback, dispatch_ahead=dispatch_ahead
+            data_dir=data_dir,
+            listen=listen,
+            allow_non_loopback=allow_non_loopback,
+            authentication=not no_authentication,
+            dispatch_ahead=dispatch_ahead,
         )
     )
 
@@ -413,8 +443,20 @@ def server_cmd(data_dir: Path, listen: str, allow_non_loopback: bool, dispatch_a
 @click.option("--slots", type=int, default=1, show_default=True, help="Task slots per node.")
 @click.option("--pool-id", default="local", show_default=True)
 @click.option("--allow-non-loopback-without-authentication", "allow_non_loopback", is_flag=True)
-def up_cmd(data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, allow_non_loopback: bool) -> None:
-    """Run a server and a local pool in the foreground."""
+@click.option(
+    "--insecure-no-authentication",
+    "no_authentication",
+    is_flag=True,
+    help="DANGEROUS: serve without account keys (see `shoal server --help`).",
+)
+def up_cmd(
+    data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, allow_non_loopback: bool, no_authentication: bool
+) -> None:
+    """Run a server and a local pool in the foreground.
+
+    The default account's key and the administrator's are written to ~/.shoal/credentials.json (mode
+    0600), where the CLI and shoal.Client.connect() find them.
+    """
     from shoal.server.app import main_up
 
     raise click.exceptions.Exit(
@@ -425,6 +467,7 @@ def up_cmd(data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, al
             slots=slots,
             pool_id=pool_id,
             allow_non_loopback=allow_non_loopback,
+            authentication=not no_authentication,
         )
     )
 

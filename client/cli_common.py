@@ -74,23 +74,41 @@ def _fail(message: str) -> NoReturn:
 
 
 class _State:
-    def __init__(self, address: str | None):
+    def __init__(self, address: str | None, account: str | None = None, key: str | None = None):
         self.address = address
+        self.account = account
+        self.key = key
         self._client: Client | None = None
+        self._admin: Client | None = None
 
     @property
     def client(self) -> Client:
         if self._client is None:
             from ._client import Client
 
-            self._client = Client.connect(self.address)
+            self._client = Client.connect(self.address, account=self.account, key=self.key)
         return self._client
+
+    @property
+    def admin_client(self) -> Client:
+        """A client with the administrator's credential (for `shoal account`)."""
+        if self._admin is None:
+            from ._client import Client
+
+            self._admin = Client.connect(self.address, key=self.key, admin=True)
+        return self._admin
 
 
 def _client(ctx: click.Context) -> Client:
     state = ctx.find_object(_State)
     assert state is not None
     return state.client
+
+
+def _admin_client(ctx: click.Context) -> Client:
+    state = ctx.find_object(_State)
+    assert state is not None
+    return state.admin_client
 
 
 def _console() -> Console:

@@ -25,6 +25,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "PermissionDenied",
+    "QuotaExceeded",
     "ShoalError",
     "TaskFilesCleanedUp",
     "Unauthenticated",
@@ -140,6 +141,12 @@ class Unauthenticated(ShoalError):
     default_code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class QuotaExceeded(ShoalError):
+    """The account would go past one of its quotas (``RESOURCE_EXHAUSTED``; the reason says which)."""
+
+    default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 _BY_CODE: dict[grpc.StatusCode, type[ShoalError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
@@ -151,6 +158,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ShoalError]] = {
     grpc.StatusCode.CANCELLED: Cancelled,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: QuotaExceeded,
 }
 
 

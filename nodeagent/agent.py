@@ -194,7 +194,7 @@ class Agent:
             self.config.server,
         )
         self._channel = grpc.aio.insecure_channel(self.config.server, options=CHANNEL_OPTIONS)
-        self._storage = StorageClient(self._channel)
+        self._storage = StorageClient(self._channel, access=self.layout.access)
         self._spawn(self.runner.run_sweeper(self.config.sweep_interval_seconds))
         try:
             await self._session_loop()
@@ -386,6 +386,9 @@ class Agent:
             write_node_id(self.layout.node_id_file, self.node_id)
         if w.pool_id:
             self.pool_id = w.pool_id
+        # Tasks started from now on (and the agent's storage calls) act for the pool's account.
+        self.layout.access.account = w.account
+        self.layout.access.credential = w.credential
         self.heartbeat_interval = w.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL
         self.runner.set_slots(w.task_slots)
         running = self._start_task is not None and not self._start_task.done()

@@ -39,6 +39,10 @@ def basic_env(source: Mapping[str, str]) -> dict[str, str]:
 
 #: Shoal's own variables that Batch has no name for.
 NO_BATCH_NAME = frozenset({"SHOAL_ADDRESS"})
+#: Shoal's names for what Batch calls AZ_BATCH_ACCOUNT_NAME and AZ_BATCH_AUTHENTICATION_TOKEN: the task's
+#: account, and a credential that acts for it (only while the node is in its pool).
+ACCOUNT_ENV = "SHOAL_ACCOUNT_NAME"
+TOKEN_ENV = "SHOAL_AUTHENTICATION_TOKEN"
 
 
 def with_batch_names(shoal_vars: Mapping[str, str]) -> dict[str, str]:
@@ -52,15 +56,23 @@ def with_batch_names(shoal_vars: Mapping[str, str]) -> dict[str, str]:
 
 def node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> dict[str, str]:
     """Variables every task on the node gets (start task included)."""
-    return dict(_node_vars(layout, node_id, pool_id))
+    access = layout.access
+    return dict(_node_vars(layout, node_id, pool_id, access.account, access.credential))
 
 
 @functools.lru_cache(maxsize=8)
-def _node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> tuple[tuple[str, str], ...]:
+def _node_vars(
+    layout: NodeLayout, node_id: str, pool_id: str, account: str, credential: str
+) -> tuple[tuple[str, str], ...]:
     # The same for every task of the node: made once, not per task.
     address = (("SHOAL_ADDRESS", layout.server_address),) if layout.server_address else ()
+    access: tuple[tuple[str, str], ...] = ()
+    if credential:
+        # (`with_batch_names` adds AZ_BATCH_ACCOUNT_NAME and AZ_BATCH_AUTHENTICATION_TOKEN.)
+        access = ((ACCOUNT_ENV, account), (TOKEN_ENV, credential))
     return (
         *address,
+        *access,
         (NODE_ROOT_ENV, str(layout.root)),
         ("SHOAL_NODE_SHARED_DIR", str(layout.shared)),
         ("SHOAL_NODE_STARTUP_DIR", str(layout.startup)),

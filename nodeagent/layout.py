@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -21,6 +21,24 @@ def _component(value: str, what: str) -> str:
     return norm
 
 
+@dataclass
+class NodeAccess:
+    """How the node's tasks (and the agent's own storage calls) reach the control plane as its account.
+
+    Filled in from the server's Welcome: the account of the node's pool, and a credential that acts for
+    that account only while this node is in its pool (see `shoal.server.accounts.registry`).
+    """
+
+    account: str = ""
+    credential: str = field(default="", repr=False)
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The gRPC metadata that authenticates a call (none before the first Welcome)."""
+        if not self.credential:
+            return ()
+        return (("shoal-account", self.account), ("authorization", f"Bearer {self.credential}"))
+
+
 @dataclass(frozen=True)
 class NodeLayout:
     """Paths under one node root directory (and the server's address, which every task is told)."""
@@ -29,6 +47,8 @@ class NodeLayout:
     #: The control plane's address as this agent reaches it: `SHOAL_ADDRESS` for tasks, so that
     #: `shoal.Client.connect()` and the `shoal` CLI reach the server from inside any task.
     server_address: str = ""
+    #: The node's account and credential (changes at Welcome: not part of the layout's identity).
+    access: NodeAccess = field(default_factory=NodeAccess, compare=False, hash=False)
 
     @property
     def shared(self) -> Path:

@@ -9,6 +9,7 @@ from typing import BinaryIO
 
 import grpc
 
+from shoal.nodeagent.layout import NodeAccess
 from shoal.v1 import storage_pb2, storage_pb2_grpc
 
 UPLOAD_CHUNK = 1024 * 1024
@@ -18,9 +19,17 @@ LIST_PAGE_SIZE = 1000
 class StorageClient:
     """Thin async wrapper over StorageService on an existing channel."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        timeout: float = 300.0,
+        access: NodeAccess | None = None,
+    ) -> None:
         self._stub = storage_pb2_grpc.StorageServiceStub(channel)
         self._timeout = timeout
+        #: The node's credential, as the server gave it in Welcome (the agent acts for its pool's account).
+        self._access = access or NodeAccess()
 
     async def list_blobs(self, container: str, prefix: str) -> list[storage_pb2.Blob]:
         """Every blob in `container` whose name starts with `prefix` (all pages)."""
@@ -32,6 +41,7 @@ class StorageClient:
                     container=container, prefix=prefix, page_size=LIST_PAGE_SIZE, page_token=token
                 ),
                 timeout=self._timeout,
+                metadata=self._access.metadata(),
             )
             blobs.extend(resp.blobs)
             token = resp.next_page_token
@@ -41,7 +51,9 @@ class StorageClient:
     async def download_blob(self, container: str, blob_name: str, dest: Path | BinaryIO) -> int:
         """Write one blob to `dest` (a path, or a file open for writing that the caller closes); returns its size."""
         call = self._stub.DownloadBlob(
-            storage_pb2.DownloadBlobRequest(container=container, blob_name=blob_name), timeout=self._timeout
+            storage_pb2.DownloadBlobRequest(container=container, blob_name=blob_name),
+            timeout=self._timeout,
+            metadata=self._access.metadata(),
         )
         size = 0
         f = await asyncio.to_thread(open, dest, "wb") if isinstance(dest, Path) else dest
@@ -81,5 +93,7 @@ class StorageClient:
                 if f is not source:
                     await asyncio.to_thread(f.close)
 
-        result: storage_pb2.Blob = await self._stub.UploadBlob(requests(), timeout=self._timeout)
+        result: storage_pb2.Blob = await self._stub.UploadBlob(
+            requests(), timeout=self._timeout, metadata=self._access.metadata()
+        )
         return result

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shoal.server.app import NON_LOOPBACK_FLAG, main_server
+from shoal.server.app import NO_AUTHENTICATION_FLAG, NON_LOOPBACK_FLAG, main_server
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD
 
 
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, required=True)
     ap.add_argument("--listen", default="127.0.0.1:7420")
     ap.add_argument(NON_LOOPBACK_FLAG, dest="allow_non_loopback", action="store_true")
+    ap.add_argument(NO_AUTHENTICATION_FLAG, dest="no_authentication", action="store_true")
     ap.add_argument("--heartbeat-interval", type=float, default=1.0)
     ap.add_argument("--heartbeat-timeout", type=float, default=10.0)
     ap.add_argument("--agent-orphan-timeout", type=float, default=60.0)
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=a.data_dir,
         listen=a.listen,
         allow_non_loopback=a.allow_non_loopback,
+        authentication=not a.no_authentication,
         heartbeat_interval=a.heartbeat_interval,
         heartbeat_timeout=a.heartbeat_timeout,
         agent_orphan_timeout=a.agent_orphan_timeout,

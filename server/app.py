@@ -18,10 +18,15 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from shoal import native
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.certs.secret import ServerSecret
 from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
+from shoal.server.accounts.model import DEFAULT_ACCOUNT, Quotas
+from shoal.server.accounts.registry import AccountRegistry
 from shoal.server.api import agents
+from shoal.server.api.accounts import AccountServicer
 from shoal.server.api.agents import AgentServicer
+from shoal.server.api.auth import AuthenticatingRegistrar, Authenticator
 from shoal.server.api.jobs import JobServicer
 from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.pools import PoolServicer
@@ -31,10 +36,11 @@ from shoal.server.controllers.scheduler import run_scheduler
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
 from shoal.server.gcpolicy import LongLivedGc
 from shoal.server.providers.local import LocalProvider
-from shoal.server.storage.blobstore import BlobStore
-from shoal.server.storage.service import StorageServicer
+from shoal.server.storage.service import AccountStores, StorageServicer
 from shoal.server.store.sqlite import SqliteStore
 from shoal.v1 import (
+    account_pb2,
+    account_pb2_grpc,
     job_pb2,
     job_pb2_grpc,
     pool_pb2,
@@ -47,9 +53,28 @@ from shoal.v1 import (
 
 log = logging.getLogger("shoal.server")
 
+AGENT_SERVICE_PREFIX = "/shoal.agent.v1.AgentService/"
+
 # Large enough for 100,000 tasks in one AddTasks; larger requests get RESOURCE_EXHAUSTED.
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 NON_LOOPBACK_FLAG = "--allow-non-loopback-without-authentication"
+#: The one way to turn authentication off: every caller then acts as the default account, and may
+#: administer accounts too.
+NO_AUTHENTICATION_FLAG = "--insecure-no-authentication"
+#: The credentials file a server writes for the CLI and `shoal.Client.connect()` (mode 0600).
+CREDENTIALS_FILE = "credentials.json"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (mode 0600 from the start; replaced atomically)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 class NotLoopbackError(ValueError):
@@ -89,6 +114,9 @@ class ServerConfig:
     publish_address: bool = True
     #: Assignments per slot a busy node may hold for jobs of short tasks (0: none).
     dispatch_ahead: int = DEFAULT_DISPATCH_AHEAD
+    #: Every call needs an account key (or the administrator's, or a task's credential). Off only
+    #: behind `NO_AUTHENTICATION_FLAG`, and then on loopback only unless `allow_non_loopback`.
+    authentication: bool = True
 
 
 class ShoalServer:
@@ -96,9 +124,13 @@ class ShoalServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # (Keys travel in the clear until the API is served over TLS: loopback only until then.)
         check_loopback(config.listen, config.allow_non_loopback)
         self.data_dir = config.data_dir.resolve()
         self.store = SqliteStore(self.data_dir / "shoal.db")
+        self.accounts: AccountRegistry | None = None
+        self.admin_key = ""
+        self.blob_stores = AccountStores(self.data_dir / "storage", self.data_dir / "storage-accounts")
         self.cp = ControlPlane(
             self.store,
             config.clock,
@@ -113,7 +145,15 @@ class ShoalServer:
 
     async def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = ServerSecret.load_or_create(self.data_dir / "certs" / "secret")
         await self.cp.load()
+        accounts = self.accounts = AccountRegistry(self.store, secret, self.config.clock)
+        accounts.load(self.cp.account_rows)
+        self.cp.account_rows = []
+        self.admin_key = await accounts.ensure_admin_key()
+        await accounts.ensure(DEFAULT_ACCOUNT)
+        if self.config.authentication:
+            self.cp.node_credential = accounts.task_credential
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -121,12 +161,23 @@ class ShoalServer:
         server = grpc.aio.server(options=options)
         # Every service is added through the guard: bytes that are not a request message are refused
         # (INVALID_ARGUMENT MALFORMED_REQUEST) before a servicer runs, with a log line at most a minute.
-        services = guarded(server, agents.SELF_CHECKED)
-        pool_pb2_grpc.add_PoolServiceServicer_to_server(PoolServicer(self.cp, self.channels), services)
-        job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp), services)
+        # And each call is admitted before its servicer runs (see `shoal.server.api.auth`): agents
+        # authenticate on their own stream (Register), so AgentService is open here.
+        authenticator = Authenticator(accounts if self.config.authentication else None, self.cp)
+        services = AuthenticatingRegistrar(
+            guarded(server, agents.SELF_CHECKED), authenticator, open_prefixes=(AGENT_SERVICE_PREFIX,)
+        )
+
+        def quotas(account: str) -> Quotas:
+            rec = accounts.accounts.get(account)
+            return rec.quotas if rec is not None else Quotas()
+
+        pool_pb2_grpc.add_PoolServiceServicer_to_server(PoolServicer(self.cp, self.channels, quotas), services)
+        job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp, quotas), services)
         task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.cp, self.channels), services)
-        storage_pb2_grpc.add_StorageServiceServicer_to_server(
-            StorageServicer(BlobStore(self.data_dir / "storage")), services
+        storage_pb2_grpc.add_StorageServiceServicer_to_server(StorageServicer(self.blob_stores), services)
+        account_pb2_grpc.add_AccountServiceServicer_to_server(
+            AccountServicer(accounts, self.cp, self.blob_stores.holds_containers), services
         )
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.cp), services)
         health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -136,6 +187,7 @@ class ShoalServer:
             job_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
             task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
             storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name,
+            account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
             agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
@@ -174,14 +226,28 @@ class ShoalServer:
         log.info("%s", native.status().describe())
         return self.address
 
+    def credentials(self) -> dict[str, str]:
+        """What a client needs to reach this server as the default account (and as the administrator)."""
+        assert self.accounts is not None
+        default = self.accounts.get(DEFAULT_ACCOUNT)
+        return {
+            "address": self.address,
+            "account": DEFAULT_ACCOUNT,
+            "key": default.primary,
+            "admin_key": self.admin_key,
+        }
+
     def _publish_address(self) -> None:
         info = json.dumps({"address": self.address, "data_dir": str(self.data_dir), "pid": os.getpid()})
+        creds = json.dumps(self.credentials(), indent=2)
         (self.data_dir / "server.json").write_text(info)
+        write_private(self.data_dir / CREDENTIALS_FILE, creds)
         if self.config.publish_address:
             home = Path(os.environ.get("SHOAL_HOME", Path.home() / ".shoal"))
             with contextlib.suppress(OSError):
                 home.mkdir(parents=True, exist_ok=True)
                 (home / "server.json").write_text(info)
+                write_private(home / CREDENTIALS_FILE, creds)
 
     async def stop(self, *, stop_agents: bool = False) -> None:
         """Stop serving. With `stop_agents`, local agents are shut down too (as `shoal up` does)."""
@@ -217,7 +283,8 @@ async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> in
         pool_id, nodes, slots = up
         if pool_id.lower() not in srv.cp.pools:
             await srv.cp.create_pool(
-                pool_pb2.Pool(id=pool_id, target_nodes=nodes, task_slots_per_node=slots), request_id=""
+                pool_pb2.Pool(id=pool_id, target_nodes=nodes, task_slots_per_node=slots, account=DEFAULT_ACCOUNT),
+                request_id="",
             )
         print(f"local pool {pool_id!r}: {nodes} node(s) x {slots} slot(s); Ctrl-C stops everything", flush=True)
     stop = asyncio.Event()
@@ -237,10 +304,18 @@ def _logging() -> None:
     )
 
 
-def main_server(*, data_dir: Path, listen: str, allow_non_loopback: bool, **extra: float) -> int:
+def main_server(
+    *, data_dir: Path, listen: str, allow_non_loopback: bool, authentication: bool = True, **extra: float
+) -> int:
     """`shoal server`: run the control plane in the foreground until SIGINT/SIGTERM."""
     _logging()
-    config = ServerConfig(data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback, **extra)  # type: ignore[arg-type]
+    config = ServerConfig(
+        data_dir=data_dir,
+        listen=listen,
+        allow_non_loopback=allow_non_loopback,
+        authentication=authentication,
+        **extra,  # type: ignore[arg-type]
+    )
     try:
         return asyncio.run(_serve(config, up=None))
     except NotLoopbackError as e:
@@ -248,10 +323,21 @@ def main_server(*, data_dir: Path, listen: str, allow_non_loopback: bool, **extr
         return 2
 
 
-def main_up(*, data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, allow_non_loopback: bool) -> int:
+def main_up(
+    *,
+    data_dir: Path,
+    listen: str,
+    nodes: int,
+    slots: int,
+    pool_id: str,
+    allow_non_loopback: bool,
+    authentication: bool = True,
+) -> int:
     """`shoal up`: a control plane and a local pool in the foreground; Ctrl-C stops both."""
     _logging()
-    config = ServerConfig(data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback)
+    config = ServerConfig(
+        data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback, authentication=authentication
+    )
     try:
         return asyncio.run(_serve(config, up=(pool_id, nodes, slots)))
     except NotLoopbackError as e:

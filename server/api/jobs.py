@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grpc
 
+from shoal.server.api import tenancy
+from shoal.server.api.auth import caller
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
 from shoal.server.api.paging import page
@@ -30,8 +32,9 @@ Ctx = grpc.aio.ServicerContext
 class JobServicer(job_pb2_grpc.JobServiceServicer):
     """Serves JobService from the control plane."""
 
-    def __init__(self, cp: ControlPlane) -> None:
+    def __init__(self, cp: ControlPlane, quotas: tenancy.QuotasOf = tenancy.no_quotas) -> None:
         self.cp = cp
+        self.quotas = quotas
 
     @rpc_errors
     async def CreateJob(self, request: job_pb2.CreateJobRequest, context: Ctx) -> job_pb2.Job:
@@ -39,7 +42,9 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         if v:
             raise invalid("INVALID_JOB", v)
         clear_output_only(request.job, JOB_OUTPUT_ONLY)
-        return tagged(await self.cp.create_job(request.job, request.request_id))
+        account = request.job.account = caller().account
+        tenancy.check_quota(self.cp, account, self.quotas(account), jobs=1)
+        return tagged(await self.cp.create_job(request.job, tenancy.scoped_request_id(account, request.request_id)))
 
     @rpc_errors
     async def GetJob(self, request: job_pb2.GetJobRequest, context: Ctx) -> job_pb2.Job:
@@ -51,10 +56,11 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
         v = check_enum(request.state, job_pb2.JobState, "state")
         if v:
             raise invalid("INVALID_FILTER", v)
+        account = caller().account
         jobs = (
             j.proto
             for j in sorted(self.cp.jobs.values(), key=lambda j: j.seq)
-            if not request.state or j.proto.state == request.state
+            if (not request.state or j.proto.state == request.state) and tenancy.owner(j.proto) == account
         )
         items, token = page(jobs, request.page_size, request.page_token, f"jobs?state={request.state}")
         return job_pb2.ListJobsResponse(jobs=[tagged(j) for j in items], next_page_token=token)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.server.api import tenancy
+from shoal.server.api.auth import caller
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
 from shoal.server.api.nodefiles import NodeChannels
@@ -28,9 +30,10 @@ Ctx = grpc.aio.ServicerContext
 class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     """Serves PoolService from the control plane."""
 
-    def __init__(self, cp: ControlPlane, channels: NodeChannels) -> None:
+    def __init__(self, cp: ControlPlane, channels: NodeChannels, quotas: tenancy.QuotasOf = tenancy.no_quotas) -> None:
         self.cp = cp
         self.channels = channels
+        self.quotas = quotas
 
     @rpc_errors
     async def CreatePool(self, request: pool_pb2.CreatePoolRequest, context: Ctx) -> pool_pb2.Pool:
@@ -38,7 +41,9 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         if v:
             raise invalid("INVALID_POOL", v)
         clear_output_only(request.pool, POOL_OUTPUT_ONLY)
-        return tagged(await self.cp.create_pool(request.pool, request.request_id))
+        account = request.pool.account = caller().account
+        tenancy.check_quota(self.cp, account, self.quotas(account), pools=1, nodes=request.pool.target_nodes)
+        return tagged(await self.cp.create_pool(request.pool, tenancy.scoped_request_id(account, request.request_id)))
 
     @rpc_errors
     async def GetPool(self, request: pool_pb2.GetPoolRequest, context: Ctx) -> pool_pb2.Pool:
@@ -48,7 +53,10 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     @rpc_errors
     async def ListPools(self, request: pool_pb2.ListPoolsRequest, context: Ctx) -> pool_pb2.ListPoolsResponse:
         items, token = page(
-            sorted((p.proto for p in self.cp.pools.values()), key=lambda p: p.id),
+            sorted(
+                (p.proto for p in self.cp.pools.values() if tenancy.owner(p.proto) == caller().account),
+                key=lambda p: p.id,
+            ),
             request.page_size,
             request.page_token,
             "pools",
@@ -68,6 +76,9 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         v = check_enum(request.node_deallocation_option, pool_pb2.NodeDeallocationOption, "node_deallocation_option")
         if v:
             raise invalid("INVALID_NODE_DEALLOCATION_OPTION", v)
+        account = caller().account
+        growth = request.target_nodes - self.cp.pool(pid).proto.target_nodes
+        tenancy.check_quota(self.cp, account, self.quotas(account), nodes=growth)
         pool = await self.cp.resize_pool(
             pid,
             request.target_nodes,

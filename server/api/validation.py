@@ -34,6 +34,7 @@ MAX_REQUEST_ID = 256
 #: Fields the server sets, ignored in a create request (AIP-203): what a client puts there is dropped.
 POOL_OUTPUT_ONLY = (
     "name",
+    "account",
     "state",
     "allocation_state",
     "current_nodes",
@@ -43,6 +44,7 @@ POOL_OUTPUT_ONLY = (
 )
 JOB_OUTPUT_ONLY = (
     "name",
+    "account",
     "state",
     "creation_time",
     "state_transition_time",

@@ -62,6 +62,18 @@ class Conflict(Refused):
     """The resource changed since the caller read it (an etag that no longer matches)."""
 
 
+class Unauthenticated(Refused):
+    """The request carries no credential, or one that matches no account."""
+
+
+class PermissionDenied(Refused):
+    """The credential is valid but does not allow this action."""
+
+
+class QuotaExceeded(Refused):
+    """The change would take the account past one of its quotas."""
+
+
 def invalid_input(reason: str, violations: Sequence[tuple[str, str]]) -> InvalidInput:
     """An InvalidInput whose message lists the violations."""
     return InvalidInput(reason, "; ".join(f"{f}: {d}" for f, d in violations) or reason, violations)

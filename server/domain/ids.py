@@ -7,6 +7,9 @@ import re
 from shoal.server.domain.errors import invalid_input, shown
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: The account `shoal up` makes, that resources stored before accounts existed belong to, and that a
+#: plaintext server's callers act as.
+DEFAULT_ACCOUNT = "default"
 
 
 def id_problem(value: str) -> str | None:
@@ -44,4 +47,4 @@ def check_id(value: str, field: str, reason: str = "INVALID_ID") -> None:
         raise invalid_input(reason, [(field, problem)])
 
 
-__all__ = ["check_id", "id_problem", "key", "parse_name"]
+__all__ = ["DEFAULT_ACCOUNT", "check_id", "id_problem", "key", "parse_name"]

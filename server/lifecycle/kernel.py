@@ -162,6 +162,10 @@ class Kernel:
         self.nodes: dict[str, NodeRec] = {}
         self.jobs: dict[str, JobRec] = {}
         self.requests: dict[str, str] = {}
+        #: The credential a node's tasks get, from (account, pool id, node id); None: no authentication.
+        self.node_credential: Callable[[str, str, str], str] | None = None
+        #: The rows of the `accounts` table as read at start-up (handed to the account registry).
+        self.account_rows: list[StoredRow] = []
         #: Every job with queued tasks, and perhaps some whose queue emptied since or that are gone
         #: (`queued_jobs` drops those as it meets them): the scheduler looks here, not at every job.
         self.waiting_jobs: dict[str, JobRec] = {}
@@ -227,6 +231,8 @@ class Kernel:
             self.meta[row.key] = int(row.data.decode())
         for row in loaded.tables["requests"]:
             self.requests[row.key] = row.data.decode()
+        # (Read by the account registry, which lives beside the control plane: see `shoal.server.accounts`.)
+        self.account_rows = loaded.tables["accounts"]
         for row in loaded.tables["pools"]:
             pool = P.Pool.FromString(row.data)
             self.pools[row.key] = PoolRec(row.key, pool)

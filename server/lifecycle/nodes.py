@@ -11,6 +11,7 @@ from shoal.agent.v1 import agent_pb2
 from shoal.clock import to_timestamp
 from shoal.server.domain import states
 from shoal.server.domain.errors import NotFound
+from shoal.server.domain.ids import DEFAULT_ACCOUNT
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import AgentSession, NodeRec, PoolRec
 from shoal.server.lifecycle.kernel import LIVE_NODE_STATES, NODE_STATS_WRITE_SECONDS
@@ -198,6 +199,10 @@ class NodeLifecycle:
             run_start_task=run_start,
             task_slots=node.proto.task_slots,
         )
+        pool = self.k.pools.get(node.pool_key)
+        if pool is not None and self.k.node_credential is not None:
+            welcome.account = pool.proto.account or DEFAULT_ACCOUNT
+            welcome.credential = self.k.node_credential(welcome.account, node.proto.pool_id, node.proto.id)
         if run_start and start is not None:
             welcome.start_task.CopyFrom(start)
         session.send(agent_pb2.ServerMessage(welcome=welcome))

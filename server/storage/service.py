@@ -6,14 +6,19 @@ Disk I/O runs in worker threads (:func:`asyncio.to_thread`); the event loop only
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
 
+from shoal.clock import Clock
 from shoal.grpcguard import guarded
+from shoal.server.api.auth import caller
 from shoal.server.api.errors import ApiError, abort, invalid, rpc_errors
+from shoal.server.domain.ids import DEFAULT_ACCOUNT
 from shoal.server.storage.blobstore import (
     INVALID_BLOB_NAME,
     INVALID_CONTAINER_ID,
@@ -78,11 +83,54 @@ async def _discard(writer: BlobWriter | None) -> None:
         await asyncio.shield(asyncio.to_thread(writer.abort))
 
 
-class StorageServicer(storage_pb2_grpc.StorageServiceServicer):  # type: ignore[misc]
-    """Containers and blobs for resource files, outputs and application packages."""
+class AccountStores:
+    """One blob store per account, made on first use.
 
-    def __init__(self, store: BlobStore) -> None:
-        self._store = store
+    The default account's is `default_root` (where every container was before accounts existed); each
+    other account's is `<accounts_root>/<account id>`.
+    """
+
+    def __init__(self, default_root: Path, accounts_root: Path | None = None, *, clock: Clock | None = None) -> None:
+        self.default_root = default_root
+        self.accounts_root = accounts_root
+        self.clock = clock
+        self._stores: dict[str, BlobStore] = {}
+        self._lock = threading.Lock()
+
+    def root_of(self, account: str) -> Path:
+        """Where `account`'s containers are."""
+        if account == DEFAULT_ACCOUNT or self.accounts_root is None:
+            return self.default_root
+        return self.accounts_root / account
+
+    def for_account(self, account: str) -> BlobStore:
+        """`account`'s store."""
+        store = self._stores.get(account)
+        if store is None:
+            with self._lock:
+                store = self._stores.get(account)
+                if store is None:
+                    store = self._stores[account] = BlobStore(self.root_of(account), clock=self.clock)
+        return store
+
+    def holds_containers(self, account: str) -> bool:
+        """Whether `account` has any container (an account holding one is not deleted)."""
+        if account != DEFAULT_ACCOUNT and not self.root_of(account).exists():
+            return False
+        return bool(self.for_account(account).list_containers())
+
+
+class StorageServicer(storage_pb2_grpc.StorageServiceServicer):  # type: ignore[misc]
+    """Containers and blobs for resource files, outputs and application packages: the caller's account's."""
+
+    def __init__(self, store: BlobStore | AccountStores) -> None:
+        self._stores = store
+
+    @property
+    def _store(self) -> BlobStore:
+        if isinstance(self._stores, BlobStore):
+            return self._stores
+        return self._stores.for_account(caller().account)
 
     @rpc_errors
     async def CreateContainer(

@@ -18,7 +18,19 @@ from typing import NamedTuple, Protocol
 #: `tombstones`: the ids of deleted tasks that had not satisfied the tasks depending on them, which stay
 #: blocked by them (see `lifecycle.dependencies`); `parent` is the job.
 #: `jobtasks`: per job and node, its preparation and release tasks' runs there (`lifecycle.jobprep`).
-TABLES = ("pools", "nodes", "jobs", "tasks", "meta", "requests", "tallies", "tombstones", "jobtasks")
+#: `accounts`: the tenants and their sealed keys, and the sealed administrator key (`server.accounts`).
+TABLES = (
+    "pools",
+    "nodes",
+    "jobs",
+    "tasks",
+    "meta",
+    "requests",
+    "tallies",
+    "tombstones",
+    "jobtasks",
+    "accounts",
+)
 
 
 class Row(NamedTuple):

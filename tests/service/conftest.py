@@ -10,6 +10,7 @@ import pytest
 
 from shoal.server.app import ServerConfig, ShoalServer
 from shoal.v1 import job_pb2_grpc, pool_pb2_grpc, storage_pb2_grpc, task_pb2_grpc
+from tests.channels import server_channel
 
 
 class Stubs:
@@ -38,5 +39,5 @@ async def server(tmp_path: Path) -> AsyncIterator[ShoalServer]:
 
 @pytest.fixture
 async def stubs(server: ShoalServer) -> AsyncIterator[Stubs]:
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with server_channel(server) as channel:
         yield Stubs(channel)

@@ -11,6 +11,7 @@ import pytest
 from shoal.agent.v1 import agent_pb2
 from shoal.server.app import ShoalServer
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
+from tests.channels import server_channel
 from tests.service.conftest import Stubs, start_server
 from tests.service.scripted_agent import ScriptedAgent
 from tests.service.test_validation import details
@@ -204,7 +205,7 @@ async def test_a_job_action_on_a_job_that_does_not_perform_them_is_refused(serve
 async def test_a_deleted_parent_blocks_visibly_and_after_a_restart(tmp_path: Path) -> None:
     server = await start_server(tmp_path / "data")
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
+        async with server_channel(server) as channel:
             stubs = Stubs(channel)
             agent = await setup(server, stubs, uses_task_dependencies=True)
             await add(stubs, task("a"), task("gone"), task("b", "a", "gone"))
@@ -219,7 +220,7 @@ async def test_a_deleted_parent_blocks_visibly_and_after_a_restart(tmp_path: Pat
         await server.stop(stop_agents=True)
     server = await start_server(tmp_path / "data")
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
+        async with server_channel(server) as channel:
             stubs = Stubs(channel)
             b = await get(stubs, "b")
             assert (b.dependency_state.status, b.dependency_state.task_id) == (BLOCKED, "gone")

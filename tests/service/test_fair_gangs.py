@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from shoal.agent.v1 import agent_pb2
 from shoal.client.cli import cli
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
+from tests.channels import credentials
 from tests.service.scripted_agent import ScriptedAgent
 
 A = agent_pb2
@@ -195,7 +196,11 @@ async def test_a_gang_the_pool_shrank_under_holds_nothing_says_why_and_runs_once
     watch.cancel()
     # `shoal task get` shows it (the CLI's client is blocking: it runs beside this loop).
     runner = CliRunner()
-    shown = await asyncio.to_thread(runner.invoke, cli, ["--address", server.address, "task", "get", "big", "g"])
+    shown = await asyncio.to_thread(
+        runner.invoke,
+        cli,
+        ["--address", server.address, "--key", credentials(server.data_dir)["key"], "task", "get", "big", "g"],
+    )
     assert shown.exit_code == 0, shown.output
     assert "waiting_reason" in shown.output and "PoolTooSmall: needs 4 nodes" in shown.output
     leaving = {n.proto.id for n in server.cp.pools["p"].nodes.values() if n.state == pool_pb2.NODE_STATE_LEAVING_POOL}

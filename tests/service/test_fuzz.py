@@ -49,6 +49,7 @@ from shoal.v1 import (
     task_pb2,
     task_pb2_grpc,
 )
+from tests.channels import server_channel, sync_channel
 from tests.service.scripted_agent import ScriptedAgent
 
 DEFAULT_EXAMPLES = 1500
@@ -416,7 +417,7 @@ class ServerUnderFuzz:
         )
         port = self.node_server.add_insecure_port("127.0.0.1:0")
         await self.node_server.start()
-        channel = grpc.aio.insecure_channel(srv.address)
+        channel = server_channel(srv)
         pools = pool_pb2_grpc.PoolServiceStub(channel)
         jobs = job_pb2_grpc.JobServiceStub(channel)
         tasks = task_pb2_grpc.TaskServiceStub(channel)
@@ -517,7 +518,7 @@ def send(channel: grpc.Channel, method: descriptor.MethodDescriptor, payload: li
 def fuzzed(tmp_path_factory: pytest.TempPathFactory):
     server = ServerUnderFuzz(tmp_path_factory.mktemp("fuzz"))
     address = server.start()
-    channel = grpc.insecure_channel(address)
+    channel = sync_channel(address, server.tmp / "data")
     try:
         yield server, channel
     finally:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import grpc
-
 from shoal.agent.v1 import agent_pb2
 from shoal.server.app import ShoalServer
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+from tests.channels import server_channel
 from tests.service.conftest import Stubs, start_server
 from tests.service.scripted_agent import ScriptedAgent
 from tests.service.test_dependencies import add, started, task
@@ -148,7 +147,7 @@ async def test_releases_run_where_the_preparation_ran_and_the_job_waits_for_them
 async def test_a_release_owed_is_asked_again_after_a_restart(tmp_path: Path) -> None:
     server = await start_server(tmp_path / "data")
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
+        async with server_channel(server) as channel:
             stubs = Stubs(channel)
             pool = pool_pb2.Pool(id="p", target_nodes=1, provider="join")
             await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=pool))
@@ -173,7 +172,7 @@ async def test_a_release_owed_is_asked_again_after_a_restart(tmp_path: Path) -> 
         await server.stop(stop_agents=True)
     server = await start_server(tmp_path / "data")
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
+        async with server_channel(server) as channel:
             stubs = Stubs(channel)
             assert await job_state(stubs) == J.JOB_STATE_TERMINATING
             again = ScriptedAgent(server.address, "p", "127.0.4.9")

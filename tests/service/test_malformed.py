@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from shoal.grpcguard import RefusalLog
+from tests.channels import server_channel
 from tests.service.test_validation import details
 
 #: Not a protobuf message: wire type 7 does not exist.
@@ -40,7 +41,7 @@ def _assert_malformed(err: grpc.aio.AioRpcError) -> None:
     ],
 )
 async def test_unary_methods_refuse_garbage(server, method: str, payload: bytes) -> None:
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with server_channel(server) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await channel.unary_unary(method)(payload, timeout=10)
     _assert_malformed(e.value)
@@ -51,7 +52,7 @@ async def test_unary_methods_refuse_garbage(server, method: str, payload: bytes)
     ["/shoal.v1.TaskService/WatchTasks", "/shoal.v1.TaskService/ReadTaskFile", "/shoal.v1.StorageService/DownloadBlob"],
 )
 async def test_server_streaming_methods_refuse_garbage(server, method: str) -> None:
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with server_channel(server) as channel:
         call = channel.unary_stream(method)(GARBAGE, timeout=10)
         with pytest.raises(grpc.aio.AioRpcError) as e:
             async for _ in call:
@@ -64,7 +65,7 @@ async def test_upload_refuses_a_garbage_message_after_a_good_one_and_keeps_nothi
 
     await stubs.storage.CreateContainer(storage_pb2.CreateContainerRequest(id="box"))
     first = storage_pb2.UploadBlobRequest(container="box", blob_name="b", data=b"x").SerializeToString()
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with server_channel(server) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await channel.stream_unary("/shoal.v1.StorageService/UploadBlob")(iter([first, GARBAGE]), timeout=10)
     _assert_malformed(e.value)
@@ -74,7 +75,7 @@ async def test_upload_refuses_a_garbage_message_after_a_good_one_and_keeps_nothi
 
 @pytest.mark.parametrize("method", ["/shoal.agent.v1.AgentService/Connect", "/shoal.agent.v1.AgentService/ConnectMany"])
 async def test_agent_streams_refuse_garbage(server, method: str) -> None:
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with server_channel(server) as channel:
         call = channel.stream_stream(method)(iter([GARBAGE]), timeout=10)
         with pytest.raises(grpc.aio.AioRpcError) as e:
             async for _ in call:
@@ -84,7 +85,7 @@ async def test_agent_streams_refuse_garbage(server, method: str) -> None:
 
 async def test_a_hundred_garbage_requests_log_one_line_and_no_traceback(server, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with server_channel(server) as channel:
         calls = [channel.unary_unary("/shoal.v1.PoolService/ListPools")(GARBAGE, timeout=10) for _ in range(50)]
         calls += [channel.unary_unary("/shoal.v1.TaskService/AddTasks")(not_utf8(1), timeout=10) for _ in range(50)]
         results = await asyncio.gather(*calls, return_exceptions=True)
@@ -114,7 +115,7 @@ async def test_reflection_and_health_answer_through_the_guard(server) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with server_channel(server) as channel:
         call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")])
         )

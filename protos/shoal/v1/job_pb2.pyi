@@ -155,7 +155,7 @@ class JobExecutionInfo(_message.Message):
     def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., terminate_reason: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("name", "id", "display_name", "pool_id", "priority", "constraints", "common_environment_settings", "on_all_tasks_complete", "uses_task_dependencies", "on_task_failure", "on_dependency_failure", "job_manager_task", "job_preparation_task", "job_release_task", "max_parallel_tasks", "metadata", "state", "creation_time", "state_transition_time", "execution_info", "etag", "previous_state", "previous_state_transition_time")
+    __slots__ = ("name", "id", "display_name", "pool_id", "priority", "constraints", "common_environment_settings", "on_all_tasks_complete", "uses_task_dependencies", "on_task_failure", "on_dependency_failure", "job_manager_task", "job_preparation_task", "job_release_task", "max_parallel_tasks", "metadata", "state", "creation_time", "state_transition_time", "execution_info", "etag", "previous_state", "previous_state_transition_time", "account")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +179,7 @@ class Job(_message.Message):
     ETAG_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_STATE_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     display_name: str
@@ -202,7 +203,8 @@ class Job(_message.Message):
     etag: str
     previous_state: JobState
     previous_state_transition_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., pool_id: _Optional[str] = ..., priority: _Optional[int] = ..., constraints: _Optional[_Union[JobConstraints, _Mapping]] = ..., common_environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., on_all_tasks_complete: _Optional[_Union[OnAllTasksComplete, str]] = ..., uses_task_dependencies: _Optional[bool] = ..., on_task_failure: _Optional[_Union[OnTaskFailure, str]] = ..., on_dependency_failure: _Optional[_Union[OnDependencyFailure, str]] = ..., job_manager_task: _Optional[_Union[JobManagerTask, _Mapping]] = ..., job_preparation_task: _Optional[_Union[JobPreparationTask, _Mapping]] = ..., job_release_task: _Optional[_Union[JobReleaseTask, _Mapping]] = ..., max_parallel_tasks: _Optional[int] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., state: _Optional[_Union[JobState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[JobExecutionInfo, _Mapping]] = ..., etag: _Optional[str] = ..., previous_state: _Optional[_Union[JobState, str]] = ..., previous_state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    account: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., pool_id: _Optional[str] = ..., priority: _Optional[int] = ..., constraints: _Optional[_Union[JobConstraints, _Mapping]] = ..., common_environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., on_all_tasks_complete: _Optional[_Union[OnAllTasksComplete, str]] = ..., uses_task_dependencies: _Optional[bool] = ..., on_task_failure: _Optional[_Union[OnTaskFailure, str]] = ..., on_dependency_failure: _Optional[_Union[OnDependencyFailure, str]] = ..., job_manager_task: _Optional[_Union[JobManagerTask, _Mapping]] = ..., job_preparation_task: _Optional[_Union[JobPreparationTask, _Mapping]] = ..., job_release_task: _Optional[_Union[JobReleaseTask, _Mapping]] = ..., max_parallel_tasks: _Optional[int] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., state: _Optional[_Union[JobState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[JobExecutionInfo, _Mapping]] = ..., etag: _Optional[str] = ..., previous_state: _Optional[_Union[JobState, str]] = ..., previous_state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account: _Optional[str] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
     __slots__ = ("job", "request_id")

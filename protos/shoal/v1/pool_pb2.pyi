@@ -66,7 +66,7 @@ NODE_STATE_LEAVING_POOL: NodeState
 NODE_STATE_OFFLINE: NodeState
 
 class Pool(_message.Message):
-    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag")
+    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class Pool(_message.Message):
     CREATION_TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     display_name: str
@@ -97,7 +98,8 @@ class Pool(_message.Message):
     creation_time: _timestamp_pb2.Timestamp
     state_transition_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    account: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
 
 class RecentTask(_message.Message):
     __slots__ = ("job_id", "task_id", "attempt", "state", "exit_code")

@@ -154,20 +154,24 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., commands_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots")
+    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     START_TASK_FIELD_NUMBER: _ClassVar[int]
     RUN_START_TASK_FIELD_NUMBER: _ClassVar[int]
     TASK_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     heartbeat_interval_seconds: float
     start_task: _common_pb2.StartTask
     run_start_task: bool
     task_slots: int
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ...) -> None: ...
+    account: str
+    credential: str
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
 
 class MultiInstance(_message.Message):
     __slots__ = ("instance_index", "number_of_instances", "host_list", "agent_addresses", "coordination_command_line", "common_resource_files", "task_shared_dir")

@@ -1,0 +1,83 @@
+"""Where a client finds its server and its credentials.
+
+In order: what the caller passes; the environment (``SHOAL_ADDRESS``, ``SHOAL_ACCOUNT_NAME`` and
+``SHOAL_ACCOUNT_KEY``, or the ``SHOAL_AUTHENTICATION_TOKEN`` every task gets); then
+``$SHOAL_HOME/credentials.json`` (mode 0600, written by ``shoal up`` and ``shoal server``), whose key is
+used only for the address it names (a key is never sent to another server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ADDRESS = "127.0.0.1:7420"
+CREDENTIALS_FILE = "credentials.json"
+#: The administrator's principal name in the ``shoal-account`` header.
+ADMIN_ACCOUNT = "_admin"
+
+
+def shoal_home() -> Path:
+    """``$SHOAL_HOME``, or ``~/.shoal``."""
+    home = os.environ.get("SHOAL_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".shoal"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The server's address and who to be there."""
+
+    address: str
+    #: The account (or ``_admin``) named in the ``shoal-account`` header; None: send no credentials.
+    account: str | None = None
+    key: str | None = field(default=None, repr=False)
+
+    def metadata(self) -> list[tuple[str, str]]:
+        """The gRPC metadata that authenticates each call."""
+        if not self.key:
+            return []
+        return [("shoal-account", self.account or "default"), ("authorization", f"Bearer {self.key}")]
+
+
+def resolve(
+    address: str | None = None,
+    *,
+    account: str | None = None,
+    key: str | None = None,
+    admin: bool = False,
+) -> Credentials:
+    """The credentials to use (see the module's docstring); `admin` picks the administrator's key."""
+    env = os.environ
+    saved = _read_json(shoal_home() / CREDENTIALS_FILE)
+    legacy = _read_json(shoal_home() / "server.json")
+    resolved = address or env.get("SHOAL_ADDRESS") or _text(saved, "address") or _text(legacy, "address")
+    resolved = resolved or DEFAULT_ADDRESS
+    # The saved keys belong to the saved address only.
+    same_server = _text(saved, "address") == resolved
+    if admin:
+        admin_key = key or env.get("SHOAL_ADMIN_KEY") or (_text(saved, "admin_key") if same_server else None)
+        return Credentials(resolved, ADMIN_ACCOUNT, admin_key)
+    if key:
+        return Credentials(resolved, account or env.get("SHOAL_ACCOUNT_NAME") or "default", key)
+    env_key = env.get("SHOAL_ACCOUNT_KEY") or env.get("SHOAL_AUTHENTICATION_TOKEN") or env.get("SHOAL_KEY")
+    if env_key:
+        return Credentials(resolved, account or env.get("SHOAL_ACCOUNT_NAME") or "default", env_key)
+    if same_server:
+        return Credentials(resolved, account or _text(saved, "account") or "default", _text(saved, "key"))
+    return Credentials(resolved, account, None)

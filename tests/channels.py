@@ -1,0 +1,117 @@
+"""Channels to a test server that authenticate as its default account (or its administrator).
+
+A server writes `<data dir>/credentials.json` (what `shoal up` gives a user); tests read it the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+ADMIN = "_admin"
+
+
+def credentials(data_dir: Path) -> dict[str, str]:
+    """The credentials file a server wrote into `data_dir`."""
+    data: dict[str, str] = json.loads((Path(data_dir) / "credentials.json").read_text())
+    return data
+
+
+def metadata_of(creds: dict[str, str], *, admin: bool = False) -> tuple[tuple[str, str], ...]:
+    """The metadata that authenticates a call as the default account (or the administrator)."""
+    if admin:
+        return (("shoal-account", ADMIN), ("authorization", f"Bearer {creds['admin_key']}"))
+    return (("shoal-account", creds["account"]), ("authorization", f"Bearer {creds['key']}"))
+
+
+def _with(details: Any, metadata: Sequence[tuple[str, str]]) -> Any:
+    return details._replace(metadata=tuple(details.metadata or ()) + tuple(metadata))
+
+
+def _with_aio(details: Any, metadata: Sequence[tuple[str, str]]) -> Any:
+    # (grpc.aio's streaming calls want a `Metadata`, and drop a plain tuple.)
+    return details._replace(metadata=grpc.aio.Metadata(*tuple(details.metadata or ()), *metadata))
+
+
+class _AioUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, metadata: Sequence[tuple[str, str]]) -> None:
+        self.metadata = tuple(metadata)
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_aio(details, self.metadata), request)
+
+
+class _AioUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, metadata: Sequence[tuple[str, str]]) -> None:
+        self.metadata = tuple(metadata)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_aio(details, self.metadata), request)
+
+
+class _AioStreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+    def __init__(self, metadata: Sequence[tuple[str, str]]) -> None:
+        self.metadata = tuple(metadata)
+
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_with_aio(details, self.metadata), requests)
+
+
+class _AioStreamStream(grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, metadata: Sequence[tuple[str, str]]) -> None:
+        self.metadata = tuple(metadata)
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_with_aio(details, self.metadata), requests)
+
+
+def aio_interceptors(metadata: Sequence[tuple[str, str]]) -> list[Any]:
+    """Interceptors adding `metadata` to every call (grpc.aio files each under one kind only: one per kind)."""
+    return [_AioUnaryUnary(metadata), _AioUnaryStream(metadata), _AioStreamUnary(metadata), _AioStreamStream(metadata)]
+
+
+class _SyncCredentials(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    def __init__(self, metadata: Sequence[tuple[str, str]]) -> None:
+        self.metadata = tuple(metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(_with(details, self.metadata), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(_with(details, self.metadata), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(_with(details, self.metadata), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(_with(details, self.metadata), requests)
+
+
+def aio_channel(
+    address: str, data_dir: Path, *, admin: bool = False, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """An asyncio channel to the server that keeps its data in `data_dir`, authenticated."""
+    md = metadata_of(credentials(data_dir), admin=admin)
+    return grpc.aio.insecure_channel(address, options=list(options), interceptors=aio_interceptors(md))
+
+
+def sync_channel(
+    address: str, data_dir: Path, *, admin: bool = False, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.Channel:
+    """A blocking channel to the server that keeps its data in `data_dir`, authenticated."""
+    md = metadata_of(credentials(data_dir), admin=admin)
+    return grpc.intercept_channel(grpc.insecure_channel(address, options=list(options)), _SyncCredentials(md))
+
+
+def server_channel(server: Any, *, admin: bool = False) -> grpc.aio.Channel:
+    """An asyncio channel to an in-process `ShoalServer`, authenticated as its default account."""
+    return aio_channel(server.address, server.data_dir, admin=admin)
