@@ -17,6 +17,7 @@ import click
 
 from shoal.pool_providers import DEFAULT_POOL_PROVIDER, POOL_PROVIDERS
 
+from .cli_accounts import account
 from .cli_common import (
     _FILE_COLUMNS,
     _OUTPUT,
@@ -66,6 +67,7 @@ def cli(ctx: click.Context, address: str | None, account: str | None, key: str |
 
 
 # Each resource's commands live in a file of their own.
+cli.add_command(account)
 cli.add_command(job)
 cli.add_command(task)
 

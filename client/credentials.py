@@ -2,8 +2,9 @@
 
 In order: what the caller passes; the environment (``SHOAL_ADDRESS``, ``SHOAL_ACCOUNT_NAME`` and
 ``SHOAL_ACCOUNT_KEY``, or the ``SHOAL_AUTHENTICATION_TOKEN`` every task gets); then
-``$SHOAL_HOME/credentials.json`` (mode 0600, written by ``shoal up`` and ``shoal server``), whose key is
-used only for the address it names (a key is never sent to another server).
+``$SHOAL_HOME/credentials.json`` (mode 0600, written by ``shoal up`` and ``shoal server``: the server
+started last), or for a given address ``$SHOAL_HOME/servers/<host_port>.json`` (each server's own). A saved
+key is used only for the address it was saved with (a key is never sent to another server).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal.credfiles import CREDENTIALS_FILE, SERVERS_DIR, server_file_name
+
 DEFAULT_ADDRESS = "127.0.0.1:7420"
-CREDENTIALS_FILE = "credentials.json"
 #: The administrator's principal name in the ``shoal-account`` header.
 ADMIN_ACCOUNT = "_admin"
 
@@ -64,10 +66,14 @@ def resolve(
 ) -> Credentials:
     """The credentials to use (see the module's docstring); `admin` picks the administrator's key."""
     env = os.environ
-    saved = _read_json(shoal_home() / CREDENTIALS_FILE)
-    legacy = _read_json(shoal_home() / "server.json")
-    resolved = address or env.get("SHOAL_ADDRESS") or _text(saved, "address") or _text(legacy, "address")
+    home = shoal_home()
+    latest = _read_json(home / CREDENTIALS_FILE)
+    legacy = _read_json(home / "server.json")
+    resolved = address or env.get("SHOAL_ADDRESS") or _text(latest, "address") or _text(legacy, "address")
     resolved = resolved or DEFAULT_ADDRESS
+    saved = (
+        latest if _text(latest, "address") == resolved else _read_json(home / SERVERS_DIR / server_file_name(resolved))
+    )
     # The saved keys belong to the saved address only.
     same_server = _text(saved, "address") == resolved
     if admin:

@@ -158,13 +158,16 @@ _BY_CODE: dict[grpc.StatusCode, type[ShoalError]] = {
     grpc.StatusCode.CANCELLED: Cancelled,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: QuotaExceeded,
 }
 
 
 #: Reasons with a class of their own (a subclass of the class of their code).
 _BY_REASON: dict[str, type[ShoalError]] = {
     "TASK_FILES_CLEANED_UP": TaskFilesCleanedUp,
+    # (RESOURCE_EXHAUSTED is also a message too large for the channel: only these reasons are quotas.)
+    "POOL_QUOTA_REACHED": QuotaExceeded,
+    "NODE_QUOTA_REACHED": QuotaExceeded,
+    "ACTIVE_JOB_QUOTA_REACHED": QuotaExceeded,
 }
 
 

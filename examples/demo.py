@@ -152,6 +152,20 @@ def start_cluster(data_dir: Path, address: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
+def wait_for_credentials(data_dir: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for `shoal up` to write the credentials file (address and keys, mode 0600) that clients read."""
+    home = data_dir / "home"
+    deadline = time.monotonic() + timeout
+    while not (home / "credentials.json").exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"`shoal up` exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"`shoal up` wrote no credentials in {timeout:.0f}s")
+        time.sleep(0.1)
+    # This process is a client of that cluster: it finds the key where `shoal up` left it.
+    os.environ["SHOAL_HOME"] = str(home)
+
+
 def wait_for_server(client: Client, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -408,6 +422,7 @@ def main() -> int:
     proc = start_cluster(data_dir, address)
     problems: list[str] = []
     try:
+        wait_for_credentials(data_dir, proc, timeout=60)
         with Client.connect(address, timeout=30) as client:
             wait_for_server(client, proc, timeout=30)
             client.pools.wait_nodes_idle("local", count=3, timeout=60)

@@ -20,6 +20,7 @@ from shoal import native
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.certs.secret import ServerSecret
 from shoal.clock import Clock, SystemClock
+from shoal.credfiles import CREDENTIALS_FILE, SERVERS_DIR, server_file_name
 from shoal.grpcguard import guarded
 from shoal.server.accounts.model import DEFAULT_ACCOUNT, Quotas
 from shoal.server.accounts.registry import AccountRegistry
@@ -61,8 +62,6 @@ NON_LOOPBACK_FLAG = "--allow-non-loopback-without-authentication"
 #: The one way to turn authentication off: every caller then acts as the default account, and may
 #: administer accounts too.
 NO_AUTHENTICATION_FLAG = "--insecure-no-authentication"
-#: The credentials file a server writes for the CLI and `shoal.Client.connect()` (mode 0600).
-CREDENTIALS_FILE = "credentials.json"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -248,6 +247,10 @@ class ShoalServer:
                 home.mkdir(parents=True, exist_ok=True)
                 (home / "server.json").write_text(info)
                 write_private(home / CREDENTIALS_FILE, creds)
+                # Each server's own too, found by its address (several servers, one user).
+                servers = home / SERVERS_DIR
+                servers.mkdir(mode=0o700, exist_ok=True)
+                write_private(servers / server_file_name(self.address), creds)
 
     async def stop(self, *, stop_agents: bool = False) -> None:
         """Stop serving. With `stop_agents`, local agents are shut down too (as `shoal up` does)."""

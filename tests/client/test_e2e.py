@@ -69,6 +69,20 @@ class Cluster:
             start_new_session=True,
         )
 
+    def key(self, timeout: float = 60) -> str:
+        """The default account's key, from the credentials `shoal up` wrote under its SHOAL_HOME."""
+        path = self.root / "home" / "credentials.json"
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"shoal up wrote no credentials:\n{self.tail()}")
+            time.sleep(0.05)
+        return str(json.loads(path.read_text())["key"])
+
+    def connect(self, timeout: float = 30) -> Client:
+        """A client of this cluster as its default account."""
+        return Client.connect(self.address, key=self.key(), timeout=timeout)
+
     def wait_ready(self, client: Client, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while True:
@@ -105,7 +119,7 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(tmp_path_factory.mktemp("shoal-up"))
     try:
-        with Client.connect(c.address, timeout=30) as client:
+        with c.connect(timeout=30) as client:
             c.wait_ready(client)
         yield c
     finally:
@@ -114,7 +128,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture
 def real(cluster: Cluster) -> Iterator[Client]:
-    with Client.connect(cluster.address, timeout=30) as c:
+    with cluster.connect(timeout=30) as c:
         yield c
 
 
@@ -284,7 +298,7 @@ def test_cli_against_real_server(cluster: Cluster, tmp_path: Path) -> None:
     runner = CliRunner()
 
     def run(*args: str) -> tuple[int, str, str]:
-        r = runner.invoke(cli, ["--address", cluster.address, *args], catch_exceptions=False)
+        r = runner.invoke(cli, ["--address", cluster.address, "--key", cluster.key(), *args], catch_exceptions=False)
         return r.exit_code, r.stdout, r.stderr
 
     code, out, _ = run("pool", "list", "-o", "json")
@@ -319,7 +333,7 @@ def test_cli_against_real_server(cluster: Cluster, tmp_path: Path) -> None:
 def test_up_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     c = Cluster(tmp_path)
     try:
-        with Client.connect(c.address, timeout=10) as client:
+        with c.connect(timeout=10) as client:
             c.wait_ready(client, timeout=40)
         os.killpg(c.proc.pid, signal.SIGINT)
         assert c.proc.wait(timeout=20) == 0

@@ -17,6 +17,7 @@ import grpc
 import psutil
 
 from shoal.v1 import job_pb2, job_pb2_grpc, pool_pb2, pool_pb2_grpc, storage_pb2_grpc, task_pb2, task_pb2_grpc
+from tests.channels import sync_channel
 
 X = TypeVar("X")
 
@@ -83,7 +84,8 @@ class ServerProcess:
             env=env,
         )
         log.close()
-        self.channel = grpc.insecure_channel(self.address)
+        wait_for("credentials", lambda: (self.data_dir / "credentials.json").exists() or None, timeout=30)
+        self.channel = sync_channel(self.address, self.data_dir)
         grpc.channel_ready_future(self.channel).result(timeout=30)
         self.pools = pool_pb2_grpc.PoolServiceStub(self.channel)
         self.jobs = job_pb2_grpc.JobServiceStub(self.channel)
