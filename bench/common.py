@@ -26,6 +26,7 @@ import grpc
 import psutil
 
 from shoal import native
+from shoal.client.credentials import authenticated, from_file
 from shoal.v1 import job_pb2, job_pb2_grpc, pool_pb2, pool_pb2_grpc, task_pb2, task_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -296,7 +297,9 @@ class BenchServer:
         return self
 
     def connect(self, timeout: float = 60.0) -> None:
-        self.channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        creds = self.data_dir / "credentials.json"
+        wait_for("server credentials", lambda: creds.exists() or None, timeout=timeout)
+        self.channel = authenticated(grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS), from_file(creds))
         self.pools = pool_pb2_grpc.PoolServiceStub(self.channel)
         self.jobs = job_pb2_grpc.JobServiceStub(self.channel)
         self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)

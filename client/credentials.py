@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from shoal.credfiles import CREDENTIALS_FILE, SERVERS_DIR, server_file_name
 
 DEFAULT_ADDRESS = "127.0.0.1:7420"
@@ -87,3 +89,41 @@ def resolve(
     if same_server:
         return Credentials(resolved, account or _text(saved, "account") or "default", _text(saved, "key"))
     return Credentials(resolved, account, None)
+
+
+class _AddMetadata(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds fixed metadata to every call of a blocking channel."""
+
+    def __init__(self, metadata: list[tuple[str, str]]) -> None:
+        self.metadata = tuple(metadata)
+
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=tuple(details.metadata or ()) + self.metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+def authenticated(channel: grpc.Channel, credentials: Credentials) -> grpc.Channel:
+    """`channel` with `credentials` on every call (for code that uses the generated stubs directly)."""
+    return grpc.intercept_channel(channel, _AddMetadata(credentials.metadata()))
+
+
+def from_file(path: Path) -> Credentials:
+    """The credentials a server wrote to `path` (its `<data dir>/credentials.json`)."""
+    data = _read_json(path)
+    return Credentials(_text(data, "address") or DEFAULT_ADDRESS, _text(data, "account"), _text(data, "key"))

@@ -154,7 +154,8 @@ class AccountRegistry:
     async def regenerate(self, account_id: str, which: str) -> AccountRec:
         """Replace the `primary` or `secondary` key; the other keeps working."""
         rec = self.get(account_id)
-        changed = replace(rec, **{which: new_key()})
+        fresh = new_key()
+        changed = replace(rec, primary=fresh) if which == "primary" else replace(rec, secondary=fresh)
         await self.store.commit([self._row(changed)])
         self.accounts[account_id] = changed
         return changed
