@@ -45,11 +45,14 @@ class Policy(Enum):
     """What a method asks of its caller."""
 
     OPEN = "open"
+    #: Any valid credential (the administrator's too).
+    ANY = "any"
     ADMIN = "admin"
     TENANT = "tenant"
 
 
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+_ANY_PREFIXES = ("/grpc.reflection.",)
 _ADMIN_PREFIXES = ("/shoal.v1.AccountService/",)
 
 
@@ -59,6 +62,8 @@ def policy_of(method: str, open_prefixes: Sequence[str] = ()) -> Policy:
         return Policy.OPEN
     if method.startswith(_ADMIN_PREFIXES):
         return Policy.ADMIN
+    if method.startswith(_ANY_PREFIXES):
+        return Policy.ANY
     return Policy.TENANT
 
 

@@ -78,12 +78,13 @@ async def test_calls_without_a_valid_key_are_unauthenticated(server) -> None:
                 "UNAUTHENTICATED",
             )
             assert key not in (err.details() or "")
-    async with server_channel(server) as ch:
-        stream = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
-        )
-        names = [s.name async for r in stream for s in r.list_services_response.service]
-        assert "shoal.v1.AccountService" in names
+    for admin in (False, True):
+        async with server_channel(server, admin=admin) as ch:
+            stream = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+            )
+            names = [s.name async for r in stream for s in r.list_services_response.service]
+            assert "shoal.v1.AccountService" in names
 
 
 async def test_keys_allow_only_their_own_kind_of_action(server) -> None:

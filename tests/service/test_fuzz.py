@@ -40,6 +40,7 @@ from shoal.nodeagent.fileservice import NodeFileService
 from shoal.nodeagent.layout import NodeLayout
 from shoal.server.app import ServerConfig, ShoalServer
 from shoal.v1 import (
+    account_pb2,
     job_pb2,
     job_pb2_grpc,
     pool_pb2,
@@ -71,12 +72,26 @@ SERVICES = [
     job_pb2.DESCRIPTOR.services_by_name["JobService"],
     task_pb2.DESCRIPTOR.services_by_name["TaskService"],
     storage_pb2.DESCRIPTOR.services_by_name["StorageService"],
+    account_pb2.DESCRIPTOR.services_by_name["AccountService"],
 ]
+#: Sent with the administrator's key (the rest with the default account's).
+ADMIN_METHODS = {m.name for m in account_pb2.DESCRIPTOR.services_by_name["AccountService"].methods}
 METHODS = [m for s in SERVICES for m in s.methods]
 
 #: Methods that end or shrink what they name: they never get the fixture's own resources.
-DESTRUCTIVE = {"DeletePool", "ResizePool", "DeleteJob", "TerminateJob", "DeleteTask", "TerminateTask"}
-PROTECTED = {"pools/p", "jobs/j", "jobs/j/tasks/t", "box"}
+DESTRUCTIVE = {
+    "DeletePool",
+    "ResizePool",
+    "DeleteJob",
+    "TerminateJob",
+    "DeleteTask",
+    "TerminateTask",
+    # (A new default key would lock the fuzzer's own channel out; quotas on it would refuse its work.)
+    "SetAccountQuotas",
+    "RegenerateAccountKey",
+    "DeleteAccount",
+}
+PROTECTED = {"pools/p", "jobs/j", "jobs/j/tasks/t", "box", "accounts/default"}
 
 # ------------------------------------------------------------------ values
 
@@ -248,6 +263,8 @@ def _names_for(method: str) -> list[str]:
     }
     if method in by_method:
         return by_method[method]
+    if "Account" in method:
+        return ["accounts/default", "accounts/other", "accounts/Bad"]
     if "Pool" in method:
         return ["pools/p", "pools/P", "pools/px"]
     if "Task" in method or method == "ListSubtasks":
@@ -519,9 +536,11 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory):
     server = ServerUnderFuzz(tmp_path_factory.mktemp("fuzz"))
     address = server.start()
     channel = sync_channel(address, server.tmp / "data")
+    admin = sync_channel(address, server.tmp / "data", admin=True)
     try:
-        yield server, channel
+        yield server, channel, admin
     finally:
+        admin.close()
         channel.close()
         server.stop()
 
@@ -531,13 +550,13 @@ SEEN: collections.Counter[tuple[str, str]] = collections.Counter()
 
 # (About 10 ms a request on a loaded 2-core machine: the timeout grows with the number asked for.)
 @pytest.mark.timeout(120 + EXAMPLES // 10)
-def test_no_request_gets_internal_or_unknown(fuzzed: tuple[ServerUnderFuzz, grpc.Channel]) -> None:
-    server, channel = fuzzed
+def test_no_request_gets_internal_or_unknown(fuzzed: tuple[ServerUnderFuzz, grpc.Channel, grpc.Channel]) -> None:
+    server, channel, admin = fuzzed
     tracebacks = Tracebacks()
     root = logging.getLogger()
     root.addHandler(tracebacks)
     try:
-        _fuzz(channel, lambda: tracebacks.records)
+        _fuzz(channel, admin, lambda: tracebacks.records)
     finally:
         root.removeHandler(tracebacks)
         if os.environ.get("SHOAL_FUZZ_EXAMPLES"):
@@ -551,7 +570,7 @@ def test_no_request_gets_internal_or_unknown(fuzzed: tuple[ServerUnderFuzz, grpc
     assert {m for m, _ in SEEN} == {m.name for m in METHODS}
 
 
-def _fuzz(channel: grpc.Channel, failures: Callable[[], list[logging.LogRecord]]) -> None:
+def _fuzz(channel: grpc.Channel, admin: grpc.Channel, failures: Callable[[], list[logging.LogRecord]]) -> None:
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
@@ -563,7 +582,7 @@ def _fuzz(channel: grpc.Channel, failures: Callable[[], list[logging.LogRecord]]
     def one_request(data: st.DataObject) -> None:
         method = data.draw(st.sampled_from(METHODS), label="method")
         payload = data.draw(request_strategy(method), label="payload")
-        code = send(channel, method, payload)
+        code = send(admin if method.name in ADMIN_METHODS else channel, method, payload)
         SEEN[(method.name, code.name)] += 1
         assert code not in FORBIDDEN, f"{method.name} answered {code.name} to {payload!r}"
         logged = failures()
