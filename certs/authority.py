@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shoal.clock import Clock
+from shoal.tlsconfig import NODE_TLS_NAME
 
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
@@ -259,8 +260,7 @@ class ClusterCA:
     def issue_client_cert(self, common_name: str, *, role: str, days: int) -> tuple[bytes, bytes]:
         """A client certificate and key (PEM each) for `role` ("server" or "provider") named `common_name`.
 
-        A provider certificate is also good as a TLS server certificate for the name "shoal-node" (the
-        name the server asks for when it calls an agent), so a local agent serves NodeService with it.
+        Client authentication only: neither can serve an agent's NodeService or the agent port.
         """
         if role not in (ROLE_PROVIDER, ROLE_SERVER):
             raise CertificateError(f"a client certificate is for role server or provider, not {role!r}")
@@ -268,14 +268,17 @@ class ClusterCA:
         cert = self._sign(
             key.public_key(),
             common_name=common_name,
-            sans=[x509.DNSName(NODE_TLS_NAME), x509.UniformResourceIdentifier(identity_uri(role, common_name))],
-            usages=[ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH],
+            sans=[x509.UniformResourceIdentifier(identity_uri(role, common_name))],
+            usages=[ExtendedKeyUsageOID.CLIENT_AUTH],
             ttl=timedelta(days=days),
         )
         return cert, _key_pem(key)
 
     def sign_csr(self, csr_pem: bytes, *, node_id: str, pool_id: str, ttl: timedelta) -> bytes:
         """A node certificate (PEM) for the key of `csr_pem`, naming `node_id` of `pool_id`.
+
+        Good for both ends: the agent's client certificate towards the agent port, and its NodeService's
+        server certificate (name "shoal-node").
 
         Only the CSR's public key is used (after checking its signature): the names are the CA's to
         choose, so a CSR asking for another node or a wider role gets nothing more.
@@ -289,6 +292,16 @@ class ClusterCA:
         public_key = csr.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
             raise CertificateError("the certificate signing request's key is not an EC key")
+        return self._node_cert(public_key, node_id=node_id, pool_id=pool_id, ttl=ttl)
+
+    def issue_node_cert(self, *, node_id: str, pool_id: str, ttl: timedelta) -> tuple[bytes, bytes]:
+        """A node certificate and a fresh key (PEM each): for nodes whose agent the server starts itself."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        return self._node_cert(key.public_key(), node_id=node_id, pool_id=pool_id, ttl=ttl), _key_pem(key)
+
+    def _node_cert(self, public_key: ec.EllipticCurvePublicKey, *, node_id: str, pool_id: str, ttl: timedelta) -> bytes:
+        if not node_id or not pool_id:
+            raise CertificateError("a node certificate names a node and its pool")
         return self._sign(
             public_key,
             common_name=node_id,
@@ -329,10 +342,6 @@ class ClusterCA:
         )
         return cert.public_bytes(serialization.Encoding.PEM)
 
-
-# The TLS name every agent's NodeService answers to: agents are reached by address, which their
-# certificates cannot know in advance; the server checks the chain and this name instead.
-NODE_TLS_NAME = "shoal-node"
 
 
 def not_after(cert_pem: bytes) -> datetime:

@@ -17,26 +17,33 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from shoal import native
-from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.agent.v1 import agent_pb2_grpc
+from shoal.agentidentity import AgentIdentity
 from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
 from shoal.server.api import agents
+from shoal.server.api.agentgate import AgentGate
 from shoal.server.api.agents import AgentServicer
 from shoal.server.api.jobs import JobServicer
+from shoal.server.api.join import JoinServicer
 from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.pools import PoolServicer
 from shoal.server.api.tasks import TaskServicer
 from shoal.server.controllers.health import run_health
 from shoal.server.controllers.scheduler import run_scheduler
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
+from shoal.server.domain.ids import key as idkey
 from shoal.server.gcpolicy import LongLivedGc
 from shoal.server.providers.local import LocalProvider
+from shoal.server.security import ServerSecurity
 from shoal.server.storage.blobstore import BlobStore
 from shoal.server.storage.service import StorageServicer
 from shoal.server.store.sqlite import SqliteStore
 from shoal.v1 import (
     job_pb2,
     job_pb2_grpc,
+    join_pb2,
+    join_pb2_grpc,
     pool_pb2,
     pool_pb2_grpc,
     storage_pb2,
@@ -73,12 +80,34 @@ def check_loopback(listen: str, allow_non_loopback: bool) -> None:
         )
 
 
+def default_agent_listen(listen: str) -> str:
+    """The agent port beside `listen`: the same host, the next port (any free port when `listen`'s is 0)."""
+    host, _, port = listen.rpartition(":")
+    return f"{host}:{int(port) + 1 if port.isdigit() and int(port) else 0}"
+
+
+def _listen_hosts(*listens: str) -> list[str]:
+    """The names an agent port certificate should carry for these listen addresses."""
+    hosts = ["localhost", "127.0.0.1", "::1"]
+    for listen in listens:
+        host = listen.rpartition(":")[0].strip("[]")
+        if host and host not in ("0.0.0.0", "::", "*"):
+            hosts.append(host)
+    return list(dict.fromkeys(hosts))
+
+
 @dataclass
 class ServerConfig:
     """How to run one control plane."""
 
     data_dir: Path
     listen: str = "127.0.0.1:7420"
+    #: The agent port (mutual TLS: AgentService and the StorageService agents use). Empty: the listen
+    #: host, the next port (see `default_agent_listen`).
+    agent_listen: str = ""
+    #: The agent port's address as agents elsewhere reach it, told to agents that join (empty: they use
+    #: the host they reached the public API at).
+    agent_advertise: str = ""
     allow_non_loopback: bool = False
     clock: Clock = field(default_factory=SystemClock)
     heartbeat_interval: float = 1.0
@@ -105,8 +134,15 @@ class ShoalServer:
             heartbeat_interval=config.heartbeat_interval,
             dispatch_ahead=config.dispatch_ahead,
         )
-        self.channels = NodeChannels()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        #: The cluster CA, the server secret, node certificates: `<data dir>/certs/`.
+        self.security = ServerSecurity(self.data_dir, config.clock)
+        self.cp.exec_secret = self.security.exec_secret
+        self.channels = NodeChannels(self.security.node_channel_credentials())
         self.server: grpc.aio.Server | None = None
+        self.agent_server: grpc.aio.Server | None = None
+        #: The agent port, as `host:port`.
+        self.agent_address = ""
         self.provider: LocalProvider | None = None
         self.address = ""
         self._loops: list[asyncio.Task[None]] = []
@@ -122,13 +158,28 @@ class ShoalServer:
         # Every service is added through the guard: bytes that are not a request message are refused
         # (INVALID_ARGUMENT MALFORMED_REQUEST) before a servicer runs, with a log line at most a minute.
         services = guarded(server, agents.SELF_CHECKED)
+        storage = StorageServicer(BlobStore(self.data_dir / "storage"))
         pool_pb2_grpc.add_PoolServiceServicer_to_server(PoolServicer(self.cp, self.channels), services)
         job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp), services)
         task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.cp, self.channels), services)
-        storage_pb2_grpc.add_StorageServiceServicer_to_server(
-            StorageServicer(BlobStore(self.data_dir / "storage")), services
+        storage_pb2_grpc.add_StorageServiceServicer_to_server(storage, services)
+        # The agent port: mutual TLS with certificates of the cluster CA, apart from the public API.
+        agent_server = grpc.aio.server(options=options)
+        agent_services = guarded(agent_server, agents.SELF_CHECKED)
+        gate = AgentGate(self.security.node_certs.is_revoked, self._node_pool_key)
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.cp, gate), agent_services)
+        storage_pb2_grpc.add_StorageServiceServicer_to_server(storage, agent_services)
+        agent_listen = self.config.agent_listen or default_agent_listen(self.config.listen)
+        credentials = self.security.agent_port_credentials(_listen_hosts(self.config.listen, agent_listen))
+        agent_port = agent_server.add_secure_port(agent_listen, credentials)
+        if agent_port == 0:
+            raise OSError(f"cannot listen on {agent_listen} (the agent port)")
+        self.agent_address = f"{agent_listen.rpartition(':')[0]}:{agent_port}"
+        self.agent_server = agent_server
+        join_pb2_grpc.add_JoinServiceServicer_to_server(
+            JoinServicer(self.cp, self.security, agent_port=agent_port, agent_address=self.config.agent_advertise),
+            services,
         )
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.cp), services)
         health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
         names = [
@@ -136,7 +187,7 @@ class ShoalServer:
             job_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
             task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
             storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name,
-            agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+            join_pb2.DESCRIPTOR.services_by_name["JoinService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ]
@@ -153,11 +204,14 @@ class ShoalServer:
             self.cp,
             data_dir=self.data_dir,
             server_address=self.address,
+            agent_address=self.agent_address,
+            security=self.security,
             orphan_timeout=self.config.agent_orphan_timeout,
         )
         self.cp.provider = self.provider
         # Before serving: no node can be added while the directories of nodes no longer in the store go.
         await self.provider.remove_orphan_roots()
+        await agent_server.start()
         await server.start()
         self.provider.adopt_or_restart()
         await self.cp.flush()
@@ -170,18 +224,40 @@ class ShoalServer:
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         self.cp.kick_scheduler()
         self._publish_address()
-        log.info("shoal server listening on %s (data in %s)", self.address, self.data_dir)
+        log.info(
+            "shoal server listening on %s, agents on %s (mutual TLS; data in %s)",
+            self.address,
+            self.agent_address,
+            self.data_dir,
+        )
         log.info("%s", native.status().describe())
         return self.address
 
     def _publish_address(self) -> None:
-        info = json.dumps({"address": self.address, "data_dir": str(self.data_dir), "pid": os.getpid()})
+        info = json.dumps(
+            {
+                "address": self.address,
+                "agent_address": self.agent_address,
+                "data_dir": str(self.data_dir),
+                "pid": os.getpid(),
+            }
+        )
         (self.data_dir / "server.json").write_text(info)
         if self.config.publish_address:
             home = Path(os.environ.get("SHOAL_HOME", Path.home() / ".shoal"))
             with contextlib.suppress(OSError):
                 home.mkdir(parents=True, exist_ok=True)
                 (home / "server.json").write_text(info)
+
+    def _node_pool_key(self, node_id: str) -> str | None:
+        node = self.cp.nodes.get(idkey(node_id))
+        return node.pool_key if node is not None else None
+
+    def agent_identity(self, name: str = "test-agents") -> AgentIdentity:
+        """A certificate that may speak for any node on the agent port, with the address to use: for
+        processes that host agents outside the server (tests, the bench's simulated fleet)."""
+        ident = self.security.provider_identity(name)
+        return AgentIdentity(ident.ca_pem, ident.cert_pem, ident.key_pem, self.agent_address)
 
     async def stop(self, *, stop_agents: bool = False) -> None:
         """Stop serving. With `stop_agents`, local agents are shut down too (as `shoal up` does)."""
@@ -199,8 +275,7 @@ class ShoalServer:
             await self.cp.save_node_stats()
         except Exception:
             log.exception("could not write node statistics while stopping")
-        if self.server is not None:
-            await self.server.stop(grace=1.0)
+        await asyncio.gather(*(srv.stop(grace=1.0) for srv in (self.server, self.agent_server) if srv is not None))
         await self.channels.close()
         await self.store.close()
 

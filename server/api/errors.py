@@ -111,6 +111,8 @@ REFUSAL_CODES: dict[type[domain.Refused], grpc.StatusCode] = {
     domain.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     domain.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     domain.Conflict: grpc.StatusCode.ABORTED,
+    domain.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    domain.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 

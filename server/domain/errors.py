@@ -62,6 +62,14 @@ class Conflict(Refused):
     """The resource changed since the caller read it (an etag that no longer matches)."""
 
 
+class Unauthenticated(Refused):
+    """The caller did not prove who it is (no credential, or one that does not verify or has expired)."""
+
+
+class PermissionDenied(Refused):
+    """The caller is known, but may not do this."""
+
+
 def invalid_input(reason: str, violations: Sequence[tuple[str, str]]) -> InvalidInput:
     """An InvalidInput whose message lists the violations."""
     return InvalidInput(reason, "; ".join(f"{f}: {d}" for f, d in violations) or reason, violations)

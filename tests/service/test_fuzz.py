@@ -39,6 +39,7 @@ from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.nodeagent.fileservice import NodeFileService
 from shoal.nodeagent.layout import NodeLayout
 from shoal.server.app import ServerConfig, ShoalServer
+from shoal.tlsconfig import server_credentials
 from shoal.v1 import (
     job_pb2,
     job_pb2_grpc,
@@ -414,7 +415,9 @@ class ServerUnderFuzz:
         agent_pb2_grpc.add_NodeServiceServicer_to_server(
             NodeFileService(layout, lambda job, task: None), self.node_server
         )
-        port = self.node_server.add_insecure_port("127.0.0.1:0")
+        ident = srv.security.issue_node("fuzzed-node", "p")
+        mutual = server_credentials(ident.cert_pem, ident.key_pem, client_ca_pem=ident.ca_pem)
+        port = self.node_server.add_secure_port("127.0.0.1:0", mutual)
         await self.node_server.start()
         channel = grpc.aio.insecure_channel(srv.address)
         pools = pool_pb2_grpc.PoolServiceStub(channel)
@@ -426,7 +429,7 @@ class ServerUnderFuzz:
                 pool=pool_pb2.Pool(id="p", target_nodes=1, provider="join", enable_inter_node_communication=True)
             )
         )
-        self.agent = ScriptedAgent(srv.address, "p", "127.0.0.1", node_service_port=port)
+        self.agent = ScriptedAgent(srv, "p", "127.0.0.1", node_service_port=port)
         Names.node_id = (await self.agent.connect()).node_id
         await jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
         await tasks.AddTask(
