@@ -201,6 +201,33 @@ def pool_delete(ctx: click.Context, pool_id: str) -> None:
     click.echo(f"pool {p.id or pool_id}: {_fmt(p.state) if p.id else 'deleted'}")
 
 
+def _duration(value: str) -> float:
+    """``--ttl``: seconds, or a number with s, m, h or d."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = value.strip().lower()
+    factor = units.get(text[-1:], 0)
+    try:
+        seconds = float(text[:-1] if factor else text) * (factor or 1)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (e.g. 3600, 30m, 1h, 2d)", param_hint="--ttl") from None
+    if seconds <= 0:
+        raise click.BadParameter("must be positive", param_hint="--ttl")
+    return seconds
+
+
+@pool.command("join-token")
+@click.argument("pool_id")
+@click.option("--ttl", default="1h", show_default=True, help="How long the token admits nodes (30m, 1h, 2d ...).")
+@click.pass_context
+def pool_join_token(ctx: click.Context, pool_id: str, ttl: str) -> None:
+    """Make a join token for pool POOL_ID: `shoal agent --server ADDRESS --token TOKEN ...` on another
+    machine joins the pool with it. The token (on stdout) is a secret until it expires."""
+    t = _client(ctx).pools.join_token(pool_id, ttl=_duration(ttl))
+    click.echo(t.token)
+    expires = t.expire_time.isoformat() if t.expire_time else "?"
+    click.echo(f"pool {t.pool_id}: admits nodes until {expires} (CA sha256 {t.ca_fingerprint})", err=True)
+
+
 def _list_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
     nodes = list(_client(ctx).pools.nodes(pool_id, state=state))
     _emit(output, nodes, _NODE_COLUMNS, f"nodes of pool {pool_id}")
@@ -388,6 +415,16 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="Allow listening beyond loopback without authentication.",
 )
 @click.option(
+    "--agent-listen",
+    default="",
+    help="Address of the agent port (mutual TLS) [default: the API's host, the next port].",
+)
+@click.option(
+    "--agent-advertise",
+    default="",
+    help="The agent port's address as agents on other machines reach it (told to joining agents).",
+)
+@click.option(
     "--dispatch-ahead",
     type=click.IntRange(min=0),
     default=16,  # shoal.server.controlplane.DEFAULT_DISPATCH_AHEAD (not imported: the CLI starts light)
@@ -395,13 +432,20 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="The most assignments per slot a busy node may hold for jobs of short tasks, about 0.1 s of "
     "their work (0: none).",
 )
-def server_cmd(data_dir: Path, listen: str, allow_non_loopback: bool, dispatch_ahead: int) -> None:
+def server_cmd(
+    data_dir: Path, listen: str, allow_non_loopback: bool, agent_listen: str, agent_advertise: str, dispatch_ahead: int
+) -> None:
     """Run the control plane in the foreground."""
     from shoal.server.app import main_server
 
     raise click.exceptions.Exit(
         main_server(
-            data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback, dispatch_ahead=dispatch_ahead
+            data_dir=data_dir,
+            listen=listen,
+            allow_non_loopback=allow_non_loopback,
+            agent_listen=agent_listen,
+            agent_advertise=agent_advertise,
+            dispatch_ahead=dispatch_ahead,
         )
     )
 
@@ -413,7 +457,10 @@ def server_cmd(data_dir: Path, listen: str, allow_non_loopback: bool, dispatch_a
 @click.option("--slots", type=int, default=1, show_default=True, help="Task slots per node.")
 @click.option("--pool-id", default="local", show_default=True)
 @click.option("--allow-non-loopback-without-authentication", "allow_non_loopback", is_flag=True)
-def up_cmd(data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, allow_non_loopback: bool) -> None:
+@click.option("--agent-listen", default="", help="Address of the agent port [default: the API's host, the next port].")
+def up_cmd(
+    data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, allow_non_loopback: bool, agent_listen: str
+) -> None:
     """Run a server and a local pool in the foreground."""
     from shoal.server.app import main_up
 
@@ -425,6 +472,7 @@ def up_cmd(data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, al
             slots=slots,
             pool_id=pool_id,
             allow_non_loopback=allow_non_loopback,
+            agent_listen=agent_listen,
         )
     )
 

@@ -312,10 +312,25 @@ def _logging() -> None:
     )
 
 
-def main_server(*, data_dir: Path, listen: str, allow_non_loopback: bool, **extra: float) -> int:
+def main_server(
+    *,
+    data_dir: Path,
+    listen: str,
+    allow_non_loopback: bool,
+    agent_listen: str = "",
+    agent_advertise: str = "",
+    **extra: float,
+) -> int:
     """`shoal server`: run the control plane in the foreground until SIGINT/SIGTERM."""
     _logging()
-    config = ServerConfig(data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback, **extra)  # type: ignore[arg-type]
+    config = ServerConfig(
+        data_dir=data_dir,
+        listen=listen,
+        allow_non_loopback=allow_non_loopback,
+        agent_listen=agent_listen,
+        agent_advertise=agent_advertise,
+        **extra,  # type: ignore[arg-type]
+    )
     try:
         return asyncio.run(_serve(config, up=None))
     except NotLoopbackError as e:
@@ -323,10 +338,21 @@ def main_server(*, data_dir: Path, listen: str, allow_non_loopback: bool, **extr
         return 2
 
 
-def main_up(*, data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, allow_non_loopback: bool) -> int:
+def main_up(
+    *,
+    data_dir: Path,
+    listen: str,
+    nodes: int,
+    slots: int,
+    pool_id: str,
+    allow_non_loopback: bool,
+    agent_listen: str = "",
+) -> int:
     """`shoal up`: a control plane and a local pool in the foreground; Ctrl-C stops both."""
     _logging()
-    config = ServerConfig(data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback)
+    config = ServerConfig(
+        data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback, agent_listen=agent_listen
+    )
     try:
         return asyncio.run(_serve(config, up=(pool_id, nodes, slots)))
     except NotLoopbackError as e:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @cache
-def test_ca() -> ClusterCA:
+def shared_ca() -> ClusterCA:
     """A cluster CA for tests that run without a server (agents against a fake control plane)."""
     return ClusterCA.load_or_create(Path(tempfile.mkdtemp(prefix="shoal-test-ca-")), SystemClock())
 
@@ -37,7 +37,7 @@ def other_ca() -> ClusterCA:
 
 def node_identity(node_id: str = "node-1", pool_id: str = "pool1", *, ca: ClusterCA | None = None) -> AgentIdentity:
     """A node certificate of `ca` (the tests' CA by default) for `node_id` of `pool_id`."""
-    ca = ca or test_ca()
+    ca = ca or shared_ca()
     cert, key = ca.issue_node_cert(node_id=node_id, pool_id=pool_id, ttl=timedelta(days=1))
     return AgentIdentity(ca.cert_pem, cert, key)
 
@@ -52,14 +52,14 @@ def give_node_identity(node_root: Path, node_id: str = "node-1", pool_id: str = 
 
 def plane_credentials(ca: ClusterCA | None = None) -> grpc.ServerCredentials:
     """Credentials for a fake control plane's agent port (as the server's: mutual TLS, the CA's clients)."""
-    ca = ca or test_ca()
+    ca = ca or shared_ca()
     cert, key = ca.issue_server_cert([SERVER_TLS_NAME, "localhost", "127.0.0.1"], days=1)
     return server_credentials(cert, key, client_ca_pem=ca.cert_pem)
 
 
 def node_channel(address: str, *, ca: ClusterCA | None = None, role: str = ROLE_SERVER) -> grpc.aio.Channel:
     """A channel to an agent's NodeService as the server calls it (mutual TLS, a `role` certificate)."""
-    ca = ca or test_ca()
+    ca = ca or shared_ca()
     cert, key = ca.issue_client_cert(f"test-{role}", role=role, days=1)
     creds = channel_credentials(ca.cert_pem, cert, key)
     return grpc.aio.secure_channel(address, creds, options=name_options(NODE_TLS_NAME))
@@ -67,7 +67,7 @@ def node_channel(address: str, *, ca: ClusterCA | None = None, role: str = ROLE_
 
 def server_role_credentials(*, ca: ClusterCA | None = None) -> grpc.ChannelCredentials:
     """What the server's `NodeChannels` use: its client certificate, the CA's trust."""
-    ca = ca or test_ca()
+    ca = ca or shared_ca()
     cert, key = ca.issue_client_cert("test-server", role=ROLE_SERVER, days=1)
     return channel_credentials(ca.cert_pem, cert, key)
 
@@ -80,7 +80,7 @@ def node_service_credentials(node_id: str = "node-1", *, ca: ClusterCA | None = 
 
 def exec_channel(address: str, *, ca: ClusterCA | None = None) -> grpc.aio.Channel:
     """A channel to an agent's Exec listener as an attempt's process opens it (TLS, no client certificate)."""
-    ca = ca or test_ca()
+    ca = ca or shared_ca()
     return grpc.aio.secure_channel(address, channel_credentials(ca.cert_pem), options=name_options(NODE_TLS_NAME))
 
 
@@ -115,5 +115,5 @@ __all__ = [
     "other_ca",
     "plane_credentials",
     "server_role_credentials",
-    "test_ca",
+    "shared_ca",
 ]
