@@ -88,3 +88,17 @@ class ServerSecurity:
         """The Exec secret of one attempt: the same on every node of its gang, and after a restart."""
         msg = f"{job_id}\x00{task_id}\x00{attempt}".encode()
         return hmac.new(self._exec_key, msg, "sha256").hexdigest()
+
+
+def provider_identity_from(data_dir: Path, name: str, agent_address: str, *, days: int = 7) -> AgentIdentity:
+    """A "provider" certificate (it may speak for any node) of the CA in a server's data directory, for a
+    process on the server's machine that can read that directory anyway: the bench's simulated fleet,
+    a test's agents. The server must have started once (it makes the CA)."""
+    directory = data_dir / CERTS_DIR
+    if not (directory / "ca.key").exists():
+        raise FileNotFoundError(f"no cluster CA in {directory}: start the server first")
+    from shoal.clock import SystemClock
+
+    ca = ClusterCA.load_or_create(directory, SystemClock())
+    cert, key = ca.issue_client_cert(name, role=ROLE_PROVIDER, days=days)
+    return AgentIdentity(ca.cert_pem, cert, key, agent_address)
