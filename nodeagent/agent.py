@@ -46,8 +46,10 @@ _EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 EXIT_OK = 0
 EXIT_ORPHANED = 3
 EXIT_ROOT_BUSY = 4
-#: No certificate to speak to the server with, and no join token that got one.
+#: No certificate to speak to the server with, no join token that got one, or the server refuses it.
 EXIT_NO_IDENTITY = 5
+#: How the control plane refuses a node's certificate (see shoal.server.api.agentgate).
+_REFUSED = (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED)
 #: The start task's process group in running.json.
 START_TASK_KEY = "startup"
 WELCOME_TIMEOUT = 30.0
@@ -447,6 +449,11 @@ class Agent:
                     await call.done_writing()
         except (grpc.aio.AioRpcError, SessionEnded, TimeoutError, grpc.aio.UsageError) as e:
             detail = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
+            if isinstance(e, grpc.aio.AioRpcError) and e.code() in _REFUSED:
+                # Not a passing failure: a revoked certificate, another node's. Trying again cannot help.
+                log.error("the control plane refuses this node: %s: %s", e.code().name, detail)
+                self.request_stop("refused by the control plane", EXIT_NO_IDENTITY)
+                return welcomed
             log.warning("session with %s ended: %s", self.agent_address, detail)
         except Exception:
             log.exception("session with %s failed", self.agent_address)

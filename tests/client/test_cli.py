@@ -299,7 +299,17 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     )
     assert r.exit_code == 3
     assert calls == [
-        ("server", {"data_dir": tmp_path, "listen": "127.0.0.1:1", "allow_non_loopback": False, "dispatch_ahead": 16}),
+        (
+            "server",
+            {
+                "data_dir": tmp_path,
+                "listen": "127.0.0.1:1",
+                "allow_non_loopback": False,
+                "agent_listen": "",
+                "agent_advertise": "",
+                "dispatch_ahead": 16,
+            },
+        ),
         (
             "up",
             {
@@ -309,6 +319,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "slots": 2,
                 "pool_id": "local",
                 "allow_non_loopback": True,
+                "agent_listen": "",
             },
         ),
     ]
