@@ -104,7 +104,7 @@ def pool() -> None:
     type=click.Choice(POOL_PROVIDERS),
     default=None,
     help=f"Who makes the nodes: {DEFAULT_POOL_PROVIDER} (default: agents the server starts on its machine) "
-    "or join (agents started elsewhere with `shoal agent --pool`).",
+    "or join (agents started elsewhere with `shoal agent --token`, see `shoal pool join-token`).",
 )
 @click.option("--wait", "wait_timeout", type=float, default=None, metavar="SECONDS", help="Wait for idle nodes.")
 @_OUTPUT
