@@ -39,6 +39,17 @@ def check_ttl(seconds: float) -> list[tuple[str, str]]:
     return []
 
 
+def _check_joinable(pool: pool_pb2.Pool) -> None:
+    """Only a pool whose nodes are agents started elsewhere (provider "join") takes joining nodes: the
+    local provider makes the nodes of its pools itself."""
+    if pool.provider != "join":
+        raise FailedPrecondition(
+            "POOL_NOT_JOINABLE",
+            f"the nodes of pool {pool.id!r} are made by its {pool.provider or 'local'} provider; "
+            "nodes join pools of provider 'join'",
+        )
+
+
 class JoinServicer(join_pb2_grpc.JoinServiceServicer):
     """Makes join tokens and trades them, with a CSR, for node certificates."""
 
@@ -57,6 +68,7 @@ class JoinServicer(join_pb2_grpc.JoinServiceServicer):
         if violations:
             raise invalid("INVALID_JOIN_TOKEN_REQUEST", violations)
         pool = self.cp.pool(request.pool_id)  # NOT_FOUND POOL_NOT_FOUND
+        _check_joinable(pool.proto)
         ttl = timedelta(seconds=ttl_seconds) if ttl_seconds else DEFAULT_TTL
         expires = self.cp.clock.now() + ttl
         token = make_join_token(self.security.join_key, pool.proto.id, expires, self.security.ca.fingerprint)
@@ -81,6 +93,7 @@ class JoinServicer(join_pb2_grpc.JoinServiceServicer):
         pool = self.cp.pool(claim.pool_id)  # NOT_FOUND POOL_NOT_FOUND: the pool went since
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE:
             raise FailedPrecondition("POOL_NOT_ACTIVE", f"pool {pool.proto.id!r} is being deleted")
+        _check_joinable(pool.proto)
         if not request.csr_pem or len(request.csr_pem) > MAX_CSR_BYTES:
             problem = f"must be a PEM certificate request of at most {MAX_CSR_BYTES} bytes"
             raise invalid("INVALID_CSR", [("csr_pem", problem)])

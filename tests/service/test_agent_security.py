@@ -175,6 +175,15 @@ async def test_join_with_a_token_then_mutual_tls(server: ShoalServer, stubs: Stu
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await join.CreateJoinToken(join_pb2.CreateJoinTokenRequest(pool_id="nope"))
         assert (e.value.code(), _reason(e.value)) == (grpc.StatusCode.NOT_FOUND, "POOL_NOT_FOUND")
+        await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="mine", target_nodes=0)))
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await join.CreateJoinToken(join_pb2.CreateJoinTokenRequest(pool_id="mine"))
+        assert (e.value.code(), _reason(e.value)) == (grpc.StatusCode.FAILED_PRECONDITION, "POOL_NOT_JOINABLE")
+        request.ttl.FromSeconds(8 * 24 * 3600)
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await join.CreateJoinToken(request)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ttl" in (e.value.details() or "")
+        request.ttl.FromSeconds(600)
     resp, key = await _join(server, token.token)
     assert resp.pool_id == "p" and resp.node_id.startswith("node-")
     assert resp.ca_certificate_pem == server.security.ca.cert_pem

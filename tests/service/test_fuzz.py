@@ -43,6 +43,7 @@ from shoal.tlsconfig import server_credentials
 from shoal.v1 import (
     job_pb2,
     job_pb2_grpc,
+    join_pb2,
     pool_pb2,
     pool_pb2_grpc,
     storage_pb2,
@@ -71,6 +72,7 @@ SERVICES = [
     job_pb2.DESCRIPTOR.services_by_name["JobService"],
     task_pb2.DESCRIPTOR.services_by_name["TaskService"],
     storage_pb2.DESCRIPTOR.services_by_name["StorageService"],
+    join_pb2.DESCRIPTOR.services_by_name["JoinService"],
 ]
 METHODS = [m for s in SERVICES for m in s.methods]
 
