@@ -77,7 +77,8 @@ def fetch_unverified_chain(address: str, *, timeout: float = 10.0) -> list[bytes
                 sslobj = getattr(tls, "_sslobj", None)
                 chain = sslobj.get_unverified_chain() if sslobj is not None else None
                 if chain:
-                    return [c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
+                    der = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
+                    return [c if isinstance(c, bytes) else c.public_bytes(der) for c in chain]
                 leaf = tls.getpeercert(binary_form=True)
                 return [leaf] if leaf else []
         except (ssl.SSLError, ConnectionResetError):
