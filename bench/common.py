@@ -26,7 +26,9 @@ import grpc
 import psutil
 
 from shoal import native
+from shoal.agentidentity import AgentIdentity
 from shoal.client.credentials import authenticated, from_file
+from shoal.server.security import provider_identity_from
 from shoal.v1 import job_pb2, job_pb2_grpc, pool_pb2, pool_pb2_grpc, task_pb2, task_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -250,6 +252,12 @@ class BenchServer:
         self.dispatch_ahead = dispatch_ahead
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
+        # The agent port (mutual TLS), the same over restarts on this data directory.
+        agent_port_file = data_dir / "bench-agent-port"
+        if not agent_port_file.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            agent_port_file.write_text(str(free_port()))
+        self.agent_address = f"127.0.0.1:{agent_port_file.read_text().strip()}"
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.orphan_timeout = orphan_timeout
@@ -274,6 +282,8 @@ class BenchServer:
                 str(self.data_dir),
                 "--listen",
                 self.address,
+                "--agent-listen",
+                self.agent_address,
                 "--heartbeat-interval",
                 str(self.heartbeat_interval),
                 "--heartbeat-timeout",
@@ -313,6 +323,11 @@ class BenchServer:
             return True
         except grpc.RpcError:
             return False
+
+    def agent_identity(self, name: str = "bench-simulated-agents") -> AgentIdentity:
+        """A certificate with which simulated agents speak for any node on the agent port (the bench
+        owns the server's data directory, and so its CA)."""
+        return provider_identity_from(self.data_dir, name, self.agent_address)
 
     @property
     def pid(self) -> int:

@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             server.start()
             server.create_pool("dag", 0, 1, provider="join")
-            fleet = SimFleet(server.address, nodes_per_stream=a.nodes_per_stream, journal=journal)
+            fleet = SimFleet(server.agent_identity(), nodes_per_stream=a.nodes_per_stream, journal=journal)
             attach = fleet.add_nodes("dag", nodes, timeout=max(120.0, nodes / 20))
             print(f"{nodes:,} simulated nodes joined in {attach:.2f} s", flush=True)
             for r in range(rounds):

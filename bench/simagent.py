@@ -33,6 +33,8 @@ from google.protobuf import timestamp_pb2
 
 from bench.common import CHANNEL_OPTIONS
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.agentidentity import AgentIdentity
+from shoal.tlsconfig import SERVER_TLS_NAME, channel_credentials, name_options
 from shoal.v1 import common_pb2
 
 A = agent_pb2
@@ -327,13 +329,15 @@ class SimFleet:
 
     def __init__(
         self,
-        address: str,
+        identity: AgentIdentity,
         streams_per_channel: int = 250,
         retry_every: float = 0.02,
         nodes_per_stream: int = 1,
         journal: OrderJournal | None = None,
     ) -> None:
-        self.address = address
+        #: The agent port, and the certificate that speaks for every simulated node there.
+        self.identity = identity
+        self.address = identity.agent_address
         self.streams_per_channel = streams_per_channel
         self.retry_every = retry_every
         self.nodes_per_stream = max(1, nodes_per_stream)
@@ -367,7 +371,10 @@ class SimFleet:
                 ("grpc.use_local_subchannel_pool", 1),
                 ("shoal.sim.channel", len(self.channels)),
             ]
-            self.channels.append(grpc.aio.insecure_channel(self.address, options=opts))
+            ident = self.identity
+            credentials = channel_credentials(ident.ca_pem, ident.cert_pem, ident.key_pem)
+            opts += name_options(SERVER_TLS_NAME)
+            self.channels.append(grpc.aio.secure_channel(self.address, credentials, options=opts))
         return self.channels[-1]
 
     def _open(self, pool_id: str, count: int, reconnect: bool) -> list[SimNode]:

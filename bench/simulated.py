@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
             # -- 2. dispatch
             fleet = SimFleet(
-                server.address, streams_per_channel=a.streams_per_channel, nodes_per_stream=a.nodes_per_stream
+                server.agent_identity(), streams_per_channel=a.streams_per_channel, nodes_per_stream=a.nodes_per_stream
             )
             for nodes in node_counts:
                 pool = f"sim{nodes}"

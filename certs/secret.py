@@ -40,6 +40,7 @@ class ServerSecret:
     def __init__(self, secret: bytes) -> None:
         if len(secret) != SECRET_BYTES:
             raise SecretError(f"a server secret has {SECRET_BYTES} bytes, this one has {len(secret)}")
+        self._secret = secret
         self._mac_key = _derive(secret, b"mac")
         self._aead = AESGCM(_derive(secret, b"seal"))
 
@@ -70,6 +71,10 @@ class ServerSecret:
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
         return cls(data)
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key of its own for `purpose` (for example "join-token"), derived from the secret."""
+        return _derive(self._secret, b"key/" + purpose.encode())
 
     def mac(self, data: bytes) -> bytes:
         """HMAC-SHA256 of `data` under a key derived from the secret."""

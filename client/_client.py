@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 
-from shoal.v1 import pool_pb2, storage_pb2
+from shoal.v1 import join_pb2, pool_pb2, storage_pb2
 
 from ._accounts import AccountsAPI
 from ._jobs import JobsAPI
@@ -34,6 +34,7 @@ from .types import (
     AllocationState,
     Blob,
     Container,
+    JoinToken,
     Node,
     NodeFile,
     NodeState,
@@ -183,6 +184,13 @@ class PoolsAPI:
         request = pool_pb2.ListNodeFilesRequest(name=f"pools/{pool_id}/nodes/{node_id}", path=path, recursive=recursive)
         response = self._rpc.unary(self._rpc.pools.ListNodeFiles, request)
         return [NodeFile.from_proto(f) for f in response.files]
+
+    def join_token(self, pool_id: str, *, ttl: float = 3600.0) -> JoinToken:
+        """A token with which agents started elsewhere join pool ``pool_id`` for ``ttl`` seconds
+        (``shoal agent --server ADDRESS --token TOKEN``). The token is a secret until it expires."""
+        request = join_pb2.CreateJoinTokenRequest(pool_id=pool_id)
+        request.ttl.FromNanoseconds(int(ttl * 1e9))
+        return JoinToken.from_proto(self._rpc.unary(self._rpc.join.CreateJoinToken, request))
 
     def wait_steady(
         self,

@@ -9,7 +9,14 @@ from typing import Any, TypeVar
 
 import grpc
 
-from shoal.v1 import account_pb2_grpc, job_pb2_grpc, pool_pb2_grpc, storage_pb2_grpc, task_pb2_grpc
+from shoal.v1 import (
+    account_pb2_grpc,
+    job_pb2_grpc,
+    join_pb2_grpc,
+    pool_pb2_grpc,
+    storage_pb2_grpc,
+    task_pb2_grpc,
+)
 
 from .errors import Cancelled, from_rpc_error
 
@@ -31,6 +38,7 @@ class Rpc:
         self.tasks = task_pb2_grpc.TaskServiceStub(channel)
         self.storage = storage_pb2_grpc.StorageServiceStub(channel)
         self.accounts = account_pb2_grpc.AccountServiceStub(channel)
+        self.join = join_pb2_grpc.JoinServiceStub(channel)
 
     def unary(self, method: Callable[..., T], request: Any, *, timeout: float | None = None) -> T:
         """One unary call with the client's metadata and timeout."""

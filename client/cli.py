@@ -119,7 +119,7 @@ def pool() -> None:
     type=click.Choice(POOL_PROVIDERS),
     default=None,
     help=f"Who makes the nodes: {DEFAULT_POOL_PROVIDER} (default: agents the server starts on its machine) "
-    "or join (agents started elsewhere with `shoal agent --pool`).",
+    "or join (agents started elsewhere with `shoal agent --token`, see `shoal pool join-token`).",
 )
 @click.option("--wait", "wait_timeout", type=float, default=None, metavar="SECONDS", help="Wait for idle nodes.")
 @_OUTPUT
@@ -214,6 +214,33 @@ def pool_delete(ctx: click.Context, pool_id: str) -> None:
     """Delete pool POOL_ID (its nodes leave)."""
     p = _client(ctx).pools.delete(pool_id)
     click.echo(f"pool {p.id or pool_id}: {_fmt(p.state) if p.id else 'deleted'}")
+
+
+def _duration(value: str) -> float:
+    """``--ttl``: seconds, or a number with s, m, h or d."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = value.strip().lower()
+    factor = units.get(text[-1:], 0)
+    try:
+        seconds = float(text[:-1] if factor else text) * (factor or 1)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (e.g. 3600, 30m, 1h, 2d)", param_hint="--ttl") from None
+    if seconds <= 0:
+        raise click.BadParameter("must be positive", param_hint="--ttl")
+    return seconds
+
+
+@pool.command("join-token")
+@click.argument("pool_id")
+@click.option("--ttl", default="1h", show_default=True, help="How long the token admits nodes (30m, 1h, 2d ...).")
+@click.pass_context
+def pool_join_token(ctx: click.Context, pool_id: str, ttl: str) -> None:
+    """Make a join token for pool POOL_ID: `shoal agent --server ADDRESS --token TOKEN ...` on another
+    machine joins the pool with it. The token (on stdout) is a secret until it expires."""
+    t = _client(ctx).pools.join_token(pool_id, ttl=_duration(ttl))
+    click.echo(t.token)
+    expires = t.expire_time.isoformat() if t.expire_time else "?"
+    click.echo(f"pool {t.pool_id}: admits nodes until {expires} (CA sha256 {t.ca_fingerprint})", err=True)
 
 
 def _list_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
@@ -410,6 +437,16 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     "administer accounts. Loopback only, unless --allow-non-loopback-without-authentication.",
 )
 @click.option(
+    "--agent-listen",
+    default="",
+    help="Address of the agent port (mutual TLS) [default: the API's host, the next port].",
+)
+@click.option(
+    "--agent-advertise",
+    default="",
+    help="The agent port's address as agents on other machines reach it (told to joining agents).",
+)
+@click.option(
     "--dispatch-ahead",
     type=click.IntRange(min=0),
     default=16,  # shoal.server.controlplane.DEFAULT_DISPATCH_AHEAD (not imported: the CLI starts light)
@@ -418,7 +455,13 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     "their work (0: none).",
 )
 def server_cmd(
-    data_dir: Path, listen: str, allow_non_loopback: bool, no_authentication: bool, dispatch_ahead: int
+    data_dir: Path,
+    listen: str,
+    allow_non_loopback: bool,
+    no_authentication: bool,
+    agent_listen: str,
+    agent_advertise: str,
+    dispatch_ahead: int,
 ) -> None:
     """Run the control plane in the foreground.
 
@@ -433,6 +476,8 @@ def server_cmd(
             listen=listen,
             allow_non_loopback=allow_non_loopback,
             authentication=not no_authentication,
+            agent_listen=agent_listen,
+            agent_advertise=agent_advertise,
             dispatch_ahead=dispatch_ahead,
         )
     )
@@ -451,8 +496,16 @@ def server_cmd(
     is_flag=True,
     help="DANGEROUS: serve without account keys (see `shoal server --help`).",
 )
+@click.option("--agent-listen", default="", help="Address of the agent port [default: the API's host, the next port].")
 def up_cmd(
-    data_dir: Path, listen: str, nodes: int, slots: int, pool_id: str, allow_non_loopback: bool, no_authentication: bool
+    data_dir: Path,
+    listen: str,
+    nodes: int,
+    slots: int,
+    pool_id: str,
+    allow_non_loopback: bool,
+    no_authentication: bool,
+    agent_listen: str,
 ) -> None:
     """Run a server and a local pool in the foreground.
 
@@ -470,6 +523,7 @@ def up_cmd(
             pool_id=pool_id,
             allow_non_loopback=allow_non_loopback,
             authentication=not no_authentication,
+            agent_listen=agent_listen,
         )
     )
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
+from shoal.v1 import common_pb2, job_pb2, join_pb2, pool_pb2, storage_pb2, task_pb2
 
 from .common_types import (
     _RESULTS,
@@ -1138,4 +1138,28 @@ class Blob:
             size=msg.size,
             sha256=msg.sha256,
             modify_time=_ts(msg, "modify_time"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class JoinToken:
+    """A pool's join token (``client.pools.join_token``): secret until ``expire_time``."""
+
+    token: str
+    pool_id: str
+    expire_time: datetime | None
+    #: SHA-256 (hex) of the cluster CA certificate, which the token also carries.
+    ca_fingerprint: str
+
+    def __repr__(self) -> str:
+        # The token stays out of reprs (they end up in logs).
+        return f"JoinToken(pool_id={self.pool_id!r}, expire_time={self.expire_time!r})"
+
+    @classmethod
+    def from_proto(cls, msg: join_pb2.JoinToken) -> JoinToken:
+        return cls(
+            token=msg.token,
+            pool_id=msg.pool_id,
+            expire_time=msg.expire_time.ToDatetime(tzinfo=UTC) if msg.HasField("expire_time") else None,
+            ca_fingerprint=msg.ca_fingerprint,
         )

@@ -7,6 +7,11 @@ with ``/bin/sh -c`` inside this task's instance on that node: its directories,
 environment, process group and wall clock. It relays stdin, stdout and stderr
 and exits with the command's status, living exactly as long as the proxy
 (Hydra fails with "Launch proxy failed" if the shim exits early).
+
+The agent's Exec listener speaks TLS with the node's certificate: the shim trusts
+only the cluster CA (``SHOAL_AGENT_CA_FILE``) and proves it belongs to the
+attempt with the attempt's secret (``SHOAL_EXEC_SECRET``), both in the
+environment the agent gave the attempt.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import queue
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.mpi.launch import parse_agent_map
+from shoal.tlsconfig import NODE_TLS_NAME
 
 # ssh options that take a value; anything else starting with '-' is a flag.
 _SSH_OPTIONS_WITH_VALUE = set("bcDEeFIiJLlmOopQRSWw")
@@ -81,8 +88,20 @@ def main(argv: list[str] | None = None) -> int:
         task_id=os.environ.get("SHOAL_TASK_ID", ""),
         attempt=int(os.environ.get("SHOAL_TASK_ATTEMPT", "0") or 0),
         argv=["/bin/sh", "-c", " ".join(words)],
+        secret=os.environ.get("SHOAL_EXEC_SECRET", ""),
     )
-    with grpc.insecure_channel(address) as channel:
+    ca_file = os.environ.get("SHOAL_AGENT_CA_FILE", "")
+    try:
+        ca = Path(ca_file).read_bytes() if ca_file else b""
+    except OSError as e:
+        print(f"shoal-mpi-launch: cannot read the cluster CA certificate {ca_file}: {e}", file=sys.stderr)
+        return 255
+    if not ca:
+        print("shoal-mpi-launch: SHOAL_AGENT_CA_FILE is not set: run inside a Shoal task", file=sys.stderr)
+        return 255
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+    options = [("grpc.ssl_target_name_override", NODE_TLS_NAME), ("grpc.default_authority", NODE_TLS_NAME)]
+    with grpc.secure_channel(address, credentials, options=options) as channel:
         stub = agent_pb2_grpc.NodeServiceStub(channel)
         code = 255
         try:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +19,31 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def build_parser() -> argparse.ArgumentParser:
     """The agent's command line."""
     p = argparse.ArgumentParser(prog="shoal agent", description="Run a Shoal node agent.")
-    p.add_argument("--server", required=True, help="control plane address, host:port")
+    p.add_argument("--server", required=True, help="the control plane's API address, host:port")
+    p.add_argument(
+        "--agent-server",
+        default="",
+        help="the control plane's agent port, host:port (default: as the join told, or --server's host "
+        "with the agent port)",
+    )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("SHOAL_JOIN_TOKEN", ""),
+        help="a join token (shoal pool join-token POOL) to join the pool with when the node has no "
+        "certificate yet (default: $SHOAL_JOIN_TOKEN, which other users cannot see in the process list)",
+    )
+    p.add_argument(
+        "--ca-cert",
+        type=Path,
+        default=None,
+        help="the cluster CA certificate (PEM) to trust when joining, besides the token's fingerprint",
+    )
+    p.add_argument(
+        "--tls-dir",
+        type=Path,
+        default=None,
+        help="where the node's certificate and key are kept (default: <node root>/volatile/tls)",
+    )
     p.add_argument("--node-root", required=True, type=Path, help="the node's root directory")
     p.add_argument("--ip", required=True, help="address the agent's NodeService listens on (e.g. 127.0.1.5)")
     p.add_argument("--node-id", default="", help="node id (default: kept one, or assigned by the server)")
@@ -32,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-non-loopback",
         action="store_true",
-        help="allow listening on a non-loopback address (there is no authentication yet)",
+        help="allow the NodeService to listen on a non-loopback address",
     )
     p.add_argument(
         "--no-watchdog",
@@ -59,8 +84,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         parser.error(f"--ip {args.ip!r} is not an IP address")
     if not ip.is_loopback and not args.allow_non_loopback:
         parser.error(
-            f"--ip {args.ip} is not a loopback address; the agent has no authentication yet, "
-            "pass --allow-non-loopback to run it anyway"
+            f"--ip {args.ip} is not a loopback address; pass --allow-non-loopback to serve other hosts "
+            "(files only to the server's certificate, Exec only with an attempt's secret)"
         )
     if args.orphan_timeout <= 0:
         parser.error("--orphan-timeout must be positive")
@@ -70,6 +95,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         ip=str(ip),
         node_id=args.node_id,
         pool_id=args.pool,
+        agent_server=args.agent_server,
+        tls_dir=args.tls_dir.absolute() if args.tls_dir else None,
+        join_token=args.token,
+        ca_cert_file=args.ca_cert.absolute() if args.ca_cert else None,
         orphan_timeout=args.orphan_timeout,
         allow_non_loopback=args.allow_non_loopback,
         watchdog=not args.no_watchdog,

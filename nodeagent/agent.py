@@ -11,12 +11,15 @@ import secrets
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import grpc
 import psutil
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.agentidentity import CA_FILE, AgentIdentity, identity_dir
+from shoal.certs.authority import ROLE_NODE, CertificateError, identity_of, not_after
 from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
 from shoal.nodeagent import process
@@ -24,6 +27,7 @@ from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.execservice import exec_in_instance
 from shoal.nodeagent.fileservice import NodeFileService
 from shoal.nodeagent.jobtasks import is_process_key
+from shoal.nodeagent.join import JoinError, join
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.outbox import Outbox
 from shoal.nodeagent.runner import TaskRunner
@@ -32,6 +36,7 @@ from shoal.nodeagent.state import RunningFile, read_node_id, write_node_id
 from shoal.nodeagent.storage import StorageClient
 from shoal.nodeagent.watchdog import RootBusyError, Watchdog, take_root_lock
 from shoal.paths import UnsafePathError
+from shoal.tlsconfig import SERVER_TLS_NAME, channel_credentials, name_options, server_credentials
 from shoal.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,10 @@ _EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 EXIT_OK = 0
 EXIT_ORPHANED = 3
 EXIT_ROOT_BUSY = 4
+#: No certificate to speak to the server with, no join token that got one, or the server refuses it.
+EXIT_NO_IDENTITY = 5
+#: How the control plane refuses a node's certificate (see shoal.server.api.agentgate).
+_REFUSED = (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED)
 #: The start task's process group in running.json.
 START_TASK_KEY = "startup"
 WELCOME_TIMEOUT = 30.0
@@ -102,6 +111,12 @@ class Agent:
         self.node_id = config.node_id
         self.pool_id = config.pool_id
         self.node_service_port = 0
+        #: The Exec-only listener (TLS, no client certificate; see NodeService in agent.proto).
+        self.exec_port = 0
+        #: The node's certificate, key and CA (`shoal.agentidentity`), once loaded or joined.
+        self.identity: AgentIdentity | None = None
+        #: The server's agent port.
+        self.agent_address = config.agent_server
         self.heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
         self.outbox = Outbox()
         self.running_file = RunningFile(self.layout.running_file)
@@ -174,6 +189,11 @@ class Agent:
             self._retain_orphan_dirs(orphans)
         if not self.node_id:
             self.node_id = read_node_id(self.layout.node_id_file)
+        identity = await self._load_identity()
+        if identity is None:
+            await self._shutdown()
+            return EXIT_NO_IDENTITY
+        self.identity = identity
         server = grpc.aio.server()
         agent_pb2_grpc.add_NodeServiceServicer_to_server(
             NodeFileService(
@@ -183,17 +203,28 @@ class Agent:
             ),
             guarded(server),  # bytes that are not a request: INVALID_ARGUMENT, not a traceback each
         )
-        self.node_service_port = server.add_insecure_port(_host_port(self.config.ip, 0))
+        # One server, two ports with the node's certificate: files (and Exec) for the server's client
+        # certificate, and Exec alone, for an attempt's processes that show its secret instead.
+        mutual = server_credentials(identity.cert_pem, identity.key_pem, client_ca_pem=identity.ca_pem)
+        self.node_service_port = server.add_secure_port(_host_port(self.config.ip, 0), mutual)
+        self.exec_port = server.add_secure_port(
+            _host_port(self.config.ip, 0), server_credentials(identity.cert_pem, identity.key_pem)
+        )
         await server.start()
         log.info(
-            "agent %s (boot %s) serving files on %s:%d, control plane %s",
+            "agent %s (boot %s) serving files on %s:%d (Exec on %d), control plane %s (agents: %s)",
             self.node_id or "(unassigned)",
             self.boot_id,
             self.config.ip,
             self.node_service_port,
+            self.exec_port,
             self.config.server,
+            self.agent_address,
         )
-        self._channel = grpc.aio.insecure_channel(self.config.server, options=CHANNEL_OPTIONS)
+        credentials = channel_credentials(identity.ca_pem, identity.cert_pem, identity.key_pem)
+        self._channel = grpc.aio.secure_channel(
+            self.agent_address, credentials, options=CHANNEL_OPTIONS + name_options(SERVER_TLS_NAME)
+        )
         self._storage = StorageClient(self._channel, access=self.layout.access)
         self._spawn(self.runner.run_sweeper(self.config.sweep_interval_seconds))
         try:
@@ -202,6 +233,65 @@ class Agent:
             await self._shutdown()
             await server.stop(0.5)
         return self.exit_code
+
+    async def _load_identity(self) -> AgentIdentity | None:
+        """The node's certificate: the one kept under the node root, or one got by joining with the
+        token; None (logged) when there is none. Sets the node and pool ids a node certificate names."""
+        directory = self.config.tls_dir or identity_dir(self.layout.root)
+        identity = AgentIdentity.load(directory)
+        if identity is not None and self.clock.now() >= not_after(identity.cert_pem):
+            log.warning("the node certificate in %s has expired", directory)
+            identity = None if self.config.join_token else identity
+        if identity is None and self.config.join_token:
+            identity = await self._join(directory)
+        if identity is None:
+            if not self.config.join_token:
+                log.error(
+                    "no node certificate in %s: start the agent with a join token (--token, from "
+                    "`shoal pool join-token POOL`)",
+                    directory,
+                )
+            return None
+        try:
+            ident = identity_of(identity.cert_pem)
+        except CertificateError as e:
+            log.error("the node certificate in %s is unusable: %s", directory, e)
+            return None
+        if ident.role == ROLE_NODE:
+            if self.node_id and self.node_id.lower() != ident.node_id.lower():
+                log.error("this node root belongs to node %s, its certificate to node %s", self.node_id, ident.node_id)
+                return None
+            self.node_id = ident.node_id
+            self.pool_id = self.pool_id or ident.pool_id
+        self.agent_address = self.agent_address or identity.agent_address
+        if not self.agent_address:
+            log.error("the server's agent port is not known: pass --agent-server HOST:PORT")
+            return None
+        self.runner.agent_ca_file = directory / CA_FILE
+        return identity
+
+    async def _join(self, directory: Path) -> AgentIdentity | None:
+        """Join through the public API with the token (trying again while the server is unreachable)."""
+        deadline = self.clock.monotonic() + self.config.orphan_timeout
+        backoff = self.config.reconnect_initial_backoff
+        while not self._stop.is_set():
+            try:
+                identity, node_id, pool_id = await join(
+                    self.config.server, self.config.join_token, ca_cert_file=self.config.ca_cert_file
+                )
+            except JoinError as e:
+                if not e.retryable or self.clock.monotonic() >= deadline:
+                    log.error("joining through %s failed: %s", self.config.server, e)
+                    return None
+                log.warning("joining through %s: %s (trying again)", self.config.server, e)
+                await self._wait_or_stop(backoff)
+                backoff = min(backoff * 2, self.config.reconnect_max_backoff)
+                continue
+            identity.save(directory)
+            write_node_id(self.layout.node_id_file, node_id)
+            log.info("joined pool %s as node %s", pool_id, node_id)
+            return identity
+        return None
 
     async def _guard_watchdog(self, watchdog: Watchdog) -> None:
         """Start a new watchdog whenever the last one dies while the agent runs."""
@@ -284,6 +374,7 @@ class Agent:
                 pool_id=self.pool_id,
                 ip_address=self.config.ip,
                 node_service_port=self.node_service_port,
+                exec_port=self.exec_port,
                 cores=psutil.cpu_count() or 1,
                 memory_bytes=psutil.virtual_memory().total,
                 root_directory=str(self.layout.root),
@@ -358,9 +449,14 @@ class Agent:
                     await call.done_writing()
         except (grpc.aio.AioRpcError, SessionEnded, TimeoutError, grpc.aio.UsageError) as e:
             detail = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
-            log.warning("session with %s ended: %s", self.config.server, detail)
+            if isinstance(e, grpc.aio.AioRpcError) and e.code() in _REFUSED:
+                # Not a passing failure: a revoked certificate, another node's. Trying again cannot help.
+                log.error("the control plane refuses this node: %s: %s", e.code().name, detail)
+                self.request_stop("refused by the control plane", EXIT_NO_IDENTITY)
+                return welcomed
+            log.warning("session with %s ended: %s", self.agent_address, detail)
         except Exception:
-            log.exception("session with %s failed", self.config.server)
+            log.exception("session with %s failed", self.agent_address)
         finally:
             self._conn = None
             stop.cancel()

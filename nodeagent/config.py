@@ -13,7 +13,8 @@ DEFAULT_HEARTBEAT_INTERVAL = 5.0
 class AgentConfig:
     """Everything the agent is told on its command line."""
 
-    #: `host:port` of the control plane (AgentService and StorageService).
+    #: `host:port` of the control plane's public API: tasks reach it there (SHOAL_ADDRESS), and an agent
+    #: with a join token joins there.
     server: str
     #: The node root directory (SHOAL_NODE_ROOT_DIR).
     node_root: Path
@@ -22,6 +23,16 @@ class AgentConfig:
     #: Empty: read `<root>/volatile/node-id`, or let the server assign one.
     node_id: str = ""
     pool_id: str = ""
+    #: `host:port` of the server's agent port (AgentService and StorageService, mutual TLS). Empty: the
+    #: one the join recorded in the identity directory, or `server`'s host with the port the join gave.
+    agent_server: str = ""
+    #: Where the node's certificate, key and the cluster CA are kept (None: `<root>/volatile/tls`).
+    tls_dir: Path | None = None
+    #: A join token (`shoal pool join-token`): with no certificate yet, the agent joins with it.
+    join_token: str = ""
+    #: The cluster CA certificate, when the operator hands it over (the join then trusts it as well as
+    #: the token's fingerprint; without it the agent fetches the CA and pins it by that fingerprint).
+    ca_cert_file: Path | None = None
     #: Seconds without reaching the server after which tasks are killed and the agent exits.
     orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT
     allow_non_loopback: bool = False

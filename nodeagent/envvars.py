@@ -168,3 +168,17 @@ def multi_instance_env(mi: agent_pb2.MultiInstance, shared_dir: Path, path: str)
     if bin_dir not in parts:
         env["PATH"] = os.pathsep.join([bin_dir, *parts])
     return env
+
+
+#: The attempt's Exec secret: `shoal-mpi-launch` sends it with NodeService.Exec (see execservice).
+EXEC_SECRET_ENV = "SHOAL_EXEC_SECRET"
+#: The cluster CA certificate (PEM file), to reach the agents' Exec listener over verified TLS.
+AGENT_CA_ENV = "SHOAL_AGENT_CA_FILE"
+
+
+def exec_env(secret: str, ca_file: Path | None) -> dict[str, str]:
+    """The variables that let an attempt's processes (and only theirs) Exec into it on its nodes."""
+    env = {EXEC_SECRET_ENV: secret}
+    if ca_file is not None:
+        env[AGENT_CA_ENV] = str(ca_file)
+    return env

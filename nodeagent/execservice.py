@@ -1,5 +1,9 @@
 """NodeService.Exec: run a command inside a running multi-instance instance (MPI proxies).
 
+Only the attempt's own processes may: the first request must carry the attempt's secret
+(`SHOAL_EXEC_SECRET` in its environment); without it, or with another, the call is refused
+(PERMISSION_DENIED, reason EXEC_SECRET_MISMATCH) and nothing runs.
+
 The command runs in the instance's working directory and environment (plus the request's
 variables), in its own process group that the agent kills when the instance ends, so the
 instance's wall clock and KillTasks reach it. stdin is relayed from the stream; stdout and
@@ -10,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 
 import grpc
 
+from shoal import agenterrors
 from shoal.agent.v1 import agent_pb2
+from shoal.nodeagent.fileservice import abort
 from shoal.nodeagent.process import exit_code_of, kill_group_now
 from shoal.nodeagent.runner import TaskRunner
 
@@ -69,6 +76,14 @@ async def exec_in_instance(
             f"attempt {first.attempt} of {first.job_id}/{first.task_id} is not running on this node",
         )
         return
+    if not attempt.exec_secret or not hmac.compare_digest(first.secret.encode(), attempt.exec_secret.encode()):
+        log.warning("refused an Exec into %s/%s/%d without its secret", first.job_id, first.task_id, first.attempt)
+        await abort(
+            context,
+            grpc.StatusCode.PERMISSION_DENIED,
+            agenterrors.EXEC_SECRET_MISMATCH,
+            "Exec needs the attempt's secret (SHOAL_EXEC_SECRET of its environment)",
+        )
     if not first.argv:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "argv is empty")
         return

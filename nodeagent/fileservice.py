@@ -21,9 +21,11 @@ from grpc_status import rpc_status
 
 from shoal import agenterrors as reasons
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.certs.authority import ROLE_SERVER, CertificateError, identity_of
 from shoal.nodeagent import safeopen
 from shoal.nodeagent.layout import NodeLayout
 from shoal.paths import UnsafePathError, check_relative_path
+from shoal.tlsconfig import peer_certificate
 from shoal.v1 import common_pb2
 
 READ_CHUNK = 64 * 1024
@@ -170,6 +172,7 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         self, request: agent_pb2.ListFilesRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.ListFilesResponse:
         """List a directory (or one file), optionally recursively."""
+        await require_server(context)
         scope_rel = ""
         try:
             scope_rel = self._scope(request.scope, request.job_id, request.task_id)
@@ -194,6 +197,7 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         stdout.txt and stderr.txt. The file is opened without following any symlink (see
         `shoal.nodeagent.safeopen`): a task cannot point a read at a file outside its directory.
         """
+        await require_server(context)
         if request.offset < 0:
             message = "offset must not be negative"
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reasons.INVALID_OFFSET, message)
@@ -237,6 +241,19 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
                     await asyncio.wait_for(done.wait(), FOLLOW_POLL_SECONDS)
         finally:
             os.close(fd)
+
+
+async def require_server(context: grpc.aio.ServicerContext) -> None:
+    """Files are the server's to read: the caller must have shown the server's client certificate (the
+    mutual TLS port verified it is the cluster CA's; the Exec port asks for none)."""
+    cert = peer_certificate(context)
+    try:
+        role = identity_of(cert).role if cert is not None else ""
+    except CertificateError:
+        role = ""
+    if role != ROLE_SERVER:
+        message = "only the control plane may read this node's files"
+        await abort(context, grpc.StatusCode.PERMISSION_DENIED, reasons.CALLER_NOT_SERVER, message)
 
 
 def _exists(root: Path, rel: str) -> bool:

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -85,6 +86,9 @@ class Attempt:
     run_application: asyncio.Event = field(default_factory=asyncio.Event)
     #: clock.monotonic() when its first process started (the wall clock runs from there).
     first_process_at: float | None = None
+    #: What an Exec into this attempt must carry (`SHOAL_EXEC_SECRET` in its environment): the gang's,
+    #: from the server, for a multi-instance attempt; one of the agent's own otherwise.
+    exec_secret: str = ""
 
     @property
     def key(self) -> AttemptKey:
@@ -126,6 +130,8 @@ class TaskRunner:
         self._identity = node_identity
         self._running_file = running_file
         self._source_env = dict(os.environ) if source_env is None else source_env
+        #: The cluster CA certificate, which attempts use to reach agents over TLS (SHOAL_AGENT_CA_FILE).
+        self.agent_ca_file: Path | None = None
         #: When completed task directories may be deleted.
         self.retention = retention.RetentionJournal(layout.retention_file)
         self._attempts: dict[AttemptKey, Attempt] = {}
@@ -530,6 +536,9 @@ class TaskRunner:
         mi = attempt.multi_instance
         if mi is not None:
             env.update(envvars.multi_instance_env(mi, shared_dir, env.get("PATH", "")))
+        # Last: a task's own settings cannot replace them.
+        attempt.exec_secret = (mi.exec_secret if mi is not None else "") or secrets.token_hex(32)
+        env.update(envvars.exec_env(attempt.exec_secret, self.agent_ca_file))
         return env
 
     async def _stage(

@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--listen", default="127.0.0.1:7420")
     ap.add_argument(NON_LOOPBACK_FLAG, dest="allow_non_loopback", action="store_true")
     ap.add_argument(NO_AUTHENTICATION_FLAG, dest="no_authentication", action="store_true")
+    ap.add_argument("--agent-listen", default="", help="the agent port (default: the listen host, the next port)")
+    ap.add_argument("--agent-advertise", default="", help="the agent port's address as joining agents reach it")
     ap.add_argument("--heartbeat-interval", type=float, default=1.0)
     ap.add_argument("--heartbeat-timeout", type=float, default=10.0)
     ap.add_argument("--agent-orphan-timeout", type=float, default=60.0)
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         listen=a.listen,
         allow_non_loopback=a.allow_non_loopback,
         authentication=not a.no_authentication,
+        agent_listen=a.agent_listen,
+        agent_advertise=a.agent_advertise,
         heartbeat_interval=a.heartbeat_interval,
         heartbeat_timeout=a.heartbeat_timeout,
         agent_orphan_timeout=a.agent_orphan_timeout,

@@ -17,8 +17,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from shoal import native
-from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
-from shoal.certs.secret import ServerSecret
+from shoal.agent.v1 import agent_pb2_grpc
+from shoal.agentidentity import AgentIdentity
 from shoal.clock import Clock, SystemClock
 from shoal.credfiles import CREDENTIALS_FILE, SERVERS_DIR, server_file_name
 from shoal.grpcguard import guarded
@@ -26,17 +26,21 @@ from shoal.server.accounts.model import DEFAULT_ACCOUNT, Quotas
 from shoal.server.accounts.registry import AccountRegistry
 from shoal.server.api import agents
 from shoal.server.api.accounts import AccountServicer
+from shoal.server.api.agentgate import AgentGate
 from shoal.server.api.agents import AgentServicer
 from shoal.server.api.auth import AuthenticatingRegistrar, Authenticator
 from shoal.server.api.jobs import JobServicer
+from shoal.server.api.join import JoinServicer
 from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.pools import PoolServicer
 from shoal.server.api.tasks import TaskServicer
 from shoal.server.controllers.health import run_health
 from shoal.server.controllers.scheduler import run_scheduler
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
+from shoal.server.domain.ids import key as idkey
 from shoal.server.gcpolicy import LongLivedGc
 from shoal.server.providers.local import LocalProvider
+from shoal.server.security import ServerSecurity
 from shoal.server.storage.service import AccountStores, StorageServicer
 from shoal.server.store.sqlite import SqliteStore
 from shoal.v1 import (
@@ -44,6 +48,8 @@ from shoal.v1 import (
     account_pb2_grpc,
     job_pb2,
     job_pb2_grpc,
+    join_pb2,
+    join_pb2_grpc,
     pool_pb2,
     pool_pb2_grpc,
     storage_pb2,
@@ -54,7 +60,8 @@ from shoal.v1 import (
 
 log = logging.getLogger("shoal.server")
 
-AGENT_SERVICE_PREFIX = "/shoal.agent.v1.AgentService/"
+#: Open on the public port: its join token is the caller's credential.
+JOIN_NODE = "/shoal.v1.JoinService/JoinNode"
 
 # Large enough for 100,000 tasks in one AddTasks; larger requests get RESOURCE_EXHAUSTED.
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
@@ -97,12 +104,34 @@ def check_loopback(listen: str, allow_non_loopback: bool) -> None:
         )
 
 
+def default_agent_listen(listen: str) -> str:
+    """The agent port beside `listen`: the same host, the next port (any free port when `listen`'s is 0)."""
+    host, _, port = listen.rpartition(":")
+    return f"{host}:{int(port) + 1 if port.isdigit() and int(port) else 0}"
+
+
+def _listen_hosts(*listens: str) -> list[str]:
+    """The names an agent port certificate should carry for these listen addresses."""
+    hosts = ["localhost", "127.0.0.1", "::1"]
+    for listen in listens:
+        host = listen.rpartition(":")[0].strip("[]")
+        if host and host not in ("0.0.0.0", "::", "*"):
+            hosts.append(host)
+    return list(dict.fromkeys(hosts))
+
+
 @dataclass
 class ServerConfig:
     """How to run one control plane."""
 
     data_dir: Path
     listen: str = "127.0.0.1:7420"
+    #: The agent port (mutual TLS: AgentService and the StorageService agents use). Empty: the listen
+    #: host, the next port (see `default_agent_listen`).
+    agent_listen: str = ""
+    #: The agent port's address as agents elsewhere reach it, told to agents that join (empty: they use
+    #: the host they reached the public API at).
+    agent_advertise: str = ""
     allow_non_loopback: bool = False
     clock: Clock = field(default_factory=SystemClock)
     heartbeat_interval: float = 1.0
@@ -136,15 +165,22 @@ class ShoalServer:
             heartbeat_interval=config.heartbeat_interval,
             dispatch_ahead=config.dispatch_ahead,
         )
-        self.channels = NodeChannels()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        #: The cluster CA, the server secret, node certificates: `<data dir>/certs/`.
+        self.security = ServerSecurity(self.data_dir, config.clock)
+        self.cp.exec_secret = self.security.exec_secret
+        self.channels = NodeChannels(self.security.node_channel_credentials())
         self.server: grpc.aio.Server | None = None
+        self.agent_server: grpc.aio.Server | None = None
+        #: The agent port, as `host:port`.
+        self.agent_address = ""
         self.provider: LocalProvider | None = None
         self.address = ""
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = ServerSecret.load_or_create(self.data_dir / "certs" / "secret")
+        secret = self.security.secret
         await self.cp.load()
         accounts = self.accounts = AccountRegistry(self.store, secret, self.config.clock)
         accounts.load(self.cp.account_rows)
@@ -160,11 +196,11 @@ class ShoalServer:
         server = grpc.aio.server(options=options)
         # Every service is added through the guard: bytes that are not a request message are refused
         # (INVALID_ARGUMENT MALFORMED_REQUEST) before a servicer runs, with a log line at most a minute.
-        # And each call is admitted before its servicer runs (see `shoal.server.api.auth`): agents
-        # authenticate on their own stream (Register), so AgentService is open here.
+        # And each call is admitted before its servicer runs (see `shoal.server.api.auth`). A joining
+        # agent's token is its credential, so JoinNode is open.
         authenticator = Authenticator(accounts if self.config.authentication else None, self.cp)
         services = AuthenticatingRegistrar(
-            guarded(server, agents.SELF_CHECKED), authenticator, open_prefixes=(AGENT_SERVICE_PREFIX,)
+            guarded(server, agents.SELF_CHECKED), authenticator, open_prefixes=(JOIN_NODE,)
         )
 
         def quotas(account: str) -> Quotas:
@@ -178,7 +214,25 @@ class ShoalServer:
         account_pb2_grpc.add_AccountServiceServicer_to_server(
             AccountServicer(accounts, self.cp, self.blob_stores.holds_containers), services
         )
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.cp), services)
+        # The agent port: mutual TLS with certificates of the cluster CA, apart from the public API.
+        agent_server = grpc.aio.server(options=options)
+        agent_services = guarded(agent_server, agents.SELF_CHECKED)
+        gate = AgentGate(self.security.node_certs.is_revoked, self._node_pool_key)
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.cp, gate), agent_services)
+        # Agents reach storage as their node's account: the credential the server gave them in Welcome.
+        agent_storage = AuthenticatingRegistrar(agent_services, authenticator)
+        storage_pb2_grpc.add_StorageServiceServicer_to_server(StorageServicer(self.blob_stores), agent_storage)
+        agent_listen = self.config.agent_listen or default_agent_listen(self.config.listen)
+        credentials = self.security.agent_port_credentials(_listen_hosts(self.config.listen, agent_listen))
+        agent_port = agent_server.add_secure_port(agent_listen, credentials)
+        if agent_port == 0:
+            raise OSError(f"cannot listen on {agent_listen} (the agent port)")
+        self.agent_address = f"{agent_listen.rpartition(':')[0]}:{agent_port}"
+        self.agent_server = agent_server
+        join_pb2_grpc.add_JoinServiceServicer_to_server(
+            JoinServicer(self.cp, self.security, agent_port=agent_port, agent_address=self.config.agent_advertise),
+            services,
+        )
         health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
         names = [
@@ -187,7 +241,7 @@ class ShoalServer:
             task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
             storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name,
             account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
-            agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+            join_pb2.DESCRIPTOR.services_by_name["JoinService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ]
@@ -204,11 +258,14 @@ class ShoalServer:
             self.cp,
             data_dir=self.data_dir,
             server_address=self.address,
+            agent_address=self.agent_address,
+            security=self.security,
             orphan_timeout=self.config.agent_orphan_timeout,
         )
         self.cp.provider = self.provider
         # Before serving: no node can be added while the directories of nodes no longer in the store go.
         await self.provider.remove_orphan_roots()
+        await agent_server.start()
         await server.start()
         self.provider.adopt_or_restart()
         await self.cp.flush()
@@ -221,7 +278,12 @@ class ShoalServer:
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         self.cp.kick_scheduler()
         self._publish_address()
-        log.info("shoal server listening on %s (data in %s)", self.address, self.data_dir)
+        log.info(
+            "shoal server listening on %s, agents on %s (mutual TLS; data in %s)",
+            self.address,
+            self.agent_address,
+            self.data_dir,
+        )
         log.info("%s", native.status().describe())
         return self.address
 
@@ -237,8 +299,15 @@ class ShoalServer:
         }
 
     def _publish_address(self) -> None:
-        info = json.dumps({"address": self.address, "data_dir": str(self.data_dir), "pid": os.getpid()})
         creds = json.dumps(self.credentials(), indent=2)
+        info = json.dumps(
+            {
+                "address": self.address,
+                "agent_address": self.agent_address,
+                "data_dir": str(self.data_dir),
+                "pid": os.getpid(),
+            }
+        )
         (self.data_dir / "server.json").write_text(info)
         write_private(self.data_dir / CREDENTIALS_FILE, creds)
         if self.config.publish_address:
@@ -251,6 +320,16 @@ class ShoalServer:
                 servers = home / SERVERS_DIR
                 servers.mkdir(mode=0o700, exist_ok=True)
                 write_private(servers / server_file_name(self.address), creds)
+
+    def _node_pool_key(self, node_id: str) -> str | None:
+        node = self.cp.nodes.get(idkey(node_id))
+        return node.pool_key if node is not None else None
+
+    def agent_identity(self, name: str = "test-agents") -> AgentIdentity:
+        """A certificate that may speak for any node on the agent port, with the address to use: for
+        processes that host agents outside the server (tests, the bench's simulated fleet)."""
+        ident = self.security.provider_identity(name)
+        return AgentIdentity(ident.ca_pem, ident.cert_pem, ident.key_pem, self.agent_address)
 
     async def stop(self, *, stop_agents: bool = False) -> None:
         """Stop serving. With `stop_agents`, local agents are shut down too (as `shoal up` does)."""
@@ -268,8 +347,7 @@ class ShoalServer:
             await self.cp.save_node_stats()
         except Exception:
             log.exception("could not write node statistics while stopping")
-        if self.server is not None:
-            await self.server.stop(grace=1.0)
+        await asyncio.gather(*(srv.stop(grace=1.0) for srv in (self.server, self.agent_server) if srv is not None))
         await self.channels.close()
         await self.store.close()
 
@@ -308,7 +386,14 @@ def _logging() -> None:
 
 
 def main_server(
-    *, data_dir: Path, listen: str, allow_non_loopback: bool, authentication: bool = True, **extra: float
+    *,
+    data_dir: Path,
+    listen: str,
+    allow_non_loopback: bool,
+    authentication: bool = True,
+    agent_listen: str = "",
+    agent_advertise: str = "",
+    **extra: float,
 ) -> int:
     """`shoal server`: run the control plane in the foreground until SIGINT/SIGTERM."""
     _logging()
@@ -317,6 +402,8 @@ def main_server(
         listen=listen,
         allow_non_loopback=allow_non_loopback,
         authentication=authentication,
+        agent_listen=agent_listen,
+        agent_advertise=agent_advertise,
         **extra,  # type: ignore[arg-type]
     )
     try:
@@ -335,11 +422,16 @@ def main_up(
     pool_id: str,
     allow_non_loopback: bool,
     authentication: bool = True,
+    agent_listen: str = "",
 ) -> int:
     """`shoal up`: a control plane and a local pool in the foreground; Ctrl-C stops both."""
     _logging()
     config = ServerConfig(
-        data_dir=data_dir, listen=listen, allow_non_loopback=allow_non_loopback, authentication=authentication
+        data_dir=data_dir,
+        listen=listen,
+        allow_non_loopback=allow_non_loopback,
+        authentication=authentication,
+        agent_listen=agent_listen,
     )
     try:
         return asyncio.run(_serve(config, up=(pool_id, nodes, slots)))

@@ -27,7 +27,13 @@ FILE_UNREADABLE: Final = "FILE_UNREADABLE"
 #: `LISTING_MAX_SECONDS` (FAILED_PRECONDITION: list a smaller directory, or not recursively).
 TOO_MANY_FILES: Final = "TOO_MANY_FILES"
 
-#: Every reason above: the control plane passes these on as they are.
+#: Who may call the agent (not file errors: the control plane does not pass these on).
+#: ListFiles / ReadFile without the server's client certificate.
+CALLER_NOT_SERVER: Final = "CALLER_NOT_SERVER"
+#: Exec without the attempt's secret, or with another.
+EXEC_SECRET_MISMATCH: Final = "EXEC_SECRET_MISMATCH"
+
+#: Every file reason above: the control plane passes these on as they are.
 REASONS: Final = frozenset(
     {
         INVALID_PATH,

@@ -17,12 +17,15 @@ import grpc
 from google.rpc import status_pb2
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.certs.authority import PeerIdentity
 from shoal.grpcguard import Malformed, refuse
+from shoal.server.api.agentgate import AgentGate
 from shoal.server.api.errors import ApiError, abort, from_refusal
 from shoal.server.api.turns import TurnShare
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.errors import Refused
 from shoal.server.domain.records import AgentSession
+from shoal.tlsconfig import peer_certificate
 
 log = logging.getLogger("shoal.agents")
 
@@ -41,10 +44,15 @@ _REGISTER_FIRST = ApiError(grpc.StatusCode.FAILED_PRECONDITION, "REGISTER_FIRST"
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
-    """Registers agents, applies their reports and carries commands to them."""
+    """Registers agents, applies their reports and carries commands to them.
 
-    def __init__(self, cp: ControlPlane) -> None:
+    Served on the agent port (mutual TLS): `gate` decides which nodes the peer's certificate may
+    register (see `shoal.server.api.agentgate`).
+    """
+
+    def __init__(self, cp: ControlPlane, gate: AgentGate) -> None:
         self.cp = cp
+        self.gate = gate
         #: Reports applied per turn of the event loop (see `TurnShare`).
         self.turns = TurnShare(REPORT_SECONDS_PER_TURN)
 
@@ -61,7 +69,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             await abort(context, _REGISTER_FIRST)
             return
         try:
-            session = await self.cp.attach(first.register)
+            reg = self.gate.admit(self.gate.identity(peer_certificate(context)), first.register)
+            session = await self.cp.attach(reg)
         except Refused as e:
             await abort(context, e)
             return
@@ -79,7 +88,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def ConnectMany(
         self, request_iterator: AsyncIterator[agent_pb2.AgentFrames], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.ServerFrames]:
-        stream = _SharedStream()
+        try:
+            ident = self.gate.identity(peer_certificate(context))
+        except Refused as e:
+            await abort(context, e)
+            return
+        stream = _SharedStream(ident)
         reader = asyncio.create_task(self._read_many(request_iterator, stream, context))
         try:
             while True:
@@ -155,6 +169,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     async def _join(self, stream: _SharedStream, channel: int, reg: agent_pb2.Register) -> None:
         try:
+            reg = self.gate.admit(stream.identity, reg)
             stream.sessions[channel] = await self.cp.attach(reg, stream.notifier(channel))
         except Refused as e:
             stream.end(channel, from_refusal(e))
@@ -191,7 +206,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 class _SharedStream:
     """The server's end of one ConnectMany stream: its nodes' sessions by channel, and what waits to go out."""
 
-    def __init__(self) -> None:
+    def __init__(self, identity: PeerIdentity | None) -> None:
+        #: Who the stream's peer is (its certificate): each conversation's Register is checked against it.
+        self.identity = identity
         self.sessions: dict[int, AgentSession] = {}
         #: Sessions with messages waiting, by channel, in the order they became ready.
         self._ready: dict[int, AgentSession] = {}

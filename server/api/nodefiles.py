@@ -1,4 +1,8 @@
-"""Channels from the control plane to the agents' NodeService, for reading files on nodes."""
+"""Channels from the control plane to the agents' NodeService, for reading files on nodes.
+
+Mutual TLS: the server shows its client certificate, and trusts an agent that shows a node
+certificate of the cluster CA (checked against the name every node's certificate carries).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from grpc_status import rpc_status
 from shoal import agenterrors
 from shoal.server.api.errors import ApiError
 from shoal.server.domain.records import NodeRec
+from shoal.tlsconfig import NODE_TLS_NAME, name_options
 
 R = TypeVar("R")
 
@@ -29,14 +34,17 @@ _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", agenterrors.AGENT_REPLY_
 class NodeChannels:
     """One cached channel per node address."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: grpc.ChannelCredentials) -> None:
+        self._credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def get(self, node: NodeRec) -> grpc.aio.Channel:
-        target = f"{node.proto.ip_address}:{node.node_service_port}"
+        ip = node.proto.ip_address
+        target = f"[{ip}]:{node.node_service_port}" if ":" in ip else f"{ip}:{node.node_service_port}"
         ch = self._channels.get(target)
         if ch is None:
-            ch = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            options = _CHANNEL_OPTIONS + name_options(NODE_TLS_NAME)
+            ch = grpc.aio.secure_channel(target, self._credentials, options=options)
             self._channels[target] = ch
         return ch
 

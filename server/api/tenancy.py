@@ -60,6 +60,9 @@ def references(request: Any) -> list[tuple[str, str]]:
         parts = name.split("/", 2)
         if len(parts) >= 2 and parts[0] in ("pools", "jobs") and parts[1]:
             refs.append((parts[0], parts[1]))
+    # A request about a pool by its id (a join token for it).
+    if "pool_id" in fields and request.pool_id:
+        refs.append(("pools", request.pool_id))
     # A job points at its pool: a job may not be put on another account's pool.
     if "job" in fields and request.HasField("job") and isinstance(request.job, job_pb2.Job) and request.job.pool_id:
         refs.append(("pools", request.job.pool_id))

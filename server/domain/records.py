@@ -506,6 +506,8 @@ class NodeRec:
     running: SlotMap = field(default_factory=SlotMap)
     last_seen: float = 0.0
     node_service_port: int = 0
+    #: The agent's Exec-only listener (TLS, no client certificate): what `shoal-mpi-launch` reaches.
+    exec_port: int = 0
     start_task_ok: bool = False
     #: Statistics changed since the node row was last written.
     stats_dirty: bool = False

@@ -136,6 +136,8 @@ class AttemptLifecycle:
             return
         mis = spec.multi_instance_settings
         shared = f"{master.proto.root_directory}/workitems/{job.proto.id}/job-1/{spec.id}"
+        ref = base.attempt
+        secret = self.k.exec_secret(ref.job_id, ref.task_id, ref.attempt) if self.k.exec_secret is not None else ""
         for i, n in enumerate(nodes):
             a = base if i == 0 else self.k.start_message(n).start_tasks.tasks.add()
             if i > 0:
@@ -149,10 +151,11 @@ class AttemptLifecycle:
                     instance_index=i,
                     number_of_instances=len(nodes),
                     host_list=[x.proto.ip_address for x in nodes],
-                    agent_addresses=[f"{x.proto.ip_address}:{x.node_service_port}" for x in nodes],
+                    agent_addresses=[f"{x.proto.ip_address}:{x.exec_port or x.node_service_port}" for x in nodes],
                     coordination_command_line=mis.coordination_command_line,
                     common_resource_files=mis.common_resource_files,
                     task_shared_dir=shared,
+                    exec_secret=secret,
                 )
             )
 

@@ -171,6 +171,9 @@ class Kernel:
         self.waiting_jobs: dict[str, JobRec] = {}
         self.meta: dict[str, int] = {"task_seq": 0, "job_seq": 0, "node_counter": 0}
         self.provider: Provider | None = None
+        #: The Exec secret of an attempt (job id, task id, attempt), the same on each node of its gang
+        #: (see `shoal.server.security`); None: attempts get none (their agent makes one of its own).
+        self.exec_secret: Callable[[str, str, int], str] | None = None
         self.stats = Stats()
         self._dirty: dict[tuple[str, str], object] = {}
         #: Messages to agents that may only leave once the changes behind them are committed.

@@ -127,6 +127,7 @@ class NodeLifecycle:
         node.session = session
         node.last_seen = self.k.clock.monotonic()
         node.node_service_port = reg.node_service_port
+        node.exec_port = reg.exec_port
         node.proto.ip_address = reg.ip_address or node.proto.ip_address
         node.forget_placement()
         node.proto.cores = reg.cores

@@ -101,7 +101,7 @@ class PoolLifecycle:
             P.NODE_STATE_RUNNING: 6,
         }
         members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
-        members.sort(key=lambda n: (order.get(n.state, 9), n.used_slots, -int(n.key.split("-")[-1] or 0)))
+        members.sort(key=lambda n: (order.get(n.state, 9), n.used_slots, -_serial(n.key)))
         return members[:count]
 
     async def resize_pool(
@@ -165,3 +165,10 @@ class PoolLifecycle:
         self.k.node_life.after_node_changes(leaving)
         self.k.kick_scheduler()
         return result
+
+
+def _serial(node_key: str) -> int:
+    """The number ending a node id the server counted out ("node-12"); 0 for any other id (a joined
+    node's random one, an agent's own name)."""
+    tail = node_key.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0

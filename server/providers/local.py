@@ -24,15 +24,19 @@ import signal
 import subprocess
 import sys
 from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from shoal import rootlock
+from shoal.agentidentity import AgentIdentity, identity_dir
+from shoal.certs.authority import CertificateError, identity_of, not_after
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import id_problem
 from shoal.server.domain.records import NodeRec
+from shoal.server.security import ServerSecurity
 from shoal.v1 import pool_pb2
 
 log = logging.getLogger("shoal.provider.local")
@@ -53,12 +57,18 @@ class LocalProvider:
         *,
         data_dir: Path,
         server_address: str,
+        agent_address: str = "",
+        security: ServerSecurity | None = None,
         orphan_timeout: float = 60.0,
         root_lock_timeout: float = ROOT_LOCK_TIMEOUT,
     ) -> None:
         self.cp = cp
         self.data_dir = data_dir
+        #: The public API (tasks' SHOAL_ADDRESS) and the agent port (mutual TLS) the agents use.
         self.server_address = server_address
+        self.agent_address = agent_address or server_address
+        #: Issues each local node its certificate, and revokes it when the node is gone.
+        self.security = security
         self.orphan_timeout = orphan_timeout
         self.root_lock_timeout = root_lock_timeout
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -67,16 +77,39 @@ class LocalProvider:
     def node_root(self, node: NodeRec) -> Path:
         return self.data_dir / "nodes" / node.proto.id
 
+    def _give_identity(self, node: NodeRec, root: Path) -> None:
+        """Put the node's certificate into its root before its agent starts (the agent joins without a
+        token: the server issues the certificate itself). One still valid for a day is kept."""
+        if self.security is None:
+            return
+        directory = identity_dir(root)
+        kept = AgentIdentity.load(directory)
+        if kept is not None and kept.ca_pem == self.security.ca.cert_pem:
+            try:
+                ident = identity_of(kept.cert_pem)
+                fresh = not_after(kept.cert_pem) - self.cp.clock.now() > timedelta(days=1)
+            except (CertificateError, ValueError):
+                fresh = False
+            else:
+                revoked = self.security.node_certs.is_revoked(ident.serial)
+                fresh = fresh and ident.node_id == node.proto.id and not revoked
+            if fresh:
+                return
+        self.security.issue_node(node.proto.id, node.proto.pool_id).save(directory)
+
     def node_added(self, node: NodeRec) -> None:
         """Start the agent for a CREATING node."""
         root = self.node_root(node)
         root.mkdir(parents=True, exist_ok=True)
+        self._give_identity(node, root)
         argv = [
             sys.executable,
             "-m",
             "shoal.nodeagent",
             "--server",
             self.server_address,
+            "--agent-server",
+            self.agent_address,
             "--node-root",
             str(root),
             "--ip",
@@ -135,7 +168,11 @@ class LocalProvider:
         await self.cp.node_gone(node_key)
 
     def node_removed(self, node: NodeRec) -> None:
-        """The node has left its pool: its agent is stopped (if it still runs) and its root directory deleted."""
+        """The node has left its pool: its certificates are revoked (any node's: this is where the server
+        hears of every node that is gone), its agent is stopped (if it still runs) and its root directory
+        deleted."""
+        if self.security is not None:
+            self.security.node_certs.revoke_node(node.proto.id)
         root = self._own_root(node)
         if root is None:
             return

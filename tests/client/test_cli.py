@@ -306,6 +306,8 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "listen": "127.0.0.1:1",
                 "allow_non_loopback": False,
                 "authentication": True,
+                "agent_listen": "",
+                "agent_advertise": "",
                 "dispatch_ahead": 16,
             },
         ),
@@ -319,6 +321,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "pool_id": "local",
                 "allow_non_loopback": True,
                 "authentication": True,
+                "agent_listen": "",
             },
         ),
     ]

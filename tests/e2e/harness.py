@@ -62,6 +62,11 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         env = dict(os.environ, SHOAL_LOG_LEVEL="INFO")
+        # The agent port, the same over restarts on this data directory (agents that live on reconnect).
+        agent_port_file = self.data_dir / "test-agent-port"
+        if not agent_port_file.exists():
+            agent_port_file.write_text(str(free_port()))
+        self.agent_address = f"127.0.0.1:{agent_port_file.read_text().strip()}"
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -71,6 +76,8 @@ class ServerProcess:
                 str(self.data_dir),
                 "--listen",
                 self.address,
+                "--agent-listen",
+                self.agent_address,
                 "--heartbeat-interval",
                 "0.5",
                 "--heartbeat-timeout",

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import IO
 
 import grpc
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.tlsconfig import server_credentials
+from tests.tlshelp import node_identity, shared_ca
 
 
 class ExecOnly(agent_pb2_grpc.NodeServiceServicer):
@@ -59,6 +63,19 @@ def serve(host: str = "127.0.0.1") -> tuple[grpc.Server, int, ExecOnly]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     svc = ExecOnly()
     agent_pb2_grpc.add_NodeServiceServicer_to_server(svc, server)
-    port = server.add_insecure_port(f"{host}:0")
+    port = add_exec_port(server, host)
     server.start()
     return server, port, svc
+
+
+def add_exec_port(server: grpc.Server, host: str) -> int:
+    """An Exec listener as an agent's: TLS with a node certificate of the tests' CA, no client certificate."""
+    ident = node_identity()
+    return server.add_secure_port(f"{host}:0", server_credentials(ident.cert_pem, ident.key_pem))
+
+
+def shim_env() -> dict[str, str]:
+    """What the shim needs in an attempt's environment to reach such a listener: the CA (and a secret)."""
+    path = Path(tempfile.mkdtemp(prefix="shoal-shim-ca-")) / "ca.pem"
+    path.write_bytes(shared_ca().cert_pem)
+    return {"SHOAL_AGENT_CA_FILE": str(path), "SHOAL_EXEC_SECRET": "test-secret"}

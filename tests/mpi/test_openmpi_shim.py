@@ -40,7 +40,7 @@ import pytest
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.mpi.launch import launcher_environment, mpiexec_command
-from tests.mpi.exec_server import ExecOnly
+from tests.mpi.exec_server import ExecOnly, add_exec_port, shim_env
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = ["127.0.0.2", "127.0.0.3"]
@@ -145,7 +145,7 @@ def _serve(host: str) -> tuple[grpc.Server, int, StdinSafeExec]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     svc = StdinSafeExec()
     agent_pb2_grpc.add_NodeServiceServicer_to_server(svc, server)
-    port = server.add_insecure_port(f"{host}:0")
+    port = add_exec_port(server, host)
     server.start()
     return server, port, svc
 
@@ -166,6 +166,7 @@ def _inside_namespace(app: str, mpirun: str, shim: str) -> dict:
         env.update(launcher_environment(shim))
         env.update(TEST_ENV)
         env["SHOAL_MPI_AGENTS"] = ",".join(f"{h}={h}:{s[1]}" for h, s in zip(HOSTS, servers, strict=True))
+        env.update(shim_env())
         out = subprocess.run(
             mpiexec_command(HOSTS, 2, [sys.executable, app], flavor="openmpi", mpiexec=mpirun),
             env=env,

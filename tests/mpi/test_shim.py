@@ -18,7 +18,7 @@ from shoal.mpi.launch import (
     parse_agent_map,
 )
 from shoal.mpi.shim import split_args
-from tests.mpi.exec_server import serve
+from tests.mpi.exec_server import serve, shim_env
 
 ALLREDUCE = """
 from mpi4py import MPI
@@ -72,6 +72,7 @@ def test_hydra_starts_ranks_on_two_hosts_through_the_shim(tmp_path: Path) -> Non
         env = dict(os.environ)
         env.update(launcher_environment(str(Path(sys.executable).parent / "shoal-mpi-launch")))
         env["SHOAL_MPI_AGENTS"] = ",".join(f"{h}={h}:{s[1]}" for h, s in zip(hosts, servers, strict=True))
+        env.update(shim_env())
         out = subprocess.run(
             mpiexec_command(hosts, 2, [sys.executable, str(app)], mpiexec=mpiexec),
             env=env,
@@ -87,6 +88,7 @@ def test_hydra_starts_ranks_on_two_hosts_through_the_shim(tmp_path: Path) -> Non
         # Every proxy went through an agent: one call per host.
         assert [len(s[2].calls) for s in servers] == [1, 1]
         assert "hydra_pmi_proxy" in servers[0][2].calls[0].argv[2]
+        assert servers[0][2].calls[0].secret == "test-secret"  # the attempt's, from its environment
     finally:
         for s in servers:
             s[0].stop(None)

@@ -16,6 +16,7 @@ from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.nodeagent.agent import Agent
 from shoal.nodeagent.config import AgentConfig
 from shoal.v1 import common_pb2, storage_pb2, storage_pb2_grpc
+from tests.tlshelp import give_node_identity, plane_credentials
 
 EOF_: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 
@@ -192,7 +193,8 @@ class PlaneServer:
         server = grpc.aio.server()
         agent_pb2_grpc.add_AgentServiceServicer_to_server(self.plane, server)
         storage_pb2_grpc.add_StorageServiceServicer_to_server(self.storage, server)
-        self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
+        # As the server's agent port: mutual TLS with certificates of the tests' CA.
+        self.port = server.add_secure_port(f"127.0.0.1:{self.port}", plane_credentials())
         await server.start()
         self._server = server
         return self.plane
@@ -240,8 +242,11 @@ async def run_agent(plane_server, tmp_path: Path):
     started: list[tuple[Agent, asyncio.Task[int]]] = []
 
     async def make(**kw) -> tuple[Agent, asyncio.Task[int]]:
+        # The node's certificate, as the local provider gives it (the FakePlane welcomes node-1 of pool1).
+        give_node_identity(tmp_path / "node", kw.pop("node_cert", "node-1"), "pool1")
         cfg = AgentConfig(
             server=plane_server.address,
+            agent_server=plane_server.address,
             node_root=tmp_path / "node",
             ip="127.0.0.1",
             orphan_timeout=kw.pop("orphan_timeout", 60.0),

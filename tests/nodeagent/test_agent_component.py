@@ -16,6 +16,7 @@ from shoal.exitcodes import TERMINATED_EXIT_CODE
 from shoal.nodeagent import process
 from shoal.v1 import common_pb2
 from tests.nodeagent.conftest import assignment, start_tasks
+from tests.tlshelp import node_channel
 
 RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
 COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
@@ -39,11 +40,11 @@ async def test_register_start_task_and_task_outcomes(plane_server, run_agent, tm
     storage.put("inputs", "data/a.txt", b"A")
     storage.put("inputs", "data/sub/b.txt", b"B")
     storage.create("outputs")
-    agent, _ = await run_agent()
+    agent, _ = await run_agent(node_cert="node-7")
     node = tmp_path / "node"
 
     reg = (await plane.wait_for(lambda: plane.registers))[0]
-    assert reg.node_id == ""
+    assert reg.node_id == "node-7"  # as its certificate names it
     assert reg.ip_address == "127.0.0.1"
     assert reg.node_service_port > 0
     assert reg.cores > 0 and reg.memory_bytes > 0
@@ -261,7 +262,7 @@ async def test_node_service_files(plane_server, run_agent, tmp_path: Path) -> No
     cmd = "sh -c 'echo one; sleep 0.3; echo two; sleep 0.3; echo three'"
     await plane.send(start_tasks(1, assignment("f", cmd)))
     await plane.wait_event("f", RUNNING)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+    async with node_channel(f"127.0.0.1:{port}") as ch:
         stub = agent_pb2_grpc.NodeServiceStub(ch)
         await asyncio.wait_for(_until(lambda: agent.runner.is_task_active("j1", "f")), 5)
         await asyncio.wait_for(_until(lambda: (tmp_path / "node/workitems/j1/job-1/f/stdout.txt").exists()), 5)
@@ -354,7 +355,7 @@ async def test_following_output_waits_for_it_while_resource_files_are_staged(pla
         files = [common_pb2.ResourceFile(http_url=url, file_path="tool.sh")]
         await plane.send(start_tasks(1, assignment("s", "sh tool.sh", resource_files=files)))
         await plane.wait_event("s", RUNNING)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        async with node_channel(f"127.0.0.1:{port}") as ch:
             stub = agent_pb2_grpc.NodeServiceStub(ch)
             request = agent_pb2.ReadFileRequest(
                 scope=agent_pb2.FILE_SCOPE_TASK, job_id="j1", task_id="s", path="stdout.txt", follow=True

@@ -10,6 +10,7 @@ import pytest
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.v1 import common_pb2
 from tests.nodeagent.conftest import assignment, start_tasks
+from tests.tlshelp import node_channel
 
 COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
 COMPLETION = common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_TASK_COMPLETION
@@ -82,7 +83,7 @@ async def test_reads_never_follow_a_link_swapped_in_while_reading(plane_server, 
     seen: dict[str, int] = {}
     leaked = 0
     unexpected: list[str] = []
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+    async with node_channel(f"127.0.0.1:{port}") as ch:
         stub = agent_pb2_grpc.NodeServiceStub(ch)
         request = agent_pb2.ReadFileRequest(
             scope=agent_pb2.FILE_SCOPE_TASK, job_id="j1", task_id="race", path="wd/race"

@@ -9,6 +9,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from tests.tlshelp import node_channel
+
 GARBAGE = b"\xff\xff\xff\xff"
 
 
@@ -26,7 +28,7 @@ async def test_node_service_refuses_garbage(plane_server, run_agent, caplog: pyt
     await run_agent()
     await plane.wait_for(lambda: plane.registers)
     port = plane.registers[0].node_service_port
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+    async with node_channel(f"127.0.0.1:{port}") as ch:
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await ch.unary_unary("/shoal.agent.v1.NodeService/ListFiles")(GARBAGE, timeout=10)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -14,11 +14,13 @@ from shoal.nodeagent.agent import Agent
 from shoal.nodeagent.config import AgentConfig
 from shoal.v1 import common_pb2
 from tests.nodeagent.conftest import PlaneServer
+from tests.tlshelp import exec_channel, give_node_identity
 
 RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
 COORDINATED = agent_pb2.TASK_EVENT_KIND_COORDINATED
 COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
 IPS = ["127.0.1.1", "127.0.1.2"]
+SECRET = "gang-secret"
 
 
 @pytest.fixture
@@ -30,8 +32,15 @@ async def two_nodes(tmp_path: Path):
             ps = PlaneServer(tmp_path / f"blobs{i}")
             await ps.start()
             planes.append(ps)
+            give_node_identity(tmp_path / f"node{i}", "node-1", "pool1")
             agent = Agent(
-                AgentConfig(server=ps.address, node_root=tmp_path / f"node{i}", ip=ip, kill_grace_seconds=0.5)
+                AgentConfig(
+                    server=ps.address,
+                    agent_server=ps.address,
+                    node_root=tmp_path / f"node{i}",
+                    ip=ip,
+                    kill_grace_seconds=0.5,
+                )
             )
             agents.append((agent, asyncio.create_task(agent.run())))
         for ps in planes:
@@ -48,7 +57,8 @@ async def two_nodes(tmp_path: Path):
 
 
 def _assignments(planes: list[PlaneServer], tmp_path: Path, command: str, coordination: str, **kw):
-    ports = [ps.plane.registers[0].node_service_port for ps in planes]
+    # The shim reaches the other nodes' Exec listeners, with the gang's secret.
+    ports = [ps.plane.registers[0].exec_port for ps in planes]
     shared = str(tmp_path / "node0" / "workitems" / "j" / "job-1" / "mi")
     out = []
     for i in range(len(planes)):
@@ -64,6 +74,7 @@ def _assignments(planes: list[PlaneServer], tmp_path: Path, command: str, coordi
                 coordination_command_line=coordination,
                 common_resource_files=[common_pb2.ResourceFile(storage_container_name="common", blob_prefix="c/")],
                 task_shared_dir=shared,
+                exec_secret=SECRET,
             ),
             **kw,
         )
@@ -128,12 +139,12 @@ async def test_failed_coordination_and_exec_refused(two_nodes, tmp_path: Path) -
     assert failed.exit_code == 1 and failed.failure_info.code == "FailureExitCode"
     assert planes[1].plane.event("mi", COORDINATED) is None
 
-    port = planes[1].plane.registers[0].node_service_port
-    async with grpc.aio.insecure_channel(f"{IPS[1]}:{port}") as ch:
+    port = planes[1].plane.registers[0].exec_port
+    async with exec_channel(f"{IPS[1]}:{port}") as ch:
         stub = agent_pb2_grpc.NodeServiceStub(ch)
 
         async def reqs():
-            yield agent_pb2.ExecRequest(job_id="j", task_id="mi", attempt=1, argv=["true"])
+            yield agent_pb2.ExecRequest(job_id="j", task_id="mi", attempt=1, argv=["true"], secret=SECRET)
 
         with pytest.raises(grpc.aio.AioRpcError) as ei:
             async for _ in stub.Exec(reqs()):
@@ -141,8 +152,8 @@ async def test_failed_coordination_and_exec_refused(two_nodes, tmp_path: Path) -
         assert ei.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     # Exec with stdin into the primary, which is still waiting for RunApplication.
-    port0 = planes[0].plane.registers[0].node_service_port
-    async with grpc.aio.insecure_channel(f"{IPS[0]}:{port0}") as ch:
+    port0 = planes[0].plane.registers[0].exec_port
+    async with exec_channel(f"{IPS[0]}:{port0}") as ch:
         stub = agent_pb2_grpc.NodeServiceStub(ch)
 
         async def reqs2():
@@ -153,6 +164,7 @@ async def test_failed_coordination_and_exec_refused(two_nodes, tmp_path: Path) -
                 argv=["sh", "-c", "cat; echo $EXTRA $SHOAL_TASK_ID >&2; exit 3"],
                 environment=[common_pb2.EnvironmentSetting(name="EXTRA", value="e")],
                 stdin=b"in1 ",
+                secret=SECRET,
             )
             yield agent_pb2.ExecRequest(stdin=b"in2")
             yield agent_pb2.ExecRequest(stdin_eof=True)

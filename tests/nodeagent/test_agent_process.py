@@ -11,11 +11,14 @@ from pathlib import Path
 from shoal.agent.v1 import agent_pb2
 from shoal.nodeagent import process
 from shoal.nodeagent.state import RunningFile
+from tests.tlshelp import give_node_identity
 
 RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
 
 
 async def _spawn_agent(address: str, node_root: Path, *extra: str) -> asyncio.subprocess.Process:
+    # Its certificate where it looks for it, as the local provider puts it there.
+    give_node_identity(node_root, "node-1", "pool1", agent_address=address)
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -79,7 +82,7 @@ async def test_shutdown_message(plane_server, tmp_path: Path) -> None:
         await plane.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="bye")))
         assert await asyncio.wait_for(agent.wait(), 20) == 0
         await asyncio.wait_for(_until(lambda: not process.group_alive(pgid)), 10)
-        assert "node id is node-1" in (node_root / "agent.log").read_text()
+        assert "agent node-1 (boot" in (node_root / "agent.log").read_text()  # (named by its certificate)
     finally:
         if agent.returncode is None:
             agent.kill()

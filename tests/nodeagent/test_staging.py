@@ -5,24 +5,32 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from shoal.agent.v1 import agent_pb2
+from shoal.agentidentity import AgentIdentity
 from shoal.nodeagent.staging import StagingError, stage_resource_files
 from shoal.nodeagent.storage import StorageClient
 from shoal.v1 import common_pb2
 from tests.nodeagent.conftest import PlaneServer, assignment, start_tasks
+from tests.tlshelp import identity_channel, shared_ca
 
 COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
 SUCCESS = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
+
+
+def _provider(address: str) -> AgentIdentity:
+    """A certificate of the tests' CA that the fake control plane's agent port takes."""
+    ca = shared_ca()
+    cert, key = ca.issue_client_cert("staging-test", role="provider", days=1)
+    return AgentIdentity(ca.cert_pem, cert, key, address)
 
 
 @pytest.fixture
 async def storage(plane_server: PlaneServer) -> AsyncIterator[StorageClient]:
     for name in ("mpi/heat.py", "mpi/hello.c", "mpi/sub/x.txt", "other/y.txt"):
         plane_server.storage.put("apps", name, name.encode())
-    async with grpc.aio.insecure_channel(plane_server.address) as ch:
+    async with identity_channel(_provider(plane_server.address)) as ch:
         yield StorageClient(ch)
 
 

@@ -7,21 +7,29 @@ import contextlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import timestamp_pb2
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.v1 import common_pb2
+from tests.tlshelp import agent_channel
+
+if TYPE_CHECKING:
+    from shoal.server.app import ShoalServer
 
 A = agent_pb2
 
 
 class ScriptedAgent:
-    """Registers with a `join` pool, then sends exactly what the test tells it to."""
+    """Registers with a `join` pool, then sends exactly what the test tells it to.
 
-    def __init__(self, address: str, pool_id: str, ip: str, *, node_service_port: int = 1) -> None:
-        self.address = address
+    It speaks on `server`'s agent port with a certificate that may speak for any node.
+    """
+
+    def __init__(self, server: ShoalServer, pool_id: str, ip: str, *, node_service_port: int = 1) -> None:
+        self.server = server
         self.pool_id = pool_id
         self.ip = ip
         #: Where the control plane reaches this node's NodeService (nothing listens on port 1).
@@ -35,7 +43,7 @@ class ScriptedAgent:
 
     async def connect(self, node_id: str = "") -> agent_pb2.Welcome:
         """Register (as node `node_id`, when given: a node the server knows) and wait for Welcome."""
-        self._channel = grpc.aio.insecure_channel(self.address)
+        self._channel = agent_channel(self.server)
         stub = agent_pb2_grpc.AgentServiceStub(self._channel)
         reg = A.Register(
             node_id=node_id,

@@ -288,7 +288,7 @@ async def test_a_task_credential_acts_for_its_node_account_only_while_the_node_i
         )
     from tests.service.scripted_agent import ScriptedAgent
 
-    agent = ScriptedAgent(server.address, "pt", "127.0.2.77")
+    agent = ScriptedAgent(server, "pt", "127.0.2.77")
     await agent.connect()
     node_id = agent.node_id
     credential = registry.task_credential("default", "pt", node_id)

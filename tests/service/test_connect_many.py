@@ -14,6 +14,7 @@ from google.rpc import error_details_pb2
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+from tests.tlshelp import agent_channel
 
 A = agent_pb2
 
@@ -21,8 +22,8 @@ A = agent_pb2
 class SharedStream:
     """A real ConnectMany stream driven by hand: frames out, every server frame kept by channel."""
 
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.aio.insecure_channel(address)
+    def __init__(self, server) -> None:
+        self.channel = agent_channel(server)
         self._out: asyncio.Queue[agent_pb2.AgentFrames | None] = asyncio.Queue()
         self.frames: dict[int, asyncio.Queue[agent_pb2.ServerFrame]] = {}
         #: How many frames each server message carried.
@@ -109,7 +110,7 @@ async def add_tasks(stubs, n: int, job_id: str = "j") -> None:
 
 async def test_nodes_on_one_stream_join_run_and_report_together(server, stubs) -> None:
     await make_pool(stubs)
-    s = SharedStream(server.address)
+    s = SharedStream(server)
     s.send(*(s.register(ch, "p") for ch in (1, 2, 3)))
     ids = {ch: (await s.expect(ch, "welcome")).message.welcome.node_id for ch in (1, 2, 3)}
     assert len(set(ids.values())) == 3
@@ -141,7 +142,7 @@ async def test_nodes_on_one_stream_join_run_and_report_together(server, stubs) -
 
 async def test_a_bad_conversation_ends_alone_with_a_reason(server, stubs) -> None:
     await make_pool(stubs)
-    s = SharedStream(server.address)
+    s = SharedStream(server)
     hb = A.AgentFrame(channel=7, message=A.AgentMessage(heartbeat=A.Heartbeat()))
     s.send(hb, s.register(8, "no-such-pool"), s.register(9, "p"))
     end7 = (await s.expect(7, "end")).end
@@ -163,7 +164,7 @@ async def test_a_bad_conversation_ends_alone_with_a_reason(server, stubs) -> Non
 
 async def test_a_conversation_the_client_ends_takes_no_more_work(server, stubs) -> None:
     await make_pool(stubs)
-    s = SharedStream(server.address)
+    s = SharedStream(server)
     s.send(s.register(1, "p"), s.register(2, "p"))
     gone = (await s.expect(1, "welcome")).message.welcome.node_id
     await s.expect(2, "welcome")
@@ -182,10 +183,10 @@ async def test_a_conversation_the_client_ends_takes_no_more_work(server, stubs) 
 
 async def test_a_node_that_connects_again_elsewhere_ends_its_old_conversation(server, stubs) -> None:
     await make_pool(stubs)
-    old = SharedStream(server.address)
+    old = SharedStream(server)
     old.send(old.register(4, "p"))
     node_id = (await old.expect(4, "welcome")).message.welcome.node_id
-    new = SharedStream(server.address)
+    new = SharedStream(server)
     new.send(new.register(1, "p", node_id=node_id))
     assert (await new.expect(1, "welcome")).message.welcome.node_id == node_id
     end = (await old.expect(4, "end")).end

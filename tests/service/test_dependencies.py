@@ -26,7 +26,7 @@ async def setup(server: ShoalServer, stubs: Stubs, *, slots: int = 1, **job: obj
     """A `join` pool of one node (`slots` slots) driven by a scripted agent, and job `j` on it."""
     pool = pool_pb2.Pool(id="p", target_nodes=1, provider="join", task_slots_per_node=slots)
     await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=pool))
-    agent = ScriptedAgent(server.address, "p", "127.0.3.1")
+    agent = ScriptedAgent(server, "p", "127.0.3.1")
     await agent.connect()
     await stubs.jobs.CreateJob(J.CreateJobRequest(job=J.Job(id="j", pool_id="p", **job)))  # type: ignore[arg-type]
     return agent

@@ -16,7 +16,7 @@ async def one_slot_pool(server, stubs) -> tuple[ScriptedAgent, agent_pb2.Welcome
     await stubs.pools.CreatePool(
         pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=1, provider="join"))
     )
-    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    agent = ScriptedAgent(server, "p", "127.0.2.1")
     welcome = await agent.connect()
     return agent, welcome
 
@@ -87,7 +87,7 @@ async def test_a_longer_job_does_not_queue_as_deep_as_the_short_one_in_front(ser
             task_pb2.TaskSpec(id=f"{job_id}{i}", command_line="/bin/true") for i in range(3 if job_id == "fast" else 12)
         ]
         await stubs.tasks.AddTasks(task_pb2.AddTasksRequest(parent=f"jobs/{job_id}", tasks=specs))
-    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    agent = ScriptedAgent(server, "p", "127.0.2.1")
     await agent.connect()
     msg = await agent.expect("start_tasks")
     # 10 ms attempts in front: ten may wait. The two left of that job go; 0.5 s ones would wait

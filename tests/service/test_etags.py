@@ -85,7 +85,7 @@ async def test_task_etags(server, stubs) -> None:
     cp = server.cp
     cp.dispatch_ahead = 0
     await stubs.pools.CreatePool(P.CreatePoolRequest(pool=P.Pool(id="p", target_nodes=1, provider="join")))
-    agent = ScriptedAgent(server.address, "p", "127.0.2.50")
+    agent = ScriptedAgent(server, "p", "127.0.2.50")
     await agent.connect()
     await stubs.jobs.CreateJob(J.CreateJobRequest(job=J.Job(id="j", pool_id="p")))
     watch = stubs.tasks.WatchTasks(T.WatchTasksRequest(parent="jobs/j"))

@@ -26,8 +26,8 @@ STREAM = 300
 class Nodes:
     """Scripted agents that end every task they are given at once, and the order of what they were given."""
 
-    def __init__(self, address: str, pool_id: str) -> None:
-        self.address = address
+    def __init__(self, server, pool_id: str) -> None:
+        self.server = server
         self.pool_id = pool_id
         #: (job id, task id, instance) of every assignment, in the order the nodes got them.
         self.starts: list[tuple[str, str, int]] = []
@@ -37,7 +37,7 @@ class Nodes:
 
     async def join(self, count: int) -> None:
         for _ in range(count):
-            agent = ScriptedAgent(self.address, self.pool_id, f"127.0.3.{len(self.agents) + 1}")
+            agent = ScriptedAgent(self.server, self.pool_id, f"127.0.3.{len(self.agents) + 1}")
             await agent.connect()
             self.agents.append(agent)
 
@@ -96,7 +96,7 @@ async def pool_of(server, stubs, n: int) -> Nodes:
             pool=pool_pb2.Pool(id="p", target_nodes=n, provider="join", enable_inter_node_communication=True)
         )
     )
-    nodes = Nodes(server.address, "p")
+    nodes = Nodes(server, "p")
     await nodes.join(n)
     return nodes
 

@@ -13,7 +13,7 @@ async def test_a_completion_without_a_running_report_counts_as_having_run(server
     await stubs.pools.CreatePool(
         pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=1, provider="join"))
     )
-    agent = ScriptedAgent(server.address, "p", "127.0.2.9")
+    agent = ScriptedAgent(server, "p", "127.0.2.9")
     await agent.connect()
     await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
     await stubs.tasks.AddTasks(

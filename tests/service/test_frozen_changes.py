@@ -61,7 +61,7 @@ async def test_a_task_changed_as_bytes_reads_as_one_changed_in_place(server, stu
     await stubs.pools.CreatePool(
         pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=1, provider="join"))
     )
-    agent = ScriptedAgent(server.address, "p", "127.0.2.11")
+    agent = ScriptedAgent(server, "p", "127.0.2.11")
     await agent.connect()
     for job in ("fast", "slow"):
         await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id=job, pool_id="p")))
@@ -99,7 +99,7 @@ async def test_a_row_tag_carries_the_attempt_across_a_restart(tmp_path) -> None:
     cp = srv.cp
     cp.dispatch_ahead = 0
     await cp.create_pool(pool_pb2.Pool(id="p", target_nodes=0, task_slots_per_node=1, provider="join"))
-    agent = ScriptedAgent(srv.address, "p", "127.0.2.12")
+    agent = ScriptedAgent(srv, "p", "127.0.2.12")
     await agent.connect()
     await cp.create_job(job_pb2.Job(id="j", pool_id="p"))
     retry = T.TaskSpec(

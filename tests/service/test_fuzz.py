@@ -39,10 +39,12 @@ from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.nodeagent.fileservice import NodeFileService
 from shoal.nodeagent.layout import NodeLayout
 from shoal.server.app import ServerConfig, ShoalServer
+from shoal.tlsconfig import server_credentials
 from shoal.v1 import (
     account_pb2,
     job_pb2,
     job_pb2_grpc,
+    join_pb2,
     pool_pb2,
     pool_pb2_grpc,
     storage_pb2,
@@ -73,6 +75,7 @@ SERVICES = [
     task_pb2.DESCRIPTOR.services_by_name["TaskService"],
     storage_pb2.DESCRIPTOR.services_by_name["StorageService"],
     account_pb2.DESCRIPTOR.services_by_name["AccountService"],
+    join_pb2.DESCRIPTOR.services_by_name["JoinService"],
 ]
 #: Sent with the administrator's key (the rest with the default account's).
 ADMIN_METHODS = {m.name for m in account_pb2.DESCRIPTOR.services_by_name["AccountService"].methods}
@@ -432,7 +435,9 @@ class ServerUnderFuzz:
         agent_pb2_grpc.add_NodeServiceServicer_to_server(
             NodeFileService(layout, lambda job, task: None), self.node_server
         )
-        port = self.node_server.add_insecure_port("127.0.0.1:0")
+        ident = srv.security.issue_node("fuzzed-node", "p")
+        mutual = server_credentials(ident.cert_pem, ident.key_pem, client_ca_pem=ident.ca_pem)
+        port = self.node_server.add_secure_port("127.0.0.1:0", mutual)
         await self.node_server.start()
         channel = server_channel(srv)
         pools = pool_pb2_grpc.PoolServiceStub(channel)
@@ -444,7 +449,7 @@ class ServerUnderFuzz:
                 pool=pool_pb2.Pool(id="p", target_nodes=1, provider="join", enable_inter_node_communication=True)
             )
         )
-        self.agent = ScriptedAgent(srv.address, "p", "127.0.0.1", node_service_port=port)
+        self.agent = ScriptedAgent(srv, "p", "127.0.0.1", node_service_port=port)
         Names.node_id = (await self.agent.connect()).node_id
         await jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
         await tasks.AddTask(

@@ -23,7 +23,7 @@ async def two_nodes(server: ShoalServer, stubs: Stubs, **job: object) -> list[Sc
     """A `join` pool of two one-slot nodes and job `j` on it."""
     pool = pool_pb2.Pool(id="p", target_nodes=2, provider="join")
     await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=pool))
-    agents = [ScriptedAgent(server.address, "p", f"127.0.4.{i + 1}") for i in range(2)]
+    agents = [ScriptedAgent(server, "p", f"127.0.4.{i + 1}") for i in range(2)]
     for a in agents:
         await a.connect()
     await stubs.jobs.CreateJob(J.CreateJobRequest(job=J.Job(id="j", pool_id="p", **job)))  # type: ignore[arg-type]
@@ -151,7 +151,7 @@ async def test_a_release_owed_is_asked_again_after_a_restart(tmp_path: Path) -> 
             stubs = Stubs(channel)
             pool = pool_pb2.Pool(id="p", target_nodes=1, provider="join")
             await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=pool))
-            agent = ScriptedAgent(server.address, "p", "127.0.4.9")
+            agent = ScriptedAgent(server, "p", "127.0.4.9")
             await agent.connect()
             await stubs.jobs.CreateJob(J.CreateJobRequest(job=J.Job(id="j", pool_id="p", **prep_job())))  # type: ignore[arg-type]
             await add(stubs, task("a"))
@@ -175,7 +175,7 @@ async def test_a_release_owed_is_asked_again_after_a_restart(tmp_path: Path) -> 
         async with server_channel(server) as channel:
             stubs = Stubs(channel)
             assert await job_state(stubs) == J.JOB_STATE_TERMINATING
-            again = ScriptedAgent(server.address, "p", "127.0.4.9")
+            again = ScriptedAgent(server, "p", "127.0.4.9")
             await again.connect(node_id)
             await again.expect("run_job_release")
             await again.event(

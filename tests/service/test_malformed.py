@@ -11,6 +11,7 @@ import pytest
 from shoal.grpcguard import RefusalLog
 from tests.channels import server_channel
 from tests.service.test_validation import details
+from tests.tlshelp import agent_channel
 
 #: Not a protobuf message: wire type 7 does not exist.
 GARBAGE = b"\xff\xff\xff\xff"
@@ -75,7 +76,7 @@ async def test_upload_refuses_a_garbage_message_after_a_good_one_and_keeps_nothi
 
 @pytest.mark.parametrize("method", ["/shoal.agent.v1.AgentService/Connect", "/shoal.agent.v1.AgentService/ConnectMany"])
 async def test_agent_streams_refuse_garbage(server, method: str) -> None:
-    async with server_channel(server) as channel:
+    async with agent_channel(server) as channel:
         call = channel.stream_stream(method)(iter([GARBAGE]), timeout=10)
         with pytest.raises(grpc.aio.AioRpcError) as e:
             async for _ in call:
@@ -123,6 +124,8 @@ async def test_reflection_and_health_answer_through_the_guard(server) -> None:
         async for reply in call:
             names = {s.name for s in reply.list_services_response.service}
             break
-        assert {"shoal.v1.PoolService", "shoal.v1.TaskService", "shoal.agent.v1.AgentService"} <= names
+        assert {"shoal.v1.PoolService", "shoal.v1.TaskService", "shoal.v1.JoinService"} <= names
+        # The agents' service is on the agent port (mutual TLS), not here.
+        assert "shoal.agent.v1.AgentService" not in names
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
         assert health.status == health_pb2.HealthCheckResponse.SERVING

@@ -32,7 +32,7 @@ async def join_pool(server, stubs, n: int, inter_node: bool = True) -> list[Scri
             pool=pool_pb2.Pool(id="mpi", target_nodes=n, provider="join", enable_inter_node_communication=inter_node)
         )
     )
-    agents = [ScriptedAgent(server.address, "mpi", f"127.0.2.{i + 1}") for i in range(n)]
+    agents = [ScriptedAgent(server, "mpi", f"127.0.2.{i + 1}") for i in range(n)]
     for a in agents:
         await a.connect()
     await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="mpi")))

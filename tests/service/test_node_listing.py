@@ -21,6 +21,7 @@ from shoal.server.api.errors import ApiError
 from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.domain.records import NodeRec
 from shoal.v1 import pool_pb2
+from tests.tlshelp import node_service_credentials, server_role_credentials
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,14 +33,14 @@ class Node:
         self.layout = NodeLayout(root)
         self.layout.create()
         self.limits = limits
-        self.channels = NodeChannels()
+        self.channels = NodeChannels(server_role_credentials())
         self.server = grpc.aio.server()
         self.rec = NodeRec("n", pool_pb2.Node(id="n", pool_id="p", ip_address="127.0.0.1"))
 
     async def start(self) -> None:
         service = NodeFileService(self.layout, lambda _j, _t: None, listing_limits=self.limits)
         agent_pb2_grpc.add_NodeServiceServicer_to_server(service, self.server)
-        self.rec.node_service_port = self.server.add_insecure_port("127.0.0.1:0")
+        self.rec.node_service_port = self.server.add_secure_port("127.0.0.1:0", node_service_credentials())
         await self.server.start()
 
     async def stop(self) -> None:

@@ -35,7 +35,7 @@ async def listed(server, stubs):
     await stubs.pools.CreatePool(
         pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=2, provider="join"))
     )
-    agents = [ScriptedAgent(server.address, "p", f"127.0.3.{i + 1}") for i in range(2)]
+    agents = [ScriptedAgent(server, "p", f"127.0.3.{i + 1}") for i in range(2)]
     for agent in agents:
         await agent.connect()
     await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="q", provider="join")))

@@ -21,7 +21,7 @@ async def test_a_large_pass_goes_out_in_committed_chunks_each_task_once(server, 
     await stubs.tasks.AddTasks(task_pb2.AddTasksRequest(parent="jobs/j", tasks=specs))
     commits_before = server.cp.store.transactions  # type: ignore[attr-defined]
     # The node joins after the tasks were added: the scheduler loop's full pass places them.
-    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    agent = ScriptedAgent(server, "p", "127.0.2.1")
     await agent.connect()
     seen: list[str] = []
     messages = 0
@@ -47,7 +47,7 @@ async def test_every_chunk_size_places_the_same(server, stubs, monkeypatch, chun
     await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
     specs = [task_pb2.TaskSpec(id=f"t{i}", command_line="/bin/true") for i in range(5)]
     await stubs.tasks.AddTasks(task_pb2.AddTasksRequest(parent="jobs/j", tasks=specs))
-    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    agent = ScriptedAgent(server, "p", "127.0.2.1")
     await agent.connect()
     seen: list[str] = []
     while len(seen) < 3:
@@ -60,7 +60,7 @@ async def test_work_queued_for_an_agent_that_registered_again_is_not_sent(server
     await stubs.pools.CreatePool(
         pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=1, provider="join"))
     )
-    agent = ScriptedAgent(server.address, "p", "127.0.2.1")
+    agent = ScriptedAgent(server, "p", "127.0.2.1")
     welcome = await agent.connect()
     cp = server.cp
     node = cp.nodes[welcome.node_id.lower()]

@@ -32,7 +32,7 @@ async def wait_pool(stubs, allocation: int, current: int) -> pool_pb2.Pool:
 
 async def test_a_node_leaving_with_a_running_task_counts_until_it_has_left(server, stubs) -> None:
     await stubs.pools.CreatePool(P.CreatePoolRequest(pool=P.Pool(id="p", target_nodes=1, provider="join")))
-    agent = ScriptedAgent(server.address, "p", "127.0.2.40")
+    agent = ScriptedAgent(server, "p", "127.0.2.40")
     await agent.connect()
     await wait_pool(stubs, P.ALLOCATION_STATE_STEADY, 1)
     await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))

@@ -97,7 +97,7 @@ async def test_a_terminated_task_gets_batchs_terminated_exit_code(server, stubs)
     await stubs.pools.CreatePool(
         pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, provider="join"))
     )
-    agent = ScriptedAgent(server.address, "p", "127.0.2.30")
+    agent = ScriptedAgent(server, "p", "127.0.2.30")
     await agent.connect()
     await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
     specs = [T.TaskSpec(id="running", command_line="sleep 100"), T.TaskSpec(id="waiting", command_line="true")]

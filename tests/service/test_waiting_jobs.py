@@ -15,7 +15,7 @@ async def test_jobs_leave_and_rejoin_the_waiting_set(server, stubs) -> None:
     await stubs.pools.CreatePool(
         pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, task_slots_per_node=1, provider="join"))
     )
-    agent = ScriptedAgent(server.address, "p", "127.0.2.7")
+    agent = ScriptedAgent(server, "p", "127.0.2.7")
     await agent.connect()
     for j in ("a", "b", "c"):
         await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id=j, pool_id="p")))

@@ -18,7 +18,7 @@ async def pool(server, stubs, nodes: int, slots: int = 1) -> list[ScriptedAgent]
     await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=p))
     agents = []
     for i in range(nodes):
-        a = ScriptedAgent(server.address, "p", f"127.0.3.{i + 1}")
+        a = ScriptedAgent(server, "p", f"127.0.3.{i + 1}")
         await a.connect()
         agents.append(a)
     return agents
@@ -136,7 +136,7 @@ async def test_a_requeued_job_manager_goes_before_released_dependents(server, st
     # X's agent comes back without the job manager: it is requeued and must be placed again.
     node_id = x.node_id
     await x.close()
-    x2 = ScriptedAgent(server.address, "p", x.ip)
+    x2 = ScriptedAgent(server, "p", x.ip)
     await x2.connect(node_id)
     jm = await get(stubs, "jobmanager")
     assert jm.execution_info.requeue_count == 1

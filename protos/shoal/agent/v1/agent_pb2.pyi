@@ -80,7 +80,7 @@ class TaskEvent(_message.Message):
     def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ..., job_task: _Optional[_Union[JobTaskKind, str]] = ..., retry_count: _Optional[int] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs")
+    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +94,7 @@ class Register(_message.Message):
     START_TASK_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     PREPARED_JOBS_FIELD_NUMBER: _ClassVar[int]
     RELEASED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    EXEC_PORT_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     ip_address: str
@@ -107,7 +108,8 @@ class Register(_message.Message):
     start_task_succeeded: bool
     prepared_jobs: _containers.RepeatedScalarFieldContainer[str]
     released_jobs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ...) -> None: ...
+    exec_port: int
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ..., exec_port: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("cpu_percent", "memory_used_bytes", "running_task_slots")
@@ -174,7 +176,7 @@ class Welcome(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
 
 class MultiInstance(_message.Message):
-    __slots__ = ("instance_index", "number_of_instances", "host_list", "agent_addresses", "coordination_command_line", "common_resource_files", "task_shared_dir")
+    __slots__ = ("instance_index", "number_of_instances", "host_list", "agent_addresses", "coordination_command_line", "common_resource_files", "task_shared_dir", "exec_secret")
     INSTANCE_INDEX_FIELD_NUMBER: _ClassVar[int]
     NUMBER_OF_INSTANCES_FIELD_NUMBER: _ClassVar[int]
     HOST_LIST_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +184,7 @@ class MultiInstance(_message.Message):
     COORDINATION_COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
     COMMON_RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
     TASK_SHARED_DIR_FIELD_NUMBER: _ClassVar[int]
+    EXEC_SECRET_FIELD_NUMBER: _ClassVar[int]
     instance_index: int
     number_of_instances: int
     host_list: _containers.RepeatedScalarFieldContainer[str]
@@ -189,7 +192,8 @@ class MultiInstance(_message.Message):
     coordination_command_line: str
     common_resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
     task_shared_dir: str
-    def __init__(self, instance_index: _Optional[int] = ..., number_of_instances: _Optional[int] = ..., host_list: _Optional[_Iterable[str]] = ..., agent_addresses: _Optional[_Iterable[str]] = ..., coordination_command_line: _Optional[str] = ..., common_resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., task_shared_dir: _Optional[str] = ...) -> None: ...
+    exec_secret: str
+    def __init__(self, instance_index: _Optional[int] = ..., number_of_instances: _Optional[int] = ..., host_list: _Optional[_Iterable[str]] = ..., agent_addresses: _Optional[_Iterable[str]] = ..., coordination_command_line: _Optional[str] = ..., common_resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., task_shared_dir: _Optional[str] = ..., exec_secret: _Optional[str] = ...) -> None: ...
 
 class JobTaskSpec(_message.Message):
     __slots__ = ("job_id", "id", "command_line", "environment_settings", "resource_files", "max_wall_clock_seconds", "retention_seconds", "max_task_retry_count", "wait_for_success")
@@ -386,7 +390,7 @@ class ReadFileRequest(_message.Message):
     def __init__(self, scope: _Optional[_Union[FileScope, str]] = ..., job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
 
 class ExecRequest(_message.Message):
-    __slots__ = ("job_id", "task_id", "attempt", "argv", "environment", "stdin", "stdin_eof")
+    __slots__ = ("job_id", "task_id", "attempt", "argv", "environment", "stdin", "stdin_eof", "secret")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -394,6 +398,7 @@ class ExecRequest(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     STDIN_FIELD_NUMBER: _ClassVar[int]
     STDIN_EOF_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     task_id: str
     attempt: int
@@ -401,7 +406,8 @@ class ExecRequest(_message.Message):
     environment: _containers.RepeatedCompositeFieldContainer[_common_pb2.EnvironmentSetting]
     stdin: bytes
     stdin_eof: bool
-    def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., argv: _Optional[_Iterable[str]] = ..., environment: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., stdin: _Optional[bytes] = ..., stdin_eof: _Optional[bool] = ...) -> None: ...
+    secret: str
+    def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., argv: _Optional[_Iterable[str]] = ..., environment: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., stdin: _Optional[bytes] = ..., stdin_eof: _Optional[bool] = ..., secret: _Optional[str] = ...) -> None: ...
 
 class ExecResponse(_message.Message):
     __slots__ = ("stdout", "stderr", "exit_code")

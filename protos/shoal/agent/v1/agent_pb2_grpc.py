@@ -155,6 +155,11 @@ class NodeServiceStub:
     to list and read files on the node, and `shoal-mpi-launch` calls Exec to
     start an MPI proxy inside a multi-instance task's instance on this node (its
     directories, environment, process group and wall clock).
+
+    Two listeners, both TLS with the node's certificate (name "shoal-node"):
+    `node_service_port` asks for a client certificate of the cluster CA (the
+    server's) and serves every method; `exec_port` asks for none and serves Exec
+    alone, which runs only with the attempt's secret.
     """
 
     def __init__(self, channel):
@@ -185,6 +190,11 @@ class NodeServiceServicer:
     to list and read files on the node, and `shoal-mpi-launch` calls Exec to
     start an MPI proxy inside a multi-instance task's instance on this node (its
     directories, environment, process group and wall clock).
+
+    Two listeners, both TLS with the node's certificate (name "shoal-node"):
+    `node_service_port` asks for a client certificate of the cluster CA (the
+    server's) and serves every method; `exec_port` asks for none and serves Exec
+    alone, which runs only with the attempt's secret.
     """
 
     def ListFiles(self, request, context):
@@ -236,6 +246,11 @@ class NodeService:
     to list and read files on the node, and `shoal-mpi-launch` calls Exec to
     start an MPI proxy inside a multi-instance task's instance on this node (its
     directories, environment, process group and wall clock).
+
+    Two listeners, both TLS with the node's certificate (name "shoal-node"):
+    `node_service_port` asks for a client certificate of the cluster CA (the
+    server's) and serves every method; `exec_port` asks for none and serves Exec
+    alone, which runs only with the attempt's secret.
     """
 
     @staticmethod
