@@ -309,7 +309,8 @@ class BenchServer:
     def connect(self, timeout: float = 60.0) -> None:
         creds = self.data_dir / "credentials.json"
         wait_for("server credentials", lambda: creds.exists() or None, timeout=timeout)
-        self.channel = authenticated(grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS), from_file(creds))
+        found = from_file(creds)
+        self.channel = authenticated(found.channel(CHANNEL_OPTIONS), found)
         self.pools = pool_pb2_grpc.PoolServiceStub(self.channel)
         self.jobs = job_pb2_grpc.JobServiceStub(self.channel)
         self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)

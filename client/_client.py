@@ -496,6 +496,7 @@ class Client:
         account: str | None = None,
         key: str | None = None,
         admin: bool = False,
+        ca_cert: bytes | str | Path | None = None,
         timeout: float | None = 60.0,
     ) -> Client:
         """Connect to the server at ``address`` as ``account`` with ``key``.
@@ -503,16 +504,18 @@ class Client:
         Without them: ``$SHOAL_ADDRESS``, ``$SHOAL_ACCOUNT_NAME`` and ``$SHOAL_ACCOUNT_KEY`` (a task's
         ``$SHOAL_AUTHENTICATION_TOKEN``), else ``$SHOAL_HOME/credentials.json`` (written by ``shoal up``
         and ``shoal server``, mode 0600), else ``127.0.0.1:7420`` without credentials. With ``admin``,
-        the administrator's key (``client.accounts``). ``timeout`` bounds each unary call, in seconds.
+        the administrator's key (``client.accounts``). The server's TLS certificate is checked against
+        ``ca_cert`` (PEM bytes or a file), else ``$SHOAL_CA_CERT_FILE``, else the CA saved with its
+        credentials. ``timeout`` bounds each unary call, in seconds.
         The connection is made lazily on the first call.
         """
-        creds = resolve(address, account=account, key=key, admin=admin)
+        creds = resolve(address, account=account, key=key, admin=admin, ca_cert=ca_cert)
         resolved = creds.address
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ]
-        channel = grpc.insecure_channel(resolved, options=options)
+        channel = creds.channel(options)
         return cls(channel, address=resolved, key=creds.key, account=creds.account, timeout=timeout)
 
     def wait_ready(self, *, timeout: float = 30.0) -> None:

@@ -59,11 +59,18 @@ __all__ = ["cli", "main"]
     help="The account's key (default: $SHOAL_ACCOUNT_KEY, a task's $SHOAL_AUTHENTICATION_TOKEN, "
     "$SHOAL_HOME/credentials.json). For `shoal account`: the administrator's key ($SHOAL_ADMIN_KEY).",
 )
+@click.option(
+    "--ca-cert",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="The CA certificate to check the server's TLS certificate with (default: $SHOAL_CA_CERT_FILE, "
+    "the one saved with the server's credentials).",
+)
 @click.version_option(package_name="shoal", prog_name="shoal")
 @click.pass_context
-def cli(ctx: click.Context, address: str | None, account: str | None, key: str | None) -> None:
+def cli(ctx: click.Context, address: str | None, account: str | None, key: str | None, ca_cert: Path | None) -> None:
     """Shoal: a self-hosted batch and HPC cluster manager."""
-    ctx.obj = _State(address, account, key)
+    ctx.obj = _State(address, account, key, ca_cert)
 
 
 # Each resource's commands live in a file of their own.
@@ -430,11 +437,20 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="Allow listening beyond loopback without authentication.",
 )
 @click.option(
-    "--insecure-no-authentication",
-    "no_authentication",
+    "--insecure-plaintext",
+    "plaintext",
     is_flag=True,
-    help="DANGEROUS: serve without account keys; every caller acts as the default account and may "
-    "administer accounts. Loopback only, unless --allow-non-loopback-without-authentication.",
+    help="DANGEROUS: serve the API without TLS and without account keys; every caller acts as the default "
+    "account and may administer accounts. Loopback only, unless --allow-non-loopback-without-authentication.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="The public API's certificate chain (PEM) [default: one of the cluster CA].",
+)
+@click.option(
+    "--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None, help="Its key (PEM)."
 )
 @click.option(
     "--agent-listen",
@@ -458,7 +474,9 @@ def server_cmd(
     data_dir: Path,
     listen: str,
     allow_non_loopback: bool,
-    no_authentication: bool,
+    plaintext: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     agent_listen: str,
     agent_advertise: str,
     dispatch_ahead: int,
@@ -475,7 +493,9 @@ def server_cmd(
             data_dir=data_dir,
             listen=listen,
             allow_non_loopback=allow_non_loopback,
-            authentication=not no_authentication,
+            secure=not plaintext,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
             agent_listen=agent_listen,
             agent_advertise=agent_advertise,
             dispatch_ahead=dispatch_ahead,
@@ -491,10 +511,10 @@ def server_cmd(
 @click.option("--pool-id", default="local", show_default=True)
 @click.option("--allow-non-loopback-without-authentication", "allow_non_loopback", is_flag=True)
 @click.option(
-    "--insecure-no-authentication",
-    "no_authentication",
+    "--insecure-plaintext",
+    "plaintext",
     is_flag=True,
-    help="DANGEROUS: serve without account keys (see `shoal server --help`).",
+    help="DANGEROUS: serve the API without TLS and without account keys (see `shoal server --help`).",
 )
 @click.option("--agent-listen", default="", help="Address of the agent port [default: the API's host, the next port].")
 def up_cmd(
@@ -504,7 +524,7 @@ def up_cmd(
     slots: int,
     pool_id: str,
     allow_non_loopback: bool,
-    no_authentication: bool,
+    plaintext: bool,
     agent_listen: str,
 ) -> None:
     """Run a server and a local pool in the foreground.
@@ -522,7 +542,7 @@ def up_cmd(
             slots=slots,
             pool_id=pool_id,
             allow_non_loopback=allow_non_loopback,
-            authentication=not no_authentication,
+            secure=not plaintext,
             agent_listen=agent_listen,
         )
     )

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -74,10 +75,13 @@ def _fail(message: str) -> NoReturn:
 
 
 class _State:
-    def __init__(self, address: str | None, account: str | None = None, key: str | None = None):
+    def __init__(
+        self, address: str | None, account: str | None = None, key: str | None = None, ca_cert: Path | None = None
+    ):
         self.address = address
         self.account = account
         self.key = key
+        self.ca_cert = ca_cert
         self._client: Client | None = None
         self._admin: Client | None = None
 
@@ -86,7 +90,7 @@ class _State:
         if self._client is None:
             from ._client import Client
 
-            self._client = Client.connect(self.address, account=self.account, key=self.key)
+            self._client = Client.connect(self.address, account=self.account, key=self.key, ca_cert=self.ca_cert)
         return self._client
 
     @property
@@ -95,7 +99,7 @@ class _State:
         if self._admin is None:
             from ._client import Client
 
-            self._admin = Client.connect(self.address, key=self.key, admin=True)
+            self._admin = Client.connect(self.address, key=self.key, admin=True, ca_cert=self.ca_cert)
         return self._admin
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,16 @@ class Credentials:
     #: The account (or ``_admin``) named in the ``shoal-account`` header; None: send no credentials.
     account: str | None = None
     key: str | None = field(default=None, repr=False)
+    #: Whether the server speaks TLS, and the CA certificate (PEM) to check it with (None: the system's).
+    tls: bool = False
+    ca_cert: bytes | None = field(default=None, repr=False)
+
+    def channel(self, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+        """A blocking channel to the server: TLS checked against the CA when the server speaks it."""
+        if not self.tls:
+            return grpc.insecure_channel(self.address, options=list(options))
+        creds = grpc.ssl_channel_credentials(root_certificates=self.ca_cert)
+        return grpc.secure_channel(self.address, creds, options=list(options))
 
     def metadata(self) -> list[tuple[str, str]]:
         """The gRPC metadata that authenticates each call."""
@@ -65,8 +76,13 @@ def resolve(
     account: str | None = None,
     key: str | None = None,
     admin: bool = False,
+    ca_cert: bytes | str | Path | None = None,
 ) -> Credentials:
-    """The credentials to use (see the module's docstring); `admin` picks the administrator's key."""
+    """The credentials to use (see the module's docstring); `admin` picks the administrator's key.
+
+    `ca_cert` (PEM bytes, or a file) is the CA the server's TLS certificate is checked against; without
+    it, ``$SHOAL_CA_CERT_FILE`` (every task has it), else the one saved with the server's credentials.
+    """
     env = os.environ
     home = shoal_home()
     latest = _read_json(home / CREDENTIALS_FILE)
@@ -78,17 +94,34 @@ def resolve(
     )
     # The saved keys belong to the saved address only.
     same_server = _text(saved, "address") == resolved
+    tls, ca = _tls(saved if same_server else {}, ca_cert)
     if admin:
         admin_key = key or env.get("SHOAL_ADMIN_KEY") or (_text(saved, "admin_key") if same_server else None)
-        return Credentials(resolved, ADMIN_ACCOUNT, admin_key)
+        return Credentials(resolved, ADMIN_ACCOUNT, admin_key, tls, ca)
     if key:
-        return Credentials(resolved, account or env.get("SHOAL_ACCOUNT_NAME") or "default", key)
+        return Credentials(resolved, account or env.get("SHOAL_ACCOUNT_NAME") or "default", key, tls, ca)
     env_key = env.get("SHOAL_ACCOUNT_KEY") or env.get("SHOAL_AUTHENTICATION_TOKEN") or env.get("SHOAL_KEY")
     if env_key:
-        return Credentials(resolved, account or env.get("SHOAL_ACCOUNT_NAME") or "default", env_key)
+        return Credentials(resolved, account or env.get("SHOAL_ACCOUNT_NAME") or "default", env_key, tls, ca)
     if same_server:
-        return Credentials(resolved, account or _text(saved, "account") or "default", _text(saved, "key"))
-    return Credentials(resolved, account, None)
+        return Credentials(resolved, account or _text(saved, "account") or "default", _text(saved, "key"), tls, ca)
+    return Credentials(resolved, account, None, tls, ca)
+
+
+def _tls(saved: dict[str, Any], ca_cert: bytes | str | Path | None) -> tuple[bool, bytes | None]:
+    """(whether to speak TLS, the CA to trust) from the caller, the environment, or the saved credentials."""
+    if isinstance(ca_cert, bytes):
+        return True, ca_cert
+    if ca_cert is not None:
+        return True, Path(ca_cert).read_bytes()
+    env_file = os.environ.get("SHOAL_CA_CERT_FILE")
+    if env_file:
+        try:
+            return True, Path(env_file).read_bytes()
+        except OSError:
+            pass
+    saved_ca = _text(saved, "ca_cert")
+    return bool(saved.get("tls")) or saved_ca is not None, saved_ca.encode() if saved_ca else None
 
 
 class _AddMetadata(
@@ -123,7 +156,11 @@ def authenticated(channel: grpc.Channel, credentials: Credentials) -> grpc.Chann
     return grpc.intercept_channel(channel, _AddMetadata(credentials.metadata()))
 
 
-def from_file(path: Path) -> Credentials:
-    """The credentials a server wrote to `path` (its `<data dir>/credentials.json`)."""
+def from_file(path: Path, *, admin: bool = False) -> Credentials:
+    """The credentials a server wrote to `path` (its `<data dir>/credentials.json`); with `admin`, the
+    administrator's."""
     data = _read_json(path)
-    return Credentials(_text(data, "address") or DEFAULT_ADDRESS, _text(data, "account"), _text(data, "key"))
+    tls, ca = _tls(data, None)
+    if admin:
+        return Credentials(_text(data, "address") or DEFAULT_ADDRESS, ADMIN_ACCOUNT, _text(data, "admin_key"), tls, ca)
+    return Credentials(_text(data, "address") or DEFAULT_ADDRESS, _text(data, "account"), _text(data, "key"), tls, ca)

@@ -268,6 +268,7 @@ class Agent:
             log.error("the server's agent port is not known: pass --agent-server HOST:PORT")
             return None
         self.runner.agent_ca_file = directory / CA_FILE
+        self.layout.access.ca_file = str(directory / CA_FILE)
         return identity
 
     async def _join(self, directory: Path) -> AgentIdentity | None:

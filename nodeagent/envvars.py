@@ -38,11 +38,13 @@ def basic_env(source: Mapping[str, str]) -> dict[str, str]:
 
 
 #: Shoal's own variables that Batch has no name for.
-NO_BATCH_NAME = frozenset({"SHOAL_ADDRESS"})
+NO_BATCH_NAME = frozenset({"SHOAL_ADDRESS", "SHOAL_CA_CERT_FILE"})
 #: Shoal's names for what Batch calls AZ_BATCH_ACCOUNT_NAME and AZ_BATCH_AUTHENTICATION_TOKEN: the task's
 #: account, and a credential that acts for it (only while the node is in its pool).
 ACCOUNT_ENV = "SHOAL_ACCOUNT_NAME"
 TOKEN_ENV = "SHOAL_AUTHENTICATION_TOKEN"
+#: The cluster CA certificate (a PEM file) that the server's TLS certificate is checked against.
+CA_CERT_ENV = "SHOAL_CA_CERT_FILE"
 
 
 def with_batch_names(shoal_vars: Mapping[str, str]) -> dict[str, str]:
@@ -57,12 +59,12 @@ def with_batch_names(shoal_vars: Mapping[str, str]) -> dict[str, str]:
 def node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> dict[str, str]:
     """Variables every task on the node gets (start task included)."""
     access = layout.access
-    return dict(_node_vars(layout, node_id, pool_id, access.account, access.credential))
+    return dict(_node_vars(layout, node_id, pool_id, access.account, access.credential, access.ca_file))
 
 
 @functools.lru_cache(maxsize=8)
 def _node_vars(
-    layout: NodeLayout, node_id: str, pool_id: str, account: str, credential: str
+    layout: NodeLayout, node_id: str, pool_id: str, account: str, credential: str, ca_file: str
 ) -> tuple[tuple[str, str], ...]:
     # The same for every task of the node: made once, not per task.
     address = (("SHOAL_ADDRESS", layout.server_address),) if layout.server_address else ()
@@ -70,6 +72,8 @@ def _node_vars(
     if credential:
         # (`with_batch_names` adds AZ_BATCH_ACCOUNT_NAME and AZ_BATCH_AUTHENTICATION_TOKEN.)
         access = ((ACCOUNT_ENV, account), (TOKEN_ENV, credential))
+    if ca_file:
+        access = (*access, (CA_CERT_ENV, ca_file))
     return (
         *address,
         *access,

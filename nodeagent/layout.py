@@ -31,6 +31,8 @@ class NodeAccess:
 
     account: str = ""
     credential: str = field(default="", repr=False)
+    #: The cluster CA certificate (PEM file): tasks verify the server's TLS certificate with it.
+    ca_file: str = ""
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """The gRPC metadata that authenticates a call (none before the first Welcome)."""

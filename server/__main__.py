@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shoal.server.app import NO_AUTHENTICATION_FLAG, NON_LOOPBACK_FLAG, main_server
+from shoal.server.app import NON_LOOPBACK_FLAG, PLAINTEXT_FLAG, main_server
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD
 
 
@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, required=True)
     ap.add_argument("--listen", default="127.0.0.1:7420")
     ap.add_argument(NON_LOOPBACK_FLAG, dest="allow_non_loopback", action="store_true")
-    ap.add_argument(NO_AUTHENTICATION_FLAG, dest="no_authentication", action="store_true")
+    ap.add_argument(PLAINTEXT_FLAG, dest="plaintext", action="store_true")
+    ap.add_argument("--tls-cert", type=Path, default=None, help="the public API's certificate chain (PEM)")
+    ap.add_argument("--tls-key", type=Path, default=None, help="its private key (PEM)")
     ap.add_argument("--agent-listen", default="", help="the agent port (default: the listen host, the next port)")
     ap.add_argument("--agent-advertise", default="", help="the agent port's address as joining agents reach it")
     ap.add_argument("--heartbeat-interval", type=float, default=1.0)
@@ -33,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=a.data_dir,
         listen=a.listen,
         allow_non_loopback=a.allow_non_loopback,
-        authentication=not a.no_authentication,
+        secure=not a.plaintext,
+        tls_cert=a.tls_cert,
+        tls_key=a.tls_key,
         agent_listen=a.agent_listen,
         agent_advertise=a.agent_advertise,
         heartbeat_interval=a.heartbeat_interval,

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from shoal.server.providers.local import LocalProvider
 from shoal.server.security import ServerSecurity
 from shoal.server.storage.service import AccountStores, StorageServicer
 from shoal.server.store.sqlite import SqliteStore
+from shoal.tlsconfig import server_credentials
 from shoal.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -66,9 +68,9 @@ JOIN_NODE = "/shoal.v1.JoinService/JoinNode"
 # Large enough for 100,000 tasks in one AddTasks; larger requests get RESOURCE_EXHAUSTED.
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 NON_LOOPBACK_FLAG = "--allow-non-loopback-without-authentication"
-#: The one way to turn authentication off: every caller then acts as the default account, and may
-#: administer accounts too.
-NO_AUTHENTICATION_FLAG = "--insecure-no-authentication"
+#: The one way to turn security off on the public API: no TLS and no keys; every caller then acts as the
+#: default account, and may administer accounts too.
+PLAINTEXT_FLAG = "--insecure-plaintext"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -88,7 +90,7 @@ class NotLoopbackError(ValueError):
 
 
 def check_loopback(listen: str, allow_non_loopback: bool) -> None:
-    """Refuse a non-loopback listen address: until authentication exists, anyone reaching it runs code."""
+    """Refuse a non-loopback listen address for a plaintext server: anyone reaching it runs code."""
     host = listen.rsplit(":", 1)[0].strip("[]")
     if host == "localhost":
         return
@@ -98,7 +100,7 @@ def check_loopback(listen: str, allow_non_loopback: bool) -> None:
         loopback = False
     if not loopback and not allow_non_loopback:
         raise NotLoopbackError(
-            f"refusing to listen on {listen}: Shoal has no authentication yet, so anyone who can reach this "
+            f"refusing to listen on {listen} in plaintext: without TLS and keys anyone who can reach this "
             f"address can run commands on the nodes. Use a 127.x.x.x address, or pass {NON_LOOPBACK_FLAG} "
             "if you really mean it."
         )
@@ -142,9 +144,14 @@ class ServerConfig:
     publish_address: bool = True
     #: Assignments per slot a busy node may hold for jobs of short tasks (0: none).
     dispatch_ahead: int = DEFAULT_DISPATCH_AHEAD
-    #: Every call needs an account key (or the administrator's, or a task's credential). Off only
-    #: behind `NO_AUTHENTICATION_FLAG`, and then on loopback only unless `allow_non_loopback`.
-    authentication: bool = True
+    #: The public API is served over TLS and every call needs an account key (or the administrator's,
+    #: or a task's credential). Off only behind `PLAINTEXT_FLAG`, and then on loopback only unless
+    #: `allow_non_loopback`.
+    secure: bool = True
+    #: The public API's certificate chain and key (PEM files) when the operator supplies them; else a
+    #: certificate of the cluster CA for the listen host, localhost and this machine's name.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 class ShoalServer:
@@ -152,8 +159,8 @@ class ShoalServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        # (Keys travel in the clear until the API is served over TLS: loopback only until then.)
-        check_loopback(config.listen, config.allow_non_loopback)
+        if not config.secure:
+            check_loopback(config.listen, config.allow_non_loopback)
         self.data_dir = config.data_dir.resolve()
         self.store = SqliteStore(self.data_dir / "shoal.db")
         self.accounts: AccountRegistry | None = None
@@ -187,7 +194,7 @@ class ShoalServer:
         self.cp.account_rows = []
         self.admin_key = await accounts.ensure_admin_key()
         await accounts.ensure(DEFAULT_ACCOUNT)
-        if self.config.authentication:
+        if self.config.secure:
             self.cp.node_credential = accounts.task_credential
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -198,7 +205,7 @@ class ShoalServer:
         # (INVALID_ARGUMENT MALFORMED_REQUEST) before a servicer runs, with a log line at most a minute.
         # And each call is admitted before its servicer runs (see `shoal.server.api.auth`). A joining
         # agent's token is its credential, so JoinNode is open.
-        authenticator = Authenticator(accounts if self.config.authentication else None, self.cp)
+        authenticator = Authenticator(accounts if self.config.secure else None, self.cp)
         services = AuthenticatingRegistrar(
             guarded(server, agents.SELF_CHECKED), authenticator, open_prefixes=(JOIN_NODE,)
         )
@@ -248,7 +255,10 @@ class ShoalServer:
         # (What enable_server_reflection does for an aio server, through the guard.)
         servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, services)
-        port = server.add_insecure_port(self.config.listen)
+        if self.config.secure:
+            port = server.add_secure_port(self.config.listen, self._public_credentials())
+        else:
+            port = server.add_insecure_port(self.config.listen)
         if port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
         host = self.config.listen.rsplit(":", 1)[0]
@@ -287,16 +297,31 @@ class ShoalServer:
         log.info("%s", native.status().describe())
         return self.address
 
-    def credentials(self) -> dict[str, str]:
-        """What a client needs to reach this server as the default account (and as the administrator)."""
+    def _public_credentials(self) -> grpc.ServerCredentials:
+        """TLS for the public API: the operator's certificate, or one of the cluster CA followed by the
+        CA's own (a joining agent pins the CA it finds in the chain by the token's fingerprint)."""
+        if self.config.tls_cert is not None and self.config.tls_key is not None:
+            return server_credentials(self.config.tls_cert.read_bytes(), self.config.tls_key.read_bytes())
+        hosts = [*_listen_hosts(self.config.listen), socket.gethostname()]
+        cert, key = self.security.ca.issue_server_cert(list(dict.fromkeys(hosts)))
+        return server_credentials(cert + self.security.ca.cert_pem, key)
+
+    def credentials(self) -> dict[str, str | bool]:
+        """What a client needs to reach this server as the default account (and as the administrator):
+        the address, whether it speaks TLS and the CA to check it with (none: the system's roots, for an
+        operator's certificate), and the keys."""
         assert self.accounts is not None
         default = self.accounts.get(DEFAULT_ACCOUNT)
-        return {
+        creds: dict[str, str | bool] = {
             "address": self.address,
+            "tls": self.config.secure,
             "account": DEFAULT_ACCOUNT,
             "key": default.primary,
             "admin_key": self.admin_key,
         }
+        if self.config.secure and self.config.tls_cert is None:
+            creds["ca_cert"] = self.security.ca.cert_pem.decode()
+        return creds
 
     def _publish_address(self) -> None:
         creds = json.dumps(self.credentials(), indent=2)
@@ -390,7 +415,9 @@ def main_server(
     data_dir: Path,
     listen: str,
     allow_non_loopback: bool,
-    authentication: bool = True,
+    secure: bool = True,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
     agent_listen: str = "",
     agent_advertise: str = "",
     **extra: float,
@@ -401,7 +428,9 @@ def main_server(
         data_dir=data_dir,
         listen=listen,
         allow_non_loopback=allow_non_loopback,
-        authentication=authentication,
+        secure=secure,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         agent_listen=agent_listen,
         agent_advertise=agent_advertise,
         **extra,  # type: ignore[arg-type]
@@ -421,7 +450,7 @@ def main_up(
     slots: int,
     pool_id: str,
     allow_non_loopback: bool,
-    authentication: bool = True,
+    secure: bool = True,
     agent_listen: str = "",
 ) -> int:
     """`shoal up`: a control plane and a local pool in the foreground; Ctrl-C stops both."""
@@ -430,7 +459,7 @@ def main_up(
         data_dir=data_dir,
         listen=listen,
         allow_non_loopback=allow_non_loopback,
-        authentication=authentication,
+        secure=secure,
         agent_listen=agent_listen,
     )
     try:

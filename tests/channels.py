@@ -15,13 +15,13 @@ import grpc
 ADMIN = "_admin"
 
 
-def credentials(data_dir: Path) -> dict[str, str]:
+def credentials(data_dir: Path) -> dict[str, Any]:
     """The credentials file a server wrote into `data_dir`."""
-    data: dict[str, str] = json.loads((Path(data_dir) / "credentials.json").read_text())
+    data: dict[str, Any] = json.loads((Path(data_dir) / "credentials.json").read_text())
     return data
 
 
-def metadata_of(creds: dict[str, str], *, admin: bool = False) -> tuple[tuple[str, str], ...]:
+def metadata_of(creds: dict[str, Any], *, admin: bool = False) -> tuple[tuple[str, str], ...]:
     """The metadata that authenticates a call as the default account (or the administrator)."""
     if admin:
         return (("shoal-account", ADMIN), ("authorization", f"Bearer {creds['admin_key']}"))
@@ -96,20 +96,38 @@ class _SyncCredentials(
         return continuation(_with(details, self.metadata), requests)
 
 
+def bare_aio_channel(
+    address: str, data_dir: Path, *, interceptors: Sequence[Any] = (), options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """An asyncio channel to the server that keeps its data in `data_dir`: TLS as the server speaks it,
+    with `interceptors` (no credentials unless they add them)."""
+    creds = credentials(data_dir)
+    if creds.get("tls"):
+        tls = grpc.ssl_channel_credentials(root_certificates=str(creds["ca_cert"]).encode())
+        return grpc.aio.secure_channel(address, tls, options=list(options), interceptors=list(interceptors))
+    return grpc.aio.insecure_channel(address, options=list(options), interceptors=list(interceptors))
+
+
 def aio_channel(
     address: str, data_dir: Path, *, admin: bool = False, options: Sequence[tuple[str, Any]] = ()
 ) -> grpc.aio.Channel:
     """An asyncio channel to the server that keeps its data in `data_dir`, authenticated."""
     md = metadata_of(credentials(data_dir), admin=admin)
-    return grpc.aio.insecure_channel(address, options=list(options), interceptors=aio_interceptors(md))
+    return bare_aio_channel(address, data_dir, interceptors=aio_interceptors(md), options=options)
 
 
 def sync_channel(
     address: str, data_dir: Path, *, admin: bool = False, options: Sequence[tuple[str, Any]] = ()
 ) -> grpc.Channel:
     """A blocking channel to the server that keeps its data in `data_dir`, authenticated."""
-    md = metadata_of(credentials(data_dir), admin=admin)
-    return grpc.intercept_channel(grpc.insecure_channel(address, options=list(options)), _SyncCredentials(md))
+    creds = credentials(data_dir)
+    md = metadata_of(creds, admin=admin)
+    if creds.get("tls"):
+        tls = grpc.ssl_channel_credentials(root_certificates=str(creds["ca_cert"]).encode())
+        channel = grpc.secure_channel(address, tls, options=list(options))
+    else:
+        channel = grpc.insecure_channel(address, options=list(options))
+    return grpc.intercept_channel(channel, _SyncCredentials(md))
 
 
 def server_channel(server: Any, *, admin: bool = False) -> grpc.aio.Channel:

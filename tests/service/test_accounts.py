@@ -22,14 +22,14 @@ from shoal.v1 import (
     task_pb2,
     task_pb2_grpc,
 )
-from tests.channels import aio_interceptors, credentials, server_channel
+from tests.channels import aio_interceptors, bare_aio_channel, credentials, server_channel
 from tests.service.conftest import start_server
 from tests.service.test_validation import details
 
 
 def channel_as(server, account: str, key: str) -> grpc.aio.Channel:
     md = (("shoal-account", account), ("authorization", f"Bearer {key}"))
-    return grpc.aio.insecure_channel(server.address, interceptors=aio_interceptors(md))
+    return bare_aio_channel(server.address, server.data_dir, interceptors=aio_interceptors(md))
 
 
 async def refused(call, code: grpc.StatusCode, reason: str) -> grpc.aio.AioRpcError:
@@ -54,7 +54,7 @@ async def make_account(server, account_id: str, **quotas: int) -> str:
 
 async def test_calls_without_a_valid_key_are_unauthenticated(server) -> None:
     creds = credentials(server.data_dir)
-    async with grpc.aio.insecure_channel(server.address) as bare:
+    async with bare_aio_channel(server.address, server.data_dir) as bare:
         await refused(
             pool_pb2_grpc.PoolServiceStub(bare).ListPools(pool_pb2.ListPoolsRequest()),
             grpc.StatusCode.UNAUTHENTICATED,

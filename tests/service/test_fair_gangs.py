@@ -199,7 +199,18 @@ async def test_a_gang_the_pool_shrank_under_holds_nothing_says_why_and_runs_once
     shown = await asyncio.to_thread(
         runner.invoke,
         cli,
-        ["--address", server.address, "--key", credentials(server.data_dir)["key"], "task", "get", "big", "g"],
+        [
+            "--address",
+            server.address,
+            "--key",
+            credentials(server.data_dir)["key"],
+            "--ca-cert",
+            str(server.data_dir / "certs" / "ca.pem"),
+            "task",
+            "get",
+            "big",
+            "g",
+        ],
     )
     assert shown.exit_code == 0, shown.output
     assert "waiting_reason" in shown.output and "PoolTooSmall: needs 4 nodes" in shown.output

@@ -70,5 +70,16 @@ async def test_a_server_showing_another_ca_is_not_trusted(server: ShoalServer, t
     assert not server.security.node_certs.issued_ids()  # the token never reached it
 
 
-async def test_a_plaintext_api_is_not_tls(server: ShoalServer) -> None:
-    assert fetch_unverified_chain(server.address) is None
+async def test_the_public_api_shows_the_cluster_ca_in_its_chain(server: ShoalServer, tmp_path) -> None:
+    chain = fetch_unverified_chain(server.address)
+    assert chain and pick_pinned(chain, server.security.ca.fingerprint) == server.security.ca.cert_pem
+    from shoal.server.app import ServerConfig
+
+    plain = ShoalServer(
+        ServerConfig(data_dir=tmp_path / "plain", listen="127.0.0.1:0", publish_address=False, secure=False)
+    )
+    await plain.start()
+    try:
+        assert fetch_unverified_chain(plain.address) is None
+    finally:
+        await plain.stop()

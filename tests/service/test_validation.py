@@ -150,11 +150,13 @@ async def test_terminate_and_reactivate_an_active_task(stubs) -> None:
     assert t.execution_info.retry_count == 0
 
 
-async def test_non_loopback_listen_is_refused(tmp_path) -> None:
+async def test_non_loopback_listen_is_refused_in_plaintext_only(tmp_path) -> None:
     from shoal.server.app import NotLoopbackError, ServerConfig, ShoalServer
 
     with pytest.raises(NotLoopbackError):
-        ShoalServer(ServerConfig(data_dir=tmp_path, listen="0.0.0.0:0"))
+        ShoalServer(ServerConfig(data_dir=tmp_path, listen="0.0.0.0:0", secure=False))
+    # With TLS and keys, any address.
+    ShoalServer(ServerConfig(data_dir=tmp_path, listen="0.0.0.0:0"))
 
 
 async def test_oversized_request_is_refused_and_adds_nothing(stubs) -> None:
