@@ -69,19 +69,31 @@ class Cluster:
             start_new_session=True,
         )
 
-    def key(self, timeout: float = 60) -> str:
-        """The default account's key, from the credentials `shoal up` wrote under its SHOAL_HOME."""
+    def saved(self, timeout: float = 60) -> dict[str, str]:
+        """The credentials `shoal up` wrote under its SHOAL_HOME (address, keys, CA)."""
         path = self.root / "home" / "credentials.json"
         deadline = time.monotonic() + timeout
         while not path.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"shoal up wrote no credentials:\n{self.tail()}")
             time.sleep(0.05)
-        return str(json.loads(path.read_text())["key"])
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+
+    def key(self) -> str:
+        """The default account's key."""
+        return self.saved()["key"]
+
+    def ca_file(self) -> str:
+        """The cluster CA certificate, as a file (for the CLI's --ca-cert)."""
+        path = self.root / "ca.pem"
+        path.write_text(self.saved()["ca_cert"])
+        return str(path)
 
     def connect(self, timeout: float = 30) -> Client:
         """A client of this cluster as its default account."""
-        return Client.connect(self.address, key=self.key(), timeout=timeout)
+        saved = self.saved()
+        return Client.connect(self.address, key=saved["key"], ca_cert=saved["ca_cert"].encode(), timeout=timeout)
 
     def wait_ready(self, client: Client, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -298,7 +310,11 @@ def test_cli_against_real_server(cluster: Cluster, tmp_path: Path) -> None:
     runner = CliRunner()
 
     def run(*args: str) -> tuple[int, str, str]:
-        r = runner.invoke(cli, ["--address", cluster.address, "--key", cluster.key(), *args], catch_exceptions=False)
+        r = runner.invoke(
+            cli,
+            ["--address", cluster.address, "--key", cluster.key(), "--ca-cert", cluster.ca_file(), *args],
+            catch_exceptions=False,
+        )
         return r.exit_code, r.stdout, r.stderr
 
     code, out, _ = run("pool", "list", "-o", "json")
