@@ -26,13 +26,14 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/join.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n\x16\x43reateJoinTokenRequest\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"t\n\tJoinToken\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63\x61_fingerprint\x18\x04 \x01(\t\"1\n\x0fJoinNodeRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x02 \x01(\x0c\"\xc5\x01\n\x10JoinNodeResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x04 \x01(\x0c\x12\x12\n\nagent_port\x18\x05 \x01(\x05\x12\x15\n\ragent_address\x18\x06 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x9a\x01\n\x0bJoinService\x12H\n\x0f\x43reateJoinToken\x12 .shoal.v1.CreateJoinTokenRequest\x1a\x13.shoal.v1.JoinToken\x12\x41\n\x08JoinNode\x12\x19.shoal.v1.JoinNodeRequest\x1a\x1a.shoal.v1.JoinNodeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/join.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n\x16\x43reateJoinTokenRequest\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"t\n\tJoinToken\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63\x61_fingerprint\x18\x04 \x01(\t\"1\n\x0fJoinNodeRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x02 \x01(\x0c\"\xc5\x01\n\x10JoinNodeResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x04 \x01(\x0c\x12\x12\n\nagent_port\x18\x05 \x01(\x05\x12\x15\n\ragent_address\x18\x06 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x9a\x01\n\x0bJoinService\x12H\n\x0f\x43reateJoinToken\x12 .shoal.v1.CreateJoinTokenRequest\x1a\x13.shoal.v1.JoinToken\x12\x41\n\x08JoinNode\x12\x19.shoal.v1.JoinNodeRequest\x1a\x1a.shoal.v1.JoinNodeResponseB>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.join_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.shoal.v1P\001Z!shoal.dev/gen/go/shoal/v1;shoalv1\252\002\010Shoal.V1'
   _globals['_CREATEJOINTOKENREQUEST']._serialized_start=98
   _globals['_CREATEJOINTOKENREQUEST']._serialized_end=179
   _globals['_JOINTOKEN']._serialized_start=181
