@@ -39,6 +39,7 @@ from .errors import (
     Unavailable,
     from_rpc_error,
 )
+from .identity_types import AutoUser, AutoUserScope, ElevationLevel, UserAccount, UserIdentity
 from .types import (
     AddTaskResult,
     AllocationState,
@@ -94,6 +95,8 @@ __all__ = [
     "AddTaskResult",
     "AllocationState",
     "AlreadyExists",
+    "AutoUser",
+    "AutoUserScope",
     "Blob",
     "Cancelled",
     "Client",
@@ -103,6 +106,7 @@ __all__ = [
     "DependencyState",
     "DependencyStatus",
     "DisableJobOption",
+    "ElevationLevel",
     "ExitCodeMapping",
     "ExitCodeRangeMapping",
     "ExitConditions",
@@ -152,6 +156,8 @@ __all__ = [
     "TasksAPI",
     "Unauthenticated",
     "Unavailable",
+    "UserAccount",
+    "UserIdentity",
     "from_rpc_error",
     "resolve_address",
     "shoal_home",
