@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
-from shoal.agent.v1 import agent_pb2
+from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.nodeagent import usernames
 from shoal.nodeagent.agent import Agent
 from shoal.nodeagent.config import AgentConfig, default_user_prefix
@@ -244,3 +245,42 @@ async def test_agent_told_not_to_runs_tasks_as_itself(node: tuple[MakeAgent, Pat
     assert not reg.task_user_isolation and reg.agent_user == "root"
     (done,) = await run(plane_server, assignment("t", "id -u", user_identity=TASK_USER))
     assert done.exit_code == 0 and out(root, "t").split() == ["0"]
+
+
+async def test_multi_instance_commands_and_exec_run_as_the_pools_user(
+    node: tuple[MakeAgent, Path], plane_server: PlaneServer
+) -> None:
+    """A multi-instance task asking for a task-scope user takes its pool's (its instances share a directory),
+    and what NodeService.Exec starts inside it (MPI proxies) runs as that user too."""
+    make, root = node
+    agent = await make()
+    task_dir = root / "workitems" / "j1" / "job-1" / "mi"
+    mi = agent_pb2.MultiInstance(
+        instance_index=0,
+        number_of_instances=1,
+        host_list=["127.0.0.1"],
+        agent_addresses=[f"127.0.0.1:{agent.node_service_port}"],
+        coordination_command_line="sh -c 'id -u > coord-uid'",
+        task_shared_dir=str(task_dir),
+    )
+    task = assignment("mi", "id -u", user_identity=TASK_USER, multi_instance=mi)
+    await plane_server.plane.send(start_tasks(1, task))
+    await plane_server.plane.wait_event("mi", agent_pb2.TASK_EVENT_KIND_COORDINATED)
+    pool_uid = pwd.getpwnam(usernames.pool_user(default_user_prefix(), POOL)).pw_uid
+    assert (task_dir / "wd" / "coord-uid").read_text().strip() == str(pool_uid)
+
+    async def requests() -> AsyncIterator[agent_pb2.ExecRequest]:
+        yield agent_pb2.ExecRequest(
+            job_id="j1", task_id="mi", attempt=1, argv=["sh", "-c", "id -u; id -G"], stdin_eof=True
+        )
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{agent.node_service_port}") as ch:
+        responses = [r async for r in agent_pb2_grpc.NodeServiceStub(ch).Exec(requests())]
+    assert responses[-1].exit_code == 0
+    assert b"".join(r.stdout for r in responses).split() == [str(pool_uid).encode(), str(pool_uid).encode()]
+    ref = agent_pb2.AttemptRef(job_id="j1", task_id="mi", attempt=1)
+    await plane_server.plane.send(
+        agent_pb2.ServerMessage(run_application=agent_pb2.RunApplication(command_id=2, attempt=ref))
+    )
+    done = await plane_server.plane.wait_event("mi", COMPLETED)
+    assert done.exit_code == 0 and out(root, "mi").split() == [str(pool_uid)]
