@@ -151,7 +151,7 @@ class Agent:
     async def run(self) -> int:
         """Run until Shutdown, a signal, or the orphan timeout; returns the exit code."""
         self.layout.create()
-        if self.users.isolation:
+        if self.users.decide():
             self.layout.open_to_task_users()
             await asyncio.to_thread(LAUNCHER.prepare)
             blocked = unreachable_part(Path(sys.executable).resolve())

@@ -575,7 +575,8 @@ def _fresh_dir(
             wd_fd = safeopen.makedirs_beneath(task_fd, "wd")
             try:
                 if owner is not None:
-                    for fd in (task_fd, wd_fd):
+                    # (Through the descriptors, child first: see `ownership`.)
+                    for fd in (wd_fd, task_fd):
                         os.fchown(fd, *owner)
                         os.fchmod(fd, mode)
             finally:

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
-from shoal.nodeagent import envvars, process, retention
+from shoal.nodeagent import envvars, ownership, process, retention
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.jobtasks import JobTasks, job_preparation_failed
 from shoal.nodeagent.layout import NodeLayout, root_of_task_dir, working_dir
@@ -717,35 +718,47 @@ class TaskRunner:
         self._launch_waiting()
 
 
-def _own(path: Path, owner: tuple[int, int] | None, mode: int = 0o700) -> None:
-    """Give `path` (a directory the agent just made, in one only root can write to) to the task's user."""
-    if owner is not None:
-        os.chown(path, *owner, follow_symlinks=False)
-        os.chmod(path, mode)
-
-
 def _reset_task_dir(task_dir: Path, owner: tuple[int, int] | None = None) -> None:
-    """A fresh wd/ and empty stdout/stderr, keeping the rest (a multi-instance shared directory)."""
-    wd = working_dir(task_dir)
-    if wd.exists():
-        shutil.rmtree(wd)
-    wd.mkdir(parents=True)
-    # (Instances on one machine share the directory, and its pool's user: see `users`.)
-    _own(task_dir, owner)
-    _own(wd, owner)
-    for name in OUTPUT_FILES:
-        path = task_dir / name
+    """A fresh wd/ and empty stdout/stderr, keeping the rest (a multi-instance shared directory).
+
+    Everything inside is reached through the directory's descriptor, no link followed: instances on one
+    machine share the directory (and, with task users, their pool's user, whose processes may be in it).
+    """
+    os.makedirs(task_dir, exist_ok=True)
+    dir_fd = os.open(task_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o660)
-        except OSError as e:
-            if e.errno != errno.ELOOP:
-                raise
-            # An instance sharing the directory left a link there: replace the link, not its target.
-            path.unlink()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o660)
+            st = os.lstat("wd", dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        else:
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree("wd", dir_fd=dir_fd)
+            else:
+                os.unlink("wd", dir_fd=dir_fd)
+        os.mkdir("wd", 0o700 if owner is not None else 0o777, dir_fd=dir_fd)
+        for name in OUTPUT_FILES:
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o660, dir_fd=dir_fd)
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                # An instance sharing the directory left a link there: replace the link, not its target.
+                os.unlink(name, dir_fd=dir_fd)
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o660, dir_fd=dir_fd)
+            if owner is not None:
+                os.fchown(fd, *owner)
+            os.close(fd)
         if owner is not None:
-            os.fchown(fd, *owner)
-        os.close(fd)
+            wd_fd = os.open("wd", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                os.fchown(wd_fd, *owner)
+            finally:
+                os.close(wd_fd)
+            os.fchown(dir_fd, *owner)
+            os.fchmod(dir_fd, 0o700)
+    finally:
+        os.close(dir_fd)
 
 
 def _touch_outputs(task_dir: Path) -> None:
@@ -772,8 +785,7 @@ def _make_task_dir(task_dir: Path, wd: Path, owner: tuple[int, int] | None = Non
         os.mkdir(task_dir, mode)
     os.mkdir(wd, mode)
     if owner is not None:
-        os.chown(task_dir, *owner)
-        os.chown(wd, *owner)
+        ownership.give_tree(task_dir, [wd], owner, mode)
     return True
 
 

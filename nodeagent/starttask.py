@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shoal.clock import Clock, to_timestamp
-from shoal.nodeagent import envvars, process
+from shoal.nodeagent import envvars, ownership, process
 from shoal.nodeagent.layout import NodeLayout, working_dir
 from shoal.nodeagent.outcome import SERVER_ERROR, USER_ERROR, Outcome, failure, outcome_of
 from shoal.nodeagent.staging import StagingError, stage_resource_files
@@ -32,9 +32,7 @@ def _fresh_startup_dir(startup: Path, owner: tuple[int, int] | None = None) -> N
     wd = working_dir(startup)
     wd.mkdir(parents=True)
     if owner is not None:
-        for d in (startup, wd):
-            os.chown(d, *owner, follow_symlinks=False)
-            os.chmod(d, 0o755)
+        ownership.give_tree(startup, [wd], owner, 0o755)
 
 
 async def run_start_task(

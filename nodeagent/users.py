@@ -38,7 +38,7 @@ from typing import Final
 
 import psutil
 
-from shoal.nodeagent import passwd, usernames
+from shoal.nodeagent import ownership, passwd, usernames
 from shoal.v1 import identity_pb2
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,14 @@ def agent_user() -> str:
 
 
 def unreachable_part(path: Path) -> Path | None:
-    """The first directory above `path` that other users cannot enter (no o+x), or None."""
+    """The first directory above `path` that other users cannot enter (no o+x), or None. One that does not
+    exist yet does not count (the agent makes it, and then checks again)."""
     for p in reversed(path.absolute().parents):
         try:
             if not os.stat(p).st_mode & stat.S_IXOTH:
                 return p
+        except FileNotFoundError:
+            return None
         except OSError:
             return p
     return None
@@ -118,12 +121,10 @@ class NodeUsers:
     def __init__(self, *, root: Path, prefix: str, enabled: bool = True, euid: int | None = None) -> None:
         self.root = root
         self.prefix = usernames.check_prefix(prefix)
-        self.isolation, self.reason = isolation_decision(
-            euid=os.geteuid() if euid is None else euid,
-            enabled=enabled,
-            root=root,
-            can_make_users=passwd.can_make_users(),
-        )
+        self._enabled = enabled
+        self._euid = os.geteuid() if euid is None else euid
+        self.isolation, self.reason = False, "not decided yet"
+        self.decide()
         self.agent_user = agent_user()
         self.pool_id = ""
         self._accounts: dict[str, identity_pb2.UserAccount] = {}
@@ -136,6 +137,13 @@ class NodeUsers:
         self._lent: dict[str, RunAs] = {}
         self._next_slot = 0
         self._background: set[asyncio.Task[None]] = set()
+
+    def decide(self) -> bool:
+        """Whether tasks run as their users, looked at again (once the node root exists)."""
+        self.isolation, self.reason = isolation_decision(
+            euid=self._euid, enabled=self._enabled, root=self.root, can_make_users=passwd.can_make_users()
+        )
+        return self.isolation
 
     @property
     def home_root(self) -> Path:
@@ -301,15 +309,7 @@ def _reclaim(uid: int, task_dir: Path | None) -> None:
             uids = p.info["uids"]
             if uids is not None and uid in (uids.real, uids.effective):
                 p.kill()
-    if task_dir is None:
-        return
-    try:
-        fd = os.open(task_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
+    if task_dir is not None:
         # (The mode too: the task owned the directory and may have opened it up.)
-        os.fchown(fd, 0, 0)
-        os.fchmod(fd, 0o700)
-    finally:
-        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            ownership.give(task_dir, ownership.ROOT, 0o700)

@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
-from shoal.nodeagent import usernames
+from shoal.nodeagent import ownership, usernames
 from shoal.nodeagent.agent import Agent
 from shoal.nodeagent.config import AgentConfig, default_user_prefix
 from shoal.v1 import common_pb2, identity_pb2
@@ -284,3 +284,16 @@ async def test_multi_instance_commands_and_exec_run_as_the_pools_user(
     )
     done = await plane_server.plane.wait_event("mi", COMPLETED)
     assert done.exit_code == 0 and out(root, "mi").split() == [str(pool_uid)]
+
+
+def test_giving_a_directory_away_never_follows_a_link(tmp_path: Path) -> None:
+    """A task that swapped its directory for a link to, say, /etc does not get the link's target."""
+    target = tmp_path / "target"
+    target.mkdir(mode=0o755)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(OSError):
+        ownership.give(link, (65534, 65534), 0o700)
+    assert owner_mode(target) == (0, 0o755)
+    ownership.give(target, (65534, 65534), 0o700)
+    assert owner_mode(target) == (65534, 0o700)
