@@ -219,6 +219,7 @@ class NodeUsers:
         lent = self._lent.get(owner)
         if lent is not None:
             return lent
+        fresh = not self._free
         if self._free:
             name = self._free.pop()
         else:
@@ -226,9 +227,15 @@ class NodeUsers:
             self._next_slot += 1
         try:
             user = await self._user(name, passwd.UserSpec(name), per_task=True)
-        except IdentityError:
+            if fresh:
+                # New to this agent process, but maybe not to the node: an earlier agent that died may have
+                # left a task of this user running, or its directory still the user's.
+                await asyncio.to_thread(_reclaim, user.uid, None, self.root / "workitems")
+        except (IdentityError, OSError) as e:
             self._free.append(name)
-            raise
+            if isinstance(e, IdentityError):
+                raise
+            raise IdentityError(f"cannot clean up after task user {name}: {e}", server_side=True) from e
         self._lent[owner] = user
         return user
 
@@ -302,14 +309,26 @@ class NodeUsers:
             await asyncio.wait(pending, timeout=5.0)
 
 
-def _reclaim(uid: int, task_dir: Path | None) -> None:
-    """Kill what runs as `uid` (its task's leftovers) and make `task_dir` root's (it is mode 0700)."""
+def _reclaim(uid: int, task_dir: Path | None, workitems: Path | None = None) -> None:
+    """Kill what runs as `uid` (its task's leftovers) and make `task_dir` root's (it is mode 0700); with
+    `workitems`, every task directory there that is `uid`'s."""
     for p in psutil.process_iter(["uids"]):
         with contextlib.suppress(psutil.Error, OSError):
             uids = p.info["uids"]
             if uids is not None and uid in (uids.real, uids.effective):
                 p.kill()
-    if task_dir is not None:
+    dirs = [task_dir] if task_dir is not None else []
+    if workitems is not None:
+        dirs += [d for d in workitems.glob("*/job-1/*") if _owned_by(d, uid)]
+    for d in dirs:
         # (The mode too: the task owned the directory and may have opened it up.)
         with contextlib.suppress(FileNotFoundError):
-            ownership.give(task_dir, ownership.ROOT, 0o700)
+            ownership.give(d, ownership.ROOT, 0o700)
+
+
+def _owned_by(path: Path, uid: int) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid

@@ -297,3 +297,37 @@ def test_giving_a_directory_away_never_follows_a_link(tmp_path: Path) -> None:
     assert owner_mode(target) == (0, 0o755)
     ownership.give(target, (65534, 65534), 0o700)
     assert owner_mode(target) == (65534, 0o700)
+
+
+async def test_a_task_user_new_to_the_agent_takes_nothing_an_earlier_agent_left(
+    node: tuple[MakeAgent, Path], plane_server: PlaneServer
+) -> None:
+    """Task-scope users are named by slot: after an agent dies, the next one lends the same users again, so
+    before the first lending it takes back what they may still own (a task directory left as theirs)."""
+    make, root = node
+    name = usernames.task_user(default_user_prefix(), POOL, str(root), 0)
+    agent = await make()
+    (first,) = await run(plane_server, assignment("first", "id -u", user_identity=TASK_USER))
+    assert first.exit_code == 0
+    uid = pwd.getpwnam(name).pw_uid
+    assert out(root, "first").split() == [str(uid)]
+    # As if an agent had died before it took back a directory of that user.
+    left = root / "workitems" / "old" / "job-1" / "x"
+    (left / "wd").mkdir(parents=True)
+    (left / "wd" / "secret.txt").write_text("s3cret\n")
+    for d in (left / "wd", left):
+        os.chown(d, uid, uid)
+        d.chmod(0o755)
+    plane_server.plane.stream_ended.clear()
+    agent.request_stop("test")
+    await asyncio.wait_for(plane_server.plane.stream_ended.wait(), 15)
+    await make()
+    await plane_server.plane.wait_for(lambda: len(plane_server.plane.registers) == 2)
+    (again,) = await run(
+        plane_server,
+        assignment("again", f"sh -c 'id -u; cat {left}/wd/secret.txt'", user_identity=TASK_USER),
+        command_id=2,
+    )
+    assert int(out(root, "again").split()[0]) == uid
+    assert again.exit_code != 0
+    assert owner_mode(left) == (0, 0o700)
