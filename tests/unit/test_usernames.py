@@ -105,3 +105,18 @@ def test_account_files_written_by_hand(tmp_path: Path) -> None:
     assert files.group.read_text().count(":5000:") == 1
     with pytest.raises(passwd.UserError, match="uid 7000"):
         passwd.ensure_user(passwd.UserSpec("shoal-p-3", 7000, 7000), files)
+
+
+def test_agent_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shoal.nodeagent.__main__ import parse_config
+
+    base = ["--server", "127.0.0.1:1", "--node-root", str(tmp_path), "--ip", "127.0.0.1"]
+    monkeypatch.setenv("SHOAL_USER_PREFIX", "fromenv")
+    cfg, _ = parse_config(base)
+    assert cfg.task_users and cfg.user_prefix == "fromenv"
+    cfg, _ = parse_config([*base, "--no-task-users", "--user-prefix", "acme"])
+    assert not cfg.task_users and cfg.user_prefix == "acme"
+    with pytest.raises(SystemExit):
+        parse_config([*base, "--user-prefix", "Not-A-Prefix"])
+    monkeypatch.delenv("SHOAL_USER_PREFIX")
+    assert parse_config(base)[0].user_prefix == usernames.DEFAULT_PREFIX
