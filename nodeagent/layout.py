@@ -107,8 +107,9 @@ class NodeLayout:
     def open_to_task_users(self) -> None:
         """Modes for tasks that run as users other than the agent's: the root and `workitems/` reachable by
         all (each task directory is its user's alone), `shared/` writable by all (sticky, as /tmp: a user
-        cannot remove another's files), `volatile/` the agent's alone."""
-        for d, mode in ((self.root, 0o755), (self.workitems, 0o755), (self.shared, 0o1777), (self.volatile, 0o700)):
+        cannot remove another's files), `volatile/` not listable by them (0711: what they must read there,
+        such as a CA certificate, they open by name)."""
+        for d, mode in ((self.root, 0o755), (self.workitems, 0o755), (self.shared, 0o1777), (self.volatile, 0o711)):
             os.chmod(d, mode)
 
 

@@ -235,7 +235,7 @@ async def test_start_task_preparation_and_shared_directories(
     assert owner_mode(prep_dir) == (pool_uid, 0o755)
     assert os.lstat(root / "shared" / "from-task").st_uid == int(uid)
     assert stat.S_IMODE(os.lstat(root / "shared").st_mode) == 0o1777
-    assert stat.S_IMODE(os.lstat(root / "volatile").st_mode) == 0o700
+    assert stat.S_IMODE(os.lstat(root / "volatile").st_mode) == 0o711
 
 
 async def test_agent_told_not_to_runs_tasks_as_itself(node: tuple[MakeAgent, Path], plane_server: PlaneServer) -> None:
