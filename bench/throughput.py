@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     create_us = file_create_cost_us(base)
     with tempfile.TemporaryDirectory(prefix="shoal-bench-tp-", dir=base) as tmp:
         root = Path(tmp)
+        # Reachable by other users (mkdtemp makes it 0700): a root agent then runs the tasks as the pool's
+        # user, as it does by default, and that is what is measured.
+        root.chmod(0o755)
         server = BenchServer(
             root / "server", heartbeat_interval=1.0, heartbeat_timeout=30, dispatch_ahead=a.dispatch_ahead
         )

@@ -41,6 +41,7 @@ from .errors import (
     Unavailable,
     from_rpc_error,
 )
+from .identity_types import AutoUser, AutoUserScope, ElevationLevel, UserAccount, UserIdentity
 from .types import (
     AddTaskResult,
     AllocationState,
@@ -101,6 +102,8 @@ __all__ = [
     "AddTaskResult",
     "AllocationState",
     "AlreadyExists",
+    "AutoUser",
+    "AutoUserScope",
     "Blob",
     "Cancelled",
     "Client",
@@ -110,6 +113,7 @@ __all__ = [
     "DependencyState",
     "DependencyStatus",
     "DisableJobOption",
+    "ElevationLevel",
     "ExitCodeMapping",
     "ExitCodeRangeMapping",
     "ExitConditions",
@@ -161,6 +165,8 @@ __all__ = [
     "TasksAPI",
     "Unauthenticated",
     "Unavailable",
+    "UserAccount",
+    "UserIdentity",
     "from_rpc_error",
     "resolve_address",
     "shoal_home",

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -30,6 +30,7 @@ from .errors import (
     Unavailable,
     from_rpc_error,
 )
+from .identity_types import UserAccount
 from .types import (
     AllocationState,
     Blob,
@@ -86,10 +87,12 @@ class PoolsAPI:
         provider: str = "",
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        user_accounts: Sequence[UserAccount] = (),
     ) -> Pool:
         """Create a pool; its nodes come up asynchronously (see :meth:`wait_nodes_idle`).
 
-        ``metadata``: name/value pairs kept for its users, in their order.
+        ``metadata``: name/value pairs kept for its users, in their order. ``user_accounts``: named users its
+        nodes make, for tasks whose :class:`UserIdentity` names one.
         """
         pool = pool_pb2.Pool(
             id=id,
@@ -99,6 +102,7 @@ class PoolsAPI:
             enable_inter_node_communication=enable_inter_node_communication,
             provider=provider,
             metadata=_metadata_to_proto(metadata or {}),
+            user_accounts=[a.to_proto() for a in user_accounts],
         )
         if start_task is not None:
             pool.start_task.CopyFrom(start_task.to_proto())

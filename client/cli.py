@@ -119,6 +119,24 @@ def pool() -> None:
 @click.option("--start-task-env", multiple=True, metavar="NAME=VALUE", help="Start task environment variable.")
 @click.option("--start-task-retries", type=int, default=0, show_default=True)
 @click.option("--no-wait-for-success", is_flag=True, help="Schedule tasks even before the start task succeeded.")
+@click.option(
+    "--start-task-run-as",
+    default=None,
+    metavar="pool|user:NAME",
+    help="Who the start task runs as (default: the pool's auto user).",
+)
+@click.option(
+    "--start-task-elevation",
+    type=click.Choice(["nonadmin", "admin"]),
+    default=None,
+    help="Of the start task's auto user (admin: root, to install software).",
+)
+@click.option(
+    "--user-account",
+    multiple=True,
+    metavar="NAME[:admin][:UID:GID]",
+    help="A named user every node makes, for tasks run as user:NAME (repeatable).",
+)
 @click.option("--inter-node", is_flag=True, help="Enable inter-node communication (multi-instance tasks).")
 @click.option("--display-name", default="")
 @click.option(
@@ -140,6 +158,9 @@ def pool_create(
     start_task_env: tuple[str, ...],
     start_task_retries: int,
     no_wait_for_success: bool,
+    start_task_run_as: str | None,
+    start_task_elevation: str | None,
+    user_account: tuple[str, ...],
     inter_node: bool,
     display_name: str,
     provider: str | None,
@@ -147,16 +168,23 @@ def pool_create(
     output: str,
 ) -> None:
     """Create pool POOL_ID."""
+    from .identity_types import UserAccount, UserIdentity
     from .types import StartTaskSpec
 
     st = None
     if start_task:
+        identity = None
+        if start_task_run_as or start_task_elevation:
+            identity = UserIdentity.parse(start_task_run_as or "pool", start_task_elevation)
         st = StartTaskSpec(
             command_line=start_task,
             environment=_parse_env(start_task_env),
             max_task_retry_count=start_task_retries,
             wait_for_success=not no_wait_for_success,
+            user_identity=identity,
         )
+    elif start_task_run_as or start_task_elevation:
+        raise click.UsageError("--start-task-run-as and --start-task-elevation need --start-task")
     client = _client(ctx)
     p = client.pools.create(
         id=pool_id,
@@ -166,6 +194,7 @@ def pool_create(
         enable_inter_node_communication=inter_node,
         display_name=display_name,
         provider=provider or "",
+        user_accounts=[UserAccount.parse(a) for a in user_account],
     )
     if wait_timeout is not None:
         client.pools.wait_nodes_idle(pool_id, timeout=wait_timeout)

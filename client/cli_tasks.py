@@ -109,6 +109,8 @@ _SPEC_OPTIONS = (
     "common_resource",
     "depends_on",
     "depends_on_range",
+    "run_as",
+    "elevation",
 )
 
 
@@ -159,6 +161,16 @@ _SPEC_OPTIONS = (
     "for what flags cannot say: exit_conditions...",
 )
 @click.option("--chunk-size", type=int, default=10_000, show_default=True, help="With a --json-file list.")
+@click.option(
+    "--run-as",
+    default=None,
+    metavar="pool|task|user:NAME",
+    help="Who the task runs as: the pool's auto user (default), an auto user of its own, or one of the pool's "
+    "user accounts.",
+)
+@click.option(
+    "--elevation", type=click.Choice(["nonadmin", "admin"]), default=None, help="Of the auto user (admin: root)."
+)
 @_OUTPUT
 @click.pass_context
 def task_add(
@@ -181,9 +193,12 @@ def task_add(
     depends_on_range: tuple[str, ...],
     json_file: Any,
     chunk_size: int,
+    run_as: str | None,
+    elevation: str | None,
     output: str,
 ) -> None:
     """Add task TASK_ID running COMMAND_LINE to job JOB_ID, or the task(s) of --json-file."""
+    from .identity_types import UserIdentity
     from .types import MultiInstanceSettings, TaskSpec
     from .workflow_types import TaskDependencies
 
@@ -221,6 +236,7 @@ def task_add(
             if depends_on or depends_on_range
             else None
         ),
+        user_identity=UserIdentity.parse(run_as or "pool", elevation) if run_as or elevation else None,
     )
     t = _client(ctx).tasks.add(job_id, spec)
     _emit(output, [t], _TASK_COLUMNS, "task added")

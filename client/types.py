@@ -35,6 +35,7 @@ from .common_types import (
     _ts,
 )
 from .errors import InvalidArgument
+from .identity_types import UserAccount, UserIdentity, identity_of
 from .json_specs import parse_message
 from .workflow_types import (
     DependencyState,
@@ -260,16 +261,21 @@ class StartTaskSpec:
     """Retries after a non-zero exit (-1 unlimited)."""
     wait_for_success: bool = True
     """When true, no task is scheduled on a node until its start task succeeded."""
+    user_identity: UserIdentity | None = None
+    """Who it runs as (None: the pool's non-admin auto user; installing software wants ``admin``)."""
 
     def to_proto(self) -> common_pb2.StartTask:
         """The ``shoal.v1.StartTask`` message."""
-        return common_pb2.StartTask(
+        msg = common_pb2.StartTask(
             command_line=self.command_line,
             resource_files=[r.to_proto() for r in self.resource_files],
             environment_settings=_env_to_proto(self.environment),
             max_task_retry_count=self.max_task_retry_count,
             wait_for_success=self.wait_for_success,
         )
+        if self.user_identity is not None:
+            msg.user_identity.CopyFrom(self.user_identity.to_proto())
+        return msg
 
     @classmethod
     def from_proto(cls, msg: common_pb2.StartTask) -> StartTaskSpec:
@@ -280,6 +286,7 @@ class StartTaskSpec:
             environment=_env_from_proto(msg.environment_settings),
             max_task_retry_count=msg.max_task_retry_count,
             wait_for_success=msg.wait_for_success,
+            user_identity=identity_of(msg),
         )
 
 
@@ -342,6 +349,8 @@ class TaskSpec:
     """The tasks this one waits for (the job must use task dependencies)."""
     exit_conditions: ExitConditions | None = None
     """What its final outcome does to the job and to the tasks depending on it; None for Batch's defaults."""
+    user_identity: UserIdentity | None = None
+    """Who it runs as on its node (None: the pool's non-admin auto user)."""
 
     @property
     def constraints(self) -> TaskConstraints:
@@ -372,6 +381,8 @@ class TaskSpec:
             msg.depends_on.CopyFrom(self.depends_on.to_proto())
         if self.exit_conditions is not None:
             msg.exit_conditions.CopyFrom(self.exit_conditions.to_proto())
+        if self.user_identity is not None:
+            msg.user_identity.CopyFrom(self.user_identity.to_proto())
         return msg
 
     @classmethod
@@ -398,6 +409,7 @@ class TaskSpec:
             exit_conditions=(
                 ExitConditions.from_proto(msg.exit_conditions) if msg.HasField("exit_conditions") else None
             ),
+            user_identity=identity_of(msg),
         )
 
     @classmethod
@@ -423,6 +435,7 @@ class TaskSpec:
             "multi_instance_settings",
             "depends_on",
             "exit_conditions",
+            "user_identity",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -484,6 +497,7 @@ class TaskSpec:
                     )
                 )
             ),
+            user_identity=None if data.get("user_identity") is None else UserIdentity.from_dict(data["user_identity"]),
         )
 
     @classmethod
@@ -579,6 +593,8 @@ class Pool:
     to act only on the pool as read (:class:`~shoal.client.Aborted` ``ETAG_MISMATCH`` otherwise)."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Name/value pairs kept for its users, in their order; Shoal gives them no meaning."""
+    user_accounts: tuple[UserAccount, ...] = ()
+    """Named users its nodes make, for tasks whose identity names one."""
     proto: pool_pb2.Pool = field(repr=False, compare=False)
     """The raw ``shoal.v1.Pool`` message."""
 
@@ -601,6 +617,7 @@ class Pool:
             state_transition_time=_ts(msg, "state_transition_time"),
             etag=msg.etag,
             metadata=_metadata_from_proto(msg.metadata),
+            user_accounts=tuple(UserAccount.from_proto(a) for a in msg.user_accounts),
             proto=msg,
         )
 
@@ -659,6 +676,11 @@ class Node:
     """The node's root directory (``SHOAL_NODE_ROOT_DIR``)."""
     cpu_percent: float
     """Recent CPU use."""
+    task_user_isolation: bool = False
+    """Whether its agent runs each task as the user its identity names; false: every task runs as
+    ``agent_user`` (the agent is not root, or cannot isolate; its log says why)."""
+    agent_user: str = ""
+    """The user its agent runs as."""
     proto: pool_pb2.Node = field(repr=False, compare=False)
     """The raw ``shoal.v1.Node`` message."""
 
@@ -694,6 +716,8 @@ class Node:
             ),
             root_directory=msg.root_directory,
             cpu_percent=msg.cpu_percent,
+            task_user_isolation=msg.task_user_isolation,
+            agent_user=msg.agent_user,
             proto=msg,
         )
 

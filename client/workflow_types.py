@@ -41,6 +41,7 @@ from .common_types import (
     duration_to_proto,
 )
 from .errors import InvalidArgument
+from .identity_types import UserIdentity, identity_of
 
 __all__ = [
     "DependencyAction",
@@ -515,6 +516,8 @@ class JobManagerTask:
     """Nothing else runs on its node while it runs."""
     required_slots: int = 1
     """Slots it takes on its node."""
+    user_identity: UserIdentity | None = None
+    """Who it runs as (None: the pool's non-admin auto user)."""
 
     def to_proto(self) -> job_pb2.JobManagerTask:
         """The ``shoal.v1.JobManagerTask`` message."""
@@ -531,6 +534,8 @@ class JobManagerTask:
         )
         if self.constraints is not None:
             msg.constraints.CopyFrom(self.constraints.to_proto())
+        if self.user_identity is not None:
+            msg.user_identity.CopyFrom(self.user_identity.to_proto())
         return msg
 
     @classmethod
@@ -547,6 +552,7 @@ class JobManagerTask:
             kill_job_on_completion=msg.kill_job_on_completion if msg.HasField("kill_job_on_completion") else True,
             run_exclusive=msg.run_exclusive if msg.HasField("run_exclusive") else True,
             required_slots=msg.required_slots or 1,
+            user_identity=identity_of(msg),
         )
 
 
@@ -568,6 +574,8 @@ class JobPreparationTask:
     """The job's tasks run on the node only after it succeeded."""
     rerun_on_node_reboot_after_success: bool = True
     """Run it again after the node reboots even if it succeeded."""
+    user_identity: UserIdentity | None = None
+    """Who it runs as (None: the pool's non-admin auto user); its directory is readable by every user."""
 
     def to_proto(self) -> job_pb2.JobPreparationTask:
         """The ``shoal.v1.JobPreparationTask`` message."""
@@ -581,6 +589,8 @@ class JobPreparationTask:
         )
         if self.constraints is not None:
             msg.constraints.CopyFrom(self.constraints.to_proto())
+        if self.user_identity is not None:
+            msg.user_identity.CopyFrom(self.user_identity.to_proto())
         return msg
 
     @classmethod
@@ -596,6 +606,7 @@ class JobPreparationTask:
             rerun_on_node_reboot_after_success=(
                 msg.rerun_on_node_reboot_after_success if msg.HasField("rerun_on_node_reboot_after_success") else True
             ),
+            user_identity=identity_of(msg),
         )
 
 
@@ -615,6 +626,8 @@ class JobReleaseTask:
     """Kill it after this long; None for the default and most, 15 minutes."""
     retention_time: timedelta | None = None
     """How long its directory is kept on the node; None for the default, 7 days."""
+    user_identity: UserIdentity | None = None
+    """Who it runs as (None: the pool's non-admin auto user)."""
 
     def to_proto(self) -> job_pb2.JobReleaseTask:
         """The ``shoal.v1.JobReleaseTask`` message."""
@@ -628,6 +641,8 @@ class JobReleaseTask:
             msg.max_wall_clock_time.CopyFrom(duration_to_proto(self.max_wall_clock_time))
         if self.retention_time is not None:
             msg.retention_time.CopyFrom(duration_to_proto(self.retention_time))
+        if self.user_identity is not None:
+            msg.user_identity.CopyFrom(self.user_identity.to_proto())
         return msg
 
     @classmethod
@@ -640,6 +655,7 @@ class JobReleaseTask:
             environment=_env_from_proto(msg.environment_settings),
             max_wall_clock_time=_duration(msg, "max_wall_clock_time"),
             retention_time=_duration(msg, "retention_time"),
+            user_identity=identity_of(msg),
         )
 
 

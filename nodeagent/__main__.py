@@ -11,7 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
-from shoal.nodeagent.config import DEFAULT_ORPHAN_TIMEOUT, AgentConfig
+from shoal.nodeagent.config import DEFAULT_ORPHAN_TIMEOUT, AgentConfig, default_user_prefix
+from shoal.nodeagent.usernames import DEFAULT_PREFIX, BadPrefix, check_prefix
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -70,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not put the agent and its tasks in a cgroup of their own (the watchdog then ends "
         "tasks by process group and environment)",
     )
+    p.add_argument(
+        "--no-task-users",
+        action="store_true",
+        help="run every task as the agent's own user, even as root (by default a root agent runs each task "
+        "as the user its identity names)",
+    )
+    p.add_argument(
+        "--user-prefix",
+        default=None,
+        help=f"prefix of the users the agent makes for tasks (default: $SHOAL_USER_PREFIX or {DEFAULT_PREFIX!r})",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p
 
@@ -89,6 +101,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         )
     if args.orphan_timeout <= 0:
         parser.error("--orphan-timeout must be positive")
+    try:
+        prefix = check_prefix(args.user_prefix if args.user_prefix is not None else default_user_prefix())
+    except BadPrefix as e:
+        parser.error(str(e))
     config = AgentConfig(
         server=args.server,
         node_root=args.node_root.absolute(),
@@ -103,6 +119,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         allow_non_loopback=args.allow_non_loopback,
         watchdog=not args.no_watchdog,
         task_cgroup=not args.no_task_cgroup,
+        task_users=not args.no_task_users,
+        user_prefix=prefix,
     )
     return config, args.log_level
 

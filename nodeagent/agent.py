@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from functools import partial
@@ -28,12 +29,14 @@ from shoal.nodeagent.execservice import exec_in_instance
 from shoal.nodeagent.fileservice import NodeFileService
 from shoal.nodeagent.jobtasks import is_process_key
 from shoal.nodeagent.join import JoinError, join
+from shoal.nodeagent.launcher import LAUNCHER
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.outbox import Outbox
 from shoal.nodeagent.runner import TaskRunner
 from shoal.nodeagent.starttask import run_start_task
 from shoal.nodeagent.state import RunningFile, read_node_id, write_node_id
 from shoal.nodeagent.storage import StorageClient
+from shoal.nodeagent.users import NodeUsers, unreachable_part
 from shoal.nodeagent.watchdog import RootBusyError, Watchdog, take_root_lock
 from shoal.paths import UnsafePathError
 from shoal.tlsconfig import SERVER_TLS_NAME, channel_credentials, name_options, server_credentials
@@ -135,6 +138,8 @@ class Agent:
         self.start_task_succeeded = False
         self._root_lock: int | None = None
         self.watchdog: Watchdog | None = None
+        #: Who tasks run as (decided once: root, and a node root other users can reach).
+        self.users = NodeUsers(root=self.layout.root, prefix=config.user_prefix, enabled=config.task_users)
         self.runner = TaskRunner(
             config=config,
             layout=self.layout,
@@ -144,6 +149,7 @@ class Agent:
             node_identity=lambda: (self.node_id, self.pool_id),
             running_file=self.running_file,
             source_env=source_env,
+            users=self.users,
         )
         self._source_env = source_env
 
@@ -159,6 +165,20 @@ class Agent:
     async def run(self) -> int:
         """Run until Shutdown, a signal, or the orphan timeout; returns the exit code."""
         self.layout.create()
+        if self.users.decide():
+            self.layout.open_to_task_users()
+            await asyncio.to_thread(LAUNCHER.prepare)
+            blocked = unreachable_part(Path(sys.executable).resolve())
+            if blocked is not None:
+                # Tasks find the agent's Python first on PATH (shoal-mpi-launch, the SDK from inside a task).
+                log.warning(
+                    "task users cannot run the agent's Python %s (%s is closed to them): install Shoal where "
+                    "every user can run it, or tasks that use it fail",
+                    sys.executable,
+                    blocked,
+                )
+        elif os.geteuid() == 0:
+            log.warning("tasks run as %s, whatever their identity: %s", self.users.agent_user, self.users.reason)
         try:
             # First the root's lock: an earlier agent's watchdog holds it until that agent's tasks are gone.
             self._root_lock = await take_root_lock(self.layout.lock_file, self.config.root_lock_timeout)
@@ -323,6 +343,7 @@ class Agent:
         self.running_file.close()
         self.runner.retention.close()
         self.runner.job_tasks.close()
+        await self.users.close()
         for t in list(self._background):
             t.cancel()
         if self._background:
@@ -385,6 +406,8 @@ class Agent:
                 start_task_succeeded=self.start_task_succeeded,
                 prepared_jobs=self.runner.job_tasks.prepared_jobs(),
                 released_jobs=self.runner.job_tasks.released_jobs(),
+                task_user_isolation=self.users.isolation,
+                agent_user=self.users.agent_user,
             )
         )
 
@@ -487,6 +510,8 @@ class Agent:
         self.layout.access.account = w.account
         self.layout.access.credential = w.credential
         self.heartbeat_interval = w.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL
+        # (Before the start task and the first tasks: their users are made from here on.)
+        self.users.configure(self.pool_id, w.user_accounts)
         self.runner.set_slots(w.task_slots)
         running = self._start_task is not None and not self._start_task.done()
         if w.run_start_task and not running:
@@ -613,6 +638,7 @@ class Agent:
                 grace_seconds=self.config.kill_grace_seconds,
                 source_env=self._source_env if self._source_env is not None else dict(os.environ),
                 on_process=self._on_start_task_process,
+                users=self.users,
             )
         except Exception:
             log.exception("the start task failed inside the agent")

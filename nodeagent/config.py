@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from shoal.nodeagent.usernames import DEFAULT_PREFIX
 
 DEFAULT_ORPHAN_TIMEOUT = 300.0
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
+
+
+def default_user_prefix() -> str:
+    """`$SHOAL_USER_PREFIX`, else `shoal`: the prefix of the users the agent makes for tasks."""
+    return os.environ.get("SHOAL_USER_PREFIX") or DEFAULT_PREFIX
 
 
 @dataclass(frozen=True)
@@ -62,3 +70,8 @@ class AgentConfig:
     #: How long a starting agent waits for the node root's lock (an earlier agent's watchdog ending
     #: its tasks takes milliseconds; a second agent on the same root gives up after this).
     root_lock_timeout: float = 30.0
+    #: As root, run each task as the user its identity names (see `shoal.nodeagent.users`); off: every task
+    #: runs as the agent's user.
+    task_users: bool = True
+    #: The prefix of the users made for tasks (`shoal-<pool>-...`).
+    user_prefix: str = field(default_factory=default_user_prefix)

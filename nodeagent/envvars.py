@@ -7,10 +7,14 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shoal.agent.v1 import agent_pb2
 from shoal.nodeagent.layout import NODE_ROOT_ENV, NodeLayout
 from shoal.v1 import common_pb2
+
+if TYPE_CHECKING:
+    from shoal.nodeagent.users import RunAs
 
 #: Variables passed through from the agent's own environment.
 PASSTHROUGH = (
@@ -148,11 +152,22 @@ def start_task_env(
     return build_env(source, settings, system)
 
 
-def multi_instance_env(mi: agent_pb2.MultiInstance, shared_dir: Path, path: str) -> dict[str, str]:
+def set_user(env: dict[str, str], run_as: RunAs, task_dir: Path) -> None:
+    """HOME, USER and LOGNAME of the task's user (a task-scope user's HOME is its task directory; root's is
+    the agent's own)."""
+    env.update(run_as.env)
+    if run_as.per_task:
+        env["HOME"] = str(task_dir)
+
+
+def multi_instance_env(
+    mi: agent_pb2.MultiInstance, shared_dir: Path, path: str, *, as_root: bool | None = None
+) -> dict[str, str]:
     """The variables of one instance of a multi-instance task (host lists, master, launcher shim).
 
     The directory of the agent's Python comes first on PATH, so that `shoal-mpi-launch` and the
-    MPI tools installed beside the agent (e.g. the `mpich` wheel) are found.
+    MPI tools installed beside the agent (e.g. the `mpich` wheel) are found. `as_root`: the instance's
+    processes run as root (default: the agent does).
     """
     from shoal.mpi.launch import multi_instance_environment
 
@@ -165,7 +180,7 @@ def multi_instance_env(mi: agent_pb2.MultiInstance, shared_dir: Path, path: str)
         instance_index=mi.instance_index,
         shared_dir=str(shared_dir),
         agent_addresses=addresses or [""],
-        run_as_root=os.geteuid() == 0,
+        run_as_root=os.geteuid() == 0 if as_root is None else as_root,
     )
     bin_dir = str(Path(sys.executable).parent)
     parts = path.split(os.pathsep) if path else []

@@ -17,13 +17,14 @@ import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
 from shoal import agenterrors
 from shoal.agent.v1 import agent_pb2
 from shoal.nodeagent.fileservice import abort
-from shoal.nodeagent.process import exit_code_of, kill_group_now
+from shoal.nodeagent.process import LaunchError, as_user, exit_code_of, kill_group_now
 from shoal.nodeagent.runner import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -91,16 +92,25 @@ async def exec_in_instance(
     for s in first.environment:
         if s.name and "=" not in s.name:
             env[s.name] = s.value
+    argv: list[str] = list(first.argv)
+    extra: dict[str, Any] = {}
     try:
+        if attempt.owner is not None:
+            # As the instance's own user, as its command runs.
+            argv, extra = as_user(argv, attempt.owner, env, attempt.wd)
         proc = await asyncio.create_subprocess_exec(
-            *first.argv,
+            *argv,
             cwd=attempt.wd,
             env=env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            **extra,
         )
+    except LaunchError as e:
+        yield agent_pb2.ExecResponse(stderr=f"{e.message}\n".encode(), exit_code=127)
+        return
     except OSError as e:
         yield agent_pb2.ExecResponse(stderr=f"cannot run {first.argv[0]!r}: {e}\n".encode(), exit_code=127)
         return

@@ -20,6 +20,10 @@ processes carry the node root in their environment and their process groups
 are in `volatile/running.json` (under `<job>/preparation`, `<job>/release`),
 so the watchdog ends them with the agent, as it ends tasks. Their directories
 and records go with the job (DeleteTaskFiles of the whole job).
+
+Each runs as the user its identity names (see `shoal.nodeagent.users`; a task-scope auto user means
+the pool's: the job's tasks read the preparation's directory, which is readable by every user, mode
+0755, as Batch's AZ_BATCH_JOB_PREP_DIR is; the release's is its user's alone).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from shoal.nodeagent.outcome import FAILURE, SERVER_ERROR, SUCCESS, USER_ERROR, 
 from shoal.nodeagent.staging import StagingError, stage_resource_files
 from shoal.nodeagent.state import RunningFile
 from shoal.nodeagent.storage import StorageClient
+from shoal.nodeagent.users import IdentityError, NodeUsers, RunAs
 from shoal.paths import UnsafePathError
 
 log = logging.getLogger(__name__)
@@ -168,6 +173,13 @@ class _Run:
     #: agent is stopping: a later agent runs it again; the job was deleted: its records go too).
     keep_stopped_end: bool = False
     task: asyncio.Task[None] | None = None
+    #: The user it runs as (None: the agent's own), once known.
+    run_as: RunAs | None = None
+
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        """The uid and gid of its processes and files, when not the agent's."""
+        return (self.run_as.uid, self.run_as.gid) if self.run_as is not None else None
 
     @property
     def ref(self) -> agent_pb2.AttemptRef:
@@ -190,8 +202,10 @@ class JobTasks:
         running_file: RunningFile,
         source_env: dict[str, str],
         retain: Callable[[str, str, float], None] | None = None,
+        users: NodeUsers | None = None,
     ) -> None:
         self._config = config
+        self._users = users
         self._layout = layout
         self._clock = clock
         self._emit = emit
@@ -403,10 +417,23 @@ class JobTasks:
         if run.task_dir is None:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", "unsafe job or task id")), 0
         wd = working_dir(run.task_dir)
+        if self._users is not None:
+            try:
+                run.run_as = await self._users.acquire(
+                    spec.user_identity if spec.HasField("user_identity") else None,
+                    process_key(spec.job_id, run.kind),
+                    shared_dir=True,
+                )
+            except IdentityError as e:
+                category = SERVER_ERROR if e.server_side else USER_ERROR
+                return Outcome(None, failure(category, process.CODE_LAUNCH_FAILED, e.message)), 0
         # A release task named as the preparation task shares its directory rather than wiping it.
         fresh = not (run.kind == RELEASE and run.task_dir == self._prep_dir(spec.job_id, None))
+        mode = 0o755 if run.kind == PREPARATION else 0o700
         try:
-            await asyncio.to_thread(_fresh_dir, self._layout.root, run.task_dir, fresh=fresh)
+            await asyncio.to_thread(
+                _fresh_dir, self._layout.root, run.task_dir, fresh=fresh, owner=run.owner, mode=mode
+            )
         except (OSError, UnsafePathError) as e:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", str(e))), 0
         env = self._environment(run, wd)
@@ -444,6 +471,8 @@ class JobTasks:
         prep_dir = run.task_dir if run.kind == PREPARATION else self._prep_dir(run.spec.job_id, None)
         if prep_dir is not None:
             env.update(envvars.job_prep_vars(prep_dir))
+        if run.run_as is not None:
+            envvars.set_user(env, run.run_as, run.task_dir)
         return env
 
     async def _stage(self, run: _Run, wd: Path) -> Outcome | None:
@@ -453,7 +482,7 @@ class JobTasks:
         if not run.spec.resource_files:
             return None
         run.stage = asyncio.ensure_future(
-            stage_resource_files(run.spec.resource_files, wd, self._storage(), root=self._layout.root)
+            stage_resource_files(run.spec.resource_files, wd, self._storage(), root=self._layout.root, owner=run.owner)
         )
         try:
             await run.stage
@@ -482,6 +511,7 @@ class JobTasks:
                 stdout=run.task_dir / OUTPUT_FILES[0],
                 stderr=run.task_dir / OUTPUT_FILES[1],
                 append=True,
+                user=run.owner,
             )
         except process.LaunchError as e:
             await asyncio.to_thread(_touch_outputs, run.task_dir)
@@ -518,8 +548,11 @@ def _resolved(value: bool) -> asyncio.Future[bool]:
     return future
 
 
-def _fresh_dir(root: Path, task_dir: Path, *, fresh: bool) -> None:
-    """Make `task_dir` (below node root `root`) and its wd/, replacing what an earlier run left when `fresh`.
+def _fresh_dir(
+    root: Path, task_dir: Path, *, fresh: bool, owner: tuple[int, int] | None = None, mode: int = 0o700
+) -> None:
+    """Make `task_dir` (below node root `root`) and its wd/, replacing what an earlier run left when `fresh`;
+    with `owner` (uid, gid), both are that user's, of mode `mode`.
 
     Every directory from the root down is opened without following a symlink: a task of the job may have
     put one anywhere below `workitems/<job>`.
@@ -537,7 +570,19 @@ def _fresh_dir(root: Path, task_dir: Path, *, fresh: bool) -> None:
                     shutil.rmtree(name, dir_fd=parent_fd)
                 else:
                     os.unlink(name, dir_fd=parent_fd)
-        os.close(safeopen.makedirs_beneath(parent_fd, f"{name}/wd"))
+        task_fd = safeopen.makedirs_beneath(parent_fd, name)
+        try:
+            wd_fd = safeopen.makedirs_beneath(task_fd, "wd")
+            try:
+                if owner is not None:
+                    # (Through the descriptors, child first: see `ownership`.)
+                    for fd in (wd_fd, task_fd):
+                        os.fchown(fd, *owner)
+                        os.fchmod(fd, mode)
+            finally:
+                os.close(wd_fd)
+        finally:
+            os.close(task_fd)
     finally:
         os.close(parent_fd)
 

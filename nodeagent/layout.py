@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -124,6 +125,14 @@ class NodeLayout:
         """Create the fixed directories."""
         for d in (self.root, self.shared, self.startup, self.volatile, self.workitems):
             d.mkdir(parents=True, exist_ok=True)
+
+    def open_to_task_users(self) -> None:
+        """Modes for tasks that run as users other than the agent's: the root and `workitems/` reachable by
+        all (each task directory is its user's alone), `shared/` writable by all (sticky, as /tmp: a user
+        cannot remove another's files), `volatile/` not listable by them (0711: what they must read there,
+        such as a CA certificate, they open by name)."""
+        for d, mode in ((self.root, 0o755), (self.workitems, 0o755), (self.shared, 0o1777), (self.volatile, 0o711)):
+            os.chmod(d, mode)
 
 
 def root_of_task_dir(task_dir: Path, job_id: str, task_id: str) -> Path | None:

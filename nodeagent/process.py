@@ -12,11 +12,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from shoal.clock import Clock
 from shoal.commandline import split_command_line
+from shoal.nodeagent.launcher import LAUNCHER, find_program
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,23 @@ def _dev_null() -> int:
     return _devnull_fd
 
 
+#: This process's user: a command to run as it needs no switch.
+_EUID = os.geteuid()
+
+
+def as_user(
+    argv: list[str], user: tuple[int, int], env: Mapping[str, str], cwd: Path
+) -> tuple[list[str], dict[str, Any]]:
+    """`argv` to run as `user` (uid, gid): the argv to spawn and Popen's extra arguments (see `launcher`).
+    Raises LaunchError when the program is not found."""
+    if user[0] == _EUID:
+        return argv, {}
+    path = find_program(argv[0], env, cwd)
+    if path is None:
+        raise LaunchError(CODE_PROGRAM_NOT_FOUND, f"program not found: {argv[0]!r}")
+    return LAUNCHER.wrap(user[0], user[1], path, argv)
+
+
 def spawn(
     command_line: str,
     *,
@@ -69,12 +88,17 @@ def spawn(
     stdout: Path,
     stderr: Path,
     append: bool = False,
+    user: tuple[int, int] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `command_line` without a shell in a new session (so its own process group).
+    """Start `command_line` without a shell in a new session (so its own process group), as `user` (uid,
+    gid) when given.
 
-    stdout and stderr go straight to the files. Raises LaunchError.
+    stdout and stderr go straight to the files (the user's). Raises LaunchError.
     """
     argv = split_command(command_line)
+    extra: dict[str, Any] = {}
+    if user is not None:
+        argv, extra = as_user(argv, user, env, cwd)
     # O_NOFOLLOW: an earlier command of the task (a coordination command, a start task's last try)
     # may have put a symlink where the output goes; the agent never writes through one.
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
@@ -88,6 +112,9 @@ def spawn(
         except OSError as e:
             raise LaunchError(CODE_LAUNCH_FAILED, f"cannot open {stderr.name}: {e.strerror or e}") from e
         try:
+            if user is not None:
+                os.fchown(out_fd, *user)
+                os.fchown(err_fd, *user)
             return subprocess.Popen(
                 argv,
                 cwd=cwd,
@@ -97,6 +124,7 @@ def spawn(
                 stderr=err_fd,
                 start_new_session=True,
                 close_fds=True,
+                **extra,
             )
         except FileNotFoundError as e:
             raise LaunchError(CODE_PROGRAM_NOT_FOUND, f"program not found: {argv[0]!r}") from e

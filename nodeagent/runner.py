@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
-from shoal.nodeagent import envvars, process, retention
+from shoal.nodeagent import envvars, ownership, process, retention
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.jobtasks import JobTasks, job_preparation_failed
 from shoal.nodeagent.layout import NodeLayout, root_of_task_dir, working_dir
@@ -40,6 +41,7 @@ from shoal.nodeagent.outputs import upload_outputs
 from shoal.nodeagent.staging import StagingError, stage_resource_files
 from shoal.nodeagent.state import RunningFile, attempt_key
 from shoal.nodeagent.storage import StorageClient
+from shoal.nodeagent.users import IdentityError, NodeUsers, RunAs
 from shoal.paths import UnsafePathError
 from shoal.v1 import common_pb2
 
@@ -89,6 +91,13 @@ class Attempt:
     #: What an Exec into this attempt must carry (`SHOAL_EXEC_SECRET` in its environment): the gang's,
     #: from the server, for a multi-instance attempt; one of the agent's own otherwise.
     exec_secret: str = ""
+    #: The user its processes run as (None: the agent's own), once known.
+    run_as: RunAs | None = None
+
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        """The uid and gid its processes and files have, when not the agent's."""
+        return (self.run_as.uid, self.run_as.gid) if self.run_as is not None else None
 
     @property
     def key(self) -> AttemptKey:
@@ -121,8 +130,11 @@ class TaskRunner:
         node_identity: Callable[[], tuple[str, str]],
         running_file: RunningFile,
         source_env: dict[str, str] | None = None,
+        users: NodeUsers | None = None,
     ) -> None:
         self._config = config
+        #: Who tasks run as (None: always the agent's own user).
+        self._users = users
         self._layout = layout
         self._clock = clock
         self._emit = emit
@@ -158,6 +170,7 @@ class TaskRunner:
             running_file=running_file,
             source_env=self._source_env,
             retain=self.retain,
+            users=users,
         )
 
     # ---- queries -------------------------------------------------------------------------------
@@ -438,14 +451,25 @@ class TaskRunner:
         wd = attempt.wd
         assert wd is not None
         shared_dir = Path(mi.task_shared_dir) if mi is not None and mi.task_shared_dir else task_dir
+        if self._users is not None:
+            try:
+                attempt.run_as = await self._users.acquire(
+                    a.user_identity if a.HasField("user_identity") else None,
+                    attempt_key(*attempt.key),
+                    shared_dir=mi is not None,
+                )
+            except IdentityError as e:
+                category = SERVER_ERROR if e.server_side else USER_ERROR
+                return Outcome(None, failure(category, process.CODE_LAUNCH_FAILED, e.message))
+        owner = attempt.owner
         try:
             if shared_dir == task_dir and mi is not None:
                 # Other instances (local nodes share one filesystem) may already stage common files here.
-                await asyncio.to_thread(_reset_task_dir, task_dir)
+                await asyncio.to_thread(_reset_task_dir, task_dir, owner)
                 attempt.outputs_made = True
-            elif not _make_task_dir(task_dir, wd):
+            elif not _make_task_dir(task_dir, wd, owner):
                 # A directory left by an earlier attempt: removing it may take a while.
-                await asyncio.to_thread(_fresh_task_dir, task_dir)
+                await asyncio.to_thread(_fresh_task_dir, task_dir, owner)
         except OSError as e:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", str(e)))
         attempt.env = self._environment(attempt, task_dir, wd, shared_dir)
@@ -533,9 +557,13 @@ class TaskRunner:
         )
         prep = a.job_preparation if a.HasField("job_preparation") else None
         env.update(self.job_tasks.prep_env(ref.job_id, prep))
+        run_as = attempt.run_as
+        if run_as is not None:
+            envvars.set_user(env, run_as, task_dir)
         mi = attempt.multi_instance
         if mi is not None:
-            env.update(envvars.multi_instance_env(mi, shared_dir, env.get("PATH", "")))
+            as_root = os.geteuid() == 0 if run_as is None else run_as.is_root
+            env.update(envvars.multi_instance_env(mi, shared_dir, env.get("PATH", ""), as_root=as_root))
         # Last: a task's own settings cannot replace them.
         attempt.exec_secret = (mi.exec_secret if mi is not None else "") or secrets.token_hex(32)
         env.update(envvars.exec_env(attempt.exec_secret, self.agent_ca_file))
@@ -549,7 +577,9 @@ class TaskRunner:
             return self._killed_outcome(None)
         if not files:
             return None
-        attempt.stage = asyncio.ensure_future(stage_resource_files(files, into, self._storage(), root=root))
+        attempt.stage = asyncio.ensure_future(
+            stage_resource_files(files, into, self._storage(), root=root, owner=attempt.owner)
+        )
         try:
             await attempt.stage
         except asyncio.CancelledError:
@@ -611,6 +641,7 @@ class TaskRunner:
                 stdout=task_dir / OUTPUT_FILES[0],
                 stderr=task_dir / OUTPUT_FILES[1],
                 append=True,
+                user=attempt.owner,
             )
         except process.LaunchError as e:
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
@@ -673,6 +704,8 @@ class TaskRunner:
         if outcome.failure_info is not None:
             event.failure_info.CopyFrom(outcome.failure_info)
         self._attempts.pop(attempt.key, None)
+        if attempt.run_as is not None and attempt.run_as.per_task and self._users is not None:
+            self._users.release(attempt_key(*attempt.key), None if attempt.delete_files else task_dir)
         if attempt.task is not None:
             self._busy -= self._slots_of(attempt)
         self._finished[attempt.key] = None
@@ -694,23 +727,47 @@ class TaskRunner:
         self._launch_waiting()
 
 
-def _reset_task_dir(task_dir: Path) -> None:
-    """A fresh wd/ and empty stdout/stderr, keeping the rest (a multi-instance shared directory)."""
-    wd = working_dir(task_dir)
-    if wd.exists():
-        shutil.rmtree(wd)
-    wd.mkdir(parents=True)
-    for name in OUTPUT_FILES:
-        path = task_dir / name
+def _reset_task_dir(task_dir: Path, owner: tuple[int, int] | None = None) -> None:
+    """A fresh wd/ and empty stdout/stderr, keeping the rest (a multi-instance shared directory).
+
+    Everything inside is reached through the directory's descriptor, no link followed: instances on one
+    machine share the directory (and, with task users, their pool's user, whose processes may be in it).
+    """
+    os.makedirs(task_dir, exist_ok=True)
+    dir_fd = os.open(task_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o660)
-        except OSError as e:
-            if e.errno != errno.ELOOP:
-                raise
-            # An instance sharing the directory left a link there: replace the link, not its target.
-            path.unlink()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o660)
-        os.close(fd)
+            st = os.lstat("wd", dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        else:
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree("wd", dir_fd=dir_fd)
+            else:
+                os.unlink("wd", dir_fd=dir_fd)
+        os.mkdir("wd", 0o700 if owner is not None else 0o777, dir_fd=dir_fd)
+        for name in OUTPUT_FILES:
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o660, dir_fd=dir_fd)
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                # An instance sharing the directory left a link there: replace the link, not its target.
+                os.unlink(name, dir_fd=dir_fd)
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o660, dir_fd=dir_fd)
+            if owner is not None:
+                os.fchown(fd, *owner)
+            os.close(fd)
+        if owner is not None:
+            wd_fd = os.open("wd", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                os.fchown(wd_fd, *owner)
+            finally:
+                os.close(wd_fd)
+            os.fchown(dir_fd, *owner)
+            os.fchmod(dir_fd, 0o700)
+    finally:
+        os.close(dir_fd)
 
 
 def _touch_outputs(task_dir: Path) -> None:
@@ -720,24 +777,30 @@ def _touch_outputs(task_dir: Path) -> None:
             os.close(os.open(task_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o660))
 
 
-def _make_task_dir(task_dir: Path, wd: Path) -> bool:
+def _make_task_dir(task_dir: Path, wd: Path, owner: tuple[int, int] | None = None) -> bool:
     """Make a new task directory and its wd/; False (and nothing changed) when one is already there.
 
-    The usual case is two mkdir calls, cheaper on the event loop than a round trip through a thread.
+    The usual case is two mkdir calls, cheaper on the event loop than a round trip through a thread (two
+    chown calls more for a task of another user: both directories are then its alone, mode 0700).
     stdout.txt and stderr.txt are made when the command starts (`process.spawn`), as in Batch.
     """
+    mode = 0o777 if owner is None else 0o700
     try:
-        os.mkdir(task_dir)
+        os.mkdir(task_dir, mode)
     except FileExistsError:
         return False
     except FileNotFoundError:
-        os.makedirs(task_dir)  # the job's first task on this node
-    os.mkdir(wd)
+        os.makedirs(task_dir.parent, exist_ok=True)  # the job's first task on this node
+        os.mkdir(task_dir, mode)
+    os.mkdir(wd, mode)
+    if owner is not None:
+        ownership.give_tree(task_dir, [wd], owner, mode)
     return True
 
 
-def _fresh_task_dir(task_dir: Path) -> None:
+def _fresh_task_dir(task_dir: Path, owner: tuple[int, int] | None = None) -> None:
     """Replace a task directory left by an earlier attempt with a new, empty one."""
     if task_dir.exists():
         shutil.rmtree(task_dir)
-    os.makedirs(working_dir(task_dir))
+    os.makedirs(task_dir.parent, exist_ok=True)
+    _make_task_dir(task_dir, working_dir(task_dir), owner)

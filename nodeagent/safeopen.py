@@ -23,7 +23,6 @@ agent's configuration.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import os
@@ -255,8 +254,11 @@ def lstat_beneath(base: str | os.PathLike[str] | int, rel: str) -> os.stat_resul
         os.close(fd)
 
 
-def makedirs_beneath(base: str | os.PathLike[str] | int, rel: str, mode: int = 0o777) -> int:
+def makedirs_beneath(
+    base: str | os.PathLike[str] | int, rel: str, mode: int = 0o777, owner: tuple[int, int] | None = None
+) -> int:
     """Make directory `rel` and its missing parents below `base`, no symlink followed; its descriptor.
+    Those it makes are `owner`'s (uid, gid) when given.
 
     An existing symlink where a directory should be fails with ELOOP (it is not replaced).
     """
@@ -264,11 +266,16 @@ def makedirs_beneath(base: str | os.PathLike[str] | int, rel: str, mode: int = 0
     fd = os.dup(base) if isinstance(base, int) else os.open(base, _DIR_FLAGS)
     try:
         for name in parts:
-            with contextlib.suppress(FileExistsError):
+            made = True
+            try:
                 os.mkdir(name, mode, dir_fd=fd)
+            except FileExistsError:
+                made = False
             nxt = _open_nofollow(name, _DIR_FLAGS, 0, fd)
             os.close(fd)
             fd = nxt
+            if made and owner is not None:
+                os.fchown(fd, *owner)
     except BaseException:
         os.close(fd)
         raise

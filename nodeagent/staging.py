@@ -94,8 +94,10 @@ class _Destination:
     destination (a link there is replaced, not followed), so files appear whole.
     """
 
-    def __init__(self, root: Path, wd_rel: str, rel: str) -> None:
+    def __init__(self, root: Path, wd_rel: str, rel: str, owner: tuple[int, int] | None = None) -> None:
         self.rel = rel
+        #: The task's user (uid, gid), whose the file and the directories made for it become.
+        self.owner = owner
         parent, self.name = safeopen.split_parent(rel)
         self.tmp_name = f".{self.name}.{secrets.token_hex(4)}.part"
         self.dir_fd = -1
@@ -109,7 +111,7 @@ class _Destination:
                 f"writing {rel}: the working directory {safeopen.describe_error(e, wd_rel)}",
             ) from e
         try:
-            self.dir_fd = safeopen.makedirs_beneath(wd_fd, parent)
+            self.dir_fd = safeopen.makedirs_beneath(wd_fd, parent, owner=owner)
             self.fd = os.open(
                 self.tmp_name,
                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -125,6 +127,8 @@ class _Destination:
     def commit(self, mode: int) -> None:
         """Set the mode and move the file into place."""
         try:
+            if self.owner is not None:
+                os.fchown(self.fd, *self.owner)
             os.fchmod(self.fd, mode)
             os.replace(self.tmp_name, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
         except OSError as e:
@@ -147,7 +151,12 @@ def _write_failed(rel: str, e: OSError) -> StagingError:
 
 
 async def _stage_container(
-    rf: common_pb2.ResourceFile, root: Path, wd_rel: str, storage: StorageClient | None, mode: int
+    rf: common_pb2.ResourceFile,
+    root: Path,
+    wd_rel: str,
+    storage: StorageClient | None,
+    mode: int,
+    owner: tuple[int, int] | None = None,
 ) -> None:
     container, prefix = rf.storage_container_name, rf.blob_prefix
     # Check the directory part before talking to the server.
@@ -163,7 +172,7 @@ async def _stage_container(
     if not blobs and prefix:
         raise StagingError("BlobNotFound", f"no blob in container {container!r} starts with {prefix!r}")
     for blob in blobs:
-        dest = await asyncio.to_thread(_Destination, root, wd_rel, container_file_path(rf.file_path, blob.name))
+        dest = await asyncio.to_thread(_Destination, root, wd_rel, container_file_path(rf.file_path, blob.name), owner)
         try:
             with os.fdopen(os.dup(dest.fd), "wb") as f:
                 await storage.download_blob(container, blob.name, f)
@@ -188,14 +197,16 @@ def _http_download(url: str, fd: int) -> None:
             f.write(chunk)
 
 
-async def _stage_http(rf: common_pb2.ResourceFile, root: Path, wd_rel: str, mode: int) -> None:
+async def _stage_http(
+    rf: common_pb2.ResourceFile, root: Path, wd_rel: str, mode: int, owner: tuple[int, int] | None = None
+) -> None:
     url = rf.http_url
     if not url.lower().startswith(("http://", "https://")):
         raise StagingError("BlobDownloadMiscError", f"unsupported URL {url!r}")
     name = rf.file_path or PurePosixPath(urllib.parse.urlparse(url).path).name
     if not name:
         raise StagingError("ResourceFileCreateFailed", f"no file path for {url!r}")
-    dest = await asyncio.to_thread(_Destination, root, wd_rel, _dest(name))
+    dest = await asyncio.to_thread(_Destination, root, wd_rel, _dest(name), owner)
     try:
         await asyncio.to_thread(_http_download, url, dest.fd)
         await asyncio.to_thread(dest.commit, mode)
@@ -209,19 +220,25 @@ async def _stage_http(rf: common_pb2.ResourceFile, root: Path, wd_rel: str, mode
 
 
 async def stage_resource_files(
-    files: Iterable[common_pb2.ResourceFile], wd: Path, storage: StorageClient | None, *, root: Path
+    files: Iterable[common_pb2.ResourceFile],
+    wd: Path,
+    storage: StorageClient | None,
+    *,
+    root: Path,
+    owner: tuple[int, int] | None = None,
 ) -> None:
     """Download every resource file into `wd`, in order. Raises StagingError on the first failure.
 
     `wd` is below `root`, a node root: every directory from `root` down is opened (made where
-    missing) without following a symlink, `wd` itself too (see `_Destination`).
+    missing) without following a symlink, `wd` itself too (see `_Destination`). With `owner` (the task's
+    uid and gid), the files and the directories made for them are the task user's.
     """
     wd_rel = _wd_below(root, wd)
     for rf in files:
         mode = parse_file_mode(rf.file_mode)
         if rf.http_url:
-            await _stage_http(rf, root, wd_rel, mode)
+            await _stage_http(rf, root, wd_rel, mode, owner)
         elif rf.storage_container_name:
-            await _stage_container(rf, root, wd_rel, storage, mode)
+            await _stage_container(rf, root, wd_rel, storage, mode, owner)
         else:
             raise StagingError("ResourceFileCreateFailed", "resource file names no source")

@@ -1,4 +1,9 @@
-"""The pool's start task: runs in `<root>/startup`, retried on a non-zero exit."""
+"""The pool's start task: runs in `<root>/startup`, retried on a non-zero exit.
+
+It runs as the user its identity names (see `shoal.nodeagent.users`; a task-scope auto user means the
+pool's); its directory is that user's and readable by every user (mode 0755), as tasks use what it
+installs there through AZ_BATCH_NODE_STARTUP_DIR.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shoal.clock import Clock, to_timestamp
-from shoal.nodeagent import envvars, process
+from shoal.nodeagent import envvars, ownership, process
 from shoal.nodeagent.layout import NodeLayout, working_dir
-from shoal.nodeagent.outcome import USER_ERROR, Outcome, failure, outcome_of
+from shoal.nodeagent.outcome import SERVER_ERROR, USER_ERROR, Outcome, failure, outcome_of
 from shoal.nodeagent.staging import StagingError, stage_resource_files
 from shoal.nodeagent.storage import StorageClient
+from shoal.nodeagent.users import IdentityError, NodeUsers
 from shoal.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
 
-def _fresh_startup_dir(startup: Path) -> None:
+def _fresh_startup_dir(startup: Path, owner: tuple[int, int] | None = None) -> None:
     if startup.exists():
         shutil.rmtree(startup)
-    working_dir(startup).mkdir(parents=True)
+    wd = working_dir(startup)
+    wd.mkdir(parents=True)
+    if owner is not None:
+        ownership.give_tree(startup, [wd], owner, 0o755)
 
 
 async def run_start_task(
@@ -38,8 +47,10 @@ async def run_start_task(
     grace_seconds: float = 2.0,
     source_env: dict[str, str] | None = None,
     on_process: Callable[[int | None], None] | None = None,
+    users: NodeUsers | None = None,
 ) -> common_pb2.StartTaskInfo:
-    """Run the start task to its end, calling `report` with RUNNING and then COMPLETED; returns the last."""
+    """Run the start task to its end, calling `report` with RUNNING and then COMPLETED; returns the last.
+    With `users`, as the user of its identity."""
     started = clock.now()
     info = common_pb2.StartTaskInfo(state=common_pb2.START_TASK_STATE_RUNNING, start_time=to_timestamp(started))
     report(info)
@@ -47,9 +58,18 @@ async def run_start_task(
     wd = working_dir(startup)
     retries = 0
     outcome: Outcome
+    run_as = owner = None
     try:
-        await asyncio.to_thread(_fresh_startup_dir, startup)
-        await stage_resource_files(start_task.resource_files, wd, storage, root=layout.root)
+        if users is not None:
+            identity = start_task.user_identity if start_task.HasField("user_identity") else None
+            run_as = await users.acquire(identity, "startup", shared_dir=True)
+            owner = (run_as.uid, run_as.gid) if run_as is not None else None
+        await asyncio.to_thread(_fresh_startup_dir, startup, owner)
+        await stage_resource_files(start_task.resource_files, wd, storage, root=layout.root, owner=owner)
+    except IdentityError as e:
+        outcome = Outcome(
+            None, failure(SERVER_ERROR if e.server_side else USER_ERROR, process.CODE_LAUNCH_FAILED, e.message)
+        )
     except StagingError as e:
         outcome = Outcome(None, failure(USER_ERROR, e.code, e.message))
     except OSError as e:
@@ -62,6 +82,8 @@ async def run_start_task(
             node_id=node_id,
             pool_id=pool_id,
         )
+        if run_as is not None:
+            envvars.set_user(env, run_as, startup)
         limit = start_task.max_task_retry_count
         while True:
             try:
@@ -72,6 +94,7 @@ async def run_start_task(
                     stdout=startup / "stdout.txt",
                     stderr=startup / "stderr.txt",
                     append=True,
+                    user=owner,
                 )
             except process.LaunchError as e:
                 outcome = Outcome(None, failure(USER_ERROR, e.code, e.message))

@@ -1,8 +1,20 @@
-"""Shared test settings: keep every test's Shoal files out of the user's home."""
+"""Shared test settings: keep every test's Shoal files out of the user's home, and the users that root
+agents make for tasks apart from those of other runs (a prefix of this run's own, removed at its end)."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 
+import pytest
+
 os.environ.setdefault("SHOAL_HOME", tempfile.mkdtemp(prefix="shoal-test-home-"))
+os.environ.setdefault("SHOAL_USER_PREFIX", f"st{secrets.token_hex(3)}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the users this run's agents made (root only; any left by a crash carry the run's prefix)."""
+    from tests.taskusers import remove_test_users
+
+    remove_test_users(os.environ["SHOAL_USER_PREFIX"])

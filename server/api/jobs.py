@@ -8,6 +8,7 @@ from shoal.server.api import tenancy
 from shoal.server.api.auth import caller
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
+from shoal.server.api.identity_checks import pool_accounts
 from shoal.server.api.paging import page
 from shoal.server.api.validation import (
     JOB_OUTPUT_ONLY,
@@ -22,6 +23,7 @@ from shoal.server.api.validation import (
     clear_output_only,
 )
 from shoal.server.controlplane import ControlPlane
+from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.ids import parse_name
 from shoal.server.lifecycle.jobs import UPDATABLE_JOB_FIELDS
 from shoal.v1 import job_pb2, job_pb2_grpc
@@ -38,7 +40,9 @@ class JobServicer(job_pb2_grpc.JobServiceServicer):
 
     @rpc_errors
     async def CreateJob(self, request: job_pb2.CreateJobRequest, context: Ctx) -> job_pb2.Job:
-        v = check_job(request.job) + check_request_id(request.request_id)
+        pool = self.cp.pools.get(idkey(request.job.pool_id))
+        accounts = pool_accounts(pool.proto) if pool is not None else None
+        v = check_job(request.job, accounts) + check_request_id(request.request_id)
         if v:
             raise invalid("INVALID_JOB", v)
         clear_output_only(request.job, JOB_OUTPUT_ONLY)

@@ -11,6 +11,7 @@ from shoal import agenterrors
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import ApiError, failed_precondition, invalid, not_found, rpc_errors
 from shoal.server.api.etags import etag_of, tagged, task_message
+from shoal.server.api.identity_checks import PoolAccounts, pool_accounts
 from shoal.server.api.nodefiles import NodeChannels, translate
 from shoal.server.api.paging import page
 from shoal.server.api.validation import (
@@ -40,7 +41,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     @rpc_errors
     async def AddTask(self, request: task_pb2.AddTaskRequest, context: Ctx) -> task_pb2.Task:
         (jid,) = parse_name(request.parent, "jobs", field="parent")
-        v = check_task(request.task, "task", job_action_allowed=self._performs_job_actions(jid))
+        v = check_task(
+            request.task, "task", job_action_allowed=self._performs_job_actions(jid), accounts=self._accounts(jid)
+        )
         if v:
             raise invalid("INVALID_TASK", v)
         self.cp.job(jid)
@@ -64,8 +67,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         violations: list[tuple[str, str]] = []
         seen: dict[str, int] = {}
         job_actions = self._performs_job_actions(jid)
+        accounts = self._accounts(jid)
         for i, spec in enumerate(request.tasks):
-            violations += check_task(spec, f"tasks[{i}]", job_action_allowed=job_actions)
+            violations += check_task(spec, f"tasks[{i}]", job_action_allowed=job_actions, accounts=accounts)
             k = idkey(spec.id)
             if k in seen:
                 violations.append((f"tasks[{i}].id", f"duplicates tasks[{seen[k]}].id {spec.id!r}"))
@@ -85,6 +89,13 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         that does not is refused, as in Batch). An unknown job says yes: NOT_FOUND follows."""
         job = self.cp.jobs.get(idkey(job_id))
         return job is None or job.proto.on_task_failure == job_pb2.ON_TASK_FAILURE_PERFORM_EXIT_OPTIONS_JOB_ACTION
+
+    def _accounts(self, job_id: str) -> PoolAccounts | None:
+        """The user accounts of the job's pool, when both exist (a task naming a user that is not one is
+        refused; a job may name a pool made later, and then nothing is known to check against)."""
+        job = self.cp.jobs.get(idkey(job_id))
+        pool = self.cp.pools.get(job.pool_key) if job is not None else None
+        return pool_accounts(pool.proto) if pool is not None else None
 
     @rpc_errors
     async def GetTask(self, request: task_pb2.GetTaskRequest, context: Ctx) -> task_pb2.Task:

@@ -12,6 +12,7 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from shoal.commandline import command_line_problem
 from shoal.paths import UnsafePathError, check_relative_path
 from shoal.pool_providers import POOL_PROVIDERS
+from shoal.server.api.identity_checks import PoolAccounts, check_identity_of, check_user_accounts, pool_accounts
 from shoal.server.domain.ids import id_problem
 from shoal.server.scheduling.dependencies import dependencies_problems
 from shoal.server.scheduling.exit_options import exit_conditions_problems
@@ -202,13 +203,14 @@ def check_output_files(files: Iterable[common_pb2.OutputFile], field: str) -> Vi
     return out
 
 
-def check_start_task(st: common_pb2.StartTask, field: str) -> Violations:
+def check_start_task(st: common_pb2.StartTask, field: str, accounts: PoolAccounts | None = None) -> Violations:
     out: Violations = []
     out += check_command_line(st.command_line, f"{field}.command_line")
     if st.max_task_retry_count < -1:
         out.append((f"{field}.max_task_retry_count", "must be -1 (unlimited) or more"))
     out += check_resource_files(st.resource_files, f"{field}.resource_files")
     out += check_env(st.environment_settings, f"{field}.environment_settings")
+    out += check_identity_of(st, field, accounts)
     return out
 
 
@@ -250,7 +252,7 @@ def check_optional_id(value: str, field: str) -> Violations:
     return [(field, p)] if p else []
 
 
-def check_job_manager_task(jm: job_pb2.JobManagerTask, field: str) -> Violations:
+def check_job_manager_task(jm: job_pb2.JobManagerTask, field: str, accounts: PoolAccounts | None = None) -> Violations:
     out = check_optional_id(jm.id, f"{field}.id")
     if len(jm.display_name) > MAX_DISPLAY_NAME:
         out.append((f"{field}.display_name", f"must be at most {MAX_DISPLAY_NAME} characters"))
@@ -261,20 +263,25 @@ def check_job_manager_task(jm: job_pb2.JobManagerTask, field: str) -> Violations
     out += check_task_constraints(jm.constraints, f"{field}.constraints")
     if not 0 <= jm.required_slots <= MAX_SLOTS:
         out.append((f"{field}.required_slots", f"must be between 1 and {MAX_SLOTS}"))
+    out += check_identity_of(jm, field, accounts)
     return out
 
 
-def check_preparation_task(prep: job_pb2.JobPreparationTask, field: str) -> Violations:
+def check_preparation_task(
+    prep: job_pb2.JobPreparationTask, field: str, accounts: PoolAccounts | None = None
+) -> Violations:
     out = check_optional_id(prep.id, f"{field}.id")
     out += check_command_line(prep.command_line, f"{field}.command_line")
     out += check_resource_files(prep.resource_files, f"{field}.resource_files")
     out += check_env(prep.environment_settings, f"{field}.environment_settings")
     out += check_task_constraints(prep.constraints, f"{field}.constraints")
+    out += check_identity_of(prep, field, accounts)
     return out
 
 
-def check_release_task(release: job_pb2.JobReleaseTask, field: str) -> Violations:
+def check_release_task(release: job_pb2.JobReleaseTask, field: str, accounts: PoolAccounts | None = None) -> Violations:
     out = check_optional_id(release.id, f"{field}.id")
+    out += check_identity_of(release, field, accounts)
     out += check_command_line(release.command_line, f"{field}.command_line")
     out += check_resource_files(release.resource_files, f"{field}.resource_files")
     out += check_env(release.environment_settings, f"{field}.environment_settings")
@@ -309,13 +316,16 @@ def check_pool(pool: pool_pb2.Pool) -> Violations:
         out.append(("pool.task_slots_per_node", f"must be between 1 and {MAX_SLOTS}"))
     if pool.provider and pool.provider not in POOL_PROVIDERS:
         out.append(("pool.provider", "must be one of " + ", ".join(repr(p) for p in POOL_PROVIDERS)))
+    out += check_user_accounts(pool.user_accounts, "pool.user_accounts")
     if pool.HasField("start_task"):
-        out += check_start_task(pool.start_task, "pool.start_task")
+        # (A start task may run as one of the pool's own accounts.)
+        out += check_start_task(pool.start_task, "pool.start_task", pool_accounts(pool))
     out += check_metadata(pool.metadata, "pool.metadata")
     return out
 
 
-def check_job(job: job_pb2.Job) -> Violations:
+def check_job(job: job_pb2.Job, accounts: PoolAccounts | None = None) -> Violations:
+    """A job; `accounts`: those of its pool, when it exists (a user name its tasks give must be one)."""
     out: Violations = []
     p = id_problem(job.id)
     if p:
@@ -335,15 +345,15 @@ def check_job(job: job_pb2.Job) -> Violations:
     out += check_max_parallel_tasks(job, "job.max_parallel_tasks")
     out += check_metadata(job.metadata, "job.metadata")
     if job.HasField("job_manager_task"):
-        out += check_job_manager_task(job.job_manager_task, "job.job_manager_task")
+        out += check_job_manager_task(job.job_manager_task, "job.job_manager_task", accounts)
         jm_id = (job.job_manager_task.id or "jobmanager").lower()
         for name, default in (("job_preparation_task", "jobpreparation"), ("job_release_task", "jobrelease")):
             if job.HasField(name) and (getattr(job, name).id or default).lower() == jm_id:
                 out.append(("job.job_manager_task.id", f"must differ from the {name.replace('_', ' ')}'s id"))
     if job.HasField("job_preparation_task"):
-        out += check_preparation_task(job.job_preparation_task, "job.job_preparation_task")
+        out += check_preparation_task(job.job_preparation_task, "job.job_preparation_task", accounts)
     if job.HasField("job_release_task"):
-        out += check_release_task(job.job_release_task, "job.job_release_task")
+        out += check_release_task(job.job_release_task, "job.job_release_task", accounts)
         if not job.HasField("job_preparation_task"):
             out.append(("job.job_release_task", "needs a job_preparation_task (as in Batch)"))
         elif (job.job_release_task.id or "jobrelease").lower() == (
@@ -384,8 +394,11 @@ def check_job_constraints(c: job_pb2.JobConstraints, field: str) -> Violations:
     return out
 
 
-def check_task(spec: task_pb2.TaskSpec, field: str, *, job_action_allowed: bool = True) -> Violations:
-    """A task spec; `job_action_allowed`: its job performs exit options' job actions."""
+def check_task(
+    spec: task_pb2.TaskSpec, field: str, *, job_action_allowed: bool = True, accounts: PoolAccounts | None = None
+) -> Violations:
+    """A task spec; `job_action_allowed`: its job performs exit options' job actions; `accounts`: those of
+    its job's pool, when it exists (a user name it gives must be one)."""
     out: Violations = []
     p = id_problem(spec.id)
     if p:
@@ -413,6 +426,7 @@ def check_task(spec: task_pb2.TaskSpec, field: str, *, job_action_allowed: bool 
     out += check_env(spec.environment_settings, f"{field}.environment_settings")
     out += check_resource_files(spec.resource_files, f"{field}.resource_files")
     out += check_output_files(spec.output_files, f"{field}.output_files")
+    out += check_identity_of(spec, field, accounts)
     if spec.HasField("multi_instance_settings"):
         mis = spec.multi_instance_settings
         here = f"{field}.multi_instance_settings"

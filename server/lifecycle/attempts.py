@@ -129,6 +129,8 @@ class AttemptLifecycle:
             base.resource_files.extend(spec.resource_files)
         if spec.output_files:
             base.output_files.extend(spec.output_files)
+        if spec.HasField("user_identity"):
+            base.user_identity.CopyFrom(spec.user_identity)
         if job.prep_spec is not None:
             # (Run on the node before the job's first task there: see `jobprep`.)
             base.job_preparation.CopyFrom(job.prep_spec)

@@ -47,6 +47,8 @@ def job_manager_spec(jm: job_pb2.JobManagerTask, pool: PoolRec | None) -> task_p
     )
     if jm.HasField("constraints"):
         spec.constraints.CopyFrom(jm.constraints)
+    if jm.HasField("user_identity"):
+        spec.user_identity.CopyFrom(jm.user_identity)
     return spec
 
 

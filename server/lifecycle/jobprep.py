@@ -66,6 +66,8 @@ def preparation_spec(job: job_pb2.Job) -> agent_pb2.JobTaskSpec:
     )
     spec.environment_settings.extend(job.common_environment_settings)
     spec.environment_settings.extend(prep.environment_settings)
+    if prep.HasField("user_identity"):
+        spec.user_identity.CopyFrom(prep.user_identity)
     return spec
 
 
@@ -87,6 +89,8 @@ def release_spec(job: job_pb2.Job) -> agent_pb2.JobTaskSpec:
     )
     spec.environment_settings.extend(job.common_environment_settings)
     spec.environment_settings.extend(release.environment_settings)
+    if release.HasField("user_identity"):
+        spec.user_identity.CopyFrom(release.user_identity)
     return spec
 
 

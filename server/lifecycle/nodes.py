@@ -133,6 +133,8 @@ class NodeLifecycle:
         node.proto.cores = reg.cores
         node.proto.memory_bytes = reg.memory_bytes
         node.proto.root_directory = reg.root_directory
+        node.proto.task_user_isolation = reg.task_user_isolation
+        node.proto.agent_user = reg.agent_user
         node.proto.last_heartbeat_time.CopyFrom(ts(self.k.clock.now()))
         self.k.mark("nodes", node.key, node)
         pool = self.k.pools[node.pool_key]
@@ -200,10 +202,11 @@ class NodeLifecycle:
             run_start_task=run_start,
             task_slots=node.proto.task_slots,
         )
-        pool = self.k.pools.get(node.pool_key)
-        if pool is not None and self.k.node_credential is not None:
+        if self.k.node_credential is not None:
             welcome.account = pool.proto.account or DEFAULT_ACCOUNT
             welcome.credential = self.k.node_credential(welcome.account, node.proto.pool_id, node.proto.id)
+        if pool.proto.user_accounts:
+            welcome.user_accounts.extend(pool.proto.user_accounts)
         if run_start and start is not None:
             welcome.start_task.CopyFrom(start)
         session.send(agent_pb2.ServerMessage(welcome=welcome))

@@ -40,6 +40,8 @@ class ScriptedAgent:
         self._ids = itertools.count(1)
         self._channel: grpc.aio.Channel | None = None
         self._reader: asyncio.Task[None] | None = None
+        #: More fields of its Register (e.g. `task_user_isolation`).
+        self.register_extra: dict[str, object] = {}
 
     async def connect(self, node_id: str = "") -> agent_pb2.Welcome:
         """Register (as node `node_id`, when given: a node the server knows) and wait for Welcome."""
@@ -52,6 +54,7 @@ class ScriptedAgent:
             node_service_port=self.node_service_port,
             cores=2,
             boot_id=uuid.uuid4().hex,
+            **self.register_extra,  # type: ignore[arg-type]
         )
         await self._out.put(A.AgentMessage(register=reg))
         call = stub.Connect(self._requests())

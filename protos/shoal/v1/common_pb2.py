@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from shoal.v1 import identity_pb2 as shoal_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15shoal/v1/common.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"1\n\x12\x45nvironmentSetting\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"+\n\x0cMetadataItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"{\n\x0cResourceFile\x12\x1e\n\x16storage_container_name\x18\x01 \x01(\t\x12\x13\n\x0b\x62lob_prefix\x18\x02 \x01(\t\x12\x10\n\x08http_url\x18\x03 \x01(\t\x12\x11\n\tfile_path\x18\x04 \x01(\t\x12\x11\n\tfile_mode\x18\x05 \x01(\t\"\x87\x01\n\nOutputFile\x12\x14\n\x0c\x66ile_pattern\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontainer_name\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12=\n\x10upload_condition\x18\x04 \x01(\x0e\x32#.shoal.v1.OutputFileUploadCondition\"\xb8\x01\n\x0fTaskConstraints\x12\x36\n\x13max_wall_clock_time\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x14max_task_retry_count\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x31\n\x0eretention_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x17\n\x15_max_task_retry_count\"W\n\x0b\x46\x61ilureInfo\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.shoal.v1.ErrorCategory\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xc5\x01\n\tStartTask\x12\x14\n\x0c\x63ommand_line\x18\x01 \x01(\t\x12.\n\x0eresource_files\x18\x02 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12:\n\x14\x65nvironment_settings\x18\x03 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12\x1c\n\x14max_task_retry_count\x18\x04 \x01(\x05\x12\x18\n\x10wait_for_success\x18\x05 \x01(\x08\"\xad\x02\n\rStartTaskInfo\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.shoal.v1.StartTaskState\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0bretry_count\x18\x05 \x01(\x05\x12+\n\x0c\x66\x61ilure_info\x18\x06 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12-\n\x06result\x18\x07 \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResultB\x0c\n\n_exit_code\"\x80\x01\n\x08NodeFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x14\n\x0cis_directory\x18\x02 \x01(\x08\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12/\n\x0bmodify_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfile_mode\x18\x05 \x01(\t\")\n\tFileChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*\xd9\x01\n\x19OutputFileUploadCondition\x12,\n(OUTPUT_FILE_UPLOAD_CONDITION_UNSPECIFIED\x10\x00\x12-\n)OUTPUT_FILE_UPLOAD_CONDITION_TASK_SUCCESS\x10\x01\x12-\n)OUTPUT_FILE_UPLOAD_CONDITION_TASK_FAILURE\x10\x02\x12\x30\n,OUTPUT_FILE_UPLOAD_CONDITION_TASK_COMPLETION\x10\x03*o\n\rErrorCategory\x12\x1e\n\x1a\x45RROR_CATEGORY_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CATEGORY_USER_ERROR\x10\x01\x12\x1f\n\x1b\x45RROR_CATEGORY_SERVER_ERROR\x10\x02*\x82\x01\n\x13TaskExecutionResult\x12%\n!TASK_EXECUTION_RESULT_UNSPECIFIED\x10\x00\x12!\n\x1dTASK_EXECUTION_RESULT_SUCCESS\x10\x01\x12!\n\x1dTASK_EXECUTION_RESULT_FAILURE\x10\x02*p\n\x0eStartTaskState\x12 \n\x1cSTART_TASK_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18START_TASK_STATE_RUNNING\x10\x01\x12\x1e\n\x1aSTART_TASK_STATE_COMPLETED\x10\x02\x42>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15shoal/v1/common.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17shoal/v1/identity.proto\"1\n\x12\x45nvironmentSetting\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"+\n\x0cMetadataItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"{\n\x0cResourceFile\x12\x1e\n\x16storage_container_name\x18\x01 \x01(\t\x12\x13\n\x0b\x62lob_prefix\x18\x02 \x01(\t\x12\x10\n\x08http_url\x18\x03 \x01(\t\x12\x11\n\tfile_path\x18\x04 \x01(\t\x12\x11\n\tfile_mode\x18\x05 \x01(\t\"\x87\x01\n\nOutputFile\x12\x14\n\x0c\x66ile_pattern\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontainer_name\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12=\n\x10upload_condition\x18\x04 \x01(\x0e\x32#.shoal.v1.OutputFileUploadCondition\"\xb8\x01\n\x0fTaskConstraints\x12\x36\n\x13max_wall_clock_time\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x14max_task_retry_count\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x31\n\x0eretention_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x17\n\x15_max_task_retry_count\"W\n\x0b\x46\x61ilureInfo\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.shoal.v1.ErrorCategory\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xf4\x01\n\tStartTask\x12\x14\n\x0c\x63ommand_line\x18\x01 \x01(\t\x12.\n\x0eresource_files\x18\x02 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12:\n\x14\x65nvironment_settings\x18\x03 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12\x1c\n\x14max_task_retry_count\x18\x04 \x01(\x05\x12\x18\n\x10wait_for_success\x18\x05 \x01(\x08\x12-\n\ruser_identity\x18\x06 \x01(\x0b\x32\x16.shoal.v1.UserIdentity\"\xad\x02\n\rStartTaskInfo\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.shoal.v1.StartTaskState\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0bretry_count\x18\x05 \x01(\x05\x12+\n\x0c\x66\x61ilure_info\x18\x06 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12-\n\x06result\x18\x07 \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResultB\x0c\n\n_exit_code\"\x80\x01\n\x08NodeFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x14\n\x0cis_directory\x18\x02 \x01(\x08\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12/\n\x0bmodify_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfile_mode\x18\x05 \x01(\t\")\n\tFileChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*\xd9\x01\n\x19OutputFileUploadCondition\x12,\n(OUTPUT_FILE_UPLOAD_CONDITION_UNSPECIFIED\x10\x00\x12-\n)OUTPUT_FILE_UPLOAD_CONDITION_TASK_SUCCESS\x10\x01\x12-\n)OUTPUT_FILE_UPLOAD_CONDITION_TASK_FAILURE\x10\x02\x12\x30\n,OUTPUT_FILE_UPLOAD_CONDITION_TASK_COMPLETION\x10\x03*o\n\rErrorCategory\x12\x1e\n\x1a\x45RROR_CATEGORY_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CATEGORY_USER_ERROR\x10\x01\x12\x1f\n\x1b\x45RROR_CATEGORY_SERVER_ERROR\x10\x02*\x82\x01\n\x13TaskExecutionResult\x12%\n!TASK_EXECUTION_RESULT_UNSPECIFIED\x10\x00\x12!\n\x1dTASK_EXECUTION_RESULT_SUCCESS\x10\x01\x12!\n\x1dTASK_EXECUTION_RESULT_FAILURE\x10\x02*p\n\x0eStartTaskState\x12 \n\x1cSTART_TASK_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18START_TASK_STATE_RUNNING\x10\x01\x12\x1e\n\x1aSTART_TASK_STATE_COMPLETED\x10\x02\x42>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,32 +35,32 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.common_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.shoal.v1P\001Z!shoal.dev/gen/go/shoal/v1;shoalv1\252\002\010Shoal.V1'
-  _globals['_OUTPUTFILEUPLOADCONDITION']._serialized_start=1414
-  _globals['_OUTPUTFILEUPLOADCONDITION']._serialized_end=1631
-  _globals['_ERRORCATEGORY']._serialized_start=1633
-  _globals['_ERRORCATEGORY']._serialized_end=1744
-  _globals['_TASKEXECUTIONRESULT']._serialized_start=1747
-  _globals['_TASKEXECUTIONRESULT']._serialized_end=1877
-  _globals['_STARTTASKSTATE']._serialized_start=1879
-  _globals['_STARTTASKSTATE']._serialized_end=1991
-  _globals['_ENVIRONMENTSETTING']._serialized_start=100
-  _globals['_ENVIRONMENTSETTING']._serialized_end=149
-  _globals['_METADATAITEM']._serialized_start=151
-  _globals['_METADATAITEM']._serialized_end=194
-  _globals['_RESOURCEFILE']._serialized_start=196
-  _globals['_RESOURCEFILE']._serialized_end=319
-  _globals['_OUTPUTFILE']._serialized_start=322
-  _globals['_OUTPUTFILE']._serialized_end=457
-  _globals['_TASKCONSTRAINTS']._serialized_start=460
-  _globals['_TASKCONSTRAINTS']._serialized_end=644
-  _globals['_FAILUREINFO']._serialized_start=646
-  _globals['_FAILUREINFO']._serialized_end=733
-  _globals['_STARTTASK']._serialized_start=736
-  _globals['_STARTTASK']._serialized_end=933
-  _globals['_STARTTASKINFO']._serialized_start=936
-  _globals['_STARTTASKINFO']._serialized_end=1237
-  _globals['_NODEFILE']._serialized_start=1240
-  _globals['_NODEFILE']._serialized_end=1368
-  _globals['_FILECHUNK']._serialized_start=1370
-  _globals['_FILECHUNK']._serialized_end=1411
+  _globals['_OUTPUTFILEUPLOADCONDITION']._serialized_start=1486
+  _globals['_OUTPUTFILEUPLOADCONDITION']._serialized_end=1703
+  _globals['_ERRORCATEGORY']._serialized_start=1705
+  _globals['_ERRORCATEGORY']._serialized_end=1816
+  _globals['_TASKEXECUTIONRESULT']._serialized_start=1819
+  _globals['_TASKEXECUTIONRESULT']._serialized_end=1949
+  _globals['_STARTTASKSTATE']._serialized_start=1951
+  _globals['_STARTTASKSTATE']._serialized_end=2063
+  _globals['_ENVIRONMENTSETTING']._serialized_start=125
+  _globals['_ENVIRONMENTSETTING']._serialized_end=174
+  _globals['_METADATAITEM']._serialized_start=176
+  _globals['_METADATAITEM']._serialized_end=219
+  _globals['_RESOURCEFILE']._serialized_start=221
+  _globals['_RESOURCEFILE']._serialized_end=344
+  _globals['_OUTPUTFILE']._serialized_start=347
+  _globals['_OUTPUTFILE']._serialized_end=482
+  _globals['_TASKCONSTRAINTS']._serialized_start=485
+  _globals['_TASKCONSTRAINTS']._serialized_end=669
+  _globals['_FAILUREINFO']._serialized_start=671
+  _globals['_FAILUREINFO']._serialized_end=758
+  _globals['_STARTTASK']._serialized_start=761
+  _globals['_STARTTASK']._serialized_end=1005
+  _globals['_STARTTASKINFO']._serialized_start=1008
+  _globals['_STARTTASKINFO']._serialized_end=1309
+  _globals['_NODEFILE']._serialized_start=1312
+  _globals['_NODEFILE']._serialized_end=1440
+  _globals['_FILECHUNK']._serialized_start=1442
+  _globals['_FILECHUNK']._serialized_end=1483
 # @@protoc_insertion_point(module_scope)

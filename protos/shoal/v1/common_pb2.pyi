@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from shoal.v1 import identity_pb2 as _identity_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -112,18 +113,20 @@ class FailureInfo(_message.Message):
     def __init__(self, category: _Optional[_Union[ErrorCategory, str]] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class StartTask(_message.Message):
-    __slots__ = ("command_line", "resource_files", "environment_settings", "max_task_retry_count", "wait_for_success")
+    __slots__ = ("command_line", "resource_files", "environment_settings", "max_task_retry_count", "wait_for_success", "user_identity")
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     MAX_TASK_RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     WAIT_FOR_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     command_line: str
     resource_files: _containers.RepeatedCompositeFieldContainer[ResourceFile]
     environment_settings: _containers.RepeatedCompositeFieldContainer[EnvironmentSetting]
     max_task_retry_count: int
     wait_for_success: bool
-    def __init__(self, command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[EnvironmentSetting, _Mapping]]] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ...) -> None: ...
+    user_identity: _identity_pb2.UserIdentity
+    def __init__(self, command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[EnvironmentSetting, _Mapping]]] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
 
 class StartTaskInfo(_message.Message):
     __slots__ = ("state", "start_time", "end_time", "exit_code", "retry_count", "failure_info", "result")

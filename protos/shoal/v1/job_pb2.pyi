@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal.v1 import common_pb2 as _common_pb2
+from shoal.v1 import identity_pb2 as _identity_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -79,7 +80,7 @@ PREPARATION_TASK_STATE_RUNNING: PreparationTaskState
 PREPARATION_TASK_STATE_COMPLETED: PreparationTaskState
 
 class JobManagerTask(_message.Message):
-    __slots__ = ("id", "display_name", "command_line", "resource_files", "output_files", "environment_settings", "constraints", "kill_job_on_completion", "run_exclusive", "required_slots")
+    __slots__ = ("id", "display_name", "command_line", "resource_files", "output_files", "environment_settings", "constraints", "kill_job_on_completion", "run_exclusive", "required_slots", "user_identity")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +91,7 @@ class JobManagerTask(_message.Message):
     KILL_JOB_ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     RUN_EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     command_line: str
@@ -100,10 +102,11 @@ class JobManagerTask(_message.Message):
     kill_job_on_completion: bool
     run_exclusive: bool
     required_slots: int
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., kill_job_on_completion: _Optional[bool] = ..., run_exclusive: _Optional[bool] = ..., required_slots: _Optional[int] = ...) -> None: ...
+    user_identity: _identity_pb2.UserIdentity
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., kill_job_on_completion: _Optional[bool] = ..., run_exclusive: _Optional[bool] = ..., required_slots: _Optional[int] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
 
 class JobPreparationTask(_message.Message):
-    __slots__ = ("id", "command_line", "resource_files", "environment_settings", "constraints", "wait_for_success", "rerun_on_node_reboot_after_success")
+    __slots__ = ("id", "command_line", "resource_files", "environment_settings", "constraints", "wait_for_success", "rerun_on_node_reboot_after_success", "user_identity")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +114,7 @@ class JobPreparationTask(_message.Message):
     CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
     WAIT_FOR_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     RERUN_ON_NODE_REBOOT_AFTER_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     command_line: str
     resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
@@ -118,23 +122,26 @@ class JobPreparationTask(_message.Message):
     constraints: _common_pb2.TaskConstraints
     wait_for_success: bool
     rerun_on_node_reboot_after_success: bool
-    def __init__(self, id: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., wait_for_success: _Optional[bool] = ..., rerun_on_node_reboot_after_success: _Optional[bool] = ...) -> None: ...
+    user_identity: _identity_pb2.UserIdentity
+    def __init__(self, id: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., wait_for_success: _Optional[bool] = ..., rerun_on_node_reboot_after_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
 
 class JobReleaseTask(_message.Message):
-    __slots__ = ("id", "command_line", "resource_files", "environment_settings", "max_wall_clock_time", "retention_time")
+    __slots__ = ("id", "command_line", "resource_files", "environment_settings", "max_wall_clock_time", "retention_time", "user_identity")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     MAX_WALL_CLOCK_TIME_FIELD_NUMBER: _ClassVar[int]
     RETENTION_TIME_FIELD_NUMBER: _ClassVar[int]
+    USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     command_line: str
     resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
     environment_settings: _containers.RepeatedCompositeFieldContainer[_common_pb2.EnvironmentSetting]
     max_wall_clock_time: _duration_pb2.Duration
     retention_time: _duration_pb2.Duration
-    def __init__(self, id: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., max_wall_clock_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retention_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    user_identity: _identity_pb2.UserIdentity
+    def __init__(self, id: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., max_wall_clock_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retention_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
 
 class JobConstraints(_message.Message):
     __slots__ = ("max_wall_clock_time", "max_task_retry_count")

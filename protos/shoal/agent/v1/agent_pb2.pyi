@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from shoal.v1 import common_pb2 as _common_pb2
+from shoal.v1 import identity_pb2 as _identity_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -80,7 +81,7 @@ class TaskEvent(_message.Message):
     def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ..., job_task: _Optional[_Union[JobTaskKind, str]] = ..., retry_count: _Optional[int] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port")
+    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port", "task_user_isolation", "agent_user")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +96,8 @@ class Register(_message.Message):
     PREPARED_JOBS_FIELD_NUMBER: _ClassVar[int]
     RELEASED_JOBS_FIELD_NUMBER: _ClassVar[int]
     EXEC_PORT_FIELD_NUMBER: _ClassVar[int]
+    TASK_USER_ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    AGENT_USER_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     ip_address: str
@@ -109,7 +112,9 @@ class Register(_message.Message):
     prepared_jobs: _containers.RepeatedScalarFieldContainer[str]
     released_jobs: _containers.RepeatedScalarFieldContainer[str]
     exec_port: int
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ..., exec_port: _Optional[int] = ...) -> None: ...
+    task_user_isolation: bool
+    agent_user: str
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ..., exec_port: _Optional[int] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("cpu_percent", "memory_used_bytes", "running_task_slots")
@@ -156,7 +161,7 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., commands_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential")
+    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +170,7 @@ class Welcome(_message.Message):
     TASK_SLOTS_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    USER_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     heartbeat_interval_seconds: float
@@ -173,7 +179,8 @@ class Welcome(_message.Message):
     task_slots: int
     account: str
     credential: str
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
+    user_accounts: _containers.RepeatedCompositeFieldContainer[_identity_pb2.UserAccount]
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ...) -> None: ...
 
 class MultiInstance(_message.Message):
     __slots__ = ("instance_index", "number_of_instances", "host_list", "agent_addresses", "coordination_command_line", "common_resource_files", "task_shared_dir", "exec_secret")
@@ -196,7 +203,7 @@ class MultiInstance(_message.Message):
     def __init__(self, instance_index: _Optional[int] = ..., number_of_instances: _Optional[int] = ..., host_list: _Optional[_Iterable[str]] = ..., agent_addresses: _Optional[_Iterable[str]] = ..., coordination_command_line: _Optional[str] = ..., common_resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., task_shared_dir: _Optional[str] = ..., exec_secret: _Optional[str] = ...) -> None: ...
 
 class JobTaskSpec(_message.Message):
-    __slots__ = ("job_id", "id", "command_line", "environment_settings", "resource_files", "max_wall_clock_seconds", "retention_seconds", "max_task_retry_count", "wait_for_success")
+    __slots__ = ("job_id", "id", "command_line", "environment_settings", "resource_files", "max_wall_clock_seconds", "retention_seconds", "max_task_retry_count", "wait_for_success", "user_identity")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +213,7 @@ class JobTaskSpec(_message.Message):
     RETENTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_TASK_RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     WAIT_FOR_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     id: str
     command_line: str
@@ -215,10 +223,11 @@ class JobTaskSpec(_message.Message):
     retention_seconds: float
     max_task_retry_count: int
     wait_for_success: bool
-    def __init__(self, job_id: _Optional[str] = ..., id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ...) -> None: ...
+    user_identity: _identity_pb2.UserIdentity
+    def __init__(self, job_id: _Optional[str] = ..., id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
 
 class TaskAssignment(_message.Message):
-    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots", "multi_instance", "job_preparation")
+    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots", "multi_instance", "job_preparation", "user_identity")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +239,7 @@ class TaskAssignment(_message.Message):
     REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
     MULTI_INSTANCE_FIELD_NUMBER: _ClassVar[int]
     JOB_PREPARATION_FIELD_NUMBER: _ClassVar[int]
+    USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     attempt: AttemptRef
     pool_id: str
     command_line: str
@@ -241,7 +251,8 @@ class TaskAssignment(_message.Message):
     required_slots: int
     multi_instance: MultiInstance
     job_preparation: JobTaskSpec
-    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ..., multi_instance: _Optional[_Union[MultiInstance, _Mapping]] = ..., job_preparation: _Optional[_Union[JobTaskSpec, _Mapping]] = ...) -> None: ...
+    user_identity: _identity_pb2.UserIdentity
+    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ..., multi_instance: _Optional[_Union[MultiInstance, _Mapping]] = ..., job_preparation: _Optional[_Union[JobTaskSpec, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
 
 class StartTasks(_message.Message):
     __slots__ = ("command_id", "tasks")
