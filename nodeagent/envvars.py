@@ -144,11 +144,14 @@ def start_task_env(
     return build_env(source, settings, system)
 
 
-def multi_instance_env(mi: agent_pb2.MultiInstance, shared_dir: Path, path: str) -> dict[str, str]:
+def multi_instance_env(
+    mi: agent_pb2.MultiInstance, shared_dir: Path, path: str, launcher_dir: Path | None = None
+) -> dict[str, str]:
     """The variables of one instance of a multi-instance task (host lists, master, launcher shim).
 
     The directory of the agent's Python comes first on PATH, so that `shoal-mpi-launch` and the
-    MPI tools installed beside the agent (e.g. the `mpich` wheel) are found.
+    MPI tools installed beside the agent (e.g. the `mpich` wheel) are found; before it, where given,
+    `launcher_dir`, whose `shoal-mpi-launch` is the same shim started without site (see `launcher`).
     """
     from shoal.mpi.launch import multi_instance_environment
 
@@ -163,10 +166,12 @@ def multi_instance_env(mi: agent_pb2.MultiInstance, shared_dir: Path, path: str)
         agent_addresses=addresses or [""],
         run_as_root=os.geteuid() == 0,
     )
-    bin_dir = str(Path(sys.executable).parent)
     parts = path.split(os.pathsep) if path else []
-    if bin_dir not in parts:
-        env["PATH"] = os.pathsep.join([bin_dir, *parts])
+    for d in (Path(sys.executable).parent, launcher_dir):
+        if d is not None and str(d) not in parts:
+            parts.insert(0, str(d))
+    if os.pathsep.join(parts) != path:
+        env["PATH"] = os.pathsep.join(parts)
     return env
 
 
