@@ -48,6 +48,13 @@ class ExecHello:
     @staticmethod
     def parse(payload: bytes) -> ExecHello:
         """The hello in `payload`; ValueError when it is not one."""
+        try:
+            return ExecHello._parse(payload)
+        except TypeError as e:  # e.g. int() of a list
+            raise ValueError(f"not a hello: {e}") from None
+
+    @staticmethod
+    def _parse(payload: bytes) -> ExecHello:
         d = json.loads(payload)
         if not isinstance(d, dict):
             raise ValueError("the hello is not an object")

@@ -18,6 +18,7 @@ from shoal.mpi import shim
 from shoal.mpi.launch import parse_agent_map
 from shoal.nodeagent.launcher import write_launcher
 from shoal.tlsconfig import NODE_TLS_NAME
+from tests.mpi.exec_client import exec_call
 from tests.mpi.exec_server import ExecOnly, serve, shim_env
 from tests.tlshelp import other_ca
 
@@ -146,3 +147,12 @@ def test_the_launcher_starts_without_site(launcher: Path) -> None:
     assert first == f"#!{sys.executable} -IS"
     out = subprocess.run([str(launcher), "h9", "true"], env=_env(1), capture_output=True, text=True, check=False)
     assert out.returncode == 255 and "h9 is not a node of this task" in out.stderr
+
+
+@pytest.mark.timeout(30)
+async def test_a_malformed_hello_is_refused_and_runs_nothing(endpoint) -> None:
+    port, svc = endpoint
+    for hello in ({"attempt": [], "argv": ["true"]}, {"argv": "true"}, {"argv": [], "secret": "test-secret"}):
+        out = await exec_call(f"{HOST}:{port}", hello)
+        assert out.refusal["code"] == "INVALID_ARGUMENT" and out.exit_code is None, out
+    assert svc.started == []
