@@ -25,12 +25,15 @@ from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
 from shoal.nodeagent import process
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
-from shoal.nodeagent.execservice import exec_in_instance
+from shoal.nodeagent.execport import ExecEndpoint
+from shoal.nodeagent.execport import server_context as exec_server_context
+from shoal.nodeagent.execservice import exec_admission, exec_in_instance
 from shoal.nodeagent.fileservice import NodeFileService
 from shoal.nodeagent.jobtasks import is_process_key
 from shoal.nodeagent.join import JoinError, join
 from shoal.nodeagent.launcher import LAUNCHER
 from shoal.nodeagent.layout import NodeLayout
+from shoal.nodeagent.mpilauncher import write_launcher
 from shoal.nodeagent.outbox import Outbox
 from shoal.nodeagent.runner import TaskRunner
 from shoal.nodeagent.starttask import run_start_task
@@ -223,13 +226,16 @@ class Agent:
             ),
             guarded(server),  # bytes that are not a request: INVALID_ARGUMENT, not a traceback each
         )
-        # One server, two ports with the node's certificate: files (and Exec) for the server's client
-        # certificate, and Exec alone, for an attempt's processes that show its secret instead.
+        # The server's client certificate reaches NodeService (files, Exec); an attempt's processes reach
+        # the exec port instead (TLS with the node's certificate, the attempt's secret, the shim's framed
+        # protocol: no gRPC to import in the shim, see execport).
         mutual = server_credentials(identity.cert_pem, identity.key_pem, client_ca_pem=identity.ca_pem)
         self.node_service_port = server.add_secure_port(_host_port(self.config.ip, 0), mutual)
-        self.exec_port = server.add_secure_port(
-            _host_port(self.config.ip, 0), server_credentials(identity.cert_pem, identity.key_pem)
+        exec_endpoint = ExecEndpoint(
+            exec_admission(self.runner), exec_server_context(identity.cert_pem, identity.key_pem)
         )
+        self.exec_port = await exec_endpoint.start(self.config.ip)
+        self.runner.launcher_dir = write_launcher(self.layout.root / "bin")
         await server.start()
         log.info(
             "agent %s (boot %s) serving files on %s:%d (Exec on %d), control plane %s (agents: %s)",
@@ -251,6 +257,7 @@ class Agent:
             await self._session_loop()
         finally:
             await self._shutdown()
+            await exec_endpoint.close()
             await server.stop(0.5)
         return self.exit_code
 

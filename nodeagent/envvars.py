@@ -161,13 +161,19 @@ def set_user(env: dict[str, str], run_as: RunAs, task_dir: Path) -> None:
 
 
 def multi_instance_env(
-    mi: agent_pb2.MultiInstance, shared_dir: Path, path: str, *, as_root: bool | None = None
+    mi: agent_pb2.MultiInstance,
+    shared_dir: Path,
+    path: str,
+    launcher_dir: Path | None = None,
+    *,
+    as_root: bool | None = None,
 ) -> dict[str, str]:
     """The variables of one instance of a multi-instance task (host lists, master, launcher shim).
 
     The directory of the agent's Python comes first on PATH, so that `shoal-mpi-launch` and the
-    MPI tools installed beside the agent (e.g. the `mpich` wheel) are found. `as_root`: the instance's
-    processes run as root (default: the agent does).
+    MPI tools installed beside the agent (e.g. the `mpich` wheel) are found; before it, where given,
+    `launcher_dir`, whose `shoal-mpi-launch` is the same shim started without site (see `mpilauncher`).
+    `as_root`: the instance's processes run as root (default: the agent does).
     """
     from shoal.mpi.launch import multi_instance_environment
 
@@ -182,10 +188,12 @@ def multi_instance_env(
         agent_addresses=addresses or [""],
         run_as_root=os.geteuid() == 0 if as_root is None else as_root,
     )
-    bin_dir = str(Path(sys.executable).parent)
     parts = path.split(os.pathsep) if path else []
-    if bin_dir not in parts:
-        env["PATH"] = os.pathsep.join([bin_dir, *parts])
+    for d in (Path(sys.executable).parent, launcher_dir):
+        if d is not None and str(d) not in parts:
+            parts.insert(0, str(d))
+    if os.pathsep.join(parts) != path:
+        env["PATH"] = os.pathsep.join(parts)
     return env
 
 

@@ -1,5 +1,9 @@
 """NodeService.Exec: run a command inside a running multi-instance instance (MPI proxies).
 
+Two doors share the checks here (`check_attempt`): the agent's exec port (`execport`, the framed
+protocol `shoal-mpi-launch` speaks, admitted by `exec_admission`) and the gRPC method on the mutual
+TLS NodeService port (for callers that hold a certificate of the cluster CA and the secret).
+
 Only the attempt's own processes may: the first request must carry the attempt's secret
 (`SHOAL_EXEC_SECRET` in its environment); without it, or with another, the call is refused
 (PERMISSION_DENIED, reason EXEC_SECRET_MISMATCH) and nothing runs.
@@ -23,13 +27,53 @@ import grpc
 
 from shoal import agenterrors
 from shoal.agent.v1 import agent_pb2
+from shoal.nodeagent.execport import Admit, Admitted, ExecHello, ExecRefusal
 from shoal.nodeagent.fileservice import abort
 from shoal.nodeagent.process import LaunchError, as_user, exit_code_of, kill_group_now
-from shoal.nodeagent.runner import TaskRunner
+from shoal.nodeagent.runner import Attempt, TaskRunner
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
+
+
+def check_attempt(runner: TaskRunner, job_id: str, task_id: str, attempt: int, secret: str) -> Attempt | ExecRefusal:
+    """The running attempt an Exec may enter, or why not: it is not running here
+    (FAILED_PRECONDITION), or `secret` is not its secret (PERMISSION_DENIED, compared in constant time)."""
+    found = runner.find(job_id, task_id, attempt)
+    if found is None or found.env is None or found.wd is None or found.killed:
+        return ExecRefusal(
+            "FAILED_PRECONDITION", "", f"attempt {attempt} of {job_id}/{task_id} is not running on this node"
+        )
+    if not found.exec_secret or not hmac.compare_digest(secret.encode(), found.exec_secret.encode()):
+        log.warning("refused an Exec into %s/%s/%d without its secret", job_id, task_id, attempt)
+        return ExecRefusal(
+            "PERMISSION_DENIED",
+            agenterrors.EXEC_SECRET_MISMATCH,
+            "Exec needs the attempt's secret (SHOAL_EXEC_SECRET of its environment)",
+        )
+    return found
+
+
+def exec_admission(runner: TaskRunner) -> Admit:
+    """The exec port's admission: `check_attempt`, then the attempt's directory, environment and
+    process groups (which the attempt's end kills)."""
+
+    def admit(hello: ExecHello) -> Admitted | ExecRefusal:
+        verdict = check_attempt(runner, hello.job_id, hello.task_id, hello.attempt, hello.secret)
+        if isinstance(verdict, ExecRefusal):
+            return verdict
+        attempt = verdict
+        assert attempt.env is not None and attempt.wd is not None
+        return Admitted(
+            cwd=str(attempt.wd),
+            env=dict(attempt.env),
+            owner=attempt.owner,
+            started=lambda pgid: runner.add_group(attempt, pgid),
+            ended=lambda pgid: runner.remove_group(attempt, pgid),
+        )
+
+    return admit
 
 
 async def _pump_stdin(requests: AsyncIterator[agent_pb2.ExecRequest], stdin: asyncio.StreamWriter) -> None:
@@ -70,21 +114,14 @@ async def exec_in_instance(
         first = await anext(aiter(requests))
     except StopAsyncIteration:
         return
-    attempt = runner.find(first.job_id, first.task_id, first.attempt)
-    if attempt is None or attempt.env is None or attempt.wd is None or attempt.killed:
-        await context.abort(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f"attempt {first.attempt} of {first.job_id}/{first.task_id} is not running on this node",
-        )
+    verdict = check_attempt(runner, first.job_id, first.task_id, first.attempt, first.secret)
+    if isinstance(verdict, ExecRefusal):
+        if verdict.reason:
+            await abort(context, grpc.StatusCode[verdict.code], verdict.reason, verdict.message)
+        await context.abort(grpc.StatusCode[verdict.code], verdict.message)
         return
-    if not attempt.exec_secret or not hmac.compare_digest(first.secret.encode(), attempt.exec_secret.encode()):
-        log.warning("refused an Exec into %s/%s/%d without its secret", first.job_id, first.task_id, first.attempt)
-        await abort(
-            context,
-            grpc.StatusCode.PERMISSION_DENIED,
-            agenterrors.EXEC_SECRET_MISMATCH,
-            "Exec needs the attempt's secret (SHOAL_EXEC_SECRET of its environment)",
-        )
+    attempt = verdict
+    assert attempt.env is not None and attempt.wd is not None
     if not first.argv:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "argv is empty")
         return

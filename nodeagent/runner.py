@@ -144,6 +144,8 @@ class TaskRunner:
         self._source_env = dict(os.environ) if source_env is None else source_env
         #: The cluster CA certificate, which attempts use to reach agents over TLS (SHOAL_AGENT_CA_FILE).
         self.agent_ca_file: Path | None = None
+        #: Where the agent wrote its fast `shoal-mpi-launch` (`launcher.write_launcher`), if it did.
+        self.launcher_dir: Path | None = None
         #: When completed task directories may be deleted.
         self.retention = retention.RetentionJournal(layout.retention_file)
         self._attempts: dict[AttemptKey, Attempt] = {}
@@ -563,7 +565,9 @@ class TaskRunner:
         mi = attempt.multi_instance
         if mi is not None:
             as_root = os.geteuid() == 0 if run_as is None else run_as.is_root
-            env.update(envvars.multi_instance_env(mi, shared_dir, env.get("PATH", ""), as_root=as_root))
+            env.update(
+                envvars.multi_instance_env(mi, shared_dir, env.get("PATH", ""), self.launcher_dir, as_root=as_root)
+            )
         # Last: a task's own settings cannot replace them.
         attempt.exec_secret = (mi.exec_secret if mi is not None else "") or secrets.token_hex(32)
         env.update(envvars.exec_env(attempt.exec_secret, self.agent_ca_file))

@@ -1,81 +1,65 @@
-"""A minimal NodeService.Exec server that runs commands as local processes (the shim's peer in shim tests)."""
+"""The agent's exec endpoint, serving plain local processes (the shim's peer in shim tests).
+
+The real `ExecEndpoint` (TLS with a node certificate of the tests' CA, the framed protocol) on an
+event loop of its own thread, admitting calls that carry `SECRET` and recording each hello.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
+import asyncio
+import os
 import tempfile
 import threading
-from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
-from typing import IO
 
-import grpc
-
-from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
-from shoal.tlsconfig import server_credentials
+from shoal.certs.authority import ClusterCA
+from shoal.nodeagent.execport import Admitted, ExecEndpoint, ExecHello, ExecRefusal, server_context
 from tests.tlshelp import node_identity, shared_ca
 
+SECRET = "test-secret"
 
-class ExecOnly(agent_pb2_grpc.NodeServiceServicer):
+
+class ExecOnly:
+    """Admits calls with `SECRET`, running them in the current directory and environment."""
+
     def __init__(self) -> None:
-        self.calls: list[agent_pb2.ExecRequest] = []
+        self.calls: list[ExecHello] = []
+        self.started: list[int] = []
 
-    def Exec(self, request_iterator: Iterator[agent_pb2.ExecRequest], context: grpc.ServicerContext):
-        first = next(request_iterator)
-        self.calls.append(first)
-        proc = subprocess.Popen(list(first.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-        def feed() -> None:
-            assert proc.stdin is not None
-            with contextlib.suppress(OSError, ValueError):
-                for req in request_iterator:
-                    if req.stdin:
-                        proc.stdin.write(req.stdin)
-                        proc.stdin.flush()
-                    if req.stdin_eof:
-                        break
-            with contextlib.suppress(OSError, ValueError):
-                proc.stdin.close()
-
-        outputs: dict[str, bytes] = {}
-
-        def drain(name: str, stream: IO[bytes]) -> None:
-            outputs[name] = stream.read()
-
-        assert proc.stdout is not None and proc.stderr is not None
-        threads = [
-            threading.Thread(target=feed, daemon=True),
-            threading.Thread(target=drain, args=("out", proc.stdout), daemon=True),
-            threading.Thread(target=drain, args=("err", proc.stderr), daemon=True),
-        ]
-        for t in threads:
-            t.start()
-        proc.wait()
-        for t in threads[1:]:
-            t.join()
-        out, err = outputs.get("out", b""), outputs.get("err", b"")
-        yield agent_pb2.ExecResponse(stdout=out, stderr=err, exit_code=proc.returncode)
+    def admit(self, hello: ExecHello) -> Admitted | ExecRefusal:
+        self.calls.append(hello)
+        if hello.secret != SECRET:
+            return ExecRefusal("PERMISSION_DENIED", "EXEC_SECRET_MISMATCH", "Exec needs the attempt's secret")
+        return Admitted(cwd=os.getcwd(), env=dict(os.environ), started=self.started.append)
 
 
-def serve(host: str = "127.0.0.1") -> tuple[grpc.Server, int, ExecOnly]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+class ServerThread:
+    """An ExecEndpoint on a loop of its own thread; `stop(None)` ends it."""
+
+    def __init__(self, host: str, svc: ExecOnly, *, ca: ClusterCA | None = None) -> None:
+        ident = node_identity(ca=ca)
+        self._endpoint = ExecEndpoint(svc.admit, server_context(ident.cert_pem, ident.key_pem))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self._endpoint.start(host), self._loop).result(10)
+
+    def stop(self, _grace: float | None = None) -> None:
+        asyncio.run_coroutine_threadsafe(self._endpoint.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def serve(host: str = "127.0.0.1", *, ca: ClusterCA | None = None) -> tuple[ServerThread, int, ExecOnly]:
+    """A running endpoint on `host` with a node certificate of `ca` (the tests' by default): (its
+    handle, its port, its admission with the calls it saw)."""
     svc = ExecOnly()
-    agent_pb2_grpc.add_NodeServiceServicer_to_server(svc, server)
-    port = add_exec_port(server, host)
-    server.start()
-    return server, port, svc
-
-
-def add_exec_port(server: grpc.Server, host: str) -> int:
-    """An Exec listener as an agent's: TLS with a node certificate of the tests' CA, no client certificate."""
-    ident = node_identity()
-    return server.add_secure_port(f"{host}:0", server_credentials(ident.cert_pem, ident.key_pem))
+    server = ServerThread(host, svc, ca=ca)
+    return server, server.port, svc
 
 
 def shim_env() -> dict[str, str]:
     """What the shim needs in an attempt's environment to reach such a listener: the CA (and a secret)."""
     path = Path(tempfile.mkdtemp(prefix="shoal-shim-ca-")) / "ca.pem"
     path.write_bytes(shared_ca().cert_pem)
-    return {"SHOAL_AGENT_CA_FILE": str(path), "SHOAL_EXEC_SECRET": "test-secret"}
+    return {"SHOAL_AGENT_CA_FILE": str(path), "SHOAL_EXEC_SECRET": SECRET}

@@ -21,7 +21,6 @@ of the two nodes collide and ranks crash in ``mca_btl_sm_poll_handle_frag``.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import json
 import os
@@ -29,18 +28,12 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
-from typing import IO
 
-import grpc
 import pytest
 
-from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.mpi.launch import launcher_environment, mpiexec_command
-from tests.mpi.exec_server import ExecOnly, add_exec_port, shim_env
+from tests.mpi.exec_server import serve, shim_env
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = ["127.0.0.2", "127.0.0.3"]
@@ -97,59 +90,6 @@ def _namespace_problem() -> str | None:
     return None
 
 
-class StdinSafeExec(ExecOnly):
-    """ExecOnly whose stdin relay cannot race with output collection.
-
-    PRRTE gives its agent an stdin already at EOF, so the relay closes the child's stdin at once;
-    ExecOnly's `communicate()` may then flush that closed pipe ("flush of closed file").
-    """
-
-    def Exec(
-        self, request_iterator: Iterator[agent_pb2.ExecRequest], context: grpc.ServicerContext
-    ) -> Iterator[agent_pb2.ExecResponse]:
-        first = next(request_iterator)
-        self.calls.append(first)
-        proc = subprocess.Popen(list(first.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        stdin = proc.stdin
-
-        def feed() -> None:
-            try:
-                for req in request_iterator:
-                    if req.stdin:
-                        stdin.write(req.stdin)
-                        stdin.flush()
-                    if req.stdin_eof:
-                        break
-            except (OSError, ValueError):
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    stdin.close()
-
-        out: dict[str, bytes] = {}
-
-        def drain(name: str, stream: IO[bytes]) -> None:
-            out[name] = stream.read()
-
-        threading.Thread(target=feed, daemon=True).start()
-        readers = [threading.Thread(target=drain, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
-        for t in readers:
-            t.start()
-        for t in readers:
-            t.join()
-        yield agent_pb2.ExecResponse(stdout=out["out"], stderr=out["err"], exit_code=proc.wait())
-
-
-def _serve(host: str) -> tuple[grpc.Server, int, StdinSafeExec]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-    svc = StdinSafeExec()
-    agent_pb2_grpc.add_NodeServiceServicer_to_server(svc, server)
-    port = add_exec_port(server, host)
-    server.start()
-    return server, port, svc
-
-
 def _inside_namespace(app: str, mpirun: str, shim: str) -> dict:
     """Runs as PID 1 of the private namespaces: bring up the network, the two agents and mpirun."""
     for cmd in (
@@ -160,7 +100,7 @@ def _inside_namespace(app: str, mpirun: str, shim: str) -> dict:
         ["ip", "link", "set", "v1", "up"],
     ):
         subprocess.run(cmd, check=True, capture_output=True)
-    servers = [_serve(h) for h in HOSTS]
+    servers = [serve(h) for h in HOSTS]
     try:
         env = dict(os.environ)
         env.update(launcher_environment(shim))

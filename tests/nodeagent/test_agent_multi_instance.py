@@ -6,15 +6,15 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-import grpc
 import pytest
 
-from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.agent.v1 import agent_pb2
 from shoal.nodeagent.agent import Agent
 from shoal.nodeagent.config import AgentConfig
 from shoal.v1 import common_pb2
+from tests.mpi.exec_client import exec_call
 from tests.nodeagent.conftest import PlaneServer
-from tests.tlshelp import exec_channel, give_node_identity
+from tests.tlshelp import give_node_identity
 
 RUNNING = agent_pb2.TASK_EVENT_KIND_RUNNING
 COORDINATED = agent_pb2.TASK_EVENT_KIND_COORDINATED
@@ -140,36 +140,19 @@ async def test_failed_coordination_and_exec_refused(two_nodes, tmp_path: Path) -
     assert planes[1].plane.event("mi", COORDINATED) is None
 
     port = planes[1].plane.registers[0].exec_port
-    async with exec_channel(f"{IPS[1]}:{port}") as ch:
-        stub = agent_pb2_grpc.NodeServiceStub(ch)
-
-        async def reqs():
-            yield agent_pb2.ExecRequest(job_id="j", task_id="mi", attempt=1, argv=["true"], secret=SECRET)
-
-        with pytest.raises(grpc.aio.AioRpcError) as ei:
-            async for _ in stub.Exec(reqs()):
-                pass
-        assert ei.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    hello = {"job_id": "j", "task_id": "mi", "attempt": 1, "argv": ["true"], "secret": SECRET}
+    refused = await exec_call(f"{IPS[1]}:{port}", hello)
+    assert refused.refusal["code"] == "FAILED_PRECONDITION" and refused.exit_code is None
 
     # Exec with stdin into the primary, which is still waiting for RunApplication.
     port0 = planes[0].plane.registers[0].exec_port
-    async with exec_channel(f"{IPS[0]}:{port0}") as ch:
-        stub = agent_pb2_grpc.NodeServiceStub(ch)
-
-        async def reqs2():
-            yield agent_pb2.ExecRequest(
-                job_id="j",
-                task_id="mi",
-                attempt=1,
-                argv=["sh", "-c", "cat; echo $EXTRA $SHOAL_TASK_ID >&2; exit 3"],
-                environment=[common_pb2.EnvironmentSetting(name="EXTRA", value="e")],
-                stdin=b"in1 ",
-                secret=SECRET,
-            )
-            yield agent_pb2.ExecRequest(stdin=b"in2")
-            yield agent_pb2.ExecRequest(stdin_eof=True)
-
-        responses = [r async for r in stub.Exec(reqs2())]
-        assert b"".join(r.stdout for r in responses) == b"in1 in2"
-        assert b"".join(r.stderr for r in responses) == b"e mi\n"
-        assert responses[-1].exit_code == 3
+    hello = {
+        "job_id": "j",
+        "task_id": "mi",
+        "attempt": 1,
+        "argv": ["sh", "-c", "cat; echo $EXTRA $SHOAL_TASK_ID >&2; exit 3"],
+        "env": {"EXTRA": "e"},
+        "secret": SECRET,
+    }
+    out = await exec_call(f"{IPS[0]}:{port0}", hello, stdin=[b"in1 ", b"in2"])
+    assert (out.stdout, out.stderr, out.exit_code) == (b"in1 in2", b"e mi\n", 3)

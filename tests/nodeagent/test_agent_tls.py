@@ -15,6 +15,7 @@ from grpc_status import rpc_status
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.certs.authority import ROLE_PROVIDER
+from tests.mpi.exec_client import ExecResult, exec_call
 from tests.nodeagent.conftest import assignment, start_tasks
 from tests.tlshelp import exec_channel, node_channel, other_ca
 
@@ -31,16 +32,11 @@ def _reason(e: grpc.aio.AioRpcError) -> str:
     return info.reason
 
 
-async def _exec(address: str, secret: str | None, argv: list[str]) -> list[agent_pb2.ExecResponse]:
-    first = agent_pb2.ExecRequest(job_id="j1", task_id="t", attempt=1, argv=argv, stdin_eof=True)
+async def _exec(address: str, secret: str | None, argv: list[str]) -> ExecResult:
+    hello: dict[str, object] = {"job_id": "j1", "task_id": "t", "attempt": 1, "argv": argv}
     if secret is not None:
-        first.secret = secret
-
-    async def requests():
-        yield first
-
-    async with exec_channel(address) as ch:
-        return [r async for r in agent_pb2_grpc.NodeServiceStub(ch).Exec(requests(), timeout=20)]
+        hello["secret"] = secret
+    return await exec_call(address, hello)
 
 
 async def _list(channel: grpc.aio.Channel) -> agent_pb2.ListFilesResponse:
@@ -64,25 +60,34 @@ async def running(plane_server, run_agent, tmp_path: Path):
     return reg, secret_file.read_text()
 
 
-async def test_exec_needs_the_attempts_secret(running) -> None:
+async def test_exec_needs_the_attempts_secret(running, tmp_path: Path) -> None:
     reg, secret = running
     address = f"127.0.0.1:{reg.exec_port}"
     for wrong in (None, "", "0" * len(secret), secret[:-1]):
-        with pytest.raises(grpc.aio.AioRpcError) as e:
-            await _exec(address, wrong, ["touch", "ran"])
-        assert (e.value.code(), _reason(e.value)) == (grpc.StatusCode.PERMISSION_DENIED, "EXEC_SECRET_MISMATCH")
-        assert secret not in (e.value.details() or "")
+        out = await _exec(address, wrong, ["touch", "ran"])
+        assert (out.refusal["code"], out.refusal["reason"]) == ("PERMISSION_DENIED", "EXEC_SECRET_MISMATCH")
+        assert out.exit_code is None and secret not in out.refusal["message"]
+    assert not (tmp_path / "node/workitems/j1/job-1/t/wd/ran").exists()
     out = await _exec(address, secret, ["sh", "-c", "echo inside $SHOAL_TASK_ID"])
-    assert b"".join(r.stdout for r in out) == b"inside t\n" and out[-1].exit_code == 0
+    assert out.stdout == b"inside t\n" and out.exit_code == 0
+    # NodeService.Exec (the server's port, mutual TLS) asks for the secret too.
+    async with node_channel(f"127.0.0.1:{reg.node_service_port}") as ch:
+
+        async def requests():
+            yield agent_pb2.ExecRequest(job_id="j1", task_id="t", attempt=1, argv=["true"], stdin_eof=True)
+
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            _ = [r async for r in agent_pb2_grpc.NodeServiceStub(ch).Exec(requests(), timeout=20)]
+    assert (e.value.code(), _reason(e.value)) == (grpc.StatusCode.PERMISSION_DENIED, "EXEC_SECRET_MISMATCH")
 
 
 async def test_files_are_the_servers_alone(running, tmp_path: Path) -> None:
     reg, _secret = running
-    # The Exec listener asks for no client certificate: files are not served there.
+    # The exec port asks for no client certificate, and speaks no gRPC: files are not served there.
     async with exec_channel(f"127.0.0.1:{reg.exec_port}") as ch:
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await _list(ch)
-    assert (e.value.code(), _reason(e.value)) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_NOT_SERVER")
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     # A certificate of the cluster CA that is not the server's: not served either.
     async with node_channel(f"127.0.0.1:{reg.node_service_port}", role=ROLE_PROVIDER) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as e:

@@ -152,14 +152,15 @@ class AgentService:
 
 class NodeServiceStub:
     """Served by every node agent on its own address; the control plane calls it
-    to list and read files on the node, and `shoal-mpi-launch` calls Exec to
-    start an MPI proxy inside a multi-instance task's instance on this node (its
-    directories, environment, process group and wall clock).
+    to list and read files on the node. Exec runs a command inside a
+    multi-instance task's instance on this node (its directories, environment,
+    process group and wall clock), only with the attempt's secret.
 
-    Two listeners, both TLS with the node's certificate (name "shoal-node"):
-    `node_service_port` asks for a client certificate of the cluster CA (the
-    server's) and serves every method; `exec_port` asks for none and serves Exec
-    alone, which runs only with the attempt's secret.
+    Served on `node_service_port`: TLS with the node's certificate (name
+    "shoal-node"), asking for a client certificate of the cluster CA. The MPI
+    shim does not call Exec here: it reaches `exec_port`, TLS without a client
+    certificate, where the same checks guard a framed protocol of its own that
+    spares the shim importing gRPC (shoal/nodeagent/execport.py).
     """
 
     def __init__(self, channel):
@@ -187,14 +188,15 @@ class NodeServiceStub:
 
 class NodeServiceServicer:
     """Served by every node agent on its own address; the control plane calls it
-    to list and read files on the node, and `shoal-mpi-launch` calls Exec to
-    start an MPI proxy inside a multi-instance task's instance on this node (its
-    directories, environment, process group and wall clock).
+    to list and read files on the node. Exec runs a command inside a
+    multi-instance task's instance on this node (its directories, environment,
+    process group and wall clock), only with the attempt's secret.
 
-    Two listeners, both TLS with the node's certificate (name "shoal-node"):
-    `node_service_port` asks for a client certificate of the cluster CA (the
-    server's) and serves every method; `exec_port` asks for none and serves Exec
-    alone, which runs only with the attempt's secret.
+    Served on `node_service_port`: TLS with the node's certificate (name
+    "shoal-node"), asking for a client certificate of the cluster CA. The MPI
+    shim does not call Exec here: it reaches `exec_port`, TLS without a client
+    certificate, where the same checks guard a framed protocol of its own that
+    spares the shim importing gRPC (shoal/nodeagent/execport.py).
     """
 
     def ListFiles(self, request, context):
@@ -243,14 +245,15 @@ def add_NodeServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class NodeService:
     """Served by every node agent on its own address; the control plane calls it
-    to list and read files on the node, and `shoal-mpi-launch` calls Exec to
-    start an MPI proxy inside a multi-instance task's instance on this node (its
-    directories, environment, process group and wall clock).
+    to list and read files on the node. Exec runs a command inside a
+    multi-instance task's instance on this node (its directories, environment,
+    process group and wall clock), only with the attempt's secret.
 
-    Two listeners, both TLS with the node's certificate (name "shoal-node"):
-    `node_service_port` asks for a client certificate of the cluster CA (the
-    server's) and serves every method; `exec_port` asks for none and serves Exec
-    alone, which runs only with the attempt's secret.
+    Served on `node_service_port`: TLS with the node's certificate (name
+    "shoal-node"), asking for a client certificate of the cluster CA. The MPI
+    shim does not call Exec here: it reaches `exec_port`, TLS without a client
+    certificate, where the same checks guard a framed protocol of its own that
+    spares the shim importing gRPC (shoal/nodeagent/execport.py).
     """
 
     @staticmethod
