@@ -14,16 +14,17 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
-from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
+from shoal.agent.v1 import agent_pb2
 from shoal.nodeagent import ownership, usernames
 from shoal.nodeagent.agent import Agent
 from shoal.nodeagent.config import AgentConfig, default_user_prefix
 from shoal.v1 import common_pb2, identity_pb2
+from tests.mpi.exec_client import exec_call
 from tests.nodeagent.conftest import PlaneServer, assignment, start_tasks
 from tests.taskusers import SKIP_REASON, can_make_users, open_dir
+from tests.tlshelp import give_node_identity
 
 pytestmark = pytest.mark.skipif(not can_make_users(), reason=SKIP_REASON)
 
@@ -46,8 +47,11 @@ async def node(plane_server: PlaneServer) -> AsyncIterator[tuple[MakeAgent, Path
             plane_server.plane.welcome = welcome or agent_pb2.Welcome(
                 node_id="n1", pool_id=POOL, heartbeat_interval_seconds=30
             )
+            # The node's certificate, as the local provider gives it.
+            give_node_identity(base / "node", "n1", POOL)
             cfg = AgentConfig(
                 server=plane_server.address,
+                agent_server=plane_server.address,
                 node_root=base / "node",
                 ip="127.0.0.1",
                 orphan_timeout=60.0,
@@ -262,6 +266,7 @@ async def test_multi_instance_commands_and_exec_run_as_the_pools_user(
         agent_addresses=[f"127.0.0.1:{agent.node_service_port}"],
         coordination_command_line="sh -c 'id -u > coord-uid'",
         task_shared_dir=str(task_dir),
+        exec_secret="the-gangs-secret",
     )
     task = assignment("mi", "id -u", user_identity=TASK_USER, multi_instance=mi)
     await plane_server.plane.send(start_tasks(1, task))
@@ -269,15 +274,17 @@ async def test_multi_instance_commands_and_exec_run_as_the_pools_user(
     pool_uid = pwd.getpwnam(usernames.pool_user(default_user_prefix(), POOL)).pw_uid
     assert (task_dir / "wd" / "coord-uid").read_text().strip() == str(pool_uid)
 
-    async def requests() -> AsyncIterator[agent_pb2.ExecRequest]:
-        yield agent_pb2.ExecRequest(
-            job_id="j1", task_id="mi", attempt=1, argv=["sh", "-c", "id -u; id -G"], stdin_eof=True
-        )
-
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{agent.node_service_port}") as ch:
-        responses = [r async for r in agent_pb2_grpc.NodeServiceStub(ch).Exec(requests())]
-    assert responses[-1].exit_code == 0
-    assert b"".join(r.stdout for r in responses).split() == [str(pool_uid).encode(), str(pool_uid).encode()]
+    # Through the exec port, as `shoal-mpi-launch` calls it.
+    hello = {
+        "job_id": "j1",
+        "task_id": "mi",
+        "attempt": 1,
+        "argv": ["sh", "-c", "id -u; id -G"],
+        "secret": "the-gangs-secret",
+    }
+    result = await exec_call(f"127.0.0.1:{agent.exec_port}", hello)
+    assert result.exit_code == 0, result
+    assert result.stdout.split() == [str(pool_uid).encode(), str(pool_uid).encode()]
     ref = agent_pb2.AttemptRef(job_id="j1", task_id="mi", attempt=1)
     await plane_server.plane.send(
         agent_pb2.ServerMessage(run_application=agent_pb2.RunApplication(command_id=2, attempt=ref))

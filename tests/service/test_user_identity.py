@@ -85,7 +85,7 @@ async def test_identities_reach_the_agent(server: ShoalServer, stubs: Stubs) -> 
     pool = pool_with_alice(target=1, provider="join")
     pool.start_task.CopyFrom(common_pb2.StartTask(command_line="/bin/true", user_identity=TASK_ADMIN))
     await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=pool))
-    agent = ScriptedAgent(server.address, "p", "127.0.4.1")
+    agent = ScriptedAgent(server, "p", "127.0.4.1")
     try:
         welcome = await agent.connect()
         assert [a.name for a in welcome.user_accounts] == ["alice"]
@@ -121,7 +121,7 @@ async def test_default_identity_is_not_sent(server: ShoalServer, stubs: Stubs) -
     await stubs.pools.CreatePool(
         pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, provider="join"))
     )
-    agent = ScriptedAgent(server.address, "p", "127.0.4.2")
+    agent = ScriptedAgent(server, "p", "127.0.4.2")
     try:
         welcome = await agent.connect()
         assert list(welcome.user_accounts) == []
@@ -140,7 +140,7 @@ async def test_node_reports_its_isolation(server: ShoalServer, stubs: Stubs) -> 
     await stubs.pools.CreatePool(
         pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p", target_nodes=1, provider="join"))
     )
-    agent = ScriptedAgent(server.address, "p", "127.0.4.3")
+    agent = ScriptedAgent(server, "p", "127.0.4.3")
     agent.register_extra = {"task_user_isolation": True, "agent_user": "root"}
     try:
         await agent.connect()

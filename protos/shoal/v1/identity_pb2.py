@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17shoal/v1/identity.proto\x12\x08shoal.v1\"r\n\x15\x41utoUserSpecification\x12&\n\x05scope\x18\x01 \x01(\x0e\x32\x17.shoal.v1.AutoUserScope\x12\x31\n\x0f\x65levation_level\x18\x02 \x01(\x0e\x32\x18.shoal.v1.ElevationLevel\"e\n\x0cUserIdentity\x12\x13\n\tuser_name\x18\x01 \x01(\tH\x00\x12\x34\n\tauto_user\x18\x02 \x01(\x0b\x32\x1f.shoal.v1.AutoUserSpecificationH\x00\x42\n\n\x08identity\"L\n\x16LinuxUserConfiguration\x12\x10\n\x03uid\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x03gid\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x06\n\x04_uidB\x06\n\x04_gid\"\x92\x01\n\x0bUserAccount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\x0f\x65levation_level\x18\x02 \x01(\x0e\x32\x18.shoal.v1.ElevationLevel\x12\x42\n\x18linux_user_configuration\x18\x03 \x01(\x0b\x32 .shoal.v1.LinuxUserConfiguration*k\n\x0e\x45levationLevel\x12\x1f\n\x1b\x45LEVATION_LEVEL_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45LEVATION_LEVEL_NON_ADMIN\x10\x01\x12\x19\n\x15\x45LEVATION_LEVEL_ADMIN\x10\x02*d\n\rAutoUserScope\x12\x1f\n\x1b\x41UTO_USER_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41UTO_USER_SCOPE_TASK\x10\x01\x12\x18\n\x14\x41UTO_USER_SCOPE_POOL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17shoal/v1/identity.proto\x12\x08shoal.v1\"r\n\x15\x41utoUserSpecification\x12&\n\x05scope\x18\x01 \x01(\x0e\x32\x17.shoal.v1.AutoUserScope\x12\x31\n\x0f\x65levation_level\x18\x02 \x01(\x0e\x32\x18.shoal.v1.ElevationLevel\"e\n\x0cUserIdentity\x12\x13\n\tuser_name\x18\x01 \x01(\tH\x00\x12\x34\n\tauto_user\x18\x02 \x01(\x0b\x32\x1f.shoal.v1.AutoUserSpecificationH\x00\x42\n\n\x08identity\"L\n\x16LinuxUserConfiguration\x12\x10\n\x03uid\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x03gid\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x06\n\x04_uidB\x06\n\x04_gid\"\x92\x01\n\x0bUserAccount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\x0f\x65levation_level\x18\x02 \x01(\x0e\x32\x18.shoal.v1.ElevationLevel\x12\x42\n\x18linux_user_configuration\x18\x03 \x01(\x0b\x32 .shoal.v1.LinuxUserConfiguration*k\n\x0e\x45levationLevel\x12\x1f\n\x1b\x45LEVATION_LEVEL_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45LEVATION_LEVEL_NON_ADMIN\x10\x01\x12\x19\n\x15\x45LEVATION_LEVEL_ADMIN\x10\x02*d\n\rAutoUserScope\x12\x1f\n\x1b\x41UTO_USER_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41UTO_USER_SCOPE_TASK\x10\x01\x12\x18\n\x14\x41UTO_USER_SCOPE_POOL\x10\x02\x42>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.identity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.shoal.v1P\001Z!shoal.dev/gen/go/shoal/v1;shoalv1\252\002\010Shoal.V1'
   _globals['_ELEVATIONLEVEL']._serialized_start=483
   _globals['_ELEVATIONLEVEL']._serialized_end=590
   _globals['_AUTOUSERSCOPE']._serialized_start=592
