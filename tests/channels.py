@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
+
+from shoal.client.credentials import authenticated, from_file
 
 ADMIN = "_admin"
 
@@ -26,10 +29,6 @@ def metadata_of(creds: dict[str, Any], *, admin: bool = False) -> tuple[tuple[st
     if admin:
         return (("shoal-account", ADMIN), ("authorization", f"Bearer {creds['admin_key']}"))
     return (("shoal-account", creds["account"]), ("authorization", f"Bearer {creds['key']}"))
-
-
-def _with(details: Any, metadata: Sequence[tuple[str, str]]) -> Any:
-    return details._replace(metadata=tuple(details.metadata or ()) + tuple(metadata))
 
 
 def _with_aio(details: Any, metadata: Sequence[tuple[str, str]]) -> Any:
@@ -74,28 +73,6 @@ def aio_interceptors(metadata: Sequence[tuple[str, str]]) -> list[Any]:
     return [_AioUnaryUnary(metadata), _AioUnaryStream(metadata), _AioStreamUnary(metadata), _AioStreamStream(metadata)]
 
 
-class _SyncCredentials(
-    grpc.UnaryUnaryClientInterceptor,
-    grpc.UnaryStreamClientInterceptor,
-    grpc.StreamUnaryClientInterceptor,
-    grpc.StreamStreamClientInterceptor,
-):
-    def __init__(self, metadata: Sequence[tuple[str, str]]) -> None:
-        self.metadata = tuple(metadata)
-
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(_with(details, self.metadata), request)
-
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(_with(details, self.metadata), request)
-
-    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return continuation(_with(details, self.metadata), requests)
-
-    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return continuation(_with(details, self.metadata), requests)
-
-
 def bare_aio_channel(
     address: str, data_dir: Path, *, interceptors: Sequence[Any] = (), options: Sequence[tuple[str, Any]] = ()
 ) -> grpc.aio.Channel:
@@ -120,14 +97,8 @@ def sync_channel(
     address: str, data_dir: Path, *, admin: bool = False, options: Sequence[tuple[str, Any]] = ()
 ) -> grpc.Channel:
     """A blocking channel to the server that keeps its data in `data_dir`, authenticated."""
-    creds = credentials(data_dir)
-    md = metadata_of(creds, admin=admin)
-    if creds.get("tls"):
-        tls = grpc.ssl_channel_credentials(root_certificates=str(creds["ca_cert"]).encode())
-        channel = grpc.secure_channel(address, tls, options=list(options))
-    else:
-        channel = grpc.insecure_channel(address, options=list(options))
-    return grpc.intercept_channel(channel, _SyncCredentials(md))
+    found = from_file(Path(data_dir) / "credentials.json", admin=admin)
+    return authenticated(replace(found, address=address).channel(options), found)
 
 
 def server_channel(server: Any, *, admin: bool = False) -> grpc.aio.Channel:
