@@ -43,7 +43,7 @@ from google.protobuf import json_format
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
-from shoal.nodeagent import envvars, process, safeopen
+from shoal.nodeagent import envvars, process, safeopen, taskdirs
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.journal import Journal
 from shoal.nodeagent.layout import NodeLayout, working_dir
@@ -65,7 +65,6 @@ _KINDS = {name: kind for kind, name in _KIND_NAMES.items()}
 #: A release task's wall clock when the server sends none (Batch's default and maximum).
 RELEASE_DEFAULT_WALL_CLOCK_SECONDS = 15 * 60.0
 JOB_PREPARATION_FAILED = "JobPreparationFailed"
-OUTPUT_FILES = ("stdout.txt", "stderr.txt")
 
 
 def process_key(job_id: str, kind: agent_pb2.JobTaskKind) -> str:
@@ -439,7 +438,7 @@ class JobTasks:
         env = self._environment(run, wd)
         outcome = await self._stage(run, wd)
         if outcome is not None:
-            await asyncio.to_thread(_touch_outputs, run.task_dir)
+            await asyncio.to_thread(taskdirs.touch_outputs, run.task_dir)
             return outcome, 0
         limit = spec.max_task_retry_count if run.kind == PREPARATION else 0
         wall_clock = spec.max_wall_clock_seconds
@@ -508,13 +507,13 @@ class JobTasks:
                 run.spec.command_line,
                 cwd=wd,
                 env=env,
-                stdout=run.task_dir / OUTPUT_FILES[0],
-                stderr=run.task_dir / OUTPUT_FILES[1],
+                stdout=run.task_dir / taskdirs.OUTPUT_FILES[0],
+                stderr=run.task_dir / taskdirs.OUTPUT_FILES[1],
                 append=True,
                 user=run.owner,
             )
         except process.LaunchError as e:
-            await asyncio.to_thread(_touch_outputs, run.task_dir)
+            await asyncio.to_thread(taskdirs.touch_outputs, run.task_dir)
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
         run.proc = proc
         key = process_key(run.spec.job_id, run.kind)
@@ -585,12 +584,3 @@ def _fresh_dir(
             os.close(task_fd)
     finally:
         os.close(parent_fd)
-
-
-def _touch_outputs(task_dir: Path) -> None:
-    """Make stdout.txt and stderr.txt if missing (a run that ended before its command started)."""
-    for name in OUTPUT_FILES:
-        try:
-            os.close(os.open(task_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o660))
-        except OSError:
-            continue

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
 import logging
 import os
 import secrets
 import shutil
 import signal
-import stat
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ from typing import Any
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
-from shoal.nodeagent import envvars, ownership, process, retention
+from shoal.nodeagent import envvars, process, retention, taskdirs
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.jobtasks import JobTasks, job_preparation_failed
 from shoal.nodeagent.layout import NodeLayout, root_of_task_dir, working_dir
@@ -57,7 +55,6 @@ FINISHED_MEMORY = 10000
 #: before ending itself: a safety net for a primary that is gone, not the limit (see `_remaining`).
 SUBTASK_WALL_CLOCK_MARGIN = 10.0
 #: A task directory's output files, as Batch names them: the command's stdout and stderr.
-OUTPUT_FILES = ("stdout.txt", "stderr.txt")
 
 
 timestamp = to_timestamp
@@ -467,11 +464,11 @@ class TaskRunner:
         try:
             if shared_dir == task_dir and mi is not None:
                 # Other instances (local nodes share one filesystem) may already stage common files here.
-                await asyncio.to_thread(_reset_task_dir, task_dir, owner)
+                await asyncio.to_thread(taskdirs.reset_task_dir, task_dir, owner)
                 attempt.outputs_made = True
-            elif not _make_task_dir(task_dir, wd, owner):
+            elif not taskdirs.make_task_dir(task_dir, wd, owner):
                 # A directory left by an earlier attempt: removing it may take a while.
-                await asyncio.to_thread(_fresh_task_dir, task_dir, owner)
+                await asyncio.to_thread(taskdirs.fresh_task_dir, task_dir, owner)
         except OSError as e:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", str(e)))
         attempt.env = self._environment(attempt, task_dir, wd, shared_dir)
@@ -642,8 +639,8 @@ class TaskRunner:
                 command_line,
                 cwd=attempt.wd,
                 env=attempt.env,
-                stdout=task_dir / OUTPUT_FILES[0],
-                stderr=task_dir / OUTPUT_FILES[1],
+                stdout=task_dir / taskdirs.OUTPUT_FILES[0],
+                stderr=task_dir / taskdirs.OUTPUT_FILES[1],
                 append=True,
                 user=attempt.owner,
             )
@@ -689,7 +686,7 @@ class TaskRunner:
                 if not attempt.outputs_made:
                     # Ended before its command started (staging failed, killed while waiting): the
                     # files are there all the same, empty, for whoever reads them.
-                    _touch_outputs(task_dir)
+                    taskdirs.touch_outputs(task_dir)
                 seconds = a.retention_seconds if a.retention_seconds > 0 else self._config.default_retention_seconds
                 with contextlib.suppress(OverflowError):
                     when = self.retention.record(a.attempt.job_id, a.attempt.task_id, now + timedelta(seconds=seconds))
@@ -729,82 +726,3 @@ class TaskRunner:
         )
         self._emit(event)
         self._launch_waiting()
-
-
-def _reset_task_dir(task_dir: Path, owner: tuple[int, int] | None = None) -> None:
-    """A fresh wd/ and empty stdout/stderr, keeping the rest (a multi-instance shared directory).
-
-    Everything inside is reached through the directory's descriptor, no link followed: instances on one
-    machine share the directory (and, with task users, their pool's user, whose processes may be in it).
-    """
-    os.makedirs(task_dir, exist_ok=True)
-    dir_fd = os.open(task_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        try:
-            st = os.lstat("wd", dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
-        else:
-            if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree("wd", dir_fd=dir_fd)
-            else:
-                os.unlink("wd", dir_fd=dir_fd)
-        os.mkdir("wd", 0o700 if owner is not None else 0o777, dir_fd=dir_fd)
-        for name in OUTPUT_FILES:
-            try:
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o660, dir_fd=dir_fd)
-            except OSError as e:
-                if e.errno != errno.ELOOP:
-                    raise
-                # An instance sharing the directory left a link there: replace the link, not its target.
-                os.unlink(name, dir_fd=dir_fd)
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o660, dir_fd=dir_fd)
-            if owner is not None:
-                os.fchown(fd, *owner)
-            os.close(fd)
-        if owner is not None:
-            wd_fd = os.open("wd", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            try:
-                os.fchown(wd_fd, *owner)
-            finally:
-                os.close(wd_fd)
-            os.fchown(dir_fd, *owner)
-            os.fchmod(dir_fd, 0o700)
-    finally:
-        os.close(dir_fd)
-
-
-def _touch_outputs(task_dir: Path) -> None:
-    """Make stdout.txt and stderr.txt if missing (never truncating one)."""
-    for name in OUTPUT_FILES:
-        with contextlib.suppress(OSError):
-            os.close(os.open(task_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o660))
-
-
-def _make_task_dir(task_dir: Path, wd: Path, owner: tuple[int, int] | None = None) -> bool:
-    """Make a new task directory and its wd/; False (and nothing changed) when one is already there.
-
-    The usual case is two mkdir calls, cheaper on the event loop than a round trip through a thread (two
-    chown calls more for a task of another user: both directories are then its alone, mode 0700).
-    stdout.txt and stderr.txt are made when the command starts (`process.spawn`), as in Batch.
-    """
-    mode = 0o777 if owner is None else 0o700
-    try:
-        os.mkdir(task_dir, mode)
-    except FileExistsError:
-        return False
-    except FileNotFoundError:
-        os.makedirs(task_dir.parent, exist_ok=True)  # the job's first task on this node
-        os.mkdir(task_dir, mode)
-    os.mkdir(wd, mode)
-    if owner is not None:
-        ownership.give_tree(task_dir, [wd], owner, mode)
-    return True
-
-
-def _fresh_task_dir(task_dir: Path, owner: tuple[int, int] | None = None) -> None:
-    """Replace a task directory left by an earlier attempt with a new, empty one."""
-    if task_dir.exists():
-        shutil.rmtree(task_dir)
-    os.makedirs(task_dir.parent, exist_ok=True)
-    _make_task_dir(task_dir, working_dir(task_dir), owner)

@@ -471,7 +471,7 @@ def test_a_command_never_writes_its_output_through_a_link(tmp_path: Path) -> Non
 
 
 def test_resetting_a_shared_task_directory_replaces_links_not_their_targets(tmp_path: Path) -> None:
-    from shoal.nodeagent.runner import _reset_task_dir
+    from shoal.nodeagent.taskdirs import reset_task_dir
 
     victim = tmp_path / "victim"
     victim.write_text("untouched")
@@ -479,7 +479,7 @@ def test_resetting_a_shared_task_directory_replaces_links_not_their_targets(tmp_
     (task_dir / "wd").mkdir(parents=True)
     (task_dir / "stdout.txt").symlink_to(victim)
     (task_dir / "stderr.txt").write_text("old")
-    _reset_task_dir(task_dir)
+    reset_task_dir(task_dir)
     assert victim.read_text() == "untouched"
     assert not (task_dir / "stdout.txt").is_symlink() and (task_dir / "stdout.txt").read_text() == ""
     assert (task_dir / "stderr.txt").read_text() == ""
