@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from shoal.v1 import certificate_pb2 as shoal_dot_v1_dot_certificate__pb2
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 from shoal.v1 import identity_pb2 as shoal_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/pool.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\x1a\x17shoal/v1/identity.proto\"\xa2\x04\n\x04Pool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x14\n\x0ctarget_nodes\x18\x04 \x01(\x05\x12\x1b\n\x13task_slots_per_node\x18\x05 \x01(\x05\x12\'\n\nstart_task\x18\x06 \x01(\x0b\x32\x13.shoal.v1.StartTask\x12\'\n\x1f\x65nable_inter_node_communication\x18\x07 \x01(\x08\x12\x10\n\x08provider\x18\x08 \x01(\t\x12(\n\x08metadata\x18\t \x03(\x0b\x32\x16.shoal.v1.MetadataItem\x12,\n\ruser_accounts\x18\n \x03(\x0b\x32\x15.shoal.v1.UserAccount\x12\"\n\x05state\x18\x14 \x01(\x0e\x32\x13.shoal.v1.PoolState\x12\x33\n\x10\x61llocation_state\x18\x15 \x01(\x0e\x32\x19.shoal.v1.AllocationState\x12\x15\n\rcurrent_nodes\x18\x16 \x01(\x05\x12\x31\n\rcreation_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15state_transition_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x19 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x1a \x01(\t\"s\n\nRecentTask\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\r\n\x05state\x18\x04 \x01(\t\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\"\xa6\x04\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0f\n\x07pool_id\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.NodeState\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\x12\n\ntask_slots\x18\x06 \x01(\x05\x12\x1a\n\x12running_task_slots\x18\x07 \x01(\x05\x12\x17\n\x0ftotal_tasks_run\x18\x08 \x01(\x05\x12\x1d\n\x15total_tasks_succeeded\x18\t \x01(\x05\x12\r\n\x05\x63ores\x18\n \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x0b \x01(\x03\x12\x39\n\x15state_transition_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_heartbeat_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0fstart_task_info\x18\x0e \x01(\x0b\x32\x17.shoal.v1.StartTaskInfo\x12*\n\x0crecent_tasks\x18\x0f \x03(\x0b\x32\x14.shoal.v1.RecentTask\x12\x16\n\x0eroot_directory\x18\x10 \x01(\t\x12\x13\n\x0b\x63pu_percent\x18\x11 \x01(\x01\x12\x1b\n\x13task_user_isolation\x18\x12 \x01(\x08\x12\x12\n\nagent_user\x18\x13 \x01(\t\"E\n\x11\x43reatePoolRequest\x12\x1c\n\x04pool\x18\x01 \x01(\x0b\x32\x0e.shoal.v1.Pool\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1e\n\x0eGetPoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"9\n\x10ListPoolsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"K\n\x11ListPoolsResponse\x12\x1d\n\x05pools\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Pool\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x11\x44\x65letePoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x89\x01\n\x11ResizePoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0ctarget_nodes\x18\x02 \x01(\x05\x12\x42\n\x18node_deallocation_option\x18\x03 \x01(\x0e\x32 .shoal.v1.NodeDeallocationOption\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"m\n\x10ListNodesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.NodeState\"K\n\x11ListNodesResponse\x12\x1d\n\x05nodes\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Node\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x14ListNodeFilesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\":\n\x15ListNodeFilesResponse\x12!\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x12.shoal.v1.NodeFile*W\n\tPoolState\x12\x1a\n\x16POOL_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11POOL_STATE_ACTIVE\x10\x01\x12\x17\n\x13POOL_STATE_DELETING\x10\x02*\x8e\x01\n\x0f\x41llocationState\x12 \n\x1c\x41LLOCATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41LLOCATION_STATE_STEADY\x10\x01\x12\x1d\n\x19\x41LLOCATION_STATE_RESIZING\x10\x02\x12\x1d\n\x19\x41LLOCATION_STATE_STOPPING\x10\x03*\xbe\x01\n\x16NodeDeallocationOption\x12(\n$NODE_DEALLOCATION_OPTION_UNSPECIFIED\x10\x00\x12$\n NODE_DEALLOCATION_OPTION_REQUEUE\x10\x01\x12&\n\"NODE_DEALLOCATION_OPTION_TERMINATE\x10\x02\x12,\n(NODE_DEALLOCATION_OPTION_TASK_COMPLETION\x10\x03*\x9c\x02\n\tNodeState\x12\x1a\n\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_STATE_CREATING\x10\x01\x12\x17\n\x13NODE_STATE_STARTING\x10\x02\x12%\n!NODE_STATE_WAITING_FOR_START_TASK\x10\x03\x12 \n\x1cNODE_STATE_START_TASK_FAILED\x10\x04\x12\x13\n\x0fNODE_STATE_IDLE\x10\x05\x12\x16\n\x12NODE_STATE_RUNNING\x10\x06\x12\x16\n\x12NODE_STATE_UNKNOWN\x10\x07\x12\x1b\n\x17NODE_STATE_LEAVING_POOL\x10\x08\x12\x16\n\x12NODE_STATE_OFFLINE\x10\t2\x86\x04\n\x0bPoolService\x12\x39\n\nCreatePool\x12\x1b.shoal.v1.CreatePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x33\n\x07GetPool\x12\x18.shoal.v1.GetPoolRequest\x1a\x0e.shoal.v1.Pool\x12\x44\n\tListPools\x12\x1a.shoal.v1.ListPoolsRequest\x1a\x1b.shoal.v1.ListPoolsResponse\x12\x39\n\nDeletePool\x12\x1b.shoal.v1.DeletePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x39\n\nResizePool\x12\x1b.shoal.v1.ResizePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x44\n\tListNodes\x12\x1a.shoal.v1.ListNodesRequest\x1a\x1b.shoal.v1.ListNodesResponse\x12\x33\n\x07GetNode\x12\x18.shoal.v1.GetNodeRequest\x1a\x0e.shoal.v1.Node\x12P\n\rListNodeFiles\x12\x1e.shoal.v1.ListNodeFilesRequest\x1a\x1f.shoal.v1.ListNodeFilesResponseB>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/pool.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashoal/v1/certificate.proto\x1a\x15shoal/v1/common.proto\x1a\x17shoal/v1/identity.proto\"\xe2\x04\n\x04Pool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x14\n\x0ctarget_nodes\x18\x04 \x01(\x05\x12\x1b\n\x13task_slots_per_node\x18\x05 \x01(\x05\x12\'\n\nstart_task\x18\x06 \x01(\x0b\x32\x13.shoal.v1.StartTask\x12\'\n\x1f\x65nable_inter_node_communication\x18\x07 \x01(\x08\x12\x10\n\x08provider\x18\x08 \x01(\t\x12(\n\x08metadata\x18\t \x03(\x0b\x32\x16.shoal.v1.MetadataItem\x12,\n\ruser_accounts\x18\n \x03(\x0b\x32\x15.shoal.v1.UserAccount\x12>\n\x16\x63\x65rtificate_references\x18\x0b \x03(\x0b\x32\x1e.shoal.v1.CertificateReference\x12\"\n\x05state\x18\x14 \x01(\x0e\x32\x13.shoal.v1.PoolState\x12\x33\n\x10\x61llocation_state\x18\x15 \x01(\x0e\x32\x19.shoal.v1.AllocationState\x12\x15\n\rcurrent_nodes\x18\x16 \x01(\x05\x12\x31\n\rcreation_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15state_transition_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x19 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x1a \x01(\t\"s\n\nRecentTask\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\r\n\x05state\x18\x04 \x01(\t\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\"\xe6\x04\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0f\n\x07pool_id\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.NodeState\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\x12\n\ntask_slots\x18\x06 \x01(\x05\x12\x1a\n\x12running_task_slots\x18\x07 \x01(\x05\x12\x17\n\x0ftotal_tasks_run\x18\x08 \x01(\x05\x12\x1d\n\x15total_tasks_succeeded\x18\t \x01(\x05\x12\r\n\x05\x63ores\x18\n \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x0b \x01(\x03\x12\x39\n\x15state_transition_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_heartbeat_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0fstart_task_info\x18\x0e \x01(\x0b\x32\x17.shoal.v1.StartTaskInfo\x12*\n\x0crecent_tasks\x18\x0f \x03(\x0b\x32\x14.shoal.v1.RecentTask\x12\x16\n\x0eroot_directory\x18\x10 \x01(\t\x12\x13\n\x0b\x63pu_percent\x18\x11 \x01(\x01\x12\x1b\n\x13task_user_isolation\x18\x12 \x01(\x08\x12\x12\n\nagent_user\x18\x13 \x01(\t\x12>\n\x16\x63\x65rtificate_references\x18\x14 \x03(\x0b\x32\x1e.shoal.v1.CertificateReference\"E\n\x11\x43reatePoolRequest\x12\x1c\n\x04pool\x18\x01 \x01(\x0b\x32\x0e.shoal.v1.Pool\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1e\n\x0eGetPoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"9\n\x10ListPoolsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"K\n\x11ListPoolsResponse\x12\x1d\n\x05pools\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Pool\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x11\x44\x65letePoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x89\x01\n\x11ResizePoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0ctarget_nodes\x18\x02 \x01(\x05\x12\x42\n\x18node_deallocation_option\x18\x03 \x01(\x0e\x32 .shoal.v1.NodeDeallocationOption\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"m\n\x10ListNodesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.NodeState\"K\n\x11ListNodesResponse\x12\x1d\n\x05nodes\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Node\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x14ListNodeFilesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\":\n\x15ListNodeFilesResponse\x12!\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x12.shoal.v1.NodeFile*W\n\tPoolState\x12\x1a\n\x16POOL_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11POOL_STATE_ACTIVE\x10\x01\x12\x17\n\x13POOL_STATE_DELETING\x10\x02*\x8e\x01\n\x0f\x41llocationState\x12 \n\x1c\x41LLOCATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41LLOCATION_STATE_STEADY\x10\x01\x12\x1d\n\x19\x41LLOCATION_STATE_RESIZING\x10\x02\x12\x1d\n\x19\x41LLOCATION_STATE_STOPPING\x10\x03*\xbe\x01\n\x16NodeDeallocationOption\x12(\n$NODE_DEALLOCATION_OPTION_UNSPECIFIED\x10\x00\x12$\n NODE_DEALLOCATION_OPTION_REQUEUE\x10\x01\x12&\n\"NODE_DEALLOCATION_OPTION_TERMINATE\x10\x02\x12,\n(NODE_DEALLOCATION_OPTION_TASK_COMPLETION\x10\x03*\x9c\x02\n\tNodeState\x12\x1a\n\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_STATE_CREATING\x10\x01\x12\x17\n\x13NODE_STATE_STARTING\x10\x02\x12%\n!NODE_STATE_WAITING_FOR_START_TASK\x10\x03\x12 \n\x1cNODE_STATE_START_TASK_FAILED\x10\x04\x12\x13\n\x0fNODE_STATE_IDLE\x10\x05\x12\x16\n\x12NODE_STATE_RUNNING\x10\x06\x12\x16\n\x12NODE_STATE_UNKNOWN\x10\x07\x12\x1b\n\x17NODE_STATE_LEAVING_POOL\x10\x08\x12\x16\n\x12NODE_STATE_OFFLINE\x10\t2\x86\x04\n\x0bPoolService\x12\x39\n\nCreatePool\x12\x1b.shoal.v1.CreatePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x33\n\x07GetPool\x12\x18.shoal.v1.GetPoolRequest\x1a\x0e.shoal.v1.Pool\x12\x44\n\tListPools\x12\x1a.shoal.v1.ListPoolsRequest\x1a\x1b.shoal.v1.ListPoolsResponse\x12\x39\n\nDeletePool\x12\x1b.shoal.v1.DeletePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x39\n\nResizePool\x12\x1b.shoal.v1.ResizePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x44\n\tListNodes\x12\x1a.shoal.v1.ListNodesRequest\x1a\x1b.shoal.v1.ListNodesResponse\x12\x33\n\x07GetNode\x12\x18.shoal.v1.GetNodeRequest\x1a\x0e.shoal.v1.Node\x12P\n\rListNodeFiles\x12\x1e.shoal.v1.ListNodeFilesRequest\x1a\x1f.shoal.v1.ListNodeFilesResponseB>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,42 +36,42 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.pool_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.shoal.v1P\001Z!shoal.dev/gen/go/shoal/v1;shoalv1\252\002\010Shoal.V1'
-  _globals['_POOLSTATE']._serialized_start=2112
-  _globals['_POOLSTATE']._serialized_end=2199
-  _globals['_ALLOCATIONSTATE']._serialized_start=2202
-  _globals['_ALLOCATIONSTATE']._serialized_end=2344
-  _globals['_NODEDEALLOCATIONOPTION']._serialized_start=2347
-  _globals['_NODEDEALLOCATIONOPTION']._serialized_end=2537
-  _globals['_NODESTATE']._serialized_start=2540
-  _globals['_NODESTATE']._serialized_end=2824
-  _globals['_POOL']._serialized_start=115
-  _globals['_POOL']._serialized_end=661
-  _globals['_RECENTTASK']._serialized_start=663
-  _globals['_RECENTTASK']._serialized_end=778
-  _globals['_NODE']._serialized_start=781
-  _globals['_NODE']._serialized_end=1331
-  _globals['_CREATEPOOLREQUEST']._serialized_start=1333
-  _globals['_CREATEPOOLREQUEST']._serialized_end=1402
-  _globals['_GETPOOLREQUEST']._serialized_start=1404
-  _globals['_GETPOOLREQUEST']._serialized_end=1434
-  _globals['_LISTPOOLSREQUEST']._serialized_start=1436
-  _globals['_LISTPOOLSREQUEST']._serialized_end=1493
-  _globals['_LISTPOOLSRESPONSE']._serialized_start=1495
-  _globals['_LISTPOOLSRESPONSE']._serialized_end=1570
-  _globals['_DELETEPOOLREQUEST']._serialized_start=1572
-  _globals['_DELETEPOOLREQUEST']._serialized_end=1619
-  _globals['_RESIZEPOOLREQUEST']._serialized_start=1622
-  _globals['_RESIZEPOOLREQUEST']._serialized_end=1759
-  _globals['_LISTNODESREQUEST']._serialized_start=1761
-  _globals['_LISTNODESREQUEST']._serialized_end=1870
-  _globals['_LISTNODESRESPONSE']._serialized_start=1872
-  _globals['_LISTNODESRESPONSE']._serialized_end=1947
-  _globals['_GETNODEREQUEST']._serialized_start=1949
-  _globals['_GETNODEREQUEST']._serialized_end=1979
-  _globals['_LISTNODEFILESREQUEST']._serialized_start=1981
-  _globals['_LISTNODEFILESREQUEST']._serialized_end=2050
-  _globals['_LISTNODEFILESRESPONSE']._serialized_start=2052
-  _globals['_LISTNODEFILESRESPONSE']._serialized_end=2110
-  _globals['_POOLSERVICE']._serialized_start=2827
-  _globals['_POOLSERVICE']._serialized_end=3345
+  _globals['_POOLSTATE']._serialized_start=2268
+  _globals['_POOLSTATE']._serialized_end=2355
+  _globals['_ALLOCATIONSTATE']._serialized_start=2358
+  _globals['_ALLOCATIONSTATE']._serialized_end=2500
+  _globals['_NODEDEALLOCATIONOPTION']._serialized_start=2503
+  _globals['_NODEDEALLOCATIONOPTION']._serialized_end=2693
+  _globals['_NODESTATE']._serialized_start=2696
+  _globals['_NODESTATE']._serialized_end=2980
+  _globals['_POOL']._serialized_start=143
+  _globals['_POOL']._serialized_end=753
+  _globals['_RECENTTASK']._serialized_start=755
+  _globals['_RECENTTASK']._serialized_end=870
+  _globals['_NODE']._serialized_start=873
+  _globals['_NODE']._serialized_end=1487
+  _globals['_CREATEPOOLREQUEST']._serialized_start=1489
+  _globals['_CREATEPOOLREQUEST']._serialized_end=1558
+  _globals['_GETPOOLREQUEST']._serialized_start=1560
+  _globals['_GETPOOLREQUEST']._serialized_end=1590
+  _globals['_LISTPOOLSREQUEST']._serialized_start=1592
+  _globals['_LISTPOOLSREQUEST']._serialized_end=1649
+  _globals['_LISTPOOLSRESPONSE']._serialized_start=1651
+  _globals['_LISTPOOLSRESPONSE']._serialized_end=1726
+  _globals['_DELETEPOOLREQUEST']._serialized_start=1728
+  _globals['_DELETEPOOLREQUEST']._serialized_end=1775
+  _globals['_RESIZEPOOLREQUEST']._serialized_start=1778
+  _globals['_RESIZEPOOLREQUEST']._serialized_end=1915
+  _globals['_LISTNODESREQUEST']._serialized_start=1917
+  _globals['_LISTNODESREQUEST']._serialized_end=2026
+  _globals['_LISTNODESRESPONSE']._serialized_start=2028
+  _globals['_LISTNODESRESPONSE']._serialized_end=2103
+  _globals['_GETNODEREQUEST']._serialized_start=2105
+  _globals['_GETNODEREQUEST']._serialized_end=2135
+  _globals['_LISTNODEFILESREQUEST']._serialized_start=2137
+  _globals['_LISTNODEFILESREQUEST']._serialized_end=2206
+  _globals['_LISTNODEFILESRESPONSE']._serialized_start=2208
+  _globals['_LISTNODEFILESRESPONSE']._serialized_end=2266
+  _globals['_POOLSERVICE']._serialized_start=2983
+  _globals['_POOLSERVICE']._serialized_end=3501
 # @@protoc_insertion_point(module_scope)

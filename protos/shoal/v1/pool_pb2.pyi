@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from shoal.v1 import certificate_pb2 as _certificate_pb2
 from shoal.v1 import common_pb2 as _common_pb2
 from shoal.v1 import identity_pb2 as _identity_pb2
 from google.protobuf.internal import containers as _containers
@@ -67,7 +68,7 @@ NODE_STATE_LEAVING_POOL: NodeState
 NODE_STATE_OFFLINE: NodeState
 
 class Pool(_message.Message):
-    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "user_accounts", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account")
+    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "user_accounts", "certificate_references", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +79,7 @@ class Pool(_message.Message):
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     USER_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_REFERENCES_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ALLOCATION_STATE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_NODES_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +97,7 @@ class Pool(_message.Message):
     provider: str
     metadata: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataItem]
     user_accounts: _containers.RepeatedCompositeFieldContainer[_identity_pb2.UserAccount]
+    certificate_references: _containers.RepeatedCompositeFieldContainer[_certificate_pb2.CertificateReference]
     state: PoolState
     allocation_state: AllocationState
     current_nodes: int
@@ -102,7 +105,7 @@ class Pool(_message.Message):
     state_transition_time: _timestamp_pb2.Timestamp
     etag: str
     account: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
 
 class RecentTask(_message.Message):
     __slots__ = ("job_id", "task_id", "attempt", "state", "exit_code")
@@ -119,7 +122,7 @@ class RecentTask(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("name", "id", "pool_id", "state", "ip_address", "task_slots", "running_task_slots", "total_tasks_run", "total_tasks_succeeded", "cores", "memory_bytes", "state_transition_time", "last_heartbeat_time", "start_task_info", "recent_tasks", "root_directory", "cpu_percent", "task_user_isolation", "agent_user")
+    __slots__ = ("name", "id", "pool_id", "state", "ip_address", "task_slots", "running_task_slots", "total_tasks_run", "total_tasks_succeeded", "cores", "memory_bytes", "state_transition_time", "last_heartbeat_time", "start_task_info", "recent_tasks", "root_directory", "cpu_percent", "task_user_isolation", "agent_user", "certificate_references")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +142,7 @@ class Node(_message.Message):
     CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
     TASK_USER_ISOLATION_FIELD_NUMBER: _ClassVar[int]
     AGENT_USER_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_REFERENCES_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     pool_id: str
@@ -158,7 +162,8 @@ class Node(_message.Message):
     cpu_percent: float
     task_user_isolation: bool
     agent_user: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., pool_id: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., ip_address: _Optional[str] = ..., task_slots: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., total_tasks_run: _Optional[int] = ..., total_tasks_succeeded: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_task_info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ..., recent_tasks: _Optional[_Iterable[_Union[RecentTask, _Mapping]]] = ..., root_directory: _Optional[str] = ..., cpu_percent: _Optional[float] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ...) -> None: ...
+    certificate_references: _containers.RepeatedCompositeFieldContainer[_certificate_pb2.CertificateReference]
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., pool_id: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., ip_address: _Optional[str] = ..., task_slots: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., total_tasks_run: _Optional[int] = ..., total_tasks_succeeded: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_task_info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ..., recent_tasks: _Optional[_Iterable[_Union[RecentTask, _Mapping]]] = ..., root_directory: _Optional[str] = ..., cpu_percent: _Optional[float] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ...) -> None: ...
 
 class CreatePoolRequest(_message.Message):
     __slots__ = ("pool", "request_id")

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
+from shoal.v1 import certificate_pb2 as _certificate_pb2
 from shoal.v1 import common_pb2 as _common_pb2
 from shoal.v1 import identity_pb2 as _identity_pb2
 from google.protobuf.internal import containers as _containers
@@ -161,7 +162,7 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., commands_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts")
+    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts", "certificates")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +172,7 @@ class Welcome(_message.Message):
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     USER_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     heartbeat_interval_seconds: float
@@ -180,7 +182,20 @@ class Welcome(_message.Message):
     account: str
     credential: str
     user_accounts: _containers.RepeatedCompositeFieldContainer[_identity_pb2.UserAccount]
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ...) -> None: ...
+    certificates: _containers.RepeatedCompositeFieldContainer[NodeCertificate]
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificates: _Optional[_Iterable[_Union[NodeCertificate, _Mapping]]] = ...) -> None: ...
+
+class NodeCertificate(_message.Message):
+    __slots__ = ("thumbprint", "certificate", "private_key", "visibility")
+    THUMBPRINT_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_KEY_FIELD_NUMBER: _ClassVar[int]
+    VISIBILITY_FIELD_NUMBER: _ClassVar[int]
+    thumbprint: str
+    certificate: bytes
+    private_key: bytes
+    visibility: _containers.RepeatedScalarFieldContainer[_certificate_pb2.CertificateVisibility]
+    def __init__(self, thumbprint: _Optional[str] = ..., certificate: _Optional[bytes] = ..., private_key: _Optional[bytes] = ..., visibility: _Optional[_Iterable[_Union[_certificate_pb2.CertificateVisibility, str]]] = ...) -> None: ...
 
 class MultiInstance(_message.Message):
     __slots__ = ("instance_index", "number_of_instances", "host_list", "agent_addresses", "coordination_command_line", "common_resource_files", "task_shared_dir", "exec_secret")
