@@ -1,7 +1,8 @@
 """A whole run, then every log it wrote is searched for every secret it used: none may be there.
 
 Secrets: the administrator's key, account keys (old and new), a node's task credential, a join
-token, the CA's and the nodes' private keys, a wrong key a caller sent.
+token, the CA's and the nodes' private keys, a wrong key a caller sent, a certificate's private key and
+its PFX password (right and wrong).
 """
 
 from __future__ import annotations
@@ -10,11 +11,17 @@ import json
 import sys
 from pathlib import Path
 
+import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from shoal.client import Client, TaskSpec, Unauthenticated
 from shoal.client.credentials import resolve
-from tests.e2e.harness import ServerProcess
+from shoal.v1 import certificate_pb2 as C
+from shoal.v1 import certificate_pb2_grpc, task_pb2
+from tests.certfiles import make_pfx
+from tests.e2e.harness import ServerProcess, sh
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -71,6 +78,7 @@ def test_no_secret_reaches_a_log(server: ServerProcess, tmp_path: Path) -> None:
         token = teamx.tasks.read_file("xjob", "shows", "stdout.txt").decode().strip()
         assert token.startswith("st1.teamx.xp.")
         secrets["task credential"] = token
+    _certificate_secrets(server, secrets)
     secrets["CA key"] = _pem_body(server.data_dir / "certs" / "ca.key")
     for key_file in server.data_dir.rglob("node.key"):
         secrets[f"node key {key_file.parent}"] = _pem_body(key_file)
@@ -82,3 +90,30 @@ def test_no_secret_reaches_a_log(server: ServerProcess, tmp_path: Path) -> None:
             assert secret and secret not in text, f"the {what} is in {path}"
     # (The resolved credentials of this process never name another server's key.)
     assert resolve("127.0.0.9:1").key is None
+
+
+def _certificate_secrets(server: ServerProcess, secrets: dict[str, str]) -> None:
+    """A PFX added (after a wrong password), referenced by a pool whose node installs its key, used by a task."""
+    password, wrong = "pfx-pa55word-kept", "pfx-wr0ng-pa55word"
+    pfx, tp = make_pfx("no-secrets", password)
+    key = pkcs12.load_key_and_certificates(pfx, password.encode())[0]
+    assert key is not None
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    secrets |= {"PFX password": password, "wrong PFX password": wrong}
+    secrets["certificate key"] = "".join(ln for ln in key_pem.splitlines() if not ln.startswith("-----"))[:64]
+    assert server.channel is not None
+    certs = certificate_pb2_grpc.CertificateServiceStub(server.channel)
+    with pytest.raises(grpc.RpcError) as e:
+        certs.AddCertificate(C.AddCertificateRequest(data=pfx, format=C.CERTIFICATE_FORMAT_PFX, password=wrong))
+    assert wrong not in str(e.value.details())
+    added = certs.AddCertificate(C.AddCertificateRequest(data=pfx, format=C.CERTIFICATE_FORMAT_PFX, password=password))
+    assert password not in str(added) and "PRIVATE" not in str(added)
+    server.create_pool("cp", nodes=1, certificate_references=[C.CertificateReference(thumbprint=tp)])
+    server.wait_nodes("cp", 1)
+    server.create_job("cj", "cp")
+    server.add(
+        "cj", [task_pb2.TaskSpec(id="k", command_line=sh('test -s "$SHOAL_CERTIFICATES_DIR/sha1-' + tp + '.key"'))]
+    )
+    assert server.wait_job_tasks("cj")["k"].execution_info.exit_code == 0

@@ -42,6 +42,7 @@ from shoal.server.app import ServerConfig, ShoalServer
 from shoal.tlsconfig import server_credentials
 from shoal.v1 import (
     account_pb2,
+    certificate_pb2,
     job_pb2,
     job_pb2_grpc,
     join_pb2,
@@ -75,6 +76,7 @@ SERVICES = [
     task_pb2.DESCRIPTOR.services_by_name["TaskService"],
     storage_pb2.DESCRIPTOR.services_by_name["StorageService"],
     account_pb2.DESCRIPTOR.services_by_name["AccountService"],
+    certificate_pb2.DESCRIPTOR.services_by_name["CertificateService"],
     join_pb2.DESCRIPTOR.services_by_name["JoinService"],
 ]
 #: Sent with the administrator's key (the rest with the default account's).
