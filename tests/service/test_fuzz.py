@@ -11,9 +11,9 @@ holding a pool with a joined node that serves its files for real (the agent's No
 temporary node root), a job with a task running there, and a container with a blob.
 
 Each answer must be a deliberate status (none of `FORBIDDEN`), and nothing may log a traceback.
-The default run sends `DEFAULT_EXAMPLES` requests; `SHOAL_FUZZ_EXAMPLES=10000` makes a long run
-(`make test` makes one, in its pass over the sources),
-which prints the statuses it saw.
+The default run sends `DEFAULT_EXAMPLES` requests; `SHOAL_FUZZ_EXAMPLES=N` makes a longer run (`make test`
+sends 4,000 in its pass over the sources; `SHOAL_FUZZ_EXAMPLES=10000 make test` a long one), which prints
+the statuses it saw.
 """
 
 from __future__ import annotations
