@@ -325,7 +325,7 @@ class CertificateReference:
         # only when that part is not hexadecimal.
         head, sep, tail = text.rpartition(":")
         if sep and tail and not re.fullmatch(r"[0-9a-fA-F]{2}", tail.strip()):
-            return cls(thumbprint=head, visibility=tuple(v for v in tail.split(",") if v.strip()))
+            return cls(thumbprint=head, visibility=tuple(_visibility(v.strip()) for v in tail.split(",") if v.strip()))
         if sep and not tail:
             return cls(thumbprint=head)
         return cls(thumbprint=text)
