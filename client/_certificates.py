@@ -311,11 +311,17 @@ class CertificateReference:
     @classmethod
     def from_proto(cls, msg: certificate_pb2.CertificateReference) -> CertificateReference:
         """Build from a ``shoal.v1.CertificateReference``."""
-        return cls(
-            thumbprint=msg.thumbprint,
-            thumbprint_algorithm=msg.thumbprint_algorithm or "sha1",
-            visibility=tuple(_VISIBILITIES[v] for v in msg.visibility if v in _VISIBILITIES),
-        )
+        visibility = tuple(_VISIBILITIES[v] for v in msg.visibility if v in _VISIBILITIES)
+        algorithm = msg.thumbprint_algorithm or "sha1"
+        try:
+            return cls(thumbprint=msg.thumbprint, thumbprint_algorithm=algorithm, visibility=visibility)
+        except InvalidArgument:
+            # A result is read as it is, never refused: reading a pool must not fail on one reference.
+            ref = object.__new__(cls)
+            for name, value in (("thumbprint", msg.thumbprint), ("visibility", visibility)):
+                object.__setattr__(ref, name, value)
+            object.__setattr__(ref, "thumbprint_algorithm", algorithm)
+            return ref
 
     @classmethod
     def parse(cls, text: str) -> CertificateReference:

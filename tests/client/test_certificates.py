@@ -100,6 +100,11 @@ def test_reference_proto_round_trip() -> None:
     assert CertificateReference.from_proto(certificate_pb2.CertificateReference(thumbprint=THUMB)).visibility == ()
     with pytest.raises(InvalidArgument):
         CertificateReference(thumbprint=THUMB, thumbprint_algorithm="sha256")
+    # What a server answers is read as it is, even what this client would not send.
+    odd = CertificateReference.from_proto(
+        certificate_pb2.CertificateReference(thumbprint="x", thumbprint_algorithm="md5")
+    )
+    assert (odd.thumbprint, odd.thumbprint_algorithm, odd.visibility) == ("x", "md5", ())
 
 
 def test_pool_and_node_carry_their_references() -> None:
