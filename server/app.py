@@ -30,11 +30,13 @@ from shoal.server.api.accounts import AccountServicer
 from shoal.server.api.agentgate import AgentGate
 from shoal.server.api.agents import AgentServicer
 from shoal.server.api.auth import AuthenticatingRegistrar, Authenticator
+from shoal.server.api.certificates import CertificateServicer
 from shoal.server.api.jobs import JobServicer
 from shoal.server.api.join import JoinServicer
 from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.pools import PoolServicer
 from shoal.server.api.tasks import TaskServicer
+from shoal.server.certificates.registry import CertificateRegistry
 from shoal.server.controllers.health import run_health
 from shoal.server.controllers.scheduler import run_scheduler
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
@@ -48,6 +50,8 @@ from shoal.tlsconfig import server_credentials
 from shoal.v1 import (
     account_pb2,
     account_pb2_grpc,
+    certificate_pb2,
+    certificate_pb2_grpc,
     job_pb2,
     job_pb2_grpc,
     join_pb2,
@@ -196,6 +200,10 @@ class ShoalServer:
         await accounts.ensure(DEFAULT_ACCOUNT)
         if self.config.secure:
             self.cp.node_credential = accounts.task_credential
+        certificates = CertificateRegistry(self.store, secret, self.config.clock)
+        certificates.load(self.cp.certificate_rows)
+        self.cp.certificate_rows = []
+        self.cp.node_certificates = certificates.node_certificates
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -214,13 +222,20 @@ class ShoalServer:
             rec = accounts.accounts.get(account)
             return rec.quotas if rec is not None else Quotas()
 
-        pool_pb2_grpc.add_PoolServiceServicer_to_server(PoolServicer(self.cp, self.channels, quotas), services)
+        pool_pb2_grpc.add_PoolServiceServicer_to_server(
+            PoolServicer(self.cp, self.channels, quotas, certificates.states), services
+        )
         job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp, quotas), services)
         task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.cp, self.channels), services)
         storage_pb2_grpc.add_StorageServiceServicer_to_server(StorageServicer(self.blob_stores), services)
-        account_pb2_grpc.add_AccountServiceServicer_to_server(
-            AccountServicer(accounts, self.cp, self.blob_stores.holds_containers), services
+        certificate_pb2_grpc.add_CertificateServiceServicer_to_server(
+            CertificateServicer(certificates, self.cp), services
         )
+
+        def holds_data(account: str) -> bool:
+            return self.blob_stores.holds_containers(account) or certificates.holds_any(account)
+
+        account_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(accounts, self.cp, holds_data), services)
         # The agent port: mutual TLS with certificates of the cluster CA, apart from the public API.
         agent_server = grpc.aio.server(options=options)
         agent_services = guarded(agent_server, agents.SELF_CHECKED)
@@ -248,6 +263,7 @@ class ShoalServer:
             task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
             storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name,
             account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
+            certificate_pb2.DESCRIPTOR.services_by_name["CertificateService"].full_name,
             join_pb2.DESCRIPTOR.services_by_name["JoinService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,

@@ -54,7 +54,7 @@ def _key_pem(key: PrivateKey) -> bytes:
     )
 
 
-def make_cert(cn: str, *, days: int = 30, rsa: bool = False) -> tuple[bytes, bytes, bytes, str]:
+def make_cert(cn: str = "shoal-test", *, days: int = 30, rsa: bool = False) -> tuple[bytes, bytes, bytes, str]:
     """A new self-signed certificate for ``cn``: ``(cert_pem, key_pem, der, thumbprint)``.
 
     ``key_pem`` is the private key, PKCS #8 PEM, unencrypted.
@@ -65,7 +65,7 @@ def make_cert(cn: str, *, days: int = 30, rsa: bool = False) -> tuple[bytes, byt
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key), der, thumbprint_of(der)
 
 
-def make_pfx(cn: str, password: str = "", *, days: int = 30, rsa: bool = False) -> tuple[bytes, str]:
+def make_pfx(cn: str = "shoal-test", password: str = "", *, days: int = 30, rsa: bool = False) -> tuple[bytes, str]:
     """A new self-signed certificate for ``cn`` with its private key, as a PFX under ``password``
     (none when empty): ``(pfx_bytes, thumbprint)``."""
     pfx, _cert_pem, _key_pem, thumbprint = make_pfx_parts(cn, password, days=days, rsa=rsa)
@@ -73,7 +73,7 @@ def make_pfx(cn: str, password: str = "", *, days: int = 30, rsa: bool = False) 
 
 
 def make_pfx_parts(
-    cn: str, password: str = "", *, days: int = 30, rsa: bool = False
+    cn: str = "shoal-test", password: str = "", *, days: int = 30, rsa: bool = False
 ) -> tuple[bytes, bytes, bytes, str]:
     """As :func:`make_pfx`, with what is inside it: ``(pfx_bytes, cert_pem, key_pem, thumbprint)``, so that a
     test can compare what a node installed with what went in."""

@@ -48,7 +48,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     def __init__(self, registry: AccountRegistry, cp: ControlPlane, holds_containers: Callable[[str], bool]) -> None:
         self.registry = registry
         self.cp = cp
-        #: Whether an account still has storage containers (deleting it would orphan them).
+        #: Whether an account still has storage containers or certificates (deleting it would orphan them).
         self.holds_containers = holds_containers
 
     def _message(self, rec: AccountRec) -> account_pb2.Account:
@@ -124,7 +124,8 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         if used.pools or jobs or self.holds_containers(account_id):
             raise failed_precondition(
                 "ACCOUNT_NOT_EMPTY",
-                f"account {account_id!r} still holds pools, jobs or storage containers: delete them first",
+                f"account {account_id!r} still holds pools, jobs, storage containers or certificates: "
+                "delete them first",
             )
         await self.registry.delete(account_id)
         return account_pb2.DeleteAccountResponse()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
@@ -20,6 +22,7 @@ from shoal.server.api.validation import (
     check_request_id,
     clear_output_only,
 )
+from shoal.server.certificates import model as certificates
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
 from shoal.v1 import pool_pb2, pool_pb2_grpc
@@ -30,10 +33,18 @@ Ctx = grpc.aio.ServicerContext
 class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     """Serves PoolService from the control plane."""
 
-    def __init__(self, cp: ControlPlane, channels: NodeChannels, quotas: tenancy.QuotasOf = tenancy.no_quotas) -> None:
+    def __init__(
+        self,
+        cp: ControlPlane,
+        channels: NodeChannels,
+        quotas: tenancy.QuotasOf = tenancy.no_quotas,
+        certificate_states: Callable[[str], dict[str, int]] | None = None,
+    ) -> None:
         self.cp = cp
         self.channels = channels
         self.quotas = quotas
+        #: thumbprint → state of an account's certificates (None: a server without certificates).
+        self.certificate_states = certificate_states or (lambda account: {})
 
     @rpc_errors
     async def CreatePool(self, request: pool_pb2.CreatePoolRequest, context: Ctx) -> pool_pb2.Pool:
@@ -42,6 +53,14 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
             raise invalid("INVALID_POOL", v)
         clear_output_only(request.pool, POOL_OUTPUT_ONLY)
         account = request.pool.account = caller().account
+        refs = request.pool.certificate_references
+        if refs:
+            v = certificates.reference_problems(refs, self.certificate_states(account))
+            if v:
+                raise invalid("INVALID_CERTIFICATE_REFERENCE", v)
+            normalized = certificates.normalized_references(refs)
+            del refs[:]
+            refs.extend(normalized)
         tenancy.check_quota(self.cp, account, self.quotas(account), pools=1, nodes=request.pool.target_nodes)
         return tagged(await self.cp.create_pool(request.pool, tenancy.scoped_request_id(account, request.request_id)))
 

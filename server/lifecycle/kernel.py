@@ -30,7 +30,7 @@ from shoal.server.domain.errors import NotFound
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import TAG_HAS_ATTEMPT, AgentSession, JobRec, NodeRec, PoolRec, TaskRec
 from shoal.server.store.base import Delete, Op, Row, Rows, Store, StoredRow
-from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+from shoal.v1 import certificate_pb2, common_pb2, job_pb2, pool_pb2, task_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.attempts import AttemptLifecycle
@@ -166,6 +166,12 @@ class Kernel:
         self.node_credential: Callable[[str, str, str], str] | None = None
         #: The rows of the `accounts` table as read at start-up (handed to the account registry).
         self.account_rows: list[StoredRow] = []
+        #: The rows of the `certificates` table as read at start-up (handed to the certificate registry).
+        self.certificate_rows: list[StoredRow] = []
+        #: What a node of a pool installs, from (account, the pool's certificate references); None: nothing.
+        self.node_certificates: (
+            Callable[[str, Sequence[certificate_pb2.CertificateReference]], list[agent_pb2.NodeCertificate]] | None
+        ) = None
         #: Every job with queued tasks, and perhaps some whose queue emptied since or that are gone
         #: (`queued_jobs` drops those as it meets them): the scheduler looks here, not at every job.
         self.waiting_jobs: dict[str, JobRec] = {}
@@ -236,6 +242,7 @@ class Kernel:
             self.requests[row.key] = row.data.decode()
         # (Read by the account registry, which lives beside the control plane: see `shoal.server.accounts`.)
         self.account_rows = loaded.tables["accounts"]
+        self.certificate_rows = loaded.tables["certificates"]
         for row in loaded.tables["pools"]:
             pool = P.Pool.FromString(row.data)
             self.pools[row.key] = PoolRec(row.key, pool)

@@ -209,6 +209,7 @@ class NodeLifecycle:
             welcome.user_accounts.extend(pool.proto.user_accounts)
         if run_start and start is not None:
             welcome.start_task.CopyFrom(start)
+        self._give_certificates(pool, node, welcome)
         session.send(agent_pb2.ServerMessage(welcome=welcome))
         if reg.pending_events:
             session.ack(max(e.event_id for e in reg.pending_events))
@@ -223,6 +224,18 @@ class NodeLifecycle:
                 )
         self.k.kick_scheduler()
         return session
+
+    def _give_certificates(self, pool: PoolRec, node: NodeRec, welcome: agent_pb2.Welcome) -> None:
+        """The pool's certificates for the node to install (before its start task), and the node's record
+        of them: the node holds exactly these until its agent next joins (a deletion checks it)."""
+        refs = pool.proto.certificate_references
+        if self.k.node_certificates is not None and refs:
+            welcome.certificates.extend(self.k.node_certificates(pool.proto.account or DEFAULT_ACCOUNT, refs))
+        installed = [c.thumbprint for c in welcome.certificates]
+        if [r.thumbprint for r in node.proto.certificate_references] != installed:
+            del node.proto.certificate_references[:]
+            node.proto.certificate_references.extend(r for r in refs if r.thumbprint in installed)
+            self.k.mark("nodes", node.key, node)
 
     def join(self, pool: PoolRec, reg: agent_pb2.Register) -> NodeRec:
         self.k.meta["node_counter"] += 1

@@ -19,6 +19,8 @@ from typing import NamedTuple, Protocol
 #: blocked by them (see `lifecycle.dependencies`); `parent` is the job.
 #: `jobtasks`: per job and node, its preparation and release tasks' runs there (`lifecycle.jobprep`).
 #: `accounts`: the tenants and their sealed keys, and the sealed administrator key (`server.accounts`).
+#: `certificates`: the accounts' certificates, private keys sealed; `parent` is the account
+#: (`server.certificates`).
 TABLES = (
     "pools",
     "nodes",
@@ -30,6 +32,7 @@ TABLES = (
     "tombstones",
     "jobtasks",
     "accounts",
+    "certificates",
 )
 
 

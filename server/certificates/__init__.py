@@ -1,0 +1,1 @@
+"""Batch certificates: an account's X.509 certificates (and private keys), installed on its pools' nodes."""
