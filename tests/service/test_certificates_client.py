@@ -164,10 +164,12 @@ async def test_pool_references_round_trip(server: Any) -> None:
             CertificateReference.parse(f"sha1-{thumb2}"),
         )
         made = client.pools.create(id="with-certs", target_nodes=0, certificate_references=refs)
-        assert made.certificate_references == refs
-        assert client.pools.get("with-certs").certificate_references == refs
+        # No visibility means every one, and the server spells them out.
+        every = (CertificateVisibility.START_TASK, CertificateVisibility.TASK, CertificateVisibility.REMOTE_USER)
+        want = (refs[0], CertificateReference(thumbprint=thumb2, visibility=every))
+        assert made.certificate_references == want
+        assert client.pools.get("with-certs").certificate_references == want
         listed = {p.id: p for p in client.pools.list()}
-        assert listed["with-certs"].certificate_references == refs
-        assert refs[1].visibility == ()
+        assert listed["with-certs"].certificate_references == want
 
     await in_thread(server, scenario)
