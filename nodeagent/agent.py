@@ -23,7 +23,7 @@ from shoal.agentidentity import CA_FILE, AgentIdentity, identity_dir
 from shoal.certs.authority import ROLE_NODE, CertificateError, identity_of, not_after
 from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
-from shoal.nodeagent import process
+from shoal.nodeagent import certificates, process
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.execport import ExecEndpoint
 from shoal.nodeagent.execport import server_context as exec_server_context
@@ -138,6 +138,8 @@ class Agent:
         self._start_task: asyncio.Task[None] | None = None
         self._start_task_pgid: int | None = None
         self._start_task_report: common_pb2.StartTaskInfo | None = None
+        #: Giving the pool's named users their REMOTE_USER certificates (after a Welcome), if under way.
+        self._certificates_given: asyncio.Task[None] | None = None
         self.start_task_succeeded = False
         self._root_lock: int | None = None
         self.watchdog: Watchdog | None = None
@@ -519,6 +521,7 @@ class Agent:
         self.heartbeat_interval = w.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL
         # (Before the start task and the first tasks: their users are made from here on.)
         self.users.configure(self.pool_id, w.user_accounts)
+        self._install_certificates(w)
         self.runner.set_slots(w.task_slots)
         running = self._start_task is not None and not self._start_task.done()
         if w.run_start_task and not running:
@@ -527,6 +530,20 @@ class Agent:
             conn.send(agent_pb2.AgentMessage(start_task=agent_pb2.StartTaskReport(info=self._start_task_report)))
         self.welcomed.set()
         self.welcomed = asyncio.Event()
+
+    def _install_certificates(self, w: agent_pb2.Welcome) -> None:
+        """The pool's certificates into the node's store before the start task runs (a failure is logged and
+        leaves tasks without them: they find no certificate directory), then to the named users' homes."""
+        try:
+            self.layout.certificates.install(w.certificates)
+        except OSError:
+            log.exception("could not install the pool's certificates")
+            return
+        if self.layout.certificates.visible(certificates.REMOTE_USER):
+            # (The start task waits for this: the named users have theirs before the node is ready.)
+            self._certificates_given = self._spawn(
+                certificates.give_named_users(self.layout.certificates, self.users, list(w.user_accounts))
+            )
 
     async def _hold(self, conn: _Connection, seconds: float, reason: Callable[[], object]) -> None:
         """Wait up to `seconds` while `reason()` holds, looking again at each new event; a message
@@ -633,6 +650,8 @@ class Agent:
 
     async def _run_start_task(self, start_task: common_pb2.StartTask) -> None:
         self.start_task_succeeded = False
+        if self._certificates_given is not None:
+            await asyncio.wait([self._certificates_given])
         try:
             await run_start_task(
                 start_task,

@@ -43,7 +43,7 @@ from google.protobuf import json_format
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
-from shoal.nodeagent import envvars, process, safeopen, taskdirs
+from shoal.nodeagent import certificates, envvars, process, safeopen, taskdirs
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.journal import Journal
 from shoal.nodeagent.layout import NodeLayout, working_dir
@@ -433,9 +433,15 @@ class JobTasks:
             await asyncio.to_thread(
                 _fresh_dir, self._layout.root, run.task_dir, fresh=fresh, owner=run.owner, mode=mode
             )
+            certs_dir = None
+            if self._layout.certificates.visible(certificates.TASK):
+                certs_dir = await asyncio.to_thread(
+                    self._layout.certificates.provide, run.task_dir, certificates.TASK, run.owner
+                )
         except (OSError, UnsafePathError) as e:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", str(e))), 0
         env = self._environment(run, wd)
+        env.update(certificates.certificates_env(certs_dir))
         outcome = await self._stage(run, wd)
         if outcome is not None:
             await asyncio.to_thread(taskdirs.touch_outputs, run.task_dir)

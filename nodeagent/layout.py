@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from shoal.nodeagent.certificates import NodeCertificates
 from shoal.paths import UnsafePathError, check_relative_path
 
 #: The variable every process of a task (and of the start task) carries: its node root. Orphans are
@@ -80,8 +81,13 @@ class NodeLayout:
 
     @property
     def certs(self) -> Path:
-        """Certificates."""
+        """Certificates (the agent's own copies: see `certificates`)."""
         return self.root / "certs"
+
+    @cached_property
+    def certificates(self) -> NodeCertificates:
+        """The certificates the node holds (installed at each Welcome; not part of the layout's identity)."""
+        return NodeCertificates(self.root)
 
     @property
     def node_id_file(self) -> Path:

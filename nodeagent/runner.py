@@ -20,7 +20,7 @@ from typing import Any
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
-from shoal.nodeagent import envvars, process, retention, taskdirs
+from shoal.nodeagent import certificates, envvars, process, retention, taskdirs
 from shoal.nodeagent.config import AgentConfig
 from shoal.nodeagent.jobtasks import JobTasks, job_preparation_failed
 from shoal.nodeagent.layout import NodeLayout, root_of_task_dir, working_dir
@@ -469,9 +469,16 @@ class TaskRunner:
             elif not taskdirs.make_task_dir(task_dir, wd, owner):
                 # A directory left by an earlier attempt: removing it may take a while.
                 await asyncio.to_thread(taskdirs.fresh_task_dir, task_dir, owner)
+            certs_dir = None
+            if self._layout.certificates.visible(certificates.TASK):
+                certs_dir = await asyncio.to_thread(
+                    self._layout.certificates.provide, task_dir, certificates.TASK, owner
+                )
         except OSError as e:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", str(e)))
         attempt.env = self._environment(attempt, task_dir, wd, shared_dir)
+        if certs_dir:
+            attempt.env.update(certificates.certificates_env(certs_dir))
 
         if mi is not None:
             # Common resource files into the shared directory, then the coordination command.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shoal.clock import Clock, to_timestamp
-from shoal.nodeagent import envvars, ownership, process
+from shoal.nodeagent import certificates, envvars, ownership, process
 from shoal.nodeagent.layout import NodeLayout, working_dir
 from shoal.nodeagent.outcome import SERVER_ERROR, USER_ERROR, Outcome, failure, outcome_of
 from shoal.nodeagent.staging import StagingError, stage_resource_files
@@ -65,6 +65,7 @@ async def run_start_task(
             run_as = await users.acquire(identity, "startup", shared_dir=True)
             owner = (run_as.uid, run_as.gid) if run_as is not None else None
         await asyncio.to_thread(_fresh_startup_dir, startup, owner)
+        certs_dir = await asyncio.to_thread(layout.certificates.provide, startup, certificates.START_TASK, owner)
         await stage_resource_files(start_task.resource_files, wd, storage, root=layout.root, owner=owner)
     except IdentityError as e:
         outcome = Outcome(
@@ -84,6 +85,7 @@ async def run_start_task(
         )
         if run_as is not None:
             envvars.set_user(env, run_as, startup)
+        env.update(certificates.certificates_env(certs_dir))
         limit = start_task.max_task_retry_count
         while True:
             try:

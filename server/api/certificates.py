@@ -33,8 +33,8 @@ def usages(cp: ControlPlane) -> Iterator[model.Usage]:
             )
     for node in cp.nodes.values():
         if node.proto.certificate_references:
-            pool = cp.pools.get(node.pool_key)
-            account = owner(pool.proto) if pool is not None else DEFAULT_ACCOUNT
+            its_pool = cp.pools.get(node.pool_key)
+            account = owner(its_pool.proto) if its_pool is not None else DEFAULT_ACCOUNT
             yield model.Usage(
                 "node",
                 node.proto.name,
