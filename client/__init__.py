@@ -14,6 +14,15 @@
 from __future__ import annotations
 
 from ._accounts import Account, AccountKeys, AccountQuotas, AccountsAPI
+from ._certificates import (
+    Certificate,
+    CertificateFormat,
+    CertificateReference,
+    CertificatesAPI,
+    CertificateState,
+    CertificateVisibility,
+    DeleteCertificateError,
+)
 from ._client import (
     DEFAULT_ADDRESS,
     Client,
@@ -106,9 +115,16 @@ __all__ = [
     "AutoUserScope",
     "Blob",
     "Cancelled",
+    "Certificate",
+    "CertificateFormat",
+    "CertificateReference",
+    "CertificateState",
+    "CertificateVisibility",
+    "CertificatesAPI",
     "Client",
     "Container",
     "DeadlineExceeded",
+    "DeleteCertificateError",
     "DependencyAction",
     "DependencyState",
     "DependencyStatus",

@@ -17,6 +17,7 @@ import grpc
 from shoal.v1 import join_pb2, pool_pb2, storage_pb2
 
 from ._accounts import AccountsAPI
+from ._certificates import CertificateReference, CertificatesAPI
 from ._jobs import JobsAPI
 from ._rpc import PAGE_SIZE, Rpc, wait_or_cancel
 from ._tasks import TasksAPI, TaskWatch
@@ -88,11 +89,13 @@ class PoolsAPI:
         metadata: Mapping[str, str] | None = None,
         request_id: str | None = None,
         user_accounts: Sequence[UserAccount] = (),
+        certificate_references: Sequence[CertificateReference] = (),
     ) -> Pool:
         """Create a pool; its nodes come up asynchronously (see :meth:`wait_nodes_idle`).
 
         ``metadata``: name/value pairs kept for its users, in their order. ``user_accounts``: named users its
-        nodes make, for tasks whose :class:`UserIdentity` names one.
+        nodes make, for tasks whose :class:`UserIdentity` names one. ``certificate_references``: certificates
+        of the account (:attr:`Client.certificates`) its nodes install, and for whom; fixed at creation.
         """
         pool = pool_pb2.Pool(
             id=id,
@@ -103,6 +106,7 @@ class PoolsAPI:
             provider=provider,
             metadata=_metadata_to_proto(metadata or {}),
             user_accounts=[a.to_proto() for a in user_accounts],
+            certificate_references=[r.to_proto() for r in certificate_references],
         )
         if start_task is not None:
             pool.start_task.CopyFrom(start_task.to_proto())
@@ -468,6 +472,8 @@ class Client:
     """Tasks of jobs."""
     storage: StorageAPI
     """Containers and blobs."""
+    certificates: CertificatesAPI
+    """The account's certificates."""
     address: str
     """The server address in use."""
 
@@ -491,6 +497,7 @@ class Client:
         self.tasks = TasksAPI(self._rpc)
         self.storage = StorageAPI(self._rpc)
         self.accounts = AccountsAPI(self._rpc)
+        self.certificates = CertificatesAPI(self._rpc)
 
     @classmethod
     def connect(

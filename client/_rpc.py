@@ -11,6 +11,7 @@ import grpc
 
 from shoal.v1 import (
     account_pb2_grpc,
+    certificate_pb2_grpc,
     job_pb2_grpc,
     join_pb2_grpc,
     pool_pb2_grpc,
@@ -38,6 +39,7 @@ class Rpc:
         self.tasks = task_pb2_grpc.TaskServiceStub(channel)
         self.storage = storage_pb2_grpc.StorageServiceStub(channel)
         self.accounts = account_pb2_grpc.AccountServiceStub(channel)
+        self.certificates = certificate_pb2_grpc.CertificateServiceStub(channel)
         self.join = join_pb2_grpc.JoinServiceStub(channel)
 
     def unary(self, method: Callable[..., T], request: Any, *, timeout: float | None = None) -> T:

@@ -18,6 +18,7 @@ import click
 from shoal.pool_providers import DEFAULT_POOL_PROVIDER, POOL_PROVIDERS
 
 from .cli_accounts import account
+from .cli_certificates import certificate
 from .cli_common import (
     _FILE_COLUMNS,
     _OUTPUT,
@@ -75,6 +76,7 @@ def cli(ctx: click.Context, address: str | None, account: str | None, key: str |
 
 # Each resource's commands live in a file of their own.
 cli.add_command(account)
+cli.add_command(certificate)
 cli.add_command(job)
 cli.add_command(task)
 
@@ -137,6 +139,14 @@ def pool() -> None:
     metavar="NAME[:admin][:UID:GID]",
     help="A named user every node makes, for tasks run as user:NAME (repeatable).",
 )
+@click.option(
+    "--certificate",
+    "certificates",
+    multiple=True,
+    metavar="THUMBPRINT[:VIS[,VIS...]]",
+    help="A certificate of the account (`shoal certificate add`) every node installs, for VIS: start_task, "
+    "task, remote_user (none: all). Repeatable; fixed at creation.",
+)
 @click.option("--inter-node", is_flag=True, help="Enable inter-node communication (multi-instance tasks).")
 @click.option("--display-name", default="")
 @click.option(
@@ -161,6 +171,7 @@ def pool_create(
     start_task_run_as: str | None,
     start_task_elevation: str | None,
     user_account: tuple[str, ...],
+    certificates: tuple[str, ...],
     inter_node: bool,
     display_name: str,
     provider: str | None,
@@ -168,6 +179,7 @@ def pool_create(
     output: str,
 ) -> None:
     """Create pool POOL_ID."""
+    from ._certificates import CertificateReference
     from .identity_types import UserAccount, UserIdentity
     from .types import StartTaskSpec
 
@@ -195,6 +207,7 @@ def pool_create(
         display_name=display_name,
         provider=provider or "",
         user_accounts=[UserAccount.parse(a) for a in user_account],
+        certificate_references=[CertificateReference.parse(c) for c in certificates],
     )
     if wait_timeout is not None:
         client.pools.wait_nodes_idle(pool_id, timeout=wait_timeout)

@@ -6,6 +6,7 @@ storage and processes; ``cli_jobs.py``; ``cli_tasks.py``).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import json
@@ -128,6 +129,9 @@ def _plain(value: Any) -> Any:
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "proto"}
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, bytes):
+        # As the proto JSON mapping writes bytes.
+        return base64.b64encode(value).decode()
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, timedelta):

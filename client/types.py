@@ -21,6 +21,7 @@ from typing import Any
 
 from shoal.v1 import common_pb2, job_pb2, join_pb2, pool_pb2, storage_pb2, task_pb2
 
+from ._certificates import CertificateReference
 from .common_types import (
     _RESULTS,
     FailureInfo,
@@ -595,6 +596,8 @@ class Pool:
     """Name/value pairs kept for its users, in their order; Shoal gives them no meaning."""
     user_accounts: tuple[UserAccount, ...] = ()
     """Named users its nodes make, for tasks whose identity names one."""
+    certificate_references: tuple[CertificateReference, ...] = ()
+    """Certificates of its account that its nodes install, and for whom."""
     proto: pool_pb2.Pool = field(repr=False, compare=False)
     """The raw ``shoal.v1.Pool`` message."""
 
@@ -618,6 +621,7 @@ class Pool:
             etag=msg.etag,
             metadata=_metadata_from_proto(msg.metadata),
             user_accounts=tuple(UserAccount.from_proto(a) for a in msg.user_accounts),
+            certificate_references=tuple(CertificateReference.from_proto(r) for r in msg.certificate_references),
             proto=msg,
         )
 
@@ -681,6 +685,8 @@ class Node:
     ``agent_user`` (the agent is not root, or cannot isolate; its log says why)."""
     agent_user: str = ""
     """The user its agent runs as."""
+    certificate_references: tuple[CertificateReference, ...] = ()
+    """The certificates installed on it (its pool's references when its agent last started)."""
     proto: pool_pb2.Node = field(repr=False, compare=False)
     """The raw ``shoal.v1.Node`` message."""
 
@@ -718,6 +724,7 @@ class Node:
             cpu_percent=msg.cpu_percent,
             task_user_isolation=msg.task_user_isolation,
             agent_user=msg.agent_user,
+            certificate_references=tuple(CertificateReference.from_proto(r) for r in msg.certificate_references),
             proto=msg,
         )
 

@@ -14,6 +14,7 @@ through it (:meth:`FakeShoal.set_dependency_state`, ``prep_statuses``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import threading
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from shoal.v1 import (
+    certificate_pb2,
+    certificate_pb2_grpc,
     common_pb2,
     job_pb2,
     job_pb2_grpc,
@@ -108,6 +111,7 @@ class FakeShoal(
     job_pb2_grpc.JobServiceServicer,
     task_pb2_grpc.TaskServiceServicer,
     storage_pb2_grpc.StorageServiceServicer,
+    certificate_pb2_grpc.CertificateServiceServicer,
 ):
     """The state and the servicers."""
 
@@ -131,6 +135,10 @@ class FakeShoal(
         self.disable_requests: list[job_pb2.DisableJobRequest] = []
         #: What ListPreparationAndReleaseTaskStatus answers, per job.
         self.prep_statuses: dict[str, list[job_pb2.PreparationAndReleaseTaskStatus]] = {}
+        self.certificates: dict[str, certificate_pb2.Certificate] = {}
+        self.add_certificate_requests: list[certificate_pb2.AddCertificateRequest] = []
+        #: Thumbprints whose deletion fails, with the pools that "use" them (tests set this).
+        self.certificates_in_use: dict[str, list[str]] = {}
 
     # ---------------------------------------------------------------- pools
     @handled
@@ -660,6 +668,105 @@ class FakeShoal(
         del blobs[request.blob_name]
         return storage_pb2.DeleteBlobResponse()
 
+    # ---------------------------------------------------------------- certificates
+    @handled
+    async def AddCertificate(
+        self, request: certificate_pb2.AddCertificateRequest, context: Any
+    ) -> certificate_pb2.Certificate:
+        # Reads the file as the API says it is encoded, so that a test sees what the client sent.
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        self.add_certificate_requests.append(request)
+        try:
+            if request.format == certificate_pb2.CERTIFICATE_FORMAT_PFX:
+                key, cert, _ = pkcs12.load_key_and_certificates(request.data, request.password.encode() or None)
+            elif request.data.lstrip().startswith(b"-----BEGIN"):
+                key, cert = None, x509.load_pem_x509_certificate(request.data)
+            else:
+                key, cert = None, x509.load_der_x509_certificate(request.data)
+        except ValueError as e:
+            raise Abort(rich_status(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CERTIFICATE", str(e))) from None
+        assert cert is not None
+        der = cert.public_bytes(serialization.Encoding.DER)
+        thumb = hashlib.sha1(der).hexdigest()
+        if request.thumbprint and request.thumbprint.lower() != thumb:
+            raise Abort(rich_status(grpc.StatusCode.INVALID_ARGUMENT, "THUMBPRINT_MISMATCH", "not its thumbprint"))
+        if thumb in self.certificates:
+            raise Abort(rich_status(grpc.StatusCode.ALREADY_EXISTS, "CERTIFICATE_EXISTS", f"sha1-{thumb} exists"))
+        c = certificate_pb2.Certificate(
+            name=f"certificates/sha1-{thumb}",
+            thumbprint=thumb,
+            thumbprint_algorithm="sha1",
+            state=certificate_pb2.CERTIFICATE_STATE_ACTIVE,
+            public_data=der,
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            has_private_key=key is not None,
+            account="default",
+        )
+        c.state_transition_time.GetCurrentTime()
+        c.not_after.FromDatetime(cert.not_valid_after_utc)
+        self.certificates[thumb] = c
+        return c
+
+    def _certificate(self, name: str) -> certificate_pb2.Certificate:
+        thumb = name.removeprefix("certificates/sha1-")
+        if thumb not in self.certificates:
+            raise not_found("CERTIFICATE_NOT_FOUND", f"{name} not found")
+        return self.certificates[thumb]
+
+    @handled
+    async def GetCertificate(
+        self, request: certificate_pb2.GetCertificateRequest, context: Any
+    ) -> certificate_pb2.Certificate:
+        return self._certificate(request.name)
+
+    @handled
+    async def ListCertificates(
+        self, request: certificate_pb2.ListCertificatesRequest, context: Any
+    ) -> certificate_pb2.ListCertificatesResponse:
+        self.page_size_seen.append(request.page_size)
+        items = [c for _, c in sorted(self.certificates.items()) if request.state in (0, c.state)]
+        page, nxt = _page(items, 2, request.page_token)
+        return certificate_pb2.ListCertificatesResponse(certificates=page, next_page_token=nxt)
+
+    @handled
+    async def DeleteCertificate(
+        self, request: certificate_pb2.DeleteCertificateRequest, context: Any
+    ) -> certificate_pb2.Certificate:
+        c = self._certificate(request.name)
+        pools = self.certificates_in_use.get(c.thumbprint)
+        if pools:
+            c.previous_state = c.state
+            c.state = certificate_pb2.CERTIFICATE_STATE_DELETE_FAILED
+            c.delete_certificate_error.CopyFrom(
+                certificate_pb2.DeleteCertificateError(
+                    code="CertificateInUse",
+                    message="in use",
+                    values=[certificate_pb2.CertificateErrorValue(name="pool", value=p) for p in pools],
+                )
+            )
+            return c
+        del self.certificates[c.thumbprint]
+        gone = certificate_pb2.Certificate()
+        gone.CopyFrom(c)
+        gone.state = certificate_pb2.CERTIFICATE_STATE_DELETING
+        return gone
+
+    @handled
+    async def CancelCertificateDeletion(
+        self, request: certificate_pb2.CancelCertificateDeletionRequest, context: Any
+    ) -> certificate_pb2.Certificate:
+        c = self._certificate(request.name)
+        if c.state != certificate_pb2.CERTIFICATE_STATE_DELETE_FAILED:
+            raise Abort(rich_status(grpc.StatusCode.FAILED_PRECONDITION, "CERTIFICATE_NOT_DELETE_FAILED", "no"))
+        c.previous_state = c.state
+        c.state = certificate_pb2.CERTIFICATE_STATE_ACTIVE
+        c.ClearField("delete_certificate_error")
+        return c
+
 
 class FakeServer:
     """Runs :class:`FakeShoal` on a grpc.aio server in a background thread with its own loop."""
@@ -683,6 +790,7 @@ class FakeServer:
         job_pb2_grpc.add_JobServiceServicer_to_server(self.state, server)
         task_pb2_grpc.add_TaskServiceServicer_to_server(self.state, server)
         storage_pb2_grpc.add_StorageServiceServicer_to_server(self.state, server)
+        certificate_pb2_grpc.add_CertificateServiceServicer_to_server(self.state, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         self._server = server
