@@ -98,6 +98,14 @@ def _write(dir_fd: int, name: str, data: bytes, mode: int, owner: tuple[int, int
         os.close(fd)
 
 
+def _write_all(dir_fd: int, certs: Iterable[Installed], owner: tuple[int, int] | None) -> None:
+    """Each certificate (mode 0644) and its key, if any (mode 0600), into a fresh directory."""
+    for c in certs:
+        _write(dir_fd, cert_file(c.thumbprint), c.certificate, 0o644, owner)
+        if c.private_key:
+            _write(dir_fd, key_file(c.thumbprint), c.private_key, 0o600, owner)
+
+
 class NodeCertificates:
     """The certificates this node holds, and where each kind of task finds its own."""
 
@@ -130,10 +138,7 @@ class NodeCertificates:
         finally:
             os.close(root_fd)
         try:
-            for c in certs:
-                _write(fd, cert_file(c.thumbprint), c.certificate, 0o644, None)
-                if c.private_key:
-                    _write(fd, key_file(c.thumbprint), c.private_key, 0o600, None)
+            _write_all(fd, certs, None)
         finally:
             os.close(fd)
         self._certs = certs
@@ -150,10 +155,7 @@ class NodeCertificates:
         finally:
             os.close(dir_fd)
         try:
-            for c in certs:
-                _write(fd, cert_file(c.thumbprint), c.certificate, 0o644, owner)
-                if c.private_key:
-                    _write(fd, key_file(c.thumbprint), c.private_key, 0o600, owner)
+            _write_all(fd, certs, owner)
         finally:
             os.close(fd)
         return str(directory / CERTS_DIR)
