@@ -1,0 +1,220 @@
+"""Shoal across hosts: a server on one, agents that join with tokens on two others, a user on a fourth.
+
+Four pretend hosts (`tests.e2e.nshosts`: network, mount, UTS and PID namespaces, each with its own
+127.0.6.N address on a veth, its own disk at the same path, its own /etc and hostname; nothing shared
+but the network). Everything real:
+
+- host 1 runs `python -m shoal.server` on 127.0.6.1 with TLS and keys (the defaults), and the operator's
+  CLI there makes a pool of joining nodes and a join token;
+- hosts 2 and 3 run `shoal agent --server 127.0.6.1:7420 --token T`: each pins the cluster CA by the
+  token, gets a node certificate, and speaks mutual TLS to the agent port from then on;
+- host 4 has only the server's address, the CA certificate and the account's key (not the
+  administrator's, and none of the server's files): it runs a job of ordinary tasks that land on both
+  nodes and an MPI task (MPICH's Hydra through `shoal-mpi-launch`) with one rank on each host, and
+  sees a wrong key, no key, a plaintext agent port and an agent port without a node certificate refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shoal.nodeagent.usernames import DEFAULT_PREFIX, pool_user
+from tests.e2e.harness import wait_for
+from tests.e2e.nshosts import Hosts, unavailable
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+
+SERVER, AGENTS, USER = 1, (2, 3), 4
+API_PORT, AGENT_PORT = 7420, 7421
+POOL = "far"
+CLIENT = Path(__file__).with_name("multihost_client.py")
+
+
+def _problem() -> str | None:
+    why = unavailable()
+    if why is None and shutil.which("mpiexec", path=str(Path(sys.executable).parent)) is None:
+        why = "the mpich wheel is not installed"
+    return why
+
+
+def _env(hosts: Hosts, **extra: str) -> dict[str, str]:
+    """A host's environment: its own home (on its own disk), the test's Python and PATH."""
+    home = hosts.root / "home"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "SHOAL_HOME": str(home / ".shoal"),
+        "SHOAL_LOG_LEVEL": "INFO",
+    }
+    env.update(extra)
+    return env
+
+
+def _start_server(hosts: Hosts) -> subprocess.Popen[bytes]:
+    disk = hosts.disk(SERVER)
+    (disk / "home").mkdir(parents=True, exist_ok=True)
+    addr = hosts.address(SERVER)
+    with open(disk / "server.out", "ab") as out:
+        proc = hosts.popen(
+            SERVER,
+            [
+                sys.executable,
+                "-m",
+                "shoal.server",
+                "--data-dir",
+                str(hosts.root / "data"),
+                "--listen",
+                f"{addr}:{API_PORT}",
+                "--agent-listen",
+                f"{addr}:{AGENT_PORT}",
+                "--heartbeat-interval",
+                "0.5",
+                "--heartbeat-timeout",
+                "4",
+                "--agent-orphan-timeout",
+                "30",
+            ],
+            env=_env(hosts),
+            stdout=out,
+        )
+    wait_for(
+        "the server's credentials",
+        lambda: proc.poll() is not None or (disk / "data" / "credentials.json").exists(),
+        timeout=30,
+    )
+    assert proc.poll() is None, (disk / "server.out").read_text()
+    return proc
+
+
+def _operator(hosts: Hosts, *args: str) -> str:
+    """The operator's CLI on the server's host (the administrator's credentials the server left there)."""
+    done = hosts.run(SERVER, [sys.executable, "-m", "shoal.client.cli", *args], env=_env(hosts))
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout.strip()
+
+
+def _start_agent(hosts: Hosts, i: int, token: str) -> subprocess.Popen[bytes]:
+    disk = hosts.disk(i)
+    with open(disk / "agent.out", "ab") as out:
+        return hosts.popen(
+            i,
+            [
+                sys.executable,
+                "-m",
+                "shoal.client.cli",
+                "agent",
+                "--server",
+                f"{hosts.address(SERVER)}:{API_PORT}",
+                "--token",
+                token,
+                "--node-root",
+                str(hosts.root / "node"),
+                "--ip",
+                hosts.address(i),
+                "--orphan-timeout",
+                "30",
+            ],
+            env=_env(hosts),
+            stdout=out,
+        )
+
+
+def _give_user_the_account_key(hosts: Hosts) -> None:
+    """The user's machine gets the address, the CA and the account's key: not the administrator's."""
+    saved = json.loads((hosts.disk(SERVER) / "data" / "credentials.json").read_text())
+    mine = {k: saved[k] for k in ("address", "tls", "ca_cert", "account", "key")}
+    assert "admin_key" not in mine and saved["address"] == f"{hosts.address(SERVER)}:{API_PORT}"
+    home = hosts.disk(USER) / "home" / ".shoal"
+    home.mkdir(parents=True)
+    (home / "credentials.json").write_text(json.dumps(mine))
+    (home / "credentials.json").chmod(0o600)
+
+
+def _user(hosts: Hosts, *args: str, timeout: float = 120) -> dict[str, object]:
+    """Run the user's program on the user's host; its JSON answer."""
+    done = hosts.run(USER, [sys.executable, str(CLIENT), *args], env=_env(hosts), timeout=timeout)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _install_pool_certificate(hosts: Hosts) -> None:
+    """TODO(certificates): add a certificate to the account and reference it from the pool.
+
+    When AddCertificate and pool `certificate_references` exist: the user (host 4, account key only)
+    adds a PEM certificate (its sha1 thumbprint T) to the account, and the operator creates the pool
+    with `certificate_references=[T, visibility TASK]` (or the user does, when creating the pool is
+    the account's). Then, once both agents are idle, check on each agent host i (2, 3) that
+    `hosts.on_disk(i, hosts.root / "node" / "certs" / f"{T}.pem")` exists and holds that certificate
+    (and, for a PFX, the private key file beside it is mode 0600, owned by the task user), and that a
+    task's `$SHOAL_CERTIFICATES_DIR` / `$AZ_BATCH_CERTIFICATES_DIR` names that directory.
+    """
+
+
+def test_a_cluster_across_hosts(tmp_path: Path) -> None:
+    why = _problem()
+    if why is not None:
+        pytest.skip(why)
+    hosts = Hosts(tmp_path, 4)
+    try:
+        hosts.start()
+        _start_server(hosts)
+        _operator(hosts, "pool", "create", POOL, "--nodes", "2", "--provider", "join", "--inter-node")
+        token = _operator(hosts, "pool", "join-token", POOL, "--ttl", "10m")
+        assert token.startswith("shoal1.")
+        _install_pool_certificate(hosts)
+        for i in AGENTS:
+            _start_agent(hosts, i, token)
+        _give_user_the_account_key(hosts)
+
+        result = _user(hosts, "work", POOL)
+        nodes: dict[str, str] = result["nodes"]  # type: ignore[assignment]
+        # Each node is its host: the address it joined with.
+        assert sorted(nodes.values()) == [hosts.address(i) for i in AGENTS], nodes
+        host_of = {node: hosts.hostname(i) for i in AGENTS for node, ip in nodes.items() if ip == hosts.address(i)}
+        task_user = pool_user(DEFAULT_PREFIX, POOL)
+        tasks: dict[str, dict[str, object]] = result["tasks"]  # type: ignore[assignment]
+        plain = {tid: t for tid, t in tasks.items() if tid != "mpi"}
+        for tid, t in plain.items():
+            assert t["exit_code"] == 0 and t["result"] == "success", (tid, t)
+            node = str(t["node_id"])
+            # On its node's host, as the pool's user (not root: the agents run as root, tasks do not).
+            assert t["stdout"] == f"node {node} host {host_of[node]} user {task_user}\n", (tid, t)
+        assert {t["node_id"] for t in plain.values()} == set(nodes), plain
+        mpi = tasks["mpi"]
+        assert mpi["exit_code"] == 0 and mpi["result"] == "success", mpi
+        assert mpi["subtask_nodes"] == sorted(nodes), mpi
+        # One rank on each host, each started by that host's agent, and the allreduce went between them.
+        ranks = [line.split() for line in str(mpi["stdout"]).splitlines()]
+        assert sorted(r[1] for r in ranks) == ["0", "1"] and all(r[2:6] == ["of", "2", "sum", "3"] for r in ranks), mpi
+        assert sorted(r[7] for r in ranks) == sorted(host_of.values()), mpi
+        assert all(r[9] == task_user for r in ranks), mpi
+        # Each host made that user in its own /etc; the machine's has no such user.
+        for i in AGENTS:
+            assert f"\n{task_user}:" in "\n" + (hosts.disk(i).parent / "etc" / "upper" / "passwd").read_text()
+        assert f"\n{task_user}:" not in "\n" + Path("/etc/passwd").read_text()
+
+        refused = _user(hosts, "refusals", f"{hosts.address(SERVER)}:{AGENT_PORT}")
+        assert refused == {
+            "wrong_key": "UNAUTHENTICATED",
+            "no_key": "UNAUTHENTICATED",
+            "plaintext_agent_port": "UNAVAILABLE",
+            "agent_port_without_certificate": "UNAVAILABLE",
+            "right_key": "OK",
+        }, refused
+        # The token and the key are secrets: in no log of any host.
+        key = json.loads((hosts.disk(SERVER) / "data" / "credentials.json").read_text())["key"]
+        logs = [hosts.disk(SERVER) / "server.out"] + [
+            p for i in AGENTS for p in (hosts.disk(i) / "agent.out", hosts.disk(i) / "node" / "agent.log")
+        ]
+        for log in logs:
+            text = log.read_text(errors="replace")
+            assert token not in text and key not in text, log
+    finally:
+        hosts.close()
