@@ -72,7 +72,9 @@ def open_way_to(path: Path) -> None:
         _mount("-t", "tmpfs", "-o", "size=1m,mode=0755", "open", str(closed))
         keep.mkdir(mode=0o755)
         # Not canonicalized: the name of the fd is the covered path, its inode the one to keep.
-        subprocess.run(["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", str(keep)], check=True, pass_fds=(fd,))
+        subprocess.run(
+            ["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", str(keep)], check=True, pass_fds=(fd,)
+        )
     finally:
         os.close(fd)
 

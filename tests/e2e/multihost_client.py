@@ -30,7 +30,8 @@ import getpass, socket
 from mpi4py import MPI
 c = MPI.COMM_WORLD
 total = c.allreduce(c.Get_rank() + 1)
-print(f"rank {c.Get_rank()} of {c.Get_size()} sum {total} host {socket.gethostname()} user {getpass.getuser()}", flush=True)
+where = f"host {socket.gethostname()} user {getpass.getuser()}"
+print(f"rank {c.Get_rank()} of {c.Get_size()} sum {total} {where}", flush=True)
 """
 
 #: Tasks long enough for the scheduler to put them on both nodes (one slot each).

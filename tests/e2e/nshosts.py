@@ -5,7 +5,8 @@ own, and the address ``<subnet>.i`` (a 127.x address: nothing leaves the machine
 sysctl lets 127/8 travel over a non-loopback interface). Its first process (`tests/e2e/hostinit.py`) is
 PID 1 of a PID namespace and holds the host's mount, UTS and IPC namespaces: its own disk at the same
 absolute path as every other host's (`Hosts.root`), the other hosts' disks hidden, its own ``/etc``
-(users, ``/etc/hosts``), hostname, ``/dev/shm`` and boot id. `Hosts.popen` runs a process on a host by entering all of those.
+(users, ``/etc/hosts``), hostname, ``/dev/shm`` and boot id. `Hosts.popen` runs a process on a host by
+entering all of those.
 
 Killing a host's first process kills everything that runs on the host, so `Hosts.close` leaves nothing
 behind: no process, no namespace, no user on the machine.
@@ -40,6 +41,18 @@ def unavailable() -> str | None:
     probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=20, check=False)
     if probe.returncode != 0:
         return f"`ip netns` is unavailable: {probe.stderr.strip()}"
+    # Root without the capabilities (a container) cannot make them either.
+    probe = subprocess.run(
+        ["unshare", "--net", "--mount", "--uts", "--ipc", "--pid", "--fork", "true"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"cannot make namespaces here: {probe.stderr.strip()}"
+    if "overlay" not in Path("/proc/filesystems").read_text():
+        return "the kernel has no overlay filesystem (each host's own /etc)"
     return None
 
 
@@ -179,6 +192,8 @@ class Hosts:
         for init in self._inits.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 init.wait(timeout=20)
+            if init.stdout is not None:
+                init.stdout.close()
         for p in self._started:
             with contextlib.suppress(ProcessLookupError):
                 p.kill()

@@ -25,15 +25,16 @@ from pathlib import Path
 
 import pytest
 
+from shoal.agentidentity import CERT_FILE, KEY_FILE, identity_dir
 from shoal.nodeagent.usernames import DEFAULT_PREFIX, pool_user
 from tests.e2e.harness import wait_for
 from tests.e2e.nshosts import Hosts, unavailable
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 SERVER, AGENTS, USER = 1, (2, 3), 4
 API_PORT, AGENT_PORT = 7420, 7421
-POOL = "far"
+POOL = "multihost"
 CLIENT = Path(__file__).with_name("multihost_client.py")
 
 
@@ -144,16 +145,26 @@ def _user(hosts: Hosts, *args: str, timeout: float = 120) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def _install_pool_certificate(hosts: Hosts) -> None:
-    """TODO(certificates): add a certificate to the account and reference it from the pool.
+def _add_certificate_for_the_pool(hosts: Hosts) -> list[str]:
+    """TODO(certificates): the user adds a certificate to the account; the pool will reference it.
 
-    When AddCertificate and pool `certificate_references` exist: the user (host 4, account key only)
-    adds a PEM certificate (its sha1 thumbprint T) to the account, and the operator creates the pool
-    with `certificate_references=[T, visibility TASK]` (or the user does, when creating the pool is
-    the account's). Then, once both agents are idle, check on each agent host i (2, 3) that
-    `hosts.on_disk(i, hosts.root / "node" / "certs" / f"{T}.pem")` exists and holds that certificate
-    (and, for a PFX, the private key file beside it is mode 0600, owned by the task user), and that a
-    task's `$SHOAL_CERTIFICATES_DIR` / `$AZ_BATCH_CERTIFICATES_DIR` names that directory.
+    When AddCertificate exists: the user (host 4, account key only, e.g. a `multihost_client.py
+    certificate` step) adds a PEM certificate (or a PFX with a password) to the account and gets its
+    sha1 thumbprint T back. Return the pool-create arguments that reference it (`certificate_references`
+    [T, visibility TASK]), which the operator's `pool create` below passes on, so that both nodes install
+    it when they join. Returns no arguments until then.
+    """
+    return []
+
+
+def _check_certificate_on_every_node(hosts: Hosts) -> None:
+    """TODO(certificates): the certificate `_add_certificate_for_the_pool` added is on every node.
+
+    For each agent host i (2, 3): `hosts.on_disk(i, hosts.root / "node" / "certs" / f"{T}.pem")` exists
+    and holds that certificate as PEM; for a PFX, its private key beside it is mode 0600 and owned by the
+    task user (`pool_user(DEFAULT_PREFIX, POOL)` in that host's own /etc/passwd:
+    `hosts.disk(i).parent / "etc" / "upper" / "passwd"`); and a task's `$SHOAL_CERTIFICATES_DIR` /
+    `$AZ_BATCH_CERTIFICATES_DIR` names that directory (the plain tasks of `multihost_client.py` can echo it).
     """
 
 
@@ -165,13 +176,15 @@ def test_a_cluster_across_hosts(tmp_path: Path) -> None:
     try:
         hosts.start()
         _start_server(hosts)
-        _operator(hosts, "pool", "create", POOL, "--nodes", "2", "--provider", "join", "--inter-node")
+        _give_user_the_account_key(hosts)
+        with_certificates = _add_certificate_for_the_pool(hosts)
+        _operator(
+            hosts, "pool", "create", POOL, "--nodes", "2", "--provider", "join", "--inter-node", *with_certificates
+        )
         token = _operator(hosts, "pool", "join-token", POOL, "--ttl", "10m")
         assert token.startswith("shoal1.")
-        _install_pool_certificate(hosts)
         for i in AGENTS:
             _start_agent(hosts, i, token)
-        _give_user_the_account_key(hosts)
 
         result = _user(hosts, "work", POOL)
         nodes: dict[str, str] = result["nodes"]  # type: ignore[assignment]
@@ -199,6 +212,11 @@ def test_a_cluster_across_hosts(tmp_path: Path) -> None:
         for i in AGENTS:
             assert f"\n{task_user}:" in "\n" + (hosts.disk(i).parent / "etc" / "upper" / "passwd").read_text()
         assert f"\n{task_user}:" not in "\n" + Path("/etc/passwd").read_text()
+        # Each node's key stayed on its own host, private, beside the certificate it joined with.
+        for i in AGENTS:
+            ident = identity_dir(hosts.on_disk(i, hosts.root / "node"))
+            assert (ident / KEY_FILE).stat().st_mode & 0o077 == 0 and (ident / CERT_FILE).exists()
+        _check_certificate_on_every_node(hosts)
 
         refused = _user(hosts, "refusals", f"{hosts.address(SERVER)}:{AGENT_PORT}")
         assert refused == {
