@@ -58,10 +58,11 @@ def _env(hosts: Hosts, **extra: str) -> dict[str, str]:
     return env
 
 
-def _start_server(hosts: Hosts) -> subprocess.Popen[bytes]:
+def _start_server(hosts: Hosts, listen_host: str = "") -> subprocess.Popen[bytes]:
+    """`shoal server` on the server's host, on its address (or on `listen_host`, e.g. every address)."""
     disk = hosts.disk(SERVER)
     (disk / "home").mkdir(parents=True, exist_ok=True)
-    addr = hosts.address(SERVER)
+    addr = listen_host or hosts.address(SERVER)
     with open(disk / "server.out", "ab") as out:
         proc = hosts.popen(
             SERVER,
@@ -127,20 +128,20 @@ def _start_agent(hosts: Hosts, i: int, token: str) -> subprocess.Popen[bytes]:
         )
 
 
-def _give_user_the_account_key(hosts: Hosts) -> None:
+def _give_user_the_account_key(hosts: Hosts, user: int = USER) -> None:
     """The user's machine gets the address, the CA and the account's key: not the administrator's."""
     saved = json.loads((hosts.disk(SERVER) / "data" / "credentials.json").read_text())
-    mine = {k: saved[k] for k in ("address", "tls", "ca_cert", "account", "key")}
-    assert "admin_key" not in mine and saved["address"] == f"{hosts.address(SERVER)}:{API_PORT}"
-    home = hosts.disk(USER) / "home" / ".shoal"
+    mine = {k: saved[k] for k in ("tls", "ca_cert", "account", "key")}
+    mine["address"] = f"{hosts.address(SERVER)}:{API_PORT}"
+    home = hosts.disk(user) / "home" / ".shoal"
     home.mkdir(parents=True)
     (home / "credentials.json").write_text(json.dumps(mine))
     (home / "credentials.json").chmod(0o600)
 
 
-def _user(hosts: Hosts, *args: str, timeout: float = 120) -> dict[str, object]:
+def _user(hosts: Hosts, *args: str, timeout: float = 120, user: int = USER) -> dict[str, object]:
     """Run the user's program on the user's host; its JSON answer."""
-    done = hosts.run(USER, [sys.executable, str(CLIENT), *args], env=_env(hosts), timeout=timeout)
+    done = hosts.run(user, [sys.executable, str(CLIENT), *args], env=_env(hosts), timeout=timeout)
     assert done.returncode == 0, (args, done.stdout, done.stderr)
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -176,6 +177,8 @@ def test_a_cluster_across_hosts(tmp_path: Path) -> None:
     try:
         hosts.start()
         _start_server(hosts)
+        saved = json.loads((hosts.disk(SERVER) / "data" / "credentials.json").read_text())
+        assert saved["address"] == f"{hosts.address(SERVER)}:{API_PORT}"
         _give_user_the_account_key(hosts)
         with_certificates = _add_certificate_for_the_pool(hosts)
         _operator(
@@ -234,5 +237,33 @@ def test_a_cluster_across_hosts(tmp_path: Path) -> None:
         for log in logs:
             text = log.read_text(errors="replace")
             assert token not in text and key not in text, log
+    finally:
+        hosts.close()
+
+
+def test_a_server_on_every_address_is_reached_by_its_address(tmp_path: Path) -> None:
+    """`--listen 0.0.0.0:PORT`, as a server for several machines usually is: the operator's CLI on its own
+    host, an agent joining from another by the host's address, and a user there, all check its
+    certificate (it names every address the host has) and get through."""
+    why = _problem()
+    if why is not None:
+        pytest.skip(why)
+    hosts = Hosts(tmp_path, 2)
+    try:
+        hosts.start()
+        _start_server(hosts, listen_host="0.0.0.0")
+        _operator(hosts, "pool", "create", POOL, "--nodes", "1", "--provider", "join")
+        token = _operator(hosts, "pool", "join-token", POOL, "--ttl", "10m")
+        _start_agent(hosts, 2, token)
+        _give_user_the_account_key(hosts, user=2)
+        refused = _user(hosts, "refusals", f"{hosts.address(SERVER)}:{API_PORT + 1}", user=2)
+        assert refused["right_key"] == "OK" and refused["wrong_key"] == "UNAUTHENTICATED", refused
+        idle = wait_for(
+            "the agent to join",
+            lambda: json.loads(_operator(hosts, "pool", "nodes", POOL, "--state", "idle", "-o", "json")),
+            timeout=30,
+            every=0.5,
+        )
+        assert [n["ip_address"] for n in idle] == [hosts.address(2)], idle
     finally:
         hosts.close()
