@@ -1,8 +1,8 @@
 """Shoal across hosts: a server on one, agents that join with tokens on two others, a user on a fourth.
 
-Four pretend hosts (`tests.e2e.nshosts`: network, mount, UTS and PID namespaces, each with its own
-127.0.6.N address on a veth, its own disk at the same path, its own /etc and hostname; nothing shared
-but the network). Everything real:
+Four pretend hosts (`tests.e2e.nshosts`: network, mount, UTS, IPC and PID namespaces, each with its own
+127.0.6.N address on a veth, its own disk at the same path, its own /etc, hostname, /dev/shm and boot
+id; nothing shared but the network and the installed software). Everything real:
 
 - host 1 runs `python -m shoal.server` on 127.0.6.1 with TLS and keys (the defaults), and the operator's
   CLI there makes a pool of joining nodes and a join token;
@@ -10,8 +10,12 @@ but the network). Everything real:
   token, gets a node certificate, and speaks mutual TLS to the agent port from then on;
 - host 4 has only the server's address, the CA certificate and the account's key (not the
   administrator's, and none of the server's files): it runs a job of ordinary tasks that land on both
-  nodes and an MPI task (MPICH's Hydra through `shoal-mpi-launch`) with one rank on each host, and
-  sees a wrong key, no key, a plaintext agent port and an agent port without a node certificate refused.
+  nodes and an MPI task (MPICH's Hydra through `shoal-mpi-launch`) with one rank on each host, all
+  as the pool's unprivileged user, and sees a wrong key, no key, a plaintext agent port and an agent
+  port without a node certificate refused.
+
+A second test puts the server on every address (``--listen 0.0.0.0:7420``) and reaches it by its host's
+address from another host, and by the loopback from its own.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ CLIENT = Path(__file__).with_name("multihost_client.py")
 
 
 def _problem() -> str | None:
+    """Why these tests cannot run here, or None."""
     why = unavailable()
     if why is None and shutil.which("mpiexec", path=str(Path(sys.executable).parent)) is None:
         why = "the mpich wheel is not installed"
