@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import psutil
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
@@ -116,13 +117,42 @@ def default_agent_listen(listen: str) -> str:
     return f"{host}:{int(port) + 1 if port.isdigit() and int(port) else 0}"
 
 
+#: Listen hosts that mean every address of the machine.
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "*")
+
+
+def machine_addresses() -> list[str]:
+    """The IP addresses of this machine's interfaces now (IPv6 link-local ones left out: a scope is no name)."""
+    found = []
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            ip = a.address if a.family in (socket.AF_INET, socket.AF_INET6) and "%" not in a.address else ""
+            if ip and not ipaddress.ip_address(ip).is_link_local:
+                found.append(ip)
+    return found
+
+
+def local_address(listen_host: str, port: int) -> str:
+    """The address this machine's clients (and local agents) reach a server listening on `listen_host` at:
+    for a wildcard, the loopback (which the certificate names), not the wildcard itself."""
+    host = listen_host.strip("[]")
+    if host in WILDCARD_HOSTS:
+        return f"[::1]:{port}" if host == "::" else f"127.0.0.1:{port}"
+    return f"{listen_host}:{port}"
+
+
 def _listen_hosts(*listens: str) -> list[str]:
-    """The names an agent port certificate should carry for these listen addresses."""
+    """The names a certificate of the server should carry for these listen addresses.
+
+    A wildcard (``0.0.0.0:7420``, what a server for several machines usually listens on) stands for every
+    address of the machine: each one it has at start goes in, or clients and joining agents that reach
+    the server by its address could not check its certificate (an address added later needs a restart,
+    or the operator's own certificate).
+    """
     hosts = ["localhost", "127.0.0.1", "::1"]
     for listen in listens:
         host = listen.rpartition(":")[0].strip("[]")
-        if host and host not in ("0.0.0.0", "::", "*"):
-            hosts.append(host)
+        hosts.extend(machine_addresses() if host in WILDCARD_HOSTS else [host])
     return list(dict.fromkeys(hosts))
 
 
@@ -187,6 +217,7 @@ class ShoalServer:
         self.agent_address = ""
         self.provider: LocalProvider | None = None
         self.address = ""
+        self.listen_address = ""
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> str:
@@ -249,7 +280,7 @@ class ShoalServer:
         agent_port = agent_server.add_secure_port(agent_listen, credentials)
         if agent_port == 0:
             raise OSError(f"cannot listen on {agent_listen} (the agent port)")
-        self.agent_address = f"{agent_listen.rpartition(':')[0]}:{agent_port}"
+        self.agent_address = local_address(agent_listen.rpartition(":")[0], agent_port)
         self.agent_server = agent_server
         join_pb2_grpc.add_JoinServiceServicer_to_server(
             JoinServicer(self.cp, self.security, agent_port=agent_port, agent_address=self.config.agent_advertise),
@@ -278,7 +309,9 @@ class ShoalServer:
         if port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
         host = self.config.listen.rsplit(":", 1)[0]
-        self.address = f"{host}:{port}"
+        #: Where the server listens (perhaps every address), and where clients of this machine reach it.
+        self.listen_address = f"{host}:{port}"
+        self.address = local_address(host, port)
         self.server = server
         self.provider = LocalProvider(
             self.cp,
@@ -306,7 +339,7 @@ class ShoalServer:
         self._publish_address()
         log.info(
             "shoal server listening on %s, agents on %s (mutual TLS; data in %s)",
-            self.address,
+            self.listen_address,
             self.agent_address,
             self.data_dir,
         )
@@ -400,7 +433,7 @@ async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> in
     refresher = asyncio.create_task(collector.run(), name="gc-refresh")
     srv = ShoalServer(config)
     await srv.start()
-    print(f"shoal server listening on {srv.address}  (data: {srv.data_dir})", flush=True)
+    print(f"shoal server listening on {srv.listen_address}  (data: {srv.data_dir})", flush=True)
     if up is not None:
         pool_id, nodes, slots = up
         if pool_id.lower() not in srv.cp.pools:
