@@ -12,7 +12,9 @@ id; nothing shared but the network and the installed software). Everything real:
   administrator's, and none of the server's files): it runs a job of ordinary tasks that land on both
   nodes and an MPI task (MPICH's Hydra through `shoal-mpi-launch`) with one rank on each host, all
   as the pool's unprivileged user, and sees a wrong key, no key, a plaintext agent port and an agent
-  port without a node certificate refused.
+  port without a node certificate refused;
+- the user adds a PFX certificate to the account (the CLI, with a password file), the pool references
+  it for tasks, and both nodes install it: the agent's store root's, each task's copy its user's.
 
 A second test puts the server on every address (``--listen 0.0.0.0:7420``) and reaches it by its host's
 address from another host, and by the loopback from its own.
@@ -31,6 +33,7 @@ import pytest
 
 from shoal.agentidentity import CERT_FILE, KEY_FILE, identity_dir
 from shoal.nodeagent.usernames import DEFAULT_PREFIX, pool_user
+from tests.certfiles import make_pfx
 from tests.e2e.harness import wait_for
 from tests.e2e.nshosts import Hosts, unavailable
 
@@ -151,27 +154,44 @@ def _user(hosts: Hosts, *args: str, timeout: float = 120, user: int = USER) -> d
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def _add_certificate_for_the_pool(hosts: Hosts) -> list[str]:
-    """TODO(certificates): the user adds a certificate to the account; the pool will reference it.
-
-    When AddCertificate exists: the user (host 4, account key only, e.g. a `multihost_client.py
-    certificate` step) adds a PEM certificate (or a PFX with a password) to the account and gets its
-    sha1 thumbprint T back. Return the pool-create arguments that reference it (`certificate_references`
-    [T, visibility TASK]), which the operator's `pool create` below passes on, so that both nodes install
-    it when they join. Returns no arguments until then.
-    """
-    return []
+#: The certificate the user adds (a PFX under this password) and the pool references for its tasks.
+PFX_PASSWORD = "multihost-pfx-pw"
 
 
-def _check_certificate_on_every_node(hosts: Hosts) -> None:
-    """TODO(certificates): the certificate `_add_certificate_for_the_pool` added is on every node.
+def _add_certificate_for_the_pool(hosts: Hosts) -> tuple[str, list[str]]:
+    """The user (host 4, the account key only) adds a PFX with the CLI; its thumbprint, and the pool-create
+    arguments that reference it for tasks, so that both nodes install it when they join."""
+    pfx, thumbprint = make_pfx("multihost", PFX_PASSWORD)
+    disk = hosts.disk(USER)
+    (disk / "site.pfx").write_bytes(pfx)
+    (disk / "pfx-password").write_text(PFX_PASSWORD)
+    inside = [str(hosts.root / "site.pfx"), "--password-file", str(hosts.root / "pfx-password")]
+    done = hosts.run(
+        USER, [sys.executable, "-m", "shoal.client.cli", "certificate", "add", *inside, "-o", "json"], env=_env(hosts)
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    added = json.loads(done.stdout)
+    assert added["thumbprint"] == thumbprint and added["has_private_key"], added
+    return thumbprint, ["--certificate", f"{thumbprint}:task"]
 
-    For each agent host i (2, 3): `hosts.on_disk(i, hosts.root / "node" / "certs" / f"{T}.pem")` exists
-    and holds that certificate as PEM; for a PFX, its private key beside it is mode 0600 and owned by the
-    task user (`pool_user(DEFAULT_PREFIX, POOL)` in that host's own /etc/passwd:
-    `hosts.disk(i).parent / "etc" / "upper" / "passwd"`); and a task's `$SHOAL_CERTIFICATES_DIR` /
-    `$AZ_BATCH_CERTIFICATES_DIR` names that directory (the plain tasks of `multihost_client.py` can echo it).
-    """
+
+def _check_certificate_on_every_node(hosts: Hosts, thumbprint: str, task_user: str) -> None:
+    """The certificate is on every node: in the agent's store (root's), and in each task's own `certs/`
+    there, the key mode 0600 and the task user's (as that host's own /etc/passwd has it)."""
+    key, cert = f"sha1-{thumbprint}.key", f"sha1-{thumbprint}.pem"
+    for i in AGENTS:
+        store = hosts.disk(i) / "node" / "certs"
+        assert b"BEGIN CERTIFICATE" in (store / cert).read_bytes()
+        st = os.lstat(store / key)
+        assert (st.st_mode & 0o777, st.st_uid) == (0o600, 0), (i, oct(st.st_mode))
+        passwd = (hosts.disk(i).parent / "etc" / "upper" / "passwd").read_text()
+        uid = next(int(line.split(":")[2]) for line in passwd.splitlines() if line.startswith(task_user + ":"))
+        copies = list((hosts.disk(i) / "node" / "workitems" / "mh" / "job-1").glob(f"t*/certs/{key}"))
+        assert copies, f"no task on host {i} got the certificate"
+        for copy in copies:
+            st = os.lstat(copy)
+            assert (st.st_mode & 0o777, st.st_uid) == (0o600, uid), (copy, oct(st.st_mode), st.st_uid)
+            assert (copy.parent / cert).read_bytes() == (store / cert).read_bytes()
 
 
 def test_a_cluster_across_hosts(tmp_path: Path) -> None:
@@ -185,7 +205,7 @@ def test_a_cluster_across_hosts(tmp_path: Path) -> None:
         saved = json.loads((hosts.disk(SERVER) / "data" / "credentials.json").read_text())
         assert saved["address"] == f"{hosts.address(SERVER)}:{API_PORT}"
         _give_user_the_account_key(hosts)
-        with_certificates = _add_certificate_for_the_pool(hosts)
+        thumbprint, with_certificates = _add_certificate_for_the_pool(hosts)
         _operator(
             hosts, "pool", "create", POOL, "--nodes", "2", "--provider", "join", "--inter-node", *with_certificates
         )
@@ -224,7 +244,7 @@ def test_a_cluster_across_hosts(tmp_path: Path) -> None:
         for i in AGENTS:
             ident = identity_dir(hosts.on_disk(i, hosts.root / "node"))
             assert (ident / KEY_FILE).stat().st_mode & 0o077 == 0 and (ident / CERT_FILE).exists()
-        _check_certificate_on_every_node(hosts)
+        _check_certificate_on_every_node(hosts, thumbprint, task_user)
 
         refused = _user(hosts, "refusals", f"{hosts.address(SERVER)}:{AGENT_PORT}")
         assert refused == {
