@@ -8,7 +8,8 @@ can be had (`write_launcher`):
    OpenSSL's headers are found (Debian: `libssl-dev`), and copied (or hard-linked) into the directory;
 2. the shim's module (`shoal.mpi.shim`, standard library only) under a ``#!<its python> -IS`` line.
 
-Either goes into a directory of the node root that comes first on an MPI instance's PATH
+`SHOAL_MPI_SHIM=python` in the agent's environment chooses the second (to compare the two, or where
+the compiled one misbehaves). Either goes into a directory of the node root that comes first on an MPI instance's PATH
 (`envvars.multi_instance_env`); the installed console script remains for everything else.
 
     python -m shoal.nodeagent.mpilauncher     # build the compiled shim now (`make install` does)
@@ -30,6 +31,8 @@ from shoal.nodeagent.cbuild import build_program
 
 log = logging.getLogger(__name__)
 
+#: The agent's choice of shim: "python" for the Python one; anything else, the compiled one where built.
+SHIM_CHOICE_ENV = "SHOAL_MPI_SHIM"
 #: The compiled shim's source, shipped in the package beside shim.py.
 SHIM_SOURCE = Path(shoal.mpi.__file__).parent / "shim.c"
 SHIM_LIBS = ("-lssl", "-lcrypto")
@@ -59,10 +62,13 @@ def build_shim(directory: Path | None = None) -> Path | None:
     return build_program(SHIM_NAME, source, works=_shim_works, libs=SHIM_LIBS, directory=directory)
 
 
-def write_launcher(directory: Path, python: str = sys.executable, *, compiled: bool = True) -> Path | None:
+def write_launcher(directory: Path, python: str = sys.executable, *, compiled: bool | None = None) -> Path | None:
     """Put `directory/shoal-mpi-launch` in place (replacing it whole): the compiled shim where it can be
-    built (`compiled`), else the Python one run by `python`. The directory, or None (logged) where
-    neither can be written (the console script then serves). Blocking: call it in a thread."""
+    built (`compiled`; None: unless `SHOAL_MPI_SHIM=python`), else the Python one run by `python`. The
+    directory, or None (logged) where neither can be written (the console script then serves).
+    Blocking: call it in a thread."""
+    if compiled is None:
+        compiled = os.environ.get(SHIM_CHOICE_ENV, "") != "python"
     program = build_shim() if compiled else None
     script = None if program is not None else launcher_script(python)
     if program is None and script is None:
