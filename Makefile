@@ -11,7 +11,7 @@ OMPI_STAMP := $(OMPI_VENV)/.installed
 # The control plane's hottest modules compiled by mypyc (shoal_root/native.py): built again whenever
 # the sources differ from those of the last build (by content); where it cannot be built, the
 # sources run (slower) and the build says why.
-.PHONY: install demo test lint typecheck protos protos-check clean openmpi native
+.PHONY: install demo test lint typecheck protos protos-check clean openmpi native mpishim
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Shoal needs Python 3.11 or newer"'
@@ -23,7 +23,13 @@ $(STAMP): pyproject.toml
 native: $(STAMP)
 	$(PY) scripts/build_native.py --if-stale || echo "The compiled core was not built: the control plane runs from its sources"
 
-install: $(STAMP) native
+# The compiled MPI shim (mpi/shim.c) in the machine's cache, where a C compiler and OpenSSL's headers
+# are found (Debian: apt-get install libssl-dev); agents build it too on first start. Without it MPI
+# tasks use the Python shim (slower to start).
+mpishim: $(STAMP)
+	$(PY) -m shoal.nodeagent.mpilauncher
+
+install: $(STAMP) native mpishim
 
 demo: $(STAMP) native
 	$(PY) examples/demo.py
@@ -34,7 +40,7 @@ $(OMPI_STAMP):
 
 openmpi: $(OMPI_STAMP)
 
-test: $(STAMP) native openmpi
+test: $(STAMP) native mpishim openmpi
 	scripts/gen_protos.sh --check
 	$(PY) scripts/build_native.py --check || true
 	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q

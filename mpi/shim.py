@@ -17,8 +17,10 @@ Cheap by design: this module imports nothing but the standard library (no gRPC,
 no protobuf, not even the `shoal` package), because it starts once per MPI
 proxy and its start-up is the launch's overhead. The agent writes it, as it is,
 under a ``#!python -IS`` line (`launcher_script`) into a directory it puts
-first on the instance's PATH. So the protocol is a small framed one over TLS
-(see "Wire format" below; the agent's side is `shoal.nodeagent.execport`).
+first on the instance's PATH, where it cannot build the same program in C
+(`mpi/shim.c`, faster still; keep the two alike, tests/mpi/test_execport.py runs
+both). So the protocol is a small framed one over TLS (see "Wire format" below;
+the agent's side is `shoal.nodeagent.execport`).
 """
 
 from __future__ import annotations

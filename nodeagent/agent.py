@@ -237,7 +237,8 @@ class Agent:
             exec_admission(self.runner), exec_server_context(identity.cert_pem, identity.key_pem)
         )
         self.exec_port = await exec_endpoint.start(self.config.ip)
-        self.runner.launcher_dir = write_launcher(self.layout.root / "bin")
+        # The compiled shim where it can be built (seconds, once per machine), else the Python one.
+        self.runner.launcher_dir = await asyncio.to_thread(write_launcher, self.layout.root / "bin")
         await server.start()
         log.info(
             "agent %s (boot %s) serving files on %s:%d (Exec on %d), control plane %s (agents: %s)",

@@ -172,7 +172,8 @@ def multi_instance_env(
 
     The directory of the agent's Python comes first on PATH, so that `shoal-mpi-launch` and the
     MPI tools installed beside the agent (e.g. the `mpich` wheel) are found; before it, where given,
-    `launcher_dir`, whose `shoal-mpi-launch` is the same shim started without site (see `mpilauncher`).
+    `launcher_dir`, whose `shoal-mpi-launch` is the same shim, compiled or started without site
+    (see `mpilauncher`).
     `as_root`: the instance's processes run as root (default: the agent does).
     """
     from shoal.mpi.launch import multi_instance_environment

@@ -7,7 +7,7 @@ vforks a tiny program that drops to the user and then runs the command in the sa
 process, one extra exec):
 
 1. `launch-as`, a 20-line C program (below) compiled once per machine into the cache directory
-   (`/var/cache/shoal` or `$SHOAL_CACHE_DIR`, root's only) where a C compiler is found; its exec costs
+   (`cbuild`: `/var/cache/shoal` or `$SHOAL_CACHE_DIR`, root's only) where a C compiler is found; its exec costs
    about 0.2 ms;
 2. else `setpriv` (util-linux), about 1 ms (it loads shared libraries);
 3. else `Popen(user=...)`.
@@ -20,16 +20,15 @@ not run makes the helper exit 126 (127 if it vanished) with a line on stderr, as
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
-import stat
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
+
+from shoal.nodeagent.cbuild import build_program
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +65,6 @@ int main(int argc, char **argv) {
 NOBODY: Final = 65534
 
 
-def cache_dir() -> Path:
-    """Where the compiled helper is kept (one per machine and source)."""
-    return Path(os.environ.get("SHOAL_CACHE_DIR", "/var/cache/shoal"))
-
-
-def _safe(path: Path, *, directory: bool) -> bool:
-    """Owned by root and writable by nobody else: a helper that root executes must be root's alone."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    kind_ok = stat.S_ISDIR(st.st_mode) if directory else stat.S_ISREG(st.st_mode)
-    return kind_ok and st.st_uid == 0 and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
 def _works(helper: Path) -> bool:
     done = subprocess.run(
         [str(helper), str(NOBODY), str(NOBODY), "/bin/sh", "sh", "-c", "test $(id -u) = 65534"],
@@ -92,43 +76,11 @@ def _works(helper: Path) -> bool:
 
 
 def build_helper(directory: Path | None = None) -> Path | None:
-    """The compiled helper, built if missing; None where it cannot be (no compiler, not root, unsafe dir)."""
+    """The compiled helper, built if missing (`cbuild`); None where it cannot be (no compiler, not root,
+    unsafe dir)."""
     if os.geteuid() != 0:
         return None
-    directory = directory or cache_dir()
-    digest = hashlib.sha256(HELPER_SOURCE.encode()).hexdigest()[:12]
-    helper = directory / f"launch-as-{digest}"
-    if _safe(helper, directory=False) and _safe(directory, directory=True):
-        return helper
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    try:
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if not _safe(directory, directory=True):
-            log.warning("not building the launch helper in %s: it is not root's alone", directory)
-            return None
-        with tempfile.TemporaryDirectory(dir=directory) as tmp:
-            src = Path(tmp) / "launch-as.c"
-            src.write_text(HELPER_SOURCE)
-            out = Path(tmp) / "launch-as"
-            for flags in (["-static"], []):  # static: no dynamic loading at each exec, where libc allows
-                done = subprocess.run(
-                    [cc, "-O2", *flags, "-o", str(out), str(src)], capture_output=True, check=False, timeout=120
-                )
-                if done.returncode == 0:
-                    break
-            else:
-                log.info("the launch helper did not compile: %s", done.stderr.decode(errors="replace")[-500:])
-                return None
-            os.chmod(out, 0o755)
-            if not _works(out):
-                return None
-            os.replace(out, helper)
-    except (OSError, subprocess.SubprocessError) as e:
-        log.info("the launch helper could not be built in %s: %s", directory, e)
-        return None
-    return helper
+    return build_program("launch-as", HELPER_SOURCE, works=_works, directory=directory)
 
 
 class Launcher:

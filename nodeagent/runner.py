@@ -141,7 +141,7 @@ class TaskRunner:
         self._source_env = dict(os.environ) if source_env is None else source_env
         #: The cluster CA certificate, which attempts use to reach agents over TLS (SHOAL_AGENT_CA_FILE).
         self.agent_ca_file: Path | None = None
-        #: Where the agent wrote its fast `shoal-mpi-launch` (`launcher.write_launcher`), if it did.
+        #: Where the agent wrote its fast `shoal-mpi-launch` (`mpilauncher.write_launcher`), if it did.
         self.launcher_dir: Path | None = None
         #: When completed task directories may be deleted.
         self.retention = retention.RetentionJournal(layout.retention_file)

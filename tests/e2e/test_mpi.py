@@ -13,6 +13,7 @@ import pytest
 from google.protobuf import duration_pb2
 
 from shoal.exitcodes import TERMINATED_EXIT_CODE
+from shoal.nodeagent.mpilauncher import build_shim
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, storage_pb2, task_pb2
 from tests.e2e.harness import ServerProcess, wait_for
 
@@ -113,6 +114,11 @@ def test_allreduce_over_two_and_three_nodes_and_heat_matches_serial(mpi_server: 
         ), subs
     heat = srv.read_file("j", "heat", "stdout.txt").decode()
     assert "4 ranks" in heat and "OK" in heat, heat
+    # The proxies went through the compiled shim where it can be built here (the agents' build, cached).
+    shims = list(srv.data_dir.glob("**/bin/shoal-mpi-launch"))
+    assert len(shims) == 3
+    compiled = build_shim() is not None
+    assert all((s.read_bytes()[:4] == b"\x7fELF") == compiled for s in shims), shims
 
 
 def test_failing_coordination_and_crashing_rank_fail_the_task(mpi_server: ServerProcess) -> None:

@@ -12,8 +12,11 @@ import tempfile
 import threading
 from pathlib import Path
 
+import pytest
+
 from shoal.certs.authority import ClusterCA
 from shoal.nodeagent.execport import Admitted, ExecEndpoint, ExecHello, ExecRefusal, server_context
+from shoal.nodeagent.mpilauncher import build_shim
 from tests.tlshelp import node_identity, shared_ca
 
 SECRET = "test-secret"
@@ -56,6 +59,14 @@ def serve(host: str = "127.0.0.1", *, ca: ClusterCA | None = None) -> tuple[Serv
     svc = ExecOnly()
     server = ServerThread(host, svc, ca=ca)
     return server, server.port, svc
+
+
+def compiled_shim() -> Path:
+    """The compiled shim (`mpi/shim.c`) as the agent builds it; the test is skipped where it cannot be."""
+    built = build_shim()
+    if built is None:
+        pytest.skip("the compiled shim cannot be built here (a C compiler and OpenSSL's headers are needed)")
+    return built
 
 
 def shim_env() -> dict[str, str]:

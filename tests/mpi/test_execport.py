@@ -1,4 +1,7 @@
-"""The exec port's framed protocol, end to end: the real shim program against the real endpoint."""
+"""The exec port's framed protocol, end to end: the real shim programs against the real endpoint.
+
+Every test of a shim runs twice: with the `python -IS` program and with the compiled one (`mpi/shim.c`),
+each as the agent writes it (`write_launcher`); they must behave alike."""
 
 from __future__ import annotations
 
@@ -15,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from shoal.mpi import shim
-from shoal.mpi.launch import parse_agent_map
+from shoal.mpi.launch import SHIM_NAME, parse_agent_map
 from shoal.nodeagent.mpilauncher import write_launcher
 from shoal.tlsconfig import NODE_TLS_NAME
 from tests.mpi.exec_client import exec_call
-from tests.mpi.exec_server import ExecOnly, serve, shim_env
+from tests.mpi.exec_server import ExecOnly, compiled_shim, serve, shim_env
 from tests.tlshelp import other_ca
 
 HOST = "127.0.0.1"
@@ -35,11 +38,28 @@ def endpoint() -> Iterator[tuple[int, ExecOnly]]:
 
 
 @pytest.fixture(scope="module")
-def launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The `python -IS` program the agent writes (the one MPI instances find first on PATH)."""
+def python_launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `python -IS` program the agent writes where it cannot build the compiled one."""
+    directory = write_launcher(tmp_path_factory.mktemp("bin"), compiled=False)
+    assert directory is not None
+    return directory / SHIM_NAME
+
+
+@pytest.fixture(scope="module")
+def compiled_launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compiled program the agent writes where it can build it (skipped where it cannot)."""
+    built = compiled_shim()
     directory = write_launcher(tmp_path_factory.mktemp("bin"))
     assert directory is not None
-    return directory / "shoal-mpi-launch"
+    path = directory / SHIM_NAME
+    assert path.read_bytes() == built.read_bytes()
+    return path
+
+
+@pytest.fixture(params=["python", "compiled"])
+def launcher(request: pytest.FixtureRequest) -> Path:
+    """Each shim in turn, as MPI instances find it first on PATH."""
+    return request.getfixturevalue(f"{request.param}_launcher")
 
 
 def _env(port: int, **extra: str) -> dict[str, str]:
@@ -142,11 +162,100 @@ def test_the_command_dies_with_the_shim(endpoint, launcher: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def test_the_launcher_starts_without_site(launcher: Path) -> None:
-    first = launcher.read_text().splitlines()[0]
+def test_the_python_launcher_starts_without_site(python_launcher: Path) -> None:
+    first = python_launcher.read_text().splitlines()[0]
     assert first == f"#!{sys.executable} -IS"
-    out = subprocess.run([str(launcher), "h9", "true"], env=_env(1), capture_output=True, text=True, check=False)
+
+
+def test_the_compiled_launcher_is_a_program(compiled_launcher: Path) -> None:
+    assert compiled_launcher.read_bytes()[:4] == b"\x7fELF"
+
+
+@pytest.mark.timeout(30)
+def test_what_is_wrong_before_connecting(launcher: Path) -> None:
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(launcher), *args], env=_env(1, **env), capture_output=True, text=True, timeout=20)
+
+    out = run("h9", "true")
     assert out.returncode == 255 and "h9 is not a node of this task" in out.stderr
+    out = run("-p")  # an option that takes a value, and then nothing
+    assert out.returncode == 1 and "no host given" in out.stderr
+    out = run("h1", "true", SHOAL_AGENT_CA_FILE="")
+    assert out.returncode == 255 and "SHOAL_AGENT_CA_FILE is not set" in out.stderr
+
+
+@pytest.mark.timeout(30)
+def test_an_agent_that_does_not_listen(launcher: Path) -> None:
+    with socket.socket() as s:  # a port that was free a moment ago: nobody listens there
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
+    out = subprocess.run([str(launcher), "h1", "true"], env=_env(port), capture_output=True, text=True, timeout=20)
+    assert out.returncode == 255 and f"cannot reach the agent of h1 at {HOST}:{port}" in out.stderr
+
+
+@pytest.mark.timeout(30)
+def test_ssh_options_user_and_the_attempt_identity(endpoint, launcher: Path) -> None:
+    port, svc = endpoint
+    env = _env(port, SHOAL_JOB_ID="job-é", SHOAL_TASK_ID='t"1', SHOAL_TASK_ATTEMPT="3")
+    out = subprocess.run(
+        [str(launcher), "-p", "22", "-o", "BatchMode=yes", "-x", "-T", "someone@h1", "echo", "a  b", "é"],
+        env=env,
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    # The words joined by one space and run by a shell, as ssh does.
+    assert out.stdout == "a b é\n".encode()
+    [call] = svc.calls
+    assert (call.job_id, call.task_id, call.attempt) == ("job-é", 't"1', 3)
+    assert call.argv == ["/bin/sh", "-c", "echo a  b é"]
+
+
+@pytest.mark.timeout(30)
+def test_any_bytes_reach_the_command_as_they_are(endpoint, launcher: Path) -> None:
+    port, _svc = endpoint
+    # Not UTF-8, quotes, a backslash, a control character: the agent runs exactly these bytes.
+    word = b'\xff\xfe q"b\\c \x01 \xc3\xa9'
+    out = subprocess.run(
+        [os.fsencode(launcher), b"h1", b"printf '%s' '" + word + b"'"],
+        env=_env(port),
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == word
+
+
+@pytest.mark.timeout(60)
+def test_much_output_and_stdin_at_its_end_or_closed(endpoint, launcher: Path) -> None:
+    port, _svc = endpoint
+    # Megabytes on both streams at once (many frames each), with stdin /dev/null (cat ends at once), then
+    # with no stdin at all (fd 0 closed: nothing is sent, the command does not read it).
+    big = "head -c 3000000 /dev/zero; head -c 2000000 /dev/zero >&2"
+    for script, closed in ((f"{big}; cat; echo end", False), (f"{big}; echo end", True)):
+        argv = [str(launcher), "h1", script]
+        if closed:
+            argv = ["/bin/sh", "-c", 'exec "$0" "$@" <&-', *argv]
+        proc = subprocess.run(
+            argv,
+            env=_env(port),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=40,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-500:]
+        assert proc.stdout == b"\0" * 3_000_000 + b"end\n"
+        assert proc.stderr == b"\0" * 2_000_000
+
+
+@pytest.mark.timeout(30)
+def test_the_status_of_a_command_killed_by_a_signal(endpoint, launcher: Path) -> None:
+    port, _svc = endpoint
+    out = subprocess.run([str(launcher), "h1", "kill -9 $$"], env=_env(port), capture_output=True, timeout=20)
+    assert out.returncode == 128 + signal.SIGKILL, out.stderr
 
 
 @pytest.mark.timeout(30)

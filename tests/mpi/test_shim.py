@@ -18,7 +18,7 @@ from shoal.mpi.launch import (
     parse_agent_map,
 )
 from shoal.mpi.shim import split_args
-from tests.mpi.exec_server import serve, shim_env
+from tests.mpi.exec_server import compiled_shim, serve, shim_env
 
 ALLREDUCE = """
 from mpi4py import MPI
@@ -60,17 +60,20 @@ def test_split_ssh_style_args() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_hydra_starts_ranks_on_two_hosts_through_the_shim(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shim", ["installed", "compiled"])
+def test_hydra_starts_ranks_on_two_hosts_through_the_shim(tmp_path: Path, shim: str) -> None:
     mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent))
     if mpiexec is None:
         pytest.skip("the mpich wheel is not installed")
+    # The console script beside this interpreter (Python, the package), or the agent's compiled one.
+    program = compiled_shim() if shim == "compiled" else Path(sys.executable).parent / "shoal-mpi-launch"
     app = tmp_path / "app.py"
     app.write_text(ALLREDUCE)
     servers = [serve("127.0.0.2"), serve("127.0.0.3")]
     try:
         hosts = ["127.0.0.2", "127.0.0.3"]
         env = dict(os.environ)
-        env.update(launcher_environment(str(Path(sys.executable).parent / "shoal-mpi-launch")))
+        env.update(launcher_environment(str(program)))
         env["SHOAL_MPI_AGENTS"] = ",".join(f"{h}={h}:{s[1]}" for h, s in zip(hosts, servers, strict=True))
         env.update(shim_env())
         out = subprocess.run(
