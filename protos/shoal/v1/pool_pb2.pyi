@@ -45,6 +45,19 @@ class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_STATE_UNKNOWN: _ClassVar[NodeState]
     NODE_STATE_LEAVING_POOL: _ClassVar[NodeState]
     NODE_STATE_OFFLINE: _ClassVar[NodeState]
+
+class SchedulingState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SCHEDULING_STATE_UNSPECIFIED: _ClassVar[SchedulingState]
+    SCHEDULING_STATE_ENABLED: _ClassVar[SchedulingState]
+    SCHEDULING_STATE_DISABLED: _ClassVar[SchedulingState]
+
+class DisableNodeSchedulingOption(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISABLE_NODE_SCHEDULING_OPTION_UNSPECIFIED: _ClassVar[DisableNodeSchedulingOption]
+    DISABLE_NODE_SCHEDULING_OPTION_REQUEUE: _ClassVar[DisableNodeSchedulingOption]
+    DISABLE_NODE_SCHEDULING_OPTION_TERMINATE: _ClassVar[DisableNodeSchedulingOption]
+    DISABLE_NODE_SCHEDULING_OPTION_TASK_COMPLETION: _ClassVar[DisableNodeSchedulingOption]
 POOL_STATE_UNSPECIFIED: PoolState
 POOL_STATE_ACTIVE: PoolState
 POOL_STATE_DELETING: PoolState
@@ -66,6 +79,13 @@ NODE_STATE_RUNNING: NodeState
 NODE_STATE_UNKNOWN: NodeState
 NODE_STATE_LEAVING_POOL: NodeState
 NODE_STATE_OFFLINE: NodeState
+SCHEDULING_STATE_UNSPECIFIED: SchedulingState
+SCHEDULING_STATE_ENABLED: SchedulingState
+SCHEDULING_STATE_DISABLED: SchedulingState
+DISABLE_NODE_SCHEDULING_OPTION_UNSPECIFIED: DisableNodeSchedulingOption
+DISABLE_NODE_SCHEDULING_OPTION_REQUEUE: DisableNodeSchedulingOption
+DISABLE_NODE_SCHEDULING_OPTION_TERMINATE: DisableNodeSchedulingOption
+DISABLE_NODE_SCHEDULING_OPTION_TASK_COMPLETION: DisableNodeSchedulingOption
 
 class Pool(_message.Message):
     __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "user_accounts", "certificate_references", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account")
@@ -122,7 +142,7 @@ class RecentTask(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("name", "id", "pool_id", "state", "ip_address", "task_slots", "running_task_slots", "total_tasks_run", "total_tasks_succeeded", "cores", "memory_bytes", "state_transition_time", "last_heartbeat_time", "start_task_info", "recent_tasks", "root_directory", "cpu_percent", "task_user_isolation", "agent_user", "certificate_references")
+    __slots__ = ("name", "id", "pool_id", "state", "ip_address", "task_slots", "running_task_slots", "total_tasks_run", "total_tasks_succeeded", "cores", "memory_bytes", "state_transition_time", "last_heartbeat_time", "start_task_info", "recent_tasks", "root_directory", "cpu_percent", "task_user_isolation", "agent_user", "certificate_references", "scheduling_state", "is_dedicated", "allocation_time", "last_boot_time", "running_tasks_count", "agent_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +163,12 @@ class Node(_message.Message):
     TASK_USER_ISOLATION_FIELD_NUMBER: _ClassVar[int]
     AGENT_USER_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULING_STATE_FIELD_NUMBER: _ClassVar[int]
+    IS_DEDICATED_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_BOOT_TIME_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_TASKS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     pool_id: str
@@ -163,7 +189,13 @@ class Node(_message.Message):
     task_user_isolation: bool
     agent_user: str
     certificate_references: _containers.RepeatedCompositeFieldContainer[_certificate_pb2.CertificateReference]
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., pool_id: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., ip_address: _Optional[str] = ..., task_slots: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., total_tasks_run: _Optional[int] = ..., total_tasks_succeeded: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_task_info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ..., recent_tasks: _Optional[_Iterable[_Union[RecentTask, _Mapping]]] = ..., root_directory: _Optional[str] = ..., cpu_percent: _Optional[float] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ...) -> None: ...
+    scheduling_state: SchedulingState
+    is_dedicated: bool
+    allocation_time: _timestamp_pb2.Timestamp
+    last_boot_time: _timestamp_pb2.Timestamp
+    running_tasks_count: int
+    agent_version: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., pool_id: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., ip_address: _Optional[str] = ..., task_slots: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., total_tasks_run: _Optional[int] = ..., total_tasks_succeeded: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_task_info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ..., recent_tasks: _Optional[_Iterable[_Union[RecentTask, _Mapping]]] = ..., root_directory: _Optional[str] = ..., cpu_percent: _Optional[float] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., scheduling_state: _Optional[_Union[SchedulingState, str]] = ..., is_dedicated: _Optional[bool] = ..., allocation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_boot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_tasks_count: _Optional[int] = ..., agent_version: _Optional[str] = ...) -> None: ...
 
 class CreatePoolRequest(_message.Message):
     __slots__ = ("pool", "request_id")
@@ -256,3 +288,67 @@ class ListNodeFilesResponse(_message.Message):
     FILES_FIELD_NUMBER: _ClassVar[int]
     files: _containers.RepeatedCompositeFieldContainer[_common_pb2.NodeFile]
     def __init__(self, files: _Optional[_Iterable[_Union[_common_pb2.NodeFile, _Mapping]]] = ...) -> None: ...
+
+class DisableNodeSchedulingRequest(_message.Message):
+    __slots__ = ("name", "option")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    option: DisableNodeSchedulingOption
+    def __init__(self, name: _Optional[str] = ..., option: _Optional[_Union[DisableNodeSchedulingOption, str]] = ...) -> None: ...
+
+class EnableNodeSchedulingRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class NodeCounts(_message.Message):
+    __slots__ = ("creating", "starting", "waiting_for_start_task", "start_task_failed", "idle", "running", "unknown", "leaving_pool", "offline", "total")
+    CREATING_FIELD_NUMBER: _ClassVar[int]
+    STARTING_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_START_TASK_FIELD_NUMBER: _ClassVar[int]
+    START_TASK_FAILED_FIELD_NUMBER: _ClassVar[int]
+    IDLE_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_POOL_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    creating: int
+    starting: int
+    waiting_for_start_task: int
+    start_task_failed: int
+    idle: int
+    running: int
+    unknown: int
+    leaving_pool: int
+    offline: int
+    total: int
+    def __init__(self, creating: _Optional[int] = ..., starting: _Optional[int] = ..., waiting_for_start_task: _Optional[int] = ..., start_task_failed: _Optional[int] = ..., idle: _Optional[int] = ..., running: _Optional[int] = ..., unknown: _Optional[int] = ..., leaving_pool: _Optional[int] = ..., offline: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class PoolNodeCounts(_message.Message):
+    __slots__ = ("pool_id", "dedicated", "low_priority")
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEDICATED_FIELD_NUMBER: _ClassVar[int]
+    LOW_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    dedicated: NodeCounts
+    low_priority: NodeCounts
+    def __init__(self, pool_id: _Optional[str] = ..., dedicated: _Optional[_Union[NodeCounts, _Mapping]] = ..., low_priority: _Optional[_Union[NodeCounts, _Mapping]] = ...) -> None: ...
+
+class ListPoolNodeCountsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPoolNodeCountsResponse(_message.Message):
+    __slots__ = ("pools", "next_page_token")
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    pools: _containers.RepeatedCompositeFieldContainer[PoolNodeCounts]
+    next_page_token: str
+    def __init__(self, pools: _Optional[_Iterable[_Union[PoolNodeCounts, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

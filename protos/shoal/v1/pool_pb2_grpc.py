@@ -75,6 +75,21 @@ class PoolServiceStub:
                 request_serializer=shoal_dot_v1_dot_pool__pb2.ListNodeFilesRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_pool__pb2.ListNodeFilesResponse.FromString,
                 _registered_method=True)
+        self.DisableNodeScheduling = channel.unary_unary(
+                '/shoal.v1.PoolService/DisableNodeScheduling',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.DisableNodeSchedulingRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Node.FromString,
+                _registered_method=True)
+        self.EnableNodeScheduling = channel.unary_unary(
+                '/shoal.v1.PoolService/EnableNodeScheduling',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.EnableNodeSchedulingRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Node.FromString,
+                _registered_method=True)
+        self.ListPoolNodeCounts = channel.unary_unary(
+                '/shoal.v1.PoolService/ListPoolNodeCounts',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsResponse.FromString,
+                _registered_method=True)
 
 
 class PoolServiceServicer:
@@ -132,6 +147,30 @@ class PoolServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DisableNodeScheduling(self, request, context):
+        """The node takes no new tasks; its running tasks are requeued, terminated
+        or left to finish (`option`); it is OFFLINE once none runs. Refused with
+        FAILED_PRECONDITION NODE_ALREADY_IN_TARGET_SCHEDULING_STATE when it is
+        disabled already.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnableNodeScheduling(self, request, context):
+        """Back to taking tasks (OFFLINE → IDLE). Refused the same way when enabled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPoolNodeCounts(self, request, context):
+        """Per pool of the caller, its nodes by state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PoolServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +213,21 @@ def add_PoolServiceServicer_to_server(servicer, server):
                     servicer.ListNodeFiles,
                     request_deserializer=shoal_dot_v1_dot_pool__pb2.ListNodeFilesRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_pool__pb2.ListNodeFilesResponse.SerializeToString,
+            ),
+            'DisableNodeScheduling': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableNodeScheduling,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.DisableNodeSchedulingRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Node.SerializeToString,
+            ),
+            'EnableNodeScheduling': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableNodeScheduling,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.EnableNodeSchedulingRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Node.SerializeToString,
+            ),
+            'ListPoolNodeCounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPoolNodeCounts,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -393,6 +447,87 @@ class PoolService:
             '/shoal.v1.PoolService/ListNodeFiles',
             shoal_dot_v1_dot_pool__pb2.ListNodeFilesRequest.SerializeToString,
             shoal_dot_v1_dot_pool__pb2.ListNodeFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableNodeScheduling(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/DisableNodeScheduling',
+            shoal_dot_v1_dot_pool__pb2.DisableNodeSchedulingRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableNodeScheduling(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/EnableNodeScheduling',
+            shoal_dot_v1_dot_pool__pb2.EnableNodeSchedulingRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPoolNodeCounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/ListPoolNodeCounts',
+            shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsResponse.FromString,
             options,
             channel_credentials,
             insecure,
