@@ -51,6 +51,7 @@ from .errors import (
     from_rpc_error,
 )
 from .identity_types import AutoUser, AutoUserScope, ElevationLevel, UserAccount, UserIdentity
+from .node_types import DisableNodeSchedulingOption, NodeCounts, PoolNodeCounts, SchedulingState
 from .types import (
     AddTaskResult,
     AllocationState,
@@ -129,6 +130,7 @@ __all__ = [
     "DependencyState",
     "DependencyStatus",
     "DisableJobOption",
+    "DisableNodeSchedulingOption",
     "ElevationLevel",
     "ExitCodeMapping",
     "ExitCodeRangeMapping",
@@ -148,6 +150,7 @@ __all__ = [
     "JoinToken",
     "MultiInstanceSettings",
     "Node",
+    "NodeCounts",
     "NodeFile",
     "NodeState",
     "NotFound",
@@ -156,6 +159,7 @@ __all__ = [
     "OutputFileSpec",
     "PermissionDenied",
     "Pool",
+    "PoolNodeCounts",
     "PoolState",
     "PoolsAPI",
     "PreparationAndReleaseTaskStatus",
@@ -164,6 +168,7 @@ __all__ = [
     "QuotaExceeded",
     "RecentTask",
     "ResourceFileSpec",
+    "SchedulingState",
     "ShoalError",
     "StartTaskInfo",
     "StartTaskSpec",

@@ -32,6 +32,7 @@ from .errors import (
     from_rpc_error,
 )
 from .identity_types import UserAccount
+from .node_types import DisableNodeSchedulingOption, PoolNodeCounts, disable_node_scheduling_option_to_proto
 from .types import (
     AllocationState,
     Blob,
@@ -192,6 +193,77 @@ class PoolsAPI:
         request = pool_pb2.ListNodeFilesRequest(name=f"pools/{pool_id}/nodes/{node_id}", path=path, recursive=recursive)
         response = self._rpc.unary(self._rpc.pools.ListNodeFiles, request)
         return [NodeFile.from_proto(f) for f in response.files]
+
+    def disable_node_scheduling(
+        self,
+        pool_id: str,
+        node_id: str,
+        option: DisableNodeSchedulingOption | str = DisableNodeSchedulingOption.REQUEUE,
+    ) -> Node:
+        """Stop scheduling tasks on the node: its ``scheduling_state`` becomes ``disabled``.
+
+        ``option`` says what happens to the tasks running there: ``requeue`` (stopped and queued again, to
+        run elsewhere), ``terminate`` (stopped; they complete as failed and do not run again) or
+        ``taskcompletion`` (``task_completion`` too: left to finish). The node is ``offline`` once no task
+        runs on it. Returns the node as the server left it. A node disabled already raises
+        :class:`FailedPrecondition` ``NODE_ALREADY_IN_TARGET_SCHEDULING_STATE``; a node leaving its pool
+        raises :class:`FailedPrecondition` too.
+        """
+        request = pool_pb2.DisableNodeSchedulingRequest(
+            name=f"pools/{pool_id}/nodes/{node_id}",
+            option=disable_node_scheduling_option_to_proto(option),  # type: ignore[arg-type]
+        )
+        return Node.from_proto(self._rpc.unary(self._rpc.pools.DisableNodeScheduling, request))
+
+    def enable_node_scheduling(self, pool_id: str, node_id: str) -> Node:
+        """Schedule tasks on the node again: ``scheduling_state`` ``enabled``, ``offline`` → ``idle``.
+
+        A node enabled already raises :class:`FailedPrecondition` ``NODE_ALREADY_IN_TARGET_SCHEDULING_STATE``.
+        """
+        request = pool_pb2.EnableNodeSchedulingRequest(name=f"pools/{pool_id}/nodes/{node_id}")
+        return Node.from_proto(self._rpc.unary(self._rpc.pools.EnableNodeScheduling, request))
+
+    def node_counts(self) -> builtins.list[PoolNodeCounts]:
+        """Per pool of the account, how many of its nodes are in each state (all pages)."""
+        return [
+            PoolNodeCounts.from_proto(msg)
+            for msg in self._rpc.pages(
+                self._rpc.pools.ListPoolNodeCounts,
+                lambda token: pool_pb2.ListPoolNodeCountsRequest(page_size=PAGE_SIZE, page_token=token),
+                "pools",
+            )
+        ]
+
+    def wait_node_state(
+        self,
+        pool_id: str,
+        node_id: str,
+        state: NodeState | str | Iterable[NodeState | str],
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 0.25,
+        cancel: threading.Event | None = None,
+    ) -> Node:
+        """Wait until the node is in ``state`` (one state, or any of several) and return it.
+
+        Raises :class:`DeadlineExceeded` after ``timeout`` seconds and :class:`Cancelled` when ``cancel``
+        is set.
+        """
+        wanted_list = [state] if isinstance(state, str) else builtins.list(state)
+        # Through the proto values so that any spelling of a state ("leaving_pool") is accepted.
+        wanted = {node_state_to_proto(s) for s in wanted_list}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            node = self.node(pool_id, node_id)
+            if node.proto.state in wanted:
+                return node
+            if deadline is not None and time.monotonic() >= deadline:
+                names = ", ".join(str(s) for s in wanted_list)
+                raise DeadlineExceeded(
+                    f"node {pool_id}/{node_id} not in {names} after {timeout}s (it is {node.state})",
+                    reason="WAIT_TIMEOUT",
+                )
+            wait_or_cancel(cancel, poll_interval)
 
     def join_token(self, pool_id: str, *, ttl: float = 3600.0) -> JoinToken:
         """A token with which agents started elsewhere join pool ``pool_id`` for ``ttl`` seconds

@@ -2,8 +2,8 @@
 
 Talks to the server through :class:`shoal.client.Client`; ``shoal server``,
 ``shoal up`` and ``shoal agent`` start processes in the foreground. This file
-holds the root, pools, nodes, storage and the processes; jobs are in
-``cli_jobs.py``, tasks in ``cli_tasks.py``, what they share in ``cli_common.py``.
+holds the root, pools, storage and the processes; nodes are in ``cli_nodes.py``,
+jobs in ``cli_jobs.py``, tasks in ``cli_tasks.py``, what they share in ``cli_common.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from shoal.pool_providers import DEFAULT_POOL_PROVIDER, POOL_PROVIDERS
 from .cli_accounts import account
 from .cli_certificates import certificate
 from .cli_common import (
-    _FILE_COLUMNS,
     _OUTPUT,
     _client,
     _emit,
@@ -32,6 +31,7 @@ from .cli_common import (
     _State,
 )
 from .cli_jobs import job
+from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
 from .cli_tasks import task
 
 __all__ = ["cli", "main"]
@@ -78,6 +78,7 @@ def cli(ctx: click.Context, address: str | None, account: str | None, key: str |
 cli.add_command(account)
 cli.add_command(certificate)
 cli.add_command(job)
+cli.add_command(node)
 cli.add_command(task)
 
 
@@ -92,19 +93,6 @@ _POOL_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     ("provider", lambda p: p.provider),
     ("start task", lambda p: p.start_task.command_line if p.start_task else None),
     ("created", lambda p: p.creation_time),
-]
-
-_NODE_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
-    ("id", lambda n: n.id),
-    ("pool", lambda n: n.pool_id),
-    ("state", lambda n: n.state),
-    ("address", lambda n: n.ip_address),
-    ("slots", lambda n: f"{n.running_task_slots}/{n.task_slots}"),
-    ("run", lambda n: n.total_tasks_run),
-    ("ok", lambda n: n.total_tasks_succeeded),
-    ("cpu%", lambda n: f"{n.cpu_percent:.0f}"),
-    ("start task", lambda n: (n.start_task_info.result or n.start_task_info.state) if n.start_task_info else None),
-    ("heartbeat", lambda n: n.last_heartbeat_time),
 ]
 
 
@@ -292,72 +280,17 @@ def pool_join_token(ctx: click.Context, pool_id: str, ttl: str) -> None:
     click.echo(f"pool {t.pool_id}: admits nodes until {expires} (CA sha256 {t.ca_fingerprint})", err=True)
 
 
-def _list_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
-    nodes = list(_client(ctx).pools.nodes(pool_id, state=state))
-    _emit(output, nodes, _NODE_COLUMNS, f"nodes of pool {pool_id}")
-
-
-_NODE_STATE_CHOICE = click.Choice(
-    [
-        "creating",
-        "starting",
-        "waitingforstarttask",
-        "starttaskfailed",
-        "idle",
-        "running",
-        "unknown",
-        "leavingpool",
-        "offline",
-    ]
-)
-
-
 @pool.command("nodes")
 @click.argument("pool_id")
-@click.option("--state", type=_NODE_STATE_CHOICE, default=None, help="Only nodes in this state.")
+@click.option("--state", type=NODE_STATE_CHOICE, default=None, help="Only nodes in this state.")
 @_OUTPUT
 @click.pass_context
 def pool_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
     """List the nodes of pool POOL_ID."""
-    _list_nodes(ctx, pool_id, state, output)
+    list_nodes(ctx, pool_id, state, output)
 
 
-@cli.group()
-def node() -> None:
-    """Compute nodes."""
-
-
-@node.command("list")
-@click.argument("pool_id")
-@click.option("--state", type=_NODE_STATE_CHOICE, default=None, help="Only nodes in this state.")
-@_OUTPUT
-@click.pass_context
-def node_list(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
-    """List the nodes of pool POOL_ID."""
-    _list_nodes(ctx, pool_id, state, output)
-
-
-@node.command("get")
-@click.argument("pool_id")
-@click.argument("node_id")
-@_OUTPUT
-@click.pass_context
-def node_get(ctx: click.Context, pool_id: str, node_id: str, output: str) -> None:
-    """Show node NODE_ID of pool POOL_ID."""
-    _emit_one(output, _client(ctx).pools.node(pool_id, node_id), f"pools/{pool_id}/nodes/{node_id}")
-
-
-@node.command("files")
-@click.argument("pool_id")
-@click.argument("node_id")
-@click.option("--path", default="", help="Directory relative to the node root.")
-@click.option("-r", "--recursive", is_flag=True)
-@_OUTPUT
-@click.pass_context
-def node_files(ctx: click.Context, pool_id: str, node_id: str, path: str, recursive: bool, output: str) -> None:
-    """List files in the root directory of node NODE_ID."""
-    files = _client(ctx).pools.node_files(pool_id, node_id, path=path, recursive=recursive)
-    _emit(output, files, _FILE_COLUMNS, f"files of node {pool_id}/{node_id}")
+pool.add_command(pool_counts)
 
 
 # --------------------------------------------------------------------------- storage

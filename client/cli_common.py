@@ -1,7 +1,7 @@
 """What every ``shoal`` command shares: the client from the context, errors as one line, tables and JSON.
 
-The commands live in a file per resource (``cli.py``: the root, pools, nodes,
-storage and processes; ``cli_jobs.py``; ``cli_tasks.py``).
+The commands live in a file per resource (``cli.py``: the root, pools,
+storage and processes; ``cli_nodes.py``; ``cli_jobs.py``; ``cli_tasks.py``).
 """
 
 from __future__ import annotations

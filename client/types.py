@@ -8,7 +8,8 @@ with ``from_proto()``; the raw message stays reachable as ``.proto``.
 
 The types every resource shares live in :mod:`.common_types`, those of
 workflows inside a job (dependencies, exit conditions, the job's own tasks) in
-:mod:`.workflow_types`.
+:mod:`.workflow_types`, those of node operations (scheduling state, node counts) in
+:mod:`.node_types`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .common_types import (
 from .errors import InvalidArgument
 from .identity_types import UserAccount, UserIdentity, identity_of
 from .json_specs import parse_message
+from .node_types import SchedulingState, scheduling_state_from_proto
 from .workflow_types import (
     DependencyState,
     ExitConditions,
@@ -687,6 +689,18 @@ class Node:
     """The user its agent runs as."""
     certificate_references: tuple[CertificateReference, ...] = ()
     """The certificates installed on it (its pool's references when its agent last started)."""
+    scheduling_state: SchedulingState = SchedulingState.ENABLED
+    """``enabled``, or ``disabled`` (``pools.disable_node_scheduling``): it takes no new task."""
+    is_dedicated: bool = True
+    """Every node is dedicated until pools have low-priority nodes."""
+    allocation_time: datetime | None = None
+    """When it joined its pool."""
+    last_boot_time: datetime | None = None
+    """When its agent last started (an agent restart is the node's reboot)."""
+    running_tasks_count: int = 0
+    """Tasks (not slots) running on it now."""
+    agent_version: str = ""
+    """The version of Shoal its agent runs."""
     proto: pool_pb2.Node = field(repr=False, compare=False)
     """The raw ``shoal.v1.Node`` message."""
 
@@ -725,6 +739,12 @@ class Node:
             task_user_isolation=msg.task_user_isolation,
             agent_user=msg.agent_user,
             certificate_references=tuple(CertificateReference.from_proto(r) for r in msg.certificate_references),
+            scheduling_state=scheduling_state_from_proto(msg.scheduling_state),
+            is_dedicated=msg.is_dedicated,
+            allocation_time=_ts(msg, "allocation_time"),
+            last_boot_time=_ts(msg, "last_boot_time"),
+            running_tasks_count=msg.running_tasks_count,
+            agent_version=msg.agent_version,
             proto=msg,
         )
 

@@ -133,6 +133,7 @@ class FakeShoal(
         self.update_job_requests: list[job_pb2.UpdateJobRequest] = []
         self.update_task_requests: list[task_pb2.UpdateTaskRequest] = []
         self.disable_requests: list[job_pb2.DisableJobRequest] = []
+        self.disable_node_requests: list[pool_pb2.DisableNodeSchedulingRequest] = []
         #: What ListPreparationAndReleaseTaskStatus answers, per job.
         self.prep_statuses: dict[str, list[job_pb2.PreparationAndReleaseTaskStatus]] = {}
         self.certificates: dict[str, certificate_pb2.Certificate] = {}
@@ -230,6 +231,67 @@ class FakeShoal(
             if n.id == nid:
                 return n
         raise not_found("NODE_NOT_FOUND", f"node {nid} not found")
+
+    def _node(self, name: str) -> pool_pb2.Node:
+        _, pid, _, nid = name.split("/")
+        self._pool(f"pools/{pid}")
+        for n in self.nodes[pid]:
+            if n.id == nid:
+                return n
+        raise not_found("NODE_NOT_FOUND", f"node {nid} not found")
+
+    def _scheduling(self, request: Any, target: int) -> pool_pb2.Node:
+        """The node of ``request`` with scheduling ``target``; refused as the server does from the same
+        state. It does not touch tasks or the node's state beyond OFFLINE <-> IDLE of an unused node."""
+        node = self._node(request.name)
+        current = node.scheduling_state or pool_pb2.SCHEDULING_STATE_ENABLED
+        if current == target:
+            raise Abort(
+                rich_status(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "NODE_ALREADY_IN_TARGET_SCHEDULING_STATE",
+                    f"node {node.id} is already {pool_pb2.SchedulingState.Name(target)}",
+                )
+            )
+        node.scheduling_state = target  # type: ignore[assignment]
+        if target == pool_pb2.SCHEDULING_STATE_DISABLED and node.state == pool_pb2.NODE_STATE_IDLE:
+            node.state = pool_pb2.NODE_STATE_OFFLINE
+        elif target == pool_pb2.SCHEDULING_STATE_ENABLED and node.state == pool_pb2.NODE_STATE_OFFLINE:
+            node.state = pool_pb2.NODE_STATE_IDLE
+        return node
+
+    @handled
+    async def DisableNodeScheduling(
+        self, request: pool_pb2.DisableNodeSchedulingRequest, context: Any
+    ) -> pool_pb2.Node:
+        self.disable_node_requests.append(request)
+        return self._scheduling(request, pool_pb2.SCHEDULING_STATE_DISABLED)
+
+    @handled
+    async def EnableNodeScheduling(self, request: pool_pb2.EnableNodeSchedulingRequest, context: Any) -> pool_pb2.Node:
+        return self._scheduling(request, pool_pb2.SCHEDULING_STATE_ENABLED)
+
+    @handled
+    async def ListPoolNodeCounts(
+        self, request: pool_pb2.ListPoolNodeCountsRequest, context: Any
+    ) -> pool_pb2.ListPoolNodeCountsResponse:
+        fields = {
+            pool_pb2.NODE_STATE_IDLE: "idle",
+            pool_pb2.NODE_STATE_RUNNING: "running",
+            pool_pb2.NODE_STATE_OFFLINE: "offline",
+            pool_pb2.NODE_STATE_STARTING: "starting",
+            pool_pb2.NODE_STATE_START_TASK_FAILED: "start_task_failed",
+        }
+        counts = []
+        for pid in self.pools:
+            dedicated = pool_pb2.NodeCounts(total=len(self.nodes[pid]))
+            for n in self.nodes[pid]:
+                attr = fields[n.state]
+                setattr(dedicated, attr, getattr(dedicated, attr) + 1)
+            counts.append(pool_pb2.PoolNodeCounts(pool_id=pid, dedicated=dedicated, low_priority=pool_pb2.NodeCounts()))
+        # Pages of 1, so that the client has to follow tokens.
+        items, nxt = _page(counts, 1, request.page_token)
+        return pool_pb2.ListPoolNodeCountsResponse(pools=items, next_page_token=nxt)
 
     # ---------------------------------------------------------------- jobs
     def _job(self, name: str) -> job_pb2.Job:

@@ -1,0 +1,170 @@
+"""``shoal node ...``: list, show, files, disable/enable scheduling; and ``shoal pool counts``.
+
+``pool nodes`` (in ``cli.py``) shares the node table of this file; ``pool counts`` is defined here and
+added to the ``pool`` group there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .cli_common import _FILE_COLUMNS, _OUTPUT, _client, _emit, _emit_one
+from .node_types import DisableNodeSchedulingOption, NodeCounts, PoolNodeCounts
+
+__all__ = ["NODE_STATE_CHOICE", "list_nodes", "node", "pool_counts"]
+
+NODE_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
+    ("id", lambda n: n.id),
+    ("pool", lambda n: n.pool_id),
+    ("state", lambda n: n.state),
+    ("scheduling", lambda n: n.scheduling_state),
+    ("address", lambda n: n.ip_address),
+    ("slots", lambda n: f"{n.running_task_slots}/{n.task_slots}"),
+    ("run", lambda n: n.total_tasks_run),
+    ("ok", lambda n: n.total_tasks_succeeded),
+    ("cpu%", lambda n: f"{n.cpu_percent:.0f}"),
+    ("start task", lambda n: (n.start_task_info.result or n.start_task_info.state) if n.start_task_info else None),
+    ("heartbeat", lambda n: n.last_heartbeat_time),
+]
+
+NODE_STATE_CHOICE = click.Choice(
+    [
+        "creating",
+        "starting",
+        "waitingforstarttask",
+        "starttaskfailed",
+        "idle",
+        "running",
+        "unknown",
+        "leavingpool",
+        "offline",
+    ]
+)
+
+# Batch's spellings; "task_completion" is accepted too (the client takes any of its spellings).
+_DISABLE_OPTION_CHOICE = click.Choice([o.value for o in DisableNodeSchedulingOption] + ["task_completion"])
+
+
+def list_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
+    """Print the nodes of ``pool_id`` (those in ``state`` when given)."""
+    nodes = list(_client(ctx).pools.nodes(pool_id, state=state))
+    _emit(output, nodes, NODE_COLUMNS, f"nodes of pool {pool_id}")
+
+
+@click.group()
+def node() -> None:
+    """Compute nodes."""
+
+
+@node.command("list")
+@click.argument("pool_id")
+@click.option("--state", type=NODE_STATE_CHOICE, default=None, help="Only nodes in this state.")
+@_OUTPUT
+@click.pass_context
+def node_list(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
+    """List the nodes of pool POOL_ID."""
+    list_nodes(ctx, pool_id, state, output)
+
+
+@node.command("get")
+@click.argument("pool_id")
+@click.argument("node_id")
+@_OUTPUT
+@click.pass_context
+def node_get(ctx: click.Context, pool_id: str, node_id: str, output: str) -> None:
+    """Show node NODE_ID of pool POOL_ID."""
+    _emit_one(output, _client(ctx).pools.node(pool_id, node_id), f"pools/{pool_id}/nodes/{node_id}")
+
+
+@node.command("files")
+@click.argument("pool_id")
+@click.argument("node_id")
+@click.option("--path", default="", help="Directory relative to the node root.")
+@click.option("-r", "--recursive", is_flag=True, help="List the whole tree under --path.")
+@_OUTPUT
+@click.pass_context
+def node_files(ctx: click.Context, pool_id: str, node_id: str, path: str, recursive: bool, output: str) -> None:
+    """List files in the root directory of node NODE_ID."""
+    files = _client(ctx).pools.node_files(pool_id, node_id, path=path, recursive=recursive)
+    _emit(output, files, _FILE_COLUMNS, f"files of node {pool_id}/{node_id}")
+
+
+@node.command("disable")
+@click.argument("pool_id")
+@click.argument("node_id")
+@click.option(
+    "--option",
+    "option",
+    type=_DISABLE_OPTION_CHOICE,
+    default=DisableNodeSchedulingOption.REQUEUE.value,
+    show_default=True,
+    help="What happens to the tasks running on the node: requeue (stopped and queued again, to run "
+    "elsewhere), terminate (stopped; they complete as failed, not rerun) or taskcompletion (left to finish).",
+)
+@click.option(
+    "--wait",
+    "wait_timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Wait until the node is offline (no task runs on it any more).",
+)
+@_OUTPUT
+@click.pass_context
+def node_disable(
+    ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: float | None, output: str
+) -> None:
+    """Stop scheduling tasks on node NODE_ID of pool POOL_ID (it is offline once no task runs there)."""
+    client = _client(ctx)
+    n = client.pools.disable_node_scheduling(pool_id, node_id, option=option)
+    if wait_timeout is not None:
+        n = client.pools.wait_node_state(pool_id, node_id, "offline", timeout=wait_timeout)
+    _emit(output, [n], NODE_COLUMNS, "node scheduling disabled")
+
+
+@node.command("enable")
+@click.argument("pool_id")
+@click.argument("node_id")
+@_OUTPUT
+@click.pass_context
+def node_enable(ctx: click.Context, pool_id: str, node_id: str, output: str) -> None:
+    """Schedule tasks on node NODE_ID of pool POOL_ID again (offline → idle)."""
+    n = _client(ctx).pools.enable_node_scheduling(pool_id, node_id)
+    _emit(output, [n], NODE_COLUMNS, "node scheduling enabled")
+
+
+def _state_count(get: Callable[[PoolNodeCounts], NodeCounts], state: str) -> Callable[[Any], Any]:
+    """A column getter: a pool's count of nodes in ``state`` (a function, so that each column keeps its own)."""
+    return lambda c: get(c).by_state().get(state, 0)
+
+
+def _count_columns(counts: list[PoolNodeCounts]) -> list[tuple[str, Callable[[Any], Any]]]:
+    """pool, a column per state that some pool has nodes in (Batch's order), total; low-priority
+    columns only when some pool has such nodes."""
+    columns: list[tuple[str, Callable[[Any], Any]]] = [("pool", lambda c: c.pool_id)]
+
+    def add(kind: str, get: Callable[[PoolNodeCounts], NodeCounts]) -> None:
+        states: list[str] = []
+        for c in counts:
+            states += [s for s in get(c).by_state() if s not in states]
+        order = list(NODE_STATE_CHOICE.choices)
+        for s in sorted(states, key=order.index):
+            columns.append((f"{kind}{s}", _state_count(get, s)))
+        columns.append((f"{kind}total", lambda c: get(c).total))
+
+    add("", lambda c: c.dedicated)
+    if any(c.low_priority.total for c in counts):
+        add("low-priority ", lambda c: c.low_priority)
+    return columns
+
+
+@click.command("counts")
+@_OUTPUT
+@click.pass_context
+def pool_counts(ctx: click.Context, output: str) -> None:
+    """Per pool of the account, how many of its nodes are in each state."""
+    counts = _client(ctx).pools.node_counts()
+    _emit(output, counts, _count_columns(counts), "nodes by state")

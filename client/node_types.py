@@ -1,0 +1,141 @@
+"""Node operation types of the Shoal client: scheduling state, disable options and node counts.
+
+:class:`SchedulingState` is a node's ``scheduling_state`` (``client.pools.node``);
+:class:`DisableNodeSchedulingOption` says what ``pools.disable_node_scheduling``
+does with the node's running tasks; :class:`NodeCounts` and
+:class:`PoolNodeCounts` are what ``pools.node_counts`` answers. Enum values are
+Batch's spellings, lower case without separators, as the other client enums.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from shoal.v1 import pool_pb2
+
+from .common_types import _choice
+
+__all__ = [
+    "DisableNodeSchedulingOption",
+    "NodeCounts",
+    "PoolNodeCounts",
+    "SchedulingState",
+    "disable_node_scheduling_option_to_proto",
+    "scheduling_state_from_proto",
+]
+
+
+class SchedulingState(enum.StrEnum):
+    """Whether a node takes new tasks (Batch's ``schedulingState``)."""
+
+    ENABLED = "enabled"
+    """It takes tasks."""
+    DISABLED = "disabled"
+    """It takes no new task; it is ``offline`` once the tasks it had are dealt with."""
+
+
+class DisableNodeSchedulingOption(enum.StrEnum):
+    """What ``pools.disable_node_scheduling`` does with the tasks running on the node."""
+
+    REQUEUE = "requeue"
+    """Stop them and queue them again: they run elsewhere (no retry counted)."""
+    TERMINATE = "terminate"
+    """Stop them: they complete as failed and do not run again."""
+    TASK_COMPLETION = "taskcompletion"
+    """Let them finish; the node stays ``running`` (scheduling disabled) until they have."""
+
+
+_SCHEDULING_STATES = {
+    # The proto's zero value means enabled: a server that predates the field sends it.
+    pool_pb2.SCHEDULING_STATE_UNSPECIFIED: SchedulingState.ENABLED,
+    pool_pb2.SCHEDULING_STATE_ENABLED: SchedulingState.ENABLED,
+    pool_pb2.SCHEDULING_STATE_DISABLED: SchedulingState.DISABLED,
+}
+
+_DISABLE_OPTIONS = {
+    DisableNodeSchedulingOption.REQUEUE: pool_pb2.DISABLE_NODE_SCHEDULING_OPTION_REQUEUE,
+    DisableNodeSchedulingOption.TERMINATE: pool_pb2.DISABLE_NODE_SCHEDULING_OPTION_TERMINATE,
+    DisableNodeSchedulingOption.TASK_COMPLETION: pool_pb2.DISABLE_NODE_SCHEDULING_OPTION_TASK_COMPLETION,
+}
+
+
+def scheduling_state_from_proto(value: int) -> SchedulingState:
+    """The client enum of a ``shoal.v1.SchedulingState`` value (unknown values read as enabled)."""
+    return _SCHEDULING_STATES.get(value, SchedulingState.ENABLED)  # type: ignore[call-overload]
+
+
+def disable_node_scheduling_option_to_proto(value: DisableNodeSchedulingOption | str) -> int:
+    """The ``shoal.v1.DisableNodeSchedulingOption`` of ``value``: a member or its string in any case,
+    with or without ``_``/``-`` (``"taskcompletion"``, ``"task_completion"``, ``"TASK_COMPLETION"``).
+
+    Raises :class:`InvalidArgument` ``INVALID_DISABLE_NODE_SCHEDULING`` for anything else.
+    """
+    member = _choice(DisableNodeSchedulingOption, value, field="option", reason="INVALID_DISABLE_NODE_SCHEDULING")
+    return int(_DISABLE_OPTIONS[member])
+
+
+# Batch's order of node states; the names are the client's NodeState values.
+_COUNT_FIELDS = (
+    ("creating", "creating"),
+    ("starting", "starting"),
+    ("waitingforstarttask", "waiting_for_start_task"),
+    ("starttaskfailed", "start_task_failed"),
+    ("idle", "idle"),
+    ("running", "running"),
+    ("unknown", "unknown"),
+    ("leavingpool", "leaving_pool"),
+    ("offline", "offline"),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeCounts:
+    """How many of a pool's nodes are in each state (Batch's ``NodeCounts``)."""
+
+    creating: int = 0
+    starting: int = 0
+    waiting_for_start_task: int = 0
+    start_task_failed: int = 0
+    idle: int = 0
+    running: int = 0
+    unknown: int = 0
+    leaving_pool: int = 0
+    offline: int = 0
+    total: int = 0
+    """All the pool's nodes of this kind, as the server counted them."""
+
+    def by_state(self) -> dict[str, int]:
+        """The non-zero counts by state, in Batch's order, keyed by the :class:`NodeState` values
+        (``"idle"``, ``"waitingforstarttask"``, ...)."""
+        counts = {state: getattr(self, attr) for state, attr in _COUNT_FIELDS}
+        return {state: n for state, n in counts.items() if n}
+
+    @classmethod
+    def from_proto(cls, msg: pool_pb2.NodeCounts) -> NodeCounts:
+        """Build from a ``shoal.v1.NodeCounts``."""
+        return cls(**{attr: getattr(msg, attr) for _, attr in _COUNT_FIELDS}, total=msg.total)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolNodeCounts:
+    """One pool's node counts: dedicated nodes and low-priority nodes (all zero until pools have them)."""
+
+    pool_id: str
+    """The pool."""
+    dedicated: NodeCounts
+    """Its dedicated nodes (every node today)."""
+    low_priority: NodeCounts
+    """Its low-priority nodes: all zero, Shoal has none yet."""
+    proto: pool_pb2.PoolNodeCounts = field(repr=False, compare=False)
+    """The raw ``shoal.v1.PoolNodeCounts`` message."""
+
+    @classmethod
+    def from_proto(cls, msg: pool_pb2.PoolNodeCounts) -> PoolNodeCounts:
+        """Build from a ``shoal.v1.PoolNodeCounts``."""
+        return cls(
+            pool_id=msg.pool_id,
+            dedicated=NodeCounts.from_proto(msg.dedicated),
+            low_priority=NodeCounts.from_proto(msg.low_priority),
+            proto=msg,
+        )
