@@ -178,6 +178,7 @@ class NodeLifecycle:
         start = pool.proto.start_task if pool.proto.HasField("start_task") else None
         run_start = bool(start and start.command_line) and not reg.start_task_succeeded
         node.start_task_ok = not run_start and (bool(reg.start_task_succeeded) or not start)
+        target: int
         if run_start and start is not None and start.wait_for_success:
             target = P.NODE_STATE_STARTING
         elif node.state == P.NODE_STATE_START_TASK_FAILED and reg.start_task_succeeded:
