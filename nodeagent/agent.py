@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib.metadata
 import logging
 import os
 import secrets
@@ -44,6 +45,17 @@ from shoal.nodeagent.watchdog import RootBusyError, Watchdog, take_root_lock
 from shoal.paths import UnsafePathError
 from shoal.tlsconfig import SERVER_TLS_NAME, channel_credentials, name_options, server_credentials
 from shoal.v1 import common_pb2
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("shoal")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+#: The Shoal version this agent runs (the node's `agent_version`).
+AGENT_VERSION = _version()
 
 log = logging.getLogger(__name__)
 
@@ -402,6 +414,7 @@ class Agent:
     def _register(self) -> agent_pb2.AgentMessage:
         return agent_pb2.AgentMessage(
             register=agent_pb2.Register(
+                agent_version=AGENT_VERSION,
                 node_id=self.node_id,
                 pool_id=self.pool_id,
                 ip_address=self.config.ip,

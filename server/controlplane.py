@@ -39,6 +39,7 @@ from shoal.server.lifecycle.kernel import (
     Provider,
     Stats,
 )
+from shoal.server.lifecycle.nodeops import NodeOperations
 from shoal.server.lifecycle.nodes import NodeLifecycle
 from shoal.server.lifecycle.pools import PoolLifecycle
 from shoal.server.lifecycle.tasks import TaskLifecycle
@@ -68,6 +69,7 @@ class ControlPlane(Kernel):
         self.jobmanager_life = JobManagerLifecycle(self)
         self.prep_life = JobPrepLifecycle(self)
         self.completion = CompletionLifecycle(self)
+        self.node_ops = NodeOperations(self)
 
     # ------------------------------------------------------------------ pools
 
@@ -109,6 +111,15 @@ class ControlPlane(Kernel):
 
     async def save_node_stats(self) -> None:
         await self.node_life.save_node_stats()
+
+    async def disable_node_scheduling(self, pool_id: str, node_id: str, option: int) -> pool_pb2.Node:
+        return await self.node_ops.disable_scheduling(pool_id, node_id, option)
+
+    async def enable_node_scheduling(self, pool_id: str, node_id: str) -> pool_pb2.Node:
+        return await self.node_ops.enable_scheduling(pool_id, node_id)
+
+    def pool_node_counts(self, pool_ids: list[str]) -> list[pool_pb2.PoolNodeCounts]:
+        return self.node_ops.node_counts(pool_ids)
 
     # ------------------------------------------------------------------ jobs
 

@@ -127,6 +127,29 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         return self.cp.node(pid, nid).view()
 
     @rpc_errors
+    async def DisableNodeScheduling(
+        self, request: pool_pb2.DisableNodeSchedulingRequest, context: Ctx
+    ) -> pool_pb2.Node:
+        pid, nid = parse_name(request.name, "pools", "nodes")
+        v = check_enum(request.option, pool_pb2.DisableNodeSchedulingOption, "option")
+        if v:
+            raise invalid("INVALID_OPTION", v)
+        return await self.cp.disable_node_scheduling(pid, nid, request.option)
+
+    @rpc_errors
+    async def EnableNodeScheduling(self, request: pool_pb2.EnableNodeSchedulingRequest, context: Ctx) -> pool_pb2.Node:
+        pid, nid = parse_name(request.name, "pools", "nodes")
+        return await self.cp.enable_node_scheduling(pid, nid)
+
+    @rpc_errors
+    async def ListPoolNodeCounts(
+        self, request: pool_pb2.ListPoolNodeCountsRequest, context: Ctx
+    ) -> pool_pb2.ListPoolNodeCountsResponse:
+        mine = sorted(p.proto.id for p in self.cp.pools.values() if tenancy.owner(p.proto) == caller().account)
+        ids, token = page(mine, request.page_size, request.page_token, "poolNodeCounts")
+        return pool_pb2.ListPoolNodeCountsResponse(pools=self.cp.pool_node_counts(ids), next_page_token=token)
+
+    @rpc_errors
     async def ListNodeFiles(
         self, request: pool_pb2.ListNodeFilesRequest, context: Ctx
     ) -> pool_pb2.ListNodeFilesResponse:

@@ -68,7 +68,7 @@ def _parallel_room(j: JobRec) -> int:
 
 
 def _takes_work(n: NodeRec) -> bool:
-    return n.connected and n.state in SCHEDULABLE_NODE_STATES
+    return n.connected and n.state in SCHEDULABLE_NODE_STATES and not n.scheduling_disabled
 
 
 def _members(cp: ControlPlane, only: Sequence[NodeRec] | None) -> dict[str, Iterable[NodeRec]]:
@@ -410,6 +410,7 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str,
             if (
                 n is None
                 or n.state not in SCHEDULABLE_NODE_STATES
+                or n.scheduling_disabled
                 or not n.connected
                 or n.task_slots * (1 + ahead.get(n.pool_key, 0)) - n.running.total < p.slots_per_node
             ):

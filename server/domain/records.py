@@ -518,6 +518,8 @@ class NodeRec:
     pool_key: str = field(init=False)
     #: `proto.task_slots` (set when the node is made, never changed), as a plain int: read per placement.
     task_slots: int = field(init=False)
+    #: `proto.scheduling_state` is DISABLED: no new task lands here (read per placement).
+    scheduling_disabled: bool = field(init=False)
 
     #: The last attempts that ended here, oldest first: (job id, task id, attempt, exit code or None).
     #: Kept out of `proto` until it is read (`view`): a message per completed task cost more than the
@@ -542,6 +544,7 @@ class NodeRec:
         self.state = int(self.proto.state)
         self.pool_key = self.proto.pool_id.lower()
         self.task_slots = self.proto.task_slots
+        self.scheduling_disabled = self.proto.scheduling_state == pool_pb2.SCHEDULING_STATE_DISABLED
         self.tasks_run = self.proto.total_tasks_run
         self.tasks_succeeded = self.proto.total_tasks_succeeded
         self.recent = collections.deque(
@@ -557,6 +560,7 @@ class NodeRec:
         p = self.proto
         # Work sent ahead waits on the node for a slot: it does not count as running.
         p.running_task_slots = min(self.running.total, p.task_slots)
+        p.running_tasks_count = len(self.running)
         p.total_tasks_run = self.tasks_run
         p.total_tasks_succeeded = self.tasks_succeeded
         if self.recent_changed:

@@ -48,6 +48,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
         {
             N.NODE_STATE_STARTING,  # the agent registered
             N.NODE_STATE_IDLE,  # registered with no start task to wait for
+            N.NODE_STATE_OFFLINE,  # the same, with scheduling disabled
             N.NODE_STATE_UNKNOWN,  # never registered in time
             N.NODE_STATE_LEAVING_POOL,  # pool shrank before the node came up
         }
@@ -56,6 +57,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
         {
             N.NODE_STATE_WAITING_FOR_START_TASK,  # start task began (wait_for_success)
             N.NODE_STATE_IDLE,  # start task not awaited, or succeeded
+            N.NODE_STATE_OFFLINE,  # the same, with scheduling disabled
             N.NODE_STATE_START_TASK_FAILED,  # start task failed after its retries
             N.NODE_STATE_UNKNOWN,  # went silent
             N.NODE_STATE_LEAVING_POOL,  # pool shrank
@@ -64,6 +66,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
     N.NODE_STATE_WAITING_FOR_START_TASK: frozenset(
         {
             N.NODE_STATE_IDLE,  # start task succeeded
+            N.NODE_STATE_OFFLINE,  # the same, with scheduling disabled
             N.NODE_STATE_START_TASK_FAILED,  # start task failed after its retries
             N.NODE_STATE_STARTING,  # agent restarted; start task runs again
             N.NODE_STATE_UNKNOWN,
@@ -99,12 +102,14 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
         {
             N.NODE_STATE_STARTING,  # the agent came back
             N.NODE_STATE_IDLE,
+            N.NODE_STATE_OFFLINE,  # the agent came back to a node whose scheduling is disabled
             N.NODE_STATE_LEAVING_POOL,
         }
     ),
     N.NODE_STATE_OFFLINE: frozenset(
         {
             N.NODE_STATE_IDLE,  # scheduling enabled again
+            N.NODE_STATE_STARTING,  # agent restarted; start task runs again
             N.NODE_STATE_UNKNOWN,
             N.NODE_STATE_LEAVING_POOL,
         }

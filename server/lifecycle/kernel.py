@@ -645,10 +645,15 @@ class Kernel:
                 if pool is not None:
                     self.refresh_pool(pool)
 
+    @staticmethod
+    def ready_state(n: NodeRec) -> int:
+        """Where a node with nothing running settles: IDLE, or OFFLINE while its scheduling is disabled."""
+        return P.NODE_STATE_OFFLINE if n.scheduling_disabled else NODE_IDLE
+
     def refresh_node_activity(self, n: NodeRec) -> None:
         # (Its running slot count is derived when the node is read: NodeRec.view.)
         if n.state in SCHEDULABLE_NODE_STATES:
-            self.set_node_state(n, NODE_RUNNING if n.running else NODE_IDLE)
+            self.set_node_state(n, NODE_RUNNING if n.running else self.ready_state(n))
         # Slot counts and task statistics are derived or informational: they are
         # written with the next state change, or by the health pass, not per task.
         n.stats_dirty = True

@@ -133,6 +133,12 @@ class NodeLifecycle:
         node.proto.cores = reg.cores
         node.proto.memory_bytes = reg.memory_bytes
         node.proto.root_directory = reg.root_directory
+        node.proto.agent_version = reg.agent_version
+        if reg.boot_id and node.internal.get("boot_id") != reg.boot_id:
+            # A new agent process: the node's "reboot" (the same process reconnecting is not one).
+            node.internal["boot_id"] = reg.boot_id
+            node.proto.last_boot_time.CopyFrom(self.k.stamp())
+            self.k.mark("nodes", node.key, node)
         node.proto.task_user_isolation = reg.task_user_isolation
         node.proto.agent_user = reg.agent_user
         node.proto.last_heartbeat_time.CopyFrom(ts(self.k.clock.now()))
@@ -172,17 +178,18 @@ class NodeLifecycle:
         start = pool.proto.start_task if pool.proto.HasField("start_task") else None
         run_start = bool(start and start.command_line) and not reg.start_task_succeeded
         node.start_task_ok = not run_start and (bool(reg.start_task_succeeded) or not start)
+        target: int
         if run_start and start is not None and start.wait_for_success:
             target = P.NODE_STATE_STARTING
         elif node.state == P.NODE_STATE_START_TASK_FAILED and reg.start_task_succeeded:
             target = P.NODE_STATE_START_TASK_FAILED
         else:
-            target = P.NODE_STATE_RUNNING if node.running else P.NODE_STATE_IDLE
+            target = P.NODE_STATE_RUNNING if node.running else self.k.ready_state(node)
         if node.state in (P.NODE_STATE_IDLE, P.NODE_STATE_RUNNING) and target == P.NODE_STATE_STARTING:
             self.k.set_node_state(node, P.NODE_STATE_STARTING)
         elif node.state != target:
             if node.state == P.NODE_STATE_CREATING and target == P.NODE_STATE_RUNNING:
-                target = P.NODE_STATE_IDLE
+                target = self.k.ready_state(node)
             if states.can_transition(states.NODE_TRANSITIONS, node.state, target):
                 self.k.set_node_state(node, target)
             else:
@@ -248,7 +255,9 @@ class NodeLifecycle:
             state=P.NODE_STATE_CREATING,
             ip_address=reg.ip_address,
             task_slots=pool.proto.task_slots_per_node,
+            is_dedicated=True,
         )
+        proto.allocation_time.CopyFrom(self.k.stamp())
         rec = NodeRec(idkey(node_id), proto, last_seen=self.k.clock.monotonic())
         self.k.nodes[rec.key] = rec
         pool.nodes[rec.key] = rec
@@ -290,7 +299,7 @@ class NodeLifecycle:
             ok = info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS
             node.start_task_ok = ok
             if wait and node.state in (P.NODE_STATE_STARTING, P.NODE_STATE_WAITING_FOR_START_TASK):
-                self.k.set_node_state(node, P.NODE_STATE_IDLE if ok else P.NODE_STATE_START_TASK_FAILED)
+                self.k.set_node_state(node, self.k.ready_state(node) if ok else P.NODE_STATE_START_TASK_FAILED)
         self.k.mark("nodes", node.key, node)
         self.k.refresh_pool(pool)
         await self.k.flush()

@@ -74,8 +74,10 @@ class PoolLifecycle:
                 state=P.NODE_STATE_CREATING,
                 ip_address=ip,
                 task_slots=pool.proto.task_slots_per_node,
+                is_dedicated=True,
             )
             proto.state_transition_time.CopyFrom(now)
+            proto.allocation_time.CopyFrom(now)
             rec = NodeRec(idkey(node_id), proto, last_seen=self.k.clock.monotonic())
             self.k.nodes[rec.key] = rec
             pool.nodes[rec.key] = rec
