@@ -69,9 +69,9 @@ def disable_node_scheduling_option_to_proto(value: DisableNodeSchedulingOption |
     """The ``shoal.v1.DisableNodeSchedulingOption`` of ``value``: a member or its string in any case,
     with or without ``_``/``-`` (``"taskcompletion"``, ``"task_completion"``, ``"TASK_COMPLETION"``).
 
-    Raises :class:`InvalidArgument` ``INVALID_DISABLE_NODE_SCHEDULING`` for anything else.
+    Raises :class:`InvalidArgument` ``INVALID_OPTION`` for anything else.
     """
-    member = _choice(DisableNodeSchedulingOption, value, field="option", reason="INVALID_DISABLE_NODE_SCHEDULING")
+    member = _choice(DisableNodeSchedulingOption, value, field="option", reason="INVALID_OPTION")
     return int(_DISABLE_OPTIONS[member])
 
 

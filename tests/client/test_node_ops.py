@@ -89,7 +89,7 @@ def test_disable_option_spellings(given: str, expected: int) -> None:
 def test_unknown_disable_option_is_a_field_violation() -> None:
     with pytest.raises(InvalidArgument) as e:
         disable_node_scheduling_option_to_proto("retaineddata")
-    assert e.value.reason == "INVALID_DISABLE_NODE_SCHEDULING"
+    assert e.value.reason == "INVALID_OPTION"
     assert e.value.field_violations[0][0] == "option"
     assert "taskcompletion" in e.value.field_violations[0][1]
 
