@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shoal.v1 import certificate_pb2 as shoal_dot_v1_dot_certificate__pb2
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 from shoal.v1 import identity_pb2 as shoal_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/pool.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashoal/v1/certificate.proto\x1a\x15shoal/v1/common.proto\x1a\x17shoal/v1/identity.proto\"\xe2\x04\n\x04Pool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x14\n\x0ctarget_nodes\x18\x04 \x01(\x05\x12\x1b\n\x13task_slots_per_node\x18\x05 \x01(\x05\x12\'\n\nstart_task\x18\x06 \x01(\x0b\x32\x13.shoal.v1.StartTask\x12\'\n\x1f\x65nable_inter_node_communication\x18\x07 \x01(\x08\x12\x10\n\x08provider\x18\x08 \x01(\t\x12(\n\x08metadata\x18\t \x03(\x0b\x32\x16.shoal.v1.MetadataItem\x12,\n\ruser_accounts\x18\n \x03(\x0b\x32\x15.shoal.v1.UserAccount\x12>\n\x16\x63\x65rtificate_references\x18\x0b \x03(\x0b\x32\x1e.shoal.v1.CertificateReference\x12\"\n\x05state\x18\x14 \x01(\x0e\x32\x13.shoal.v1.PoolState\x12\x33\n\x10\x61llocation_state\x18\x15 \x01(\x0e\x32\x19.shoal.v1.AllocationState\x12\x15\n\rcurrent_nodes\x18\x16 \x01(\x05\x12\x31\n\rcreation_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15state_transition_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x19 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x1a \x01(\t\"s\n\nRecentTask\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\r\n\x05state\x18\x04 \x01(\t\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\"\xce\x06\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0f\n\x07pool_id\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.NodeState\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\x12\n\ntask_slots\x18\x06 \x01(\x05\x12\x1a\n\x12running_task_slots\x18\x07 \x01(\x05\x12\x17\n\x0ftotal_tasks_run\x18\x08 \x01(\x05\x12\x1d\n\x15total_tasks_succeeded\x18\t \x01(\x05\x12\r\n\x05\x63ores\x18\n \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x0b \x01(\x03\x12\x39\n\x15state_transition_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_heartbeat_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0fstart_task_info\x18\x0e \x01(\x0b\x32\x17.shoal.v1.StartTaskInfo\x12*\n\x0crecent_tasks\x18\x0f \x03(\x0b\x32\x14.shoal.v1.RecentTask\x12\x16\n\x0eroot_directory\x18\x10 \x01(\t\x12\x13\n\x0b\x63pu_percent\x18\x11 \x01(\x01\x12\x1b\n\x13task_user_isolation\x18\x12 \x01(\x08\x12\x12\n\nagent_user\x18\x13 \x01(\t\x12>\n\x16\x63\x65rtificate_references\x18\x14 \x03(\x0b\x32\x1e.shoal.v1.CertificateReference\x12\x33\n\x10scheduling_state\x18\x15 \x01(\x0e\x32\x19.shoal.v1.SchedulingState\x12\x14\n\x0cis_dedicated\x18\x16 \x01(\x08\x12\x33\n\x0f\x61llocation_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_boot_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13running_tasks_count\x18\x19 \x01(\x05\x12\x15\n\ragent_version\x18\x1a \x01(\t\"E\n\x11\x43reatePoolRequest\x12\x1c\n\x04pool\x18\x01 \x01(\x0b\x32\x0e.shoal.v1.Pool\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1e\n\x0eGetPoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"9\n\x10ListPoolsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"K\n\x11ListPoolsResponse\x12\x1d\n\x05pools\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Pool\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x11\x44\x65letePoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x89\x01\n\x11ResizePoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0ctarget_nodes\x18\x02 \x01(\x05\x12\x42\n\x18node_deallocation_option\x18\x03 \x01(\x0e\x32 .shoal.v1.NodeDeallocationOption\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"m\n\x10ListNodesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.NodeState\"K\n\x11ListNodesResponse\x12\x1d\n\x05nodes\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Node\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x14ListNodeFilesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\":\n\x15ListNodeFilesResponse\x12!\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x12.shoal.v1.NodeFile\"c\n\x1c\x44isableNodeSchedulingRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x35\n\x06option\x18\x02 \x01(\x0e\x32%.shoal.v1.DisableNodeSchedulingOption\"+\n\x1b\x45nableNodeSchedulingRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xd1\x01\n\nNodeCounts\x12\x10\n\x08\x63reating\x18\x01 \x01(\x05\x12\x10\n\x08starting\x18\x02 \x01(\x05\x12\x1e\n\x16waiting_for_start_task\x18\x03 \x01(\x05\x12\x19\n\x11start_task_failed\x18\x04 \x01(\x05\x12\x0c\n\x04idle\x18\x05 \x01(\x05\x12\x0f\n\x07running\x18\x06 \x01(\x05\x12\x0f\n\x07unknown\x18\x07 \x01(\x05\x12\x14\n\x0cleaving_pool\x18\x08 \x01(\x05\x12\x0f\n\x07offline\x18\t \x01(\x05\x12\r\n\x05total\x18\x14 \x01(\x05\"v\n\x0ePoolNodeCounts\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\'\n\tdedicated\x18\x02 \x01(\x0b\x32\x14.shoal.v1.NodeCounts\x12*\n\x0clow_priority\x18\x03 \x01(\x0b\x32\x14.shoal.v1.NodeCounts\"B\n\x19ListPoolNodeCountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x1aListPoolNodeCountsResponse\x12\'\n\x05pools\x18\x01 \x03(\x0b\x32\x18.shoal.v1.PoolNodeCounts\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*W\n\tPoolState\x12\x1a\n\x16POOL_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11POOL_STATE_ACTIVE\x10\x01\x12\x17\n\x13POOL_STATE_DELETING\x10\x02*\x8e\x01\n\x0f\x41llocationState\x12 \n\x1c\x41LLOCATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41LLOCATION_STATE_STEADY\x10\x01\x12\x1d\n\x19\x41LLOCATION_STATE_RESIZING\x10\x02\x12\x1d\n\x19\x41LLOCATION_STATE_STOPPING\x10\x03*\xbe\x01\n\x16NodeDeallocationOption\x12(\n$NODE_DEALLOCATION_OPTION_UNSPECIFIED\x10\x00\x12$\n NODE_DEALLOCATION_OPTION_REQUEUE\x10\x01\x12&\n\"NODE_DEALLOCATION_OPTION_TERMINATE\x10\x02\x12,\n(NODE_DEALLOCATION_OPTION_TASK_COMPLETION\x10\x03*\x9c\x02\n\tNodeState\x12\x1a\n\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_STATE_CREATING\x10\x01\x12\x17\n\x13NODE_STATE_STARTING\x10\x02\x12%\n!NODE_STATE_WAITING_FOR_START_TASK\x10\x03\x12 \n\x1cNODE_STATE_START_TASK_FAILED\x10\x04\x12\x13\n\x0fNODE_STATE_IDLE\x10\x05\x12\x16\n\x12NODE_STATE_RUNNING\x10\x06\x12\x16\n\x12NODE_STATE_UNKNOWN\x10\x07\x12\x1b\n\x17NODE_STATE_LEAVING_POOL\x10\x08\x12\x16\n\x12NODE_STATE_OFFLINE\x10\t*p\n\x0fSchedulingState\x12 \n\x1cSCHEDULING_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SCHEDULING_STATE_ENABLED\x10\x01\x12\x1d\n\x19SCHEDULING_STATE_DISABLED\x10\x02*\xdb\x01\n\x1b\x44isableNodeSchedulingOption\x12.\n*DISABLE_NODE_SCHEDULING_OPTION_UNSPECIFIED\x10\x00\x12*\n&DISABLE_NODE_SCHEDULING_OPTION_REQUEUE\x10\x01\x12,\n(DISABLE_NODE_SCHEDULING_OPTION_TERMINATE\x10\x02\x12\x32\n.DISABLE_NODE_SCHEDULING_OPTION_TASK_COMPLETION\x10\x03\x32\x87\x06\n\x0bPoolService\x12\x39\n\nCreatePool\x12\x1b.shoal.v1.CreatePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x33\n\x07GetPool\x12\x18.shoal.v1.GetPoolRequest\x1a\x0e.shoal.v1.Pool\x12\x44\n\tListPools\x12\x1a.shoal.v1.ListPoolsRequest\x1a\x1b.shoal.v1.ListPoolsResponse\x12\x39\n\nDeletePool\x12\x1b.shoal.v1.DeletePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x39\n\nResizePool\x12\x1b.shoal.v1.ResizePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x44\n\tListNodes\x12\x1a.shoal.v1.ListNodesRequest\x1a\x1b.shoal.v1.ListNodesResponse\x12\x33\n\x07GetNode\x12\x18.shoal.v1.GetNodeRequest\x1a\x0e.shoal.v1.Node\x12P\n\rListNodeFiles\x12\x1e.shoal.v1.ListNodeFilesRequest\x1a\x1f.shoal.v1.ListNodeFilesResponse\x12O\n\x15\x44isableNodeScheduling\x12&.shoal.v1.DisableNodeSchedulingRequest\x1a\x0e.shoal.v1.Node\x12M\n\x14\x45nableNodeScheduling\x12%.shoal.v1.EnableNodeSchedulingRequest\x1a\x0e.shoal.v1.Node\x12_\n\x12ListPoolNodeCounts\x12#.shoal.v1.ListPoolNodeCountsRequest\x1a$.shoal.v1.ListPoolNodeCountsResponseB>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/pool.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashoal/v1/certificate.proto\x1a\x15shoal/v1/common.proto\x1a\x17shoal/v1/identity.proto\"\xc3\x05\n\x04Pool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x14\n\x0ctarget_nodes\x18\x04 \x01(\x05\x12\x1b\n\x13task_slots_per_node\x18\x05 \x01(\x05\x12\'\n\nstart_task\x18\x06 \x01(\x0b\x32\x13.shoal.v1.StartTask\x12\'\n\x1f\x65nable_inter_node_communication\x18\x07 \x01(\x08\x12\x10\n\x08provider\x18\x08 \x01(\t\x12(\n\x08metadata\x18\t \x03(\x0b\x32\x16.shoal.v1.MetadataItem\x12,\n\ruser_accounts\x18\n \x03(\x0b\x32\x15.shoal.v1.UserAccount\x12>\n\x16\x63\x65rtificate_references\x18\x0b \x03(\x0b\x32\x1e.shoal.v1.CertificateReference\x12\x31\n\x0eresize_timeout\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\x12\"\n\x05state\x18\x14 \x01(\x0e\x32\x13.shoal.v1.PoolState\x12\x33\n\x10\x61llocation_state\x18\x15 \x01(\x0e\x32\x19.shoal.v1.AllocationState\x12\x15\n\rcurrent_nodes\x18\x16 \x01(\x05\x12\x31\n\rcreation_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15state_transition_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x19 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x1a \x01(\t\x12,\n\rresize_errors\x18\x1b \x03(\x0b\x32\x15.shoal.v1.ResizeError\"T\n\x0bResizeError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12&\n\x06values\x18\x03 \x03(\x0b\x32\x16.shoal.v1.MetadataItem\"s\n\nRecentTask\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\r\n\x05state\x18\x04 \x01(\t\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\"\xce\x06\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0f\n\x07pool_id\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.NodeState\x12\x12\n\nip_address\x18\x05 \x01(\t\x12\x12\n\ntask_slots\x18\x06 \x01(\x05\x12\x1a\n\x12running_task_slots\x18\x07 \x01(\x05\x12\x17\n\x0ftotal_tasks_run\x18\x08 \x01(\x05\x12\x1d\n\x15total_tasks_succeeded\x18\t \x01(\x05\x12\r\n\x05\x63ores\x18\n \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x0b \x01(\x03\x12\x39\n\x15state_transition_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_heartbeat_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0fstart_task_info\x18\x0e \x01(\x0b\x32\x17.shoal.v1.StartTaskInfo\x12*\n\x0crecent_tasks\x18\x0f \x03(\x0b\x32\x14.shoal.v1.RecentTask\x12\x16\n\x0eroot_directory\x18\x10 \x01(\t\x12\x13\n\x0b\x63pu_percent\x18\x11 \x01(\x01\x12\x1b\n\x13task_user_isolation\x18\x12 \x01(\x08\x12\x12\n\nagent_user\x18\x13 \x01(\t\x12>\n\x16\x63\x65rtificate_references\x18\x14 \x03(\x0b\x32\x1e.shoal.v1.CertificateReference\x12\x33\n\x10scheduling_state\x18\x15 \x01(\x0e\x32\x19.shoal.v1.SchedulingState\x12\x14\n\x0cis_dedicated\x18\x16 \x01(\x08\x12\x33\n\x0f\x61llocation_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_boot_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13running_tasks_count\x18\x19 \x01(\x05\x12\x15\n\ragent_version\x18\x1a \x01(\t\"E\n\x11\x43reatePoolRequest\x12\x1c\n\x04pool\x18\x01 \x01(\x0b\x32\x0e.shoal.v1.Pool\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1e\n\x0eGetPoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"9\n\x10ListPoolsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"K\n\x11ListPoolsResponse\x12\x1d\n\x05pools\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Pool\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x11\x44\x65letePoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"\x89\x01\n\x11ResizePoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0ctarget_nodes\x18\x02 \x01(\x05\x12\x42\n\x18node_deallocation_option\x18\x03 \x01(\x0e\x32 .shoal.v1.NodeDeallocationOption\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"m\n\x10ListNodesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\"\n\x05state\x18\x04 \x01(\x0e\x32\x13.shoal.v1.NodeState\"K\n\x11ListNodesResponse\x12\x1d\n\x05nodes\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Node\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x14ListNodeFilesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\":\n\x15ListNodeFilesResponse\x12!\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x12.shoal.v1.NodeFile\"\xb9\x01\n\x12RemoveNodesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08node_ids\x18\x02 \x03(\t\x12\x42\n\x18node_deallocation_option\x18\x03 \x01(\x0e\x32 .shoal.v1.NodeDeallocationOption\x12\x31\n\x0eresize_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\"3\n\x15StopPoolResizeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"c\n\x1c\x44isableNodeSchedulingRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x35\n\x06option\x18\x02 \x01(\x0e\x32%.shoal.v1.DisableNodeSchedulingOption\"+\n\x1b\x45nableNodeSchedulingRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xd1\x01\n\nNodeCounts\x12\x10\n\x08\x63reating\x18\x01 \x01(\x05\x12\x10\n\x08starting\x18\x02 \x01(\x05\x12\x1e\n\x16waiting_for_start_task\x18\x03 \x01(\x05\x12\x19\n\x11start_task_failed\x18\x04 \x01(\x05\x12\x0c\n\x04idle\x18\x05 \x01(\x05\x12\x0f\n\x07running\x18\x06 \x01(\x05\x12\x0f\n\x07unknown\x18\x07 \x01(\x05\x12\x14\n\x0cleaving_pool\x18\x08 \x01(\x05\x12\x0f\n\x07offline\x18\t \x01(\x05\x12\r\n\x05total\x18\x14 \x01(\x05\"v\n\x0ePoolNodeCounts\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\'\n\tdedicated\x18\x02 \x01(\x0b\x32\x14.shoal.v1.NodeCounts\x12*\n\x0clow_priority\x18\x03 \x01(\x0b\x32\x14.shoal.v1.NodeCounts\"B\n\x19ListPoolNodeCountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x1aListPoolNodeCountsResponse\x12\'\n\x05pools\x18\x01 \x03(\x0b\x32\x18.shoal.v1.PoolNodeCounts\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Q\n\x13ReadNodeFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\":\n\x1cGetNodeFilePropertiesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"F\n\x15\x44\x65leteNodeFileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"\x18\n\x16\x44\x65leteNodeFileResponse*W\n\tPoolState\x12\x1a\n\x16POOL_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11POOL_STATE_ACTIVE\x10\x01\x12\x17\n\x13POOL_STATE_DELETING\x10\x02*\x8e\x01\n\x0f\x41llocationState\x12 \n\x1c\x41LLOCATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41LLOCATION_STATE_STEADY\x10\x01\x12\x1d\n\x19\x41LLOCATION_STATE_RESIZING\x10\x02\x12\x1d\n\x19\x41LLOCATION_STATE_STOPPING\x10\x03*\xbe\x01\n\x16NodeDeallocationOption\x12(\n$NODE_DEALLOCATION_OPTION_UNSPECIFIED\x10\x00\x12$\n NODE_DEALLOCATION_OPTION_REQUEUE\x10\x01\x12&\n\"NODE_DEALLOCATION_OPTION_TERMINATE\x10\x02\x12,\n(NODE_DEALLOCATION_OPTION_TASK_COMPLETION\x10\x03*\x9c\x02\n\tNodeState\x12\x1a\n\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_STATE_CREATING\x10\x01\x12\x17\n\x13NODE_STATE_STARTING\x10\x02\x12%\n!NODE_STATE_WAITING_FOR_START_TASK\x10\x03\x12 \n\x1cNODE_STATE_START_TASK_FAILED\x10\x04\x12\x13\n\x0fNODE_STATE_IDLE\x10\x05\x12\x16\n\x12NODE_STATE_RUNNING\x10\x06\x12\x16\n\x12NODE_STATE_UNKNOWN\x10\x07\x12\x1b\n\x17NODE_STATE_LEAVING_POOL\x10\x08\x12\x16\n\x12NODE_STATE_OFFLINE\x10\t*p\n\x0fSchedulingState\x12 \n\x1cSCHEDULING_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SCHEDULING_STATE_ENABLED\x10\x01\x12\x1d\n\x19SCHEDULING_STATE_DISABLED\x10\x02*\xdb\x01\n\x1b\x44isableNodeSchedulingOption\x12.\n*DISABLE_NODE_SCHEDULING_OPTION_UNSPECIFIED\x10\x00\x12*\n&DISABLE_NODE_SCHEDULING_OPTION_REQUEUE\x10\x01\x12,\n(DISABLE_NODE_SCHEDULING_OPTION_TERMINATE\x10\x02\x12\x32\n.DISABLE_NODE_SCHEDULING_OPTION_TASK_COMPLETION\x10\x03\x32\xf7\x08\n\x0bPoolService\x12\x39\n\nCreatePool\x12\x1b.shoal.v1.CreatePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x33\n\x07GetPool\x12\x18.shoal.v1.GetPoolRequest\x1a\x0e.shoal.v1.Pool\x12\x44\n\tListPools\x12\x1a.shoal.v1.ListPoolsRequest\x1a\x1b.shoal.v1.ListPoolsResponse\x12\x39\n\nDeletePool\x12\x1b.shoal.v1.DeletePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x39\n\nResizePool\x12\x1b.shoal.v1.ResizePoolRequest\x1a\x0e.shoal.v1.Pool\x12\x44\n\tListNodes\x12\x1a.shoal.v1.ListNodesRequest\x1a\x1b.shoal.v1.ListNodesResponse\x12\x33\n\x07GetNode\x12\x18.shoal.v1.GetNodeRequest\x1a\x0e.shoal.v1.Node\x12P\n\rListNodeFiles\x12\x1e.shoal.v1.ListNodeFilesRequest\x1a\x1f.shoal.v1.ListNodeFilesResponse\x12O\n\x15\x44isableNodeScheduling\x12&.shoal.v1.DisableNodeSchedulingRequest\x1a\x0e.shoal.v1.Node\x12M\n\x14\x45nableNodeScheduling\x12%.shoal.v1.EnableNodeSchedulingRequest\x1a\x0e.shoal.v1.Node\x12_\n\x12ListPoolNodeCounts\x12#.shoal.v1.ListPoolNodeCountsRequest\x1a$.shoal.v1.ListPoolNodeCountsResponse\x12;\n\x0bRemoveNodes\x12\x1c.shoal.v1.RemoveNodesRequest\x1a\x0e.shoal.v1.Pool\x12\x41\n\x0eStopPoolResize\x12\x1f.shoal.v1.StopPoolResizeRequest\x1a\x0e.shoal.v1.Pool\x12\x44\n\x0cReadNodeFile\x12\x1d.shoal.v1.ReadNodeFileRequest\x1a\x13.shoal.v1.FileChunk0\x01\x12S\n\x15GetNodeFileProperties\x12&.shoal.v1.GetNodeFilePropertiesRequest\x1a\x12.shoal.v1.NodeFile\x12S\n\x0e\x44\x65leteNodeFile\x12\x1f.shoal.v1.DeleteNodeFileRequest\x1a .shoal.v1.DeleteNodeFileResponseB>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,58 +37,72 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.pool_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.shoal.v1P\001Z!shoal.dev/gen/go/shoal/v1;shoalv1\252\002\010Shoal.V1'
-  _globals['_POOLSTATE']._serialized_start=3142
-  _globals['_POOLSTATE']._serialized_end=3229
-  _globals['_ALLOCATIONSTATE']._serialized_start=3232
-  _globals['_ALLOCATIONSTATE']._serialized_end=3374
-  _globals['_NODEDEALLOCATIONOPTION']._serialized_start=3377
-  _globals['_NODEDEALLOCATIONOPTION']._serialized_end=3567
-  _globals['_NODESTATE']._serialized_start=3570
-  _globals['_NODESTATE']._serialized_end=3854
-  _globals['_SCHEDULINGSTATE']._serialized_start=3856
-  _globals['_SCHEDULINGSTATE']._serialized_end=3968
-  _globals['_DISABLENODESCHEDULINGOPTION']._serialized_start=3971
-  _globals['_DISABLENODESCHEDULINGOPTION']._serialized_end=4190
-  _globals['_POOL']._serialized_start=143
-  _globals['_POOL']._serialized_end=753
-  _globals['_RECENTTASK']._serialized_start=755
-  _globals['_RECENTTASK']._serialized_end=870
-  _globals['_NODE']._serialized_start=873
-  _globals['_NODE']._serialized_end=1719
-  _globals['_CREATEPOOLREQUEST']._serialized_start=1721
-  _globals['_CREATEPOOLREQUEST']._serialized_end=1790
-  _globals['_GETPOOLREQUEST']._serialized_start=1792
-  _globals['_GETPOOLREQUEST']._serialized_end=1822
-  _globals['_LISTPOOLSREQUEST']._serialized_start=1824
-  _globals['_LISTPOOLSREQUEST']._serialized_end=1881
-  _globals['_LISTPOOLSRESPONSE']._serialized_start=1883
-  _globals['_LISTPOOLSRESPONSE']._serialized_end=1958
-  _globals['_DELETEPOOLREQUEST']._serialized_start=1960
-  _globals['_DELETEPOOLREQUEST']._serialized_end=2007
-  _globals['_RESIZEPOOLREQUEST']._serialized_start=2010
-  _globals['_RESIZEPOOLREQUEST']._serialized_end=2147
-  _globals['_LISTNODESREQUEST']._serialized_start=2149
-  _globals['_LISTNODESREQUEST']._serialized_end=2258
-  _globals['_LISTNODESRESPONSE']._serialized_start=2260
-  _globals['_LISTNODESRESPONSE']._serialized_end=2335
-  _globals['_GETNODEREQUEST']._serialized_start=2337
-  _globals['_GETNODEREQUEST']._serialized_end=2367
-  _globals['_LISTNODEFILESREQUEST']._serialized_start=2369
-  _globals['_LISTNODEFILESREQUEST']._serialized_end=2438
-  _globals['_LISTNODEFILESRESPONSE']._serialized_start=2440
-  _globals['_LISTNODEFILESRESPONSE']._serialized_end=2498
-  _globals['_DISABLENODESCHEDULINGREQUEST']._serialized_start=2500
-  _globals['_DISABLENODESCHEDULINGREQUEST']._serialized_end=2599
-  _globals['_ENABLENODESCHEDULINGREQUEST']._serialized_start=2601
-  _globals['_ENABLENODESCHEDULINGREQUEST']._serialized_end=2644
-  _globals['_NODECOUNTS']._serialized_start=2647
-  _globals['_NODECOUNTS']._serialized_end=2856
-  _globals['_POOLNODECOUNTS']._serialized_start=2858
-  _globals['_POOLNODECOUNTS']._serialized_end=2976
-  _globals['_LISTPOOLNODECOUNTSREQUEST']._serialized_start=2978
-  _globals['_LISTPOOLNODECOUNTSREQUEST']._serialized_end=3044
-  _globals['_LISTPOOLNODECOUNTSRESPONSE']._serialized_start=3046
-  _globals['_LISTPOOLNODECOUNTSRESPONSE']._serialized_end=3140
-  _globals['_POOLSERVICE']._serialized_start=4193
-  _globals['_POOLSERVICE']._serialized_end=4968
+  _globals['_POOLSTATE']._serialized_start=3839
+  _globals['_POOLSTATE']._serialized_end=3926
+  _globals['_ALLOCATIONSTATE']._serialized_start=3929
+  _globals['_ALLOCATIONSTATE']._serialized_end=4071
+  _globals['_NODEDEALLOCATIONOPTION']._serialized_start=4074
+  _globals['_NODEDEALLOCATIONOPTION']._serialized_end=4264
+  _globals['_NODESTATE']._serialized_start=4267
+  _globals['_NODESTATE']._serialized_end=4551
+  _globals['_SCHEDULINGSTATE']._serialized_start=4553
+  _globals['_SCHEDULINGSTATE']._serialized_end=4665
+  _globals['_DISABLENODESCHEDULINGOPTION']._serialized_start=4668
+  _globals['_DISABLENODESCHEDULINGOPTION']._serialized_end=4887
+  _globals['_POOL']._serialized_start=175
+  _globals['_POOL']._serialized_end=882
+  _globals['_RESIZEERROR']._serialized_start=884
+  _globals['_RESIZEERROR']._serialized_end=968
+  _globals['_RECENTTASK']._serialized_start=970
+  _globals['_RECENTTASK']._serialized_end=1085
+  _globals['_NODE']._serialized_start=1088
+  _globals['_NODE']._serialized_end=1934
+  _globals['_CREATEPOOLREQUEST']._serialized_start=1936
+  _globals['_CREATEPOOLREQUEST']._serialized_end=2005
+  _globals['_GETPOOLREQUEST']._serialized_start=2007
+  _globals['_GETPOOLREQUEST']._serialized_end=2037
+  _globals['_LISTPOOLSREQUEST']._serialized_start=2039
+  _globals['_LISTPOOLSREQUEST']._serialized_end=2096
+  _globals['_LISTPOOLSRESPONSE']._serialized_start=2098
+  _globals['_LISTPOOLSRESPONSE']._serialized_end=2173
+  _globals['_DELETEPOOLREQUEST']._serialized_start=2175
+  _globals['_DELETEPOOLREQUEST']._serialized_end=2222
+  _globals['_RESIZEPOOLREQUEST']._serialized_start=2225
+  _globals['_RESIZEPOOLREQUEST']._serialized_end=2362
+  _globals['_LISTNODESREQUEST']._serialized_start=2364
+  _globals['_LISTNODESREQUEST']._serialized_end=2473
+  _globals['_LISTNODESRESPONSE']._serialized_start=2475
+  _globals['_LISTNODESRESPONSE']._serialized_end=2550
+  _globals['_GETNODEREQUEST']._serialized_start=2552
+  _globals['_GETNODEREQUEST']._serialized_end=2582
+  _globals['_LISTNODEFILESREQUEST']._serialized_start=2584
+  _globals['_LISTNODEFILESREQUEST']._serialized_end=2653
+  _globals['_LISTNODEFILESRESPONSE']._serialized_start=2655
+  _globals['_LISTNODEFILESRESPONSE']._serialized_end=2713
+  _globals['_REMOVENODESREQUEST']._serialized_start=2716
+  _globals['_REMOVENODESREQUEST']._serialized_end=2901
+  _globals['_STOPPOOLRESIZEREQUEST']._serialized_start=2903
+  _globals['_STOPPOOLRESIZEREQUEST']._serialized_end=2954
+  _globals['_DISABLENODESCHEDULINGREQUEST']._serialized_start=2956
+  _globals['_DISABLENODESCHEDULINGREQUEST']._serialized_end=3055
+  _globals['_ENABLENODESCHEDULINGREQUEST']._serialized_start=3057
+  _globals['_ENABLENODESCHEDULINGREQUEST']._serialized_end=3100
+  _globals['_NODECOUNTS']._serialized_start=3103
+  _globals['_NODECOUNTS']._serialized_end=3312
+  _globals['_POOLNODECOUNTS']._serialized_start=3314
+  _globals['_POOLNODECOUNTS']._serialized_end=3432
+  _globals['_LISTPOOLNODECOUNTSREQUEST']._serialized_start=3434
+  _globals['_LISTPOOLNODECOUNTSREQUEST']._serialized_end=3500
+  _globals['_LISTPOOLNODECOUNTSRESPONSE']._serialized_start=3502
+  _globals['_LISTPOOLNODECOUNTSRESPONSE']._serialized_end=3596
+  _globals['_READNODEFILEREQUEST']._serialized_start=3598
+  _globals['_READNODEFILEREQUEST']._serialized_end=3679
+  _globals['_GETNODEFILEPROPERTIESREQUEST']._serialized_start=3681
+  _globals['_GETNODEFILEPROPERTIESREQUEST']._serialized_end=3739
+  _globals['_DELETENODEFILEREQUEST']._serialized_start=3741
+  _globals['_DELETENODEFILEREQUEST']._serialized_end=3811
+  _globals['_DELETENODEFILERESPONSE']._serialized_start=3813
+  _globals['_DELETENODEFILERESPONSE']._serialized_end=3837
+  _globals['_POOLSERVICE']._serialized_start=4890
+  _globals['_POOLSERVICE']._serialized_end=6033
 # @@protoc_insertion_point(module_scope)

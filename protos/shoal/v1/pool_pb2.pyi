@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal.v1 import certificate_pb2 as _certificate_pb2
 from shoal.v1 import common_pb2 as _common_pb2
@@ -88,7 +89,7 @@ DISABLE_NODE_SCHEDULING_OPTION_TERMINATE: DisableNodeSchedulingOption
 DISABLE_NODE_SCHEDULING_OPTION_TASK_COMPLETION: DisableNodeSchedulingOption
 
 class Pool(_message.Message):
-    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "user_accounts", "certificate_references", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account")
+    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "user_accounts", "certificate_references", "resize_timeout", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account", "resize_errors")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +101,7 @@ class Pool(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     USER_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ALLOCATION_STATE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_NODES_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +109,7 @@ class Pool(_message.Message):
     STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_ERRORS_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     display_name: str
@@ -118,6 +121,7 @@ class Pool(_message.Message):
     metadata: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataItem]
     user_accounts: _containers.RepeatedCompositeFieldContainer[_identity_pb2.UserAccount]
     certificate_references: _containers.RepeatedCompositeFieldContainer[_certificate_pb2.CertificateReference]
+    resize_timeout: _duration_pb2.Duration
     state: PoolState
     allocation_state: AllocationState
     current_nodes: int
@@ -125,7 +129,18 @@ class Pool(_message.Message):
     state_transition_time: _timestamp_pb2.Timestamp
     etag: str
     account: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
+    resize_errors: _containers.RepeatedCompositeFieldContainer[ResizeError]
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., resize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., account: _Optional[str] = ..., resize_errors: _Optional[_Iterable[_Union[ResizeError, _Mapping]]] = ...) -> None: ...
+
+class ResizeError(_message.Message):
+    __slots__ = ("code", "message", "values")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    values: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataItem]
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ...) -> None: ...
 
 class RecentTask(_message.Message):
     __slots__ = ("job_id", "task_id", "attempt", "state", "exit_code")
@@ -289,6 +304,28 @@ class ListNodeFilesResponse(_message.Message):
     files: _containers.RepeatedCompositeFieldContainer[_common_pb2.NodeFile]
     def __init__(self, files: _Optional[_Iterable[_Union[_common_pb2.NodeFile, _Mapping]]] = ...) -> None: ...
 
+class RemoveNodesRequest(_message.Message):
+    __slots__ = ("name", "node_ids", "node_deallocation_option", "resize_timeout", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NODE_IDS_FIELD_NUMBER: _ClassVar[int]
+    NODE_DEALLOCATION_OPTION_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    node_ids: _containers.RepeatedScalarFieldContainer[str]
+    node_deallocation_option: NodeDeallocationOption
+    resize_timeout: _duration_pb2.Duration
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., node_ids: _Optional[_Iterable[str]] = ..., node_deallocation_option: _Optional[_Union[NodeDeallocationOption, str]] = ..., resize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class StopPoolResizeRequest(_message.Message):
+    __slots__ = ("name", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+
 class DisableNodeSchedulingRequest(_message.Message):
     __slots__ = ("name", "option")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -352,3 +389,37 @@ class ListPoolNodeCountsResponse(_message.Message):
     pools: _containers.RepeatedCompositeFieldContainer[PoolNodeCounts]
     next_page_token: str
     def __init__(self, pools: _Optional[_Iterable[_Union[PoolNodeCounts, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ReadNodeFileRequest(_message.Message):
+    __slots__ = ("name", "path", "offset", "follow")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    offset: int
+    follow: bool
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class GetNodeFilePropertiesRequest(_message.Message):
+    __slots__ = ("name", "path")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class DeleteNodeFileRequest(_message.Message):
+    __slots__ = ("name", "path", "recursive")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    recursive: bool
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., recursive: _Optional[bool] = ...) -> None: ...
+
+class DeleteNodeFileResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

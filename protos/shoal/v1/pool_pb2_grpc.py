@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 from shoal.v1 import pool_pb2 as shoal_dot_v1_dot_pool__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -90,6 +91,31 @@ class PoolServiceStub:
                 request_serializer=shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsResponse.FromString,
                 _registered_method=True)
+        self.RemoveNodes = channel.unary_unary(
+                '/shoal.v1.PoolService/RemoveNodes',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.RemoveNodesRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+                _registered_method=True)
+        self.StopPoolResize = channel.unary_unary(
+                '/shoal.v1.PoolService/StopPoolResize',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.StopPoolResizeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+                _registered_method=True)
+        self.ReadNodeFile = channel.unary_stream(
+                '/shoal.v1.PoolService/ReadNodeFile',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.ReadNodeFileRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
+                _registered_method=True)
+        self.GetNodeFileProperties = channel.unary_unary(
+                '/shoal.v1.PoolService/GetNodeFileProperties',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.GetNodeFilePropertiesRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_common__pb2.NodeFile.FromString,
+                _registered_method=True)
+        self.DeleteNodeFile = channel.unary_unary(
+                '/shoal.v1.PoolService/DeleteNodeFile',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeFileRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeFileResponse.FromString,
+                _registered_method=True)
 
 
 class PoolServiceServicer:
@@ -171,6 +197,46 @@ class PoolServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveNodes(self, request, context):
+        """Only while the allocation is STEADY (FAILED_PRECONDITION POOL_RESIZING).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopPoolResize(self, request, context):
+        """A resize in progress stops where it is (STOPPING, then STEADY): nodes
+        already made stay, none more is made, nothing is rolled back; the pool
+        gets the resize error ResizeStopped. Refused when STEADY
+        (FAILED_PRECONDITION POOL_NOT_RESIZING).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadNodeFile(self, request, context):
+        """A file under the node's root directory, streamed from `offset`; with
+        `follow`, new bytes keep coming until the caller cancels. No link is
+        followed, and no path leaves the root.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNodeFileProperties(self, request, context):
+        """A file's or directory's properties (size, modification time, mode).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNodeFile(self, request, context):
+        """Delete a file (or, with `recursive`, a directory) under the node's root.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PoolServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -228,6 +294,31 @@ def add_PoolServiceServicer_to_server(servicer, server):
                     servicer.ListPoolNodeCounts,
                     request_deserializer=shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsResponse.SerializeToString,
+            ),
+            'RemoveNodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNodes,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.RemoveNodesRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Pool.SerializeToString,
+            ),
+            'StopPoolResize': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopPoolResize,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.StopPoolResizeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Pool.SerializeToString,
+            ),
+            'ReadNodeFile': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadNodeFile,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.ReadNodeFileRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_common__pb2.FileChunk.SerializeToString,
+            ),
+            'GetNodeFileProperties': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNodeFileProperties,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.GetNodeFilePropertiesRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_common__pb2.NodeFile.SerializeToString,
+            ),
+            'DeleteNodeFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNodeFile,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeFileRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeFileResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -528,6 +619,141 @@ class PoolService:
             '/shoal.v1.PoolService/ListPoolNodeCounts',
             shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsRequest.SerializeToString,
             shoal_dot_v1_dot_pool__pb2.ListPoolNodeCountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/RemoveNodes',
+            shoal_dot_v1_dot_pool__pb2.RemoveNodesRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopPoolResize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/StopPoolResize',
+            shoal_dot_v1_dot_pool__pb2.StopPoolResizeRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadNodeFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/shoal.v1.PoolService/ReadNodeFile',
+            shoal_dot_v1_dot_pool__pb2.ReadNodeFileRequest.SerializeToString,
+            shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNodeFileProperties(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/GetNodeFileProperties',
+            shoal_dot_v1_dot_pool__pb2.GetNodeFilePropertiesRequest.SerializeToString,
+            shoal_dot_v1_dot_common__pb2.NodeFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNodeFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/DeleteNodeFile',
+            shoal_dot_v1_dot_pool__pb2.DeleteNodeFileRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.DeleteNodeFileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -91,6 +91,16 @@ class TaskServiceStub:
                 request_serializer=shoal_dot_v1_dot_task__pb2.ReadTaskFileRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
                 _registered_method=True)
+        self.GetTaskFileProperties = channel.unary_unary(
+                '/shoal.v1.TaskService/GetTaskFileProperties',
+                request_serializer=shoal_dot_v1_dot_task__pb2.GetTaskFilePropertiesRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_common__pb2.NodeFile.FromString,
+                _registered_method=True)
+        self.DeleteTaskFile = channel.unary_unary(
+                '/shoal.v1.TaskService/DeleteTaskFile',
+                request_serializer=shoal_dot_v1_dot_task__pb2.DeleteTaskFileRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_task__pb2.DeleteTaskFileResponse.FromString,
+                _registered_method=True)
         self.ListSubtasks = channel.unary_unary(
                 '/shoal.v1.TaskService/ListSubtasks',
                 request_serializer=shoal_dot_v1_dot_task__pb2.ListSubtasksRequest.SerializeToString,
@@ -172,6 +182,20 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTaskFileProperties(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTaskFile(self, request, context):
+        """Delete a file (or, with `recursive`, a directory) of the task's directory
+        on the node that ran it; no link followed, no path leaving it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListSubtasks(self, request, context):
         """Every instance of a multi-instance task: node, state, times, exit code.
         """
@@ -236,6 +260,16 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.ReadTaskFile,
                     request_deserializer=shoal_dot_v1_dot_task__pb2.ReadTaskFileRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_common__pb2.FileChunk.SerializeToString,
+            ),
+            'GetTaskFileProperties': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskFileProperties,
+                    request_deserializer=shoal_dot_v1_dot_task__pb2.GetTaskFilePropertiesRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_common__pb2.NodeFile.SerializeToString,
+            ),
+            'DeleteTaskFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTaskFile,
+                    request_deserializer=shoal_dot_v1_dot_task__pb2.DeleteTaskFileRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_task__pb2.DeleteTaskFileResponse.SerializeToString,
             ),
             'ListSubtasks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSubtasks,
@@ -541,6 +575,60 @@ class TaskService:
             '/shoal.v1.TaskService/ReadTaskFile',
             shoal_dot_v1_dot_task__pb2.ReadTaskFileRequest.SerializeToString,
             shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskFileProperties(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.TaskService/GetTaskFileProperties',
+            shoal_dot_v1_dot_task__pb2.GetTaskFilePropertiesRequest.SerializeToString,
+            shoal_dot_v1_dot_common__pb2.NodeFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTaskFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.TaskService/DeleteTaskFile',
+            shoal_dot_v1_dot_task__pb2.DeleteTaskFileRequest.SerializeToString,
+            shoal_dot_v1_dot_task__pb2.DeleteTaskFileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -417,6 +417,36 @@ class ReadFileRequest(_message.Message):
     follow: bool
     def __init__(self, scope: _Optional[_Union[FileScope, str]] = ..., job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
 
+class StatFileRequest(_message.Message):
+    __slots__ = ("scope", "job_id", "task_id", "path")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    scope: FileScope
+    job_id: str
+    task_id: str
+    path: str
+    def __init__(self, scope: _Optional[_Union[FileScope, str]] = ..., job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class DeleteFileRequest(_message.Message):
+    __slots__ = ("scope", "job_id", "task_id", "path", "recursive")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    scope: FileScope
+    job_id: str
+    task_id: str
+    path: str
+    recursive: bool
+    def __init__(self, scope: _Optional[_Union[FileScope, str]] = ..., job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., path: _Optional[str] = ..., recursive: _Optional[bool] = ...) -> None: ...
+
+class DeleteFileResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ExecRequest(_message.Message):
     __slots__ = ("job_id", "task_id", "attempt", "argv", "environment", "stdin", "stdin_eof", "secret")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -179,6 +179,16 @@ class NodeServiceStub:
                 request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ReadFileRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
                 _registered_method=True)
+        self.StatFile = channel.unary_unary(
+                '/shoal.agent.v1.NodeService/StatFile',
+                request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.StatFileRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_common__pb2.NodeFile.FromString,
+                _registered_method=True)
+        self.DeleteFile = channel.unary_unary(
+                '/shoal.agent.v1.NodeService/DeleteFile',
+                request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileRequest.SerializeToString,
+                response_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileResponse.FromString,
+                _registered_method=True)
         self.Exec = channel.stream_stream(
                 '/shoal.agent.v1.NodeService/Exec',
                 request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
@@ -211,6 +221,18 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StatFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Exec(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -229,6 +251,16 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.ReadFile,
                     request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ReadFileRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_common__pb2.FileChunk.SerializeToString,
+            ),
+            'StatFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatFile,
+                    request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.StatFileRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_common__pb2.NodeFile.SerializeToString,
+            ),
+            'DeleteFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFile,
+                    request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileRequest.FromString,
+                    response_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileResponse.SerializeToString,
             ),
             'Exec': grpc.stream_stream_rpc_method_handler(
                     servicer.Exec,
@@ -300,6 +332,60 @@ class NodeService:
             '/shoal.agent.v1.NodeService/ReadFile',
             shoal_dot_agent_dot_v1_dot_agent__pb2.ReadFileRequest.SerializeToString,
             shoal_dot_v1_dot_common__pb2.FileChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StatFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.agent.v1.NodeService/StatFile',
+            shoal_dot_agent_dot_v1_dot_agent__pb2.StatFileRequest.SerializeToString,
+            shoal_dot_v1_dot_common__pb2.NodeFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.agent.v1.NodeService/DeleteFile',
+            shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileRequest.SerializeToString,
+            shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileResponse.FromString,
             options,
             channel_credentials,
             insecure,
