@@ -1,4 +1,4 @@
-"""NodeService: lets the control plane list and read files on this node (and Exec, delegated)."""
+"""NodeService: lets the control plane list, read, stat and delete files on this node (and Exec, delegated)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from shoal import agenterrors as reasons
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.certs.authority import ROLE_SERVER, CertificateError, identity_of
 from shoal.nodeagent import safeopen
+from shoal.nodeagent.fileops import FileIsDirectory, FileProtected, delete_file
 from shoal.nodeagent.layout import NodeLayout
 from shoal.paths import UnsafePathError, check_relative_path
 from shoal.tlsconfig import peer_certificate
@@ -33,6 +34,9 @@ ExecHandler = Callable[
     [AsyncIterator[agent_pb2.ExecRequest], grpc.aio.ServicerContext], AsyncIterator[agent_pb2.ExecResponse]
 ]
 FOLLOW_POLL_SECONDS = 0.1
+#: How often a followed node file (no task's end to wait on: it is followed until the caller cancels) is
+#: read again for new bytes.
+NODE_FOLLOW_POLL_SECONDS = 0.2
 
 
 def _node_file(rel: str, st: os.stat_result) -> common_pb2.NodeFile:
@@ -112,8 +116,15 @@ def list_files(
     return files
 
 
+def stat_file(root: Path, scope_rel: str, path: str) -> common_pb2.NodeFile:
+    """The properties of `path` below `scope_rel` (a symlink as the link itself, never its target), its
+    path relative to `scope_rel`. Raises UnsafePathError, OSError (ELOOP for a symlink on the way)."""
+    rel = check_relative_path(path, allow_empty=True)
+    return _node_file(rel, safeopen.lstat_beneath(root, _join(scope_rel, rel)))
+
+
 class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
-    """ListFiles and ReadFile under the node root or a task directory."""
+    """ListFiles, ReadFile, StatFile and DeleteFile under the node root or a task directory."""
 
     def __init__(
         self,
@@ -152,6 +163,10 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         """End the call with the status and reason that `e` means (never returns)."""
         if isinstance(e, (UnsafePathError, ValueError)):
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reasons.INVALID_PATH, str(e))
+        if isinstance(e, FileIsDirectory):
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION, reasons.FILE_IS_DIRECTORY, str(e))
+        if isinstance(e, FileProtected):
+            await abort(context, grpc.StatusCode.PERMISSION_DENIED, reasons.FILE_PROTECTED, str(e))
         if isinstance(e, safeopen.NotARegularFile):
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reasons.NOT_A_REGULAR_FILE, f"{path or '.'} is {e}")
         assert isinstance(e, OSError)
@@ -190,12 +205,14 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
     async def ReadFile(
         self, request: agent_pb2.ReadFileRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.FileChunk]:
-        """Stream a file from `offset`; with `follow`, keep streaming while the task's attempt runs.
+        """Stream a file from `offset`; with `follow`, keep streaming while the task's attempt runs (a
+        task's file), or until the caller cancels (a node file, e.g. `agent.log`).
 
         Following a task's file that is not there yet waits for it while the attempt runs: RUNNING is
         reported when the attempt starts, before its resource files are staged and its command makes
-        stdout.txt and stderr.txt. The file is opened without following any symlink (see
-        `shoal.nodeagent.safeopen`): a task cannot point a read at a file outside its directory.
+        stdout.txt and stderr.txt. A node file must be there (nothing would end that wait). The file is
+        opened without following any symlink (see `shoal.nodeagent.safeopen`): a task cannot point a read
+        at a file outside its directory.
         """
         await require_server(context)
         if request.offset < 0:
@@ -204,6 +221,7 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         done: asyncio.Event | None = None
         if request.follow and request.scope == agent_pb2.FILE_SCOPE_TASK:
             done = self._task_done(request.job_id, request.task_id)
+        follow_forever = request.follow and request.scope == agent_pb2.FILE_SCOPE_NODE
         scope_rel = ""
         fd = -1
         try:
@@ -224,7 +242,7 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         try:
             while True:
                 # Note whether the attempt had ended before reading, so that the final read drains it.
-                finished = done is None or done.is_set()
+                finished = done.is_set() if done is not None else not follow_forever
                 while True:
                     try:
                         data = await asyncio.to_thread(os.pread, fd, READ_CHUNK, offset)
@@ -236,11 +254,40 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
                     offset += len(data)
                 if finished:
                     return
-                assert done is not None
+                if done is None:
+                    # Cancelling the call ends this sleep (and the stream) at once.
+                    await asyncio.sleep(NODE_FOLLOW_POLL_SECONDS)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), FOLLOW_POLL_SECONDS)
         finally:
             os.close(fd)
+
+    async def StatFile(
+        self, request: agent_pb2.StatFileRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.NodeFile:
+        """A file's or directory's properties; a symlink's are the link's own (its target is never looked at)."""
+        await require_server(context)
+        scope_rel = ""
+        try:
+            scope_rel = self._scope(request.scope, request.job_id, request.task_id)
+            return await asyncio.to_thread(stat_file, self._layout.root, scope_rel, request.path)
+        except (UnsafePathError, ValueError, OSError) as e:
+            await self._fail(context, e, request.path, scope_rel)
+
+    async def DeleteFile(
+        self, request: agent_pb2.DeleteFileRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.DeleteFileResponse:
+        """Delete a file or link (a link as itself), or with `recursive` a directory tree (see
+        `shoal.nodeagent.fileops`): a running task's files too, never the task's directory itself."""
+        await require_server(context)
+        scope_rel = ""
+        try:
+            scope_rel = self._scope(request.scope, request.job_id, request.task_id)
+            await asyncio.to_thread(delete_file, self._layout.root, scope_rel, request.path, request.recursive)
+        except (UnsafePathError, ValueError, FileIsDirectory, FileProtected, OSError) as e:
+            await self._fail(context, e, request.path, scope_rel)
+        return agent_pb2.DeleteFileResponse()
 
 
 async def require_server(context: grpc.aio.ServicerContext) -> None:

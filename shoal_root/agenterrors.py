@@ -26,9 +26,14 @@ FILE_UNREADABLE: Final = "FILE_UNREADABLE"
 #: A listing went past `LISTING_MAX_ENTRIES`, `LISTING_MAX_BYTES`, `LISTING_MAX_DEPTH` or
 #: `LISTING_MAX_SECONDS` (FAILED_PRECONDITION: list a smaller directory, or not recursively).
 TOO_MANY_FILES: Final = "TOO_MANY_FILES"
+#: DeleteFile of a directory without `recursive` (FAILED_PRECONDITION).
+FILE_IS_DIRECTORY: Final = "FILE_IS_DIRECTORY"
+#: DeleteFile of what may not be deleted (PERMISSION_DENIED): the node root, a task's own directory
+#: (and the directories above it), the node's fixed directories, or the agent's own state.
+FILE_PROTECTED: Final = "FILE_PROTECTED"
 
 #: Who may call the agent (not file errors: the control plane does not pass these on).
-#: ListFiles / ReadFile without the server's client certificate.
+#: A NodeService file call without the server's client certificate.
 CALLER_NOT_SERVER: Final = "CALLER_NOT_SERVER"
 #: Exec without the attempt's secret, or with another.
 EXEC_SECRET_MISMATCH: Final = "EXEC_SECRET_MISMATCH"
@@ -45,6 +50,8 @@ REASONS: Final = frozenset(
         FILE_ACCESS_DENIED,
         FILE_UNREADABLE,
         TOO_MANY_FILES,
+        FILE_IS_DIRECTORY,
+        FILE_PROTECTED,
     }
 )
 
