@@ -1,4 +1,4 @@
-"""Channels from the control plane to the agents' NodeService, for reading files on nodes.
+"""Channels from the control plane to the agents' NodeService, for the files on nodes.
 
 Mutual TLS: the server shows its client certificate, and trusts an agent that shows a node
 certificate of the cluster CA (checked against the name every node's certificate carries).
@@ -27,6 +27,8 @@ _STATUS_REASONS = {
     grpc.StatusCode.PERMISSION_DENIED: agenterrors.FILE_ACCESS_DENIED,
     grpc.StatusCode.FAILED_PRECONDITION: agenterrors.FILE_UNREADABLE,
 }
+#: How long the control plane waits for an agent to delete a file (a large directory tree takes a while).
+DELETE_SECONDS = 120.0
 #: The channel options towards agents: a listing as large as an agent answers (see shoal.agenterrors).
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", agenterrors.AGENT_REPLY_MAX_BYTES)]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -11,7 +11,7 @@ from shoal.server.api import tenancy
 from shoal.server.api.auth import caller
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
-from shoal.server.api.nodefiles import NodeChannels
+from shoal.server.api.nodefiles import DELETE_SECONDS, NodeChannels, translate
 from shoal.server.api.paging import page
 from shoal.server.api.validation import (
     MAX_NODES_PER_POOL,
@@ -25,7 +25,7 @@ from shoal.server.api.validation import (
 from shoal.server.certificates import model as certificates
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
-from shoal.v1 import pool_pb2, pool_pb2_grpc
+from shoal.v1 import common_pb2, pool_pb2, pool_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext
 
@@ -153,14 +153,7 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     async def ListNodeFiles(
         self, request: pool_pb2.ListNodeFilesRequest, context: Ctx
     ) -> pool_pb2.ListNodeFilesResponse:
-        pid, nid = parse_name(request.name, "pools", "nodes")
-        v = check_file_path(request.path, "path")
-        if v:
-            raise invalid("INVALID_PATH", v)
-        node = self.cp.node(pid, nid)
-        if not node.connected or not node.node_service_port:
-            raise failed_precondition("NODE_NOT_CONNECTED", f"node {nid!r} is not connected")
-        stub = agent_pb2_grpc.NodeServiceStub(self.channels.get(node))
+        stub = self._node_files(request.name, request.path)
         resp = await self.channels.call(
             stub.ListFiles(
                 agent_pb2.ListFilesRequest(
@@ -170,3 +163,54 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
             )
         )
         return pool_pb2.ListNodeFilesResponse(files=resp.files)
+
+    def _node_files(self, name: str, path: str) -> agent_pb2_grpc.NodeServiceStub:
+        """The NodeService of the connected node `name` (`pools/{pool}/nodes/{node}`), once `path` is checked."""
+        pid, nid = parse_name(name, "pools", "nodes")
+        v = check_file_path(path, "path")
+        if v:
+            raise invalid("INVALID_PATH", v)
+        node = self.cp.node(pid, nid)
+        if not node.connected or not node.node_service_port:
+            raise failed_precondition("NODE_NOT_CONNECTED", f"node {nid!r} is not connected")
+        return agent_pb2_grpc.NodeServiceStub(self.channels.get(node))
+
+    @rpc_errors
+    async def ReadNodeFile(
+        self, request: pool_pb2.ReadNodeFileRequest, context: Ctx
+    ) -> AsyncIterator[common_pb2.FileChunk]:
+        if request.offset < 0:
+            raise invalid("INVALID_OFFSET", [("offset", "must not be negative")])
+        stub = self._node_files(request.name, request.path)
+        call = stub.ReadFile(
+            agent_pb2.ReadFileRequest(
+                scope=agent_pb2.FILE_SCOPE_NODE, path=request.path, offset=request.offset, follow=request.follow
+            )
+        )
+        try:
+            async for chunk in call:
+                yield chunk
+        except grpc.aio.AioRpcError as e:
+            raise translate(e) from None
+        finally:
+            # The caller went away (or the file ended): the agent stops following too.
+            call.cancel()
+
+    @rpc_errors
+    async def GetNodeFileProperties(
+        self, request: pool_pb2.GetNodeFilePropertiesRequest, context: Ctx
+    ) -> common_pb2.NodeFile:
+        stub = self._node_files(request.name, request.path)
+        request_ = agent_pb2.StatFileRequest(scope=agent_pb2.FILE_SCOPE_NODE, path=request.path)
+        return await self.channels.call(stub.StatFile(request_, timeout=30))
+
+    @rpc_errors
+    async def DeleteNodeFile(
+        self, request: pool_pb2.DeleteNodeFileRequest, context: Ctx
+    ) -> pool_pb2.DeleteNodeFileResponse:
+        stub = self._node_files(request.name, request.path)
+        request_ = agent_pb2.DeleteFileRequest(
+            scope=agent_pb2.FILE_SCOPE_NODE, path=request.path, recursive=request.recursive
+        )
+        await self.channels.call(stub.DeleteFile(request_, timeout=DELETE_SECONDS))
+        return pool_pb2.DeleteNodeFileResponse()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -12,7 +13,7 @@ from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.server.api.errors import ApiError, failed_precondition, invalid, not_found, rpc_errors
 from shoal.server.api.etags import etag_of, tagged, task_message
 from shoal.server.api.identity_checks import PoolAccounts, pool_accounts
-from shoal.server.api.nodefiles import NodeChannels, translate
+from shoal.server.api.nodefiles import DELETE_SECONDS, NodeChannels, translate
 from shoal.server.api.paging import page
 from shoal.server.api.validation import (
     MAX_TASKS_PER_REQUEST,
@@ -307,3 +308,43 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             raise self._file_error(t, translate(e)) from None
         finally:
             call.cancel()
+
+    @rpc_errors
+    async def GetTaskFileProperties(
+        self, request: task_pb2.GetTaskFilePropertiesRequest, context: Ctx
+    ) -> common_pb2.NodeFile:
+        t, stub, ids = self._task_files(request.name, request.path)
+        try:
+            return await self.channels.call(
+                stub.StatFile(agent_pb2.StatFileRequest(path=request.path, **ids), timeout=30)
+            )
+        except ApiError as e:
+            raise self._file_error(t, e) from None
+
+    @rpc_errors
+    async def DeleteTaskFile(
+        self, request: task_pb2.DeleteTaskFileRequest, context: Ctx
+    ) -> task_pb2.DeleteTaskFileResponse:
+        t, stub, ids = self._task_files(request.name, request.path)
+        delete = agent_pb2.DeleteFileRequest(path=request.path, recursive=request.recursive, **ids)
+        try:
+            await self.channels.call(stub.DeleteFile(delete, timeout=DELETE_SECONDS))
+        except ApiError as e:
+            raise self._file_error(t, e) from None
+        return task_pb2.DeleteTaskFileResponse()
+
+    def _task_files(self, name: str, path: str) -> tuple[TaskRec, agent_pb2_grpc.NodeServiceStub, dict[str, Any]]:
+        """The task `name` (`jobs/{job}/tasks/{task}`), the NodeService of the node that has its directory,
+        and the fields that name the directory there, once `path` is checked."""
+        jid, tid = parse_name(name, "jobs", "tasks")
+        v = check_file_path(path, "path")
+        if v:
+            raise invalid("INVALID_PATH", v)
+        t = self.cp.task(jid, tid)
+        node = self._task_node(t)
+        ids = {
+            "scope": agent_pb2.FILE_SCOPE_TASK,
+            "job_id": self.cp.jobs[t.job_key].proto.id,
+            "task_id": t.read().spec.id,
+        }
+        return t, agent_pb2_grpc.NodeServiceStub(self.channels.get(node)), ids

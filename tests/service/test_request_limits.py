@@ -122,3 +122,12 @@ async def test_file_paths_are_checked_before_any_node_is_asked(stubs, path: str)
         "INVALID_PATH",
         "path",
     )
+    node = "pools/p1/nodes/n1"
+    for call in (
+        stubs.pools.ReadNodeFile(pool_pb2.ReadNodeFileRequest(name=node, path=path, follow=True)).read(),
+        stubs.pools.GetNodeFileProperties(pool_pb2.GetNodeFilePropertiesRequest(name=node, path=path)),
+        stubs.pools.DeleteNodeFile(pool_pb2.DeleteNodeFileRequest(name=node, path=path, recursive=True)),
+        stubs.tasks.GetTaskFileProperties(task_pb2.GetTaskFilePropertiesRequest(name="jobs/j1/tasks/nope", path=path)),
+        stubs.tasks.DeleteTaskFile(task_pb2.DeleteTaskFileRequest(name="jobs/j1/tasks/nope", path=path)),
+    ):
+        await _refused(call, "INVALID_PATH", "path")
