@@ -34,6 +34,7 @@ from ._client import (
     resolve_address,
     shoal_home,
 )
+from ._filestream import FileStream
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -138,6 +139,7 @@ __all__ = [
     "ExitOptions",
     "FailedPrecondition",
     "FailureInfo",
+    "FileStream",
     "InvalidArgument",
     "Job",
     "JobAction",

@@ -18,6 +18,7 @@ from shoal.v1 import join_pb2, pool_pb2, storage_pb2
 
 from ._accounts import AccountsAPI
 from ._certificates import CertificateReference, CertificatesAPI
+from ._filestream import FileStream, delete_timeout, write_atomically
 from ._jobs import JobsAPI
 from ._rpc import PAGE_SIZE, Rpc, wait_or_cancel
 from ._tasks import TasksAPI, TaskWatch
@@ -193,6 +194,58 @@ class PoolsAPI:
         request = pool_pb2.ListNodeFilesRequest(name=f"pools/{pool_id}/nodes/{node_id}", path=path, recursive=recursive)
         response = self._rpc.unary(self._rpc.pools.ListNodeFiles, request)
         return [NodeFile.from_proto(f) for f in response.files]
+
+    def read_node_file(
+        self,
+        pool_id: str,
+        node_id: str,
+        path: str,
+        *,
+        offset: int = 0,
+        follow: bool = False,
+        timeout: float | None = None,
+    ) -> FileStream:
+        """The bytes of the file ``path`` under the node's root directory (e.g. ``agent.log``), from ``offset``.
+
+        Iterate over the returned :class:`FileStream` for its chunks. With ``follow`` it keeps yielding what
+        is appended to the file until cancelled (:meth:`FileStream.cancel`, from any thread, or leaving a
+        ``with`` block) or ``timeout`` seconds passed (:class:`DeadlineExceeded`). No link is followed and
+        no path leaves the root (:class:`PermissionDenied` ``SYMLINK_NOT_FOLLOWED``, :class:`InvalidArgument`
+        ``INVALID_PATH``); a file that is not there raises :class:`NotFound` ``FILE_NOT_FOUND``.
+        """
+        request = pool_pb2.ReadNodeFileRequest(
+            name=f"pools/{pool_id}/nodes/{node_id}", path=path, offset=offset, follow=follow
+        )
+        call_timeout = timeout if follow else (timeout or self._rpc.timeout)
+        return FileStream(self._rpc.pools.ReadNodeFile(request, timeout=call_timeout, metadata=self._rpc.metadata))
+
+    def download_node_file(
+        self, pool_id: str, node_id: str, path: str, local_path: str | os.PathLike[str], *, offset: int = 0
+    ) -> Path:
+        """Write the node's file ``path`` to ``local_path`` (atomically: a temporary file, then a rename)."""
+        with self.read_node_file(pool_id, node_id, path, offset=offset) as chunks:
+            return write_atomically(chunks, local_path)
+
+    def node_file_properties(self, pool_id: str, node_id: str, path: str) -> NodeFile:
+        """Size, modification time, mode and kind of the file or directory ``path`` under the node's root.
+
+        A symbolic link is described as the link itself, never its target.
+        """
+        request = pool_pb2.GetNodeFilePropertiesRequest(name=f"pools/{pool_id}/nodes/{node_id}", path=path)
+        return NodeFile.from_proto(self._rpc.unary(self._rpc.pools.GetNodeFileProperties, request))
+
+    def delete_node_file(self, pool_id: str, node_id: str, path: str, *, recursive: bool = False) -> None:
+        """Delete the file ``path`` under the node's root, or with ``recursive`` a directory and all under it.
+
+        A link is deleted as a link (its target stays). A directory without ``recursive`` raises
+        :class:`FailedPrecondition` ``FILE_IS_DIRECTORY``; the root, the node's fixed directories, the
+        directories of jobs and tasks and the agent's own state raise :class:`PermissionDenied`
+        ``FILE_PROTECTED``.
+        """
+        request = pool_pb2.DeleteNodeFileRequest(
+            name=f"pools/{pool_id}/nodes/{node_id}", path=path, recursive=recursive
+        )
+        self._rpc.unary(self._rpc.pools.DeleteNodeFile, request, timeout=delete_timeout(self._rpc.timeout))
 
     def disable_node_scheduling(
         self,

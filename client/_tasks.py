@@ -14,6 +14,7 @@ import grpc
 
 from shoal.v1 import task_pb2
 
+from ._filestream import delete_timeout
 from ._rpc import PAGE_SIZE, Rpc
 from .common_types import TaskConstraints
 from .errors import DeadlineExceeded, InvalidArgument, NotFound, ShoalError, Unavailable, from_rpc_error
@@ -355,6 +356,21 @@ class TasksAPI:
         request = task_pb2.ListTaskFilesRequest(name=f"jobs/{job_id}/tasks/{task_id}", path=path, recursive=recursive)
         response = self._rpc.unary(self._rpc.tasks.ListTaskFiles, request)
         return [NodeFile.from_proto(f) for f in response.files]
+
+    def file_properties(self, job_id: str, task_id: str, path: str) -> NodeFile:
+        """Size, modification time, mode and kind of ``path`` in the task directory (a link as the link)."""
+        request = task_pb2.GetTaskFilePropertiesRequest(name=f"jobs/{job_id}/tasks/{task_id}", path=path)
+        return NodeFile.from_proto(self._rpc.unary(self._rpc.tasks.GetTaskFileProperties, request))
+
+    def delete_file(self, job_id: str, task_id: str, path: str, *, recursive: bool = False) -> None:
+        """Delete ``path`` in the task directory (also while the task runs), or with ``recursive`` a directory.
+
+        A link is deleted as a link. A directory without ``recursive`` raises :class:`FailedPrecondition`
+        ``FILE_IS_DIRECTORY``; the task directory itself (``""``) raises :class:`PermissionDenied`
+        ``FILE_PROTECTED`` (it goes with the task's retention).
+        """
+        request = task_pb2.DeleteTaskFileRequest(name=f"jobs/{job_id}/tasks/{task_id}", path=path, recursive=recursive)
+        self._rpc.unary(self._rpc.tasks.DeleteTaskFile, request, timeout=delete_timeout(self._rpc.timeout))
 
     def read_file(self, job_id: str, task_id: str, path: str, *, offset: int = 0) -> bytes:
         """The content of a file in the task directory, e.g. ``stdout.txt``."""

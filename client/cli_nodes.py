@@ -1,4 +1,4 @@
-"""``shoal node ...``: list, show, files, disable/enable scheduling; and ``shoal pool counts``.
+"""``shoal node ...``: list, show, files (list, cat, stat, rm), disable/enable scheduling; and ``shoal pool counts``.
 
 ``pool nodes`` (in ``cli.py``) shares the node table of this file; ``pool counts`` is defined here and
 added to the ``pool`` group there.
@@ -6,8 +6,9 @@ added to the ``pool`` group there.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -82,14 +83,68 @@ def node_get(ctx: click.Context, pool_id: str, node_id: str, output: str) -> Non
 @node.command("files")
 @click.argument("pool_id")
 @click.argument("node_id")
-@click.option("--path", default="", help="Directory relative to the node root.")
-@click.option("-r", "--recursive", is_flag=True, help="List the whole tree under --path.")
+@click.argument("path", required=False, default=None)
+@click.option("--path", "path_option", default="", help="Directory relative to the node root (or give it as PATH).")
+@click.option("-r", "--recursive", is_flag=True, help="List the whole tree under the directory.")
 @_OUTPUT
 @click.pass_context
-def node_files(ctx: click.Context, pool_id: str, node_id: str, path: str, recursive: bool, output: str) -> None:
-    """List files in the root directory of node NODE_ID."""
-    files = _client(ctx).pools.node_files(pool_id, node_id, path=path, recursive=recursive)
+def node_files(
+    ctx: click.Context, pool_id: str, node_id: str, path: str | None, path_option: str, recursive: bool, output: str
+) -> None:
+    """List files in the root directory of node NODE_ID (or in its directory PATH)."""
+    if path is not None and path_option and path != path_option:
+        raise click.UsageError("give the directory once: as PATH or as --path")
+    where = path if path is not None else path_option
+    files = _client(ctx).pools.node_files(pool_id, node_id, path=where, recursive=recursive)
     _emit(output, files, _FILE_COLUMNS, f"files of node {pool_id}/{node_id}")
+
+
+@node.command("cat")
+@click.argument("pool_id")
+@click.argument("node_id")
+@click.argument("path")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Keep printing what is appended to the file until interrupted (Ctrl-C)."
+)
+@click.option(
+    "--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Start at this byte of the file."
+)
+@click.pass_context
+def node_cat(ctx: click.Context, pool_id: str, node_id: str, path: str, follow: bool, offset: int) -> None:
+    """Print file PATH (relative to the root directory of node NODE_ID), e.g. agent.log."""
+    out: BinaryIO = sys.stdout.buffer
+    with _client(ctx).pools.read_node_file(pool_id, node_id, path, offset=offset, follow=follow) as chunks:
+        try:
+            for chunk in chunks:
+                out.write(chunk)
+                out.flush()
+        except KeyboardInterrupt:
+            # Ctrl-C ends a follow: the normal way out, not an error.
+            return
+
+
+@node.command("stat")
+@click.argument("pool_id")
+@click.argument("node_id")
+@click.argument("path")
+@_OUTPUT
+@click.pass_context
+def node_stat(ctx: click.Context, pool_id: str, node_id: str, path: str, output: str) -> None:
+    """Show the size, modification time and mode of file or directory PATH on node NODE_ID (a link as itself)."""
+    f = _client(ctx).pools.node_file_properties(pool_id, node_id, path)
+    _emit_one(output, f, f"{pool_id}/{node_id}:{path}")
+
+
+@node.command("rm")
+@click.argument("pool_id")
+@click.argument("node_id")
+@click.argument("path")
+@click.option("-r", "--recursive", is_flag=True, help="Delete a directory and everything under it.")
+@click.pass_context
+def node_rm(ctx: click.Context, pool_id: str, node_id: str, path: str, recursive: bool) -> None:
+    """Delete file PATH (relative to the root directory of node NODE_ID); a link goes, not its target."""
+    _client(ctx).pools.delete_node_file(pool_id, node_id, path, recursive=recursive)
+    click.echo(f"{pool_id}/{node_id}:{path}: deleted")
 
 
 @node.command("disable")

@@ -539,13 +539,37 @@ def task_wait(
 @click.argument("job_id")
 @click.argument("task_id")
 @click.option("--path", default="", help="Directory relative to the task directory.")
-@click.option("-r", "--recursive", is_flag=True)
+@click.option("-r", "--recursive", is_flag=True, help="List the whole tree under --path.")
 @_OUTPUT
 @click.pass_context
 def task_files(ctx: click.Context, job_id: str, task_id: str, path: str, recursive: bool, output: str) -> None:
     """List files in the directory of task TASK_ID."""
     files = _client(ctx).tasks.files(job_id, task_id, path=path, recursive=recursive)
     _emit(output, files, _FILE_COLUMNS, f"files of task {job_id}/{task_id}")
+
+
+@task.command("stat")
+@click.argument("job_id")
+@click.argument("task_id")
+@click.argument("path")
+@_OUTPUT
+@click.pass_context
+def task_stat(ctx: click.Context, job_id: str, task_id: str, path: str, output: str) -> None:
+    """Show the size, modification time and mode of PATH in the directory of task TASK_ID."""
+    f = _client(ctx).tasks.file_properties(job_id, task_id, path)
+    _emit_one(output, f, f"{job_id}/{task_id}:{path}")
+
+
+@task.command("rm")
+@click.argument("job_id")
+@click.argument("task_id")
+@click.argument("path")
+@click.option("-r", "--recursive", is_flag=True, help="Delete a directory and everything under it.")
+@click.pass_context
+def task_rm(ctx: click.Context, job_id: str, task_id: str, path: str, recursive: bool) -> None:
+    """Delete PATH in the directory of task TASK_ID (also while it runs); a link goes, not its target."""
+    _client(ctx).tasks.delete_file(job_id, task_id, path, recursive=recursive)
+    click.echo(f"{job_id}/{task_id}:{path}: deleted")
 
 
 @task.command("cat")

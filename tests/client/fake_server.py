@@ -106,6 +106,41 @@ def _page(items: list[Any], page_size: int, token: str) -> tuple[list[Any], str]
     return chunk, nxt
 
 
+def _is_dir(tree: dict[str, bytes], path: str) -> bool:
+    return not path or any(p.startswith(path + "/") for p in tree)
+
+
+def _properties(tree: dict[str, bytes], path: str) -> common_pb2.NodeFile:
+    """A file's properties in a tree of paths (as the agent answers: FILE_NOT_FOUND when it is not there)."""
+    if path in tree:
+        return common_pb2.NodeFile(path=path, size=len(tree[path]), file_mode="0644")
+    if _is_dir(tree, path):
+        return common_pb2.NodeFile(path=path, is_directory=True, file_mode="0755")
+    raise not_found("FILE_NOT_FOUND", f"{path} not found")
+
+
+def _listing(tree: dict[str, bytes], path: str, recursive: bool) -> list[common_pb2.NodeFile]:
+    prefix = path + "/" if path else ""
+    names = sorted(p for p in tree if p.startswith(prefix) and (recursive or "/" not in p[len(prefix) :]))
+    return [common_pb2.NodeFile(path=p, size=len(tree[p]), file_mode="0644") for p in names]
+
+
+def _delete(files: dict[tuple[str, str, str], bytes], owner: tuple[str, str], path: str, recursive: bool) -> None:
+    """Delete `path` of `owner`'s tree in `files`, refused as the agent refuses."""
+    tree = {p: d for (a, b, p), d in files.items() if (a, b) == owner}
+    if not path:
+        raise Abort(rich_status(grpc.StatusCode.PERMISSION_DENIED, "FILE_PROTECTED", ". may not be deleted"))
+    if path in tree:
+        del files[(*owner, path)]
+        return
+    if not _is_dir(tree, path):
+        raise not_found("FILE_NOT_FOUND", f"{path} not found")
+    if not recursive:
+        raise Abort(rich_status(grpc.StatusCode.FAILED_PRECONDITION, "FILE_IS_DIRECTORY", f"{path} is a directory"))
+    for p in [p for p in tree if p.startswith(path + "/")]:
+        del files[(*owner, p)]
+
+
 class FakeShoal(
     pool_pb2_grpc.PoolServiceServicer,
     job_pb2_grpc.JobServiceServicer,
@@ -121,6 +156,12 @@ class FakeShoal(
         self.jobs: dict[str, job_pb2.Job] = {}
         self.tasks: dict[str, dict[str, task_pb2.Task]] = {}
         self.files: dict[tuple[str, str, str], bytes] = {}
+        #: (pool, node, path) → content of the nodes' files (directories are the prefixes of their paths).
+        self.node_files: dict[tuple[str, str, str], bytes] = {}
+        #: Whether a ReadNodeFile that follows is still streaming (tests see it end when cancelled).
+        self.node_follows = 0
+        self.ended_follows: set[tuple[str, str, str]] = set()
+        self.delete_file_requests: list[Any] = []
         self.containers: dict[str, dict[str, bytes]] = {}
         self.watchers: list[tuple[str, asyncio.Queue[task_pb2.Task]]] = []
         self.add_tasks_requests: list[int] = []
@@ -292,6 +333,58 @@ class FakeShoal(
         # Pages of 1, so that the client has to follow tokens.
         items, nxt = _page(counts, 1, request.page_token)
         return pool_pb2.ListPoolNodeCountsResponse(pools=items, next_page_token=nxt)
+
+    # ---------------------------------------------------------------- node files
+    def _node_tree(self, name: str) -> tuple[str, str]:
+        node = self._node(name)
+        return node.pool_id or name.split("/")[1], node.id
+
+    @handled
+    async def ListNodeFiles(
+        self, request: pool_pb2.ListNodeFilesRequest, context: Any
+    ) -> pool_pb2.ListNodeFilesResponse:
+        pid, nid = self._node_tree(request.name)
+        tree = {p: d for (pi, ni, p), d in self.node_files.items() if (pi, ni) == (pid, nid)}
+        return pool_pb2.ListNodeFilesResponse(files=_listing(tree, request.path, request.recursive))
+
+    @handled
+    async def ReadNodeFile(self, request: pool_pb2.ReadNodeFileRequest, context: Any) -> Any:
+        pid, nid = self._node_tree(request.name)
+        key = (pid, nid, request.path)
+        if key not in self.node_files:
+            raise not_found("FILE_NOT_FOUND", f"{request.path} not found")
+        offset = request.offset
+        self.node_follows += request.follow
+        try:
+            while True:
+                data = self.node_files.get(key, b"")
+                if len(data) > offset:
+                    yield common_pb2.FileChunk(offset=offset, data=data[offset:])
+                    offset = len(data)
+                    continue
+                # (A follow also ends, once drained, when a test puts its file in `ended_follows`.)
+                if not request.follow or key in self.ended_follows:
+                    return
+                await asyncio.sleep(0.01)
+        finally:
+            self.node_follows -= request.follow
+
+    @handled
+    async def GetNodeFileProperties(
+        self, request: pool_pb2.GetNodeFilePropertiesRequest, context: Any
+    ) -> common_pb2.NodeFile:
+        pid, nid = self._node_tree(request.name)
+        tree = {p: d for (pi, ni, p), d in self.node_files.items() if (pi, ni) == (pid, nid)}
+        return _properties(tree, request.path)
+
+    @handled
+    async def DeleteNodeFile(
+        self, request: pool_pb2.DeleteNodeFileRequest, context: Any
+    ) -> pool_pb2.DeleteNodeFileResponse:
+        self.delete_file_requests.append(request)
+        pid, nid = self._node_tree(request.name)
+        _delete(self.node_files, (pid, nid), request.path, request.recursive)
+        return pool_pb2.DeleteNodeFileResponse()
 
     # ---------------------------------------------------------------- jobs
     def _job(self, name: str) -> job_pb2.Job:
@@ -604,6 +697,23 @@ class FakeShoal(
             if not request.follow or current is None or current.state == task_pb2.TASK_STATE_COMPLETED:
                 return
             await asyncio.sleep(0.01)
+
+    @handled
+    async def GetTaskFileProperties(
+        self, request: task_pb2.GetTaskFilePropertiesRequest, context: Any
+    ) -> common_pb2.NodeFile:
+        job_id, t = self._task(request.name)
+        tree = {p: d for (j, ti, p), d in self.files.items() if (j, ti) == (job_id, t.spec.id)}
+        return _properties(tree, request.path)
+
+    @handled
+    async def DeleteTaskFile(
+        self, request: task_pb2.DeleteTaskFileRequest, context: Any
+    ) -> task_pb2.DeleteTaskFileResponse:
+        self.delete_file_requests.append(request)
+        job_id, t = self._task(request.name)
+        _delete(self.files, (job_id, t.spec.id), request.path, request.recursive)
+        return task_pb2.DeleteTaskFileResponse()
 
     # ---------------------------------------------------------------- state changes (call on the loop)
     def _finish(self, job_id: str, t: task_pb2.Task, *, exit_code: int | None, code: str = "") -> None:
