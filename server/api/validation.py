@@ -54,8 +54,6 @@ JOB_OUTPUT_ONLY = (
     "state_transition_time",
     "execution_info",
     "etag",
-    "resize_errors",
-    "allocation_state_transition_time",
     "previous_state",
     "previous_state_transition_time",
 )
