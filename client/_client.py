@@ -81,7 +81,7 @@ _DEALLOCATION_OPTIONS = {
 }
 
 
-def _deallocation_option(value: str, reason: str) -> pool_pb2.NodeDeallocationOption.ValueType:
+def _deallocation_option(value: str, reason: str) -> int:
     key = value.lower().replace("_", "").replace("-", "")
     if key not in _DEALLOCATION_OPTIONS:
         choices = sorted(_DEALLOCATION_OPTIONS)
@@ -175,7 +175,7 @@ class PoolsAPI:
         request = pool_pb2.ResizePoolRequest(
             name=f"pools/{pool_id}",
             target_nodes=target_nodes,
-            node_deallocation_option=_deallocation_option(node_deallocation_option, "INVALID_RESIZE"),
+            node_deallocation_option=_deallocation_option(node_deallocation_option, "INVALID_RESIZE"),  # type: ignore[arg-type]
             etag=etag or "",
         )
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.ResizePool, request))
@@ -195,7 +195,7 @@ class PoolsAPI:
         request = pool_pb2.RemoveNodesRequest(
             name=f"pools/{pool_id}",
             node_ids=list(node_ids),
-            node_deallocation_option=_deallocation_option(node_deallocation_option, "INVALID_REMOVE_NODES"),
+            node_deallocation_option=_deallocation_option(node_deallocation_option, "INVALID_REMOVE_NODES"),  # type: ignore[arg-type]
             etag=etag or "",
         )
         if resize_timeout is not None:
