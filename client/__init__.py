@@ -52,7 +52,7 @@ from .errors import (
     from_rpc_error,
 )
 from .identity_types import AutoUser, AutoUserScope, ElevationLevel, UserAccount, UserIdentity
-from .node_types import DisableNodeSchedulingOption, NodeCounts, PoolNodeCounts, SchedulingState
+from .node_types import DisableNodeSchedulingOption, NodeCounts, PoolNodeCounts, ResizeError, SchedulingState
 from .types import (
     AddTaskResult,
     AllocationState,
@@ -169,6 +169,7 @@ __all__ = [
     "PreparationTaskState",
     "QuotaExceeded",
     "RecentTask",
+    "ResizeError",
     "ResourceFileSpec",
     "SchedulingState",
     "ShoalError",

@@ -10,9 +10,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
+from google.protobuf import duration_pb2
 
 from shoal.v1 import join_pb2, pool_pb2, storage_pb2
 
@@ -72,6 +74,32 @@ def resolve_address(address: str | None = None) -> str:
     return resolve(address).address
 
 
+#: Batch's node deallocation options, as the client spells them.
+_DEALLOCATION_OPTIONS = {
+    "requeue": pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE,
+    "terminate": pool_pb2.NODE_DEALLOCATION_OPTION_TERMINATE,
+    "taskcompletion": pool_pb2.NODE_DEALLOCATION_OPTION_TASK_COMPLETION,
+}
+
+
+def _deallocation_option(value: str, reason: str) -> int:
+    key = value.lower().replace("_", "").replace("-", "")
+    if key not in _DEALLOCATION_OPTIONS:
+        choices = sorted(_DEALLOCATION_OPTIONS)
+        raise InvalidArgument(
+            f"node_deallocation_option must be one of {choices}",
+            reason=reason,
+            field_violations=[("node_deallocation_option", f"one of {choices}")],
+        )
+    return _DEALLOCATION_OPTIONS[key]
+
+
+def _duration(value: float | timedelta) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromTimedelta(value if isinstance(value, timedelta) else timedelta(seconds=value))
+    return d
+
+
 class PoolsAPI:
     """Pools and their nodes: ``client.pools``."""
 
@@ -92,8 +120,12 @@ class PoolsAPI:
         request_id: str | None = None,
         user_accounts: Sequence[UserAccount] = (),
         certificate_references: Sequence[CertificateReference] = (),
+        resize_timeout: float | timedelta | None = None,
     ) -> Pool:
         """Create a pool; its nodes come up asynchronously (see :meth:`wait_nodes_idle`).
+
+        ``resize_timeout`` (seconds, at least 5; default 15 minutes): nodes not up by then are given up,
+        with the resize error ``AllocationTimedout``.
 
         ``metadata``: name/value pairs kept for its users, in their order. ``user_accounts``: named users its
         nodes make, for tasks whose :class:`UserIdentity` names one. ``certificate_references``: certificates
@@ -112,6 +144,8 @@ class PoolsAPI:
         )
         if start_task is not None:
             pool.start_task.CopyFrom(start_task.to_proto())
+        if resize_timeout is not None:
+            pool.resize_timeout.CopyFrom(_duration(resize_timeout))
         request = pool_pb2.CreatePoolRequest(pool=pool, request_id=request_id or uuid.uuid4().hex)
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.CreatePool, request))
 
@@ -139,25 +173,42 @@ class PoolsAPI:
         ``POOL_RESIZING`` otherwise; see :meth:`wait_steady`). With ``etag`` (a :attr:`Pool.etag`
         read before), raises :class:`Aborted` ``ETAG_MISMATCH`` if the pool changed since.
         """
-        options = {
-            "requeue": pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE,
-            "terminate": pool_pb2.NODE_DEALLOCATION_OPTION_TERMINATE,
-            "taskcompletion": pool_pb2.NODE_DEALLOCATION_OPTION_TASK_COMPLETION,
-        }
-        key = node_deallocation_option.lower().replace("_", "").replace("-", "")
-        if key not in options:
-            raise InvalidArgument(
-                f"node_deallocation_option must be one of {sorted(options)}",
-                reason="INVALID_RESIZE",
-                field_violations=[("node_deallocation_option", f"one of {sorted(options)}")],
-            )
         request = pool_pb2.ResizePoolRequest(
             name=f"pools/{pool_id}",
             target_nodes=target_nodes,
-            node_deallocation_option=options[key],  # type: ignore[arg-type]
+            node_deallocation_option=_deallocation_option(node_deallocation_option, "INVALID_RESIZE"),  # type: ignore[arg-type]
             etag=etag or "",
         )
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.ResizePool, request))
+
+    def remove_nodes(
+        self,
+        pool_id: str,
+        node_ids: Sequence[str],
+        *,
+        node_deallocation_option: str = "requeue",
+        resize_timeout: float | timedelta | None = None,
+        etag: str | None = None,
+    ) -> Pool:
+        """Exactly these nodes (1 to 100) leave the pool, their tasks as ``node_deallocation_option`` says
+        (requeue|terminate|taskcompletion); the pool's target drops by as many. Only while its allocation
+        is steady (:class:`FailedPrecondition` ``POOL_RESIZING`` otherwise)."""
+        request = pool_pb2.RemoveNodesRequest(
+            name=f"pools/{pool_id}",
+            node_ids=list(node_ids),
+            node_deallocation_option=_deallocation_option(node_deallocation_option, "INVALID_REMOVE_NODES"),  # type: ignore[arg-type]
+            etag=etag or "",
+        )
+        if resize_timeout is not None:
+            request.resize_timeout.CopyFrom(_duration(resize_timeout))
+        return Pool.from_proto(self._rpc.unary(self._rpc.pools.RemoveNodes, request))
+
+    def stop_resize(self, pool_id: str, *, etag: str | None = None) -> Pool:
+        """Stop the pool's resize where it is: nodes made stay, no more are made, nothing is rolled back; the
+        pool is ``stopping``, then ``steady``, with the resize error ``ResizeStopped``
+        (:class:`FailedPrecondition` ``POOL_NOT_RESIZING`` when it is steady)."""
+        request = pool_pb2.StopPoolResizeRequest(name=f"pools/{pool_id}", etag=etag or "")
+        return Pool.from_proto(self._rpc.unary(self._rpc.pools.StopPoolResize, request))
 
     def delete(self, pool_id: str, *, etag: str | None = None) -> Pool:
         """Start deleting the pool: it goes to ``deleting``, its nodes leave, then it is gone.

@@ -93,6 +93,7 @@ _POOL_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     ("provider", lambda p: p.provider),
     ("start task", lambda p: p.start_task.command_line if p.start_task else None),
     ("created", lambda p: p.creation_time),
+    ("resize errors", lambda p: ", ".join(e.code for e in p.resize_errors) or None),
 ]
 
 
@@ -251,6 +252,16 @@ def pool_delete(ctx: click.Context, pool_id: str) -> None:
     """Delete pool POOL_ID (its nodes leave)."""
     p = _client(ctx).pools.delete(pool_id)
     click.echo(f"pool {p.id or pool_id}: {_fmt(p.state) if p.id else 'deleted'}")
+
+
+@pool.command("stop-resize")
+@click.argument("pool_id")
+@_OUTPUT
+@click.pass_context
+def pool_stop_resize(ctx: click.Context, pool_id: str, output: str) -> None:
+    """Stop pool POOL_ID's resize where it is: nodes made stay, no more are made, nothing is rolled back."""
+    p = _client(ctx).pools.stop_resize(pool_id)
+    _emit(output, [p], _POOL_COLUMNS, "pool resize stopped")
 
 
 def _duration(value: str) -> float:

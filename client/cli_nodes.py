@@ -180,6 +180,34 @@ def node_disable(
     _emit(output, [n], NODE_COLUMNS, "node scheduling disabled")
 
 
+@node.command("remove")
+@click.argument("pool_id")
+@click.argument("node_ids", nargs=-1, required=True)
+@click.option(
+    "--deallocation",
+    type=click.Choice(["requeue", "terminate", "taskcompletion"]),
+    default="requeue",
+    show_default=True,
+    help="What happens to the tasks running on the nodes that leave.",
+)
+@click.option(
+    "--resize-timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="How long the removal may take (at least 5; default: the pool's).",
+)
+@click.pass_context
+def node_remove(
+    ctx: click.Context, pool_id: str, node_ids: tuple[str, ...], deallocation: str, resize_timeout: float | None
+) -> None:
+    """Remove nodes NODE_IDS (1 to 100) from pool POOL_ID; its target drops by as many."""
+    p = _client(ctx).pools.remove_nodes(
+        pool_id, node_ids, node_deallocation_option=deallocation, resize_timeout=resize_timeout
+    )
+    click.echo(f"pool {p.id}: {len(node_ids)} node(s) leaving, target {p.target_nodes}")
+
+
 @node.command("enable")
 @click.argument("pool_id")
 @click.argument("node_id")

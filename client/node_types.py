@@ -20,6 +20,7 @@ __all__ = [
     "DisableNodeSchedulingOption",
     "NodeCounts",
     "PoolNodeCounts",
+    "ResizeError",
     "SchedulingState",
     "disable_node_scheduling_option_to_proto",
     "scheduling_state_from_proto",
@@ -139,3 +140,20 @@ class PoolNodeCounts:
             low_priority=NodeCounts.from_proto(msg.low_priority),
             proto=msg,
         )
+
+
+@dataclass(frozen=True)
+class ResizeError:
+    """Why a pool's last resize did not reach its target (Batch's ``ResizeError``).
+
+    ``code`` is Batch's: ``ResizeStopped`` (``pools.stop_resize``) or ``AllocationTimedout`` (nodes that
+    did not come up within the pool's ``resize_timeout``)."""
+
+    code: str
+    message: str
+    values: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_proto(cls, msg: pool_pb2.ResizeError) -> ResizeError:
+        """Build from a ``shoal.v1.ResizeError``."""
+        return cls(code=msg.code, message=msg.message, values={v.name: v.value for v in msg.values})

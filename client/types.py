@@ -39,7 +39,7 @@ from .common_types import (
 from .errors import InvalidArgument
 from .identity_types import UserAccount, UserIdentity, identity_of
 from .json_specs import parse_message
-from .node_types import SchedulingState, scheduling_state_from_proto
+from .node_types import ResizeError, SchedulingState, scheduling_state_from_proto
 from .workflow_types import (
     DependencyState,
     ExitConditions,
@@ -600,6 +600,12 @@ class Pool:
     """Named users its nodes make, for tasks whose identity names one."""
     certificate_references: tuple[CertificateReference, ...] = ()
     """Certificates of its account that its nodes install, and for whom."""
+    resize_timeout: timedelta | None = None
+    """How long a resize may take before the nodes not up are given up (None: the default, 15 minutes)."""
+    resize_errors: tuple[ResizeError, ...] = ()
+    """Why its last resize did not reach its target (``ResizeStopped``, ``AllocationTimedout``)."""
+    allocation_state_transition_time: datetime | None = None
+    """When its allocation state last changed."""
     proto: pool_pb2.Pool = field(repr=False, compare=False)
     """The raw ``shoal.v1.Pool`` message."""
 
@@ -624,6 +630,9 @@ class Pool:
             metadata=_metadata_from_proto(msg.metadata),
             user_accounts=tuple(UserAccount.from_proto(a) for a in msg.user_accounts),
             certificate_references=tuple(CertificateReference.from_proto(r) for r in msg.certificate_references),
+            resize_timeout=msg.resize_timeout.ToTimedelta() if msg.HasField("resize_timeout") else None,
+            resize_errors=tuple(ResizeError.from_proto(e) for e in msg.resize_errors),
+            allocation_state_transition_time=_ts(msg, "allocation_state_transition_time"),
             proto=msg,
         )
 

@@ -16,11 +16,12 @@ that owns it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
 from shoal.server.domain.records import AgentSession, NodeRec, TaskRec
+from shoal.server.lifecycle.allocation import PoolAllocation
 from shoal.server.lifecycle.attempts import AttemptLifecycle, note_attempt_length
 from shoal.server.lifecycle.completion import CompletionLifecycle
 from shoal.server.lifecycle.dependencies import DependencyLifecycle
@@ -70,6 +71,7 @@ class ControlPlane(Kernel):
         self.prep_life = JobPrepLifecycle(self)
         self.completion = CompletionLifecycle(self)
         self.node_ops = NodeOperations(self)
+        self.allocation = PoolAllocation(self)
 
     # ------------------------------------------------------------------ pools
 
@@ -83,6 +85,17 @@ class ControlPlane(Kernel):
 
     async def delete_pool(self, pool_id: str, *, etag: str = "") -> pool_pb2.Pool:
         return await self.pool_life.delete_pool(pool_id, etag=etag)
+
+    async def remove_nodes(
+        self, pool_id: str, node_ids: Sequence[str], option: int, timeout: float | None, *, etag: str = ""
+    ) -> pool_pb2.Pool:
+        return await self.allocation.remove_nodes(pool_id, node_ids, option, timeout, etag=etag)
+
+    async def stop_pool_resize(self, pool_id: str, *, etag: str = "") -> pool_pb2.Pool:
+        return await self.allocation.stop_resize(pool_id, etag=etag)
+
+    async def check_resize_timeouts(self) -> None:
+        await self.allocation.check_resize_timeouts()
 
     # ------------------------------------------------------------------ nodes and agents
 

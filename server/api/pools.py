@@ -20,6 +20,7 @@ from shoal.server.api.validation import (
     check_file_path,
     check_pool,
     check_request_id,
+    check_resize_timeout,
     clear_output_only,
 )
 from shoal.server.certificates import model as certificates
@@ -125,6 +126,27 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     async def GetNode(self, request: pool_pb2.GetNodeRequest, context: Ctx) -> pool_pb2.Node:
         pid, nid = parse_name(request.name, "pools", "nodes")
         return self.cp.node(pid, nid).view()
+
+    @rpc_errors
+    async def RemoveNodes(self, request: pool_pb2.RemoveNodesRequest, context: Ctx) -> pool_pb2.Pool:
+        (pid,) = parse_name(request.name, "pools")
+        v = check_enum(request.node_deallocation_option, pool_pb2.NodeDeallocationOption, "node_deallocation_option")
+        timeout = None
+        if request.HasField("resize_timeout"):
+            v += check_resize_timeout(request.resize_timeout, "resize_timeout")
+            timeout = float(request.resize_timeout.seconds)
+        if v:
+            raise invalid("INVALID_REMOVE_NODES", v)
+        return tagged(
+            await self.cp.remove_nodes(
+                pid, list(request.node_ids), request.node_deallocation_option, timeout, etag=request.etag
+            )
+        )
+
+    @rpc_errors
+    async def StopPoolResize(self, request: pool_pb2.StopPoolResizeRequest, context: Ctx) -> pool_pb2.Pool:
+        (pid,) = parse_name(request.name, "pools")
+        return tagged(await self.cp.stop_pool_resize(pid, etag=request.etag))
 
     @rpc_errors
     async def DisableNodeScheduling(

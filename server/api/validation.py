@@ -16,6 +16,7 @@ from shoal.server.api.identity_checks import PoolAccounts, check_identity_of, ch
 from shoal.server.domain.ids import id_problem
 from shoal.server.scheduling.dependencies import dependencies_problems
 from shoal.server.scheduling.exit_options import exit_conditions_problems
+from shoal.server.scheduling.resizing import MIN_RESIZE_TIMEOUT_SECONDS
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
 
 Violations = list[tuple[str, str]]
@@ -42,6 +43,8 @@ POOL_OUTPUT_ONLY = (
     "creation_time",
     "state_transition_time",
     "etag",
+    "resize_errors",
+    "allocation_state_transition_time",
 )
 JOB_OUTPUT_ONLY = (
     "name",
@@ -321,7 +324,19 @@ def check_pool(pool: pool_pb2.Pool) -> Violations:
         # (A start task may run as one of the pool's own accounts.)
         out += check_start_task(pool.start_task, "pool.start_task", pool_accounts(pool))
     out += check_metadata(pool.metadata, "pool.metadata")
+    if pool.HasField("resize_timeout"):
+        out += check_resize_timeout(pool.resize_timeout, "pool.resize_timeout")
     return out
+
+
+def check_resize_timeout(d: duration_pb2.Duration, field: str) -> Violations:
+    """A resize timeout: a valid Duration of at least `MIN_RESIZE_TIMEOUT_SECONDS`."""
+    bad = check_duration(d, field)
+    if bad:
+        return bad
+    if d.seconds < MIN_RESIZE_TIMEOUT_SECONDS:
+        return [(field, f"must be at least {MIN_RESIZE_TIMEOUT_SECONDS} seconds")]
+    return []
 
 
 def check_job(job: job_pb2.Job, accounts: PoolAccounts | None = None) -> Violations:

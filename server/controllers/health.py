@@ -16,5 +16,6 @@ async def run_health(cp: ControlPlane, *, heartbeat_timeout: float, period: floa
         try:
             await cp.check_health(heartbeat_timeout)
             await cp.check_job_deadlines()
+            await cp.check_resize_timeouts()
         except Exception:
             log.exception("health pass failed")

@@ -687,9 +687,15 @@ class Kernel:
             # The nodes of a `join` pool come when their agents join, not because Shoal allocates them
             # (their number is not capped by the target): only nodes on their way in or out make it resize.
             steady = not settling
-        new = P.ALLOCATION_STATE_STEADY if steady else P.ALLOCATION_STATE_RESIZING
-        if pool.proto.allocation_state != new:
+        old = pool.proto.allocation_state
+        if steady:
+            new = P.ALLOCATION_STATE_STEADY
+        else:
+            # A stopped resize stays STOPPING until what is under way settles (see `PoolLifecycle.stop_resize`).
+            new = P.ALLOCATION_STATE_STOPPING if old == P.ALLOCATION_STATE_STOPPING else P.ALLOCATION_STATE_RESIZING
+        if old != new:
             pool.proto.allocation_state = new  # type: ignore[assignment]
+            pool.proto.allocation_state_transition_time.CopyFrom(self.stamp())
             self.mark("pools", pool.key, pool)
 
     def pool(self, pool_id: str) -> PoolRec:

@@ -42,6 +42,7 @@ class PoolLifecycle:
         pool.allocation_state = P.ALLOCATION_STATE_RESIZING
         pool.creation_time.CopyFrom(ts(now))
         pool.state_transition_time.CopyFrom(ts(now))
+        pool.allocation_state_transition_time.CopyFrom(ts(now))
         pool.current_nodes = 0
         rec = PoolRec(k, pool)
         self.k.pools[k] = rec
@@ -119,13 +120,15 @@ class PoolLifecycle:
         if pool.proto.state != P.POOL_STATE_ACTIVE:
             raise FailedPrecondition("POOL_BEING_DELETED", f"pool {pool_id!r} is being deleted")
         self.k.refresh_pool_now(pool)
-        if pool.proto.allocation_state == P.ALLOCATION_STATE_RESIZING:
+        if pool.proto.allocation_state != P.ALLOCATION_STATE_STEADY:
             raise FailedPrecondition(
                 "POOL_RESIZING",
                 f"pool {pool_id!r} is resizing ({pool.proto.current_nodes} nodes, target "
                 f"{pool.proto.target_nodes}): resize it once its allocation state is steady",
             )
         pool.proto.target_nodes = target
+        # (Resize errors tell of the last resize.)
+        del pool.proto.resize_errors[:]
         self.k.mark("pools", pool.key, pool)
         members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
         leaving: list[NodeRec] = []

@@ -115,6 +115,12 @@ class ScriptedAgent:
                 )
         await self._out.put(A.AgentMessage(task_events=A.TaskEvents(events=[ev])))
 
+    async def send_start_task_done(self, *, succeeded: bool = True) -> None:
+        """Report the start task completed (a success unless told otherwise)."""
+        result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS if succeeded else common_pb2.TASK_EXECUTION_RESULT_FAILURE
+        info = common_pb2.StartTaskInfo(state=common_pb2.START_TASK_STATE_COMPLETED, result=result)
+        await self._out.put(A.AgentMessage(start_task=A.StartTaskReport(info=info)))
+
     async def heartbeat(self) -> None:
         await self._out.put(A.AgentMessage(heartbeat=A.Heartbeat()))
 

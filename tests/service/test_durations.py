@@ -67,6 +67,8 @@ CASES = {
     ("AddTask", "task.constraints.retention_time"),
     ("AddTasks", "tasks[0].constraints.max_wall_clock_time"),
     ("AddTasks", "tasks[0].constraints.retention_time"),
+    ("CreatePool", "pool.resize_timeout"),
+    ("RemoveNodes", "resize_timeout"),
 }
 
 
@@ -114,6 +116,10 @@ def _request(method: str, path: str, seconds: int, nanos: int):
         task = task_pb2.Task(name="jobs/j1/tasks/t0")
         _set(task, path.split(".", 1)[1], d)
         return "tasks", "UpdateTask", task_pb2.UpdateTaskRequest(task=task)
+    if method == "CreatePool":
+        return "pools", "CreatePool", pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p2", resize_timeout=d))
+    if method == "RemoveNodes":
+        return "pools", "RemoveNodes", pool_pb2.RemoveNodesRequest(name="pools/p1", node_ids=["n"], resize_timeout=d)
     getattr(spec.constraints, path.rsplit(".", 1)[1]).CopyFrom(d)
     if method == "AddTask":
         return "tasks", "AddTask", task_pb2.AddTaskRequest(parent="jobs/j1", task=spec)
@@ -131,12 +137,13 @@ async def test_bad_durations_are_invalid_argument_naming_the_field(
         await getattr(getattr(stubs, service), rpc)(request)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value
     reason, violations = details(e.value)
-    assert reason in ("INVALID_JOB", "INVALID_TASK"), (reason, violations)
+    assert reason in ("INVALID_JOB", "INVALID_TASK", "INVALID_POOL", "INVALID_REMOVE_NODES"), (reason, violations)
     assert path in [f for f, _ in violations]
     # Nothing changed.
     job = await stubs.jobs.GetJob(job_pb2.GetJobRequest(name="jobs/j1"))
     assert job.priority == 0 and not job.constraints.HasField("max_wall_clock_time")
     assert [j.id for j in (await stubs.jobs.ListJobs(job_pb2.ListJobsRequest())).jobs] == ["j1"]
+    assert [p.id for p in (await stubs.pools.ListPools(pool_pb2.ListPoolsRequest())).pools] == ["p1"]
     assert list((await stubs.tasks.ListTasks(task_pb2.ListTasksRequest(parent="jobs/j1"))).tasks) == []
 
 
@@ -151,6 +158,14 @@ async def test_good_durations_are_taken(stubs, method: str, path: str) -> None:
             request.task.id = f"t-{seconds}"
         elif method == "AddTasks":
             request.tasks[0].id = f"t-{seconds}"
+        elif method == "CreatePool":
+            request.pool.id = f"p-{seconds}"
+        elif method == "RemoveNodes":
+            # (The pool has no node "n": the request is refused for that alone, its timeout taken.)
+            with pytest.raises(grpc.aio.AioRpcError) as e:
+                await stubs.pools.RemoveNodes(request)
+            assert [f for f, _ in details(e.value)[1]] == ["node_ids[0]"]
+            continue
         elif method == "UpdateTask" and seconds == 3600:
             spec = task_pb2.TaskSpec(id="t0", command_line="x")
             await stubs.tasks.AddTask(task_pb2.AddTaskRequest(parent="jobs/j1", task=spec))

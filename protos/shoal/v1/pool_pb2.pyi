@@ -89,7 +89,7 @@ DISABLE_NODE_SCHEDULING_OPTION_TERMINATE: DisableNodeSchedulingOption
 DISABLE_NODE_SCHEDULING_OPTION_TASK_COMPLETION: DisableNodeSchedulingOption
 
 class Pool(_message.Message):
-    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "user_accounts", "certificate_references", "resize_timeout", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account", "resize_errors")
+    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "user_accounts", "certificate_references", "resize_timeout", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account", "resize_errors", "allocation_state_transition_time")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class Pool(_message.Message):
     ETAG_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     RESIZE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     display_name: str
@@ -130,7 +131,8 @@ class Pool(_message.Message):
     etag: str
     account: str
     resize_errors: _containers.RepeatedCompositeFieldContainer[ResizeError]
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., resize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., account: _Optional[str] = ..., resize_errors: _Optional[_Iterable[_Union[ResizeError, _Mapping]]] = ...) -> None: ...
+    allocation_state_transition_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., resize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., account: _Optional[str] = ..., resize_errors: _Optional[_Iterable[_Union[ResizeError, _Mapping]]] = ..., allocation_state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ResizeError(_message.Message):
     __slots__ = ("code", "message", "values")
