@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import grpc
@@ -26,9 +27,12 @@ from shoal.server.api.validation import (
 from shoal.server.certificates import model as certificates
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
+from shoal.server.domain.records import NodeChanges
 from shoal.v1 import common_pb2, pool_pb2, pool_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext
+#: Nodes per WatchNodes message of the initial snapshot.
+WATCH_NODES_BATCH = 500
 
 
 class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
@@ -147,6 +151,34 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     async def StopPoolResize(self, request: pool_pb2.StopPoolResizeRequest, context: Ctx) -> pool_pb2.Pool:
         (pid,) = parse_name(request.name, "pools")
         return tagged(await self.cp.stop_pool_resize(pid, etag=request.etag))
+
+    @rpc_errors
+    async def WatchNodes(
+        self, request: pool_pb2.WatchNodesRequest, context: Ctx
+    ) -> AsyncIterator[pool_pb2.WatchNodesResponse]:
+        (pid,) = parse_name(request.parent, "pools", field="parent")
+        pool = self.cp.pool(pid)
+        queue: asyncio.Queue[NodeChanges | None] = asyncio.Queue()
+        # Subscribed before the snapshot, so that no change falls between them.
+        pool.watchers.add(queue)
+        self.cp.node_watchers += 1
+        try:
+            nodes = [n.view() for n in pool.nodes.values()]
+            for i in range(0, max(len(nodes), 1), WATCH_NODES_BATCH):
+                last = i + WATCH_NODES_BATCH >= len(nodes)
+                yield pool_pb2.WatchNodesResponse(
+                    nodes=nodes[i : i + WATCH_NODES_BATCH], initial=True, initial_complete=last
+                )
+            while True:
+                changes = await queue.get()
+                if changes is None:
+                    return
+                yield pool_pb2.WatchNodesResponse(
+                    nodes=[pool_pb2.Node.FromString(b) for b in changes.nodes], removed_node_ids=changes.removed
+                )
+        finally:
+            pool.watchers.discard(queue)
+            self.cp.node_watchers -= 1
 
     @rpc_errors
     async def DisableNodeScheduling(

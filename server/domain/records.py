@@ -603,6 +603,13 @@ class NodeRec:
         return self.session is not None and not self.session.closed
 
 
+class NodeChanges(NamedTuple):
+    """What one commit changed of a watched pool's nodes: nodes as written, and ids of nodes gone."""
+
+    nodes: list[bytes]
+    removed: list[str]
+
+
 @dataclass(eq=False)
 class PoolRec:
     """One pool and its nodes."""
@@ -613,3 +620,5 @@ class PoolRec:
     #: Why some of its ACTIVE gangs wait (task -> `Task.waiting_reason`), as the scheduler's last full
     #: pass found (`controllers.scheduler.tell_waiting`); not stored. Only ACTIVE tasks show theirs.
     waiting: dict[TaskKey, str] = field(default_factory=dict)
+    #: WatchNodes streams of the pool: each gets the node changes of every commit (None: the pool is gone).
+    watchers: set[asyncio.Queue[NodeChanges | None]] = field(default_factory=set)

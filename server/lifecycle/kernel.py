@@ -28,7 +28,15 @@ from shoal.clock import Clock, to_timestamp
 from shoal.server.domain import states, wire
 from shoal.server.domain.errors import NotFound
 from shoal.server.domain.ids import key as idkey
-from shoal.server.domain.records import TAG_HAS_ATTEMPT, AgentSession, JobRec, NodeRec, PoolRec, TaskRec
+from shoal.server.domain.records import (
+    TAG_HAS_ATTEMPT,
+    AgentSession,
+    JobRec,
+    NodeChanges,
+    NodeRec,
+    PoolRec,
+    TaskRec,
+)
 from shoal.server.store.base import Delete, Op, Row, Rows, Store, StoredRow
 from shoal.v1 import certificate_pb2, common_pb2, job_pb2, pool_pb2, task_pb2
 
@@ -166,6 +174,10 @@ class Kernel:
         self.node_credential: Callable[[str, str, str], str] | None = None
         #: The rows of the `accounts` table as read at start-up (handed to the account registry).
         self.account_rows: list[StoredRow] = []
+        #: WatchNodes streams open (over all pools): while 0, node changes are not collected for them.
+        self.node_watchers = 0
+        #: The changes of watched pools' nodes in this flush, by pool key (published once committed).
+        self._node_changes: dict[str, tuple[PoolRec, NodeChanges]] = {}
         #: The rows of the `certificates` table as read at start-up (handed to the certificate registry).
         self.certificate_rows: list[StoredRow] = []
         #: What a node of a pool installs, from (account, the pool's certificate references); None: nothing.
@@ -366,8 +378,11 @@ class Kernel:
             elif isinstance(rec, PoolRec):
                 ops.append(Row("pools", k, rec.proto.SerializeToString()))
             elif isinstance(rec, NodeRec):
-                node_row = json.dumps({"node": rec.view().SerializeToString().hex(), "internal": rec.internal})
+                node_bytes = rec.view().SerializeToString()
+                node_row = json.dumps({"node": node_bytes.hex(), "internal": rec.internal})
                 ops.append(Row("nodes", k, node_row.encode(), rec.pool_key))
+                if self.node_watchers:
+                    self._node_changed(rec.pool_key, node_bytes, "")
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
             elif table in ("tombstones", "jobtasks"):
@@ -407,6 +422,29 @@ class Kernel:
             ops.append(self._tally_row())
         return ops
 
+    def _node_changed(self, pool_key: str, node: bytes, removed: str) -> None:
+        pool = self.pools.get(pool_key)
+        if pool is None or not pool.watchers:
+            return
+        entry = self._node_changes.get(pool_key)
+        if entry is None:
+            entry = self._node_changes[pool_key] = (pool, NodeChanges([], []))
+        changes = entry[1]
+        if node:
+            changes.nodes.append(node)
+        if removed:
+            changes.removed.append(removed)
+
+    def node_removed(self, pool_key: str, node_id: str) -> None:
+        """Node `node_id` left pool `pool_key`: its watchers are told with the next commit."""
+        if self.node_watchers:
+            self._node_changed(pool_key, b"", node_id)
+
+    def pool_removed(self, pool: PoolRec) -> None:
+        """The pool is gone: its WatchNodes streams end."""
+        for q in pool.watchers:
+            q.put_nowait(None)
+
     async def flush(self) -> None:
         """Commit every change made so far, then publish the task changes to watchers and send what it allows.
 
@@ -432,12 +470,13 @@ class Kernel:
         self._starts = {}
         acks, self._acks = self._acks, []
         dismiss, self._dismiss_after_commit = self._dismiss_after_commit, []
+        node_changes, self._node_changes = self._node_changes, {}
         if ops:
             self.stats.flushes += 1
         # (With no ops, the future waits for the commits already handed over: the changes the caller
         # made may be in one of them.)
         committed = self.store.submit(ops)
-        return asyncio.ensure_future(self._after_commit(committed, serialized, sends, acks, dismiss))
+        return asyncio.ensure_future(self._after_commit(committed, serialized, sends, acks, dismiss, node_changes))
 
     async def _after_commit(
         self,
@@ -446,10 +485,14 @@ class Kernel:
         sends: list[tuple[NodeRec, agent_pb2.ServerMessage, AgentSession | None]],
         acks: list[tuple[AgentSession, int]],
         dismiss: list[NodeRec],
+        node_changes: dict[str, tuple[PoolRec, NodeChanges]],
     ) -> None:
         await committed
         if serialized:
             self._publish(serialized)
+        for pool, changes in node_changes.values():
+            for q in pool.watchers:
+                q.put_nowait(changes)
         self._deliver(sends)
         # In the same turn as the StartTasks just queued, so that they carry the acknowledgements.
         for session, up_to in acks:
@@ -635,8 +678,11 @@ class Kernel:
         n.proto.state_transition_time.CopyFrom(self.stamp())
         if {old, new} == BUSY_FLIP:
             # IDLE <-> RUNNING follows from the tasks placed on the node (recomputed when its
-            # agent attaches after a restart): written with the next health pass, not per task.
+            # agent attaches after a restart): written with the next health pass, not per task;
+            # but at once while someone watches nodes (a watcher sees what is written).
             n.stats_dirty = True
+            if self.node_watchers:
+                self.mark("nodes", n.key, n)
         else:
             self.mark("nodes", n.key, n)
             if old in SETTLING_NODE_STATES or new in SETTLING_NODE_STATES:

@@ -98,11 +98,15 @@ class NodeLifecycle:
             pool.nodes.pop(node_key, None)
             self.k.refresh_pool(pool)
         self.k.delete_row("nodes", node_key)
+        self.k.node_removed(n.pool_key, n.proto.id)
         self.k.prep_life.node_gone(node_key)
-        if pool is not None and pool.proto.state == P.POOL_STATE_DELETING and not pool.nodes:
+        pool_gone = pool is not None and pool.proto.state == P.POOL_STATE_DELETING and not pool.nodes
+        if pool is not None and pool_gone:
             del self.k.pools[pool.key]
             self.k.delete_row("pools", pool.key)
         await self.k.flush()
+        if pool is not None and pool_gone:
+            self.k.pool_removed(pool)
         if self.k.provider is not None:
             # As in Batch, the files of a node that left are gone with it.
             self.k.provider.node_removed(n)

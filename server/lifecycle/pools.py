@@ -163,10 +163,13 @@ class PoolLifecycle:
         self.k.refresh_pool(pool)
         result = P.Pool()
         result.CopyFrom(pool.proto)
-        if not pool.nodes:
+        gone = not pool.nodes
+        if gone:
             del self.k.pools[pool.key]
             self.k.delete_row("pools", pool.key)
         await self.k.flush()
+        if gone:
+            self.k.pool_removed(pool)
         self.k.node_life.after_node_changes(leaving)
         self.k.kick_scheduler()
         return result

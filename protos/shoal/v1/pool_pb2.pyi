@@ -392,6 +392,24 @@ class ListPoolNodeCountsResponse(_message.Message):
     next_page_token: str
     def __init__(self, pools: _Optional[_Iterable[_Union[PoolNodeCounts, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class WatchNodesRequest(_message.Message):
+    __slots__ = ("parent",)
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    def __init__(self, parent: _Optional[str] = ...) -> None: ...
+
+class WatchNodesResponse(_message.Message):
+    __slots__ = ("nodes", "removed_node_ids", "initial", "initial_complete")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_NODE_IDS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[Node]
+    removed_node_ids: _containers.RepeatedScalarFieldContainer[str]
+    initial: bool
+    initial_complete: bool
+    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., removed_node_ids: _Optional[_Iterable[str]] = ..., initial: _Optional[bool] = ..., initial_complete: _Optional[bool] = ...) -> None: ...
+
 class ReadNodeFileRequest(_message.Message):
     __slots__ = ("name", "path", "offset", "follow")
     NAME_FIELD_NUMBER: _ClassVar[int]

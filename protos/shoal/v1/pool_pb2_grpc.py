@@ -116,6 +116,11 @@ class PoolServiceStub:
                 request_serializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeFileRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeFileResponse.FromString,
                 _registered_method=True)
+        self.WatchNodes = channel.unary_stream(
+                '/shoal.v1.PoolService/WatchNodes',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.WatchNodesRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.WatchNodesResponse.FromString,
+                _registered_method=True)
 
 
 class PoolServiceServicer:
@@ -237,6 +242,15 @@ class PoolServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchNodes(self, request, context):
+        """The pool's nodes, then every change of one as it is committed (so that
+        waiting for a state needs no polling); the stream ends when the pool is
+        gone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PoolServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -319,6 +333,11 @@ def add_PoolServiceServicer_to_server(servicer, server):
                     servicer.DeleteNodeFile,
                     request_deserializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeFileRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeFileResponse.SerializeToString,
+            ),
+            'WatchNodes': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchNodes,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.WatchNodesRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.WatchNodesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -754,6 +773,33 @@ class PoolService:
             '/shoal.v1.PoolService/DeleteNodeFile',
             shoal_dot_v1_dot_pool__pb2.DeleteNodeFileRequest.SerializeToString,
             shoal_dot_v1_dot_pool__pb2.DeleteNodeFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/shoal.v1.PoolService/WatchNodes',
+            shoal_dot_v1_dot_pool__pb2.WatchNodesRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.WatchNodesResponse.FromString,
             options,
             channel_credentials,
             insecure,
