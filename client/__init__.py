@@ -52,7 +52,14 @@ from .errors import (
     from_rpc_error,
 )
 from .identity_types import AutoUser, AutoUserScope, ElevationLevel, UserAccount, UserIdentity
-from .node_types import DisableNodeSchedulingOption, NodeCounts, PoolNodeCounts, ResizeError, SchedulingState
+from .node_types import (
+    DisableNodeSchedulingOption,
+    NodeChanges,
+    NodeCounts,
+    PoolNodeCounts,
+    ResizeError,
+    SchedulingState,
+)
 from .types import (
     AddTaskResult,
     AllocationState,
@@ -152,6 +159,7 @@ __all__ = [
     "JoinToken",
     "MultiInstanceSettings",
     "Node",
+    "NodeChanges",
     "NodeCounts",
     "NodeFile",
     "NodeState",

@@ -35,7 +35,12 @@ from .errors import (
     from_rpc_error,
 )
 from .identity_types import UserAccount
-from .node_types import DisableNodeSchedulingOption, PoolNodeCounts, disable_node_scheduling_option_to_proto
+from .node_types import (
+    DisableNodeSchedulingOption,
+    NodeChanges,
+    PoolNodeCounts,
+    disable_node_scheduling_option_to_proto,
+)
 from .types import (
     AllocationState,
     Blob,
@@ -368,6 +373,24 @@ class PoolsAPI:
                     reason="WAIT_TIMEOUT",
                 )
             wait_or_cancel(cancel, poll_interval)
+
+    def watch_nodes(self, pool_id: str, *, timeout: float | None = None) -> Iterator[NodeChanges]:
+        """The pool's nodes as they are, then each change as the server commits it (no polling): one
+        :class:`NodeChanges` per message, the first ones (the snapshot) with ``initial``. Ends when the pool
+        is gone; :class:`DeadlineExceeded` after ``timeout`` seconds. Closing the iterator ends the stream."""
+        request = pool_pb2.WatchNodesRequest(parent=f"pools/{pool_id}")
+        call = self._rpc.pools.WatchNodes(request, timeout=timeout, metadata=self._rpc.metadata)
+        try:
+            for msg in call:
+                yield NodeChanges(
+                    nodes=tuple(Node.from_proto(n) for n in msg.nodes),
+                    removed_node_ids=tuple(msg.removed_node_ids),
+                    initial=msg.initial,
+                )
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()
 
     def join_token(self, pool_id: str, *, ttl: float = 3600.0) -> JoinToken:
         """A token with which agents started elsewhere join pool ``pool_id`` for ``ttl`` seconds

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from shoal.v1 import pool_pb2
 
@@ -18,6 +19,7 @@ from .common_types import _choice
 
 __all__ = [
     "DisableNodeSchedulingOption",
+    "NodeChanges",
     "NodeCounts",
     "PoolNodeCounts",
     "ResizeError",
@@ -157,3 +159,13 @@ class ResizeError:
     def from_proto(cls, msg: pool_pb2.ResizeError) -> ResizeError:
         """Build from a ``shoal.v1.ResizeError``."""
         return cls(code=msg.code, message=msg.message, values={v.name: v.value for v in msg.values})
+
+
+@dataclass(frozen=True)
+class NodeChanges:
+    """One message of ``pools.watch_nodes``: nodes as they are now, and ids of nodes that left the pool."""
+
+    nodes: tuple[Any, ...]
+    """The :class:`~shoal.client.Node` of each node that changed (or, with ``initial``, of the snapshot)."""
+    removed_node_ids: tuple[str, ...] = ()
+    initial: bool = False

@@ -8,9 +8,11 @@ import grpc
 import pytest
 
 from shoal.agent.v1 import agent_pb2
+from shoal.client import NodeChanges
 from shoal.v1 import job_pb2, pool_pb2, pool_pb2_grpc, task_pb2
 from tests.service.scripted_agent import ScriptedAgent
 from tests.service.test_accounts import channel_as, make_account, refused
+from tests.service.test_certificates_client import in_thread
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,3 +81,27 @@ async def test_watch_nodes_sees_every_change_then_the_end(server, stubs) -> None
             removed += msg.removed_node_ids
     assert removed == [agent.node_id]
     assert server.cp.node_watchers == 0
+
+
+async def test_the_client_watches_nodes(server, stubs) -> None:
+    await stubs.pools.CreatePool(P.CreatePoolRequest(pool=P.Pool(id="p", target_nodes=1, provider="join")))
+    seen: list[NodeChanges] = []
+    subscribed = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def watch(client) -> None:
+        for changes in client.pools.watch_nodes("p", timeout=20):
+            seen.append(changes)
+            if changes.initial:
+                loop.call_soon_threadsafe(subscribed.set)
+            if any(n.state.value == "idle" for n in changes.nodes):
+                return
+
+    watching = asyncio.ensure_future(in_thread(server, watch))
+    await asyncio.wait_for(subscribed.wait(), 10)
+    agent = ScriptedAgent(server, "p", "127.0.2.96")
+    await agent.connect()
+    await asyncio.wait_for(watching, 20)
+    assert seen[0].initial and not seen[0].nodes
+    assert seen[-1].nodes[-1].id == agent.node_id and not seen[-1].initial
+    await agent.close()
