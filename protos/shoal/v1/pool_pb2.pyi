@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal.v1 import certificate_pb2 as _certificate_pb2
 from shoal.v1 import common_pb2 as _common_pb2
@@ -33,6 +34,7 @@ class NodeDeallocationOption(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_DEALLOCATION_OPTION_REQUEUE: _ClassVar[NodeDeallocationOption]
     NODE_DEALLOCATION_OPTION_TERMINATE: _ClassVar[NodeDeallocationOption]
     NODE_DEALLOCATION_OPTION_TASK_COMPLETION: _ClassVar[NodeDeallocationOption]
+    NODE_DEALLOCATION_OPTION_RETAINED_DATA: _ClassVar[NodeDeallocationOption]
 
 class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -46,6 +48,9 @@ class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_STATE_UNKNOWN: _ClassVar[NodeState]
     NODE_STATE_LEAVING_POOL: _ClassVar[NodeState]
     NODE_STATE_OFFLINE: _ClassVar[NodeState]
+    NODE_STATE_REBOOTING: _ClassVar[NodeState]
+    NODE_STATE_REIMAGING: _ClassVar[NodeState]
+    NODE_STATE_UNUSABLE: _ClassVar[NodeState]
 
 class SchedulingState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -70,6 +75,7 @@ NODE_DEALLOCATION_OPTION_UNSPECIFIED: NodeDeallocationOption
 NODE_DEALLOCATION_OPTION_REQUEUE: NodeDeallocationOption
 NODE_DEALLOCATION_OPTION_TERMINATE: NodeDeallocationOption
 NODE_DEALLOCATION_OPTION_TASK_COMPLETION: NodeDeallocationOption
+NODE_DEALLOCATION_OPTION_RETAINED_DATA: NodeDeallocationOption
 NODE_STATE_UNSPECIFIED: NodeState
 NODE_STATE_CREATING: NodeState
 NODE_STATE_STARTING: NodeState
@@ -80,6 +86,9 @@ NODE_STATE_RUNNING: NodeState
 NODE_STATE_UNKNOWN: NodeState
 NODE_STATE_LEAVING_POOL: NodeState
 NODE_STATE_OFFLINE: NodeState
+NODE_STATE_REBOOTING: NodeState
+NODE_STATE_REIMAGING: NodeState
+NODE_STATE_UNUSABLE: NodeState
 SCHEDULING_STATE_UNSPECIFIED: SchedulingState
 SCHEDULING_STATE_ENABLED: SchedulingState
 SCHEDULING_STATE_DISABLED: SchedulingState
@@ -159,7 +168,7 @@ class RecentTask(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("name", "id", "pool_id", "state", "ip_address", "task_slots", "running_task_slots", "total_tasks_run", "total_tasks_succeeded", "cores", "memory_bytes", "state_transition_time", "last_heartbeat_time", "start_task_info", "recent_tasks", "root_directory", "cpu_percent", "task_user_isolation", "agent_user", "certificate_references", "scheduling_state", "is_dedicated", "allocation_time", "last_boot_time", "running_tasks_count", "agent_version")
+    __slots__ = ("name", "id", "pool_id", "state", "ip_address", "task_slots", "running_task_slots", "total_tasks_run", "total_tasks_succeeded", "cores", "memory_bytes", "state_transition_time", "last_heartbeat_time", "start_task_info", "recent_tasks", "root_directory", "cpu_percent", "task_user_isolation", "agent_user", "certificate_references", "scheduling_state", "is_dedicated", "allocation_time", "last_boot_time", "running_tasks_count", "agent_version", "errors")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +195,7 @@ class Node(_message.Message):
     LAST_BOOT_TIME_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASKS_COUNT_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     pool_id: str
@@ -212,7 +222,18 @@ class Node(_message.Message):
     last_boot_time: _timestamp_pb2.Timestamp
     running_tasks_count: int
     agent_version: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., pool_id: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., ip_address: _Optional[str] = ..., task_slots: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., total_tasks_run: _Optional[int] = ..., total_tasks_succeeded: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_task_info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ..., recent_tasks: _Optional[_Iterable[_Union[RecentTask, _Mapping]]] = ..., root_directory: _Optional[str] = ..., cpu_percent: _Optional[float] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., scheduling_state: _Optional[_Union[SchedulingState, str]] = ..., is_dedicated: _Optional[bool] = ..., allocation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_boot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_tasks_count: _Optional[int] = ..., agent_version: _Optional[str] = ...) -> None: ...
+    errors: _containers.RepeatedCompositeFieldContainer[NodeError]
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., pool_id: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., ip_address: _Optional[str] = ..., task_slots: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., total_tasks_run: _Optional[int] = ..., total_tasks_succeeded: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_task_info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ..., recent_tasks: _Optional[_Iterable[_Union[RecentTask, _Mapping]]] = ..., root_directory: _Optional[str] = ..., cpu_percent: _Optional[float] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., scheduling_state: _Optional[_Union[SchedulingState, str]] = ..., is_dedicated: _Optional[bool] = ..., allocation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_boot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_tasks_count: _Optional[int] = ..., agent_version: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[NodeError, _Mapping]]] = ...) -> None: ...
+
+class NodeError(_message.Message):
+    __slots__ = ("code", "message", "error_details")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_DETAILS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    error_details: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataItem]
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., error_details: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ...) -> None: ...
 
 class CreatePoolRequest(_message.Message):
     __slots__ = ("pool", "request_id")
@@ -343,7 +364,7 @@ class EnableNodeSchedulingRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class NodeCounts(_message.Message):
-    __slots__ = ("creating", "starting", "waiting_for_start_task", "start_task_failed", "idle", "running", "unknown", "leaving_pool", "offline", "total")
+    __slots__ = ("creating", "starting", "waiting_for_start_task", "start_task_failed", "idle", "running", "unknown", "leaving_pool", "offline", "rebooting", "reimaging", "unusable", "total")
     CREATING_FIELD_NUMBER: _ClassVar[int]
     STARTING_FIELD_NUMBER: _ClassVar[int]
     WAITING_FOR_START_TASK_FIELD_NUMBER: _ClassVar[int]
@@ -353,6 +374,9 @@ class NodeCounts(_message.Message):
     UNKNOWN_FIELD_NUMBER: _ClassVar[int]
     LEAVING_POOL_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_FIELD_NUMBER: _ClassVar[int]
+    REBOOTING_FIELD_NUMBER: _ClassVar[int]
+    REIMAGING_FIELD_NUMBER: _ClassVar[int]
+    UNUSABLE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     creating: int
     starting: int
@@ -363,8 +387,11 @@ class NodeCounts(_message.Message):
     unknown: int
     leaving_pool: int
     offline: int
+    rebooting: int
+    reimaging: int
+    unusable: int
     total: int
-    def __init__(self, creating: _Optional[int] = ..., starting: _Optional[int] = ..., waiting_for_start_task: _Optional[int] = ..., start_task_failed: _Optional[int] = ..., idle: _Optional[int] = ..., running: _Optional[int] = ..., unknown: _Optional[int] = ..., leaving_pool: _Optional[int] = ..., offline: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+    def __init__(self, creating: _Optional[int] = ..., starting: _Optional[int] = ..., waiting_for_start_task: _Optional[int] = ..., start_task_failed: _Optional[int] = ..., idle: _Optional[int] = ..., running: _Optional[int] = ..., unknown: _Optional[int] = ..., leaving_pool: _Optional[int] = ..., offline: _Optional[int] = ..., rebooting: _Optional[int] = ..., reimaging: _Optional[int] = ..., unusable: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class PoolNodeCounts(_message.Message):
     __slots__ = ("pool_id", "dedicated", "low_priority")
@@ -391,6 +418,178 @@ class ListPoolNodeCountsResponse(_message.Message):
     pools: _containers.RepeatedCompositeFieldContainer[PoolNodeCounts]
     next_page_token: str
     def __init__(self, pools: _Optional[_Iterable[_Union[PoolNodeCounts, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RebootNodeRequest(_message.Message):
+    __slots__ = ("name", "option")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    option: NodeDeallocationOption
+    def __init__(self, name: _Optional[str] = ..., option: _Optional[_Union[NodeDeallocationOption, str]] = ...) -> None: ...
+
+class ReimageNodeRequest(_message.Message):
+    __slots__ = ("name", "option")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    option: NodeDeallocationOption
+    def __init__(self, name: _Optional[str] = ..., option: _Optional[_Union[NodeDeallocationOption, str]] = ...) -> None: ...
+
+class UpdatePoolRequest(_message.Message):
+    __slots__ = ("pool", "update_mask", "etag")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    pool: Pool
+    update_mask: _field_mask_pb2.FieldMask
+    etag: str
+    def __init__(self, pool: _Optional[_Union[Pool, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class UploadNodeLogsRequest(_message.Message):
+    __slots__ = ("name", "container", "start_time", "end_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    container: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., container: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UploadNodeLogsResponse(_message.Message):
+    __slots__ = ("virtual_directory_name", "number_of_files_uploaded")
+    VIRTUAL_DIRECTORY_NAME_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_OF_FILES_UPLOADED_FIELD_NUMBER: _ClassVar[int]
+    virtual_directory_name: str
+    number_of_files_uploaded: int
+    def __init__(self, virtual_directory_name: _Optional[str] = ..., number_of_files_uploaded: _Optional[int] = ...) -> None: ...
+
+class TerminalSize(_message.Message):
+    __slots__ = ("rows", "columns")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    columns: int
+    def __init__(self, rows: _Optional[int] = ..., columns: _Optional[int] = ...) -> None: ...
+
+class ExecNodeStart(_message.Message):
+    __slots__ = ("name", "argv", "tty", "size", "environment", "elevated")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGV_FIELD_NUMBER: _ClassVar[int]
+    TTY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    ELEVATED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    argv: _containers.RepeatedScalarFieldContainer[str]
+    tty: bool
+    size: TerminalSize
+    environment: _containers.RepeatedCompositeFieldContainer[_common_pb2.EnvironmentSetting]
+    elevated: bool
+    def __init__(self, name: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., tty: _Optional[bool] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ..., environment: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., elevated: _Optional[bool] = ...) -> None: ...
+
+class ExecNodeRequest(_message.Message):
+    __slots__ = ("start", "stdin", "stdin_eof", "resize", "signal")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    STDIN_EOF_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    start: ExecNodeStart
+    stdin: bytes
+    stdin_eof: bool
+    resize: TerminalSize
+    signal: int
+    def __init__(self, start: _Optional[_Union[ExecNodeStart, _Mapping]] = ..., stdin: _Optional[bytes] = ..., stdin_eof: _Optional[bool] = ..., resize: _Optional[_Union[TerminalSize, _Mapping]] = ..., signal: _Optional[int] = ...) -> None: ...
+
+class ExecNodeExit(_message.Message):
+    __slots__ = ("exit_code", "signal")
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    exit_code: int
+    signal: int
+    def __init__(self, exit_code: _Optional[int] = ..., signal: _Optional[int] = ...) -> None: ...
+
+class ExecNodeResponse(_message.Message):
+    __slots__ = ("stdout", "stderr", "exit")
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    EXIT_FIELD_NUMBER: _ClassVar[int]
+    stdout: bytes
+    stderr: bytes
+    exit: ExecNodeExit
+    def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit: _Optional[_Union[ExecNodeExit, _Mapping]] = ...) -> None: ...
+
+class NodeUser(_message.Message):
+    __slots__ = ("name", "is_admin", "expiry_time", "password", "ssh_public_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IS_ADMIN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_TIME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    is_admin: bool
+    expiry_time: _timestamp_pb2.Timestamp
+    password: str
+    ssh_public_key: str
+    def __init__(self, name: _Optional[str] = ..., is_admin: _Optional[bool] = ..., expiry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., password: _Optional[str] = ..., ssh_public_key: _Optional[str] = ...) -> None: ...
+
+class AddNodeUserRequest(_message.Message):
+    __slots__ = ("parent", "user")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    user: NodeUser
+    def __init__(self, parent: _Optional[str] = ..., user: _Optional[_Union[NodeUser, _Mapping]] = ...) -> None: ...
+
+class UpdateNodeUserRequest(_message.Message):
+    __slots__ = ("name", "user")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    user: NodeUser
+    def __init__(self, name: _Optional[str] = ..., user: _Optional[_Union[NodeUser, _Mapping]] = ...) -> None: ...
+
+class DeleteNodeUserRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteNodeUserResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListNodeUsersRequest(_message.Message):
+    __slots__ = ("parent",)
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    def __init__(self, parent: _Optional[str] = ...) -> None: ...
+
+class ListNodeUsersResponse(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[NodeUser]
+    def __init__(self, users: _Optional[_Iterable[_Union[NodeUser, _Mapping]]] = ...) -> None: ...
+
+class GetRemoteLoginSettingsRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RemoteLoginSettings(_message.Message):
+    __slots__ = ("remote_login_ip_address", "remote_login_port", "available", "reason")
+    REMOTE_LOGIN_IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_LOGIN_PORT_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    remote_login_ip_address: str
+    remote_login_port: int
+    available: bool
+    reason: str
+    def __init__(self, remote_login_ip_address: _Optional[str] = ..., remote_login_port: _Optional[int] = ..., available: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class WatchNodesRequest(_message.Message):
     __slots__ = ("parent",)

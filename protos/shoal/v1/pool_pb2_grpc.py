@@ -121,6 +121,56 @@ class PoolServiceStub:
                 request_serializer=shoal_dot_v1_dot_pool__pb2.WatchNodesRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_pool__pb2.WatchNodesResponse.FromString,
                 _registered_method=True)
+        self.RebootNode = channel.unary_unary(
+                '/shoal.v1.PoolService/RebootNode',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.RebootNodeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Node.FromString,
+                _registered_method=True)
+        self.ReimageNode = channel.unary_unary(
+                '/shoal.v1.PoolService/ReimageNode',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.ReimageNodeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Node.FromString,
+                _registered_method=True)
+        self.UpdatePool = channel.unary_unary(
+                '/shoal.v1.PoolService/UpdatePool',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.UpdatePoolRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+                _registered_method=True)
+        self.UploadNodeLogs = channel.unary_unary(
+                '/shoal.v1.PoolService/UploadNodeLogs',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.UploadNodeLogsRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.UploadNodeLogsResponse.FromString,
+                _registered_method=True)
+        self.ExecNode = channel.stream_stream(
+                '/shoal.v1.PoolService/ExecNode',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.ExecNodeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.ExecNodeResponse.FromString,
+                _registered_method=True)
+        self.AddNodeUser = channel.unary_unary(
+                '/shoal.v1.PoolService/AddNodeUser',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.AddNodeUserRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.NodeUser.FromString,
+                _registered_method=True)
+        self.UpdateNodeUser = channel.unary_unary(
+                '/shoal.v1.PoolService/UpdateNodeUser',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.UpdateNodeUserRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.NodeUser.FromString,
+                _registered_method=True)
+        self.DeleteNodeUser = channel.unary_unary(
+                '/shoal.v1.PoolService/DeleteNodeUser',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeUserRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeUserResponse.FromString,
+                _registered_method=True)
+        self.ListNodeUsers = channel.unary_unary(
+                '/shoal.v1.PoolService/ListNodeUsers',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.ListNodeUsersRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.ListNodeUsersResponse.FromString,
+                _registered_method=True)
+        self.GetRemoteLoginSettings = channel.unary_unary(
+                '/shoal.v1.PoolService/GetRemoteLoginSettings',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.GetRemoteLoginSettingsRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.RemoteLoginSettings.FromString,
+                _registered_method=True)
 
 
 class PoolServiceServicer:
@@ -251,6 +301,84 @@ class PoolServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RebootNode(self, request, context):
+        """Restart the node's agent (only from IDLE or RUNNING; FAILED_PRECONDITION
+        NODE_NOT_IDLE_OR_RUNNING otherwise): REBOOTING, then its start task runs
+        again, and job preparation tasks that ask to. `option` says what becomes
+        of its running tasks (default REQUEUE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReimageNode(self, request, context):
+        """As RebootNode, but the node's root is wiped and set up as new
+        (REIMAGING): start task, certificates, every job preparation again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePool(self, request, context):
+        """Change the fields named in `update_mask`: display_name, metadata,
+        start_task, certificate_references, target_nodes, resize_timeout.
+        Start task and certificate changes reach a node at its next reboot or
+        reimage (or when it joins), as in Batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadNodeLogs(self, request, context):
+        """The node's agent uploads its logs of [start_time, end_time] to a storage
+        container of the pool's account (Batch's "upload Batch service logs").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExecNode(self, request_iterator, context):
+        """A command (or an interactive shell, with a terminal) on the node, as
+        `kubectl exec`: the first request is `start`, then stdin, window sizes
+        and signals; the responses carry output and, last, the exit status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddNodeUser(self, request, context):
+        """Node users (Batch's AddComputeNodeUser and the others): real users on
+        the node, made by its agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNodeUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNodeUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNodeUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRemoteLoginSettings(self, request, context):
+        """Where to reach the node with SSH, or why it cannot be.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PoolServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -338,6 +466,56 @@ def add_PoolServiceServicer_to_server(servicer, server):
                     servicer.WatchNodes,
                     request_deserializer=shoal_dot_v1_dot_pool__pb2.WatchNodesRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_pool__pb2.WatchNodesResponse.SerializeToString,
+            ),
+            'RebootNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RebootNode,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.RebootNodeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Node.SerializeToString,
+            ),
+            'ReimageNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReimageNode,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.ReimageNodeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Node.SerializeToString,
+            ),
+            'UpdatePool': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePool,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.UpdatePoolRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Pool.SerializeToString,
+            ),
+            'UploadNodeLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadNodeLogs,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.UploadNodeLogsRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.UploadNodeLogsResponse.SerializeToString,
+            ),
+            'ExecNode': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecNode,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.ExecNodeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.ExecNodeResponse.SerializeToString,
+            ),
+            'AddNodeUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddNodeUser,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.AddNodeUserRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.NodeUser.SerializeToString,
+            ),
+            'UpdateNodeUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNodeUser,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.UpdateNodeUserRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.NodeUser.SerializeToString,
+            ),
+            'DeleteNodeUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNodeUser,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeUserRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.DeleteNodeUserResponse.SerializeToString,
+            ),
+            'ListNodeUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNodeUsers,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.ListNodeUsersRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.ListNodeUsersResponse.SerializeToString,
+            ),
+            'GetRemoteLoginSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRemoteLoginSettings,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.GetRemoteLoginSettingsRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.RemoteLoginSettings.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -800,6 +978,276 @@ class PoolService:
             '/shoal.v1.PoolService/WatchNodes',
             shoal_dot_v1_dot_pool__pb2.WatchNodesRequest.SerializeToString,
             shoal_dot_v1_dot_pool__pb2.WatchNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RebootNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/RebootNode',
+            shoal_dot_v1_dot_pool__pb2.RebootNodeRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReimageNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/ReimageNode',
+            shoal_dot_v1_dot_pool__pb2.ReimageNodeRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/UpdatePool',
+            shoal_dot_v1_dot_pool__pb2.UpdatePoolRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadNodeLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/UploadNodeLogs',
+            shoal_dot_v1_dot_pool__pb2.UploadNodeLogsRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.UploadNodeLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecNode(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/shoal.v1.PoolService/ExecNode',
+            shoal_dot_v1_dot_pool__pb2.ExecNodeRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.ExecNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddNodeUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/AddNodeUser',
+            shoal_dot_v1_dot_pool__pb2.AddNodeUserRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.NodeUser.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNodeUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/UpdateNodeUser',
+            shoal_dot_v1_dot_pool__pb2.UpdateNodeUserRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.NodeUser.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNodeUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/DeleteNodeUser',
+            shoal_dot_v1_dot_pool__pb2.DeleteNodeUserRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.DeleteNodeUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNodeUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/ListNodeUsers',
+            shoal_dot_v1_dot_pool__pb2.ListNodeUsersRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.ListNodeUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRemoteLoginSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/GetRemoteLoginSettings',
+            shoal_dot_v1_dot_pool__pb2.GetRemoteLoginSettingsRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.RemoteLoginSettings.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ from google.rpc import status_pb2 as _status_pb2
 from shoal.v1 import certificate_pb2 as _certificate_pb2
 from shoal.v1 import common_pb2 as _common_pb2
 from shoal.v1 import identity_pb2 as _identity_pb2
+from shoal.v1 import pool_pb2 as _pool_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -82,7 +83,7 @@ class TaskEvent(_message.Message):
     def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ..., job_task: _Optional[_Union[JobTaskKind, str]] = ..., retry_count: _Optional[int] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port", "task_user_isolation", "agent_user", "agent_version")
+    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port", "task_user_isolation", "agent_user", "agent_version", "errors", "ssh_port", "restart_id")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +101,9 @@ class Register(_message.Message):
     TASK_USER_ISOLATION_FIELD_NUMBER: _ClassVar[int]
     AGENT_USER_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SSH_PORT_FIELD_NUMBER: _ClassVar[int]
+    RESTART_ID_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     ip_address: str
@@ -117,7 +121,16 @@ class Register(_message.Message):
     task_user_isolation: bool
     agent_user: str
     agent_version: str
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ..., exec_port: _Optional[int] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., agent_version: _Optional[str] = ...) -> None: ...
+    errors: _containers.RepeatedCompositeFieldContainer[_pool_pb2.NodeError]
+    ssh_port: int
+    restart_id: str
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ..., exec_port: _Optional[int] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., agent_version: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[_pool_pb2.NodeError, _Mapping]]] = ..., ssh_port: _Optional[int] = ..., restart_id: _Optional[str] = ...) -> None: ...
+
+class NodeHealth(_message.Message):
+    __slots__ = ("errors",)
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    errors: _containers.RepeatedCompositeFieldContainer[_pool_pb2.NodeError]
+    def __init__(self, errors: _Optional[_Iterable[_Union[_pool_pb2.NodeError, _Mapping]]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("cpu_percent", "memory_used_bytes", "running_task_slots")
@@ -148,23 +161,25 @@ class CommandAck(_message.Message):
     def __init__(self, command_id: _Optional[int] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
-    __slots__ = ("register", "heartbeat", "task_events", "start_task", "ack", "commands_acked_up_to")
+    __slots__ = ("register", "heartbeat", "task_events", "start_task", "ack", "node_health", "commands_acked_up_to")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     TASK_EVENTS_FIELD_NUMBER: _ClassVar[int]
     START_TASK_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    NODE_HEALTH_FIELD_NUMBER: _ClassVar[int]
     COMMANDS_ACKED_UP_TO_FIELD_NUMBER: _ClassVar[int]
     register: Register
     heartbeat: Heartbeat
     task_events: TaskEvents
     start_task: StartTaskReport
     ack: CommandAck
+    node_health: NodeHealth
     commands_acked_up_to: int
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., commands_acked_up_to: _Optional[int] = ...) -> None: ...
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., node_health: _Optional[_Union[NodeHealth, _Mapping]] = ..., commands_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts", "certificates")
+    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts", "certificates", "node_users")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +190,7 @@ class Welcome(_message.Message):
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     USER_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    NODE_USERS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     heartbeat_interval_seconds: float
@@ -185,7 +201,46 @@ class Welcome(_message.Message):
     credential: str
     user_accounts: _containers.RepeatedCompositeFieldContainer[_identity_pb2.UserAccount]
     certificates: _containers.RepeatedCompositeFieldContainer[NodeCertificate]
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificates: _Optional[_Iterable[_Union[NodeCertificate, _Mapping]]] = ...) -> None: ...
+    node_users: _containers.RepeatedCompositeFieldContainer[NodeUserSpec]
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificates: _Optional[_Iterable[_Union[NodeCertificate, _Mapping]]] = ..., node_users: _Optional[_Iterable[_Union[NodeUserSpec, _Mapping]]] = ...) -> None: ...
+
+class NodeUserSpec(_message.Message):
+    __slots__ = ("name", "is_admin", "expiry_time", "password_hash", "ssh_public_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IS_ADMIN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_TIME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
+    SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    is_admin: bool
+    expiry_time: _timestamp_pb2.Timestamp
+    password_hash: str
+    ssh_public_key: str
+    def __init__(self, name: _Optional[str] = ..., is_admin: _Optional[bool] = ..., expiry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., password_hash: _Optional[str] = ..., ssh_public_key: _Optional[str] = ...) -> None: ...
+
+class NodeUsers(_message.Message):
+    __slots__ = ("command_id", "users")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    command_id: int
+    users: _containers.RepeatedCompositeFieldContainer[NodeUserSpec]
+    def __init__(self, command_id: _Optional[int] = ..., users: _Optional[_Iterable[_Union[NodeUserSpec, _Mapping]]] = ...) -> None: ...
+
+class Restart(_message.Message):
+    __slots__ = ("command_id", "restart_id", "reimage", "wait_for_retention", "keep_preparations", "reason")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    RESTART_ID_FIELD_NUMBER: _ClassVar[int]
+    REIMAGE_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FOR_RETENTION_FIELD_NUMBER: _ClassVar[int]
+    KEEP_PREPARATIONS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    command_id: int
+    restart_id: str
+    reimage: bool
+    wait_for_retention: bool
+    keep_preparations: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, command_id: _Optional[int] = ..., restart_id: _Optional[str] = ..., reimage: _Optional[bool] = ..., wait_for_retention: _Optional[bool] = ..., keep_preparations: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class NodeCertificate(_message.Message):
     __slots__ = ("thumbprint", "certificate", "private_key", "visibility")
@@ -328,7 +383,7 @@ class Shutdown(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown", "run_application", "run_job_release", "events_acked_up_to")
+    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown", "run_application", "run_job_release", "restart", "node_users", "events_acked_up_to")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     START_TASKS_FIELD_NUMBER: _ClassVar[int]
     KILL_TASKS_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +392,8 @@ class ServerMessage(_message.Message):
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     RUN_APPLICATION_FIELD_NUMBER: _ClassVar[int]
     RUN_JOB_RELEASE_FIELD_NUMBER: _ClassVar[int]
+    RESTART_FIELD_NUMBER: _ClassVar[int]
+    NODE_USERS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_ACKED_UP_TO_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     start_tasks: StartTasks
@@ -346,8 +403,10 @@ class ServerMessage(_message.Message):
     shutdown: Shutdown
     run_application: RunApplication
     run_job_release: RunJobRelease
+    restart: Restart
+    node_users: NodeUsers
     events_acked_up_to: int
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ..., run_job_release: _Optional[_Union[RunJobRelease, _Mapping]] = ..., events_acked_up_to: _Optional[int] = ...) -> None: ...
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ..., run_job_release: _Optional[_Union[RunJobRelease, _Mapping]] = ..., restart: _Optional[_Union[Restart, _Mapping]] = ..., node_users: _Optional[_Union[NodeUsers, _Mapping]] = ..., events_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class AgentFrame(_message.Message):
     __slots__ = ("channel", "message", "end")
@@ -476,3 +535,21 @@ class ExecResponse(_message.Message):
     stderr: bytes
     exit_code: int
     def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit_code: _Optional[int] = ...) -> None: ...
+
+class UploadLogsRequest(_message.Message):
+    __slots__ = ("container", "virtual_directory", "start_time", "end_time")
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    VIRTUAL_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    virtual_directory: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, container: _Optional[str] = ..., virtual_directory: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UploadLogsResponse(_message.Message):
+    __slots__ = ("number_of_files_uploaded",)
+    NUMBER_OF_FILES_UPLOADED_FIELD_NUMBER: _ClassVar[int]
+    number_of_files_uploaded: int
+    def __init__(self, number_of_files_uploaded: _Optional[int] = ...) -> None: ...

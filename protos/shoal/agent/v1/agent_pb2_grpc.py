@@ -5,6 +5,7 @@ import warnings
 
 from shoal.agent.v1 import agent_pb2 as shoal_dot_agent_dot_v1_dot_agent__pb2
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
+from shoal.v1 import pool_pb2 as shoal_dot_v1_dot_pool__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -194,6 +195,16 @@ class NodeServiceStub:
                 request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
                 response_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
                 _registered_method=True)
+        self.UploadLogs = channel.unary_unary(
+                '/shoal.agent.v1.NodeService/UploadLogs',
+                request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.UploadLogsRequest.SerializeToString,
+                response_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.UploadLogsResponse.FromString,
+                _registered_method=True)
+        self.ExecNode = channel.stream_stream(
+                '/shoal.agent.v1.NodeService/ExecNode',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.ExecNodeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.ExecNodeResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -239,6 +250,22 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadLogs(self, request, context):
+        """Upload the agent's logs of a time window to a storage container of the
+        node's account (UploadNodeLogs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExecNode(self, request_iterator, context):
+        """A command or shell on the node (PoolService.ExecNode, relayed by the
+        server: the first request's `start` has been checked there).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -266,6 +293,16 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.FromString,
                     response_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.SerializeToString,
+            ),
+            'UploadLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadLogs,
+                    request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.UploadLogsRequest.FromString,
+                    response_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.UploadLogsResponse.SerializeToString,
+            ),
+            'ExecNode': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecNode,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.ExecNodeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.ExecNodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -413,6 +450,60 @@ class NodeService:
             '/shoal.agent.v1.NodeService/Exec',
             shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
             shoal_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.agent.v1.NodeService/UploadLogs',
+            shoal_dot_agent_dot_v1_dot_agent__pb2.UploadLogsRequest.SerializeToString,
+            shoal_dot_agent_dot_v1_dot_agent__pb2.UploadLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecNode(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/shoal.agent.v1.NodeService/ExecNode',
+            shoal_dot_v1_dot_pool__pb2.ExecNodeRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.ExecNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,
