@@ -84,17 +84,18 @@ _DEALLOCATION_OPTIONS = {
     "requeue": pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE,
     "terminate": pool_pb2.NODE_DEALLOCATION_OPTION_TERMINATE,
     "taskcompletion": pool_pb2.NODE_DEALLOCATION_OPTION_TASK_COMPLETION,
+    "retaineddata": pool_pb2.NODE_DEALLOCATION_OPTION_RETAINED_DATA,
 }
 
 
-def _deallocation_option(value: str, reason: str) -> int:
+def _deallocation_option(value: str, reason: str, name: str = "node_deallocation_option") -> int:
     key = value.lower().replace("_", "").replace("-", "")
     if key not in _DEALLOCATION_OPTIONS:
         choices = sorted(_DEALLOCATION_OPTIONS)
         raise InvalidArgument(
-            f"node_deallocation_option must be one of {choices}",
+            f"{name} must be one of {choices}",
             reason=reason,
-            field_violations=[("node_deallocation_option", f"one of {choices}")],
+            field_violations=[(name, f"one of {choices}")],
         )
     return _DEALLOCATION_OPTIONS[key]
 
@@ -323,6 +324,33 @@ class PoolsAPI:
             option=disable_node_scheduling_option_to_proto(option),  # type: ignore[arg-type]
         )
         return Node.from_proto(self._rpc.unary(self._rpc.pools.DisableNodeScheduling, request))
+
+    def reboot_node(self, pool_id: str, node_id: str, option: str = "requeue") -> Node:
+        """Restart the node's agent: the node is ``rebooting``, then starts again as after joining (its
+        start task runs again, and the job preparation tasks that ask to), with ``volatile/`` cleared and
+        its task directories kept.
+
+        ``option`` says what happens to the tasks running there first: ``requeue`` (stopped and queued
+        again), ``terminate`` (stopped; they complete as failed), ``taskcompletion`` (the restart waits
+        for them) or ``retaineddata`` (it waits for them and for their directories' retention to pass).
+        Allowed on an ``idle``, ``running``, ``offline``, ``starttaskfailed`` or ``unusable`` node;
+        otherwise :class:`FailedPrecondition` (``NODE_BEING_REBOOTED``, ``NODE_BEING_CREATED``, ...).
+        Returns the node as the server left it; ``wait_node_state`` waits for it to be back.
+        """
+        request = pool_pb2.RebootNodeRequest(
+            name=f"pools/{pool_id}/nodes/{node_id}",
+            option=_deallocation_option(option, "INVALID_OPTION", "option"),  # type: ignore[arg-type]
+        )
+        return Node.from_proto(self._rpc.unary(self._rpc.pools.RebootNode, request))
+
+    def reimage_node(self, pool_id: str, node_id: str, option: str = "requeue") -> Node:
+        """As :meth:`reboot_node`, but the node's root directory is wiped and set up as new
+        (``reimaging``): its start task, certificates and every job preparation run again."""
+        request = pool_pb2.ReimageNodeRequest(
+            name=f"pools/{pool_id}/nodes/{node_id}",
+            option=_deallocation_option(option, "INVALID_OPTION", "option"),  # type: ignore[arg-type]
+        )
+        return Node.from_proto(self._rpc.unary(self._rpc.pools.ReimageNode, request))
 
     def enable_node_scheduling(self, pool_id: str, node_id: str) -> Node:
         """Schedule tasks on the node again: ``scheduling_state`` ``enabled``, ``offline`` → ``idle``.

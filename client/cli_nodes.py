@@ -17,6 +17,8 @@ from .node_types import DisableNodeSchedulingOption, NodeCounts, PoolNodeCounts
 
 __all__ = ["NODE_STATE_CHOICE", "list_nodes", "node", "pool_counts"]
 
+_DEALLOCATION_CHOICE = click.Choice(["requeue", "terminate", "taskcompletion", "retaineddata"])
+
 NODE_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     ("id", lambda n: n.id),
     ("pool", lambda n: n.pool_id),
@@ -42,6 +44,9 @@ NODE_STATE_CHOICE = click.Choice(
         "unknown",
         "leavingpool",
         "offline",
+        "rebooting",
+        "reimaging",
+        "unusable",
     ]
 )
 
@@ -185,10 +190,11 @@ def node_disable(
 @click.argument("node_ids", nargs=-1, required=True)
 @click.option(
     "--deallocation",
-    type=click.Choice(["requeue", "terminate", "taskcompletion"]),
+    type=_DEALLOCATION_CHOICE,
     default="requeue",
     show_default=True,
-    help="What happens to the tasks running on the nodes that leave.",
+    help="What happens to the tasks running on the nodes that leave (retaineddata waits for them, as "
+    "taskcompletion: the files of a node that leaves go with it).",
 )
 @click.option(
     "--resize-timeout",
@@ -206,6 +212,56 @@ def node_remove(
         pool_id, node_ids, node_deallocation_option=deallocation, resize_timeout=resize_timeout
     )
     click.echo(f"pool {p.id}: {len(node_ids)} node(s) leaving, target {p.target_nodes}")
+
+
+def _restart_command(reimage: bool) -> None:
+    """Define ``node reboot`` or ``node reimage`` (the same options)."""
+    verb = "reimage" if reimage else "reboot"
+    summary = (
+        "Reimage node NODE_ID of pool POOL_ID: its root directory is wiped and set up as new (start task, "
+        "certificates, job preparations run again)."
+        if reimage
+        else "Reboot node NODE_ID of pool POOL_ID: its agent restarts (volatile/ cleared, task directories "
+        "kept) and its start task runs again."
+    )
+
+    @node.command(verb, help=summary)
+    @click.argument("pool_id")
+    @click.argument("node_id")
+    @click.option(
+        "--option",
+        "option",
+        type=_DEALLOCATION_CHOICE,
+        default="requeue",
+        show_default=True,
+        help="What happens to the tasks running on the node first: requeue (stopped and queued again), "
+        "terminate (stopped; they complete as failed), taskcompletion (the restart waits for them), "
+        "retaineddata (it waits for them and for their directories' retention to pass).",
+    )
+    @click.option(
+        "--wait",
+        "wait_timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Wait until the node is back (idle, offline, starttaskfailed or unusable).",
+    )
+    @_OUTPUT
+    @click.pass_context
+    def restart_cmd(
+        ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: float | None, output: str
+    ) -> None:
+        client = _client(ctx)
+        restart = client.pools.reimage_node if reimage else client.pools.reboot_node
+        n = restart(pool_id, node_id, option=option)
+        if wait_timeout is not None:
+            back = ("idle", "running", "offline", "starttaskfailed", "unusable")
+            n = client.pools.wait_node_state(pool_id, node_id, back, timeout=wait_timeout)
+        _emit(output, [n], NODE_COLUMNS, f"node {verb} requested" if wait_timeout is None else f"node back from {verb}")
+
+
+_restart_command(reimage=False)
+_restart_command(reimage=True)
 
 
 @node.command("enable")

@@ -21,6 +21,7 @@ __all__ = [
     "DisableNodeSchedulingOption",
     "NodeChanges",
     "NodeCounts",
+    "NodeError",
     "PoolNodeCounts",
     "ResizeError",
     "SchedulingState",
@@ -89,6 +90,9 @@ _COUNT_FIELDS = (
     ("unknown", "unknown"),
     ("leavingpool", "leaving_pool"),
     ("offline", "offline"),
+    ("rebooting", "rebooting"),
+    ("reimaging", "reimaging"),
+    ("unusable", "unusable"),
 )
 
 
@@ -105,6 +109,9 @@ class NodeCounts:
     unknown: int = 0
     leaving_pool: int = 0
     offline: int = 0
+    rebooting: int = 0
+    reimaging: int = 0
+    unusable: int = 0
     total: int = 0
     """All the pool's nodes of this kind, as the server counted them."""
 
@@ -159,6 +166,21 @@ class ResizeError:
     def from_proto(cls, msg: pool_pb2.ResizeError) -> ResizeError:
         """Build from a ``shoal.v1.ResizeError``."""
         return cls(code=msg.code, message=msg.message, values={v.name: v.value for v in msg.values})
+
+
+@dataclass(frozen=True)
+class NodeError:
+    """Something wrong with a node (Batch's ``ComputeNodeError``): ``code`` such as ``DiskFull``,
+    ``NodeRootUnusable`` or ``StartTaskResourceFilesUnavailable``; ``details`` name what it concerns."""
+
+    code: str
+    message: str
+    details: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_proto(cls, msg: pool_pb2.NodeError) -> NodeError:
+        """Build from a ``shoal.v1.NodeError``."""
+        return cls(code=msg.code, message=msg.message, details={v.name: v.value for v in msg.error_details})
 
 
 @dataclass(frozen=True)

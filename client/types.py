@@ -39,7 +39,7 @@ from .common_types import (
 from .errors import InvalidArgument
 from .identity_types import UserAccount, UserIdentity, identity_of
 from .json_specs import parse_message
-from .node_types import ResizeError, SchedulingState, scheduling_state_from_proto
+from .node_types import NodeError, ResizeError, SchedulingState, scheduling_state_from_proto
 from .workflow_types import (
     DependencyState,
     ExitConditions,
@@ -141,6 +141,9 @@ class NodeState(enum.StrEnum):
     UNKNOWN = "unknown"
     LEAVING_POOL = "leavingpool"
     OFFLINE = "offline"
+    REBOOTING = "rebooting"
+    REIMAGING = "reimaging"
+    UNUSABLE = "unusable"
 
 
 _TASK_STATES = {
@@ -188,6 +191,9 @@ _NODE_STATES = {
     pool_pb2.NODE_STATE_UNKNOWN: NodeState.UNKNOWN,
     pool_pb2.NODE_STATE_LEAVING_POOL: NodeState.LEAVING_POOL,
     pool_pb2.NODE_STATE_OFFLINE: NodeState.OFFLINE,
+    pool_pb2.NODE_STATE_REBOOTING: NodeState.REBOOTING,
+    pool_pb2.NODE_STATE_REIMAGING: NodeState.REIMAGING,
+    pool_pb2.NODE_STATE_UNUSABLE: NodeState.UNUSABLE,
 }
 _NODE_STATES_TO_PROTO = {v: k for k, v in _NODE_STATES.items()}
 
@@ -710,6 +716,8 @@ class Node:
     """Tasks (not slots) running on it now."""
     agent_version: str = ""
     """The version of Shoal its agent runs."""
+    errors: tuple[NodeError, ...] = ()
+    """What is wrong with it now (an ``unusable`` node has at least one)."""
     proto: pool_pb2.Node = field(repr=False, compare=False)
     """The raw ``shoal.v1.Node`` message."""
 
@@ -754,6 +762,7 @@ class Node:
             last_boot_time=_ts(msg, "last_boot_time"),
             running_tasks_count=msg.running_tasks_count,
             agent_version=msg.agent_version,
+            errors=tuple(NodeError.from_proto(e) for e in msg.errors),
             proto=msg,
         )
 

@@ -153,9 +153,19 @@ async def run_agent(config: AgentConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse `argv` (default sys.argv[1:]), run the agent, return its exit code."""
-    config, level = parse_config(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    config, level = parse_config(args)
     setup_logging(config.node_root, level)
-    return asyncio.run(run_agent(config))
+    code = asyncio.run(run_agent(config))
+    from shoal.nodeagent.agent import EXIT_RESTART
+
+    if code == EXIT_RESTART:
+        # RebootNode, ReimageNode: a new agent process of the same command line (the root is ready for it).
+        from shoal.nodeagent.restart import exec_again
+
+        logging.shutdown()
+        exec_again(args)
+    return code
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from shoal.agentidentity import CA_FILE, AgentIdentity, identity_dir
 from shoal.certs.authority import ROLE_NODE, CertificateError, identity_of, not_after
 from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
-from shoal.nodeagent import certificates, process
+from shoal.nodeagent import certificates, process, restart
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.execport import ExecEndpoint
 from shoal.nodeagent.execport import server_context as exec_server_context
@@ -66,6 +66,8 @@ EXIT_ORPHANED = 3
 EXIT_ROOT_BUSY = 4
 #: No certificate to speak to the server with, no join token that got one, or the server refuses it.
 EXIT_NO_IDENTITY = 5
+#: The server asked for a restart (RebootNode, ReimageNode): the process starts again (`restart.exec_again`).
+EXIT_RESTART = 6
 #: How the control plane refuses a node's certificate (see shoal.server.api.agentgate).
 _REFUSED = (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED)
 #: The start task's process group in running.json.
@@ -153,6 +155,10 @@ class Agent:
         #: Giving the pool's named users their REMOTE_USER certificates (after a Welcome), if under way.
         self._certificates_given: asyncio.Task[None] | None = None
         self.start_task_succeeded = False
+        #: The restart the server asked for, once asked (see `shoal.nodeagent.restart`).
+        self._restart: agent_pb2.Restart | None = None
+        #: The id of the restart this process was started by, until the server has heard of it.
+        self.restart_done = ""
         self._root_lock: int | None = None
         self.watchdog: Watchdog | None = None
         #: Who tasks run as (decided once: root, and a node root other users can reach).
@@ -180,8 +186,10 @@ class Agent:
             self._stop.set()
 
     async def run(self) -> int:
-        """Run until Shutdown, a signal, or the orphan timeout; returns the exit code."""
+        """Run until Shutdown, Restart, a signal, or the orphan timeout; returns the exit code (EXIT_RESTART:
+        start the agent again, its root made ready for it)."""
         self.layout.create()
+        self.restart_done = restart.done_restart(self.layout)
         if self.users.decide():
             self.layout.open_to_task_users()
             await asyncio.to_thread(LAUNCHER.prepare)
@@ -203,7 +211,14 @@ class Agent:
             log.error("%s", e)
             return EXIT_ROOT_BUSY
         try:
-            return await self._run_locked()
+            code = await self._run_locked()
+            if self.watchdog is not None:
+                await self.watchdog.close()
+                self.watchdog = None
+            if code == EXIT_RESTART and self._restart is not None:
+                # Still holding the root's lock: no other agent of this root can start meanwhile.
+                await asyncio.to_thread(restart.prepare, self.layout, self._restart, tls_dir=self.config.tls_dir)
+            return code
         finally:
             if self.watchdog is not None:
                 await self.watchdog.close()
@@ -431,6 +446,7 @@ class Agent:
                 released_jobs=self.runner.job_tasks.released_jobs(),
                 task_user_isolation=self.users.isolation,
                 agent_user=self.users.agent_user,
+                restart_id=self.restart_done,
             )
         )
 
@@ -533,6 +549,10 @@ class Agent:
         self.layout.access.account = w.account
         self.layout.access.credential = w.credential
         self.heartbeat_interval = w.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL
+        if self.restart_done:
+            # The server has ended the restart (before this Welcome): the next start of the agent is not one.
+            restart.forget_restart(self.layout)
+            self.restart_done = ""
         # (Before the start task and the first tasks: their users are made from here on.)
         self.users.configure(self.pool_id, w.user_accounts)
         self._install_certificates(w)
@@ -635,8 +655,35 @@ class Agent:
             self.outbox.ack(msg.events_ack.up_to_event_id)
         elif kind == "shutdown":
             self.request_stop(f"shutdown requested by the control plane: {msg.shutdown.reason}")
+        elif kind == "restart":
+            self._ack(conn, msg.restart.command_id)
+            self._begin_restart(msg.restart)
         else:
             log.warning("ignoring unexpected %s message", kind)
+
+    def _begin_restart(self, r: agent_pb2.Restart) -> None:
+        """Restart as the server asks (once, however often it asks): now, or once every task directory's
+        retention has passed (RETAINED_DATA)."""
+        if self._restart is not None or r.restart_id == self.restart_done:
+            return
+        self._restart = r
+        what = "reimage" if r.reimage else "reboot"
+        if r.wait_for_retention:
+            log.info("%s asked: waiting for the retention of the task directories to pass first", what)
+            self._spawn(self._restart_after_retention(what))
+        else:
+            self.request_stop(f"{what} requested by the control plane: {r.reason}", EXIT_RESTART)
+
+    async def _restart_after_retention(self, what: str) -> None:
+        while True:
+            last = self.runner.retention.last_deadline()
+            left = 0.0 if last is None else last - self.clock.now().timestamp()
+            if left <= 0:
+                break
+            await self.clock.sleep(min(left, 30.0))
+        self.request_stop(
+            f"{what} requested by the control plane, the task directories' retention passed", EXIT_RESTART
+        )
 
     @staticmethod
     def _ack(conn: _Connection, command_id: int) -> None:

@@ -143,6 +143,15 @@ class JobTaskRecords:
         if self._drop(job_id):
             self._journal.append({"j": job_id}, self._live, len(self._ends))
 
+    def forget_preparations(self, keep: set[str]) -> None:
+        """Drop the successful preparations recorded for jobs not in `keep` (a reboot: they run again; a
+        failed one stays, as its tasks stay away from the node until a reimage)."""
+        drop = [j for (j, k), e in self._ends.items() if k == PREPARATION and e.result == SUCCESS and j not in keep]
+        for job_id in drop:
+            del self._ends[(job_id, PREPARATION)]
+        if drop:
+            self._journal.rewrite(self._live())
+
     def jobs(self, kind: agent_pb2.JobTaskKind, *, succeeded: bool = False) -> list[str]:
         """Jobs with a recorded end of this kind (only successful ones with `succeeded`)."""
         return sorted(j for (j, k), e in self._ends.items() if k == kind and (not succeeded or e.result == SUCCESS))

@@ -90,6 +90,10 @@ class RetentionJournal:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 
+    def last_deadline(self) -> float | None:
+        """The latest deadline recorded (POSIX seconds), or None: when every directory may go."""
+        return max(self._deadlines.values(), default=None)
+
     def due(self, now: datetime, is_active: Callable[[str, str], bool]) -> list[TaskRef]:
         """Tasks whose deadline passed and that are not running again.
 

@@ -43,6 +43,7 @@ from shoal.server.lifecycle.kernel import (
 from shoal.server.lifecycle.nodeops import NodeOperations
 from shoal.server.lifecycle.nodes import NodeLifecycle
 from shoal.server.lifecycle.pools import PoolLifecycle
+from shoal.server.lifecycle.restarts import NodeRestarts
 from shoal.server.lifecycle.tasks import TaskLifecycle
 from shoal.server.store.base import Store
 from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
@@ -72,6 +73,7 @@ class ControlPlane(Kernel):
         self.completion = CompletionLifecycle(self)
         self.node_ops = NodeOperations(self)
         self.allocation = PoolAllocation(self)
+        self.restarts = NodeRestarts(self)
 
     # ------------------------------------------------------------------ pools
 
@@ -130,6 +132,12 @@ class ControlPlane(Kernel):
 
     async def enable_node_scheduling(self, pool_id: str, node_id: str) -> pool_pb2.Node:
         return await self.node_ops.enable_scheduling(pool_id, node_id)
+
+    async def reboot_node(self, pool_id: str, node_id: str, option: int) -> pool_pb2.Node:
+        return await self.restarts.restart(pool_id, node_id, option, reimage=False)
+
+    async def reimage_node(self, pool_id: str, node_id: str, option: int) -> pool_pb2.Node:
+        return await self.restarts.restart(pool_id, node_id, option, reimage=True)
 
     def pool_node_counts(self, pool_ids: list[str]) -> list[pool_pb2.PoolNodeCounts]:
         return self.node_ops.node_counts(pool_ids)

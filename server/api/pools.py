@@ -191,6 +191,22 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
         return await self.cp.disable_node_scheduling(pid, nid, request.option)
 
     @rpc_errors
+    async def RebootNode(self, request: pool_pb2.RebootNodeRequest, context: Ctx) -> pool_pb2.Node:
+        pid, nid = parse_name(request.name, "pools", "nodes")
+        v = check_enum(request.option, pool_pb2.NodeDeallocationOption, "option")
+        if v:
+            raise invalid("INVALID_OPTION", v)
+        return await self.cp.reboot_node(pid, nid, request.option)
+
+    @rpc_errors
+    async def ReimageNode(self, request: pool_pb2.ReimageNodeRequest, context: Ctx) -> pool_pb2.Node:
+        pid, nid = parse_name(request.name, "pools", "nodes")
+        v = check_enum(request.option, pool_pb2.NodeDeallocationOption, "option")
+        if v:
+            raise invalid("INVALID_OPTION", v)
+        return await self.cp.reimage_node(pid, nid, request.option)
+
+    @rpc_errors
     async def EnableNodeScheduling(self, request: pool_pb2.EnableNodeSchedulingRequest, context: Ctx) -> pool_pb2.Node:
         pid, nid = parse_name(request.name, "pools", "nodes")
         return await self.cp.enable_node_scheduling(pid, nid)

@@ -51,6 +51,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_OFFLINE,  # the same, with scheduling disabled
             N.NODE_STATE_UNKNOWN,  # never registered in time
             N.NODE_STATE_LEAVING_POOL,  # pool shrank before the node came up
+            N.NODE_STATE_UNUSABLE,  # the agent reports node errors
         }
     ),
     N.NODE_STATE_STARTING: frozenset(
@@ -61,6 +62,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_START_TASK_FAILED,  # start task failed after its retries
             N.NODE_STATE_UNKNOWN,  # went silent
             N.NODE_STATE_LEAVING_POOL,  # pool shrank
+            N.NODE_STATE_UNUSABLE,  # the agent reports node errors
         }
     ),
     N.NODE_STATE_WAITING_FOR_START_TASK: frozenset(
@@ -71,6 +73,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_STARTING,  # agent restarted; start task runs again
             N.NODE_STATE_UNKNOWN,
             N.NODE_STATE_LEAVING_POOL,
+            N.NODE_STATE_UNUSABLE,  # the agent reports node errors
         }
     ),
     N.NODE_STATE_START_TASK_FAILED: frozenset(
@@ -78,6 +81,9 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_STARTING,  # agent restarted; start task runs again
             N.NODE_STATE_UNKNOWN,
             N.NODE_STATE_LEAVING_POOL,
+            N.NODE_STATE_REBOOTING,  # RebootNode
+            N.NODE_STATE_REIMAGING,  # ReimageNode
+            N.NODE_STATE_UNUSABLE,  # the agent reports node errors
         }
     ),
     N.NODE_STATE_IDLE: frozenset(
@@ -87,6 +93,9 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_UNKNOWN,  # heartbeat timeout
             N.NODE_STATE_LEAVING_POOL,
             N.NODE_STATE_OFFLINE,  # scheduling disabled
+            N.NODE_STATE_REBOOTING,  # RebootNode
+            N.NODE_STATE_REIMAGING,  # ReimageNode
+            N.NODE_STATE_UNUSABLE,  # the agent reports node errors
         }
     ),
     N.NODE_STATE_RUNNING: frozenset(
@@ -96,6 +105,9 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_UNKNOWN,
             N.NODE_STATE_LEAVING_POOL,
             N.NODE_STATE_OFFLINE,
+            N.NODE_STATE_REBOOTING,  # RebootNode
+            N.NODE_STATE_REIMAGING,  # ReimageNode
+            N.NODE_STATE_UNUSABLE,  # the agent reports node errors
         }
     ),
     N.NODE_STATE_UNKNOWN: frozenset(
@@ -104,12 +116,48 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_IDLE,
             N.NODE_STATE_OFFLINE,  # the agent came back to a node whose scheduling is disabled
             N.NODE_STATE_LEAVING_POOL,
+            N.NODE_STATE_UNUSABLE,  # the agent reports node errors
         }
     ),
     N.NODE_STATE_OFFLINE: frozenset(
         {
             N.NODE_STATE_IDLE,  # scheduling enabled again
             N.NODE_STATE_STARTING,  # agent restarted; start task runs again
+            N.NODE_STATE_UNKNOWN,
+            N.NODE_STATE_LEAVING_POOL,
+            N.NODE_STATE_REBOOTING,  # RebootNode
+            N.NODE_STATE_REIMAGING,  # ReimageNode
+            N.NODE_STATE_UNUSABLE,  # the agent reports node errors
+        }
+    ),
+    N.NODE_STATE_REBOOTING: frozenset(
+        {
+            N.NODE_STATE_STARTING,  # the agent restarted; its start task runs
+            N.NODE_STATE_IDLE,  # the agent restarted, no start task to wait for
+            N.NODE_STATE_OFFLINE,  # the same, with scheduling disabled
+            N.NODE_STATE_UNUSABLE,  # the agent restarted and reports node errors
+            N.NODE_STATE_UNKNOWN,  # the agent did not come back in time
+            N.NODE_STATE_LEAVING_POOL,
+        }
+    ),
+    N.NODE_STATE_REIMAGING: frozenset(
+        {
+            N.NODE_STATE_STARTING,
+            N.NODE_STATE_IDLE,
+            N.NODE_STATE_OFFLINE,
+            N.NODE_STATE_UNUSABLE,
+            N.NODE_STATE_UNKNOWN,
+            N.NODE_STATE_LEAVING_POOL,
+        }
+    ),
+    N.NODE_STATE_UNUSABLE: frozenset(
+        {
+            N.NODE_STATE_IDLE,  # its errors went away
+            N.NODE_STATE_OFFLINE,  # the same, with scheduling disabled
+            N.NODE_STATE_STARTING,  # the agent restarted; its start task runs
+            N.NODE_STATE_START_TASK_FAILED,  # errors gone, but its start task had failed
+            N.NODE_STATE_REBOOTING,
+            N.NODE_STATE_REIMAGING,
             N.NODE_STATE_UNKNOWN,
             N.NODE_STATE_LEAVING_POOL,
         }

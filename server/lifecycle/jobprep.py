@@ -237,6 +237,15 @@ class JobPrepLifecycle:
                 spec = release_spec(job.proto)
                 self.k.send_after_commit(node, A.ServerMessage(run_job_release=A.RunJobRelease(release=spec)))
 
+    def node_reimaged(self, node_key: str) -> None:
+        """A node is reimaged: as a new node, it owes no release (its files are gone), it runs every job's
+        preparation again, and a preparation that failed there keeps the job's tasks away no more."""
+        self.node_gone(node_key)
+        for job in self.k.jobs.values():
+            job.prep_failed.discard(node_key)
+            if job.node_tasks.pop(node_key, None) is not None:
+                self.k.delete_row("jobtasks", f"{job.key}/{node_key}")
+
     def node_gone(self, node_key: str) -> None:
         """A node left its pool: the releases it still owed are given up on."""
         now = to_timestamp(self.k.clock.now())

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from shoal.server.lifecycle.jobs import JobLifecycle
     from shoal.server.lifecycle.nodes import NodeLifecycle
     from shoal.server.lifecycle.pools import PoolLifecycle
+    from shoal.server.lifecycle.restarts import NodeRestarts
     from shoal.server.lifecycle.tasks import TaskLifecycle
 
 
@@ -104,6 +105,12 @@ EVENT_COMPLETED: Final = agent_pb2.TASK_EVENT_KIND_COMPLETED
 NODE_IDLE: Final = P.NODE_STATE_IDLE
 NODE_RUNNING: Final = P.NODE_STATE_RUNNING
 NODE_LEAVING: Final = P.NODE_STATE_LEAVING_POOL
+#: A node whose agent restarts (RebootNode, ReimageNode): it waits for its tasks, then restarts.
+#: Server messages that are commands: each carries a command id the agent acknowledges.
+COMMANDS: Final = frozenset(
+    {"start_tasks", "run_application", "delete_task_files", "run_job_release", "restart", "node_users"}
+)
+RESTARTING_NODE_STATES: Final = frozenset({P.NODE_STATE_REBOOTING, P.NODE_STATE_REIMAGING})
 TASK_TRANSITIONS: Final = states.TASK_TRANSITIONS
 NODE_TRANSITIONS: Final = states.NODE_TRANSITIONS
 
@@ -151,6 +158,7 @@ class Kernel:
     jobmanager_life: JobManagerLifecycle
     prep_life: JobPrepLifecycle
     completion: CompletionLifecycle
+    restarts: NodeRestarts
 
     def __init__(
         self,
@@ -526,7 +534,7 @@ class Kernel:
         for node, msg in rest:
             if node.session is not None:
                 kind = msg.WhichOneof("body")
-                if kind in ("start_tasks", "run_application", "delete_task_files", "run_job_release"):
+                if kind in COMMANDS:
                     getattr(msg, kind).command_id = node.session.command_id()
                 node.session.send(msg)
 

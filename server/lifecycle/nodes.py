@@ -14,7 +14,7 @@ from shoal.server.domain.errors import NotFound
 from shoal.server.domain.ids import DEFAULT_ACCOUNT
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import AgentSession, NodeRec, PoolRec
-from shoal.server.lifecycle.kernel import LIVE_NODE_STATES, NODE_STATS_WRITE_SECONDS
+from shoal.server.lifecycle.kernel import LIVE_NODE_STATES, NODE_STATS_WRITE_SECONDS, RESTARTING_NODE_STATES
 from shoal.v1 import common_pb2, pool_pb2
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ class NodeLifecycle:
         self._stats_written_at = 0.0
 
     def leave(self, n: NodeRec, option: int) -> None:
-        wait_for_tasks = option == P.NODE_DEALLOCATION_OPTION_TASK_COMPLETION and bool(n.running)
+        # (RETAINED_DATA waits for the tasks too; the files of a node that leaves go with it, retained or not.)
+        waits = option in (P.NODE_DEALLOCATION_OPTION_TASK_COMPLETION, P.NODE_DEALLOCATION_OPTION_RETAINED_DATA)
+        wait_for_tasks = waits and bool(n.running)
         self.k.set_node_state(n, P.NODE_STATE_LEAVING_POOL)
         n.internal["wait_for_tasks"] = wait_for_tasks
         if not wait_for_tasks:
@@ -164,6 +166,8 @@ class NodeLifecycle:
         # Reports the server never committed come first, so that a completion
         # is not mistaken for a lost attempt below.
         self.k.attempt_life.apply_events(node, list(reg.pending_events))
+        # A restarting node's agent that has not restarted yet (a reconnect) is told again, and stays as it is.
+        still_restarting = node.state in RESTARTING_NODE_STATES and not self.k.restarts.on_attach(node, reg.restart_id)
         reported = {(idkey(a.job_id), idkey(a.task_id)): a.attempt for a in reg.running}
         # An instance whose node lost it takes its whole gang back to the queue.
         for tkey in list(node.running):
@@ -180,10 +184,12 @@ class NodeLifecycle:
             if t is None or t.instance_on(node.key) != a.instance or t.attempt != a.attempt:
                 kills.append((node, a))
         start = pool.proto.start_task if pool.proto.HasField("start_task") else None
-        run_start = bool(start and start.command_line) and not reg.start_task_succeeded
+        run_start = bool(start and start.command_line) and not reg.start_task_succeeded and not still_restarting
         node.start_task_ok = not run_start and (bool(reg.start_task_succeeded) or not start)
         target: int
-        if run_start and start is not None and start.wait_for_success:
+        if still_restarting:
+            target = node.state
+        elif run_start and start is not None and start.wait_for_success:
             target = P.NODE_STATE_STARTING
         elif node.state == P.NODE_STATE_START_TASK_FAILED and reg.start_task_succeeded:
             target = P.NODE_STATE_START_TASK_FAILED
@@ -323,6 +329,10 @@ class NodeLifecycle:
                 continue
             state = n.state
             if state in LIVE_NODE_STATES or (state == P.NODE_STATE_CREATING and silent > creating_timeout):
+                lost.append(n)
+            elif state in RESTARTING_NODE_STATES and silent > creating_timeout:
+                # Its agent did not come back from the restart: the restart is given up on.
+                n.internal.pop("restart", None)
                 lost.append(n)
             elif state == P.NODE_STATE_LEAVING_POOL and n.session is None:
                 gone.append(n.key)

@@ -26,7 +26,7 @@ from shoal.server.domain.records import (
 from shoal.server.domain.wire import new_task_bytes, new_task_tail
 from shoal.server.lifecycle.jobmanager import runs_exclusive
 from shoal.server.lifecycle.jobs import refuse_unless_open
-from shoal.server.lifecycle.kernel import ACTIVE, LIVE_TASK_STATES, NODE_LEAVING, SUCCESS
+from shoal.server.lifecycle.kernel import ACTIVE, LIVE_TASK_STATES, NODE_LEAVING, RESTARTING_NODE_STATES, SUCCESS
 from shoal.server.store.base import StoredRow
 from shoal.v1 import common_pb2, job_pb2, task_pb2
 
@@ -196,6 +196,8 @@ class TaskLifecycle:
                 n.internal["wait_for_tasks"] = False
                 # Only once the end of its last task is committed.
                 self.k.dismiss_after_commit(n)
+            elif not n.running and n.state in RESTARTING_NODE_STATES:
+                self.k.restarts.tasks_done(n)
 
     def requeue(self, t: TaskRec, reason: str) -> None:
         if t.gang:

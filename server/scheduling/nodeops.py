@@ -72,6 +72,9 @@ COUNT_FIELDS: dict[int, str] = {
     P.NODE_STATE_UNKNOWN: "unknown",
     P.NODE_STATE_LEAVING_POOL: "leaving_pool",
     P.NODE_STATE_OFFLINE: "offline",
+    P.NODE_STATE_REBOOTING: "rebooting",
+    P.NODE_STATE_REIMAGING: "reimaging",
+    P.NODE_STATE_UNUSABLE: "unusable",
 }
 
 

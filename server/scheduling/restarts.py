@@ -1,0 +1,113 @@
+"""Node restarts as pure decisions: what RebootNode and ReimageNode do to a node and its running tasks.
+
+No I/O, no clock: `server.lifecycle.restarts` applies what these decide through the kernel. A restart
+is written on the node (`NodeRec.internal["restart"]`, as `PendingRestart.as_dict`) before the agent is
+told, so that a server killed in between tells the agent again when it reconnects; the agent's next
+Register names the restart it has done (`Register.restart_id`), which ends it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from shoal.server.domain.errors import FailedPrecondition
+from shoal.server.scheduling.nodeops import Eviction
+from shoal.v1 import pool_pb2 as P
+
+#: Where a restart may start. Batch documents IDLE and RUNNING; Shoal also restarts the nodes an operator
+#: most wants to: OFFLINE (scheduling disabled), START_TASK_FAILED and UNUSABLE.
+RESTARTABLE = frozenset(
+    {
+        P.NODE_STATE_IDLE,
+        P.NODE_STATE_RUNNING,
+        P.NODE_STATE_OFFLINE,
+        P.NODE_STATE_START_TASK_FAILED,
+        P.NODE_STATE_UNUSABLE,
+    }
+)
+RESTARTING = frozenset({P.NODE_STATE_REBOOTING, P.NODE_STATE_REIMAGING})
+
+#: Why a node in a state outside RESTARTABLE cannot restart (Batch's error codes, as reasons).
+_REFUSALS: dict[int, tuple[str, str]] = {
+    P.NODE_STATE_REBOOTING: ("NODE_BEING_REBOOTED", "the node is rebooting"),
+    P.NODE_STATE_REIMAGING: ("NODE_BEING_REIMAGED", "the node is being reimaged"),
+    P.NODE_STATE_CREATING: ("NODE_BEING_CREATED", "the node is being created"),
+    P.NODE_STATE_STARTING: ("NODE_BEING_STARTED", "the node is starting"),
+    P.NODE_STATE_WAITING_FOR_START_TASK: ("NODE_BEING_STARTED", "the node waits for its start task"),
+    P.NODE_STATE_UNKNOWN: ("NODE_UNREACHABLE", "the node's agent cannot be reached"),
+    P.NODE_STATE_LEAVING_POOL: ("NODE_LEAVING_POOL", "the node is leaving its pool"),
+}
+
+
+class PendingRestart(NamedTuple):
+    """A restart decided for a node and not yet done."""
+
+    restart_id: str
+    reimage: bool
+    #: Running tasks are left to finish first (TASK_COMPLETION, RETAINED_DATA).
+    wait_for_tasks: bool
+    #: The agent waits for its task directories' retention to pass before it restarts (RETAINED_DATA).
+    wait_for_retention: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """As kept in the node's stored record."""
+        return self._asdict()
+
+    @classmethod
+    def from_dict(cls, d: object) -> PendingRestart | None:
+        """The restart kept in a node's record, or None (none, or a record this version cannot read)."""
+        if not isinstance(d, dict):
+            return None
+        try:
+            return cls(
+                str(d["restart_id"]),
+                bool(d["reimage"]),
+                bool(d["wait_for_tasks"]),
+                bool(d["wait_for_retention"]),
+                str(d.get("reason", "")),
+            )
+        except KeyError:
+            return None
+
+
+class RestartDecision(NamedTuple):
+    """What a restart does now: the node's new state and its running tasks' fate."""
+
+    state: int
+    eviction: Eviction
+    wait_for_tasks: bool
+    wait_for_retention: bool
+
+
+def decide(state: int, running: bool, option: int, *, reimage: bool) -> RestartDecision:
+    """RebootNode (or, with `reimage`, ReimageNode) on a node in `state` with tasks `running` there, with
+    deallocation `option`; FailedPrecondition when the node cannot restart now."""
+    if state not in RESTARTABLE:
+        reason, message = _REFUSALS.get(state, ("NODE_NOT_IDLE_OR_RUNNING", "the node is not idle or running"))
+        raise FailedPrecondition(reason, f"cannot {'reimage' if reimage else 'reboot'}: {message}")
+    waits = option in (P.NODE_DEALLOCATION_OPTION_TASK_COMPLETION, P.NODE_DEALLOCATION_OPTION_RETAINED_DATA)
+    eviction = Eviction.NONE
+    if running and not waits:
+        terminate = option == P.NODE_DEALLOCATION_OPTION_TERMINATE
+        eviction = Eviction.TERMINATE if terminate else Eviction.REQUEUE
+    return RestartDecision(
+        state=P.NODE_STATE_REIMAGING if reimage else P.NODE_STATE_REBOOTING,
+        eviction=eviction,
+        wait_for_tasks=waits and running,
+        wait_for_retention=option == P.NODE_DEALLOCATION_OPTION_RETAINED_DATA,
+    )
+
+
+def done_by(pending: PendingRestart | None, restart_id: str) -> bool:
+    """Whether an agent that registers having done restart `restart_id` (empty: none) ends `pending`."""
+    return pending is not None and bool(restart_id) and restart_id == pending.restart_id
+
+
+def keep_preparations(jobs: list[tuple[str, bool, bool]], *, reimage: bool) -> list[str]:
+    """Of `(job id, has a preparation task, rerun_on_node_reboot_after_success)` for every live job, the jobs
+    whose preparation does not run again after the restart: none after a reimage (everything runs again),
+    after a reboot those that say so."""
+    if reimage:
+        return []
+    return sorted(job_id for job_id, has_prep, rerun in jobs if has_prep and not rerun)
