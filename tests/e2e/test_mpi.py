@@ -192,6 +192,37 @@ def test_agent_killed_mid_task_retries_it_on_other_nodes(mpi_server: ServerProce
     wait_for("every rank to be gone", lambda: not _ranks_alive(str(srv.data_dir)), timeout=20)
 
 
+def test_a_reboot_in_the_middle_of_a_gang_requeues_it_whole(mpi_server: ServerProcess) -> None:
+    srv = mpi_server
+    srv.add("j", [mpi_task("gang", 2, 1, "app.py sleep")])
+    t = wait_for("ranks running", lambda: len(_ranks_alive(str(srv.data_dir))) >= 2 and srv.task("j", "gang"))
+    subs = srv.tasks.ListSubtasks(task_pb2.ListSubtasksRequest(name="jobs/j/tasks/gang")).subtasks
+    rebooted = subs[1].node_info.node_id
+    before = srv.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/mpi/nodes/{rebooted}"))
+    node = srv.pools.RebootNode(pool_pb2.RebootNodeRequest(name=f"pools/mpi/nodes/{rebooted}"))
+    assert node.state == pool_pb2.NODE_STATE_REBOOTING
+    # Every instance of the attempt ends (the primary's too), and the gang runs again as a new attempt.
+    again = wait_for(
+        "the gang again",
+        lambda: (x := srv.task("j", "gang")).attempt > t.attempt and x.state == task_pb2.TASK_STATE_RUNNING and x,
+        timeout=60,
+    )
+    assert again.execution_info.requeue_count == 1 and again.execution_info.retry_count == 0
+    wait_for(
+        "the rebooted node back",
+        lambda: (
+            (
+                n := srv.pools.GetNode(pool_pb2.GetNodeRequest(name=f"pools/mpi/nodes/{rebooted}"))
+            ).last_boot_time.ToNanoseconds()
+            > before.last_boot_time.ToNanoseconds()
+            and n.state in (pool_pb2.NODE_STATE_IDLE, pool_pb2.NODE_STATE_RUNNING)
+        ),
+        timeout=60,
+    )
+    srv.tasks.TerminateTask(task_pb2.TerminateTaskRequest(name="jobs/j/tasks/gang"))
+    wait_for("every rank to be gone", lambda: not _ranks_alive(str(srv.data_dir)), timeout=20)
+
+
 def test_gang_runs_while_ordinary_tasks_compete(mpi_server: ServerProcess) -> None:
     srv = mpi_server
     ordinary = [task_pb2.TaskSpec(id=f"o{i}", command_line="sleep 0.3") for i in range(12)]
