@@ -331,6 +331,7 @@ class ShoalServer:
         self._loops = [
             asyncio.create_task(run_scheduler(self.cp), name="scheduler"),
             asyncio.create_task(run_health(self.cp, heartbeat_timeout=self.config.heartbeat_timeout), name="health"),
+            asyncio.create_task(self.provider.run_restarts(), name="agent restarts"),
         ]
         for name in names:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -43,6 +43,9 @@ log = logging.getLogger("shoal.provider.local")
 
 #: How long removing a node's root waits for its lock (the agent's watchdog kills its tasks within 5 s).
 ROOT_LOCK_TIMEOUT = 15.0
+#: A dead agent is started again this long after its node went UNKNOWN, doubling with each start that did
+#: not bring it back, up to the second value.
+RESTART_BACKOFF = (2.0, 60.0)
 #: Where the roots of nodes no longer in the store go before they are deleted, in `<data dir>/nodes`
 #: (not a node id: ids have no dot).
 TRASH = ".removed"
@@ -73,6 +76,10 @@ class LocalProvider:
         self.root_lock_timeout = root_lock_timeout
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: node key -> (agent starts since it was last up, loop time before which it is not started again).
+        self._restarts: dict[str, tuple[int, float]] = {}
+        #: Set by `stop_all`: agents that exit now are not started again.
+        self._stopping = False
 
     def node_root(self, node: NodeRec) -> Path:
         return self.data_dir / "nodes" / node.proto.id
@@ -251,6 +258,47 @@ class LocalProvider:
             else:
                 self._spawn(self._watch_adopted(node.key, pid))
 
+    async def run_restarts(self, period: float = 1.0) -> None:
+        """Every `period`: start again the agents of nodes that went UNKNOWN because their agent died."""
+        while not self._stopping:
+            await asyncio.sleep(period)
+            try:
+                self.restart_dead_agents()
+            except Exception:
+                log.exception("restarting dead agents failed")
+
+    def restart_dead_agents(self) -> None:
+        """Start the agent of every UNKNOWN node of a `local` pool whose agent is gone: no process holds
+        its root's lock (neither an agent nor its watchdog, which holds it until the agent's tasks are
+        dead). The server has given up on the node by then and requeued its tasks; the agent that
+        starts registers as the same node, which returns to service (its start task runs again). A start
+        that does not bring the node back is tried again later and later (RESTART_BACKOFF)."""
+        if self._stopping:
+            return
+        now = asyncio.get_running_loop().time()
+        for node in list(self.cp.nodes.values()):
+            if node.state != pool_pb2.NODE_STATE_UNKNOWN:
+                if node.key in self._restarts and node.connected:
+                    del self._restarts[node.key]  # back: the next death starts the backoff afresh
+                continue
+            if node.connected:
+                continue
+            pool = self.cp.pools.get(node.pool_key)
+            root = self._own_root(node)
+            if pool is None or pool.proto.provider != "local" or root is None:
+                continue
+            starts, not_before = self._restarts.get(node.key, (0, now + RESTART_BACKOFF[0]))
+            if node.key not in self._restarts:
+                self._restarts[node.key] = (starts, not_before)
+            if now < not_before or _root_in_use(root):
+                continue
+            self._restarts[node.key] = (
+                starts + 1,
+                now + min(RESTART_BACKOFF[1], RESTART_BACKOFF[0] * 2 ** (starts + 1)),
+            )
+            log.warning("the agent of %s is gone: starting it again", node.proto.id)
+            self.node_added(node)
+
     async def _watch_adopted(self, node_key: str, pid: int) -> None:
         while _alive(pid, None):
             await asyncio.sleep(1.0)
@@ -260,6 +308,7 @@ class LocalProvider:
 
     async def stop_all(self, timeout: float = 5.0) -> None:
         """Stop every agent this server started or adopted (on `shoal up` exit)."""
+        self._stopping = True
         pids = {int(n.internal.get("pid", 0)) for n in self.cp.nodes.values() if n.internal.get("pid")}
         for n in self.cp.nodes.values():
             if n.session is not None:
@@ -349,6 +398,17 @@ def _empty_trash(trash: Path) -> None:
         remove_node_root(entry)
     with contextlib.suppress(OSError):
         trash.rmdir()
+
+
+def _root_in_use(root: Path) -> bool:
+    """Whether a process (an agent, or its watchdog) holds the lock of node root `root`."""
+    fd = rootlock.open_existing_lock(root)
+    if fd is None:
+        return False
+    try:
+        return not rootlock.try_lock(fd)
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:
