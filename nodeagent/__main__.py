@@ -82,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"prefix of the users the agent makes for tasks (default: $SHOAL_USER_PREFIX or {DEFAULT_PREFIX!r})",
     )
+    p.add_argument(
+        "--reserved-disk-bytes",
+        type=int,
+        default=AgentConfig.reserved_disk_bytes,
+        help="free disk space under the node root below which the node is unusable (DiskFull; default "
+        f"{AgentConfig.reserved_disk_bytes})",
+    )
+    p.add_argument(
+        "--health-interval",
+        type=float,
+        default=AgentConfig.health_interval_seconds,
+        help="seconds between checks of the node's health (its root and disk)",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p
 
@@ -121,6 +134,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         task_cgroup=not args.no_task_cgroup,
         task_users=not args.no_task_users,
         user_prefix=prefix,
+        reserved_disk_bytes=args.reserved_disk_bytes,
+        health_interval_seconds=args.health_interval,
     )
     return config, args.log_level
 

@@ -24,7 +24,7 @@ from shoal.agentidentity import CA_FILE, AgentIdentity, identity_dir
 from shoal.certs.authority import ROLE_NODE, CertificateError, identity_of, not_after
 from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
-from shoal.nodeagent import certificates, process, restart
+from shoal.nodeagent import certificates, health, process, restart
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.execport import ExecEndpoint
 from shoal.nodeagent.execport import server_context as exec_server_context
@@ -44,7 +44,7 @@ from shoal.nodeagent.users import NodeUsers, unreachable_part
 from shoal.nodeagent.watchdog import RootBusyError, Watchdog, take_root_lock
 from shoal.paths import UnsafePathError
 from shoal.tlsconfig import SERVER_TLS_NAME, channel_credentials, name_options, server_credentials
-from shoal.v1 import common_pb2
+from shoal.v1 import common_pb2, pool_pb2
 
 
 def _version() -> str:
@@ -159,6 +159,8 @@ class Agent:
         self._restart: agent_pb2.Restart | None = None
         #: The id of the restart this process was started by, until the server has heard of it.
         self.restart_done = ""
+        #: What is wrong with the node (`shoal.nodeagent.health`), as last checked.
+        self.node_errors: list[pool_pb2.NodeError] = []
         self._root_lock: int | None = None
         self.watchdog: Watchdog | None = None
         #: Who tasks run as (decided once: root, and a node root other users can reach).
@@ -283,6 +285,8 @@ class Agent:
         )
         self._storage = StorageClient(self._channel, access=self.layout.access)
         self._spawn(self.runner.run_sweeper(self.config.sweep_interval_seconds))
+        self.node_errors = await asyncio.to_thread(health.node_errors, self.layout, self.config.reserved_disk_bytes)
+        self._spawn(self._watch_health())
         try:
             await self._session_loop()
         finally:
@@ -447,6 +451,7 @@ class Agent:
                 task_user_isolation=self.users.isolation,
                 agent_user=self.users.agent_user,
                 restart_id=self.restart_done,
+                errors=self.node_errors,
             )
         )
 
@@ -660,6 +665,20 @@ class Agent:
             self._begin_restart(msg.restart)
         else:
             log.warning("ignoring unexpected %s message", kind)
+
+    async def _watch_health(self) -> None:
+        """Check the node's health now and then; tell the server when what is wrong changes."""
+        while True:
+            await self.clock.sleep(self.config.health_interval_seconds)
+            errors = await asyncio.to_thread(health.node_errors, self.layout, self.config.reserved_disk_bytes)
+            if errors != self.node_errors:
+                for e in errors:
+                    log.warning("node error %s: %s", e.code, e.message)
+                if not errors:
+                    log.info("the node is healthy again")
+                self.node_errors = errors
+                if self._conn is not None:
+                    self._conn.send(agent_pb2.AgentMessage(node_health=agent_pb2.NodeHealth(errors=errors)))
 
     def _begin_restart(self, r: agent_pb2.Restart) -> None:
         """Restart as the server asks (once, however often it asks): now, or once every task directory's

@@ -70,6 +70,10 @@ class AgentConfig:
     #: How long a starting agent waits for the node root's lock (an earlier agent's watchdog ending
     #: its tasks takes milliseconds; a second agent on the same root gives up after this).
     root_lock_timeout: float = 30.0
+    #: How often the agent checks the node's health (see `shoal.nodeagent.health`).
+    health_interval_seconds: float = 5.0
+    #: Free disk space under the node root below which the node is UNUSABLE (DiskFull).
+    reserved_disk_bytes: int = 64 * 1024 * 1024
     #: As root, run each task as the user its identity names (see `shoal.nodeagent.users`); off: every task
     #: runs as the agent's user.
     task_users: bool = True

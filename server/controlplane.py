@@ -121,6 +121,9 @@ class ControlPlane(Kernel):
     async def start_task_report(self, session: AgentSession, info: common_pb2.StartTaskInfo) -> None:
         await self.node_life.start_task_report(session, info)
 
+    async def health_report(self, session: AgentSession, report: agent_pb2.NodeHealth) -> None:
+        await self.node_life.health_report(session, report)
+
     async def check_health(self, timeout: float) -> None:
         await self.node_life.check_health(timeout)
 

@@ -159,6 +159,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 reports.append((session, list(msg.task_events.events)))
             elif kind == "start_task":
                 start_reports.append(self.cp.start_task_report(session, msg.start_task.info))
+            elif kind == "node_health":
+                start_reports.append(self.cp.health_report(session, msg.node_health))
             else:
                 self.cp.touch(session)
         if reports:
@@ -193,6 +195,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     await self.cp.task_events(session, events)
                 elif kind == "start_task":
                     await self.cp.start_task_report(session, msg.start_task.info)
+                elif kind == "node_health":
+                    await self.cp.health_report(session, msg.node_health)
                 else:
                     self.cp.touch(session)
         except (asyncio.CancelledError, grpc.aio.AioRpcError, grpc.aio.AbortError):

@@ -90,6 +90,7 @@ LIVE_NODE_STATES: Final = frozenset(
         P.NODE_STATE_IDLE,
         P.NODE_STATE_RUNNING,
         P.NODE_STATE_OFFLINE,
+        P.NODE_STATE_UNUSABLE,
     }
 )
 

@@ -15,6 +15,7 @@ from shoal.server.domain.ids import DEFAULT_ACCOUNT
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import AgentSession, NodeRec, PoolRec
 from shoal.server.lifecycle.kernel import LIVE_NODE_STATES, NODE_STATS_WRITE_SECONDS, RESTARTING_NODE_STATES
+from shoal.server.scheduling import nodehealth
 from shoal.v1 import common_pb2, pool_pb2
 
 if TYPE_CHECKING:
@@ -206,6 +207,8 @@ class NodeLifecycle:
                 self.k.set_node_state(node, P.NODE_STATE_STARTING)
                 if target != P.NODE_STATE_STARTING:
                     self.k.set_node_state(node, target)
+        if not still_restarting:
+            self.apply_errors(node, list(reg.errors))
         self.k.refresh_node_activity(node)
         self.k.refresh_pool(pool)
         # Held back by the session until Welcome has gone out.
@@ -282,6 +285,59 @@ class NodeLifecycle:
             node.session = None
             self.k.kick_scheduler()
 
+    async def health_report(self, session: AgentSession, report: agent_pb2.NodeHealth) -> None:
+        """The agent's node errors changed (all of them: none means healthy again)."""
+        node = self.k.nodes.get(session.node_key)
+        if node is None or node.session is not session or node.state in RESTARTING_NODE_STATES:
+            return
+        self.apply_errors(node, list(report.errors))
+        self.k.refresh_pool(self.k.pools[node.pool_key])
+        await self.k.flush()
+        self.k.kick_scheduler()
+
+    def apply_errors(self, node: NodeRec, agent_errors: list[pool_pb2.NodeError]) -> None:
+        """Set what the node's agent reports wrong with it: UNUSABLE while anything is (its tasks requeued,
+        no new one lands there), back where it belongs once nothing is."""
+        kept = [e.SerializeToString() for e in agent_errors]
+        if node.internal.get("agent_errors", []) != [k.hex() for k in kept]:
+            if kept:
+                node.internal["agent_errors"] = [k.hex() for k in kept]
+            else:
+                node.internal.pop("agent_errors", None)
+            self._show_errors(node)
+        pool = self.k.pools[node.pool_key]
+        start = (
+            pool.proto.start_task if pool.proto.HasField("start_task") and pool.proto.start_task.command_line else None
+        )
+        new = nodehealth.health_state(
+            node.state,
+            bool(agent_errors),
+            start_task=node.proto.start_task_info if start is not None else None,
+            wait_for_start_task=start is not None and start.wait_for_success,
+            ready_state=self.k.ready_state(node),
+        )
+        if new is None or new == node.state:
+            return
+        if new == P.NODE_STATE_UNUSABLE and node.running:
+            why = ", ".join(e.code for e in agent_errors)
+            refs = self.evict_tasks(node, terminate=False, reason=f"the node is unusable ({why})")
+            self.k.send_kills([(node, ref) for ref in refs])
+        log.warning(
+            "node %s: %s",
+            node.key,
+            "unusable: " + "; ".join(e.message for e in agent_errors) if agent_errors else "usable again",
+        )
+        self.k.set_node_state(node, new)
+
+    def _show_errors(self, node: NodeRec) -> None:
+        """The node's `errors`: its agent's (kept in `internal`), then its start task's failure."""
+        agent_errors = [P.NodeError.FromString(bytes.fromhex(h)) for h in node.internal.get("agent_errors", [])]
+        errors = nodehealth.node_errors(agent_errors, node.proto.start_task_info)
+        if list(node.proto.errors) != errors:
+            del node.proto.errors[:]
+            node.proto.errors.extend(errors)
+        self.k.mark("nodes", node.key, node)
+
     def heartbeat(self, session: AgentSession, hb: agent_pb2.Heartbeat) -> None:
         node = self.k.nodes.get(session.node_key)
         if node is None or node.session is not session:
@@ -300,6 +356,7 @@ class NodeLifecycle:
         if node is None or node.session is not session:
             return
         node.proto.start_task_info.CopyFrom(info)
+        self._show_errors(node)
         pool = self.k.pools[node.pool_key]
         wait = pool.proto.start_task.wait_for_success
         if info.state == common_pb2.START_TASK_STATE_RUNNING:

@@ -230,3 +230,30 @@ def test_a_reboot_waiting_for_its_task_survives_a_server_sigkill(tmp_path: Path)
             assert boots(tmp_path, t.node_id) == 2
     finally:
         srv.stop()
+
+
+def test_a_node_whose_root_breaks_is_unusable_until_it_is_mended(client: Client, tmp_path: Path) -> None:
+    """A real agent finds its node root unusable (`workitems` cannot be made: a file stands there): the
+    node is UNUSABLE with the error NodeRootUnusable and takes no task; mended, it returns to service."""
+    a, b = up(client, tmp_path)
+    root = Path(a.root_directory)
+    (root / "workitems").rename(root / "workitems.kept")
+    (root / "workitems").write_text("in the way")
+    try:
+        node = wait_for(
+            "the node unusable",
+            lambda: (n := client.pools.node("p", a.id)).state is NodeState.UNUSABLE and n,
+            timeout=30,
+        )
+        assert [e.code for e in node.errors] == ["NodeRootUnusable"]
+        assert "workitems" in node.errors[0].message
+        client.jobs.create(id="j", pool_id="p")
+        add(client, "j", *(TaskSpec(id=f"t{i}", command_line="/bin/true") for i in range(3)))
+        assert {completed(client, "j", f"t{i}").node_id for i in range(3)} == {b.id}
+    finally:
+        (root / "workitems").unlink()
+        (root / "workitems.kept").rename(root / "workitems")
+    node = wait_for(
+        "the node usable again", lambda: (n := client.pools.node("p", a.id)).state is NodeState.IDLE and n, timeout=30
+    )
+    assert node.errors == ()
