@@ -208,26 +208,40 @@ def test_refusals(client: Client, tmp_path: Path) -> None:
         client.pools.reboot_node("p", a.id, option="sometime")
 
 
-def test_a_reboot_waiting_for_its_task_survives_a_server_sigkill(tmp_path: Path) -> None:
+def test_a_server_sigkill_during_a_reboot_a_reimage_and_a_removal_leaves_every_node_where_it_can_go_on(
+    tmp_path: Path,
+) -> None:
+    """Three nodes: one reboots once its task ends (TASK_COMPLETION), one is reimaged, one removed; the
+    server is SIGKILLed right after. The restarted server finishes all three: the first reboots when
+    its task ends, the second is back reimaged, the third is gone and the pool's target with it."""
     srv = ServerProcess(tmp_path / "data", heartbeat_timeout=8.0).start()
     try:
         with Client.connect(srv.address, timeout=30) as client:
-            up(client, tmp_path)
+            client.pools.create(id="p", target_nodes=3, task_slots_per_node=1, start_task=start_task(tmp_path))
+            nodes = sorted(client.pools.wait_nodes_idle("p", count=3, timeout=60), key=lambda n: n.id)
             client.jobs.create(id="j", pool_id="p")
             cmd, go = gate(tmp_path, "long")
             add(client, "j", TaskSpec(id="long", command_line=cmd))
             t = running(client, "j", "long")
-            before = client.pools.node("p", t.node_id)
-            client.pools.reboot_node("p", t.node_id, option="taskcompletion")
+            busy = client.pools.node("p", t.node_id)
+            reimaged, removed = (n for n in nodes if n.id != busy.id)
+            (Path(reimaged.root_directory) / "shared" / "leftover").write_text("x")
+            client.pools.reboot_node("p", busy.id, option="taskcompletion")
+            client.pools.reimage_node("p", reimaged.id)
+            client.pools.remove_nodes("p", [removed.id])
         srv.kill()
         srv = ServerProcess(tmp_path / "data", heartbeat_timeout=8.0, port=srv.port).start()
         with Client.connect(srv.address, timeout=30) as client:
-            assert client.pools.node("p", t.node_id).state is NodeState.REBOOTING
             go.touch()
             done = completed(client, "j", "long")
             assert (done.attempt, done.exit_code) == (t.attempt, 0)
-            back(client, t.node_id, before)
-            assert boots(tmp_path, t.node_id) == 2
+            back(client, busy.id, busy)
+            back(client, reimaged.id, reimaged)
+            assert not (Path(reimaged.root_directory) / "shared" / "leftover").exists()
+            assert (boots(tmp_path, busy.id), boots(tmp_path, reimaged.id)) == (2, 2)
+            wait_for("the removed node gone", lambda: removed.id not in {n.id for n in client.pools.nodes("p")})
+            pool = client.pools.get("p")
+            assert (pool.target_nodes, pool.current_nodes) == (2, 2)
     finally:
         srv.stop()
 
