@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"prefix of the users the agent makes for tasks (default: $SHOAL_USER_PREFIX or {DEFAULT_PREFIX!r})",
     )
+    p.add_argument(
+        "--ssh-port",
+        type=int,
+        default=22,
+        help="the port an SSH server of this machine listens on, for remote login to the node (default 22; 0: none)",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p
 
@@ -121,6 +127,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         task_cgroup=not args.no_task_cgroup,
         task_users=not args.no_task_users,
         user_prefix=prefix,
+        ssh_port=args.ssh_port,
     )
     return config, args.log_level
 

@@ -35,6 +35,7 @@ from shoal.nodeagent.join import JoinError, join
 from shoal.nodeagent.launcher import LAUNCHER
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.mpilauncher import write_launcher
+from shoal.nodeagent.nodeusers import NodeLoginUsers
 from shoal.nodeagent.outbox import Outbox
 from shoal.nodeagent.runner import TaskRunner
 from shoal.nodeagent.starttask import run_start_task
@@ -157,6 +158,10 @@ class Agent:
         self.watchdog: Watchdog | None = None
         #: Who tasks run as (decided once: root, and a node root other users can reach).
         self.users = NodeUsers(root=self.layout.root, prefix=config.user_prefix, enabled=config.task_users)
+        #: The node's users (AddNodeUser) and the SSH server at its address.
+        self.logins = NodeLoginUsers(
+            root=self.layout.root, prefix=config.user_prefix, ip=config.ip, ssh_port=config.ssh_port
+        )
         self.runner = TaskRunner(
             config=config,
             layout=self.layout,
@@ -366,6 +371,7 @@ class Agent:
         self.runner.retention.close()
         self.runner.job_tasks.close()
         await self.users.close()
+        await self.logins.close()
         for t in list(self._background):
             t.cancel()
         if self._background:
@@ -431,6 +437,7 @@ class Agent:
                 released_jobs=self.runner.job_tasks.released_jobs(),
                 task_user_isolation=self.users.isolation,
                 agent_user=self.users.agent_user,
+                ssh_port=self.logins.ssh_port,
             )
         )
 
@@ -443,6 +450,7 @@ class Agent:
         tasks: list[asyncio.Task[Any]] = []
         stop = asyncio.ensure_future(self._stop.wait())
         try:
+            await self.logins.probe_ssh()
             register = self._register()
             watermark = self.outbox.last_id
 
@@ -536,6 +544,7 @@ class Agent:
         # (Before the start task and the first tasks: their users are made from here on.)
         self.users.configure(self.pool_id, w.user_accounts)
         self._install_certificates(w)
+        self.logins.apply(w.node_users)
         self.runner.set_slots(w.task_slots)
         running = self._start_task is not None and not self._start_task.done()
         if w.run_start_task and not running:
@@ -631,6 +640,9 @@ class Agent:
         elif kind == "run_job_release":
             self.runner.job_tasks.run_release(msg.run_job_release.release)
             self._ack(conn, msg.run_job_release.command_id)
+        elif kind == "node_users":
+            self.logins.apply(msg.node_users.users)
+            self._ack(conn, msg.node_users.command_id)
         elif kind == "events_ack":
             self.outbox.ack(msg.events_ack.up_to_event_id)
         elif kind == "shutdown":

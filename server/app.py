@@ -38,12 +38,12 @@ from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.pools import PoolServicer
 from shoal.server.api.tasks import TaskServicer
 from shoal.server.certificates.registry import CertificateRegistry
-from shoal.server.nodeusers.registry import NodeUserRegistry
 from shoal.server.controllers.health import run_health
 from shoal.server.controllers.scheduler import run_scheduler
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
 from shoal.server.domain.ids import key as idkey
 from shoal.server.gcpolicy import LongLivedGc
+from shoal.server.nodeusers.registry import NodeUserRegistry
 from shoal.server.providers.local import LocalProvider
 from shoal.server.security import ServerSecurity
 from shoal.server.storage.service import AccountStores, StorageServicer

@@ -83,10 +83,7 @@ def name_problem(name: str, pool_accounts: Iterable[str] = ()) -> str:
     if len(name) > MAX_NAME:
         return f"must be at most {MAX_NAME} characters, not {len(name)}"
     if not NAME_RE.match(name):
-        return (
-            "must be a Linux user name: lowercase letters, digits, '_' and '-', "
-            "starting with a letter or '_'"
-        )
+        return "must be a Linux user name: lowercase letters, digits, '_' and '-', starting with a letter or '_'"
     if name in SYSTEM_NAMES:
         return f"{name!r} is one of the machine's own accounts"
     if name == DEFAULT_PREFIX or name.startswith(DEFAULT_PREFIX + "-"):
