@@ -113,9 +113,7 @@ def test_a_node_user_is_made_changed_and_removed_on_the_machine(tmp_path: Path) 
         server.pools.AddNodeUser(P.AddNodeUserRequest(parent=node.name, user=P.NodeUser(name=brief, expiry_time=soon)))
         wait_for("the brief user", lambda: _user(brief))
         wait_for("the brief user to go", lambda: _user(brief) is None or None, timeout=30)
-        assert [u.name for u in server.pools.ListNodeUsers(P.ListNodeUsersRequest(parent=node.name)).users] == [
-            alice
-        ]
+        assert [u.name for u in server.pools.ListNodeUsers(P.ListNodeUsersRequest(parent=node.name)).users] == [alice]
 
         # Deleted: the user and its home are gone.
         server.pools.DeleteNodeUser(P.DeleteNodeUserRequest(name=f"{node.name}/users/{alice}"))

@@ -252,9 +252,7 @@ async def test_users_survive_a_restart_and_no_password_is_stored(tmp_path) -> No
             agent = await _node(server, stubs)
             node_id = agent.node_id
             await stubs.pools.AddNodeUser(
-                P.AddNodeUserRequest(
-                    parent=f"pools/p/nodes/{node_id}", user=P.NodeUser(name="jill", password=PASSWORD)
-                )
+                P.AddNodeUserRequest(parent=f"pools/p/nodes/{node_id}", user=P.NodeUser(name="jill", password=PASSWORD))
             )
             await agent.close()
     finally:
@@ -324,4 +322,3 @@ async def test_remote_login_settings(server, stubs) -> None:
     assert settings.available and settings.remote_login_port == 2222 and not settings.reason
     assert settings.remote_login_ip_address == "127.0.2.70"
     await again.close()
-
