@@ -35,6 +35,7 @@ from ._client import (
     shoal_home,
 )
 from ._filestream import FileStream
+from ._nodeusers import NodeUser, RemoteLoginSettings
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -163,6 +164,7 @@ __all__ = [
     "NodeCounts",
     "NodeFile",
     "NodeState",
+    "NodeUser",
     "NotFound",
     "OnDependencyFailure",
     "OnTaskFailure",
@@ -177,6 +179,7 @@ __all__ = [
     "PreparationTaskState",
     "QuotaExceeded",
     "RecentTask",
+    "RemoteLoginSettings",
     "ResizeError",
     "ResourceFileSpec",
     "SchedulingState",
