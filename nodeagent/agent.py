@@ -468,6 +468,7 @@ class Agent:
             first = shake.result()
             if first is not _EOF and first.WhichOneof("body") == "shutdown":
                 # A node that left the pool while the agent was away is told so instead of welcomed.
+                self.logins.leaving()
                 self.request_stop(f"shutdown requested by the control plane: {first.shutdown.reason}")
                 return True
             if first is _EOF or first.WhichOneof("body") != "welcome":
@@ -646,6 +647,7 @@ class Agent:
         elif kind == "events_ack":
             self.outbox.ack(msg.events_ack.up_to_event_id)
         elif kind == "shutdown":
+            self.logins.leaving()  # (the node's users go as it stops)
             self.request_stop(f"shutdown requested by the control plane: {msg.shutdown.reason}")
         else:
             log.warning("ignoring unexpected %s message", kind)

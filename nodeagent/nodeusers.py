@@ -15,7 +15,9 @@ time:
   sudoers' business (Debian's lets the group run anything as root, once `sudo` is installed). Where the
   machine has neither group, an admin is an ordinary user and the log says so;
 - a user this node made that is no longer listed (deleted, expired) is removed with `userdel --remove`
-  after its processes are killed.
+  after its processes are killed; and every one of them when the server tells the agent to stop
+  (Shutdown: the node left its pool, or a local server stops its nodes; a node that starts again is
+  welcomed with its list and makes them again).
 
 Only users this node made are ever changed or removed: each carries a comment (GECOS) naming the node
 root it was made for (`comment`), so an existing user of the same name that is not this node's (the
@@ -295,6 +297,7 @@ class NodeLoginUsers:
         self._wanted: list[Wanted] | None = None
         self._pass: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._leaving = False
         #: The outcome of the last pass (tests and the log look at it).
         self.last: Outcome | None = None
         #: Set after each pass (tests wait on it); replaced by a fresh event for the next one.
@@ -359,9 +362,27 @@ class NodeLoginUsers:
         if self._pass is None or self._pass.done():
             self._pass = asyncio.ensure_future(self._passes())
 
+    def leaving(self) -> None:
+        """The server told the agent to stop (Shutdown): the node's users go when it does (`close`), as they
+        go with a Batch node that is deallocated."""
+        self._leaving = True
+
     async def close(self) -> None:
-        """Stop the expiry timer; let a pass under way finish (briefly)."""
+        """Stop the expiry timer; let a pass under way finish (briefly); remove every user of this node if the
+        server told the agent to stop."""
         if self._timer is not None:
             self._timer.cancel()
         if self._pass is not None and not self._pass.done():
             await asyncio.wait([self._pass], timeout=5.0)
+        if self._leaving and self._euid == 0:
+            try:
+                outcome = await asyncio.to_thread(
+                    reconcile, [], marker=self.marker, prefix=self.prefix, now=time.time()
+                )
+            except Exception:
+                log.exception("removing the node's users failed")
+                return
+            for name in outcome.removed:
+                log.info("node user %s removed: the node left its pool", name)
+            for name, why in outcome.failed.items():
+                log.warning("node user %s: %s", name, why)

@@ -131,6 +131,11 @@ def test_a_node_user_is_made_changed_and_removed_on_the_machine(tmp_path: Path) 
         with pytest.raises(grpc.RpcError) as e:
             server.pools.DeleteNodeUser(P.DeleteNodeUserRequest(name=f"{node.name}/users/{alice}"))
         assert e.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+        # The password is in no log of the server or the node, nor in the database.
+        logs = [p for p in server.data_dir.rglob("*") if p.is_file() and (p.suffix == ".log" or "shoal.db" in p.name)]
+        assert any(p.name == "agent.log" for p in logs)
+        for path in logs:
+            assert PASSWORD.encode() not in path.read_bytes(), path
     finally:
         server.stop()
         _remove([alice, brief])
@@ -155,9 +160,9 @@ def _ssh_answers(ip: str) -> bool:
     return False
 
 
-def test_a_user_outlives_a_server_restart(tmp_path: Path) -> None:
+def test_a_user_outlives_a_server_restart_and_goes_with_its_node(tmp_path: Path) -> None:
     """The server killed and started again: the agent, welcomed again with the same list, keeps the user;
-    the restarted server still knows it (a deletion removes it)."""
+    when the node leaves its pool, the user goes with it."""
     tag = secrets.token_hex(3)
     name = f"nu-{tag}-c"
     server = ServerProcess(tmp_path / "data").start()
@@ -171,8 +176,9 @@ def test_a_user_outlives_a_server_restart(tmp_path: Path) -> None:
         server.start()
         wait_for("the node back", lambda: server.nodes("p")[0].state == P.NODE_STATE_IDLE or None, timeout=60)
         assert _user(name) is not None
-        server.pools.DeleteNodeUser(P.DeleteNodeUserRequest(name=f"{node.name}/users/{name}"))
-        wait_for("the user to go", lambda: _user(name) is None or None)
+        # The node leaves its pool: its agent removes its users as it stops.
+        server.pools.RemoveNodes(P.RemoveNodesRequest(name="pools/p", node_ids=[node.id]))
+        wait_for("the user to go with its node", lambda: _user(name) is None or None)
     finally:
         server.stop()
         _remove([name])
