@@ -35,6 +35,7 @@ from ._client import (
     shoal_home,
 )
 from ._filestream import FileStream
+from ._nodeusers import NodeUser, RemoteLoginSettings
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -165,6 +166,7 @@ __all__ = [
     "NodeError",
     "NodeFile",
     "NodeState",
+    "NodeUser",
     "NotFound",
     "OnDependencyFailure",
     "OnTaskFailure",
@@ -179,6 +181,7 @@ __all__ = [
     "PreparationTaskState",
     "QuotaExceeded",
     "RecentTask",
+    "RemoteLoginSettings",
     "ResizeError",
     "ResourceFileSpec",
     "SchedulingState",

@@ -22,6 +22,7 @@ from ._accounts import AccountsAPI
 from ._certificates import CertificateReference, CertificatesAPI
 from ._filestream import FileStream, delete_timeout, write_atomically
 from ._jobs import JobsAPI
+from ._nodeusers import NodeUsersMixin
 from ._rpc import PAGE_SIZE, Rpc, wait_or_cancel
 from ._tasks import TasksAPI, TaskWatch
 from .common_types import _metadata_to_proto
@@ -106,7 +107,7 @@ def _duration(value: float | timedelta) -> duration_pb2.Duration:
     return d
 
 
-class PoolsAPI:
+class PoolsAPI(NodeUsersMixin):
     """Pools and their nodes: ``client.pools``."""
 
     def __init__(self, rpc: Rpc):

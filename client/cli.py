@@ -32,6 +32,7 @@ from .cli_common import (
 )
 from .cli_jobs import job
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
+from .cli_nodeusers import node_login, node_users
 from .cli_tasks import task
 
 __all__ = ["cli", "main"]
@@ -79,6 +80,8 @@ cli.add_command(account)
 cli.add_command(certificate)
 cli.add_command(job)
 cli.add_command(node)
+node.add_command(node_users)
+node.add_command(node_login)
 cli.add_command(task)
 
 

@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=AgentConfig.health_interval_seconds,
         help="seconds between checks of the node's health (its root and disk)",
     )
+    p.add_argument(
+        "--ssh-port",
+        type=int,
+        default=22,
+        help="the port an SSH server of this machine listens on, for remote login to the node (default 22; 0: none)",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p
 
@@ -136,6 +142,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         user_prefix=prefix,
         reserved_disk_bytes=args.reserved_disk_bytes,
         health_interval_seconds=args.health_interval,
+        ssh_port=args.ssh_port,
     )
     return config, args.log_level
 

@@ -35,6 +35,7 @@ from shoal.nodeagent.join import JoinError, join
 from shoal.nodeagent.launcher import LAUNCHER
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.mpilauncher import write_launcher
+from shoal.nodeagent.nodeusers import NodeLoginUsers
 from shoal.nodeagent.outbox import Outbox
 from shoal.nodeagent.runner import TaskRunner
 from shoal.nodeagent.starttask import run_start_task
@@ -165,6 +166,10 @@ class Agent:
         self.watchdog: Watchdog | None = None
         #: Who tasks run as (decided once: root, and a node root other users can reach).
         self.users = NodeUsers(root=self.layout.root, prefix=config.user_prefix, enabled=config.task_users)
+        #: The node's users (AddNodeUser) and the SSH server at its address.
+        self.logins = NodeLoginUsers(
+            root=self.layout.root, prefix=config.user_prefix, ip=config.ip, ssh_port=config.ssh_port
+        )
         self.runner = TaskRunner(
             config=config,
             layout=self.layout,
@@ -385,6 +390,7 @@ class Agent:
         self.runner.retention.close()
         self.runner.job_tasks.close()
         await self.users.close()
+        await self.logins.close()
         for t in list(self._background):
             t.cancel()
         if self._background:
@@ -452,6 +458,7 @@ class Agent:
                 agent_user=self.users.agent_user,
                 restart_id=self.restart_done,
                 errors=self.node_errors,
+                ssh_port=self.logins.ssh_port,
             )
         )
 
@@ -464,6 +471,7 @@ class Agent:
         tasks: list[asyncio.Task[Any]] = []
         stop = asyncio.ensure_future(self._stop.wait())
         try:
+            await self.logins.probe_ssh()
             register = self._register()
             watermark = self.outbox.last_id
 
@@ -481,6 +489,7 @@ class Agent:
             first = shake.result()
             if first is not _EOF and first.WhichOneof("body") == "shutdown":
                 # A node that left the pool while the agent was away is told so instead of welcomed.
+                self.logins.leaving()
                 self.request_stop(f"shutdown requested by the control plane: {first.shutdown.reason}")
                 return True
             if first is _EOF or first.WhichOneof("body") != "welcome":
@@ -561,6 +570,7 @@ class Agent:
         # (Before the start task and the first tasks: their users are made from here on.)
         self.users.configure(self.pool_id, w.user_accounts)
         self._install_certificates(w)
+        self.logins.apply(w.node_users)
         self.runner.set_slots(w.task_slots)
         running = self._start_task is not None and not self._start_task.done()
         if w.run_start_task and not running:
@@ -656,9 +666,13 @@ class Agent:
         elif kind == "run_job_release":
             self.runner.job_tasks.run_release(msg.run_job_release.release)
             self._ack(conn, msg.run_job_release.command_id)
+        elif kind == "node_users":
+            self.logins.apply(msg.node_users.users)
+            self._ack(conn, msg.node_users.command_id)
         elif kind == "events_ack":
             self.outbox.ack(msg.events_ack.up_to_event_id)
         elif kind == "shutdown":
+            self.logins.leaving()  # (the node's users go as it stops)
             self.request_stop(f"shutdown requested by the control plane: {msg.shutdown.reason}")
         elif kind == "restart":
             self._ack(conn, msg.restart.command_id)

@@ -79,3 +79,5 @@ class AgentConfig:
     task_users: bool = True
     #: The prefix of the users made for tasks (`shoal-<pool>-...`).
     user_prefix: str = field(default_factory=default_user_prefix)
+    #: Where an SSH server is looked for at the node's address (GetRemoteLoginSettings); 0: not looked for.
+    ssh_port: int = 22

@@ -104,6 +104,12 @@ def ensure_user(spec: UserSpec, files: AccountFiles = AccountFiles()) -> pwd.str
     return pw
 
 
+def run_tool(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run an account tool (`useradd`, `usermod`, ...), again while another program holds the account files'
+    lock; the caller reads the exit status."""
+    return _run(argv)
+
+
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     for _ in range(LOCK_RETRIES):
         done = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)

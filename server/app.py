@@ -43,6 +43,7 @@ from shoal.server.controllers.scheduler import run_scheduler
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
 from shoal.server.domain.ids import key as idkey
 from shoal.server.gcpolicy import LongLivedGc
+from shoal.server.nodeusers.registry import NodeUserRegistry
 from shoal.server.providers.local import LocalProvider
 from shoal.server.security import ServerSecurity
 from shoal.server.storage.service import AccountStores, StorageServicer
@@ -235,6 +236,10 @@ class ShoalServer:
         certificates.load(self.cp.certificate_rows)
         self.cp.certificate_rows = []
         self.cp.node_certificates = certificates.node_certificates
+        node_users = NodeUserRegistry(self.store, self.config.clock, self.cp)
+        await node_users.load(self.cp.nodeuser_rows)
+        self.cp.nodeuser_rows = []
+        node_users.install()
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -253,9 +258,9 @@ class ShoalServer:
             rec = accounts.accounts.get(account)
             return rec.quotas if rec is not None else Quotas()
 
-        pool_pb2_grpc.add_PoolServiceServicer_to_server(
-            PoolServicer(self.cp, self.channels, quotas, certificates.states), services
-        )
+        pool_servicer = PoolServicer(self.cp, self.channels, quotas, certificates.states)
+        pool_servicer.node_users = node_users
+        pool_pb2_grpc.add_PoolServiceServicer_to_server(pool_servicer, services)
         job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp, quotas), services)
         task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.cp, self.channels), services)
         storage_pb2_grpc.add_StorageServiceServicer_to_server(StorageServicer(self.blob_stores), services)

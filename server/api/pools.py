@@ -13,6 +13,7 @@ from shoal.server.api.auth import caller
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
 from shoal.server.api.nodefiles import DELETE_SECONDS, NodeChannels, translate
+from shoal.server.api.nodeusers import NodeUserMethods
 from shoal.server.api.paging import page
 from shoal.server.api.validation import (
     MAX_NODES_PER_POOL,
@@ -35,7 +36,7 @@ Ctx = grpc.aio.ServicerContext
 WATCH_NODES_BATCH = 500
 
 
-class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
+class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
     """Serves PoolService from the control plane."""
 
     def __init__(

@@ -193,6 +193,13 @@ class Kernel:
         self.node_certificates: (
             Callable[[str, Sequence[certificate_pb2.CertificateReference]], list[agent_pb2.NodeCertificate]] | None
         ) = None
+        #: The rows of the `nodeusers` table as read at start-up (handed to the node user registry).
+        self.nodeuser_rows: list[StoredRow] = []
+        #: Called with each Welcome being made, to add what lives beside the scheduling state (the node's
+        #: users: `server.nodeusers`); None: nothing. See `node_welcomed`.
+        self.welcome_hook: Callable[[NodeRec, agent_pb2.Register, agent_pb2.Welcome], None] | None = None
+        #: Called as a node that left is forgotten, before the flush that deletes its row; None: nothing.
+        self.node_forgotten_hook: Callable[[NodeRec], None] | None = None
         #: Every job with queued tasks, and perhaps some whose queue emptied since or that are gone
         #: (`queued_jobs` drops those as it meets them): the scheduler looks here, not at every job.
         self.waiting_jobs: dict[str, JobRec] = {}
@@ -264,6 +271,7 @@ class Kernel:
         # (Read by the account registry, which lives beside the control plane: see `shoal.server.accounts`.)
         self.account_rows = loaded.tables["accounts"]
         self.certificate_rows = loaded.tables["certificates"]
+        self.nodeuser_rows = loaded.tables["nodeusers"]
         for row in loaded.tables["pools"]:
             pool = P.Pool.FromString(row.data)
             self.pools[row.key] = PoolRec(row.key, pool)
@@ -448,6 +456,16 @@ class Kernel:
         """Node `node_id` left pool `pool_key`: its watchers are told with the next commit."""
         if self.node_watchers:
             self._node_changed(pool_key, b"", node_id)
+
+    def node_welcomed(self, node: NodeRec, reg: agent_pb2.Register, welcome: agent_pb2.Welcome) -> None:
+        """`welcome` for `node`'s agent (which sent `reg`) is being made: the hook adds to it."""
+        if self.welcome_hook is not None:
+            self.welcome_hook(node, reg, welcome)
+
+    def node_forgotten(self, node: NodeRec) -> None:
+        """`node` left its pool and is being forgotten: the hook deletes what is kept of it elsewhere."""
+        if self.node_forgotten_hook is not None:
+            self.node_forgotten_hook(node)
 
     def pool_removed(self, pool: PoolRec) -> None:
         """The pool is gone: its WatchNodes streams end."""

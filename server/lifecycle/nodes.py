@@ -101,6 +101,7 @@ class NodeLifecycle:
             pool.nodes.pop(node_key, None)
             self.k.refresh_pool(pool)
         self.k.delete_row("nodes", node_key)
+        self.k.node_forgotten(n)
         self.k.node_removed(n.pool_key, n.proto.id)
         self.k.prep_life.node_gone(node_key)
         pool_gone = pool is not None and pool.proto.state == P.POOL_STATE_DELETING and not pool.nodes
@@ -230,6 +231,7 @@ class NodeLifecycle:
         if run_start and start is not None:
             welcome.start_task.CopyFrom(start)
         self._give_certificates(pool, node, welcome)
+        self.k.node_welcomed(node, reg, welcome)
         session.send(agent_pb2.ServerMessage(welcome=welcome))
         if reg.pending_events:
             session.ack(max(e.event_id for e in reg.pending_events))

@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 #: `accounts`: the tenants and their sealed keys, and the sealed administrator key (`server.accounts`).
 #: `certificates`: the accounts' certificates, private keys sealed; `parent` is the account
 #: (`server.certificates`).
+#: `nodeusers`: the users of each node, password hashes only; `parent` is the node (`server.nodeusers`).
 TABLES = (
     "pools",
     "nodes",
@@ -33,6 +34,7 @@ TABLES = (
     "jobtasks",
     "accounts",
     "certificates",
+    "nodeusers",
 )
 
 
