@@ -71,6 +71,7 @@ DYNAMIC = {
     ("server/api/tasks.py", "AddTask"): "an AddTaskResult's error_reason (AddTaskResult calls are scanned)",
     ("server/api/nodefiles.py", "translate"): f"an agent's file reason ({AGENT_FILES} is scanned)",
     ("server/lifecycle/tasks.py", "add_tasks"): "reasons of job_task_ids (the literals of its tuples)",
+    ("server/nodeusers/registry.py", "_usable"): "a node state's refusal (server/nodeusers/model.py state_refusal)",
 }
 
 UPPER = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$|^[A-Z]{4,}$")

@@ -27,18 +27,6 @@ RESTARTABLE = frozenset(
 )
 RESTARTING = frozenset({P.NODE_STATE_REBOOTING, P.NODE_STATE_REIMAGING})
 
-#: Why a node in a state outside RESTARTABLE cannot restart (Batch's error codes, as reasons).
-_REFUSALS: dict[int, tuple[str, str]] = {
-    P.NODE_STATE_REBOOTING: ("NODE_BEING_REBOOTED", "the node is rebooting"),
-    P.NODE_STATE_REIMAGING: ("NODE_BEING_REIMAGED", "the node is being reimaged"),
-    P.NODE_STATE_CREATING: ("NODE_BEING_CREATED", "the node is being created"),
-    P.NODE_STATE_STARTING: ("NODE_BEING_STARTED", "the node is starting"),
-    P.NODE_STATE_WAITING_FOR_START_TASK: ("NODE_BEING_STARTED", "the node waits for its start task"),
-    P.NODE_STATE_UNKNOWN: ("NODE_UNREACHABLE", "the node's agent cannot be reached"),
-    P.NODE_STATE_LEAVING_POOL: ("NODE_LEAVING_POOL", "the node is leaving its pool"),
-}
-
-
 class PendingRestart(NamedTuple):
     """A restart decided for a node and not yet done."""
 
@@ -84,8 +72,7 @@ def decide(state: int, running: bool, option: int, *, reimage: bool) -> RestartD
     """RebootNode (or, with `reimage`, ReimageNode) on a node in `state` with tasks `running` there, with
     deallocation `option`; FailedPrecondition when the node cannot restart now."""
     if state not in RESTARTABLE:
-        reason, message = _REFUSALS.get(state, ("NODE_NOT_IDLE_OR_RUNNING", "the node is not idle or running"))
-        raise FailedPrecondition(reason, f"cannot {'reimage' if reimage else 'reboot'}: {message}")
+        raise _refusal(state, "reimage" if reimage else "reboot")
     waits = option in (P.NODE_DEALLOCATION_OPTION_TASK_COMPLETION, P.NODE_DEALLOCATION_OPTION_RETAINED_DATA)
     eviction = Eviction.NONE
     if running and not waits:
@@ -97,6 +84,23 @@ def decide(state: int, running: bool, option: int, *, reimage: bool) -> RestartD
         wait_for_tasks=waits and running,
         wait_for_retention=option == P.NODE_DEALLOCATION_OPTION_RETAINED_DATA,
     )
+
+
+def _refusal(state: int, verb: str) -> FailedPrecondition:
+    """Why a node in `state` (outside RESTARTABLE) cannot restart (Batch's error codes, as reasons)."""
+    if state == P.NODE_STATE_REBOOTING:
+        return FailedPrecondition("NODE_BEING_REBOOTED", f"cannot {verb}: the node is rebooting")
+    if state == P.NODE_STATE_REIMAGING:
+        return FailedPrecondition("NODE_BEING_REIMAGED", f"cannot {verb}: the node is being reimaged")
+    if state == P.NODE_STATE_CREATING:
+        return FailedPrecondition("NODE_BEING_CREATED", f"cannot {verb}: the node is being created")
+    if state in (P.NODE_STATE_STARTING, P.NODE_STATE_WAITING_FOR_START_TASK):
+        return FailedPrecondition("NODE_BEING_STARTED", f"cannot {verb}: the node is starting")
+    if state == P.NODE_STATE_UNKNOWN:
+        return FailedPrecondition("NODE_UNREACHABLE", f"cannot {verb}: the node's agent cannot be reached")
+    if state == P.NODE_STATE_LEAVING_POOL:
+        return FailedPrecondition("NODE_LEAVING_POOL", f"cannot {verb}: the node is leaving its pool")
+    return FailedPrecondition("NODE_NOT_IDLE_OR_RUNNING", f"cannot {verb}: the node is not idle or running")
 
 
 def done_by(pending: PendingRestart | None, restart_id: str) -> bool:

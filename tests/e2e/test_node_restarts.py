@@ -271,3 +271,18 @@ def test_a_node_whose_root_breaks_is_unusable_until_it_is_mended(client: Client,
         "the node usable again", lambda: (n := client.pools.node("p", a.id)).state is NodeState.IDLE and n, timeout=30
     )
     assert node.errors == ()
+
+
+def test_retained_data_reboots_once_the_task_directories_retention_has_passed(client: Client, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    up(client, tmp_path)
+    client.jobs.create(id="j", pool_id="p")
+    add(client, "j", TaskSpec(id="kept", command_line="/bin/true", retention_time=timedelta(seconds=5)))
+    done = completed(client, "j", "kept")
+    before = client.pools.node("p", done.node_id)
+    client.pools.reboot_node("p", done.node_id, option="retaineddata")
+    after = back(client, done.node_id, before)
+    assert done.end_time is not None and after.last_boot_time is not None
+    # Not before the directory's retention had passed.
+    assert after.last_boot_time >= done.end_time + timedelta(seconds=5)
