@@ -167,7 +167,7 @@ def test_a_new_target_is_a_resize_that_clears_the_last_resize_errors() -> None:
 
 
 _FIELDS = sorted(poolupdate.UPDATABLE_POOL_FIELDS)
-_BAD_PATHS = sorted(poolupdate.FIXED_POOL_FIELDS | poolupdate.OUTPUT_ONLY_POOL_FIELDS) + ["nope", "start_task.x"]
+_BAD_PATHS = [*sorted(poolupdate.FIXED_POOL_FIELDS | poolupdate.OUTPUT_ONLY_POOL_FIELDS), "nope", "start_task.x"]
 
 
 @st.composite
