@@ -59,6 +59,7 @@ from .node_types import (
     PoolNodeCounts,
     ResizeError,
     SchedulingState,
+    UploadedNodeLogs,
 )
 from .types import (
     AddTaskResult,
@@ -197,6 +198,7 @@ __all__ = [
     "TasksAPI",
     "Unauthenticated",
     "Unavailable",
+    "UploadedNodeLogs",
     "UserAccount",
     "UserIdentity",
     "from_rpc_error",
