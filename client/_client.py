@@ -140,7 +140,7 @@ class PoolsAPI:
 
         ``metadata``: name/value pairs kept for its users, in their order. ``user_accounts``: named users its
         nodes make, for tasks whose :class:`UserIdentity` names one. ``certificate_references``: certificates
-        of the account (:attr:`Client.certificates`) its nodes install, and for whom; fixed at creation.
+        of the account (:attr:`Client.certificates`) its nodes install, and for whom (changed by :meth:`update`).
         """
         pool = pool_pb2.Pool(
             id=id,

@@ -119,7 +119,7 @@ def pool() -> None:
     multiple=True,
     metavar="THUMBPRINT[:VIS[,VIS...]]",
     help="A certificate of the account (`shoal certificate add`) every node installs, for VIS: start_task, "
-    "task, remote_user (none: all). Repeatable; fixed at creation.",
+    "task, remote_user (none: all). Repeatable; `pool update` changes them.",
 )
 @click.option("--inter-node", is_flag=True, help="Enable inter-node communication (multi-instance tasks).")
 @click.option("--display-name", default="")
