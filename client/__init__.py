@@ -61,6 +61,7 @@ from .node_types import (
     PoolNodeCounts,
     ResizeError,
     SchedulingState,
+    UploadedNodeLogs,
 )
 from .types import (
     AddTaskResult,
@@ -202,6 +203,7 @@ __all__ = [
     "TasksAPI",
     "Unauthenticated",
     "Unavailable",
+    "UploadedNodeLogs",
     "UserAccount",
     "UserIdentity",
     "from_rpc_error",

@@ -10,11 +10,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 
 from shoal.v1 import join_pb2, pool_pb2, storage_pb2
 
@@ -40,6 +40,7 @@ from .node_types import (
     DisableNodeSchedulingOption,
     NodeChanges,
     PoolNodeCounts,
+    UploadedNodeLogs,
     disable_node_scheduling_option_to_proto,
 )
 from .types import (
@@ -107,6 +108,11 @@ def _duration(value: float | timedelta) -> duration_pb2.Duration:
     return d
 
 
+def _aware(when: datetime) -> datetime:
+    """``when`` with a time zone (a naive one is local time)."""
+    return when if when.tzinfo is not None else when.astimezone()
+
+
 class PoolsAPI(NodeUsersMixin):
     """Pools and their nodes: ``client.pools``."""
 
@@ -136,7 +142,7 @@ class PoolsAPI(NodeUsersMixin):
 
         ``metadata``: name/value pairs kept for its users, in their order. ``user_accounts``: named users its
         nodes make, for tasks whose :class:`UserIdentity` names one. ``certificate_references``: certificates
-        of the account (:attr:`Client.certificates`) its nodes install, and for whom; fixed at creation.
+        of the account (:attr:`Client.certificates`) its nodes install, and for whom (changed by :meth:`update`).
         """
         pool = pool_pb2.Pool(
             id=id,
@@ -187,6 +193,69 @@ class PoolsAPI(NodeUsersMixin):
             etag=etag or "",
         )
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.ResizePool, request))
+
+    def update(
+        self,
+        pool_id: str,
+        *,
+        display_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        start_task: StartTaskSpec | None = None,
+        remove_start_task: bool = False,
+        certificates: Sequence[CertificateReference] | None = None,
+        target_nodes: int | None = None,
+        resize_timeout: float | timedelta | None = None,
+        etag: str | None = None,
+    ) -> Pool:
+        """Change the fields given, and only those (the update mask names them); returns the pool.
+
+        An argument left None is left as it is. ``metadata`` and ``certificates`` replace the pool's whole
+        (``{}``/``[]`` clear them); ``start_task`` replaces the start task whole, ``remove_start_task``
+        removes it. Each is checked as :meth:`create` checks it (:class:`InvalidArgument` naming the field;
+        a certificate must be an active one of the account). A new start task or new certificates reach no
+        running node: nodes get them when their agent next joins (a new node, a restart, a reboot or a
+        reimage), as in Batch. A new ``target_nodes`` resizes the pool as :meth:`resize` does (surplus nodes
+        leave, their tasks requeued; :class:`FailedPrecondition` ``POOL_RESIZING`` unless it is steady). With
+        ``etag`` (a :attr:`Pool.etag` read before), raises :class:`Aborted` ``ETAG_MISMATCH`` if the pool
+        changed since.
+        """
+        pool = pool_pb2.Pool(name=f"pools/{pool_id}")
+        mask: builtins.list[str] = []
+        if display_name is not None:
+            pool.display_name = display_name
+            mask.append("display_name")
+        if metadata is not None:
+            pool.metadata.extend(_metadata_to_proto(metadata))
+            mask.append("metadata")
+        if start_task is not None and remove_start_task:
+            raise InvalidArgument(
+                "give start_task or remove_start_task, not both",
+                reason="INVALID_POOL",
+                field_violations=[("pool.start_task", "both given and removed")],
+            )
+        if start_task is not None or remove_start_task:
+            if start_task is not None:
+                pool.start_task.CopyFrom(start_task.to_proto())
+            mask.append("start_task")
+        if certificates is not None:
+            pool.certificate_references.extend(r.to_proto() for r in certificates)
+            mask.append("certificate_references")
+        if target_nodes is not None:
+            pool.target_nodes = target_nodes
+            mask.append("target_nodes")
+        if resize_timeout is not None:
+            pool.resize_timeout.CopyFrom(_duration(resize_timeout))
+            mask.append("resize_timeout")
+        if not mask:
+            raise InvalidArgument(
+                "give at least one field to update",
+                reason="INVALID_UPDATE_MASK",
+                field_violations=[("update_mask", "empty")],
+            )
+        request = pool_pb2.UpdatePoolRequest(
+            pool=pool, update_mask=field_mask_pb2.FieldMask(paths=mask), etag=etag or ""
+        )
+        return Pool.from_proto(self._rpc.unary(self._rpc.pools.UpdatePool, request))
 
     def remove_nodes(
         self,
@@ -304,6 +373,34 @@ class PoolsAPI(NodeUsersMixin):
             name=f"pools/{pool_id}/nodes/{node_id}", path=path, recursive=recursive
         )
         self._rpc.unary(self._rpc.pools.DeleteNodeFile, request, timeout=delete_timeout(self._rpc.timeout))
+
+    def upload_node_logs(
+        self,
+        pool_id: str,
+        node_id: str,
+        container: str,
+        *,
+        start_time: datetime,
+        end_time: datetime | None = None,
+    ) -> UploadedNodeLogs:
+        """Have the node's agent upload its own logs written in [``start_time``, ``end_time``] (no end: until
+        now) to the account's storage ``container`` (made if missing), as Batch's "upload Batch service logs".
+
+        Each log file whose span meets the window (``agent.log``, ``agent.out`` and their rotated copies)
+        becomes the blob ``<virtual_directory_name>/<file name>``; download them with
+        ``client.storage.download_prefix``. Naive datetimes are read as local time. A node whose agent is not
+        connected raises :class:`FailedPrecondition` ``NODE_NOT_CONNECTED``.
+        """
+        request = pool_pb2.UploadNodeLogsRequest(name=f"pools/{pool_id}/nodes/{node_id}", container=container)
+        request.start_time.FromDatetime(_aware(start_time))
+        if end_time is not None:
+            request.end_time.FromDatetime(_aware(end_time))
+        answer = self._rpc.unary(self._rpc.pools.UploadNodeLogs, request)
+        return UploadedNodeLogs(
+            container=container,
+            virtual_directory_name=answer.virtual_directory_name,
+            number_of_files_uploaded=answer.number_of_files_uploaded,
+        )
 
     def disable_node_scheduling(
         self,

@@ -25,7 +25,6 @@ from .cli_common import (
     _emit,
     _emit_one,
     _fmt,
-    _parse_env,
     _seconds,
     _ShoalGroup,
     _State,
@@ -33,6 +32,7 @@ from .cli_common import (
 from .cli_jobs import job
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
 from .cli_nodeusers import node_login, node_users
+from .cli_pools import pool_update, start_task_from_options, start_task_options
 from .cli_tasks import task
 
 __all__ = ["cli", "main"]
@@ -109,22 +109,7 @@ def pool() -> None:
 @click.argument("pool_id")
 @click.option("--nodes", "target_nodes", type=int, default=1, show_default=True, help="Target node count.")
 @click.option("--slots", "task_slots_per_node", type=int, default=1, show_default=True, help="Task slots per node.")
-@click.option("--start-task", "start_task", default=None, help="Command line every node runs when it joins.")
-@click.option("--start-task-env", multiple=True, metavar="NAME=VALUE", help="Start task environment variable.")
-@click.option("--start-task-retries", type=int, default=0, show_default=True)
-@click.option("--no-wait-for-success", is_flag=True, help="Schedule tasks even before the start task succeeded.")
-@click.option(
-    "--start-task-run-as",
-    default=None,
-    metavar="pool|user:NAME",
-    help="Who the start task runs as (default: the pool's auto user).",
-)
-@click.option(
-    "--start-task-elevation",
-    type=click.Choice(["nonadmin", "admin"]),
-    default=None,
-    help="Of the start task's auto user (admin: root, to install software).",
-)
+@start_task_options
 @click.option(
     "--user-account",
     multiple=True,
@@ -137,7 +122,7 @@ def pool() -> None:
     multiple=True,
     metavar="THUMBPRINT[:VIS[,VIS...]]",
     help="A certificate of the account (`shoal certificate add`) every node installs, for VIS: start_task, "
-    "task, remote_user (none: all). Repeatable; fixed at creation.",
+    "task, remote_user (none: all). Repeatable; `pool update` changes them.",
 )
 @click.option("--inter-node", is_flag=True, help="Enable inter-node communication (multi-instance tasks).")
 @click.option("--display-name", default="")
@@ -172,23 +157,11 @@ def pool_create(
 ) -> None:
     """Create pool POOL_ID."""
     from ._certificates import CertificateReference
-    from .identity_types import UserAccount, UserIdentity
-    from .types import StartTaskSpec
+    from .identity_types import UserAccount
 
-    st = None
-    if start_task:
-        identity = None
-        if start_task_run_as or start_task_elevation:
-            identity = UserIdentity.parse(start_task_run_as or "pool", start_task_elevation)
-        st = StartTaskSpec(
-            command_line=start_task,
-            environment=_parse_env(start_task_env),
-            max_task_retry_count=start_task_retries,
-            wait_for_success=not no_wait_for_success,
-            user_identity=identity,
-        )
-    elif start_task_run_as or start_task_elevation:
-        raise click.UsageError("--start-task-run-as and --start-task-elevation need --start-task")
+    st = start_task_from_options(
+        start_task, start_task_env, start_task_retries, no_wait_for_success, start_task_run_as, start_task_elevation
+    )
     client = _client(ctx)
     p = client.pools.create(
         id=pool_id,
@@ -305,6 +278,7 @@ def pool_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str)
 
 
 pool.add_command(pool_counts)
+pool.add_command(pool_update)
 
 
 # --------------------------------------------------------------------------- storage

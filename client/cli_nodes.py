@@ -1,4 +1,4 @@
-"""``shoal node ...``: list, show, files (list, cat, stat, rm), disable/enable scheduling; and ``shoal pool counts``.
+"""``shoal node ...``: list, show, files (list, cat, stat, rm), logs, disable/enable scheduling; ``shoal pool counts``.
 
 ``pool nodes`` (in ``cli.py``) shares the node table of this file; ``pool counts`` is defined here and
 added to the ``pool`` group there.
@@ -6,8 +6,10 @@ added to the ``pool`` group there.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import click
@@ -151,6 +153,70 @@ def node_rm(ctx: click.Context, pool_id: str, node_id: str, path: str, recursive
     """Delete file PATH (relative to the root directory of node NODE_ID); a link goes, not its target."""
     _client(ctx).pools.delete_node_file(pool_id, node_id, path, recursive=recursive)
     click.echo(f"{pool_id}/{node_id}:{path}: deleted")
+
+
+_AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_when(value: str, option: str, now: datetime | None = None) -> datetime:
+    """A time given on the command line: ISO 8601 (``2026-03-01T12:00``, local time without a zone),
+    ``now``, or a duration ago (``90s``, ``30m``, ``2h``, ``1d``)."""
+    now = now or datetime.now(UTC)
+    text = value.strip().lower()
+    if text == "now":
+        return now
+    m = _AGO_RE.match(text)
+    if m:
+        return now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a time: give ISO 8601 (2026-03-01T12:00), now, or a duration ago (30m, 2h, 1d)",
+            param_hint=option,
+        ) from None
+    return when if when.tzinfo is not None else when.astimezone()
+
+
+@node.command("logs")
+@click.argument("pool_id")
+@click.argument("node_id")
+@click.option("--container", required=True, help="Storage container of the account to upload to (made if missing).")
+@click.option(
+    "--start",
+    default="24h",
+    show_default=True,
+    help="Logs written from then: ISO 8601 time, or a duration ago (30m, 2h, 1d).",
+)
+@click.option("--end", default=None, help="Logs written until then (default: now); as --start.")
+@click.option(
+    "--download",
+    "download_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also download the uploaded files into this directory.",
+)
+@click.pass_context
+def node_logs(
+    ctx: click.Context,
+    pool_id: str,
+    node_id: str,
+    container: str,
+    start: str,
+    end: str | None,
+    download_dir: str | None,
+) -> None:
+    """Upload the agent logs of node NODE_ID written in a time window to a storage container (Batch's
+    "upload Batch service logs"); prints where they went."""
+    start_time = parse_when(start, "--start")
+    end_time = parse_when(end, "--end") if end is not None else None
+    client = _client(ctx)
+    up = client.pools.upload_node_logs(pool_id, node_id, container, start_time=start_time, end_time=end_time)
+    click.echo(f"{up.number_of_files_uploaded} file(s) uploaded to {up.container}/{up.virtual_directory_name}/")
+    if download_dir is not None and up.number_of_files_uploaded:
+        for path in client.storage.download_prefix(up.container, up.virtual_directory_name + "/", download_dir):
+            click.echo(str(path))
 
 
 @node.command("disable")

@@ -5,6 +5,7 @@
 does with the node's running tasks; :class:`NodeCounts` and
 :class:`PoolNodeCounts` are what ``pools.node_counts`` answers. Enum values are
 Batch's spellings, lower case without separators, as the other client enums.
+:class:`UploadedNodeLogs` is what ``pools.upload_node_logs`` answers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "PoolNodeCounts",
     "ResizeError",
     "SchedulingState",
+    "UploadedNodeLogs",
     "disable_node_scheduling_option_to_proto",
     "scheduling_state_from_proto",
 ]
@@ -191,3 +193,16 @@ class NodeChanges:
     """The :class:`~shoal.client.Node` of each node that changed (or, with ``initial``, of the snapshot)."""
     removed_node_ids: tuple[str, ...] = ()
     initial: bool = False
+
+
+@dataclass(frozen=True)
+class UploadedNodeLogs:
+    """Where ``pools.upload_node_logs`` put a node's logs (Batch's ``UploadBatchServiceLogsResult``)."""
+
+    container: str
+    """The storage container of the account they went to."""
+    virtual_directory_name: str
+    """The blobs' prefix: ``<pool>/<node>/<UTC time>-<hex>``, new for every upload (each file is the
+    blob ``<virtual_directory_name>/<file name>``, e.g. ``.../agent.log``)."""
+    number_of_files_uploaded: int
+    """How many log files went up."""

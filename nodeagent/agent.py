@@ -259,6 +259,7 @@ class Agent:
                 self.layout,
                 self.runner.attempt_done,
                 lambda requests, context: exec_in_instance(self.runner, requests, context),
+                storage=lambda: self._storage,
             ),
             guarded(server),  # bytes that are not a request: INVALID_ARGUMENT, not a traceback each
         )

@@ -25,6 +25,8 @@ from shoal.certs.authority import ROLE_SERVER, CertificateError, identity_of
 from shoal.nodeagent import safeopen
 from shoal.nodeagent.fileops import FileIsDirectory, FileProtected, delete_file
 from shoal.nodeagent.layout import NodeLayout
+from shoal.nodeagent.logupload import LogUploadError, upload_logs
+from shoal.nodeagent.storage import StorageClient
 from shoal.paths import UnsafePathError, check_relative_path
 from shoal.tlsconfig import peer_certificate
 from shoal.v1 import common_pb2
@@ -132,11 +134,14 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         task_done: Callable[[str, str], asyncio.Event | None],
         exec_handler: ExecHandler | None = None,
         listing_limits: ListingLimits = ListingLimits(),
+        storage: Callable[[], StorageClient | None] | None = None,
     ) -> None:
         self._layout = layout
         self._task_done = task_done
         self._exec = exec_handler
         self._limits = listing_limits
+        #: The agent's client of the control plane's storage (None until it has a channel): UploadLogs.
+        self._storage = storage or (lambda: None)
 
     async def Exec(
         self, request_iterator: AsyncIterator[agent_pb2.ExecRequest], context: grpc.aio.ServicerContext
@@ -288,6 +293,26 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
         except (UnsafePathError, ValueError, FileIsDirectory, FileProtected, OSError) as e:
             await self._fail(context, e, request.path, scope_rel)
         return agent_pb2.DeleteFileResponse()
+
+    async def UploadLogs(
+        self, request: agent_pb2.UploadLogsRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.UploadLogsResponse:
+        """Upload the agent's log files of the window to a container of the node's account (see
+        `shoal.nodeagent.logupload`)."""
+        await require_server(context)
+        storage = self._storage()
+        if storage is None:
+            message = "the agent has no storage client yet (it has not reached the control plane)"
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION, reasons.LOG_UPLOAD_FAILED, message)
+        start = request.start_time.ToDatetime(UTC)
+        end = request.end_time.ToDatetime(UTC) if request.HasField("end_time") else None
+        try:
+            count = await upload_logs(
+                self._layout.root, storage, request.container, request.virtual_directory, start, end
+            )
+        except LogUploadError as e:
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION, reasons.LOG_UPLOAD_FAILED, str(e))
+        return agent_pb2.UploadLogsResponse(number_of_files_uploaded=count)
 
 
 async def require_server(context: grpc.aio.ServicerContext) -> None:

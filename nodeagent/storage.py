@@ -31,6 +31,15 @@ class StorageClient:
         #: The node's credential, as the server gave it in Welcome (the agent acts for its pool's account).
         self._access = access or NodeAccess()
 
+    async def create_container(self, container: str) -> storage_pb2.Container:
+        """Create `container` of the node's account, or quietly find it there."""
+        result: storage_pb2.Container = await self._stub.CreateContainer(
+            storage_pb2.CreateContainerRequest(id=container, exist_ok=True),
+            timeout=self._timeout,
+            metadata=self._access.metadata(),
+        )
+        return result
+
     async def list_blobs(self, container: str, prefix: str) -> list[storage_pb2.Blob]:
         """Every blob in `container` whose name starts with `prefix` (all pages)."""
         blobs: list[storage_pb2.Blob] = []

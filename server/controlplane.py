@@ -16,7 +16,7 @@ that owns it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
@@ -87,6 +87,17 @@ class ControlPlane(Kernel):
 
     async def delete_pool(self, pool_id: str, *, etag: str = "") -> pool_pb2.Pool:
         return await self.pool_life.delete_pool(pool_id, etag=etag)
+
+    async def update_pool(
+        self,
+        pool_id: str,
+        patch: pool_pb2.Pool,
+        paths: Sequence[str],
+        *,
+        etag: str = "",
+        certificate_states: Mapping[str, int] | None = None,
+    ) -> pool_pb2.Pool:
+        return await self.pool_life.update_pool(pool_id, patch, paths, etag=etag, certificate_states=certificate_states)
 
     async def remove_nodes(
         self, pool_id: str, node_ids: Sequence[str], option: int, timeout: float | None, *, etag: str = ""

@@ -31,6 +31,9 @@ FILE_IS_DIRECTORY: Final = "FILE_IS_DIRECTORY"
 #: DeleteFile of what may not be deleted (PERMISSION_DENIED): the node root, a task's own directory
 #: (and the directories above it), the node's fixed directories, or the agent's own state.
 FILE_PROTECTED: Final = "FILE_PROTECTED"
+#: UploadLogs could not put the agent's logs in the container (FAILED_PRECONDITION; the message says why:
+#: the storage service's refusal, or a log file that could not be read).
+LOG_UPLOAD_FAILED: Final = "LOG_UPLOAD_FAILED"
 
 #: Who may call the agent (not file errors: the control plane does not pass these on).
 #: A NodeService file call without the server's client certificate.
@@ -52,6 +55,7 @@ REASONS: Final = frozenset(
         TOO_MANY_FILES,
         FILE_IS_DIRECTORY,
         FILE_PROTECTED,
+        LOG_UPLOAD_FAILED,
     }
 )
 

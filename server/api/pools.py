@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
-from shoal.server.api import tenancy
+from shoal.server.api import nodelogs, tenancy
 from shoal.server.api.auth import caller
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
@@ -29,6 +29,7 @@ from shoal.server.certificates import model as certificates
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
 from shoal.server.domain.records import NodeChanges
+from shoal.server.scheduling import poolupdate
 from shoal.v1 import common_pb2, pool_pb2, pool_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext
@@ -111,6 +112,31 @@ class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
             etag=request.etag,
         )
         return tagged(pool)
+
+    @rpc_errors
+    async def UpdatePool(self, request: pool_pb2.UpdatePoolRequest, context: Ctx) -> pool_pb2.Pool:
+        (pid,) = parse_name(request.pool.name or f"pools/{request.pool.id}", "pools", field="pool.name")
+        paths = list(request.update_mask.paths)
+        account = caller().account
+        if not poolupdate.mask_problems(paths) and "target_nodes" in poolupdate.resolve_mask(paths, request.pool):
+            target = request.pool.target_nodes
+            if 0 <= target <= MAX_NODES_PER_POOL:
+                growth = target - self.cp.pool(pid).proto.target_nodes
+                tenancy.check_quota(self.cp, account, self.quotas(account), nodes=growth)
+        pool = await self.cp.update_pool(
+            pid,
+            request.pool,
+            paths,
+            etag=request.etag or request.pool.etag,
+            certificate_states=self.certificate_states(account),
+        )
+        return tagged(pool)
+
+    @rpc_errors
+    async def UploadNodeLogs(
+        self, request: pool_pb2.UploadNodeLogsRequest, context: Ctx
+    ) -> pool_pb2.UploadNodeLogsResponse:
+        return await nodelogs.upload_node_logs(self.cp, self.channels, request)
 
     @rpc_errors
     async def ListNodes(self, request: pool_pb2.ListNodesRequest, context: Ctx) -> pool_pb2.ListNodesResponse:

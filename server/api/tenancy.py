@@ -15,7 +15,7 @@ from shoal.server.accounts.model import DEFAULT_ACCOUNT, Principal, Quotas, Usag
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.errors import NotFound
 from shoal.server.domain.ids import key
-from shoal.v1 import job_pb2
+from shoal.v1 import job_pb2, pool_pb2
 
 #: Request fields holding a resource name ("pools/p", "jobs/j/tasks/t"), and messages holding one.
 _NAME_FIELDS = ("name", "parent")
@@ -56,6 +56,9 @@ def references(request: Any) -> list[tuple[str, str]]:
             msg = getattr(request, m)
             if "name" in msg.DESCRIPTOR.fields_by_name:
                 names.append(msg.name)
+    # UpdatePool names its pool in the pool it sends (by name, or by id).
+    if isinstance(request, pool_pb2.UpdatePoolRequest):
+        names.append(request.pool.name or f"pools/{request.pool.id}")
     for name in names:
         parts = name.split("/", 2)
         if len(parts) >= 2 and parts[0] in ("pools", "jobs") and parts[1]:

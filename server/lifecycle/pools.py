@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from shoal.clock import to_timestamp
@@ -10,6 +11,7 @@ from shoal.server.domain.errors import AlreadyExists, FailedPrecondition
 from shoal.server.domain.etags import check_etag
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import NodeRec, PoolRec
+from shoal.server.scheduling import poolupdate
 from shoal.v1 import pool_pb2
 
 if TYPE_CHECKING:
@@ -130,6 +132,18 @@ class PoolLifecycle:
         # (Resize errors tell of the last resize.)
         del pool.proto.resize_errors[:]
         self.k.mark("pools", pool.key, pool)
+        leaving, added = self.retarget(pool, option)
+        self.k.refresh_pool_now(pool)
+        await self.k.flush()
+        self.k.node_life.after_node_changes(leaving)
+        self.start_nodes(added)
+        self.k.kick_scheduler()
+        return pool.proto
+
+    def retarget(self, pool: PoolRec, option: int) -> tuple[list[NodeRec], list[NodeRec]]:
+        """Nodes leave or are made towards the pool's (new) target: (those leaving, those made). Nothing is
+        flushed or sent: the caller does, then dismisses the leavers and starts the new nodes."""
+        target = pool.proto.target_nodes
         members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
         leaving: list[NodeRec] = []
         added: list[NodeRec] = []
@@ -139,11 +153,39 @@ class PoolLifecycle:
                 self.k.node_life.leave(n, option)
         else:
             added = self.grow(pool)
+        return leaving, added
+
+    async def update_pool(
+        self,
+        pool_id: str,
+        patch: pool_pb2.Pool,
+        paths: Sequence[str],
+        *,
+        etag: str = "",
+        certificate_states: Mapping[str, int] | None = None,
+    ) -> pool_pb2.Pool:
+        """UpdatePool: set the fields the mask `paths` names from `patch` (see `scheduling.poolupdate`).
+
+        A new target resizes the pool as ResizePool does (surplus nodes leave with their tasks requeued);
+        a new start task or new certificate references reach no running node, only nodes whose agent
+        joins from now on (as Batch: at their next reboot or reimage). The change is committed before
+        anything is sent.
+        """
+        pool = self.k.pool(pool_id)
+        self.k.refresh_pool_now(pool)
+        update = poolupdate.decide(pool.proto, patch, paths, etag, certificate_states)
+        pool.proto.CopyFrom(update.pool)
+        self.k.mark("pools", pool.key, pool)
+        leaving: list[NodeRec] = []
+        added: list[NodeRec] = []
+        if update.new_target is not None:
+            leaving, added = self.retarget(pool, P.NODE_DEALLOCATION_OPTION_REQUEUE)
         self.k.refresh_pool_now(pool)
         await self.k.flush()
         self.k.node_life.after_node_changes(leaving)
         self.start_nodes(added)
-        self.k.kick_scheduler()
+        if update.new_target is not None:
+            self.k.kick_scheduler()
         return pool.proto
 
     async def delete_pool(self, pool_id: str, *, etag: str = "") -> pool_pb2.Pool:

@@ -175,6 +175,8 @@ class FakeShoal(
         self.update_task_requests: list[task_pb2.UpdateTaskRequest] = []
         self.disable_requests: list[job_pb2.DisableJobRequest] = []
         self.disable_node_requests: list[pool_pb2.DisableNodeSchedulingRequest] = []
+        self.update_pool_requests: list[pool_pb2.UpdatePoolRequest] = []
+        self.upload_logs_requests: list[pool_pb2.UploadNodeLogsRequest] = []
         #: What ListPreparationAndReleaseTaskStatus answers, per job.
         self.prep_statuses: dict[str, list[job_pb2.PreparationAndReleaseTaskStatus]] = {}
         self.certificates: dict[str, certificate_pb2.Certificate] = {}
@@ -385,6 +387,32 @@ class FakeShoal(
         pid, nid = self._node_tree(request.name)
         _delete(self.node_files, (pid, nid), request.path, request.recursive)
         return pool_pb2.DeleteNodeFileResponse()
+
+    @handled
+    async def UpdatePool(self, request: pool_pb2.UpdatePoolRequest, context: Any) -> pool_pb2.Pool:
+        self.update_pool_requests.append(request)
+        pool = self._pool(request.pool.name)
+        for path in request.update_mask.paths:
+            pool.ClearField(path)
+            value = getattr(request.pool, path)
+            if isinstance(value, (str, int)):
+                setattr(pool, path, value)
+            elif hasattr(value, "extend"):
+                getattr(pool, path).extend(value)
+            elif request.pool.HasField(path):
+                getattr(pool, path).CopyFrom(value)
+        return pool
+
+    @handled
+    async def UploadNodeLogs(
+        self, request: pool_pb2.UploadNodeLogsRequest, context: Any
+    ) -> pool_pb2.UploadNodeLogsResponse:
+        self.upload_logs_requests.append(request)
+        pid, nid = self._node_tree(request.name)
+        directory = f"{pid}/{nid}/20260301T120000000000Z-0123abcd"
+        blobs = self.containers.setdefault(request.container, {})
+        blobs[f"{directory}/agent.log"] = b"the agent's log\n"
+        return pool_pb2.UploadNodeLogsResponse(virtual_directory_name=directory, number_of_files_uploaded=1)
 
     # ---------------------------------------------------------------- jobs
     def _job(self, name: str) -> job_pb2.Job:

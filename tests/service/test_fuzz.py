@@ -87,6 +87,8 @@ METHODS = [m for s in SERVICES for m in s.methods]
 DESTRUCTIVE = {
     "DeletePool",
     "ResizePool",
+    # (A new target, start task or certificates for the fixture's pool would change its node.)
+    "UpdatePool",
     "DeleteJob",
     "TerminateJob",
     "DeleteTask",
@@ -329,6 +331,8 @@ def _field_value(
         strings = strings.filter(lambda s: s.lower() not in PROTECTED)
     if method == "DeleteContainer" and f.name == "id":
         strings = strings.filter(lambda s: s != "box")
+    if method == "UpdatePool" and f.name == "id":  # (UpdatePool names its pool by id as well)
+        strings = strings.filter(lambda s: s.lower() != "p")
     return strings
 
 

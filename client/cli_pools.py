@@ -1,0 +1,146 @@
+"""``shoal pool update``, and the start task options it shares with ``shoal pool create`` (in ``cli.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .cli_common import _OUTPUT, _client, _emit, _parse_env
+
+__all__ = ["pool_update", "start_task_from_options", "start_task_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def start_task_options(f: F) -> F:
+    """The ``--start-task`` options of ``pool create`` and ``pool update``."""
+    options = [
+        click.option("--start-task", "start_task", default=None, help="Command line every node runs when it joins."),
+        click.option("--start-task-env", multiple=True, metavar="NAME=VALUE", help="Start task environment variable."),
+        click.option("--start-task-retries", type=int, default=0, show_default=True),
+        click.option(
+            "--no-wait-for-success", is_flag=True, help="Schedule tasks even before the start task succeeded."
+        ),
+        click.option(
+            "--start-task-run-as",
+            default=None,
+            metavar="pool|user:NAME",
+            help="Who the start task runs as (default: the pool's auto user).",
+        ),
+        click.option(
+            "--start-task-elevation",
+            type=click.Choice(["nonadmin", "admin"]),
+            default=None,
+            help="Of the start task's auto user (admin: root, to install software).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def start_task_from_options(
+    start_task: str | None,
+    start_task_env: tuple[str, ...],
+    start_task_retries: int,
+    no_wait_for_success: bool,
+    start_task_run_as: str | None,
+    start_task_elevation: str | None,
+) -> Any:
+    """The :class:`StartTaskSpec` the ``--start-task`` options describe, or None without ``--start-task``."""
+    from .identity_types import UserIdentity
+    from .types import StartTaskSpec
+
+    if not start_task:
+        if start_task_run_as or start_task_elevation:
+            raise click.UsageError("--start-task-run-as and --start-task-elevation need --start-task")
+        return None
+    identity = None
+    if start_task_run_as or start_task_elevation:
+        identity = UserIdentity.parse(start_task_run_as or "pool", start_task_elevation)
+    return StartTaskSpec(
+        command_line=start_task,
+        environment=_parse_env(start_task_env, "--start-task-env"),
+        max_task_retry_count=start_task_retries,
+        wait_for_success=not no_wait_for_success,
+        user_identity=identity,
+    )
+
+
+@click.command("update")
+@click.argument("pool_id")
+@click.option("--display-name", default=None, help="A new display name.")
+@click.option(
+    "--metadata", multiple=True, metavar="NAME=VALUE", help="Replaces the pool's metadata with these (repeatable)."
+)
+@click.option("--clear-metadata", is_flag=True, help="Remove the pool's metadata.")
+@start_task_options
+@click.option("--remove-start-task", is_flag=True, help="Remove the pool's start task.")
+@click.option(
+    "--certificate",
+    "certificates",
+    multiple=True,
+    metavar="THUMBPRINT[:VIS[,VIS...]]",
+    help="Replaces the pool's certificate references with these (repeatable; as `pool create`).",
+)
+@click.option("--clear-certificates", is_flag=True, help="Remove the pool's certificate references.")
+@click.option("--target", "--nodes", "target_nodes", type=int, default=None, help="A new target node count.")
+@click.option(
+    "--resize-timeout", type=float, default=None, metavar="SECONDS", help="How long a resize may take (at least 5)."
+)
+@click.option("--etag", default=None, help="Only if the pool is still as read with this etag.")
+@_OUTPUT
+@click.pass_context
+def pool_update(
+    ctx: click.Context,
+    pool_id: str,
+    display_name: str | None,
+    metadata: tuple[str, ...],
+    clear_metadata: bool,
+    start_task: str | None,
+    start_task_env: tuple[str, ...],
+    start_task_retries: int,
+    no_wait_for_success: bool,
+    start_task_run_as: str | None,
+    start_task_elevation: str | None,
+    remove_start_task: bool,
+    certificates: tuple[str, ...],
+    clear_certificates: bool,
+    target_nodes: int | None,
+    resize_timeout: float | None,
+    etag: str | None,
+    output: str,
+) -> None:
+    """Change pool POOL_ID: only the fields given. A new start task or new certificates reach nodes when
+    their agent next joins (new nodes, reboots, reimages), not the nodes running now; a new target resizes
+    the pool (only while its allocation is steady)."""
+    from ._certificates import CertificateReference
+
+    for given, clear, what in (
+        (metadata, clear_metadata, "--metadata and --clear-metadata"),
+        (start_task, remove_start_task, "--start-task and --remove-start-task"),
+        (certificates, clear_certificates, "--certificate and --clear-certificates"),
+    ):
+        if given and clear:
+            raise click.UsageError(f"{what} exclude each other")
+    st = start_task_from_options(
+        start_task, start_task_env, start_task_retries, no_wait_for_success, start_task_run_as, start_task_elevation
+    )
+    new_metadata = _parse_env(metadata, "--metadata") if metadata else ({} if clear_metadata else None)
+    refs = [CertificateReference.parse(c) for c in certificates] if certificates else None
+    p = _client(ctx).pools.update(
+        pool_id,
+        display_name=display_name,
+        metadata=new_metadata,
+        start_task=st,
+        remove_start_task=remove_start_task,
+        certificates=refs if refs is not None else ([] if clear_certificates else None),
+        target_nodes=target_nodes,
+        resize_timeout=resize_timeout,
+        etag=etag,
+    )
+    from .cli import _POOL_COLUMNS
+
+    _emit(output, [p], _POOL_COLUMNS, "pool updated")
