@@ -286,3 +286,20 @@ def test_retained_data_reboots_once_the_task_directories_retention_has_passed(cl
     assert done.end_time is not None and after.last_boot_time is not None
     # Not before the directory's retention had passed.
     assert after.last_boot_time >= done.end_time + timedelta(seconds=5)
+
+
+def test_a_pool_update_reaches_a_node_at_its_reboot(client: Client, tmp_path: Path) -> None:
+    """As in Batch: a new start task and new certificates do not touch running nodes; a rebooted node
+    runs the new start task and installs the new certificates."""
+    a, b = up(client, tmp_path)
+    pfx, thumbprint = make_pfx("update", "pw")
+    client.certificates.add(pfx, password="pw", format="pfx")
+    new_start = StartTaskSpec(command_line=f"/bin/sh -c 'echo new >> {tmp_path}/new.$SHOAL_NODE_ID'")
+    client.pools.update("p", start_task=new_start, certificates=[CertificateReference(thumbprint=thumbprint)])
+    assert client.pools.node("p", a.id).certificate_references == ()
+    client.pools.reboot_node("p", a.id)
+    after = back(client, a.id, a)
+    assert [r.thumbprint for r in after.certificate_references] == [thumbprint]
+    wait_for("the new start task to run", lambda: (tmp_path / f"new.{a.id}").exists())
+    assert boots(tmp_path, a.id) == 1, "the old start task did not run again"
+    assert not (tmp_path / f"new.{b.id}").exists() and client.pools.node("p", b.id).certificate_references == ()
