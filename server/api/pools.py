@@ -219,19 +219,21 @@ class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
 
     @rpc_errors
     async def RebootNode(self, request: pool_pb2.RebootNodeRequest, context: Ctx) -> pool_pb2.Node:
-        pid, nid = parse_name(request.name, "pools", "nodes")
-        v = check_enum(request.option, pool_pb2.NodeDeallocationOption, "option")
-        if v:
-            raise invalid("INVALID_OPTION", v)
-        return await self.cp.reboot_node(pid, nid, request.option)
+        return await self._restart(request, reimage=False)
 
     @rpc_errors
     async def ReimageNode(self, request: pool_pb2.ReimageNodeRequest, context: Ctx) -> pool_pb2.Node:
+        return await self._restart(request, reimage=True)
+
+    async def _restart(
+        self, request: pool_pb2.RebootNodeRequest | pool_pb2.ReimageNodeRequest, *, reimage: bool
+    ) -> pool_pb2.Node:
         pid, nid = parse_name(request.name, "pools", "nodes")
         v = check_enum(request.option, pool_pb2.NodeDeallocationOption, "option")
         if v:
             raise invalid("INVALID_OPTION", v)
-        return await self.cp.reimage_node(pid, nid, request.option)
+        restart = self.cp.reimage_node if reimage else self.cp.reboot_node
+        return await restart(pid, nid, request.option)
 
     @rpc_errors
     async def EnableNodeScheduling(self, request: pool_pb2.EnableNodeSchedulingRequest, context: Ctx) -> pool_pb2.Node:

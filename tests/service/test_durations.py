@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from google.protobuf import descriptor, duration_pb2
+from google.protobuf import descriptor, duration_pb2, field_mask_pb2
 
 from shoal.v1 import job_pb2, pool_pb2, storage_pb2, task_pb2
 from tests.service.test_validation import details, make_pool_and_job
@@ -68,6 +68,7 @@ CASES = {
     ("AddTasks", "tasks[0].constraints.max_wall_clock_time"),
     ("AddTasks", "tasks[0].constraints.retention_time"),
     ("CreatePool", "pool.resize_timeout"),
+    ("UpdatePool", "pool.resize_timeout"),
     ("RemoveNodes", "resize_timeout"),
 }
 
@@ -77,20 +78,35 @@ def test_every_duration_of_every_request_is_covered() -> None:
     assert found == CASES
 
 
+#: The Timestamps a client does set (each checked where its request is: tests/service/test_node_logs.py,
+#: tests/unit/test_node_users_model.py).
+INPUT_TIMESTAMPS = {
+    ("UploadNodeLogs", "start_time"),
+    ("UploadNodeLogs", "end_time"),
+    ("AddNodeUser", "user.expiry_time"),
+    ("UpdateNodeUser", "user.expiry_time"),
+}
+
+
 def test_timestamps_in_requests_are_only_output_fields() -> None:
-    """A client never sets a Timestamp: those in requests are output-only fields of Pool and Job, which a
-    create drops (`clear_output_only`) and an update does not read, and of the Task UpdateTask names
-    (it reads only `task.spec.constraints`)."""
+    """Besides INPUT_TIMESTAMPS, a client never sets a Timestamp: those in requests are output-only fields
+    of Pool and Job, which a create drops (`clear_output_only`) and an update does not read (UpdatePool
+    refuses them in its mask), and of the Task UpdateTask names (it reads only `task.spec.constraints`)."""
     from shoal.server.api.validation import JOB_OUTPUT_ONLY, POOL_OUTPUT_ONLY
 
     found = {(m.name, p) for s in SERVICES for m in s.methods for p in paths_of(m.input_type, TIMESTAMP)}
-    for method, path in found:
+    assert INPUT_TIMESTAMPS <= found
+    for method, path in found - INPUT_TIMESTAMPS:
         top = path.split(".")[1]
         if method == "UpdateTask":
             assert not path.startswith("task.spec."), path
             continue
-        assert method in ("CreatePool", "CreateJob", "UpdateJob"), (method, path)
-        assert top in (POOL_OUTPUT_ONLY if method == "CreatePool" else JOB_OUTPUT_ONLY), (method, path)
+        assert method in ("CreatePool", "UpdatePool", "CreateJob", "UpdateJob"), (method, path)
+        assert top in (POOL_OUTPUT_ONLY if "Pool" in method else JOB_OUTPUT_ONLY), (method, path)
+
+
+def field_mask(paths: list[str]) -> field_mask_pb2.FieldMask:
+    return field_mask_pb2.FieldMask(paths=paths)
 
 
 def _set(msg, path: str, d: duration_pb2.Duration) -> None:
@@ -118,6 +134,9 @@ def _request(method: str, path: str, seconds: int, nanos: int):
         return "tasks", "UpdateTask", task_pb2.UpdateTaskRequest(task=task)
     if method == "CreatePool":
         return "pools", "CreatePool", pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p2", resize_timeout=d))
+    if method == "UpdatePool":
+        pool = pool_pb2.Pool(name="pools/p1", resize_timeout=d)
+        return "pools", "UpdatePool", pool_pb2.UpdatePoolRequest(pool=pool, update_mask=field_mask(["resize_timeout"]))
     if method == "RemoveNodes":
         return "pools", "RemoveNodes", pool_pb2.RemoveNodesRequest(name="pools/p1", node_ids=["n"], resize_timeout=d)
     getattr(spec.constraints, path.rsplit(".", 1)[1]).CopyFrom(d)
