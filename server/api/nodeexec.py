@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 
@@ -82,11 +82,15 @@ def later_problems(request: pool_pb2.ExecNodeRequest) -> list[tuple[str, str]]:
 
 
 def translate(e: grpc.aio.AioRpcError) -> ApiError:
-    """An agent's error as the caller should see it: its ExecNode refusals as they are, anything else
-    UNAVAILABLE NODE_UNAVAILABLE (the node could not serve the call)."""
+    """An agent's error as the caller should see it: its ExecNode refusals as they are, an agent without
+    ExecNode FAILED_PRECONDITION NODE_EXEC_UNSUPPORTED, anything else UNAVAILABLE NODE_UNAVAILABLE (the
+    node could not serve the call)."""
     reason = agent_reason(e)
     if reason in agenterrors.EXEC_REASONS:
         return ApiError(e.code(), reason, e.details() or "")
+    if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+        message = "the node's agent cannot run commands (an older agent, or one started without them)"
+        return failed_precondition("NODE_EXEC_UNSUPPORTED", message)
     return ApiError(grpc.StatusCode.UNAVAILABLE, "NODE_UNAVAILABLE", f"the node did not answer: {e.details()}")
 
 
@@ -113,7 +117,7 @@ async def _forward(
 
 async def relay(
     cp: ControlPlane, channels: NodeChannels, requests: AsyncIterator[pool_pb2.ExecNodeRequest]
-) -> AsyncIterator[pool_pb2.ExecNodeResponse]:
+) -> AsyncGenerator[pool_pb2.ExecNodeResponse, None]:
     """The body of PoolService.ExecNode (see the module's docstring). Raises ApiError and refusals."""
     first = await anext(aiter(requests), None)
     if first is None or first.WhichOneof("body") != "start":

@@ -208,6 +208,7 @@ class PoolServicer(pool_pb2_grpc.PoolServiceServicer):
     async def ExecNode(
         self, request_iterator: AsyncIterator[pool_pb2.ExecNodeRequest], context: Ctx
     ) -> AsyncIterator[pool_pb2.ExecNodeResponse]:
+        """A command or shell on a node, relayed to its agent (see shoal.server.api.nodeexec)."""
         async with contextlib.aclosing(nodeexec.relay(self.cp, self.channels, request_iterator)) as responses:
             async for response in responses:
                 yield response
