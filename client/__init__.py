@@ -35,6 +35,7 @@ from ._client import (
     shoal_home,
 )
 from ._filestream import FileStream
+from ._nodeexec import ExecOutput, ExecResult, ExecSession
 from ._nodeusers import NodeUser, RemoteLoginSettings
 from .errors import (
     Aborted,
@@ -143,6 +144,9 @@ __all__ = [
     "DisableJobOption",
     "DisableNodeSchedulingOption",
     "ElevationLevel",
+    "ExecOutput",
+    "ExecResult",
+    "ExecSession",
     "ExitCodeMapping",
     "ExitCodeRangeMapping",
     "ExitConditions",

@@ -22,6 +22,7 @@ from ._accounts import AccountsAPI
 from ._certificates import CertificateReference, CertificatesAPI
 from ._filestream import FileStream, delete_timeout, write_atomically
 from ._jobs import JobsAPI
+from ._nodeexec import ExecSession, start_request
 from ._nodeusers import NodeUsersMixin
 from ._rpc import PAGE_SIZE, Rpc, wait_or_cancel
 from ._tasks import TasksAPI, TaskWatch
@@ -401,6 +402,51 @@ class PoolsAPI(NodeUsersMixin):
             virtual_directory_name=answer.virtual_directory_name,
             number_of_files_uploaded=answer.number_of_files_uploaded,
         )
+
+    def exec_node(
+        self,
+        pool_id: str,
+        node_id: str,
+        command: Sequence[str] = (),
+        *,
+        tty: bool = False,
+        rows: int = 0,
+        columns: int = 0,
+        environment: Mapping[str, str] | None = None,
+        elevated: bool = False,
+        stdin: bytes = b"",
+        interactive: bool = False,
+        timeout: float | None = None,
+    ) -> ExecSession:
+        """Run ``command`` (empty: the user's login shell) on the node, as ``kubectl exec`` does: in the node's
+        root directory, with the node's ``SHOAL_*``/``AZ_BATCH_*`` variables and ``environment``, as the pool's
+        ordinary user, or with ``elevated`` as its administrator (root), where the node's agent runs as root.
+
+        Returns an :class:`ExecSession`: iterate over it for the output as it comes, or call its
+        :meth:`~ExecSession.wait` for an :class:`ExecResult`. ``stdin`` is sent and then the input ends, unless
+        ``interactive``: then the input stays open for :meth:`~ExecSession.write` and
+        :meth:`~ExecSession.close_stdin`. With ``tty`` the command runs under a pseudo-terminal of ``rows`` by
+        ``columns`` (:meth:`~ExecSession.resize` changes it); its output is all stdout, and Ctrl-C is the
+        byte ``b"\x03"`` written to it. ``timeout`` bounds the whole call (default: none).
+
+        Raises (when iterated) :class:`NotFound` for a node that is not the account's, and
+        :class:`FailedPrecondition` ``NODE_NOT_CONNECTED`` for a node whose agent is not connected.
+        """
+        start = start_request(
+            pool_id,
+            node_id,
+            command,
+            tty=tty,
+            rows=rows,
+            columns=columns,
+            environment=environment,
+            elevated=elevated,
+        )
+        session = ExecSession(self._rpc.pools.ExecNode, start, metadata=self._rpc.metadata, timeout=timeout)
+        if not interactive:
+            session.write(stdin)
+            session.close_stdin()
+        return session
 
     def disable_node_scheduling(
         self,

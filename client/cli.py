@@ -2,7 +2,8 @@
 
 Talks to the server through :class:`shoal.client.Client`; ``shoal server``,
 ``shoal up`` and ``shoal agent`` start processes in the foreground. This file
-holds the root, pools, storage and the processes; nodes are in ``cli_nodes.py``,
+holds the root, pools, storage and the processes; nodes are in ``cli_nodes.py`` (commands and shells
+on them in ``cli_nodeexec.py``),
 jobs in ``cli_jobs.py``, tasks in ``cli_tasks.py``, what they share in ``cli_common.py``.
 """
 
@@ -30,6 +31,7 @@ from .cli_common import (
     _State,
 )
 from .cli_jobs import job
+from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
 from .cli_nodeusers import node_login, node_users
 from .cli_pools import pool_update, start_task_from_options, start_task_options
@@ -82,6 +84,8 @@ cli.add_command(job)
 cli.add_command(node)
 node.add_command(node_users)
 node.add_command(node_login)
+node.add_command(node_exec)
+node.add_command(node_shell)
 cli.add_command(task)
 
 

@@ -17,14 +17,15 @@ environments), ``process`` (spawn, reap, kill process groups), ``staging`` (reso
 ``state`` (volatile/ files), ``retention`` (task directory deadlines and sweeper),
 ``watchdog`` (kills the tasks of an agent that dies), ``safeopen`` (opening node files without
 following symlinks),
-``fileservice`` (NodeService ListFiles/ReadFile), ``execservice`` (NodeService.Exec for MPI
-proxies), ``agent`` (the session with the server).
+``fileservice`` (NodeService ListFiles/ReadFile), ``nodeexec`` (NodeService.ExecNode: commands and
+shells on the node), ``execport`` and ``execservice`` (MPI proxies inside an instance), ``agent`` (the
+session with the server).
 
 Multi-instance tasks: each instance stages the common resource files into SHOAL_TASK_SHARED_DIR,
 runs the coordination command (background processes it leaves live on with the instance),
 reports COORDINATED; a subtask then waits to be killed, the primary waits for RunApplication and
 runs the application command. MPI launchers reach other instances through `shoal-mpi-launch`,
-which calls NodeService.Exec on the target node's agent.
+which reaches the exec port of the target node's agent.
 
 Exit codes: 0 after Shutdown, SIGTERM or SIGINT; 3 when the control plane was unreachable for
 the orphan timeout; 4 when another agent holds the node root; 2 for a bad command line.

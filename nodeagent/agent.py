@@ -28,13 +28,14 @@ from shoal.nodeagent import certificates, health, process, restart
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.execport import ExecEndpoint
 from shoal.nodeagent.execport import server_context as exec_server_context
-from shoal.nodeagent.execservice import exec_admission, exec_in_instance
+from shoal.nodeagent.execservice import exec_admission
 from shoal.nodeagent.fileservice import NodeFileService
 from shoal.nodeagent.jobtasks import is_process_key
 from shoal.nodeagent.join import JoinError, join
 from shoal.nodeagent.launcher import LAUNCHER
 from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.mpilauncher import write_launcher
+from shoal.nodeagent.nodeexec import NodeExec
 from shoal.nodeagent.nodeusers import NodeLoginUsers
 from shoal.nodeagent.outbox import Outbox
 from shoal.nodeagent.runner import TaskRunner
@@ -258,12 +259,18 @@ class Agent:
             NodeFileService(
                 self.layout,
                 self.runner.attempt_done,
-                lambda requests, context: exec_in_instance(self.runner, requests, context),
+                NodeExec(
+                    layout=self.layout,
+                    users=self.users,
+                    running_file=self.running_file,
+                    identity=lambda: (self.node_id, self.pool_id),
+                    source_env=self._source_env,
+                ).serve,
                 storage=lambda: self._storage,
             ),
             guarded(server),  # bytes that are not a request: INVALID_ARGUMENT, not a traceback each
         )
-        # The server's client certificate reaches NodeService (files, Exec); an attempt's processes reach
+        # The server's client certificate reaches NodeService (files, ExecNode); an attempt's processes reach
         # the exec port instead (TLS with the node's certificate, the attempt's secret, the shim's framed
         # protocol: no gRPC to import in the shim, see execport).
         mutual = server_credentials(identity.cert_pem, identity.key_pem, client_ca_pem=identity.ca_pem)

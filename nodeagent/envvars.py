@@ -198,7 +198,7 @@ def multi_instance_env(
     return env
 
 
-#: The attempt's Exec secret: `shoal-mpi-launch` sends it with NodeService.Exec (see execservice).
+#: The attempt's Exec secret: `shoal-mpi-launch` sends it to the exec port (see execservice).
 EXEC_SECRET_ENV = "SHOAL_EXEC_SECRET"
 #: The cluster CA certificate (PEM file), to reach the agents' Exec listener over verified TLS.
 AGENT_CA_ENV = "SHOAL_AGENT_CA_FILE"

@@ -2,7 +2,7 @@
 
 A TLS listener (the node's certificate, no client certificate) speaking the shim's small framed
 protocol (`shoal.mpi.shim`, "Wire format") rather than gRPC, so that the shim, which starts once per
-MPI proxy, need not import gRPC. The checks are NodeService.Exec's (`execservice.admit`): the hello
+MPI proxy, need not import gRPC. The checks are `execservice.exec_admission`'s: the hello
 names a running attempt and carries its secret, compared in constant time; otherwise the caller gets
 a REFUSED frame and nothing runs. The command runs in the instance's working directory and
 environment, in a session of its own that the attempt's end kills; when the caller goes away before

@@ -1,4 +1,4 @@
-"""NodeService: lets the control plane list, read, stat and delete files on this node (and Exec, delegated)."""
+"""NodeService: lets the control plane list, read, stat and delete files on this node (and ExecNode, delegated)."""
 
 from __future__ import annotations
 
@@ -29,11 +29,12 @@ from shoal.nodeagent.logupload import LogUploadError, upload_logs
 from shoal.nodeagent.storage import StorageClient
 from shoal.paths import UnsafePathError, check_relative_path
 from shoal.tlsconfig import peer_certificate
-from shoal.v1 import common_pb2
+from shoal.v1 import common_pb2, pool_pb2
 
 READ_CHUNK = 64 * 1024
-ExecHandler = Callable[
-    [AsyncIterator[agent_pb2.ExecRequest], grpc.aio.ServicerContext], AsyncIterator[agent_pb2.ExecResponse]
+#: The body of ExecNode (`shoal.nodeagent.nodeexec.NodeExec.serve`).
+ExecNodeHandler = Callable[
+    [AsyncIterator[pool_pb2.ExecNodeRequest], grpc.aio.ServicerContext], AsyncIterator[pool_pb2.ExecNodeResponse]
 ]
 FOLLOW_POLL_SECONDS = 0.1
 #: How often a followed node file (no task's end to wait on: it is followed until the caller cancels) is
@@ -126,31 +127,33 @@ def stat_file(root: Path, scope_rel: str, path: str) -> common_pb2.NodeFile:
 
 
 class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
-    """ListFiles, ReadFile, StatFile and DeleteFile under the node root or a task directory."""
+    """ListFiles, ReadFile, StatFile and DeleteFile under the node root or a task directory; ExecNode
+    through `exec_node` (see shoal.nodeagent.nodeexec)."""
 
     def __init__(
         self,
         layout: NodeLayout,
         task_done: Callable[[str, str], asyncio.Event | None],
-        exec_handler: ExecHandler | None = None,
+        exec_node: ExecNodeHandler | None = None,
         listing_limits: ListingLimits = ListingLimits(),
         storage: Callable[[], StorageClient | None] | None = None,
     ) -> None:
         self._layout = layout
         self._task_done = task_done
-        self._exec = exec_handler
+        self._exec_node = exec_node
         self._limits = listing_limits
         #: The agent's client of the control plane's storage (None until it has a channel): UploadLogs.
         self._storage = storage or (lambda: None)
 
-    async def Exec(
-        self, request_iterator: AsyncIterator[agent_pb2.ExecRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[agent_pb2.ExecResponse]:
-        """Run a command inside a running multi-instance instance (see shoal.nodeagent.execservice)."""
-        if self._exec is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Exec is not available")
+    async def ExecNode(
+        self, request_iterator: AsyncIterator[pool_pb2.ExecNodeRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pool_pb2.ExecNodeResponse]:
+        """A command or shell on the node, for the control plane (see shoal.nodeagent.nodeexec)."""
+        if self._exec_node is None:
+            await require_server(context)
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExecNode is not available on this node")
             return
-        async for response in self._exec(request_iterator, context):
+        async for response in self._exec_node(request_iterator, context):
             yield response
 
     def _scope(self, scope: int, job_id: str, task_id: str) -> str:
@@ -316,8 +319,8 @@ class NodeFileService(agent_pb2_grpc.NodeServiceServicer):
 
 
 async def require_server(context: grpc.aio.ServicerContext) -> None:
-    """Files are the server's to read: the caller must have shown the server's client certificate (the
-    mutual TLS port verified it is the cluster CA's; the Exec port asks for none)."""
+    """Files (and commands on the node) are the server's: the caller must have shown the server's client
+    certificate (the mutual TLS port verified it is the cluster CA's; the exec port asks for none)."""
     cert = peer_certificate(context)
     try:
         role = identity_of(cert).role if cert is not None else ""

@@ -59,6 +59,16 @@ REASONS: Final = frozenset(
     }
 )
 
+#: ExecNode refusals the control plane passes on with their code.
+#: The request cannot be run: the first message is not `start`, or a field is out of range (INVALID_ARGUMENT).
+INVALID_EXEC_REQUEST: Final = "INVALID_EXEC_REQUEST"
+#: The user the command would run as cannot be had on this node (FAILED_PRECONDITION).
+EXEC_USER_UNAVAILABLE: Final = "EXEC_USER_UNAVAILABLE"
+#: The node runs as many commands and shells as it takes (RESOURCE_EXHAUSTED).
+TOO_MANY_EXEC_SESSIONS: Final = "TOO_MANY_EXEC_SESSIONS"
+#: Every ExecNode reason above.
+EXEC_REASONS: Final = frozenset({INVALID_EXEC_REQUEST, EXEC_USER_UNAVAILABLE, TOO_MANY_EXEC_SESSIONS})
+
 #: The most entries one ListFiles answer holds.
 LISTING_MAX_ENTRIES: Final = 100_000
 #: The largest ListFiles answer (its serialized size). The control plane's channels to agents

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import grpc
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
-from shoal.server.api import nodelogs, tenancy
+from shoal.server.api import nodeexec, nodelogs, tenancy
 from shoal.server.api.auth import caller
 from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
@@ -247,6 +248,15 @@ class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
         mine = sorted(p.proto.id for p in self.cp.pools.values() if tenancy.owner(p.proto) == caller().account)
         ids, token = page(mine, request.page_size, request.page_token, "poolNodeCounts")
         return pool_pb2.ListPoolNodeCountsResponse(pools=self.cp.pool_node_counts(ids), next_page_token=token)
+
+    @rpc_errors
+    async def ExecNode(
+        self, request_iterator: AsyncIterator[pool_pb2.ExecNodeRequest], context: Ctx
+    ) -> AsyncIterator[pool_pb2.ExecNodeResponse]:
+        """A command or shell on a node, relayed to its agent (see shoal.server.api.nodeexec)."""
+        async with contextlib.aclosing(nodeexec.relay(self.cp, self.channels, request_iterator)) as responses:
+            async for response in responses:
+                yield response
 
     @rpc_errors
     async def ListNodeFiles(

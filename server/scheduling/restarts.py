@@ -27,6 +27,7 @@ RESTARTABLE = frozenset(
 )
 RESTARTING = frozenset({P.NODE_STATE_REBOOTING, P.NODE_STATE_REIMAGING})
 
+
 class PendingRestart(NamedTuple):
     """A restart decided for a node and not yet done."""
 

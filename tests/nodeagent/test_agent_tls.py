@@ -15,6 +15,7 @@ from grpc_status import rpc_status
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.certs.authority import ROLE_PROVIDER
+from shoal.v1 import pool_pb2
 from tests.mpi.exec_client import ExecResult, exec_call
 from tests.nodeagent.conftest import assignment, start_tasks
 from tests.tlshelp import exec_channel, node_channel, other_ca
@@ -70,15 +71,19 @@ async def test_exec_needs_the_attempts_secret(running, tmp_path: Path) -> None:
     assert not (tmp_path / "node/workitems/j1/job-1/t/wd/ran").exists()
     out = await _exec(address, secret, ["sh", "-c", "echo inside $SHOAL_TASK_ID"])
     assert out.stdout == b"inside t\n" and out.exit_code == 0
-    # NodeService.Exec (the server's port, mutual TLS) asks for the secret too.
-    async with node_channel(f"127.0.0.1:{reg.node_service_port}") as ch:
+    # NodeService (the server's port, mutual TLS) runs commands only for the server's certificate.
+    async with node_channel(f"127.0.0.1:{reg.node_service_port}", role=ROLE_PROVIDER) as ch:
 
         async def requests():
-            yield agent_pb2.ExecRequest(job_id="j1", task_id="t", attempt=1, argv=["true"], stdin_eof=True)
+            yield pool_pb2.ExecNodeRequest(start=pool_pb2.ExecNodeStart(name="pools/p/nodes/n", argv=["true"]))
 
         with pytest.raises(grpc.aio.AioRpcError) as e:
-            _ = [r async for r in agent_pb2_grpc.NodeServiceStub(ch).Exec(requests(), timeout=20)]
-    assert (e.value.code(), _reason(e.value)) == (grpc.StatusCode.PERMISSION_DENIED, "EXEC_SECRET_MISMATCH")
+            _ = [r async for r in agent_pb2_grpc.NodeServiceStub(ch).ExecNode(requests(), timeout=20)]
+    assert (e.value.code(), _reason(e.value)) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_NOT_SERVER")
+    # The server's certificate: the command runs (no attempt's secret asked).
+    async with node_channel(f"127.0.0.1:{reg.node_service_port}") as ch:
+        answers = [r async for r in agent_pb2_grpc.NodeServiceStub(ch).ExecNode(requests(), timeout=20)]
+    assert [r.WhichOneof("body") for r in answers] == ["exit"] and answers[0].exit.exit_code == 0
 
 
 async def test_files_are_the_servers_alone(running, tmp_path: Path) -> None:

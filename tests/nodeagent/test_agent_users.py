@@ -255,7 +255,7 @@ async def test_multi_instance_commands_and_exec_run_as_the_pools_user(
     node: tuple[MakeAgent, Path], plane_server: PlaneServer
 ) -> None:
     """A multi-instance task asking for a task-scope user takes its pool's (its instances share a directory),
-    and what NodeService.Exec starts inside it (MPI proxies) runs as that user too."""
+    and what the exec port starts inside it (MPI proxies) runs as that user too."""
     make, root = node
     agent = await make()
     task_dir = root / "workitems" / "j1" / "job-1" / "mi"

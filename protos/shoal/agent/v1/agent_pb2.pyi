@@ -506,36 +506,6 @@ class DeleteFileResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
-class ExecRequest(_message.Message):
-    __slots__ = ("job_id", "task_id", "attempt", "argv", "environment", "stdin", "stdin_eof", "secret")
-    JOB_ID_FIELD_NUMBER: _ClassVar[int]
-    TASK_ID_FIELD_NUMBER: _ClassVar[int]
-    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
-    ARGV_FIELD_NUMBER: _ClassVar[int]
-    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
-    STDIN_FIELD_NUMBER: _ClassVar[int]
-    STDIN_EOF_FIELD_NUMBER: _ClassVar[int]
-    SECRET_FIELD_NUMBER: _ClassVar[int]
-    job_id: str
-    task_id: str
-    attempt: int
-    argv: _containers.RepeatedScalarFieldContainer[str]
-    environment: _containers.RepeatedCompositeFieldContainer[_common_pb2.EnvironmentSetting]
-    stdin: bytes
-    stdin_eof: bool
-    secret: str
-    def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., argv: _Optional[_Iterable[str]] = ..., environment: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., stdin: _Optional[bytes] = ..., stdin_eof: _Optional[bool] = ..., secret: _Optional[str] = ...) -> None: ...
-
-class ExecResponse(_message.Message):
-    __slots__ = ("stdout", "stderr", "exit_code")
-    STDOUT_FIELD_NUMBER: _ClassVar[int]
-    STDERR_FIELD_NUMBER: _ClassVar[int]
-    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
-    stdout: bytes
-    stderr: bytes
-    exit_code: int
-    def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit_code: _Optional[int] = ...) -> None: ...
-
 class UploadLogsRequest(_message.Message):
     __slots__ = ("container", "virtual_directory", "start_time", "end_time")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]

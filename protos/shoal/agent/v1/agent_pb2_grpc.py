@@ -153,15 +153,14 @@ class AgentService:
 
 class NodeServiceStub:
     """Served by every node agent on its own address; the control plane calls it
-    to list and read files on the node. Exec runs a command inside a
-    multi-instance task's instance on this node (its directories, environment,
-    process group and wall clock), only with the attempt's secret.
+    to list and read files on the node, and to run commands there (ExecNode).
 
     Served on `node_service_port`: TLS with the node's certificate (name
-    "shoal-node"), asking for a client certificate of the cluster CA. The MPI
-    shim does not call Exec here: it reaches `exec_port`, TLS without a client
-    certificate, where the same checks guard a framed protocol of its own that
-    spares the shim importing gRPC (shoal/nodeagent/execport.py).
+    "shoal-node"), asking for a client certificate of the cluster CA; every
+    method answers the server's certificate alone. MPI proxies are not started
+    here: the shim reaches `exec_port`, TLS without a client certificate, where
+    the attempt's secret admits a framed protocol of its own into a running
+    multi-instance instance (shoal/nodeagent/execport.py).
     """
 
     def __init__(self, channel):
@@ -190,11 +189,6 @@ class NodeServiceStub:
                 request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileRequest.SerializeToString,
                 response_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileResponse.FromString,
                 _registered_method=True)
-        self.Exec = channel.stream_stream(
-                '/shoal.agent.v1.NodeService/Exec',
-                request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
-                response_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
-                _registered_method=True)
         self.UploadLogs = channel.unary_unary(
                 '/shoal.agent.v1.NodeService/UploadLogs',
                 request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.UploadLogsRequest.SerializeToString,
@@ -209,15 +203,14 @@ class NodeServiceStub:
 
 class NodeServiceServicer:
     """Served by every node agent on its own address; the control plane calls it
-    to list and read files on the node. Exec runs a command inside a
-    multi-instance task's instance on this node (its directories, environment,
-    process group and wall clock), only with the attempt's secret.
+    to list and read files on the node, and to run commands there (ExecNode).
 
     Served on `node_service_port`: TLS with the node's certificate (name
-    "shoal-node"), asking for a client certificate of the cluster CA. The MPI
-    shim does not call Exec here: it reaches `exec_port`, TLS without a client
-    certificate, where the same checks guard a framed protocol of its own that
-    spares the shim importing gRPC (shoal/nodeagent/execport.py).
+    "shoal-node"), asking for a client certificate of the cluster CA; every
+    method answers the server's certificate alone. MPI proxies are not started
+    here: the shim reaches `exec_port`, TLS without a client certificate, where
+    the attempt's secret admits a framed protocol of its own into a running
+    multi-instance instance (shoal/nodeagent/execport.py).
     """
 
     def ListFiles(self, request, context):
@@ -239,12 +232,6 @@ class NodeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteFile(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Exec(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -289,11 +276,6 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileRequest.FromString,
                     response_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileResponse.SerializeToString,
             ),
-            'Exec': grpc.stream_stream_rpc_method_handler(
-                    servicer.Exec,
-                    request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.FromString,
-                    response_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.SerializeToString,
-            ),
             'UploadLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.UploadLogs,
                     request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.UploadLogsRequest.FromString,
@@ -314,15 +296,14 @@ def add_NodeServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class NodeService:
     """Served by every node agent on its own address; the control plane calls it
-    to list and read files on the node. Exec runs a command inside a
-    multi-instance task's instance on this node (its directories, environment,
-    process group and wall clock), only with the attempt's secret.
+    to list and read files on the node, and to run commands there (ExecNode).
 
     Served on `node_service_port`: TLS with the node's certificate (name
-    "shoal-node"), asking for a client certificate of the cluster CA. The MPI
-    shim does not call Exec here: it reaches `exec_port`, TLS without a client
-    certificate, where the same checks guard a framed protocol of its own that
-    spares the shim importing gRPC (shoal/nodeagent/execport.py).
+    "shoal-node"), asking for a client certificate of the cluster CA; every
+    method answers the server's certificate alone. MPI proxies are not started
+    here: the shim reaches `exec_port`, TLS without a client certificate, where
+    the attempt's secret admits a framed protocol of its own into a running
+    multi-instance instance (shoal/nodeagent/execport.py).
     """
 
     @staticmethod
@@ -423,33 +404,6 @@ class NodeService:
             '/shoal.agent.v1.NodeService/DeleteFile',
             shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileRequest.SerializeToString,
             shoal_dot_agent_dot_v1_dot_agent__pb2.DeleteFileResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Exec(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_stream(
-            request_iterator,
-            target,
-            '/shoal.agent.v1.NodeService/Exec',
-            shoal_dot_agent_dot_v1_dot_agent__pb2.ExecRequest.SerializeToString,
-            shoal_dot_agent_dot_v1_dot_agent__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,
