@@ -159,6 +159,10 @@ class Agent:
         self.start_task_succeeded = False
         #: The restart the server asked for, once asked (see `shoal.nodeagent.restart`).
         self._restart: agent_pb2.Restart | None = None
+        #: Waiting for the task directories' retention before the restart (RETAINED_DATA), if so.
+        self._restart_wait: asyncio.Task[None] | None = None
+        #: The node errors the last Register carried (a change since is sent after Welcome).
+        self._registered_errors: list[pool_pb2.NodeError] = []
         #: The id of the restart this process was started by, until the server has heard of it.
         self.restart_done = ""
         #: What is wrong with the node (`shoal.nodeagent.health`), as last checked.
@@ -188,6 +192,10 @@ class Agent:
 
     def request_stop(self, reason: str = "", exit_code: int = EXIT_OK) -> None:
         """Kill all tasks and exit (SIGTERM, SIGINT, Shutdown)."""
+        if self._stop.is_set() and exit_code == EXIT_OK and self.exit_code == EXIT_RESTART:
+            # A signal while restarting: stop, and do not start again (the server asks again if it must).
+            log.info("stopping instead of restarting: %s", reason or "requested")
+            self.exit_code = EXIT_OK
         if not self._stop.is_set():
             log.info("stopping: %s", reason or "requested")
             self.exit_code = exit_code
@@ -465,7 +473,7 @@ class Agent:
                 task_user_isolation=self.users.isolation,
                 agent_user=self.users.agent_user,
                 restart_id=self.restart_done,
-                errors=self.node_errors,
+                errors=self._remember_registered_errors(),
                 ssh_port=self.logins.ssh_port,
             )
         )
@@ -571,6 +579,15 @@ class Agent:
         self.layout.access.account = w.account
         self.layout.access.credential = w.credential
         self.heartbeat_interval = w.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL
+        if self._restart_wait is not None and not self._stop.is_set():
+            # A restart still waiting is dropped: the server tells it again if it still wants it (it may
+            # have given up on it while the agent was away).
+            self._restart_wait.cancel()
+            self._restart_wait = None
+            self._restart = None
+        if self.node_errors != self._registered_errors:
+            # What the health check found while the Register was on its way.
+            conn.send(agent_pb2.AgentMessage(node_health=agent_pb2.NodeHealth(errors=self.node_errors)))
         if self.restart_done:
             # The server has ended the restart (before this Welcome): the next start of the agent is not one.
             restart.forget_restart(self.layout)
@@ -693,7 +710,7 @@ class Agent:
         while True:
             await self.clock.sleep(self.config.health_interval_seconds)
             errors = await asyncio.to_thread(health.node_errors, self.layout, self.config.reserved_disk_bytes)
-            if errors != self.node_errors:
+            if [(e.code, e.message) for e in errors] != [(e.code, e.message) for e in self.node_errors]:
                 for e in errors:
                     log.warning("node error %s: %s", e.code, e.message)
                 if not errors:
@@ -711,13 +728,23 @@ class Agent:
         what = "reimage" if r.reimage else "reboot"
         if r.wait_for_retention:
             log.info("%s asked: waiting for the retention of the task directories to pass first", what)
-            self._spawn(self._restart_after_retention(what))
+            self._restart_wait = self._spawn(self._restart_after_retention(what))
         else:
             self.request_stop(f"{what} requested by the control plane: {r.reason}", EXIT_RESTART)
 
+    def _remember_registered_errors(self) -> list[pool_pb2.NodeError]:
+        self._registered_errors = list(self.node_errors)
+        return self._registered_errors
+
+    def _task_dir_exists(self, job_id: str, task_id: str) -> bool:
+        try:
+            return self.layout.task_dir(job_id, task_id).is_dir()
+        except UnsafePathError:
+            return False
+
     async def _restart_after_retention(self, what: str) -> None:
         while True:
-            last = self.runner.retention.last_deadline()
+            last = self.runner.retention.last_deadline(self._task_dir_exists)
             left = 0.0 if last is None else last - self.clock.now().timestamp()
             if left <= 0:
                 break

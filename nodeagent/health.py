@@ -60,7 +60,7 @@ def node_errors(layout: NodeLayout, reserved_disk_bytes: int) -> list[pool_pb2.N
         return [
             _error(
                 DISK_FULL,
-                f"{free} bytes free on the node root's disk, fewer than the {reserved_disk_bytes} reserved",
+                f"the node root's disk has less free space than the {reserved_disk_bytes} bytes reserved",
                 path=layout.root,
                 free_bytes=free,
                 reserved_bytes=reserved_disk_bytes,

@@ -70,18 +70,32 @@ def _clear(directory: Path, keep: Collection[str], keep_prefixes: tuple[str, ...
         _remove(entry)
 
 
+def _inside(path: Path, root: Path) -> tuple[str, ...]:
+    """The parts of `path` below `root` (both resolved), or () when it is not below it."""
+    try:
+        return path.relative_to(root).parts
+    except ValueError:
+        return ()
+
+
 def prepare(layout: NodeLayout, restart: agent_pb2.Restart, *, tls_dir: Path | None = None) -> None:
     """Do to the node root what `restart` asks, then mark it done. Call it with the root's lock held,
     every task killed and the journals closed. `tls_dir`: the identity's directory when it is not the
-    default `volatile/tls` (outside the root, it is never touched)."""
+    default `volatile/tls` (outside the root, it is never touched; inside it, it is kept)."""
+    # The root as the operator named it may be a link: what is cleared is the directory it leads to.
+    layout = NodeLayout(layout.root.resolve(), layout.server_address)
+    keep_root, keep_volatile = {"volatile"}, set(REIMAGE_KEEPS if restart.reimage else REBOOT_KEEPS)
+    if tls_dir is not None:
+        inside = _inside(tls_dir.resolve(), layout.root)
+        if inside:
+            keep_root.add(inside[0])
+            if inside[0] == "volatile" and len(inside) > 1:
+                keep_volatile.add(inside[1])
     if restart.reimage:
-        keep_root = {"volatile"}
-        if tls_dir is not None and tls_dir.parent == layout.root:
-            keep_root.add(tls_dir.name)
         _clear(layout.root, keep_root, ROOT_KEEPS_PREFIXES)
-        _clear(layout.volatile, REIMAGE_KEEPS)
+        _clear(layout.volatile, keep_volatile)
     else:
-        _clear(layout.volatile, REBOOT_KEEPS)
+        _clear(layout.volatile, keep_volatile)
         records = JobTaskRecords(layout.job_tasks_file)
         try:
             records.forget_preparations(set(restart.keep_preparations))

@@ -90,9 +90,10 @@ class RetentionJournal:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 
-    def last_deadline(self) -> float | None:
-        """The latest deadline recorded (POSIX seconds), or None: when every directory may go."""
-        return max(self._deadlines.values(), default=None)
+    def last_deadline(self, exists: Callable[[str, str], bool]) -> float | None:
+        """The latest deadline recorded of a directory that still `exists` (POSIX seconds), or None: when
+        every directory may go."""
+        return max((w for (j, t), w in self._deadlines.items() if exists(j, t)), default=None)
 
     def due(self, now: datetime, is_active: Callable[[str, str], bool]) -> list[TaskRef]:
         """Tasks whose deadline passed and that are not running again.

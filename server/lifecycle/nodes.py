@@ -314,8 +314,9 @@ class NodeLifecycle:
         new = nodehealth.health_state(
             node.state,
             bool(agent_errors),
-            start_task=node.proto.start_task_info if start is not None else None,
             wait_for_start_task=start is not None and start.wait_for_success,
+            start_task_ok=node.start_task_ok,
+            start_task_failed=nodehealth.start_task_error(node.proto.start_task_info) is not None,
             ready_state=self.k.ready_state(node),
         )
         if new is None or new == node.state:

@@ -61,9 +61,6 @@ class NodeRestarts:
             self.k.send_kills([(n, ref) for ref in refs])
         self.k.set_node_state(n, decision.state)
         self.k.mark("nodes", n.key, n)
-        if reimage:
-            # As new: every job's preparation runs again there, and one that failed keeps its tasks away no more.
-            self.k.prep_life.node_reimaged(n.key)
         self.k.refresh_pool(self.k.pools[n.pool_key])
         if not decision.wait_for_tasks:
             self._tell(n, plan)
@@ -92,6 +89,10 @@ class NodeRestarts:
             return True  # (a restart this version cannot read: the node starts afresh)
         if restarts.done_by(plan, restart_id):
             del n.internal[KEY]
+            if plan.reimage:
+                # As new: every job's preparation runs again there, and one that failed keeps its tasks
+                # away no more (only now: a preparation still running when it was asked may have failed since).
+                self.k.prep_life.node_reimaged(n.key)
             self.k.mark("nodes", n.key, n)
             log.info("node %s is back from its %s", n.key, "reimage" if plan.reimage else "reboot")
             return True

@@ -54,20 +54,19 @@ def health_state(
     state: int,
     unusable: bool,
     *,
-    start_task: common_pb2.StartTaskInfo | None,
     wait_for_start_task: bool,
+    start_task_ok: bool,
+    start_task_failed: bool,
     ready_state: int,
 ) -> int | None:
     """The state a node in `state` takes now that its agent reports errors (`unusable`) or none; None: it
-    stays. Back from UNUSABLE, a node whose pool waits for its start task goes where the start task says
-    (STARTING while it has not succeeded, START_TASK_FAILED when it failed), else to `ready_state`."""
+    stays. Back from UNUSABLE, a node whose pool waits for a start task it has not run with success (as
+    it was told when it last joined: `start_task_ok`) goes to START_TASK_FAILED if it failed, else to
+    STARTING (it runs); any other node to `ready_state`."""
     if unusable:
         return P.NODE_STATE_UNUSABLE if state in UNUSABLE_FROM else None
     if state != P.NODE_STATE_UNUSABLE:
         return None
-    if wait_for_start_task and start_task is not None:
-        if start_task.state != common_pb2.START_TASK_STATE_COMPLETED:
-            return P.NODE_STATE_STARTING
-        if start_task.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
-            return P.NODE_STATE_START_TASK_FAILED
+    if wait_for_start_task and not start_task_ok:
+        return P.NODE_STATE_START_TASK_FAILED if start_task_failed else P.NODE_STATE_STARTING
     return ready_state

@@ -97,3 +97,23 @@ def test_an_identity_directory_at_the_root_stays_through_a_reimage(tmp_path: Pat
     (tls / "node.crt").write_text("crt")
     restart.prepare(layout, agent_pb2.Restart(restart_id="r3", reimage=True), tls_dir=tls)
     assert (tls / "node.crt").read_text() == "crt"
+
+
+def test_a_reimage_through_a_linked_root_wipes_what_it_leads_to_and_keeps_an_identity_in_volatile(
+    tmp_path: Path,
+) -> None:
+    layout, _ = node(tmp_path)
+    (layout.volatile / "id").mkdir()
+    (layout.volatile / "id" / "node.crt").write_text("crt")
+    link = tmp_path / "link-to-root"
+    os.symlink(layout.root, link)
+    restart.prepare(
+        NodeLayout(link), agent_pb2.Restart(restart_id="r4", reimage=True), tls_dir=link / "volatile" / "id"
+    )
+    assert link.is_symlink(), "the link the operator named stays"
+    assert (layout.volatile / "node-id").read_text() == "n1"
+    assert (layout.volatile / "id" / "node.crt").read_text() == "crt"
+    assert not (layout.shared / "data").exists()
+    # A reboot keeps it too.
+    restart.prepare(NodeLayout(link), agent_pb2.Restart(restart_id="r5"), tls_dir=layout.volatile / "id")
+    assert (layout.volatile / "id" / "node.crt").read_text() == "crt"
