@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import pwd
@@ -206,6 +207,22 @@ def _ctty_prefix() -> list[str]:
     return [found, "--ctty"] if found else []
 
 
+@functools.cache
+def _default_signals_prefix() -> list[str]:
+    """`env --default-signal=INT,QUIT --` (coreutils 8.31 and later), or [] where it is missing: the default
+    dispositions of the signals a terminal sends, for an agent started with them ignored (a shell's
+    background job is), which would otherwise hand that on and make Ctrl-C and Ctrl-\\ do nothing. (Not
+    a preexec function: the agent has threads, and Python's signal calls belong to the main thread.)"""
+    found = shutil.which("env", path=_SYSTEM_PATH)
+    if found is None:
+        return []
+    try:
+        subprocess.run([found, "--default-signal=INT,QUIT", "--", "true"], check=True, capture_output=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [found, "--default-signal=INT,QUIT", "--"]
+
+
 def _take_ctty() -> None:  # pragma: no cover - runs in the child, only where setsid(1) is missing
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -291,6 +308,7 @@ def launch(
         raise CannotRun(f"{argv[0]}: command not found", 127)
     if run_as is not None:
         cmd, extra = as_user(cmd, (run_as.uid, run_as.gid), env, Path(cwd))
+    cmd = _default_signals_prefix() + cmd
     if tty:
         return _launch_tty(cmd, extra, env=env, cwd=cwd, run_as=run_as, size=size)
     in_r, in_w = os.pipe()
@@ -298,7 +316,14 @@ def launch(
     err_r, err_w = os.pipe()
     try:
         popen = subprocess.Popen(
-            cmd, stdin=in_r, stdout=out_w, stderr=err_w, cwd=cwd, env=env, start_new_session=True, **extra
+            cmd,
+            stdin=in_r,
+            stdout=out_w,
+            stderr=err_w,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            **extra,
         )
     except BaseException:
         for fd in (in_w, out_r, err_r):
