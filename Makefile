@@ -11,7 +11,7 @@ OMPI_STAMP := $(OMPI_VENV)/.installed
 # The control plane's hottest modules compiled by mypyc (shoal_root/native.py): built again whenever
 # the sources differ from those of the last build (by content); where it cannot be built, the
 # sources run (slower) and the build says why.
-.PHONY: install demo test lint typecheck protos protos-check clean openmpi native mpishim
+.PHONY: install demo test lint typecheck protos protos-check clean openmpi native mpishim test-sources
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Shoal needs Python 3.11 or newer"'
@@ -44,10 +44,15 @@ test: $(STAMP) native mpishim openmpi
 	scripts/gen_protos.sh --check
 	$(PY) scripts/build_native.py --check || true
 	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q
-	@# The in-process layers once more with the control plane from its sources (above: compiled, where built),
-	@# the fuzz test this time with 4,000 requests over every RPC (above: its short run); for a long run,
-	@# `SHOAL_FUZZ_EXAMPLES=10000 make test` (about five minutes more: CI keeps the suite under 15 minutes).
-	SHOAL_NATIVE=0 SHOAL_FUZZ_EXAMPLES=$${SHOAL_FUZZ_EXAMPLES:-4000} $(PY) -m pytest -q tests/unit tests/service tests/store
+	@# The pure and store layers once more with the control plane from its sources (above: compiled, where
+	@# built), and the fuzz test from its sources with 4,000 requests over every RPC (above: its short run); the
+	@# service tests ran above (from sources where nothing is built). For a long run,
+	@# `SHOAL_FUZZ_EXAMPLES=10000 make test` (about five minutes more: CI keeps the suite under 15 minutes);
+	@# every layer from sources: `make test-sources`.
+	SHOAL_NATIVE=0 SHOAL_FUZZ_EXAMPLES=$${SHOAL_FUZZ_EXAMPLES:-4000} $(PY) -m pytest -q tests/unit tests/store tests/service/test_fuzz.py
+
+test-sources: $(STAMP)
+	SHOAL_NATIVE=0 $(PY) -m pytest -q tests/unit tests/service tests/store
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

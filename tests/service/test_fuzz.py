@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import functools
 import logging
 import os
 import threading
@@ -395,6 +396,7 @@ class Payload(list[bytes]):
         return text if len(text) <= 600 else text[:600] + f"... ({sum(map(len, self))} bytes)"
 
 
+@functools.cache  # (built once per method: building it costs more than drawing from it)
 def request_strategy(method: descriptor.MethodDescriptor) -> st.SearchStrategy[Payload]:
     """The request's bytes (a list of messages for a client stream): generated messages (mostly tame), or
     random bytes."""
