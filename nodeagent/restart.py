@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 from shoal.agent.v1 import agent_pb2
 from shoal.nodeagent.jobtasks import JobTaskRecords
 from shoal.nodeagent.layout import NodeLayout
+from shoal.paths import remove_tree
 
 #: `volatile/restarted`: the id of the restart the next process was started by.
 MARKER = "restarted"
@@ -39,35 +39,15 @@ REIMAGE_KEEPS = frozenset({"agent.lock", "node-id", "tls", MARKER})
 ROOT_KEEPS_PREFIXES = ("agent.log", "agent.out")
 
 
-def _remove(path: Path) -> None:
-    """Remove `path` (a file, a link, or a directory and all under it), following no link; what a task
-    made unwritable is made writable first; what still cannot go is left."""
-
-    def retry_writable(_func: object, failed: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(failed), 0o700, follow_symlinks=False)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-                shutil.rmtree(failed, ignore_errors=True)
-            else:
-                os.unlink(failed)
-
-    with contextlib.suppress(OSError):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, onerror=retry_writable)
-        else:
-            path.unlink()
-
-
 def _clear(directory: Path, keep: Collection[str], keep_prefixes: tuple[str, ...] = ()) -> None:
     """Remove every entry of `directory` but those named in `keep` or starting with `keep_prefixes`."""
     if directory.is_symlink() or not directory.is_dir():
-        _remove(directory)
+        remove_tree(directory)
         return
     for entry in directory.iterdir():
         if entry.name in keep or (keep_prefixes and entry.name.startswith(keep_prefixes)):
             continue
-        _remove(entry)
+        remove_tree(entry)
 
 
 def _inside(path: Path, root: Path) -> tuple[str, ...]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path, PurePosixPath
 
 
@@ -35,3 +37,25 @@ def safe_join(root: str | os.PathLike[str], path: str, *, allow_empty: bool = Fa
     if target != base and base not in target.parents:
         raise UnsafePathError(f"path {path!r} resolves outside its directory")
     return target
+
+
+def remove_tree(path: Path) -> None:
+    """Remove `path`: a file, a link (never what it points to) or a directory and everything under it,
+    following no symbolic link (a task may leave links to anywhere: `shutil.rmtree` removes a link, never
+    its target). What a task made unreadable or unwritable is made writable to its owner first; what
+    still cannot go is left."""
+
+    def retry_writable(_func: object, failed: str, _exc: object) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(failed), 0o700, follow_symlinks=False)
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, 0o700)
+                shutil.rmtree(failed, ignore_errors=True)
+            else:
+                os.unlink(failed)
+
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, onerror=retry_writable)
+        else:
+            path.unlink()

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import psutil
 from shoal import rootlock
 from shoal.agentidentity import AgentIdentity, identity_dir
 from shoal.certs.authority import CertificateError, identity_of, not_after
+from shoal.paths import remove_tree
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import id_problem
 from shoal.server.domain.records import NodeRec
@@ -329,27 +329,6 @@ class LocalProvider:
             t.cancel()
 
 
-def remove_node_root(root: Path) -> None:
-    """Delete a node's root directory and everything under it, following no symbolic link (a task may
-    leave links to anywhere: `shutil.rmtree` removes a link, never what it points to). What a task made
-    unreadable or unwritable is made writable to its owner first; what still cannot go is left."""
-
-    def retry_writable(_func: object, path: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
-            parent = os.path.dirname(path)
-            os.chmod(parent, 0o700, follow_symlinks=False)
-            if os.path.isdir(path) and not os.path.islink(path):
-                os.chmod(path, 0o700)
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
-
-    if root.is_symlink():
-        root.unlink()
-    elif root.is_dir():
-        shutil.rmtree(root, onerror=retry_writable)
-
-
 def remove_node_root_when_free(root: Path, timeout: float) -> None:
     """Delete node root `root` once its lock is free (see `shoal.rootlock`): its agent and the agent's
     watchdog, which holds the lock until it has killed every task, are done. After `timeout` it is
@@ -358,7 +337,7 @@ def remove_node_root_when_free(root: Path, timeout: float) -> None:
     try:
         if fd is not None and not rootlock.wait_for_lock(fd, timeout):
             log.warning("%s is still locked by an agent or its watchdog after %.0f s: deleted anyway", root, timeout)
-        remove_node_root(root)
+        remove_tree(root)
     finally:
         if fd is not None:
             os.close(fd)
@@ -395,7 +374,7 @@ def _empty_trash(trash: Path) -> None:
     if trash.is_symlink() or not trash.is_dir():
         return
     for entry in trash.iterdir():
-        remove_node_root(entry)
+        remove_tree(entry)
     with contextlib.suppress(OSError):
         trash.rmdir()
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from shoal import rootlock
+from shoal.paths import remove_tree as remove_node_root
 from shoal.server.domain.records import NodeRec
-from shoal.server.providers.local import LocalProvider, remove_node_root
+from shoal.server.providers.local import LocalProvider
 from shoal.v1 import pool_pb2
 
 
