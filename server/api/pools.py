@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
@@ -29,7 +28,6 @@ from shoal.server.api.validation import (
 from shoal.server.certificates import model as certificates
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
-from shoal.server.domain.records import NodeChanges
 from shoal.server.scheduling import poolupdate
 from shoal.v1 import common_pb2, pool_pb2, pool_pb2_grpc
 
@@ -186,10 +184,8 @@ class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
     ) -> AsyncIterator[pool_pb2.WatchNodesResponse]:
         (pid,) = parse_name(request.parent, "pools", field="parent")
         pool = self.cp.pool(pid)
-        queue: asyncio.Queue[NodeChanges | None] = asyncio.Queue()
         # Subscribed before the snapshot, so that no change falls between them.
-        pool.watchers.add(queue)
-        self.cp.node_watchers += 1
+        queue = self.cp.node_watch.open(pool)
         try:
             nodes = [n.view() for n in pool.nodes.values()]
             for i in range(0, max(len(nodes), 1), WATCH_NODES_BATCH):
@@ -205,8 +201,7 @@ class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
                     nodes=[pool_pb2.Node.FromString(b) for b in changes.nodes], removed_node_ids=changes.removed
                 )
         finally:
-            pool.watchers.discard(queue)
-            self.cp.node_watchers -= 1
+            self.cp.node_watch.close(pool, queue)
 
     @rpc_errors
     async def DisableNodeScheduling(

@@ -32,11 +32,11 @@ from shoal.server.domain.records import (
     TAG_HAS_ATTEMPT,
     AgentSession,
     JobRec,
-    NodeChanges,
     NodeRec,
     PoolRec,
     TaskRec,
 )
+from shoal.server.lifecycle.nodewatch import Collected, NodeWatch
 from shoal.server.store.base import Delete, Op, Row, Rows, Store, StoredRow
 from shoal.v1 import certificate_pb2, common_pb2, job_pb2, pool_pb2, task_pb2
 
@@ -183,10 +183,8 @@ class Kernel:
         self.node_credential: Callable[[str, str, str], str] | None = None
         #: The rows of the `accounts` table as read at start-up (handed to the account registry).
         self.account_rows: list[StoredRow] = []
-        #: WatchNodes streams open (over all pools): while 0, node changes are not collected for them.
-        self.node_watchers = 0
-        #: The changes of watched pools' nodes in this flush, by pool key (published once committed).
-        self._node_changes: dict[str, tuple[PoolRec, NodeChanges]] = {}
+        #: WatchNodes streams and the changes of their pools' nodes in this flush (see `nodewatch`).
+        self.node_watch = NodeWatch(self.pools)
         #: The rows of the `certificates` table as read at start-up (handed to the certificate registry).
         self.certificate_rows: list[StoredRow] = []
         #: What a node of a pool installs, from (account, the pool's certificate references); None: nothing.
@@ -398,8 +396,8 @@ class Kernel:
                 node_bytes = rec.view().SerializeToString()
                 node_row = json.dumps({"node": node_bytes.hex(), "internal": rec.internal})
                 ops.append(Row("nodes", k, node_row.encode(), rec.pool_key))
-                if self.node_watchers:
-                    self._node_changed(rec.pool_key, node_bytes, "")
+                if self.node_watch.streams:
+                    self.node_watch.written(rec.pool_key, node_bytes)
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
             elif table in ("tombstones", "jobtasks"):
@@ -439,24 +437,6 @@ class Kernel:
             ops.append(self._tally_row())
         return ops
 
-    def _node_changed(self, pool_key: str, node: bytes, removed: str) -> None:
-        pool = self.pools.get(pool_key)
-        if pool is None or not pool.watchers:
-            return
-        entry = self._node_changes.get(pool_key)
-        if entry is None:
-            entry = self._node_changes[pool_key] = (pool, NodeChanges([], []))
-        changes = entry[1]
-        if node:
-            changes.nodes.append(node)
-        if removed:
-            changes.removed.append(removed)
-
-    def node_removed(self, pool_key: str, node_id: str) -> None:
-        """Node `node_id` left pool `pool_key`: its watchers are told with the next commit."""
-        if self.node_watchers:
-            self._node_changed(pool_key, b"", node_id)
-
     def node_welcomed(self, node: NodeRec, reg: agent_pb2.Register, welcome: agent_pb2.Welcome) -> None:
         """`welcome` for `node`'s agent (which sent `reg`) is being made: the hook adds to it."""
         if self.welcome_hook is not None:
@@ -466,11 +446,6 @@ class Kernel:
         """`node` left its pool and is being forgotten: the hook deletes what is kept of it elsewhere."""
         if self.node_forgotten_hook is not None:
             self.node_forgotten_hook(node)
-
-    def pool_removed(self, pool: PoolRec) -> None:
-        """The pool is gone: its WatchNodes streams end."""
-        for q in pool.watchers:
-            q.put_nowait(None)
 
     async def flush(self) -> None:
         """Commit every change made so far, then publish the task changes to watchers and send what it allows.
@@ -497,7 +472,7 @@ class Kernel:
         self._starts = {}
         acks, self._acks = self._acks, []
         dismiss, self._dismiss_after_commit = self._dismiss_after_commit, []
-        node_changes, self._node_changes = self._node_changes, {}
+        node_changes = self.node_watch.take()
         if ops:
             self.stats.flushes += 1
         # (With no ops, the future waits for the commits already handed over: the changes the caller
@@ -512,14 +487,12 @@ class Kernel:
         sends: list[tuple[NodeRec, agent_pb2.ServerMessage, AgentSession | None]],
         acks: list[tuple[AgentSession, int]],
         dismiss: list[NodeRec],
-        node_changes: dict[str, tuple[PoolRec, NodeChanges]],
+        node_changes: Collected,
     ) -> None:
         await committed
         if serialized:
             self._publish(serialized)
-        for pool, changes in node_changes.values():
-            for q in pool.watchers:
-                q.put_nowait(changes)
+        NodeWatch.publish(node_changes)
         self._deliver(sends)
         # In the same turn as the StartTasks just queued, so that they carry the acknowledgements.
         for session, up_to in acks:
@@ -708,7 +681,7 @@ class Kernel:
             # agent attaches after a restart): written with the next health pass, not per task;
             # but at once while someone watches nodes (a watcher sees what is written).
             n.stats_dirty = True
-            if self.node_watchers:
+            if self.node_watch.streams:
                 self.mark("nodes", n.key, n)
         else:
             self.mark("nodes", n.key, n)

@@ -102,7 +102,7 @@ class NodeLifecycle:
             self.k.refresh_pool(pool)
         self.k.delete_row("nodes", node_key)
         self.k.node_forgotten(n)
-        self.k.node_removed(n.pool_key, n.proto.id)
+        self.k.node_watch.removed(n.pool_key, n.proto.id)
         self.k.prep_life.node_gone(node_key)
         pool_gone = pool is not None and pool.proto.state == P.POOL_STATE_DELETING and not pool.nodes
         if pool is not None and pool_gone:
@@ -110,7 +110,7 @@ class NodeLifecycle:
             self.k.delete_row("pools", pool.key)
         await self.k.flush()
         if pool is not None and pool_gone:
-            self.k.pool_removed(pool)
+            self.k.node_watch.pool_gone(pool)
         if self.k.provider is not None:
             # As in Batch, the files of a node that left are gone with it.
             self.k.provider.node_removed(n)

@@ -211,7 +211,7 @@ class PoolLifecycle:
             self.k.delete_row("pools", pool.key)
         await self.k.flush()
         if gone:
-            self.k.pool_removed(pool)
+            self.k.node_watch.pool_gone(pool)
         self.k.node_life.after_node_changes(leaving)
         self.k.kick_scheduler()
         return result

@@ -40,7 +40,7 @@ async def test_watch_nodes_sees_every_change_then_the_end(server, stubs) -> None
     stream = stubs.pools.WatchNodes(P.WatchNodesRequest(parent="pools/p"))
     first = await stream.read()
     assert first.initial and first.initial_complete and not first.nodes
-    assert server.cp.node_watchers == 1
+    assert server.cp.node_watch.streams == 1
     agent = ScriptedAgent(server, "p", "127.0.2.95")
     await agent.connect()
     await _until(stream, _state_of(agent.node_id, P.NODE_STATE_IDLE))
@@ -80,7 +80,7 @@ async def test_watch_nodes_sees_every_change_then_the_end(server, stubs) -> None
                 break
             removed += msg.removed_node_ids
     assert removed == [agent.node_id]
-    assert server.cp.node_watchers == 0
+    assert server.cp.node_watch.streams == 0
 
 
 async def test_the_client_watches_nodes(server, stubs) -> None:
