@@ -167,3 +167,41 @@ class FileChunk(_message.Message):
     offset: int
     data: bytes
     def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class TaskStatistics(_message.Message):
+    __slots__ = ("wall_clock_seconds", "user_cpu_seconds", "kernel_cpu_seconds", "peak_memory_bytes", "read_bytes", "write_bytes", "read_ops", "write_ops")
+    WALL_CLOCK_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    USER_CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PEAK_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    READ_BYTES_FIELD_NUMBER: _ClassVar[int]
+    WRITE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    READ_OPS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_OPS_FIELD_NUMBER: _ClassVar[int]
+    wall_clock_seconds: float
+    user_cpu_seconds: float
+    kernel_cpu_seconds: float
+    peak_memory_bytes: int
+    read_bytes: int
+    write_bytes: int
+    read_ops: int
+    write_ops: int
+    def __init__(self, wall_clock_seconds: _Optional[float] = ..., user_cpu_seconds: _Optional[float] = ..., kernel_cpu_seconds: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ..., read_bytes: _Optional[int] = ..., write_bytes: _Optional[int] = ..., read_ops: _Optional[int] = ..., write_ops: _Optional[int] = ...) -> None: ...
+
+class UsageStatistics(_message.Message):
+    __slots__ = ("totals", "tasks_succeeded", "tasks_failed", "task_retries", "task_requeues", "wait_seconds", "attempts")
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    TASK_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    TASK_REQUEUES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    totals: TaskStatistics
+    tasks_succeeded: int
+    tasks_failed: int
+    task_retries: int
+    task_requeues: int
+    wait_seconds: float
+    attempts: int
+    def __init__(self, totals: _Optional[_Union[TaskStatistics, _Mapping]] = ..., tasks_succeeded: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., task_retries: _Optional[int] = ..., task_requeues: _Optional[int] = ..., wait_seconds: _Optional[float] = ..., attempts: _Optional[int] = ...) -> None: ...

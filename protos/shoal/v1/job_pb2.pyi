@@ -80,7 +80,7 @@ PREPARATION_TASK_STATE_RUNNING: PreparationTaskState
 PREPARATION_TASK_STATE_COMPLETED: PreparationTaskState
 
 class JobManagerTask(_message.Message):
-    __slots__ = ("id", "display_name", "command_line", "resource_files", "output_files", "environment_settings", "constraints", "kill_job_on_completion", "run_exclusive", "required_slots", "user_identity")
+    __slots__ = ("id", "display_name", "command_line", "resource_files", "output_files", "environment_settings", "constraints", "kill_job_on_completion", "run_exclusive", "required_slots", "user_identity", "allow_low_priority_node")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class JobManagerTask(_message.Message):
     RUN_EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_LOW_PRIORITY_NODE_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     command_line: str
@@ -103,7 +104,8 @@ class JobManagerTask(_message.Message):
     run_exclusive: bool
     required_slots: int
     user_identity: _identity_pb2.UserIdentity
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., kill_job_on_completion: _Optional[bool] = ..., run_exclusive: _Optional[bool] = ..., required_slots: _Optional[int] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
+    allow_low_priority_node: bool
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., kill_job_on_completion: _Optional[bool] = ..., run_exclusive: _Optional[bool] = ..., required_slots: _Optional[int] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., allow_low_priority_node: _Optional[bool] = ...) -> None: ...
 
 class JobPreparationTask(_message.Message):
     __slots__ = ("id", "command_line", "resource_files", "environment_settings", "constraints", "wait_for_success", "rerun_on_node_reboot_after_success", "user_identity")
@@ -162,7 +164,7 @@ class JobExecutionInfo(_message.Message):
     def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., terminate_reason: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("name", "id", "display_name", "pool_id", "priority", "constraints", "common_environment_settings", "on_all_tasks_complete", "uses_task_dependencies", "on_task_failure", "on_dependency_failure", "job_manager_task", "job_preparation_task", "job_release_task", "max_parallel_tasks", "metadata", "state", "creation_time", "state_transition_time", "execution_info", "etag", "previous_state", "previous_state_transition_time", "account")
+    __slots__ = ("name", "id", "display_name", "pool_id", "priority", "constraints", "common_environment_settings", "on_all_tasks_complete", "uses_task_dependencies", "on_task_failure", "on_dependency_failure", "job_manager_task", "job_preparation_task", "job_release_task", "max_parallel_tasks", "metadata", "dedicated_nodes_only", "state", "creation_time", "state_transition_time", "execution_info", "etag", "previous_state", "previous_state_transition_time", "account")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +181,7 @@ class Job(_message.Message):
     JOB_RELEASE_TASK_FIELD_NUMBER: _ClassVar[int]
     MAX_PARALLEL_TASKS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    DEDICATED_NODES_ONLY_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     CREATION_TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +206,7 @@ class Job(_message.Message):
     job_release_task: JobReleaseTask
     max_parallel_tasks: int
     metadata: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataItem]
+    dedicated_nodes_only: bool
     state: JobState
     creation_time: _timestamp_pb2.Timestamp
     state_transition_time: _timestamp_pb2.Timestamp
@@ -211,7 +215,7 @@ class Job(_message.Message):
     previous_state: JobState
     previous_state_transition_time: _timestamp_pb2.Timestamp
     account: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., pool_id: _Optional[str] = ..., priority: _Optional[int] = ..., constraints: _Optional[_Union[JobConstraints, _Mapping]] = ..., common_environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., on_all_tasks_complete: _Optional[_Union[OnAllTasksComplete, str]] = ..., uses_task_dependencies: _Optional[bool] = ..., on_task_failure: _Optional[_Union[OnTaskFailure, str]] = ..., on_dependency_failure: _Optional[_Union[OnDependencyFailure, str]] = ..., job_manager_task: _Optional[_Union[JobManagerTask, _Mapping]] = ..., job_preparation_task: _Optional[_Union[JobPreparationTask, _Mapping]] = ..., job_release_task: _Optional[_Union[JobReleaseTask, _Mapping]] = ..., max_parallel_tasks: _Optional[int] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., state: _Optional[_Union[JobState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[JobExecutionInfo, _Mapping]] = ..., etag: _Optional[str] = ..., previous_state: _Optional[_Union[JobState, str]] = ..., previous_state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., pool_id: _Optional[str] = ..., priority: _Optional[int] = ..., constraints: _Optional[_Union[JobConstraints, _Mapping]] = ..., common_environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., on_all_tasks_complete: _Optional[_Union[OnAllTasksComplete, str]] = ..., uses_task_dependencies: _Optional[bool] = ..., on_task_failure: _Optional[_Union[OnTaskFailure, str]] = ..., on_dependency_failure: _Optional[_Union[OnDependencyFailure, str]] = ..., job_manager_task: _Optional[_Union[JobManagerTask, _Mapping]] = ..., job_preparation_task: _Optional[_Union[JobPreparationTask, _Mapping]] = ..., job_release_task: _Optional[_Union[JobReleaseTask, _Mapping]] = ..., max_parallel_tasks: _Optional[int] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., dedicated_nodes_only: _Optional[bool] = ..., state: _Optional[_Union[JobState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[JobExecutionInfo, _Mapping]] = ..., etag: _Optional[str] = ..., previous_state: _Optional[_Union[JobState, str]] = ..., previous_state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account: _Optional[str] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
     __slots__ = ("job", "request_id")
@@ -366,3 +370,17 @@ class TaskCounts(_message.Message):
     waiting_on_dependencies: int
     blocked: int
     def __init__(self, active: _Optional[int] = ..., running: _Optional[int] = ..., completed: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., waiting_on_dependencies: _Optional[int] = ..., blocked: _Optional[int] = ...) -> None: ...
+
+class GetJobStatisticsRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class JobStatistics(_message.Message):
+    __slots__ = ("usage", "last_update_time")
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    usage: _common_pb2.UsageStatistics
+    last_update_time: _timestamp_pb2.Timestamp
+    def __init__(self, usage: _Optional[_Union[_common_pb2.UsageStatistics, _Mapping]] = ..., last_update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

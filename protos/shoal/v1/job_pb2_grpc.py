@@ -85,6 +85,11 @@ class JobServiceStub:
                 request_serializer=shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusResponse.FromString,
                 _registered_method=True)
+        self.GetJobStatistics = channel.unary_unary(
+                '/shoal.v1.JobService/GetJobStatistics',
+                request_serializer=shoal_dot_v1_dot_job__pb2.GetJobStatisticsRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_job__pb2.JobStatistics.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -156,6 +161,13 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobStatistics(self, request, context):
+        """What the job's tasks used (see JobStatistics).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -208,6 +220,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListPreparationAndReleaseTaskStatus,
                     request_deserializer=shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusResponse.SerializeToString,
+            ),
+            'GetJobStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobStatistics,
+                    request_deserializer=shoal_dot_v1_dot_job__pb2.GetJobStatisticsRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_job__pb2.JobStatistics.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -481,6 +498,33 @@ class JobService:
             '/shoal.v1.JobService/ListPreparationAndReleaseTaskStatus',
             shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusRequest.SerializeToString,
             shoal_dot_v1_dot_job__pb2.ListPreparationAndReleaseTaskStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/GetJobStatistics',
+            shoal_dot_v1_dot_job__pb2.GetJobStatisticsRequest.SerializeToString,
+            shoal_dot_v1_dot_job__pb2.JobStatistics.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,6 +36,12 @@ class NodeDeallocationOption(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_DEALLOCATION_OPTION_TASK_COMPLETION: _ClassVar[NodeDeallocationOption]
     NODE_DEALLOCATION_OPTION_RETAINED_DATA: _ClassVar[NodeDeallocationOption]
 
+class NodeFillType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_FILL_TYPE_UNSPECIFIED: _ClassVar[NodeFillType]
+    NODE_FILL_TYPE_SPREAD: _ClassVar[NodeFillType]
+    NODE_FILL_TYPE_PACK: _ClassVar[NodeFillType]
+
 class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NODE_STATE_UNSPECIFIED: _ClassVar[NodeState]
@@ -51,6 +57,7 @@ class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_STATE_REBOOTING: _ClassVar[NodeState]
     NODE_STATE_REIMAGING: _ClassVar[NodeState]
     NODE_STATE_UNUSABLE: _ClassVar[NodeState]
+    NODE_STATE_PREEMPTED: _ClassVar[NodeState]
 
 class SchedulingState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -76,6 +83,9 @@ NODE_DEALLOCATION_OPTION_REQUEUE: NodeDeallocationOption
 NODE_DEALLOCATION_OPTION_TERMINATE: NodeDeallocationOption
 NODE_DEALLOCATION_OPTION_TASK_COMPLETION: NodeDeallocationOption
 NODE_DEALLOCATION_OPTION_RETAINED_DATA: NodeDeallocationOption
+NODE_FILL_TYPE_UNSPECIFIED: NodeFillType
+NODE_FILL_TYPE_SPREAD: NodeFillType
+NODE_FILL_TYPE_PACK: NodeFillType
 NODE_STATE_UNSPECIFIED: NodeState
 NODE_STATE_CREATING: NodeState
 NODE_STATE_STARTING: NodeState
@@ -89,6 +99,7 @@ NODE_STATE_OFFLINE: NodeState
 NODE_STATE_REBOOTING: NodeState
 NODE_STATE_REIMAGING: NodeState
 NODE_STATE_UNUSABLE: NodeState
+NODE_STATE_PREEMPTED: NodeState
 SCHEDULING_STATE_UNSPECIFIED: SchedulingState
 SCHEDULING_STATE_ENABLED: SchedulingState
 SCHEDULING_STATE_DISABLED: SchedulingState
@@ -98,7 +109,7 @@ DISABLE_NODE_SCHEDULING_OPTION_TERMINATE: DisableNodeSchedulingOption
 DISABLE_NODE_SCHEDULING_OPTION_TASK_COMPLETION: DisableNodeSchedulingOption
 
 class Pool(_message.Message):
-    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "user_accounts", "certificate_references", "resize_timeout", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account", "resize_errors", "allocation_state_transition_time")
+    __slots__ = ("name", "id", "display_name", "target_nodes", "task_slots_per_node", "start_task", "enable_inter_node_communication", "provider", "metadata", "user_accounts", "certificate_references", "resize_timeout", "target_low_priority_nodes", "enable_auto_scale", "auto_scale_formula", "auto_scale_evaluation_interval", "task_scheduling_policy", "state", "allocation_state", "current_nodes", "creation_time", "state_transition_time", "etag", "account", "resize_errors", "allocation_state_transition_time", "current_low_priority_nodes", "auto_scale_run")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +122,11 @@ class Pool(_message.Message):
     USER_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_REFERENCES_FIELD_NUMBER: _ClassVar[int]
     RESIZE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LOW_PRIORITY_NODES_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_AUTO_SCALE_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SCALE_FORMULA_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SCALE_EVALUATION_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    TASK_SCHEDULING_POLICY_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ALLOCATION_STATE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_NODES_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +136,8 @@ class Pool(_message.Message):
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     RESIZE_ERRORS_FIELD_NUMBER: _ClassVar[int]
     ALLOCATION_STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_LOW_PRIORITY_NODES_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SCALE_RUN_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     display_name: str
@@ -132,6 +150,11 @@ class Pool(_message.Message):
     user_accounts: _containers.RepeatedCompositeFieldContainer[_identity_pb2.UserAccount]
     certificate_references: _containers.RepeatedCompositeFieldContainer[_certificate_pb2.CertificateReference]
     resize_timeout: _duration_pb2.Duration
+    target_low_priority_nodes: int
+    enable_auto_scale: bool
+    auto_scale_formula: str
+    auto_scale_evaluation_interval: _duration_pb2.Duration
+    task_scheduling_policy: TaskSchedulingPolicy
     state: PoolState
     allocation_state: AllocationState
     current_nodes: int
@@ -141,7 +164,39 @@ class Pool(_message.Message):
     account: str
     resize_errors: _containers.RepeatedCompositeFieldContainer[ResizeError]
     allocation_state_transition_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., resize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., account: _Optional[str] = ..., resize_errors: _Optional[_Iterable[_Union[ResizeError, _Mapping]]] = ..., allocation_state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    current_low_priority_nodes: int
+    auto_scale_run: AutoScaleRun
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., task_slots_per_node: _Optional[int] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., enable_inter_node_communication: _Optional[bool] = ..., provider: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., resize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., target_low_priority_nodes: _Optional[int] = ..., enable_auto_scale: _Optional[bool] = ..., auto_scale_formula: _Optional[str] = ..., auto_scale_evaluation_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., task_scheduling_policy: _Optional[_Union[TaskSchedulingPolicy, _Mapping]] = ..., state: _Optional[_Union[PoolState, str]] = ..., allocation_state: _Optional[_Union[AllocationState, str]] = ..., current_nodes: _Optional[int] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., account: _Optional[str] = ..., resize_errors: _Optional[_Iterable[_Union[ResizeError, _Mapping]]] = ..., allocation_state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_low_priority_nodes: _Optional[int] = ..., auto_scale_run: _Optional[_Union[AutoScaleRun, _Mapping]] = ...) -> None: ...
+
+class TaskSchedulingPolicy(_message.Message):
+    __slots__ = ("node_fill_type",)
+    NODE_FILL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    node_fill_type: NodeFillType
+    def __init__(self, node_fill_type: _Optional[_Union[NodeFillType, str]] = ...) -> None: ...
+
+class AutoScaleRunError(_message.Message):
+    __slots__ = ("code", "message", "values", "line", "column")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    values: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataItem]
+    line: int
+    column: int
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., line: _Optional[int] = ..., column: _Optional[int] = ...) -> None: ...
+
+class AutoScaleRun(_message.Message):
+    __slots__ = ("timestamp", "results", "error")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    timestamp: _timestamp_pb2.Timestamp
+    results: str
+    error: AutoScaleRunError
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., results: _Optional[str] = ..., error: _Optional[_Union[AutoScaleRunError, _Mapping]] = ...) -> None: ...
 
 class ResizeError(_message.Message):
     __slots__ = ("code", "message", "values")
@@ -274,16 +329,52 @@ class DeletePoolRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class ResizePoolRequest(_message.Message):
-    __slots__ = ("name", "target_nodes", "node_deallocation_option", "etag")
+    __slots__ = ("name", "target_nodes", "node_deallocation_option", "etag", "target_low_priority_nodes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TARGET_NODES_FIELD_NUMBER: _ClassVar[int]
     NODE_DEALLOCATION_OPTION_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LOW_PRIORITY_NODES_FIELD_NUMBER: _ClassVar[int]
     name: str
     target_nodes: int
     node_deallocation_option: NodeDeallocationOption
     etag: str
-    def __init__(self, name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., node_deallocation_option: _Optional[_Union[NodeDeallocationOption, str]] = ..., etag: _Optional[str] = ...) -> None: ...
+    target_low_priority_nodes: int
+    def __init__(self, name: _Optional[str] = ..., target_nodes: _Optional[int] = ..., node_deallocation_option: _Optional[_Union[NodeDeallocationOption, str]] = ..., etag: _Optional[str] = ..., target_low_priority_nodes: _Optional[int] = ...) -> None: ...
+
+class EnableAutoScaleRequest(_message.Message):
+    __slots__ = ("name", "auto_scale_formula", "auto_scale_evaluation_interval", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SCALE_FORMULA_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SCALE_EVALUATION_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    auto_scale_formula: str
+    auto_scale_evaluation_interval: _duration_pb2.Duration
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., auto_scale_formula: _Optional[str] = ..., auto_scale_evaluation_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class DisableAutoScaleRequest(_message.Message):
+    __slots__ = ("name", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class EvaluateAutoScaleRequest(_message.Message):
+    __slots__ = ("name", "auto_scale_formula")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SCALE_FORMULA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    auto_scale_formula: str
+    def __init__(self, name: _Optional[str] = ..., auto_scale_formula: _Optional[str] = ...) -> None: ...
+
+class PreemptNodeRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListNodesRequest(_message.Message):
     __slots__ = ("parent", "page_size", "page_token", "state")
@@ -364,7 +455,7 @@ class EnableNodeSchedulingRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class NodeCounts(_message.Message):
-    __slots__ = ("creating", "starting", "waiting_for_start_task", "start_task_failed", "idle", "running", "unknown", "leaving_pool", "offline", "rebooting", "reimaging", "unusable", "total")
+    __slots__ = ("creating", "starting", "waiting_for_start_task", "start_task_failed", "idle", "running", "unknown", "leaving_pool", "offline", "rebooting", "reimaging", "unusable", "preempted", "total")
     CREATING_FIELD_NUMBER: _ClassVar[int]
     STARTING_FIELD_NUMBER: _ClassVar[int]
     WAITING_FOR_START_TASK_FIELD_NUMBER: _ClassVar[int]
@@ -377,6 +468,7 @@ class NodeCounts(_message.Message):
     REBOOTING_FIELD_NUMBER: _ClassVar[int]
     REIMAGING_FIELD_NUMBER: _ClassVar[int]
     UNUSABLE_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     creating: int
     starting: int
@@ -390,8 +482,9 @@ class NodeCounts(_message.Message):
     rebooting: int
     reimaging: int
     unusable: int
+    preempted: int
     total: int
-    def __init__(self, creating: _Optional[int] = ..., starting: _Optional[int] = ..., waiting_for_start_task: _Optional[int] = ..., start_task_failed: _Optional[int] = ..., idle: _Optional[int] = ..., running: _Optional[int] = ..., unknown: _Optional[int] = ..., leaving_pool: _Optional[int] = ..., offline: _Optional[int] = ..., rebooting: _Optional[int] = ..., reimaging: _Optional[int] = ..., unusable: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+    def __init__(self, creating: _Optional[int] = ..., starting: _Optional[int] = ..., waiting_for_start_task: _Optional[int] = ..., start_task_failed: _Optional[int] = ..., idle: _Optional[int] = ..., running: _Optional[int] = ..., unknown: _Optional[int] = ..., leaving_pool: _Optional[int] = ..., offline: _Optional[int] = ..., rebooting: _Optional[int] = ..., reimaging: _Optional[int] = ..., unusable: _Optional[int] = ..., preempted: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class PoolNodeCounts(_message.Message):
     __slots__ = ("pool_id", "dedicated", "low_priority")
@@ -418,6 +511,28 @@ class ListPoolNodeCountsResponse(_message.Message):
     pools: _containers.RepeatedCompositeFieldContainer[PoolNodeCounts]
     next_page_token: str
     def __init__(self, pools: _Optional[_Iterable[_Union[PoolNodeCounts, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetPoolStatisticsRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class PoolStatistics(_message.Message):
+    __slots__ = ("usage", "dedicated_node_seconds", "low_priority_node_seconds", "dedicated_core_seconds", "low_priority_core_seconds", "last_update_time")
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    DEDICATED_NODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOW_PRIORITY_NODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DEDICATED_CORE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOW_PRIORITY_CORE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    usage: _common_pb2.UsageStatistics
+    dedicated_node_seconds: float
+    low_priority_node_seconds: float
+    dedicated_core_seconds: float
+    low_priority_core_seconds: float
+    last_update_time: _timestamp_pb2.Timestamp
+    def __init__(self, usage: _Optional[_Union[_common_pb2.UsageStatistics, _Mapping]] = ..., dedicated_node_seconds: _Optional[float] = ..., low_priority_node_seconds: _Optional[float] = ..., dedicated_core_seconds: _Optional[float] = ..., low_priority_core_seconds: _Optional[float] = ..., last_update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RebootNodeRequest(_message.Message):
     __slots__ = ("name", "option")

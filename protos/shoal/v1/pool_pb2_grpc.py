@@ -171,6 +171,31 @@ class PoolServiceStub:
                 request_serializer=shoal_dot_v1_dot_pool__pb2.GetRemoteLoginSettingsRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_pool__pb2.RemoteLoginSettings.FromString,
                 _registered_method=True)
+        self.EnableAutoScale = channel.unary_unary(
+                '/shoal.v1.PoolService/EnableAutoScale',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.EnableAutoScaleRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+                _registered_method=True)
+        self.DisableAutoScale = channel.unary_unary(
+                '/shoal.v1.PoolService/DisableAutoScale',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.DisableAutoScaleRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+                _registered_method=True)
+        self.EvaluateAutoScale = channel.unary_unary(
+                '/shoal.v1.PoolService/EvaluateAutoScale',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.EvaluateAutoScaleRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.AutoScaleRun.FromString,
+                _registered_method=True)
+        self.PreemptNode = channel.unary_unary(
+                '/shoal.v1.PoolService/PreemptNode',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.PreemptNodeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.Node.FromString,
+                _registered_method=True)
+        self.GetPoolStatistics = channel.unary_unary(
+                '/shoal.v1.PoolService/GetPoolStatistics',
+                request_serializer=shoal_dot_v1_dot_pool__pb2.GetPoolStatisticsRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_pool__pb2.PoolStatistics.FromString,
+                _registered_method=True)
 
 
 class PoolServiceServicer:
@@ -379,6 +404,47 @@ class PoolServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnableAutoScale(self, request, context):
+        """The pool sizes itself by a formula from now on (see Pool.enable_auto_scale).
+        Refused while the pool resizes (FAILED_PRECONDITION POOL_RESIZING), and
+        within 30 seconds of the last enable (TOO_MANY_ENABLE_AUTO_SCALE_REQUESTS),
+        as in Batch. The formula is evaluated at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableAutoScale(self, request, context):
+        """Back to manual sizing: the pool keeps its current targets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateAutoScale(self, request, context):
+        """A dry run of a formula on the pool's live metrics: the values of every
+        variable, or the error and where it is. Only on a pool with autoscale
+        enabled (FAILED_PRECONDITION AUTO_SCALE_NOT_ENABLED), as in Batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreemptNode(self, request, context):
+        """The provider takes a low-priority node back now, as a spot eviction
+        would (the local provider only; an operator's and a test's tool).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPoolStatistics(self, request, context):
+        """What the pool's tasks used (see PoolStatistics).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PoolServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -516,6 +582,31 @@ def add_PoolServiceServicer_to_server(servicer, server):
                     servicer.GetRemoteLoginSettings,
                     request_deserializer=shoal_dot_v1_dot_pool__pb2.GetRemoteLoginSettingsRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_pool__pb2.RemoteLoginSettings.SerializeToString,
+            ),
+            'EnableAutoScale': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableAutoScale,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.EnableAutoScaleRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Pool.SerializeToString,
+            ),
+            'DisableAutoScale': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableAutoScale,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.DisableAutoScaleRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Pool.SerializeToString,
+            ),
+            'EvaluateAutoScale': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateAutoScale,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.EvaluateAutoScaleRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.AutoScaleRun.SerializeToString,
+            ),
+            'PreemptNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreemptNode,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.PreemptNodeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.Node.SerializeToString,
+            ),
+            'GetPoolStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPoolStatistics,
+                    request_deserializer=shoal_dot_v1_dot_pool__pb2.GetPoolStatisticsRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_pool__pb2.PoolStatistics.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1248,6 +1339,141 @@ class PoolService:
             '/shoal.v1.PoolService/GetRemoteLoginSettings',
             shoal_dot_v1_dot_pool__pb2.GetRemoteLoginSettingsRequest.SerializeToString,
             shoal_dot_v1_dot_pool__pb2.RemoteLoginSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableAutoScale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/EnableAutoScale',
+            shoal_dot_v1_dot_pool__pb2.EnableAutoScaleRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableAutoScale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/DisableAutoScale',
+            shoal_dot_v1_dot_pool__pb2.DisableAutoScaleRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Pool.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateAutoScale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/EvaluateAutoScale',
+            shoal_dot_v1_dot_pool__pb2.EvaluateAutoScaleRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.AutoScaleRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreemptNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/PreemptNode',
+            shoal_dot_v1_dot_pool__pb2.PreemptNodeRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPoolStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.PoolService/GetPoolStatistics',
+            shoal_dot_v1_dot_pool__pb2.GetPoolStatisticsRequest.SerializeToString,
+            shoal_dot_v1_dot_pool__pb2.PoolStatistics.FromString,
             options,
             channel_credentials,
             insecure,

@@ -79,7 +79,7 @@ ADD_TASK_STATUS_CLIENT_ERROR: AddTaskStatus
 ADD_TASK_STATUS_SERVER_ERROR: AddTaskStatus
 
 class TaskExecutionInfo(_message.Message):
-    __slots__ = ("start_time", "end_time", "exit_code", "failure_info", "retry_count", "last_retry_time", "requeue_count", "last_requeue_time", "result")
+    __slots__ = ("start_time", "end_time", "exit_code", "failure_info", "retry_count", "last_retry_time", "requeue_count", "last_requeue_time", "result", "last_attempt_stats")
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class TaskExecutionInfo(_message.Message):
     REQUEUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_REQUEUE_TIME_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_STATS_FIELD_NUMBER: _ClassVar[int]
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     exit_code: int
@@ -98,7 +99,8 @@ class TaskExecutionInfo(_message.Message):
     requeue_count: int
     last_requeue_time: _timestamp_pb2.Timestamp
     result: _common_pb2.TaskExecutionResult
-    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., retry_count: _Optional[int] = ..., last_retry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requeue_count: _Optional[int] = ..., last_requeue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ...) -> None: ...
+    last_attempt_stats: _common_pb2.TaskStatistics
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., retry_count: _Optional[int] = ..., last_retry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requeue_count: _Optional[int] = ..., last_requeue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., last_attempt_stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ...) -> None: ...
 
 class TaskNodeInfo(_message.Message):
     __slots__ = ("pool_id", "node_id", "task_root_directory", "node_address")
@@ -179,7 +181,7 @@ class ExitConditions(_message.Message):
     def __init__(self, exit_codes: _Optional[_Iterable[_Union[ExitCodeMapping, _Mapping]]] = ..., exit_code_ranges: _Optional[_Iterable[_Union[ExitCodeRangeMapping, _Mapping]]] = ..., pre_processing_error: _Optional[_Union[ExitOptions, _Mapping]] = ..., file_upload_error: _Optional[_Union[ExitOptions, _Mapping]] = ..., default: _Optional[_Union[ExitOptions, _Mapping]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("id", "display_name", "command_line", "environment_settings", "resource_files", "output_files", "constraints", "required_slots", "multi_instance_settings", "depends_on", "exit_conditions", "user_identity")
+    __slots__ = ("id", "display_name", "command_line", "environment_settings", "resource_files", "output_files", "constraints", "required_slots", "multi_instance_settings", "depends_on", "exit_conditions", "user_identity", "dedicated_nodes_only")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +194,7 @@ class TaskSpec(_message.Message):
     DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
     EXIT_CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    DEDICATED_NODES_ONLY_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     command_line: str
@@ -204,7 +207,8 @@ class TaskSpec(_message.Message):
     depends_on: TaskDependencies
     exit_conditions: ExitConditions
     user_identity: _identity_pb2.UserIdentity
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ..., multi_instance_settings: _Optional[_Union[MultiInstanceSettings, _Mapping]] = ..., depends_on: _Optional[_Union[TaskDependencies, _Mapping]] = ..., exit_conditions: _Optional[_Union[ExitConditions, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
+    dedicated_nodes_only: bool
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ..., multi_instance_settings: _Optional[_Union[MultiInstanceSettings, _Mapping]] = ..., depends_on: _Optional[_Union[TaskDependencies, _Mapping]] = ..., exit_conditions: _Optional[_Union[ExitConditions, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., dedicated_nodes_only: _Optional[bool] = ...) -> None: ...
 
 class Subtask(_message.Message):
     __slots__ = ("id", "node_info", "state", "start_time", "end_time", "exit_code", "failure_info", "result")
@@ -227,7 +231,7 @@ class Subtask(_message.Message):
     def __init__(self, id: _Optional[int] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., state: _Optional[_Union[SubtaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag", "subtasks", "waiting_reason", "dependency_state", "job_manager")
+    __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag", "subtasks", "waiting_reason", "dependency_state", "job_manager", "stats")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +246,7 @@ class Task(_message.Message):
     WAITING_REASON_FIELD_NUMBER: _ClassVar[int]
     DEPENDENCY_STATE_FIELD_NUMBER: _ClassVar[int]
     JOB_MANAGER_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: TaskSpec
     state: TaskState
@@ -256,7 +261,8 @@ class Task(_message.Message):
     waiting_reason: str
     dependency_state: DependencyState
     job_manager: bool
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., previous_state: _Optional[_Union[TaskState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[TaskExecutionInfo, _Mapping]] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., attempt: _Optional[int] = ..., etag: _Optional[str] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ..., waiting_reason: _Optional[str] = ..., dependency_state: _Optional[_Union[DependencyState, _Mapping]] = ..., job_manager: _Optional[bool] = ...) -> None: ...
+    stats: _common_pb2.UsageStatistics
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., previous_state: _Optional[_Union[TaskState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[TaskExecutionInfo, _Mapping]] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., attempt: _Optional[int] = ..., etag: _Optional[str] = ..., subtasks: _Optional[_Iterable[_Union[Subtask, _Mapping]]] = ..., waiting_reason: _Optional[str] = ..., dependency_state: _Optional[_Union[DependencyState, _Mapping]] = ..., job_manager: _Optional[bool] = ..., stats: _Optional[_Union[_common_pb2.UsageStatistics, _Mapping]] = ...) -> None: ...
 
 class DependencyState(_message.Message):
     __slots__ = ("status", "task_id", "reason", "unsatisfied")

@@ -57,7 +57,7 @@ class AttemptRef(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., instance: _Optional[int] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("event_id", "attempt", "kind", "time", "exit_code", "failure_info", "result", "start_time", "task_root_directory", "job_task", "retry_count")
+    __slots__ = ("event_id", "attempt", "kind", "time", "exit_code", "failure_info", "result", "start_time", "task_root_directory", "job_task", "retry_count", "stats")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class TaskEvent(_message.Message):
     TASK_ROOT_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
     JOB_TASK_FIELD_NUMBER: _ClassVar[int]
     RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     attempt: AttemptRef
     kind: TaskEventKind
@@ -80,7 +81,8 @@ class TaskEvent(_message.Message):
     task_root_directory: str
     job_task: JobTaskKind
     retry_count: int
-    def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ..., job_task: _Optional[_Union[JobTaskKind, str]] = ..., retry_count: _Optional[int] = ...) -> None: ...
+    stats: _common_pb2.TaskStatistics
+    def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ..., job_task: _Optional[_Union[JobTaskKind, str]] = ..., retry_count: _Optional[int] = ..., stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port", "task_user_isolation", "agent_user", "agent_version", "errors", "ssh_port", "restart_id")
@@ -133,14 +135,28 @@ class NodeHealth(_message.Message):
     def __init__(self, errors: _Optional[_Iterable[_Union[_pool_pb2.NodeError, _Mapping]]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("cpu_percent", "memory_used_bytes", "running_task_slots")
+    __slots__ = ("cpu_percent", "memory_used_bytes", "running_task_slots", "disk_used_bytes", "disk_read_bytes", "disk_write_bytes", "disk_read_ops", "disk_write_ops", "network_in_bytes", "network_out_bytes")
     CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASK_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    DISK_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISK_READ_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISK_WRITE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISK_READ_OPS_FIELD_NUMBER: _ClassVar[int]
+    DISK_WRITE_OPS_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_IN_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_OUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     cpu_percent: float
     memory_used_bytes: int
     running_task_slots: int
-    def __init__(self, cpu_percent: _Optional[float] = ..., memory_used_bytes: _Optional[int] = ..., running_task_slots: _Optional[int] = ...) -> None: ...
+    disk_used_bytes: int
+    disk_read_bytes: int
+    disk_write_bytes: int
+    disk_read_ops: int
+    disk_write_ops: int
+    network_in_bytes: int
+    network_out_bytes: int
+    def __init__(self, cpu_percent: _Optional[float] = ..., memory_used_bytes: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., disk_used_bytes: _Optional[int] = ..., disk_read_bytes: _Optional[int] = ..., disk_write_bytes: _Optional[int] = ..., disk_read_ops: _Optional[int] = ..., disk_write_ops: _Optional[int] = ..., network_in_bytes: _Optional[int] = ..., network_out_bytes: _Optional[int] = ...) -> None: ...
 
 class TaskEvents(_message.Message):
     __slots__ = ("events",)
@@ -179,7 +195,7 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., node_health: _Optional[_Union[NodeHealth, _Mapping]] = ..., commands_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts", "certificates", "node_users")
+    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts", "certificates", "node_users", "is_dedicated")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -191,6 +207,7 @@ class Welcome(_message.Message):
     USER_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     NODE_USERS_FIELD_NUMBER: _ClassVar[int]
+    IS_DEDICATED_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     heartbeat_interval_seconds: float
@@ -202,7 +219,8 @@ class Welcome(_message.Message):
     user_accounts: _containers.RepeatedCompositeFieldContainer[_identity_pb2.UserAccount]
     certificates: _containers.RepeatedCompositeFieldContainer[NodeCertificate]
     node_users: _containers.RepeatedCompositeFieldContainer[NodeUserSpec]
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificates: _Optional[_Iterable[_Union[NodeCertificate, _Mapping]]] = ..., node_users: _Optional[_Iterable[_Union[NodeUserSpec, _Mapping]]] = ...) -> None: ...
+    is_dedicated: bool
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificates: _Optional[_Iterable[_Union[NodeCertificate, _Mapping]]] = ..., node_users: _Optional[_Iterable[_Union[NodeUserSpec, _Mapping]]] = ..., is_dedicated: _Optional[bool] = ...) -> None: ...
 
 class NodeUserSpec(_message.Message):
     __slots__ = ("name", "is_admin", "expiry_time", "password_hash", "ssh_public_key")
