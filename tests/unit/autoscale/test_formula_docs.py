@@ -70,8 +70,12 @@ def test_cpu_formula_grows_ten_percent_when_busy_and_caps_at_400() -> None:
     busy = history({"CPUPercent": 0.9}, count=120)
     r = run(DOCS["cpu_complete_2019"]["text"], hist=busy, current={"CurrentDedicatedNodes": 20})
     assert r.targets is not None and r.targets.dedicated == 22  # 20 * 1.1, truncated
-    assert value_of(DOCS["cpu_complete_2019"]["text"], "$totalDedicatedNodes", hist=busy,
-                    current={"CurrentDedicatedNodes": 20}) == "22"
+    assert (
+        value_of(
+            DOCS["cpu_complete_2019"]["text"], "$totalDedicatedNodes", hist=busy, current={"CurrentDedicatedNodes": 20}
+        )
+        == "22"
+    )
     r = run(DOCS["cpu_complete_2019"]["text"], hist=busy, current={"CurrentDedicatedNodes": 1000})
     assert r.targets is not None and r.targets.dedicated == 400
 
@@ -98,7 +102,9 @@ def test_evaluate_snippet_gives_the_documented_results() -> None:
     # The article's run predates low-priority nodes; Batch now lists $TargetLowPriorityNodes too.
     r = run(DOCS["evaluate_snippet"]["text"])
     documented = DOCS["evaluate_snippet"]["documented_results"]
-    assert r.results == documented.replace(";$NodeDeallocationOption", ";$TargetLowPriorityNodes=0;$NodeDeallocationOption")
+    assert r.results == documented.replace(
+        ";$NodeDeallocationOption", ";$TargetLowPriorityNodes=0;$NodeDeallocationOption"
+    )
     assert r.targets is not None and r.targets.dedicated == 10
 
 
@@ -149,7 +155,10 @@ def test_example4_initial_size() -> None:
     # Past startup with half the hour's samples missing: GetSample(span, 50) fails the evaluation.
     err = error_of(text, hist=history({"RunningTasks": 0.0, "ActiveTasks": 0.0}, count=40))
     assert err.code == "InsufficientSampleData"
-    assert err.values[0] == ("Message", "Line 7, Col 70: Insufficient data from data set: $RunningTasks wanted 50%, received 33.33%")
+    assert err.values[0] == (
+        "Message",
+        "Line 7, Col 70: Insufficient data from data set: $RunningTasks wanted 50%, received 33.33%",
+    )
     assert start < NOW
 
 
@@ -160,7 +169,9 @@ def test_get_sample_counts_of_the_article() -> None:
     assert value_of("x = len($CPUPercent.GetSample(TimeInterval_Minute * 10))", hist=full) == "20"
     gap = history({"CPUPercent": lambda k: None if k < 2 else 0.5}, count=40)
     assert value_of("x = len($CPUPercent.GetSample(TimeInterval_Minute * 10))", hist=gap) == "18"
-    assert error_of("x = $CPUPercent.GetSample(TimeInterval_Minute * 10, 95)", hist=gap).code == "InsufficientSampleData"
+    assert (
+        error_of("x = $CPUPercent.GetSample(TimeInterval_Minute * 10, 95)", hist=gap).code == "InsufficientSampleData"
+    )
     assert value_of("x = len($CPUPercent.GetSample(TimeInterval_Minute * 10, 80))", hist=gap) == "18"
     assert value_of(DOCS["cpu_last_five_minutes"]["text"], hist=full) == "[" + ",".join(["0.5"] * 10) + "]"
 

@@ -120,8 +120,15 @@ def test_logical_operators_and_the_ternary_evaluate_lazily() -> None:
 
 def test_timestamp_members() -> None:
     # 2016-10-13T19:18:47.805Z was a Thursday.
-    for member, shown in [("year", "2016"), ("month", "10"), ("day", "13"), ("weekday", "4"),
-                          ("hour", "19"), ("minute", "18"), ("second", "47")]:
+    for member, shown in [
+        ("year", "2016"),
+        ("month", "10"),
+        ("day", "13"),
+        ("weekday", "4"),
+        ("hour", "19"),
+        ("minute", "18"),
+        ("second", "47"),
+    ]:
         assert value_of(f"x = time().{member}") == shown
     assert value_of('x = time("2016-10-16T00:00:00Z").weekday') == "7"  # Sunday
     assert value_of("t = time(); x = t.weekday") == "4"
@@ -177,7 +184,9 @@ def test_functions_flatten_doublevec_lists() -> None:
     assert value_of(f"x = len({v}, 1, {v})", hist=h) == "7"
     assert value_of(f"x = lg({v} * 2)", hist=h) == "[1,2,2.584962500721156]"
     assert value_of(f"x = ceil({v} / 2)", hist=h) == "[1,1,2]"
-    assert value_of(f"x = log({v} * 4, 2)", hist=h) == "[2,3,3.584962500721156]"
+    assert (
+        value_of(f"x = log({v} * 4, 2)", hist=h) == "[2,3,3.5849625007211565]"
+    )  # ln(x) / ln(2), as .NET's Math.Log(a, b)
     assert value_of(f"x = percentile({v}, 0)", hist=h) == "1"
     assert value_of(f"x = percentile({v}, 50)", hist=h) == "2"
     assert value_of(f"x = percentile({v}, 67)", hist=h) == "3"
@@ -253,8 +262,12 @@ def test_user_variables_are_listed_in_ordinal_order() -> None:
 
 
 def test_settable_variables_start_at_the_pools_values() -> None:
-    r = run("a = $TargetDedicatedNodes; b = $TargetLowPriorityNodes; c = $NodeDeallocationOption",
-            dedicated=3, low_priority=2, option="terminate")
+    r = run(
+        "a = $TargetDedicatedNodes; b = $TargetLowPriorityNodes; c = $NodeDeallocationOption",
+        dedicated=3,
+        low_priority=2,
+        option="terminate",
+    )
     assert r.results == (
         "$TargetDedicatedNodes=3;$TargetLowPriorityNodes=2;$NodeDeallocationOption=terminate;a=3;b=2;c=terminate"
     )
@@ -283,9 +296,12 @@ def test_deallocation_options() -> None:
 def test_current_values_are_doubles_and_sample_variables() -> None:
     h = history({"CurrentDedicatedNodes": lambda k: float(k)}, count=3)
     current = {"$CurrentDedicatedNodes": 5, "CurrentLowPriorityNodes": 2, "TaskSlotsPerNode": 4, "UsableNodeCount": 5}
-    r = run("a = $CurrentDedicatedNodes * 1.1; b = $CurrentLowPriorityNodes; c = $TaskSlotsPerNode;"
-            "d = $UsableNodeCount; e = $CurrentDedicatedNodes.GetSample(3); f = $CurrentDedicated",
-            hist=h, current=current)
+    r = run(
+        "a = $CurrentDedicatedNodes * 1.1; b = $CurrentLowPriorityNodes; c = $TaskSlotsPerNode;"
+        "d = $UsableNodeCount; e = $CurrentDedicatedNodes.GetSample(3); f = $CurrentDedicated",
+        hist=h,
+        current=current,
+    )
     assert r.error is None
     assert r.results.endswith(";a=5.5;b=2;c=4;d=5;e=[2,1,0];f=5")
     err = error_of("a = $TaskSlotsPerNode", current={})
@@ -320,7 +336,10 @@ def test_targets_are_truncated_toward_zero() -> None:
 def test_invalid_targets_fail_the_evaluation(value: str, words: str) -> None:
     err = error_of(f"a = 1;\n$TargetLowPriorityNodes = {value}")
     assert err.code == EVALUATION_ERROR and words in err.message and (err.line, err.column) == (2, 1)
-    assert ("$TargetLowPriorityNodes", run(f"$TargetLowPriorityNodes = {value}").results.split(";")[1].split("=")[1]) in err.values
+    assert (
+        "$TargetLowPriorityNodes",
+        run(f"$TargetLowPriorityNodes = {value}").results.split(";")[1].split("=")[1],
+    ) in err.values
 
 
 def test_a_target_must_be_a_double() -> None:
@@ -330,8 +349,11 @@ def test_a_target_must_be_a_double() -> None:
 
 def test_an_error_keeps_what_was_assigned_before_it() -> None:
     h = history({"RunningTasks": 1.0}, count=2)
-    r = run("$TargetDedicatedNodes = 4;\nb = 2;\na = $RunningTasks.GetSample(TimeInterval_Minute * 10, 90);\nc = 3",
-            hist=h, dedicated=1)
+    r = run(
+        "$TargetDedicatedNodes = 4;\nb = 2;\na = $RunningTasks.GetSample(TimeInterval_Minute * 10, 90);\nc = 3",
+        hist=h,
+        dedicated=1,
+    )
     assert r.targets is None and r.error is not None
     assert r.error.code == INSUFFICIENT_SAMPLE_DATA
     assert r.error.message == "Autoscale evaluation failed due to insufficient sample data"
@@ -352,7 +374,9 @@ def test_a_refused_formula_reports_the_pools_values() -> None:
 
 def test_results_format_every_type() -> None:
     h = history({"ActiveTasks": 1.5}, count=2)
-    r = run('a = 2.5; b = $ActiveTasks.GetSample(2); c = time(); d = TimeInterval_Minute; e = "text"; f = 1e300 * 1e300',
-            hist=h)
+    r = run(
+        'a = 2.5; b = $ActiveTasks.GetSample(2); c = time(); d = TimeInterval_Minute; e = "text"; f = 1e300 * 1e300',
+        hist=h,
+    )
     assert r.results.endswith(";a=2.5;b=[1.5,1.5];c=2016-10-13T19:18:47.805Z;d=00:01:00;e=text;f=Infinity")
     assert math.isinf(float("inf")) and NOW.year == 2016
