@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Final
 
 
@@ -83,14 +84,13 @@ def format_double(x: float) -> str:
     r = repr(x)
     if "e" not in r and abs(x) < 1e15:
         return r
-    # Scientific: .NET switches at an exponent of 15 (Python's repr at 16), writes E, a sign and at
-    # least two exponent digits.
-    digits = len(repr(x).replace("-", "").replace(".", "").split("e")[0].strip("0")) or 1
-    mantissa, _, exp = f"{x:.{max(digits - 1, 0)}e}".partition("e")
-    if "." in mantissa:
-        mantissa = mantissa.rstrip("0").rstrip(".")
-    e = int(exp)
-    return f"{mantissa}E{'+' if e >= 0 else '-'}{abs(e):02d}"
+    # Scientific: .NET switches at an exponent of 15 (Python's repr at 16) and writes E, a sign and at
+    # least two exponent digits. The digits are repr's (the shortest that round-trip).
+    sign, digits, exponent = Decimal(r).as_tuple()
+    ds = "".join(map(str, digits)).rstrip("0") or "0"
+    e = int(exponent) + len(digits) - 1
+    mantissa = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+    return f"{'-' if sign else ''}{mantissa}E{'+' if e >= 0 else '-'}{abs(e):02d}"
 
 
 def format_interval(seconds: float) -> str:
