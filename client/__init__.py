@@ -37,6 +37,7 @@ from ._client import (
 from ._filestream import FileStream
 from ._nodeexec import ExecOutput, ExecResult, ExecSession
 from ._nodeusers import NodeUser, RemoteLoginSettings
+from .autoscale_types import AutoScaleRun, AutoScaleRunError, AutoScaleSettings
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -124,6 +125,9 @@ __all__ = [
     "AddTaskResult",
     "AllocationState",
     "AlreadyExists",
+    "AutoScaleRun",
+    "AutoScaleRunError",
+    "AutoScaleSettings",
     "AutoUser",
     "AutoUserScope",
     "Blob",

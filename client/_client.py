@@ -19,6 +19,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from shoal.v1 import join_pb2, pool_pb2, storage_pb2
 
 from ._accounts import AccountsAPI
+from ._autoscale import AutoScaleMixin
 from ._certificates import CertificateReference, CertificatesAPI
 from ._jobs import JobsAPI
 from ._nodeops import NodeOperationsMixin, _deallocation_option
@@ -83,7 +84,7 @@ def _duration(value: float | timedelta) -> duration_pb2.Duration:
     return d
 
 
-class PoolsAPI(NodeOperationsMixin, NodeUsersMixin):
+class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin):
     """Pools and their nodes: ``client.pools``."""
 
     def __init__(self, rpc: Rpc):
@@ -104,11 +105,17 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin):
         user_accounts: Sequence[UserAccount] = (),
         certificate_references: Sequence[CertificateReference] = (),
         resize_timeout: float | timedelta | None = None,
+        target_low_priority_nodes: int = 0,
+        auto_scale_formula: str | None = None,
+        auto_scale_evaluation_interval: float | timedelta | None = None,
     ) -> Pool:
         """Create a pool; its nodes come up asynchronously (see :meth:`wait_nodes_idle`).
 
         ``resize_timeout`` (seconds, at least 5; default 15 minutes): nodes not up by then are given up,
-        with the resize error ``AllocationTimedout``.
+        with the resize error ``AllocationTimedout``. ``target_low_priority_nodes``: preemptible nodes
+        beside the ``target_nodes`` dedicated ones. ``auto_scale_formula``: the pool sizes itself by this
+        formula (Batch's autoscale language; then give no targets), evaluated every
+        ``auto_scale_evaluation_interval`` (seconds, default 15).
 
         ``metadata``: name/value pairs kept for its users, in their order. ``user_accounts``: named users its
         nodes make, for tasks whose :class:`UserIdentity` names one. ``certificate_references``: certificates
@@ -124,11 +131,17 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin):
             metadata=_metadata_to_proto(metadata or {}),
             user_accounts=[a.to_proto() for a in user_accounts],
             certificate_references=[r.to_proto() for r in certificate_references],
+            target_low_priority_nodes=target_low_priority_nodes,
         )
         if start_task is not None:
             pool.start_task.CopyFrom(start_task.to_proto())
         if resize_timeout is not None:
             pool.resize_timeout.CopyFrom(_duration(resize_timeout))
+        if auto_scale_formula is not None:
+            pool.enable_auto_scale = True
+            pool.auto_scale_formula = auto_scale_formula
+        if auto_scale_evaluation_interval is not None:
+            pool.auto_scale_evaluation_interval.CopyFrom(_duration(auto_scale_evaluation_interval))
         request = pool_pb2.CreatePoolRequest(pool=pool, request_id=request_id or uuid.uuid4().hex)
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.CreatePool, request))
 
@@ -148,9 +161,16 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin):
             yield Pool.from_proto(msg)
 
     def resize(
-        self, pool_id: str, target_nodes: int, *, node_deallocation_option: str = "requeue", etag: str | None = None
+        self,
+        pool_id: str,
+        target_nodes: int,
+        *,
+        target_low_priority_nodes: int | None = None,
+        node_deallocation_option: str = "requeue",
+        etag: str | None = None,
     ) -> Pool:
-        """Change the pool's target size; ``node_deallocation_option`` is requeue|terminate|taskcompletion.
+        """Change the pool's target size (and, when given, its low-priority target);
+        ``node_deallocation_option`` is requeue|terminate|taskcompletion|retaineddata.
 
         Only a pool whose allocation is steady may be resized (:class:`FailedPrecondition`
         ``POOL_RESIZING`` otherwise; see :meth:`wait_steady`). With ``etag`` (a :attr:`Pool.etag`
@@ -162,6 +182,8 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin):
             node_deallocation_option=_deallocation_option(node_deallocation_option, "INVALID_RESIZE"),  # type: ignore[arg-type]
             etag=etag or "",
         )
+        if target_low_priority_nodes is not None:
+            request.target_low_priority_nodes = target_low_priority_nodes
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.ResizePool, request))
 
     def update(
@@ -174,6 +196,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin):
         remove_start_task: bool = False,
         certificates: Sequence[CertificateReference] | None = None,
         target_nodes: int | None = None,
+        target_low_priority_nodes: int | None = None,
         resize_timeout: float | timedelta | None = None,
         etag: str | None = None,
     ) -> Pool:
@@ -213,6 +236,9 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin):
         if target_nodes is not None:
             pool.target_nodes = target_nodes
             mask.append("target_nodes")
+        if target_low_priority_nodes is not None:
+            pool.target_low_priority_nodes = target_low_priority_nodes
+            mask.append("target_low_priority_nodes")
         if resize_timeout is not None:
             pool.resize_timeout.CopyFrom(_duration(resize_timeout))
             mask.append("resize_timeout")

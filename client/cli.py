@@ -19,6 +19,7 @@ import click
 from shoal.pool_providers import DEFAULT_POOL_PROVIDER, POOL_PROVIDERS
 
 from .cli_accounts import account
+from .cli_autoscale import autoscale, formula_from_options, node_preempt
 from .cli_certificates import certificate
 from .cli_common import (
     _OUTPUT,
@@ -86,6 +87,7 @@ node.add_command(node_users)
 node.add_command(node_login)
 node.add_command(node_exec)
 node.add_command(node_shell)
+node.add_command(node_preempt)
 cli.add_command(task)
 
 
@@ -96,6 +98,15 @@ _POOL_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     ("state", lambda p: p.state),
     ("allocation", lambda p: p.allocation_state),
     ("nodes", lambda p: f"{p.current_nodes}/{p.target_nodes}"),
+    (
+        "low-priority",
+        lambda p: (
+            f"{p.current_low_priority_nodes}/{p.target_low_priority_nodes}"
+            if p.current_low_priority_nodes or p.target_low_priority_nodes
+            else None
+        ),
+    ),
+    ("autoscale", lambda p: f"every {p.autoscale.evaluation_interval.total_seconds():g}s" if p.autoscale else None),
     ("slots/node", lambda p: p.task_slots_per_node),
     ("provider", lambda p: p.provider),
     ("start task", lambda p: p.start_task.command_line if p.start_task else None),
@@ -111,7 +122,30 @@ def pool() -> None:
 
 @pool.command("create")
 @click.argument("pool_id")
-@click.option("--nodes", "target_nodes", type=int, default=1, show_default=True, help="Target node count.")
+@click.option(
+    "--nodes",
+    "target_nodes",
+    type=int,
+    default=None,
+    help="Target (dedicated) node count [default: 1; 0 with autoscale].",
+)
+@click.option(
+    "--low-priority-nodes",
+    "target_low_priority_nodes",
+    type=int,
+    default=0,
+    help="Target low-priority (preemptible) node count.",
+)
+@click.option("--autoscale-formula", default=None, help="Size the pool by this formula (Batch's autoscale language).")
+@click.option(
+    "--autoscale-formula-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Read the autoscale formula from this file.",
+)
+@click.option(
+    "--autoscale-interval", type=float, default=None, metavar="SECONDS", help="Evaluate the formula every SECONDS."
+)
 @click.option("--slots", "task_slots_per_node", type=int, default=1, show_default=True, help="Task slots per node.")
 @start_task_options
 @click.option(
@@ -143,7 +177,11 @@ def pool() -> None:
 def pool_create(
     ctx: click.Context,
     pool_id: str,
-    target_nodes: int,
+    target_nodes: int | None,
+    target_low_priority_nodes: int,
+    autoscale_formula: str | None,
+    autoscale_formula_file: Path | None,
+    autoscale_interval: float | None,
     task_slots_per_node: int,
     start_task: str | None,
     start_task_env: tuple[str, ...],
@@ -166,10 +204,16 @@ def pool_create(
     st = start_task_from_options(
         start_task, start_task_env, start_task_retries, no_wait_for_success, start_task_run_as, start_task_elevation
     )
+    formula = formula_from_options(autoscale_formula, autoscale_formula_file)
+    if target_nodes is None:
+        target_nodes = 0 if formula is not None else 1
     client = _client(ctx)
     p = client.pools.create(
         id=pool_id,
         target_nodes=target_nodes,
+        target_low_priority_nodes=target_low_priority_nodes,
+        auto_scale_formula=formula,
+        auto_scale_evaluation_interval=autoscale_interval,
         task_slots_per_node=task_slots_per_node,
         start_task=st,
         enable_inter_node_communication=inter_node,
@@ -203,10 +247,17 @@ def pool_list(ctx: click.Context, output: str) -> None:
 
 @pool.command("resize")
 @click.argument("pool_id")
-@click.option("--nodes", "target_nodes", type=int, required=True, help="New target node count.")
+@click.option("--nodes", "target_nodes", type=int, required=True, help="New target (dedicated) node count.")
+@click.option(
+    "--low-priority-nodes",
+    "target_low_priority_nodes",
+    type=int,
+    default=None,
+    help="New target low-priority node count [default: unchanged].",
+)
 @click.option(
     "--deallocation",
-    type=click.Choice(["requeue", "terminate", "taskcompletion"]),
+    type=click.Choice(["requeue", "terminate", "taskcompletion", "retaineddata"]),
     default="requeue",
     show_default=True,
     help="What happens to running tasks on nodes that leave.",
@@ -215,11 +266,22 @@ def pool_list(ctx: click.Context, output: str) -> None:
 @_OUTPUT
 @click.pass_context
 def pool_resize(
-    ctx: click.Context, pool_id: str, target_nodes: int, deallocation: str, wait_timeout: float | None, output: str
+    ctx: click.Context,
+    pool_id: str,
+    target_nodes: int,
+    target_low_priority_nodes: int | None,
+    deallocation: str,
+    wait_timeout: float | None,
+    output: str,
 ) -> None:
     """Resize pool POOL_ID (only while its allocation is steady; --wait before resizing it again)."""
     client = _client(ctx)
-    p = client.pools.resize(pool_id, target_nodes=target_nodes, node_deallocation_option=deallocation)
+    p = client.pools.resize(
+        pool_id,
+        target_nodes=target_nodes,
+        target_low_priority_nodes=target_low_priority_nodes,
+        node_deallocation_option=deallocation,
+    )
     if wait_timeout is not None:
         p = client.pools.wait_steady(pool_id, timeout=wait_timeout)
     _emit(output, [p], _POOL_COLUMNS, "pool resized")
@@ -283,6 +345,7 @@ def pool_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str)
 
 pool.add_command(pool_counts)
 pool.add_command(pool_update)
+pool.add_command(autoscale)
 
 
 # --------------------------------------------------------------------------- storage
@@ -437,6 +500,21 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="The most assignments per slot a busy node may hold for jobs of short tasks, about 0.1 s of "
     "their work (0: none).",
 )
+@click.option(
+    "--spot-preemption-rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Local pools: preemptions per low-priority node per hour, at random (to try work against evictions).",
+)
+@click.option(
+    "--spot-recovery-seconds",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Local pools: how long a preempted node waits before it starts again.",
+)
+@click.option("--spot-seed", type=int, default=None, help="Seeds the random preemptions (to repeat a run).")
 def server_cmd(
     data_dir: Path,
     listen: str,
@@ -447,6 +525,9 @@ def server_cmd(
     agent_listen: str,
     agent_advertise: str,
     dispatch_ahead: int,
+    spot_preemption_rate: float,
+    spot_recovery_seconds: float,
+    spot_seed: int | None,
 ) -> None:
     """Run the control plane in the foreground.
 
@@ -466,6 +547,9 @@ def server_cmd(
             agent_listen=agent_listen,
             agent_advertise=agent_advertise,
             dispatch_ahead=dispatch_ahead,
+            spot_preemption_rate=spot_preemption_rate,
+            spot_recovery_seconds=spot_recovery_seconds,
+            spot_seed=spot_seed,
         )
     )
 

@@ -25,6 +25,7 @@ NODE_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     ("id", lambda n: n.id),
     ("pool", lambda n: n.pool_id),
     ("state", lambda n: n.state),
+    ("kind", lambda n: "dedicated" if n.is_dedicated else "low-priority"),
     ("scheduling", lambda n: n.scheduling_state),
     ("address", lambda n: n.ip_address),
     ("slots", lambda n: f"{n.running_task_slots}/{n.task_slots}"),
@@ -50,6 +51,7 @@ NODE_STATE_CHOICE = click.Choice(
         "rebooting",
         "reimaging",
         "unusable",
+        "preempted",
     ]
 )
 

@@ -95,6 +95,7 @@ _COUNT_FIELDS = (
     ("rebooting", "rebooting"),
     ("reimaging", "reimaging"),
     ("unusable", "unusable"),
+    ("preempted", "preempted"),
 )
 
 
@@ -114,6 +115,7 @@ class NodeCounts:
     rebooting: int = 0
     reimaging: int = 0
     unusable: int = 0
+    preempted: int = 0
     total: int = 0
     """All the pool's nodes of this kind, as the server counted them."""
 

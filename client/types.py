@@ -23,6 +23,7 @@ from typing import Any
 from shoal.v1 import common_pb2, job_pb2, join_pb2, pool_pb2, storage_pb2, task_pb2
 
 from ._certificates import CertificateReference
+from .autoscale_types import AutoScaleRun, AutoScaleSettings
 from .common_types import (
     _RESULTS,
     FailureInfo,
@@ -144,6 +145,7 @@ class NodeState(enum.StrEnum):
     REBOOTING = "rebooting"
     REIMAGING = "reimaging"
     UNUSABLE = "unusable"
+    PREEMPTED = "preempted"
 
 
 _TASK_STATES = {
@@ -194,6 +196,7 @@ _NODE_STATES = {
     pool_pb2.NODE_STATE_REBOOTING: NodeState.REBOOTING,
     pool_pb2.NODE_STATE_REIMAGING: NodeState.REIMAGING,
     pool_pb2.NODE_STATE_UNUSABLE: NodeState.UNUSABLE,
+    pool_pb2.NODE_STATE_PREEMPTED: NodeState.PREEMPTED,
 }
 _NODE_STATES_TO_PROTO = {v: k for k, v in _NODE_STATES.items()}
 
@@ -612,6 +615,14 @@ class Pool:
     """Why its last resize did not reach its target (``ResizeStopped``, ``AllocationTimedout``)."""
     allocation_state_transition_time: datetime | None = None
     """When its allocation state last changed."""
+    target_low_priority_nodes: int = 0
+    """Low-priority (preemptible) nodes the pool is sized towards, beside ``target_nodes`` dedicated ones."""
+    current_low_priority_nodes: int = 0
+    """Low-priority nodes it has now, preempted ones included (``current_nodes`` counts the dedicated)."""
+    autoscale: AutoScaleSettings | None = None
+    """Its autoscale formula and the last evaluation, when autoscale is enabled (None: sized by hand)."""
+    last_auto_scale_run: AutoScaleRun | None = None
+    """The last evaluation of its formula (kept after autoscale is disabled)."""
     proto: pool_pb2.Pool = field(repr=False, compare=False)
     """The raw ``shoal.v1.Pool`` message."""
 
@@ -639,6 +650,10 @@ class Pool:
             resize_timeout=msg.resize_timeout.ToTimedelta() if msg.HasField("resize_timeout") else None,
             resize_errors=tuple(ResizeError.from_proto(e) for e in msg.resize_errors),
             allocation_state_transition_time=_ts(msg, "allocation_state_transition_time"),
+            target_low_priority_nodes=msg.target_low_priority_nodes,
+            current_low_priority_nodes=msg.current_low_priority_nodes,
+            autoscale=AutoScaleSettings.from_proto(msg) if msg.enable_auto_scale else None,
+            last_auto_scale_run=AutoScaleRun.from_proto(msg.auto_scale_run) if msg.HasField("auto_scale_run") else None,
             proto=msg,
         )
 

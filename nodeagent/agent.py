@@ -578,6 +578,7 @@ class Agent:
         # Tasks started from now on (and the agent's storage calls) act for the pool's account.
         self.layout.access.account = w.account
         self.layout.access.credential = w.credential
+        self.layout.access.is_dedicated = w.is_dedicated
         self.heartbeat_interval = w.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL
         if self._restart_wait is not None and not self._stop.is_set():
             # A restart still waiting is dropped: the server tells it again if it still wants it (it may
@@ -656,17 +657,28 @@ class Agent:
                 # Nothing else went out to carry it.
                 await call.write(agent_pb2.AgentMessage(ack=agent_pb2.CommandAck(command_id=ack)))
 
+    def _heartbeat(self) -> agent_pb2.Heartbeat:
+        """What the node uses now (the metrics autoscale formulas read): CPU, memory, the disk of the node
+        root, and the machine's disk and network counters since boot."""
+        hb = agent_pb2.Heartbeat(
+            cpu_percent=psutil.cpu_percent(None),
+            memory_used_bytes=psutil.virtual_memory().used,
+            running_task_slots=self.runner.running_slots(),
+        )
+        with contextlib.suppress(OSError):
+            hb.disk_used_bytes = psutil.disk_usage(str(self.layout.root)).used
+        disk = psutil.disk_io_counters()
+        if disk is not None:
+            hb.disk_read_bytes, hb.disk_write_bytes = disk.read_bytes, disk.write_bytes
+            hb.disk_read_ops, hb.disk_write_ops = disk.read_count, disk.write_count
+        net = psutil.net_io_counters()
+        if net is not None:
+            hb.network_in_bytes, hb.network_out_bytes = net.bytes_recv, net.bytes_sent
+        return hb
+
     async def _heartbeats(self, conn: _Connection) -> None:
         while True:
-            conn.send(
-                agent_pb2.AgentMessage(
-                    heartbeat=agent_pb2.Heartbeat(
-                        cpu_percent=psutil.cpu_percent(None),
-                        memory_used_bytes=psutil.virtual_memory().used,
-                        running_task_slots=self.runner.running_slots(),
-                    )
-                )
-            )
+            conn.send(agent_pb2.AgentMessage(heartbeat=self._heartbeat()))
             await self.clock.sleep(self.heartbeat_interval)
 
     def _dispatch(self, msg: agent_pb2.ServerMessage, conn: _Connection) -> None:

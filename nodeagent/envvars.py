@@ -63,12 +63,14 @@ def with_batch_names(shoal_vars: Mapping[str, str]) -> dict[str, str]:
 def node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> dict[str, str]:
     """Variables every task on the node gets (start task included)."""
     access = layout.access
-    return dict(_node_vars(layout, node_id, pool_id, access.account, access.credential, access.ca_file))
+    return dict(
+        _node_vars(layout, node_id, pool_id, access.account, access.credential, access.ca_file, access.is_dedicated)
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def _node_vars(
-    layout: NodeLayout, node_id: str, pool_id: str, account: str, credential: str, ca_file: str
+    layout: NodeLayout, node_id: str, pool_id: str, account: str, credential: str, ca_file: str, is_dedicated: bool
 ) -> tuple[tuple[str, str], ...]:
     # The same for every task of the node: made once, not per task.
     address = (("SHOAL_ADDRESS", layout.server_address),) if layout.server_address else ()
@@ -86,6 +88,7 @@ def _node_vars(
         ("SHOAL_NODE_STARTUP_DIR", str(layout.startup)),
         ("SHOAL_NODE_ID", node_id),
         ("SHOAL_POOL_ID", pool_id),
+        ("SHOAL_NODE_IS_DEDICATED", "true" if is_dedicated else "false"),
     )
 
 

@@ -35,6 +35,8 @@ class NodeAccess:
     credential: str = field(default="", repr=False)
     #: The cluster CA certificate (PEM file): tasks verify the server's TLS certificate with it.
     ca_file: str = ""
+    #: False on a low-priority (preemptible) node (SHOAL_NODE_IS_DEDICATED).
+    is_dedicated: bool = True
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """The gRPC metadata that authenticates a call (none before the first Welcome)."""

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the most assignments per slot a busy node may hold for jobs of short tasks, about 0.1 s "
         "of their work (0: none)",
     )
+    ap.add_argument("--spot-preemption-rate", type=float, default=0.0, help="preemptions per low-priority node-hour")
+    ap.add_argument("--spot-recovery-seconds", type=float, default=30.0)
+    ap.add_argument("--spot-seed", type=int, default=None)
     a = ap.parse_args(argv)
     return main_server(
         data_dir=a.data_dir,
@@ -44,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_timeout=a.heartbeat_timeout,
         agent_orphan_timeout=a.agent_orphan_timeout,
         dispatch_ahead=a.dispatch_ahead,
+        spot_preemption_rate=a.spot_preemption_rate,
+        spot_recovery_seconds=a.spot_recovery_seconds,
+        spot_seed=a.spot_seed,
     )
 
 

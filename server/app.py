@@ -45,6 +45,7 @@ from shoal.server.domain.ids import key as idkey
 from shoal.server.gcpolicy import LongLivedGc
 from shoal.server.nodeusers.registry import NodeUserRegistry
 from shoal.server.providers.local import LocalProvider
+from shoal.server.scheduling.spot import SpotSettings
 from shoal.server.security import ServerSecurity
 from shoal.server.storage.service import AccountStores, StorageServicer
 from shoal.server.store.sqlite import SqliteStore
@@ -187,6 +188,11 @@ class ServerConfig:
     #: certificate of the cluster CA for the listen host, localhost and this machine's name.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: Local pools' low-priority nodes: random preemptions per node-hour, how long a preempted node waits
+    #: for capacity, and the seed of the random preemptions (see `server.scheduling.spot`).
+    spot_preemption_rate: float = 0.0
+    spot_recovery_seconds: float = 30.0
+    spot_seed: int | None = None
 
 
 class ShoalServer:
@@ -206,6 +212,13 @@ class ShoalServer:
             config.clock,
             heartbeat_interval=config.heartbeat_interval,
             dispatch_ahead=config.dispatch_ahead,
+        )
+        self.cp.preemption.configure(
+            SpotSettings(
+                preemption_rate_per_hour=config.spot_preemption_rate,
+                recovery_seconds=config.spot_recovery_seconds,
+                seed=config.spot_seed,
+            )
         )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         #: The cluster CA, the server secret, node certificates: `<data dir>/certs/`.
@@ -475,7 +488,7 @@ def main_server(
     tls_key: Path | None = None,
     agent_listen: str = "",
     agent_advertise: str = "",
-    **extra: float,
+    **extra: float | int | None,
 ) -> int:
     """`shoal server`: run the control plane in the foreground until SIGINT/SIGTERM."""
     _logging()

@@ -23,6 +23,7 @@ from shoal.clock import Clock
 from shoal.server.domain.records import AgentSession, NodeRec, TaskRec
 from shoal.server.lifecycle.allocation import PoolAllocation
 from shoal.server.lifecycle.attempts import AttemptLifecycle, note_attempt_length
+from shoal.server.lifecycle.autoscaling import AutoScaling
 from shoal.server.lifecycle.completion import CompletionLifecycle
 from shoal.server.lifecycle.dependencies import DependencyLifecycle
 from shoal.server.lifecycle.gangs import GangLifecycle
@@ -43,6 +44,7 @@ from shoal.server.lifecycle.kernel import (
 from shoal.server.lifecycle.nodeops import NodeOperations
 from shoal.server.lifecycle.nodes import NodeLifecycle
 from shoal.server.lifecycle.pools import PoolLifecycle
+from shoal.server.lifecycle.preemption import Preemption
 from shoal.server.lifecycle.restarts import NodeRestarts
 from shoal.server.lifecycle.tasks import TaskLifecycle
 from shoal.server.store.base import Store
@@ -74,6 +76,8 @@ class ControlPlane(Kernel):
         self.node_ops = NodeOperations(self)
         self.allocation = PoolAllocation(self)
         self.restarts = NodeRestarts(self)
+        self.autoscale = AutoScaling(self)
+        self.preemption = Preemption(self)
 
     # ------------------------------------------------------------------ pools
 
@@ -81,9 +85,17 @@ class ControlPlane(Kernel):
         return await self.pool_life.create_pool(spec, request_id)
 
     async def resize_pool(
-        self, pool_id: str, target: int, option: int = pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE, *, etag: str = ""
+        self,
+        pool_id: str,
+        target: int,
+        option: int = pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE,
+        *,
+        etag: str = "",
+        target_low_priority: int | None = None,
     ) -> pool_pb2.Pool:
-        return await self.pool_life.resize_pool(pool_id, target, option, etag=etag)
+        return await self.pool_life.resize_pool(
+            pool_id, target, option, etag=etag, target_low_priority=target_low_priority
+        )
 
     async def delete_pool(self, pool_id: str, *, etag: str = "") -> pool_pb2.Pool:
         return await self.pool_life.delete_pool(pool_id, etag=etag)
@@ -109,6 +121,25 @@ class ControlPlane(Kernel):
 
     async def check_resize_timeouts(self) -> None:
         await self.allocation.check_resize_timeouts()
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str, interval: float | None, *, etag: str = ""
+    ) -> pool_pb2.Pool:
+        return await self.autoscale.enable(pool_id, formula, interval, etag=etag)
+
+    async def disable_auto_scale(self, pool_id: str, *, etag: str = "") -> pool_pb2.Pool:
+        return await self.autoscale.disable(pool_id, etag=etag)
+
+    def evaluate_auto_scale(self, pool_id: str, formula: str) -> pool_pb2.AutoScaleRun:
+        return self.autoscale.dry_run(pool_id, formula)
+
+    async def preempt_node(self, pool_id: str, node_id: str) -> pool_pb2.Node:
+        return await self.preemption.preempt_node(pool_id, node_id)
+
+    async def check_elasticity(self) -> None:
+        """Autoscale samples and evaluations that are due, and low-priority preemptions and recoveries."""
+        await self.preemption.check()
+        await self.autoscale.check()
 
     # ------------------------------------------------------------------ nodes and agents
 

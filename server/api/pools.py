@@ -18,6 +18,8 @@ from shoal.server.api.paging import page
 from shoal.server.api.validation import (
     MAX_NODES_PER_POOL,
     POOL_OUTPUT_ONLY,
+    check_autoscale,
+    check_duration,
     check_enum,
     check_file_path,
     check_pool,
@@ -54,7 +56,7 @@ class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
 
     @rpc_errors
     async def CreatePool(self, request: pool_pb2.CreatePoolRequest, context: Ctx) -> pool_pb2.Pool:
-        v = check_pool(request.pool) + check_request_id(request.request_id)
+        v = check_pool(request.pool) + check_autoscale(request.pool) + check_request_id(request.request_id)
         if v:
             raise invalid("INVALID_POOL", v)
         clear_output_only(request.pool, POOL_OUTPUT_ONLY)
@@ -67,7 +69,8 @@ class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
             normalized = certificates.normalized_references(refs)
             del refs[:]
             refs.extend(normalized)
-        tenancy.check_quota(self.cp, account, self.quotas(account), pools=1, nodes=request.pool.target_nodes)
+        nodes = request.pool.target_nodes + request.pool.target_low_priority_nodes
+        tenancy.check_quota(self.cp, account, self.quotas(account), pools=1, nodes=nodes)
         return tagged(await self.cp.create_pool(request.pool, tenancy.scoped_request_id(account, request.request_id)))
 
     @rpc_errors
@@ -101,26 +104,79 @@ class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
         v = check_enum(request.node_deallocation_option, pool_pb2.NodeDeallocationOption, "node_deallocation_option")
         if v:
             raise invalid("INVALID_NODE_DEALLOCATION_OPTION", v)
+        low = request.target_low_priority_nodes if request.HasField("target_low_priority_nodes") else None
+        if low is not None and not 0 <= low <= MAX_NODES_PER_POOL:
+            raise invalid(
+                "INVALID_TARGET_NODES",
+                [("target_low_priority_nodes", f"must be between 0 and {MAX_NODES_PER_POOL}")],
+            )
         account = caller().account
-        growth = request.target_nodes - self.cp.pool(pid).proto.target_nodes
+        current = self.cp.pool(pid).proto
+        if low and current.provider == "join":
+            raise invalid(
+                "INVALID_TARGET_NODES",
+                [
+                    (
+                        "target_low_priority_nodes",
+                        "a join pool's nodes are the agents that join it: it has no such target",
+                    )
+                ],
+            )
+        growth = request.target_nodes - current.target_nodes
+        if low is not None:
+            growth += low - current.target_low_priority_nodes
         tenancy.check_quota(self.cp, account, self.quotas(account), nodes=growth)
         pool = await self.cp.resize_pool(
             pid,
             request.target_nodes,
             request.node_deallocation_option or pool_pb2.NODE_DEALLOCATION_OPTION_REQUEUE,
             etag=request.etag,
+            target_low_priority=low,
         )
         return tagged(pool)
+
+    @rpc_errors
+    async def EnableAutoScale(self, request: pool_pb2.EnableAutoScaleRequest, context: Ctx) -> pool_pb2.Pool:
+        (pid,) = parse_name(request.name, "pools")
+        interval = None
+        if request.HasField("auto_scale_evaluation_interval"):
+            v = check_duration(request.auto_scale_evaluation_interval, "auto_scale_evaluation_interval")
+            if v:
+                raise invalid("INVALID_AUTO_SCALE_INTERVAL", v)
+            interval = request.auto_scale_evaluation_interval.ToNanoseconds() / 1e9
+        return tagged(await self.cp.enable_auto_scale(pid, request.auto_scale_formula, interval, etag=request.etag))
+
+    @rpc_errors
+    async def DisableAutoScale(self, request: pool_pb2.DisableAutoScaleRequest, context: Ctx) -> pool_pb2.Pool:
+        (pid,) = parse_name(request.name, "pools")
+        return tagged(await self.cp.disable_auto_scale(pid, etag=request.etag))
+
+    @rpc_errors
+    async def EvaluateAutoScale(
+        self, request: pool_pb2.EvaluateAutoScaleRequest, context: Ctx
+    ) -> pool_pb2.AutoScaleRun:
+        (pid,) = parse_name(request.name, "pools")
+        return self.cp.evaluate_auto_scale(pid, request.auto_scale_formula)
+
+    @rpc_errors
+    async def PreemptNode(self, request: pool_pb2.PreemptNodeRequest, context: Ctx) -> pool_pb2.Node:
+        pid, nid = parse_name(request.name, "pools", "nodes")
+        return await self.cp.preempt_node(pid, nid)
 
     @rpc_errors
     async def UpdatePool(self, request: pool_pb2.UpdatePoolRequest, context: Ctx) -> pool_pb2.Pool:
         (pid,) = parse_name(request.pool.name or f"pools/{request.pool.id}", "pools", field="pool.name")
         paths = list(request.update_mask.paths)
         account = caller().account
-        if not poolupdate.mask_problems(paths) and "target_nodes" in poolupdate.resolve_mask(paths, request.pool):
-            target = request.pool.target_nodes
-            if 0 <= target <= MAX_NODES_PER_POOL:
-                growth = target - self.cp.pool(pid).proto.target_nodes
+        if not poolupdate.mask_problems(paths):
+            named = poolupdate.resolve_mask(paths, request.pool)
+            current = self.cp.pool(pid).proto
+            growth = sum(
+                getattr(request.pool, f) - getattr(current, f)
+                for f in poolupdate.TARGETS
+                if f in named and 0 <= getattr(request.pool, f) <= MAX_NODES_PER_POOL
+            )
+            if growth > 0:
                 tenancy.check_quota(self.cp, account, self.quotas(account), nodes=growth)
         pool = await self.cp.update_pool(
             pid,

@@ -89,7 +89,11 @@ def usage(cp: ControlPlane, account: str) -> Usage:
     """What `account` holds now: pools, the sum of their target nodes, and jobs not completed."""
     pools = [p for p in cp.pools.values() if owner(p.proto) == account]
     active = sum(1 for j in cp.jobs.values() if owner(j.proto) == account and j.proto.state not in _INACTIVE_JOBS)
-    return Usage(pools=len(pools), nodes=sum(p.proto.target_nodes for p in pools), active_jobs=active)
+    return Usage(
+        pools=len(pools),
+        nodes=sum(p.proto.target_nodes + p.proto.target_low_priority_nodes for p in pools),
+        active_jobs=active,
+    )
 
 
 def check_quota(

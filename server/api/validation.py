@@ -13,6 +13,7 @@ from shoal.commandline import command_line_problem
 from shoal.paths import UnsafePathError, check_relative_path
 from shoal.pool_providers import POOL_PROVIDERS
 from shoal.server.api.identity_checks import PoolAccounts, check_identity_of, check_user_accounts, pool_accounts
+from shoal.server.autoscale import settings as autoscale_settings
 from shoal.server.domain.ids import id_problem
 from shoal.server.scheduling.dependencies import dependencies_problems
 from shoal.server.scheduling.exit_options import exit_conditions_problems
@@ -45,6 +46,8 @@ POOL_OUTPUT_ONLY = (
     "etag",
     "resize_errors",
     "allocation_state_transition_time",
+    "current_low_priority_nodes",
+    "auto_scale_run",
 )
 JOB_OUTPUT_ONLY = (
     "name",
@@ -315,6 +318,7 @@ def check_pool(pool: pool_pb2.Pool) -> Violations:
         out.append(("pool.display_name", f"must be at most {MAX_DISPLAY_NAME} characters"))
     if not 0 <= pool.target_nodes <= MAX_NODES_PER_POOL:
         out.append(("pool.target_nodes", f"must be between 0 and {MAX_NODES_PER_POOL}"))
+    out += check_low_priority_target(pool)
     if not 0 <= pool.task_slots_per_node <= MAX_SLOTS:
         out.append(("pool.task_slots_per_node", f"must be between 1 and {MAX_SLOTS}"))
     if pool.provider and pool.provider not in POOL_PROVIDERS:
@@ -326,6 +330,34 @@ def check_pool(pool: pool_pb2.Pool) -> Violations:
     out += check_metadata(pool.metadata, "pool.metadata")
     if pool.HasField("resize_timeout"):
         out += check_resize_timeout(pool.resize_timeout, "pool.resize_timeout")
+    return out
+
+
+def check_low_priority_target(pool: pool_pb2.Pool) -> Violations:
+    """A pool's low-priority target (at creation and in an update)."""
+    if not 0 <= pool.target_low_priority_nodes <= MAX_NODES_PER_POOL:
+        return [("pool.target_low_priority_nodes", f"must be between 0 and {MAX_NODES_PER_POOL}")]
+    if pool.target_low_priority_nodes and pool.provider == "join":
+        return [("pool.target_low_priority_nodes", "a join pool's nodes are the agents that join it: no such target")]
+    return []
+
+
+def check_autoscale(pool: pool_pb2.Pool) -> Violations:
+    """A new pool's autoscale settings (a pool's are changed by EnableAutoScale, not by an update)."""
+    out: Violations = []
+    if pool.enable_auto_scale:
+        out += autoscale_settings.formula_violations(pool.auto_scale_formula, "pool.auto_scale_formula")
+        if pool.HasField("auto_scale_evaluation_interval"):
+            bad = check_duration(pool.auto_scale_evaluation_interval, "pool.auto_scale_evaluation_interval")
+            out += bad or autoscale_settings.interval_violations(pool, "pool.auto_scale_evaluation_interval")
+        for name in ("target_nodes", "target_low_priority_nodes"):
+            if getattr(pool, name):
+                out.append((f"pool.{name}", "must not be set when autoscale is enabled: the formula sets it"))
+    else:
+        if pool.auto_scale_formula:
+            out.append(("pool.auto_scale_formula", "must not be set unless enable_auto_scale is"))
+        if pool.HasField("auto_scale_evaluation_interval"):
+            out.append(("pool.auto_scale_evaluation_interval", "must not be set unless enable_auto_scale is"))
     return out
 
 

@@ -17,5 +17,6 @@ async def run_health(cp: ControlPlane, *, heartbeat_timeout: float, period: floa
             await cp.check_health(heartbeat_timeout)
             await cp.check_job_deadlines()
             await cp.check_resize_timeouts()
+            await cp.check_elasticity()
         except Exception:
             log.exception("health pass failed")

@@ -52,6 +52,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_UNKNOWN,  # never registered in time
             N.NODE_STATE_LEAVING_POOL,  # pool shrank before the node came up
             N.NODE_STATE_UNUSABLE,  # the agent reports node errors
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_STARTING: frozenset(
@@ -63,6 +64,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_UNKNOWN,  # went silent
             N.NODE_STATE_LEAVING_POOL,  # pool shrank
             N.NODE_STATE_UNUSABLE,  # the agent reports node errors
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_WAITING_FOR_START_TASK: frozenset(
@@ -74,6 +76,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_UNKNOWN,
             N.NODE_STATE_LEAVING_POOL,
             N.NODE_STATE_UNUSABLE,  # the agent reports node errors
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_START_TASK_FAILED: frozenset(
@@ -84,6 +87,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_REBOOTING,  # RebootNode
             N.NODE_STATE_REIMAGING,  # ReimageNode
             N.NODE_STATE_UNUSABLE,  # the agent reports node errors
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_IDLE: frozenset(
@@ -96,6 +100,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_REBOOTING,  # RebootNode
             N.NODE_STATE_REIMAGING,  # ReimageNode
             N.NODE_STATE_UNUSABLE,  # the agent reports node errors
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_RUNNING: frozenset(
@@ -108,6 +113,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_REBOOTING,  # RebootNode
             N.NODE_STATE_REIMAGING,  # ReimageNode
             N.NODE_STATE_UNUSABLE,  # the agent reports node errors
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_UNKNOWN: frozenset(
@@ -117,6 +123,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_OFFLINE,  # the agent came back to a node whose scheduling is disabled
             N.NODE_STATE_LEAVING_POOL,
             N.NODE_STATE_UNUSABLE,  # the agent reports node errors
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_OFFLINE: frozenset(
@@ -128,6 +135,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_REBOOTING,  # RebootNode
             N.NODE_STATE_REIMAGING,  # ReimageNode
             N.NODE_STATE_UNUSABLE,  # the agent reports node errors
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_REBOOTING: frozenset(
@@ -138,6 +146,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_UNUSABLE,  # the agent restarted and reports node errors
             N.NODE_STATE_UNKNOWN,  # the agent did not come back in time
             N.NODE_STATE_LEAVING_POOL,
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_REIMAGING: frozenset(
@@ -148,6 +157,7 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_UNUSABLE,
             N.NODE_STATE_UNKNOWN,
             N.NODE_STATE_LEAVING_POOL,
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
         }
     ),
     N.NODE_STATE_UNUSABLE: frozenset(
@@ -160,6 +170,13 @@ NODE_TRANSITIONS: Mapping[int, frozenset[int]] = {
             N.NODE_STATE_REIMAGING,
             N.NODE_STATE_UNKNOWN,
             N.NODE_STATE_LEAVING_POOL,
+            N.NODE_STATE_PREEMPTED,  # its provider took it back (a low-priority node)
+        }
+    ),
+    N.NODE_STATE_PREEMPTED: frozenset(
+        {
+            N.NODE_STATE_CREATING,  # the provider has capacity again: the node starts as new
+            N.NODE_STATE_LEAVING_POOL,  # the pool shrank, or is deleted
         }
     ),
     N.NODE_STATE_LEAVING_POOL: frozenset(),  # the record is removed when the agent is gone

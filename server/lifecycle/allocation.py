@@ -14,6 +14,7 @@ from shoal.server.domain.errors import FailedPrecondition, invalid_input
 from shoal.server.domain.etags import check_etag
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import NodeRec, PoolRec
+from shoal.server.lifecycle.pools import members
 from shoal.server.scheduling import resizing
 from shoal.v1 import pool_pb2 as P
 
@@ -48,7 +49,9 @@ class PoolAllocation:
         if v:
             raise invalid_input("INVALID_NODE_IDS", v)
         leaving = [pool.nodes[idkey(i)] for i in node_ids]
-        pool.proto.target_nodes = max(0, pool.proto.target_nodes - len(leaving))
+        low = sum(1 for n in leaving if not n.proto.is_dedicated)
+        pool.proto.target_nodes = max(0, pool.proto.target_nodes - (len(leaving) - low))
+        pool.proto.target_low_priority_nodes = max(0, pool.proto.target_low_priority_nodes - low)
         if timeout is not None:
             pool.proto.resize_timeout.FromSeconds(int(timeout))
         del pool.proto.resize_errors[:]
@@ -62,15 +65,19 @@ class PoolAllocation:
         pool = self._active(pool_id, etag)
         if pool.proto.allocation_state != P.ALLOCATION_STATE_RESIZING:
             raise FailedPrecondition("POOL_NOT_RESIZING", f"pool {pool_id!r} is not resizing")
-        members = sum(1 for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL)
-        target = pool.proto.target_nodes
-        pool.proto.target_nodes = members
+        dedicated = len(members(pool, dedicated=True))
+        low = len(members(pool, dedicated=False))
+        target, target_low = pool.proto.target_nodes, pool.proto.target_low_priority_nodes
+        pool.proto.target_nodes = dedicated
+        pool.proto.target_low_priority_nodes = low
         pool.proto.resize_errors.append(
             resizing.resize_error(
                 "ResizeStopped",
-                f"the resize to {target} nodes was stopped at {members}",
+                f"the resize to {target} nodes (and {target_low} low-priority) was stopped at {dedicated} (and {low})",
                 target=str(target),
-                reached=str(members),
+                reached=str(dedicated),
+                target_low_priority=str(target_low),
+                reached_low_priority=str(low),
             )
         )
         pool.proto.allocation_state = P.ALLOCATION_STATE_STOPPING
@@ -94,9 +101,10 @@ class PoolAllocation:
             if not resizing.timed_out(p.allocation_state, since, now, resizing.timeout_seconds(p)):
                 continue
             stuck = [n for n in pool.nodes.values() if n.state in resizing.NOT_UP]
-            members = sum(1 for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL)
             if p.provider == "local":
-                p.target_nodes = members - len(stuck)
+                stuck_low = sum(1 for n in stuck if not n.proto.is_dedicated)
+                p.target_nodes = len(members(pool, dedicated=True)) - (len(stuck) - stuck_low)
+                p.target_low_priority_nodes = len(members(pool, dedicated=False)) - stuck_low
             p.resize_errors.append(
                 resizing.resize_error(
                     "AllocationTimedout",

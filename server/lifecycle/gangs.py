@@ -38,11 +38,14 @@ class GangLifecycle:
                 violations.append((field_name, f"pool {job.proto.pool_id!r} does not exist"))
             elif not pool.proto.enable_inter_node_communication:
                 violations.append((field_name, f"pool {pool.proto.id!r} does not enable inter-node communication"))
-            elif n > pool.proto.target_nodes:
+            elif n > (size := pool.proto.target_nodes + pool.proto.target_low_priority_nodes) and not (
+                pool.proto.enable_auto_scale
+            ):
+                # (An autoscale pool's size is its formula's to decide: it may grow to fit the gang.)
                 violations.append(
                     (
                         f"{field_name}.number_of_instances",
-                        f"{n} instances can never run on pool {pool.proto.id!r} of {pool.proto.target_nodes} nodes",
+                        f"{n} instances can never run on pool {pool.proto.id!r} of {size} nodes",
                     )
                 )
             if len(violations) >= 100:

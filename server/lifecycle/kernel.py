@@ -42,6 +42,7 @@ from shoal.v1 import certificate_pb2, common_pb2, job_pb2, pool_pb2, task_pb2
 
 if TYPE_CHECKING:
     from shoal.server.lifecycle.attempts import AttemptLifecycle
+    from shoal.server.lifecycle.autoscaling import AutoScaling
     from shoal.server.lifecycle.completion import CompletionLifecycle
     from shoal.server.lifecycle.dependencies import DependencyLifecycle
     from shoal.server.lifecycle.gangs import GangLifecycle
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from shoal.server.lifecycle.jobs import JobLifecycle
     from shoal.server.lifecycle.nodes import NodeLifecycle
     from shoal.server.lifecycle.pools import PoolLifecycle
+    from shoal.server.lifecycle.preemption import Preemption
     from shoal.server.lifecycle.restarts import NodeRestarts
     from shoal.server.lifecycle.tasks import TaskLifecycle
 
@@ -128,6 +130,12 @@ class Provider(Protocol):
     def node_removed(self, node: NodeRec) -> None:
         """The node is gone from its pool (committed): delete what the provider keeps of it (its files)."""
 
+    def node_preempted(self, node: NodeRec) -> None:
+        """The node's preemption is committed: kill its agent at once and delete its files."""
+
+    def node_recovering(self, node: NodeRec) -> None:
+        """A preempted node is CREATING again (committed): start its agent on a fresh root."""
+
 
 ts = to_timestamp
 
@@ -160,6 +168,8 @@ class Kernel:
     prep_life: JobPrepLifecycle
     completion: CompletionLifecycle
     restarts: NodeRestarts
+    autoscale: AutoScaling
+    preemption: Preemption
 
     def __init__(
         self,
@@ -724,11 +734,19 @@ class Kernel:
         nodes = pool.nodes.values()
         # As in Batch, a node counts until it has left: one leaving the pool may still run a task
         # (`taskcompletion`), and its agent still runs until it is gone.
-        pool.proto.current_nodes = len(pool.nodes)
+        low = sum(1 for n in nodes if not n.proto.is_dedicated)
+        if pool.proto.current_nodes != len(pool.nodes) - low or pool.proto.current_low_priority_nodes != low:
+            pool.proto.current_nodes = len(pool.nodes) - low
+            pool.proto.current_low_priority_nodes = low
         settling = any(n.state in SETTLING_NODE_STATES for n in nodes)
         if pool.proto.provider == "local":
-            members = sum(1 for n in nodes if n.state != NODE_LEAVING)
-            steady = members == pool.proto.target_nodes and not settling
+            staying_low = sum(1 for n in nodes if n.state != NODE_LEAVING and not n.proto.is_dedicated)
+            staying = sum(1 for n in nodes if n.state != NODE_LEAVING) - staying_low
+            steady = (
+                staying == pool.proto.target_nodes
+                and staying_low == pool.proto.target_low_priority_nodes
+                and not settling
+            )
         else:
             # The nodes of a `join` pool come when their agents join, not because Shoal allocates them
             # (their number is not capped by the target): only nodes on their way in or out make it resize.

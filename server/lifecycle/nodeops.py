@@ -61,15 +61,15 @@ class NodeOperations:
         self.k.mark("nodes", n.key, n)
 
     def node_counts(self, pool_ids: list[str]) -> list[P.PoolNodeCounts]:
-        """Per pool, its nodes by state (all dedicated, for now)."""
+        """Per pool, its dedicated and its low-priority nodes by state."""
         out = []
         for pool_id in pool_ids:
             pool = self.k.pools[idkey(pool_id)]
             out.append(
                 P.PoolNodeCounts(
                     pool_id=pool.proto.id,
-                    dedicated=nodeops.node_counts(n.state for n in pool.nodes.values()),
-                    low_priority=P.NodeCounts(),
+                    dedicated=nodeops.node_counts(n.state for n in pool.nodes.values() if n.proto.is_dedicated),
+                    low_priority=nodeops.node_counts(n.state for n in pool.nodes.values() if not n.proto.is_dedicated),
                 )
             )
         return out

@@ -152,9 +152,10 @@ class NodeLifecycle:
         node.proto.last_heartbeat_time.CopyFrom(ts(self.k.clock.now()))
         self.k.mark("nodes", node.key, node)
         pool = self.k.pools[node.pool_key]
-        if node.state == P.NODE_STATE_LEAVING_POOL:
+        if node.state in (P.NODE_STATE_LEAVING_POOL, P.NODE_STATE_PREEMPTED):
             # Its unacknowledged reports still count (a task that finished must
-            # not run again); whatever else it ran goes back to the queue.
+            # not run again); whatever else it ran goes back to the queue. (A
+            # preempted node's agent that had not died yet is told to go too.)
             self.k.attempt_life.apply_events(node, list(reg.pending_events))
             for tkey in list(node.running):
                 job = self.k.jobs.get(tkey[0])
@@ -163,7 +164,8 @@ class NodeLifecycle:
                     self.k.task_life.requeue(t, "node left the pool")
                 node.running.pop(tkey, None)
             await self.k.flush()
-            session.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason="node left the pool")))
+            why = "node left the pool" if node.state == P.NODE_STATE_LEAVING_POOL else "node preempted"
+            session.send(agent_pb2.ServerMessage(shutdown=agent_pb2.Shutdown(reason=why)))
             return session
         # Reports the server never committed come first, so that a completion
         # is not mistaken for a lost attempt below.
@@ -222,6 +224,7 @@ class NodeLifecycle:
             heartbeat_interval_seconds=self.k.heartbeat_interval,
             run_start_task=run_start,
             task_slots=node.proto.task_slots,
+            is_dedicated=node.proto.is_dedicated,
         )
         if self.k.node_credential is not None:
             welcome.account = pool.proto.account or DEFAULT_ACCOUNT
@@ -348,6 +351,7 @@ class NodeLifecycle:
         node.last_seen = self.k.clock.monotonic()
         node.proto.cpu_percent = hb.cpu_percent
         node.proto.last_heartbeat_time.CopyFrom(ts(self.k.clock.now()))
+        self.k.autoscale.heartbeat(node, hb)
 
     def touch(self, session: AgentSession) -> None:
         node = self.k.nodes.get(session.node_key)

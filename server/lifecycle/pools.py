@@ -59,34 +59,38 @@ class PoolLifecycle:
         return rec.proto
 
     def grow(self, pool: PoolRec) -> list[NodeRec]:
+        """Make the nodes the pool lacks for its dedicated and low-priority targets (CREATING)."""
         if pool.proto.provider != "local":
             return []
-        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
         added = []
-        for _ in range(pool.proto.target_nodes - len(members)):
-            self.k.meta["node_counter"] += 1
-            self.k.mark_meta("node_counter")
-            n = self.k.meta["node_counter"]
-            node_id = f"node-{n}"
-            ip = f"127.0.{1 + (n - 1) // 254}.{1 + (n - 1) % 254}"
-            now = ts(self.k.clock.now())
-            proto = P.Node(
-                name=f"pools/{pool.proto.id}/nodes/{node_id}",
-                id=node_id,
-                pool_id=pool.proto.id,
-                state=P.NODE_STATE_CREATING,
-                ip_address=ip,
-                task_slots=pool.proto.task_slots_per_node,
-                is_dedicated=True,
-            )
-            proto.state_transition_time.CopyFrom(now)
-            proto.allocation_time.CopyFrom(now)
-            rec = NodeRec(idkey(node_id), proto, last_seen=self.k.clock.monotonic())
-            self.k.nodes[rec.key] = rec
-            pool.nodes[rec.key] = rec
-            self.k.mark("nodes", rec.key, rec)
-            added.append(rec)
+        for dedicated, target in ((True, pool.proto.target_nodes), (False, pool.proto.target_low_priority_nodes)):
+            for _ in range(target - len(members(pool, dedicated=dedicated))):
+                added.append(self._make_node(pool, dedicated))
         return added
+
+    def _make_node(self, pool: PoolRec, dedicated: bool) -> NodeRec:
+        self.k.meta["node_counter"] += 1
+        self.k.mark_meta("node_counter")
+        n = self.k.meta["node_counter"]
+        node_id = f"node-{n}"
+        ip = f"127.0.{1 + (n - 1) // 254}.{1 + (n - 1) % 254}"
+        now = ts(self.k.clock.now())
+        proto = P.Node(
+            name=f"pools/{pool.proto.id}/nodes/{node_id}",
+            id=node_id,
+            pool_id=pool.proto.id,
+            state=P.NODE_STATE_CREATING,
+            ip_address=ip,
+            task_slots=pool.proto.task_slots_per_node,
+            is_dedicated=dedicated,
+        )
+        proto.state_transition_time.CopyFrom(now)
+        proto.allocation_time.CopyFrom(now)
+        rec = NodeRec(idkey(node_id), proto, last_seen=self.k.clock.monotonic())
+        self.k.nodes[rec.key] = rec
+        pool.nodes[rec.key] = rec
+        self.k.mark("nodes", rec.key, rec)
+        return rec
 
     def start_nodes(self, nodes: list[NodeRec]) -> None:
         if self.k.provider is None:
@@ -94,8 +98,11 @@ class PoolLifecycle:
         for n in nodes:
             self.k.provider.node_added(n)
 
-    def choose_leavers(self, pool: PoolRec, count: int) -> list[NodeRec]:
+    def choose_leavers(self, pool: PoolRec, count: int, *, dedicated: bool = True) -> list[NodeRec]:
+        """The `count` nodes of one kind to leave first: those doing least (preempted, not up yet, lost,
+        failed), then idle before running ones, the newest first."""
         order: dict[int, int] = {
+            P.NODE_STATE_PREEMPTED: -1,
             P.NODE_STATE_CREATING: 0,
             P.NODE_STATE_UNKNOWN: 1,
             P.NODE_STATE_START_TASK_FAILED: 2,
@@ -105,12 +112,18 @@ class PoolLifecycle:
             P.NODE_STATE_IDLE: 5,
             P.NODE_STATE_RUNNING: 6,
         }
-        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
-        members.sort(key=lambda n: (order.get(n.state, 9), n.used_slots, -_serial(n.key)))
-        return members[:count]
+        candidates = members(pool, dedicated=dedicated)
+        candidates.sort(key=lambda n: (order.get(n.state, 9), n.used_slots, -_serial(n.key)))
+        return candidates[:count]
 
     async def resize_pool(
-        self, pool_id: str, target: int, option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE, *, etag: str = ""
+        self,
+        pool_id: str,
+        target: int,
+        option: int = P.NODE_DEALLOCATION_OPTION_REQUEUE,
+        *,
+        etag: str = "",
+        target_low_priority: int | None = None,
     ) -> pool_pb2.Pool:
         """Change the pool's target size; new nodes start, surplus nodes leave.
 
@@ -128,7 +141,14 @@ class PoolLifecycle:
                 f"pool {pool_id!r} is resizing ({pool.proto.current_nodes} nodes, target "
                 f"{pool.proto.target_nodes}): resize it once its allocation state is steady",
             )
+        if pool.proto.enable_auto_scale:
+            raise FailedPrecondition(
+                "AUTO_SCALE_ENABLED",
+                f"pool {pool_id!r} sizes itself by its autoscale formula: disable autoscale to resize it",
+            )
         pool.proto.target_nodes = target
+        if target_low_priority is not None:
+            pool.proto.target_low_priority_nodes = target_low_priority
         # (Resize errors tell of the last resize.)
         del pool.proto.resize_errors[:]
         self.k.mark("pools", pool.key, pool)
@@ -141,19 +161,17 @@ class PoolLifecycle:
         return pool.proto
 
     def retarget(self, pool: PoolRec, option: int) -> tuple[list[NodeRec], list[NodeRec]]:
-        """Nodes leave or are made towards the pool's (new) target: (those leaving, those made). Nothing is
-        flushed or sent: the caller does, then dismisses the leavers and starts the new nodes."""
-        target = pool.proto.target_nodes
-        members = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
+        """Nodes leave or are made towards the pool's (new) targets, dedicated and low-priority: (those
+        leaving, those made). Nothing is flushed or sent: the caller does, then dismisses the leavers and
+        starts the new nodes."""
         leaving: list[NodeRec] = []
-        added: list[NodeRec] = []
-        if len(members) > target:
-            leaving = self.choose_leavers(pool, len(members) - target)
-            for n in leaving:
-                self.k.node_life.leave(n, option)
-        else:
-            added = self.grow(pool)
-        return leaving, added
+        for dedicated, target in ((True, pool.proto.target_nodes), (False, pool.proto.target_low_priority_nodes)):
+            surplus = len(members(pool, dedicated=dedicated)) - target
+            if surplus > 0:
+                leaving += self.choose_leavers(pool, surplus, dedicated=dedicated)
+        for n in leaving:
+            self.k.node_life.leave(n, option)
+        return leaving, self.grow(pool)
 
     async def update_pool(
         self,
@@ -198,6 +216,7 @@ class PoolLifecycle:
         pool.proto.state = P.POOL_STATE_DELETING
         pool.proto.state_transition_time.CopyFrom(ts(self.k.clock.now()))
         pool.proto.target_nodes = 0
+        pool.proto.target_low_priority_nodes = 0
         leaving = [n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL]
         for n in leaving:
             self.k.node_life.leave(n, P.NODE_DEALLOCATION_OPTION_REQUEUE)
@@ -215,6 +234,14 @@ class PoolLifecycle:
         self.k.node_life.after_node_changes(leaving)
         self.k.kick_scheduler()
         return result
+
+
+def members(pool: PoolRec, *, dedicated: bool) -> list[NodeRec]:
+    """The pool's nodes of one kind that are not leaving it (preempted ones included, as Batch counts
+    them in `currentLowPriorityNodes`)."""
+    return [
+        n for n in pool.nodes.values() if n.state != P.NODE_STATE_LEAVING_POOL and n.proto.is_dedicated == dedicated
+    ]
 
 
 def _serial(node_key: str) -> int:

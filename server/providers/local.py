@@ -80,6 +80,8 @@ class LocalProvider:
         self._restarts: dict[str, tuple[int, float]] = {}
         #: Set by `stop_all`: agents that exit now are not started again.
         self._stopping = False
+        #: Preempted nodes whose agent is being killed and files deleted (a recovery waits for it).
+        self._wipes: dict[str, asyncio.Task[None]] = {}
 
     def node_root(self, node: NodeRec) -> Path:
         return self.data_dir / "nodes" / node.proto.id
@@ -185,6 +187,38 @@ class LocalProvider:
             return
         self._spawn(self._remove_root(node.key, node.proto.id, int(node.internal.get("pid", 0)), root))
 
+    def node_preempted(self, node: NodeRec) -> None:
+        """A spot eviction: the agent is killed at once (no time to shut down: its watchdog kills its
+        tasks) and the node's files are deleted, as a preempted VM's disks are."""
+        root = self._own_root(node)
+        if root is None:
+            return
+        wipe = asyncio.get_running_loop().create_task(
+            self._remove_root(node.key, node.proto.id, int(node.internal.get("pid", 0)), root)
+        )
+        self._wipes[node.key] = wipe
+        self._tasks.add(wipe)
+        wipe.add_done_callback(self._tasks.discard)
+
+    def node_recovering(self, node: NodeRec) -> None:
+        """A preempted node comes back as new: once its old files are gone, its agent starts on a fresh root."""
+        self._spawn(self._recover(node.key))
+
+    async def _recover(self, node_key: str) -> None:
+        wipe = self._wipes.pop(node_key, None)
+        if wipe is not None:
+            await asyncio.wait([wipe])
+        node = self.cp.nodes.get(node_key)
+        if node is None or node.state != pool_pb2.NODE_STATE_CREATING:
+            return
+        root = self.node_root(node)
+        if root.exists() and self._nodes_dir() is not None:
+            # (The server stopped before the preemption's deletion ended.)
+            await asyncio.to_thread(remove_node_root_when_free, root, self.root_lock_timeout)
+        node = self.cp.nodes.get(node_key)
+        if node is not None and node.state == pool_pb2.NODE_STATE_CREATING and not self._stopping:
+            self.node_added(node)
+
     def _own_root(self, node: NodeRec) -> Path | None:
         """The node's root directory, if this provider made it: exactly `<data dir>/nodes/<node id>`, as
         recorded when its agent was started (a joined node's files are not the server's to delete)."""
@@ -252,6 +286,9 @@ class LocalProvider:
                     self.node_leaving(node)
                 else:
                     self._spawn(self.cp.node_gone(node.key))
+            elif node.state == pool_pb2.NODE_STATE_PREEMPTED:
+                # (Killed, and its files deleted, once more: the server may have stopped in between.)
+                self.node_preempted(node)
             elif not alive:
                 log.info("agent of %s is gone; starting it again", node.proto.id)
                 self.node_added(node)

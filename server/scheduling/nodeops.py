@@ -75,6 +75,7 @@ COUNT_FIELDS: dict[int, str] = {
     P.NODE_STATE_REBOOTING: "rebooting",
     P.NODE_STATE_REIMAGING: "reimaging",
     P.NODE_STATE_UNUSABLE: "unusable",
+    P.NODE_STATE_PREEMPTED: "preempted",
 }
 
 

@@ -22,7 +22,15 @@ from shoal.v1 import pool_pb2 as P
 
 #: The fields UpdatePool changes (the paths its update mask may name).
 UPDATABLE_POOL_FIELDS = frozenset(
-    {"display_name", "metadata", "start_task", "certificate_references", "target_nodes", "resize_timeout"}
+    {
+        "display_name",
+        "metadata",
+        "start_task",
+        "certificate_references",
+        "target_nodes",
+        "target_low_priority_nodes",
+        "resize_timeout",
+    }
 )
 #: Fields a pool keeps from its creation (the nodes it made were made with them).
 FIXED_POOL_FIELDS = frozenset(
@@ -33,6 +41,8 @@ OUTPUT_ONLY_POOL_FIELDS = frozenset(POOL_OUTPUT_ONLY)
 #: The updatable fields that are lists, and those that are messages (the others are scalars).
 _REPEATED = frozenset({"metadata", "certificate_references"})
 _MESSAGES = frozenset({"start_task", "resize_timeout"})
+#: The fields that size the pool.
+TARGETS = ("target_nodes", "target_low_priority_nodes")
 #: The mask path that means every updatable field (AIP-134's full replacement).
 WILDCARD = "*"
 
@@ -45,7 +55,8 @@ class PoolUpdate:
     pool: P.Pool
     #: The fields the mask named (each set from the request, changed or not).
     fields: frozenset[str]
-    #: The new target size when `target_nodes` changes (a resize, as ResizePool), else None.
+    #: The new (dedicated) target when `target_nodes` or `target_low_priority_nodes` changes (a resize, as
+    #: ResizePool), else None.
     new_target: int | None
 
 
@@ -131,7 +142,8 @@ def decide(
     Refuses, in this order: a mask naming what cannot be updated (InvalidInput `INVALID_UPDATE_MASK` on
     `update_mask`), a field CreatePool would refuse (`INVALID_POOL`, `INVALID_CERTIFICATE_REFERENCE`), a
     stale `etag` (Conflict `ETAG_MISMATCH`), a pool being deleted (`POOL_BEING_DELETED`), and a new
-    target while the pool is not steady (`POOL_RESIZING`, as ResizePool).
+    target while the pool is not steady (`POOL_RESIZING`, as ResizePool). A new target of a pool that
+    autoscales is refused first (`AUTO_SCALE_ENABLED`: its formula sets them).
     `certificate_states`: thumbprint → state of each certificate of the pool's account.
     """
     problems = mask_problems(paths)
@@ -139,6 +151,12 @@ def decide(
         raise invalid_input("INVALID_UPDATE_MASK", problems)
     fields = resolve_mask(paths, patch)
     candidate = merged(current, patch, fields)
+    retargets = any(f in fields and getattr(candidate, f) != getattr(current, f) for f in TARGETS)
+    if retargets and current.enable_auto_scale:
+        raise FailedPrecondition(
+            "AUTO_SCALE_ENABLED",
+            f"pool {current.id!r} sizes itself by its autoscale formula: disable autoscale to change its targets",
+        )
     problems = field_problems(candidate, fields, certificate_states or {})
     if problems:
         cert_only = all(f.startswith("pool.certificate_references") for f, _ in problems)
@@ -151,7 +169,7 @@ def decide(
     if current.state != P.POOL_STATE_ACTIVE:
         raise FailedPrecondition("POOL_BEING_DELETED", f"pool {current.id!r} is being deleted")
     new_target: int | None = None
-    if "target_nodes" in fields and candidate.target_nodes != current.target_nodes:
+    if retargets:
         if current.allocation_state != P.ALLOCATION_STATE_STEADY:
             raise FailedPrecondition(
                 "POOL_RESIZING",

@@ -311,6 +311,9 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "agent_listen": "",
                 "agent_advertise": "",
                 "dispatch_ahead": 16,
+                "spot_preemption_rate": 0.0,
+                "spot_recovery_seconds": 30.0,
+                "spot_seed": None,
             },
         ),
         (

@@ -50,8 +50,17 @@ def _proc(pid: int) -> psutil.Process | None:
 class ServerProcess:
     """A `python -m shoal.server` child with its own data directory and port."""
 
-    def __init__(self, data_dir: Path, *, heartbeat_timeout: float = 4.0, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        heartbeat_timeout: float = 4.0,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.data_dir = data_dir
+        #: More `shoal server` options (e.g. `--spot-recovery-seconds 2`).
+        self.extra_args = extra_args
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.heartbeat_timeout = heartbeat_timeout
@@ -84,6 +93,7 @@ class ServerProcess:
                 str(self.heartbeat_timeout),
                 "--agent-orphan-timeout",
                 "30",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -188,7 +188,6 @@ def test_agent_chaos_never_runs_two_attempts_of_a_task_at_once(tmp_path: Path) -
     import random
     import time
 
-
     rng = random.Random(12)
     logs = tmp_path / "chaos"
     logs.mkdir()

@@ -70,12 +70,19 @@ CASES = {
     ("CreatePool", "pool.resize_timeout"),
     ("UpdatePool", "pool.resize_timeout"),
     ("RemoveNodes", "resize_timeout"),
+    ("CreatePool", "pool.auto_scale_evaluation_interval"),
+    ("EnableAutoScale", "auto_scale_evaluation_interval"),
 }
+#: Durations a request carries that its method never reads: UpdatePool's mask cannot name the autoscale
+#: interval (EnableAutoScale changes it), so it is refused as INVALID_UPDATE_MASK whatever its value.
+NOT_READ = {("UpdatePool", "pool.auto_scale_evaluation_interval")}
+#: The longest autoscale evaluation interval (168 hours).
+MAX_AUTOSCALE_INTERVAL = 168 * 3600
 
 
 def test_every_duration_of_every_request_is_covered() -> None:
     found = {(m.name, p) for s in SERVICES for m in s.methods for p in paths_of(m.input_type, DURATION)}
-    assert found == CASES
+    assert found == CASES | NOT_READ
 
 
 #: The Timestamps a client does set (each checked where its request is: tests/service/test_node_logs.py,
@@ -132,8 +139,21 @@ def _request(method: str, path: str, seconds: int, nanos: int):
         task = task_pb2.Task(name="jobs/j1/tasks/t0")
         _set(task, path.split(".", 1)[1], d)
         return "tasks", "UpdateTask", task_pb2.UpdateTaskRequest(task=task)
+    if method == "CreatePool" and path == "pool.auto_scale_evaluation_interval":
+        pool = pool_pb2.Pool(
+            id="p2",
+            enable_auto_scale=True,
+            auto_scale_formula="$TargetDedicatedNodes = 0;",
+            auto_scale_evaluation_interval=d,
+        )
+        return "pools", "CreatePool", pool_pb2.CreatePoolRequest(pool=pool)
     if method == "CreatePool":
         return "pools", "CreatePool", pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="p2", resize_timeout=d))
+    if method == "EnableAutoScale":
+        request = pool_pb2.EnableAutoScaleRequest(
+            name="pools/p1", auto_scale_formula="$TargetDedicatedNodes = 0;", auto_scale_evaluation_interval=d
+        )
+        return "pools", "EnableAutoScale", request
     if method == "UpdatePool":
         pool = pool_pb2.Pool(name="pools/p1", resize_timeout=d)
         return "pools", "UpdatePool", pool_pb2.UpdatePoolRequest(pool=pool, update_mask=field_mask(["resize_timeout"]))
@@ -156,7 +176,13 @@ async def test_bad_durations_are_invalid_argument_naming_the_field(
         await getattr(getattr(stubs, service), rpc)(request)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value
     reason, violations = details(e.value)
-    assert reason in ("INVALID_JOB", "INVALID_TASK", "INVALID_POOL", "INVALID_REMOVE_NODES"), (reason, violations)
+    assert reason in (
+        "INVALID_JOB",
+        "INVALID_TASK",
+        "INVALID_POOL",
+        "INVALID_REMOVE_NODES",
+        "INVALID_AUTO_SCALE_INTERVAL",
+    ), (reason, violations)
     assert path in [f for f, _ in violations]
     # Nothing changed.
     job = await stubs.jobs.GetJob(job_pb2.GetJobRequest(name="jobs/j1"))
@@ -170,6 +196,8 @@ async def test_bad_durations_are_invalid_argument_naming_the_field(
 async def test_good_durations_are_taken(stubs, method: str, path: str) -> None:
     await make_pool_and_job(stubs)
     for seconds, nanos in [(3600, 500), (36_500 * 24 * 3600, 0)]:
+        if "auto_scale" in path and seconds > MAX_AUTOSCALE_INTERVAL:
+            continue  # (an evaluation interval is 168 hours at most)
         service, rpc, request = _request(method, path, seconds, nanos)
         if method == "CreateJob":
             request.job.id = f"j-{seconds}"
