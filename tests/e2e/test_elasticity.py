@@ -21,7 +21,8 @@ BATCH_EXAMPLE = """
 startingNumberOfVMs = 1;
 maxNumberofVMs = 2;
 pendingTaskSamplePercent = $PendingTasks.GetSamplePercent(10 * TimeInterval_Second);
-pendingTaskSamples = pendingTaskSamplePercent < 70 ? startingNumberOfVMs : avg($PendingTasks.GetSample(10 * TimeInterval_Second));
+pendingTaskSamples = pendingTaskSamplePercent < 70 ? startingNumberOfVMs :
+    avg($PendingTasks.GetSample(10 * TimeInterval_Second));
 $TargetDedicatedNodes = min(maxNumberofVMs, pendingTaskSamples);
 $NodeDeallocationOption = taskcompletion;
 """
