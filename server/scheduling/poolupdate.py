@@ -22,7 +22,16 @@ from shoal.v1 import pool_pb2 as P
 
 #: The fields UpdatePool changes (the paths its update mask may name).
 UPDATABLE_POOL_FIELDS = frozenset(
-    {"display_name", "metadata", "start_task", "certificate_references", "target_nodes", "resize_timeout"}
+    {
+        "display_name",
+        "metadata",
+        "start_task",
+        "certificate_references",
+        "target_nodes",
+        "resize_timeout",
+        # (Read by the scheduler for each pass: the next placements follow it.)
+        "task_scheduling_policy",
+    }
 )
 #: Fields a pool keeps from its creation (the nodes it made were made with them).
 FIXED_POOL_FIELDS = frozenset(
@@ -32,7 +41,7 @@ FIXED_POOL_FIELDS = frozenset(
 OUTPUT_ONLY_POOL_FIELDS = frozenset(POOL_OUTPUT_ONLY)
 #: The updatable fields that are lists, and those that are messages (the others are scalars).
 _REPEATED = frozenset({"metadata", "certificate_references"})
-_MESSAGES = frozenset({"start_task", "resize_timeout"})
+_MESSAGES = frozenset({"start_task", "resize_timeout", "task_scheduling_policy"})
 #: The mask path that means every updatable field (AIP-134's full replacement).
 WILDCARD = "*"
 
