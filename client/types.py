@@ -194,7 +194,10 @@ _NODE_FILL_TYPES = {
     pool_pb2.NODE_FILL_TYPE_SPREAD: NodeFillType.SPREAD,
     pool_pb2.NODE_FILL_TYPE_PACK: NodeFillType.PACK,
 }
-_NODE_FILL_TYPES_TO_PROTO = {NodeFillType.SPREAD: pool_pb2.NODE_FILL_TYPE_SPREAD, NodeFillType.PACK: pool_pb2.NODE_FILL_TYPE_PACK}
+_NODE_FILL_TYPES_TO_PROTO = {
+    NodeFillType.SPREAD: pool_pb2.NODE_FILL_TYPE_SPREAD,
+    NodeFillType.PACK: pool_pb2.NODE_FILL_TYPE_PACK,
+}
 
 
 def node_fill_type_to_proto(value: str | NodeFillType) -> int | None:
@@ -203,6 +206,7 @@ def node_fill_type_to_proto(value: str | NodeFillType) -> int | None:
         return _NODE_FILL_TYPES_TO_PROTO[NodeFillType(str(value).lower())]
     except ValueError:
         return None
+
 
 _NODE_STATES = {
     pool_pb2.NODE_STATE_UNSPECIFIED: NodeState.UNSPECIFIED,

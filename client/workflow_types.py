@@ -556,9 +556,7 @@ class JobManagerTask:
             run_exclusive=msg.run_exclusive if msg.HasField("run_exclusive") else True,
             required_slots=msg.required_slots or 1,
             user_identity=identity_of(msg),
-            allow_low_priority_node=(
-                msg.allow_low_priority_node if msg.HasField("allow_low_priority_node") else True
-            ),
+            allow_low_priority_node=msg.allow_low_priority_node if msg.HasField("allow_low_priority_node") else True,
         )
 
 

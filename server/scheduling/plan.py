@@ -302,10 +302,7 @@ def plan(snapshot: Snapshot) -> Plan:
                 )
             continue
         if task.instances == 1:
-            if dedicated:
-                one = index.on_dedicated().pick(task.required_slots)
-            else:
-                one = index.pick(task.required_slots)
+            one = (index.on_dedicated() if dedicated else index).pick(task.required_slots)
             if one is None and backfill:
                 one = _backfill(index, task, snapshot, gang_start.get(task.pool_id), busy, dedicated)
             chosen = (one,) if one is not None else None
@@ -427,9 +424,7 @@ def _backfill(
     if start is None or task.max_runtime is None or snapshot.now + task.max_runtime > start:
         return None
     fits = [
-        n
-        for n in index.reserved
-        if index.free.get(n, 0) >= task.required_slots and not (dedicated and n in index.low)
+        n for n in index.reserved if index.free.get(n, 0) >= task.required_slots and not (dedicated and n in index.low)
     ]
     if not fits:
         return None

@@ -9,16 +9,24 @@ makes one.
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from click.testing import CliRunner
 from google.protobuf import field_mask_pb2
 
 from shoal.agent.v1 import agent_pb2
+from shoal.client import InvalidArgument, JobManagerTask, NodeFillType, TaskSpec
+from shoal.client.cli import cli
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
+from tests.channels import credentials
 from tests.service.conftest import Stubs
 from tests.service.scripted_agent import ScriptedAgent
 from tests.service.test_accounts import refused
+from tests.service.test_certificates_client import in_thread
 from tests.service.test_validation import details
 
 pytestmark = pytest.mark.timeout(60)
@@ -165,7 +173,9 @@ async def test_update_pool_changes_the_fill_type_for_the_next_placements(server,
 async def test_create_pool_refuses_an_unknown_fill_type(server, stubs) -> None:
     pool = P.Pool(id="bad", target_nodes=0, provider="join")
     pool.task_scheduling_policy.node_fill_type = 7  # type: ignore[assignment]
-    e = await refused(stubs.pools.CreatePool(P.CreatePoolRequest(pool=pool)), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_POOL")
+    e = await refused(
+        stubs.pools.CreatePool(P.CreatePoolRequest(pool=pool)), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_POOL"
+    )
     assert [f for f, _ in details(e)[1]] == ["pool.task_scheduling_policy.node_fill_type"]
     assert not (await stubs.pools.ListPools(P.ListPoolsRequest())).pools
 
@@ -209,7 +219,9 @@ async def test_a_job_manager_that_may_not_use_low_priority_nodes(server, stubs) 
     jm = job_pb2.JobManagerTask(command_line="/bin/true", allow_low_priority_node=False)
     await _job(stubs, "m", job_manager_task=jm)
     assert (await _placed(stubs, "m", "jobmanager")) == {"jobmanager": dedicated.node_id}
-    assert (await stubs.jobs.GetJob(job_pb2.GetJobRequest(name="jobs/m"))).job_manager_task.allow_low_priority_node is False
+    assert (
+        await stubs.jobs.GetJob(job_pb2.GetJobRequest(name="jobs/m"))
+    ).job_manager_task.allow_low_priority_node is False
     await _close([low, dedicated])
 
 
@@ -228,3 +240,57 @@ async def test_a_dedicated_only_gang_says_why_it_waits(server, stubs) -> None:
     await _add(stubs, "g", "o0", "o1")
     assert set((await _placed(stubs, "g", "o0", "o1")).values()) == {low.node_id, dedicated.node_id}
     await _close([low, dedicated])
+
+
+# ---------------------------------------------------------------- the Python client and the CLI
+
+
+async def test_the_client_sets_and_shows_the_knobs(server, stubs) -> None:
+    def scenario(client: Any) -> None:
+        pool = client.pools.create(id="p", provider="join", node_fill_type="pack")
+        assert pool.node_fill_type == NodeFillType.PACK
+        assert client.pools.create(id="q", provider="join").node_fill_type == NodeFillType.SPREAD
+        assert client.pools.update("p", node_fill_type="spread").node_fill_type == NodeFillType.SPREAD
+        assert client.pools.get("p").node_fill_type == "spread"
+        with pytest.raises(InvalidArgument) as e:
+            client.pools.update("p", node_fill_type="fullest")
+        assert [f for f, _ in e.value.field_violations] == ["pool.task_scheduling_policy.node_fill_type"]
+        jm = JobManagerTask(command_line="/bin/true", allow_low_priority_node=False)
+        job = client.jobs.create(id="j", pool_id="p", dedicated_nodes_only=True, job_manager_task=jm)
+        assert job.dedicated_nodes_only and job.job_manager_task.allow_low_priority_node is False
+        assert client.jobs.create(id="k", pool_id="p").job_manager_task is None
+        task = client.tasks.add("k", TaskSpec(id="t", command_line="/bin/true", dedicated_nodes_only=True))
+        assert task.spec.dedicated_nodes_only and client.tasks.get("k", "t").spec.dedicated_nodes_only
+        assert TaskSpec.from_dict({"id": "x", "command_line": "y", "dedicated_nodes_only": True}).dedicated_nodes_only
+
+    await in_thread(server, scenario)
+
+
+async def test_the_cli_sets_and_shows_the_knobs(server, stubs, tmp_path: Path) -> None:
+    creds = credentials(server.data_dir)
+    args = ["--address", server.address, "--account", creds["account"], "--key", creds["key"]]
+    if creds.get("ca_cert"):
+        ca = tmp_path / "ca.pem"
+        ca.write_text(creds["ca_cert"])
+        args += ["--ca-cert", str(ca)]
+
+    def scenario(_: Any) -> None:
+        runner = CliRunner()
+
+        def run(*more: str, code: int = 0) -> str:
+            result = runner.invoke(cli, [*args, *more], catch_exceptions=False)
+            assert result.exit_code == code, result.output
+            return result.output
+
+        run("pool", "create", "p", "--nodes", "0", "--provider", "join", "--fill-type", "pack")
+        assert json.loads(run("pool", "show", "p", "-o", "json"))["node_fill_type"] == "pack"
+        run("pool", "update", "p", "--fill-type", "spread")
+        assert json.loads(run("pool", "get", "p", "-o", "json"))["node_fill_type"] == "spread"
+        assert "spread" in run("pool", "show", "p")
+        assert "pack" in run("pool", "create", "q", "--nodes", "0", "--provider", "join", "--fill-type", "PACK", code=2)
+        run("job", "create", "j", "--pool", "p", "--dedicated-nodes-only")
+        assert json.loads(run("job", "get", "j", "-o", "json"))["dedicated_nodes_only"] is True
+        run("task", "add", "j", "t", "/bin/true", "--dedicated-nodes-only")
+        assert json.loads(run("task", "get", "j", "t", "-o", "json"))["spec"]["dedicated_nodes_only"] is True
+
+    await in_thread(server, scenario)
