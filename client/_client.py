@@ -47,9 +47,11 @@ from .types import (
     Container,
     JoinToken,
     Node,
+    NodeFillType,
     NodeState,
     Pool,
     StartTaskSpec,
+    node_fill_type_to_proto,
     node_state_to_proto,
 )
 
@@ -84,6 +86,19 @@ def _duration(value: float | timedelta) -> duration_pb2.Duration:
     return d
 
 
+def _fill_type(value: str | NodeFillType) -> int:
+    """A pool's ``node_fill_type`` as sent (InvalidArgument, before any call, for an unknown one)."""
+    number = node_fill_type_to_proto(value)
+    if number is None:
+        choices = [t.value for t in NodeFillType]
+        raise InvalidArgument(
+            f"node_fill_type must be one of {choices} (got {value!r})",
+            reason="INVALID_POOL",
+            field_violations=[("pool.task_scheduling_policy.node_fill_type", f"one of {choices}")],
+        )
+    return number
+
+
 class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin):
     """Pools and their nodes: ``client.pools``."""
 
@@ -108,6 +123,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin):
         target_low_priority_nodes: int = 0,
         auto_scale_formula: str | None = None,
         auto_scale_evaluation_interval: float | timedelta | None = None,
+        node_fill_type: str | NodeFillType | None = None,
     ) -> Pool:
         """Create a pool; its nodes come up asynchronously (see :meth:`wait_nodes_idle`).
 
@@ -115,7 +131,9 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin):
         with the resize error ``AllocationTimedout``. ``target_low_priority_nodes``: preemptible nodes
         beside the ``target_nodes`` dedicated ones. ``auto_scale_formula``: the pool sizes itself by this
         formula (Batch's autoscale language; then give no targets), evaluated every
-        ``auto_scale_evaluation_interval`` (seconds, default 15).
+        ``auto_scale_evaluation_interval`` (seconds, default 15). ``node_fill_type``: ``"spread"`` (the
+        default: each task goes to the node with the most free slots) or ``"pack"`` (a node fills before the
+        next gets a task; changed by :meth:`update`).
 
         ``metadata``: name/value pairs kept for its users, in their order. ``user_accounts``: named users its
         nodes make, for tasks whose :class:`UserIdentity` names one. ``certificate_references``: certificates
@@ -142,6 +160,8 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin):
             pool.auto_scale_formula = auto_scale_formula
         if auto_scale_evaluation_interval is not None:
             pool.auto_scale_evaluation_interval.CopyFrom(_duration(auto_scale_evaluation_interval))
+        if node_fill_type is not None:
+            pool.task_scheduling_policy.node_fill_type = _fill_type(node_fill_type)  # type: ignore[assignment]
         request = pool_pb2.CreatePoolRequest(pool=pool, request_id=request_id or uuid.uuid4().hex)
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.CreatePool, request))
 
@@ -198,6 +218,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin):
         target_nodes: int | None = None,
         target_low_priority_nodes: int | None = None,
         resize_timeout: float | timedelta | None = None,
+        node_fill_type: str | NodeFillType | None = None,
         etag: str | None = None,
     ) -> Pool:
         """Change the fields given, and only those (the update mask names them); returns the pool.
@@ -210,7 +231,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin):
         reimage), as in Batch. A new ``target_nodes`` resizes the pool as :meth:`resize` does (surplus nodes
         leave, their tasks requeued; :class:`FailedPrecondition` ``POOL_RESIZING`` unless it is steady). With
         ``etag`` (a :attr:`Pool.etag` read before), raises :class:`Aborted` ``ETAG_MISMATCH`` if the pool
-        changed since.
+        changed since. A new ``node_fill_type`` (``"spread"`` or ``"pack"``) holds for the next placements.
         """
         pool = pool_pb2.Pool(name=f"pools/{pool_id}")
         mask: builtins.list[str] = []
@@ -242,6 +263,9 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin):
         if resize_timeout is not None:
             pool.resize_timeout.CopyFrom(_duration(resize_timeout))
             mask.append("resize_timeout")
+        if node_fill_type is not None:
+            pool.task_scheduling_policy.node_fill_type = _fill_type(node_fill_type)  # type: ignore[assignment]
+            mask.append("task_scheduling_policy")
         if not mask:
             raise InvalidArgument(
                 "give at least one field to update",

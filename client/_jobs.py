@@ -56,6 +56,7 @@ class JobsAPI:
         job_release_task: JobReleaseTask | None = None,
         max_parallel_tasks: int | None = None,
         metadata: Mapping[str, str] | None = None,
+        dedicated_nodes_only: bool = False,
         request_id: str | None = None,
     ) -> Job:
         """Create a job on pool ``pool_id``.
@@ -66,7 +67,8 @@ class JobsAPI:
         action; ``on_dependency_failure`` (``block`` or ``fail``) what happens to
         the dependents of such a task. ``max_parallel_tasks`` caps the job's
         tasks running at once (-1 or None: unlimited). ``metadata`` is kept in
-        its order. Options left None send nothing: the server's defaults apply.
+        its order. With ``dedicated_nodes_only`` none of its tasks runs on a low-priority (preemptible)
+        node. Options left None send nothing: the server's defaults apply.
         """
         job = job_pb2.Job(
             id=id,
@@ -77,6 +79,7 @@ class JobsAPI:
             on_all_tasks_complete=on_all_tasks_complete_to_proto(on_all_tasks_complete),  # type: ignore[arg-type]
             uses_task_dependencies=uses_task_dependencies,
             metadata=_metadata_to_proto(metadata or {}),
+            dedicated_nodes_only=dedicated_nodes_only,
         )
         job.constraints.max_task_retry_count = max_task_retry_count
         if max_wall_clock_time is not None:

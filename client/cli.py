@@ -108,6 +108,7 @@ _POOL_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     ),
     ("autoscale", lambda p: f"every {p.autoscale.evaluation_interval.total_seconds():g}s" if p.autoscale else None),
     ("slots/node", lambda p: p.task_slots_per_node),
+    ("fill", lambda p: p.node_fill_type),
     ("provider", lambda p: p.provider),
     ("start task", lambda p: p.start_task.command_line if p.start_task else None),
     ("created", lambda p: p.creation_time),
@@ -163,6 +164,13 @@ def pool() -> None:
     "task, remote_user (none: all). Repeatable; `pool update` changes them.",
 )
 @click.option("--inter-node", is_flag=True, help="Enable inter-node communication (multi-instance tasks).")
+@click.option(
+    "--fill-type",
+    type=click.Choice(["spread", "pack"]),
+    default=None,
+    help="How tasks go to nodes: spread (default: the node with the most free slots) or pack (fill a node "
+    "before the next).",
+)
 @click.option("--display-name", default="")
 @click.option(
     "--provider",
@@ -192,6 +200,7 @@ def pool_create(
     user_account: tuple[str, ...],
     certificates: tuple[str, ...],
     inter_node: bool,
+    fill_type: str | None,
     display_name: str,
     provider: str | None,
     wait_timeout: float | None,
@@ -221,6 +230,7 @@ def pool_create(
         provider=provider or "",
         user_accounts=[UserAccount.parse(a) for a in user_account],
         certificate_references=[CertificateReference.parse(c) for c in certificates],
+        node_fill_type=fill_type,
     )
     if wait_timeout is not None:
         client.pools.wait_nodes_idle(pool_id, timeout=wait_timeout)
@@ -235,6 +245,9 @@ def pool_create(
 def pool_get(ctx: click.Context, pool_id: str, output: str) -> None:
     """Show pool POOL_ID."""
     _emit_one(output, _client(ctx).pools.get(pool_id), f"pools/{pool_id}")
+
+
+pool.add_command(pool_get, "show")
 
 
 @pool.command("list")

@@ -63,6 +63,7 @@ _SPEC_OPTIONS = (
     "on_dependency_failure",
     "max_parallel_tasks",
     "metadata",
+    "dedicated_nodes_only",
 )
 
 
@@ -93,6 +94,9 @@ _SPEC_OPTIONS = (
 @click.option("--max-parallel-tasks", type=int, default=None, help="At most this many of its tasks run at once.")
 @click.option("--metadata", multiple=True, metavar="NAME=VALUE", help="Metadata kept with the job (repeatable).")
 @click.option(
+    "--dedicated-nodes-only", is_flag=True, help="None of its tasks runs on a low-priority (preemptible) node."
+)
+@click.option(
     "--json-file",
     type=click.File("r"),
     default=None,
@@ -116,6 +120,7 @@ def job_create(
     on_dependency_failure: str | None,
     max_parallel_tasks: int | None,
     metadata: tuple[str, ...],
+    dedicated_nodes_only: bool,
     json_file: Any,
     output: str,
 ) -> None:
@@ -151,6 +156,7 @@ def job_create(
             on_dependency_failure=on_dependency_failure,
             max_parallel_tasks=max_parallel_tasks,
             metadata=_parse_env(metadata, "--metadata"),
+            dedicated_nodes_only=dedicated_nodes_only,
         )
     _emit(output, [j], _JOB_COLUMNS, "job created")
 

@@ -90,6 +90,9 @@ def start_task_from_options(
 @click.option(
     "--resize-timeout", type=float, default=None, metavar="SECONDS", help="How long a resize may take (at least 5)."
 )
+@click.option(
+    "--fill-type", type=click.Choice(["spread", "pack"]), default=None, help="How the next tasks go to nodes."
+)
 @click.option("--etag", default=None, help="Only if the pool is still as read with this etag.")
 @_OUTPUT
 @click.pass_context
@@ -110,6 +113,7 @@ def pool_update(
     clear_certificates: bool,
     target_nodes: int | None,
     resize_timeout: float | None,
+    fill_type: str | None,
     etag: str | None,
     output: str,
 ) -> None:
@@ -139,6 +143,7 @@ def pool_update(
         certificates=refs if refs is not None else ([] if clear_certificates else None),
         target_nodes=target_nodes,
         resize_timeout=resize_timeout,
+        node_fill_type=fill_type,
         etag=etag,
     )
     from .cli import _POOL_COLUMNS

@@ -111,6 +111,7 @@ _SPEC_OPTIONS = (
     "depends_on_range",
     "run_as",
     "elevation",
+    "dedicated_nodes_only",
 )
 
 
@@ -171,6 +172,9 @@ _SPEC_OPTIONS = (
 @click.option(
     "--elevation", type=click.Choice(["nonadmin", "admin"]), default=None, help="Of the auto user (admin: root)."
 )
+@click.option(
+    "--dedicated-nodes-only", is_flag=True, help="Never on a low-priority (preemptible) node (every instance too)."
+)
 @_OUTPUT
 @click.pass_context
 def task_add(
@@ -195,6 +199,7 @@ def task_add(
     chunk_size: int,
     run_as: str | None,
     elevation: str | None,
+    dedicated_nodes_only: bool,
     output: str,
 ) -> None:
     """Add task TASK_ID running COMMAND_LINE to job JOB_ID, or the task(s) of --json-file."""
@@ -237,6 +242,7 @@ def task_add(
             else None
         ),
         user_identity=UserIdentity.parse(run_as or "pool", elevation) if run_as or elevation else None,
+        dedicated_nodes_only=dedicated_nodes_only,
     )
     t = _client(ctx).tasks.add(job_id, spec)
     _emit(output, [t], _TASK_COLUMNS, "task added")

@@ -129,6 +129,15 @@ class AllocationState(enum.StrEnum):
     STOPPING = "stopping"
 
 
+class NodeFillType(enum.StrEnum):
+    """How a pool's tasks are placed on its nodes (Batch's ``nodeFillType``)."""
+
+    SPREAD = "spread"
+    """Each task goes to the node with the most free slots (the default)."""
+    PACK = "pack"
+    """A node's slots fill before the next node gets a task."""
+
+
 class NodeState(enum.StrEnum):
     """State of a compute node (Batch names)."""
 
@@ -181,6 +190,25 @@ _ALLOCATION_STATES = {
     pool_pb2.ALLOCATION_STATE_RESIZING: AllocationState.RESIZING,
     pool_pb2.ALLOCATION_STATE_STOPPING: AllocationState.STOPPING,
 }
+
+_NODE_FILL_TYPES = {
+    pool_pb2.NODE_FILL_TYPE_UNSPECIFIED: NodeFillType.SPREAD,
+    pool_pb2.NODE_FILL_TYPE_SPREAD: NodeFillType.SPREAD,
+    pool_pb2.NODE_FILL_TYPE_PACK: NodeFillType.PACK,
+}
+_NODE_FILL_TYPES_TO_PROTO = {
+    NodeFillType.SPREAD: pool_pb2.NODE_FILL_TYPE_SPREAD,
+    NodeFillType.PACK: pool_pb2.NODE_FILL_TYPE_PACK,
+}
+
+
+def node_fill_type_to_proto(value: str | NodeFillType) -> int | None:
+    """``"spread"`` or ``"pack"`` (any case) as a ``shoal.v1.NodeFillType`` value; None for anything else."""
+    try:
+        return _NODE_FILL_TYPES_TO_PROTO[NodeFillType(str(value).lower())]
+    except ValueError:
+        return None
+
 
 _NODE_STATES = {
     pool_pb2.NODE_STATE_UNSPECIFIED: NodeState.UNSPECIFIED,
@@ -363,6 +391,9 @@ class TaskSpec:
     """What its final outcome does to the job and to the tasks depending on it; None for Batch's defaults."""
     user_identity: UserIdentity | None = None
     """Who it runs as on its node (None: the pool's non-admin auto user)."""
+    dedicated_nodes_only: bool = False
+    """Run only on dedicated nodes, never on a low-priority (preemptible) one: it waits for room on a
+    dedicated node (every instance of a multi-instance task too)."""
 
     @property
     def constraints(self) -> TaskConstraints:
@@ -384,6 +415,7 @@ class TaskSpec:
             resource_files=[r.to_proto() for r in self.resource_files],
             output_files=[o.to_proto() for o in self.output_files],
             required_slots=self.required_slots,
+            dedicated_nodes_only=self.dedicated_nodes_only,
         )
         if constraints.ListFields():
             msg.constraints.CopyFrom(constraints)
@@ -422,6 +454,7 @@ class TaskSpec:
                 ExitConditions.from_proto(msg.exit_conditions) if msg.HasField("exit_conditions") else None
             ),
             user_identity=identity_of(msg),
+            dedicated_nodes_only=msg.dedicated_nodes_only,
         )
 
     @classmethod
@@ -448,6 +481,7 @@ class TaskSpec:
             "depends_on",
             "exit_conditions",
             "user_identity",
+            "dedicated_nodes_only",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -510,6 +544,7 @@ class TaskSpec:
                 )
             ),
             user_identity=None if data.get("user_identity") is None else UserIdentity.from_dict(data["user_identity"]),
+            dedicated_nodes_only=bool(data.get("dedicated_nodes_only", False)),
         )
 
     @classmethod
@@ -623,6 +658,9 @@ class Pool:
     """Its autoscale formula and the last evaluation, when autoscale is enabled (None: sized by hand)."""
     last_auto_scale_run: AutoScaleRun | None = None
     """The last evaluation of its formula (kept after autoscale is disabled)."""
+    node_fill_type: NodeFillType = NodeFillType.SPREAD
+    """How its tasks are placed on its nodes: ``spread`` (the node with the most free slots) or ``pack``
+    (fill a node before the next)."""
     proto: pool_pb2.Pool = field(repr=False, compare=False)
     """The raw ``shoal.v1.Pool`` message."""
 
@@ -654,6 +692,7 @@ class Pool:
             current_low_priority_nodes=msg.current_low_priority_nodes,
             autoscale=AutoScaleSettings.from_proto(msg) if msg.enable_auto_scale else None,
             last_auto_scale_run=AutoScaleRun.from_proto(msg.auto_scale_run) if msg.HasField("auto_scale_run") else None,
+            node_fill_type=_NODE_FILL_TYPES.get(msg.task_scheduling_policy.node_fill_type, NodeFillType.SPREAD),
             proto=msg,
         )
 
@@ -839,6 +878,8 @@ class Job:
     """The state before the current one."""
     previous_state_transition_time: datetime | None = None
     """When it entered the previous state."""
+    dedicated_nodes_only: bool = False
+    """None of its tasks runs on a low-priority (preemptible) node."""
     proto: job_pb2.Job = field(repr=False, compare=False)
     """The raw ``shoal.v1.Job`` message."""
 
@@ -888,6 +929,7 @@ class Job:
             metadata=_metadata_from_proto(msg.metadata),
             previous_state=_JOB_STATES.get(msg.previous_state, JobState.UNSPECIFIED),
             previous_state_transition_time=_ts(msg, "previous_state_transition_time"),
+            dedicated_nodes_only=msg.dedicated_nodes_only,
             proto=msg,
         )
 

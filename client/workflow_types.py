@@ -518,6 +518,8 @@ class JobManagerTask:
     """Slots it takes on its node."""
     user_identity: UserIdentity | None = None
     """Who it runs as (None: the pool's non-admin auto user)."""
+    allow_low_priority_node: bool = True
+    """It may run on a low-priority (preemptible) node (False: dedicated nodes only), as Batch's."""
 
     def to_proto(self) -> job_pb2.JobManagerTask:
         """The ``shoal.v1.JobManagerTask`` message."""
@@ -531,6 +533,7 @@ class JobManagerTask:
             kill_job_on_completion=self.kill_job_on_completion,
             run_exclusive=self.run_exclusive,
             required_slots=self.required_slots,
+            allow_low_priority_node=self.allow_low_priority_node,
         )
         if self.constraints is not None:
             msg.constraints.CopyFrom(self.constraints.to_proto())
@@ -553,6 +556,7 @@ class JobManagerTask:
             run_exclusive=msg.run_exclusive if msg.HasField("run_exclusive") else True,
             required_slots=msg.required_slots or 1,
             user_identity=identity_of(msg),
+            allow_low_priority_node=msg.allow_low_priority_node if msg.HasField("allow_low_priority_node") else True,
         )
 
 

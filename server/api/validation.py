@@ -330,6 +330,11 @@ def check_pool(pool: pool_pb2.Pool) -> Violations:
     out += check_metadata(pool.metadata, "pool.metadata")
     if pool.HasField("resize_timeout"):
         out += check_resize_timeout(pool.resize_timeout, "pool.resize_timeout")
+    out += check_enum(
+        pool.task_scheduling_policy.node_fill_type,
+        pool_pb2.NodeFillType,
+        "pool.task_scheduling_policy.node_fill_type",
+    )
     return out
 
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
-from shoal.server.domain.records import JobRec, NodeRec, TaskKey
+from shoal.server.domain.records import JobRec, NodeRec, PoolRec, TaskKey
 from shoal.server.scheduling.plan import (
     NodeView,
     PendingTask,
@@ -71,6 +71,17 @@ def _takes_work(n: NodeRec) -> bool:
     return n.connected and n.state in SCHEDULABLE_NODE_STATES and not n.scheduling_disabled
 
 
+def _packs(pool: PoolRec) -> bool:
+    """Whether `pool` fills one node before the next (fill type PACK; read for each pass, so that UpdatePool
+    changes the next placements)."""
+    return pool.proto.task_scheduling_policy.node_fill_type == pool_pb2.NODE_FILL_TYPE_PACK
+
+
+def _dedicated_only(job: JobRec) -> bool:
+    """Whether every task of `job` needs dedicated nodes (`Job.dedicated_nodes_only`)."""
+    return job.proto.dedicated_nodes_only
+
+
 def _members(cp: ControlPlane, only: Sequence[NodeRec] | None) -> dict[str, Iterable[NodeRec]]:
     """The nodes to look at, by pool: every pool's, or just those of `only`."""
     if only is None:
@@ -107,14 +118,24 @@ def build_snapshot(
     #: pool with queued work (the full pass, which also tells a waiting gang why it waits).
     looked: set[str] = set()
     records: list[NodeRec] = []
+    packed: set[str] = set()
+    #: Pools with a low-priority node that takes work in this snapshot: only there does a task's
+    #: need for dedicated nodes matter (and is read).
+    mixed: set[str] = set()
     for pool_key, members in _members(cp, only).items():
         pool = cp.pools[pool_key]
         if pool.proto.state != pool_pb2.POOL_STATE_ACTIVE or pool.key not in queued:
             continue
+        if _packs(pool):
+            packed.add(pool.key)
         for n in members:
             ok = _takes_work(n)
             free = max(0, n.task_slots - n.used_slots)
-            nodes.append(NodeView(n.key, pool.key, ok, n.task_slots, free))
+            if ok and not n.proto.is_dedicated:
+                nodes.append(NodeView(n.key, pool.key, ok, n.task_slots, free, None, False))
+                mixed.add(pool.key)
+            else:
+                nodes.append(NodeView(n.key, pool.key, ok, n.task_slots, free))
             records.append(n)
             if ok:
                 free_by_pool[pool.key] = free_by_pool.get(pool.key, 0) + free
@@ -153,6 +174,9 @@ def build_snapshot(
         room = [_parallel_room(j) if j.capped() else -1 for j in jobs]
         # Nodes where a job's preparation task failed for good: its tasks avoid them.
         avoid = [frozenset(j.prep_failed) if j.prep_failed else None for j in jobs]
+        # Whether each job's tasks all need dedicated nodes: read only where the pool has low-priority nodes.
+        mixed_pool = pk in mixed
+        dedicated = [mixed_pool and _dedicated_only(j) for j in jobs]
         for k, tk in candidates:
             if left <= 0:
                 break
@@ -182,6 +206,7 @@ def build_snapshot(
                     max_runtime=shape.max_runtime,
                     seq=rec.seq,
                     avoid=avoid[k],
+                    dedicated_only=mixed_pool and (dedicated[k] or shape.dedicated_only),
                 )
             )
             left -= 1
@@ -189,7 +214,7 @@ def build_snapshot(
         # When the nodes will be free matters only to the reservations gangs make (for backfill), and a
         # gang holds nodes only in a pool with a free one (`plan`): a full pool's gang is only told why.
         nodes = [v._replace(busy_until=_busy_until(cp, n, now)) for v, n in zip(nodes, records, strict=True)]
-    return Snapshot(nodes=nodes, queue=queue, now=now)
+    return Snapshot(nodes=nodes, queue=queue, packed=frozenset(packed), now=now)
 
 
 def build_ahead_snapshot(
@@ -214,6 +239,7 @@ def build_ahead_snapshot(
         return Snapshot(nodes=[], queue=[])
     nodes: list[NodeView] = []
     queue: list[PendingTask] = []
+    packed: set[str] = set()
     if waiting is None:
         waiting = queued_jobs(cp)
     for pool_key, members in _members(cp, only).items():
@@ -241,14 +267,22 @@ def build_ahead_snapshot(
         if depths is not None:
             depths[pool.key] = depth
         room = 0
+        # (As in `build_snapshot`: a task's need for dedicated nodes is read only where a low-priority node is offered.)
+        mixed = False
         for n in members:
             slots = n.task_slots
             free = slots * (1 + depth) - n.used_slots
             if n.used_slots >= slots and free > 0 and _takes_work(n) and n.key not in cp.exclusive_nodes:
-                nodes.append(NodeView(n.key, pool.key, True, slots, free))
+                if n.proto.is_dedicated:
+                    nodes.append(NodeView(n.key, pool.key, True, slots, free))
+                else:
+                    nodes.append(NodeView(n.key, pool.key, True, slots, free, None, False))
+                    mixed = True
                 room += free
         if not room:
             continue
+        if _packs(pool):
+            packed.add(pool.key)
         slots_per_node = pool.proto.task_slots_per_node
         # A gang with more instances than the pool has nodes cannot fit: it holds nothing (see `plan`).
         pool_size = len(pool.nodes)
@@ -266,6 +300,7 @@ def build_ahead_snapshot(
                     # wait on the nodes longer than the depth, taken from the job in front, allows.
                     break
                 jk, tasks, priority = j.key, j.tasks, j.proto.priority
+                job_dedicated = mixed and _dedicated_only(j)
             rec = tasks[tk]
             shape = rec.shape()
             need = shape.required_slots
@@ -274,10 +309,27 @@ def build_ahead_snapshot(
             if need > slots_per_node or shape.multi_instance:
                 break
             # (PendingTask(key, pool_id, attempt, required_slots, instances, job_priority, max_runtime,
-            # seq), made without the Python-level __new__ of a named tuple: one per task sent ahead.)
-            append(_new_tuple(PendingTask, ((jk, tk), pool_key, rec.attempt, need, 1, priority, None, rec.seq, None)))
+            # seq, avoid, dedicated_only), made without the Python-level __new__ of a named tuple: one per
+            # task sent ahead.)
+            append(
+                _new_tuple(
+                    PendingTask,
+                    (
+                        (jk, tk),
+                        pool_key,
+                        rec.attempt,
+                        need,
+                        1,
+                        priority,
+                        None,
+                        rec.seq,
+                        None,
+                        mixed and (job_dedicated or shape.dedicated_only),
+                    ),
+                )
+            )
             room -= need
-    return Snapshot(nodes=nodes, queue=queue)
+    return Snapshot(nodes=nodes, queue=queue, packed=frozenset(packed))
 
 
 def _busy_until(cp: ControlPlane, n: NodeRec, now: float) -> float | None:

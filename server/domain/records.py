@@ -43,6 +43,8 @@ class TaskShape(NamedTuple):
     multi_instance: bool
     #: It has exit conditions (else its completion takes Batch's defaults without reading it).
     exit_conditions: bool = False
+    #: It runs on dedicated nodes only (`TaskSpec.dedicated_nodes_only`).
+    dedicated_only: bool = False
 
 
 #: Shapes made so far, shared by the tasks that have them (most tasks of a job have the same); up to
@@ -63,6 +65,7 @@ def task_shape(spec: task_pb2.TaskSpec) -> TaskShape:
         max_runtime,
         multi,
         spec.HasField("exit_conditions"),
+        spec.dedicated_nodes_only,
     )
     shared = _SHAPES.get(shape)
     if shared is not None:

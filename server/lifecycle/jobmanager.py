@@ -44,6 +44,8 @@ def job_manager_spec(jm: job_pb2.JobManagerTask, pool: PoolRec | None) -> task_p
         resource_files=jm.resource_files,
         output_files=jm.output_files,
         required_slots=slots,
+        # (Batch's allowLowPriorityNode, true unless set false.)
+        dedicated_nodes_only=jm.HasField("allow_low_priority_node") and not jm.allow_low_priority_node,
     )
     if jm.HasField("constraints"):
         spec.constraints.CopyFrom(jm.constraints)

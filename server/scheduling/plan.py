@@ -4,7 +4,9 @@ No gRPC, no database, no clock, no randomness: the applier in
 ``shoal.server.controllers.scheduler`` builds the snapshot, calls :func:`plan`,
 re-checks every placement against the live state and commits the survivors.
 Placements name a tuple of nodes so that a multi-instance task (a gang) is
-placed whole or not at all. :func:`fair_merge` makes the queue: jobs of equal
+placed whole or not at all. Each pool has its fill type (`Snapshot.packed`: spread tasks over its
+nodes, or fill one node before the next), and a task may need dedicated nodes
+(`PendingTask.dedicated_only`: never a low-priority one). :func:`fair_merge` makes the queue: jobs of equal
 priority share a pool by taking turns, so that no job's stream of tasks starves
 another's.
 """
@@ -35,6 +37,8 @@ class NodeView(NamedTuple):
     #: When everything running on it will have ended, going by wall-clock
     #: limits (`Snapshot.now` when idle); None when something runs without one.
     busy_until: float | None = None
+    #: False for a low-priority (preemptible) node: a task that needs dedicated nodes never goes there.
+    dedicated: bool = True
 
 
 class PendingTask(NamedTuple):
@@ -55,6 +59,9 @@ class PendingTask(NamedTuple):
     seq: int = 0
     #: Nodes it must not use (its job's preparation task failed there), if any.
     avoid: frozenset[str] | None = None
+    #: It runs on dedicated nodes only (`NodeView.dedicated`), every instance of a gang too: its task's or
+    #: its job's `dedicated_nodes_only`, or a job manager task that may not run on a low-priority node.
+    dedicated_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,10 @@ class Snapshot:
     #: Already ordered: higher job priority first; jobs of equal priority take turns (`fair_merge`);
     #: a job's tasks oldest first.
     queue: Sequence[PendingTask]
-    #: Spread tasks over nodes (True) or fill one node before the next (False).
-    spread: bool = True
+    #: The pools whose fill type is PACK: a task goes to the node with the fewest free slots that still fits
+    #: it, so that nodes fill one at a time. Every other pool spreads (SPREAD, the default): the node with
+    #: the most free slots. Ties go by node id either way.
+    packed: frozenset[str] = frozenset()
     #: The time `busy_until` is measured against (seconds; the caller's clock).
     now: float = 0.0
 
@@ -91,16 +100,20 @@ POOL_TOO_SMALL: Final = "PoolTooSmall"
 NODES_HELD: Final = "NodesHeld"
 #: Another gang ahead of it in the queue holds the pool's nodes first.
 BEHIND_GANG: Final = "WaitingForNodes"
+#: It runs on dedicated nodes only, and fewer dedicated nodes of its pool can take an instance now than it
+#: needs (the pool's low-priority nodes do not count for it): it holds no node, as with POOL_TOO_SMALL.
+TOO_FEW_DEDICATED: Final = "TooFewDedicatedNodes"
 
 
 class Waiting(NamedTuple):
     """Why a multi-instance task was not placed (see `describe`)."""
 
-    #: POOL_TOO_SMALL, NODES_HELD or BEHIND_GANG.
+    #: POOL_TOO_SMALL, TOO_FEW_DEDICATED, NODES_HELD or BEHIND_GANG.
     reason: str
     #: Nodes it needs at once.
     instances: int
-    #: Nodes of its pool that could take an instance now (schedulable, with the slots it needs).
+    #: Nodes of its pool that could take an instance now (schedulable, with the slots it needs; dedicated,
+    #: when it needs them).
     usable: int
 
 
@@ -122,6 +135,12 @@ def describe(waiting: Waiting, pool_id: str) -> str:
         return (
             f"{POOL_TOO_SMALL}: {need} and pool {pool_id} has {waiting.usable} that can take it now;"
             " it holds no nodes and waits in case the pool grows"
+        )
+    if waiting.reason == TOO_FEW_DEDICATED:
+        return (
+            f"{TOO_FEW_DEDICATED}: {need} on dedicated nodes and pool {pool_id} has {waiting.usable} dedicated"
+            " nodes that can take it now (its low-priority nodes do not count); it holds no nodes and waits in"
+            " case the pool grows"
         )
     if waiting.reason == NODES_HELD:
         return f"{NODES_HELD}: {need}; nodes of pool {pool_id} are held for it as they free up"
@@ -188,41 +207,61 @@ def plan(snapshot: Snapshot) -> Plan:
     that can take one) holds nothing and stops nothing behind it; it waits,
     and `Plan.waiting` says why. Gangs need every node of their pool in the
     snapshot (the scheduler's full pass).
+
+    Each pool places by its own fill type (`Snapshot.packed`), single-node
+    tasks, gangs and backfill alike. A task with `dedicated_only` is placed on
+    dedicated nodes only; it waits while only low-priority nodes have room.
+    Only pools with a low-priority node look at that flag at all.
     """
     free: dict[str, int] = {}
     pools: dict[str, _PoolIndex] = {}
     schedulable: dict[str, list[NodeView]] = {}
+    packed = snapshot.packed
+    #: Pools with a schedulable low-priority node: only there does a dedicated-only task see fewer nodes.
+    mixed: set[str] = set()
     for n in snapshot.nodes:
         if n.schedulable:
             schedulable.setdefault(n.pool_id, []).append(n)
-        if n.schedulable and n.free_slots > 0:
-            free[n.node_id] = n.free_slots
-            pools.setdefault(n.pool_id, _PoolIndex(free)).add(n.node_id)
+            if not n.dedicated:
+                mixed.add(n.pool_id)
+            if n.free_slots > 0:
+                free[n.node_id] = n.free_slots
+                index = pools.get(n.pool_id)
+                if index is None:
+                    index = pools[n.pool_id] = _PoolIndex(free, n.pool_id not in packed)
+                index.add(n.node_id, n.dedicated)
+    # (Checked once per plan: without low-priority nodes, no task's flag is read.)
+    any_mixed = bool(mixed)
     reserved_pools: set[str] = set()
     #: Per pool with a reservation: when the waiting gang could start at the earliest (None: unknown).
     gang_start: dict[str, float | None] = {}
     busy = {n.node_id: n.busy_until for n in snapshot.nodes}
     placements: list[Placement] = []
     waiting: dict[TaskKey, Waiting] = {}
-    #: Per (pool, slots per instance): the nodes that could take an instance of a gang now.
-    usable: dict[tuple[str, int], int] = {}
+    #: Per (pool, slots per instance, dedicated only): the nodes that could take an instance of a gang now.
+    usable: dict[tuple[str, int, bool], int] = {}
     # Smallest request that failed per pool: anything needing as much or more
     # cannot fit either, so it is skipped without a scan (keeps plan O(queue)).
     blocked: dict[str, tuple[int, int]] = {}
+    # The same for dedicated-only tasks in pools with low-priority nodes (they see fewer nodes).
+    blocked_dedicated: dict[str, tuple[int, int]] = {}
     for task in snapshot.queue:
+        dedicated = any_mixed and task.dedicated_only and task.pool_id in mixed
         can = 0
         if task.instances > 1:
-            shape = (task.pool_id, task.required_slots)
+            shape = (task.pool_id, task.required_slots, dedicated)
             known = usable.get(shape)
             if known is None:
                 known = usable[shape] = sum(
-                    1 for v in schedulable.get(task.pool_id, ()) if v.total_slots >= task.required_slots
+                    1
+                    for v in schedulable.get(task.pool_id, ())
+                    if v.total_slots >= task.required_slots and (v.dedicated or not dedicated)
                 )
             can = known
             if can < task.instances:
                 # It cannot fit the pool as it is now (the pool shrank, nodes are down): holding nodes
                 # for it would only idle them and keep a gang that fits from holding them.
-                waiting[task.key] = Waiting(POOL_TOO_SMALL, task.instances, can)
+                waiting[task.key] = Waiting(TOO_FEW_DEDICATED if dedicated else POOL_TOO_SMALL, task.instances, can)
                 continue
         index = pools.get(task.pool_id)
         if index is None:
@@ -234,7 +273,8 @@ def plan(snapshot: Snapshot) -> Plan:
                 reserved_pools.add(task.pool_id)
             continue
         need = (task.instances, task.required_slots)
-        b = blocked.get(task.pool_id)
+        fails = blocked_dedicated if dedicated else blocked
+        b = fails.get(task.pool_id)
         # A gang still gets to reserve nodes behind a blocked task, and a task
         # with a wall-clock limit may still backfill onto held nodes.
         backfill = task.instances == 1 and task.pool_id in reserved_pools and task.max_runtime is not None
@@ -252,8 +292,8 @@ def plan(snapshot: Snapshot) -> Plan:
         avoid = task.avoid
         if avoid:
             # (Rare: a scan of the pool's free nodes without those it avoids.)
-            nodes = [n for n in index.candidates() if n not in avoid]
-            chosen = _choose(nodes, free, task, snapshot.spread)
+            nodes = [n for n in index.candidates(dedicated) if n not in avoid]
+            chosen = _choose(nodes, free, task, index.spread)
             if chosen is not None:
                 for node_id in chosen:
                     index.take(node_id, task.required_slots)
@@ -262,22 +302,23 @@ def plan(snapshot: Snapshot) -> Plan:
                 )
             continue
         if task.instances == 1:
-            one = index.pick(task.required_slots, snapshot.spread)
+            one = (index.on_dedicated() if dedicated else index).pick(task.required_slots)
             if one is None and backfill:
-                one = _backfill(index, task, snapshot, gang_start.get(task.pool_id), busy)
+                one = _backfill(index, task, snapshot, gang_start.get(task.pool_id), busy, dedicated)
             chosen = (one,) if one is not None else None
         else:
-            chosen = _choose(index.candidates(), free, task, snapshot.spread)
+            chosen = _choose(index.candidates(dedicated), free, task, index.spread)
         if chosen is None:
             if (b is None or (need[0] <= b[0] and need[1] <= b[1])) and not backfill:
-                blocked[task.pool_id] = need
+                fails[task.pool_id] = need
             if task.instances > 1:
                 if task.pool_id in reserved_pools:
                     waiting[task.key] = Waiting(BEHIND_GANG, task.instances, can)
                 else:
                     reserved_pools.add(task.pool_id)
-                    held = _reserve(schedulable.get(task.pool_id, []), free, task)
-                    index.reserved |= held
+                    held = _reserve(schedulable.get(task.pool_id, []), free, task, dedicated)
+                    # (In place: the index of the pool's dedicated nodes shares the set.)
+                    index.reserved.update(held)
                     ends = [busy.get(n) for n in held]
                     gang_start[task.pool_id] = (
                         None if not held or any(e is None for e in ends) else max(e for e in ends if e is not None)
@@ -294,17 +335,26 @@ def plan(snapshot: Snapshot) -> Plan:
 class _PoolIndex:
     """The free nodes of one pool, bucketed by free slots, so a single-node pick is O(slot levels), not O(nodes)."""
 
-    def __init__(self, free: dict[str, int]) -> None:
+    def __init__(self, free: dict[str, int], spread: bool) -> None:
         self.free = free
+        #: The pool's fill type: SPREAD (True) or PACK (False).
+        self.spread = spread
         self.nodes: list[str] = []
         self.levels: dict[int, list[str]] = {}
         #: `levels`' keys in the order `pick` tries them, made again when a level comes or goes (rarely:
         #: sorting them for every task placed cost more than the rest of the pick).
         self._order: list[int] | None = None
         self.reserved: set[str] = set()
+        #: Its low-priority nodes (in most pools none).
+        self.low: set[str] = set()
+        #: The same index over its dedicated nodes only (sharing `free` and `reserved`), made for the first
+        #: dedicated-only task that asks (`on_dedicated`) and kept up to date by `take` from then on.
+        self._dedicated: _PoolIndex | None = None
 
-    def add(self, node_id: str) -> None:
+    def add(self, node_id: str, dedicated: bool = True) -> None:
         self.nodes.append(node_id)
+        if not dedicated:
+            self.low.add(node_id)
         self._push(self.free[node_id], node_id)
 
     def _push(self, level: int, node_id: str) -> None:
@@ -314,11 +364,22 @@ class _PoolIndex:
             self._order = None
         heapq.heappush(heap, node_id)
 
-    def pick(self, need: int, spread: bool) -> str | None:
+    def on_dedicated(self) -> _PoolIndex:
+        """This index without its low-priority nodes (what a dedicated-only task picks from)."""
+        sub = self._dedicated
+        if sub is None:
+            sub = self._dedicated = _PoolIndex(self.free, self.spread)
+            sub.reserved = self.reserved
+            for node_id in self.nodes:
+                if node_id not in self.low and self.free[node_id] > 0:
+                    sub.add(node_id)
+        return sub
+
+    def pick(self, need: int) -> str | None:
         """The node with the most (spread) or fewest (pack) free slots ≥ `need`; ties by node id."""
+        spread = self.spread
         levels = self._order
         if levels is None:
-            # (`spread` is the snapshot's: the same for every pick of one plan.)
             levels = self._order = sorted(self.levels, reverse=spread)
         for lvl in levels:
             if lvl < need:
@@ -340,30 +401,43 @@ class _PoolIndex:
         left = self.free[node_id]
         if left > 0:
             self._push(left, node_id)
+            sub = self._dedicated
+            if sub is not None and node_id not in self.low:
+                sub._push(left, node_id)
 
-    def candidates(self) -> list[str]:
-        """Free, unreserved nodes (for gangs, which are rare enough to scan)."""
+    def candidates(self, dedicated: bool = False) -> list[str]:
+        """Free, unreserved nodes (for gangs, which are rare enough to scan); only dedicated ones if asked."""
+        if dedicated:
+            return [n for n in self.nodes if self.free[n] > 0 and n not in self.reserved and n not in self.low]
         return [n for n in self.nodes if self.free[n] > 0 and n not in self.reserved]
 
 
 def _backfill(
-    index: _PoolIndex, task: PendingTask, snapshot: Snapshot, start: float | None, busy: dict[str, float | None]
+    index: _PoolIndex,
+    task: PendingTask,
+    snapshot: Snapshot,
+    start: float | None,
+    busy: dict[str, float | None],
+    dedicated: bool,
 ) -> str | None:
     """A held node `task` can use without delaying the gang: it ends (by its wall clock) before the gang can start."""
     if start is None or task.max_runtime is None or snapshot.now + task.max_runtime > start:
         return None
-    fits = [n for n in index.reserved if index.free.get(n, 0) >= task.required_slots]
+    fits = [
+        n for n in index.reserved if index.free.get(n, 0) >= task.required_slots and not (dedicated and n in index.low)
+    ]
     if not fits:
         return None
-    fits.sort(key=(lambda n: (-index.free[n], n)) if snapshot.spread else (lambda n: (index.free[n], n)))
+    fits.sort(key=(lambda n: (-index.free[n], n)) if index.spread else (lambda n: (index.free[n], n)))
     return fits[0]
 
 
-def _reserve(nodes: list[NodeView], free: dict[str, int], task: PendingTask) -> set[str]:
-    """The nodes a waiting gang holds: those that can ever take an instance, closest to free first.
+def _reserve(nodes: list[NodeView], free: dict[str, int], task: PendingTask, dedicated: bool) -> set[str]:
+    """The nodes a waiting gang holds: those that can ever take an instance (dedicated ones only, when it
+    needs them), closest to free first.
 
     (`plan` asks only for a gang that the pool's schedulable nodes can take.)"""
-    able = [n for n in nodes if n.total_slots >= task.required_slots]
+    able = [n for n in nodes if n.total_slots >= task.required_slots and (n.dedicated or not dedicated)]
     able.sort(key=lambda n: (-free.get(n.node_id, 0), n.node_id))
     return {n.node_id for n in able[: task.instances]}
 
@@ -376,5 +450,6 @@ def _choose(nodes: list[str], free: dict[str, int], task: PendingTask, spread: b
         # Most free slots first; ties by node id so the result is deterministic.
         fitting.sort(key=lambda n: (-free[n], n))
     else:
+        # Fewest free slots that fit first: the gang fills nodes already in use before opening others.
         fitting.sort(key=lambda n: (free[n], n))
     return tuple(fitting[: task.instances])

@@ -30,6 +30,8 @@ UPDATABLE_POOL_FIELDS = frozenset(
         "target_nodes",
         "target_low_priority_nodes",
         "resize_timeout",
+        # (Read by the scheduler for each pass: the next placements follow it.)
+        "task_scheduling_policy",
     }
 )
 #: Fields a pool keeps from its creation (the nodes it made were made with them).
@@ -40,7 +42,7 @@ FIXED_POOL_FIELDS = frozenset(
 OUTPUT_ONLY_POOL_FIELDS = frozenset(POOL_OUTPUT_ONLY)
 #: The updatable fields that are lists, and those that are messages (the others are scalars).
 _REPEATED = frozenset({"metadata", "certificate_references"})
-_MESSAGES = frozenset({"start_task", "resize_timeout"})
+_MESSAGES = frozenset({"start_task", "resize_timeout", "task_scheduling_policy"})
 #: The fields that size the pool.
 TARGETS = ("target_nodes", "target_low_priority_nodes")
 #: The mask path that means every updatable field (AIP-134's full replacement).

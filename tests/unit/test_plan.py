@@ -75,7 +75,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
         for i in range(draw(st.integers(0, 30)))
     ]
     queue.sort(key=lambda t: -t.job_priority)
-    return Snapshot(nodes, queue, draw(st.booleans()))
+    return Snapshot(nodes, queue, frozenset(draw(st.sets(st.sampled_from(["a", "b"])))))
 
 
 @settings(max_examples=300, deadline=None)
@@ -154,7 +154,8 @@ def reference_plan(snap: Snapshot) -> list[tuple[tuple[str, str], tuple[str, ...
         fitting = [n for n in free if pool_of[n] == t.pool_id and free[n] >= t.required_slots]
         if not fitting:
             continue
-        fitting.sort(key=(lambda n: (-free[n], n)) if snap.spread else (lambda n: (free[n], n)))
+        spread = t.pool_id not in snap.packed
+        fitting.sort(key=(lambda n: (-free[n], n)) if spread else (lambda n: (free[n], n)))
         free[fitting[0]] -= t.required_slots
         out.append((t.key, (fitting[0],)))
     return out
@@ -163,7 +164,7 @@ def reference_plan(snap: Snapshot) -> list[tuple[tuple[str, str], tuple[str, ...
 @settings(max_examples=300, deadline=None)
 @given(snapshots())
 def test_single_node_tasks_match_the_reference_planner(snap: Snapshot) -> None:
-    single = Snapshot(snap.nodes, [t for t in snap.queue if t.instances == 1], snap.spread)
+    single = Snapshot(snap.nodes, [t for t in snap.queue if t.instances == 1], snap.packed)
     assert [(p.key, p.nodes) for p in placements(single)] == reference_plan(single)
 
 
@@ -310,7 +311,7 @@ def test_a_gang_that_cannot_fit_the_pool_holds_no_node(snap: Snapshot, at: int, 
     gang = PendingTask(("big", "g"), "a", 0, slots, max(2, usable + 1))
     queue = list(snap.queue)
     queue.insert(min(at, len(queue)), gang)
-    with_gang = plan(Snapshot(snap.nodes, queue, snap.spread))
+    with_gang = plan(Snapshot(snap.nodes, queue, snap.packed))
     # Exactly what happens without it: it holds nothing, blocks nothing.
     assert with_gang.placements == plan(snap).placements
     assert with_gang.waiting[gang.key] == Waiting(POOL_TOO_SMALL, gang.instances, usable)
