@@ -216,3 +216,38 @@ async def test_a_gang_with_an_instance_on_a_preempted_node_is_requeued_whole(
     # Both nodes back: the gang runs again, whole.
     t = await until_task(spot, lambda t: t.state == T.TASK_STATE_RUNNING and t.attempt >= 2, timeout=40)
     await spot.tasks.TerminateTask(T.TerminateTaskRequest(name="jobs/j/tasks/t"))
+
+
+async def test_dedicated_only_work_keeps_off_real_low_priority_nodes(spot_server: ShoalServer, spot: Stubs) -> None:
+    await spot.pools.CreatePool(
+        P.CreatePoolRequest(pool=P.Pool(id="p", target_nodes=0, target_low_priority_nodes=1, task_slots_per_node=2))
+    )
+    await until_nodes(spot, lambda ns: len(ns) == 1 and idle(ns))
+    await spot.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
+    await spot.tasks.AddTasks(
+        T.AddTasksRequest(
+            parent="jobs/j",
+            tasks=[
+                T.TaskSpec(id="t", command_line="sleep 30", dedicated_nodes_only=True),
+                T.TaskSpec(id="any", command_line="sleep 30"),
+            ],
+        )
+    )
+    anywhere = await until_task_named(spot, "any", lambda t: t.state == T.TASK_STATE_RUNNING)
+    assert anywhere.node_info.node_id
+    assert (await spot.tasks.GetTask(T.GetTaskRequest(name="jobs/j/tasks/t"))).state == T.TASK_STATE_ACTIVE
+    # A dedicated node comes: the task runs there.
+    await spot.pools.ResizePool(P.ResizePoolRequest(name="pools/p", target_nodes=1))
+    t = await until_task(spot, lambda t: t.state == T.TASK_STATE_RUNNING)
+    dedicated = [n.id for n in await nodes(spot) if n.is_dedicated]
+    assert [t.node_info.node_id] == dedicated
+    await spot.jobs.TerminateJob(job_pb2.TerminateJobRequest(name="jobs/j"))
+
+
+async def until_task_named(stubs: Stubs, task_id: str, pred: Callable[[T.Task], bool]) -> T.Task:
+    async with asyncio.timeout(30):
+        while True:
+            t = await stubs.tasks.GetTask(T.GetTaskRequest(name=f"jobs/j/tasks/{task_id}"))
+            if pred(t):
+                return t
+            await asyncio.sleep(0.05)
