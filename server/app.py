@@ -38,7 +38,7 @@ from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.pools import PoolServicer
 from shoal.server.api.tasks import TaskServicer
 from shoal.server.certificates.registry import CertificateRegistry
-from shoal.server.controllers.health import run_health
+from shoal.server.controllers.health import run_elasticity, run_health
 from shoal.server.controllers.scheduler import run_scheduler
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
 from shoal.server.domain.ids import key as idkey
@@ -349,6 +349,7 @@ class ShoalServer:
         self._loops = [
             asyncio.create_task(run_scheduler(self.cp), name="scheduler"),
             asyncio.create_task(run_health(self.cp, heartbeat_timeout=self.config.heartbeat_timeout), name="health"),
+            asyncio.create_task(run_elasticity(self.cp), name="elasticity"),
             asyncio.create_task(self.provider.run_restarts(), name="agent restarts"),
         ]
         for name in names:

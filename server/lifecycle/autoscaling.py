@@ -197,6 +197,14 @@ class AutoScaling:
         self.k.refresh_pool_now(pool)
         return changed
 
+    def next_due(self) -> float:
+        """The monotonic time of the next sample or evaluation (now for an autoscale pool never evaluated)."""
+        due = self._next_sample
+        for pool in self.k.pools.values():
+            if pool.proto.enable_auto_scale and pool.proto.state == P.POOL_STATE_ACTIVE:
+                due = min(due, self._due.get(pool.key, 0.0))
+        return due
+
     async def check(self) -> None:
         """Sample every pool when a sample is due, then evaluate the autoscale pools that are due."""
         mono = self.k.clock.monotonic()
@@ -218,8 +226,9 @@ class AutoScaling:
         changes = []
         for pool in due:
             self._due[pool.key] = mono + interval_seconds(pool.proto)
-            if pool.key not in self.histories:
-                self._sample(pool)
+            # A sample of the moment first: the formula sees the pool as it is now, not up to a sampling
+            # period ago (the next samples keep their schedule).
+            self._sample(pool)
             changes.append(self._evaluate_and_apply(pool))
         await self.k.flush()
         for leaving, added in changes:
