@@ -64,6 +64,7 @@ from .node_types import (
     SchedulingState,
     UploadedNodeLogs,
 )
+from .stats_types import JobStatistics, PoolStatistics, TaskStatistics, UsageStatistics
 from .types import (
     AddTaskResult,
     AllocationState,
@@ -162,6 +163,7 @@ __all__ = [
     "JobPreparationTask",
     "JobReleaseTask",
     "JobState",
+    "JobStatistics",
     "JobsAPI",
     "JoinToken",
     "MultiInstanceSettings",
@@ -180,6 +182,7 @@ __all__ = [
     "Pool",
     "PoolNodeCounts",
     "PoolState",
+    "PoolStatistics",
     "PoolsAPI",
     "PreparationAndReleaseTaskStatus",
     "PreparationTaskExecutionInfo",
@@ -203,11 +206,13 @@ __all__ = [
     "TaskIdRange",
     "TaskSpec",
     "TaskState",
+    "TaskStatistics",
     "TaskWatch",
     "TasksAPI",
     "Unauthenticated",
     "Unavailable",
     "UploadedNodeLogs",
+    "UsageStatistics",
     "UserAccount",
     "UserIdentity",
     "from_rpc_error",

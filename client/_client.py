@@ -24,6 +24,7 @@ from ._jobs import JobsAPI
 from ._nodeops import NodeOperationsMixin, _deallocation_option
 from ._nodeusers import NodeUsersMixin
 from ._rpc import PAGE_SIZE, Rpc, wait_or_cancel
+from ._stats import PoolStatisticsMixin
 from ._tasks import TasksAPI, TaskWatch
 from .common_types import _metadata_to_proto
 from .credentials import DEFAULT_ADDRESS, Credentials, resolve, shoal_home
@@ -83,7 +84,7 @@ def _duration(value: float | timedelta) -> duration_pb2.Duration:
     return d
 
 
-class PoolsAPI(NodeOperationsMixin, NodeUsersMixin):
+class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, PoolStatisticsMixin):
     """Pools and their nodes: ``client.pools``."""
 
     def __init__(self, rpc: Rpc):

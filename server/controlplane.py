@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
 from shoal.server.domain.records import AgentSession, NodeRec, TaskRec
+from shoal.server.lifecycle.accounting import Accounting
 from shoal.server.lifecycle.allocation import PoolAllocation
 from shoal.server.lifecycle.attempts import AttemptLifecycle, note_attempt_length
 from shoal.server.lifecycle.completion import CompletionLifecycle
@@ -74,6 +75,7 @@ class ControlPlane(Kernel):
         self.node_ops = NodeOperations(self)
         self.allocation = PoolAllocation(self)
         self.restarts = NodeRestarts(self)
+        self.accounting = Accounting(self)
 
     # ------------------------------------------------------------------ pools
 
