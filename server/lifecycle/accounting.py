@@ -15,7 +15,8 @@ A pool also counts its nodes' time, dedicated and low-priority, in node seconds 
 each node from its `allocation_time` until it leaves (nodes present are added when read).
 
 What is counted when:
-- an attempt's statistics when its end is reported (also the end of an instance of a multi-instance
+- an attempt (`attempts`) and the wait before it when its end is reported, with its statistics when
+  its agent measured them (also the end of an instance of a multi-instance
   task reported after the attempt ended: Shoal stops the others when the primary ends);
 - `tasks_succeeded` / `tasks_failed` once per completion of a task (also one Shoal ended: terminated,
   or failed because of a task it depended on);
@@ -61,6 +62,8 @@ COMPLETED: Final = task_pb2.TASK_STATE_COMPLETED
 ACTIVE: Final = task_pb2.TASK_STATE_ACTIVE
 SUCCESS: Final = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
 EVENT_COMPLETED: Final = agent_pb2.TASK_EVENT_KIND_COMPLETED
+#: The statistics of an attempt its agent did not measure.
+NOTHING: Final = common_pb2.TaskStatistics()
 
 
 class PoolTally(Tally):
@@ -130,7 +133,7 @@ class Accounting:
         pt.add_attempt(stats, wait)
         jt.tasks_succeeded += 1
         pt.tasks_succeeded += 1
-        return first_attempt_change(stats.SerializeToString(), wait, True)
+        return first_attempt_change(stats.SerializeToString() if ev.HasField("stats") else None, wait, True)
 
     def attempt_ended(self, t: TaskRec, node: NodeRec, ev: agent_pb2.TaskEvent, job: JobRec) -> None:
         """The attempt of `t` ended as `ev` says (its start and end are recorded, what follows is not
@@ -146,12 +149,18 @@ class Accounting:
         elif ev.HasField("stats"):
             stats = ev.stats
         else:
-            info.ClearField("last_attempt_stats")
-            return
+            stats = None
         since = waited_since(proto.creation_time, info.last_retry_time, info.last_requeue_time)
         wait = seconds_between(info.start_time, since)
-        info.last_attempt_stats.CopyFrom(stats)
-        add_usage(proto.stats, stats, wait)
+        if stats is None:
+            # (Nothing measured: an agent that does not measure. The attempt and its wait still count.)
+            info.ClearField("last_attempt_stats")
+            proto.stats.wait_seconds += wait
+            proto.stats.attempts += 1
+            stats = NOTHING
+        else:
+            info.last_attempt_stats.CopyFrom(stats)
+            add_usage(proto.stats, stats, wait)
         self._job(job.key).add_attempt(stats, wait)
         self._pool(node.pool_key).add_attempt(stats, wait)
 

@@ -215,22 +215,27 @@ _EXECUTION_INFO: Final = bytes([14 << 3 | 2])
 _LAST_ATTEMPT_STATS: Final = bytes([10 << 3 | 2])
 _TASK_STATS: Final = bytes([22 << 3 | 2 | 0x80, 1])
 _TOTALS: Final = bytes([1 << 3 | 2])
-_SUCCEEDED_ONE: Final = bytes([2 << 3, 1])
-_FAILED_ONE: Final = bytes([3 << 3, 1])
+#: Both completion counters written out, the zero too: a task Shoal ended before it ever ran (terminated
+#: while queued, then reactivated) may hold the other one already, and merging keeps what is not written.
+_SUCCEEDED: Final = bytes([2 << 3, 1, 3 << 3, 0])
+_FAILED: Final = bytes([2 << 3, 0, 3 << 3, 1])
 _WAIT: Final = bytes([6 << 3 | 1])
 _ATTEMPTS_ONE: Final = bytes([7 << 3, 1])
 
 
-def first_attempt_change(stats: bytes, wait: float, succeeded: bool) -> bytes:
+def first_attempt_change(stats: bytes | None, wait: float, succeeded: bool) -> bytes:
     """What a task's first attempt, which completed it, adds to its stored bytes (appended, it merges
-    into the message: see `domain.wire`): `last_attempt_stats` and `stats` (the task has neither yet).
-    `stats`: the attempt's serialized `TaskStatistics`."""
+    into the message: see `domain.wire`): `last_attempt_stats` and `stats` (the task never ran: at most
+    a completion counter is there, which this replaces).
+    `stats`: the attempt's serialized `TaskStatistics`, None when its agent measured nothing."""
     usage = b"".join(
         (
-            _len_field(_TOTALS, stats),
-            _SUCCEEDED_ONE if succeeded else _FAILED_ONE,
+            b"" if stats is None else _len_field(_TOTALS, stats),
+            _SUCCEEDED if succeeded else _FAILED,
             _WAIT + _DOUBLE.pack(wait),
             _ATTEMPTS_ONE,
         )
     )
+    if stats is None:
+        return _len_field(_TASK_STATS, usage)
     return _len_field(_EXECUTION_INFO, _len_field(_LAST_ATTEMPT_STATS, stats)) + _len_field(_TASK_STATS, usage)
