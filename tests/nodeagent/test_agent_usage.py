@@ -47,9 +47,7 @@ def _runner(tmp_path: Path, sample_seconds: float) -> tuple[list[agent_pb2.TaskE
         changed.set()
 
     runner = TaskRunner(
-        config=AgentConfig(
-            server="x:1", node_root=layout.root, ip="127.0.0.1", usage_sample_seconds=sample_seconds
-        ),
+        config=AgentConfig(server="x:1", node_root=layout.root, ip="127.0.0.1", usage_sample_seconds=sample_seconds),
         layout=layout,
         clock=ManualClock(),
         emit=emit,
