@@ -40,9 +40,10 @@ from shoal.server.scheduling.usage import (
     add_instance,
     add_stats,
     add_usage,
-    creation_time,
+    creation_parts,
     first_attempt_change,
     seconds_between,
+    since_parts,
     waited_since,
 )
 from shoal.server.store.base import StoredRow
@@ -125,7 +126,7 @@ class Accounting:
         """A task kept as bytes completed with its first attempt (`AttemptLifecycle.succeed_frozen`):
         the roll-ups gain it, and the bytes to append to the task's say what it used."""
         start = ev.start_time if ev.HasField("start_time") else ev.time
-        wait = seconds_between(start, creation_time(t.stored_bytes(False)))
+        wait = since_parts(start, creation_parts(t.stored_bytes(False)))
         stats = ev.stats
         jt = self._job(job.key)
         pt = self._pool(node.pool_key)

@@ -13,6 +13,7 @@ from shoal.server.scheduling.usage import (
     Tally,
     add_stats,
     add_usage,
+    creation_parts,
     creation_time,
     first_attempt_change,
     seconds_between,
@@ -110,6 +111,16 @@ def test_waits_are_from_the_latest_queueing_and_never_negative() -> None:
     assert seconds_between(Timestamp(seconds=90), created) == 0.0
 
 
+@given(st.integers(min_value=-(2**40), max_value=2**40), st.integers(min_value=0, max_value=999_999_999))
+def test_the_creation_time_is_read_from_the_bytes(seconds: int, nanos: int) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    now = Timestamp(seconds=seconds, nanos=nanos)
+    spec = task_pb2.TaskSpec(id="t", command_line="true").SerializeToString()
+    stored = wire.new_task_bytes("jobs/j/tasks/t", spec, wire.new_task_tail(task_pb2.TASK_STATE_ACTIVE, now))
+    assert creation_parts(stored) == (seconds, nanos)
+
+
 @given(attempt_stats, st.floats(min_value=0, max_value=1e6), st.booleans())
 def test_the_bytes_appended_to_a_stored_task_merge_as_set_by_hand(
     s: common_pb2.TaskStatistics, wait: float, ok: bool
@@ -119,7 +130,7 @@ def test_the_bytes_appended_to_a_stored_task_merge_as_set_by_hand(
     now = Timestamp(seconds=1_700_000_000, nanos=123)
     spec = task_pb2.TaskSpec(id="t", command_line="true").SerializeToString()
     stored = wire.new_task_bytes("jobs/j/tasks/t", spec, wire.new_task_tail(task_pb2.TASK_STATE_ACTIVE, now))
-    assert creation_time(stored) == now
+    assert creation_time(stored) == now and creation_parts(stored) == (now.seconds, now.nanos)
     merged = task_pb2.Task.FromString(stored + first_attempt_change(s.SerializeToString(), wait, ok))
     by_hand = task_pb2.Task.FromString(stored)
     by_hand.execution_info.last_attempt_stats.CopyFrom(s)
