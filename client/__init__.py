@@ -65,6 +65,7 @@ from .node_types import (
     SchedulingState,
     UploadedNodeLogs,
 )
+from .stats_types import JobStatistics, PoolStatistics, TaskStatistics, UsageStatistics
 from .types import (
     AddTaskResult,
     AllocationState,
@@ -167,6 +168,7 @@ __all__ = [
     "JobPreparationTask",
     "JobReleaseTask",
     "JobState",
+    "JobStatistics",
     "JobsAPI",
     "JoinToken",
     "MultiInstanceSettings",
@@ -186,6 +188,7 @@ __all__ = [
     "Pool",
     "PoolNodeCounts",
     "PoolState",
+    "PoolStatistics",
     "PoolsAPI",
     "PreparationAndReleaseTaskStatus",
     "PreparationTaskExecutionInfo",
@@ -209,11 +212,13 @@ __all__ = [
     "TaskIdRange",
     "TaskSpec",
     "TaskState",
+    "TaskStatistics",
     "TaskWatch",
     "TasksAPI",
     "Unauthenticated",
     "Unavailable",
     "UploadedNodeLogs",
+    "UsageStatistics",
     "UserAccount",
     "UserIdentity",
     "from_rpc_error",

@@ -25,6 +25,7 @@ from ._jobs import JobsAPI
 from ._nodeops import NodeOperationsMixin, _deallocation_option
 from ._nodeusers import NodeUsersMixin
 from ._rpc import PAGE_SIZE, Rpc, wait_or_cancel
+from ._stats import PoolStatisticsMixin
 from ._tasks import TasksAPI, TaskWatch
 from .common_types import _metadata_to_proto
 from .credentials import DEFAULT_ADDRESS, Credentials, resolve, shoal_home
@@ -99,7 +100,7 @@ def _fill_type(value: str | NodeFillType) -> int:
     return number
 
 
-class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin):
+class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisticsMixin):
     """Pools and their nodes: ``client.pools``."""
 
     def __init__(self, rpc: Rpc):

@@ -10,6 +10,7 @@ from typing import Any
 from shoal.v1 import job_pb2
 
 from ._rpc import PAGE_SIZE, Rpc
+from ._stats import JobStatisticsMixin
 from .common_types import _env_to_proto, _metadata_to_proto, duration_to_proto
 from .errors import InvalidArgument
 from .json_specs import parse_message
@@ -31,7 +32,7 @@ from .workflow_types import (
 __all__ = ["JobsAPI"]
 
 
-class JobsAPI:
+class JobsAPI(JobStatisticsMixin):
     """Jobs: ``client.jobs``."""
 
     def __init__(self, rpc: Rpc):

@@ -36,6 +36,7 @@ from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
 from .cli_nodeusers import node_login, node_users
 from .cli_pools import pool_update, start_task_from_options, start_task_options
+from .cli_stats import job_stats, pool_stats
 from .cli_tasks import task
 
 __all__ = ["cli", "main"]
@@ -82,6 +83,7 @@ def cli(ctx: click.Context, address: str | None, account: str | None, key: str |
 cli.add_command(account)
 cli.add_command(certificate)
 cli.add_command(job)
+job.add_command(job_stats)
 cli.add_command(node)
 node.add_command(node_users)
 node.add_command(node_login)
@@ -359,6 +361,7 @@ def pool_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str)
 pool.add_command(pool_counts)
 pool.add_command(pool_update)
 pool.add_command(autoscale)
+pool.add_command(pool_stats)
 
 
 # --------------------------------------------------------------------------- storage

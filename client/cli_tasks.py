@@ -29,6 +29,7 @@ from .cli_common import (
     _wait_with_progress,
     _wall_clock,
 )
+from .cli_stats import human_statistics, human_usage
 from .errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -415,6 +416,9 @@ def task_get(ctx: click.Context, job_id: str, task_id: str, output: str) -> None
     if t.dependency_state is not None:
         # One line for people ("blocked by a (TaskFailed)") rather than the fields.
         data["dependency_state"] = t.dependency_state.summary
+    # What it used, in human units (the JSON output keeps the numbers).
+    data["last_attempt_stats"] = human_statistics(t.last_attempt_stats) if t.last_attempt_stats else None
+    data["stats"] = human_usage(t.stats) if t.stats else None
     _emit_one(output, data, f"jobs/{job_id}/tasks/{task_id}")
 
 

@@ -41,6 +41,7 @@ from .errors import InvalidArgument
 from .identity_types import UserAccount, UserIdentity, identity_of
 from .json_specs import parse_message
 from .node_types import NodeError, ResizeError, SchedulingState, scheduling_state_from_proto
+from .stats_types import TaskStatistics, UsageStatistics, task_statistics_of
 from .workflow_types import (
     DependencyState,
     ExitConditions,
@@ -1095,6 +1096,10 @@ class Task:
     dependencies."""
     job_manager: bool = False
     """It is its job's job manager task."""
+    last_attempt_stats: TaskStatistics | None = None
+    """What its last attempt used (None until one has ended)."""
+    stats: UsageStatistics | None = None
+    """What all its attempts used, with the time it waited before each (None before any attempt)."""
     proto: task_pb2.Task = field(repr=False, compare=False)
     """The raw ``shoal.v1.Task`` message."""
 
@@ -1163,6 +1168,8 @@ class Task:
             waiting_reason=msg.waiting_reason,
             dependency_state=DependencyState.from_proto(msg.dependency_state),
             job_manager=msg.job_manager,
+            last_attempt_stats=task_statistics_of(ex.last_attempt_stats, ex.HasField("last_attempt_stats")),
+            stats=UsageStatistics.from_proto(msg.stats) if msg.HasField("stats") else None,
             proto=msg,
         )
 

@@ -306,6 +306,7 @@ class Agent:
         )
         self._storage = StorageClient(self._channel, access=self.layout.access)
         self._spawn(self.runner.run_sweeper(self.config.sweep_interval_seconds))
+        self._spawn(self.runner.run_sampler())
         self.node_errors = await asyncio.to_thread(health.node_errors, self.layout, self.config.reserved_disk_bytes)
         self._spawn(self._watch_health())
         try:

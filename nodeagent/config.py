@@ -70,6 +70,9 @@ class AgentConfig:
     #: How long a starting agent waits for the node root's lock (an earlier agent's watchdog ending
     #: its tasks takes milliseconds; a second agent on the same root gives up after this).
     root_lock_timeout: float = 30.0
+    #: How often the agent samples its running tasks' process trees for their resident memory (and an
+    #: Exec'd command's CPU and I/O), one pass over /proc for all of them (see `shoal.nodeagent.usage`).
+    usage_sample_seconds: float = 1.0
     #: How often the agent checks the node's health (see `shoal.nodeagent.health`).
     health_interval_seconds: float = 5.0
     #: Free disk space under the node root below which the node is UNUSABLE (DiskFull).

@@ -19,6 +19,7 @@ import psutil
 from shoal.clock import Clock
 from shoal.commandline import split_command_line
 from shoal.nodeagent.launcher import LAUNCHER, find_program
+from shoal.nodeagent.usage import Usage, reap
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +145,26 @@ async def wait_process(proc: subprocess.Popen[bytes]) -> int:
     rc = proc.poll()
     if rc is not None:
         return rc
+    if not await _exited(proc):
+        return await asyncio.to_thread(proc.wait)
+    return proc.wait()
+
+
+async def wait_measured(proc: subprocess.Popen[bytes], started: float) -> tuple[int, Usage]:
+    """`wait_process`, and what the process and the descendants it waited for used (`usage.reap`);
+    `started`: `time.monotonic()` when it was spawned."""
+    if proc.returncode is None and not await _exited(proc):
+        return await asyncio.to_thread(reap, proc, started)
+    return reap(proc, started)
+
+
+async def _exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Wait until `proc` has exited (a zombie: the caller reaps it); False at once where there are no
+    pidfds (the caller then waits in a thread)."""
     try:
         pidfd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
-        return await asyncio.to_thread(proc.wait)
+        return False
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
@@ -161,7 +178,7 @@ async def wait_process(proc: subprocess.Popen[bytes]) -> int:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
-    return proc.wait()
+    return True
 
 
 def _live_members(pgid: int) -> bool | None:
@@ -285,6 +302,8 @@ class ProcessResult:
     timed_out: bool
     #: The process group it led.
     pgid: int = 0
+    #: What it (and the descendants it waited for) used: see `shoal.nodeagent.usage`.
+    usage: Usage | None = None
 
     @property
     def exit_code(self) -> int:
@@ -299,15 +318,19 @@ async def wait_with_limit(
     max_wall_clock_seconds: float = 0.0,
     grace_seconds: float = 2.0,
     kill_leftovers: bool = True,
+    started: float | None = None,
 ) -> ProcessResult:
     """Wait for `proc`; past `max_wall_clock_seconds` (on `clock`; 0 = unlimited) kill its whole group.
 
     With `kill_leftovers`, processes still in the group after the leader exited are killed too.
+    The result carries what the process used (`started`: `time.monotonic()` at its spawn; now if not
+    given).
     """
     pgid = proc.pid
     timed_out = False
+    started = time.monotonic() if started is None else started
     if max_wall_clock_seconds > 0:
-        waiter = asyncio.ensure_future(wait_process(proc))
+        waiter = asyncio.ensure_future(wait_measured(proc, started))
         timer = asyncio.ensure_future(clock.sleep(max_wall_clock_seconds))
         try:
             await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -318,14 +341,14 @@ async def wait_with_limit(
             log.info("process group %d exceeded its wall clock limit of %ss", pgid, max_wall_clock_seconds)
             await kill_group(pgid, grace_seconds)
         try:
-            rc = await waiter
+            rc, usage = await waiter
         except asyncio.CancelledError:
             waiter.cancel()
             raise
     else:
         # No limit: no task and no timer of its own (one less of each per task on a busy node).
-        rc = await wait_process(proc)
+        rc, usage = await wait_measured(proc, started)
     if kill_leftovers:
         # Whatever the task left running in its group (and below it) goes with it.
         kill_group_now(pgid)
-    return ProcessResult(returncode=rc, timed_out=timed_out, pgid=pgid)
+    return ProcessResult(returncode=rc, timed_out=timed_out, pgid=pgid, usage=usage)

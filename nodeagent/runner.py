@@ -11,6 +11,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ from shoal.nodeagent.outputs import upload_outputs
 from shoal.nodeagent.staging import StagingError, stage_resource_files
 from shoal.nodeagent.state import RunningFile, attempt_key
 from shoal.nodeagent.storage import StorageClient
+from shoal.nodeagent.usage import Tracked, Usage, UsageSampler
 from shoal.nodeagent.users import IdentityError, NodeUsers, RunAs
 from shoal.paths import UnsafePathError
 from shoal.v1 import common_pb2
@@ -90,6 +92,23 @@ class Attempt:
     exec_secret: str = ""
     #: The user its processes run as (None: the agent's own), once known.
     run_as: RunAs | None = None
+    #: What its commands used so far (see `shoal.nodeagent.usage`); None until one ran.
+    usage: Usage | None = None
+    #: How the sampler follows its process tree while it runs.
+    tracked: Tracked | None = None
+
+    def groups_now(self) -> list[int]:
+        """Its process groups now: its command's and the others that end with it."""
+        proc = self.proc
+        return [proc.pid, *self.groups] if proc is not None else list(self.groups)
+
+    def measured(self, usage: Usage | None) -> None:
+        """Fold in what one of its commands (or an Exec'd group) used."""
+        if usage is None:
+            return
+        if self.usage is None:
+            self.usage = Usage()
+        self.usage.add(usage)
 
     @property
     def owner(self) -> tuple[int, int] | None:
@@ -158,6 +177,8 @@ class TaskRunner:
         #: When the retention sweeper means to run next (POSIX seconds), and what wakes it sooner.
         self._sweep_at = float("inf")
         self._sweep_wake = asyncio.Event()
+        #: Samples the running attempts' process trees (memory, Exec'd commands' CPU and I/O).
+        self.sampler = UsageSampler(config.usage_sample_seconds)
         #: The jobs' preparation and release tasks on this node.
         self.job_tasks = JobTasks(
             config=config,
@@ -206,8 +227,10 @@ class TaskRunner:
         self._running_file.add(f"{attempt_key(*attempt.key)}/{pgid}", pgid)
 
     def remove_group(self, attempt: Attempt, pgid: int) -> None:
-        """That process group is gone."""
+        """That process group is gone (what the sampler last saw of it counts for the attempt)."""
         attempt.groups.discard(pgid)
+        if attempt.tracked is not None:
+            attempt.measured(attempt.tracked.take_exec_usage(pgid))
         self._running_file.remove(f"{attempt_key(*attempt.key)}/{pgid}")
 
     def run_application(self, ref: agent_pb2.AttemptRef) -> None:
@@ -263,6 +286,8 @@ class TaskRunner:
     def _launch(self, attempt: Attempt, previous: Attempt | None) -> None:
         attempt.start_time = self._clock.now()
         self._busy += self._slots_of(attempt)
+        attempt.tracked = Tracked(attempt.groups_now, lambda: attempt.groups)
+        self.sampler.track(attempt.key, attempt.tracked)
         ref = attempt.assignment.attempt
         self._emit(
             agent_pb2.TaskEvent(
@@ -357,6 +382,10 @@ class TaskRunner:
         await self.job_tasks.kill_all()
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
+
+    async def run_sampler(self) -> None:
+        """Sample the running attempts' process trees, for ever (see `shoal.nodeagent.usage`)."""
+        await self.sampler.run()
 
     async def run_sweeper(self, max_wait: float) -> None:
         """Sweep at each earliest retention deadline (at least every `max_wait` seconds), for ever.
@@ -641,6 +670,7 @@ class TaskRunner:
         assert attempt.task_dir is not None and attempt.env is not None and attempt.wd is not None
         task_dir = attempt.task_dir
         remaining = self._remaining(attempt)
+        started = time.monotonic()
         try:
             proc = process.spawn(
                 command_line,
@@ -664,10 +694,12 @@ class TaskRunner:
                 max_wall_clock_seconds=remaining,
                 grace_seconds=self._config.kill_grace_seconds,
                 kill_leftovers=kill_leftovers,
+                started=started,
             )
         finally:
             self._running_file.remove(key)
             attempt.proc = None
+        attempt.measured(result.usage)
         if attempt.killed:
             if not kill_leftovers:
                 process.kill_group_now(result.pgid)
@@ -711,6 +743,11 @@ class TaskRunner:
             event.exit_code = outcome.exit_code
         if outcome.failure_info is not None:
             event.failure_info.CopyFrom(outcome.failure_info)
+        tracked = self.sampler.untrack(attempt.key) if attempt.tracked is not None else None
+        if attempt.usage is not None:
+            if tracked is not None:
+                attempt.usage.peak_memory_bytes = max(attempt.usage.peak_memory_bytes, tracked.peak)
+            event.stats.CopyFrom(attempt.usage.to_proto())
         self._attempts.pop(attempt.key, None)
         if attempt.run_as is not None and attempt.run_as.per_task and self._users is not None:
             self._users.release(attempt_key(*attempt.key), None if attempt.delete_files else task_dir)

@@ -351,6 +351,7 @@ class ShoalServer:
             asyncio.create_task(run_health(self.cp, heartbeat_timeout=self.config.heartbeat_timeout), name="health"),
             asyncio.create_task(run_elasticity(self.cp), name="elasticity"),
             asyncio.create_task(self.provider.run_restarts(), name="agent restarts"),
+            asyncio.create_task(self.cp.accounting.run(), name="accounting"),
         ]
         for name in names:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -438,6 +439,7 @@ class ShoalServer:
             if n.session is not None:
                 n.session.close()
         try:
+            self.cp.accounting.mark_rows()  # (written by the flush below)
             await self.cp.save_node_stats()
         except Exception:
             log.exception("could not write node statistics while stopping")

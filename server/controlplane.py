@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
 from shoal.server.domain.records import AgentSession, NodeRec, TaskRec
+from shoal.server.lifecycle.accounting import Accounting
 from shoal.server.lifecycle.allocation import PoolAllocation
 from shoal.server.lifecycle.attempts import AttemptLifecycle, note_attempt_length
 from shoal.server.lifecycle.autoscaling import AutoScaling
@@ -78,6 +79,7 @@ class ControlPlane(Kernel):
         self.restarts = NodeRestarts(self)
         self.autoscale = AutoScaling(self)
         self.preemption = Preemption(self)
+        self.accounting = Accounting(self)
 
     # ------------------------------------------------------------------ pools
 

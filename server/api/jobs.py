@@ -10,6 +10,7 @@ from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
 from shoal.server.api.identity_checks import pool_accounts
 from shoal.server.api.paging import page
+from shoal.server.api.statistics import JobStatisticsMethods
 from shoal.server.api.validation import (
     JOB_OUTPUT_ONLY,
     MAX_REASON,
@@ -31,7 +32,7 @@ from shoal.v1 import job_pb2, job_pb2_grpc
 Ctx = grpc.aio.ServicerContext
 
 
-class JobServicer(job_pb2_grpc.JobServiceServicer):
+class JobServicer(JobStatisticsMethods, job_pb2_grpc.JobServiceServicer):
     """Serves JobService from the control plane."""
 
     def __init__(self, cp: ControlPlane, quotas: tenancy.QuotasOf = tenancy.no_quotas) -> None:

@@ -15,6 +15,7 @@ from shoal.server.api.etags import tagged
 from shoal.server.api.nodefiles import DELETE_SECONDS, NodeChannels, translate
 from shoal.server.api.nodeusers import NodeUserMethods
 from shoal.server.api.paging import page
+from shoal.server.api.statistics import PoolStatisticsMethods
 from shoal.server.api.validation import (
     MAX_NODES_PER_POOL,
     POOL_OUTPUT_ONLY,
@@ -38,7 +39,7 @@ Ctx = grpc.aio.ServicerContext
 WATCH_NODES_BATCH = 500
 
 
-class PoolServicer(NodeUserMethods, pool_pb2_grpc.PoolServiceServicer):
+class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolServiceServicer):
     """Serves PoolService from the control plane."""
 
     def __init__(

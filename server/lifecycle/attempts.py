@@ -223,6 +223,9 @@ class AttemptLifecycle:
                 or t.instance_on(node.key) != ref.instance
             ):
                 self.k.stats.stale_reports += 1
+                if t is not None and ev.HasField("stats"):
+                    # (The end of an instance Shoal stopped when its attempt ended still counts.)
+                    self.k.accounting.late_report(t, node, ev)
                 continue
             touched[job.key] = job
             kind = ev.kind
@@ -298,6 +301,7 @@ class AttemptLifecycle:
             info.failure_info.CopyFrom(fi)
             info.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
         self.k.count_attempt(node, succeeded)
+        self.k.accounting.attempt_ended(t, node, ev, job)
         node.recent.append((job.proto.id, proto.spec.id, proto.attempt, exit_code))
         node.recent_changed = True
         self.k.task_life.release_nodes(t, kill_others_than=node.key)
@@ -309,6 +313,7 @@ class AttemptLifecycle:
             self.k.set_task_state(t, ACTIVE, job, proto)
         else:
             self.k.set_task_state(t, COMPLETED, job, proto)
+        self.k.accounting.attempt_decided(t, node, job)
         if folded:
             proto.previous_state = RUNNING  # type: ignore[assignment]
 
@@ -334,7 +339,7 @@ class AttemptLifecycle:
             exit_code,
             SUCCESS,
             ev.task_root_directory,
-        )
+        ) + self.k.accounting.frozen_success(t, node, ev, job)
         t.result = SUCCESS
         job.succeeded += 1
         self.k.change_frozen(t, COMPLETED, job, change)

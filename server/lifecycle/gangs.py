@@ -131,6 +131,8 @@ class GangLifecycle:
         sub.result = ev.result
         if ev.HasField("failure_info") and ev.result != common_pb2.TASK_EXECUTION_RESULT_SUCCESS:
             sub.failure_info.CopyFrom(ev.failure_info)
+        if ev.HasField("stats"):
+            sub.stats.CopyFrom(ev.stats)
 
     def end_subtasks(self, t: TaskRec, message: str, *, primary_succeeded: bool = False) -> None:
         """Complete every instance still going (its agent is told to stop it): the task's attempt ended,

@@ -41,6 +41,7 @@ from shoal.server.store.base import Delete, Op, Row, Rows, Store, StoredRow
 from shoal.v1 import certificate_pb2, common_pb2, job_pb2, pool_pb2, task_pb2
 
 if TYPE_CHECKING:
+    from shoal.server.lifecycle.accounting import Accounting
     from shoal.server.lifecycle.attempts import AttemptLifecycle
     from shoal.server.lifecycle.autoscaling import AutoScaling
     from shoal.server.lifecycle.completion import CompletionLifecycle
@@ -170,6 +171,7 @@ class Kernel:
     restarts: NodeRestarts
     autoscale: AutoScaling
     preemption: Preemption
+    accounting: Accounting
 
     def __init__(
         self,
@@ -302,6 +304,7 @@ class Kernel:
             self.jobmanager_life.job_loaded(job_rec)
             self.prep_life.job_loaded(job_rec, jobtasks.get(row.key, []))
         self.task_life.load_rows(loaded.tables["tasks"])
+        self.accounting.load(loaded.tables["usage"])
         tombstones: dict[str, list[tuple[str, bytes]]] = {}
         for row in loaded.tables["tombstones"]:
             tombstones.setdefault(row.parent, []).append((row.key[len(row.parent) + 1 :], row.data))
@@ -410,8 +413,9 @@ class Kernel:
                     self.node_watch.written(rec.pool_key, node_bytes)
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
-            elif table in ("tombstones", "jobtasks"):
-                # (The job's key and the row's data: a `dependencies.Tombstone`, or a node's job tasks.)
+            elif table in ("tombstones", "jobtasks", "usage"):
+                # (The job's key and the row's data: a `dependencies.Tombstone`, or a node's job tasks; or a
+                # job's or pool's statistics, `lifecycle.accounting`.)
                 job_key, data = cast("tuple[str, bytes]", rec)
                 ops.append(Row(table, k, data, job_key))
         # Most rows, the tasks': in one flat list (see `Rows`), made in a tight loop.
@@ -454,6 +458,7 @@ class Kernel:
 
     def node_forgotten(self, node: NodeRec) -> None:
         """`node` left its pool and is being forgotten: the hook deletes what is kept of it elsewhere."""
+        self.accounting.node_left(node)
         if self.node_forgotten_hook is not None:
             self.node_forgotten_hook(node)
 

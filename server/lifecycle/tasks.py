@@ -200,6 +200,7 @@ class TaskLifecycle:
                 self.k.restarts.tasks_done(n)
 
     def requeue(self, t: TaskRec, reason: str) -> None:
+        self.k.accounting.requeued(t)
         if t.gang:
             self.k.gang_life.end_subtasks(t, f"requeued: {reason}")
         self.release_nodes(t)
@@ -249,6 +250,7 @@ class TaskLifecycle:
         info.result = common_pb2.TASK_EXECUTION_RESULT_FAILURE
         info.failure_info.CopyFrom(common_pb2.FailureInfo(category=category, code=code, message=message))  # type: ignore[arg-type]
         self.k.set_task_state(t, T.TASK_STATE_COMPLETED)
+        self.k.accounting.attempt_decided(t, None, self.k.jobs[t.job_key])
 
     def terminate_running(self, t: TaskRec, message: str) -> list[tuple[NodeRec, agent_pb2.AttemptRef]]:
         if t.gang:

@@ -22,6 +22,7 @@ from typing import NamedTuple, Protocol
 #: `certificates`: the accounts' certificates, private keys sealed; `parent` is the account
 #: (`server.certificates`).
 #: `nodeusers`: the users of each node, password hashes only; `parent` is the node (`server.nodeusers`).
+#: `usage`: the jobs' and pools' statistics, written every so often (`lifecycle.accounting`).
 TABLES = (
     "pools",
     "nodes",
@@ -35,6 +36,7 @@ TABLES = (
     "accounts",
     "certificates",
     "nodeusers",
+    "usage",
 )
 
 

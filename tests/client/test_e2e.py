@@ -467,3 +467,38 @@ def test_etags_make_changes_conditional(real: Client) -> None:
     with pytest.raises(Aborted):
         real.jobs.delete("etags", etag=job.etag)
     real.jobs.delete("etags", etag=real.jobs.get("etags").etag)
+
+
+@pytest.mark.timeout(120)
+def test_accounting_from_the_cli(cluster: Cluster) -> None:
+    """A task whose child burns CPU: `task get`, `job stats` and `pool stats` show what it used."""
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        r = runner.invoke(
+            cli,
+            ["--address", cluster.address, "--key", cluster.key(), "--ca-cert", cluster.ca_file(), *args],
+            catch_exceptions=False,
+        )
+        return r.exit_code, r.stdout
+
+    burn = "import time; t = time.process_time(); [0 for _ in iter(lambda: time.process_time() - t < 0.3, False)]"
+    assert run("job", "create", "acct", "--pool", "local")[0] == 0
+    # The shell's child does the work; the shell only waits for it.
+    code, out = run("task", "add", "acct", "burn", f"sh -c \"{sys.executable} -c '{burn}' & wait\"")
+    assert code == 0, out
+    code, out = run("task", "wait", "acct", "--timeout", "60")
+    assert code == 0 and "1 succeeded" in out
+    code, out = run("task", "get", "acct", "burn", "-o", "json")
+    task = json.loads(out)
+    assert task["last_attempt_stats"]["user_cpu_seconds"] + task["last_attempt_stats"]["kernel_cpu_seconds"] > 0.2
+    assert task["stats"]["attempts"] == 1 and task["stats"]["tasks_succeeded"] == 1
+    code, out = run("task", "get", "acct", "burn")
+    assert code == 0 and "cpu user" in out
+    code, out = run("job", "stats", "acct", "-o", "json")
+    assert code == 0 and json.loads(out)["usage"]["attempts"] == 1
+    code, out = run("job", "stats", "acct")
+    assert code == 0 and "peak memory" in out and "MiB" in out
+    code, out = run("pool", "stats", "local", "-o", "json")
+    assert code == 0 and json.loads(out)["dedicated_node_seconds"] > 0
+    assert run("job", "delete", "acct")[0] == 0

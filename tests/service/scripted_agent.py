@@ -94,6 +94,7 @@ class ScriptedAgent:
         failure: str = "",
         ran_seconds: float = 0.0,
         job_task: int = 0,
+        stats: common_pb2.TaskStatistics | None = None,
     ) -> None:
         now = timestamp_pb2.Timestamp()
         now.GetCurrentTime()
@@ -113,6 +114,8 @@ class ScriptedAgent:
                         category=common_pb2.ERROR_CATEGORY_USER_ERROR, code=failure or "FailureExitCode"
                     )
                 )
+        if stats is not None:
+            ev.stats.CopyFrom(stats)
         await self._out.put(A.AgentMessage(task_events=A.TaskEvents(events=[ev])))
 
     async def send_start_task_done(self, *, succeeded: bool = True) -> None:

@@ -42,13 +42,15 @@ async def complete(agent: ScriptedAgent, ref: A.AttemptRef, event_id: int) -> No
 
 
 def comparable(task: T.Task) -> T.Task:
-    """The task without what differs between two jobs' copies of it: its name, times and job id."""
+    """The task without what differs between two jobs' copies of it: its name, times (and the wait they
+    make) and job id."""
     out = T.Task()
     out.CopyFrom(task)
     out.ClearField("name")
     out.ClearField("creation_time")
     out.ClearField("state_transition_time")
     out.ClearField("etag")  # (a hash of all of the above)
+    out.stats.ClearField("wait_seconds")  # (from its creation time)
     out.node_info.task_root_directory = out.node_info.task_root_directory.replace("/fast/", "/j/").replace(
         "/slow/", "/j/"
     )

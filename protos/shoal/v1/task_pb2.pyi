@@ -211,7 +211,7 @@ class TaskSpec(_message.Message):
     def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ..., multi_instance_settings: _Optional[_Union[MultiInstanceSettings, _Mapping]] = ..., depends_on: _Optional[_Union[TaskDependencies, _Mapping]] = ..., exit_conditions: _Optional[_Union[ExitConditions, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., dedicated_nodes_only: _Optional[bool] = ...) -> None: ...
 
 class Subtask(_message.Message):
-    __slots__ = ("id", "node_info", "state", "start_time", "end_time", "exit_code", "failure_info", "result")
+    __slots__ = ("id", "node_info", "state", "start_time", "end_time", "exit_code", "failure_info", "result", "stats")
     ID_FIELD_NUMBER: _ClassVar[int]
     NODE_INFO_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +220,7 @@ class Subtask(_message.Message):
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     FAILURE_INFO_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
     id: int
     node_info: TaskNodeInfo
     state: SubtaskState
@@ -228,7 +229,8 @@ class Subtask(_message.Message):
     exit_code: int
     failure_info: _common_pb2.FailureInfo
     result: _common_pb2.TaskExecutionResult
-    def __init__(self, id: _Optional[int] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., state: _Optional[_Union[SubtaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ...) -> None: ...
+    stats: _common_pb2.TaskStatistics
+    def __init__(self, id: _Optional[int] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., state: _Optional[_Union[SubtaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag", "subtasks", "waiting_reason", "dependency_state", "job_manager", "stats")
