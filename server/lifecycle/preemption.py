@@ -52,6 +52,8 @@ class Preemption:
     def _preempt(self, node: NodeRec, why: str) -> None:
         log.warning("node %s preempted (%s): its tasks are requeued", node.key, why)
         self.k.node_life.evict_tasks(node, terminate=False, reason="the node was preempted")
+        # (Its time in the pool ends here; it counts again from its allocation once it is back.)
+        self.k.accounting.node_left(node)
         self.k.set_node_state(node, P.NODE_STATE_PREEMPTED)
         node.internal["preempted_at"] = self.k.clock.now().timestamp()
         node.internal.pop("restart", None)

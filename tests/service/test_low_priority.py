@@ -110,6 +110,13 @@ async def test_a_preempted_node_requeues_its_task_loses_its_files_and_comes_back
     assert (counts.low_priority.preempted, counts.low_priority.total, counts.dedicated.total) in ((1, 1, 0),)
     pool = await spot.pools.GetPool(P.GetPoolRequest(name="pools/p"))
     assert pool.current_low_priority_nodes == 1  # (preempted nodes count, as Batch)
+    # Its time in the pool stopped at the preemption.
+    before = await spot.pools.GetPoolStatistics(P.GetPoolStatisticsRequest(name="pools/p"))
+    await asyncio.sleep(0.2)
+    after = await spot.pools.GetPoolStatistics(P.GetPoolStatisticsRequest(name="pools/p"))
+    if (await nodes(spot))[0].state == P.NODE_STATE_PREEMPTED:
+        assert after.low_priority_node_seconds == before.low_priority_node_seconds > 0
+    assert after.dedicated_node_seconds == 0
     await refused(
         spot.pools.PreemptNode(P.PreemptNodeRequest(name=f"pools/p/nodes/{low.id}")),
         grpc.StatusCode.FAILED_PRECONDITION,
