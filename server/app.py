@@ -26,7 +26,7 @@ from shoal.credfiles import CREDENTIALS_FILE, SERVERS_DIR, server_file_name
 from shoal.grpcguard import guarded
 from shoal.server.accounts.model import DEFAULT_ACCOUNT, Quotas
 from shoal.server.accounts.registry import AccountRegistry
-from shoal.server.api import agents
+from shoal.server.api import agents, tenancy
 from shoal.server.api.accounts import AccountServicer
 from shoal.server.api.agentgate import AgentGate
 from shoal.server.api.agents import AgentServicer
@@ -272,6 +272,7 @@ class ShoalServer:
             return rec.quotas if rec is not None else Quotas()
 
         pool_servicer = PoolServicer(self.cp, self.channels, quotas, certificates.states)
+        self.cp.autoscale.nodes_allowed = lambda account: tenancy.nodes_left(self.cp, account, quotas(account))
         pool_servicer.node_users = node_users
         pool_pb2_grpc.add_PoolServiceServicer_to_server(pool_servicer, services)
         job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp, quotas), services)

@@ -96,6 +96,13 @@ def usage(cp: ControlPlane, account: str) -> Usage:
     )
 
 
+def nodes_left(cp: ControlPlane, account: str, quotas: Quotas) -> int | None:
+    """How many more target nodes `account`'s pools may have (None: no node quota)."""
+    if not quotas.max_nodes:
+        return None
+    return max(0, quotas.max_nodes - usage(cp, account).nodes)
+
+
 def check_quota(
     cp: ControlPlane, account: str, quotas: Quotas, *, pools: int = 0, nodes: int = 0, jobs: int = 0
 ) -> None:

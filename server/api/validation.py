@@ -350,7 +350,9 @@ def check_low_priority_target(pool: pool_pb2.Pool) -> Violations:
 def check_autoscale(pool: pool_pb2.Pool) -> Violations:
     """A new pool's autoscale settings (a pool's are changed by EnableAutoScale, not by an update)."""
     out: Violations = []
-    if pool.enable_auto_scale:
+    if pool.enable_auto_scale and pool.provider == "join":
+        out.append(("pool.enable_auto_scale", "a join pool's nodes are the agents that join it: it cannot autoscale"))
+    elif pool.enable_auto_scale:
         out += autoscale_settings.formula_violations(pool.auto_scale_formula, "pool.auto_scale_formula")
         if pool.HasField("auto_scale_evaluation_interval"):
             bad = check_duration(pool.auto_scale_evaluation_interval, "pool.auto_scale_evaluation_interval")

@@ -81,9 +81,9 @@ class PoolTally(Tally):
 
 
 def node_time(node: pool_pb2.Node, until: timestamp_pb2.Timestamp) -> tuple[float, float]:
-    """A node's seconds in its pool up to `until`, and its core seconds (none while it is preempted: its
-    time until then was counted when it was, and it counts again from its new allocation)."""
-    if not node.HasField("allocation_time") or node.state == pool_pb2.NODE_STATE_PREEMPTED:
+    """A node's seconds in its pool up to `until`, and its core seconds (none for a preempted node, which
+    has no allocation: its time until then was counted when it was preempted)."""
+    if not node.HasField("allocation_time"):
         return 0.0, 0.0
     seconds = seconds_between(until, node.allocation_time)
     return seconds, seconds * max(1, node.cores)

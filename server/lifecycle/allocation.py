@@ -63,6 +63,11 @@ class PoolAllocation:
     async def stop_resize(self, pool_id: str, *, etag: str = "") -> P.Pool:
         """The resize stops where it is: what is made stays, nothing more is made, nothing rolled back."""
         pool = self._active(pool_id, etag)
+        if pool.proto.enable_auto_scale:
+            raise FailedPrecondition(
+                "AUTO_SCALE_ENABLED",
+                f"pool {pool_id!r} sizes itself by its autoscale formula: disable autoscale to stop its resize",
+            )
         if pool.proto.allocation_state != P.ALLOCATION_STATE_RESIZING:
             raise FailedPrecondition("POOL_NOT_RESIZING", f"pool {pool_id!r} is not resizing")
         dedicated = len(members(pool, dedicated=True))

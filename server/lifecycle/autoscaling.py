@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from shoal.agent.v1 import agent_pb2
@@ -58,9 +59,14 @@ class AutoScaling:
         #: Pool key -> (node key -> its counters at the last sample), and its task tally then.
         self._counters: dict[str, dict[str, dict[str, float]]] = {}
         self._tallies: dict[str, TaskTally] = {}
-        #: Monotonic time of the next sample, and of each autoscale pool's next evaluation.
-        self._next_sample = 0.0
+        #: Pool key -> monotonic time of its next sample, and of its next evaluation (autoscale pools).
+        self._next_sample: dict[str, float] = {}
         self._due: dict[str, float] = {}
+        #: When what is kept of pools and nodes that are gone is next let go of.
+        self._next_cleanup = 0.0
+        #: Account -> how many more nodes (targets, of both kinds) its quota lets its pools have; None:
+        #: no limit. Set by the server that knows the accounts (`server.app`); none: unlimited.
+        self.nodes_allowed: Callable[[str], int | None] = lambda account: None
         #: Pool key -> monotonic time of its last EnableAutoScale.
         self._enabled_at: dict[str, float] = {}
         self.rng = random.Random()
@@ -105,9 +111,20 @@ class AutoScaling:
                 waiting = job.deps.counts() if job.deps is not None else None
                 held = waiting.waiting + waiting.blocked if waiting is not None else 0
                 active += max(0, c[task_pb2.TASK_STATE_ACTIVE] - held)
+        # A multi-instance task counts its instances (as Batch): the gangs waiting for nodes are those the
+        # scheduler's last full pass left waiting (a handful; one placed at once is not pending long).
+        for job_key, task_key in pool.waiting:
+            gang_job = self.k.jobs.get(job_key)
+            if gang_job is None or gang_job.proto.state not in SCHEDULING_JOB_STATES:
+                continue
+            t = gang_job.tasks.get(task_key)
+            if t is not None and t.state == task_pb2.TASK_STATE_ACTIVE:
+                active += t.shape().instances - 1
         return TaskTally(active=active, running=running, succeeded=succeeded, failed=failed)
 
     def _sample(self, pool: PoolRec) -> None:
+        """Take the pool's sample of now; its next one is a sampling period later."""
+        self._next_sample[pool.key] = self.k.clock.monotonic() + SAMPLE_SECONDS
         now = self.k.clock.now()
         nodes = [self._node_metrics(n) for n in pool.nodes.values()]
         tally = self._tally(pool)
@@ -127,12 +144,13 @@ class AutoScaling:
         history.add(PoolSample(now, values))
 
     def _forget_gone(self) -> None:
-        for key in [k for k in self.histories if k not in self.k.pools]:
+        for key in [k for k in self._next_sample.keys() | self.histories.keys() if k not in self.k.pools]:
             self.histories.pop(key, None)
             self._counters.pop(key, None)
             self._tallies.pop(key, None)
             self._due.pop(key, None)
             self._enabled_at.pop(key, None)
+            self._next_sample.pop(key, None)
         for key in [k for k in self._heartbeats if k not in self.k.nodes]:
             del self._heartbeats[key]
 
@@ -181,6 +199,23 @@ class AutoScaling:
         low = max(0, min(MAX_TARGET, targets.low_priority))
         if (dedicated, low) == (pool.proto.target_nodes, pool.proto.target_low_priority_nodes):
             return [], []
+        growth = dedicated + low - pool.proto.target_nodes - pool.proto.target_low_priority_nodes
+        allowed = self.nodes_allowed(pool.proto.account) if growth > 0 else None
+        if allowed is not None and growth > allowed:
+            # The account's node quota caps what the formula asks: dedicated nodes first.
+            room = pool.proto.target_nodes + pool.proto.target_low_priority_nodes + max(0, allowed)
+            wanted = (dedicated, low)
+            dedicated = min(dedicated, room)
+            low = min(low, room - dedicated)
+            error = P.AutoScaleRunError(
+                code="AccountNodeQuotaReached",
+                message=f"the account's node quota allows {room} nodes in this pool: the formula's "
+                f"{wanted[0]} dedicated and {wanted[1]} low-priority nodes are cut to {dedicated} and {low}",
+            )
+            if not pool.proto.auto_scale_run.HasField("error"):
+                pool.proto.auto_scale_run.error.CopyFrom(error)
+            if (dedicated, low) == (pool.proto.target_nodes, pool.proto.target_low_priority_nodes):
+                return [], []
         log.info(
             "pool %s: autoscale sets %d dedicated and %d low-priority nodes (was %d and %d)",
             pool.key,
@@ -198,38 +233,41 @@ class AutoScaling:
         return changed
 
     def next_due(self) -> float:
-        """The monotonic time of the next sample or evaluation (now for an autoscale pool never evaluated)."""
-        due = self._next_sample
+        """The monotonic time of the next sample or evaluation (now for a pool never sampled, or an autoscale
+        pool never evaluated)."""
+        due = float("inf")
         for pool in self.k.pools.values():
-            if pool.proto.enable_auto_scale and pool.proto.state == P.POOL_STATE_ACTIVE:
+            if pool.proto.state != P.POOL_STATE_ACTIVE:
+                continue
+            due = min(due, self._next_sample.get(pool.key, 0.0))
+            if pool.proto.enable_auto_scale:
                 due = min(due, self._due.get(pool.key, 0.0))
         return due
 
     async def check(self) -> None:
-        """Sample every pool when a sample is due, then evaluate the autoscale pools that are due."""
+        """Evaluate the autoscale pools that are due, and sample the pools whose sample is due.
+
+        An evaluation takes the pool's sample of the moment when its scheduled one is at most a second
+        away (so that, with an interval that is a multiple of the sampling period, each evaluation sees the
+        pool as it is, and the history keeps one sample per period); otherwise it reads the last one.
+        """
         mono = self.k.clock.monotonic()
-        if mono >= self._next_sample:
-            self._next_sample = mono + SAMPLE_SECONDS
+        if mono >= self._next_cleanup:
+            self._next_cleanup = mono + SAMPLE_SECONDS
             self._forget_gone()
-            for pool in self.k.pools.values():
-                if pool.proto.state == P.POOL_STATE_ACTIVE:
-                    self._sample(pool)
-        due = [
-            pool
-            for pool in self.k.pools.values()
-            if pool.proto.enable_auto_scale
-            and pool.proto.state == P.POOL_STATE_ACTIVE
-            and self._due.get(pool.key, 0.0) <= mono
-        ]
-        if not due:
-            return
         changes = []
-        for pool in due:
-            self._due[pool.key] = mono + interval_seconds(pool.proto)
-            # A sample of the moment first: the formula sees the pool as it is now, not up to a sampling
-            # period ago (the next samples keep their schedule).
-            self._sample(pool)
-            changes.append(self._evaluate_and_apply(pool))
+        for pool in list(self.k.pools.values()):
+            if pool.proto.state != P.POOL_STATE_ACTIVE:
+                continue
+            due = pool.proto.enable_auto_scale and self._due.get(pool.key, 0.0) <= mono
+            next_sample = self._next_sample.get(pool.key, 0.0)
+            if next_sample <= mono or (due and next_sample - mono <= 1.0) or pool.key not in self.histories:
+                self._sample(pool)
+            if due:
+                self._due[pool.key] = mono + interval_seconds(pool.proto)
+                changes.append(self._evaluate_and_apply(pool))
+        if not changes:
+            return
         await self.k.flush()
         for leaving, added in changes:
             self.k.node_life.after_node_changes(leaving)
@@ -249,6 +287,11 @@ class AutoScaling:
         """EnableAutoScale: from now on the pool sizes itself by `formula` (or its current one), evaluated
         at once and then every `interval` seconds (or its current interval)."""
         pool = self._pool(pool_id, etag)
+        if pool.proto.provider == "join":
+            raise FailedPrecondition(
+                "AUTO_SCALE_NOT_SUPPORTED",
+                f"pool {pool_id!r} is a join pool: its nodes are the agents that join it, not Shoal's to make",
+            )
         self.k.refresh_pool_now(pool)
         if pool.proto.allocation_state != P.ALLOCATION_STATE_STEADY:
             raise FailedPrecondition(
@@ -282,8 +325,8 @@ class AutoScaling:
         if interval is not None:
             pool.proto.auto_scale_evaluation_interval.CopyFrom(probe.auto_scale_evaluation_interval)
         self._enabled_at[pool.key] = mono
-        if pool.key not in self.histories:
-            self._sample(pool)
+        # (The sampling follows the evaluations from here: see `check`.)
+        self._sample(pool)
         # (A new interval restarts the schedule: the next evaluation is this one.)
         self._due[pool.key] = mono + interval_seconds(pool.proto)
         leaving, added = self._evaluate_and_apply(pool)

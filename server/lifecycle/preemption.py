@@ -30,7 +30,8 @@ class Preemption:
         self.k = k
         self.settings = spot.SpotSettings()
         self.rng = random.Random()
-        #: Wall-clock seconds of the last pass (random preemptions count the time since).
+        #: Monotonic seconds of the last pass (random preemptions count the time since; a step of the wall
+        #: clock must not look like hours gone by).
         self._last_pass: float | None = None
 
     def configure(self, settings: spot.SpotSettings) -> None:
@@ -52,8 +53,9 @@ class Preemption:
     def _preempt(self, node: NodeRec, why: str) -> None:
         log.warning("node %s preempted (%s): its tasks are requeued", node.key, why)
         self.k.node_life.evict_tasks(node, terminate=False, reason="the node was preempted")
-        # (Its time in the pool ends here; it counts again from its allocation once it is back.)
+        # (Its time in the pool ends here; it counts again from its new allocation once it is back.)
         self.k.accounting.node_left(node)
+        node.proto.ClearField("allocation_time")
         self.k.set_node_state(node, P.NODE_STATE_PREEMPTED)
         node.internal["preempted_at"] = self.k.clock.now().timestamp()
         node.internal.pop("restart", None)
@@ -76,8 +78,9 @@ class Preemption:
     async def check(self) -> None:
         """One pass: random preemptions at the configured rate, and preempted nodes whose capacity is back."""
         now = self.k.clock.now().timestamp()
-        elapsed = 0.0 if self._last_pass is None else now - self._last_pass
-        self._last_pass = now
+        mono = self.k.clock.monotonic()
+        elapsed = 0.0 if self._last_pass is None else mono - self._last_pass
+        self._last_pass = mono
         local = [
             n
             for n in self.k.nodes.values()

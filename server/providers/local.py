@@ -182,6 +182,7 @@ class LocalProvider:
         deleted."""
         if self.security is not None:
             self.security.node_certs.revoke_node(node.proto.id)
+        self._wipes.pop(node.key, None)
         root = self._own_root(node)
         if root is None:
             return
@@ -202,21 +203,31 @@ class LocalProvider:
 
     def node_recovering(self, node: NodeRec) -> None:
         """A preempted node comes back as new: once its old files are gone, its agent starts on a fresh root."""
-        self._spawn(self._recover(node.key))
+        # (Its new allocation time says which return this is: a node preempted again meanwhile and back
+        # once more has another, and only that return starts an agent.)
+        self._spawn(self._recover(node.key, node.proto.allocation_time.ToNanoseconds()))
 
-    async def _recover(self, node_key: str) -> None:
-        wipe = self._wipes.pop(node_key, None)
+    async def _recover(self, node_key: str, allocation: int) -> None:
+        def still_this_return() -> NodeRec | None:
+            node = self.cp.nodes.get(node_key)
+            if node is None or node.state != pool_pb2.NODE_STATE_CREATING or self._stopping:
+                return None
+            return node if node.proto.allocation_time.ToNanoseconds() == allocation else None
+
+        wipe = self._wipes.get(node_key)
         if wipe is not None:
             await asyncio.wait([wipe])
-        node = self.cp.nodes.get(node_key)
-        if node is None or node.state != pool_pb2.NODE_STATE_CREATING:
+            if self._wipes.get(node_key) is wipe:
+                del self._wipes[node_key]
+        node = still_this_return()
+        if node is None:
             return
         root = self.node_root(node)
         if root.exists() and self._nodes_dir() is not None:
             # (The server stopped before the preemption's deletion ended.)
             await asyncio.to_thread(remove_node_root_when_free, root, self.root_lock_timeout)
-        node = self.cp.nodes.get(node_key)
-        if node is not None and node.state == pool_pb2.NODE_STATE_CREATING and not self._stopping:
+        node = still_this_return()
+        if node is not None:
             self.node_added(node)
 
     def _own_root(self, node: NodeRec) -> Path | None:

@@ -16,7 +16,7 @@ from shoal.server.app import ServerConfig, ShoalServer
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 from tests.channels import server_channel
 from tests.service.conftest import Stubs
-from tests.service.test_accounts import refused
+from tests.service.test_accounts import channel_as, make_account, refused
 from tests.service.test_validation import details
 
 pytestmark = pytest.mark.timeout(120)
@@ -163,6 +163,11 @@ async def test_batch_preconditions_and_dry_runs(auto: Stubs) -> None:
         grpc.StatusCode.FAILED_PRECONDITION,
         "TOO_MANY_ENABLE_AUTO_SCALE_REQUESTS",
     )
+    await refused(
+        auto.pools.StopPoolResize(P.StopPoolResizeRequest(name="pools/p")),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "AUTO_SCALE_ENABLED",
+    )
     disabled = await auto.pools.DisableAutoScale(P.DisableAutoScaleRequest(name="pools/p"))
     assert not disabled.enable_auto_scale and disabled.HasField("auto_scale_run")
     resized = await auto.pools.ResizePool(P.ResizePoolRequest(name="pools/p", target_nodes=0))
@@ -193,6 +198,10 @@ async def test_create_checks_the_formula_and_the_targets(auto: Stubs) -> None:
         (P.Pool(id="f", auto_scale_formula="$TargetDedicatedNodes=1;"), "pool.auto_scale_formula"),
         (P.Pool(id="g", enable_auto_scale=True, auto_scale_formula="x=1;" * 101), "pool.auto_scale_formula"),
         (P.Pool(id="h", enable_auto_scale=True, auto_scale_formula="x=1;" + " " * 8200), "pool.auto_scale_formula"),
+        (
+            P.Pool(id="i", provider="join", enable_auto_scale=True, auto_scale_formula="$TargetDedicatedNodes=1;"),
+            "pool.enable_auto_scale",
+        ),
     ]
     for spec, field in cases:
         with pytest.raises(grpc.aio.AioRpcError) as e:
@@ -238,3 +247,50 @@ async def test_autoscale_and_its_last_run_survive_a_restart(tmp_path: Path) -> N
             assert again.target_nodes == 1
     finally:
         await srv.stop(stop_agents=True)
+
+
+async def test_a_gang_counts_its_instances_and_the_pool_grows_to_fit_it(auto: Stubs) -> None:
+    """`$PendingTasks` counts a multi-instance task's instances, as Batch: the pool grows to hold the gang."""
+    await auto.pools.CreatePool(
+        P.CreatePoolRequest(
+            pool=P.Pool(
+                id="p",
+                enable_inter_node_communication=True,
+                enable_auto_scale=True,
+                auto_scale_formula="$TargetDedicatedNodes = min(3, max($PendingTasks.GetSample(1)));",
+                auto_scale_evaluation_interval=seconds(5),
+            )
+        )
+    )
+    await auto.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
+    await auto.tasks.AddTasks(
+        T.AddTasksRequest(
+            parent="jobs/j",
+            tasks=[
+                T.TaskSpec(
+                    id="gang",
+                    command_line="/bin/true",
+                    multi_instance_settings=T.MultiInstanceSettings(number_of_instances=3),
+                )
+            ],
+        )
+    )
+    await until_pool(auto, lambda p: p.target_nodes == 3)
+    async with asyncio.timeout(60):
+        while (await auto.tasks.GetTask(T.GetTaskRequest(name="jobs/j/tasks/gang"))).state != T.TASK_STATE_COMPLETED:
+            await asyncio.sleep(0.1)
+
+
+async def test_the_account_node_quota_caps_what_a_formula_asks(auto_server: ShoalServer) -> None:
+    key = await make_account(auto_server, "small", max_nodes=2)
+    async with channel_as(auto_server, "small", key) as ch:
+        stubs = Stubs(ch)
+        await stubs.pools.CreatePool(
+            P.CreatePoolRequest(
+                pool=P.Pool(id="p", enable_auto_scale=True, auto_scale_formula="$TargetDedicatedNodes = 5;")
+            )
+        )
+        capped = await until_pool(stubs, lambda p: p.HasField("auto_scale_run"))
+        assert capped.target_nodes == 2, capped
+        assert capped.auto_scale_run.error.code == "AccountNodeQuotaReached"
+        assert "$TargetDedicatedNodes=5" in capped.auto_scale_run.results

@@ -20,7 +20,8 @@ NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 
 def section() -> str:
     text = README.read_text()
-    return text[text.index("## Elasticity") : text.index("## Where Shoal differs")]
+    start = text.index("## Elasticity")
+    return text[start : text.index("\n## ", start + 1)]
 
 
 def formulas() -> list[str]:

@@ -158,17 +158,17 @@ def test_task_shapes_are_shared_and_kept_by_a_frozen_task() -> None:
     from shoal.v1 import common_pb2
 
     plain = task_shape(task_pb2.TaskSpec(id="a", command_line="x"))
-    assert plain == (1, 1, None, False, False) and plain is task_shape(task_pb2.TaskSpec(id="b", required_slots=1))
+    assert plain == (1, 1, None, False, False, False) and plain is task_shape(task_pb2.TaskSpec(id="b", required_slots=1))
     limited = task_pb2.TaskSpec(
         id="c",
         required_slots=2,
         constraints=common_pb2.TaskConstraints(max_wall_clock_time=duration_pb2.Duration(seconds=90)),
         multi_instance_settings=task_pb2.MultiInstanceSettings(number_of_instances=3),
     )
-    assert task_shape(limited) == (2, 3, 90.0, True, False)
+    assert task_shape(limited) == (2, 3, 90.0, True, False, False)
     t = TaskRec("j", "c", 1, task_pb2.Task(spec=limited))
     t.stored_bytes(cold=True)
-    assert t.shape() == (2, 3, 90.0, True, False) and t.frozen
+    assert t.shape() == (2, 3, 90.0, True, False, False) and t.frozen
 
 
 def test_shapes_are_shared_up_to_a_bound(monkeypatch) -> None:
