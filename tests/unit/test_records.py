@@ -158,7 +158,8 @@ def test_task_shapes_are_shared_and_kept_by_a_frozen_task() -> None:
     from shoal.v1 import common_pb2
 
     plain = task_shape(task_pb2.TaskSpec(id="a", command_line="x"))
-    assert plain == (1, 1, None, False, False, False) and plain is task_shape(task_pb2.TaskSpec(id="b", required_slots=1))
+    assert plain == (1, 1, None, False, False, False)
+    assert plain is task_shape(task_pb2.TaskSpec(id="b", required_slots=1))
     limited = task_pb2.TaskSpec(
         id="c",
         required_slots=2,
