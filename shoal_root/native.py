@@ -54,6 +54,8 @@ MODULES = (
     "shoal.server.lifecycle.dependencies",
     "shoal.server.lifecycle.jobmanager",
     "shoal.server.lifecycle.jobprep",
+    "shoal.server.lifecycle.accounting",
+    "shoal.server.scheduling.usage",
     "shoal.server.controlplane",
     "shoal.server.controllers.scheduler",
 )

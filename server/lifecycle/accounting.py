@@ -42,6 +42,7 @@ from shoal.server.scheduling.usage import (
     add_usage,
     creation_parts,
     first_attempt_change,
+    measured,
     seconds_between,
     since_parts,
     waited_since,
@@ -63,14 +64,15 @@ COMPLETED: Final = task_pb2.TASK_STATE_COMPLETED
 ACTIVE: Final = task_pb2.TASK_STATE_ACTIVE
 SUCCESS: Final = common_pb2.TASK_EXECUTION_RESULT_SUCCESS
 EVENT_COMPLETED: Final = agent_pb2.TASK_EVENT_KIND_COMPLETED
-#: The statistics of an attempt its agent did not measure.
-NOTHING: Final = common_pb2.TaskStatistics()
 
 
 class PoolTally(Tally):
     """A pool's roll-up, and the time of its nodes that have left."""
 
-    __slots__ = ("dedicated_core_seconds", "dedicated_node_seconds", "low_core_seconds", "low_node_seconds")
+    dedicated_node_seconds: float
+    low_node_seconds: float
+    dedicated_core_seconds: float
+    low_core_seconds: float
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,8 +133,13 @@ class Accounting:
         stats = ev.stats
         jt = self._job(job.key)
         pt = self._pool(node.pool_key)
-        jt.add_attempt(stats, wait)
-        pt.add_attempt(stats, wait)
+        if ev.HasField("stats"):
+            m = measured(stats)
+            jt.add_measured(m, wait)
+            pt.add_measured(m, wait)
+        else:
+            jt.add_unmeasured(wait)
+            pt.add_unmeasured(wait)
         jt.tasks_succeeded += 1
         pt.tasks_succeeded += 1
         return first_attempt_change(stats.SerializeToString() if ev.HasField("stats") else None, wait, True)
@@ -159,12 +166,14 @@ class Accounting:
             info.ClearField("last_attempt_stats")
             proto.stats.wait_seconds += wait
             proto.stats.attempts += 1
-            stats = NOTHING
-        else:
-            info.last_attempt_stats.CopyFrom(stats)
-            add_usage(proto.stats, stats, wait)
-        self._job(job.key).add_attempt(stats, wait)
-        self._pool(node.pool_key).add_attempt(stats, wait)
+            self._job(job.key).add_unmeasured(wait)
+            self._pool(node.pool_key).add_unmeasured(wait)
+            return
+        info.last_attempt_stats.CopyFrom(stats)
+        add_usage(proto.stats, stats, wait)
+        m = measured(stats)
+        self._job(job.key).add_measured(m, wait)
+        self._pool(node.pool_key).add_measured(m, wait)
 
     def attempt_decided(self, t: TaskRec, node: NodeRec | None, job: JobRec) -> None:
         """What followed an attempt's end (or Shoal's ending a task) is decided: a retry, or the task's
@@ -214,8 +223,9 @@ class Accounting:
         proto.subtasks[i].stats.CopyFrom(ev.stats)
         add_stats(proto.execution_info.last_attempt_stats, ev.stats)
         add_stats(proto.stats.totals, ev.stats)
-        self._job(t.job_key).add_attempt(ev.stats, 0.0, count=False)
-        self._pool(node.pool_key).add_attempt(ev.stats, 0.0, count=False)
+        m = measured(ev.stats)
+        self._job(t.job_key).add_measured(m, 0.0, count=False)
+        self._pool(node.pool_key).add_measured(m, 0.0, count=False)
         self.k.mark_task(t)
 
     def node_left(self, n: NodeRec) -> None:

@@ -81,13 +81,15 @@ class Preemption:
         mono = self.k.clock.monotonic()
         elapsed = 0.0 if self._last_pass is None else mono - self._last_pass
         self._last_pass = mono
+        # (Only the pools with low-priority nodes are walked: this runs twice a second.)
         local = [
             n
-            for n in self.k.nodes.values()
-            if not n.proto.is_dedicated
-            and (pool := self.k.pools.get(n.pool_key)) is not None
+            for pool in self.k.pools.values()
+            if pool.proto.current_low_priority_nodes
             and pool.proto.provider == "local"
             and pool.proto.state == P.POOL_STATE_ACTIVE
+            for n in pool.nodes.values()
+            if not n.proto.is_dedicated
         ]
         if not local:
             return

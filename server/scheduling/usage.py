@@ -67,25 +67,46 @@ def waited_since(
     return best
 
 
+#: An attempt's statistics as plain numbers: wall, user and kernel CPU seconds, bytes read and written,
+#: read and write calls, peak memory (read from the message once, added to several roll-ups).
+Measured = tuple[float, float, float, int, int, int, int, int]
+
+
+def measured(s: common_pb2.TaskStatistics) -> Measured:
+    """`s` as plain numbers (see `Measured`)."""
+    return (
+        s.wall_clock_seconds,
+        s.user_cpu_seconds,
+        s.kernel_cpu_seconds,
+        s.read_bytes,
+        s.write_bytes,
+        s.read_ops,
+        s.write_ops,
+        s.peak_memory_bytes,
+    )
+
+
+#: `Tally`'s fields that add up (all but the peak memory).
+TALLY_SUMS: Final = (*SUMMED, *COUNTERS, "wait_seconds")
+
+
 class Tally:
     """A running `UsageStatistics`, as plain numbers (see the module docstring)."""
 
-    __slots__ = (
-        "attempts",
-        "kernel_cpu_seconds",
-        "peak_memory_bytes",
-        "read_bytes",
-        "read_ops",
-        "task_requeues",
-        "task_retries",
-        "tasks_failed",
-        "tasks_succeeded",
-        "user_cpu_seconds",
-        "wait_seconds",
-        "wall_clock_seconds",
-        "write_bytes",
-        "write_ops",
-    )
+    wall_clock_seconds: float
+    user_cpu_seconds: float
+    kernel_cpu_seconds: float
+    peak_memory_bytes: int
+    read_bytes: int
+    write_bytes: int
+    read_ops: int
+    write_ops: int
+    tasks_succeeded: int
+    tasks_failed: int
+    task_retries: int
+    task_requeues: int
+    wait_seconds: float
+    attempts: int
 
     def __init__(self) -> None:
         self.wall_clock_seconds = 0.0
@@ -105,26 +126,33 @@ class Tally:
 
     def add_attempt(self, s: common_pb2.TaskStatistics, wait: float, *, count: bool = True) -> None:
         """One attempt's statistics (`count`: it is an attempt; not for an instance reported late)."""
-        self.wall_clock_seconds += s.wall_clock_seconds
-        self.user_cpu_seconds += s.user_cpu_seconds
-        self.kernel_cpu_seconds += s.kernel_cpu_seconds
-        self.read_bytes += s.read_bytes
-        self.write_bytes += s.write_bytes
-        self.read_ops += s.read_ops
-        self.write_ops += s.write_ops
-        if s.peak_memory_bytes > self.peak_memory_bytes:
-            self.peak_memory_bytes = s.peak_memory_bytes
+        self.add_measured(measured(s), wait, count=count)
+
+    def add_measured(self, m: Measured, wait: float, *, count: bool = True) -> None:
+        """One attempt's statistics, read once (`measured`) for the several roll-ups it goes into."""
+        self.wall_clock_seconds += m[0]
+        self.user_cpu_seconds += m[1]
+        self.kernel_cpu_seconds += m[2]
+        self.read_bytes += m[3]
+        self.write_bytes += m[4]
+        self.read_ops += m[5]
+        self.write_ops += m[6]
+        if m[7] > self.peak_memory_bytes:
+            self.peak_memory_bytes = m[7]
         self.wait_seconds += wait
         if count:
             self.attempts += 1
 
+    def add_unmeasured(self, wait: float) -> None:
+        """An attempt its agent did not measure: it counts, with its wait."""
+        self.wait_seconds += wait
+        self.attempts += 1
+
     def add_tally(self, other: Tally) -> None:
         """Another roll-up: sums, and the larger peak (the fields of `Tally` only, not a subclass's)."""
-        for name in Tally.__slots__:
-            if name == "peak_memory_bytes":
-                self.peak_memory_bytes = max(self.peak_memory_bytes, other.peak_memory_bytes)
-            else:
-                setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.peak_memory_bytes = max(self.peak_memory_bytes, other.peak_memory_bytes)
+        for name in TALLY_SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_proto(self) -> common_pb2.UsageStatistics:
         """As the API returns it."""
