@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -26,6 +28,17 @@ async def start_server(data_dir: Path) -> ShoalServer:
     srv = ShoalServer(ServerConfig(data_dir=data_dir, listen="127.0.0.1:0", publish_address=False))
     await srv.start()
     return srv
+
+
+@contextlib.asynccontextmanager
+async def configured_server(data_dir: Path, **config: Any) -> AsyncIterator[ShoalServer]:
+    """A server on a loopback port with `config` (ServerConfig's fields), stopped with its agents after."""
+    srv = ShoalServer(ServerConfig(data_dir=data_dir, listen="127.0.0.1:0", publish_address=False, **config))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop(stop_agents=True)
 
 
 @pytest.fixture

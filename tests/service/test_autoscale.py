@@ -12,10 +12,10 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
-from shoal.server.app import ServerConfig, ShoalServer
+from shoal.server.app import ShoalServer
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 from tests.channels import server_channel
-from tests.service.conftest import Stubs
+from tests.service.conftest import Stubs, configured_server
 from tests.service.test_accounts import channel_as, make_account, refused
 from tests.service.test_validation import details
 
@@ -33,18 +33,10 @@ $NodeDeallocationOption = taskcompletion;
 """
 
 
-def config(data: Path) -> ServerConfig:
-    return ServerConfig(data_dir=data, listen="127.0.0.1:0", publish_address=False, heartbeat_interval=0.2)
-
-
 @pytest.fixture
 async def auto_server(tmp_path: Path) -> AsyncIterator[ShoalServer]:
-    srv = ShoalServer(config(tmp_path / "data"))
-    await srv.start()
-    try:
+    async with configured_server(tmp_path / "data", heartbeat_interval=0.2) as srv:
         yield srv
-    finally:
-        await srv.stop(stop_agents=True)
 
 
 @pytest.fixture
@@ -213,40 +205,30 @@ async def test_create_checks_the_formula_and_the_targets(auto: Stubs) -> None:
 
 async def test_autoscale_and_its_last_run_survive_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    srv = ShoalServer(config(data))
-    await srv.start()
-    try:
-        async with server_channel(srv) as ch:
-            stubs = Stubs(ch)
-            await stubs.pools.CreatePool(
-                P.CreatePoolRequest(
-                    pool=P.Pool(
-                        id="p",
-                        enable_auto_scale=True,
-                        auto_scale_formula="$TargetDedicatedNodes = 1; n = 7;",
-                        auto_scale_evaluation_interval=seconds(3600),
-                    )
+    async with configured_server(data, heartbeat_interval=0.2) as srv, server_channel(srv) as ch:
+        stubs = Stubs(ch)
+        await stubs.pools.CreatePool(
+            P.CreatePoolRequest(
+                pool=P.Pool(
+                    id="p",
+                    enable_auto_scale=True,
+                    auto_scale_formula="$TargetDedicatedNodes = 1; n = 7;",
+                    auto_scale_evaluation_interval=seconds(3600),
                 )
             )
-            before = await until_pool(stubs, lambda p: p.target_nodes == 1)
-    finally:
-        await srv.stop(stop_agents=True)
-    srv = ShoalServer(config(data))
-    await srv.start()
-    try:
-        async with server_channel(srv) as ch:
-            after = await pool(Stubs(ch))
-            assert after.enable_auto_scale and after.auto_scale_formula == before.auto_scale_formula
-            assert after.auto_scale_evaluation_interval.seconds == 3600
-            assert "n=7" in after.auto_scale_run.results and after.target_nodes == 1
-            # Evaluated again at once after the restart (its schedule is not kept).
-            again = await until_pool(
-                Stubs(ch),
-                lambda p: p.auto_scale_run.timestamp.ToNanoseconds() > before.auto_scale_run.timestamp.ToNanoseconds(),
-            )
-            assert again.target_nodes == 1
-    finally:
-        await srv.stop(stop_agents=True)
+        )
+        before = await until_pool(stubs, lambda p: p.target_nodes == 1)
+    async with configured_server(data, heartbeat_interval=0.2) as srv, server_channel(srv) as ch:
+        after = await pool(Stubs(ch))
+        assert after.enable_auto_scale and after.auto_scale_formula == before.auto_scale_formula
+        assert after.auto_scale_evaluation_interval.seconds == 3600
+        assert "n=7" in after.auto_scale_run.results and after.target_nodes == 1
+        # Evaluated again at once after the restart (its schedule is not kept).
+        again = await until_pool(
+            Stubs(ch),
+            lambda p: p.auto_scale_run.timestamp.ToNanoseconds() > before.auto_scale_run.timestamp.ToNanoseconds(),
+        )
+        assert again.target_nodes == 1
 
 
 async def test_a_gang_counts_its_instances_and_the_pool_grows_to_fit_it(auto: Stubs) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from shoal.server.app import ServerConfig, ShoalServer
+from shoal.server.app import ShoalServer
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 from tests.channels import server_channel
-from tests.service.conftest import Stubs
+from tests.service.conftest import Stubs, configured_server
 from tests.service.test_accounts import refused
 
 pytestmark = pytest.mark.timeout(90)
@@ -25,20 +25,8 @@ T = task_pb2
 
 @pytest.fixture
 async def spot_server(tmp_path: Path) -> AsyncIterator[ShoalServer]:
-    srv = ShoalServer(
-        ServerConfig(
-            data_dir=tmp_path / "data",
-            listen="127.0.0.1:0",
-            publish_address=False,
-            heartbeat_interval=0.2,
-            spot_recovery_seconds=1.0,
-        )
-    )
-    await srv.start()
-    try:
+    async with configured_server(tmp_path / "data", heartbeat_interval=0.2, spot_recovery_seconds=1.0) as srv:
         yield srv
-    finally:
-        await srv.stop(stop_agents=True)
 
 
 @pytest.fixture
@@ -263,42 +251,34 @@ async def until_task_named(stubs: Stubs, task_id: str, pred: Callable[[T.Task], 
 async def test_work_survives_random_preemptions_each_task_completing_once(tmp_path: Path) -> None:
     """A preemption rate that takes a node every few seconds: every task completes exactly once, some
     after requeues, none counted as a retry."""
-    srv = ShoalServer(
-        ServerConfig(
-            data_dir=tmp_path / "data",
-            listen="127.0.0.1:0",
-            publish_address=False,
+    async with (
+        configured_server(
+            tmp_path / "data",
             heartbeat_interval=0.2,
             spot_preemption_rate=1800.0,  # each node about every 2 s
             spot_recovery_seconds=0.5,
             spot_seed=7,
+        ) as srv,
+        server_channel(srv) as ch,
+    ):
+        stubs = Stubs(ch)
+        await stubs.pools.CreatePool(
+            P.CreatePoolRequest(pool=P.Pool(id="p", target_nodes=1, target_low_priority_nodes=2))
         )
-    )
-    await srv.start()
-    try:
-        async with server_channel(srv) as ch:
-            stubs = Stubs(ch)
-            await stubs.pools.CreatePool(
-                P.CreatePoolRequest(pool=P.Pool(id="p", target_nodes=1, target_low_priority_nodes=2))
-            )
-            await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
-            n = 12
-            await stubs.tasks.AddTasks(
-                T.AddTasksRequest(
-                    parent="jobs/j", tasks=[T.TaskSpec(id=f"t{i}", command_line="sleep 1") for i in range(n)]
-                )
-            )
-            async with asyncio.timeout(80):
-                while True:
-                    counts = await stubs.jobs.GetJobTaskCounts(job_pb2.GetJobTaskCountsRequest(name="jobs/j"))
-                    if counts.completed == n:
-                        break
-                    await asyncio.sleep(0.1)
-            assert (counts.succeeded, counts.failed) == (n, 0)
-            tasks = (await stubs.tasks.ListTasks(T.ListTasksRequest(parent="jobs/j"))).tasks
-            assert all(t.execution_info.retry_count == 0 and t.execution_info.exit_code == 0 for t in tasks)
-            # Preempted nodes stay listed (and come back): the pool still has its three.
-            assert len(srv.cp.nodes) == 3
-            assert srv.cp.stats.requeues >= 1, "no task was cut short: the rate did not bite"
-    finally:
-        await srv.stop(stop_agents=True)
+        await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
+        n = 12
+        await stubs.tasks.AddTasks(
+            T.AddTasksRequest(parent="jobs/j", tasks=[T.TaskSpec(id=f"t{i}", command_line="sleep 1") for i in range(n)])
+        )
+        async with asyncio.timeout(80):
+            while True:
+                counts = await stubs.jobs.GetJobTaskCounts(job_pb2.GetJobTaskCountsRequest(name="jobs/j"))
+                if counts.completed == n:
+                    break
+                await asyncio.sleep(0.1)
+        assert (counts.succeeded, counts.failed) == (n, 0)
+        tasks = (await stubs.tasks.ListTasks(T.ListTasksRequest(parent="jobs/j"))).tasks
+        assert all(t.execution_info.retry_count == 0 and t.execution_info.exit_code == 0 for t in tasks)
+        # Preempted nodes stay listed (and come back): the pool still has its three.
+        assert len(srv.cp.nodes) == 3
+        assert srv.cp.stats.requeues >= 1, "no task was cut short: the rate did not bite"
