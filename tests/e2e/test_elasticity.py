@@ -81,7 +81,7 @@ def test_batchs_formula_sizes_a_live_pool_and_survives_a_server_sigkill(
     # target, and the nodes leave.
     wait_for(
         "no node",
-        lambda: (p := client.pools.get("auto")).target_nodes == 0 and p.current_nodes == 0 or None,
+        lambda: ((p := client.pools.get("auto")).target_nodes == 0 and p.current_nodes == 0) or None,
         timeout=90,
     )
     out = _cli(server, "pool", "autoscale", "disable", "auto").stdout
