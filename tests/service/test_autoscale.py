@@ -212,23 +212,23 @@ async def test_autoscale_and_its_last_run_survive_a_restart(tmp_path: Path) -> N
                 pool=P.Pool(
                     id="p",
                     enable_auto_scale=True,
-                    auto_scale_formula="$TargetDedicatedNodes = 1; n = 7;",
+                    auto_scale_formula="$TargetDedicatedNodes = 0; n = 7;",
                     auto_scale_evaluation_interval=seconds(3600),
                 )
             )
         )
-        before = await until_pool(stubs, lambda p: p.target_nodes == 1)
+        before = await until_pool(stubs, lambda p: p.HasField("auto_scale_run"))
     async with configured_server(data, heartbeat_interval=0.2) as srv, server_channel(srv) as ch:
         after = await pool(Stubs(ch))
         assert after.enable_auto_scale and after.auto_scale_formula == before.auto_scale_formula
         assert after.auto_scale_evaluation_interval.seconds == 3600
-        assert "n=7" in after.auto_scale_run.results and after.target_nodes == 1
+        assert "n=7" in after.auto_scale_run.results and after.target_nodes == 0
         # Evaluated again at once after the restart (its schedule is not kept).
         again = await until_pool(
             Stubs(ch),
             lambda p: p.auto_scale_run.timestamp.ToNanoseconds() > before.auto_scale_run.timestamp.ToNanoseconds(),
         )
-        assert again.target_nodes == 1
+        assert again.target_nodes == 0 and "n=7" in again.auto_scale_run.results
 
 
 async def test_a_gang_counts_its_instances_and_the_pool_grows_to_fit_it(auto: Stubs) -> None:
