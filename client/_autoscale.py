@@ -5,21 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from google.protobuf import duration_pb2
-
 from shoal.v1 import pool_pb2
 
 from ._rpc import Rpc
 from .autoscale_types import AutoScaleRun
+from .common_types import duration_to_proto
 from .types import Node, Pool
 
 __all__ = ["AutoScaleMixin"]
-
-
-def _interval(value: float | timedelta) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromTimedelta(value if isinstance(value, timedelta) else timedelta(seconds=value))
-    return d
 
 
 class AutoScaleMixin:
@@ -47,7 +40,13 @@ class AutoScaleMixin:
             name=f"pools/{pool_id}", auto_scale_formula=formula or "", etag=etag or ""
         )
         if evaluation_interval is not None:
-            request.auto_scale_evaluation_interval.CopyFrom(_interval(evaluation_interval))
+            request.auto_scale_evaluation_interval.CopyFrom(
+                duration_to_proto(
+                    evaluation_interval
+                    if isinstance(evaluation_interval, timedelta)
+                    else timedelta(seconds=evaluation_interval)
+                )
+            )
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.EnableAutoScale, request))
 
     def disable_auto_scale(self, pool_id: str, *, etag: str | None = None) -> Pool:
