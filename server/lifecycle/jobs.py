@@ -49,6 +49,18 @@ class JobLifecycle:
         """Create a job on an existing pool."""
         if request_id and f"job:{request_id}" in self.k.requests:
             return self.k.job(self.k.requests[f"job:{request_id}"]).proto
+        rec = self.make_job(spec)
+        if request_id:
+            self.k.requests[f"job:{request_id}"] = spec.id
+            self.k.mark("requests", f"job:{request_id}", spec.id)
+        await self.k.flush()
+        if rec.has_queued():
+            self.k.kick_scheduler()  # (its job manager task)
+        return rec.proto
+
+    def make_job(self, spec: job_pb2.Job) -> JobRec:
+        """Make the job `spec` describes, in this change (the caller flushes, then kicks the scheduler
+        if the job has queued tasks: its job manager task). Refused as CreateJob refuses."""
         k = idkey(spec.id)
         if k in self.k.jobs:
             raise AlreadyExists("JOB_EXISTS", f"job {spec.id!r} already exists")
@@ -68,6 +80,7 @@ class JobLifecycle:
         job.creation_time.CopyFrom(now)
         job.state_transition_time.CopyFrom(now)
         job.execution_info.start_time.CopyFrom(now)
+        job.execution_info.pool_id = spec.pool_id
         if job.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_UNSPECIFIED:
             job.on_all_tasks_complete = J.ON_ALL_TASKS_COMPLETE_NO_ACTION
         self.k.meta["job_seq"] += 1
@@ -79,13 +92,7 @@ class JobLifecycle:
         self.k.prep_life.job_loaded(rec, [])
         self.k.jobmanager_life.create(rec)
         self.k.mark("jobs", k, rec)
-        if request_id:
-            self.k.requests[f"job:{request_id}"] = spec.id
-            self.k.mark("requests", f"job:{request_id}", spec.id)
-        await self.k.flush()
-        if rec.has_queued():
-            self.k.kick_scheduler()  # (its job manager task)
-        return job
+        return rec
 
     def set_state(self, job: JobRec, new: int) -> None:
         """Move `job` to state `new` (checked against `states.JOB_TRANSITIONS`), keeping its previous state."""
@@ -100,6 +107,9 @@ class JobLifecycle:
             if new == J.JOB_STATE_COMPLETED:
                 job.proto.execution_info.end_time.CopyFrom(now)
         self.k.mark("jobs", job.key, job)
+        if new == J.JOB_STATE_COMPLETED and old != new:
+            for hook in self.k.job_end_hooks:
+                hook(job)
 
     async def update_job(
         self, job_id: str, patch: job_pb2.Job, fields: frozenset[str], *, etag: str = ""
@@ -251,6 +261,8 @@ class JobLifecycle:
         """Forget a deleted job: its rows go with the next flush, then its files on every node of its pool."""
         del self.k.jobs[job.key]
         self.k.delete_row("jobs", job.key)
+        for hook in self.k.job_end_hooks:
+            hook(job)
         for t in job.tasks.values():
             self.k.forget_task_row(t)
         self.k.delete_tasks_of(job.key)

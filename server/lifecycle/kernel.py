@@ -210,6 +210,11 @@ class Kernel:
         self.welcome_hook: Callable[[NodeRec, agent_pb2.Register, agent_pb2.Welcome], None] | None = None
         #: Called as a node that left is forgotten, before the flush that deletes its row; None: nothing.
         self.node_forgotten_hook: Callable[[NodeRec], None] | None = None
+        #: Called, in registration order, when a job completes and again when it is removed (deleted):
+        #: the rooms that outlive a job (job schedules, auto pools) register here. A hook may be called
+        #: twice for one job and must do nothing the second time; it runs inside the change that ended
+        #: the job, before its flush, and may change state (marking rows) but not flush.
+        self.job_end_hooks: list[Callable[[JobRec], None]] = []
         #: Every job with queued tasks, and perhaps some whose queue emptied since or that are gone
         #: (`queued_jobs` drops those as it meets them): the scheduler looks here, not at every job.
         self.waiting_jobs: dict[str, JobRec] = {}

@@ -205,3 +205,11 @@ class UsageStatistics(_message.Message):
     wait_seconds: float
     attempts: int
     def __init__(self, totals: _Optional[_Union[TaskStatistics, _Mapping]] = ..., tasks_succeeded: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., task_retries: _Optional[int] = ..., task_requeues: _Optional[int] = ..., wait_seconds: _Optional[float] = ..., attempts: _Optional[int] = ...) -> None: ...
+
+class ApplicationPackageReference(_message.Message):
+    __slots__ = ("application_id", "version")
+    APPLICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    application_id: str
+    version: str
+    def __init__(self, application_id: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...

@@ -4,6 +4,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal.v1 import common_pb2 as _common_pb2
 from shoal.v1 import identity_pb2 as _identity_pb2
+from shoal.v1 import pool_pb2 as _pool_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -49,6 +50,12 @@ class DisableJobOption(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DISABLE_JOB_OPTION_TERMINATE: _ClassVar[DisableJobOption]
     DISABLE_JOB_OPTION_WAIT: _ClassVar[DisableJobOption]
 
+class PoolLifetimeOption(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    POOL_LIFETIME_OPTION_UNSPECIFIED: _ClassVar[PoolLifetimeOption]
+    POOL_LIFETIME_OPTION_JOB: _ClassVar[PoolLifetimeOption]
+    POOL_LIFETIME_OPTION_JOB_SCHEDULE: _ClassVar[PoolLifetimeOption]
+
 class PreparationTaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PREPARATION_TASK_STATE_UNSPECIFIED: _ClassVar[PreparationTaskState]
@@ -75,12 +82,15 @@ DISABLE_JOB_OPTION_UNSPECIFIED: DisableJobOption
 DISABLE_JOB_OPTION_REQUEUE: DisableJobOption
 DISABLE_JOB_OPTION_TERMINATE: DisableJobOption
 DISABLE_JOB_OPTION_WAIT: DisableJobOption
+POOL_LIFETIME_OPTION_UNSPECIFIED: PoolLifetimeOption
+POOL_LIFETIME_OPTION_JOB: PoolLifetimeOption
+POOL_LIFETIME_OPTION_JOB_SCHEDULE: PoolLifetimeOption
 PREPARATION_TASK_STATE_UNSPECIFIED: PreparationTaskState
 PREPARATION_TASK_STATE_RUNNING: PreparationTaskState
 PREPARATION_TASK_STATE_COMPLETED: PreparationTaskState
 
 class JobManagerTask(_message.Message):
-    __slots__ = ("id", "display_name", "command_line", "resource_files", "output_files", "environment_settings", "constraints", "kill_job_on_completion", "run_exclusive", "required_slots", "user_identity", "allow_low_priority_node")
+    __slots__ = ("id", "display_name", "command_line", "resource_files", "output_files", "environment_settings", "constraints", "kill_job_on_completion", "run_exclusive", "required_slots", "user_identity", "allow_low_priority_node", "application_package_references")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +103,7 @@ class JobManagerTask(_message.Message):
     REQUIRED_SLOTS_FIELD_NUMBER: _ClassVar[int]
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     ALLOW_LOW_PRIORITY_NODE_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_PACKAGE_REFERENCES_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     command_line: str
@@ -105,7 +116,8 @@ class JobManagerTask(_message.Message):
     required_slots: int
     user_identity: _identity_pb2.UserIdentity
     allow_low_priority_node: bool
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., kill_job_on_completion: _Optional[bool] = ..., run_exclusive: _Optional[bool] = ..., required_slots: _Optional[int] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., allow_low_priority_node: _Optional[bool] = ...) -> None: ...
+    application_package_references: _containers.RepeatedCompositeFieldContainer[_common_pb2.ApplicationPackageReference]
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., kill_job_on_completion: _Optional[bool] = ..., run_exclusive: _Optional[bool] = ..., required_slots: _Optional[int] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., allow_low_priority_node: _Optional[bool] = ..., application_package_references: _Optional[_Iterable[_Union[_common_pb2.ApplicationPackageReference, _Mapping]]] = ...) -> None: ...
 
 class JobPreparationTask(_message.Message):
     __slots__ = ("id", "command_line", "resource_files", "environment_settings", "constraints", "wait_for_success", "rerun_on_node_reboot_after_success", "user_identity")
@@ -153,18 +165,46 @@ class JobConstraints(_message.Message):
     max_task_retry_count: int
     def __init__(self, max_wall_clock_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_task_retry_count: _Optional[int] = ...) -> None: ...
 
+class AutoPoolSpecification(_message.Message):
+    __slots__ = ("auto_pool_id_prefix", "pool_lifetime_option", "keep_alive", "pool")
+    AUTO_POOL_ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    POOL_LIFETIME_OPTION_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    auto_pool_id_prefix: str
+    pool_lifetime_option: PoolLifetimeOption
+    keep_alive: bool
+    pool: _pool_pb2.Pool
+    def __init__(self, auto_pool_id_prefix: _Optional[str] = ..., pool_lifetime_option: _Optional[_Union[PoolLifetimeOption, str]] = ..., keep_alive: _Optional[bool] = ..., pool: _Optional[_Union[_pool_pb2.Pool, _Mapping]] = ...) -> None: ...
+
+class JobSchedulingError(_message.Message):
+    __slots__ = ("category", "code", "message", "details")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    category: _common_pb2.ErrorCategory
+    code: str
+    message: str
+    details: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataItem]
+    def __init__(self, category: _Optional[_Union[_common_pb2.ErrorCategory, str]] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., details: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ...) -> None: ...
+
 class JobExecutionInfo(_message.Message):
-    __slots__ = ("start_time", "end_time", "terminate_reason")
+    __slots__ = ("start_time", "end_time", "terminate_reason", "pool_id", "scheduling_error")
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     TERMINATE_REASON_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULING_ERROR_FIELD_NUMBER: _ClassVar[int]
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     terminate_reason: str
-    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., terminate_reason: _Optional[str] = ...) -> None: ...
+    pool_id: str
+    scheduling_error: JobSchedulingError
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., terminate_reason: _Optional[str] = ..., pool_id: _Optional[str] = ..., scheduling_error: _Optional[_Union[JobSchedulingError, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("name", "id", "display_name", "pool_id", "priority", "constraints", "common_environment_settings", "on_all_tasks_complete", "uses_task_dependencies", "on_task_failure", "on_dependency_failure", "job_manager_task", "job_preparation_task", "job_release_task", "max_parallel_tasks", "metadata", "dedicated_nodes_only", "state", "creation_time", "state_transition_time", "execution_info", "etag", "previous_state", "previous_state_transition_time", "account")
+    __slots__ = ("name", "id", "display_name", "pool_id", "priority", "constraints", "common_environment_settings", "on_all_tasks_complete", "uses_task_dependencies", "on_task_failure", "on_dependency_failure", "job_manager_task", "job_preparation_task", "job_release_task", "max_parallel_tasks", "metadata", "dedicated_nodes_only", "auto_pool_specification", "state", "creation_time", "state_transition_time", "execution_info", "etag", "previous_state", "previous_state_transition_time", "account", "job_schedule_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +222,7 @@ class Job(_message.Message):
     MAX_PARALLEL_TASKS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     DEDICATED_NODES_ONLY_FIELD_NUMBER: _ClassVar[int]
+    AUTO_POOL_SPECIFICATION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     CREATION_TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +231,7 @@ class Job(_message.Message):
     PREVIOUS_STATE_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_STATE_TRANSITION_TIME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    JOB_SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     display_name: str
@@ -207,6 +249,7 @@ class Job(_message.Message):
     max_parallel_tasks: int
     metadata: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataItem]
     dedicated_nodes_only: bool
+    auto_pool_specification: AutoPoolSpecification
     state: JobState
     creation_time: _timestamp_pb2.Timestamp
     state_transition_time: _timestamp_pb2.Timestamp
@@ -215,7 +258,8 @@ class Job(_message.Message):
     previous_state: JobState
     previous_state_transition_time: _timestamp_pb2.Timestamp
     account: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., pool_id: _Optional[str] = ..., priority: _Optional[int] = ..., constraints: _Optional[_Union[JobConstraints, _Mapping]] = ..., common_environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., on_all_tasks_complete: _Optional[_Union[OnAllTasksComplete, str]] = ..., uses_task_dependencies: _Optional[bool] = ..., on_task_failure: _Optional[_Union[OnTaskFailure, str]] = ..., on_dependency_failure: _Optional[_Union[OnDependencyFailure, str]] = ..., job_manager_task: _Optional[_Union[JobManagerTask, _Mapping]] = ..., job_preparation_task: _Optional[_Union[JobPreparationTask, _Mapping]] = ..., job_release_task: _Optional[_Union[JobReleaseTask, _Mapping]] = ..., max_parallel_tasks: _Optional[int] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., dedicated_nodes_only: _Optional[bool] = ..., state: _Optional[_Union[JobState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[JobExecutionInfo, _Mapping]] = ..., etag: _Optional[str] = ..., previous_state: _Optional[_Union[JobState, str]] = ..., previous_state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account: _Optional[str] = ...) -> None: ...
+    job_schedule_id: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., display_name: _Optional[str] = ..., pool_id: _Optional[str] = ..., priority: _Optional[int] = ..., constraints: _Optional[_Union[JobConstraints, _Mapping]] = ..., common_environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., on_all_tasks_complete: _Optional[_Union[OnAllTasksComplete, str]] = ..., uses_task_dependencies: _Optional[bool] = ..., on_task_failure: _Optional[_Union[OnTaskFailure, str]] = ..., on_dependency_failure: _Optional[_Union[OnDependencyFailure, str]] = ..., job_manager_task: _Optional[_Union[JobManagerTask, _Mapping]] = ..., job_preparation_task: _Optional[_Union[JobPreparationTask, _Mapping]] = ..., job_release_task: _Optional[_Union[JobReleaseTask, _Mapping]] = ..., max_parallel_tasks: _Optional[int] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.MetadataItem, _Mapping]]] = ..., dedicated_nodes_only: _Optional[bool] = ..., auto_pool_specification: _Optional[_Union[AutoPoolSpecification, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., creation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_info: _Optional[_Union[JobExecutionInfo, _Mapping]] = ..., etag: _Optional[str] = ..., previous_state: _Optional[_Union[JobState, str]] = ..., previous_state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account: _Optional[str] = ..., job_schedule_id: _Optional[str] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
     __slots__ = ("job", "request_id")
@@ -232,14 +276,16 @@ class GetJobRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "state")
+    __slots__ = ("page_size", "page_token", "state", "job_schedule_id")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    JOB_SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     state: JobState
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ...) -> None: ...
+    job_schedule_id: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., job_schedule_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")
