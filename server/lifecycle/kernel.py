@@ -215,6 +215,10 @@ class Kernel:
         #: twice for one job and must do nothing the second time; it runs inside the change that ended
         #: the job, before its flush, and may change state (marking rows) but not flush.
         self.job_end_hooks: list[Callable[[JobRec], None]] = []
+        #: Called, in registration order, with a job schedule's id (as given, not its key) when the
+        #: schedule completes and again when it is deleted (auto pools of the JOB_SCHEDULE lifetime go
+        #: with it); the same rules as `job_end_hooks`.
+        self.schedule_end_hooks: list[Callable[[str], None]] = []
         #: Every job with queued tasks, and perhaps some whose queue emptied since or that are gone
         #: (`queued_jobs` drops those as it meets them): the scheduler looks here, not at every job.
         self.waiting_jobs: dict[str, JobRec] = {}
