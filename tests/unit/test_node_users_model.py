@@ -56,6 +56,8 @@ def test_names_refused_with_a_reason() -> None:
         openssh(rsa.generate_private_key(public_exponent=65537, key_size=2048)) + " rsa key",
         openssh(ec.generate_private_key(ec.SECP256R1())),
     ],
+    # Fixed ids: the keys are made afresh by every collection (and parallel workers must collect the same tests).
+    ids=["ed25519", "ed25519-comment", "rsa", "ecdsa"],
 )
 def test_ssh_keys_that_parse_are_taken(key: str) -> None:
     assert model.ssh_key_problem(key) == ""
@@ -73,6 +75,7 @@ def test_ssh_keys_that_parse_are_taken(key: str) -> None:
         openssh(ed25519.Ed25519PrivateKey.generate()) + "\n" + openssh(ed25519.Ed25519PrivateKey.generate()),
         "x" * (model.MAX_SSH_KEY + 1),
     ],
+    ids=["type-only", "bad-base64", "not-a-key", "options", "two-lines", "too-long"],
 )
 def test_ssh_keys_that_do_not_parse_are_refused(key: str) -> None:
     assert model.ssh_key_problem(key)
