@@ -6,6 +6,7 @@ No state, no clock: the room (`shoal.server.lifecycle.autopools`) reads the reco
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -18,6 +19,9 @@ J = job_pb2
 MAX_PREFIX = 20
 #: The longest pool id (as `shoal.server.domain.ids.ID_RE`).
 MAX_POOL_ID = 64
+
+#: A character a pool id may not hold.
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 #: Batch's job scheduling error codes (the job completes with one of them).
 QUOTA_REACHED: Final = "AutoPoolCreationFailedWithQuotaReached"
@@ -67,10 +71,12 @@ def owner_of(job: job_pb2.Job) -> str:
 def pool_id(prefix: str, owner_id: str, serial: int, taken: Callable[[str], bool]) -> str:
     """The id of a new auto pool: `prefix`, its owner's id (cut to fit) and `serial` (unique per owner
     made: the job's sequence number), e.g. ``render-frames-17``; a further ``-2``, ``-3``... only if a pool
-    of that id exists already (`taken`). Deterministic: the same inputs give the same id."""
+    of that id exists already (`taken`); a character of the owner's id that no pool id may hold becomes
+    ``-``. Deterministic: the same inputs give the same id."""
     tail = f"-{serial}"
     room = MAX_POOL_ID - len(prefix) - len(tail) - 4  # (4: room for a "-NNN" against a taken id)
-    base = f"{prefix}{owner_id[: max(room, 0)]}{tail}"
+    # (A schedule's job, `<schedule>:job-<n>`, has a character a pool id may not.)
+    base = f"{prefix}{_NOT_ID.sub('-', owner_id[: max(room, 0)])}{tail}"
     candidate, n = base, 1
     while taken(candidate):
         n += 1
