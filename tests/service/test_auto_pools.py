@@ -94,6 +94,24 @@ async def test_a_job_runs_on_its_auto_pool_which_goes_when_the_job_completes(fas
     await until(lambda: pool_ids(fast), lambda ids: ids == [])
 
 
+async def test_terminating_the_job_ends_its_running_task_and_takes_the_pool(fast: Stubs) -> None:
+    job = await fast.jobs.CreateJob(J.CreateJobRequest(job=auto_job("long", nodes=1)))
+    await fast.tasks.AddTasks(
+        T.AddTasksRequest(parent="jobs/long", tasks=[T.TaskSpec(id="t", command_line="sleep 30")])
+    )
+    await until(
+        lambda: fast.tasks.GetTask(T.GetTaskRequest(name="jobs/long/tasks/t")),
+        lambda t: t.state == T.TASK_STATE_RUNNING,  # type: ignore[attr-defined]
+    )
+    ended = await fast.jobs.TerminateJob(J.TerminateJobRequest(name="jobs/long"))
+    assert ended.state == J.JOB_STATE_COMPLETED
+    task = await fast.tasks.GetTask(T.GetTaskRequest(name="jobs/long/tasks/t"))
+    # Ended as terminated, not requeued by its node leaving with the pool.
+    assert task.state == T.TASK_STATE_COMPLETED and task.execution_info.failure_info.code == "TaskEnded"
+    assert job.pool_id
+    await until(lambda: pool_ids(fast), lambda ids: ids == [])
+
+
 async def test_keep_alive_keeps_the_pool_and_may_change_and_delete_job_deletes_it(fast: Stubs) -> None:
     kept = await fast.jobs.CreateJob(J.CreateJobRequest(job=auto_job("kept")))
     # keep_alive is the one part of the spec UpdateJob changes.
