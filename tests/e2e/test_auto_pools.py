@@ -1,6 +1,7 @@
 """An auto pool as a new user meets it with the CLI, on a real server with real agents: `shoal job create
 --auto-pool-...` makes a pool whose node runs the job's task, and the pool goes when the job completes; a
-pool that cannot be made shows as the job's scheduling error in `shoal job get`."""
+pool that cannot be made shows as the job's scheduling error in `shoal job get`; and a server SIGKILL
+between a job's creation and its end does not keep its pool from going."""
 
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ def test_an_auto_pool_appears_runs_the_task_and_goes(server: ServerProcess, clie
     shoal(server, "job", "create", "broken", "--auto-pool-json", str(spec))
     shown = shoal(server, "job", "get", "broken")
     assert "InvalidAutoScaleFormulaInAutoPool" in shown and "completed" in shown
+    assert not list(client.pools.list())
+    # Made, then the server killed: the pool's owner is on its row, and the job's end still takes it.
+    made = json.loads(shoal(server, "job", "create", "survivor", "--auto-pool-nodes", "0", "-o", "json"))[0]
+    server.kill()
+    server.start()
+    assert client.pools.get(made["pool_id"]).auto_pool_owner == "jobs/survivor"
+    shoal(server, "job", "terminate", "survivor")
     assert not list(client.pools.list())
     # --pool and an auto pool exclude each other.
     assert "either --pool or" in shoal(
