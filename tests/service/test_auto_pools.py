@@ -289,3 +289,19 @@ async def test_a_job_made_before_a_restart_still_takes_its_pool_with_it(tmp_path
             assert await pool_ids(stubs) == []
     finally:
         await server.stop(stop_agents=True)
+
+
+async def test_a_job_manager_task_is_sized_by_the_auto_pool(stubs: Stubs) -> None:
+    too_big = auto_job("big", job_manager_task=J.JobManagerTask(command_line="x", required_slots=5))
+    too_big.auto_pool_specification.pool.task_slots_per_node = 4
+    err = await refused(
+        stubs.jobs.CreateJob(J.CreateJobRequest(job=too_big)), grpc.StatusCode.FAILED_PRECONDITION, "TASK_CANNOT_FIT"
+    )
+    assert details(err)[1] == [("job.job_manager_task.required_slots", "more than a node of the pool has")]
+    assert await pool_ids(stubs) == []
+    # A job manager running exclusively takes every slot of a node of the pool made with it.
+    fits = auto_job("fits", job_manager_task=J.JobManagerTask(command_line="x"))
+    fits.auto_pool_specification.pool.task_slots_per_node = 4
+    job = await stubs.jobs.CreateJob(J.CreateJobRequest(job=fits))
+    jm = await stubs.tasks.GetTask(T.GetTaskRequest(name="jobs/fits/tasks/jobmanager"))
+    assert jm.spec.required_slots == 4 and await pool_ids(stubs) == [job.pool_id]
