@@ -37,6 +37,7 @@ from ._client import (
 from ._filestream import FileStream
 from ._nodeexec import ExecOutput, ExecResult, ExecSession
 from ._nodeusers import NodeUser, RemoteLoginSettings
+from .autopool_types import AutoPoolSpecification, JobSchedulingError, PoolLifetime
 from .autoscale_types import AutoScaleRun, AutoScaleRunError, AutoScaleSettings
 from .errors import (
     Aborted,
@@ -127,6 +128,7 @@ __all__ = [
     "AddTaskResult",
     "AllocationState",
     "AlreadyExists",
+    "AutoPoolSpecification",
     "AutoScaleRun",
     "AutoScaleRunError",
     "AutoScaleSettings",
@@ -167,6 +169,7 @@ __all__ = [
     "JobManagerTask",
     "JobPreparationTask",
     "JobReleaseTask",
+    "JobSchedulingError",
     "JobState",
     "JobStatistics",
     "JobsAPI",
@@ -186,6 +189,7 @@ __all__ = [
     "OutputFileSpec",
     "PermissionDenied",
     "Pool",
+    "PoolLifetime",
     "PoolNodeCounts",
     "PoolState",
     "PoolStatistics",

@@ -11,6 +11,7 @@ from shoal.v1 import job_pb2
 
 from ._rpc import PAGE_SIZE, Rpc
 from ._stats import JobStatisticsMixin
+from .autopool_types import AutoPoolSpecification
 from .common_types import _env_to_proto, _metadata_to_proto, duration_to_proto
 from .errors import InvalidArgument
 from .json_specs import parse_message
@@ -42,7 +43,8 @@ class JobsAPI(JobStatisticsMixin):
         self,
         *,
         id: str,
-        pool_id: str,
+        pool_id: str = "",
+        auto_pool: AutoPoolSpecification | None = None,
         priority: int = 0,
         max_task_retry_count: int = 0,
         common_environment: Mapping[str, str] | None = None,
@@ -60,7 +62,10 @@ class JobsAPI(JobStatisticsMixin):
         dedicated_nodes_only: bool = False,
         request_id: str | None = None,
     ) -> Job:
-        """Create a job on pool ``pool_id``.
+        """Create a job on pool ``pool_id``, or on a pool made for it: ``auto_pool`` (give one of the two).
+
+        An auto pool is deleted when the job completes or is deleted, unless it is kept alive; when it
+        cannot be made the job is still made, completed, with :attr:`Job.scheduling_error` saying why.
 
         ``uses_task_dependencies`` lets its tasks have ``depends_on``;
         ``on_task_failure`` (``noaction`` or ``performexitoptionsjobaction``)
@@ -97,6 +102,8 @@ class JobsAPI(JobStatisticsMixin):
             job.job_release_task.CopyFrom(job_release_task.to_proto())
         if max_parallel_tasks is not None:
             job.max_parallel_tasks = max_parallel_tasks
+        if auto_pool is not None:
+            job.auto_pool_specification.CopyFrom(auto_pool.to_proto())
         return self._create(job, request_id)
 
     def create_from_json(self, data: Mapping[str, Any], *, request_id: str | None = None) -> Job:
@@ -141,6 +148,7 @@ class JobsAPI(JobStatisticsMixin):
         on_task_failure: OnTaskFailure | str | None = None,
         max_parallel_tasks: int | None = None,
         metadata: Mapping[str, str] | None = None,
+        auto_pool_keep_alive: bool | None = None,
         etag: str | None = None,
     ) -> Job:
         """Change the fields given (and only those: the update mask names them).
@@ -148,7 +156,8 @@ class JobsAPI(JobStatisticsMixin):
         ``constraints`` replaces the job's constraints whole (start from
         :attr:`Job.constraints` to change one of them); ``on_all_tasks_complete``
         cannot go back to ``noaction``; ``max_parallel_tasks=-1`` lifts the cap;
-        ``metadata`` replaces the job's metadata (``{}`` clears it). With
+        ``metadata`` replaces the job's metadata (``{}`` clears it);
+        ``auto_pool_keep_alive`` whether the job's auto pool outlives it. With
         ``etag`` (a :attr:`Job.etag` read before), raises :class:`Aborted`
         ``ETAG_MISMATCH`` if the job changed since.
         """
@@ -172,6 +181,9 @@ class JobsAPI(JobStatisticsMixin):
         if metadata is not None:
             job.metadata.extend(_metadata_to_proto(metadata))
             mask.append("metadata")
+        if auto_pool_keep_alive is not None:
+            job.auto_pool_specification.keep_alive = auto_pool_keep_alive
+            mask.append("auto_pool_specification.keep_alive")
         if not mask:
             raise InvalidArgument(
                 "nothing to update", reason="EMPTY_UPDATE", field_violations=[("update_mask", "empty")]

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .cli_autopools import AUTO_POOL_OPTIONS, auto_pool_of, auto_pool_options
 from .cli_common import (
     _OUTPUT,
     _client,
@@ -35,7 +36,7 @@ _JOB_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     ("retries", lambda j: j.max_task_retry_count),
     ("on complete", lambda j: j.on_all_tasks_complete),
     ("created", lambda j: j.creation_time),
-    ("ended", lambda j: j.terminate_reason or None),
+    ("ended", lambda j: j.terminate_reason or (j.scheduling_error.code if j.scheduling_error else None)),
 ]
 
 _JOB_STATES = ["active", "disabling", "disabled", "enabling", "terminating", "completed", "deleting"]
@@ -64,6 +65,7 @@ _SPEC_OPTIONS = (
     "max_parallel_tasks",
     "metadata",
     "dedicated_nodes_only",
+    *AUTO_POOL_OPTIONS,
 )
 
 
@@ -103,6 +105,7 @@ _SPEC_OPTIONS = (
     help="The whole job as JSON in the API's field names (a shoal.v1.Job; '-' for stdin), for what flags "
     "cannot say: job_manager_task, job_preparation_task, job_release_task...",
 )
+@auto_pool_options
 @_OUTPUT
 @click.pass_context
 def job_create(
@@ -123,8 +126,13 @@ def job_create(
     dedicated_nodes_only: bool,
     json_file: Any,
     output: str,
+    **auto_pool_flags: Any,
 ) -> None:
-    """Create job JOB_ID, from options or from --json-file."""
+    """Create job JOB_ID, from options or from --json-file.
+
+    The job runs on --pool, or on a pool made for it (--auto-pool-nodes, --auto-pool-json...) and deleted
+    when it completes or is deleted, unless --auto-pool-keep-alive.
+    """
     if json_file is not None:
         mixed = _given(ctx, _SPEC_OPTIONS)
         if mixed or job_id:
@@ -140,11 +148,13 @@ def job_create(
                 f"{name}: {e.message}", reason=e.reason, field_violations=e.field_violations
             ) from None
     else:
-        if not job_id or not pool_id:
-            raise click.UsageError("give JOB_ID and --pool (or --json-file)")
+        auto_pool = auto_pool_of(ctx, auto_pool_flags)
+        if not job_id or (pool_id is None) == (auto_pool is None):
+            raise click.UsageError("give JOB_ID and either --pool or --auto-pool-... options (or --json-file)")
         j = _client(ctx).jobs.create(
             id=job_id,
-            pool_id=pool_id,
+            pool_id=pool_id or "",
+            auto_pool=auto_pool,
             priority=priority,
             max_task_retry_count=max_task_retry_count,
             common_environment=_parse_env(env),
@@ -191,6 +201,11 @@ def job_list(ctx: click.Context, state: str | None, output: str) -> None:
 @click.option("--clear-metadata", is_flag=True, help="Remove the job's metadata.")
 @click.option("--max-wall-clock", default=None, metavar="SECONDS|unlimited", help="The job's wall clock limit.")
 @click.option("--max-task-retry-count", type=int, default=None, help="Default retries of its tasks (-1 unlimited).")
+@click.option(
+    "--auto-pool-keep-alive/--no-auto-pool-keep-alive",
+    default=None,
+    help="Whether the job's auto pool outlives it.",
+)
 @_OUTPUT
 @click.pass_context
 def job_update(
@@ -204,6 +219,7 @@ def job_update(
     clear_metadata: bool,
     max_wall_clock: str | None,
     max_task_retry_count: int | None,
+    auto_pool_keep_alive: bool | None,
     output: str,
 ) -> None:
     """Change the given fields of job JOB_ID (only those).
@@ -236,6 +252,7 @@ def job_update(
         and on_task_failure is None
         and max_parallel_tasks is None
         and new_metadata is None
+        and auto_pool_keep_alive is None
     ):
         raise click.UsageError("nothing to update: give at least one field")
     j = client.jobs.update(
@@ -246,6 +263,7 @@ def job_update(
         on_task_failure=on_task_failure,
         max_parallel_tasks=max_parallel_tasks,
         metadata=new_metadata,
+        auto_pool_keep_alive=auto_pool_keep_alive,
         etag=etag,
     )
     _emit(output, [j], _JOB_COLUMNS, "job updated")

@@ -23,6 +23,7 @@ from typing import Any
 from shoal.v1 import common_pb2, job_pb2, join_pb2, pool_pb2, storage_pb2, task_pb2
 
 from ._certificates import CertificateReference
+from .autopool_types import AutoPoolSpecification, JobSchedulingError, auto_pool_of, scheduling_error_of
 from .autoscale_types import AutoScaleRun, AutoScaleSettings
 from .common_types import (
     _RESULTS,
@@ -662,6 +663,9 @@ class Pool:
     node_fill_type: NodeFillType = NodeFillType.SPREAD
     """How its tasks are placed on its nodes: ``spread`` (the node with the most free slots) or ``pack``
     (fill a node before the next)."""
+    auto_pool_owner: str = ""
+    """The job (``jobs/{id}``) or job schedule (``jobschedules/{id}``) whose auto pool this is; "" for a
+    pool made by ``pools.create``."""
     proto: pool_pb2.Pool = field(repr=False, compare=False)
     """The raw ``shoal.v1.Pool`` message."""
 
@@ -694,6 +698,7 @@ class Pool:
             autoscale=AutoScaleSettings.from_proto(msg) if msg.enable_auto_scale else None,
             last_auto_scale_run=AutoScaleRun.from_proto(msg.auto_scale_run) if msg.HasField("auto_scale_run") else None,
             node_fill_type=_NODE_FILL_TYPES.get(msg.task_scheduling_policy.node_fill_type, NodeFillType.SPREAD),
+            auto_pool_owner=msg.auto_pool_owner,
             proto=msg,
         )
 
@@ -881,6 +886,12 @@ class Job:
     """When it entered the previous state."""
     dedicated_nodes_only: bool = False
     """None of its tasks runs on a low-priority (preemptible) node."""
+    auto_pool: AutoPoolSpecification | None = None
+    """The pool the job had made for it (``pool_id`` names it), if it gave one instead of a pool id."""
+    execution_pool_id: str = ""
+    """The pool the job runs on (its auto pool's id, for a job with one; "" if that could not be made)."""
+    scheduling_error: JobSchedulingError | None = None
+    """Why the job completed without running: its auto pool could not be made."""
     proto: job_pb2.Job = field(repr=False, compare=False)
     """The raw ``shoal.v1.Job`` message."""
 
@@ -931,6 +942,9 @@ class Job:
             previous_state=_JOB_STATES.get(msg.previous_state, JobState.UNSPECIFIED),
             previous_state_transition_time=_ts(msg, "previous_state_transition_time"),
             dedicated_nodes_only=msg.dedicated_nodes_only,
+            auto_pool=auto_pool_of(msg),
+            execution_pool_id=ex.pool_id,
+            scheduling_error=scheduling_error_of(msg),
             proto=msg,
         )
 

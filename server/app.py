@@ -35,6 +35,7 @@ from shoal.server.api.certificates import CertificateServicer
 from shoal.server.api.jobs import JobServicer
 from shoal.server.api.join import JoinServicer
 from shoal.server.api.nodefiles import NodeChannels
+from shoal.server.api.pool_admission import auto_pool_admission
 from shoal.server.api.pools import PoolServicer
 from shoal.server.api.tasks import TaskServicer
 from shoal.server.certificates.registry import CertificateRegistry
@@ -273,6 +274,7 @@ class ShoalServer:
 
         pool_servicer = PoolServicer(self.cp, self.channels, quotas, certificates.states)
         self.cp.autoscale.nodes_allowed = lambda account: tenancy.nodes_left(self.cp, account, quotas(account))
+        self.cp.autopools.admit = auto_pool_admission(self.cp, quotas, certificates.states)
         pool_servicer.node_users = node_users
         pool_pb2_grpc.add_PoolServiceServicer_to_server(pool_servicer, services)
         job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp, quotas), services)

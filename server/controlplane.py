@@ -24,6 +24,7 @@ from shoal.server.domain.records import AgentSession, NodeRec, TaskRec
 from shoal.server.lifecycle.accounting import Accounting
 from shoal.server.lifecycle.allocation import PoolAllocation
 from shoal.server.lifecycle.attempts import AttemptLifecycle, note_attempt_length
+from shoal.server.lifecycle.autopools import AutoPools
 from shoal.server.lifecycle.autoscaling import AutoScaling
 from shoal.server.lifecycle.completion import CompletionLifecycle
 from shoal.server.lifecycle.dependencies import DependencyLifecycle
@@ -80,6 +81,7 @@ class ControlPlane(Kernel):
         self.autoscale = AutoScaling(self)
         self.preemption = Preemption(self)
         self.accounting = Accounting(self)
+        self.autopools = AutoPools(self)
 
     # ------------------------------------------------------------------ pools
 

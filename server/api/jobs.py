@@ -14,6 +14,7 @@ from shoal.server.api.statistics import JobStatisticsMethods
 from shoal.server.api.validation import (
     JOB_OUTPUT_ONLY,
     MAX_REASON,
+    POOL_OUTPUT_ONLY,
     check_enum,
     check_job,
     check_job_constraints,
@@ -41,12 +42,18 @@ class JobServicer(JobStatisticsMethods, job_pb2_grpc.JobServiceServicer):
 
     @rpc_errors
     async def CreateJob(self, request: job_pb2.CreateJobRequest, context: Ctx) -> job_pb2.Job:
-        pool = self.cp.pools.get(idkey(request.job.pool_id))
-        accounts = pool_accounts(pool.proto) if pool is not None else None
-        v = check_job(request.job, accounts) + check_request_id(request.request_id)
+        job = request.job
+        # (The pool its tasks' user names must be accounts of: the one it names, or the one it has made.)
+        auto = job.auto_pool_specification.pool if job.HasField("auto_pool_specification") else None
+        named = self.cp.pools.get(idkey(job.pool_id)) if auto is None else None
+        pool = auto if auto is not None else (named.proto if named is not None else None)
+        accounts = pool_accounts(pool) if pool is not None else None
+        v = check_job(job, accounts) + check_request_id(request.request_id)
         if v:
             raise invalid("INVALID_JOB", v)
-        clear_output_only(request.job, JOB_OUTPUT_ONLY)
+        clear_output_only(job, JOB_OUTPUT_ONLY)
+        if auto is not None:
+            clear_output_only(auto, POOL_OUTPUT_ONLY)
         account = request.job.account = caller().account
         tenancy.check_quota(self.cp, account, self.quotas(account), jobs=1)
         return tagged(await self.cp.create_job(request.job, tenancy.scoped_request_id(account, request.request_id)))

@@ -15,6 +15,7 @@ from shoal.server.api.etags import tagged
 from shoal.server.api.nodefiles import DELETE_SECONDS, NodeChannels, translate
 from shoal.server.api.nodeusers import NodeUserMethods
 from shoal.server.api.paging import page
+from shoal.server.api.pool_admission import admit_pool
 from shoal.server.api.statistics import PoolStatisticsMethods
 from shoal.server.api.validation import (
     MAX_NODES_PER_POOL,
@@ -28,7 +29,6 @@ from shoal.server.api.validation import (
     check_resize_timeout,
     clear_output_only,
 )
-from shoal.server.certificates import model as certificates
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
 from shoal.server.scheduling import poolupdate
@@ -62,16 +62,7 @@ class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolSer
             raise invalid("INVALID_POOL", v)
         clear_output_only(request.pool, POOL_OUTPUT_ONLY)
         account = request.pool.account = caller().account
-        refs = request.pool.certificate_references
-        if refs:
-            v = certificates.reference_problems(refs, self.certificate_states(account))
-            if v:
-                raise invalid("INVALID_CERTIFICATE_REFERENCE", v)
-            normalized = certificates.normalized_references(refs)
-            del refs[:]
-            refs.extend(normalized)
-        nodes = request.pool.target_nodes + request.pool.target_low_priority_nodes
-        tenancy.check_quota(self.cp, account, self.quotas(account), pools=1, nodes=nodes)
+        admit_pool(self.cp, account, request.pool, self.quotas(account), self.certificate_states(account))
         return tagged(await self.cp.create_pool(request.pool, tenancy.scoped_request_id(account, request.request_id)))
 
     @rpc_errors

@@ -15,6 +15,7 @@ from shoal.pool_providers import POOL_PROVIDERS
 from shoal.server.api.identity_checks import PoolAccounts, check_identity_of, check_user_accounts, pool_accounts
 from shoal.server.autoscale import settings as autoscale_settings
 from shoal.server.domain.ids import id_problem
+from shoal.server.scheduling import autopools
 from shoal.server.scheduling.dependencies import dependencies_problems
 from shoal.server.scheduling.exit_options import exit_conditions_problems
 from shoal.server.scheduling.resizing import MIN_RESIZE_TIMEOUT_SECONDS
@@ -48,6 +49,7 @@ POOL_OUTPUT_ONLY = (
     "allocation_state_transition_time",
     "current_low_priority_nodes",
     "auto_scale_run",
+    "auto_pool_owner",
 )
 JOB_OUTPUT_ONLY = (
     "name",
@@ -59,6 +61,7 @@ JOB_OUTPUT_ONLY = (
     "etag",
     "previous_state",
     "previous_state_transition_time",
+    "job_schedule_id",
 )
 #: Metadata of a job or pool: at most this many pairs, names and values at most so long.
 MAX_METADATA_ITEMS = 64
@@ -384,9 +387,7 @@ def check_job(job: job_pb2.Job, accounts: PoolAccounts | None = None) -> Violati
     p = id_problem(job.id)
     if p:
         out.append(("job.id", p))
-    p = id_problem(job.pool_id)
-    if p:
-        out.append(("job.pool_id", p))
+    out += check_pool_info(job, "job")
     if len(job.display_name) > MAX_DISPLAY_NAME:
         out.append(("job.display_name", f"must be at most {MAX_DISPLAY_NAME} characters"))
     if not -1000 <= job.priority <= 1000:
@@ -414,6 +415,56 @@ def check_job(job: job_pb2.Job, accounts: PoolAccounts | None = None) -> Violati
             job.job_preparation_task.id or "jobpreparation"
         ).lower():
             out.append(("job.job_release_task.id", "must differ from the job preparation task's id"))
+    return out
+
+
+def check_pool_info(job: job_pb2.Job, field: str, *, on_schedule: bool = False) -> Violations:
+    """Where a job runs: exactly one of `pool_id` and `auto_pool_specification` (checked as below).
+    `on_schedule`: a job schedule's job specification (the JOB_SCHEDULE lifetime is allowed)."""
+    if not job.HasField("auto_pool_specification"):
+        if not job.pool_id:
+            return [(f"{field}.pool_id", "set pool_id or auto_pool_specification")]
+        p = id_problem(job.pool_id)
+        return [(f"{field}.pool_id", p)] if p else []
+    if job.pool_id:
+        return [(f"{field}.pool_id", "set exactly one of pool_id and auto_pool_specification")]
+    return check_auto_pool_specification(
+        job.auto_pool_specification, f"{field}.auto_pool_specification", on_schedule=on_schedule
+    )
+
+
+#: What an auto pool id prefix may hold (it starts a pool id).
+AUTO_POOL_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def check_auto_pool_specification(
+    spec: job_pb2.AutoPoolSpecification, field: str, *, on_schedule: bool = False
+) -> Violations:
+    """An auto pool spec: a prefix of at most 20 id characters, a lifetime (JOB_SCHEDULE only `on_schedule`),
+    and a pool as CreatePool checks one, without an id (field paths under `{field}.pool.`). The autoscale
+    formula, the certificate and package references and the account's quotas are not checked here: a
+    pool they keep from being made completes the job with a scheduling error (`lifecycle.autopools`)."""
+    out: Violations = []
+    prefix = spec.auto_pool_id_prefix
+    if len(prefix) > autopools.MAX_PREFIX:
+        out.append((f"{field}.auto_pool_id_prefix", f"must be at most {autopools.MAX_PREFIX} characters"))
+    elif not AUTO_POOL_PREFIX_RE.match(prefix):
+        out.append((f"{field}.auto_pool_id_prefix", "may hold only letters, digits, '-' and '_'"))
+    v = check_enum(spec.pool_lifetime_option, job_pb2.PoolLifetimeOption, f"{field}.pool_lifetime_option")
+    if not v and spec.pool_lifetime_option == job_pb2.POOL_LIFETIME_OPTION_JOB_SCHEDULE and not on_schedule:
+        v = [(f"{field}.pool_lifetime_option", "JOB_SCHEDULE is only for a job schedule's job specification")]
+    out += v
+    if not spec.HasField("pool"):
+        return [*out, (f"{field}.pool", "is required: the pool to make")]
+    if spec.pool.id:
+        out.append((f"{field}.pool.id", "must be empty: the server names the pool (auto_pool_id_prefix)"))
+    pool = pool_pb2.Pool()
+    pool.CopyFrom(spec.pool)
+    pool.id = "auto"  # (checked apart, above)
+    formula = "pool.auto_scale_formula"
+    for path, problem in check_pool(pool) + check_autoscale(pool):
+        if not (pool.enable_auto_scale and path == formula):
+            out.append((f"{field}.{path}", problem))
     return out
 
 

@@ -27,7 +27,15 @@ OPEN_JOB_STATES: Final = frozenset(
 )
 #: The fields UpdateJob may change.
 UPDATABLE_JOB_FIELDS: Final = frozenset(
-    {"priority", "constraints", "on_all_tasks_complete", "on_task_failure", "max_parallel_tasks", "metadata"}
+    {
+        "priority",
+        "constraints",
+        "on_all_tasks_complete",
+        "on_task_failure",
+        "max_parallel_tasks",
+        "metadata",
+        "auto_pool_specification.keep_alive",
+    }
 )
 
 
@@ -64,12 +72,15 @@ class JobLifecycle:
         k = idkey(spec.id)
         if k in self.k.jobs:
             raise AlreadyExists("JOB_EXISTS", f"job {spec.id!r} already exists")
-        pool = self.k.pool(spec.pool_id)
-        if spec.HasField("job_manager_task") and spec.job_manager_task.required_slots > pool.proto.task_slots_per_node:
+        # (A job with an auto pool spec: where it runs, decided before anything is made; `autopools`.)
+        auto = self.k.autopools.plan(spec)
+        pool_id = auto.pool_id if auto is not None else spec.pool_id
+        slots = auto.task_slots_per_node if auto is not None else self.k.pool(spec.pool_id).proto.task_slots_per_node
+        if spec.HasField("job_manager_task") and spec.job_manager_task.required_slots > slots:
             raise FailedPrecondition(
                 "TASK_CANNOT_FIT",
                 f"the job manager task needs {spec.job_manager_task.required_slots} slots: no node of pool "
-                f"{spec.pool_id!r} has more than {pool.proto.task_slots_per_node}",
+                f"{pool_id!r} has more than {slots}",
                 [("job.job_manager_task.required_slots", "more than a node of the pool has")],
             )
         job = J.Job()
@@ -80,13 +91,15 @@ class JobLifecycle:
         job.creation_time.CopyFrom(now)
         job.state_transition_time.CopyFrom(now)
         job.execution_info.start_time.CopyFrom(now)
-        job.execution_info.pool_id = spec.pool_id
+        job.pool_id = job.execution_info.pool_id = pool_id
         if job.on_all_tasks_complete == J.ON_ALL_TASKS_COMPLETE_UNSPECIFIED:
             job.on_all_tasks_complete = J.ON_ALL_TASKS_COMPLETE_NO_ACTION
         self.k.meta["job_seq"] += 1
         self.k.mark_meta("job_seq")
         rec = JobRec(k, self.k.meta["job_seq"], job)
         self.k.jobs[k] = rec
+        if auto is not None:
+            self.k.autopools.make(auto, rec)
         self.k.dependency_life.job_loaded(rec)
         self.k.jobmanager_life.job_loaded(rec)
         self.k.prep_life.job_loaded(rec, [])
@@ -127,6 +140,8 @@ class JobLifecycle:
             raise FailedPrecondition(
                 "INVALID_ON_ALL_TASKS_COMPLETE", "on_all_tasks_complete cannot go back from TERMINATE_JOB"
             )
+        if "auto_pool_specification.keep_alive" in fields:
+            self.k.autopools.check_keep_alive_change(job)
         if "priority" in fields:
             proto.priority = patch.priority
         if "constraints" in fields:
@@ -143,6 +158,8 @@ class JobLifecycle:
         if "metadata" in fields:
             del proto.metadata[:]
             proto.metadata.extend(patch.metadata)
+        if "auto_pool_specification.keep_alive" in fields:
+            proto.auto_pool_specification.keep_alive = patch.auto_pool_specification.keep_alive
         job.reacts = reacts_to_completions(proto)
         self.k.mark("jobs", job.key, job)
         self.check_done(job)

@@ -43,6 +43,7 @@ from shoal.v1 import certificate_pb2, common_pb2, job_pb2, pool_pb2, task_pb2
 if TYPE_CHECKING:
     from shoal.server.lifecycle.accounting import Accounting
     from shoal.server.lifecycle.attempts import AttemptLifecycle
+    from shoal.server.lifecycle.autopools import AutoPools
     from shoal.server.lifecycle.autoscaling import AutoScaling
     from shoal.server.lifecycle.completion import CompletionLifecycle
     from shoal.server.lifecycle.dependencies import DependencyLifecycle
@@ -172,6 +173,7 @@ class Kernel:
     autoscale: AutoScaling
     preemption: Preemption
     accounting: Accounting
+    autopools: AutoPools
 
     def __init__(
         self,
@@ -238,6 +240,9 @@ class Kernel:
         self._acks: list[tuple[AgentSession, int]] = []
         self._pools_to_refresh: set[str] = set()
         self._dismiss_after_commit: list[NodeRec] = []
+        #: Effects of the changes so far that may only happen once they are committed (a new pool's
+        #: nodes started, a deleted pool's watchers ended), in order: see `after_commit`.
+        self._after_commit_calls: list[Callable[[], None]] = []
         #: Nodes whose task counters changed since the last flush (see `_tally_row`).
         self._tallied: list[NodeRec] = []
         #: The `seq` of the last tally row written, and whether one was written since all node rows were.
@@ -404,6 +409,11 @@ class Kernel:
         """Tell leaving node `n` to stop once the next flush has committed the end of its last task."""
         self._dismiss_after_commit.append(n)
 
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Call `effect` once the next flush has committed the changes made so far (for a change made
+        where nothing may flush: a hook, or `JobLifecycle.make_job`)."""
+        self._after_commit_calls.append(effect)
+
     def _rows(self) -> list[Op]:
         # Deletions first: a task deleted and added again under its id in one flush is a delete, then a row.
         ops: list[Op] = []
@@ -496,13 +506,16 @@ class Kernel:
         self._starts = {}
         acks, self._acks = self._acks, []
         dismiss, self._dismiss_after_commit = self._dismiss_after_commit, []
+        effects, self._after_commit_calls = self._after_commit_calls, []
         node_changes = self.node_watch.take()
         if ops:
             self.stats.flushes += 1
         # (With no ops, the future waits for the commits already handed over: the changes the caller
         # made may be in one of them.)
         committed = self.store.submit(ops)
-        return asyncio.ensure_future(self._after_commit(committed, serialized, sends, acks, dismiss, node_changes))
+        return asyncio.ensure_future(
+            self._after_commit(committed, serialized, sends, acks, dismiss, node_changes, effects)
+        )
 
     async def _after_commit(
         self,
@@ -512,6 +525,7 @@ class Kernel:
         acks: list[tuple[AgentSession, int]],
         dismiss: list[NodeRec],
         node_changes: Collected,
+        effects: list[Callable[[], None]],
     ) -> None:
         await committed
         if serialized:
@@ -523,6 +537,8 @@ class Kernel:
             session.ack(up_to)
         for n in dismiss:
             self.node_life.dismiss(n)
+        for effect in effects:
+            effect()
 
     def _deliver(self, sends: list[tuple[NodeRec, agent_pb2.ServerMessage, AgentSession | None]]) -> None:
         """Send what the last commit allows: kills first (one message per node), then the rest in order.

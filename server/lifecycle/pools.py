@@ -31,6 +31,16 @@ class PoolLifecycle:
         """Create a pool and start making its nodes."""
         if request_id and f"pool:{request_id}" in self.k.requests:
             return self.k.pool(self.k.requests[f"pool:{request_id}"]).proto
+        rec = self.make_pool(spec)
+        if request_id:
+            self.k.requests[f"pool:{request_id}"] = spec.id
+            self.k.mark("requests", f"pool:{request_id}", spec.id)
+        await self.k.flush()
+        return rec.proto
+
+    def make_pool(self, spec: pool_pb2.Pool) -> PoolRec:
+        """Make the pool `spec` describes in this change; its nodes start once the caller's flush has
+        committed it. Refused (ALREADY_EXISTS) if its id is taken."""
         k = idkey(spec.id)
         if k in self.k.pools:
             raise AlreadyExists("POOL_EXISTS", f"pool {spec.id!r} already exists")
@@ -49,14 +59,11 @@ class PoolLifecycle:
         rec = PoolRec(k, pool)
         self.k.pools[k] = rec
         self.k.mark("pools", k, rec)
-        if request_id:
-            self.k.requests[f"pool:{request_id}"] = spec.id
-            self.k.mark("requests", f"pool:{request_id}", spec.id)
         new_nodes = self.grow(rec)
         self.k.refresh_pool(rec)
-        await self.k.flush()
-        self.start_nodes(new_nodes)
-        return rec.proto
+        if new_nodes:
+            self.k.after_commit(lambda: self.start_nodes(new_nodes))
+        return rec
 
     def grow(self, pool: PoolRec) -> list[NodeRec]:
         """Make the nodes the pool lacks for its dedicated and low-priority targets (CREATING)."""
@@ -212,6 +219,14 @@ class PoolLifecycle:
         check_etag(f"pool {pool_id!r}", pool.proto, etag)
         if pool.proto.state == P.POOL_STATE_DELETING:
             return pool.proto
+        result = self.delete_now(pool)
+        await self.k.flush()
+        return result
+
+    def delete_now(self, pool: PoolRec) -> pool_pb2.Pool:
+        """Start deleting `pool` in this change (as DeletePool; the caller flushes): its nodes leave, their
+        tasks requeued; a pool without nodes is gone at once. Its leaving nodes are dismissed and its
+        watchers told once committed. Returns the pool as it was when deleted."""
         states.check_transition(states.POOL_TRANSITIONS, pool.proto.state, P.POOL_STATE_DELETING, "pool")
         pool.proto.state = P.POOL_STATE_DELETING
         pool.proto.state_transition_time.CopyFrom(ts(self.k.clock.now()))
@@ -224,15 +239,12 @@ class PoolLifecycle:
         self.k.refresh_pool(pool)
         result = P.Pool()
         result.CopyFrom(pool.proto)
-        gone = not pool.nodes
-        if gone:
+        if not pool.nodes:
             del self.k.pools[pool.key]
             self.k.delete_row("pools", pool.key)
-        await self.k.flush()
-        if gone:
-            self.k.node_watch.pool_gone(pool)
-        self.k.node_life.after_node_changes(leaving)
-        self.k.kick_scheduler()
+            self.k.after_commit(lambda: self.k.node_watch.pool_gone(pool))
+        self.k.after_commit(lambda: self.k.node_life.after_node_changes(leaving))
+        self.k.after_commit(self.k.kick_scheduler)
         return result
 
 

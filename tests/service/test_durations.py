@@ -72,10 +72,17 @@ CASES = {
     ("RemoveNodes", "resize_timeout"),
     ("CreatePool", "pool.auto_scale_evaluation_interval"),
     ("EnableAutoScale", "auto_scale_evaluation_interval"),
+    ("CreateJob", "job.auto_pool_specification.pool.resize_timeout"),
+    ("CreateJob", "job.auto_pool_specification.pool.auto_scale_evaluation_interval"),
 }
 #: Durations a request carries that its method never reads: UpdatePool's mask cannot name the autoscale
-#: interval (EnableAutoScale changes it), so it is refused as INVALID_UPDATE_MASK whatever its value.
-NOT_READ = {("UpdatePool", "pool.auto_scale_evaluation_interval")}
+#: interval (EnableAutoScale changes it), so it is refused as INVALID_UPDATE_MASK whatever its value; of
+#: a job's auto pool, UpdateJob reads `keep_alive` alone.
+NOT_READ = {
+    ("UpdatePool", "pool.auto_scale_evaluation_interval"),
+    ("UpdateJob", "job.auto_pool_specification.pool.resize_timeout"),
+    ("UpdateJob", "job.auto_pool_specification.pool.auto_scale_evaluation_interval"),
+}
 #: The longest autoscale evaluation interval (168 hours).
 MAX_AUTOSCALE_INTERVAL = 168 * 3600
 
@@ -105,6 +112,11 @@ def test_timestamps_in_requests_are_only_output_fields() -> None:
     assert found >= INPUT_TIMESTAMPS
     for method, path in found - INPUT_TIMESTAMPS:
         top = path.split(".")[1]
+        if top == "auto_pool_specification":
+            # (The pool of a job's auto pool spec: CreateJob drops its output-only fields as CreatePool
+            # does; UpdateJob reads only its keep_alive.)
+            assert path.split(".")[3] in POOL_OUTPUT_ONLY, (method, path)
+            continue
         if method == "UpdateTask":
             assert not path.startswith("task.spec."), path
             continue
@@ -127,6 +139,14 @@ def _set(msg, path: str, d: duration_pb2.Duration) -> None:
 def _request(method: str, path: str, seconds: int, nanos: int):
     d = duration_pb2.Duration(seconds=seconds, nanos=nanos)
     spec = task_pb2.TaskSpec(id="t", command_line="x")
+    if method == "CreateJob" and ".auto_pool_specification." in path:
+        job = job_pb2.Job(id="j2")
+        pool = job.auto_pool_specification.pool
+        if "auto_scale" in path:
+            pool.enable_auto_scale = True
+            pool.auto_scale_formula = "$TargetDedicatedNodes = 0;"
+        _set(job, path.split(".", 1)[1], d)
+        return "jobs", "CreateJob", job_pb2.CreateJobRequest(job=job)
     if method == "CreateJob":
         job = job_pb2.Job(id="j2", pool_id="p1")
         _set(job, path.split(".", 1)[1], d)
