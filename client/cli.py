@@ -531,6 +531,15 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="Local pools: how long a preempted node waits before it starts again.",
 )
 @click.option("--spot-seed", type=int, default=None, help="Seeds the random preemptions (to repeat a run).")
+@click.option(
+    "--schedule-min-interval",
+    "schedule_min_seconds",
+    type=click.FloatRange(min=0.001),
+    default=60.0,
+    show_default=True,
+    help="For tests: the shortest start window and recurrence interval a job schedule may have, in seconds "
+    "(Batch's minute; lower it only to try schedules quickly).",
+)
 def server_cmd(
     data_dir: Path,
     listen: str,
@@ -544,6 +553,7 @@ def server_cmd(
     spot_preemption_rate: float,
     spot_recovery_seconds: float,
     spot_seed: int | None,
+    schedule_min_seconds: float,
 ) -> None:
     """Run the control plane in the foreground.
 
@@ -566,6 +576,7 @@ def server_cmd(
             spot_preemption_rate=spot_preemption_rate,
             spot_recovery_seconds=spot_recovery_seconds,
             spot_seed=spot_seed,
+            schedule_min_seconds=schedule_min_seconds,
         )
     )
 
