@@ -196,7 +196,8 @@ def decide(view: ScheduleView, now: datetime) -> Decision:
     waiting: datetime | None = None  # a due time waiting for the active job (or for the schedule's enabling)
     latest = rec.latest_due(last, now)
     if latest is not None:
-        if window is not None and now > latest + window:
+        past_end = rec.do_not_run_after is not None and now > rec.do_not_run_after
+        if past_end or (window is not None and now > latest + window):
             skip_to = last = latest
         elif view.enabled and not job_active:
             make_for = last = latest
