@@ -83,7 +83,9 @@ class JobScheduleServicer(schedule_pb2_grpc.JobScheduleServiceServicer):
         return tagged(made)
 
     @rpc_errors
-    async def GetJobSchedule(self, request: schedule_pb2.GetJobScheduleRequest, context: Ctx) -> schedule_pb2.JobSchedule:
+    async def GetJobSchedule(
+        self, request: schedule_pb2.GetJobScheduleRequest, context: Ctx
+    ) -> schedule_pb2.JobSchedule:
         return tagged(self._own(request.name).proto)
 
     @rpc_errors

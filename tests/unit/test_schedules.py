@@ -32,12 +32,10 @@ def view(rec: Recurrence, last: datetime | None = None, *, enabled: bool = True,
 
 
 def test_the_state_table() -> None:
-    assert TERMINAL_SCHEDULE_STATES == {S.JOB_SCHEDULE_STATE_COMPLETED, S.JOB_SCHEDULE_STATE_DELETING}
+    assert {S.JOB_SCHEDULE_STATE_COMPLETED, S.JOB_SCHEDULE_STATE_DELETING} == TERMINAL_SCHEDULE_STATES
     states.check_transition(SCHEDULE_TRANSITIONS, S.JOB_SCHEDULE_STATE_ACTIVE, S.JOB_SCHEDULE_STATE_DISABLED, "s")
     with pytest.raises(states.IllegalTransition):
-        states.check_transition(
-            SCHEDULE_TRANSITIONS, S.JOB_SCHEDULE_STATE_COMPLETED, S.JOB_SCHEDULE_STATE_ACTIVE, "s"
-        )
+        states.check_transition(SCHEDULE_TRANSITIONS, S.JOB_SCHEDULE_STATE_COMPLETED, S.JOB_SCHEDULE_STATE_ACTIVE, "s")
     with pytest.raises(states.IllegalTransition):
         states.check_transition(
             SCHEDULE_TRANSITIONS, S.JOB_SCHEDULE_STATE_TERMINATING, S.JOB_SCHEDULE_STATE_DISABLED, "s"
@@ -194,7 +192,7 @@ def test_properties_of_a_run(run: tuple[Recurrence, list[tuple[int, bool, bool]]
     # looked during the time it could have been: from it until its window closed, the next came due or
     # do_not_run_after passed.
     for i, due in enumerate(all_due):
-        if due in dues or (last is not None and due > last) or completed and due > now:
+        if due in dues or (last is not None and due > last) or (completed and due > now):
             continue
         nxt = all_due[i + 1] if i + 1 < len(all_due) else None
         ends = [t for t in (due + rec.start_window if rec.start_window else None, nxt) if t is not None]
