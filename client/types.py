@@ -881,6 +881,8 @@ class Job:
     """When it entered the previous state."""
     dedicated_nodes_only: bool = False
     """None of its tasks runs on a low-priority (preemptible) node."""
+    job_schedule_id: str = ""
+    """The job schedule that made it (its jobs are named ``<schedule id>:job-<n>``); "" for one made by hand."""
     proto: job_pb2.Job = field(repr=False, compare=False)
     """The raw ``shoal.v1.Job`` message."""
 
@@ -931,6 +933,7 @@ class Job:
             previous_state=_JOB_STATES.get(msg.previous_state, JobState.UNSPECIFIED),
             previous_state_transition_time=_ts(msg, "previous_state_transition_time"),
             dedicated_nodes_only=msg.dedicated_nodes_only,
+            job_schedule_id=msg.job_schedule_id,
             proto=msg,
         )
 
