@@ -36,6 +36,7 @@ from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
 from .cli_nodeusers import node_login, node_users
 from .cli_pools import pool_update, start_task_from_options, start_task_options
+from .cli_schedules import schedule
 from .cli_stats import job_stats, pool_stats
 from .cli_tasks import task
 
@@ -91,6 +92,7 @@ node.add_command(node_exec)
 node.add_command(node_shell)
 node.add_command(node_preempt)
 cli.add_command(task)
+cli.add_command(schedule)
 
 
 # --------------------------------------------------------------------------- pools and nodes
