@@ -79,8 +79,8 @@ def check_job_specification(
     """A schedule's job specification, as CreateJob checks a job; the fields the schedule sets must be empty."""
     out: Violations = []
     for name in SPEC_SET_BY_SCHEDULE:
-        d = spec.DESCRIPTOR.fields_by_name[name]
-        is_set = spec.HasField(name) if d.message_type is not None else bool(getattr(spec, name))
+        descriptor = spec.DESCRIPTOR.fields_by_name[name]
+        is_set = spec.HasField(name) if descriptor.message_type is not None else bool(getattr(spec, name))
         if is_set:
             out.append((f"{field}.{name}", "must be empty: the schedule sets it on each job it makes"))
     probe = job_pb2.Job()
