@@ -20,10 +20,10 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
 from shoal.clock import ManualClock
 from shoal.server.app import ShoalServer
-from shoal.v1 import job_pb2, pool_pb2, schedule_pb2, schedule_pb2_grpc
+from shoal.v1 import job_pb2, pool_pb2, pool_pb2_grpc, schedule_pb2, schedule_pb2_grpc
 from tests.channels import server_channel
 from tests.service.conftest import Stubs, configured_server
-from tests.service.test_accounts import refused
+from tests.service.test_accounts import channel_as, make_account, refused
 from tests.service.test_validation import details
 
 pytestmark = pytest.mark.timeout(60)
@@ -480,3 +480,46 @@ async def test_a_restart_between_two_runs_loses_none_and_doubles_none(tmp_path: 
         assert (await get(e)).execution_info.next_run_time.ToDatetime(tzinfo=UTC) == t0 + timedelta(hours=3)
         e.clock.advance(29 * 60)
         await jobs_are(e, ["s:job-1", "s:job-2", "s:job-3"])
+
+
+async def test_accounts_see_their_own_schedules_and_count_them_in_their_quota(env: Env) -> None:
+    e = env
+    await create(e, schedule("s"))
+    key = await make_account(e.server, "team2", max_active_jobs=1)
+    async with channel_as(e.server, "team2", key) as ch:
+        other = schedule_pb2_grpc.JobScheduleServiceStub(ch)
+        await refused(
+            other.GetJobSchedule(S.GetJobScheduleRequest(name="jobschedules/s")),
+            grpc.StatusCode.NOT_FOUND,
+            "JOB_SCHEDULE_NOT_FOUND",
+        )
+        await refused(
+            other.DeleteJobSchedule(S.DeleteJobScheduleRequest(name="jobschedules/s")),
+            grpc.StatusCode.NOT_FOUND,
+            "JOB_SCHEDULE_NOT_FOUND",
+        )
+        # Not on another account's pool.
+        await refused(
+            other.CreateJobSchedule(S.CreateJobScheduleRequest(job_schedule=schedule("t"))),
+            grpc.StatusCode.NOT_FOUND,
+            "POOL_NOT_FOUND",
+        )
+        await pool_pb2_grpc.PoolServiceStub(ch).CreatePool(
+            pool_pb2.CreatePoolRequest(pool=pool_pb2.Pool(id="q", target_nodes=0))
+        )
+        later = S.Schedule(do_not_run_until=ts(e.clock.now() + timedelta(days=1)))
+        spec = J.Job(pool_id="q")
+        await other.CreateJobSchedule(
+            S.CreateJobScheduleRequest(job_schedule=S.JobSchedule(id="t", schedule=later, job_specification=spec))
+        )
+        # A schedule counts as an active job (Batch's quota of active jobs and job schedules).
+        await refused(
+            other.CreateJobSchedule(
+                S.CreateJobScheduleRequest(job_schedule=S.JobSchedule(id="u", schedule=later, job_specification=spec))
+            ),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "ACTIVE_JOB_QUOTA_REACHED",
+        )
+        listed = await other.ListJobSchedules(S.ListJobSchedulesRequest())
+        assert [s.id for s in listed.job_schedules] == ["t"] and listed.job_schedules[0].account == "team2"
+    assert [s.id for s in (await e.schedules.ListJobSchedules(S.ListJobSchedulesRequest())).job_schedules] == ["s"]
