@@ -37,6 +37,7 @@ from ._client import (
 from ._filestream import FileStream
 from ._nodeexec import ExecOutput, ExecResult, ExecSession
 from ._nodeusers import NodeUser, RemoteLoginSettings
+from ._schedules import SchedulesAPI, job_specification
 from .autopool_types import AutoPoolSpecification, JobSchedulingError, PoolLifetime
 from .autoscale_types import AutoScaleRun, AutoScaleRunError, AutoScaleSettings
 from .errors import (
@@ -66,6 +67,7 @@ from .node_types import (
     SchedulingState,
     UploadedNodeLogs,
 )
+from .schedule_types import JobSchedule, JobScheduleState, Schedule
 from .stats_types import JobStatistics, PoolStatistics, TaskStatistics, UsageStatistics
 from .types import (
     AddTaskResult,
@@ -169,6 +171,8 @@ __all__ = [
     "JobManagerTask",
     "JobPreparationTask",
     "JobReleaseTask",
+    "JobSchedule",
+    "JobScheduleState",
     "JobSchedulingError",
     "JobState",
     "JobStatistics",
@@ -202,6 +206,8 @@ __all__ = [
     "RemoteLoginSettings",
     "ResizeError",
     "ResourceFileSpec",
+    "Schedule",
+    "SchedulesAPI",
     "SchedulingState",
     "ShoalError",
     "StartTaskInfo",
@@ -226,6 +232,7 @@ __all__ = [
     "UserAccount",
     "UserIdentity",
     "from_rpc_error",
+    "job_specification",
     "resolve_address",
     "shoal_home",
 ]

@@ -25,6 +25,7 @@ from ._jobs import JobsAPI
 from ._nodeops import NodeOperationsMixin, _deallocation_option
 from ._nodeusers import NodeUsersMixin
 from ._rpc import PAGE_SIZE, Rpc, wait_or_cancel
+from ._schedules import SchedulesAPI
 from ._stats import PoolStatisticsMixin
 from ._tasks import TasksAPI, TaskWatch
 from .common_types import _metadata_to_proto
@@ -696,6 +697,7 @@ class Client:
         self._rpc = Rpc(channel, metadata=metadata, timeout=timeout)
         self.pools = PoolsAPI(self._rpc)
         self.jobs = JobsAPI(self._rpc)
+        self.schedules = SchedulesAPI(self._rpc)
         self.tasks = TasksAPI(self._rpc)
         self.storage = StorageAPI(self._rpc)
         self.accounts = AccountsAPI(self._rpc)

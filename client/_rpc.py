@@ -15,6 +15,7 @@ from shoal.v1 import (
     job_pb2_grpc,
     join_pb2_grpc,
     pool_pb2_grpc,
+    schedule_pb2_grpc,
     storage_pb2_grpc,
     task_pb2_grpc,
 )
@@ -36,6 +37,7 @@ class Rpc:
         self.timeout = timeout
         self.pools = pool_pb2_grpc.PoolServiceStub(channel)
         self.jobs = job_pb2_grpc.JobServiceStub(channel)
+        self.schedules = schedule_pb2_grpc.JobScheduleServiceStub(channel)
         self.tasks = task_pb2_grpc.TaskServiceStub(channel)
         self.storage = storage_pb2_grpc.StorageServiceStub(channel)
         self.accounts = account_pb2_grpc.AccountServiceStub(channel)

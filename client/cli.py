@@ -36,6 +36,7 @@ from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
 from .cli_nodeusers import node_login, node_users
 from .cli_pools import pool_update, start_task_from_options, start_task_options
+from .cli_schedules import schedule
 from .cli_stats import job_stats, pool_stats
 from .cli_tasks import task
 
@@ -91,6 +92,7 @@ node.add_command(node_exec)
 node.add_command(node_shell)
 node.add_command(node_preempt)
 cli.add_command(task)
+cli.add_command(schedule)
 
 
 # --------------------------------------------------------------------------- pools and nodes
@@ -531,6 +533,15 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="Local pools: how long a preempted node waits before it starts again.",
 )
 @click.option("--spot-seed", type=int, default=None, help="Seeds the random preemptions (to repeat a run).")
+@click.option(
+    "--schedule-min-interval",
+    "schedule_min_seconds",
+    type=click.FloatRange(min=0.001),
+    default=60.0,
+    show_default=True,
+    help="For tests: the shortest start window and recurrence interval a job schedule may have, in seconds "
+    "(Batch's minute; lower it only to try schedules quickly).",
+)
 def server_cmd(
     data_dir: Path,
     listen: str,
@@ -544,6 +555,7 @@ def server_cmd(
     spot_preemption_rate: float,
     spot_recovery_seconds: float,
     spot_seed: int | None,
+    schedule_min_seconds: float,
 ) -> None:
     """Run the control plane in the foreground.
 
@@ -566,6 +578,7 @@ def server_cmd(
             spot_preemption_rate=spot_preemption_rate,
             spot_recovery_seconds=spot_recovery_seconds,
             spot_seed=spot_seed,
+            schedule_min_seconds=schedule_min_seconds,
         )
     )
 

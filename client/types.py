@@ -892,6 +892,8 @@ class Job:
     """The pool the job runs on (its auto pool's id, for a job with one; "" if that could not be made)."""
     scheduling_error: JobSchedulingError | None = None
     """Why the job completed without running: its auto pool could not be made."""
+    job_schedule_id: str = ""
+    """The job schedule that made it (its jobs are named ``<schedule id>:job-<n>``); "" for one made by hand."""
     proto: job_pb2.Job = field(repr=False, compare=False)
     """The raw ``shoal.v1.Job`` message."""
 
@@ -945,6 +947,7 @@ class Job:
             auto_pool=auto_pool_of(msg),
             execution_pool_id=ex.pool_id,
             scheduling_error=scheduling_error_of(msg),
+            job_schedule_id=msg.job_schedule_id,
             proto=msg,
         )
 

@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spot-preemption-rate", type=float, default=0.0, help="preemptions per low-priority node-hour")
     ap.add_argument("--spot-recovery-seconds", type=float, default=30.0)
     ap.add_argument("--spot-seed", type=int, default=None)
+    ap.add_argument(
+        "--schedule-min-interval",
+        type=float,
+        default=60.0,
+        help="for tests: the shortest start window and recurrence interval of a job schedule, in seconds",
+    )
     a = ap.parse_args(argv)
     return main_server(
         data_dir=a.data_dir,
@@ -50,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         spot_preemption_rate=a.spot_preemption_rate,
         spot_recovery_seconds=a.spot_recovery_seconds,
         spot_seed=a.spot_seed,
+        schedule_min_seconds=a.schedule_min_interval,
     )
 
 

@@ -37,15 +37,18 @@ from shoal.server.api.join import JoinServicer
 from shoal.server.api.nodefiles import NodeChannels
 from shoal.server.api.pool_admission import auto_pool_admission
 from shoal.server.api.pools import PoolServicer
+from shoal.server.api.schedules import JobScheduleServicer
 from shoal.server.api.tasks import TaskServicer
 from shoal.server.certificates.registry import CertificateRegistry
 from shoal.server.controllers.health import run_elasticity, run_health
 from shoal.server.controllers.scheduler import run_scheduler
+from shoal.server.controllers.schedules import run_schedules
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
 from shoal.server.domain.ids import key as idkey
 from shoal.server.gcpolicy import LongLivedGc
 from shoal.server.nodeusers.registry import NodeUserRegistry
 from shoal.server.providers.local import LocalProvider
+from shoal.server.scheduling.schedules import MIN_SCHEDULE_SECONDS
 from shoal.server.scheduling.spot import SpotSettings
 from shoal.server.security import ServerSecurity
 from shoal.server.storage.service import AccountStores, StorageServicer
@@ -62,6 +65,8 @@ from shoal.v1 import (
     join_pb2_grpc,
     pool_pb2,
     pool_pb2_grpc,
+    schedule_pb2,
+    schedule_pb2_grpc,
     storage_pb2,
     storage_pb2_grpc,
     task_pb2,
@@ -194,6 +199,9 @@ class ServerConfig:
     spot_preemption_rate: float = 0.0
     spot_recovery_seconds: float = 30.0
     spot_seed: int | None = None
+    #: The shortest start window and recurrence interval a job schedule may have (Batch's minute). Lower
+    #: only for tests (`shoal server --schedule-min-interval`).
+    schedule_min_seconds: float = MIN_SCHEDULE_SECONDS
 
 
 class ShoalServer:
@@ -254,6 +262,8 @@ class ShoalServer:
         await node_users.load(self.cp.nodeuser_rows)
         self.cp.nodeuser_rows = []
         node_users.install()
+        self.cp.schedules.load(self.cp.schedule_rows)
+        self.cp.schedule_rows = []
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -278,6 +288,9 @@ class ShoalServer:
         pool_servicer.node_users = node_users
         pool_pb2_grpc.add_PoolServiceServicer_to_server(pool_servicer, services)
         job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp, quotas), services)
+        schedule_pb2_grpc.add_JobScheduleServiceServicer_to_server(
+            JobScheduleServicer(self.cp, quotas, min_seconds=self.config.schedule_min_seconds), services
+        )
         task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.cp, self.channels), services)
         storage_pb2_grpc.add_StorageServiceServicer_to_server(StorageServicer(self.blob_stores), services)
         certificate_pb2_grpc.add_CertificateServiceServicer_to_server(
@@ -312,6 +325,7 @@ class ShoalServer:
         names = [
             pool_pb2.DESCRIPTOR.services_by_name["PoolService"].full_name,
             job_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+            schedule_pb2.DESCRIPTOR.services_by_name["JobScheduleService"].full_name,
             task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
             storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name,
             account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
@@ -353,6 +367,7 @@ class ShoalServer:
             asyncio.create_task(run_scheduler(self.cp), name="scheduler"),
             asyncio.create_task(run_health(self.cp, heartbeat_timeout=self.config.heartbeat_timeout), name="health"),
             asyncio.create_task(run_elasticity(self.cp), name="elasticity"),
+            asyncio.create_task(run_schedules(self.cp), name="job schedules"),
             asyncio.create_task(self.provider.run_restarts(), name="agent restarts"),
             asyncio.create_task(self.cp.accounting.run(), name="accounting"),
         ]

@@ -48,9 +48,10 @@ from shoal.server.lifecycle.nodes import NodeLifecycle
 from shoal.server.lifecycle.pools import PoolLifecycle
 from shoal.server.lifecycle.preemption import Preemption
 from shoal.server.lifecycle.restarts import NodeRestarts
+from shoal.server.lifecycle.schedules import ScheduleLifecycle
 from shoal.server.lifecycle.tasks import TaskLifecycle
 from shoal.server.store.base import Store
-from shoal.v1 import common_pb2, job_pb2, pool_pb2, task_pb2
+from shoal.v1 import common_pb2, job_pb2, pool_pb2, schedule_pb2, task_pb2
 
 
 class ControlPlane(Kernel):
@@ -82,6 +83,7 @@ class ControlPlane(Kernel):
         self.preemption = Preemption(self)
         self.accounting = Accounting(self)
         self.autopools = AutoPools(self)
+        self.schedules = ScheduleLifecycle(self)
 
     # ------------------------------------------------------------------ pools
 
@@ -218,6 +220,33 @@ class ControlPlane(Kernel):
 
     async def check_job_deadlines(self) -> None:
         await self.job_life.check_job_deadlines()
+
+    # ------------------------------------------------------------------ job schedules
+
+    async def create_job_schedule(
+        self, spec: schedule_pb2.JobSchedule, request_id: str = ""
+    ) -> schedule_pb2.JobSchedule:
+        return await self.schedules.create(spec, request_id)
+
+    async def update_job_schedule(
+        self, schedule_id: str, patch: schedule_pb2.JobSchedule, fields: frozenset[str], *, etag: str = ""
+    ) -> schedule_pb2.JobSchedule:
+        return await self.schedules.update(schedule_id, patch, fields, etag=etag)
+
+    async def disable_job_schedule(self, schedule_id: str, *, etag: str = "") -> schedule_pb2.JobSchedule:
+        return await self.schedules.disable(schedule_id, etag=etag)
+
+    async def enable_job_schedule(self, schedule_id: str, *, etag: str = "") -> schedule_pb2.JobSchedule:
+        return await self.schedules.enable(schedule_id, etag=etag)
+
+    async def terminate_job_schedule(self, schedule_id: str, *, etag: str = "") -> schedule_pb2.JobSchedule:
+        return await self.schedules.terminate(schedule_id, etag=etag)
+
+    async def delete_job_schedule(self, schedule_id: str, *, etag: str = "") -> schedule_pb2.JobSchedule:
+        return await self.schedules.delete(schedule_id, etag=etag)
+
+    async def run_due_schedules(self) -> None:
+        await self.schedules.run_due()
 
     # ------------------------------------------------------------------ tasks and attempts
 

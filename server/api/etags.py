@@ -16,9 +16,9 @@ from typing import TypeVar
 
 from shoal.server.domain.etags import Tagged, check_etag, etag_of
 from shoal.server.domain.records import TaskRec
-from shoal.v1 import job_pb2, pool_pb2, task_pb2
+from shoal.v1 import job_pb2, pool_pb2, schedule_pb2, task_pb2
 
-M = TypeVar("M", pool_pb2.Pool, job_pb2.Job, task_pb2.Task)
+M = TypeVar("M", pool_pb2.Pool, job_pb2.Job, task_pb2.Task, schedule_pb2.JobSchedule)
 
 
 def tagged(msg: M, *, owned: bool = False) -> M:

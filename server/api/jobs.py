@@ -6,7 +6,7 @@ import grpc
 
 from shoal.server.api import tenancy
 from shoal.server.api.auth import caller
-from shoal.server.api.errors import failed_precondition, invalid, rpc_errors
+from shoal.server.api.errors import already_exists, failed_precondition, invalid, rpc_errors
 from shoal.server.api.etags import tagged
 from shoal.server.api.identity_checks import pool_accounts
 from shoal.server.api.paging import page
@@ -51,6 +51,10 @@ class JobServicer(JobStatisticsMethods, job_pb2_grpc.JobServiceServicer):
         v = check_job(job, accounts) + check_request_id(request.request_id)
         if v:
             raise invalid("INVALID_JOB", v)
+        if self.cp.schedules.exists(job.id):
+            raise already_exists(
+                "JOB_SCHEDULE_EXISTS", f"a job schedule with id {job.id!r} exists: a job may not share it"
+            )
         clear_output_only(job, JOB_OUTPUT_ONLY)
         if auto is not None:
             clear_output_only(auto, POOL_OUTPUT_ONLY)
@@ -69,12 +73,16 @@ class JobServicer(JobStatisticsMethods, job_pb2_grpc.JobServiceServicer):
         if v:
             raise invalid("INVALID_FILTER", v)
         account = caller().account
+        schedule = idkey(request.job_schedule_id)
         jobs = (
             j.proto
             for j in sorted(self.cp.jobs.values(), key=lambda j: j.seq)
-            if (not request.state or j.proto.state == request.state) and tenancy.owner(j.proto) == account
+            if (not request.state or j.proto.state == request.state)
+            and tenancy.owner(j.proto) == account
+            and (not schedule or idkey(j.proto.job_schedule_id) == schedule)
         )
-        items, token = page(jobs, request.page_size, request.page_token, f"jobs?state={request.state}")
+        listing = f"jobs?state={request.state}" + (f"&job_schedule_id={schedule}" if schedule else "")
+        items, token = page(jobs, request.page_size, request.page_token, listing)
         return job_pb2.ListJobsResponse(jobs=[tagged(j) for j in items], next_page_token=token)
 
     @rpc_errors

@@ -86,9 +86,11 @@ def check_references(principal: Principal, cp: ControlPlane, request: Any) -> No
 
 
 def usage(cp: ControlPlane, account: str) -> Usage:
-    """What `account` holds now: pools, the sum of their target nodes, and jobs not completed."""
+    """What `account` holds now: pools, the sum of their target nodes, and jobs and job schedules not
+    completed (Batch's quota of "active jobs and job schedules")."""
     pools = [p for p in cp.pools.values() if owner(p.proto) == account]
     active = sum(1 for j in cp.jobs.values() if owner(j.proto) == account and j.proto.state not in _INACTIVE_JOBS)
+    active += cp.schedules.usage(account)
     return Usage(
         pools=len(pools),
         nodes=sum(p.proto.target_nodes + p.proto.target_low_priority_nodes for p in pools),

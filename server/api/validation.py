@@ -381,13 +381,14 @@ def check_resize_timeout(d: duration_pb2.Duration, field: str) -> Violations:
     return []
 
 
-def check_job(job: job_pb2.Job, accounts: PoolAccounts | None = None) -> Violations:
-    """A job; `accounts`: those of its pool, when it exists (a user name its tasks give must be one)."""
+def check_job(job: job_pb2.Job, accounts: PoolAccounts | None = None, *, on_schedule: bool = False) -> Violations:
+    """A job; `accounts`: those of its pool, when it exists (a user name its tasks give must be one);
+    `on_schedule`: a job schedule's job specification (see `check_pool_info`)."""
     out: Violations = []
     p = id_problem(job.id)
     if p:
         out.append(("job.id", p))
-    out += check_pool_info(job, "job")
+    out += check_pool_info(job, "job", on_schedule=on_schedule)
     if len(job.display_name) > MAX_DISPLAY_NAME:
         out.append(("job.display_name", f"must be at most {MAX_DISPLAY_NAME} characters"))
     if not -1000 <= job.priority <= 1000:

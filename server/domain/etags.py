@@ -14,10 +14,10 @@ import hashlib
 from typing import TypeAlias
 
 from shoal.server.domain.errors import Conflict
-from shoal.v1 import job_pb2, pool_pb2, task_pb2
+from shoal.v1 import job_pb2, pool_pb2, schedule_pb2, task_pb2
 
 #: A resource with an etag.
-Tagged: TypeAlias = "pool_pb2.Pool | job_pb2.Job | task_pb2.Task"
+Tagged: TypeAlias = "pool_pb2.Pool | job_pb2.Job | task_pb2.Task | schedule_pb2.JobSchedule"
 
 #: Bytes of hash in an etag (16 hex digits): a stale etag that matches by chance is out of reach.
 ETAG_BYTES = 8

@@ -129,23 +129,11 @@ class AutoPools:
         if pool is not None and decide.goes_with_job(job.proto, pool.proto):
             self.k.pool_life.delete_now(pool)
 
-    def schedule_ended(self, schedule_id: str) -> None:
+    def schedule_ended(self, schedule_id: str, spec: job_pb2.Job) -> None:
         """A job schedule completed or was deleted: its auto pool (JOB_SCHEDULE lifetime) goes, unless its
-        job specification keeps it alive."""
+        job specification `spec` (as it is now) keeps it alive."""
         owner = f"jobschedules/{schedule_id}"
         pool = self.owned_by(owner)
-        if pool is not None and decide.goes_with_schedule(schedule_id, pool.proto, self._keep_alive(schedule_id)):
+        keep_alive = spec.HasField("auto_pool_specification") and spec.auto_pool_specification.keep_alive
+        if pool is not None and decide.goes_with_schedule(schedule_id, pool.proto, keep_alive):
             self.k.pool_life.delete_now(pool)
-
-    def _keep_alive(self, schedule_id: str) -> bool | None:
-        """`keep_alive` of the schedule's auto pool, as its newest job was made with it (the schedule's jobs
-        are the durable record of its job specification here); None when none of its jobs is left."""
-        newest: JobRec | None = None
-        for job in self.k.jobs.values():
-            if (
-                job.proto.job_schedule_id.lower() == schedule_id.lower()
-                and job.proto.HasField("auto_pool_specification")
-                and (newest is None or job.seq > newest.seq)
-            ):
-                newest = job
-        return newest.proto.auto_pool_specification.keep_alive if newest is not None else None

@@ -207,6 +207,8 @@ class Kernel:
         ) = None
         #: The rows of the `nodeusers` table as read at start-up (handed to the node user registry).
         self.nodeuser_rows: list[StoredRow] = []
+        #: The rows of the `schedules` table as read at start-up (handed to `lifecycle.schedules`).
+        self.schedule_rows: list[StoredRow] = []
         #: Called with each Welcome being made, to add what lives beside the scheduling state (the node's
         #: users: `server.nodeusers`); None: nothing. See `node_welcomed`.
         self.welcome_hook: Callable[[NodeRec, agent_pb2.Register, agent_pb2.Welcome], None] | None = None
@@ -217,10 +219,10 @@ class Kernel:
         #: twice for one job and must do nothing the second time; it runs inside the change that ended
         #: the job, before its flush, and may change state (marking rows) but not flush.
         self.job_end_hooks: list[Callable[[JobRec], None]] = []
-        #: Called, in registration order, with a job schedule's id (as given, not its key) when the
-        #: schedule completes and again when it is deleted (auto pools of the JOB_SCHEDULE lifetime go
-        #: with it); the same rules as `job_end_hooks`.
-        self.schedule_end_hooks: list[Callable[[str], None]] = []
+        #: Called, in registration order, with a job schedule's id (as given, not its key) and its job
+        #: specification when the schedule completes and again when it is deleted (auto pools of the
+        #: JOB_SCHEDULE lifetime go with it); the same rules as `job_end_hooks`.
+        self.schedule_end_hooks: list[Callable[[str, job_pb2.Job], None]] = []
         #: Every job with queued tasks, and perhaps some whose queue emptied since or that are gone
         #: (`queued_jobs` drops those as it meets them): the scheduler looks here, not at every job.
         self.waiting_jobs: dict[str, JobRec] = {}
@@ -296,6 +298,7 @@ class Kernel:
         self.account_rows = loaded.tables["accounts"]
         self.certificate_rows = loaded.tables["certificates"]
         self.nodeuser_rows = loaded.tables["nodeusers"]
+        self.schedule_rows = loaded.tables["schedules"]
         for row in loaded.tables["pools"]:
             pool = P.Pool.FromString(row.data)
             self.pools[row.key] = PoolRec(row.key, pool)
@@ -432,9 +435,9 @@ class Kernel:
                     self.node_watch.written(rec.pool_key, node_bytes)
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
-            elif table in ("tombstones", "jobtasks", "usage"):
+            elif table in ("tombstones", "jobtasks", "usage", "schedules"):
                 # (The job's key and the row's data: a `dependencies.Tombstone`, or a node's job tasks; or a
-                # job's or pool's statistics, `lifecycle.accounting`.)
+                # job's or pool's statistics, `lifecycle.accounting`; or a job schedule, `lifecycle.schedules`.)
                 job_key, data = cast("tuple[str, bytes]", rec)
                 ops.append(Row(table, k, data, job_key))
         # Most rows, the tasks': in one flat list (see `Rows`), made in a tight loop.

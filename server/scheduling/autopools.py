@@ -105,14 +105,13 @@ def goes_with_job(job: job_pb2.Job, pool: pool_pb2.Pool) -> bool:
     )
 
 
-def goes_with_schedule(schedule_id: str, pool: pool_pb2.Pool, keep_alive: bool | None) -> bool:
-    """Whether `pool` is deleted now that schedule `schedule_id` ended: it is the schedule's auto pool and
-    the schedule's job specification does not keep it alive (`keep_alive`; None: no job of the schedule is
-    left to tell, and the pool is kept: a pool left over can be deleted, one deleted cannot come back)."""
+def goes_with_schedule(schedule_id: str, pool: pool_pb2.Pool, keep_alive: bool) -> bool:
+    """Whether `pool` is deleted now that schedule `schedule_id` ended: it is the schedule's auto pool (and
+    not being deleted already) and the schedule's job specification does not keep it alive."""
     return (
         pool.auto_pool_owner == f"jobschedules/{schedule_id}"
         and pool.state == pool_pb2.POOL_STATE_ACTIVE
-        and keep_alive is False
+        and not keep_alive
     )
 
 

@@ -23,6 +23,7 @@ from typing import NamedTuple, Protocol
 #: (`server.certificates`).
 #: `nodeusers`: the users of each node, password hashes only; `parent` is the node (`server.nodeusers`).
 #: `usage`: the jobs' and pools' statistics, written every so often (`lifecycle.accounting`).
+#: `schedules`: the job schedules, with their run counters (`lifecycle.schedules`).
 TABLES = (
     "pools",
     "nodes",
@@ -37,6 +38,7 @@ TABLES = (
     "certificates",
     "nodeusers",
     "usage",
+    "schedules",
 )
 
 

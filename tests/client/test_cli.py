@@ -314,6 +314,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "spot_preemption_rate": 0.0,
                 "spot_recovery_seconds": 30.0,
                 "spot_seed": None,
+                "schedule_min_seconds": 60.0,
             },
         ),
         (

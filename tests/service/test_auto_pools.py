@@ -260,14 +260,14 @@ async def test_a_schedules_jobs_share_its_pool_which_goes_with_the_schedule(serv
     # The schedule ends (hooks called twice: completed, then deleted): its pool goes, once.
     for _ in range(2):
         for hook in cp.schedule_end_hooks:
-            hook("nightly")
+            hook("nightly", schedule_job("", "nightly", shared))
         await cp.flush()
     assert await pool_ids(stubs) == []
     # A schedule whose specification keeps its pool alive keeps it.
     kept = cp.job_life.make_job(schedule_job("monthly:job-1", "monthly", shared, keep_alive=True))
     await cp.flush()
     for hook in cp.schedule_end_hooks:
-        hook("monthly")
+        hook("monthly", schedule_job("", "monthly", shared, keep_alive=True))
     await cp.flush()
     assert await pool_ids(stubs) == [kept.proto.pool_id]
 
