@@ -35,7 +35,9 @@ def make_zip(path: Path, files: dict[str, bytes], links: dict[str, str] | None =
     return path
 
 
-def make_tar(path: Path, members: list[tarfile.TarInfo], data: dict[str, bytes] | None = None, mode: str = "w:gz") -> Path:
+def make_tar(
+    path: Path, members: list[tarfile.TarInfo], data: dict[str, bytes] | None = None, mode: str = "w:gz"
+) -> Path:
     with tarfile.open(path, mode) as tf:
         for info in members:
             body = (data or {}).get(info.name)
@@ -150,9 +152,7 @@ def test_symlink_targets(tmp_path: Path, links: dict[str, str], ok: bool) -> Non
 
 
 def test_members_below_a_link_are_refused(tmp_path: Path) -> None:
-    src = make_tar(
-        tmp_path / "t.tar", [tar_info("d", tarfile.SYMTYPE, "."), tar_info("d/evil")], {"d/evil": b"x"}, "w"
-    )
+    src = make_tar(tmp_path / "t.tar", [tar_info("d", tarfile.SYMTYPE, "."), tar_info("d/evil")], {"d/evil": b"x"}, "w")
     with pytest.raises(ArchiveError, match="which is a symlink"):
         archives.check(src)
 
@@ -271,9 +271,7 @@ def test_nothing_is_ever_written_outside(tmp_path: Path, names: list[str]) -> No
     other=st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=3),
     other_target=st.lists(st.sampled_from(["a", "b", "..", "."]), min_size=1, max_size=5).map("/".join),
 )
-def test_accepted_link_chains_resolve_inside(
-    link: list[str], target: str, other: list[str], other_target: str
-) -> None:
+def test_accepted_link_chains_resolve_inside(link: list[str], target: str, other: list[str], other_target: str) -> None:
     """Two links (a chain, perhaps): when both are accepted, following them from a root never leaves it."""
     links = {tuple(link): target, tuple(other): other_target}
     if len(links) < 2 or tuple(link[:-1]) in links or tuple(other[:-1]) in links:
