@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
@@ -28,6 +28,7 @@ from shoal.server.api.validation import (
     check_resize_timeout,
     clear_output_only,
 )
+from shoal.server.applications import model as app_model
 from shoal.server.certificates import model as certificates
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import parse_name
@@ -35,6 +36,7 @@ from shoal.server.scheduling import poolupdate
 from shoal.v1 import common_pb2, pool_pb2, pool_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext
+PackageProblems = Callable[[str, Sequence[common_pb2.ApplicationPackageReference], str], list[tuple[str, str]]]
 #: Nodes per WatchNodes message of the initial snapshot.
 WATCH_NODES_BATCH = 500
 
@@ -54,6 +56,25 @@ class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolSer
         self.quotas = quotas
         #: thumbprint → state of an account's certificates (None: a server without certificates).
         self.certificate_states = certificate_states or (lambda account: {})
+        #: Field violations of a pool's application package references, from (account, references,
+        #: field); None: a server without applications (references are refused).
+        self.package_problems: PackageProblems | None = None
+        #: Tells every node of a pool to deploy its (changed) application packages.
+        self.deploy_packages: Callable[[str], object] | None = None
+
+    def _check_packages(self, account: str, refs: Sequence[common_pb2.ApplicationPackageReference]) -> None:
+        """Refuse references that do not resolve to ACTIVE packages of the account (Batch's 409
+        InvalidApplicationPackageReferences), or too many of them."""
+        if not refs:
+            return
+        if self.package_problems is None:
+            raise invalid(
+                "INVALID_APPLICATION_PACKAGE_REFERENCES",
+                [("pool.application_package_references", "this server keeps no applications")],
+            )
+        v = self.package_problems(account, refs, "pool.application_package_references")
+        if v:
+            raise app_model.invalid_references(v)
 
     @rpc_errors
     async def CreatePool(self, request: pool_pb2.CreatePoolRequest, context: Ctx) -> pool_pb2.Pool:
@@ -70,6 +91,7 @@ class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolSer
             normalized = certificates.normalized_references(refs)
             del refs[:]
             refs.extend(normalized)
+        self._check_packages(account, request.pool.application_package_references)
         nodes = request.pool.target_nodes + request.pool.target_low_priority_nodes
         tenancy.check_quota(self.cp, account, self.quotas(account), pools=1, nodes=nodes)
         return tagged(await self.cp.create_pool(request.pool, tenancy.scoped_request_id(account, request.request_id)))
@@ -169,9 +191,12 @@ class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolSer
         (pid,) = parse_name(request.pool.name or f"pools/{request.pool.id}", "pools", field="pool.name")
         paths = list(request.update_mask.paths)
         account = caller().account
+        named: frozenset[str] = frozenset()
         if not poolupdate.mask_problems(paths):
             named = poolupdate.resolve_mask(paths, request.pool)
             current = self.cp.pool(pid).proto
+            if "application_package_references" in named:
+                self._check_packages(account, request.pool.application_package_references)
             growth = sum(
                 getattr(request.pool, f) - getattr(current, f)
                 for f in poolupdate.TARGETS
@@ -186,6 +211,8 @@ class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolSer
             etag=request.etag or request.pool.etag,
             certificate_states=self.certificate_states(account),
         )
+        if "application_package_references" in named and self.deploy_packages is not None:
+            self.deploy_packages(pid)
         return tagged(pool)
 
     @rpc_errors
