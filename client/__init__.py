@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from ._accounts import Account, AccountKeys, AccountQuotas, AccountsAPI
+from ._applications import ApplicationsAPI
 from ._certificates import (
     Certificate,
     CertificateFormat,
@@ -37,6 +38,13 @@ from ._client import (
 from ._filestream import FileStream
 from ._nodeexec import ExecOutput, ExecResult, ExecSession
 from ._nodeusers import NodeUser, RemoteLoginSettings
+from .application_types import (
+    Application,
+    ApplicationPackage,
+    ApplicationPackageReference,
+    PackageFormat,
+    PackageState,
+)
 from .autoscale_types import AutoScaleRun, AutoScaleRunError, AutoScaleSettings
 from .errors import (
     Aborted,
@@ -127,6 +135,10 @@ __all__ = [
     "AddTaskResult",
     "AllocationState",
     "AlreadyExists",
+    "Application",
+    "ApplicationPackage",
+    "ApplicationPackageReference",
+    "ApplicationsAPI",
     "AutoScaleRun",
     "AutoScaleRunError",
     "AutoScaleSettings",
@@ -184,6 +196,8 @@ __all__ = [
     "OnDependencyFailure",
     "OnTaskFailure",
     "OutputFileSpec",
+    "PackageFormat",
+    "PackageState",
     "PermissionDenied",
     "Pool",
     "PoolNodeCounts",
