@@ -442,6 +442,10 @@ class TaskRunner:
                 log.info("killing the older attempt %s of the same task", previous.key)
                 await self._kill_attempt(previous)
             if attempt.assignment.HasField("job_preparation"):
+                pool = self.pool_deploy
+                if pool is not None:
+                    # (The preparation task has the pool's packages in its environment too.)
+                    await self._until_done_or_killed(attempt, pool)
                 held = await self._await_preparation(attempt)
                 if held is not None:
                     outcome = held
