@@ -1,6 +1,7 @@
 """Application packages end to end: a real `shoal server` and its local agents, driven by the `shoal` CLI:
 `shoal app create`, `shoal app upload` of a directory (zipped by the client), a pool with `--app-package`,
-and a task with its own `--app-package` running a program out of the package."""
+and a task with its own `--app-package` running a program out of the package; after a SIGKILL of the
+server, its applications are there, and a package uploaded before it (never deployed) reaches a task."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from shoal.client.cli import cli
 from tests.e2e.harness import ServerProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 
 def test_cli_uploads_a_package_and_tasks_run_from_it(server: ServerProcess, tmp_path: Path) -> None:
@@ -65,3 +66,27 @@ def test_cli_uploads_a_package_and_tasks_run_from_it(server: ServerProcess, tmp_
     done = server.wait_job_tasks("j", timeout=30)
     assert done["t"].execution_info.exit_code == 0, server.read_file("j", "t", "stderr.txt")
     assert server.read_file("j", "t", "stdout.txt") == b"hello from 42\n"
+
+    eight = tmp_path / "eight"
+    eight.mkdir()
+    (eight / "data.txt").write_text("eight\n")
+    run("app", "upload", "data", "8", str(eight), "--format", "zip")
+    server.kill()
+    again = ServerProcess(server.data_dir, port=server.port).start()
+    try:
+        got = json.loads(run("app", "get", "data", "-o", "json"))
+        assert got["versions"] == ["7", "8"], got
+        run(
+            "task",
+            "add",
+            "j",
+            "t2",
+            '/bin/sh -c "cat $AZ_BATCH_APP_PACKAGE_data_8/data.txt"',
+            "--app-package",
+            "data:8",
+        )
+        done = again.wait_job_tasks("j", timeout=45)
+        assert done["t2"].execution_info.exit_code == 0, again.read_file("j", "t2", "stderr.txt")
+        assert again.read_file("j", "t2", "stdout.txt") == b"eight\n"
+    finally:
+        again.stop()
