@@ -317,6 +317,24 @@ async def test_packages_reach_tasks_through_pools_tasks_updates_and_reimages(liv
         [Ref(application_id="data-set"), Ref(application_id="DATA-SET", version="3.0")],
     )
     assert ok(t), t.execution_info
+    # A job manager task's own packages.
+    await stubs.jobs.CreateJob(
+        job_pb2.CreateJobRequest(
+            job=job_pb2.Job(
+                id="jm",
+                pool_id="p",
+                job_manager_task=job_pb2.JobManagerTask(
+                    command_line='/bin/sh -c "test $(cat $AZ_BATCH_APP_PACKAGE_data_set_3_0/d/data.txt) = 43"',
+                    application_package_references=[Ref(application_id="data-set", version="3.0")],
+                ),
+            )
+        )
+    )
+    jm = await until(
+        lambda: stubs.tasks.GetTask(T.GetTaskRequest(name="jobs/jm/tasks/jobmanager")),
+        lambda t: t.state == T.TASK_STATE_COMPLETED,  # type: ignore[attr-defined]
+    )
+    assert ok(jm), jm.execution_info  # type: ignore[arg-type,attr-defined]
     # A package that cannot be deployed fails the task at once, not retried.
     for task_id, ref in (
         ("missing", Ref(application_id="missing")),
