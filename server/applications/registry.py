@@ -41,8 +41,8 @@ TABLE = "applications"
 CONTAINER = "packages"
 #: The fields UpdateApplication sets.
 UPDATABLE = ("display_name", "allow_updates", "default_version")
-_FORMATS = {archives.ZIP: A.PACKAGE_FORMAT_ZIP, archives.TAR: A.PACKAGE_FORMAT_TAR}
-_FORMAT_NAMES = {v: k for k, v in _FORMATS.items()}
+_FORMATS: dict[str, int] = {archives.ZIP: A.PACKAGE_FORMAT_ZIP, archives.TAR: A.PACKAGE_FORMAT_TAR}
+_FORMAT_NAMES: dict[int, str] = {v: k for k, v in _FORMATS.items()}
 
 
 @dataclass(frozen=True)
@@ -438,8 +438,8 @@ class ApplicationRegistry:
             name=model.package_name(app.id, pkg.version),
             application_id=app.id,
             version=pkg.version,
-            state=pkg.state,
-            format=pkg.format,
+            state=pkg.state,  # type: ignore[arg-type]
+            format=pkg.format,  # type: ignore[arg-type]
             size=pkg.size,
             sha256=pkg.sha256,
             creation_time=to_timestamp(pkg.creation_time),
