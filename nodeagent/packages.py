@@ -126,7 +126,8 @@ class PackageCache:
 
     async def _deploy(self, d: agent_pb2.PackageDeployment, name: str) -> None:
         work = self._state / "tmp"
-        await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
+        # (The agent's own: a download is nobody else's until it is checked and in place.)
+        await asyncio.to_thread(work.mkdir, 0o700, True, True)
         token = uuid.uuid4().hex
         archive = work / f"{token}.archive"
         unpacked = work / f"{token}.d"
