@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from ._accounts import Account, AccountKeys, AccountQuotas, AccountsAPI
+from ._applications import ApplicationsAPI
 from ._certificates import (
     Certificate,
     CertificateFormat,
@@ -38,6 +39,13 @@ from ._filestream import FileStream
 from ._nodeexec import ExecOutput, ExecResult, ExecSession
 from ._nodeusers import NodeUser, RemoteLoginSettings
 from ._schedules import SchedulesAPI, job_specification
+from .application_types import (
+    Application,
+    ApplicationPackage,
+    ApplicationPackageReference,
+    PackageFormat,
+    PackageState,
+)
 from .autopool_types import AutoPoolSpecification, JobSchedulingError, PoolLifetime
 from .autoscale_types import AutoScaleRun, AutoScaleRunError, AutoScaleSettings
 from .errors import (
@@ -130,6 +138,10 @@ __all__ = [
     "AddTaskResult",
     "AllocationState",
     "AlreadyExists",
+    "Application",
+    "ApplicationPackage",
+    "ApplicationPackageReference",
+    "ApplicationsAPI",
     "AutoPoolSpecification",
     "AutoScaleRun",
     "AutoScaleRunError",
@@ -191,6 +203,8 @@ __all__ = [
     "OnDependencyFailure",
     "OnTaskFailure",
     "OutputFileSpec",
+    "PackageFormat",
+    "PackageState",
     "PermissionDenied",
     "Pool",
     "PoolLifetime",

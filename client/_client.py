@@ -19,6 +19,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from shoal.v1 import join_pb2, pool_pb2, storage_pb2
 
 from ._accounts import AccountsAPI
+from ._applications import ApplicationsAPI
 from ._autoscale import AutoScaleMixin
 from ._certificates import CertificateReference, CertificatesAPI
 from ._jobs import JobsAPI
@@ -28,6 +29,7 @@ from ._rpc import PAGE_SIZE, Rpc, wait_or_cancel
 from ._schedules import SchedulesAPI
 from ._stats import PoolStatisticsMixin
 from ._tasks import TasksAPI, TaskWatch
+from .application_types import ApplicationPackageReference
 from .common_types import _metadata_to_proto
 from .credentials import DEFAULT_ADDRESS, Credentials, resolve, shoal_home
 from .errors import (
@@ -121,6 +123,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
         request_id: str | None = None,
         user_accounts: Sequence[UserAccount] = (),
         certificate_references: Sequence[CertificateReference] = (),
+        application_package_references: Sequence[ApplicationPackageReference] = (),
         resize_timeout: float | timedelta | None = None,
         target_low_priority_nodes: int = 0,
         auto_scale_formula: str | None = None,
@@ -140,6 +143,8 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
         ``metadata``: name/value pairs kept for its users, in their order. ``user_accounts``: named users its
         nodes make, for tasks whose :class:`UserIdentity` names one. ``certificate_references``: certificates
         of the account (:attr:`Client.certificates`) its nodes install, and for whom (changed by :meth:`update`).
+        ``application_package_references``: packages of the account's applications (:attr:`Client.applications`,
+        at most 10) every node deploys before its start task, in every task's environment.
         """
         pool = pool_pb2.Pool(
             id=id,
@@ -151,6 +156,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
             metadata=_metadata_to_proto(metadata or {}),
             user_accounts=[a.to_proto() for a in user_accounts],
             certificate_references=[r.to_proto() for r in certificate_references],
+            application_package_references=[r.to_proto() for r in application_package_references],
             target_low_priority_nodes=target_low_priority_nodes,
         )
         if start_task is not None:
@@ -217,6 +223,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
         start_task: StartTaskSpec | None = None,
         remove_start_task: bool = False,
         certificates: Sequence[CertificateReference] | None = None,
+        application_packages: Sequence[ApplicationPackageReference] | None = None,
         target_nodes: int | None = None,
         target_low_priority_nodes: int | None = None,
         resize_timeout: float | timedelta | None = None,
@@ -234,6 +241,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
         leave, their tasks requeued; :class:`FailedPrecondition` ``POOL_RESIZING`` unless it is steady). With
         ``etag`` (a :attr:`Pool.etag` read before), raises :class:`Aborted` ``ETAG_MISMATCH`` if the pool
         changed since. A new ``node_fill_type`` (``"spread"`` or ``"pack"``) holds for the next placements.
+        New ``application_packages`` (they replace the pool's whole) are deployed to every node at once.
         """
         pool = pool_pb2.Pool(name=f"pools/{pool_id}")
         mask: builtins.list[str] = []
@@ -256,6 +264,9 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
         if certificates is not None:
             pool.certificate_references.extend(r.to_proto() for r in certificates)
             mask.append("certificate_references")
+        if application_packages is not None:
+            pool.application_package_references.extend(r.to_proto() for r in application_packages)
+            mask.append("application_package_references")
         if target_nodes is not None:
             pool.target_nodes = target_nodes
             mask.append("target_nodes")
@@ -677,6 +688,8 @@ class Client:
     """Containers and blobs."""
     certificates: CertificatesAPI
     """The account's certificates."""
+    applications: ApplicationsAPI
+    """The account's applications and their packages."""
     address: str
     """The server address in use."""
 
@@ -702,6 +715,7 @@ class Client:
         self.storage = StorageAPI(self._rpc)
         self.accounts = AccountsAPI(self._rpc)
         self.certificates = CertificatesAPI(self._rpc)
+        self.applications = ApplicationsAPI(self._rpc)
 
     @classmethod
     def connect(

@@ -19,6 +19,7 @@ import click
 from shoal.pool_providers import DEFAULT_POOL_PROVIDER, POOL_PROVIDERS
 
 from .cli_accounts import account
+from .cli_applications import app, app_package_option, app_package_references
 from .cli_autoscale import autoscale, formula_from_options, node_preempt
 from .cli_certificates import certificate
 from .cli_common import (
@@ -83,6 +84,7 @@ def cli(ctx: click.Context, address: str | None, account: str | None, key: str |
 # Each resource's commands live in a file of their own.
 cli.add_command(account)
 cli.add_command(certificate)
+cli.add_command(app)
 cli.add_command(job)
 job.add_command(job_stats)
 cli.add_command(node)
@@ -167,6 +169,7 @@ def pool() -> None:
     help="A certificate of the account (`shoal certificate add`) every node installs, for VIS: start_task, "
     "task, remote_user (none: all). Repeatable; `pool update` changes them.",
 )
+@app_package_option
 @click.option("--inter-node", is_flag=True, help="Enable inter-node communication (multi-instance tasks).")
 @click.option(
     "--fill-type",
@@ -203,6 +206,7 @@ def pool_create(
     start_task_elevation: str | None,
     user_account: tuple[str, ...],
     certificates: tuple[str, ...],
+    app_packages: tuple[str, ...],
     inter_node: bool,
     fill_type: str | None,
     display_name: str,
@@ -234,6 +238,7 @@ def pool_create(
         provider=provider or "",
         user_accounts=[UserAccount.parse(a) for a in user_account],
         certificate_references=[CertificateReference.parse(c) for c in certificates],
+        application_package_references=app_package_references(app_packages),
         node_fill_type=fill_type,
     )
     if wait_timeout is not None:

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .cli_applications import app_package_references
 from .cli_common import _OUTPUT, _client, _emit, _parse_env
 
 __all__ = ["pool_update", "start_task_from_options", "start_task_options"]
@@ -86,6 +87,14 @@ def start_task_from_options(
     help="Replaces the pool's certificate references with these (repeatable; as `pool create`).",
 )
 @click.option("--clear-certificates", is_flag=True, help="Remove the pool's certificate references.")
+@click.option(
+    "--app-package",
+    "app_packages",
+    multiple=True,
+    metavar="APP[:VERSION]",
+    help="Replaces the pool's application packages with these (repeatable): every node deploys them now.",
+)
+@click.option("--clear-app-packages", is_flag=True, help="Remove the pool's application packages.")
 @click.option("--target", "--nodes", "target_nodes", type=int, default=None, help="A new target node count.")
 @click.option(
     "--resize-timeout", type=float, default=None, metavar="SECONDS", help="How long a resize may take (at least 5)."
@@ -111,6 +120,8 @@ def pool_update(
     remove_start_task: bool,
     certificates: tuple[str, ...],
     clear_certificates: bool,
+    app_packages: tuple[str, ...],
+    clear_app_packages: bool,
     target_nodes: int | None,
     resize_timeout: float | None,
     fill_type: str | None,
@@ -126,6 +137,7 @@ def pool_update(
         (metadata, clear_metadata, "--metadata and --clear-metadata"),
         (start_task, remove_start_task, "--start-task and --remove-start-task"),
         (certificates, clear_certificates, "--certificate and --clear-certificates"),
+        (app_packages, clear_app_packages, "--app-package and --clear-app-packages"),
     ):
         if given and clear:
             raise click.UsageError(f"{what} exclude each other")
@@ -141,6 +153,9 @@ def pool_update(
         start_task=st,
         remove_start_task=remove_start_task,
         certificates=refs if refs is not None else ([] if clear_certificates else None),
+        application_packages=app_package_references(app_packages)
+        if app_packages
+        else ([] if clear_app_packages else None),
         target_nodes=target_nodes,
         resize_timeout=resize_timeout,
         node_fill_type=fill_type,

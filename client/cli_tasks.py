@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
+from .cli_applications import app_package_option, app_package_references
 from .cli_common import (
     _FILE_COLUMNS,
     _OUTPUT,
@@ -113,6 +114,7 @@ _SPEC_OPTIONS = (
     "run_as",
     "elevation",
     "dedicated_nodes_only",
+    "app_packages",
 )
 
 
@@ -176,6 +178,7 @@ _SPEC_OPTIONS = (
 @click.option(
     "--dedicated-nodes-only", is_flag=True, help="Never on a low-priority (preemptible) node (every instance too)."
 )
+@app_package_option
 @_OUTPUT
 @click.pass_context
 def task_add(
@@ -201,6 +204,7 @@ def task_add(
     run_as: str | None,
     elevation: str | None,
     dedicated_nodes_only: bool,
+    app_packages: tuple[str, ...],
     output: str,
 ) -> None:
     """Add task TASK_ID running COMMAND_LINE to job JOB_ID, or the task(s) of --json-file."""
@@ -244,6 +248,7 @@ def task_add(
         ),
         user_identity=UserIdentity.parse(run_as or "pool", elevation) if run_as or elevation else None,
         dedicated_nodes_only=dedicated_nodes_only,
+        application_package_references=tuple(app_package_references(app_packages)),
     )
     t = _client(ctx).tasks.add(job_id, spec)
     _emit(output, [t], _TASK_COLUMNS, "task added")

@@ -23,6 +23,7 @@ from typing import Any
 from shoal.v1 import common_pb2, job_pb2, join_pb2, pool_pb2, storage_pb2, task_pb2
 
 from ._certificates import CertificateReference
+from .application_types import ApplicationPackageReference
 from .autopool_types import AutoPoolSpecification, JobSchedulingError, auto_pool_of, scheduling_error_of
 from .autoscale_types import AutoScaleRun, AutoScaleSettings
 from .common_types import (
@@ -396,6 +397,9 @@ class TaskSpec:
     dedicated_nodes_only: bool = False
     """Run only on dedicated nodes, never on a low-priority (preemptible) one: it waits for room on a
     dedicated node (every instance of a multi-instance task too)."""
+    application_package_references: Sequence[ApplicationPackageReference] = ()
+    """Packages deployed on its node before it runs (``ApplicationPackageError``, not retried, when one
+    cannot be)."""
 
     @property
     def constraints(self) -> TaskConstraints:
@@ -418,6 +422,7 @@ class TaskSpec:
             output_files=[o.to_proto() for o in self.output_files],
             required_slots=self.required_slots,
             dedicated_nodes_only=self.dedicated_nodes_only,
+            application_package_references=[r.to_proto() for r in self.application_package_references],
         )
         if constraints.ListFields():
             msg.constraints.CopyFrom(constraints)
@@ -457,6 +462,9 @@ class TaskSpec:
             ),
             user_identity=identity_of(msg),
             dedicated_nodes_only=msg.dedicated_nodes_only,
+            application_package_references=tuple(
+                ApplicationPackageReference.from_proto(r) for r in msg.application_package_references
+            ),
         )
 
     @classmethod
@@ -646,6 +654,8 @@ class Pool:
     """Named users its nodes make, for tasks whose identity names one."""
     certificate_references: tuple[CertificateReference, ...] = ()
     """Certificates of its account that its nodes install, and for whom."""
+    application_package_references: tuple[ApplicationPackageReference, ...] = ()
+    """Application packages every node deploys (in every task's environment)."""
     resize_timeout: timedelta | None = None
     """How long a resize may take before the nodes not up are given up (None: the default, 15 minutes)."""
     resize_errors: tuple[ResizeError, ...] = ()
@@ -690,6 +700,9 @@ class Pool:
             metadata=_metadata_from_proto(msg.metadata),
             user_accounts=tuple(UserAccount.from_proto(a) for a in msg.user_accounts),
             certificate_references=tuple(CertificateReference.from_proto(r) for r in msg.certificate_references),
+            application_package_references=tuple(
+                ApplicationPackageReference.from_proto(r) for r in msg.application_package_references
+            ),
             resize_timeout=msg.resize_timeout.ToTimedelta() if msg.HasField("resize_timeout") else None,
             resize_errors=tuple(ResizeError.from_proto(e) for e in msg.resize_errors),
             allocation_state_transition_time=_ts(msg, "allocation_state_transition_time"),

@@ -26,6 +26,7 @@ from typing import Any
 
 from shoal.v1 import job_pb2, task_pb2
 
+from .application_types import ApplicationPackageReference
 from .common_types import (
     _RESULTS,
     FailureInfo,
@@ -520,6 +521,8 @@ class JobManagerTask:
     """Who it runs as (None: the pool's non-admin auto user)."""
     allow_low_priority_node: bool = True
     """It may run on a low-priority (preemptible) node (False: dedicated nodes only), as Batch's."""
+    application_package_references: Sequence[ApplicationPackageReference] = ()
+    """Packages deployed on its node before it runs."""
 
     def to_proto(self) -> job_pb2.JobManagerTask:
         """The ``shoal.v1.JobManagerTask`` message."""
@@ -534,6 +537,7 @@ class JobManagerTask:
             run_exclusive=self.run_exclusive,
             required_slots=self.required_slots,
             allow_low_priority_node=self.allow_low_priority_node,
+            application_package_references=[r.to_proto() for r in self.application_package_references],
         )
         if self.constraints is not None:
             msg.constraints.CopyFrom(self.constraints.to_proto())
@@ -557,6 +561,9 @@ class JobManagerTask:
             required_slots=msg.required_slots or 1,
             user_identity=identity_of(msg),
             allow_low_priority_node=msg.allow_low_priority_node if msg.HasField("allow_low_priority_node") else True,
+            application_package_references=tuple(
+                ApplicationPackageReference.from_proto(r) for r in msg.application_package_references
+            ),
         )
 
 

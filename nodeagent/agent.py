@@ -24,7 +24,7 @@ from shoal.agentidentity import CA_FILE, AgentIdentity, identity_dir
 from shoal.certs.authority import ROLE_NODE, CertificateError, identity_of, not_after
 from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
-from shoal.nodeagent import certificates, health, process, restart
+from shoal.nodeagent import certificates, health, packages, process, restart
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
 from shoal.nodeagent.execport import ExecEndpoint
 from shoal.nodeagent.execport import server_context as exec_server_context
@@ -38,6 +38,7 @@ from shoal.nodeagent.mpilauncher import write_launcher
 from shoal.nodeagent.nodeexec import NodeExec
 from shoal.nodeagent.nodeusers import NodeLoginUsers
 from shoal.nodeagent.outbox import Outbox
+from shoal.nodeagent.packages import PackageCache
 from shoal.nodeagent.runner import TaskRunner
 from shoal.nodeagent.starttask import run_start_task
 from shoal.nodeagent.state import RunningFile, read_node_id, write_node_id
@@ -165,8 +166,13 @@ class Agent:
         self._registered_errors: list[pool_pb2.NodeError] = []
         #: The id of the restart this process was started by, until the server has heard of it.
         self.restart_done = ""
-        #: What is wrong with the node (`shoal.nodeagent.health`), as last checked.
+        #: What is wrong with the node: the health check's findings (`shoal.nodeagent.health`) as last
+        #: checked, then the pool's application packages that could not be deployed.
         self.node_errors: list[pool_pb2.NodeError] = []
+        self._health_errors: list[pool_pb2.NodeError] = []
+        self._package_errors: list[pool_pb2.NodeError] = []
+        #: The node's application packages (made once the agent has its channel to the control plane).
+        self.packages: PackageCache | None = None
         self._root_lock: int | None = None
         self.watchdog: Watchdog | None = None
         #: Who tasks run as (decided once: root, and a node root other users can reach).
@@ -208,6 +214,7 @@ class Agent:
         self.restart_done = restart.done_restart(self.layout)
         if self.users.decide():
             self.layout.open_to_task_users()
+            packages.open_to_task_users(self.layout.applications)
             await asyncio.to_thread(LAUNCHER.prepare)
             blocked = unreachable_part(Path(sys.executable).resolve())
             if blocked is not None:
@@ -305,9 +312,14 @@ class Agent:
             self.agent_address, credentials, options=CHANNEL_OPTIONS + name_options(SERVER_TLS_NAME)
         )
         self._storage = StorageClient(self._channel, access=self.layout.access)
+        self.packages = PackageCache(
+            self.layout.applications, packages.grpc_fetch(lambda: self._channel, self.layout.access)
+        )
+        self.runner.packages = self.packages
         self._spawn(self.runner.run_sweeper(self.config.sweep_interval_seconds))
         self._spawn(self.runner.run_sampler())
-        self.node_errors = await asyncio.to_thread(health.node_errors, self.layout, self.config.reserved_disk_bytes)
+        self._health_errors = await asyncio.to_thread(health.node_errors, self.layout, self.config.reserved_disk_bytes)
+        self.node_errors = list(self._health_errors)
         self._spawn(self._watch_health())
         try:
             await self._session_loop()
@@ -597,6 +609,8 @@ class Agent:
         # (Before the start task and the first tasks: their users are made from here on.)
         self.users.configure(self.pool_id, w.user_accounts)
         self._install_certificates(w)
+        # (Before the start task and the first tasks, which wait for them.)
+        self._deploy_pool_packages(list(w.packages))
         self.logins.apply(w.node_users)
         self.runner.set_slots(w.task_slots)
         running = self._start_task is not None and not self._start_task.done()
@@ -704,6 +718,9 @@ class Agent:
         elif kind == "run_job_release":
             self.runner.job_tasks.run_release(msg.run_job_release.release)
             self._ack(conn, msg.run_job_release.command_id)
+        elif kind == "deploy_packages":
+            self._deploy_pool_packages(list(msg.deploy_packages.packages))
+            self._ack(conn, msg.deploy_packages.command_id)
         elif kind == "node_users":
             self.logins.apply(msg.node_users.users)
             self._ack(conn, msg.node_users.command_id)
@@ -722,15 +739,55 @@ class Agent:
         """Check the node's health now and then; tell the server when what is wrong changes."""
         while True:
             await self.clock.sleep(self.config.health_interval_seconds)
-            errors = await asyncio.to_thread(health.node_errors, self.layout, self.config.reserved_disk_bytes)
-            if [(e.code, e.message) for e in errors] != [(e.code, e.message) for e in self.node_errors]:
-                for e in errors:
-                    log.warning("node error %s: %s", e.code, e.message)
-                if not errors:
-                    log.info("the node is healthy again")
-                self.node_errors = errors
-                if self._conn is not None:
-                    self._conn.send(agent_pb2.AgentMessage(node_health=agent_pb2.NodeHealth(errors=errors)))
+            self._health_errors = await asyncio.to_thread(
+                health.node_errors, self.layout, self.config.reserved_disk_bytes
+            )
+            self._publish_errors()
+
+    def _publish_errors(self) -> None:
+        """Tell the server when what is wrong with the node changed (the health check's findings and the
+        pool's packages that could not be deployed)."""
+        errors = [*self._health_errors, *self._package_errors]
+        if [(e.code, e.message) for e in errors] != [(e.code, e.message) for e in self.node_errors]:
+            for e in errors:
+                log.warning("node error %s: %s", e.code, e.message)
+            if not errors:
+                log.info("the node is healthy again")
+            self.node_errors = errors
+            if self._conn is not None:
+                self._conn.send(agent_pb2.AgentMessage(node_health=agent_pb2.NodeHealth(errors=errors)))
+
+    # ---- the pool's application packages ------------------------------------------------------------
+
+    def _deploy_pool_packages(self, wanted: list[agent_pb2.PackageDeployment]) -> None:
+        """Deploy the pool's packages (Welcome, DeployPackages): tasks and the start task wait for it; a
+        package that cannot be deployed is a node error until a later deployment succeeds."""
+        if not wanted and self.runner.pool_deploy is None:
+            self.layout.pool_packages.clear()
+            if self._package_errors:
+                self._package_errors = []
+                self._publish_errors()
+            return
+        self.runner.pool_deploy = self._spawn(self._pool_packages(wanted))
+
+    async def _pool_packages(self, wanted: list[agent_pb2.PackageDeployment]) -> str:
+        env: dict[str, str] = {}
+        errors: list[pool_pb2.NodeError] = []
+        for d in wanted:
+            try:
+                if self.packages is None:
+                    raise packages.PackageError("the agent cannot fetch packages yet")
+                env.update(packages.package_vars(d, await self.packages.ensure(d)))
+            except packages.PackageError as e:
+                errors.append(pool_pb2.NodeError(code=packages.PACKAGE_ERROR, message=str(e)))
+            except Exception as e:
+                log.exception("deploying application package %s failed", packages.describe(d))
+                errors.append(pool_pb2.NodeError(code=packages.PACKAGE_ERROR, message=f"agent error: {e}"))
+        self.layout.pool_packages.clear()
+        self.layout.pool_packages.update(env)
+        self._package_errors = errors
+        self._publish_errors()
+        return "; ".join(e.message for e in errors)
 
     def _begin_restart(self, r: agent_pb2.Restart) -> None:
         """Restart as the server asks (once, however often it asks): now, or once every task directory's
@@ -794,6 +851,9 @@ class Agent:
         self.start_task_succeeded = False
         if self._certificates_given is not None:
             await asyncio.wait([self._certificates_given])
+        if self.runner.pool_deploy is not None:
+            # (Its packages are in its environment: a start task installs from them.)
+            await asyncio.wait([self.runner.pool_deploy])
         try:
             await run_start_task(
                 start_task,

@@ -61,11 +61,14 @@ def with_batch_names(shoal_vars: Mapping[str, str]) -> dict[str, str]:
 
 
 def node_vars(layout: NodeLayout, node_id: str, pool_id: str) -> dict[str, str]:
-    """Variables every task on the node gets (start task included)."""
+    """Variables every task on the node gets (start task included): the pool's application packages too."""
     access = layout.access
-    return dict(
+    out = dict(
         _node_vars(layout, node_id, pool_id, access.account, access.credential, access.ca_file, access.is_dedicated)
     )
+    if layout.pool_packages:
+        out.update(layout.pool_packages)
+    return out
 
 
 @functools.lru_cache(maxsize=8)

@@ -55,6 +55,9 @@ class NodeLayout:
     server_address: str = ""
     #: The node's account and credential (changes at Welcome: not part of the layout's identity).
     access: NodeAccess = field(default_factory=NodeAccess, compare=False, hash=False)
+    #: The variables of the pool's application packages deployed on the node (SHOAL_ names), which every
+    #: task of the node gets (changes at Welcome and DeployPackages: not part of the layout's identity).
+    pool_packages: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def shared(self) -> Path:

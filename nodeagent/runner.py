@@ -37,6 +37,7 @@ from shoal.nodeagent.outcome import (
     wall_clock_ended,
 )
 from shoal.nodeagent.outputs import upload_outputs
+from shoal.nodeagent.packages import PACKAGE_ERROR, PackageCache, PackageError
 from shoal.nodeagent.staging import StagingError, stage_resource_files
 from shoal.nodeagent.state import RunningFile, attempt_key
 from shoal.nodeagent.storage import StorageClient
@@ -179,6 +180,12 @@ class TaskRunner:
         self._sweep_wake = asyncio.Event()
         #: Samples the running attempts' process trees (memory, Exec'd commands' CPU and I/O).
         self.sampler = UsageSampler(config.usage_sample_seconds)
+        #: The node's application packages (None until the agent connects: an attempt with packages then
+        #: fails to deploy them).
+        self.packages: PackageCache | None = None
+        #: The deployment of the pool's packages under way or last made (its result: what failed, "" for
+        #: nothing); None when the pool has none. Attempts wait for it before they run.
+        self.pool_deploy: asyncio.Future[str] | None = None
         #: The jobs' preparation and release tasks on this node.
         self.job_tasks = JobTasks(
             config=config,
@@ -435,6 +442,10 @@ class TaskRunner:
                 log.info("killing the older attempt %s of the same task", previous.key)
                 await self._kill_attempt(previous)
             if attempt.assignment.HasField("job_preparation"):
+                pool = self.pool_deploy
+                if pool is not None:
+                    # (The preparation task has the pool's packages in its environment too.)
+                    await self._until_done_or_killed(attempt, pool)
                 held = await self._await_preparation(attempt)
                 if held is not None:
                     outcome = held
@@ -505,7 +516,16 @@ class TaskRunner:
                 )
         except OSError as e:
             return Outcome(None, failure(USER_ERROR, "ResourceDirectoryCreateFailed", str(e)))
+        package_env: dict[str, str] | None = None
+        if a.packages or self.pool_deploy is not None:
+            # (Only for an attempt with packages, or on a node whose pool has some: others pay nothing.)
+            deployed = await self._deploy_packages(attempt)
+            if isinstance(deployed, Outcome):
+                return deployed
+            package_env = deployed
         attempt.env = self._environment(attempt, task_dir, wd, shared_dir)
+        if package_env:
+            attempt.env.update(package_env)
         if certs_dir:
             attempt.env.update(certificates.certificates_env(certs_dir))
 
@@ -573,6 +593,42 @@ class TaskRunner:
             if err is not None:
                 outcome = Outcome(outcome.exit_code, failure(USER_ERROR, "FileUploadMiscError", err))
         return outcome
+
+    async def _until_done_or_killed(self, attempt: Attempt, work: asyncio.Future[Any]) -> bool:
+        """Wait for `work` (not cancelled if the attempt is killed meanwhile: others may share it); False
+        when the attempt was killed first."""
+        if not work.done():
+            kill = asyncio.ensure_future(attempt.kill_requested.wait())
+            try:
+                await asyncio.wait({work, kill}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                kill.cancel()
+        return not attempt.killed
+
+    async def _deploy_packages(self, attempt: Attempt) -> Outcome | dict[str, str]:
+        """Wait for the pool's packages, then deploy the attempt's own: their variables, or the outcome
+        that ends the attempt (`ApplicationPackageError`, which is not retried, or killed meanwhile)."""
+        pool = self.pool_deploy
+        if pool is not None:
+            if not await self._until_done_or_killed(attempt, pool):
+                return self._killed_outcome(None)
+            problem = pool.result() if not pool.cancelled() else ""
+            if problem:
+                message = f"the pool's application packages could not be deployed on this node: {problem}"
+                return Outcome(None, failure(USER_ERROR, PACKAGE_ERROR, message))
+        wanted = attempt.assignment.packages
+        if not wanted:
+            return {}
+        if self.packages is None:
+            return Outcome(None, failure(USER_ERROR, PACKAGE_ERROR, "the agent cannot fetch packages yet"))
+        work = asyncio.ensure_future(self.packages.ensure_all(list(wanted)))
+        if not await self._until_done_or_killed(attempt, work):
+            work.add_done_callback(lambda f: f.cancelled() or f.exception())  # (its end is nobody's now)
+            return self._killed_outcome(None)
+        try:
+            return work.result()
+        except PackageError as e:
+            return Outcome(None, failure(USER_ERROR, PACKAGE_ERROR, str(e)))
 
     def _environment(self, attempt: Attempt, task_dir: Path, wd: Path, shared_dir: Path) -> dict[str, str]:
         a = attempt.assignment

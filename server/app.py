@@ -30,6 +30,7 @@ from shoal.server.api import agents, tenancy
 from shoal.server.api.accounts import AccountServicer
 from shoal.server.api.agentgate import AgentGate
 from shoal.server.api.agents import AgentServicer
+from shoal.server.api.applications import ApplicationServicer, PackageServicer
 from shoal.server.api.auth import AuthenticatingRegistrar, Authenticator
 from shoal.server.api.certificates import CertificateServicer
 from shoal.server.api.jobs import JobServicer
@@ -39,6 +40,8 @@ from shoal.server.api.pool_admission import auto_pool_admission
 from shoal.server.api.pools import PoolServicer
 from shoal.server.api.schedules import JobScheduleServicer
 from shoal.server.api.tasks import TaskServicer
+from shoal.server.applications.nodes import PackageDeployer
+from shoal.server.applications.registry import ApplicationRegistry
 from shoal.server.certificates.registry import CertificateRegistry
 from shoal.server.controllers.health import run_elasticity, run_health
 from shoal.server.controllers.scheduler import run_scheduler
@@ -51,12 +54,15 @@ from shoal.server.providers.local import LocalProvider
 from shoal.server.scheduling.schedules import MIN_SCHEDULE_SECONDS
 from shoal.server.scheduling.spot import SpotSettings
 from shoal.server.security import ServerSecurity
+from shoal.server.storage.blobstore import BlobStore
 from shoal.server.storage.service import AccountStores, StorageServicer
 from shoal.server.store.sqlite import SqliteStore
 from shoal.tlsconfig import server_credentials
 from shoal.v1 import (
     account_pb2,
     account_pb2_grpc,
+    application_pb2,
+    application_pb2_grpc,
     certificate_pb2,
     certificate_pb2_grpc,
     job_pb2,
@@ -214,6 +220,8 @@ class ShoalServer:
         self.data_dir = config.data_dir.resolve()
         self.store = SqliteStore(self.data_dir / "shoal.db")
         self.accounts: AccountRegistry | None = None
+        #: The accounts' applications and their packages (made by `start`).
+        self.applications: ApplicationRegistry | None = None
         self.admin_key = ""
         self.blob_stores = AccountStores(self.data_dir / "storage", self.data_dir / "storage-accounts")
         self.cp = ControlPlane(
@@ -264,6 +272,14 @@ class ShoalServer:
         node_users.install()
         self.cp.schedules.load(self.cp.schedule_rows)
         self.cp.schedule_rows = []
+        applications = ApplicationRegistry(
+            self.store, BlobStore(self.data_dir / "applications", clock=self.config.clock), self.config.clock
+        )
+        await asyncio.to_thread(applications.load, self.cp.application_rows)
+        self.cp.application_rows = []
+        deployer = PackageDeployer(self.cp, applications)
+        deployer.install()
+        self.applications = applications
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -284,8 +300,12 @@ class ShoalServer:
 
         pool_servicer = PoolServicer(self.cp, self.channels, quotas, certificates.states)
         self.cp.autoscale.nodes_allowed = lambda account: tenancy.nodes_left(self.cp, account, quotas(account))
-        self.cp.autopools.admit = auto_pool_admission(self.cp, quotas, certificates.states)
+        self.cp.autopools.admit = auto_pool_admission(
+            self.cp, quotas, certificates.states, applications.reference_problems
+        )
         pool_servicer.node_users = node_users
+        pool_servicer.package_problems = applications.reference_problems
+        pool_servicer.deploy_packages = lambda pool_id: deployer.deploy_pool(self.cp.pool(pool_id))
         pool_pb2_grpc.add_PoolServiceServicer_to_server(pool_servicer, services)
         job_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.cp, quotas), services)
         schedule_pb2_grpc.add_JobScheduleServiceServicer_to_server(
@@ -297,8 +317,14 @@ class ShoalServer:
             CertificateServicer(certificates, self.cp), services
         )
 
+        application_pb2_grpc.add_ApplicationServiceServicer_to_server(ApplicationServicer(applications), services)
+
         def holds_data(account: str) -> bool:
-            return self.blob_stores.holds_containers(account) or certificates.holds_any(account)
+            return (
+                self.blob_stores.holds_containers(account)
+                or certificates.holds_any(account)
+                or applications.holds_any(account)
+            )
 
         account_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(accounts, self.cp, holds_data), services)
         # The agent port: mutual TLS with certificates of the cluster CA, apart from the public API.
@@ -309,6 +335,8 @@ class ShoalServer:
         # Agents reach storage as their node's account: the credential the server gave them in Welcome.
         agent_storage = AuthenticatingRegistrar(agent_services, authenticator)
         storage_pb2_grpc.add_StorageServiceServicer_to_server(StorageServicer(self.blob_stores), agent_storage)
+        # The nodes fetch their account's package archives there too, with the same credential.
+        agent_pb2_grpc.add_PackageServiceServicer_to_server(PackageServicer(applications), agent_storage)
         agent_listen = self.config.agent_listen or default_agent_listen(self.config.listen)
         credentials = self.security.agent_port_credentials(_listen_hosts(self.config.listen, agent_listen))
         agent_port = agent_server.add_secure_port(agent_listen, credentials)
@@ -330,6 +358,7 @@ class ShoalServer:
             storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name,
             account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
             certificate_pb2.DESCRIPTOR.services_by_name["CertificateService"].full_name,
+            application_pb2.DESCRIPTOR.services_by_name["ApplicationService"].full_name,
             join_pb2.DESCRIPTOR.services_by_name["JoinService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,

@@ -15,7 +15,7 @@ from shoal.server.api.etags import tagged
 from shoal.server.api.nodefiles import DELETE_SECONDS, NodeChannels, translate
 from shoal.server.api.nodeusers import NodeUserMethods
 from shoal.server.api.paging import page
-from shoal.server.api.pool_admission import admit_pool
+from shoal.server.api.pool_admission import PackageProblems, admit_pool, check_packages
 from shoal.server.api.statistics import PoolStatisticsMethods
 from shoal.server.api.validation import (
     MAX_NODES_PER_POOL,
@@ -54,6 +54,11 @@ class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolSer
         self.quotas = quotas
         #: thumbprint → state of an account's certificates (None: a server without certificates).
         self.certificate_states = certificate_states or (lambda account: {})
+        #: Field violations of a pool's application package references, from (account, references,
+        #: field); None: a server without applications (references are refused).
+        self.package_problems: PackageProblems | None = None
+        #: Tells every node of a pool to deploy its (changed) application packages.
+        self.deploy_packages: Callable[[str], object] | None = None
 
     @rpc_errors
     async def CreatePool(self, request: pool_pb2.CreatePoolRequest, context: Ctx) -> pool_pb2.Pool:
@@ -62,7 +67,14 @@ class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolSer
             raise invalid("INVALID_POOL", v)
         clear_output_only(request.pool, POOL_OUTPUT_ONLY)
         account = request.pool.account = caller().account
-        admit_pool(self.cp, account, request.pool, self.quotas(account), self.certificate_states(account))
+        admit_pool(
+            self.cp,
+            account,
+            request.pool,
+            self.quotas(account),
+            self.certificate_states(account),
+            self.package_problems,
+        )
         return tagged(await self.cp.create_pool(request.pool, tenancy.scoped_request_id(account, request.request_id)))
 
     @rpc_errors
@@ -160,9 +172,12 @@ class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolSer
         (pid,) = parse_name(request.pool.name or f"pools/{request.pool.id}", "pools", field="pool.name")
         paths = list(request.update_mask.paths)
         account = caller().account
+        named: frozenset[str] = frozenset()
         if not poolupdate.mask_problems(paths):
             named = poolupdate.resolve_mask(paths, request.pool)
             current = self.cp.pool(pid).proto
+            if "application_package_references" in named:
+                check_packages(account, request.pool.application_package_references, self.package_problems)
             growth = sum(
                 getattr(request.pool, f) - getattr(current, f)
                 for f in poolupdate.TARGETS
@@ -177,6 +192,8 @@ class PoolServicer(NodeUserMethods, PoolStatisticsMethods, pool_pb2_grpc.PoolSer
             etag=request.etag or request.pool.etag,
             certificate_states=self.certificate_states(account),
         )
+        if "application_package_references" in named and self.deploy_packages is not None:
+            self.deploy_packages(pid)
         return tagged(pool)
 
     @rpc_errors

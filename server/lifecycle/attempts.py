@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Final
 
 from shoal.agent.v1 import agent_pb2
 from shoal.server.domain import wire
+from shoal.server.domain.ids import DEFAULT_ACCOUNT
 from shoal.server.domain.records import NO_INSTANCES, AgentSession, JobRec, NodeRec, TaskRec
 from shoal.server.lifecycle.jobmanager import runs_exclusive
 from shoal.server.lifecycle.jobprep import PREPARATION_FAILED
@@ -131,6 +132,11 @@ class AttemptLifecycle:
             base.output_files.extend(spec.output_files)
         if spec.HasField("user_identity"):
             base.user_identity.CopyFrom(spec.user_identity)
+        if spec.application_package_references and self.k.task_packages is not None:
+            # (Resolved now, to the versions ACTIVE now: a default version is the one at dispatch.)
+            base.packages.extend(
+                self.k.task_packages(job.proto.account or DEFAULT_ACCOUNT, spec.application_package_references)
+            )
         if job.prep_spec is not None:
             # (Run on the node before the job's first task there: see `jobprep`.)
             base.job_preparation.CopyFrom(job.prep_spec)

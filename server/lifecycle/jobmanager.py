@@ -46,6 +46,7 @@ def job_manager_spec(jm: job_pb2.JobManagerTask, pool: PoolRec | None) -> task_p
         required_slots=slots,
         # (Batch's allowLowPriorityNode, true unless set false.)
         dedicated_nodes_only=jm.HasField("allow_low_priority_node") and not jm.allow_low_priority_node,
+        application_package_references=jm.application_package_references,
     )
     if jm.HasField("constraints"):
         spec.constraints.CopyFrom(jm.constraints)

@@ -113,7 +113,15 @@ NODE_LEAVING: Final = P.NODE_STATE_LEAVING_POOL
 #: A node whose agent restarts (RebootNode, ReimageNode): it waits for its tasks, then restarts.
 #: Server messages that are commands: each carries a command id the agent acknowledges.
 COMMANDS: Final = frozenset(
-    {"start_tasks", "run_application", "delete_task_files", "run_job_release", "restart", "node_users"}
+    {
+        "start_tasks",
+        "run_application",
+        "delete_task_files",
+        "run_job_release",
+        "restart",
+        "node_users",
+        "deploy_packages",
+    }
 )
 RESTARTING_NODE_STATES: Final = frozenset({P.NODE_STATE_REBOOTING, P.NODE_STATE_REIMAGING})
 TASK_TRANSITIONS: Final = states.TASK_TRANSITIONS
@@ -209,9 +217,22 @@ class Kernel:
         self.nodeuser_rows: list[StoredRow] = []
         #: The rows of the `schedules` table as read at start-up (handed to `lifecycle.schedules`).
         self.schedule_rows: list[StoredRow] = []
-        #: Called with each Welcome being made, to add what lives beside the scheduling state (the node's
-        #: users: `server.nodeusers`); None: nothing. See `node_welcomed`.
-        self.welcome_hook: Callable[[NodeRec, agent_pb2.Register, agent_pb2.Welcome], None] | None = None
+        #: Called, in registration order, with each Welcome being made, to add what lives beside the
+        #: scheduling state (the node's users: `server.nodeusers`; the pool's application packages:
+        #: `server.applications`). See `node_welcomed`.
+        self.welcome_hooks: list[Callable[[NodeRec, agent_pb2.Register, agent_pb2.Welcome], None]] = []
+        #: The rows of the `applications` table as read at start-up (handed to the application registry).
+        self.application_rows: list[StoredRow] = []
+        #: Fills an assignment's packages from (account, the task's application package references); None:
+        #: a server without applications (the references are then not deployed). Called only for a task
+        #: that has references: a task without any costs nothing (see `attempts.assign`).
+        self.task_packages: (
+            Callable[
+                [str, Sequence[common_pb2.ApplicationPackageReference]],
+                list[agent_pb2.PackageDeployment],
+            ]
+            | None
+        ) = None
         #: Called as a node that left is forgotten, before the flush that deletes its row; None: nothing.
         self.node_forgotten_hook: Callable[[NodeRec], None] | None = None
         #: Called, in registration order, when a job completes and again when it is removed (deleted):
@@ -299,6 +320,7 @@ class Kernel:
         self.certificate_rows = loaded.tables["certificates"]
         self.nodeuser_rows = loaded.tables["nodeusers"]
         self.schedule_rows = loaded.tables["schedules"]
+        self.application_rows = loaded.tables["applications"]
         for row in loaded.tables["pools"]:
             pool = P.Pool.FromString(row.data)
             self.pools[row.key] = PoolRec(row.key, pool)
@@ -474,9 +496,9 @@ class Kernel:
         return ops
 
     def node_welcomed(self, node: NodeRec, reg: agent_pb2.Register, welcome: agent_pb2.Welcome) -> None:
-        """`welcome` for `node`'s agent (which sent `reg`) is being made: the hook adds to it."""
-        if self.welcome_hook is not None:
-            self.welcome_hook(node, reg, welcome)
+        """`welcome` for `node`'s agent (which sent `reg`) is being made: the hooks add to it."""
+        for hook in self.welcome_hooks:
+            hook(node, reg, welcome)
 
     def node_forgotten(self, node: NodeRec) -> None:
         """`node` left its pool and is being forgotten: the hook deletes what is kept of it elsewhere."""

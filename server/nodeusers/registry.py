@@ -104,7 +104,7 @@ class NodeUserRegistry:
 
     def install(self) -> None:
         """Register with the kernel: Welcomes carry the users, a forgotten node's users go with it."""
-        self.k.welcome_hook = self.welcomed
+        self.k.welcome_hooks.append(self.welcomed)
         self.k.node_forgotten_hook = self.forgotten
 
     def welcomed(self, node: NodeRec, reg: agent_pb2.Register, welcome: agent_pb2.Welcome) -> None:

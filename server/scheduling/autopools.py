@@ -31,14 +31,14 @@ INVALID_CERTIFICATES: Final = "InvalidCertificatesInAutoPool"
 UNKNOWN: Final = "Unknown"
 
 #: The reason of a refusal to make the pool (as CreatePool would refuse it) → the job's scheduling error.
-#: A refusal of application package references (`INVALID_APPLICATION_PACKAGE_REFERENCE`, made where
+#: A refusal of application package references (`INVALID_APPLICATION_PACKAGE_REFERENCES`, made where
 #: CreatePool checks them) maps here too.
 _CODES: Mapping[str, str] = {
     "POOL_QUOTA_REACHED": QUOTA_REACHED,
     "NODE_QUOTA_REACHED": QUOTA_REACHED,
     "INVALID_AUTO_SCALE_FORMULA": INVALID_FORMULA,
     "INVALID_CERTIFICATE_REFERENCE": INVALID_CERTIFICATES,
-    "INVALID_APPLICATION_PACKAGE_REFERENCE": INVALID_PACKAGES,
+    "INVALID_APPLICATION_PACKAGE_REFERENCES": INVALID_PACKAGES,
 }
 
 

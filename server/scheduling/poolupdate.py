@@ -27,6 +27,8 @@ UPDATABLE_POOL_FIELDS = frozenset(
         "metadata",
         "start_task",
         "certificate_references",
+        # (Deployed to every node of the pool at once: see `server.applications.deploy`.)
+        "application_package_references",
         "target_nodes",
         "target_low_priority_nodes",
         "resize_timeout",
@@ -41,7 +43,7 @@ FIXED_POOL_FIELDS = frozenset(
 #: Output-only fields (the server's to set).
 OUTPUT_ONLY_POOL_FIELDS = frozenset(POOL_OUTPUT_ONLY)
 #: The updatable fields that are lists, and those that are messages (the others are scalars).
-_REPEATED = frozenset({"metadata", "certificate_references"})
+_REPEATED = frozenset({"metadata", "certificate_references", "application_package_references"})
 _MESSAGES = frozenset({"start_task", "resize_timeout", "task_scheduling_policy"})
 #: The fields that size the pool.
 TARGETS = ("target_nodes", "target_low_priority_nodes")

@@ -18,6 +18,8 @@ NOT_RETRIED_CODES = frozenset(
         "ResourceFileCreateFailed",
         "FileUploadMiscError",
         "TaskEnded",
+        # (A package that cannot be deployed: Batch's pre-processing error.)
+        "ApplicationPackageError",
     }
 )
 

@@ -22,6 +22,8 @@ from typing import NamedTuple, Protocol
 #: `certificates`: the accounts' certificates, private keys sealed; `parent` is the account
 #: (`server.certificates`).
 #: `nodeusers`: the users of each node, password hashes only; `parent` is the node (`server.nodeusers`).
+#: `applications`: the accounts' applications, each with its packages; `parent` is the account
+#: (`server.applications`).
 #: `usage`: the jobs' and pools' statistics, written every so often (`lifecycle.accounting`).
 #: `schedules`: the job schedules, with their run counters (`lifecycle.schedules`).
 TABLES = (
@@ -39,6 +41,7 @@ TABLES = (
     "nodeusers",
     "usage",
     "schedules",
+    "applications",
 )
 
 

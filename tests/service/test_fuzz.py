@@ -43,6 +43,7 @@ from shoal.server.app import ServerConfig, ShoalServer
 from shoal.tlsconfig import server_credentials
 from shoal.v1 import (
     account_pb2,
+    application_pb2,
     certificate_pb2,
     job_pb2,
     job_pb2_grpc,
@@ -78,6 +79,7 @@ SERVICES = [
     storage_pb2.DESCRIPTOR.services_by_name["StorageService"],
     account_pb2.DESCRIPTOR.services_by_name["AccountService"],
     certificate_pb2.DESCRIPTOR.services_by_name["CertificateService"],
+    application_pb2.DESCRIPTOR.services_by_name["ApplicationService"],
     join_pb2.DESCRIPTOR.services_by_name["JoinService"],
 ]
 #: Sent with the administrator's key (the rest with the default account's).

@@ -6,6 +6,7 @@ from shoal.v1 import certificate_pb2 as _certificate_pb2
 from shoal.v1 import common_pb2 as _common_pb2
 from shoal.v1 import identity_pb2 as _identity_pb2
 from shoal.v1 import pool_pb2 as _pool_pb2
+from shoal.v1 import storage_pb2 as _storage_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -195,7 +196,7 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., node_health: _Optional[_Union[NodeHealth, _Mapping]] = ..., commands_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts", "certificates", "node_users", "is_dedicated")
+    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts", "certificates", "node_users", "is_dedicated", "packages")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +209,7 @@ class Welcome(_message.Message):
     CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     NODE_USERS_FIELD_NUMBER: _ClassVar[int]
     IS_DEDICATED_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     heartbeat_interval_seconds: float
@@ -220,7 +222,44 @@ class Welcome(_message.Message):
     certificates: _containers.RepeatedCompositeFieldContainer[NodeCertificate]
     node_users: _containers.RepeatedCompositeFieldContainer[NodeUserSpec]
     is_dedicated: bool
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificates: _Optional[_Iterable[_Union[NodeCertificate, _Mapping]]] = ..., node_users: _Optional[_Iterable[_Union[NodeUserSpec, _Mapping]]] = ..., is_dedicated: _Optional[bool] = ...) -> None: ...
+    packages: _containers.RepeatedCompositeFieldContainer[PackageDeployment]
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificates: _Optional[_Iterable[_Union[NodeCertificate, _Mapping]]] = ..., node_users: _Optional[_Iterable[_Union[NodeUserSpec, _Mapping]]] = ..., is_dedicated: _Optional[bool] = ..., packages: _Optional[_Iterable[_Union[PackageDeployment, _Mapping]]] = ...) -> None: ...
+
+class PackageDeployment(_message.Message):
+    __slots__ = ("application_id", "version", "default_version", "sha256", "size", "error", "reference")
+    APPLICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    application_id: str
+    version: str
+    default_version: bool
+    sha256: str
+    size: int
+    error: str
+    reference: str
+    def __init__(self, application_id: _Optional[str] = ..., version: _Optional[str] = ..., default_version: _Optional[bool] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., error: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
+
+class DeployPackages(_message.Message):
+    __slots__ = ("command_id", "packages")
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    command_id: int
+    packages: _containers.RepeatedCompositeFieldContainer[PackageDeployment]
+    def __init__(self, command_id: _Optional[int] = ..., packages: _Optional[_Iterable[_Union[PackageDeployment, _Mapping]]] = ...) -> None: ...
+
+class DownloadPackageRequest(_message.Message):
+    __slots__ = ("application_id", "version", "sha256")
+    APPLICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    application_id: str
+    version: str
+    sha256: str
+    def __init__(self, application_id: _Optional[str] = ..., version: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class NodeUserSpec(_message.Message):
     __slots__ = ("name", "is_admin", "expiry_time", "password_hash", "ssh_public_key")
@@ -317,7 +356,7 @@ class JobTaskSpec(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
 
 class TaskAssignment(_message.Message):
-    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots", "multi_instance", "job_preparation", "user_identity")
+    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots", "multi_instance", "job_preparation", "user_identity", "packages")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -330,6 +369,7 @@ class TaskAssignment(_message.Message):
     MULTI_INSTANCE_FIELD_NUMBER: _ClassVar[int]
     JOB_PREPARATION_FIELD_NUMBER: _ClassVar[int]
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
     attempt: AttemptRef
     pool_id: str
     command_line: str
@@ -342,7 +382,8 @@ class TaskAssignment(_message.Message):
     multi_instance: MultiInstance
     job_preparation: JobTaskSpec
     user_identity: _identity_pb2.UserIdentity
-    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ..., multi_instance: _Optional[_Union[MultiInstance, _Mapping]] = ..., job_preparation: _Optional[_Union[JobTaskSpec, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
+    packages: _containers.RepeatedCompositeFieldContainer[PackageDeployment]
+    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ..., multi_instance: _Optional[_Union[MultiInstance, _Mapping]] = ..., job_preparation: _Optional[_Union[JobTaskSpec, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., packages: _Optional[_Iterable[_Union[PackageDeployment, _Mapping]]] = ...) -> None: ...
 
 class StartTasks(_message.Message):
     __slots__ = ("command_id", "tasks")
@@ -401,7 +442,7 @@ class Shutdown(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown", "run_application", "run_job_release", "restart", "node_users", "events_acked_up_to")
+    __slots__ = ("welcome", "start_tasks", "kill_tasks", "delete_task_files", "events_ack", "shutdown", "run_application", "run_job_release", "restart", "node_users", "deploy_packages", "events_acked_up_to")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     START_TASKS_FIELD_NUMBER: _ClassVar[int]
     KILL_TASKS_FIELD_NUMBER: _ClassVar[int]
@@ -412,6 +453,7 @@ class ServerMessage(_message.Message):
     RUN_JOB_RELEASE_FIELD_NUMBER: _ClassVar[int]
     RESTART_FIELD_NUMBER: _ClassVar[int]
     NODE_USERS_FIELD_NUMBER: _ClassVar[int]
+    DEPLOY_PACKAGES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_ACKED_UP_TO_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     start_tasks: StartTasks
@@ -423,8 +465,9 @@ class ServerMessage(_message.Message):
     run_job_release: RunJobRelease
     restart: Restart
     node_users: NodeUsers
+    deploy_packages: DeployPackages
     events_acked_up_to: int
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ..., run_job_release: _Optional[_Union[RunJobRelease, _Mapping]] = ..., restart: _Optional[_Union[Restart, _Mapping]] = ..., node_users: _Optional[_Union[NodeUsers, _Mapping]] = ..., events_acked_up_to: _Optional[int] = ...) -> None: ...
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., start_tasks: _Optional[_Union[StartTasks, _Mapping]] = ..., kill_tasks: _Optional[_Union[KillTasks, _Mapping]] = ..., delete_task_files: _Optional[_Union[DeleteTaskFiles, _Mapping]] = ..., events_ack: _Optional[_Union[EventsAck, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., run_application: _Optional[_Union[RunApplication, _Mapping]] = ..., run_job_release: _Optional[_Union[RunJobRelease, _Mapping]] = ..., restart: _Optional[_Union[Restart, _Mapping]] = ..., node_users: _Optional[_Union[NodeUsers, _Mapping]] = ..., deploy_packages: _Optional[_Union[DeployPackages, _Mapping]] = ..., events_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class AgentFrame(_message.Message):
     __slots__ = ("channel", "message", "end")

@@ -6,6 +6,7 @@ import warnings
 from shoal.agent.v1 import agent_pb2 as shoal_dot_agent_dot_v1_dot_agent__pb2
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 from shoal.v1 import pool_pb2 as shoal_dot_v1_dot_pool__pb2
+from shoal.v1 import storage_pb2 as shoal_dot_v1_dot_storage__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -140,6 +141,85 @@ class AgentService:
             '/shoal.agent.v1.AgentService/ConnectMany',
             shoal_dot_agent_dot_v1_dot_agent__pb2.AgentFrames.SerializeToString,
             shoal_dot_agent_dot_v1_dot_agent__pb2.ServerFrames.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class PackageServiceStub:
+    """Application package archives, served on the agent port to the nodes of
+    the package's account (the Welcome credential, as for StorageService).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.DownloadPackage = channel.unary_stream(
+                '/shoal.agent.v1.PackageService/DownloadPackage',
+                request_serializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DownloadPackageRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_storage__pb2.BlobChunk.FromString,
+                _registered_method=True)
+
+
+class PackageServiceServicer:
+    """Application package archives, served on the agent port to the nodes of
+    the package's account (the Welcome credential, as for StorageService).
+    """
+
+    def DownloadPackage(self, request, context):
+        """The archive in chunks; initial metadata carries its size and sha256.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_PackageServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'DownloadPackage': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadPackage,
+                    request_deserializer=shoal_dot_agent_dot_v1_dot_agent__pb2.DownloadPackageRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_storage__pb2.BlobChunk.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'shoal.agent.v1.PackageService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('shoal.agent.v1.PackageService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class PackageService:
+    """Application package archives, served on the agent port to the nodes of
+    the package's account (the Welcome credential, as for StorageService).
+    """
+
+    @staticmethod
+    def DownloadPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/shoal.agent.v1.PackageService/DownloadPackage',
+            shoal_dot_agent_dot_v1_dot_agent__pb2.DownloadPackageRequest.SerializeToString,
+            shoal_dot_v1_dot_storage__pb2.BlobChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""Applications and their packages (see `registry.py`)."""
