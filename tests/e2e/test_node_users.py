@@ -120,7 +120,8 @@ def test_a_node_user_is_made_changed_and_removed_on_the_machine(tmp_path: Path) 
         wait_for("the user to go", lambda: _user(alice) is None or None)
         assert not Path(f"/home/{alice}").exists()
         if admin_group:
-            assert alice not in grp.getgrnam(admin_group).gr_mem
+            # (userdel rewrites /etc/passwd and /etc/group one after the other: wait for both.)
+            wait_for("the user to leave its group", lambda: alice not in grp.getgrnam(admin_group).gr_mem or None)
 
         settings = server.pools.GetRemoteLoginSettings(P.GetRemoteLoginSettingsRequest(name=node.name))
         assert settings.remote_login_ip_address == node.ip_address
