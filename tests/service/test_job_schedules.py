@@ -529,3 +529,52 @@ async def test_accounts_see_their_own_schedules_and_count_them_in_their_quota(en
         listed = await other.ListJobSchedules(S.ListJobSchedulesRequest())
         assert [s.id for s in listed.job_schedules] == ["t"] and listed.job_schedules[0].account == "team2"
     assert [s.id for s in (await e.schedules.ListJobSchedules(S.ListJobSchedulesRequest())).job_schedules] == ["s"]
+
+
+async def pool_ids(e: Env) -> list[str]:
+    return sorted(p.id for p in (await e.stubs.pools.ListPools(pool_pb2.ListPoolsRequest())).pools)
+
+
+def auto_pool_schedule(sid: str, lifetime: int, *, keep_alive: bool = False) -> S.JobSchedule:
+    spec = J.Job(
+        auto_pool_specification=J.AutoPoolSpecification(
+            auto_pool_id_prefix="ap-",
+            pool_lifetime_option=lifetime,  # type: ignore[arg-type]
+            keep_alive=keep_alive,
+            pool=pool_pb2.Pool(target_nodes=0),
+        )
+    )
+    return S.JobSchedule(id=sid, schedule=S.Schedule(recurrence_interval=dur(HOUR)), job_specification=spec)
+
+
+async def test_auto_pools_of_a_schedule_per_job_or_for_the_schedules_life(env: Env) -> None:
+    """JOB_SCHEDULE lifetime: one pool for every job of the schedule, gone when the schedule completes;
+    JOB lifetime: a pool per job, gone with it; keep_alive keeps the schedule's pool."""
+    e = env
+    shared, own = J.POOL_LIFETIME_OPTION_JOB_SCHEDULE, J.POOL_LIFETIME_OPTION_JOB
+    await create(e, auto_pool_schedule("life", shared))
+    await create(e, auto_pool_schedule("each", own))
+    await create(e, auto_pool_schedule("kept", shared, keep_alive=True))
+    first = {
+        sid: await e.stubs.jobs.GetJob(J.GetJobRequest(name=f"jobs/{sid}:job-1")) for sid in ("life", "each", "kept")
+    }
+    life_pool = first["life"].pool_id
+    assert first["life"].execution_info.pool_id == life_pool
+    owners = {p.id: p.auto_pool_owner for p in (await e.stubs.pools.ListPools(pool_pb2.ListPoolsRequest())).pools}
+    assert owners[life_pool] == "jobschedules/life" and owners[first["each"].pool_id] == "jobs/each:job-1"
+    for sid in ("life", "each", "kept"):
+        await end(e, f"{sid}:job-1")
+    # The JOB-lifetime pool went with its job; the schedule's pool stays for its next job.
+    assert first["each"].pool_id not in await pool_ids(e)
+    e.clock.advance(HOUR)
+    await jobs_are(e, ["life:job-1", "life:job-2"], "life")
+    second = await e.stubs.jobs.GetJob(J.GetJobRequest(name="jobs/life:job-2"))
+    assert second.pool_id == life_pool
+    each2 = await e.stubs.jobs.GetJob(J.GetJobRequest(name="jobs/each:job-2"))
+    assert each2.pool_id not in (first["each"].pool_id, "", life_pool)
+    # The schedules end: the shared pool goes unless kept alive.
+    for sid in ("life", "kept"):
+        await e.schedules.TerminateJobSchedule(S.TerminateJobScheduleRequest(name=f"jobschedules/{sid}"))
+        await until(lambda sid=sid: _state_is(e, S.JOB_SCHEDULE_STATE_COMPLETED, sid), f"{sid} completed")
+    pools = await pool_ids(e)
+    assert life_pool not in pools and first["kept"].pool_id in pools

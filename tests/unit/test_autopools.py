@@ -61,12 +61,12 @@ def test_a_pool_goes_with_its_own_job_unless_kept_alive() -> None:
     assert not ap.goes_with_job(job(), P.Pool(auto_pool_owner="jobschedules/j", state=P.POOL_STATE_ACTIVE))
 
 
-def test_a_pool_goes_with_its_schedule_only_when_known_not_kept_alive() -> None:
+def test_a_pool_goes_with_its_schedule_unless_kept_alive() -> None:
     pool = P.Pool(auto_pool_owner="jobschedules/s", state=P.POOL_STATE_ACTIVE)
     assert ap.goes_with_schedule("s", pool, False)
     assert not ap.goes_with_schedule("s", pool, True)
-    assert not ap.goes_with_schedule("s", pool, None)
     assert not ap.goes_with_schedule("t", pool, False)
+    assert not ap.goes_with_schedule("s", P.Pool(auto_pool_owner="jobschedules/s", state=P.POOL_STATE_DELETING), False)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_a_pool_goes_with_its_schedule_only_when_known_not_kept_alive() -> None:
         ("NODE_QUOTA_REACHED", ap.QUOTA_REACHED),
         ("INVALID_AUTO_SCALE_FORMULA", ap.INVALID_FORMULA),
         ("INVALID_CERTIFICATE_REFERENCE", ap.INVALID_CERTIFICATES),
-        ("INVALID_APPLICATION_PACKAGE_REFERENCE", ap.INVALID_PACKAGES),
+        ("INVALID_APPLICATION_PACKAGE_REFERENCES", ap.INVALID_PACKAGES),
         ("POOL_EXISTS", ap.UNKNOWN),
     ],
 )
