@@ -12,7 +12,7 @@ The rules (each broken one is an `ArchiveError` naming the member):
   too, resolved one component at a time (a target that runs through another link is refused, so a
   chain of links cannot climb out);
 - a hard link (tar) names a regular file of the archive; devices, FIFOs and other special files are
-  refused;
+  refused, and so are encrypted zip members;
 - the number of members and their total unpacked size are bounded, and so is the ratio of the
   unpacked size to the archive's (a zip bomb is refused before anything is written).
 
@@ -22,11 +22,13 @@ directory it is given and nowhere else.
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -211,6 +213,9 @@ def _zip_members(zf: zipfile.ZipFile, limits: Limits) -> list[_Member]:
         if len(out) >= limits.max_members:
             raise ArchiveError(f"the archive has more than {limits.max_members} members")
         parts = member_path(info.filename)
+        if info.flag_bits & 0x1:
+            # (zipfile cannot read it without a password: it would raise RuntimeError, not a refusal.)
+            raise ArchiveError("is encrypted: a package's members must not be", info.filename)
         mode = info.external_attr >> 16
         kind_bits = stat.S_IFMT(mode)
         if info.is_dir() or kind_bits == stat.S_IFDIR:
@@ -283,7 +288,17 @@ def _listing(path: Path, fmt: str, limits: Limits) -> tuple[list[_Member], int]:
                 members = _tar_members(tf, archive_bytes, limits)
     except ArchiveError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError, OSError, ValueError) as e:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        tarfile.TarError,
+        EOFError,
+        OSError,
+        ValueError,
+        # (What zlib and lzma raise on damaged data is neither an OSError nor a ValueError.)
+        zlib.error,
+        lzma.LZMAError,
+    ) as e:
         raise ArchiveError(f"the archive is damaged or not a {fmt} archive: {e}") from e
     return members, archive_bytes
 
@@ -311,7 +326,15 @@ def check(path: Path, fmt: str | None = None, limits: Limits = DEFAULT_LIMITS, *
                         with zf.open(m.ref) as src:  # type: ignore[arg-type]
                             while src.read(_CHUNK):
                                 pass
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as e:
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            OSError,
+            ValueError,
+            NotImplementedError,
+            zlib.error,
+            lzma.LZMAError,
+        ) as e:
             raise ArchiveError(f"the archive's data is damaged: {e}") from e
     return Summary(fmt, len(members), total)
 
@@ -373,7 +396,15 @@ def extract(path: Path, dest: Path, fmt: str | None = None, limits: Limits = DEF
     except ArchiveError:
         shutil.rmtree(dest, ignore_errors=True)
         raise
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, ValueError, NotImplementedError) as e:
+    except (
+        zipfile.BadZipFile,
+        tarfile.TarError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        zlib.error,
+        lzma.LZMAError,
+    ) as e:
         shutil.rmtree(dest, ignore_errors=True)
         raise ArchiveError(f"the archive's data is damaged: {e}") from e
     except BaseException:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import stat
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -296,3 +298,43 @@ def test_accepted_link_chains_resolve_inside(link: list[str], target: str, other
                 t = links[tuple(stack)]
                 stack.pop()
                 todo = [c for c in t.split("/") if c not in ("", ".")] + todo
+
+
+def test_encrypted_zip_members_are_refused(tmp_path: Path) -> None:
+    """zipfile cannot read them without a password (a RuntimeError): refused as an ArchiveError, by the
+    server's check and the agents' unpacking alike."""
+    src = make_zip(tmp_path / "a.zip", {"f": b"secret" * 10})
+    raw = bytearray(src.read_bytes())
+    # Set the "encrypted" bit of the member's general purpose flags, in its local and central headers.
+    raw[raw.find(b"PK\x03\x04") + 6] |= 0x1
+    raw[raw.find(b"PK\x01\x02") + 8] |= 0x1
+    src.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveError, match="encrypted"):
+        archives.check(src)
+    with pytest.raises(ArchiveError, match="encrypted"):
+        archives.extract(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_damaged_compressed_data_is_refused_not_raised_as_a_codec_error(tmp_path: Path) -> None:
+    """Data zlib or lzma cannot decode: an ArchiveError, not zlib.error or LZMAError (neither an OSError
+    nor a ValueError), which the server would answer as an internal error."""
+    src = make_zip(tmp_path / "a.zip", {"f": b"hello world" * 100})
+    raw = bytearray(src.read_bytes())
+    start = raw.find(b"PK\x03\x04")
+    name_len, extra_len = struct.unpack_from("<HH", raw, start + 26)
+    raw[start + 30 + name_len + extra_len] = 0xFF  # a deflate block of the reserved type 3
+    src.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveError, match="damaged"):
+        archives.check(src)
+    with pytest.raises(ArchiveError, match="damaged"):
+        archives.extract(src, tmp_path / "out-zip")
+    body = random.Random(7).randbytes(256 * 1024)
+    xz = make_tar(tmp_path / "a.tar.xz", [tar_info("f")], {"f": body}, mode="w:xz")
+    raw = bytearray(xz.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    xz.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveError, match="damaged"):
+        archives.check(xz)
+    with pytest.raises(ArchiveError, match="damaged"):
+        archives.extract(xz, tmp_path / "out-xz")
