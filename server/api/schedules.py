@@ -11,7 +11,7 @@ from shoal.server.api.etags import tagged
 from shoal.server.api.identity_checks import PoolAccounts, pool_accounts
 from shoal.server.api.paging import page
 from shoal.server.api.schedule_checks import SCHEDULE_OUTPUT_ONLY, check_job_schedule, check_update
-from shoal.server.api.validation import check_enum, check_request_id, clear_output_only
+from shoal.server.api.validation import POOL_OUTPUT_ONLY, check_enum, check_request_id, clear_output_only
 from shoal.server.controlplane import ControlPlane
 from shoal.server.domain.ids import check_id, parse_name
 from shoal.server.domain.ids import key as idkey
@@ -30,6 +30,13 @@ def schedule_id_of(name: str, field: str = "name") -> str:
         return name
     (sid,) = parse_name(name, "jobschedules", field=field)
     return sid
+
+
+def _clear_auto_pool_output_only(spec: job_pb2.Job) -> None:
+    """Drop what the server sets on a pool from the auto pool a job specification makes (as CreateJob does):
+    each job's pool is made from it as it is stored."""
+    if spec.HasField("auto_pool_specification"):
+        clear_output_only(spec.auto_pool_specification.pool, POOL_OUTPUT_ONLY)
 
 
 class JobScheduleServicer(schedule_pb2_grpc.JobScheduleServiceServicer):
@@ -80,6 +87,7 @@ class JobScheduleServicer(schedule_pb2_grpc.JobScheduleServiceServicer):
         if v:
             raise invalid("INVALID_JOB_SCHEDULE", v)
         clear_output_only(js, SCHEDULE_OUTPUT_ONLY)
+        _clear_auto_pool_output_only(js.job_specification)
         account = js.account = caller().account
         tenancy.check_quota(self.cp, account, self.quotas(account), jobs=1)
         made = await self.cp.create_job_schedule(js, tenancy.scoped_request_id(account, request.request_id))
@@ -130,6 +138,8 @@ class JobScheduleServicer(schedule_pb2_grpc.JobScheduleServiceServicer):
             v = check_update(js, mask, self._pool_accounts(js.job_specification), self.min_seconds)
         if v:
             raise invalid("INVALID_JOB_SCHEDULE", v)
+        if "job_specification" in mask:
+            _clear_auto_pool_output_only(js.job_specification)
         etag = request.etag or js.etag
         return tagged(await self.cp.update_job_schedule(rec.proto.id, js, mask, etag=etag))
 

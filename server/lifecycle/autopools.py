@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from shoal.server.autoscale import settings as autoscale_settings
 from shoal.server.domain.errors import FailedPrecondition, Refused, invalid_input
+from shoal.server.domain.ids import DEFAULT_ACCOUNT
 from shoal.server.domain.ids import key as idkey
 from shoal.server.domain.records import JobRec, PoolRec
 from shoal.server.scheduling import autopools as decide
@@ -59,7 +60,7 @@ class AutoPools:
             return None
         owner = decide.owner_of(spec)
         if owner.startswith("jobschedules/"):
-            existing = self.owned_by(owner)
+            existing = self.owned_by(owner, spec.account)
             if existing is not None:
                 return decide.Plan(existing.proto.id, existing.proto.task_slots_per_node)
         auto = spec.auto_pool_specification
@@ -110,10 +111,18 @@ class AutoPools:
                 "schedule's to change",
             )
 
-    def owned_by(self, owner: str) -> PoolRec | None:
-        """The live pool `owner` (``jobs/{id}`` or ``jobschedules/{id}``) had made, if any."""
+    def owned_by(self, owner: str, account: str) -> PoolRec | None:
+        """The live pool `owner` (``jobs/{id}`` or ``jobschedules/{id}``) of `account` had made, if any.
+        (Ids are not per account: a pool kept alive by a deleted schedule of another account may carry
+        the same owner.)"""
+        account = account or DEFAULT_ACCOUNT
         for pool in self.k.pools.values():
-            if pool.proto.auto_pool_owner == owner and pool.proto.state == pool_pb2.POOL_STATE_ACTIVE:
+            p = pool.proto
+            if (
+                p.auto_pool_owner == owner
+                and p.state == pool_pb2.POOL_STATE_ACTIVE
+                and (p.account or DEFAULT_ACCOUNT) == account
+            ):
                 return pool
         return None
 
@@ -133,7 +142,7 @@ class AutoPools:
         """A job schedule completed or was deleted: its auto pool (JOB_SCHEDULE lifetime) goes, unless its
         job specification `spec` (as it is now) keeps it alive."""
         owner = f"jobschedules/{schedule_id}"
-        pool = self.owned_by(owner)
+        pool = self.owned_by(owner, spec.account)
         keep_alive = spec.HasField("auto_pool_specification") and spec.auto_pool_specification.keep_alive
         if pool is not None and decide.goes_with_schedule(schedule_id, pool.proto, keep_alive):
             self.k.pool_life.delete_now(pool)

@@ -241,8 +241,9 @@ class Kernel:
         #: the job, before its flush, and may change state (marking rows) but not flush.
         self.job_end_hooks: list[Callable[[JobRec], None]] = []
         #: Called, in registration order, with a job schedule's id (as given, not its key) and its job
-        #: specification when the schedule completes and again when it is deleted (auto pools of the
-        #: JOB_SCHEDULE lifetime go with it); the same rules as `job_end_hooks`.
+        #: specification (its `account` set to the schedule's) when the schedule completes and again when
+        #: it is deleted (auto pools of the JOB_SCHEDULE lifetime go with it); the same rules as
+        #: `job_end_hooks`.
         self.schedule_end_hooks: list[Callable[[str, job_pb2.Job], None]] = []
         #: Every job with queued tasks, and perhaps some whose queue emptied since or that are gone
         #: (`queued_jobs` drops those as it meets them): the scheduler looks here, not at every job.

@@ -207,8 +207,7 @@ class ScheduleLifecycle:
             rec.wake_at = None
         self._mark(rec)
         if new == S.JOB_SCHEDULE_STATE_COMPLETED:
-            for hook in self.k.schedule_end_hooks:
-                hook(rec.proto.id, rec.proto.job_specification)
+            self._schedule_ended(rec)
 
     def _mark(self, rec: ScheduleRec) -> None:
         self.k.mark(TABLE, rec.key, ("", rec.row()))
@@ -368,8 +367,16 @@ class ScheduleLifecycle:
         del self.schedules[rec.key]
         self._due_now.discard(rec.key)
         self.k.delete_row(TABLE, rec.key)
+        self._schedule_ended(rec)
+
+    def _schedule_ended(self, rec: ScheduleRec) -> None:
+        """Tell the `schedule_end_hooks`, with the job specification as the jobs get it: its account set
+        (schedule ids are not per account: the hooks must not touch another account's pool of that id)."""
+        spec = J.Job()
+        spec.CopyFrom(rec.proto.job_specification)
+        spec.account = rec.proto.account
         for hook in self.k.schedule_end_hooks:
-            hook(rec.proto.id, rec.proto.job_specification)
+            hook(rec.proto.id, spec)
 
     def job_ended(self, job: JobRec) -> None:
         """Job end hook: a job of a schedule completed or was removed (called twice: idempotent)."""
@@ -439,7 +446,12 @@ class ScheduleLifecycle:
             log.warning("job schedule %s could not make job %s: %s", rec.proto.id, spec.id, e)
             return None
         rec.runs += 1
-        rec.active_job = job.key
+        if job.proto.state in _ENDED_JOB_STATES:
+            # (Completed as it was made, its auto pool not made: the end hooks ran before it was the
+            # active job. The schedule goes on as if it had ended at once: decided again next pass.)
+            self._wake(rec)
+        else:
+            rec.active_job = job.key
         recent = rec.proto.execution_info.recent_job
         recent.id = job.proto.id
         recent.name = job.proto.name

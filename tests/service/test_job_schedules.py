@@ -20,7 +20,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
 from shoal.clock import ManualClock
 from shoal.server.app import ShoalServer
-from shoal.v1 import job_pb2, pool_pb2, pool_pb2_grpc, schedule_pb2, schedule_pb2_grpc
+from shoal.v1 import account_pb2, account_pb2_grpc, job_pb2, pool_pb2, pool_pb2_grpc, schedule_pb2, schedule_pb2_grpc
 from tests.channels import server_channel
 from tests.service.conftest import Stubs, configured_server
 from tests.service.test_accounts import channel_as, make_account, refused
@@ -578,3 +578,91 @@ async def test_auto_pools_of_a_schedule_per_job_or_for_the_schedules_life(env: E
         await until(lambda sid=sid: _state_is(e, S.JOB_SCHEDULE_STATE_COMPLETED, sid), f"{sid} completed")
     pools = await pool_ids(e)
     assert life_pool not in pools and first["kept"].pool_id in pools
+
+
+async def test_a_job_whose_auto_pool_cannot_be_made_does_not_stall_the_schedule(env: Env) -> None:
+    """Such a job completes as it is made (a scheduling error); the schedule goes on to its next due time,
+    and a one-job schedule completes."""
+    e = env
+    js = auto_pool_schedule("bad", J.POOL_LIFETIME_OPTION_JOB)
+    pool = js.job_specification.auto_pool_specification.pool
+    pool.enable_auto_scale = True
+    pool.auto_scale_formula = "$TargetDedicatedNodes = = 1;"
+    await create(e, js)
+    job = await e.stubs.jobs.GetJob(J.GetJobRequest(name="jobs/bad:job-1"))
+    assert job.state == J.JOB_STATE_COMPLETED
+    assert job.execution_info.scheduling_error.code == "InvalidAutoScaleFormulaInAutoPool"
+    e.clock.advance(HOUR)
+    await jobs_are(e, ["bad:job-1", "bad:job-2"], "bad")
+    once = S.JobSchedule(id="once", schedule=S.Schedule(), job_specification=js.job_specification)
+    await create(e, once)
+    await until(lambda: _state_is(e, S.JOB_SCHEDULE_STATE_COMPLETED, "once"), "once completed")
+    assert await job_ids(e, "once") == ["once:job-1"]
+
+
+async def test_a_kept_alive_pool_of_a_deleted_schedule_is_not_another_accounts(env: Env) -> None:
+    """Schedule ids are not per account: another account's schedule of the same id neither runs its jobs
+    on the pool a deleted schedule kept alive nor deletes it when it ends."""
+    e = env
+    shared = J.POOL_LIFETIME_OPTION_JOB_SCHEDULE
+    await create(e, auto_pool_schedule("x", shared, keep_alive=True))
+    kept = (await e.stubs.jobs.GetJob(J.GetJobRequest(name="jobs/x:job-1"))).pool_id
+    await e.schedules.DeleteJobSchedule(S.DeleteJobScheduleRequest(name="jobschedules/x"))
+
+    async def gone() -> bool:
+        return not (await e.schedules.ListJobSchedules(S.ListJobSchedulesRequest())).job_schedules
+
+    await until(gone, "schedule x gone")
+    assert kept in await pool_ids(e)
+    key = await make_account(e.server, "team2")
+    async with channel_as(e.server, "team2", key) as ch:
+        other = schedule_pb2_grpc.JobScheduleServiceStub(ch)
+        await other.CreateJobSchedule(S.CreateJobScheduleRequest(job_schedule=auto_pool_schedule("x", shared)))
+        theirs = await Stubs(ch).jobs.GetJob(J.GetJobRequest(name="jobs/x:job-1"))
+        assert theirs.pool_id not in ("", kept)
+        await other.TerminateJobSchedule(S.TerminateJobScheduleRequest(name="jobschedules/x"))
+
+        async def completed() -> bool:
+            got = await other.GetJobSchedule(S.GetJobScheduleRequest(name="jobschedules/x"))
+            return got.state == S.JOB_SCHEDULE_STATE_COMPLETED
+
+        await until(completed, "team2's schedule completed")
+    assert kept in await pool_ids(e)
+
+
+async def test_an_account_holding_a_schedule_is_not_deleted(env: Env) -> None:
+    """A schedule that has made no job yet still holds its account (it would make jobs for one gone)."""
+    e = env
+    key = await make_account(e.server, "later")
+    js = auto_pool_schedule("nightly", J.POOL_LIFETIME_OPTION_JOB)
+    js.schedule.CopyFrom(S.Schedule(do_not_run_until=ts(e.clock.now() + timedelta(days=1))))
+    async with channel_as(e.server, "later", key) as ch:
+        mine = schedule_pb2_grpc.JobScheduleServiceStub(ch)
+        await mine.CreateJobSchedule(S.CreateJobScheduleRequest(job_schedule=js))
+        assert not (await mine.ListJobsFromSchedule(S.ListJobsFromScheduleRequest(name="nightly"))).jobs
+    async with server_channel(e.server, admin=True) as ch:
+        admin = account_pb2_grpc.AccountServiceStub(ch)
+        await refused(
+            admin.DeleteAccount(account_pb2.DeleteAccountRequest(name="accounts/later")),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "ACCOUNT_NOT_EMPTY",
+        )
+
+
+async def test_what_the_server_sets_on_a_pool_is_dropped_from_a_schedules_auto_pool(env: Env) -> None:
+    """As CreateJob drops them: a pool made from the schedule's specification never shows a client's
+    resize errors or autoscale run."""
+    e = env
+    js = auto_pool_schedule("dirty", J.POOL_LIFETIME_OPTION_JOB_SCHEDULE)
+    js.job_specification.auto_pool_specification.pool.resize_errors.add(code="Forged", message="not ours")
+    await create(e, js)
+    pool_id = (await e.stubs.jobs.GetJob(J.GetJobRequest(name="jobs/dirty:job-1"))).pool_id
+    pool = await e.stubs.pools.GetPool(pool_pb2.GetPoolRequest(name=f"pools/{pool_id}"))
+    assert [r.code for r in pool.resize_errors] == []
+    # An update of the specification too.
+    update = S.JobSchedule(name="jobschedules/dirty", job_specification=js.job_specification)
+    mask = field_mask_pb2.FieldMask(paths=["job_specification"])
+    await e.schedules.UpdateJobSchedule(S.UpdateJobScheduleRequest(job_schedule=update, update_mask=mask))
+    assert not e.server.cp.schedules.schedule(
+        "dirty"
+    ).proto.job_specification.auto_pool_specification.pool.resize_errors
