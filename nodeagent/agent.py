@@ -783,6 +783,10 @@ class Agent:
             except Exception as e:
                 log.exception("deploying application package %s failed", packages.describe(d))
                 errors.append(pool_pb2.NodeError(code=packages.PACKAGE_ERROR, message=f"agent error: {e}"))
+        if asyncio.current_task() is not self.runner.pool_deploy:
+            # (A newer deployment (DeployPackages after a Welcome) began meanwhile: its outcome is the one
+            # that counts, whichever of the two ends last.)
+            return "; ".join(e.message for e in errors)
         self.layout.pool_packages.clear()
         self.layout.pool_packages.update(env)
         self._package_errors = errors

@@ -147,7 +147,7 @@ class PackageCache:
                 await asyncio.to_thread(archives.extract, archive, unpacked, None, self.limits)
             except archives.ArchiveError as e:
                 raise PackageError(f"application package {describe(d)!r} cannot be unpacked: {e}") from e
-            except OSError as e:
+            except Exception as e:  # (an OSError, or any other surprise of an archive: the task's, not the agent's)
                 raise PackageError(f"application package {describe(d)!r}: unpacking failed: {e}") from e
             await asyncio.to_thread(self._put_in_place, unpacked, name, d.sha256)
             self.deployed += 1

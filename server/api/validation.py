@@ -13,6 +13,7 @@ from shoal.commandline import command_line_problem
 from shoal.paths import UnsafePathError, check_relative_path
 from shoal.pool_providers import POOL_PROVIDERS
 from shoal.server.api.identity_checks import PoolAccounts, check_identity_of, check_user_accounts, pool_accounts
+from shoal.server.applications.model import reference_form_problems
 from shoal.server.autoscale import settings as autoscale_settings
 from shoal.server.domain.ids import id_problem
 from shoal.server.scheduling import autopools
@@ -273,6 +274,7 @@ def check_job_manager_task(jm: job_pb2.JobManagerTask, field: str, accounts: Poo
     if not 0 <= jm.required_slots <= MAX_SLOTS:
         out.append((f"{field}.required_slots", f"must be between 1 and {MAX_SLOTS}"))
     out += check_identity_of(jm, field, accounts)
+    out += reference_form_problems(jm.application_package_references, f"{field}.application_package_references")
     return out
 
 
@@ -533,6 +535,7 @@ def check_task(
     out += check_resource_files(spec.resource_files, f"{field}.resource_files")
     out += check_output_files(spec.output_files, f"{field}.output_files")
     out += check_identity_of(spec, field, accounts)
+    out += reference_form_problems(spec.application_package_references, f"{field}.application_package_references")
     if spec.HasField("multi_instance_settings"):
         mis = spec.multi_instance_settings
         here = f"{field}.multi_instance_settings"

@@ -172,13 +172,12 @@ def resolve(ref: common_pb2.ApplicationPackageReference, app: AppView | None) ->
     return Resolved(text, app.id, pkg.version, default_version=not ref.version)
 
 
-def reference_problems(
-    refs: Sequence[common_pb2.ApplicationPackageReference],
-    lookup: Callable[[str], AppView | None],
-    field: str,
+def reference_form_problems(
+    refs: Sequence[common_pb2.ApplicationPackageReference], field: str
 ) -> list[tuple[str, str]]:
-    """Field violations of a pool's references: at most `MAX_REFERENCES`, each naming an application of
-    the account once, with an ACTIVE version (or, naming none, a default version)."""
+    """Field violations of references as written, whatever the account holds: at most `MAX_REFERENCES`,
+    well-formed ids and versions, each application once (checked when a task is added; whether they
+    resolve is known only when it is placed, as in Batch)."""
     if len(refs) > MAX_REFERENCES:
         return [(field, f"must hold at most {MAX_REFERENCES} references")]
     violations: list[tuple[str, str]] = []
@@ -195,6 +194,21 @@ def reference_problems(
         if key(ref.application_id) in seen:
             violations.append((f"{where}.application_id", "names an application referenced already"))
         seen.add(key(ref.application_id))
+    return violations
+
+
+def reference_problems(
+    refs: Sequence[common_pb2.ApplicationPackageReference],
+    lookup: Callable[[str], AppView | None],
+    field: str,
+) -> list[tuple[str, str]]:
+    """Field violations of a pool's references: at most `MAX_REFERENCES`, each naming an application of
+    the account once, with an ACTIVE version (or, naming none, a default version)."""
+    violations = reference_form_problems(refs, field)
+    if violations:
+        return violations
+    for i, ref in enumerate(refs):
+        where = f"{field}[{i}]"
         resolved = resolve(ref, lookup(ref.application_id))
         if resolved.error:
             violations.append((f"{where}.version" if ref.version else f"{where}.application_id", resolved.error))

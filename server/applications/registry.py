@@ -360,7 +360,8 @@ class ApplicationRegistry:
         try:
             summary = await asyncio.to_thread(archives.check, self.archive_path(pkg), wanted, self.limits)
         except archives.ArchiveError as e:
-            field_name = "format" if "archive, not" in e.problem else "archive"
+            # (The archive is the one the package `name` holds: no field of its own in the request.)
+            field_name = "format" if "archive, not" in e.problem else "name"
             raise invalid_input("INVALID_PACKAGE_ARCHIVE", [(field_name, str(e))]) from e
         except FileNotFoundError as e:
             raise FailedPrecondition("PACKAGE_NOT_UPLOADED", "the archive was replaced meanwhile: try again") from e

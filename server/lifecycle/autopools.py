@@ -135,8 +135,12 @@ class AutoPools:
         """A job completed or was removed: its own auto pool goes, unless kept alive (called twice, it does
         nothing the second time: the pool is deleting or gone)."""
         pool = self.k.pools.get(job.pool_key)
-        if pool is not None and decide.goes_with_job(job.proto, pool.proto):
+        if pool is None or pool.proto.auto_pool_owner != f"jobs/{job.proto.id}":
+            return
+        if decide.goes_with_job(job.proto, pool.proto):
             self.k.pool_life.delete_now(pool)
+        else:
+            self._release(pool)
 
     def schedule_ended(self, schedule_id: str, spec: job_pb2.Job) -> None:
         """A job schedule completed or was deleted: its auto pool (JOB_SCHEDULE lifetime) goes, unless its
@@ -144,5 +148,15 @@ class AutoPools:
         owner = f"jobschedules/{schedule_id}"
         pool = self.owned_by(owner, spec.account)
         keep_alive = spec.HasField("auto_pool_specification") and spec.auto_pool_specification.keep_alive
-        if pool is not None and decide.goes_with_schedule(schedule_id, pool.proto, keep_alive):
+        if pool is None:
+            return
+        if decide.goes_with_schedule(schedule_id, pool.proto, keep_alive):
             self.k.pool_life.delete_now(pool)
+        else:
+            self._release(pool)
+
+    def _release(self, pool: PoolRec) -> None:
+        """A pool kept alive past its owner is an ordinary pool from now on: no longer its owner's, so that a
+        job or schedule made later under the same id neither takes it over nor deletes it when it ends."""
+        pool.proto.auto_pool_owner = ""
+        self.k.mark("pools", pool.key, pool)

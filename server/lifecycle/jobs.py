@@ -103,7 +103,9 @@ class JobLifecycle:
         self.k.dependency_life.job_loaded(rec)
         self.k.jobmanager_life.job_loaded(rec)
         self.k.prep_life.job_loaded(rec, [])
-        self.k.jobmanager_life.create(rec)
+        if job.state == J.JOB_STATE_ACTIVE:
+            # (Not for a job completed as it was made, its auto pool refused: nothing of it will run.)
+            self.k.jobmanager_life.create(rec)
         self.k.mark("jobs", k, rec)
         return rec
 

@@ -129,9 +129,14 @@ async def test_keep_alive_keeps_the_pool_and_may_change_and_delete_job_deletes_i
     await fast.jobs.TerminateJob(J.TerminateJobRequest(name="jobs/kept"))
     assert await pool_ids(fast) == [kept.pool_id]
     pool = await fast.pools.GetPool(P.GetPoolRequest(name=f"pools/{kept.pool_id}"))
-    assert pool.state == P.POOL_STATE_ACTIVE
+    # Kept past its job, it is an ordinary pool: no longer the job's.
+    assert pool.state == P.POOL_STATE_ACTIVE and pool.auto_pool_owner == ""
     # Deleting the job leaves a kept pool too.
     await fast.jobs.DeleteJob(J.DeleteJobRequest(name="jobs/kept"))
+    assert await pool_ids(fast) == [kept.pool_id]
+    # A later job of the same id, on that pool, does not take it away when it ends.
+    await fast.jobs.CreateJob(J.CreateJobRequest(job=J.Job(id="kept", pool_id=kept.pool_id)))
+    await fast.jobs.TerminateJob(J.TerminateJobRequest(name="jobs/kept"))
     assert await pool_ids(fast) == [kept.pool_id]
 
     gone = await fast.jobs.CreateJob(J.CreateJobRequest(job=auto_job("gone", prefix="")))

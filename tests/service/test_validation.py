@@ -88,6 +88,27 @@ async def test_duplicate_ids_in_bulk_add_reject_the_whole_request(stubs) -> None
         ("tasks[0].command_line", task_pb2.TaskSpec(id="t", command_line="   ")),
         ("tasks[0].id", task_pb2.TaskSpec(id="a/b", command_line="x")),
         ("tasks[0].required_slots", task_pb2.TaskSpec(id="t", command_line="x", required_slots=-2)),
+        (
+            "tasks[0].application_package_references[1].application_id",
+            task_pb2.TaskSpec(
+                id="t",
+                command_line="x",
+                application_package_references=[
+                    common_pb2.ApplicationPackageReference(application_id="app"),
+                    common_pb2.ApplicationPackageReference(application_id="APP", version="2"),
+                ],
+            ),
+        ),
+        (
+            "tasks[0].application_package_references",
+            task_pb2.TaskSpec(
+                id="t",
+                command_line="x",
+                application_package_references=[
+                    common_pb2.ApplicationPackageReference(application_id=f"a{i}") for i in range(11)
+                ],
+            ),
+        ),
     ],
 )
 async def test_bad_task_fields(stubs, field: str, spec: task_pb2.TaskSpec) -> None:
