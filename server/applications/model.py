@@ -176,7 +176,7 @@ def reference_form_problems(
     refs: Sequence[common_pb2.ApplicationPackageReference], field: str
 ) -> list[tuple[str, str]]:
     """Field violations of references as written, whatever the account holds: at most `MAX_REFERENCES`,
-    well-formed ids and versions, each application once (checked when a task is added; whether they
+    well-formed ids and versions, each application and version once (checked when a task is added; whether they
     resolve is known only when it is placed, as in Batch)."""
     if len(refs) > MAX_REFERENCES:
         return [(field, f"must hold at most {MAX_REFERENCES} references")]
@@ -191,9 +191,11 @@ def reference_form_problems(
         if ref.version and id_problem(ref.version):
             violations.append((f"{where}.version", id_problem(ref.version) or ""))
             continue
-        if key(ref.application_id) in seen:
-            violations.append((f"{where}.application_id", "names an application referenced already"))
-        seen.add(key(ref.application_id))
+        # (Two versions of one application may both be deployed: their variables differ by version.)
+        ref_key = f"{key(ref.application_id)}#{key(ref.version)}"
+        if ref_key in seen:
+            violations.append((f"{where}.application_id", "names an application and version referenced already"))
+        seen.add(ref_key)
     return violations
 
 

@@ -94,7 +94,7 @@ async def test_duplicate_ids_in_bulk_add_reject_the_whole_request(stubs) -> None
                 id="t",
                 command_line="x",
                 application_package_references=[
-                    common_pb2.ApplicationPackageReference(application_id="app"),
+                    common_pb2.ApplicationPackageReference(application_id="app", version="2"),
                     common_pb2.ApplicationPackageReference(application_id="APP", version="2"),
                 ],
             ),
