@@ -771,18 +771,7 @@ class Agent:
         self.runner.pool_deploy = self._spawn(self._pool_packages(wanted))
 
     async def _pool_packages(self, wanted: list[agent_pb2.PackageDeployment]) -> str:
-        env: dict[str, str] = {}
-        errors: list[pool_pb2.NodeError] = []
-        for d in wanted:
-            try:
-                if self.packages is None:
-                    raise packages.PackageError("the agent cannot fetch packages yet")
-                env.update(packages.package_vars(d, await self.packages.ensure(d)))
-            except packages.PackageError as e:
-                errors.append(pool_pb2.NodeError(code=packages.PACKAGE_ERROR, message=str(e)))
-            except Exception as e:
-                log.exception("deploying application package %s failed", packages.describe(d))
-                errors.append(pool_pb2.NodeError(code=packages.PACKAGE_ERROR, message=f"agent error: {e}"))
+        env, errors = await packages.deploy_pool_packages(self.packages, wanted)
         if asyncio.current_task() is not self.runner.pool_deploy:
             # (A newer deployment (DeployPackages after a Welcome) began meanwhile: its outcome is the one
             # that counts, whichever of the two ends last.)

@@ -32,6 +32,7 @@ from shoal import archives
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.nodeagent.envvars import with_batch_names
 from shoal.nodeagent.layout import NodeAccess
+from shoal.v1 import pool_pb2
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +237,23 @@ def grpc_fetch(channel: Callable[[], grpc.aio.Channel | None], access: NodeAcces
             ) from e
 
     return fetch
+
+
+async def deploy_pool_packages(
+    cache: PackageCache | None, wanted: Iterable[agent_pb2.PackageDeployment]
+) -> tuple[dict[str, str], list[pool_pb2.NodeError]]:
+    """Deploy a pool's packages on this node: the variables of those deployed, and a node error
+    (`ApplicationPackageError`) for each that could not be."""
+    env: dict[str, str] = {}
+    errors: list[pool_pb2.NodeError] = []
+    for d in wanted:
+        try:
+            if cache is None:
+                raise PackageError("the agent cannot fetch packages yet")
+            env.update(package_vars(d, await cache.ensure(d)))
+        except PackageError as e:
+            errors.append(pool_pb2.NodeError(code=PACKAGE_ERROR, message=str(e)))
+        except Exception as e:
+            log.exception("deploying application package %s failed", describe(d))
+            errors.append(pool_pb2.NodeError(code=PACKAGE_ERROR, message=f"agent error: {e}"))
+    return env, errors
