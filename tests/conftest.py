@@ -13,6 +13,14 @@ os.environ.setdefault("SHOAL_HOME", tempfile.mkdtemp(prefix="shoal-test-home-"))
 os.environ.setdefault("SHOAL_USER_PREFIX", f"st{secrets.token_hex(3)}")
 
 
+@pytest.fixture(autouse=True)
+def _own_shoal_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own ``$SHOAL_HOME``: a server that an earlier test started (and killed) leaves its
+    saved credentials under its address, and a later server given the same port would otherwise be
+    spoken to with the earlier one's TLS settings and keys."""
+    monkeypatch.setenv("SHOAL_HOME", str(tmp_path_factory.mktemp("shoal-home")))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the users this run's agents made (root only; any left by a crash carry the run's prefix)."""
     from tests.taskusers import remove_test_users
