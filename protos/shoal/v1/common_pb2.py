@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoal.v1 import identity_pb2 as shoal_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15shoal/v1/common.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17shoal/v1/identity.proto\"1\n\x12\x45nvironmentSetting\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"+\n\x0cMetadataItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"{\n\x0cResourceFile\x12\x1e\n\x16storage_container_name\x18\x01 \x01(\t\x12\x13\n\x0b\x62lob_prefix\x18\x02 \x01(\t\x12\x10\n\x08http_url\x18\x03 \x01(\t\x12\x11\n\tfile_path\x18\x04 \x01(\t\x12\x11\n\tfile_mode\x18\x05 \x01(\t\"\x87\x01\n\nOutputFile\x12\x14\n\x0c\x66ile_pattern\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontainer_name\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12=\n\x10upload_condition\x18\x04 \x01(\x0e\x32#.shoal.v1.OutputFileUploadCondition\"\xb8\x01\n\x0fTaskConstraints\x12\x36\n\x13max_wall_clock_time\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x14max_task_retry_count\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x31\n\x0eretention_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x17\n\x15_max_task_retry_count\"W\n\x0b\x46\x61ilureInfo\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.shoal.v1.ErrorCategory\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xf4\x01\n\tStartTask\x12\x14\n\x0c\x63ommand_line\x18\x01 \x01(\t\x12.\n\x0eresource_files\x18\x02 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12:\n\x14\x65nvironment_settings\x18\x03 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12\x1c\n\x14max_task_retry_count\x18\x04 \x01(\x05\x12\x18\n\x10wait_for_success\x18\x05 \x01(\x08\x12-\n\ruser_identity\x18\x06 \x01(\x0b\x32\x16.shoal.v1.UserIdentity\"\xad\x02\n\rStartTaskInfo\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.shoal.v1.StartTaskState\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0bretry_count\x18\x05 \x01(\x05\x12+\n\x0c\x66\x61ilure_info\x18\x06 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12-\n\x06result\x18\x07 \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResultB\x0c\n\n_exit_code\"\x80\x01\n\x08NodeFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x14\n\x0cis_directory\x18\x02 \x01(\x08\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12/\n\x0bmodify_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfile_mode\x18\x05 \x01(\t\")\n\tFileChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xcb\x01\n\x0eTaskStatistics\x12\x1a\n\x12wall_clock_seconds\x18\x01 \x01(\x01\x12\x18\n\x10user_cpu_seconds\x18\x02 \x01(\x01\x12\x1a\n\x12kernel_cpu_seconds\x18\x03 \x01(\x01\x12\x19\n\x11peak_memory_bytes\x18\x04 \x01(\x03\x12\x12\n\nread_bytes\x18\x05 \x01(\x03\x12\x13\n\x0bwrite_bytes\x18\x06 \x01(\x03\x12\x10\n\x08read_ops\x18\x07 \x01(\x03\x12\x11\n\twrite_ops\x18\x08 \x01(\x03\"\xbf\x01\n\x0fUsageStatistics\x12(\n\x06totals\x18\x01 \x01(\x0b\x32\x18.shoal.v1.TaskStatistics\x12\x17\n\x0ftasks_succeeded\x18\x02 \x01(\x03\x12\x14\n\x0ctasks_failed\x18\x03 \x01(\x03\x12\x14\n\x0ctask_retries\x18\x04 \x01(\x03\x12\x15\n\rtask_requeues\x18\x05 \x01(\x03\x12\x14\n\x0cwait_seconds\x18\x06 \x01(\x01\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x03\"F\n\x1b\x41pplicationPackageReference\x12\x16\n\x0e\x61pplication_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t*\xd9\x01\n\x19OutputFileUploadCondition\x12,\n(OUTPUT_FILE_UPLOAD_CONDITION_UNSPECIFIED\x10\x00\x12-\n)OUTPUT_FILE_UPLOAD_CONDITION_TASK_SUCCESS\x10\x01\x12-\n)OUTPUT_FILE_UPLOAD_CONDITION_TASK_FAILURE\x10\x02\x12\x30\n,OUTPUT_FILE_UPLOAD_CONDITION_TASK_COMPLETION\x10\x03*o\n\rErrorCategory\x12\x1e\n\x1a\x45RROR_CATEGORY_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CATEGORY_USER_ERROR\x10\x01\x12\x1f\n\x1b\x45RROR_CATEGORY_SERVER_ERROR\x10\x02*\x82\x01\n\x13TaskExecutionResult\x12%\n!TASK_EXECUTION_RESULT_UNSPECIFIED\x10\x00\x12!\n\x1dTASK_EXECUTION_RESULT_SUCCESS\x10\x01\x12!\n\x1dTASK_EXECUTION_RESULT_FAILURE\x10\x02*p\n\x0eStartTaskState\x12 \n\x1cSTART_TASK_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18START_TASK_STATE_RUNNING\x10\x01\x12\x1e\n\x1aSTART_TASK_STATE_COMPLETED\x10\x02\x42>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15shoal/v1/common.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17shoal/v1/identity.proto\"1\n\x12\x45nvironmentSetting\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"+\n\x0cMetadataItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"{\n\x0cResourceFile\x12\x1e\n\x16storage_container_name\x18\x01 \x01(\t\x12\x13\n\x0b\x62lob_prefix\x18\x02 \x01(\t\x12\x10\n\x08http_url\x18\x03 \x01(\t\x12\x11\n\tfile_path\x18\x04 \x01(\t\x12\x11\n\tfile_mode\x18\x05 \x01(\t\"\x87\x01\n\nOutputFile\x12\x14\n\x0c\x66ile_pattern\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontainer_name\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12=\n\x10upload_condition\x18\x04 \x01(\x0e\x32#.shoal.v1.OutputFileUploadCondition\"\xb8\x01\n\x0fTaskConstraints\x12\x36\n\x13max_wall_clock_time\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x14max_task_retry_count\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x31\n\x0eretention_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x17\n\x15_max_task_retry_count\"W\n\x0b\x46\x61ilureInfo\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.shoal.v1.ErrorCategory\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xb1\x02\n\tStartTask\x12\x14\n\x0c\x63ommand_line\x18\x01 \x01(\t\x12.\n\x0eresource_files\x18\x02 \x03(\x0b\x32\x16.shoal.v1.ResourceFile\x12:\n\x14\x65nvironment_settings\x18\x03 \x03(\x0b\x32\x1c.shoal.v1.EnvironmentSetting\x12\x1c\n\x14max_task_retry_count\x18\x04 \x01(\x05\x12\x18\n\x10wait_for_success\x18\x05 \x01(\x08\x12-\n\ruser_identity\x18\x06 \x01(\x0b\x32\x16.shoal.v1.UserIdentity\x12;\n\x12\x63ontainer_settings\x18\x07 \x01(\x0b\x32\x1f.shoal.v1.TaskContainerSettings\"\xeb\x02\n\rStartTaskInfo\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.shoal.v1.StartTaskState\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0bretry_count\x18\x05 \x01(\x05\x12+\n\x0c\x66\x61ilure_info\x18\x06 \x01(\x0b\x32\x15.shoal.v1.FailureInfo\x12-\n\x06result\x18\x07 \x01(\x0e\x32\x1d.shoal.v1.TaskExecutionResult\x12<\n\x0e\x63ontainer_info\x18\x08 \x01(\x0b\x32$.shoal.v1.TaskContainerExecutionInfoB\x0c\n\n_exit_code\"\x80\x01\n\x08NodeFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x14\n\x0cis_directory\x18\x02 \x01(\x08\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12/\n\x0bmodify_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfile_mode\x18\x05 \x01(\t\")\n\tFileChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xcb\x01\n\x0eTaskStatistics\x12\x1a\n\x12wall_clock_seconds\x18\x01 \x01(\x01\x12\x18\n\x10user_cpu_seconds\x18\x02 \x01(\x01\x12\x1a\n\x12kernel_cpu_seconds\x18\x03 \x01(\x01\x12\x19\n\x11peak_memory_bytes\x18\x04 \x01(\x03\x12\x12\n\nread_bytes\x18\x05 \x01(\x03\x12\x13\n\x0bwrite_bytes\x18\x06 \x01(\x03\x12\x10\n\x08read_ops\x18\x07 \x01(\x03\x12\x11\n\twrite_ops\x18\x08 \x01(\x03\"\xbf\x01\n\x0fUsageStatistics\x12(\n\x06totals\x18\x01 \x01(\x0b\x32\x18.shoal.v1.TaskStatistics\x12\x17\n\x0ftasks_succeeded\x18\x02 \x01(\x03\x12\x14\n\x0ctasks_failed\x18\x03 \x01(\x03\x12\x14\n\x0ctask_retries\x18\x04 \x01(\x03\x12\x15\n\rtask_requeues\x18\x05 \x01(\x03\x12\x14\n\x0cwait_seconds\x18\x06 \x01(\x01\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x03\"F\n\x1b\x41pplicationPackageReference\x12\x16\n\x0e\x61pplication_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"Q\n\x11\x43ontainerRegistry\x12\x17\n\x0fregistry_server\x18\x01 \x01(\t\x12\x11\n\tuser_name\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"\xb9\x01\n\x15TaskContainerSettings\x12\x12\n\nimage_name\x18\x01 \x01(\t\x12\x1d\n\x15\x63ontainer_run_options\x18\x02 \x01(\t\x12-\n\x08registry\x18\x03 \x01(\x0b\x32\x1b.shoal.v1.ContainerRegistry\x12>\n\x11working_directory\x18\x04 \x01(\x0e\x32#.shoal.v1.ContainerWorkingDirectory\"\xb9\x01\n\x16\x43ontainerConfiguration\x12%\n\x04type\x18\x01 \x01(\x0e\x32\x17.shoal.v1.ContainerType\x12\x1d\n\x15\x63ontainer_image_names\x18\x02 \x03(\t\x12\x39\n\x14\x63ontainer_registries\x18\x03 \x03(\x0b\x32\x1b.shoal.v1.ContainerRegistry\x12\x1e\n\x16\x61llow_host_run_options\x18\x04 \x01(\x08\"P\n\x1aTaskContainerExecutionInfo\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t*\xd9\x01\n\x19OutputFileUploadCondition\x12,\n(OUTPUT_FILE_UPLOAD_CONDITION_UNSPECIFIED\x10\x00\x12-\n)OUTPUT_FILE_UPLOAD_CONDITION_TASK_SUCCESS\x10\x01\x12-\n)OUTPUT_FILE_UPLOAD_CONDITION_TASK_FAILURE\x10\x02\x12\x30\n,OUTPUT_FILE_UPLOAD_CONDITION_TASK_COMPLETION\x10\x03*o\n\rErrorCategory\x12\x1e\n\x1a\x45RROR_CATEGORY_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CATEGORY_USER_ERROR\x10\x01\x12\x1f\n\x1b\x45RROR_CATEGORY_SERVER_ERROR\x10\x02*\x82\x01\n\x13TaskExecutionResult\x12%\n!TASK_EXECUTION_RESULT_UNSPECIFIED\x10\x00\x12!\n\x1dTASK_EXECUTION_RESULT_SUCCESS\x10\x01\x12!\n\x1dTASK_EXECUTION_RESULT_FAILURE\x10\x02*p\n\x0eStartTaskState\x12 \n\x1cSTART_TASK_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18START_TASK_STATE_RUNNING\x10\x01\x12\x1e\n\x1aSTART_TASK_STATE_COMPLETED\x10\x02*x\n\rContainerType\x12\x1e\n\x1a\x43ONTAINER_TYPE_UNSPECIFIED\x10\x00\x12$\n CONTAINER_TYPE_DOCKER_COMPATIBLE\x10\x01\x12!\n\x1d\x43ONTAINER_TYPE_CRI_COMPATIBLE\x10\x02*\xb9\x01\n\x19\x43ontainerWorkingDirectory\x12+\n\'CONTAINER_WORKING_DIRECTORY_UNSPECIFIED\x10\x00\x12\x36\n2CONTAINER_WORKING_DIRECTORY_TASK_WORKING_DIRECTORY\x10\x01\x12\x37\n3CONTAINER_WORKING_DIRECTORY_CONTAINER_IMAGE_DEFAULT\x10\x02\x42>\n\x0c\x64\x65v.shoal.v1P\x01Z!shoal.dev/gen/go/shoal/v1;shoalv1\xaa\x02\x08Shoal.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,14 +35,18 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.common_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.shoal.v1P\001Z!shoal.dev/gen/go/shoal/v1;shoalv1\252\002\010Shoal.V1'
-  _globals['_OUTPUTFILEUPLOADCONDITION']._serialized_start=1958
-  _globals['_OUTPUTFILEUPLOADCONDITION']._serialized_end=2175
-  _globals['_ERRORCATEGORY']._serialized_start=2177
-  _globals['_ERRORCATEGORY']._serialized_end=2288
-  _globals['_TASKEXECUTIONRESULT']._serialized_start=2291
-  _globals['_TASKEXECUTIONRESULT']._serialized_end=2421
-  _globals['_STARTTASKSTATE']._serialized_start=2423
-  _globals['_STARTTASKSTATE']._serialized_end=2535
+  _globals['_OUTPUTFILEUPLOADCONDITION']._serialized_start=2622
+  _globals['_OUTPUTFILEUPLOADCONDITION']._serialized_end=2839
+  _globals['_ERRORCATEGORY']._serialized_start=2841
+  _globals['_ERRORCATEGORY']._serialized_end=2952
+  _globals['_TASKEXECUTIONRESULT']._serialized_start=2955
+  _globals['_TASKEXECUTIONRESULT']._serialized_end=3085
+  _globals['_STARTTASKSTATE']._serialized_start=3087
+  _globals['_STARTTASKSTATE']._serialized_end=3199
+  _globals['_CONTAINERTYPE']._serialized_start=3201
+  _globals['_CONTAINERTYPE']._serialized_end=3321
+  _globals['_CONTAINERWORKINGDIRECTORY']._serialized_start=3324
+  _globals['_CONTAINERWORKINGDIRECTORY']._serialized_end=3509
   _globals['_ENVIRONMENTSETTING']._serialized_start=125
   _globals['_ENVIRONMENTSETTING']._serialized_end=174
   _globals['_METADATAITEM']._serialized_start=176
@@ -56,17 +60,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FAILUREINFO']._serialized_start=671
   _globals['_FAILUREINFO']._serialized_end=758
   _globals['_STARTTASK']._serialized_start=761
-  _globals['_STARTTASK']._serialized_end=1005
-  _globals['_STARTTASKINFO']._serialized_start=1008
-  _globals['_STARTTASKINFO']._serialized_end=1309
-  _globals['_NODEFILE']._serialized_start=1312
-  _globals['_NODEFILE']._serialized_end=1440
-  _globals['_FILECHUNK']._serialized_start=1442
-  _globals['_FILECHUNK']._serialized_end=1483
-  _globals['_TASKSTATISTICS']._serialized_start=1486
-  _globals['_TASKSTATISTICS']._serialized_end=1689
-  _globals['_USAGESTATISTICS']._serialized_start=1692
-  _globals['_USAGESTATISTICS']._serialized_end=1883
-  _globals['_APPLICATIONPACKAGEREFERENCE']._serialized_start=1885
-  _globals['_APPLICATIONPACKAGEREFERENCE']._serialized_end=1955
+  _globals['_STARTTASK']._serialized_end=1066
+  _globals['_STARTTASKINFO']._serialized_start=1069
+  _globals['_STARTTASKINFO']._serialized_end=1432
+  _globals['_NODEFILE']._serialized_start=1435
+  _globals['_NODEFILE']._serialized_end=1563
+  _globals['_FILECHUNK']._serialized_start=1565
+  _globals['_FILECHUNK']._serialized_end=1606
+  _globals['_TASKSTATISTICS']._serialized_start=1609
+  _globals['_TASKSTATISTICS']._serialized_end=1812
+  _globals['_USAGESTATISTICS']._serialized_start=1815
+  _globals['_USAGESTATISTICS']._serialized_end=2006
+  _globals['_APPLICATIONPACKAGEREFERENCE']._serialized_start=2008
+  _globals['_APPLICATIONPACKAGEREFERENCE']._serialized_end=2078
+  _globals['_CONTAINERREGISTRY']._serialized_start=2080
+  _globals['_CONTAINERREGISTRY']._serialized_end=2161
+  _globals['_TASKCONTAINERSETTINGS']._serialized_start=2164
+  _globals['_TASKCONTAINERSETTINGS']._serialized_end=2349
+  _globals['_CONTAINERCONFIGURATION']._serialized_start=2352
+  _globals['_CONTAINERCONFIGURATION']._serialized_end=2537
+  _globals['_TASKCONTAINEREXECUTIONINFO']._serialized_start=2539
+  _globals['_TASKCONTAINEREXECUTIONINFO']._serialized_end=2619
 # @@protoc_insertion_point(module_scope)

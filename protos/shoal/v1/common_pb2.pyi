@@ -36,6 +36,18 @@ class StartTaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     START_TASK_STATE_UNSPECIFIED: _ClassVar[StartTaskState]
     START_TASK_STATE_RUNNING: _ClassVar[StartTaskState]
     START_TASK_STATE_COMPLETED: _ClassVar[StartTaskState]
+
+class ContainerType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTAINER_TYPE_UNSPECIFIED: _ClassVar[ContainerType]
+    CONTAINER_TYPE_DOCKER_COMPATIBLE: _ClassVar[ContainerType]
+    CONTAINER_TYPE_CRI_COMPATIBLE: _ClassVar[ContainerType]
+
+class ContainerWorkingDirectory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTAINER_WORKING_DIRECTORY_UNSPECIFIED: _ClassVar[ContainerWorkingDirectory]
+    CONTAINER_WORKING_DIRECTORY_TASK_WORKING_DIRECTORY: _ClassVar[ContainerWorkingDirectory]
+    CONTAINER_WORKING_DIRECTORY_CONTAINER_IMAGE_DEFAULT: _ClassVar[ContainerWorkingDirectory]
 OUTPUT_FILE_UPLOAD_CONDITION_UNSPECIFIED: OutputFileUploadCondition
 OUTPUT_FILE_UPLOAD_CONDITION_TASK_SUCCESS: OutputFileUploadCondition
 OUTPUT_FILE_UPLOAD_CONDITION_TASK_FAILURE: OutputFileUploadCondition
@@ -49,6 +61,12 @@ TASK_EXECUTION_RESULT_FAILURE: TaskExecutionResult
 START_TASK_STATE_UNSPECIFIED: StartTaskState
 START_TASK_STATE_RUNNING: StartTaskState
 START_TASK_STATE_COMPLETED: StartTaskState
+CONTAINER_TYPE_UNSPECIFIED: ContainerType
+CONTAINER_TYPE_DOCKER_COMPATIBLE: ContainerType
+CONTAINER_TYPE_CRI_COMPATIBLE: ContainerType
+CONTAINER_WORKING_DIRECTORY_UNSPECIFIED: ContainerWorkingDirectory
+CONTAINER_WORKING_DIRECTORY_TASK_WORKING_DIRECTORY: ContainerWorkingDirectory
+CONTAINER_WORKING_DIRECTORY_CONTAINER_IMAGE_DEFAULT: ContainerWorkingDirectory
 
 class EnvironmentSetting(_message.Message):
     __slots__ = ("name", "value")
@@ -113,23 +131,25 @@ class FailureInfo(_message.Message):
     def __init__(self, category: _Optional[_Union[ErrorCategory, str]] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class StartTask(_message.Message):
-    __slots__ = ("command_line", "resource_files", "environment_settings", "max_task_retry_count", "wait_for_success", "user_identity")
+    __slots__ = ("command_line", "resource_files", "environment_settings", "max_task_retry_count", "wait_for_success", "user_identity", "container_settings")
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     MAX_TASK_RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     WAIT_FOR_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     command_line: str
     resource_files: _containers.RepeatedCompositeFieldContainer[ResourceFile]
     environment_settings: _containers.RepeatedCompositeFieldContainer[EnvironmentSetting]
     max_task_retry_count: int
     wait_for_success: bool
     user_identity: _identity_pb2.UserIdentity
-    def __init__(self, command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[EnvironmentSetting, _Mapping]]] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
+    container_settings: TaskContainerSettings
+    def __init__(self, command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[EnvironmentSetting, _Mapping]]] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., container_settings: _Optional[_Union[TaskContainerSettings, _Mapping]] = ...) -> None: ...
 
 class StartTaskInfo(_message.Message):
-    __slots__ = ("state", "start_time", "end_time", "exit_code", "retry_count", "failure_info", "result")
+    __slots__ = ("state", "start_time", "end_time", "exit_code", "retry_count", "failure_info", "result", "container_info")
     STATE_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +157,7 @@ class StartTaskInfo(_message.Message):
     RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     FAILURE_INFO_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_INFO_FIELD_NUMBER: _ClassVar[int]
     state: StartTaskState
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
@@ -144,7 +165,8 @@ class StartTaskInfo(_message.Message):
     retry_count: int
     failure_info: FailureInfo
     result: TaskExecutionResult
-    def __init__(self, state: _Optional[_Union[StartTaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., retry_count: _Optional[int] = ..., failure_info: _Optional[_Union[FailureInfo, _Mapping]] = ..., result: _Optional[_Union[TaskExecutionResult, str]] = ...) -> None: ...
+    container_info: TaskContainerExecutionInfo
+    def __init__(self, state: _Optional[_Union[StartTaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., retry_count: _Optional[int] = ..., failure_info: _Optional[_Union[FailureInfo, _Mapping]] = ..., result: _Optional[_Union[TaskExecutionResult, str]] = ..., container_info: _Optional[_Union[TaskContainerExecutionInfo, _Mapping]] = ...) -> None: ...
 
 class NodeFile(_message.Message):
     __slots__ = ("path", "is_directory", "size", "modify_time", "file_mode")
@@ -213,3 +235,47 @@ class ApplicationPackageReference(_message.Message):
     application_id: str
     version: str
     def __init__(self, application_id: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class ContainerRegistry(_message.Message):
+    __slots__ = ("registry_server", "user_name", "password")
+    REGISTRY_SERVER_FIELD_NUMBER: _ClassVar[int]
+    USER_NAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    registry_server: str
+    user_name: str
+    password: str
+    def __init__(self, registry_server: _Optional[str] = ..., user_name: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class TaskContainerSettings(_message.Message):
+    __slots__ = ("image_name", "container_run_options", "registry", "working_directory")
+    IMAGE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_RUN_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    image_name: str
+    container_run_options: str
+    registry: ContainerRegistry
+    working_directory: ContainerWorkingDirectory
+    def __init__(self, image_name: _Optional[str] = ..., container_run_options: _Optional[str] = ..., registry: _Optional[_Union[ContainerRegistry, _Mapping]] = ..., working_directory: _Optional[_Union[ContainerWorkingDirectory, str]] = ...) -> None: ...
+
+class ContainerConfiguration(_message.Message):
+    __slots__ = ("type", "container_image_names", "container_registries", "allow_host_run_options")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_IMAGE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_REGISTRIES_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_HOST_RUN_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    type: ContainerType
+    container_image_names: _containers.RepeatedScalarFieldContainer[str]
+    container_registries: _containers.RepeatedCompositeFieldContainer[ContainerRegistry]
+    allow_host_run_options: bool
+    def __init__(self, type: _Optional[_Union[ContainerType, str]] = ..., container_image_names: _Optional[_Iterable[str]] = ..., container_registries: _Optional[_Iterable[_Union[ContainerRegistry, _Mapping]]] = ..., allow_host_run_options: _Optional[bool] = ...) -> None: ...
+
+class TaskContainerExecutionInfo(_message.Message):
+    __slots__ = ("container_id", "state", "error")
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    container_id: str
+    state: str
+    error: str
+    def __init__(self, container_id: _Optional[str] = ..., state: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...

@@ -90,7 +90,7 @@ PREPARATION_TASK_STATE_RUNNING: PreparationTaskState
 PREPARATION_TASK_STATE_COMPLETED: PreparationTaskState
 
 class JobManagerTask(_message.Message):
-    __slots__ = ("id", "display_name", "command_line", "resource_files", "output_files", "environment_settings", "constraints", "kill_job_on_completion", "run_exclusive", "required_slots", "user_identity", "allow_low_priority_node", "application_package_references")
+    __slots__ = ("id", "display_name", "command_line", "resource_files", "output_files", "environment_settings", "constraints", "kill_job_on_completion", "run_exclusive", "required_slots", "user_identity", "allow_low_priority_node", "application_package_references", "container_settings")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,7 @@ class JobManagerTask(_message.Message):
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     ALLOW_LOW_PRIORITY_NODE_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_PACKAGE_REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     command_line: str
@@ -117,10 +118,11 @@ class JobManagerTask(_message.Message):
     user_identity: _identity_pb2.UserIdentity
     allow_low_priority_node: bool
     application_package_references: _containers.RepeatedCompositeFieldContainer[_common_pb2.ApplicationPackageReference]
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., kill_job_on_completion: _Optional[bool] = ..., run_exclusive: _Optional[bool] = ..., required_slots: _Optional[int] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., allow_low_priority_node: _Optional[bool] = ..., application_package_references: _Optional[_Iterable[_Union[_common_pb2.ApplicationPackageReference, _Mapping]]] = ...) -> None: ...
+    container_settings: _common_pb2.TaskContainerSettings
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., kill_job_on_completion: _Optional[bool] = ..., run_exclusive: _Optional[bool] = ..., required_slots: _Optional[int] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., allow_low_priority_node: _Optional[bool] = ..., application_package_references: _Optional[_Iterable[_Union[_common_pb2.ApplicationPackageReference, _Mapping]]] = ..., container_settings: _Optional[_Union[_common_pb2.TaskContainerSettings, _Mapping]] = ...) -> None: ...
 
 class JobPreparationTask(_message.Message):
-    __slots__ = ("id", "command_line", "resource_files", "environment_settings", "constraints", "wait_for_success", "rerun_on_node_reboot_after_success", "user_identity")
+    __slots__ = ("id", "command_line", "resource_files", "environment_settings", "constraints", "wait_for_success", "rerun_on_node_reboot_after_success", "user_identity", "container_settings")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +131,7 @@ class JobPreparationTask(_message.Message):
     WAIT_FOR_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     RERUN_ON_NODE_REBOOT_AFTER_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     command_line: str
     resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
@@ -137,10 +140,11 @@ class JobPreparationTask(_message.Message):
     wait_for_success: bool
     rerun_on_node_reboot_after_success: bool
     user_identity: _identity_pb2.UserIdentity
-    def __init__(self, id: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., wait_for_success: _Optional[bool] = ..., rerun_on_node_reboot_after_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
+    container_settings: _common_pb2.TaskContainerSettings
+    def __init__(self, id: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., wait_for_success: _Optional[bool] = ..., rerun_on_node_reboot_after_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., container_settings: _Optional[_Union[_common_pb2.TaskContainerSettings, _Mapping]] = ...) -> None: ...
 
 class JobReleaseTask(_message.Message):
-    __slots__ = ("id", "command_line", "resource_files", "environment_settings", "max_wall_clock_time", "retention_time", "user_identity")
+    __slots__ = ("id", "command_line", "resource_files", "environment_settings", "max_wall_clock_time", "retention_time", "user_identity", "container_settings")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FILES_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +152,7 @@ class JobReleaseTask(_message.Message):
     MAX_WALL_CLOCK_TIME_FIELD_NUMBER: _ClassVar[int]
     RETENTION_TIME_FIELD_NUMBER: _ClassVar[int]
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     command_line: str
     resource_files: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceFile]
@@ -155,7 +160,8 @@ class JobReleaseTask(_message.Message):
     max_wall_clock_time: _duration_pb2.Duration
     retention_time: _duration_pb2.Duration
     user_identity: _identity_pb2.UserIdentity
-    def __init__(self, id: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., max_wall_clock_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retention_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
+    container_settings: _common_pb2.TaskContainerSettings
+    def __init__(self, id: _Optional[str] = ..., command_line: _Optional[str] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., max_wall_clock_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retention_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., container_settings: _Optional[_Union[_common_pb2.TaskContainerSettings, _Mapping]] = ...) -> None: ...
 
 class JobConstraints(_message.Message):
     __slots__ = ("max_wall_clock_time", "max_task_retry_count")

@@ -79,7 +79,7 @@ ADD_TASK_STATUS_CLIENT_ERROR: AddTaskStatus
 ADD_TASK_STATUS_SERVER_ERROR: AddTaskStatus
 
 class TaskExecutionInfo(_message.Message):
-    __slots__ = ("start_time", "end_time", "exit_code", "failure_info", "retry_count", "last_retry_time", "requeue_count", "last_requeue_time", "result", "last_attempt_stats")
+    __slots__ = ("start_time", "end_time", "exit_code", "failure_info", "retry_count", "last_retry_time", "requeue_count", "last_requeue_time", "result", "last_attempt_stats", "container_info")
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,7 @@ class TaskExecutionInfo(_message.Message):
     LAST_REQUEUE_TIME_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     LAST_ATTEMPT_STATS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_INFO_FIELD_NUMBER: _ClassVar[int]
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     exit_code: int
@@ -100,7 +101,8 @@ class TaskExecutionInfo(_message.Message):
     last_requeue_time: _timestamp_pb2.Timestamp
     result: _common_pb2.TaskExecutionResult
     last_attempt_stats: _common_pb2.TaskStatistics
-    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., retry_count: _Optional[int] = ..., last_retry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requeue_count: _Optional[int] = ..., last_requeue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., last_attempt_stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ...) -> None: ...
+    container_info: _common_pb2.TaskContainerExecutionInfo
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., retry_count: _Optional[int] = ..., last_retry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requeue_count: _Optional[int] = ..., last_requeue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., last_attempt_stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ..., container_info: _Optional[_Union[_common_pb2.TaskContainerExecutionInfo, _Mapping]] = ...) -> None: ...
 
 class TaskNodeInfo(_message.Message):
     __slots__ = ("pool_id", "node_id", "task_root_directory", "node_address")
@@ -181,7 +183,7 @@ class ExitConditions(_message.Message):
     def __init__(self, exit_codes: _Optional[_Iterable[_Union[ExitCodeMapping, _Mapping]]] = ..., exit_code_ranges: _Optional[_Iterable[_Union[ExitCodeRangeMapping, _Mapping]]] = ..., pre_processing_error: _Optional[_Union[ExitOptions, _Mapping]] = ..., file_upload_error: _Optional[_Union[ExitOptions, _Mapping]] = ..., default: _Optional[_Union[ExitOptions, _Mapping]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("id", "display_name", "command_line", "environment_settings", "resource_files", "output_files", "constraints", "required_slots", "multi_instance_settings", "depends_on", "exit_conditions", "user_identity", "dedicated_nodes_only", "application_package_references")
+    __slots__ = ("id", "display_name", "command_line", "environment_settings", "resource_files", "output_files", "constraints", "required_slots", "multi_instance_settings", "depends_on", "exit_conditions", "user_identity", "dedicated_nodes_only", "application_package_references", "container_settings")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +198,7 @@ class TaskSpec(_message.Message):
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     DEDICATED_NODES_ONLY_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_PACKAGE_REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     command_line: str
@@ -210,10 +213,11 @@ class TaskSpec(_message.Message):
     user_identity: _identity_pb2.UserIdentity
     dedicated_nodes_only: bool
     application_package_references: _containers.RepeatedCompositeFieldContainer[_common_pb2.ApplicationPackageReference]
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ..., multi_instance_settings: _Optional[_Union[MultiInstanceSettings, _Mapping]] = ..., depends_on: _Optional[_Union[TaskDependencies, _Mapping]] = ..., exit_conditions: _Optional[_Union[ExitConditions, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., dedicated_nodes_only: _Optional[bool] = ..., application_package_references: _Optional[_Iterable[_Union[_common_pb2.ApplicationPackageReference, _Mapping]]] = ...) -> None: ...
+    container_settings: _common_pb2.TaskContainerSettings
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., constraints: _Optional[_Union[_common_pb2.TaskConstraints, _Mapping]] = ..., required_slots: _Optional[int] = ..., multi_instance_settings: _Optional[_Union[MultiInstanceSettings, _Mapping]] = ..., depends_on: _Optional[_Union[TaskDependencies, _Mapping]] = ..., exit_conditions: _Optional[_Union[ExitConditions, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., dedicated_nodes_only: _Optional[bool] = ..., application_package_references: _Optional[_Iterable[_Union[_common_pb2.ApplicationPackageReference, _Mapping]]] = ..., container_settings: _Optional[_Union[_common_pb2.TaskContainerSettings, _Mapping]] = ...) -> None: ...
 
 class Subtask(_message.Message):
-    __slots__ = ("id", "node_info", "state", "start_time", "end_time", "exit_code", "failure_info", "result", "stats")
+    __slots__ = ("id", "node_info", "state", "start_time", "end_time", "exit_code", "failure_info", "result", "stats", "container_info")
     ID_FIELD_NUMBER: _ClassVar[int]
     NODE_INFO_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +227,7 @@ class Subtask(_message.Message):
     FAILURE_INFO_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_INFO_FIELD_NUMBER: _ClassVar[int]
     id: int
     node_info: TaskNodeInfo
     state: SubtaskState
@@ -232,7 +237,8 @@ class Subtask(_message.Message):
     failure_info: _common_pb2.FailureInfo
     result: _common_pb2.TaskExecutionResult
     stats: _common_pb2.TaskStatistics
-    def __init__(self, id: _Optional[int] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., state: _Optional[_Union[SubtaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ...) -> None: ...
+    container_info: _common_pb2.TaskContainerExecutionInfo
+    def __init__(self, id: _Optional[int] = ..., node_info: _Optional[_Union[TaskNodeInfo, _Mapping]] = ..., state: _Optional[_Union[SubtaskState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ..., container_info: _Optional[_Union[_common_pb2.TaskContainerExecutionInfo, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("name", "spec", "state", "previous_state", "creation_time", "state_transition_time", "execution_info", "node_info", "attempt", "etag", "subtasks", "waiting_reason", "dependency_state", "job_manager", "stats")

@@ -58,7 +58,7 @@ class AttemptRef(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., instance: _Optional[int] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("event_id", "attempt", "kind", "time", "exit_code", "failure_info", "result", "start_time", "task_root_directory", "job_task", "retry_count", "stats")
+    __slots__ = ("event_id", "attempt", "kind", "time", "exit_code", "failure_info", "result", "start_time", "task_root_directory", "job_task", "retry_count", "stats", "container_info")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,7 @@ class TaskEvent(_message.Message):
     JOB_TASK_FIELD_NUMBER: _ClassVar[int]
     RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_INFO_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     attempt: AttemptRef
     kind: TaskEventKind
@@ -83,10 +84,11 @@ class TaskEvent(_message.Message):
     job_task: JobTaskKind
     retry_count: int
     stats: _common_pb2.TaskStatistics
-    def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ..., job_task: _Optional[_Union[JobTaskKind, str]] = ..., retry_count: _Optional[int] = ..., stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ...) -> None: ...
+    container_info: _common_pb2.TaskContainerExecutionInfo
+    def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ..., job_task: _Optional[_Union[JobTaskKind, str]] = ..., retry_count: _Optional[int] = ..., stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ..., container_info: _Optional[_Union[_common_pb2.TaskContainerExecutionInfo, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port", "task_user_isolation", "agent_user", "agent_version", "errors", "ssh_port", "restart_id")
+    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port", "task_user_isolation", "agent_user", "agent_version", "errors", "ssh_port", "restart_id", "container_engine")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +109,7 @@ class Register(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     SSH_PORT_FIELD_NUMBER: _ClassVar[int]
     RESTART_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ENGINE_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     ip_address: str
@@ -127,7 +130,8 @@ class Register(_message.Message):
     errors: _containers.RepeatedCompositeFieldContainer[_pool_pb2.NodeError]
     ssh_port: int
     restart_id: str
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ..., exec_port: _Optional[int] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., agent_version: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[_pool_pb2.NodeError, _Mapping]]] = ..., ssh_port: _Optional[int] = ..., restart_id: _Optional[str] = ...) -> None: ...
+    container_engine: str
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ..., exec_port: _Optional[int] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., agent_version: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[_pool_pb2.NodeError, _Mapping]]] = ..., ssh_port: _Optional[int] = ..., restart_id: _Optional[str] = ..., container_engine: _Optional[str] = ...) -> None: ...
 
 class NodeHealth(_message.Message):
     __slots__ = ("errors",)
@@ -196,7 +200,7 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task_events: _Optional[_Union[TaskEvents, _Mapping]] = ..., start_task: _Optional[_Union[StartTaskReport, _Mapping]] = ..., ack: _Optional[_Union[CommandAck, _Mapping]] = ..., node_health: _Optional[_Union[NodeHealth, _Mapping]] = ..., commands_acked_up_to: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts", "certificates", "node_users", "is_dedicated", "packages")
+    __slots__ = ("node_id", "pool_id", "heartbeat_interval_seconds", "start_task", "run_start_task", "task_slots", "account", "credential", "user_accounts", "certificates", "node_users", "is_dedicated", "packages", "containers")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +214,7 @@ class Welcome(_message.Message):
     NODE_USERS_FIELD_NUMBER: _ClassVar[int]
     IS_DEDICATED_FIELD_NUMBER: _ClassVar[int]
     PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     heartbeat_interval_seconds: float
@@ -223,7 +228,8 @@ class Welcome(_message.Message):
     node_users: _containers.RepeatedCompositeFieldContainer[NodeUserSpec]
     is_dedicated: bool
     packages: _containers.RepeatedCompositeFieldContainer[PackageDeployment]
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificates: _Optional[_Iterable[_Union[NodeCertificate, _Mapping]]] = ..., node_users: _Optional[_Iterable[_Union[NodeUserSpec, _Mapping]]] = ..., is_dedicated: _Optional[bool] = ..., packages: _Optional[_Iterable[_Union[PackageDeployment, _Mapping]]] = ...) -> None: ...
+    containers: _common_pb2.ContainerConfiguration
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., start_task: _Optional[_Union[_common_pb2.StartTask, _Mapping]] = ..., run_start_task: _Optional[bool] = ..., task_slots: _Optional[int] = ..., account: _Optional[str] = ..., credential: _Optional[str] = ..., user_accounts: _Optional[_Iterable[_Union[_identity_pb2.UserAccount, _Mapping]]] = ..., certificates: _Optional[_Iterable[_Union[NodeCertificate, _Mapping]]] = ..., node_users: _Optional[_Iterable[_Union[NodeUserSpec, _Mapping]]] = ..., is_dedicated: _Optional[bool] = ..., packages: _Optional[_Iterable[_Union[PackageDeployment, _Mapping]]] = ..., containers: _Optional[_Union[_common_pb2.ContainerConfiguration, _Mapping]] = ...) -> None: ...
 
 class PackageDeployment(_message.Message):
     __slots__ = ("application_id", "version", "default_version", "sha256", "size", "error", "reference")
@@ -332,7 +338,7 @@ class MultiInstance(_message.Message):
     def __init__(self, instance_index: _Optional[int] = ..., number_of_instances: _Optional[int] = ..., host_list: _Optional[_Iterable[str]] = ..., agent_addresses: _Optional[_Iterable[str]] = ..., coordination_command_line: _Optional[str] = ..., common_resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., task_shared_dir: _Optional[str] = ..., exec_secret: _Optional[str] = ...) -> None: ...
 
 class JobTaskSpec(_message.Message):
-    __slots__ = ("job_id", "id", "command_line", "environment_settings", "resource_files", "max_wall_clock_seconds", "retention_seconds", "max_task_retry_count", "wait_for_success", "user_identity")
+    __slots__ = ("job_id", "id", "command_line", "environment_settings", "resource_files", "max_wall_clock_seconds", "retention_seconds", "max_task_retry_count", "wait_for_success", "user_identity", "container")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +349,7 @@ class JobTaskSpec(_message.Message):
     MAX_TASK_RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     WAIT_FOR_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     id: str
     command_line: str
@@ -353,10 +360,11 @@ class JobTaskSpec(_message.Message):
     max_task_retry_count: int
     wait_for_success: bool
     user_identity: _identity_pb2.UserIdentity
-    def __init__(self, job_id: _Optional[str] = ..., id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ...) -> None: ...
+    container: _common_pb2.TaskContainerSettings
+    def __init__(self, job_id: _Optional[str] = ..., id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., max_task_retry_count: _Optional[int] = ..., wait_for_success: _Optional[bool] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., container: _Optional[_Union[_common_pb2.TaskContainerSettings, _Mapping]] = ...) -> None: ...
 
 class TaskAssignment(_message.Message):
-    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots", "multi_instance", "job_preparation", "user_identity", "packages")
+    __slots__ = ("attempt", "pool_id", "command_line", "environment_settings", "resource_files", "output_files", "max_wall_clock_seconds", "retention_seconds", "required_slots", "multi_instance", "job_preparation", "user_identity", "packages", "container")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
@@ -370,6 +378,7 @@ class TaskAssignment(_message.Message):
     JOB_PREPARATION_FIELD_NUMBER: _ClassVar[int]
     USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
     attempt: AttemptRef
     pool_id: str
     command_line: str
@@ -383,7 +392,8 @@ class TaskAssignment(_message.Message):
     job_preparation: JobTaskSpec
     user_identity: _identity_pb2.UserIdentity
     packages: _containers.RepeatedCompositeFieldContainer[PackageDeployment]
-    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ..., multi_instance: _Optional[_Union[MultiInstance, _Mapping]] = ..., job_preparation: _Optional[_Union[JobTaskSpec, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., packages: _Optional[_Iterable[_Union[PackageDeployment, _Mapping]]] = ...) -> None: ...
+    container: _common_pb2.TaskContainerSettings
+    def __init__(self, attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., pool_id: _Optional[str] = ..., command_line: _Optional[str] = ..., environment_settings: _Optional[_Iterable[_Union[_common_pb2.EnvironmentSetting, _Mapping]]] = ..., resource_files: _Optional[_Iterable[_Union[_common_pb2.ResourceFile, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[_common_pb2.OutputFile, _Mapping]]] = ..., max_wall_clock_seconds: _Optional[float] = ..., retention_seconds: _Optional[float] = ..., required_slots: _Optional[int] = ..., multi_instance: _Optional[_Union[MultiInstance, _Mapping]] = ..., job_preparation: _Optional[_Union[JobTaskSpec, _Mapping]] = ..., user_identity: _Optional[_Union[_identity_pb2.UserIdentity, _Mapping]] = ..., packages: _Optional[_Iterable[_Union[PackageDeployment, _Mapping]]] = ..., container: _Optional[_Union[_common_pb2.TaskContainerSettings, _Mapping]] = ...) -> None: ...
 
 class StartTasks(_message.Message):
     __slots__ = ("command_id", "tasks")
