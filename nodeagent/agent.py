@@ -26,6 +26,7 @@ from shoal.clock import Clock, SystemClock
 from shoal.grpcguard import guarded
 from shoal.nodeagent import certificates, health, packages, process, restart
 from shoal.nodeagent.config import DEFAULT_HEARTBEAT_INTERVAL, AgentConfig
+from shoal.nodeagent.containertasks import NodeContainers
 from shoal.nodeagent.execport import ExecEndpoint
 from shoal.nodeagent.execport import server_context as exec_server_context
 from shoal.nodeagent.execservice import exec_admission
@@ -193,6 +194,9 @@ class Agent:
             users=self.users,
         )
         self._source_env = source_env
+        #: The node's container engine and its pool's images (see `shoal.nodeagent.containertasks`).
+        self.containers = NodeContainers(self.layout.root, self.layout.volatile / "containers", self._publish_errors)
+        self.runner.containers = self.runner.job_tasks.containers = self.containers
 
     # ---- life cycle ------------------------------------------------------------------------------
 
@@ -318,6 +322,7 @@ class Agent:
         self.runner.packages = self.packages
         self._spawn(self.runner.run_sweeper(self.config.sweep_interval_seconds))
         self._spawn(self.runner.run_sampler())
+        await self.containers.start()
         self._health_errors = await asyncio.to_thread(health.node_errors, self.layout, self.config.reserved_disk_bytes)
         self.node_errors = list(self._health_errors)
         self._spawn(self._watch_health())
@@ -488,6 +493,7 @@ class Agent:
                 restart_id=self.restart_done,
                 errors=self._remember_registered_errors(),
                 ssh_port=self.logins.ssh_port,
+                container_engine=self.containers.description,
             )
         )
 
@@ -611,6 +617,7 @@ class Agent:
         self._install_certificates(w)
         # (Before the start task and the first tasks, which wait for them.)
         self._deploy_pool_packages(list(w.packages))
+        self.containers.welcome(w.containers if w.HasField("containers") else None, self._spawn)
         self.logins.apply(w.node_users)
         self.runner.set_slots(w.task_slots)
         running = self._start_task is not None and not self._start_task.done()
@@ -747,7 +754,7 @@ class Agent:
     def _publish_errors(self) -> None:
         """Tell the server when what is wrong with the node changed (the health check's findings and the
         pool's packages that could not be deployed)."""
-        errors = [*self._health_errors, *self._package_errors]
+        errors = [*self._health_errors, *self._package_errors, *self.containers.errors]
         if [(e.code, e.message) for e in errors] != [(e.code, e.message) for e in self.node_errors]:
             for e in errors:
                 log.warning("node error %s: %s", e.code, e.message)
@@ -847,6 +854,7 @@ class Agent:
         if self.runner.pool_deploy is not None:
             # (Its packages are in its environment: a start task installs from them.)
             await asyncio.wait([self.runner.pool_deploy])
+        await self.containers.wait_for_images()
         try:
             await run_start_task(
                 start_task,
@@ -860,6 +868,7 @@ class Agent:
                 source_env=self._source_env if self._source_env is not None else dict(os.environ),
                 on_process=self._on_start_task_process,
                 users=self.users,
+                containers=self.containers,
             )
         except Exception:
             log.exception("the start task failed inside the agent")

@@ -45,6 +45,8 @@ from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
 from shoal.nodeagent import certificates, envvars, process, safeopen, taskdirs
 from shoal.nodeagent.config import AgentConfig
+from shoal.nodeagent.containers import ContainerError
+from shoal.nodeagent.containertasks import NodeContainers, PreparedContainer, runs_in_container, spawn_in_container
 from shoal.nodeagent.journal import Journal
 from shoal.nodeagent.layout import NodeLayout, working_dir
 from shoal.nodeagent.outcome import FAILURE, SERVER_ERROR, SUCCESS, USER_ERROR, Outcome, ended, failure, outcome_of
@@ -214,6 +216,8 @@ class JobTasks:
     ) -> None:
         self._config = config
         self._users = users
+        #: The node's container engine (set by the agent): preparation and release tasks may run in containers.
+        self.containers: NodeContainers | None = None
         self._layout = layout
         self._clock = clock
         self._emit = emit
@@ -517,17 +521,37 @@ class JobTasks:
         if run.stopping:
             return ended(None, run.stopping)
         assert run.task_dir is not None
+        settings = run.spec.container if run.spec.HasField("container") else None
+        made: PreparedContainer | None = None
         try:
-            proc = process.spawn(
-                run.spec.command_line,
-                cwd=wd,
-                env=env,
-                stdout=run.task_dir / taskdirs.OUTPUT_FILES[0],
-                stderr=run.task_dir / taskdirs.OUTPUT_FILES[1],
-                append=True,
-                user=run.owner,
-            )
-        except process.LaunchError as e:
+            if runs_in_container(settings):
+                assert settings is not None
+                proc, made = await spawn_in_container(
+                    self.containers,
+                    settings,
+                    run.spec.command_line,
+                    job_id=run.spec.job_id,
+                    task_id=run.name,
+                    cwd=wd,
+                    env=env,
+                    explicit=[e.name for e in run.spec.environment_settings],
+                    source_env=self._source_env,
+                    stdout=run.task_dir / taskdirs.OUTPUT_FILES[0],
+                    stderr=run.task_dir / taskdirs.OUTPUT_FILES[1],
+                    append=True,
+                    user=run.owner,
+                )
+            else:
+                proc = process.spawn(
+                    run.spec.command_line,
+                    cwd=wd,
+                    env=env,
+                    stdout=run.task_dir / taskdirs.OUTPUT_FILES[0],
+                    stderr=run.task_dir / taskdirs.OUTPUT_FILES[1],
+                    append=True,
+                    user=run.owner,
+                )
+        except (process.LaunchError, ContainerError) as e:
             await asyncio.to_thread(taskdirs.touch_outputs, run.task_dir)
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
         run.proc = proc
@@ -544,6 +568,12 @@ class JobTasks:
         finally:
             self._running_file.remove(key)
             run.proc = None
+        if made is not None and self.containers is not None:
+            try:
+                await self.containers.finish(made.name, result.returncode, run.task_dir / taskdirs.OUTPUT_FILES[1])
+            except ContainerError as e:
+                if not run.stopping:
+                    return Outcome(None, failure(USER_ERROR, e.code, e.message))
         if run.stopping:
             return ended(result.exit_code, run.stopping)
         return outcome_of(result)

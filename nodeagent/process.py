@@ -90,13 +90,17 @@ def spawn(
     stderr: Path,
     append: bool = False,
     user: tuple[int, int] | None = None,
+    argv: list[str] | None = None,
+    owner: tuple[int, int] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `command_line` without a shell in a new session (so its own process group), as `user` (uid,
-    gid) when given.
+    """Start `command_line` (or `argv`, already split) without a shell in a new session (so its own process
+    group), as `user` (uid, gid) when given.
 
-    stdout and stderr go straight to the files (the user's). Raises LaunchError.
+    stdout and stderr go straight to the files (the user's, or `owner`'s for a process that runs as the
+    agent for a user: a container's). Raises LaunchError.
     """
-    argv = split_command(command_line)
+    argv = list(argv) if argv is not None else split_command(command_line)
+    owner = user or owner
     extra: dict[str, Any] = {}
     if user is not None:
         argv, extra = as_user(argv, user, env, cwd)
@@ -113,9 +117,9 @@ def spawn(
         except OSError as e:
             raise LaunchError(CODE_LAUNCH_FAILED, f"cannot open {stderr.name}: {e.strerror or e}") from e
         try:
-            if user is not None:
-                os.fchown(out_fd, *user)
-                os.fchown(err_fd, *user)
+            if owner is not None:
+                os.fchown(out_fd, *owner)
+                os.fchown(err_fd, *owner)
             return subprocess.Popen(
                 argv,
                 cwd=cwd,

@@ -23,6 +23,8 @@ from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
 from shoal.nodeagent import certificates, envvars, process, retention, taskdirs
 from shoal.nodeagent.config import AgentConfig
+from shoal.nodeagent.containers import ContainerError
+from shoal.nodeagent.containertasks import NodeContainers, PreparedContainer
 from shoal.nodeagent.jobtasks import JobTasks, job_preparation_failed
 from shoal.nodeagent.layout import NodeLayout, root_of_task_dir, working_dir
 from shoal.nodeagent.outcome import (
@@ -97,6 +99,8 @@ class Attempt:
     usage: Usage | None = None
     #: How the sampler follows its process tree while it runs.
     tracked: Tracked | None = None
+    #: Its container's last word, for an attempt that runs in one.
+    container_info: common_pb2.TaskContainerExecutionInfo | None = None
 
     def groups_now(self) -> list[int]:
         """Its process groups now: its command's and the others that end with it."""
@@ -186,6 +190,9 @@ class TaskRunner:
         #: The deployment of the pool's packages under way or last made (its result: what failed, "" for
         #: nothing); None when the pool has none. Attempts wait for it before they run.
         self.pool_deploy: asyncio.Future[str] | None = None
+        #: The node's container engine and its pool's images (None: an agent without them, as in tests
+        #: that embed a runner): a container attempt then fails with ContainerMiscError.
+        self.containers: NodeContainers | None = None
         #: The jobs' preparation and release tasks on this node.
         self.job_tasks = JobTasks(
             config=config,
@@ -349,6 +356,8 @@ class TaskRunner:
                 await self.job_tasks.end_job(job_id)
                 if not any(j == job_id for (j, _t) in self._current):
                     await asyncio.to_thread(shutil.rmtree, job_dir, ignore_errors=True)
+                    if self.containers is not None:
+                        await self.containers.remove_job(job_id)
                     return
                 jobs1 = job_dir / "job-1"
                 ids = [p.name for p in jobs1.iterdir()] if jobs1.is_dir() else []
@@ -357,6 +366,8 @@ class TaskRunner:
                     log.info("not deleting %s/%s: it is running", job_id, task_id)
                     continue
                 await asyncio.to_thread(shutil.rmtree, self._layout.task_dir(job_id, task_id), ignore_errors=True)
+                if self.containers is not None:
+                    await self.containers.remove_tasks([(job_id, task_id)])
             retention.remove_if_empty(job_dir)
         except UnsafePathError as e:
             log.warning("DeleteTaskFiles: %s", e)
@@ -430,6 +441,8 @@ class TaskRunner:
             with contextlib.suppress(UnsafePathError):
                 dirs.append(self._layout.task_dir(job_id, task_id))
         removed = await asyncio.to_thread(retention.remove_task_dirs, dirs) if dirs else []
+        if self.containers is not None and due:
+            await self.containers.remove_tasks(due)
         self.retention.forget(due)
         return removed
 
@@ -725,17 +738,25 @@ class TaskRunner:
             return self._killed_outcome(None)
         assert attempt.task_dir is not None and attempt.env is not None and attempt.wd is not None
         task_dir = attempt.task_dir
+        container: PreparedContainer | None = None
+        if attempt.assignment.HasField("container"):
+            made = await self._make_container(attempt, command_line, coordination=not kill_leftovers)
+            if isinstance(made, Outcome):
+                return made
+            container = made
         remaining = self._remaining(attempt)
         started = time.monotonic()
         try:
             proc = process.spawn(
                 command_line,
                 cwd=attempt.wd,
-                env=attempt.env,
+                env=container.env if container is not None else attempt.env,
                 stdout=task_dir / taskdirs.OUTPUT_FILES[0],
                 stderr=task_dir / taskdirs.OUTPUT_FILES[1],
                 append=True,
-                user=attempt.owner,
+                user=attempt.owner if container is None else None,
+                argv=container.argv if container is not None else None,
+                owner=attempt.owner,
             )
         except process.LaunchError as e:
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
@@ -756,11 +777,62 @@ class TaskRunner:
             self._running_file.remove(key)
             attempt.proc = None
         attempt.measured(result.usage)
+        if container is not None and self.containers is not None:
+            try:
+                attempt.container_info = await self.containers.finish(
+                    container.name, result.returncode, task_dir / taskdirs.OUTPUT_FILES[1]
+                )
+            except ContainerError as e:
+                attempt.container_info = common_pb2.TaskContainerExecutionInfo(
+                    container_id=container.name, state="created", error=e.message
+                )
+                if not attempt.killed:
+                    return Outcome(None, failure(USER_ERROR, e.code, e.message))
         if attempt.killed:
             if not kill_leftovers:
                 process.kill_group_now(result.pgid)
             return self._killed_outcome(result.exit_code)
         return result
+
+    async def _make_container(
+        self, attempt: Attempt, command_line: str, *, coordination: bool
+    ) -> PreparedContainer | Outcome:
+        """The container one command of a container attempt runs in (its image pulled if need be), or the
+        outcome that ends the attempt: Batch's container failure codes, or killed meanwhile."""
+        a = attempt.assignment
+        assert attempt.env is not None and attempt.wd is not None
+        if self.containers is None:
+            return Outcome(None, failure(USER_ERROR, "ContainerMiscError", "this agent runs no container tasks"))
+        try:
+            command = process.split_command(command_line)
+        except process.LaunchError as e:
+            return Outcome(None, failure(USER_ERROR, e.code, e.message))
+        mi = attempt.multi_instance
+        shared = [Path(mi.task_shared_dir)] if mi is not None and mi.task_shared_dir else []
+        ref = a.attempt
+        work = asyncio.ensure_future(
+            self.containers.prepare(
+                a.container,
+                job_id=ref.job_id,
+                task_id=ref.task_id,
+                phase="/coordination" if coordination else "",
+                command=command,
+                env=attempt.env,
+                explicit=[e.name for e in a.environment_settings],
+                source_env=self._source_env,
+                working_dir=attempt.wd,
+                user=attempt.owner,
+                extra_mounts=shared,
+            )
+        )
+        if not await self._until_done_or_killed(attempt, work):
+            work.add_done_callback(lambda f: f.cancelled() or f.exception())  # (its end is nobody's now)
+            return self._killed_outcome(None)
+        try:
+            return work.result()
+        except ContainerError as e:
+            attempt.container_info = common_pb2.TaskContainerExecutionInfo(error=e.message)
+            return Outcome(None, failure(USER_ERROR, e.code, e.message))
 
     @staticmethod
     def _killed_outcome(exit_code: int | None) -> Outcome:
@@ -799,6 +871,8 @@ class TaskRunner:
             event.exit_code = outcome.exit_code
         if outcome.failure_info is not None:
             event.failure_info.CopyFrom(outcome.failure_info)
+        if attempt.container_info is not None:
+            event.container_info.CopyFrom(attempt.container_info)
         tracked = self.sampler.untrack(attempt.key) if attempt.tracked is not None else None
         if attempt.usage is not None:
             if tracked is not None:

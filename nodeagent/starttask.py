@@ -16,6 +16,8 @@ from pathlib import Path
 
 from shoal.clock import Clock, to_timestamp
 from shoal.nodeagent import certificates, envvars, ownership, process
+from shoal.nodeagent.containers import ContainerError
+from shoal.nodeagent.containertasks import NodeContainers, PreparedContainer, runs_in_container, spawn_in_container
 from shoal.nodeagent.layout import NodeLayout, working_dir
 from shoal.nodeagent.outcome import SERVER_ERROR, USER_ERROR, Outcome, failure, outcome_of
 from shoal.nodeagent.staging import StagingError, stage_resource_files
@@ -48,6 +50,7 @@ async def run_start_task(
     source_env: dict[str, str] | None = None,
     on_process: Callable[[int | None], None] | None = None,
     users: NodeUsers | None = None,
+    containers: NodeContainers | None = None,
 ) -> common_pb2.StartTaskInfo:
     """Run the start task to its end, calling `report` with RUNNING and then COMPLETED; returns the last.
     With `users`, as the user of its identity."""
@@ -59,6 +62,7 @@ async def run_start_task(
     retries = 0
     outcome: Outcome
     run_as = owner = None
+    container_info: common_pb2.TaskContainerExecutionInfo | None = None
     try:
         if users is not None:
             identity = start_task.user_identity if start_task.HasField("user_identity") else None
@@ -87,18 +91,39 @@ async def run_start_task(
             envvars.set_user(env, run_as, startup)
         env.update(certificates.certificates_env(certs_dir))
         limit = start_task.max_task_retry_count
+        settings = start_task.container_settings if start_task.HasField("container_settings") else None
+        in_container = runs_in_container(settings)
         while True:
+            made: PreparedContainer | None = None
             try:
-                proc = process.spawn(
-                    start_task.command_line,
-                    cwd=wd,
-                    env=env,
-                    stdout=startup / "stdout.txt",
-                    stderr=startup / "stderr.txt",
-                    append=True,
-                    user=owner,
-                )
-            except process.LaunchError as e:
+                if in_container:
+                    assert settings is not None
+                    proc, made = await spawn_in_container(
+                        containers,
+                        settings,
+                        start_task.command_line,
+                        job_id="",
+                        task_id="startup",
+                        cwd=wd,
+                        env=env,
+                        explicit=[e.name for e in start_task.environment_settings],
+                        source_env=dict(os.environ) if source_env is None else source_env,
+                        stdout=startup / "stdout.txt",
+                        stderr=startup / "stderr.txt",
+                        append=True,
+                        user=owner,
+                    )
+                else:
+                    proc = process.spawn(
+                        start_task.command_line,
+                        cwd=wd,
+                        env=env,
+                        stdout=startup / "stdout.txt",
+                        stderr=startup / "stderr.txt",
+                        append=True,
+                        user=owner,
+                    )
+            except (process.LaunchError, ContainerError) as e:
                 outcome = Outcome(None, failure(USER_ERROR, e.code, e.message))
                 break
             if on_process is not None:
@@ -111,6 +136,12 @@ async def run_start_task(
                 if on_process is not None:
                     on_process(None)
             outcome = outcome_of(result)
+            if made is not None and containers is not None:
+                try:
+                    container_info = await containers.finish(made.name, result.returncode, startup / "stderr.txt")
+                except ContainerError as e:
+                    container_info = common_pb2.TaskContainerExecutionInfo(container_id=made.name, error=e.message)
+                    outcome = Outcome(None, failure(USER_ERROR, e.code, e.message))
             if outcome.succeeded or (limit >= 0 and retries >= limit):
                 break
             retries += 1
@@ -128,5 +159,7 @@ async def run_start_task(
         info.exit_code = outcome.exit_code
     if outcome.failure_info is not None:
         info.failure_info.CopyFrom(outcome.failure_info)
+    if container_info is not None:
+        info.container_info.CopyFrom(container_info)
     report(info)
     return info

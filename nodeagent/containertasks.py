@@ -1,0 +1,291 @@
+"""The node's side of container pools and tasks: its engine, the pool's images, and each command that runs
+in a container (tasks, job manager, start, preparation and release tasks alike).
+
+`NodeContainers` is one per agent. At start it finds the engine (`containers.find_engine`) and ends the
+containers an earlier agent of this root left running (their tasks were ended with that agent). Each
+Welcome tells it the pool's container configuration: it pulls the images then (tasks and the start task
+wait for that), and a node of a container pool with no usable engine, or an image it cannot pull, has a
+node error (the node is UNUSABLE, so container tasks never land on it). `prepare` turns one command of a
+container task into the process to spawn: the image made sure of, the container made, and `podman start
+--attach` to run; `finish` ends a container its process left behind. Retention and DeleteTaskFiles
+remove the containers of the task directories they remove (`remove_tasks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoal.containers import CONTAINER_MISC_ERROR
+from shoal.nodeagent import process
+from shoal.nodeagent.containers import (
+    ContainerEngine,
+    ContainerError,
+    ContainerSpec,
+    container_name,
+    find_engine,
+    node_label,
+    pick_registry,
+)
+from shoal.nodeagent.process import CODE_PROGRAM_NOT_FOUND
+from shoal.v1 import common_pb2, pool_pb2
+
+log = logging.getLogger(__name__)
+
+#: What the engine prints when a container's command is not in its image.
+_NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory")
+
+
+@dataclass
+class PreparedContainer:
+    """A container made for one command: the process to spawn and how to speak of it."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+
+
+class NodeContainers:
+    """The node's container engine and its pool's container configuration (see the module's docstring)."""
+
+    def __init__(self, root: Path, state_dir: Path, publish: Callable[[], None]) -> None:
+        self._root = root
+        self._state_dir = state_dir
+        #: Called when `errors` changed.
+        self._publish = publish
+        self.engine: ContainerEngine | None = None
+        #: Why there is no engine ("" when there is one).
+        self.problem = "the container engine has not been looked for yet"
+        #: The pool's container configuration (None: not a container pool).
+        self.config: common_pb2.ContainerConfiguration | None = None
+        #: The pull of the pool's images under way or last made; None when there is none.
+        self.prefetch: asyncio.Future[None] | None = None
+        #: Node errors: no engine on a container pool, images that could not be pulled.
+        self.errors: list[pool_pb2.NodeError] = []
+
+    @property
+    def label(self) -> str:
+        """The label of this node's containers."""
+        return node_label(self._root)
+
+    @property
+    def description(self) -> str:
+        """Node.container_engine: the engine found, "" for none."""
+        return self.engine.description if self.engine is not None else ""
+
+    async def start(self) -> None:
+        """Find the engine; end what an earlier agent of this root left running."""
+        self.engine, self.problem = await asyncio.to_thread(find_engine, self._state_dir)
+        if self.engine is None:
+            log.info("no container tasks on this node: %s", self.problem)
+            return
+        log.info("container engine: %s", self.engine.description)
+        rc, text = await self._call_quietly(["ps", "--quiet", "--filter", f"label={self.label}"])
+        running = text.split() if rc == 0 else []
+        if running:
+            log.warning("ending %d container(s) left running by a previous agent process", len(running))
+            await self._call_quietly(["kill", "--signal", "KILL", *running])
+
+    async def _call_quietly(self, args: Sequence[str]) -> tuple[int, str]:
+        assert self.engine is not None
+        try:
+            return await self.engine.call(args)
+        except ContainerError as e:
+            log.warning("container engine: %s", e.message)
+            return -1, ""
+
+    # ---- the pool's configuration -------------------------------------------------------------------
+
+    def welcome(
+        self, config: common_pb2.ContainerConfiguration | None, spawn: Callable[..., asyncio.Task[None]]
+    ) -> None:
+        """The pool's container configuration (at each Welcome): pull its images (in the background;
+        tasks and the start task wait for it)."""
+        self.config = config
+        if config is None:
+            self.prefetch = None
+            self._set_errors([])
+            return
+        if self.engine is None:
+            self.prefetch = None
+            message = f"this node cannot run the pool's container tasks: {self.problem}"
+            self._set_errors([pool_pb2.NodeError(code=CONTAINER_MISC_ERROR, message=message)])
+            return
+        self.prefetch = spawn(self._prefetch(config))
+
+    async def _prefetch(self, config: common_pb2.ContainerConfiguration) -> None:
+        assert self.engine is not None
+        errors = await self.engine.prefetch(config)
+        if self.config is config:
+            self._set_errors(errors)
+
+    def _set_errors(self, errors: list[pool_pb2.NodeError]) -> None:
+        if [(e.code, e.message) for e in errors] != [(e.code, e.message) for e in self.errors]:
+            self.errors = errors
+            self._publish()
+
+    async def wait_for_images(self) -> None:
+        """Until the pool's images are pulled (or could not be)."""
+        if self.prefetch is not None:
+            await asyncio.wait([self.prefetch])
+
+    # ---- one command in a container -----------------------------------------------------------------
+
+    async def prepare(
+        self,
+        settings: common_pb2.TaskContainerSettings,
+        *,
+        job_id: str,
+        task_id: str,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        explicit: Iterable[str],
+        source_env: Mapping[str, str],
+        working_dir: Path,
+        user: tuple[int, int] | None,
+        extra_mounts: Sequence[Path] = (),
+        phase: str = "",
+    ) -> PreparedContainer:
+        """Make sure of the image and make the container of one command: the process that runs it.
+        Raises ContainerError (Batch's codes)."""
+        engine = self.engine
+        if engine is None:
+            raise ContainerError(CONTAINER_MISC_ERROR, f"this node cannot run container tasks: {self.problem}")
+        await self.wait_for_images()
+        config = self.config
+        registries = list(config.container_registries) if config is not None else []
+        task_registry = settings.registry if settings.HasField("registry") else None
+        await engine.ensure_image(settings.image_name, pick_registry(settings.image_name, task_registry, registries))
+        # (A coordination command's container (`phase`) is not the application's: both may live at once.)
+        name = container_name(self._root, job_id, task_id + phase)
+        labels = {"shoal.node": self.label.partition("=")[2], "shoal.job": job_id, "shoal.task": task_id}
+        spec = ContainerSpec(
+            name=name,
+            settings=settings,
+            env=env,
+            explicit=frozenset(explicit),
+            source_env=source_env,
+            mounts=[self._root, *extra_mounts],
+            working_dir=working_dir,
+            user=user,
+            command=command,
+            labels=labels,
+            allow_host=bool(config is not None and config.allow_host_run_options),
+        )
+        await engine.create(spec)
+        return PreparedContainer(name, engine.start_command(name), engine.environment())
+
+    async def finish(self, name: str, returncode: int, stderr_file: Path) -> common_pb2.TaskContainerExecutionInfo:
+        """After a container's process ended: end the container if it still runs (its process was killed),
+        and say how it went. A container that never started (its command is not in the image) raises
+        ContainerError."""
+        info = common_pb2.TaskContainerExecutionInfo(container_id=name)
+        if self.engine is None:
+            return info
+        if returncode < 0:
+            await self.engine.kill(name)
+        elif returncode not in (125, 126, 127):
+            info.state = "exited"  # (the container's own exit code: nothing more to ask the engine)
+            return info
+        info.state = await self.engine.state(name)
+        if info.state == "created":
+            tail = _tail(stderr_file)
+            code = (
+                CODE_PROGRAM_NOT_FOUND if any(m in tail.lower() for m in _NOT_FOUND_MARKERS) else CONTAINER_MISC_ERROR
+            )
+            info.error = tail.strip().splitlines()[-1][:1000] if tail.strip() else "the container did not start"
+            raise ContainerError(code, f"the container did not start: {info.error}")
+        return info
+
+    async def remove_tasks(self, tasks: Iterable[tuple[str, str]]) -> None:
+        """Remove the containers of these (job, task) pairs, if any (their directories are going)."""
+        wanted = set(tasks)
+        if self.engine is None or self.config is None or not wanted:
+            return
+        rc, text = await self._call_quietly(["ps", "--all", "--format", "json", "--filter", f"label={self.label}"])
+        if rc != 0:
+            return
+        with contextlib.suppress(ValueError):
+            ids = [
+                str(c.get("Id", ""))
+                for c in json.loads(text or "[]")
+                if ((c.get("Labels") or {}).get("shoal.job"), (c.get("Labels") or {}).get("shoal.task")) in wanted
+            ]
+            if ids:
+                await self._call_quietly(["rm", "--force", "--ignore", "--time", "0", *ids])
+
+    async def remove_job(self, job_id: str) -> None:
+        """Remove every container of a job on this node (its directory is going)."""
+        if self.engine is None or self.config is None:
+            return
+        rc, text = await self._call_quietly(
+            ["ps", "--all", "--quiet", "--filter", f"label={self.label}", "--filter", f"label=shoal.job={job_id}"]
+        )
+        if rc == 0 and text.split():
+            await self._call_quietly(["rm", "--force", "--ignore", "--time", "0", *text.split()])
+
+
+def _tail(path: Path, size: int = 4096) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+async def spawn_in_container(
+    containers: NodeContainers | None,
+    settings: common_pb2.TaskContainerSettings,
+    command_line: str,
+    *,
+    job_id: str,
+    task_id: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    explicit: Iterable[str],
+    source_env: Mapping[str, str],
+    stdout: Path,
+    stderr: Path,
+    append: bool,
+    user: tuple[int, int] | None,
+) -> tuple[subprocess.Popen[bytes], PreparedContainer]:
+    """Start one command of a start, preparation or release task in its container: the process (`podman
+    start --attach`) and its container. Raises ContainerError, or LaunchError for a bad command line."""
+    if containers is None:
+        raise ContainerError(CONTAINER_MISC_ERROR, "this agent runs no container tasks")
+    command = process.split_command(command_line)
+    prepared = await containers.prepare(
+        settings,
+        job_id=job_id,
+        task_id=task_id,
+        command=command,
+        env=env,
+        explicit=explicit,
+        source_env=source_env,
+        working_dir=cwd,
+        user=user,
+    )
+    proc = process.spawn(
+        command_line,
+        cwd=cwd,
+        env=prepared.env,
+        stdout=stdout,
+        stderr=stderr,
+        append=append,
+        argv=prepared.argv,
+        owner=user,
+    )
+    return proc, prepared
+
+
+def runs_in_container(settings: common_pb2.TaskContainerSettings | None) -> bool:
+    """Whether a task's container settings name an image (what makes it a container task)."""
+    return settings is not None and bool(settings.image_name)

@@ -1,0 +1,167 @@
+"""A real agent running container tasks on the node's real engine (podman with runc), against a scripted
+control plane: the pool's images pulled at Welcome, a task's output and variables, its user, the wall
+clock ending the container, and Batch's failure codes. Skipped, with the reason, where the engine cannot
+run here (`tests.containerkit`)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shoal.agent.v1 import agent_pb2
+from shoal.nodeagent.containers import container_name
+from shoal.v1 import common_pb2
+from tests import containerkit
+
+from .conftest import assignment, start_tasks
+
+pytestmark = pytest.mark.timeout(120)
+
+COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
+
+
+@pytest.fixture
+def image() -> str:
+    problem = containerkit.engine_problem()
+    if problem:
+        pytest.skip(f"no container engine here: {problem}")
+    return containerkit.busybox_image()
+
+
+def _settings(image: str, **kw: object) -> common_pb2.TaskContainerSettings:
+    return common_pb2.TaskContainerSettings(image_name=image, **kw)  # type: ignore[arg-type]
+
+
+def _welcome(config: common_pb2.ContainerConfiguration | None) -> agent_pb2.Welcome:
+    w = agent_pb2.Welcome(node_id="node-1", pool_id="pool1", heartbeat_interval_seconds=30)
+    if config is not None:
+        w.containers.CopyFrom(config)
+    return w
+
+
+async def test_container_tasks_on_a_real_engine(plane_server, run_agent, tmp_path: Path, image: str) -> None:
+    plane = plane_server.plane
+    plane.welcome = _welcome(common_pb2.ContainerConfiguration(container_image_names=[image]))
+    agent, _ = await run_agent()
+    reg = (await plane.wait_for(lambda: plane.registers))[0]
+    assert "podman" in reg.container_engine
+    node = tmp_path / "node"
+    script = (
+        "echo out-$AZ_BATCH_TASK_ID-$FOO; echo err >&2; id -u > uid.txt; pwd > pwd.txt; "
+        "test -d $AZ_BATCH_NODE_SHARED_DIR && echo shared-ok; exit 3"
+    )
+    await plane.send(
+        start_tasks(
+            1,
+            assignment(
+                "t1",
+                f"sh -c '{script}'",
+                environment_settings=[common_pb2.EnvironmentSetting(name="FOO", value="bar")],
+                container=_settings(image),
+            ),
+        )
+    )
+    done = await plane.wait_event("t1", COMPLETED, timeout=60)
+    assert done.exit_code == 3, done
+    assert done.container_info.container_id == container_name(node, "j1", "t1")
+    task_dir = node / "workitems/j1/job-1/t1"
+    assert (task_dir / "stdout.txt").read_text() == "out-t1-bar\nshared-ok\n"
+    assert (task_dir / "stderr.txt").read_text() == "err\n"
+    wd = task_dir / "wd"
+    assert (wd / "pwd.txt").read_text().strip() == str(wd)
+    # The task's own user inside the container, as outside: its files are its own.
+    uid = int((wd / "uid.txt").read_text())
+    assert uid == (wd / "uid.txt").stat().st_uid == (task_dir / "stdout.txt").stat().st_uid
+
+    # The wall clock ends the container, not only the engine's client.
+    await plane.send(start_tasks(2, assignment("t2", "sleep 300", max_wall_clock_seconds=1, container=_settings(image))))
+    done = await plane.wait_event("t2", COMPLETED, timeout=60)
+    assert done.failure_info.code == "TaskEnded", done
+    name = container_name(node, "j1", "t2")
+    state = subprocess.run(
+        ["podman", "container", "inspect", "--format", "{{.State.Status}}", name],
+        capture_output=True,
+        text=True,
+        env=containerkit.engine_env(),
+        timeout=30,
+        check=False,
+    ).stdout.strip()
+    assert state in ("exited", "stopped"), state
+
+    # Batch's codes: a run option that reaches outside, a command not in the image.
+    await plane.send(
+        start_tasks(
+            3,
+            assignment("privileged", "true", container=_settings(image, container_run_options="--privileged")),
+            assignment("no-command", "no-such-program", container=_settings(image)),
+        )
+    )
+    priv = await plane.wait_event("privileged", COMPLETED, timeout=60)
+    assert priv.failure_info.code == "ContainerInvalidSettings", priv
+    missing = await plane.wait_event("no-command", COMPLETED, timeout=60)
+    assert missing.failure_info.code == "CommandProgramNotFound", missing
+
+    # Retention removes the container with the task's directory.
+    await plane.send(
+        agent_pb2.ServerMessage(delete_task_files=agent_pb2.DeleteTaskFiles(command_id=4, job_id="j1", task_ids=["t1"]))
+    )
+    gone = container_name(node, "j1", "t1")
+
+    async def removed() -> bool:
+        while True:
+            rc = subprocess.run(
+                ["podman", "container", "exists", gone], env=containerkit.engine_env(), timeout=30, check=False
+            ).returncode
+            if rc != 0:
+                return True
+            await asyncio.sleep(0.1)
+
+    assert await asyncio.wait_for(removed(), 30)
+
+
+async def test_images_from_a_private_registry(plane_server, run_agent, tmp_path: Path, image: str) -> None:
+    """The pool's images come from a registry that wants a password (the pool's); an image missing from it
+    is a node error (ContainerInvalidImage), and so are a wrong password and an unreachable registry
+    (ContainerInvalidRegistry) for a task's image."""
+    if containerkit.registry_problem():
+        pytest.skip(f"no registry here: {containerkit.registry_problem()}")
+    with containerkit.Registry() as registry:
+        pushed = registry.push(image, containerkit.unique_name("agent-bb") + ":1")
+        missing = registry.image("shoal-no-such-image:1")
+        plane = plane_server.plane
+        good = common_pb2.ContainerRegistry(
+            registry_server=registry.address, user_name=registry.user, password=registry.password
+        )
+        plane.welcome = _welcome(
+            common_pb2.ContainerConfiguration(container_image_names=[pushed, missing], container_registries=[good])
+        )
+        await run_agent()
+
+        def errors() -> list[str]:
+            return [e.code for m in plane.messages if m.HasField("node_health") for e in m.node_health.errors]
+
+        assert await plane.wait_for(errors, timeout=60) == ["ContainerInvalidImage"]
+        # The pulled image runs without a pull of its own; the registry's password never reached a log.
+        await plane.send(start_tasks(1, assignment("from-registry", "sh -c 'echo pulled'", container=_settings(pushed))))
+        done = await plane.wait_event("from-registry", COMPLETED, timeout=60)
+        assert done.exit_code == 0, done
+        assert (tmp_path / "node/workitems/j1/job-1/from-registry/stdout.txt").read_text() == "pulled\n"
+
+        # A task's image from the same registry under another user (no password known for it), and one from
+        # a registry that is not there.
+        other = registry.push(image, containerkit.unique_name("agent-bb2") + ":1")
+        stranger = common_pb2.ContainerRegistry(registry_server=registry.address, user_name="stranger")
+        await plane.send(
+            start_tasks(
+                2,
+                assignment("wrong-user", "true", container=_settings(other, registry=stranger)),
+                assignment("no-registry", "true", container=_settings("127.0.0.1:9/shoal-nothing:1")),
+            )
+        )
+        wrong = await plane.wait_event("wrong-user", COMPLETED, timeout=60)
+        assert wrong.failure_info.code == "ContainerInvalidRegistry", wrong
+        gone = await plane.wait_event("no-registry", COMPLETED, timeout=60)
+        assert gone.failure_info.code == "ContainerInvalidRegistry", gone
