@@ -207,6 +207,65 @@ def create_args(spec: ContainerSpec) -> list[str]:
     return args
 
 
+#: Where an instance container's idle first process is mounted (catatonit in pause mode, static).
+PAUSE_PATH: Final = "/.shoal-pause"
+#: The standard PATH, after the launcher's directory, that an instance's commands get (the image's own
+#: PATH is not known to the agent; a task may set PATH in its environment settings instead).
+INSTANCE_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def instance_create_args(spec: ContainerSpec, pause: str) -> list[str]:
+    """`podman create` for a multi-instance task's instance: a container that idles (catatonit `-P`, from
+    the node, mounted read-only) so that the coordination command, the application command and the MPI
+    proxies Exec'd into the instance all run in it (`exec_args`), its background services living on
+    between them."""
+    idle = ContainerSpec(
+        name=spec.name,
+        settings=spec.settings,
+        env=spec.env,
+        explicit=spec.explicit,
+        source_env=spec.source_env,
+        mounts=spec.mounts,
+        working_dir=spec.working_dir,
+        user=spec.user,
+        command=["-P"],
+        labels=spec.labels,
+        allow_host=spec.allow_host,
+    )
+    args = create_args(idle)
+    image_at = len(args) - 2  # (... IMAGE -P)
+    return [*args[:image_at], "--volume", f"{pause}:{PAUSE_PATH}:ro", "--entrypoint", PAUSE_PATH, *args[image_at:]]
+
+
+def exec_args(
+    name: str,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    explicit: Iterable[str],
+    source_env: Mapping[str, str],
+    working_dir: Path,
+    user: tuple[int, int] | None,
+    interactive: bool = False,
+) -> list[str]:
+    """`podman exec` of one command in an instance container, as the task's user, in its working
+    directory, with the task's variables (by name)."""
+    args = ["exec"]
+    if interactive:
+        args.append("--interactive")
+    if user is not None:
+        args += ["--user", f"{user[0]}:{user[1]}"]
+    args += ["--workdir", str(working_dir)]
+    names = passed_variables(env, source_env, explicit)
+    for n in names:
+        args += ["--env", n]
+    if "PATH" not in names and "PATH" in env:
+        # The launcher's directory first (an MPI launcher finds `shoal-mpi-launch` there), then the usual.
+        first = env["PATH"].split(os.pathsep)[0]
+        args += ["--env", f"PATH={first}:{INSTANCE_PATH}"]
+    return [*args, name, *argv]
+
+
 def passed_variables(env: Mapping[str, str], source_env: Mapping[str, str], explicit: Iterable[str]) -> list[str]:
     """The names of the task's variables a container gets: those the agent set or changed for the task,
     and those the task's settings name, never the host-only ones unless named."""
@@ -339,6 +398,20 @@ class ContainerEngine:
         rc, text = await self.call(args, env=spec.env)
         if rc != 0:
             raise ContainerError(classify_create_error(text), f"cannot create the container: {last_line(text)}")
+
+    async def create_instance(self, spec: ContainerSpec) -> None:
+        """Make and start a multi-instance task's idle instance container (`instance_create_args`)."""
+        pause = shutil.which("catatonit") or "/usr/libexec/podman/catatonit"
+        if not os.path.isfile(pause):
+            raise ContainerError(CONTAINER_MISC_ERROR, "multi-instance container tasks need catatonit on the node")
+        args = instance_create_args(spec, pause)
+        await self.remove(spec.name)
+        rc, text = await self.call(args, env=spec.env)
+        if rc != 0:
+            raise ContainerError(classify_create_error(text), f"cannot create the container: {last_line(text)}")
+        rc, text = await self.call(["start", spec.name])
+        if rc != 0:
+            raise ContainerError(CONTAINER_MISC_ERROR, f"cannot start the container: {last_line(text)}")
 
     def start_command(self, name: str) -> list[str]:
         """The task's process: start the container and stay attached to it (its output, its exit code)."""

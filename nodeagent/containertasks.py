@@ -29,6 +29,7 @@ from shoal.nodeagent.containers import (
     ContainerError,
     ContainerSpec,
     container_name,
+    exec_args,
     find_engine,
     node_label,
     pick_registry,
@@ -150,22 +151,52 @@ class NodeContainers:
         working_dir: Path,
         user: tuple[int, int] | None,
         extra_mounts: Sequence[Path] = (),
-        phase: str = "",
     ) -> PreparedContainer:
         """Make sure of the image and make the container of one command: the process that runs it.
         Raises ContainerError (Batch's codes)."""
         engine = self.engine
         if engine is None:
             raise ContainerError(CONTAINER_MISC_ERROR, f"this node cannot run container tasks: {self.problem}")
+        spec = await self._spec(
+            engine,
+            settings,
+            job_id=job_id,
+            task_id=task_id,
+            command=command,
+            env=env,
+            explicit=explicit,
+            source_env=source_env,
+            working_dir=working_dir,
+            user=user,
+            extra_mounts=extra_mounts,
+        )
+        await engine.create(spec)
+        return PreparedContainer(spec.name, engine.start_command(spec.name), engine.environment())
+
+    async def _spec(
+        self,
+        engine: ContainerEngine,
+        settings: common_pb2.TaskContainerSettings,
+        *,
+        job_id: str,
+        task_id: str,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        explicit: Iterable[str],
+        source_env: Mapping[str, str],
+        working_dir: Path,
+        user: tuple[int, int] | None,
+        extra_mounts: Sequence[Path],
+    ) -> ContainerSpec:
+        """The image made sure of (after the pool's images), and the container's specification."""
         await self.wait_for_images()
         config = self.config
         registries = list(config.container_registries) if config is not None else []
         task_registry = settings.registry if settings.HasField("registry") else None
         await engine.ensure_image(settings.image_name, pick_registry(settings.image_name, task_registry, registries))
-        # (A coordination command's container (`phase`) is not the application's: both may live at once.)
-        name = container_name(self._root, job_id, task_id + phase)
+        name = container_name(self._root, job_id, task_id)
         labels = {"shoal.node": self.label.partition("=")[2], "shoal.job": job_id, "shoal.task": task_id}
-        spec = ContainerSpec(
+        return ContainerSpec(
             name=name,
             settings=settings,
             env=env,
@@ -178,8 +209,71 @@ class NodeContainers:
             labels=labels,
             allow_host=bool(config is not None and config.allow_host_run_options),
         )
-        await engine.create(spec)
-        return PreparedContainer(name, engine.start_command(name), engine.environment())
+
+    async def prepare_instance(
+        self,
+        settings: common_pb2.TaskContainerSettings,
+        *,
+        job_id: str,
+        task_id: str,
+        env: Mapping[str, str],
+        explicit: Iterable[str],
+        source_env: Mapping[str, str],
+        working_dir: Path,
+        user: tuple[int, int] | None,
+        extra_mounts: Sequence[Path] = (),
+    ) -> str:
+        """Make sure of the image and start a multi-instance task's instance container (idle: its commands
+        are Exec'd into it, `exec_command`): its name. Raises ContainerError."""
+        engine = self.engine
+        if engine is None:
+            raise ContainerError(CONTAINER_MISC_ERROR, f"this node cannot run container tasks: {self.problem}")
+        spec = await self._spec(
+            engine,
+            settings,
+            job_id=job_id,
+            task_id=task_id,
+            command=[],
+            env=env,
+            explicit=explicit,
+            source_env=source_env,
+            working_dir=working_dir,
+            user=user,
+            extra_mounts=extra_mounts,
+        )
+        await engine.create_instance(spec)
+        return spec.name
+
+    def exec_command(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        explicit: Iterable[str],
+        source_env: Mapping[str, str],
+        working_dir: Path,
+        user: tuple[int, int] | None,
+        interactive: bool = False,
+    ) -> tuple[list[str], dict[str, str]]:
+        """The process (argv, environment) that runs `argv` in the instance container `name`."""
+        assert self.engine is not None
+        args = exec_args(
+            name,
+            argv,
+            env=env,
+            explicit=explicit,
+            source_env=source_env,
+            working_dir=working_dir,
+            user=user,
+            interactive=interactive,
+        )
+        return [self.engine.podman, *args], self.engine.environment(env)
+
+    async def end_instance(self, name: str) -> None:
+        """The instance ended: its container's processes go (the container stays until retention)."""
+        if self.engine is not None:
+            await self.engine.kill(name)
 
     async def finish(self, name: str, returncode: int, stderr_file: Path) -> common_pb2.TaskContainerExecutionInfo:
         """After a container's process ended: end the container if it still runs (its process was killed),

@@ -84,6 +84,9 @@ class Admitted:
     owner: tuple[int, int] | None = None
     started: Callable[[int], None] = lambda pgid: None
     ended: Callable[[int], None] = lambda pgid: None
+    #: For an instance in a container: the process (argv, environment) that runs a command in it, as its
+    #: user (`podman exec`); `owner` is then not used.
+    wrap: Callable[[list[str], dict[str, str]], tuple[list[str], dict[str, str]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,9 @@ class ExecEndpoint:
         argv: list[str] = list(hello.argv)
         extra: dict[str, Any] = {}
         try:
-            if verdict.owner is not None:
+            if verdict.wrap is not None:
+                argv, env = verdict.wrap(argv, env)
+            elif verdict.owner is not None:
                 # As the instance's own user, as its command runs.
                 argv, extra = as_user(argv, verdict.owner, env, Path(verdict.cwd))
             proc = await asyncio.create_subprocess_exec(

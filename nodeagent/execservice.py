@@ -50,7 +50,26 @@ def exec_admission(runner: TaskRunner) -> Admit:
             return verdict
         attempt = verdict
         assert attempt.env is not None and attempt.wd is not None
+        name, containers = attempt.instance_container, runner.containers
+        wrap = None
+        if name is not None and containers is not None:
+            explicit = [e.name for e in attempt.assignment.environment_settings]
+            wd, owner = attempt.wd, attempt.owner
+
+            def wrap(argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+                return containers.exec_command(
+                    name,
+                    argv,
+                    env=env,
+                    explicit=[*explicit, *hello.env],
+                    source_env=runner.source_env,
+                    working_dir=wd,
+                    user=owner,
+                    interactive=True,
+                )
+
         return Admitted(
+            wrap=wrap,
             cwd=str(attempt.wd),
             env=dict(attempt.env),
             owner=attempt.owner,

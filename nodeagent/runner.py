@@ -101,6 +101,8 @@ class Attempt:
     tracked: Tracked | None = None
     #: Its container's last word, for an attempt that runs in one.
     container_info: common_pb2.TaskContainerExecutionInfo | None = None
+    #: A multi-instance container attempt's instance container (its commands and Exec'd proxies run in it).
+    instance_container: str | None = None
 
     def groups_now(self) -> list[int]:
         """Its process groups now: its command's and the others that end with it."""
@@ -208,6 +210,11 @@ class TaskRunner:
         )
 
     # ---- queries -------------------------------------------------------------------------------
+
+    @property
+    def source_env(self) -> dict[str, str]:
+        """The agent's own environment, which every task's starts from."""
+        return self._source_env
 
     def active_attempts(self) -> list[agent_pb2.AttemptRef]:
         """Attempts that have not reported COMPLETED yet."""
@@ -493,6 +500,10 @@ class TaskRunner:
             for g in list(attempt.groups):
                 process.kill_group_now(g)
                 self.remove_group(attempt, g)
+            if attempt.instance_container is not None and self.containers is not None:
+                await self.containers.end_instance(attempt.instance_container)
+                if attempt.container_info is not None:
+                    attempt.container_info.state = "exited"
 
     async def _execute_phases(self, attempt: Attempt) -> Outcome:
         a = attempt.assignment
@@ -740,7 +751,7 @@ class TaskRunner:
         task_dir = attempt.task_dir
         container: PreparedContainer | None = None
         if attempt.assignment.HasField("container"):
-            made = await self._make_container(attempt, command_line, coordination=not kill_leftovers)
+            made = await self._make_container(attempt, command_line)
             if isinstance(made, Outcome):
                 return made
             container = made
@@ -777,7 +788,7 @@ class TaskRunner:
             self._running_file.remove(key)
             attempt.proc = None
         attempt.measured(result.usage)
-        if container is not None and self.containers is not None:
+        if container is not None and self.containers is not None and attempt.instance_container is None:
             try:
                 attempt.container_info = await self.containers.finish(
                     container.name, result.returncode, task_dir / taskdirs.OUTPUT_FILES[1]
@@ -794,45 +805,78 @@ class TaskRunner:
             return self._killed_outcome(result.exit_code)
         return result
 
-    async def _make_container(
-        self, attempt: Attempt, command_line: str, *, coordination: bool
-    ) -> PreparedContainer | Outcome:
-        """The container one command of a container attempt runs in (its image pulled if need be), or the
-        outcome that ends the attempt: Batch's container failure codes, or killed meanwhile."""
+    async def _make_container(self, attempt: Attempt, command_line: str) -> PreparedContainer | Outcome:
+        """The process that runs one command of a container attempt (its image pulled if need be): `podman
+        start` of the command's container, or for a multi-instance attempt `podman exec` in the instance's
+        container (started with its first command); else the outcome that ends the attempt: Batch's
+        container failure codes, or killed meanwhile."""
         a = attempt.assignment
         assert attempt.env is not None and attempt.wd is not None
-        if self.containers is None:
+        containers = self.containers
+        if containers is None:
             return Outcome(None, failure(USER_ERROR, "ContainerMiscError", "this agent runs no container tasks"))
         try:
             command = process.split_command(command_line)
         except process.LaunchError as e:
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
         mi = attempt.multi_instance
-        shared = [Path(mi.task_shared_dir)] if mi is not None and mi.task_shared_dir else []
         ref = a.attempt
-        work = asyncio.ensure_future(
-            self.containers.prepare(
-                a.container,
-                job_id=ref.job_id,
-                task_id=ref.task_id,
-                phase="/coordination" if coordination else "",
-                command=command,
-                env=attempt.env,
-                explicit=[e.name for e in a.environment_settings],
-                source_env=self._source_env,
-                working_dir=attempt.wd,
-                user=attempt.owner,
-                extra_mounts=shared,
+        explicit = [e.name for e in a.environment_settings]
+        work: asyncio.Future[Any]
+        if mi is None:
+            work = asyncio.ensure_future(
+                containers.prepare(
+                    a.container,
+                    job_id=ref.job_id,
+                    task_id=ref.task_id,
+                    command=command,
+                    env=attempt.env,
+                    explicit=explicit,
+                    source_env=self._source_env,
+                    working_dir=attempt.wd,
+                    user=attempt.owner,
+                )
             )
-        )
+        elif attempt.instance_container is None:
+            shared = [Path(mi.task_shared_dir)] if mi.task_shared_dir else []
+            work = asyncio.ensure_future(
+                containers.prepare_instance(
+                    a.container,
+                    job_id=ref.job_id,
+                    task_id=ref.task_id,
+                    env=attempt.env,
+                    explicit=explicit,
+                    source_env=self._source_env,
+                    working_dir=attempt.wd,
+                    user=attempt.owner,
+                    extra_mounts=shared,
+                )
+            )
+        else:
+            work = asyncio.get_running_loop().create_future()
+            work.set_result(attempt.instance_container)
         if not await self._until_done_or_killed(attempt, work):
             work.add_done_callback(lambda f: f.cancelled() or f.exception())  # (its end is nobody's now)
             return self._killed_outcome(None)
         try:
-            return work.result()
+            made = work.result()
         except ContainerError as e:
             attempt.container_info = common_pb2.TaskContainerExecutionInfo(error=e.message)
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
+        if isinstance(made, PreparedContainer):
+            return made
+        attempt.instance_container = made
+        attempt.container_info = common_pb2.TaskContainerExecutionInfo(container_id=made, state="running")
+        argv, env = containers.exec_command(
+            made,
+            command,
+            env=attempt.env,
+            explicit=explicit,
+            source_env=self._source_env,
+            working_dir=attempt.wd,
+            user=attempt.owner,
+        )
+        return PreparedContainer(made, argv, env)
 
     @staticmethod
     def _killed_outcome(exit_code: int | None) -> Outcome:
