@@ -45,7 +45,7 @@ def _welcome(config: common_pb2.ContainerConfiguration | None) -> agent_pb2.Welc
 async def test_container_tasks_on_a_real_engine(plane_server, run_agent, tmp_path: Path, image: str) -> None:
     plane = plane_server.plane
     plane.welcome = _welcome(common_pb2.ContainerConfiguration(container_image_names=[image]))
-    agent, _ = await run_agent()
+    await run_agent()
     reg = (await plane.wait_for(lambda: plane.registers))[0]
     assert "podman" in reg.container_engine
     node = tmp_path / "node"
@@ -77,7 +77,9 @@ async def test_container_tasks_on_a_real_engine(plane_server, run_agent, tmp_pat
     assert uid == (wd / "uid.txt").stat().st_uid == (task_dir / "stdout.txt").stat().st_uid
 
     # The wall clock ends the container, not only the engine's client.
-    await plane.send(start_tasks(2, assignment("t2", "sleep 300", max_wall_clock_seconds=1, container=_settings(image))))
+    await plane.send(
+        start_tasks(2, assignment("t2", "sleep 300", max_wall_clock_seconds=1, container=_settings(image)))
+    )
     done = await plane.wait_event("t2", COMPLETED, timeout=60)
     assert done.failure_info.code == "TaskEnded", done
     name = container_name(node, "j1", "t2")
@@ -145,7 +147,9 @@ async def test_images_from_a_private_registry(plane_server, run_agent, tmp_path:
 
         assert await plane.wait_for(errors, timeout=60) == ["ContainerInvalidImage"]
         # The pulled image runs without a pull of its own; the registry's password never reached a log.
-        await plane.send(start_tasks(1, assignment("from-registry", "sh -c 'echo pulled'", container=_settings(pushed))))
+        await plane.send(
+            start_tasks(1, assignment("from-registry", "sh -c 'echo pulled'", container=_settings(pushed)))
+        )
         done = await plane.wait_event("from-registry", COMPLETED, timeout=60)
         assert done.exit_code == 0, done
         assert (tmp_path / "node/workitems/j1/job-1/from-registry/stdout.txt").read_text() == "pulled\n"
