@@ -409,11 +409,13 @@ def busybox_image(tag: str | None = None) -> str:
     return name
 
 
-def remove_images(names: Sequence[str]) -> None:
-    """Remove images by name (those the store lacks are no error); best effort."""
+def remove_images(names: Sequence[str], *, force: bool = False) -> None:
+    """Remove images by name, best effort (those the store lacks are no error). A name that shares its image
+    with another only loses that name; an image a container uses stays unless ``force`` (which removes those
+    containers too: other tests' containers may use the kit's images)."""
     if names:
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-            podman("rmi", "--force", "--ignore", *names)
+            podman("rmi", "--ignore", *(["--force"] if force else []), *names)
 
 
 # --- a registry -------------------------------------------------------------------------------------------
