@@ -459,7 +459,11 @@ class Registry:
         return self.root / "registry.log"
 
     def __enter__(self) -> Registry:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
