@@ -439,9 +439,16 @@ class Registry:
         self.user = f"u{secrets.token_hex(4)}"
         self.password = secrets.token_urlsafe(18)
         self._own_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="shoal-registry-")) if root is None else root
+        self._root = root
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def root(self) -> Path:
+        """The registry's files: its storage, config, htpasswd, auth.json and log (made at its start)."""
+        if self._root is None:
+            raise EngineError("the registry has not started (or has stopped)")
+        return self._root
 
     @property
     def address(self) -> str:
@@ -473,6 +480,8 @@ class Registry:
         """Start the registry and wait until it answers on /v2/ (401: it asks for credentials)."""
         import bcrypt  # only the registry needs it
 
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="shoal-registry-"))
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         hashed = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=5)).decode()
         (self.root / "htpasswd").write_text(f"{self.user}:{hashed}\n")
@@ -560,8 +569,9 @@ class Registry:
                     "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={self.address}/*"
                 )
                 remove_images([n for n in listed.stdout.split() if n.startswith(f"{self.address}/")])
-        if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if self._own_root and self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
 
     def image(self, name: str) -> str:
         """The full name of ``name`` (``repo[:tag]``) in this registry."""
