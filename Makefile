@@ -14,7 +14,7 @@ TEST_WORKERS ?= 2
 # The control plane's hottest modules compiled by mypyc (shoal_root/native.py): built again whenever
 # the sources differ from those of the last build (by content); where it cannot be built, the
 # sources run (slower) and the build says why.
-.PHONY: install demo test lint typecheck protos protos-check clean openmpi native mpishim test-sources
+.PHONY: install demo test lint typecheck protos protos-check clean openmpi native mpishim test-sources containers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Shoal needs Python 3.11 or newer"'
@@ -43,7 +43,13 @@ $(OMPI_STAMP):
 
 openmpi: $(OMPI_STAMP)
 
-test: $(STAMP) native mpishim openmpi
+# The container engine of the container tests (podman, runc, docker-registry, a static busybox): installed
+# from Debian's packages when missing and we are root (about 22 MB, 12 packages); otherwise one line says
+# why the container tests will be skipped. Never fails; quiet when everything is there.
+containers:
+	@sh scripts/install_containers.sh
+
+test: $(STAMP) native mpishim openmpi containers
 	scripts/gen_protos.sh --check
 	$(PY) scripts/build_native.py --check || true
 	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q -n $(TEST_WORKERS)

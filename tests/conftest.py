@@ -9,6 +9,9 @@ import tempfile
 
 import pytest
 
+# The container kit's fixtures (container_engine, registry) for every test directory.
+pytest_plugins = ("tests.containerkit",)
+
 os.environ.setdefault("SHOAL_HOME", tempfile.mkdtemp(prefix="shoal-test-home-"))
 os.environ.setdefault("SHOAL_USER_PREFIX", f"st{secrets.token_hex(3)}")
 
