@@ -322,7 +322,7 @@ class Agent:
         self.runner.packages = self.packages
         self._spawn(self.runner.run_sweeper(self.config.sweep_interval_seconds))
         self._spawn(self.runner.run_sampler())
-        await self.containers.start()
+        await self.containers.start(self._task_dir_exists)
         self._health_errors = await asyncio.to_thread(health.node_errors, self.layout, self.config.reserved_disk_bytes)
         self.node_errors = list(self._health_errors)
         self._spawn(self._watch_health())
@@ -419,6 +419,7 @@ class Agent:
         if self._start_task_pgid is not None:
             process.kill_group_now(self._start_task_pgid)
         await self.runner.kill_all()
+        await self.containers.stop()
         self.running_file.flush()
         self.running_file.close()
         self.runner.retention.close()
@@ -525,6 +526,7 @@ class Agent:
             if first is not _EOF and first.WhichOneof("body") == "shutdown":
                 # A node that left the pool while the agent was away is told so instead of welcomed.
                 self.logins.leaving()
+                self.containers.leaving()
                 self.request_stop(f"shutdown requested by the control plane: {first.shutdown.reason}")
                 return True
             if first is _EOF or first.WhichOneof("body") != "welcome":
@@ -735,6 +737,7 @@ class Agent:
             self.outbox.ack(msg.events_ack.up_to_event_id)
         elif kind == "shutdown":
             self.logins.leaving()  # (the node's users go as it stops)
+            self.containers.leaving()
             self.request_stop(f"shutdown requested by the control plane: {msg.shutdown.reason}")
         elif kind == "restart":
             self._ack(conn, msg.restart.command_id)

@@ -14,7 +14,6 @@ remove the containers of the task directories they remove (`remove_tasks`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import subprocess
@@ -69,6 +68,10 @@ class NodeContainers:
         self.prefetch: asyncio.Future[None] | None = None
         #: Node errors: no engine on a container pool, images that could not be pulled.
         self.errors: list[pool_pb2.NodeError] = []
+        self._leaving = False
+        #: A container may exist for this node (one was made, or an earlier agent's was found): only then do
+        #: retention sweeps ask the engine (a node that never ran one pays nothing).
+        self._made_any = False
 
     @property
     def label(self) -> str:
@@ -80,18 +83,64 @@ class NodeContainers:
         """Node.container_engine: the engine found, "" for none."""
         return self.engine.description if self.engine is not None else ""
 
-    async def start(self) -> None:
-        """Find the engine; end what an earlier agent of this root left running."""
+    async def start(self, task_dir_exists: Callable[[str, str], bool]) -> None:
+        """Find the engine; end what an earlier agent of this root left running, and remove the containers
+        whose task directories are gone (a reimage, a node root made anew)."""
         self.engine, self.problem = await asyncio.to_thread(find_engine, self._state_dir)
         if self.engine is None:
             log.info("no container tasks on this node: %s", self.problem)
             return
         log.info("container engine: %s", self.engine.description)
-        rc, text = await self._call_quietly(["ps", "--quiet", "--filter", f"label={self.label}"])
-        running = text.split() if rc == 0 else []
+        listed = await self._listed()
+        running = [c.id for c in listed if c.running]
         if running:
             log.warning("ending %d container(s) left running by a previous agent process", len(running))
             await self._call_quietly(["kill", "--signal", "KILL", *running])
+        self._made_any = bool(listed)
+        stale = [c.id for c in listed if c.job and not task_dir_exists(c.job, c.task)]
+        if stale:
+            await self._call_quietly(["rm", "--force", "--ignore", "--time", "0", *stale])
+
+    def leaving(self) -> None:
+        """The node leaves its pool: its containers go when the agent stops."""
+        self._leaving = True
+
+    async def stop(self) -> None:
+        """The agent stops: its tasks' containers end with their tasks (the engine's clients were killed, not
+        the containers); a node that leaves its pool removes them all."""
+        if self.engine is None:
+            return
+        listed = await self._listed()
+        if self._leaving:
+            ids = [c.id for c in listed]
+            if ids:
+                await self._call_quietly(["rm", "--force", "--ignore", "--time", "0", *ids])
+            return
+        running = [c.id for c in listed if c.running]
+        if running:
+            await self._call_quietly(["kill", "--signal", "KILL", *running])
+
+    async def _listed(self) -> list[_Listed]:
+        """This node's containers, as the engine lists them."""
+        rc, text = await self._call_quietly(["ps", "--all", "--format", "json", "--filter", f"label={self.label}"])
+        if rc != 0:
+            return []
+        try:
+            rows = json.loads(text or "[]")
+        except ValueError:
+            return []
+        out = []
+        for c in rows if isinstance(rows, list) else []:
+            labels = c.get("Labels") or {}
+            out.append(
+                _Listed(
+                    str(c.get("Id", "")),
+                    str(labels.get("shoal.job", "")),
+                    str(labels.get("shoal.task", "")),
+                    str(c.get("State", "")) == "running",
+                )
+            )
+        return [c for c in out if c.id]
 
     async def _call_quietly(self, args: Sequence[str]) -> tuple[int, str]:
         assert self.engine is not None
@@ -157,6 +206,7 @@ class NodeContainers:
         engine = self.engine
         if engine is None:
             raise ContainerError(CONTAINER_MISC_ERROR, f"this node cannot run container tasks: {self.problem}")
+        self._made_any = True
         spec = await self._spec(
             engine,
             settings,
@@ -228,6 +278,7 @@ class NodeContainers:
         engine = self.engine
         if engine is None:
             raise ContainerError(CONTAINER_MISC_ERROR, f"this node cannot run container tasks: {self.problem}")
+        self._made_any = True
         spec = await self._spec(
             engine,
             settings,
@@ -300,29 +351,31 @@ class NodeContainers:
     async def remove_tasks(self, tasks: Iterable[tuple[str, str]]) -> None:
         """Remove the containers of these (job, task) pairs, if any (their directories are going)."""
         wanted = set(tasks)
-        if self.engine is None or self.config is None or not wanted:
+        if self.engine is None or not wanted or not self._made_any:
             return
-        rc, text = await self._call_quietly(["ps", "--all", "--format", "json", "--filter", f"label={self.label}"])
-        if rc != 0:
-            return
-        with contextlib.suppress(ValueError):
-            ids = [
-                str(c.get("Id", ""))
-                for c in json.loads(text or "[]")
-                if ((c.get("Labels") or {}).get("shoal.job"), (c.get("Labels") or {}).get("shoal.task")) in wanted
-            ]
-            if ids:
-                await self._call_quietly(["rm", "--force", "--ignore", "--time", "0", *ids])
+        ids = [c.id for c in await self._listed() if (c.job, c.task) in wanted]
+        if ids:
+            await self._call_quietly(["rm", "--force", "--ignore", "--time", "0", *ids])
 
     async def remove_job(self, job_id: str) -> None:
         """Remove every container of a job on this node (its directory is going)."""
-        if self.engine is None or self.config is None:
+        if self.engine is None or not self._made_any:
             return
         rc, text = await self._call_quietly(
             ["ps", "--all", "--quiet", "--filter", f"label={self.label}", "--filter", f"label=shoal.job={job_id}"]
         )
         if rc == 0 and text.split():
             await self._call_quietly(["rm", "--force", "--ignore", "--time", "0", *text.split()])
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """One of the node's containers as `podman ps` lists it."""
+
+    id: str
+    job: str
+    task: str
+    running: bool
 
 
 def _tail(path: Path, size: int = 4096) -> str:

@@ -82,7 +82,7 @@ class RunOptions:
 
     args: tuple[str, ...] = ()
     problem: str = ""
-    #: The options set a working directory or entry point of their own.
+    #: The options set a working directory of their own (`-w`, `--workdir`).
     sets_workdir: bool = False
 
 
@@ -92,15 +92,18 @@ def image_name_problem(name: str) -> str:
         return "must name an image"
     if len(name) > MAX_IMAGE_NAME:
         return f"must be at most {MAX_IMAGE_NAME} characters"
-    if not _IMAGE_NAME.match(name):
+    if not _IMAGE_NAME.fullmatch(name):
         return "must be an image reference ([registry/]name[:tag][@digest]): letters, digits and . _ / : @ + -"
     return ""
 
 
 def registry_server_problem(server: str) -> str:
     """What is wrong with a registry server (`host[:port]`; "" when nothing is, or it is empty)."""
-    if server and not _REGISTRY_SERVER.match(server):
+    if server and not _REGISTRY_SERVER.fullmatch(server):
         return "must be a host name or address with an optional port (host[:port])"
+    port = server.rpartition(":")[2] if ":" in server else ""
+    if port and not 1 <= int(port) <= 65535:
+        return "must be a host name or address with an optional port (host[:port]) from 1 to 65535"
     return ""
 
 
@@ -132,7 +135,8 @@ def parse_run_options(text: str, *, allow_host: bool) -> RunOptions:
         if not word.startswith("-") or word in ("-", "--"):
             return RunOptions(problem=f"{word!r} is not an option (the image and command come from the task)")
         if not word.startswith("--") and len(word) > 2 and word[:2] in _SHORT_WITH_VALUE:
-            name, eq, value = word[:2], "=", word[2:]  # -eNAME=value
+            # -eNAME=value, and -e=NAME=value as podman reads it (the '=' is not part of the value)
+            name, eq, value = word[:2], "=", word[3:] if word[2] == "=" else word[2:]
         else:
             name, eq, value = word.partition("=")
         takes_value = name in _SAFE_WITH_VALUE or name in ("--network", "--net")

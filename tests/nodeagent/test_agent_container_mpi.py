@@ -4,6 +4,7 @@ MPI launchers start their proxies). Skipped, with the reason, where the engine c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from shoal.agent.v1 import agent_pb2
 from shoal.v1 import common_pb2
 from tests import containerkit
 
+from .test_agent_containers import remove_node_containers
 from .test_agent_multi_instance import COMPLETED, COORDINATED, _assignments, _send, two_nodes
 
 __all__ = ["two_nodes"]  # (the fixture, used by name)
@@ -23,11 +25,13 @@ IN_CONTAINER = "test -x /.shoal-pause"
 
 
 @pytest.fixture
-def image() -> str:
+def image(tmp_path: Path) -> Iterator[str]:
     problem = containerkit.engine_problem()
     if problem:
         pytest.skip(f"no container engine here: {problem}")
-    return containerkit.busybox_image()
+    yield containerkit.busybox_image()
+    for node in ("node0", "node1"):
+        remove_node_containers(tmp_path / node)
 
 
 async def test_every_instance_runs_in_the_image(two_nodes, tmp_path: Path, image: str) -> None:

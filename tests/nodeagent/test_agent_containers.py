@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from shoal.agent.v1 import agent_pb2
-from shoal.nodeagent.containers import container_name
+from shoal.nodeagent.containers import container_name, node_label
 from shoal.v1 import common_pb2
 from tests import containerkit
 
@@ -24,11 +25,19 @@ COMPLETED = agent_pb2.TASK_EVENT_KIND_COMPLETED
 
 
 @pytest.fixture
-def image() -> str:
+def image(tmp_path: Path) -> Iterator[str]:
     problem = containerkit.engine_problem()
     if problem:
         pytest.skip(f"no container engine here: {problem}")
-    return containerkit.busybox_image()
+    yield containerkit.busybox_image()
+    remove_node_containers(tmp_path / "node")
+
+
+def remove_node_containers(root: Path) -> None:
+    """Remove what the test's node left (stopped containers stay until their tasks' retention)."""
+    listed = containerkit.podman("ps", "--all", "--quiet", "--filter", f"label={node_label(root)}")
+    if listed.stdout.split():
+        containerkit.podman("rm", "--force", "--ignore", "--time", "0", *listed.stdout.split())
 
 
 def _settings(image: str, **kw: object) -> common_pb2.TaskContainerSettings:
