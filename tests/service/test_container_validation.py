@@ -52,7 +52,7 @@ async def test_a_pool_configuration_with_bad_images_and_registries_is_refused_fi
         "pool.container_configuration.container_registries[3]",
     ]
     # (No description repeats a password.)
-    assert not any("s" == d or "t" in d.split() for _, d in violations)
+    assert not any(d == "s" or "t" in d.split() for _, d in violations)
     assert list((await stubs.pools.ListPools(pool_pb2.ListPoolsRequest())).pools) == []
 
 
@@ -98,7 +98,9 @@ async def test_update_pool_may_not_change_the_container_configuration(stubs) -> 
     patch = pool_pb2.Pool(id="cp", container_configuration=C.ContainerConfiguration(container_image_names=["x"]))
     code, reason, violations = await refusal(
         stubs.pools.UpdatePool(
-            pool_pb2.UpdatePoolRequest(pool=patch, update_mask=field_mask_pb2.FieldMask(paths=["container_configuration"]))
+            pool_pb2.UpdatePoolRequest(
+                pool=patch, update_mask=field_mask_pb2.FieldMask(paths=["container_configuration"])
+            )
         )
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and reason == "INVALID_UPDATE_MASK"
@@ -141,9 +143,7 @@ async def test_a_task_in_a_container_on_a_pool_without_a_configuration_is_refuse
     spec = task_pb2.TaskSpec(
         id="t", command_line="/bin/true", container_settings=C.TaskContainerSettings(image_name="busybox")
     )
-    code, reason, violations = await refusal(
-        stubs.tasks.AddTask(task_pb2.AddTaskRequest(parent="jobs/j", task=spec))
-    )
+    code, reason, violations = await refusal(stubs.tasks.AddTask(task_pb2.AddTaskRequest(parent="jobs/j", task=spec)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and reason == "INVALID_TASK"
     assert [f for f, _ in violations] == ["task.container_settings"]
     assert "pool 'plain' has no container configuration" in violations[0][1]
