@@ -157,3 +157,12 @@ def test_an_appended_container_info_is_what_the_message_would_hold() -> None:
     expected.CopyFrom(task)
     expected.execution_info.container_info.CopyFrom(info)
     assert merged == expected
+
+
+def test_container_failures_are_not_retried() -> None:
+    from shoal.containers import CONTAINER_INVALID_IMAGE, CONTAINER_MISC_ERROR
+    from shoal.server.scheduling.retry import AttemptOutcome, should_retry
+
+    for code in (CONTAINER_INVALID_IMAGE, CONTAINER_MISC_ERROR):
+        assert not should_retry(AttemptOutcome(1, code, False), 0, 3)
+    assert should_retry(AttemptOutcome(1, "FailureExitCode", False), 0, 3)
