@@ -495,6 +495,7 @@ class Agent:
                 errors=self._remember_registered_errors(),
                 ssh_port=self.logins.ssh_port,
                 container_engine=self.containers.description,
+                images_ready=self.containers.images_ready,
             )
         )
 
@@ -607,9 +608,13 @@ class Agent:
             self._restart_wait.cancel()
             self._restart_wait = None
             self._restart = None
+        # The pool's container images are pulled from now on (tasks and the start task wait for them), and
+        # the node takes no task until they are there (first: what it sends below says so).
+        self.containers.welcome(w.containers if w.HasField("containers") else None, self._spawn)
         if self.node_errors != self._registered_errors:
             # What the health check found while the Register was on its way.
-            conn.send(agent_pb2.AgentMessage(node_health=agent_pb2.NodeHealth(errors=self.node_errors)))
+            health = agent_pb2.NodeHealth(errors=self.node_errors, images_ready=self.containers.images_ready)
+            conn.send(agent_pb2.AgentMessage(node_health=health))
         if self.restart_done:
             # The server has ended the restart (before this Welcome): the next start of the agent is not one.
             restart.forget_restart(self.layout)
@@ -619,7 +624,6 @@ class Agent:
         self._install_certificates(w)
         # (Before the start task and the first tasks, which wait for them.)
         self._deploy_pool_packages(list(w.packages))
-        self.containers.welcome(w.containers if w.HasField("containers") else None, self._spawn)
         self.logins.apply(w.node_users)
         self.runner.set_slots(w.task_slots)
         running = self._start_task is not None and not self._start_task.done()
@@ -754,10 +758,16 @@ class Agent:
             )
             self._publish_errors()
 
-    def _publish_errors(self) -> None:
-        """Tell the server when what is wrong with the node changed (the health check's findings and the
-        pool's packages that could not be deployed)."""
+    def _publish_errors(self, always: bool = False) -> None:
+        """Tell the server when what is wrong with the node changed (the health check's findings, the pool's
+        packages that could not be deployed, its container images that could not be pulled), or (`always`)
+        whether the pool's container images are there."""
         errors = [*self._health_errors, *self._package_errors, *self.containers.errors]
+        if always and self._conn is not None:
+            self.node_errors = errors
+            health = agent_pb2.NodeHealth(errors=errors, images_ready=self.containers.images_ready)
+            self._conn.send(agent_pb2.AgentMessage(node_health=health))
+            return
         if [(e.code, e.message) for e in errors] != [(e.code, e.message) for e in self.node_errors]:
             for e in errors:
                 log.warning("node error %s: %s", e.code, e.message)
@@ -765,7 +775,8 @@ class Agent:
                 log.info("the node is healthy again")
             self.node_errors = errors
             if self._conn is not None:
-                self._conn.send(agent_pb2.AgentMessage(node_health=agent_pb2.NodeHealth(errors=errors)))
+                health = agent_pb2.NodeHealth(errors=errors, images_ready=self.containers.images_ready)
+                self._conn.send(agent_pb2.AgentMessage(node_health=health))
 
     # ---- the pool's application packages ------------------------------------------------------------
 

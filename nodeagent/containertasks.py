@@ -54,10 +54,10 @@ class PreparedContainer:
 class NodeContainers:
     """The node's container engine and its pool's container configuration (see the module's docstring)."""
 
-    def __init__(self, root: Path, state_dir: Path, publish: Callable[[], None]) -> None:
+    def __init__(self, root: Path, state_dir: Path, publish: Callable[[bool], None]) -> None:
         self._root = root
         self._state_dir = state_dir
-        #: Called when `errors` changed.
+        #: Called when `errors` or `images_ready` changed (with True: tell the server even if they seem not to).
         self._publish = publish
         self.engine: ContainerEngine | None = None
         #: Why there is no engine ("" when there is one).
@@ -69,9 +69,18 @@ class NodeContainers:
         #: Node errors: no engine on a container pool, images that could not be pulled.
         self.errors: list[pool_pb2.NodeError] = []
         self._leaving = False
+        self._welcomed = False
+        #: The pull of the pool's images since the last Welcome ended (or there was none to make).
+        self._pulled = True
         #: A container may exist for this node (one was made, or an earlier agent's was found): only then do
         #: retention sweeps ask the engine (a node that never ran one pays nothing).
         self._made_any = False
+
+    @property
+    def images_ready(self) -> bool:
+        """The pool's images were pulled (or could not be) since the last Welcome; True for a pool without,
+        False before the first Welcome (a Register says so: the pull begins with the Welcome)."""
+        return self._welcomed and self._pulled
 
     @property
     def label(self) -> str:
@@ -158,6 +167,8 @@ class NodeContainers:
         """The pool's container configuration (at each Welcome): pull its images (in the background;
         tasks and the start task wait for it)."""
         self.config = config
+        self._welcomed = True
+        self._pulled = True
         if config is None:
             self.prefetch = None
             self._set_errors([])
@@ -167,18 +178,23 @@ class NodeContainers:
             message = f"this node cannot run the pool's container tasks: {self.problem}"
             self._set_errors([pool_pb2.NodeError(code=CONTAINER_MISC_ERROR, message=message)])
             return
+        self._pulled = False
         self.prefetch = spawn(self._prefetch(config))
+        self._publish(True)  # (the node is pulling: it takes no task yet)
 
     async def _prefetch(self, config: common_pb2.ContainerConfiguration) -> None:
         assert self.engine is not None
         errors = await self.engine.prefetch(config)
         if self.config is config:
-            self._set_errors(errors)
+            self.errors = errors
+            self._pulled = True
+            # (Always told: the node takes tasks from now on, or is unusable.)
+            self._publish(True)
 
     def _set_errors(self, errors: list[pool_pb2.NodeError]) -> None:
         if [(e.code, e.message) for e in errors] != [(e.code, e.message) for e in self.errors]:
             self.errors = errors
-            self._publish()
+            self._publish(False)
 
     async def wait_for_images(self) -> None:
         """Until the pool's images are pulled (or could not be)."""

@@ -512,6 +512,9 @@ class NodeRec:
     #: The agent's Exec-only listener (TLS, no client certificate): what `shoal-mpi-launch` reaches.
     exec_port: int = 0
     start_task_ok: bool = False
+    #: Its agent is pulling the pool's container images: it takes no task and stays STARTING until they
+    #: are there (`NodeHealth.images_ready`).
+    preparing: bool = False
     #: Statistics changed since the node row was last written.
     stats_dirty: bool = False
     #: `proto.state`, kept as a plain int: read several times per task and per health pass.

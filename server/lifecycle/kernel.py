@@ -764,7 +764,10 @@ class Kernel:
 
     @staticmethod
     def ready_state(n: NodeRec) -> int:
-        """Where a node with nothing running settles: IDLE, or OFFLINE while its scheduling is disabled."""
+        """Where a node with nothing running settles: IDLE, or OFFLINE while its scheduling is disabled;
+        STARTING while its agent pulls the pool's container images."""
+        if n.preparing:
+            return P.NODE_STATE_STARTING
         return P.NODE_STATE_OFFLINE if n.scheduling_disabled else NODE_IDLE
 
     def refresh_node_activity(self, n: NodeRec) -> None:

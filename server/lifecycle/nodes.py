@@ -190,6 +190,8 @@ class NodeLifecycle:
                 kills.append((node, a))
         start = pool.proto.start_task if pool.proto.HasField("start_task") else None
         run_start = bool(start and start.command_line) and not reg.start_task_succeeded and not still_restarting
+        # A container pool's node pulls its images after this Welcome, before it takes tasks (as Batch).
+        node.preparing = bool(pool.proto.container_configuration.container_image_names) and not reg.images_ready
         node.start_task_ok = not run_start and (bool(reg.start_task_succeeded) or not start)
         target: int
         if still_restarting:
@@ -296,9 +298,26 @@ class NodeLifecycle:
         node = self.k.nodes.get(session.node_key)
         if node is None or node.session is not session or node.state in RESTARTING_NODE_STATES:
             return
+        pulled = node.preparing and report.images_ready
+        if pulled:
+            node.preparing = False
         self.apply_errors(node, list(report.errors))
+        if pulled and not report.errors and node.state == P.NODE_STATE_STARTING:
+            self._images_pulled(node)
         self.k.refresh_pool(self.k.pools[node.pool_key])
         await self.k.flush()
+        if pulled:
+            self.k.kick_scheduler()
+
+    def _images_pulled(self, node: NodeRec) -> None:
+        """The pool's images are on the node: it settles where it belongs, unless a start task it waits for
+        has not ended yet (its report moves it on)."""
+        pool = self.k.pools[node.pool_key]
+        start = pool.proto.start_task if pool.proto.HasField("start_task") else None
+        if start is not None and start.command_line and start.wait_for_success and not node.start_task_ok:
+            return
+        self.k.set_node_state(node, self.k.ready_state(node))
+        self.k.refresh_node_activity(node)
         self.k.kick_scheduler()
 
     def apply_errors(self, node: NodeRec, agent_errors: list[pool_pb2.NodeError]) -> None:
