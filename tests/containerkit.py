@@ -10,7 +10,10 @@ without default ulimits.
   ``container_engine`` (or :func:`require_engine`) skips a test with that reason.
 - :func:`podman` runs podman with the kit's containers.conf (:func:`engine_env`), bounded in time; the
   kit never changes ``os.environ``.
-- :func:`busybox_image` makes `localhost/shoal-test-busybox:<tag>` from the machine's static busybox.
+- :func:`busybox_image` makes `localhost/shoal-test-busybox:<tag>` from the machine's static busybox;
+  :func:`python_image` adds the machine's Python 3.11; :func:`mpi_image` adds, to that, mpi4py and MPICH
+  (Hydra's `mpiexec` and `hydra_pmi_proxy`, `libmpi`) from the test interpreter's `mpi4py` and `mpich`
+  wheels (:func:`mpi_problem` says why it cannot be made, e.g. without those wheels).
 - :class:`Registry` (fixture ``registry``) runs `docker-registry` on 127.0.0.1 with htpasswd
   credentials; :meth:`Registry.push` puts an image in it.
 
