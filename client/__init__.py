@@ -48,6 +48,14 @@ from .application_types import (
 )
 from .autopool_types import AutoPoolSpecification, JobSchedulingError, PoolLifetime
 from .autoscale_types import AutoScaleRun, AutoScaleRunError, AutoScaleSettings
+from .container_types import (
+    ContainerConfiguration,
+    ContainerRegistry,
+    ContainerType,
+    ContainerWorkingDirectory,
+    TaskContainerExecutionInfo,
+    TaskContainerSettings,
+)
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -158,6 +166,10 @@ __all__ = [
     "CertificatesAPI",
     "Client",
     "Container",
+    "ContainerConfiguration",
+    "ContainerRegistry",
+    "ContainerType",
+    "ContainerWorkingDirectory",
     "DeadlineExceeded",
     "DeleteCertificateError",
     "DependencyAction",
@@ -230,6 +242,8 @@ __all__ = [
     "Subtask",
     "Task",
     "TaskConstraints",
+    "TaskContainerExecutionInfo",
+    "TaskContainerSettings",
     "TaskCounts",
     "TaskDependencies",
     "TaskFilesCleanedUp",

@@ -31,6 +31,7 @@ from ._stats import PoolStatisticsMixin
 from ._tasks import TasksAPI, TaskWatch
 from .application_types import ApplicationPackageReference
 from .common_types import _metadata_to_proto
+from .container_types import ContainerConfiguration
 from .credentials import DEFAULT_ADDRESS, Credentials, resolve, shoal_home
 from .errors import (
     DeadlineExceeded,
@@ -129,6 +130,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
         auto_scale_formula: str | None = None,
         auto_scale_evaluation_interval: float | timedelta | None = None,
         node_fill_type: str | NodeFillType | None = None,
+        container_configuration: ContainerConfiguration | None = None,
     ) -> Pool:
         """Create a pool; its nodes come up asynchronously (see :meth:`wait_nodes_idle`).
 
@@ -145,6 +147,9 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
         of the account (:attr:`Client.certificates`) its nodes install, and for whom (changed by :meth:`update`).
         ``application_package_references``: packages of the account's applications (:attr:`Client.applications`,
         at most 10) every node deploys before its start task, in every task's environment.
+        ``container_configuration``: its tasks may run in containers (:class:`TaskContainerSettings`), and
+        every node pulls these images before it takes tasks; set at creation only. Its registries'
+        passwords are kept apart by the server and never returned.
         """
         pool = pool_pb2.Pool(
             id=id,
@@ -170,6 +175,8 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
             pool.auto_scale_evaluation_interval.CopyFrom(_duration(auto_scale_evaluation_interval))
         if node_fill_type is not None:
             pool.task_scheduling_policy.node_fill_type = _fill_type(node_fill_type)  # type: ignore[assignment]
+        if container_configuration is not None:
+            pool.container_configuration.CopyFrom(container_configuration.to_proto())
         request = pool_pb2.CreatePoolRequest(pool=pool, request_id=request_id or uuid.uuid4().hex)
         return Pool.from_proto(self._rpc.unary(self._rpc.pools.CreatePool, request))
 

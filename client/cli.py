@@ -32,6 +32,7 @@ from .cli_common import (
     _ShoalGroup,
     _State,
 )
+from .cli_containers import container_configuration_from_options, pool_container_options
 from .cli_jobs import job
 from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
@@ -170,6 +171,7 @@ def pool() -> None:
     "task, remote_user (none: all). Repeatable; `pool update` changes them.",
 )
 @app_package_option
+@pool_container_options
 @click.option("--inter-node", is_flag=True, help="Enable inter-node communication (multi-instance tasks).")
 @click.option(
     "--fill-type",
@@ -204,9 +206,15 @@ def pool_create(
     no_wait_for_success: bool,
     start_task_run_as: str | None,
     start_task_elevation: str | None,
+    start_task_image: str | None,
     user_account: tuple[str, ...],
     certificates: tuple[str, ...],
     app_packages: tuple[str, ...],
+    container_images: tuple[str, ...],
+    container_registry: str | None,
+    pool_registry_user: str | None,
+    registry_password_stdin: bool,
+    allow_host_run_options: bool,
     inter_node: bool,
     fill_type: str | None,
     display_name: str,
@@ -214,12 +222,29 @@ def pool_create(
     wait_timeout: float | None,
     output: str,
 ) -> None:
-    """Create pool POOL_ID."""
+    """Create pool POOL_ID.
+
+    With --container-image (or a --container-registry) it is a container pool: its nodes pull the images
+    before they take tasks, and its tasks may run in containers (`shoal task add --image`)."""
     from ._certificates import CertificateReference
     from .identity_types import UserAccount
 
     st = start_task_from_options(
-        start_task, start_task_env, start_task_retries, no_wait_for_success, start_task_run_as, start_task_elevation
+        start_task,
+        start_task_env,
+        start_task_retries,
+        no_wait_for_success,
+        start_task_run_as,
+        start_task_elevation,
+        start_task_image,
+    )
+    containers = container_configuration_from_options(
+        container_images,
+        container_registry,
+        pool_registry_user,
+        registry_password_stdin,
+        allow_host_run_options,
+        sys.stdin,
     )
     formula = formula_from_options(autoscale_formula, autoscale_formula_file)
     if target_nodes is None:
@@ -240,6 +265,7 @@ def pool_create(
         certificate_references=[CertificateReference.parse(c) for c in certificates],
         application_package_references=app_package_references(app_packages),
         node_fill_type=fill_type,
+        container_configuration=containers,
     )
     if wait_timeout is not None:
         client.pools.wait_nodes_idle(pool_id, timeout=wait_timeout)

@@ -35,6 +35,7 @@ NODE_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     ("start task", lambda n: (n.start_task_info.result or n.start_task_info.state) if n.start_task_info else None),
     ("heartbeat", lambda n: n.last_heartbeat_time),
     ("errors", lambda n: ",".join(e.code for e in n.errors) or None),
+    ("containers", lambda n: n.container_engine or None),
 ]
 
 NODE_STATE_CHOICE = click.Choice(

@@ -36,6 +36,12 @@ def start_task_options(f: F) -> F:
             default=None,
             help="Of the start task's auto user (admin: root, to install software).",
         ),
+        click.option(
+            "--start-task-image",
+            default=None,
+            metavar="IMAGE",
+            help="Run the start task in a container of IMAGE (the pool must be a container pool).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -49,14 +55,18 @@ def start_task_from_options(
     no_wait_for_success: bool,
     start_task_run_as: str | None,
     start_task_elevation: str | None,
+    start_task_image: str | None = None,
 ) -> Any:
     """The :class:`StartTaskSpec` the ``--start-task`` options describe, or None without ``--start-task``."""
+    from .container_types import TaskContainerSettings
     from .identity_types import UserIdentity
     from .types import StartTaskSpec
 
     if not start_task:
-        if start_task_run_as or start_task_elevation:
-            raise click.UsageError("--start-task-run-as and --start-task-elevation need --start-task")
+        if start_task_run_as or start_task_elevation or start_task_image:
+            raise click.UsageError(
+                "--start-task-run-as, --start-task-elevation and --start-task-image need --start-task"
+            )
         return None
     identity = None
     if start_task_run_as or start_task_elevation:
@@ -67,6 +77,7 @@ def start_task_from_options(
         max_task_retry_count=start_task_retries,
         wait_for_success=not no_wait_for_success,
         user_identity=identity,
+        container_settings=TaskContainerSettings(image_name=start_task_image) if start_task_image else None,
     )
 
 
@@ -117,6 +128,7 @@ def pool_update(
     no_wait_for_success: bool,
     start_task_run_as: str | None,
     start_task_elevation: str | None,
+    start_task_image: str | None,
     remove_start_task: bool,
     certificates: tuple[str, ...],
     clear_certificates: bool,
@@ -142,7 +154,13 @@ def pool_update(
         if given and clear:
             raise click.UsageError(f"{what} exclude each other")
     st = start_task_from_options(
-        start_task, start_task_env, start_task_retries, no_wait_for_success, start_task_run_as, start_task_elevation
+        start_task,
+        start_task_env,
+        start_task_retries,
+        no_wait_for_success,
+        start_task_run_as,
+        start_task_elevation,
+        start_task_image,
     )
     new_metadata = _parse_env(metadata, "--metadata") if metadata else ({} if clear_metadata else None)
     refs = [CertificateReference.parse(c) for c in certificates] if certificates else None

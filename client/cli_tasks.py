@@ -30,6 +30,7 @@ from .cli_common import (
     _wait_with_progress,
     _wall_clock,
 )
+from .cli_containers import TASK_CONTAINER_OPTIONS, task_container_options, task_container_settings_from_options
 from .cli_stats import human_statistics, human_usage
 from .errors import InvalidArgument
 
@@ -115,6 +116,7 @@ _SPEC_OPTIONS = (
     "elevation",
     "dedicated_nodes_only",
     "app_packages",
+    *TASK_CONTAINER_OPTIONS,
 )
 
 
@@ -179,6 +181,7 @@ _SPEC_OPTIONS = (
     "--dedicated-nodes-only", is_flag=True, help="Never on a low-priority (preemptible) node (every instance too)."
 )
 @app_package_option
+@task_container_options
 @_OUTPUT
 @click.pass_context
 def task_add(
@@ -205,9 +208,17 @@ def task_add(
     elevation: str | None,
     dedicated_nodes_only: bool,
     app_packages: tuple[str, ...],
+    image: str | None,
+    container_run_options: str,
+    container_workdir: str | None,
+    registry_server: str | None,
+    registry_user: str | None,
     output: str,
 ) -> None:
-    """Add task TASK_ID running COMMAND_LINE to job JOB_ID, or the task(s) of --json-file."""
+    """Add task TASK_ID running COMMAND_LINE to job JOB_ID, or the task(s) of --json-file.
+
+    With --image it runs in a container of that image (on a container pool), its command line the
+    container's command."""
     from .identity_types import UserIdentity
     from .types import MultiInstanceSettings, TaskSpec
     from .workflow_types import TaskDependencies
@@ -249,6 +260,9 @@ def task_add(
         user_identity=UserIdentity.parse(run_as or "pool", elevation) if run_as or elevation else None,
         dedicated_nodes_only=dedicated_nodes_only,
         application_package_references=tuple(app_package_references(app_packages)),
+        container_settings=task_container_settings_from_options(
+            image, container_run_options, container_workdir, registry_server, registry_user
+        ),
     )
     t = _client(ctx).tasks.add(job_id, spec)
     _emit(output, [t], _TASK_COLUMNS, "task added")

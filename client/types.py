@@ -39,6 +39,13 @@ from .common_types import (
     _optional_int,
     _ts,
 )
+from .container_types import (
+    ContainerConfiguration,
+    TaskContainerExecutionInfo,
+    TaskContainerSettings,
+    container_info_of,
+    container_settings_of,
+)
 from .errors import InvalidArgument
 from .identity_types import UserAccount, UserIdentity, identity_of
 from .json_specs import parse_message
@@ -306,6 +313,8 @@ class StartTaskSpec:
     """When true, no task is scheduled on a node until its start task succeeded."""
     user_identity: UserIdentity | None = None
     """Who it runs as (None: the pool's non-admin auto user; installing software wants ``admin``)."""
+    container_settings: TaskContainerSettings | None = None
+    """Run it in a container (the pool needs a :class:`ContainerConfiguration`)."""
 
     def to_proto(self) -> common_pb2.StartTask:
         """The ``shoal.v1.StartTask`` message."""
@@ -318,6 +327,8 @@ class StartTaskSpec:
         )
         if self.user_identity is not None:
             msg.user_identity.CopyFrom(self.user_identity.to_proto())
+        if self.container_settings is not None:
+            msg.container_settings.CopyFrom(self.container_settings.to_proto())
         return msg
 
     @classmethod
@@ -330,6 +341,7 @@ class StartTaskSpec:
             max_task_retry_count=msg.max_task_retry_count,
             wait_for_success=msg.wait_for_success,
             user_identity=identity_of(msg),
+            container_settings=container_settings_of(msg),
         )
 
 
@@ -400,6 +412,8 @@ class TaskSpec:
     application_package_references: Sequence[ApplicationPackageReference] = ()
     """Packages deployed on its node before it runs (``ApplicationPackageError``, not retried, when one
     cannot be)."""
+    container_settings: TaskContainerSettings | None = None
+    """Run it in a container (its job's pool needs a :class:`ContainerConfiguration`)."""
 
     @property
     def constraints(self) -> TaskConstraints:
@@ -434,6 +448,8 @@ class TaskSpec:
             msg.exit_conditions.CopyFrom(self.exit_conditions.to_proto())
         if self.user_identity is not None:
             msg.user_identity.CopyFrom(self.user_identity.to_proto())
+        if self.container_settings is not None:
+            msg.container_settings.CopyFrom(self.container_settings.to_proto())
         return msg
 
     @classmethod
@@ -465,6 +481,7 @@ class TaskSpec:
             application_package_references=tuple(
                 ApplicationPackageReference.from_proto(r) for r in msg.application_package_references
             ),
+            container_settings=container_settings_of(msg),
         )
 
     @classmethod
@@ -492,6 +509,7 @@ class TaskSpec:
             "exit_conditions",
             "user_identity",
             "dedicated_nodes_only",
+            "container_settings",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -555,6 +573,18 @@ class TaskSpec:
             ),
             user_identity=None if data.get("user_identity") is None else UserIdentity.from_dict(data["user_identity"]),
             dedicated_nodes_only=bool(data.get("dedicated_nodes_only", False)),
+            container_settings=(
+                None
+                if data.get("container_settings") is None
+                else TaskContainerSettings.from_proto(
+                    parse_message(
+                        data["container_settings"],
+                        common_pb2.TaskContainerSettings,
+                        path="container_settings",
+                        reason="INVALID_TASK_SPEC",
+                    )
+                )
+            ),
         )
 
     @classmethod
@@ -676,6 +706,9 @@ class Pool:
     auto_pool_owner: str = ""
     """The job (``jobs/{id}``) or job schedule (``jobschedules/{id}``) whose auto pool this is; "" for a
     pool made by ``pools.create``."""
+    container_configuration: ContainerConfiguration | None = None
+    """Its tasks may run in containers, and its nodes pull these images (None: not a container pool). Its
+    registries' passwords are never returned: they read as empty."""
     proto: pool_pb2.Pool = field(repr=False, compare=False)
     """The raw ``shoal.v1.Pool`` message."""
 
@@ -712,6 +745,11 @@ class Pool:
             last_auto_scale_run=AutoScaleRun.from_proto(msg.auto_scale_run) if msg.HasField("auto_scale_run") else None,
             node_fill_type=_NODE_FILL_TYPES.get(msg.task_scheduling_policy.node_fill_type, NodeFillType.SPREAD),
             auto_pool_owner=msg.auto_pool_owner,
+            container_configuration=(
+                ContainerConfiguration.from_proto(msg.container_configuration)
+                if msg.HasField("container_configuration")
+                else None
+            ),
             proto=msg,
         )
 
@@ -791,6 +829,9 @@ class Node:
     """The version of Shoal its agent runs."""
     errors: tuple[NodeError, ...] = ()
     """What is wrong with it now (an ``unusable`` node has at least one)."""
+    container_engine: str = ""
+    """The container engine its agent found (``podman 4.3.1, runc``); "" for none: no container task
+    runs there."""
     proto: pool_pb2.Node = field(repr=False, compare=False)
     """The raw ``shoal.v1.Node`` message."""
 
@@ -836,6 +877,7 @@ class Node:
             running_tasks_count=msg.running_tasks_count,
             agent_version=msg.agent_version,
             errors=tuple(NodeError.from_proto(e) for e in msg.errors),
+            container_engine=msg.container_engine,
             proto=msg,
         )
 
@@ -1047,6 +1089,8 @@ class Subtask:
     """Why it failed, if it did."""
     result: str | None
     """``"success"``, ``"failure"`` or None while running."""
+    container: TaskContainerExecutionInfo | None = None
+    """Its container, for a task that runs in one."""
 
     @classmethod
     def from_proto(cls, msg: task_pb2.Subtask) -> Subtask:
@@ -1062,6 +1106,7 @@ class Subtask:
             exit_code=_optional_int(msg, "exit_code"),
             failure=FailureInfo.from_proto(msg.failure_info),
             result=_RESULTS.get(msg.result),
+            container=container_info_of(msg),
         )
 
 
@@ -1130,6 +1175,8 @@ class Task:
     """What its last attempt used (None until one has ended)."""
     stats: UsageStatistics | None = None
     """What all its attempts used, with the time it waited before each (None before any attempt)."""
+    container: TaskContainerExecutionInfo | None = None
+    """The container of its current (or last) attempt, for a task that runs in one."""
     proto: task_pb2.Task = field(repr=False, compare=False)
     """The raw ``shoal.v1.Task`` message."""
 
@@ -1200,6 +1247,7 @@ class Task:
             job_manager=msg.job_manager,
             last_attempt_stats=task_statistics_of(ex.last_attempt_stats, ex.HasField("last_attempt_stats")),
             stats=UsageStatistics.from_proto(msg.stats) if msg.HasField("stats") else None,
+            container=container_info_of(ex),
             proto=msg,
         )
 

@@ -41,6 +41,7 @@ from .common_types import (
     _ts,
     duration_to_proto,
 )
+from .container_types import TaskContainerSettings, container_settings_of
 from .errors import InvalidArgument
 from .identity_types import UserIdentity, identity_of
 
@@ -523,6 +524,8 @@ class JobManagerTask:
     """It may run on a low-priority (preemptible) node (False: dedicated nodes only), as Batch's."""
     application_package_references: Sequence[ApplicationPackageReference] = ()
     """Packages deployed on its node before it runs."""
+    container_settings: TaskContainerSettings | None = None
+    """Run it in a container (the job's pool needs a :class:`ContainerConfiguration`)."""
 
     def to_proto(self) -> job_pb2.JobManagerTask:
         """The ``shoal.v1.JobManagerTask`` message."""
@@ -543,6 +546,8 @@ class JobManagerTask:
             msg.constraints.CopyFrom(self.constraints.to_proto())
         if self.user_identity is not None:
             msg.user_identity.CopyFrom(self.user_identity.to_proto())
+        if self.container_settings is not None:
+            msg.container_settings.CopyFrom(self.container_settings.to_proto())
         return msg
 
     @classmethod
@@ -564,6 +569,7 @@ class JobManagerTask:
             application_package_references=tuple(
                 ApplicationPackageReference.from_proto(r) for r in msg.application_package_references
             ),
+            container_settings=container_settings_of(msg),
         )
 
 
@@ -587,6 +593,8 @@ class JobPreparationTask:
     """Run it again after the node reboots even if it succeeded."""
     user_identity: UserIdentity | None = None
     """Who it runs as (None: the pool's non-admin auto user); its directory is readable by every user."""
+    container_settings: TaskContainerSettings | None = None
+    """Run it in a container (the job's pool needs a :class:`ContainerConfiguration`)."""
 
     def to_proto(self) -> job_pb2.JobPreparationTask:
         """The ``shoal.v1.JobPreparationTask`` message."""
@@ -602,6 +610,8 @@ class JobPreparationTask:
             msg.constraints.CopyFrom(self.constraints.to_proto())
         if self.user_identity is not None:
             msg.user_identity.CopyFrom(self.user_identity.to_proto())
+        if self.container_settings is not None:
+            msg.container_settings.CopyFrom(self.container_settings.to_proto())
         return msg
 
     @classmethod
@@ -618,6 +628,7 @@ class JobPreparationTask:
                 msg.rerun_on_node_reboot_after_success if msg.HasField("rerun_on_node_reboot_after_success") else True
             ),
             user_identity=identity_of(msg),
+            container_settings=container_settings_of(msg),
         )
 
 
@@ -639,6 +650,8 @@ class JobReleaseTask:
     """How long its directory is kept on the node; None for the default, 7 days."""
     user_identity: UserIdentity | None = None
     """Who it runs as (None: the pool's non-admin auto user)."""
+    container_settings: TaskContainerSettings | None = None
+    """Run it in a container (the job's pool needs a :class:`ContainerConfiguration`)."""
 
     def to_proto(self) -> job_pb2.JobReleaseTask:
         """The ``shoal.v1.JobReleaseTask`` message."""
@@ -654,6 +667,8 @@ class JobReleaseTask:
             msg.retention_time.CopyFrom(duration_to_proto(self.retention_time))
         if self.user_identity is not None:
             msg.user_identity.CopyFrom(self.user_identity.to_proto())
+        if self.container_settings is not None:
+            msg.container_settings.CopyFrom(self.container_settings.to_proto())
         return msg
 
     @classmethod
@@ -667,6 +682,7 @@ class JobReleaseTask:
             max_wall_clock_time=_duration(msg, "max_wall_clock_time"),
             retention_time=_duration(msg, "retention_time"),
             user_identity=identity_of(msg),
+            container_settings=container_settings_of(msg),
         )
 
 

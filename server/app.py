@@ -254,6 +254,8 @@ class ShoalServer:
     async def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         secret = self.security.secret
+        # (Registry passwords are kept sealed: see `server.containers.credentials`.)
+        self.cp.registry_credentials.sealer = secret
         await self.cp.load()
         accounts = self.accounts = AccountRegistry(self.store, secret, self.config.clock)
         accounts.load(self.cp.account_rows)

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock
+from shoal.server.containers.agents import ContainerWelcomes
+from shoal.server.containers.credentials import RegistryCredentials
 from shoal.server.domain.records import AgentSession, NodeRec, TaskRec
 from shoal.server.lifecycle.accounting import Accounting
 from shoal.server.lifecycle.allocation import PoolAllocation
@@ -84,6 +86,8 @@ class ControlPlane(Kernel):
         self.accounting = Accounting(self)
         self.autopools = AutoPools(self)
         self.schedules = ScheduleLifecycle(self)
+        self.registry_credentials = RegistryCredentials(self)
+        ContainerWelcomes(self, self.registry_credentials).install()
 
     # ------------------------------------------------------------------ pools
 

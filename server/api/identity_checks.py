@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from shoal.v1 import identity_pb2, pool_pb2
+from shoal.v1 import common_pb2, identity_pb2, pool_pb2
 
 Violations = list[tuple[str, str]]
 
@@ -23,15 +23,19 @@ MAX_ACCOUNT_ID = 2_147_483_646
 
 
 class PoolAccounts(NamedTuple):
-    """The user account names of a job's pool, when the pool is known (a job may name a pool made later)."""
+    """What a job's tasks are checked against of its pool, when the pool is known (a job may name a pool
+    made later): the names of its user accounts, and its container configuration (None: it has none, and
+    a task may not name an image; see `shoal.server.api.container_checks`)."""
 
     pool_id: str
     names: frozenset[str]
+    containers: common_pb2.ContainerConfiguration | None = None
 
 
 def pool_accounts(pool: pool_pb2.Pool) -> PoolAccounts:
-    """The names of `pool`'s user accounts."""
-    return PoolAccounts(pool.id, frozenset(a.name for a in pool.user_accounts))
+    """The names of `pool`'s user accounts, and its container configuration."""
+    containers = pool.container_configuration if pool.HasField("container_configuration") else None
+    return PoolAccounts(pool.id, frozenset(a.name for a in pool.user_accounts), containers)
 
 
 def _check_elevation(value: int, field: str) -> Violations:

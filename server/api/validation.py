@@ -12,6 +12,7 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from shoal.commandline import command_line_problem
 from shoal.paths import UnsafePathError, check_relative_path
 from shoal.pool_providers import POOL_PROVIDERS
+from shoal.server.api.container_checks import check_container_configuration, check_container_settings_of
 from shoal.server.api.identity_checks import PoolAccounts, check_identity_of, check_user_accounts, pool_accounts
 from shoal.server.applications.model import reference_form_problems
 from shoal.server.autoscale import settings as autoscale_settings
@@ -221,6 +222,7 @@ def check_start_task(st: common_pb2.StartTask, field: str, accounts: PoolAccount
     out += check_resource_files(st.resource_files, f"{field}.resource_files")
     out += check_env(st.environment_settings, f"{field}.environment_settings")
     out += check_identity_of(st, field, accounts)
+    out += check_container_settings_of(st, field, accounts)
     return out
 
 
@@ -275,6 +277,7 @@ def check_job_manager_task(jm: job_pb2.JobManagerTask, field: str, accounts: Poo
         out.append((f"{field}.required_slots", f"must be between 1 and {MAX_SLOTS}"))
     out += check_identity_of(jm, field, accounts)
     out += reference_form_problems(jm.application_package_references, f"{field}.application_package_references")
+    out += check_container_settings_of(jm, field, accounts)
     return out
 
 
@@ -287,6 +290,7 @@ def check_preparation_task(
     out += check_env(prep.environment_settings, f"{field}.environment_settings")
     out += check_task_constraints(prep.constraints, f"{field}.constraints")
     out += check_identity_of(prep, field, accounts)
+    out += check_container_settings_of(prep, field, accounts)
     return out
 
 
@@ -304,6 +308,7 @@ def check_release_task(release: job_pb2.JobReleaseTask, field: str, accounts: Po
         out += v
     if release.HasField("retention_time"):
         out += check_duration(release.retention_time, f"{field}.retention_time")
+    out += check_container_settings_of(release, field, accounts)
     return out
 
 
@@ -329,8 +334,10 @@ def check_pool(pool: pool_pb2.Pool) -> Violations:
     if pool.provider and pool.provider not in POOL_PROVIDERS:
         out.append(("pool.provider", "must be one of " + ", ".join(repr(p) for p in POOL_PROVIDERS)))
     out += check_user_accounts(pool.user_accounts, "pool.user_accounts")
+    if pool.HasField("container_configuration"):
+        out += check_container_configuration(pool.container_configuration, "pool.container_configuration")
     if pool.HasField("start_task"):
-        # (A start task may run as one of the pool's own accounts.)
+        # (A start task may run as one of the pool's own accounts, and in a container of its configuration.)
         out += check_start_task(pool.start_task, "pool.start_task", pool_accounts(pool))
     out += check_metadata(pool.metadata, "pool.metadata")
     if pool.HasField("resize_timeout"):
@@ -536,6 +543,7 @@ def check_task(
     out += check_output_files(spec.output_files, f"{field}.output_files")
     out += check_identity_of(spec, field, accounts)
     out += reference_form_problems(spec.application_package_references, f"{field}.application_package_references")
+    out += check_container_settings_of(spec, field, accounts)
     if spec.HasField("multi_instance_settings"):
         mis = spec.multi_instance_settings
         here = f"{field}.multi_instance_settings"

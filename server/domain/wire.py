@@ -125,3 +125,13 @@ def ended(
     if not task_root_directory:
         return change
     return change + _field(_NODE_INFO, _field(_TASK_ROOT_DIRECTORY, task_root_directory.encode()))
+
+
+#: TaskExecutionInfo.container_info (field 11).
+_CONTAINER_INFO: Final = bytes([11 << 3 | 2])
+
+
+def container_info(info: bytes) -> bytes:
+    """`execution_info.container_info` set to the serialized `TaskContainerExecutionInfo` `info`: appended
+    to an attempt's end that recorded none before (merged on parsing, as every change here)."""
+    return _field(_EXECUTION_INFO, _field(_CONTAINER_INFO, info))

@@ -89,7 +89,7 @@ class AttemptLifecycle:
             if attempt > 1 or proto.HasField("execution_info"):
                 # What the previous attempt left (a first attempt has nothing to clear).
                 info = proto.execution_info
-                for f in ("start_time", "end_time", "exit_code", "failure_info", "result"):
+                for f in ("start_time", "end_time", "exit_code", "failure_info", "result", "container_info"):
                     info.ClearField(f)  # type: ignore[arg-type]
             # (Replaces all of it: the previous attempt's task directory too.)
             proto.node_info.CopyFrom(master.placement_info())
@@ -132,6 +132,10 @@ class AttemptLifecycle:
             base.output_files.extend(spec.output_files)
         if spec.HasField("user_identity"):
             base.user_identity.CopyFrom(spec.user_identity)
+        if spec.HasField("container_settings"):
+            # (Only a container task pays for this: the registry's password, kept apart, filled in.)
+            base.container.CopyFrom(spec.container_settings)
+            self.k.registry_credentials.fill(job.proto.account, base.container)
         if spec.application_package_references and self.k.task_packages is not None:
             # (Resolved now, to the versions ACTIVE now: a default version is the one at dispatch.)
             base.packages.extend(
@@ -140,6 +144,8 @@ class AttemptLifecycle:
         if job.prep_spec is not None:
             # (Run on the node before the job's first task there: see `jobprep`.)
             base.job_preparation.CopyFrom(job.prep_spec)
+            if job.prep_spec.HasField("container"):
+                self.k.registry_credentials.fill(job.proto.account, base.job_preparation.container)
         if not multi:
             return
         mis = spec.multi_instance_settings
@@ -258,6 +264,8 @@ class AttemptLifecycle:
         if t.state == PREPARING:
             t.proto.execution_info.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
             t.proto.node_info.task_root_directory = ev.task_root_directory
+            if ev.HasField("container_info"):
+                t.proto.execution_info.container_info.CopyFrom(ev.container_info)
             self.k.set_task_state(t, RUNNING)
 
     def complete_attempt(
@@ -285,6 +293,8 @@ class AttemptLifecycle:
         if ev.task_root_directory:
             proto.node_info.task_root_directory = ev.task_root_directory
         info.end_time.CopyFrom(ev_time)
+        if ev.HasField("container_info"):
+            info.container_info.CopyFrom(ev.container_info)
         exit_code = ev.exit_code if ev.HasField("exit_code") else None
         if exit_code is not None:
             info.exit_code = exit_code
@@ -346,6 +356,8 @@ class AttemptLifecycle:
             SUCCESS,
             ev.task_root_directory,
         ) + self.k.accounting.frozen_success(t, node, ev, job)
+        if ev.HasField("container_info"):
+            change += wire.container_info(ev.container_info.SerializeToString())
         t.result = SUCCESS
         job.succeeded += 1
         self.k.change_frozen(t, COMPLETED, job, change)

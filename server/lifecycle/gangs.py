@@ -66,6 +66,8 @@ class GangLifecycle:
             sub.state = T.SUBTASK_STATE_RUNNING
             sub.start_time.CopyFrom(ev.start_time if ev.HasField("start_time") else ev.time)
             sub.node_info.task_root_directory = ev.task_root_directory
+            if ev.HasField("container_info"):
+                sub.container_info.CopyFrom(ev.container_info)
             if i == 0:
                 self.k.attempt_life.mark_running(t, ev)
             self.k.mark_task(t)
@@ -133,6 +135,8 @@ class GangLifecycle:
             sub.failure_info.CopyFrom(ev.failure_info)
         if ev.HasField("stats"):
             sub.stats.CopyFrom(ev.stats)
+        if ev.HasField("container_info"):
+            sub.container_info.CopyFrom(ev.container_info)
 
     def end_subtasks(self, t: TaskRec, message: str, *, primary_succeeded: bool = False) -> None:
         """Complete every instance still going (its agent is told to stop it): the task's attempt ended,

@@ -52,6 +52,8 @@ def job_manager_spec(jm: job_pb2.JobManagerTask, pool: PoolRec | None) -> task_p
         spec.constraints.CopyFrom(jm.constraints)
     if jm.HasField("user_identity"):
         spec.user_identity.CopyFrom(jm.user_identity)
+    if jm.HasField("container_settings"):
+        spec.container_settings.CopyFrom(jm.container_settings)
     return spec
 
 

@@ -68,6 +68,9 @@ def preparation_spec(job: job_pb2.Job) -> agent_pb2.JobTaskSpec:
     spec.environment_settings.extend(prep.environment_settings)
     if prep.HasField("user_identity"):
         spec.user_identity.CopyFrom(prep.user_identity)
+    if prep.HasField("container_settings"):
+        # (Its registry's password is filled in as it is sent: see `attempts.assign`.)
+        spec.container.CopyFrom(prep.container_settings)
     return spec
 
 
@@ -91,6 +94,8 @@ def release_spec(job: job_pb2.Job) -> agent_pb2.JobTaskSpec:
     spec.environment_settings.extend(release.environment_settings)
     if release.HasField("user_identity"):
         spec.user_identity.CopyFrom(release.user_identity)
+    if release.HasField("container_settings"):
+        spec.container.CopyFrom(release.container_settings)
     return spec
 
 
@@ -197,7 +202,7 @@ class JobPrepLifecycle:
         were asked (the job then waits for them); False when there is nothing to wait for."""
         if not job.proto.HasField("job_release_task"):
             return False
-        spec = release_spec(job.proto)
+        spec = self._release_spec(job)
         asked = False
         now = to_timestamp(self.k.clock.now())
         for node_key, status in job.node_tasks.items():
@@ -222,19 +227,26 @@ class JobPrepLifecycle:
         info = job.node_tasks[node.key].job_release_task_execution_info
         info.state = RUNNING
         info.start_time.CopyFrom(to_timestamp(self.k.clock.now()))
-        release = spec if spec is not None else release_spec(job.proto)
+        release = spec if spec is not None else self._release_spec(job)
         self.k.send_after_commit(node, A.ServerMessage(run_job_release=A.RunJobRelease(release=release)))
         self._store(job, node.key)
         self._owed.setdefault(job.key, set()).add(node.key)
         if job.proto.state != J.JOB_STATE_COMPLETED:
             self._release_deadlines[job.key] = self.k.clock.monotonic() + self._release_wait(job)
 
+    def _release_spec(self, job: JobRec) -> agent_pb2.JobTaskSpec:
+        """The job's release task as it is sent: its container's registry password filled in."""
+        spec = release_spec(job.proto)
+        if spec.HasField("container"):
+            self.k.registry_credentials.fill(job.proto.account, spec.container)
+        return spec
+
     def attached(self, node: NodeRec) -> None:
         """An agent attached: ask it again for the releases it has not reported (it ran them once at most)."""
         for job_key, owed in self._owed.items():
             job = self.k.jobs.get(job_key)
             if job is not None and node.key in owed:
-                spec = release_spec(job.proto)
+                spec = self._release_spec(job)
                 self.k.send_after_commit(node, A.ServerMessage(run_job_release=A.RunJobRelease(release=spec)))
 
     def node_reimaged(self, node_key: str) -> None:

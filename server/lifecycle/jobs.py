@@ -85,6 +85,8 @@ class JobLifecycle:
             )
         job = J.Job()
         job.CopyFrom(spec)
+        # (Its auto pool's registry passwords are kept apart: see `containers.credentials`.)
+        self.k.registry_credentials.keep_job(job)
         now = ts(self.k.clock.now())
         job.name = f"jobs/{spec.id}"
         job.state = J.JOB_STATE_ACTIVE

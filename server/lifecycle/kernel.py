@@ -41,6 +41,7 @@ from shoal.server.store.base import Delete, Op, Row, Rows, Store, StoredRow
 from shoal.v1 import certificate_pb2, common_pb2, job_pb2, pool_pb2, task_pb2
 
 if TYPE_CHECKING:
+    from shoal.server.containers.credentials import RegistryCredentials
     from shoal.server.lifecycle.accounting import Accounting
     from shoal.server.lifecycle.attempts import AttemptLifecycle
     from shoal.server.lifecycle.autopools import AutoPools
@@ -182,6 +183,7 @@ class Kernel:
     preemption: Preemption
     accounting: Accounting
     autopools: AutoPools
+    registry_credentials: RegistryCredentials
 
     def __init__(
         self,
@@ -322,6 +324,8 @@ class Kernel:
         self.nodeuser_rows = loaded.tables["nodeusers"]
         self.schedule_rows = loaded.tables["schedules"]
         self.application_rows = loaded.tables["applications"]
+        # (Before anything is sent: assignments and Welcomes carry the passwords.)
+        self.registry_credentials.load(loaded.tables["credentials"])
         for row in loaded.tables["pools"]:
             pool = P.Pool.FromString(row.data)
             self.pools[row.key] = PoolRec(row.key, pool)
@@ -458,9 +462,10 @@ class Kernel:
                     self.node_watch.written(rec.pool_key, node_bytes)
             elif table in ("meta", "requests"):
                 ops.append(Row(table, k, str(rec).encode()))
-            elif table in ("tombstones", "jobtasks", "usage", "schedules"):
+            elif table in ("tombstones", "jobtasks", "usage", "schedules", "credentials"):
                 # (The job's key and the row's data: a `dependencies.Tombstone`, or a node's job tasks; or a
-                # job's or pool's statistics, `lifecycle.accounting`; or a job schedule, `lifecycle.schedules`.)
+                # job's or pool's statistics, `lifecycle.accounting`; or a job schedule, `lifecycle.schedules`;
+                # or, the account's, a registry password, `containers.credentials`.)
                 job_key, data = cast("tuple[str, bytes]", rec)
                 ops.append(Row(table, k, data, job_key))
         # Most rows, the tasks': in one flat list (see `Rows`), made in a tight loop.

@@ -56,6 +56,8 @@ class PoolLifecycle:
         pool.state_transition_time.CopyFrom(ts(now))
         pool.allocation_state_transition_time.CopyFrom(ts(now))
         pool.current_nodes = 0
+        # (Its registries' passwords are kept apart, written with it: never stored in it or returned.)
+        self.k.registry_credentials.keep_pool(pool)
         rec = PoolRec(k, pool)
         self.k.pools[k] = rec
         self.k.mark("pools", k, rec)

@@ -234,6 +234,8 @@ class ScheduleLifecycle:
         proto.creation_time.CopyFrom(stamp)
         proto.state_transition_time.CopyFrom(stamp)
         proto.last_modified.CopyFrom(stamp)
+        # (Its job specification's auto pool registry passwords are kept apart: `containers.credentials`.)
+        self.k.registry_credentials.keep_schedule(proto)
         self.k.meta["schedule_seq"] = self.k.meta.get("schedule_seq", 0) + 1
         self.k.mark_meta("schedule_seq")
         rec = ScheduleRec(k, self.k.meta["schedule_seq"], proto, anchor_of(proto.schedule, now, None))
@@ -269,6 +271,7 @@ class ScheduleLifecycle:
             rec.anchor = anchor_of(proto.schedule, now, rec.last_due)
         if "job_specification" in fields:
             proto.job_specification.CopyFrom(patch.job_specification)
+            self.k.registry_credentials.keep_schedule(proto)
         if "metadata" in fields:
             del proto.metadata[:]
             proto.metadata.extend(patch.metadata)

@@ -36,9 +36,17 @@ UPDATABLE_POOL_FIELDS = frozenset(
         "task_scheduling_policy",
     }
 )
-#: Fields a pool keeps from its creation (the nodes it made were made with them).
+#: Fields a pool keeps from its creation (the nodes it made were made with them; a container
+#: configuration is set at creation only, as in Batch).
 FIXED_POOL_FIELDS = frozenset(
-    {"id", "task_slots_per_node", "enable_inter_node_communication", "provider", "user_accounts"}
+    {
+        "id",
+        "task_slots_per_node",
+        "enable_inter_node_communication",
+        "provider",
+        "user_accounts",
+        "container_configuration",
+    }
 )
 #: Output-only fields (the server's to set).
 OUTPUT_ONLY_POOL_FIELDS = frozenset(POOL_OUTPUT_ONLY)
@@ -114,6 +122,26 @@ def merged(current: P.Pool, patch: P.Pool, fields: frozenset[str]) -> P.Pool:
     return out
 
 
+def container_change_problems(current: P.Pool, patch: P.Pool) -> list[tuple[str, str]]:
+    """A patch that carries a container configuration other than the pool's (whatever the mask: it is set
+    at creation only). One that carries the pool's own, as a read shows it (passwords empty), is no change:
+    a client may send back the pool it read."""
+    if not patch.HasField("container_configuration"):
+        return []
+    given = P.Pool()
+    given.container_configuration.CopyFrom(patch.container_configuration)
+    for r in given.container_configuration.container_registries:
+        r.ClearField("password")
+    if current.HasField("container_configuration") and given.container_configuration == current.container_configuration:
+        return []
+    return [
+        (
+            "pool.container_configuration",
+            "cannot be changed after the pool is created (Batch's rule): make a new pool with the configuration",
+        )
+    ]
+
+
 def _concerns(path: str, fields: frozenset[str]) -> bool:
     """Whether the violation at `path` (`pool.start_task.command_line`) is about one of `fields`."""
     if not path.startswith("pool."):
@@ -144,7 +172,8 @@ def decide(
     """UpdatePool of `current` (its allocation state up to date) by `patch` and the mask `paths`.
 
     Refuses, in this order: a mask naming what cannot be updated (InvalidInput `INVALID_UPDATE_MASK` on
-    `update_mask`), a field CreatePool would refuse (`INVALID_POOL`, `INVALID_CERTIFICATE_REFERENCE`), a
+    `update_mask`), a different container configuration (`INVALID_POOL`, whatever the mask: see
+    `container_change_problems`), a field CreatePool would refuse (`INVALID_POOL`, `INVALID_CERTIFICATE_REFERENCE`), a
     stale `etag` (Conflict `ETAG_MISMATCH`), a pool being deleted (`POOL_BEING_DELETED`), and a new
     target while the pool is not steady (`POOL_RESIZING`, as ResizePool). A new target of a pool that
     autoscales is refused first (`AUTO_SCALE_ENABLED`: its formula sets them).
@@ -153,6 +182,9 @@ def decide(
     problems = mask_problems(paths)
     if problems:
         raise invalid_input("INVALID_UPDATE_MASK", problems)
+    problems = container_change_problems(current, patch)
+    if problems:
+        raise invalid_input("INVALID_POOL", problems)
     fields = resolve_mask(paths, patch)
     candidate = merged(current, patch, fields)
     retargets = any(f in fields and getattr(candidate, f) != getattr(current, f) for f in TARGETS)

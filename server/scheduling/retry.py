@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shoal import containers
 from shoal.v1 import common_pb2
 
 # Failures that happen before or around the user's program: retrying would
@@ -20,6 +21,11 @@ NOT_RETRIED_CODES = frozenset(
         "TaskEnded",
         # (A package that cannot be deployed: Batch's pre-processing error.)
         "ApplicationPackageError",
+        # (A container that cannot be made or started: its image, registry or settings.)
+        containers.CONTAINER_INVALID_IMAGE,
+        containers.CONTAINER_INVALID_REGISTRY,
+        containers.CONTAINER_INVALID_SETTINGS,
+        containers.CONTAINER_MISC_ERROR,
     }
 )
 

@@ -26,6 +26,8 @@ from typing import NamedTuple, Protocol
 #: (`server.applications`).
 #: `usage`: the jobs' and pools' statistics, written every so often (`lifecycle.accounting`).
 #: `schedules`: the job schedules, with their run counters (`lifecycle.schedules`).
+#: `credentials`: the registry passwords of pools' container configurations, sealed; `parent` is the account
+#: (`server.containers.credentials`).
 TABLES = (
     "pools",
     "nodes",
@@ -42,6 +44,7 @@ TABLES = (
     "usage",
     "schedules",
     "applications",
+    "credentials",
 )
 
 
