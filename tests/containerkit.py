@@ -402,6 +402,10 @@ MPI_LIB_DIR = "usr/lib"
 #: (from the launcher's own directory) on every host.
 HYDRA_PROGRAMS = ("mpiexec", "mpiexec.hydra", "hydra_pmi_proxy")
 
+#: `mpiexec` options that keep ranks' traffic between hosts on loopback: MPICH's UCX netmod (its default)
+#: leaves out `lo` and would use the machine's other address; libfabric's tcp provider takes `lo`.
+MPI_LOOPBACK_OPTIONS = "-genv MPIR_CVAR_CH4_NETMOD ofi -genv FI_PROVIDER tcp -genv FI_TCP_IFACE lo"
+
 
 @dataclass(frozen=True)
 class _MpiFiles:

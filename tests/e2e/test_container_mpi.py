@@ -68,7 +68,10 @@ def container_server(tmp_path: Path, image: str) -> Iterator[ServerProcess]:
 
 def test_mpi4py_ranks_run_in_the_task_containers_of_two_nodes(container_server: ServerProcess, image: str) -> None:
     srv = container_server
-    command = "/bin/sh -c 'mpiexec -hosts $SHOAL_HOST_LIST -ppn 1 -n 2 -wdir $SHOAL_TASK_SHARED_DIR python3 app.py'"
+    command = (
+        f"/bin/sh -c 'mpiexec -hosts $SHOAL_HOST_LIST -ppn 1 -n 2 {containerkit.MPI_LOOPBACK_OPTIONS} "
+        "-wdir $SHOAL_TASK_SHARED_DIR python3 app.py'"
+    )
     spec = task_pb2.TaskSpec(
         id="ranks",
         command_line=command,

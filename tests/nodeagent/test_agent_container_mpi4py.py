@@ -55,7 +55,10 @@ async def test_mpiexec_runs_an_mpi4py_rank_in_each_instance_container(two_nodes,
     for ps in planes:
         ps.storage.put("common", "c/app.py", APP)
     # Hydra's proxies go through the shim (HYDRA_LAUNCHER_EXEC, found first on PATH); one rank per host.
-    command = "sh -c 'mpiexec -hosts $SHOAL_HOST_LIST -ppn 1 -n 2 -wdir $SHOAL_TASK_SHARED_DIR python3 c/app.py'"
+    command = (
+        f"sh -c 'mpiexec -hosts $SHOAL_HOST_LIST -ppn 1 -n 2 {containerkit.MPI_LOOPBACK_OPTIONS} "
+        "-wdir $SHOAL_TASK_SHARED_DIR python3 c/app.py'"
+    )
     settings = common_pb2.TaskContainerSettings(image_name=image)
     assignments = _assignments(planes, tmp_path, command, COORDINATION, container=settings)
     for ps, a in zip(planes, assignments, strict=True):
