@@ -10,7 +10,10 @@ without default ulimits.
   ``container_engine`` (or :func:`require_engine`) skips a test with that reason.
 - :func:`podman` runs podman with the kit's containers.conf (:func:`engine_env`), bounded in time; the
   kit never changes ``os.environ``.
-- :func:`busybox_image` makes `localhost/shoal-test-busybox:<tag>` from the machine's static busybox.
+- :func:`busybox_image` makes `localhost/shoal-test-busybox:<tag>` from the machine's static busybox;
+  :func:`python_image` adds the machine's Python 3.11; :func:`mpi_image` adds, to that, mpi4py and MPICH
+  (Hydra's `mpiexec` and `hydra_pmi_proxy`, `libmpi`) from the test interpreter's `mpi4py` and `mpich`
+  wheels (:func:`mpi_problem` says why it cannot be made, e.g. without those wheels).
 - :class:`Registry` (fixture ``registry``) runs `docker-registry` on 127.0.0.1 with htpasswd
   credentials; :meth:`Registry.push` puts an image in it.
 
@@ -37,7 +40,8 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -275,9 +279,64 @@ def python_problem() -> str:
     return busybox_problem()
 
 
-def _python_rootfs_tar(dest: Path) -> None:
+class _Rootfs:
+    """Files added to a root filesystem tarball: each under the path it is asked for (a symbolic link's
+    target's content under the link's name), its missing parent directories made first, each path once;
+    all owned by root."""
+
+    #: Directories the busybox root filesystem has already.
+    _BASE_DIRS = frozenset({"bin", "etc", "tmp", "root"})
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self._dirs: set[str] = set(self._BASE_DIRS)
+        self._names: set[str] = set()
+
+    def _parents(self, arcname: str) -> None:
+        parent = os.path.dirname(arcname)
+        missing: list[str] = []
+        while parent and parent not in self._dirs:
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        for d in reversed(missing):
+            t = tarfile.TarInfo(d)
+            t.type, t.mode, t.mtime = tarfile.DIRTYPE, 0o755, 0
+            self.tar.addfile(t)
+            self._dirs.add(d)
+
+    def add(self, path: Path | str, arcname: str) -> None:
+        """The file at ``path`` (followed, if a link) as ``arcname``, unless that name is in already."""
+        if arcname in self._names:
+            return
+        self._parents(arcname)
+        t = self.tar.gettarinfo(os.path.realpath(path), arcname)
+        t.uid = t.gid = 0
+        t.uname = t.gname = "root"
+        with open(os.path.realpath(path), "rb") as f:
+            self.tar.addfile(t, f)
+        self._names.add(arcname)
+
+    def symlink(self, arcname: str, target: str) -> None:
+        """A symbolic link ``arcname`` -> ``target``."""
+        if arcname in self._names:
+            return
+        self._parents(arcname)
+        link = tarfile.TarInfo(arcname)
+        link.type, link.linkname, link.mode = tarfile.SYMTYPE, target, 0o777
+        self.tar.addfile(link)
+        self._names.add(arcname)
+
+    def add_libraries(self, elf_files: Sequence[Path], *, skip_under: Sequence[Path] = ()) -> None:
+        """The shared libraries the ELF files load (by `ldd`), at the paths the loader finds them, but those
+        under ``skip_under`` (the image has them at paths of its own)."""
+        for lib in sorted(_shared_libraries(elf_files)):
+            if not any(Path(lib).is_relative_to(d) for d in skip_under):
+                self.add(lib, lib.lstrip("/"))
+
+
+def _python_rootfs_tar(dest: Path, extra: Callable[[_Rootfs], None] | None = None) -> None:
     """The busybox root filesystem, and the machine's Python: its executable, its standard library and the
-    shared libraries they load (files copied under the paths the loader asks for)."""
+    shared libraries they load (files copied under the paths the loader asks for); then ``extra``'s files."""
     _busybox_rootfs_tar(dest)
     stdlib = Path("/usr/lib") / HOST_PYTHON.name
     files: list[Path] = []
@@ -287,38 +346,16 @@ def _python_rootfs_tar(dest: Path) -> None:
         dirnames[:] = [d for d in dirnames if d != "dist-packages"]
         files += [Path(dirpath) / f for f in filenames]
     modules = [f for f in files if f.suffix == ".so"]
-    libraries = sorted(_shared_libraries([HOST_PYTHON, *modules]))
-    dirs: set[str] = set()
     with tarfile.open(dest, "a") as tar:
-
-        def add(path: Path | str, arcname: str) -> None:
-            parent = os.path.dirname(arcname)
-            missing: list[str] = []
-            while parent and parent not in dirs and parent not in ("bin", "etc", "tmp", "root"):
-                missing.append(parent)
-                parent = os.path.dirname(parent)
-            for d in reversed(missing):
-                t = tarfile.TarInfo(d)
-                t.type, t.mode, t.mtime = tarfile.DIRTYPE, 0o755, 0
-                tar.addfile(t)
-                dirs.add(d)
-            t = tar.gettarinfo(str(path), arcname)
-            if t.issym():  # the file itself, under the name the loader asks for
-                t = tar.gettarinfo(os.path.realpath(path), arcname)
-            t.uid = t.gid = 0
-            t.uname = t.gname = "root"
-            with open(os.path.realpath(path), "rb") as f:
-                tar.addfile(t, f)
-
-        add(HOST_PYTHON, f"usr/bin/{HOST_PYTHON.name}")
-        link = tarfile.TarInfo("usr/bin/python3")
-        link.type, link.linkname, link.mode = tarfile.SYMTYPE, HOST_PYTHON.name, 0o777
-        tar.addfile(link)
-        for lib in libraries:
-            add(lib, lib.lstrip("/"))
+        root = _Rootfs(tar)
+        root.add(HOST_PYTHON, f"usr/bin/{HOST_PYTHON.name}")
+        root.symlink("usr/bin/python3", HOST_PYTHON.name)
+        root.add_libraries([HOST_PYTHON, *modules])
         for f in files:
             if not f.is_symlink() or f.exists():
-                add(f, str(f).lstrip("/"))
+                root.add(f, str(f).lstrip("/"))
+        if extra is not None:
+            extra(root)
 
 
 def python_image(tag: str | None = None) -> str:
@@ -343,6 +380,163 @@ def python_image(tag: str | None = None) -> str:
                     "-q",
                     "--change",
                     "ENV PATH=/usr/bin:/bin",
+                    "--change",
+                    'CMD ["/usr/bin/python3"]',
+                    str(tar),
+                    name,
+                    check=True,
+                )
+            finally:
+                tar.unlink(missing_ok=True)
+    _made_images.add(name)
+    return name
+
+
+MPI_REPOSITORY = "localhost/shoal-test-mpi"
+#: Where the image's Python finds mpi4py (Debian's python3.11 puts this directory on sys.path when it exists).
+MPI_SITE_DIR = f"usr/local/lib/{HOST_PYTHON.name}/dist-packages"
+#: Where MPICH's library goes: a directory the loader searches without a cache (mpi4py dlopens
+#: `libmpi.so.12` by name; the library finds its own dependencies in `mpich/` beside it, by its RUNPATH).
+MPI_LIB_DIR = "usr/lib"
+#: The Hydra programs the image has under /usr/local/bin: the launcher and the per-node proxy it starts
+#: (from the launcher's own directory) on every host.
+HYDRA_PROGRAMS = ("mpiexec", "mpiexec.hydra", "hydra_pmi_proxy")
+
+#: `mpiexec` options that keep ranks' traffic between hosts on loopback: MPICH's UCX netmod (its default)
+#: leaves out `lo` and would use the machine's other address; libfabric's tcp provider takes `lo`.
+MPI_LOOPBACK_OPTIONS = "-genv MPIR_CVAR_CH4_NETMOD ofi -genv FI_PROVIDER tcp -genv FI_TCP_IFACE lo"
+
+
+@dataclass(frozen=True)
+class _MpiFiles:
+    """The files of the `mpich` and `mpi4py` packages this interpreter has, for the image."""
+
+    #: The mpi4py package directory.
+    mpi4py: Path
+    #: Hydra's programs, by name.
+    programs: dict[str, Path]
+    #: `libmpi.so.12`, and what it loads from its RUNPATH (`mpich/...`): arcname under MPI_LIB_DIR -> file.
+    libraries: dict[str, Path]
+
+    def all_files(self) -> list[Path]:
+        """Every file that goes in, in a fixed order (for the image's tag)."""
+        package = sorted(p for p in self.mpi4py.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        return [
+            *package,
+            *(self.programs[n] for n in sorted(self.programs)),
+            *(self.libraries[n] for n in sorted(self.libraries)),
+        ]
+
+
+def _host_python_ext_suffix() -> str:
+    """The file name suffix of the machine Python's extension modules (e.g. `.cpython-311-x86_64-linux-gnu.so`)."""
+    done = subprocess.run(
+        [str(HOST_PYTHON), "-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return done.stdout.strip()
+
+
+def _mpi_files() -> tuple[_MpiFiles | None, str]:
+    """The MPI files of this interpreter's packages, or why there are none to use."""
+    import importlib.metadata
+    import importlib.util
+
+    spec = importlib.util.find_spec("mpi4py")
+    if spec is None or spec.origin is None:
+        return None, "mpi4py is not installed in the test interpreter (pip install mpi4py)"
+    mpi4py = Path(spec.origin).parent
+    try:
+        dist = importlib.metadata.distribution("mpich")
+    except importlib.metadata.PackageNotFoundError:
+        return None, "the mpich wheel is not installed in the test interpreter (pip install mpich)"
+    programs: dict[str, Path] = {}
+    libraries: dict[str, Path] = {}
+    for entry in dist.files or []:
+        path = Path(str(dist.locate_file(entry))).resolve()
+        parts = entry.parts
+        if len(parts) >= 2 and parts[-2] == "bin" and parts[-1] in HYDRA_PROGRAMS:
+            programs[parts[-1]] = path
+        elif parts[-1] == "libmpi.so.12":
+            libraries["libmpi.so.12"] = path
+        elif "mpich" in parts[:-1] and parts[-1].endswith(tuple(f".so{v}" for v in ("", ".0", ".1"))):
+            i = len(parts) - 1 - list(reversed(parts[:-1])).index("mpich") - 1
+            libraries["/".join(parts[i:])] = path
+    missing = [n for n in HYDRA_PROGRAMS if n not in programs] + (
+        [] if "libmpi.so.12" in libraries else ["libmpi.so.12"]
+    )
+    if missing:
+        return None, f"the mpich wheel lacks {', '.join(missing)}"
+    suffix = _host_python_ext_suffix()
+    if not (mpi4py / f"MPI.mpich{suffix}").is_file():
+        return None, (
+            f"mpi4py has no extension module for MPICH and {HOST_PYTHON} (MPI.mpich{suffix}): "
+            "a wheel for another Python version"
+        )
+    return _MpiFiles(mpi4py=mpi4py, programs=programs, libraries=libraries), ""
+
+
+def mpi_problem() -> str:
+    """What keeps the kit from making its MPI image ("" when nothing does)."""
+    problem = python_problem()
+    if problem:
+        return problem
+    return _mpi_files()[1]
+
+
+def _mpi_rootfs_extra(files: _MpiFiles) -> Callable[[_Rootfs], None]:
+    def extra(root: _Rootfs) -> None:
+        for f in sorted(p for p in files.mpi4py.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            root.add(f, f"{MPI_SITE_DIR}/mpi4py/{f.relative_to(files.mpi4py)}")
+        for name, path in sorted(files.programs.items()):
+            root.add(path, f"usr/local/bin/{name}")
+        for name, path in sorted(files.libraries.items()):
+            root.add(path, f"{MPI_LIB_DIR}/{name}")
+        root.symlink(f"{MPI_LIB_DIR}/libmpi.so", "libmpi.so.12")
+        # What MPICH's files load from the machine (the C library's parts, ...); not its own libraries,
+        # which are in the image at their own paths. A library `ldd` cannot find (an optional fabric's, as
+        # InfiniBand's) stays out: MPICH does without it over TCP.
+        elf = [*files.programs.values(), *files.libraries.values()]
+        venv_dirs = {p.parent for p in files.libraries.values()} | {p.parent for p in files.programs.values()}
+        root.add_libraries(elf, skip_under=sorted(venv_dirs))
+
+    return extra
+
+
+def mpi_image(tag: str | None = None) -> str:
+    """``localhost/shoal-test-mpi:<tag>``: the Python image with MPICH and mpi4py, from the `mpich` and
+    `mpi4py` packages of the interpreter running the tests: mpi4py in Python's dist-packages, `libmpi.so.12`
+    (and its `mpich/` libraries) in /usr/lib, Hydra's `mpiexec`, `mpiexec.hydra` and `hydra_pmi_proxy` in
+    /usr/local/bin, and the machine's libraries they load. Unless the store has it already: the default
+    tag is a digest of every file that goes in, kept between runs (about 110 MB). Raises
+    :class:`EngineError` when it cannot be made (:func:`mpi_problem` says why)."""
+    problem = python_problem()
+    if problem:
+        raise EngineError(problem)
+    files, problem = _mpi_files()
+    if files is None:
+        raise EngineError(problem)
+    if tag is None:
+        digest = hashlib.sha256(_LAYOUT_VERSION.encode())
+        for path in (HOST_PYTHON, BUSYBOX, *files.all_files()):
+            digest.update(str(path).encode() + b"\0" + path.read_bytes())
+        tag = f"kit-{digest.hexdigest()[:12]}"
+    name = f"{MPI_REPOSITORY}:{tag}"
+    if name in _made_images:
+        return name
+    with _machine_lock("mpi-image"):
+        if not image_exists(name):
+            tar = _work_dir() / f"mpi-rootfs-{secrets.token_hex(4)}.tar"
+            try:
+                _python_rootfs_tar(tar, _mpi_rootfs_extra(files))
+                podman(
+                    "import",
+                    "-q",
+                    "--change",
+                    "ENV PATH=/usr/local/bin:/usr/bin:/bin",
                     "--change",
                     'CMD ["/usr/bin/python3"]',
                     str(tar),

@@ -85,6 +85,23 @@ def test_python_image_runs_the_standard_library(container_engine: None) -> None:
     assert done.stdout.strip() == "[3, 11]"
 
 
+def test_mpi_image_runs_mpi4py_ranks_under_hydra(container_engine: None) -> None:
+    if kit.mpi_problem():
+        pytest.skip(kit.mpi_problem())
+    image = kit.mpi_image()
+    assert image == kit.mpi_image()  # cached: the same files, the same tag
+    code = (
+        "from mpi4py import MPI; c = MPI.COMM_WORLD; print('rank', c.Get_rank(), 'sum', c.allreduce(c.Get_rank() + 1))"
+    )
+    done = kit.podman(
+        "run", "--rm", "--network", "none", "--user", "65534:65534", image,
+        "mpiexec", "-n", "2", "python3", "-c", code,
+        timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.splitlines()) == ["rank 0 sum 3", "rank 1 sum 3"], done.stdout
+
+
 def test_registry_takes_a_push_and_gives_it_back_to_its_credentials_only(registry: kit.Registry) -> None:
     assert stat.S_IMODE(registry.authfile.stat().st_mode) == 0o600
     repo = kit.unique_name("kit")
