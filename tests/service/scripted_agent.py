@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
-from shoal.v1 import common_pb2
+from shoal.v1 import common_pb2, pool_pb2
 from tests.tlshelp import agent_channel
 
 if TYPE_CHECKING:
@@ -123,6 +123,11 @@ class ScriptedAgent:
         result = common_pb2.TASK_EXECUTION_RESULT_SUCCESS if succeeded else common_pb2.TASK_EXECUTION_RESULT_FAILURE
         info = common_pb2.StartTaskInfo(state=common_pb2.START_TASK_STATE_COMPLETED, result=result)
         await self._out.put(A.AgentMessage(start_task=A.StartTaskReport(info=info)))
+
+    async def send_images_pulled(self, *errors: pool_pb2.NodeError) -> None:
+        """Report the pool's container images pulled (with the node errors of those that could not be)."""
+        health = A.NodeHealth(errors=list(errors), images_ready=True)
+        await self._out.put(A.AgentMessage(node_health=health))
 
     async def heartbeat(self) -> None:
         await self._out.put(A.AgentMessage(heartbeat=A.Heartbeat()))

@@ -116,6 +116,7 @@ async def test_an_assignment_carries_the_task_container_with_its_password(server
     agent = ScriptedAgent(server, "cp", "127.0.2.73")
     try:
         await agent.connect()
+        await agent.send_images_pulled()
         await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="cp")))
         # The registry by server and user; and by user alone, its server the image name's.
         named = C.TaskContainerSettings(
@@ -177,6 +178,7 @@ async def test_job_manager_preparation_and_release_containers_reach_the_node(ser
     settings = C.TaskContainerSettings(image_name="reg.example:5000/tools:1", registry=REGISTRY)
     try:
         await agent.connect()
+        await agent.send_images_pulled()
         job = job_pb2.Job(
             id="j",
             pool_id="cp",
@@ -203,3 +205,45 @@ async def test_job_manager_preparation_and_release_containers_reach_the_node(ser
         assert release.container.registry.password == SECRET
     finally:
         await agent.close()
+
+
+async def test_a_node_takes_no_task_until_the_pools_images_are_pulled(server, stubs) -> None:
+    """As Batch: a container pool's node is STARTING while its agent pulls the pool's images, IDLE once they
+    are there; an image that could not be pulled leaves it UNUSABLE. A task added meanwhile waits."""
+    await stubs.pools.CreatePool(pool_pb2.CreatePoolRequest(pool=container_pool()))
+    agent = ScriptedAgent(server, "cp", "127.0.2.75")
+
+    async def state() -> int:
+        nodes = await stubs.pools.ListNodes(pool_pb2.ListNodesRequest(parent="pools/cp"))
+        return nodes.nodes[0].state
+
+    try:
+        await agent.connect()
+        assert await state() == pool_pb2.NODE_STATE_STARTING
+        await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="cp")))
+        await stubs.tasks.AddTask(
+            task_pb2.AddTaskRequest(parent="jobs/j", task=task_pb2.TaskSpec(id="t", command_line="x"))
+        )
+        await asyncio.sleep(0.2)  # (a scheduling pass or two: nothing may be sent)
+        assert agent.inbox.empty()
+        await agent.send_images_pulled()
+        start = await agent.expect("start_tasks")
+        assert [a.attempt.task_id for a in start.start_tasks.tasks] == ["t"]
+    finally:
+        await agent.close()
+
+    again = ScriptedAgent(server, "cp", "127.0.2.76")
+    try:
+        await again.connect()
+        await again.send_images_pulled(pool_pb2.NodeError(code="ContainerInvalidImage", message="no such image"))
+
+        async def unusable() -> None:
+            while True:
+                nodes = await stubs.pools.ListNodes(pool_pb2.ListNodesRequest(parent="pools/cp"))
+                if any(n.state == pool_pb2.NODE_STATE_UNUSABLE for n in nodes.nodes):
+                    return
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(unusable(), 10)
+    finally:
+        await again.close()
