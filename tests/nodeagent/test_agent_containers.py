@@ -14,7 +14,7 @@ import pytest
 
 from shoal.agent.v1 import agent_pb2
 from shoal.nodeagent.containers import container_name, node_label
-from shoal.v1 import common_pb2
+from shoal.v1 import common_pb2, pool_pb2
 from tests import containerkit
 
 from .conftest import assignment, start_tasks
@@ -178,3 +178,73 @@ async def test_images_from_a_private_registry(plane_server, run_agent, tmp_path:
         assert wrong.failure_info.code == "ContainerInvalidRegistry", wrong
         gone = await plane.wait_event("no-registry", COMPLETED, timeout=60)
         assert gone.failure_info.code == "ContainerInvalidRegistry", gone
+
+
+async def test_start_preparation_and_release_tasks_in_containers(
+    plane_server, run_agent, tmp_path: Path, image: str
+) -> None:
+    """The start task waits for the pool's images and runs in one; so do a job's preparation and release
+    tasks; and KillTasks ends a task's container, not only the engine's client."""
+    from .test_agent_job_tasks import PREPARATION, RELEASE, prep, release, until, wait_job_events
+
+    plane = plane_server.plane
+    inside = "test -f /bin/busybox && test ! -e /etc/debian_version"
+    plane.welcome = _welcome(common_pb2.ContainerConfiguration(container_image_names=[image]))
+    plane.welcome.run_start_task = True
+    plane.welcome.start_task.CopyFrom(
+        common_pb2.StartTask(
+            command_line=f"sh -c '{inside} && echo started-in-image'",
+            wait_for_success=True,
+            container_settings=_settings(image),
+        )
+    )
+    await run_agent()
+    node = tmp_path / "node"
+
+    def started() -> common_pb2.StartTaskInfo | None:
+        done = [r for r in plane.start_reports() if r.state == common_pb2.START_TASK_STATE_COMPLETED]
+        return done[0] if done else None
+
+    info = await plane.wait_for(started, timeout=60)
+    assert info.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS, info
+    assert info.container_info.container_id == container_name(node, "", "startup")
+    assert (node / "startup" / "stdout.txt").read_text() == "started-in-image\n"
+
+    spec = prep(f"sh -c '{inside} && echo prepared-in-image'", container=_settings(image))
+    await plane.send(start_tasks(1, assignment("a", "sleep 300", job_preparation=spec, container=_settings(image))))
+    (prepared,) = await wait_job_events(plane, PREPARATION, COMPLETED)
+    assert prepared.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS, prepared
+    name = container_name(node, "j1", "a")
+
+    def running() -> bool:
+        return containerkit.podman("ps", "--quiet", "--filter", f"name={name}").stdout.strip() != ""
+
+    await until(running, timeout=60)  # (the engine's word: polled)
+    ref = agent_pb2.AttemptRef(job_id="j1", task_id="a", attempt=1)
+    await plane.send(agent_pb2.ServerMessage(kill_tasks=agent_pb2.KillTasks(command_id=2, attempts=[ref])))
+    killed = await plane.wait_event("a", COMPLETED, timeout=60)
+    assert killed.failure_info.code == "TaskEnded"
+    assert not running()
+
+    await plane.send(release(3, f"sh -c '{inside} && echo released-in-image'", container=_settings(image)))
+    (released,) = await wait_job_events(plane, RELEASE, COMPLETED)
+    assert released.result == common_pb2.TASK_EXECUTION_RESULT_SUCCESS, released
+    out = (node / "workitems/j1/job-1/jobrelease/stdout.txt").read_text()
+    assert out == "released-in-image\n"
+
+
+async def test_a_node_without_an_engine(plane_server, run_agent, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container pool's node whose agent finds no engine says so (no engine in Register, a
+    ContainerMiscError node error), so no container task lands there; a plain pool's node does not care."""
+    monkeypatch.setenv("SHOAL_CONTAINER_ENGINE", "none")
+    plane = plane_server.plane
+    plane.welcome = _welcome(common_pb2.ContainerConfiguration(container_image_names=["busybox"]))
+    await run_agent()
+    reg = (await plane.wait_for(lambda: plane.registers))[0]
+    assert reg.container_engine == ""
+
+    def errors() -> list[pool_pb2.NodeError]:
+        return [e for m in plane.messages if m.HasField("node_health") for e in m.node_health.errors]
+
+    (error,) = await plane.wait_for(errors, timeout=30)
+    assert error.code == "ContainerMiscError" and "SHOAL_CONTAINER_ENGINE=none" in error.message
