@@ -195,7 +195,7 @@ class Agent:
         )
         self._source_env = source_env
         #: The node's container engine and its pool's images (see `shoal.nodeagent.containertasks`).
-        self.containers = NodeContainers(self.layout.root, self.layout.volatile / "containers", self._publish_errors)
+        self.containers = NodeContainers(self.layout, self._publish_errors)
         self.runner.containers = self.runner.job_tasks.containers = self.containers
 
     # ---- life cycle ------------------------------------------------------------------------------

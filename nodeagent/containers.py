@@ -84,7 +84,7 @@ class ContainerError(Exception):
 def classify_pull_error(text: str) -> str:
     """Batch's code for what `podman pull` printed when it failed."""
     low = text.lower()
-    if any(s in low for s in ("unauthorized", "authentication required", "denied", "invalid username/password", "401")):
+    if any(s in low for s in ("unauthorized", "authentication required", "denied", "invalid username/password")):
         return CONTAINER_INVALID_REGISTRY
     if any(s in low for s in ("manifest unknown", "name unknown", "not found", "image not known", "no such image")):
         return CONTAINER_INVALID_IMAGE
@@ -124,9 +124,10 @@ def is_loopback_registry(server: str) -> bool:
         return False
 
 
-def container_name(node_root: Path, job_id: str, task_id: str) -> str:
-    """The container of a task on this node: one name per node and task (a new attempt replaces it)."""
-    digest = hashlib.sha256(f"{node_root}\0{job_id}\0{task_id}".encode()).hexdigest()[:24]
+def container_name(node_root: Path, job_id: str, task_id: str, attempt: int = 1) -> str:
+    """The container of one attempt of a task on this node (an attempt's own: work of a killed attempt
+    that is still finishing never touches the next one's)."""
+    digest = hashlib.sha256(f"{node_root}\0{job_id}\0{task_id}\0{attempt}".encode()).hexdigest()[:24]
     return f"shoal-{digest}"
 
 
@@ -148,13 +149,26 @@ def pick_registry(
         if task_registry.password:
             return task_registry
         for r in pool_registries:
-            if r.registry_server == server and (not task_registry.user_name or r.user_name == task_registry.user_name):
+            same_user = not task_registry.user_name or r.user_name == task_registry.user_name
+            if r.registry_server.lower() == server.lower() and same_user:
                 return r
         return common_pb2.ContainerRegistry(registry_server=server, user_name=task_registry.user_name)
     for r in pool_registries:
-        if r.registry_server and r.registry_server == server:
+        if r.registry_server and r.registry_server.lower() == server.lower():
             return r
     return None
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A node path mounted at the same path in a container (never set-user-id programs, never devices)."""
+
+    path: Path
+    writable: bool = True
+
+    def option(self) -> str:
+        """The `--volume` value."""
+        return f"{self.path}:{self.path}:{'rw' if self.writable else 'ro'},nosuid,nodev"
 
 
 @dataclass(frozen=True)
@@ -163,14 +177,11 @@ class ContainerSpec:
 
     name: str
     settings: common_pb2.TaskContainerSettings
-    #: The task's environment (its variables go in by name: `-e NAME`).
-    env: Mapping[str, str]
-    #: Names of variables to pass although the agent has them too (the task's own settings).
-    explicit: frozenset[str]
-    #: The agent's own environment: what is not the task's stays out.
-    source_env: Mapping[str, str]
-    #: Node paths mounted at the same path (the node root; a multi-instance task's shared directory).
-    mounts: Sequence[Path]
+    #: The variables the container gets (`container_variables`: the agent writes them to a private
+    #: file the engine reads, never to a command line or the engine's own environment).
+    variables: Mapping[str, str]
+    #: What of the node the task may reach: its directories (see `NodeContainers.mounts`).
+    mounts: Sequence[Mount]
     working_dir: Path
     user: tuple[int, int] | None
     #: The container's command (after the image's entry point).
@@ -179,8 +190,14 @@ class ContainerSpec:
     allow_host: bool = False
 
 
-def create_args(spec: ContainerSpec) -> list[str]:
-    """The arguments of `podman create` for `spec` (pure; raises ContainerError for bad settings)."""
+def create_args(spec: ContainerSpec, env_file: Path, *, entrypoint: Sequence[str] = ()) -> list[str]:
+    """The arguments of `podman create` for `spec`, its variables in `env_file` (pure; raises ContainerError
+    for bad settings). `entrypoint`: extra options that replace the image's entry point (an instance's).
+
+    A container of a task that is not root runs with no capabilities and no new privileges: a set-user-id
+    program of the image cannot make it root over the node's files it reaches. The agent's labels come
+    after the task's options (the last of a key wins), so that a task cannot hide its container from the
+    agent's clean-ups."""
     s = spec.settings
     problem = image_name_problem(s.image_name)
     if problem:
@@ -189,19 +206,22 @@ def create_args(spec: ContainerSpec) -> list[str]:
     if options.problem:
         raise ContainerError(CONTAINER_INVALID_SETTINGS, f"container run options: {options.problem}")
     args = ["create", "--name", spec.name, "--pull", "never", "--log-driver", "none"]
-    for key, value in sorted(spec.labels.items()):
-        args += ["--label", f"{key}={value}"]
-    for path in dict.fromkeys(spec.mounts):
-        args += ["--volume", f"{path}:{path}"]
+    for mount in dict.fromkeys(spec.mounts):
+        args += ["--volume", mount.option()]
+    args += ["--security-opt", "no-new-privileges"]
     if spec.user is not None:
         args += ["--user", f"{spec.user[0]}:{spec.user[1]}"]
+        if spec.user[0] != 0:
+            args += ["--cap-drop", "all"]
     if s.working_directory != WORKDIR_IMAGE_DEFAULT:
         args += ["--workdir", str(spec.working_dir)]
     if not any(a in ("--network", "--net") or a.startswith(("--network=", "--net=")) for a in options.args):
         args += ["--network", "host"]
-    for name in passed_variables(spec.env, spec.source_env, spec.explicit):
-        args += ["--env", name]
+    args += ["--env-file", str(env_file)]
     args += list(options.args)
+    for key, value in sorted(spec.labels.items()):
+        args += ["--label", f"{key}={value}"]
+    args += list(entrypoint)
     args.append(s.image_name)
     args += list(spec.command)
     return args
@@ -214,7 +234,7 @@ PAUSE_PATH: Final = "/.shoal-pause"
 INSTANCE_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def instance_create_args(spec: ContainerSpec, pause: str) -> list[str]:
+def instance_create_args(spec: ContainerSpec, env_file: Path, pause: str) -> list[str]:
     """`podman create` for a multi-instance task's instance: a container that idles (catatonit `-P`, from
     the node, mounted read-only) so that the coordination command, the application command and the MPI
     proxies Exec'd into the instance all run in it (`exec_args`), its background services living on
@@ -222,9 +242,7 @@ def instance_create_args(spec: ContainerSpec, pause: str) -> list[str]:
     idle = ContainerSpec(
         name=spec.name,
         settings=spec.settings,
-        env=spec.env,
-        explicit=spec.explicit,
-        source_env=spec.source_env,
+        variables=spec.variables,
         mounts=spec.mounts,
         working_dir=spec.working_dir,
         user=spec.user,
@@ -232,49 +250,58 @@ def instance_create_args(spec: ContainerSpec, pause: str) -> list[str]:
         labels=spec.labels,
         allow_host=spec.allow_host,
     )
-    args = create_args(idle)
-    image_at = len(args) - 2  # (... IMAGE -P)
-    return [*args[:image_at], "--volume", f"{pause}:{PAUSE_PATH}:ro", "--entrypoint", PAUSE_PATH, *args[image_at:]]
+    return create_args(idle, env_file, entrypoint=["--volume", f"{pause}:{PAUSE_PATH}:ro", "--entrypoint", PAUSE_PATH])
 
 
 def exec_args(
     name: str,
     argv: Sequence[str],
     *,
-    env: Mapping[str, str],
-    explicit: Iterable[str],
-    source_env: Mapping[str, str],
+    extra: Mapping[str, str],
     working_dir: Path,
     user: tuple[int, int] | None,
     interactive: bool = False,
 ) -> list[str]:
-    """`podman exec` of one command in an instance container, as the task's user, in its working
-    directory, with the task's variables (by name)."""
+    """`podman exec` of one command in an instance container (whose variables it has: `create_args`), as
+    the task's user, in its working directory; `extra`: variables the Exec's caller adds."""
     args = ["exec"]
     if interactive:
         args.append("--interactive")
     if user is not None:
         args += ["--user", f"{user[0]}:{user[1]}"]
     args += ["--workdir", str(working_dir)]
-    names = passed_variables(env, source_env, explicit)
-    for n in names:
-        args += ["--env", n]
-    if "PATH" not in names and "PATH" in env:
-        # The launcher's directory first (an MPI launcher finds `shoal-mpi-launch` there), then the usual.
-        first = env["PATH"].split(os.pathsep)[0]
-        args += ["--env", f"PATH={first}:{INSTANCE_PATH}"]
+    for key, value in extra.items():
+        args += ["--env", f"{key}={value}"]
     return [*args, name, *argv]
 
 
-def passed_variables(env: Mapping[str, str], source_env: Mapping[str, str], explicit: Iterable[str]) -> list[str]:
-    """The names of the task's variables a container gets: those the agent set or changed for the task,
-    and those the task's settings name, never the host-only ones unless named."""
+def container_variables(
+    env: Mapping[str, str], source_env: Mapping[str, str], explicit: Iterable[str], *, instance: bool = False
+) -> dict[str, str]:
+    """The variables a task's container gets: those the agent set or changed for the task, and those the
+    task's settings name, never the host-only ones unless named. An instance's container also gets a PATH
+    with the launcher's directory first (an MPI launcher finds `shoal-mpi-launch` there), then the usual."""
     named = set(explicit)
-    out = []
+    out = {}
     for name, value in env.items():
         if name in named or (name not in HOST_ONLY_VARIABLES and source_env.get(name) != value):
-            out.append(name)
+            out[name] = value
+    if instance and "PATH" not in named and env.get("PATH"):
+        out["PATH"] = f"{env['PATH'].split(os.pathsep)[0]}:{INSTANCE_PATH}"
     return out
+
+
+def env_file_text(variables: Mapping[str, str]) -> str:
+    """`variables` as podman's `--env-file` reads them (one NAME=value a line); ContainerError for a value
+    that a line cannot hold."""
+    lines = []
+    for name, value in variables.items():
+        if "\n" in value or "\r" in value or "\0" in value or not name or "=" in name or name.startswith("#"):
+            raise ContainerError(
+                CONTAINER_INVALID_SETTINGS, f"the variable {name!r} cannot be passed into a container (a line break)"
+            )
+        lines.append(f"{name}={value}\n")
+    return "".join(lines)
 
 
 @dataclass
@@ -293,18 +320,17 @@ class ContainerEngine:
         """The engine configuration the agent's calls use."""
         return self.state_dir / "containers.conf"
 
-    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment of an engine call: `base` (the task's, for `create`) plus the configuration."""
-        env = dict(os.environ if base is None else base)
+    def environment(self) -> dict[str, str]:
+        """The environment of every engine call: the agent's own, and its configuration. Never a task's: the
+        engine runs as root, and a task's LD_PRELOAD or CONTAINERS_* would be obeyed by it."""
+        env = dict(os.environ)
         env["CONTAINERS_CONF"] = str(self.conf_file)
         env.setdefault("PATH", os.defpath)
         return env
 
-    async def call(
-        self, args: Sequence[str], *, timeout: float = CALL_TIMEOUT, env: Mapping[str, str] | None = None
-    ) -> tuple[int, str]:
+    async def call(self, args: Sequence[str], *, timeout: float = CALL_TIMEOUT) -> tuple[int, str]:
         """Run `podman ARGS`: (exit code, what it printed on stderr, else stdout); ContainerMiscError when
-        it cannot be started or takes longer than `timeout`."""
+        it cannot be started or takes longer than `timeout`. Cancelled, the call ends its process."""
         try:
             proc = await asyncio.create_subprocess_exec(
                 self.podman,
@@ -312,7 +338,7 @@ class ContainerEngine:
                 stdin=subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=self.environment(env),
+                env=self.environment(),
                 start_new_session=True,
             )
         except OSError as e:
@@ -326,6 +352,10 @@ class ContainerEngine:
             raise ContainerError(
                 CONTAINER_MISC_ERROR, f"the container engine did not answer within {timeout:g}s ({args[0]})"
             ) from None
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            raise
         rc = proc.returncode if proc.returncode is not None else -1
         text = err.decode(errors="replace") or out.decode(errors="replace")
         return rc, text if rc else out.decode(errors="replace")
@@ -384,6 +414,9 @@ class ContainerEngine:
                 await self.ensure_image(image, pick_registry(image, None, config.container_registries))
             except ContainerError as e:
                 errors.append(pool_pb2.NodeError(code=e.code, message=e.message))
+            except Exception as e:  # (a full disk, say: a node error all the same, never a node stuck pulling)
+                log.exception("pulling %s failed inside the agent", image)
+                errors.append(pool_pb2.NodeError(code=CONTAINER_MISC_ERROR, message=f"cannot pull {image!r}: {e}"))
 
         await asyncio.gather(*(one(i) for i in dict.fromkeys(config.container_image_names)))
         return errors
@@ -391,27 +424,42 @@ class ContainerEngine:
     # ---- containers --------------------------------------------------------------------------------
 
     async def create(self, spec: ContainerSpec) -> None:
-        """Make the task's container (replacing one left by an earlier attempt): ContainerError when the
-        engine refuses it."""
-        args = create_args(spec)
-        await self.remove(spec.name)
-        rc, text = await self.call(args, env=spec.env)
-        if rc != 0:
-            raise ContainerError(classify_create_error(text), f"cannot create the container: {last_line(text)}")
+        """Make the task's container (replacing one of the same name): ContainerError when the engine
+        refuses it."""
+        with self._env_file(spec.variables) as env_file:
+            await self._create(spec, create_args(spec, env_file))
 
     async def create_instance(self, spec: ContainerSpec) -> None:
         """Make and start a multi-instance task's idle instance container (`instance_create_args`)."""
         pause = shutil.which("catatonit") or "/usr/libexec/podman/catatonit"
         if not os.path.isfile(pause):
             raise ContainerError(CONTAINER_MISC_ERROR, "multi-instance container tasks need catatonit on the node")
-        args = instance_create_args(spec, pause)
-        await self.remove(spec.name)
-        rc, text = await self.call(args, env=spec.env)
-        if rc != 0:
-            raise ContainerError(classify_create_error(text), f"cannot create the container: {last_line(text)}")
+        with self._env_file(spec.variables) as env_file:
+            await self._create(spec, instance_create_args(spec, env_file, pause))
         rc, text = await self.call(["start", spec.name])
         if rc != 0:
             raise ContainerError(CONTAINER_MISC_ERROR, f"cannot start the container: {last_line(text)}")
+
+    async def _create(self, spec: ContainerSpec, args: list[str]) -> None:
+        await self.remove(spec.name)
+        rc, text = await self.call(args)
+        if rc != 0:
+            raise ContainerError(classify_create_error(text), f"cannot create the container: {last_line(text)}")
+
+    @contextlib.contextmanager
+    def _env_file(self, variables: Mapping[str, str]) -> Iterator[Path]:
+        """A container's variables in a file of the agent's own (mode 0600, in its private directory),
+        removed once the engine has read it."""
+        text = env_file_text(variables)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="env-", dir=self.state_dir)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            yield Path(name)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
 
     def start_command(self, name: str) -> list[str]:
         """The task's process: start the container and stay attached to it (its output, its exit code)."""
@@ -462,6 +510,9 @@ def find_engine(state_dir: Path, podman: str | None = None) -> tuple[ContainerEn
     if done.returncode != 0:
         return None, f"podman --version failed: {last_line(done.stderr)}"
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in [*state_dir.glob("auth-*.json"), *state_dir.glob("env-*")]:
+        # (Left by an agent killed in the middle of a pull or a create: a password, a task's variables.)
+        stale.unlink(missing_ok=True)
     conf = state_dir / "containers.conf"
     if not conf.is_file() or conf.read_text() != CONTAINERS_CONF:
         conf.write_text(CONTAINERS_CONF)

@@ -27,12 +27,15 @@ from shoal.nodeagent.containers import (
     ContainerEngine,
     ContainerError,
     ContainerSpec,
+    Mount,
     container_name,
+    container_variables,
     exec_args,
     find_engine,
     node_label,
     pick_registry,
 )
+from shoal.nodeagent.layout import NodeLayout
 from shoal.nodeagent.process import CODE_PROGRAM_NOT_FOUND
 from shoal.v1 import common_pb2, pool_pb2
 
@@ -54,9 +57,10 @@ class PreparedContainer:
 class NodeContainers:
     """The node's container engine and its pool's container configuration (see the module's docstring)."""
 
-    def __init__(self, root: Path, state_dir: Path, publish: Callable[[bool], None]) -> None:
-        self._root = root
-        self._state_dir = state_dir
+    def __init__(self, layout: NodeLayout, publish: Callable[[bool], None]) -> None:
+        self._layout = layout
+        self._root = layout.root
+        self._state_dir = layout.volatile / "containers"
         #: Called when `errors` or `images_ready` changed (with True: tell the server even if they seem not to).
         self._publish = publish
         self.engine: ContainerEngine | None = None
@@ -81,6 +85,11 @@ class NodeContainers:
         """The pool's images were pulled (or could not be) since the last Welcome; True for a pool without,
         False before the first Welcome (a Register says so: the pull begins with the Welcome)."""
         return self._welcomed and self._pulled
+
+    @property
+    def root(self) -> Path:
+        """The node root (container names and labels are its)."""
+        return self._root
 
     @property
     def label(self) -> str:
@@ -184,12 +193,17 @@ class NodeContainers:
 
     async def _prefetch(self, config: common_pb2.ContainerConfiguration) -> None:
         assert self.engine is not None
-        errors = await self.engine.prefetch(config)
-        if self.config is config:
-            self.errors = errors
-            self._pulled = True
-            # (Always told: the node takes tasks from now on, or is unusable.)
-            self._publish(True)
+        errors: list[pool_pb2.NodeError] = []
+        try:
+            errors = await self.engine.prefetch(config)
+        finally:
+            if self.config is config:
+                self.errors = errors
+                self._pulled = True
+                for e in errors:
+                    log.warning("node error %s: %s", e.code, e.message)
+                # (Always told: the node takes tasks from now on, or is unusable.)
+                self._publish(True)
 
     def _set_errors(self, errors: list[pool_pb2.NodeError]) -> None:
         if [(e.code, e.message) for e in errors] != [(e.code, e.message) for e in self.errors]:
@@ -203,56 +217,79 @@ class NodeContainers:
 
     # ---- one command in a container -----------------------------------------------------------------
 
+    def mounts(self, writable: Sequence[Path], readable: Sequence[Path] = ()) -> list[Mount]:
+        """What of the node a task's container reaches, each at its own path: the task's directories
+        (`writable`: its directory, a multi-instance task's shared directory, its job's preparation
+        directory) and the node's shared directory; read-only, the startup directory, the packages and
+        `readable` (the launcher, the cluster CA). Not the rest of the node root: the agent's own files
+        (`volatile`, `certs`) and other jobs' directories stay out."""
+        out = [Mount(p) for p in (*writable, self._layout.shared)]
+        out += [Mount(p, writable=False) for p in (self._layout.startup, self._layout.applications, *readable)]
+        seen: set[Path] = set()
+        kept = []
+        for m in out:
+            if m.path not in seen and m.path.exists():
+                seen.add(m.path)
+                kept.append(m)
+        return kept
+
     async def prepare(
         self,
         settings: common_pb2.TaskContainerSettings,
         *,
+        name: str,
         job_id: str,
         task_id: str,
         command: Sequence[str],
-        env: Mapping[str, str],
-        explicit: Iterable[str],
-        source_env: Mapping[str, str],
+        variables: Mapping[str, str],
         working_dir: Path,
         user: tuple[int, int] | None,
-        extra_mounts: Sequence[Path] = (),
+        mounts: Sequence[Mount],
     ) -> PreparedContainer:
-        """Make sure of the image and make the container of one command: the process that runs it.
+        """Make sure of the image and make the container `name` of one command: the process that runs it.
         Raises ContainerError (Batch's codes)."""
-        engine = self.engine
-        if engine is None:
-            raise ContainerError(CONTAINER_MISC_ERROR, f"this node cannot run container tasks: {self.problem}")
-        self._made_any = True
-        spec = await self._spec(
-            engine,
-            settings,
-            job_id=job_id,
-            task_id=task_id,
-            command=command,
-            env=env,
-            explicit=explicit,
-            source_env=source_env,
-            working_dir=working_dir,
-            user=user,
-            extra_mounts=extra_mounts,
-        )
+        engine = self._engine()
+        spec = await self._spec(engine, settings, name, job_id, task_id, command, variables, working_dir, user, mounts)
         await engine.create(spec)
         return PreparedContainer(spec.name, engine.start_command(spec.name), engine.environment())
+
+    async def prepare_instance(
+        self,
+        settings: common_pb2.TaskContainerSettings,
+        *,
+        name: str,
+        job_id: str,
+        task_id: str,
+        variables: Mapping[str, str],
+        working_dir: Path,
+        user: tuple[int, int] | None,
+        mounts: Sequence[Mount],
+    ) -> str:
+        """Make sure of the image and start a multi-instance task's instance container `name` (idle: its
+        commands are Exec'd into it, `exec_command`): its name. Raises ContainerError."""
+        engine = self._engine()
+        spec = await self._spec(engine, settings, name, job_id, task_id, [], variables, working_dir, user, mounts)
+        await engine.create_instance(spec)
+        return spec.name
+
+    def _engine(self) -> ContainerEngine:
+        if self.engine is None:
+            raise ContainerError(CONTAINER_MISC_ERROR, f"this node cannot run container tasks: {self.problem}")
+        self._made_any = True
+        return self.engine
 
     async def _spec(
         self,
         engine: ContainerEngine,
         settings: common_pb2.TaskContainerSettings,
-        *,
+        name: str,
         job_id: str,
         task_id: str,
         command: Sequence[str],
-        env: Mapping[str, str],
-        explicit: Iterable[str],
-        source_env: Mapping[str, str],
+        variables: Mapping[str, str],
         working_dir: Path,
         user: tuple[int, int] | None,
-        extra_mounts: Sequence[Path],
+        mounts: Sequence[Mount],
     ) -> ContainerSpec:
         """The image made sure of (after the pool's images), and the container's specification."""
         await self.wait_for_images()
@@ -260,15 +297,12 @@ class NodeContainers:
         registries = list(config.container_registries) if config is not None else []
         task_registry = settings.registry if settings.HasField("registry") else None
         await engine.ensure_image(settings.image_name, pick_registry(settings.image_name, task_registry, registries))
-        name = container_name(self._root, job_id, task_id)
         labels = {"shoal.node": self.label.partition("=")[2], "shoal.job": job_id, "shoal.task": task_id}
         return ContainerSpec(
             name=name,
             settings=settings,
-            env=env,
-            explicit=frozenset(explicit),
-            source_env=source_env,
-            mounts=[self._root, *extra_mounts],
+            variables=variables,
+            mounts=mounts,
             working_dir=working_dir,
             user=user,
             command=command,
@@ -276,66 +310,26 @@ class NodeContainers:
             allow_host=bool(config is not None and config.allow_host_run_options),
         )
 
-    async def prepare_instance(
-        self,
-        settings: common_pb2.TaskContainerSettings,
-        *,
-        job_id: str,
-        task_id: str,
-        env: Mapping[str, str],
-        explicit: Iterable[str],
-        source_env: Mapping[str, str],
-        working_dir: Path,
-        user: tuple[int, int] | None,
-        extra_mounts: Sequence[Path] = (),
-    ) -> str:
-        """Make sure of the image and start a multi-instance task's instance container (idle: its commands
-        are Exec'd into it, `exec_command`): its name. Raises ContainerError."""
-        engine = self.engine
-        if engine is None:
-            raise ContainerError(CONTAINER_MISC_ERROR, f"this node cannot run container tasks: {self.problem}")
-        self._made_any = True
-        spec = await self._spec(
-            engine,
-            settings,
-            job_id=job_id,
-            task_id=task_id,
-            command=[],
-            env=env,
-            explicit=explicit,
-            source_env=source_env,
-            working_dir=working_dir,
-            user=user,
-            extra_mounts=extra_mounts,
-        )
-        await engine.create_instance(spec)
-        return spec.name
-
     def exec_command(
         self,
         name: str,
         argv: Sequence[str],
         *,
-        env: Mapping[str, str],
-        explicit: Iterable[str],
-        source_env: Mapping[str, str],
+        extra: Mapping[str, str],
         working_dir: Path,
         user: tuple[int, int] | None,
         interactive: bool = False,
     ) -> tuple[list[str], dict[str, str]]:
         """The process (argv, environment) that runs `argv` in the instance container `name`."""
         assert self.engine is not None
-        args = exec_args(
-            name,
-            argv,
-            env=env,
-            explicit=explicit,
-            source_env=source_env,
-            working_dir=working_dir,
-            user=user,
-            interactive=interactive,
-        )
-        return [self.engine.podman, *args], self.engine.environment(env)
+        args = exec_args(name, argv, extra=extra, working_dir=working_dir, user=user, interactive=interactive)
+        return [self.engine.podman, *args], self.engine.environment()
+
+    def discard(self, name: str) -> None:
+        """Remove a container made for an attempt that was killed meanwhile (in the background)."""
+        if self.engine is not None:
+            task = asyncio.ensure_future(self.engine.remove(name))
+            task.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def end_instance(self, name: str) -> None:
         """The instance ended: its container's processes go (the container stays until retention)."""
@@ -419,6 +413,7 @@ async def spawn_in_container(
     stderr: Path,
     append: bool,
     user: tuple[int, int] | None,
+    writable: Sequence[Path],
 ) -> tuple[subprocess.Popen[bytes], PreparedContainer]:
     """Start one command of a start, preparation or release task in its container: the process (`podman
     start --attach`) and its container. Raises ContainerError, or LaunchError for a bad command line."""
@@ -427,14 +422,14 @@ async def spawn_in_container(
     command = process.split_command(command_line)
     prepared = await containers.prepare(
         settings,
+        name=container_name(containers.root, job_id, task_id),
         job_id=job_id,
         task_id=task_id,
         command=command,
-        env=env,
-        explicit=explicit,
-        source_env=source_env,
+        variables=container_variables(env, source_env, explicit),
         working_dir=cwd,
         user=user,
+        mounts=containers.mounts(writable),
     )
     proc = process.spawn(
         command_line,

@@ -53,20 +53,11 @@ def exec_admission(runner: TaskRunner) -> Admit:
         name, containers = attempt.instance_container, runner.containers
         wrap = None
         if name is not None and containers is not None:
-            explicit = [e.name for e in attempt.assignment.environment_settings]
-            wd, owner = attempt.wd, attempt.owner
+            wd, owner, extra = attempt.wd, attempt.owner, dict(hello.env)
 
             def wrap(argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-                return containers.exec_command(
-                    name,
-                    argv,
-                    env=env,
-                    explicit=[*explicit, *hello.env],
-                    source_env=runner.source_env,
-                    working_dir=wd,
-                    user=owner,
-                    interactive=True,
-                )
+                # (The container has the instance's variables; the engine gets the agent's own, never these.)
+                return containers.exec_command(name, argv, extra=extra, working_dir=wd, user=owner, interactive=True)
 
         return Admitted(
             wrap=wrap,

@@ -254,6 +254,10 @@ class JobTasks:
         prep_dir = self._prep_dir(job_id, spec)
         return envvars.job_prep_vars(prep_dir) if prep_dir is not None else {}
 
+    def prep_dir(self, job_id: str, spec: agent_pb2.JobTaskSpec | None) -> Path | None:
+        """The directory of the job's preparation task on this node (None: it has none)."""
+        return self._prep_dir(job_id, spec)
+
     def _prep_dir(self, job_id: str, spec: agent_pb2.JobTaskSpec | None) -> Path | None:
         if spec is not None:
             return self._task_dir(job_id, spec.id or DEFAULT_IDS[PREPARATION])
@@ -540,6 +544,7 @@ class JobTasks:
                     stderr=run.task_dir / taskdirs.OUTPUT_FILES[1],
                     append=True,
                     user=run.owner,
+                    writable=[p for p in (run.task_dir, self._prep_dir(run.spec.job_id, None)) if p is not None],
                 )
             else:
                 proc = process.spawn(

@@ -23,7 +23,7 @@ from shoal.agent.v1 import agent_pb2
 from shoal.clock import Clock, to_timestamp
 from shoal.nodeagent import certificates, envvars, process, retention, taskdirs
 from shoal.nodeagent.config import AgentConfig
-from shoal.nodeagent.containers import ContainerError
+from shoal.nodeagent.containers import ContainerError, container_name, container_variables
 from shoal.nodeagent.containertasks import NodeContainers, PreparedContainer
 from shoal.nodeagent.jobtasks import JobTasks, job_preparation_failed
 from shoal.nodeagent.layout import NodeLayout, root_of_task_dir, working_dir
@@ -821,42 +821,53 @@ class TaskRunner:
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
         mi = attempt.multi_instance
         ref = a.attempt
-        explicit = [e.name for e in a.environment_settings]
+        assert attempt.task_dir is not None
+        prep = a.job_preparation if a.HasField("job_preparation") else None
+        writable = [attempt.task_dir, self.job_tasks.prep_dir(ref.job_id, prep)]
+        readable = [Path(self._layout.access.ca_file)] if self._layout.access.ca_file else []
+        if mi is not None:
+            # (The shared directory, and what `shoal-mpi-launch` needs: itself, the CA of the agents' TLS.)
+            writable.append(Path(mi.task_shared_dir) if mi.task_shared_dir else None)
+            readable += [p for p in (self.launcher_dir, self.agent_ca_file) if p is not None]
+        mounts = containers.mounts([p for p in writable if p is not None], readable)
+        variables = container_variables(
+            attempt.env, self._source_env, [e.name for e in a.environment_settings], instance=mi is not None
+        )
+        name = container_name(containers.root, ref.job_id, ref.task_id, ref.attempt)
         work: asyncio.Future[Any]
         if mi is None:
             work = asyncio.ensure_future(
                 containers.prepare(
                     a.container,
+                    name=name,
                     job_id=ref.job_id,
                     task_id=ref.task_id,
                     command=command,
-                    env=attempt.env,
-                    explicit=explicit,
-                    source_env=self._source_env,
+                    variables=variables,
                     working_dir=attempt.wd,
                     user=attempt.owner,
+                    mounts=mounts,
                 )
             )
         elif attempt.instance_container is None:
-            shared = [Path(mi.task_shared_dir)] if mi.task_shared_dir else []
             work = asyncio.ensure_future(
                 containers.prepare_instance(
                     a.container,
+                    name=name,
                     job_id=ref.job_id,
                     task_id=ref.task_id,
-                    env=attempt.env,
-                    explicit=explicit,
-                    source_env=self._source_env,
+                    variables=variables,
                     working_dir=attempt.wd,
                     user=attempt.owner,
-                    extra_mounts=shared,
+                    mounts=mounts,
                 )
             )
         else:
             work = asyncio.get_running_loop().create_future()
             work.set_result(attempt.instance_container)
         if not await self._until_done_or_killed(attempt, work):
-            work.add_done_callback(lambda f: f.cancelled() or f.exception())  # (its end is nobody's now)
+            # (Its end is nobody's now: a container it still makes goes at once.)
+            work.add_done_callback(lambda f: f.cancelled() or f.exception() or containers.discard(name))
             return self._killed_outcome(None)
         try:
             made = work.result()
@@ -867,15 +878,7 @@ class TaskRunner:
             return made
         attempt.instance_container = made
         attempt.container_info = common_pb2.TaskContainerExecutionInfo(container_id=made, state="running")
-        argv, env = containers.exec_command(
-            made,
-            command,
-            env=attempt.env,
-            explicit=explicit,
-            source_env=self._source_env,
-            working_dir=attempt.wd,
-            user=attempt.owner,
-        )
+        argv, env = containers.exec_command(made, command, extra={}, working_dir=attempt.wd, user=attempt.owner)
         return PreparedContainer(made, argv, env)
 
     @staticmethod

@@ -112,6 +112,7 @@ async def run_start_task(
                         stderr=startup / "stderr.txt",
                         append=True,
                         user=owner,
+                        writable=[startup],
                     )
                 else:
                     proc = process.spawn(

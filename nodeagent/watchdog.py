@@ -40,6 +40,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -448,9 +449,38 @@ def watch(pipe_fd: int, root: str, running_file: Path, cgroup: Path | None) -> i
                 break
         except InterruptedError:
             continue
-    if cgroup is not None:
-        return kill_cgroup(cgroup)
-    return kill_by_environment(root, running_file)
+    killed = kill_cgroup(cgroup) if cgroup is not None else kill_by_environment(root, running_file)
+    return killed + kill_containers(Path(root))
+
+
+def kill_containers(root: Path, timeout: float = 30.0) -> int:
+    """Kill the running containers of the node root's tasks: they live in the engine's own cgroups, beyond
+    the agent's, and outlive it. Only where the agent drove an engine (its configuration is there)."""
+    conf = root / "volatile" / "containers" / "containers.conf"
+    podman = shutil.which("podman")
+    if not conf.is_file() or podman is None:
+        return 0
+    from shoal.nodeagent.containers import node_label  # (only here: the watchdog starts light)
+
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    try:
+        listed = subprocess.run(
+            [podman, "ps", "--quiet", "--filter", f"label={node_label(root)}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        ids = listed.stdout.split() if listed.returncode == 0 else []
+        if ids:
+            subprocess.run(
+                [podman, "kill", "--signal", "KILL", *ids], capture_output=True, env=env, timeout=timeout, check=False
+            )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.warning("could not end the node's containers: %s", e)
+        return 0
+    return len(ids)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,10 @@ task tomorrow. Those below only shape the container itself (its environment, lim
 directory, entry point, network of its own). Everything else that `podman create` takes is refused unless
 the pool's container configuration sets `allow_host_run_options`: `--privileged`, host namespaces
 (`--pid host`, `--ipc host`, `--userns host`, ...), capabilities, devices, security options, mounts
-(`-v`, `--mount`: the node's root is mounted already), `--user` (a task runs as its own user), `--name`
-(the agent names containers), files read on the node (`--env-file`), and any option not listed.
+(`-v`, `--mount`: the task's directories are mounted already), `--user` (a task runs as its own user),
+`--name` (the agent names containers), files read on the node (`--env-file`), variables copied from the
+engine's own environment (`-e NAME` without a value, `--env-host`), labels named `shoal.*` (the agent's
+own, by which it finds its containers), and any option not listed.
 
 Pure: no engine, no clock.
 """
@@ -69,7 +71,7 @@ _SAFE_WITH_VALUE: Final = frozenset(
     }
 )
 #: Flags (no value) that only shape the container itself.
-_SAFE_FLAGS: Final = frozenset({"--read-only", "--init", "--no-hosts", "--env-host"})
+_SAFE_FLAGS: Final = frozenset({"--read-only", "--init", "--no-hosts"})
 #: Network modes a task may pick: a network of its own, or none. (Its default is the node's, as a task
 #: outside a container has: see `shoal.nodeagent.containers`.)
 _SAFE_NETWORKS: Final = frozenset({"none", "bridge", "private", "host"})
@@ -123,6 +125,8 @@ def parse_run_options(text: str, *, allow_host: bool) -> RunOptions:
     option that is not allowed, or that the engine could not parse)."""
     if len(text) > MAX_RUN_OPTIONS:
         return RunOptions(problem=f"must be at most {MAX_RUN_OPTIONS} characters")
+    if "\0" in text:
+        return RunOptions(problem="must not contain a NUL character")
     try:
         words = shlex.split(text)
     except ValueError as e:
@@ -151,6 +155,11 @@ def parse_run_options(text: str, *, allow_host: bool) -> RunOptions:
                 return RunOptions(problem=f"{name} {value}: only none, bridge, private or host networks are allowed")
             args += [name, value]
             continue
+        if name in ("-e", "--env") and "=" not in value and not allow_host:
+            # (`-e NAME` and `-e 'PREFIX*'` copy from the engine's own environment: the node's, not the task's.)
+            return RunOptions(problem=f"{name} {value}: give a value (NAME=value); the task's variables are there")
+        if name in ("-l", "--label") and value.lower().startswith("shoal.") and not allow_host:
+            return RunOptions(problem=f"{name} {value}: labels named shoal.* are the agent's")
         if name in _SAFE_WITH_VALUE:
             sets_workdir = sets_workdir or name in ("-w", "--workdir")
             args += [name, value]

@@ -306,8 +306,7 @@ class NodeLifecycle:
             self._images_pulled(node)
         self.k.refresh_pool(self.k.pools[node.pool_key])
         await self.k.flush()
-        if pulled:
-            self.k.kick_scheduler()
+        self.k.kick_scheduler()
 
     def _images_pulled(self, node: NodeRec) -> None:
         """The pool's images are on the node: it settles where it belongs, unless a start task it waits for
@@ -318,7 +317,6 @@ class NodeLifecycle:
             return
         self.k.set_node_state(node, self.k.ready_state(node))
         self.k.refresh_node_activity(node)
-        self.k.kick_scheduler()
 
     def apply_errors(self, node: NodeRec, agent_errors: list[pool_pb2.NodeError]) -> None:
         """Set what the node's agent reports wrong with it: UNUSABLE while anything is (its tasks requeued,

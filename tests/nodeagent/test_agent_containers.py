@@ -60,7 +60,11 @@ async def test_container_tasks_on_a_real_engine(plane_server, run_agent, tmp_pat
     node = tmp_path / "node"
     script = (
         "echo out-$AZ_BATCH_TASK_ID-$FOO; echo err >&2; id -u > uid.txt; pwd > pwd.txt; "
-        "test -d $AZ_BATCH_NODE_SHARED_DIR && echo shared-ok; exit 3"
+        "test -d $AZ_BATCH_NODE_SHARED_DIR && echo shared-ok; "
+        # Only the task's directories: not the agent's own files.
+        "test -e $AZ_BATCH_NODE_ROOT_DIR/volatile/containers || echo no-engine-files; "
+        "test -e $AZ_BATCH_NODE_ROOT_DIR/volatile/running.json || echo no-agent-state; "
+        "grep NoNewPrivs /proc/self/status > privs.txt; exit 3"
     )
     await plane.send(
         start_tasks(
@@ -68,7 +72,11 @@ async def test_container_tasks_on_a_real_engine(plane_server, run_agent, tmp_pat
             assignment(
                 "t1",
                 f"sh -c '{script}'",
-                environment_settings=[common_pb2.EnvironmentSetting(name="FOO", value="bar")],
+                environment_settings=[
+                    common_pb2.EnvironmentSetting(name="FOO", value="bar"),
+                    # The engine runs as root: a task's variables must never reach its own environment.
+                    common_pb2.EnvironmentSetting(name="LD_PRELOAD", value="/nonexistent/shoal-test.so"),
+                ],
                 container=_settings(image),
             ),
         )
@@ -77,8 +85,9 @@ async def test_container_tasks_on_a_real_engine(plane_server, run_agent, tmp_pat
     assert done.exit_code == 3, done
     assert done.container_info.container_id == container_name(node, "j1", "t1")
     task_dir = node / "workitems/j1/job-1/t1"
-    assert (task_dir / "stdout.txt").read_text() == "out-t1-bar\nshared-ok\n"
-    assert (task_dir / "stderr.txt").read_text() == "err\n"
+    assert (task_dir / "stdout.txt").read_text() == "out-t1-bar\nshared-ok\nno-engine-files\nno-agent-state\n"
+    assert (task_dir / "stderr.txt").read_text() == "err\n"  # (no loader's complaint about LD_PRELOAD)
+    assert (task_dir / "wd" / "privs.txt").read_text().split() == ["NoNewPrivs:", "1"]
     wd = task_dir / "wd"
     assert (wd / "pwd.txt").read_text().strip() == str(wd)
     # The task's own user inside the container, as outside: its files are its own.
@@ -248,3 +257,22 @@ async def test_a_node_without_an_engine(plane_server, run_agent, monkeypatch: py
 
     (error,) = await plane.wait_for(errors, timeout=30)
     assert error.code == "ContainerMiscError" and "SHOAL_CONTAINER_ENGINE=none" in error.message
+
+
+def test_the_watchdog_ends_a_nodes_running_containers(tmp_path: Path, image: str) -> None:
+    """An agent that dies cannot end its containers (they live in the engine's cgroups): its watchdog does."""
+    from shoal.nodeagent.watchdog import kill_containers
+
+    root = tmp_path / "node"
+    conf = root / "volatile" / "containers" / "containers.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(containerkit.containers_conf().read_text())
+    name = containerkit.unique_name("shoal-watchdog")
+    started = containerkit.podman(
+        *("run", "--detach", "--name", name, "--label", node_label(root), image, "sleep", "300"), check=True
+    )
+    assert started.returncode == 0
+    assert kill_containers(root) == 1
+    state = containerkit.podman("container", "inspect", "--format", "{{.State.Status}}", name).stdout.strip()
+    assert state == "exited"
+    containerkit.podman("rm", "--force", "--ignore", "--time", "0", name)

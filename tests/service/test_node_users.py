@@ -284,7 +284,7 @@ async def test_users_go_with_their_node(server, stubs) -> None:
         P.AddNodeUserRequest(parent=f"pools/p/nodes/{agent.node_id}", user=P.NodeUser(name="kim"))
     )
     await agent.expect("node_users")
-    registry = server.cp.welcome_hooks[0].__self__  # type: ignore[attr-defined]
+    registry = next(h.__self__ for h in server.cp.welcome_hooks if hasattr(h.__self__, "users"))  # type: ignore[attr-defined]
     assert "kim" in registry.users[node_key]
     await stubs.pools.RemoveNodes(P.RemoveNodesRequest(name="pools/p", node_ids=[agent.node_id]))
     await agent.expect("shutdown")

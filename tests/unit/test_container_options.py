@@ -283,8 +283,8 @@ def test_run_options_have_a_length_limit() -> None:
 
 def test_a_value_that_looks_like_an_option_stays_a_value() -> None:
     # The engine takes the word after -e as its value, whatever it is: no option hides in it.
-    parsed = c.parse_run_options("-e --privileged --env -v", allow_host=False)
-    assert parsed.args == ("-e", "--privileged", "--env", "-v")
+    parsed = c.parse_run_options("-e --privileged=1 --env -v=2", allow_host=False)
+    assert parsed.args == ("-e", "--privileged=1", "--env", "-v=2")
     assert_only_allowed(parsed.args)
 
 
@@ -438,3 +438,12 @@ def test_registry_of(image: str, registry: str) -> None:
 def test_the_registry_of_an_image_is_its_first_component(image: str) -> None:
     server = c.registry_of(image)
     assert server == "" or image.startswith(server + "/")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-e NAME", "--env NAME", "-e 'PREFIX*'", "--env-host", "--label shoal.node=x", "-l shoal.job=j", "-e A=\x00"],
+)
+def test_what_reads_the_node_or_hides_from_the_agent_is_refused(text: str) -> None:
+    # (`-e NAME` copies the engine's own variables, the node's; shoal.* labels are how the agent finds its containers.)
+    assert c.parse_run_options(text, allow_host=False).problem
