@@ -8,10 +8,12 @@ concurrent tasks; `ContainerInvalidImage` / `ContainerInvalidRegistry` when it c
 that outlives its `podman start` (killed, wall clock) is killed; the stopped container stays until the
 task's directory goes (retention, DeleteTaskFiles) or the task runs again, as Batch keeps it.
 
-What every container gets: the node's root directory mounted at the same path (so the task's
-directories, the shared and startup directories and the packages are where the variables say), the
-task's variables (`-e NAME`, values from the engine call's environment: never on a command line), the
-task's user (`--user uid:gid`: files it writes are the task's, as outside a container), the node's
+What every container gets: the task's directories mounted at the same paths (`NodeContainers.mounts`:
+so its directories, the shared and startup directories and the packages are where the variables say;
+not the agent's own files), the task's variables (in a private `--env-file`: never on a command line,
+never in the engine's own environment, which runs as root), the task's user (`--user uid:gid`: files it
+writes are the task's, as outside a container; no capabilities for a task that is not root, no new
+privileges for any), the node's
 network (as a task outside a container has; `--network none` in the run options takes it away), and
 the task's working directory unless the settings ask for the image's. The engine's configuration is
 the agent's own (`containers.conf`: runc, which works with this kind of machine's cgroups, and no
