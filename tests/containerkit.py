@@ -368,28 +368,7 @@ def python_image(tag: str | None = None) -> str:
         raise EngineError(problem)
     digest = hashlib.sha256(HOST_PYTHON.read_bytes() + BUSYBOX.read_bytes() + _LAYOUT_VERSION.encode()).hexdigest()
     name = f"{PYTHON_REPOSITORY}:{tag or 'kit-' + digest[:12]}"
-    if name in _made_images:
-        return name
-    with _machine_lock("python-image"):
-        if not image_exists(name):
-            tar = _work_dir() / f"python-rootfs-{secrets.token_hex(4)}.tar"
-            try:
-                _python_rootfs_tar(tar)
-                podman(
-                    "import",
-                    "-q",
-                    "--change",
-                    "ENV PATH=/usr/bin:/bin",
-                    "--change",
-                    'CMD ["/usr/bin/python3"]',
-                    str(tar),
-                    name,
-                    check=True,
-                )
-            finally:
-                tar.unlink(missing_ok=True)
-    _made_images.add(name)
-    return name
+    return _imported(name, "python-image", _python_rootfs_tar, path="/usr/bin:/bin", command="/usr/bin/python3")
 
 
 MPI_REPOSITORY = "localhost/shoal-test-mpi"
@@ -525,22 +504,28 @@ def mpi_image(tag: str | None = None) -> str:
             digest.update(str(path).encode() + b"\0" + path.read_bytes())
         tag = f"kit-{digest.hexdigest()[:12]}"
     name = f"{MPI_REPOSITORY}:{tag}"
+    return _imported(
+        name,
+        "mpi-image",
+        lambda tar: _python_rootfs_tar(tar, _mpi_rootfs_extra(files)),
+        path="/usr/local/bin:/usr/bin:/bin",
+        command="/usr/bin/python3",
+    )
+
+
+def _imported(name: str, lock: str, make_tar: Callable[[Path], None], *, path: str, command: str) -> str:
+    """The image `name`, imported from the root file system `make_tar` writes (with `PATH` and a default
+    command) unless the store has it; once per machine at a time (two pytest-xdist workers may ask)."""
     if name in _made_images:
         return name
-    with _machine_lock("mpi-image"):
+    with _machine_lock(lock):
         if not image_exists(name):
-            tar = _work_dir() / f"mpi-rootfs-{secrets.token_hex(4)}.tar"
+            tar = _work_dir() / f"{lock}-{secrets.token_hex(4)}.tar"
             try:
-                _python_rootfs_tar(tar, _mpi_rootfs_extra(files))
+                make_tar(tar)
                 podman(
-                    "import",
-                    "-q",
-                    "--change",
-                    "ENV PATH=/usr/local/bin:/usr/bin:/bin",
-                    "--change",
-                    'CMD ["/usr/bin/python3"]',
-                    str(tar),
-                    name,
+                    *("import", "-q", "--change", f"ENV PATH={path}", "--change", f'CMD ["{command}"]'),
+                    *(str(tar), name),
                     check=True,
                 )
             finally:
@@ -579,28 +564,7 @@ def busybox_image(tag: str | None = None) -> str:
     if problem:
         raise EngineError(problem)
     name = f"{BUSYBOX_REPOSITORY}:{tag or _busybox_tag()}"
-    if name in _made_images:
-        return name
-    with _machine_lock("busybox-image"):
-        if not image_exists(name):
-            tar = _work_dir() / f"rootfs-{secrets.token_hex(4)}.tar"
-            try:
-                _busybox_rootfs_tar(tar)
-                podman(
-                    "import",
-                    "-q",
-                    "--change",
-                    "ENV PATH=/bin",
-                    "--change",
-                    'CMD ["/bin/sh"]',
-                    str(tar),
-                    name,
-                    check=True,
-                )
-            finally:
-                tar.unlink(missing_ok=True)
-    _made_images.add(name)
-    return name
+    return _imported(name, "busybox-image", _busybox_rootfs_tar, path="/bin", command="/bin/sh")
 
 
 def remove_images(names: Sequence[str], *, force: bool = False) -> None:

@@ -16,26 +16,9 @@ from shoal.v1 import common_pb2, task_pb2
 from tests import containerkit
 from tests.e2e.harness import ServerProcess
 from tests.e2e.test_mpi import upload
+from tests.nodeagent.test_agent_container_mpi4py import APP, COORDINATION
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
-
-#: Each instance's coordination command marks its own container's file system with its index (a rank's
-#: variables are not its instance's: Hydra gives every rank mpiexec's environment).
-COORDINATION = "/bin/sh -c 'echo $SHOAL_INSTANCE_INDEX > /tmp/shoal-instance'"
-
-#: Each rank says where it runs (a container of the task: the idle first process the agent mounts there;
-#: which instance's; which Python) and the sum of the ranks' numbers plus one.
-APP = b"""
-import os, sys
-from mpi4py import MPI
-c = MPI.COMM_WORLD
-total = c.allreduce(c.Get_rank() + 1)
-here = os.path.exists("/.shoal-pause")
-with open("/tmp/shoal-instance") as f:
-    instance = f.read().strip()
-print(f"rank {c.Get_rank()} of {c.Get_size()} sum {total} container {here} instance {instance} "
-      f"python {sys.executable}", flush=True)
-"""
 
 
 @pytest.fixture
