@@ -59,6 +59,9 @@ FINISHED_MEMORY = 10000
 #: How much longer than its task's wall clock limit a subtask (an instance other than the primary) waits
 #: before ending itself: a safety net for a primary that is gone, not the limit (see `_remaining`).
 SUBTASK_WALL_CLOCK_MARGIN = 10.0
+#: How long a multi-instance container instance waits for its task's shared directory to appear (the
+#: primary makes it) before its container is made without it.
+SHARED_DIR_WAIT = 30.0
 #: A task directory's output files, as Batch names them: the command's stdout and stderr.
 
 
@@ -827,7 +830,10 @@ class TaskRunner:
         readable = [Path(self._layout.access.ca_file)] if self._layout.access.ca_file else []
         if mi is not None:
             # (The shared directory, and what `shoal-mpi-launch` needs: itself, the CA of the agents' TLS.)
-            writable.append(Path(mi.task_shared_dir) if mi.task_shared_dir else None)
+            shared = Path(mi.task_shared_dir) if mi.task_shared_dir else None
+            if shared is not None and attempt.instance_container is None and not await self._appears(attempt, shared):
+                return self._killed_outcome(None)
+            writable.append(shared)
             readable += [p for p in (self.launcher_dir, self.agent_ca_file) if p is not None]
         mounts = containers.mounts([p for p in writable if p is not None], readable)
         variables = container_variables(
@@ -880,6 +886,16 @@ class TaskRunner:
         attempt.container_info = common_pb2.TaskContainerExecutionInfo(container_id=made, state="running")
         argv, env = containers.exec_command(made, command, extra={}, working_dir=attempt.wd, user=attempt.owner)
         return PreparedContainer(made, argv, env)
+
+    async def _appears(self, attempt: Attempt, path: Path, within: float = SHARED_DIR_WAIT) -> bool:
+        """Wait (bounded) until `path` exists: a subtask's container mounts its task's shared directory, which
+        the primary makes when it starts, maybe a moment after the subtask. False when killed meanwhile."""
+        deadline = time.monotonic() + within
+        while not path.exists() and time.monotonic() < deadline:
+            if attempt.killed:
+                return False
+            await asyncio.sleep(0.02)
+        return not attempt.killed
 
     @staticmethod
     def _killed_outcome(exit_code: int | None) -> Outcome:
