@@ -872,8 +872,13 @@ class TaskRunner:
             work = asyncio.get_running_loop().create_future()
             work.set_result(attempt.instance_container)
         if not await self._until_done_or_killed(attempt, work):
-            # (Its end is nobody's now: a container it still makes goes at once.)
-            work.add_done_callback(lambda f: f.cancelled() or f.exception() or containers.discard(name))
+
+            def orphaned(f: asyncio.Future[Any]) -> None:
+                # (Its end is nobody's now: a container it still makes goes at once.)
+                if not f.cancelled() and f.exception() is None:
+                    containers.discard(name)
+
+            work.add_done_callback(orphaned)
             return self._killed_outcome(None)
         try:
             made = work.result()
