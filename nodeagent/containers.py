@@ -67,6 +67,8 @@ runtime = "runc"
 #: Seconds an engine call may take (a pull: `PULL_TIMEOUT`).
 CALL_TIMEOUT: Final = 60.0
 PULL_TIMEOUT: Final = 600.0
+#: How long a killed container may take to be seen stopped.
+KILL_WAIT: Final = 15.0
 #: Variables of the agent's own environment that stay out of a container (the image has its own).
 HOST_ONLY_VARIABLES: Final = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "TMPDIR", "HOSTNAME", "TERM", "SHLVL", "_"}
@@ -473,9 +475,12 @@ class ContainerEngine:
         return text.strip() if rc == 0 else ""
 
     async def kill(self, name: str) -> None:
-        """End the container's processes now (a killed task, its wall clock); it stays, stopped."""
+        """End the container's processes now (a killed task, its wall clock), and wait until the engine
+        has seen them end; it stays, stopped."""
         with contextlib.suppress(ContainerError):
-            await self.call(["kill", "--signal", "KILL", name])
+            rc, _ = await self.call(["kill", "--signal", "KILL", name])
+            if rc == 0:
+                await self.call(["wait", name], timeout=KILL_WAIT)
 
     async def remove(self, name: str) -> None:
         """Remove the container, running or not (no error when there is none)."""

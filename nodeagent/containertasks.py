@@ -336,14 +336,16 @@ class NodeContainers:
         if self.engine is not None:
             await self.engine.kill(name)
 
-    async def finish(self, name: str, returncode: int, stderr_file: Path) -> common_pb2.TaskContainerExecutionInfo:
-        """After a container's process ended: end the container if it still runs (its process was killed),
-        and say how it went. A container that never started (its command is not in the image) raises
-        ContainerError."""
+    async def finish(
+        self, name: str, returncode: int, stderr_file: Path, *, ended: bool = False
+    ) -> common_pb2.TaskContainerExecutionInfo:
+        """After a container's process ended: end the container if it may still run (`ended`: the agent
+        ended the process (a kill, the wall clock), or a signal did), and say how it went. A container that
+        never started (its command is not in the image) raises ContainerError."""
         info = common_pb2.TaskContainerExecutionInfo(container_id=name)
         if self.engine is None:
             return info
-        if returncode < 0:
+        if ended or returncode < 0:
             await self.engine.kill(name)
         elif returncode not in (125, 126, 127):
             info.state = "exited"  # (the container's own exit code: nothing more to ask the engine)

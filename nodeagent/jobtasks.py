@@ -575,7 +575,10 @@ class JobTasks:
             run.proc = None
         if made is not None and self.containers is not None:
             try:
-                await self.containers.finish(made.name, result.returncode, run.task_dir / taskdirs.OUTPUT_FILES[1])
+                stderr = run.task_dir / taskdirs.OUTPUT_FILES[1]
+                await self.containers.finish(
+                    made.name, result.returncode, stderr, ended=bool(run.stopping) or result.timed_out
+                )
             except ContainerError as e:
                 if not run.stopping:
                     return Outcome(None, failure(USER_ERROR, e.code, e.message))

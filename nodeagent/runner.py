@@ -794,7 +794,10 @@ class TaskRunner:
         if container is not None and self.containers is not None and attempt.instance_container is None:
             try:
                 attempt.container_info = await self.containers.finish(
-                    container.name, result.returncode, task_dir / taskdirs.OUTPUT_FILES[1]
+                    container.name,
+                    result.returncode,
+                    task_dir / taskdirs.OUTPUT_FILES[1],
+                    ended=attempt.killed or result.timed_out,
                 )
             except ContainerError as e:
                 attempt.container_info = common_pb2.TaskContainerExecutionInfo(

@@ -477,6 +477,8 @@ def kill_containers(root: Path, timeout: float = 30.0) -> int:
             subprocess.run(
                 [podman, "kill", "--signal", "KILL", *ids], capture_output=True, env=env, timeout=timeout, check=False
             )
+            # (Until the engine has seen them end: the next agent on this root starts after that.)
+            subprocess.run([podman, "wait", *ids], capture_output=True, env=env, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         log.warning("could not end the node's containers: %s", e)
         return 0
