@@ -245,32 +245,21 @@ class NodeContainers:
         working_dir: Path,
         user: tuple[int, int] | None,
         mounts: Sequence[Mount],
+        instance: bool = False,
     ) -> PreparedContainer:
-        """Make sure of the image and make the container `name` of one command: the process that runs it.
-        Raises ContainerError (Batch's codes)."""
+        """Make sure of the image and make the container `name` for `command`: the process that runs it.
+        An `instance` (of a multi-instance task) gets a container that idles, started now, and `command` is
+        Exec'd into it (`exec_command`: so are its later commands). Raises ContainerError (Batch's codes)."""
         engine = self._engine()
-        spec = await self._spec(engine, settings, name, job_id, task_id, command, variables, working_dir, user, mounts)
-        await engine.create(spec)
-        return PreparedContainer(spec.name, engine.start_command(spec.name), engine.environment())
-
-    async def prepare_instance(
-        self,
-        settings: common_pb2.TaskContainerSettings,
-        *,
-        name: str,
-        job_id: str,
-        task_id: str,
-        variables: Mapping[str, str],
-        working_dir: Path,
-        user: tuple[int, int] | None,
-        mounts: Sequence[Mount],
-    ) -> str:
-        """Make sure of the image and start a multi-instance task's instance container `name` (idle: its
-        commands are Exec'd into it, `exec_command`): its name. Raises ContainerError."""
-        engine = self._engine()
-        spec = await self._spec(engine, settings, name, job_id, task_id, [], variables, working_dir, user, mounts)
+        spec = await self._spec(
+            engine, settings, name, job_id, task_id, [] if instance else command, variables, working_dir, user, mounts
+        )
+        if not instance:
+            await engine.create(spec)
+            return PreparedContainer(name, engine.start_command(name), engine.environment())
         await engine.create_instance(spec)
-        return spec.name
+        argv, env = self.exec_command(name, command, extra={}, working_dir=working_dir, user=user)
+        return PreparedContainer(name, argv, env)
 
     def _engine(self) -> ContainerEngine:
         if self.engine is None:

@@ -825,6 +825,12 @@ class TaskRunner:
             command = process.split_command(command_line)
         except process.LaunchError as e:
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
+        if attempt.instance_container is not None:
+            # (A later command of an instance: Exec'd into the container its first command started.)
+            argv, env = containers.exec_command(
+                attempt.instance_container, command, extra={}, working_dir=attempt.wd, user=attempt.owner
+            )
+            return PreparedContainer(attempt.instance_container, argv, env)
         mi = attempt.multi_instance
         ref = a.attempt
         assert attempt.task_dir is not None
@@ -834,7 +840,7 @@ class TaskRunner:
         if mi is not None:
             # (The shared directory, and what `shoal-mpi-launch` needs: itself, the CA of the agents' TLS.)
             shared = Path(mi.task_shared_dir) if mi.task_shared_dir else None
-            if shared is not None and attempt.instance_container is None and not await self._appears(attempt, shared):
+            if shared is not None and not await self._appears(attempt, shared):
                 return self._killed_outcome(None)
             writable.append(shared)
             readable += [p for p in (self.launcher_dir, self.agent_ca_file) if p is not None]
@@ -843,40 +849,23 @@ class TaskRunner:
             attempt.env, self._source_env, [e.name for e in a.environment_settings], instance=mi is not None
         )
         name = container_name(containers.root, ref.job_id, ref.task_id, ref.attempt)
-        work: asyncio.Future[Any]
-        if mi is None:
-            work = asyncio.ensure_future(
-                containers.prepare(
-                    a.container,
-                    name=name,
-                    job_id=ref.job_id,
-                    task_id=ref.task_id,
-                    command=command,
-                    variables=variables,
-                    working_dir=attempt.wd,
-                    user=attempt.owner,
-                    mounts=mounts,
-                )
+        work = asyncio.ensure_future(
+            containers.prepare(
+                a.container,
+                name=name,
+                job_id=ref.job_id,
+                task_id=ref.task_id,
+                command=command,
+                variables=variables,
+                working_dir=attempt.wd,
+                user=attempt.owner,
+                mounts=mounts,
+                instance=mi is not None,
             )
-        elif attempt.instance_container is None:
-            work = asyncio.ensure_future(
-                containers.prepare_instance(
-                    a.container,
-                    name=name,
-                    job_id=ref.job_id,
-                    task_id=ref.task_id,
-                    variables=variables,
-                    working_dir=attempt.wd,
-                    user=attempt.owner,
-                    mounts=mounts,
-                )
-            )
-        else:
-            work = asyncio.get_running_loop().create_future()
-            work.set_result(attempt.instance_container)
+        )
         if not await self._until_done_or_killed(attempt, work):
 
-            def orphaned(f: asyncio.Future[Any]) -> None:
+            def orphaned(f: asyncio.Future[PreparedContainer]) -> None:
                 # (Its end is nobody's now: a container it still makes goes at once.)
                 if not f.cancelled() and f.exception() is None:
                     containers.discard(name)
@@ -888,12 +877,10 @@ class TaskRunner:
         except ContainerError as e:
             attempt.container_info = common_pb2.TaskContainerExecutionInfo(error=e.message)
             return Outcome(None, failure(USER_ERROR, e.code, e.message))
-        if isinstance(made, PreparedContainer):
-            return made
-        attempt.instance_container = made
-        attempt.container_info = common_pb2.TaskContainerExecutionInfo(container_id=made, state="running")
-        argv, env = containers.exec_command(made, command, extra={}, working_dir=attempt.wd, user=attempt.owner)
-        return PreparedContainer(made, argv, env)
+        if mi is not None:
+            attempt.instance_container = name
+            attempt.container_info = common_pb2.TaskContainerExecutionInfo(container_id=name, state="running")
+        return made
 
     async def _appears(self, attempt: Attempt, path: Path, within: float = SHARED_DIR_WAIT) -> bool:
         """Wait (bounded) until `path` exists: a subtask's container mounts its task's shared directory, which
