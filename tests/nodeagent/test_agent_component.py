@@ -514,7 +514,9 @@ async def test_reports_wait_while_work_sent_ahead_waits_for_a_slot(plane_server,
     """With attempts waiting on the node, the server has nothing to send it: reports gather until the last starts."""
     plane = plane_server.plane
     plane.welcome.task_slots = 1
-    await run_agent(busy_report_delay=5.0)
+    # (Long: on a loaded machine 5 s passed before "b" ended, and the timer sent "a" alone. Reports leave once
+    # "c" starts, not at the timer, so the test is no slower for it.)
+    await run_agent(busy_report_delay=60.0)
     await plane.wait_for(lambda: plane.registers)
     await plane.send(start_tasks(1, assignment("a", "true"), assignment("b", "sleep 0.3"), assignment("c", "true")))
     await plane.wait_event("c", COMPLETED)
