@@ -38,9 +38,11 @@ from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
 from .cli_nodeusers import node_login, node_users
 from .cli_pools import pool_update, start_task_from_options, start_task_options
+from .cli_queue import queue
 from .cli_schedules import schedule
 from .cli_stats import job_stats, pool_stats
 from .cli_tasks import task
+from .cli_watch import list_or_watch, watch_option
 
 __all__ = ["cli", "main"]
 
@@ -96,6 +98,8 @@ node.add_command(node_shell)
 node.add_command(node_preempt)
 cli.add_command(task)
 cli.add_command(schedule)
+cli.add_command(queue)
+cli.add_command(queue, "squeue")
 
 
 # --------------------------------------------------------------------------- pools and nodes
@@ -287,10 +291,11 @@ pool.add_command(pool_get, "show")
 
 @pool.command("list")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def pool_list(ctx: click.Context, output: str) -> None:
+def pool_list(ctx: click.Context, output: str, watch: bool) -> None:
     """List pools."""
-    _emit(output, list(_client(ctx).pools.list()), _POOL_COLUMNS, "pools")
+    list_or_watch(output, watch, lambda: _client(ctx).pools.list(), _POOL_COLUMNS, "pools")
 
 
 @pool.command("resize")
@@ -385,10 +390,11 @@ def pool_join_token(ctx: click.Context, pool_id: str, ttl: str) -> None:
 @click.argument("pool_id")
 @click.option("--state", type=NODE_STATE_CHOICE, default=None, help="Only nodes in this state.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def pool_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
+def pool_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str, watch: bool) -> None:
     """List the nodes of pool POOL_ID."""
-    list_nodes(ctx, pool_id, state, output)
+    list_nodes(ctx, pool_id, state, output, watch)
 
 
 pool.add_command(pool_counts)
@@ -462,21 +468,24 @@ def storage_download(ctx: click.Context, container: str, name_or_prefix: str, de
 @click.argument("container", required=False)
 @click.option("--prefix", default="")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def storage_list(ctx: click.Context, container: str | None, prefix: str, output: str) -> None:
+def storage_list(ctx: click.Context, container: str | None, prefix: str, output: str, watch: bool) -> None:
     """List containers, or the blobs of CONTAINER."""
     client = _client(ctx)
     if container is None:
-        _emit(
+        list_or_watch(
             output,
-            client.storage.list_containers(),
+            watch,
+            client.storage.list_containers,
             [("id", lambda c: c.id), ("created", lambda c: c.creation_time)],
             "containers",
         )
         return
-    _emit(
+    list_or_watch(
         output,
-        list(client.storage.list_blobs(container, prefix=prefix)),
+        watch,
+        lambda: client.storage.list_blobs(container, prefix=prefix),
         [
             ("name", lambda b: b.name),
             ("size", lambda b: b.size),
