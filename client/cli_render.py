@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -201,17 +202,33 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str | list | tuple | dict) and len(value) == 0)
 
 
+def _break_path(word: str, room: int) -> list[str]:
+    """A word longer than ``room`` cut after its slashes (a path, between two of its parts), each piece
+    as long as fits; a word without slashes stays whole."""
+    pieces: list[str] = []
+    current = ""
+    for part in re.findall(r"[^/]*/|[^/]+$", word):
+        if current and cell_len(current + part) > room:
+            pieces.append(current)
+            current = part
+        else:
+            current += part
+    pieces.append(current)
+    return pieces
+
+
 def _scalar_lines(text: str, first: int, rest: int, width: int | None) -> list[str]:
     """A value's lines: the first to follow its key (``first`` cells are taken already), the others
-    indented by ``rest``; wrapped at spaces to ``width`` (a word longer than the room stays whole)."""
+    indented by ``rest``; wrapped at spaces to ``width``, a path too long for a line cut after a slash
+    (any other word longer than the room stays whole: never split inside a word)."""
     out: list[str] = []
-    for n, line in enumerate(text.split("\n") or [""]):
+    for n, line in enumerate(text.split("\n")):
         room = None if width is None else width - (first if n == 0 else rest)
-        if room is not None and room >= 16 and cell_len(line) > room:
-            pieces = textwrap.wrap(line, room, break_long_words=False, break_on_hyphens=False) or [""]
-        else:
-            pieces = [line]
-        out.extend(pieces)
+        if room is None or room < 16 or cell_len(line) <= room:
+            out.append(line)
+            continue
+        for piece in textwrap.wrap(line, room, break_long_words=False, break_on_hyphens=False) or [""]:
+            out.extend(_break_path(piece, room) if cell_len(piece) > room else [piece])
     return out
 
 
