@@ -1,7 +1,10 @@
-"""What every ``shoal`` command shares: the client from the context, errors as one line, tables and JSON.
+"""What every ``shoal`` command shares: the client from the context, errors as one line, and output: the
+options every command that prints resources takes (:func:`output_options`) and the printing of lists,
+single results and JSON.
 
-The commands live in a file per resource (``cli.py``: the root, pools,
-storage and processes; ``cli_nodes.py``; ``cli_jobs.py``; ``cli_tasks.py``).
+The commands live in a file per resource (``cli.py``: the root, pools, storage and processes;
+``cli_nodes.py``; ``cli_jobs.py``; ``cli_tasks.py``; ``cli_queue.py``, the queue across jobs ...); the
+layout of tables and ``key: value`` lines is pure, in ``cli_render.py``; ``--watch`` is ``cli_watch.py``.
 """
 
 from __future__ import annotations

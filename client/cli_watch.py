@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from .cli_common import (
+    _META,
     _data_output,
     _emit_list,
     _flags,
@@ -40,7 +41,7 @@ __all__ = ["Changes", "WatchPrinter", "list_or_watch", "watch_option", "watch_po
 
 
 def _store_interval(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    flags = ctx.meta.setdefault("shoal.output", _OutputFlags())
+    flags = ctx.meta.setdefault(_META, _OutputFlags())
     flags.watch_interval = value
     return value
 
