@@ -68,7 +68,11 @@ def png_summary(data: bytes) -> tuple[int, int, int]:
 
 
 def save_screenshot(driver, name: str) -> Path:  # type: ignore[no-untyped-def]
-    """Take a screenshot, check it shows something (not one flat colour), and keep it under `SCREENSHOTS`."""
+    """Take a screenshot, check it shows something (not one flat colour, no unfilled value in the page's
+    text), and keep it under `SCREENSHOTS`."""
+    text = driver.find_element("tag name", "body").text
+    for junk in ("[object ", "undefined", "NaN"):
+        assert junk not in text, f"the page {name} shows {junk!r}:\n{text[:2000]}"
     data = driver.get_screenshot_as_png()
     width, height, distinct = png_summary(data)
     assert width >= 800 and height >= 600, (width, height)

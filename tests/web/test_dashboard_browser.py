@@ -129,10 +129,12 @@ def test_the_dashboard_follows_a_running_job(web_server: ServerProcess, driver) 
         # A node's page lists its files and shows one.
         node = next(iter(client.pools.nodes("render"))).id
         driver.get(f"{web_server.http_url}/#/pools/render/nodes/{node}")  # type: ignore[attr-defined]
-        until(driver, "the node's files", lambda d: d.find_elements("css selector", "#node-files a"))
-        driver.find_elements("css selector", "#node-files a")[0].click()
+        until(driver, "the node's files", lambda d: d.find_elements("css selector", "#node-files a:not([data-dir])"))
+        driver.find_elements("css selector", "#node-files a:not([data-dir])")[0].click()
         until(driver, "a file's text", lambda d: d.find_element("id", "node-file").is_displayed())
         save_screenshot(driver, "node")
+        driver.find_elements("css selector", "#node-files a[data-dir]")[0].click()
+        until(driver, "a directory opened", lambda d: d.find_elements("link text", ".."))
 
         # The pool's own page, schedules and the metrics' charts load.
         driver.get(f"{web_server.http_url}/#/pools/render")  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ function h(tag, attrs, ...children) {
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -25,6 +25,8 @@ function h(tag, attrs, ...children) {
 const enumName = (v) => (v ? String(v).split("_STATE_").pop().replace(/^(TASK_EXECUTION_RESULT|SCHEDULING_STATE|ALLOCATION_STATE)_/, "") : "");
 const stateBadge = (v, kind) => h("span", { class: `state ${enumName(v)} ${kind || ""}` }, enumName(v).toLowerCase().replace(/_/g, " "));
 const link = (href, text) => h("a", { href }, text);
+// A node's scheduling: the API leaves it unset while it is enabled.
+const scheduling = (v) => (enumName(v) === "UNSPECIFIED" || !v ? "enabled" : enumName(v).toLowerCase());
 const enc = encodeURIComponent;
 const idOf = (name) => String(name || "").split("/").pop();
 
@@ -171,7 +173,7 @@ async function poolView(gen, poolId) {
     mapBox.replaceChildren(heatmap(poolId, tracker.nodes, true), legend(tracker.nodes));
     rows.replaceChildren(...[...tracker.nodes.values()].sort((a, b) => a.id.localeCompare(b.id)).map((n) => h("tr", { "data-node": n.id },
       h("td", {}, link(`#/pools/${enc(poolId)}/nodes/${enc(n.id)}`, n.id)), h("td", {}, stateBadge(n.state)),
-      h("td", {}, enumName(n.scheduling_state).toLowerCase()), h("td", {}, n.ip_address), h("td", { class: "num" }, (n.cpu_percent || 0).toFixed(0) + "%"),
+      h("td", {}, scheduling(n.scheduling_state)), h("td", {}, n.ip_address), h("td", { class: "num" }, (n.cpu_percent || 0).toFixed(0) + "%"),
       h("td", {}, n.is_dedicated ? "dedicated" : "low priority"))));
   };
   show(h("h1", {}, `Pool ${p.id} `, stateBadge(p.state), " ", indicator),
@@ -185,26 +187,33 @@ async function poolView(gen, poolId) {
 
 async function nodeView(gen, poolId, nodeId) {
   const base = `/api/pools/${enc(poolId)}/nodes/${enc(nodeId)}`;
-  const [n, files] = await Promise.all([api(base), api(`${base}/files`).catch((e) => ({ error: e.message }))]);
+  const n = await api(base);
   if (gen !== generation) return;
   const content = h("pre", { class: "output", id: "node-file", hidden: true });
+  const listing = h("div", { id: "node-files-box" });
   const open = async (path) => {
     const r = await fetch(`${base}/file?path=${enc(path)}`, { credentials: "same-origin" });
     content.hidden = false;
     content.textContent = r.ok ? await r.text() : `could not read ${path}: HTTP ${r.status}`;
   };
+  // A directory's entries; a directory's name opens it, ".." goes up.
+  const list = async (dir) => {
+    const files = await api(`${base}/files?path=${enc(dir)}`).catch((e) => ({ error: e.message }));
+    const full = (p) => (dir ? `${dir}/${p}` : p);
+    const up = dir ? [h("tr", {}, h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); list(dir.split("/").slice(0, -1).join("/")); } }, "..")), h("td", {}), h("td", {}))] : [];
+    listing.replaceChildren(h("p", { class: "muted" }, `/${dir}`), files.error ? h("p", { class: "error" }, files.error) : table(["Path", { label: "Size", num: true }, "Modified"], [...up, ...(files.files || []).map((f) => h("tr", {},
+      h("td", {}, h("a", { href: "#", "data-dir": f.is_directory ? "1" : null, onclick: (e) => { e.preventDefault(); f.is_directory ? list(full(f.path)) : open(full(f.path)); } }, f.is_directory ? f.path + "/" : f.path)),
+      h("td", { class: "num" }, f.is_directory ? "" : f.size), h("td", {}, when(f.modify_time))))], { id: "node-files" }));
+  };
   const st = n.start_task_info || {};
   show(h("h1", {}, `Node ${n.id} `, stateBadge(n.state)),
-    fields([["Pool", link(`#/pools/${enc(poolId)}`, poolId)], ["Scheduling", enumName(n.scheduling_state).toLowerCase()], ["Address", n.ip_address],
+    fields([["Pool", link(`#/pools/${enc(poolId)}`, poolId)], ["Scheduling", scheduling(n.scheduling_state)], ["Address", n.ip_address],
       ["Kind", n.is_dedicated ? "dedicated" : "low priority"], ["CPU", `${(n.cpu_percent || 0).toFixed(0)}%`], ["Agent", n.agent_version],
       ["Containers", n.container_engine], ["Last heartbeat", when(n.last_heartbeat_time)], ["Allocated", when(n.allocation_time)],
       ["Start task", st.state ? enumName(st.state).toLowerCase() + (st.exit_code !== undefined ? ` (exit ${st.exit_code})` : "") : ""],
       ["Errors", (n.errors || []).map((e) => `${e.code}: ${e.message}`).join("; ")]]),
-    h("h2", {}, "Files"),
-    files.error ? h("p", { class: "error" }, files.error) : table(["Path", { label: "Size", num: true }, "Modified"], (files.files || []).map((f) => h("tr", {},
-      h("td", {}, f.is_directory ? f.path + "/" : h("a", { href: "#", onclick: (e) => { e.preventDefault(); open(f.path); } }, f.path)),
-      h("td", { class: "num" }, f.is_directory ? "" : f.size), h("td", {}, when(f.modify_time)))), { id: "node-files" }),
-    content);
+    h("h2", {}, "Files"), listing, content);
+  await list("");
 }
 
 // ----------------------------------------------------------------------------------------------- jobs
