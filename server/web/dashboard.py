@@ -227,7 +227,7 @@ class Dashboard:
         parent = f"jobs/{request.match_info['job']}"
         state = request.query.get("state", "")
         state_value = f"TASK_STATE_{state.upper()}" if state else None
-        if state_value is not None and state_value not in task_pb2.TaskState.keys():
+        if state_value is not None and state_value not in task_pb2.TaskState.DESCRIPTOR.values_by_name:
             raise GatewayError(400, "INVALID_ARGUMENT", f"no task state {state!r}")
         return await self._gather(
             request,
