@@ -33,6 +33,7 @@ from .cli_common import (
     _State,
 )
 from .cli_containers import container_configuration_from_options, pool_container_options
+from .cli_dashboard import dashboard_cmd
 from .cli_jobs import job
 from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
@@ -96,6 +97,7 @@ node.add_command(node_shell)
 node.add_command(node_preempt)
 cli.add_command(task)
 cli.add_command(schedule)
+cli.add_command(dashboard_cmd)
 
 
 # --------------------------------------------------------------------------- pools and nodes

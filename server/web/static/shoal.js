@@ -304,7 +304,7 @@ async function jobView(gen, jobId) {
   text.addEventListener("input", render);
   show(h("h1", {}, `Job ${j.id} `, stateBadge(j.state, "job"), " ", indicator),
     fields([["Pool", j.pool_id ? link(`#/pools/${enc(j.pool_id)}`, j.pool_id) : "(auto pool)"], ["Priority", j.priority], ["Schedule", j.job_schedule_id ? link(`#/schedules/${enc(j.job_schedule_id)}`, j.job_schedule_id) : ""],
-      ["Created", when(j.creation_time)], ["When all tasks complete", enumName(j.on_all_tasks_complete).toLowerCase()], ["Scheduling error", ((j.execution_info || {}).scheduling_error || {}).message]]),
+      ["Created", when(j.creation_time)], ["When all tasks complete", String(j.on_all_tasks_complete || "").replace(/^ON_ALL_TASKS_COMPLETE_/, "").toLowerCase().replace(/_/g, " ")], ["Scheduling error", ((j.execution_info || {}).scheduling_error || {}).message]]),
     h("h2", {}, "Progress"), bar, countsLine,
     h("h2", {}, "Tasks"), h("div", { class: "filters" }, "State ", stateSel, text),
     h("table", { id: "tasks" }, h("thead", {}, h("tr", {}, ["Task", "State", "Result", "Node / waiting for", "Ran", "Retries"].map((x) => h("th", {}, x)))), rows), note);
