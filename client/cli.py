@@ -33,6 +33,7 @@ from .cli_common import (
     _State,
 )
 from .cli_containers import container_configuration_from_options, pool_container_options
+from .cli_dashboard import dashboard_cmd
 from .cli_jobs import job
 from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
@@ -100,6 +101,7 @@ cli.add_command(task)
 cli.add_command(schedule)
 cli.add_command(queue)
 cli.add_command(queue, "squeue")
+cli.add_command(dashboard_cmd)
 
 
 # --------------------------------------------------------------------------- pools and nodes
@@ -546,6 +548,12 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="Address of the agent port (mutual TLS) [default: the API's host, the next port].",
 )
 @click.option(
+    "--http-listen",
+    default="",
+    help="Address of the HTTP port: /metrics and the dashboard [default: the API's host, two ports above; "
+    "'off': none].",
+)
+@click.option(
     "--agent-advertise",
     default="",
     help="The agent port's address as agents on other machines reach it (told to joining agents).",
@@ -591,6 +599,7 @@ def server_cmd(
     tls_key: Path | None,
     agent_listen: str,
     agent_advertise: str,
+    http_listen: str,
     dispatch_ahead: int,
     spot_preemption_rate: float,
     spot_recovery_seconds: float,
@@ -614,6 +623,7 @@ def server_cmd(
             tls_key=tls_key,
             agent_listen=agent_listen,
             agent_advertise=agent_advertise,
+            http_listen=http_listen,
             dispatch_ahead=dispatch_ahead,
             spot_preemption_rate=spot_preemption_rate,
             spot_recovery_seconds=spot_recovery_seconds,
@@ -637,6 +647,12 @@ def server_cmd(
     help="DANGEROUS: serve the API without TLS and without account keys (see `shoal server --help`).",
 )
 @click.option("--agent-listen", default="", help="Address of the agent port [default: the API's host, the next port].")
+@click.option(
+    "--http-listen",
+    default="",
+    help="Address of the HTTP port: /metrics and the dashboard [default: the API's host, two ports above; "
+    "'off': none].",
+)
 def up_cmd(
     data_dir: Path,
     listen: str,
@@ -646,6 +662,7 @@ def up_cmd(
     allow_non_loopback: bool,
     plaintext: bool,
     agent_listen: str,
+    http_listen: str,
 ) -> None:
     """Run a server and a local pool in the foreground.
 
@@ -664,6 +681,7 @@ def up_cmd(
             allow_non_loopback=allow_non_loopback,
             secure=not plaintext,
             agent_listen=agent_listen,
+            http_listen=http_listen,
         )
     )
 
