@@ -15,6 +15,7 @@ import ssl
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -138,7 +139,7 @@ class WebServer:
         if session is None:
             if request.path.startswith("/api/"):
                 raise web.HTTPUnauthorized(text="sign in first (POST /login)")
-            raise web.HTTPFound("/login?next=" + _safe_next(request.path_qs))
+            raise web.HTTPFound("/login?next=" + quote(_safe_next(request.raw_path), safe="/"))
         request[SESSION_KEY] = session
         return await handler(request)
 
@@ -185,8 +186,17 @@ class WebServer:
 
 
 def _safe_next(target: str) -> str:
-    """Where to go after signing in: a path of this server only (no ``//host`` or scheme)."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after signing in: a path of this server only (no ``//host`` or scheme).
+
+    Whitespace and control characters are refused too: a browser drops tabs and newlines from a URL, so
+    ``/<TAB>/host`` would become ``//host``, another site.
+    """
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(c.isspace() or not c.isprintable() for c in target)
+    ):
         return "/"
     return target
 

@@ -106,3 +106,37 @@ async def test_plaintext_server_serves_http_without_credentials(tmp_path: Path) 
             assert r.status == 200
     finally:
         await srv.stop()
+
+
+def _lands_on(base: str, location: str) -> str:
+    """The origin a browser goes to for this Location (its URL parser drops tabs and newlines first)."""
+    from yarl import URL
+
+    cleaned = "".join(c for c in location if c not in "\t\n\r")
+    target = URL(base).join(URL(cleaned))
+    return f"{target.scheme}://{target.host}:{target.port}"
+
+
+@pytest.mark.parametrize(
+    "target", ["/\t/elsewhere.example/", "/\n/elsewhere.example/", "/\r\n/elsewhere.example", " //elsewhere.example"]
+)
+async def test_the_page_after_sign_in_stays_on_this_server(secure_server: ShoalServer, target: str) -> None:
+    base = secure_server.http_url
+    assert secure_server.accounts is not None
+    key = secure_server.accounts.get("default").primary
+    async with _client(secure_server) as http:
+        form = {"account": "default", "key": key, "next": target}
+        async with http.post(base + "/login", data=form, allow_redirects=False) as r:
+            assert r.status == 302
+            assert _lands_on(base, r.headers["Location"]) == _lands_on(base, "/")
+
+
+async def test_the_sign_in_redirect_keeps_the_whole_page_address(secure_server: ShoalServer) -> None:
+    from yarl import URL
+
+    async with (
+        _client(secure_server) as http,
+        http.get(secure_server.http_url + "/?a=1&next=//elsewhere.example", allow_redirects=False) as r,
+    ):
+        assert r.status == 302
+        assert URL(r.headers["Location"]).query["next"] == "/?a=1&next=//elsewhere.example"
