@@ -238,6 +238,9 @@ class ShoalServer:
         self.config = config
         if not config.secure:
             check_loopback(config.listen, config.allow_non_loopback)
+            # The HTTP port of a plaintext server asks for no key either: the same rule.
+            if config.http_listen not in ("", "off"):
+                check_loopback(config.http_listen, config.allow_non_loopback)
         self.data_dir = config.data_dir.resolve()
         self.store = SqliteStore(self.data_dir / "shoal.db")
         self.accounts: AccountRegistry | None = None

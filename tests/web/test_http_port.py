@@ -140,3 +140,16 @@ async def test_the_sign_in_redirect_keeps_the_whole_page_address(secure_server: 
     ):
         assert r.status == 302
         assert URL(r.headers["Location"]).query["next"] == "/?a=1&next=//elsewhere.example"
+
+
+def test_a_plaintext_servers_http_port_stays_on_loopback(tmp_path: Path) -> None:
+    from shoal.server.app import NotLoopbackError
+
+    config = ServerConfig(
+        data_dir=tmp_path / "data", listen="127.0.0.1:0", publish_address=False, secure=False, http_listen="0.0.0.0:0"
+    )
+    with pytest.raises(NotLoopbackError):
+        ShoalServer(config)
+    # (unless the operator insists, as for the API's port)
+    config.allow_non_loopback = True
+    ShoalServer(config)
