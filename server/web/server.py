@@ -15,7 +15,7 @@ import ssl
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -34,6 +34,19 @@ OPEN_PATHS = frozenset({"/login", "/healthz", "/metrics", "/favicon.ico"})
 Authenticate = Callable[[str, str], object]
 #: The metrics in Prometheus's text format, and its content type.
 Exposition = Callable[[], tuple[bytes, str]]
+
+#: Sent with every response: only this server's own script and styles run on its pages (the pages build
+#: their DOM from text, never from markup), no other site may frame them (a framed sign-in form could be
+#: clicked through), and a page's address (with job and task ids) goes nowhere else.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 #: The request's session (None on a plaintext server).
 SESSION_KEY: web.RequestKey[Session | None] = web.RequestKey("shoal_session")
@@ -60,6 +73,7 @@ class WebServer:
         self.config = config
         self.sessions = Sessions(config.clock)
         self.app = web.Application(middlewares=[self._require_session])
+        self.app.on_response_prepare.append(_add_security_headers)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/login", self._login_form)
@@ -130,6 +144,10 @@ class WebServer:
     async def _require_session(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin(request):
+            # Another site's form posting to /login would sign the browser in to an account of that
+            # site's choosing (and to /logout, out): only this server's own pages may.
+            raise web.HTTPForbidden(text="a form of another site cannot sign in or out here\n")
         if request.path in OPEN_PATHS or request.path.startswith("/static/"):
             return await handler(request)
         if self.config.authenticate is None:
@@ -183,6 +201,24 @@ class WebServer:
         response = web.HTTPFound("/login")
         response.del_cookie(COOKIE, path="/")
         raise response
+
+
+def _same_origin(request: web.Request) -> bool:
+    """Whether a browser's request comes from this server's own pages (a client that is no browser sends
+    neither header, and forges nothing with a browser's cookie)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    # (Host and port only: a proxy in front may end TLS, so the scheme seen here can differ.)
+    return urlsplit(origin).netloc.lower() == request.host.lower()
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 def _safe_next(target: str) -> str:

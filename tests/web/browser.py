@@ -46,6 +46,7 @@ def chrome(width: int = 1280, height: int = 900):  # type: ignore[no-untyped-def
     ):
         options.add_argument(arg)
     options.accept_insecure_certs = True
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # (for `console_problems`)
     service = Service(executable_path=shutil.which("chromedriver") or CHROMEDRIVER)
     return webdriver.Chrome(options=options, service=service)
 
@@ -67,9 +68,16 @@ def png_summary(data: bytes) -> tuple[int, int, int]:
     return width, height, len(set(pixels))
 
 
+def console_problems(driver) -> list[str]:  # type: ignore[no-untyped-def]
+    """What the page's console said about something its Content-Security-Policy refused (since last asked)."""
+    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+
+
 def save_screenshot(driver, name: str) -> Path:  # type: ignore[no-untyped-def]
     """Take a screenshot, check it shows something (not one flat colour, no unfilled value in the page's
-    text), and keep it under `SCREENSHOTS`."""
+    text, nothing its security policy refused), and keep it under `SCREENSHOTS`."""
+    refused = console_problems(driver)
+    assert not refused, f"the page {name} broke its Content-Security-Policy: {refused}"
     text = driver.find_element("tag name", "body").text
     for junk in ("[object ", "undefined", "NaN"):
         assert junk not in text, f"the page {name} shows {junk!r}:\n{text[:2000]}"

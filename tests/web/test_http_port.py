@@ -153,3 +153,44 @@ def test_a_plaintext_servers_http_port_stays_on_loopback(tmp_path: Path) -> None
     # (unless the operator insists, as for the API's port)
     config.allow_non_loopback = True
     ShoalServer(config)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "https://elsewhere.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}],
+)
+async def test_another_site_cannot_sign_a_browser_in_or_out(
+    secure_server: ShoalServer, headers: dict[str, str]
+) -> None:
+    base = secure_server.http_url
+    assert secure_server.accounts is not None
+    key = secure_server.accounts.get("default").primary
+    form = {"account": "default", "key": key, "next": "/"}
+    async with _client(secure_server) as http:
+        # (A form of another site posting someone's key would sign the browser in to that account.)
+        async with http.post(base + "/login", data=form, headers=headers, allow_redirects=False) as r:
+            assert r.status == 403
+        assert not http.cookie_jar.filter_cookies(base)
+        # The page's own form, and a client that is no browser (no Origin), sign in.
+        own = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
+        async with http.post(base + "/login", data=form, headers=own, allow_redirects=False) as r:
+            assert r.status == 302
+        async with http.post(base + "/logout", headers=headers, allow_redirects=False) as r:
+            assert r.status == 403
+        async with http.get(base + "/api/whoami") as r:
+            assert r.status == 200
+    async with _client(secure_server) as http, http.post(base + "/login", data=form, allow_redirects=False) as r:
+        assert r.status == 302
+
+
+async def test_pages_carry_security_headers(secure_server: ShoalServer) -> None:
+    base = secure_server.http_url
+    async with _client(secure_server) as http:
+        for path in ("/login", "/", "/static/shoal.js", "/api/pools", "/healthz"):
+            async with http.get(base + path, allow_redirects=False) as r:
+                csp = r.headers.get("Content-Security-Policy", "")
+                assert "frame-ancestors 'none'" in csp, path
+                assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
+                assert r.headers.get("X-Frame-Options") == "DENY", path
+                assert r.headers.get("X-Content-Type-Options") == "nosniff", path
+                assert r.headers.get("Referrer-Policy") == "no-referrer", path
