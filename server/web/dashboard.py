@@ -11,8 +11,9 @@ import asyncio
 import codecs
 import contextlib
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from shoal.v1 import (
 from .gateway import Gateway, GatewayError, as_json
 from .history import MetricHistory, sample_forever
 from .server import SESSION_KEY
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 #: The most items a list gathers across pages (a page says when it shows only these).
@@ -273,7 +276,7 @@ class Dashboard:
         return self.history.as_json()
 
     # -- live -----------------------------------------------------------------------------------------------
-    async def _events(self, request: web.Request, events: AsyncIterator[tuple[str, Any]]) -> web.StreamResponse:
+    async def _events(self, request: web.Request, events: AsyncGenerator[tuple[str, Any], None]) -> web.StreamResponse:
         """Server-sent events: each ``(event, data)`` as one event with JSON data, until the page leaves."""
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -282,13 +285,17 @@ class Dashboard:
         queue: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue(maxsize=256)
 
         async def pump() -> None:
+            # (No `finally` here: cancelled while the queue is full, a last put would wait forever, and with
+            # it the handler and the API's stream.)
             try:
                 async for item in events:
                     await queue.put(item)
             except GatewayError as e:
                 await queue.put(("error", e.body()))
-            finally:
-                await queue.put(None)
+            except Exception:
+                log.exception("a dashboard stream failed")
+                await queue.put(("error", {"error": "the stream failed on the server", "reason": "INTERNAL"}))
+            await queue.put(None)
 
         pumping = asyncio.create_task(pump())
         try:
@@ -309,12 +316,16 @@ class Dashboard:
             pumping.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pumping
+            # The source waits at its last `yield` when the pump stopped on a full queue: closing it ends
+            # the API's stream it follows now, not when it is collected.
+            with contextlib.suppress(Exception):
+                await events.aclose()
         return response
 
     async def _watch_nodes(self, request: web.Request) -> web.StreamResponse:
         message = pool_pb2.WatchNodesRequest(parent=f"pools/{request.match_info['pool']}")
 
-        async def events() -> AsyncIterator[tuple[str, Any]]:
+        async def events() -> AsyncGenerator[tuple[str, Any], None]:
             async for m in self.gateway.stream(self.pools.WatchNodes, message, request[SESSION_KEY]):
                 yield "nodes", as_json(m)
 
@@ -325,7 +336,7 @@ class Dashboard:
             parent=f"jobs/{request.match_info['job']}", task_ids=request.query.getall("task", [])
         )
 
-        async def events() -> AsyncIterator[tuple[str, Any]]:
+        async def events() -> AsyncGenerator[tuple[str, Any], None]:
             async for m in self.gateway.stream(self.tasks.WatchTasks, message, request[SESSION_KEY]):
                 yield "tasks", as_json(m)
 
@@ -337,7 +348,7 @@ class Dashboard:
             name=self._task_name(request), path=request.query.get("path", "stdout.txt"), follow=True
         )
 
-        async def events() -> AsyncIterator[tuple[str, Any]]:
+        async def events() -> AsyncGenerator[tuple[str, Any], None]:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             async for chunk in self.gateway.stream(self.tasks.ReadTaskFile, message, request[SESSION_KEY]):
                 text = decoder.decode(chunk.data)  # type: ignore[attr-defined]
