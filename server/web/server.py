@@ -191,6 +191,8 @@ class WebServer:
         if not account or not key or account == "_admin" or not self._check(account, key):
             log.info("dashboard sign-in refused for account %r", account)
             return _login_page(target, error="That account and key do not match.", account=account, status=401)
+        # (A browser signing in again leaves its former session behind: it ends now, not when idle.)
+        self.sessions.close(request.cookies.get(COOKIE, ""))
         sid = self.sessions.open(account, key)
         response = web.HTTPFound(target)
         response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", secure=self.config.tls is not None, path="/")

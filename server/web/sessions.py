@@ -15,6 +15,9 @@ from shoal.clock import Clock
 IDLE_SECONDS = 8 * 3600.0
 #: At most this many sessions at once; the least recently used goes first.
 MAX_SESSIONS = 1000
+#: At most this many of one account: its own least recently used goes first, so an account signing in
+#: over and over cannot push other accounts' browsers out.
+MAX_SESSIONS_PER_ACCOUNT = 50
 
 
 @dataclass
@@ -36,6 +39,11 @@ class Sessions:
     def open(self, account: str, key: str) -> str:
         """A new session for an account whose key was checked; returns its id (the cookie's value)."""
         self._expire()
+        own = [sid for sid, session in self._by_id.items() if session.account == account]
+        while len(own) >= MAX_SESSIONS_PER_ACCOUNT:
+            oldest = min(own, key=lambda sid: self._by_id[sid].last_used)
+            own.remove(oldest)
+            del self._by_id[oldest]
         while len(self._by_id) >= MAX_SESSIONS:
             oldest = min(self._by_id, key=lambda sid: self._by_id[sid].last_used)
             del self._by_id[oldest]

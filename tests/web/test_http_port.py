@@ -194,3 +194,16 @@ async def test_pages_carry_security_headers(secure_server: ShoalServer) -> None:
                 assert r.headers.get("X-Frame-Options") == "DENY", path
                 assert r.headers.get("X-Content-Type-Options") == "nosniff", path
                 assert r.headers.get("Referrer-Policy") == "no-referrer", path
+
+
+async def test_signing_in_again_ends_the_former_session(secure_server: ShoalServer) -> None:
+    base = secure_server.http_url
+    assert secure_server.accounts is not None
+    form = {"account": "default", "key": secure_server.accounts.get("default").primary}
+    async with _client(secure_server) as http:
+        async with http.post(base + "/login", data=form, allow_redirects=False) as r:
+            first = r.cookies["shoal_session"].value
+        async with http.post(base + "/login", data=form, allow_redirects=False) as r:
+            assert r.cookies["shoal_session"].value != first
+    async with _client(secure_server) as other, other.get(base + "/api/whoami", cookies={"shoal_session": first}) as r:
+        assert r.status == 401
