@@ -67,9 +67,9 @@ from shoal.server.storage.blobstore import BlobStore
 from shoal.server.storage.service import AccountStores, StorageServicer
 from shoal.server.store.sqlite import SqliteStore
 from shoal.server.web.dashboard import Dashboard
-from shoal.server.web.gateway import Gateway
+from shoal.server.web.gateway import Gateway, served_name
 from shoal.server.web.server import WebConfig, WebServer
-from shoal.tlsconfig import server_credentials
+from shoal.tlsconfig import name_options, server_credentials
 from shoal.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -473,10 +473,17 @@ class ShoalServer:
         if listen == "off":
             return
         registry = self.metrics
-        if self.config.secure:
+        if self.config.secure and self.config.tls_cert is None:
             # The dashboard's calls to this server's own API check its certificate as a client does.
-            roots = self.security.ca.cert_pem if self.config.tls_cert is None else None
-            gateway = Gateway(self.address, grpc.ssl_channel_credentials(root_certificates=roots))
+            gateway = Gateway(self.address, grpc.ssl_channel_credentials(root_certificates=self.security.ca.cert_pem))
+        elif self.config.secure:
+            # The operator's certificate names the server as its clients reach it, seldom as `self.address`
+            # (a loopback address), and its issuer need not be in this machine's roots: the calls trust
+            # exactly the certificate this server serves, checked against a name it carries.
+            chain, _ = self._public_cert_key()
+            gateway = Gateway(
+                self.address, grpc.ssl_channel_credentials(root_certificates=chain), name_options(served_name(chain))
+            )
         else:
             gateway = Gateway(self.address, None)
         Dashboard(gateway, registry).install_on(self.web_extensions)

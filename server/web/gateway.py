@@ -7,10 +7,12 @@ reason.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -68,19 +70,40 @@ def _error(e: grpc.aio.AioRpcError) -> GatewayError:
     return GatewayError(_HTTP_STATUS.get(e.code(), 502), reason or e.code().name, e.details() or e.code().name)
 
 
+def served_name(chain_pem: bytes) -> str:
+    """A name the first certificate of `chain_pem` is for (its first DNS name, else address, else common
+    name): what the dashboard checks the API's certificate against when it reaches it at another address."""
+    cert = x509.load_pem_x509_certificate(chain_pem)
+    try:
+        alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        alt = None
+    if alt is not None:
+        for kind in (x509.DNSName, x509.IPAddress):
+            names = alt.get_values_for_type(kind)
+            if names:
+                return str(names[0])
+    common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(common[0].value) if common else ""
+
+
 class Gateway:
     """A channel to the server's own public API and the calls the dashboard makes on it."""
 
-    def __init__(self, address: str, credentials: grpc.ChannelCredentials | None) -> None:
+    def __init__(
+        self, address: str, credentials: grpc.ChannelCredentials | None, options: Sequence[tuple[str, str]] = ()
+    ) -> None:
         self.address = address
         self.credentials = credentials
+        #: More channel options (the name to check the certificate against, when not the address's host).
+        self.options = list(options)
         self._channel: grpc.aio.Channel | None = None
 
     @property
     def channel(self) -> grpc.aio.Channel:
         """The channel (made on first use, on the running loop)."""
         if self._channel is None:
-            options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+            options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", 64 * 1024 * 1024), *self.options]
             if self.credentials is None:
                 self._channel = grpc.aio.insecure_channel(self.address, options=options)
             else:

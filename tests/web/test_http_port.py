@@ -207,3 +207,75 @@ async def test_signing_in_again_ends_the_former_session(secure_server: ShoalServ
             assert r.cookies["shoal_session"].value != first
     async with _client(secure_server) as other, other.get(base + "/api/whoami", cookies={"shoal_session": first}) as r:
         assert r.status == 401
+
+
+def _operator_certificate() -> tuple[bytes, bytes, bytes]:
+    """A CA of the operator's and a certificate it issued for a name only (no address), as an operator's
+    own certificate usually is: ``(ca_pem, chain_pem, key_pem)``."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("operator CA"))
+        .issuer_name(name("operator CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name("batch.example"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("batch.example")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return ca.public_bytes(pem), leaf.public_bytes(pem), key_pem
+
+
+async def test_the_dashboard_reads_through_an_operators_own_certificate(tmp_path: Path) -> None:
+    ca_pem, chain_pem, key_pem = _operator_certificate()
+    (tmp_path / "cert.pem").write_bytes(chain_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    srv = ShoalServer(
+        ServerConfig(
+            data_dir=tmp_path / "data",
+            listen="127.0.0.1:0",
+            publish_address=False,
+            tls_cert=tmp_path / "cert.pem",
+            tls_key=tmp_path / "key.pem",
+        )
+    )
+    await srv.start()
+    try:
+        assert srv.accounts is not None
+        ctx = ssl.create_default_context(cadata=ca_pem.decode())
+        ctx.check_hostname = False  # (the test reaches batch.example at 127.0.0.1)
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx), cookie_jar=jar) as http:
+            form = {"account": "default", "key": srv.accounts.get("default").primary}
+            async with http.post(srv.http_url + "/login", data=form, allow_redirects=False) as r:
+                assert r.status == 302
+            # The dashboard's own calls to the API check the certificate the API serves.
+            async with http.get(srv.http_url + "/api/pools") as r:
+                assert r.status == 200, await r.text()
+    finally:
+        await srv.stop()
