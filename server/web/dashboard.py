@@ -48,6 +48,9 @@ FILE_CAP = 1 << 20
 KEEPALIVE_SECONDS = 15.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: One server-sent event: its name, its data, and perhaps its id (what a browser's EventSource sends back
+#: as ``Last-Event-ID`` when it connects again after losing the stream).
+Event = tuple[str, Any] | tuple[str, Any, str]
 
 
 class Dashboard:
@@ -276,13 +279,13 @@ class Dashboard:
         return self.history.as_json()
 
     # -- live -----------------------------------------------------------------------------------------------
-    async def _events(self, request: web.Request, events: AsyncGenerator[tuple[str, Any], None]) -> web.StreamResponse:
-        """Server-sent events: each ``(event, data)`` as one event with JSON data, until the page leaves."""
+    async def _events(self, request: web.Request, events: AsyncGenerator[Event, None]) -> web.StreamResponse:
+        """Server-sent events: each ``(event, data[, id])`` as one event with JSON data, until the page leaves."""
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
         await response.prepare(request)
-        queue: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue(maxsize=256)
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=256)
 
         async def pump() -> None:
             # (No `finally` here: cancelled while the queue is full, a last put would wait forever, and with
@@ -308,8 +311,9 @@ class Dashboard:
                 if item is None:
                     await response.write(b"event: end\ndata: {}\n\n")
                     break
-                event, data = item
-                await response.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+                event, data, *ident = item
+                head = f"id: {ident[0]}\n" if ident else ""
+                await response.write(f"{head}event: {event}\ndata: {json.dumps(data)}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -325,7 +329,7 @@ class Dashboard:
     async def _watch_nodes(self, request: web.Request) -> web.StreamResponse:
         message = pool_pb2.WatchNodesRequest(parent=f"pools/{request.match_info['pool']}")
 
-        async def events() -> AsyncGenerator[tuple[str, Any], None]:
+        async def events() -> AsyncGenerator[Event, None]:
             async for m in self.gateway.stream(self.pools.WatchNodes, message, request[SESSION_KEY]):
                 yield "nodes", as_json(m)
 
@@ -336,26 +340,41 @@ class Dashboard:
             parent=f"jobs/{request.match_info['job']}", task_ids=request.query.getall("task", [])
         )
 
-        async def events() -> AsyncGenerator[tuple[str, Any], None]:
+        async def events() -> AsyncGenerator[Event, None]:
             async for m in self.gateway.stream(self.tasks.WatchTasks, message, request[SESSION_KEY]):
                 yield "tasks", as_json(m)
 
         return await self._events(request, events())
 
     async def _follow_task_file(self, request: web.Request) -> web.StreamResponse:
-        """A task's file (``?path=stdout.txt``) as text events, following it until the task completes."""
+        """A task's file (``?path=stdout.txt``) as text events, following it until the task completes.
+
+        Each event's id is the byte offset the text after it starts at; a browser that lost the stream
+        comes back with it as ``Last-Event-ID``, and the text goes on from there (not again from the start).
+        """
+        resume = request.headers.get("Last-Event-ID", "") or "0"
+        if not (resume.isascii() and resume.isdigit() and len(resume) <= 18):
+            return web.json_response(
+                {"error": "Last-Event-ID must be a byte offset", "reason": "INVALID_ARGUMENT"}, status=400
+            )
+        start = int(resume)
         message = task_pb2.ReadTaskFileRequest(
-            name=self._task_name(request), path=request.query.get("path", "stdout.txt"), follow=True
+            name=self._task_name(request), path=request.query.get("path", "stdout.txt"), offset=start, follow=True
         )
 
-        async def events() -> AsyncGenerator[tuple[str, Any], None]:
+        async def events() -> AsyncGenerator[Event, None]:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            read = start
             async for chunk in self.gateway.stream(self.tasks.ReadTaskFile, message, request[SESSION_KEY]):
-                text = decoder.decode(chunk.data)  # type: ignore[attr-defined]
+                data: bytes = chunk.data  # type: ignore[attr-defined]
+                text = decoder.decode(data)
+                read += len(data)
                 if text:
-                    yield "text", {"offset": chunk.offset, "text": text}  # type: ignore[attr-defined]
+                    # (Bytes of a character not yet whole are held back by the decoder: not yet shown.)
+                    shown = read - len(decoder.getstate()[0])
+                    yield "text", {"offset": chunk.offset, "text": text}, str(shown)  # type: ignore[attr-defined]
             tail = decoder.decode(b"", final=True)
             if tail:
-                yield "text", {"text": tail}
+                yield "text", {"text": tail}, str(read)
 
         return await self._events(request, events())

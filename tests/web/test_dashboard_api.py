@@ -109,3 +109,54 @@ def test_history_keeps_the_window_only() -> None:
     data = history.as_json()
     assert data["times"] == [75.0, 90.0, 105.0, 120.0, 135.0]
     assert data["series"] == {"x": [5.0, 6.0, 7.0, 8.0, 9.0], "y": [None, 1.0, None, 1.0, None]}
+
+
+async def _text_events(response: aiohttp.ClientResponse) -> list[tuple[str, str]]:
+    """The (id, text) of a follow stream's text events, until it ends."""
+    got: list[tuple[str, str]] = []
+    event = ident = ""
+    async with asyncio.timeout(30):
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[len("event: ") :]
+            elif line.startswith("id: "):
+                ident = line[len("id: ") :]
+            elif line.startswith("data: ") and event == "text":
+                got.append((ident, json.loads(line[len("data: ") :])["text"]))
+            elif line.startswith("data: ") and event in ("end", "error"):
+                assert event == "end", line
+                return got
+    return got
+
+
+async def test_a_followed_output_resumes_where_a_dropped_connection_left_it(server: ShoalServer) -> None:
+    from shoal.v1 import job_pb2, task_pb2
+    from tests.channels import server_channel
+    from tests.service.conftest import Stubs
+
+    await server.cp.create_pool(pool_pb2.Pool(id="p", target_nodes=1, account="default"), request_id="")
+    async with server_channel(server) as channel:
+        stubs = Stubs(channel)
+        await stubs.jobs.CreateJob(job_pb2.CreateJobRequest(job=job_pb2.Job(id="j", pool_id="p")))
+        spec = task_pb2.TaskSpec(id="t", command_line="/bin/sh -c 'printf first-part,second-part'")
+        await stubs.tasks.AddTask(task_pb2.AddTaskRequest(parent="jobs/j", task=spec))
+        async with asyncio.timeout(40):
+            while (await stubs.tasks.GetTask(task_pb2.GetTaskRequest(name="jobs/j/tasks/t"))).state != (
+                task_pb2.TASK_STATE_COMPLETED
+            ):
+                await asyncio.sleep(0.1)
+    http = await _signed_in(server, "default")
+    url = server.http_url + "/api/follow/jobs/j/tasks/t?path=stdout.txt"
+    async with http:
+        async with http.get(url) as r:
+            whole = await _text_events(r)
+        assert "".join(text for _, text in whole) == "first-part,second-part"
+        # Each event's id is where the text after it starts, in bytes.
+        assert whole[-1][0] == "22"
+        # A browser's EventSource that lost its connection comes back with the last id it saw: the text
+        # goes on from there, not again from the start.
+        async with http.get(url, headers={"Last-Event-ID": "11"}) as r:
+            assert "".join(text for _, text in await _text_events(r)) == "second-part"
+        async with http.get(url, headers={"Last-Event-ID": "not a number"}) as r:
+            assert r.status == 400
