@@ -44,6 +44,8 @@ LIST_CAP = 5000
 PAGE_SIZE = 1000
 #: The most bytes a page reads of a node's file at once.
 FILE_CAP = 1 << 20
+#: The most pools one stream of the pools' page follows.
+MAX_WATCHED_POOLS = 30
 #: A comment line this often keeps a stream open through proxies, and finds pages that left.
 KEEPALIVE_SECONDS = 15.0
 
@@ -102,6 +104,7 @@ class Dashboard:
         r.add_get("/api/schedules/{schedule}", self._json(self._get_schedule))
         r.add_get("/api/metrics/history", self._json(self._metric_history))
         r.add_get("/api/watch/pools/{pool}/nodes", self._watch_nodes)
+        r.add_get("/api/watch/nodes", self._watch_pools_nodes)
         r.add_get("/api/watch/jobs/{job}/tasks", self._watch_tasks)
         r.add_get("/api/follow/jobs/{job}/tasks/{task}", self._follow_task_file)
         app.cleanup_ctx.append(self._sampler)
@@ -332,6 +335,54 @@ class Dashboard:
         async def events() -> AsyncGenerator[Event, None]:
             async for m in self.gateway.stream(self.pools.WatchNodes, message, request[SESSION_KEY]):
                 yield "nodes", as_json(m)
+
+        return await self._events(request, events())
+
+    async def _watch_pools_nodes(self, request: web.Request) -> web.StreamResponse:
+        """The nodes of several pools (``?pool=A&pool=B``) in one stream, each message with its ``pool``.
+
+        One stream for the pools' page: a browser opens at most six connections to one server, and a
+        stream per pool left the rest of the pools, and every other request of its tabs, waiting. A pool
+        the API refuses gives a ``pool_error`` event and the others go on.
+        """
+        pools = list(dict.fromkeys(request.query.getall("pool", [])))
+        if not pools or len(pools) > MAX_WATCHED_POOLS:
+            return web.json_response(
+                {"error": f"name 1 to {MAX_WATCHED_POOLS} pools (?pool=ID)", "reason": "INVALID_ARGUMENT"}, status=400
+            )
+        session = request[SESSION_KEY]
+
+        async def events() -> AsyncGenerator[Event, None]:
+            merged: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=64)
+
+            async def follow(pool: str) -> None:
+                # (No `finally` put: cancelled on a full queue, it would wait forever.)
+                message = pool_pb2.WatchNodesRequest(parent=f"pools/{pool}")
+                try:
+                    stream = self.gateway.stream(self.pools.WatchNodes, message, session)
+                    async with contextlib.aclosing(stream):
+                        async for m in stream:
+                            await merged.put(("nodes", {**as_json(m), "pool": pool}))
+                except GatewayError as e:
+                    await merged.put(("pool_error", {**e.body(), "pool": pool}))
+                except Exception:
+                    log.exception("a dashboard stream of pool %s failed", pool)
+                    await merged.put(("pool_error", {"error": "the stream failed on the server", "pool": pool}))
+                await merged.put(None)
+
+            followers = [asyncio.create_task(follow(pool)) for pool in pools]
+            try:
+                ended = 0
+                while ended < len(followers):
+                    item = await merged.get()
+                    if item is None:
+                        ended += 1
+                    else:
+                        yield item
+            finally:
+                for follower in followers:
+                    follower.cancel()
+                await asyncio.gather(*followers, return_exceptions=True)
 
         return await self._events(request, events())
 

@@ -7,7 +7,7 @@ reason.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -133,7 +133,7 @@ class Gateway:
 
     async def stream(
         self, method: Callable[..., Any], request: Message, session: Session | None
-    ) -> AsyncIterator[Message]:
+    ) -> AsyncGenerator[Message, None]:
         """A server stream's messages; its refusal as a `GatewayError`. Cancelled when the page leaves."""
         call = method(request, metadata=self.metadata(session))
         try:

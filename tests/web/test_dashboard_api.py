@@ -160,3 +160,31 @@ async def test_a_followed_output_resumes_where_a_dropped_connection_left_it(serv
             assert "".join(text for _, text in await _text_events(r)) == "second-part"
         async with http.get(url, headers={"Last-Event-ID": "not a number"}) as r:
             assert r.status == 400
+
+
+async def test_the_pools_page_follows_its_pools_in_one_stream(server: ShoalServer) -> None:
+    await server.cp.create_pool(pool_pb2.Pool(id="p", target_nodes=1, account="default"), request_id="")
+    await server.cp.create_pool(pool_pb2.Pool(id="theirs", target_nodes=0, account="other"), request_id="")
+    http = await _signed_in(server, "default")
+    async with http:
+        async with http.get(server.http_url + "/api/watch/nodes") as r:
+            assert r.status == 400
+        async with http.get(server.http_url + "/api/watch/nodes?pool=theirs&pool=p") as r:
+            event, refused, seen = "", None, None
+            async with asyncio.timeout(30):
+                async for raw in r.content:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("event: "):
+                        event = line[len("event: ") :]
+                    elif line.startswith("data: ") and event == "pool_error":
+                        refused = json.loads(line[len("data: ") :])
+                    elif line.startswith("data: ") and event == "nodes":
+                        message = json.loads(line[len("data: ") :])
+                        assert message["pool"] == "p"  # (never the other account's)
+                        if message["nodes"]:
+                            seen = message["nodes"][0]
+                    if refused is not None and seen is not None:
+                        break
+        # Another account's pool is refused as not found, and the account's own goes on.
+        assert refused == {"pool": "theirs", "reason": "POOL_NOT_FOUND", "error": refused["error"]}
+        assert seen["pool_id"] == "p"

@@ -157,3 +157,22 @@ def test_a_wrong_key_shows_nothing(web_server: ServerProcess, driver) -> None:  
     until(driver, "the refusal", lambda d: "do not match" in d.find_element("tag name", "body").text)
     driver.get(f"{web_server.http_url}/api/jobs")  # type: ignore[attr-defined]
     assert "sign in first" in driver.find_element("tag name", "body").text
+
+
+def test_every_pool_on_the_pools_page_is_live(web_server: ServerProcess, driver) -> None:  # type: ignore[no-untyped-def]
+    # (A browser opens at most six connections to one server: a stream per pool left the others, and
+    # every other request of the page and of its other tabs, waiting.)
+    client = Client.connect(web_server.address, timeout=30)
+    try:
+        for i in range(9):
+            client.pools.create(id=f"pool{i}", target_nodes=0, task_slots_per_node=1)
+        sign_in(driver, web_server)
+        until(driver, "nine pools", lambda d: len(d.find_elements("css selector", ".pool-card")) == 9)
+        until(
+            driver, "every pool live", lambda d: len(d.find_elements("css selector", ".pool-card .live:not(.off)")) == 9
+        )
+        # The page's other requests still go through.
+        driver.get(f"{web_server.http_url}/#/jobs")  # type: ignore[attr-defined]
+        until(driver, "the jobs page", lambda d: "No jobs yet" in d.find_element("id", "view").text)
+    finally:
+        client.close()

@@ -75,9 +75,10 @@ function live(path, handlers, indicator) {
 }
 
 function setLive(el, on, why) {
-  if (!el) return;
-  el.className = on ? "live" : "live off";
-  el.textContent = on ? "● live" : `○ ${why || "not live"}`;
+  for (const x of [].concat(el || [])) {
+    x.className = on ? "live" : "live off";
+    x.textContent = on ? "● live" : `○ ${why || "not live"}`;
+  }
 }
 
 function every(ms, fn) {
@@ -146,20 +147,27 @@ function colorOf(state) {
 async function poolsView(gen) {
   const data = await api("/api/pools");
   if (gen !== generation) return;
+  const views = new Map();
   const cards = data.pools.map((p) => {
     const tracker = nodeTracker();
     const map = h("div", {}, heatmap(p.id, tracker.nodes));
     const indicator = h("span", { class: "live off" });
     const render = () => map.replaceChildren(heatmap(p.id, tracker.nodes), legend(tracker.nodes));
-    if (data.pools.indexOf(p) < 30) {
-      live(`/api/watch/pools/${enc(p.id)}/nodes`, { nodes: (m) => { tracker.apply(m); render(); } }, indicator);
-    }
+    views.set(p.id, { tracker, render, indicator });
     return h("section", { class: "card pool-card", "data-pool": p.id },
       h("h2", {}, link(`#/pools/${enc(p.id)}`, p.id), " ", stateBadge(p.allocation_state), " ", indicator),
       h("div", { class: "muted" }, `${p.current_nodes + p.current_low_priority_nodes} of ${p.target_nodes + p.target_low_priority_nodes} nodes · ${p.task_slots_per_node} slot(s) each${p.enable_auto_scale ? " · autoscale" : ""}`),
       map);
   });
   show(h("h1", {}, "Pools"), cards.length ? h("div", { class: "cards", id: "pools" }, cards) : h("p", { class: "muted" }, "No pools yet: shoal pool create …"));
+  // One stream for the first 30 pools: a browser opens only six connections to a server at once.
+  const watched = data.pools.slice(0, 30).map((p) => p.id);
+  if (watched.length) {
+    live("/api/watch/nodes?" + watched.map((id) => `pool=${enc(id)}`).join("&"), {
+      nodes: (m) => { const v = views.get(m.pool); if (v) { v.tracker.apply(m); v.render(); } },
+      pool_error: (m) => { const v = views.get(m.pool); if (v) setLive(v.indicator, false, m.error); },
+    }, watched.map((id) => views.get(id).indicator));
+  }
 }
 
 async function poolView(gen, poolId) {
