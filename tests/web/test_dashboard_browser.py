@@ -176,3 +176,10 @@ def test_every_pool_on_the_pools_page_is_live(web_server: ServerProcess, driver)
         until(driver, "the jobs page", lambda d: "No jobs yet" in d.find_element("id", "view").text)
     finally:
         client.close()
+
+
+def test_a_malformed_page_address_says_so(web_server: ServerProcess, driver) -> None:  # type: ignore[no-untyped-def]
+    sign_in(driver, web_server)
+    until(driver, "the pools page", lambda d: "Pools" in d.find_element("id", "view").text)
+    driver.get(f"{web_server.http_url}/#/jobs/%E0%A4%A")  # type: ignore[attr-defined]
+    until(driver, "the page to say so", lambda d: "No such page" in d.find_element("id", "view").text)

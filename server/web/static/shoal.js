@@ -487,9 +487,15 @@ function route() {
   for (const [pattern, fn, nav] of ROUTES) {
     const m = hash.match(pattern);
     if (!m) continue;
+    let ids;
+    try {
+      ids = m.slice(1).filter((x) => x !== undefined && !x.startsWith("#")).map(decodeURIComponent);
+    } catch (e) {
+      break; // (an address with a malformed %-escape: no such page)
+    }
     for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.dataset.nav === nav);
     show(h("p", { class: "muted" }, "Loading…"));
-    fn(gen, ...m.slice(1).filter((x) => x !== undefined && !x.startsWith("#")).map(decodeURIComponent)).catch((e) => { if (gen === generation) failed(e); });
+    fn(gen, ...ids).catch((e) => { if (gen === generation) failed(e); });
     return;
   }
   show(h("p", {}, "No such page. ", link("#/pools", "Pools")));
