@@ -203,21 +203,6 @@ def _parse_env(values: Sequence[str], param_hint: str = "--env") -> dict[str, st
     return env
 
 
-def _wall_clock(value: str) -> timedelta | None:
-    """``--max-wall-clock``: seconds, or None for ``unlimited``."""
-    if value.lower() == "unlimited":
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is neither seconds nor 'unlimited'", param_hint="--max-wall-clock"
-        ) from None
-    if seconds <= 0:
-        raise click.BadParameter("must be positive (or 'unlimited')", param_hint="--max-wall-clock")
-    return timedelta(seconds=seconds)
-
-
 def _given(ctx: click.Context, names: Iterable[str]) -> list[str]:
     """Which of the parameters ``names`` the user gave (rather than left at their defaults)."""
     from click.core import ParameterSource
@@ -230,10 +215,6 @@ def _read_json_file(file: Any, *, reason: str) -> Any:
     from .json_specs import load_json
 
     return load_json(file.read(), source=getattr(file, "name", "<file>"), reason=reason)
-
-
-def _seconds(value: float | None) -> timedelta | None:
-    return None if value is None else timedelta(seconds=value)
 
 
 def _wait_with_progress(

@@ -243,7 +243,10 @@ def test_storage_commands(run, tmp_path: Path) -> None:  # type: ignore[no-untyp
     r = run("storage", "download", "inputs", "data/", "--prefix", "-d", str(blocker / "below"))
     assert r.exit_code == 1 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
     assert "deleted 1 blob(s)" in run("storage", "delete", "inputs", "named.txt").output
-    assert "deleted" in run("storage", "delete", "inputs").output
+    r = run("storage", "delete", "inputs")
+    assert r.exit_code == 1 and "holds 2 blob(s): give --force" in r.stderr
+    assert "inputs" in run("storage", "list").output
+    assert "deleted" in run("storage", "delete", "inputs", "--force").output
     r = run("storage", "list", "inputs")
     assert r.exit_code == 1 and "CONTAINER_NOT_FOUND" in r.stderr
 
