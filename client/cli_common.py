@@ -217,6 +217,11 @@ def _read_json_file(file: Any, *, reason: str) -> Any:
     return load_json(file.read(), source=getattr(file, "name", "<file>"), reason=reason)
 
 
+def _tell(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def _wait_with_progress(
     ctx: click.Context,
     job_id: str,
@@ -226,6 +231,8 @@ def _wait_with_progress(
     check: bool = False,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .cli_waiting import telling_why
 
     client = _client(ctx)
     total: int | None = len(task_ids) if task_ids else None
@@ -246,6 +253,8 @@ def _wait_with_progress(
             disable=quiet,
             transient=False,
         ) as progress,
+        # Why tasks have not started, once each, on stderr (above the bar on a terminal: rich redirects it).
+        telling_why(client, job_id, task_ids, _tell),
     ):
         bar = progress.add_task(f"job {job_id}", total=total or None, ok=0, failed=0)
         for task in watch:

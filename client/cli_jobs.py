@@ -353,12 +353,22 @@ _COUNT_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
 @_OUTPUT
 @click.pass_context
 def job_counts(ctx: click.Context, job_id: str, output: str) -> None:
-    """Task counts of job JOB_ID (active ones waiting on dependencies, or blocked, counted apart too)."""
-    counts = _client(ctx).jobs.task_counts(job_id)
+    """Task counts of job JOB_ID (active ones waiting on dependencies, or blocked, counted apart too), and
+    why its active tasks wait: its pool missing or empty, nodes starting or broken, a task too big for the
+    pool's nodes, a failed dependency... Those marked stuck will not run unless something changes."""
+    from .cli_waiting import diagnosis_lines, diagnosis_plain, read_diagnosis
+
+    client = _client(ctx)
+    counts = client.jobs.task_counts(job_id)
+    diagnosis = read_diagnosis(client, job_id) if counts.active else None
     if output == "json":
-        click.echo(json.dumps(_plain(counts), indent=2))
-    else:
-        _emit(output, [counts], _COUNT_COLUMNS, f"tasks of job {job_id}")
+        data = _plain(counts)
+        data["waiting"] = diagnosis_plain(diagnosis) if diagnosis is not None else None
+        click.echo(json.dumps(data, indent=2))
+        return
+    _emit(output, [counts], _COUNT_COLUMNS, f"tasks of job {job_id}")
+    for line in diagnosis_lines(diagnosis, active=counts.active) if diagnosis is not None else []:
+        click.echo(line)
 
 
 def _run_state(info: Any) -> Any:

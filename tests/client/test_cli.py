@@ -92,7 +92,7 @@ def test_job_commands(run) -> None:  # type: ignore[no-untyped-def]
     r = run("job", "counts", "j1", "-o", "json")
     assert json.loads(r.output) == {
         "active": 0, "running": 0, "completed": 0, "succeeded": 0, "failed": 0,
-        "waiting_on_dependencies": 0, "blocked": 0,
+        "waiting_on_dependencies": 0, "blocked": 0, "waiting": None,
     }  # fmt: skip
     assert "completed" in run("job", "terminate", "j1").output
     assert run("job", "terminate", "j1").exit_code == 1
