@@ -1,7 +1,7 @@
 """The ``shoal`` command line: ``shoal <resource> <verb>``.
 
 Talks to the server through :class:`shoal.client.Client`; ``shoal server``,
-``shoal up`` and ``shoal agent`` start processes in the foreground. This file
+``shoal up`` (``cli_up.py``) and ``shoal agent`` start processes. This file
 holds the root, pools and the processes; storage is in ``cli_storage.py``, nodes in ``cli_nodes.py``
 (commands and shells on them in ``cli_nodeexec.py``), jobs in ``cli_jobs.py``, tasks in ``cli_tasks.py``,
 what they share in ``cli_common.py`` and ``cli_params.py``.
@@ -43,6 +43,7 @@ from .cli_schedules import schedule
 from .cli_stats import job_stats, pool_stats
 from .cli_storage import storage
 from .cli_tasks import task
+from .cli_up import down_cmd, up_cmd
 
 if TYPE_CHECKING:
     from .identity_types import UserAccount
@@ -102,6 +103,8 @@ node.add_command(node_preempt)
 cli.add_command(task)
 cli.add_command(schedule)
 cli.add_command(storage)
+cli.add_command(up_cmd)
+cli.add_command(down_cmd)
 
 
 # --------------------------------------------------------------------------- pools and nodes
@@ -492,56 +495,6 @@ def server_cmd(
             spot_recovery_seconds=spot_recovery_seconds,
             spot_seed=spot_seed,
             schedule_min_seconds=schedule_min_interval.total_seconds(),
-        )
-    )
-
-
-@cli.command("up")
-@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="State directory.")
-@click.option("--listen", default="127.0.0.1:7420", show_default=True, help="Address to serve the API on.")
-@click.option("--nodes", type=int, default=2, show_default=True, help="Nodes of the local pool.")
-@click.option("--slots", type=int, default=1, show_default=True, help="Task slots per node.")
-@click.option("--pool-id", default="local", show_default=True, help="Id of the local pool.")
-@click.option(
-    "--allow-non-loopback-without-authentication",
-    "allow_non_loopback",
-    is_flag=True,
-    help="Allow listening beyond loopback without authentication.",
-)
-@click.option(
-    "--insecure-plaintext",
-    "plaintext",
-    is_flag=True,
-    help="DANGEROUS: serve the API without TLS and without account keys (see `shoal server --help`).",
-)
-@click.option("--agent-listen", default="", help="Address of the agent port [default: the API's host, the next port].")
-def up_cmd(
-    data_dir: Path,
-    listen: str,
-    nodes: int,
-    slots: int,
-    pool_id: str,
-    allow_non_loopback: bool,
-    plaintext: bool,
-    agent_listen: str,
-) -> None:
-    """Run a server and a local pool in the foreground.
-
-    The default account's key and the administrator's are written to ~/.shoal/credentials.json (mode
-    0600), where the CLI and shoal.Client.connect() find them.
-    """
-    from shoal.server.app import main_up
-
-    raise click.exceptions.Exit(
-        main_up(
-            data_dir=data_dir,
-            listen=listen,
-            nodes=nodes,
-            slots=slots,
-            pool_id=pool_id,
-            allow_non_loopback=allow_non_loopback,
-            secure=not plaintext,
-            agent_listen=agent_listen,
         )
     )
 
