@@ -5,12 +5,15 @@ against the fake API on a real in-process gRPC server where a command needs one.
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shoal.client import OutputFileSpec, ResourceFileSpec
 from shoal.client.cli import cli
@@ -274,3 +277,29 @@ def test_split_keyed() -> None:
         split_keyed("a=1,a=2", ["a"])
     with pytest.raises(ValueError, match="'c=3': expected one of a=, b="):
         split_keyed("a=1,c=3", ["a", "b"])
+
+
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=12)
+paths = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_./", max_size=16)
+
+
+@given(container=names, prefix=paths, path=paths)
+def test_the_long_and_packed_resource_forms_agree(container: str, prefix: str, path: str) -> None:
+    long = _convert(RESOURCE_FILE, f"container={container},prefix={prefix},path={path}")
+    assert long == _convert(RESOURCE_FILE, f"{container}:{prefix}:{path}")
+    assert (long.storage_container, long.blob_prefix, long.file_path) == (container, prefix, path)
+
+
+@given(
+    pattern=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789*?/{},.[]", min_size=1, max_size=16).filter(
+        lambda p: not re.search(r",\s*[A-Za-z][\w-]*\s*=", p) and "=" not in p
+    ),
+    container=names,
+    path=paths,
+    condition=st.sampled_from(["success", "TaskFailure", "taskcompletion"]),
+)
+def test_the_long_and_packed_output_forms_agree(pattern: str, container: str, path: str, condition: str) -> None:
+    long = _convert(OUTPUT_FILE, f"pattern={pattern},container={container},path={path},condition={condition}")
+    assert long.file_pattern == pattern and long.container == container and long.path == path
+    if ":" not in pattern:
+        assert long == _convert(OUTPUT_FILE, f"{pattern}:{container}:{path}:{condition}")
