@@ -18,12 +18,22 @@ if TYPE_CHECKING:
     from ._client import Client
     from .types import Job, Node, Pool
 
-__all__ = ["LOOK_AT", "WAIT_CHECK_INTERVAL", "diagnosis_lines", "diagnosis_plain", "read_diagnosis", "telling_why"]
+__all__ = [
+    "LOOK_AT",
+    "WAIT_CHECK_INTERVAL",
+    "WAIT_CHECK_MAX",
+    "diagnosis_lines",
+    "diagnosis_plain",
+    "read_diagnosis",
+    "telling_why",
+]
 
 #: The most active tasks of a job read to tell why they wait (the first ones listed).
 LOOK_AT = 1000
-#: Seconds between two looks at why the tasks a `wait` waits for have not started.
+#: Seconds between the first two looks at why the tasks a `wait` waits for have not started; each next
+#: look comes half as long again after the last, up to WAIT_CHECK_MAX (a long wait costs the server little).
 WAIT_CHECK_INTERVAL = 2.0
+WAIT_CHECK_MAX = 30.0
 
 
 def _job_snapshot(client: Client, job_id: str) -> tuple[Job | None, Pool | None, list[Node]]:
@@ -108,13 +118,15 @@ def telling_why(
     *,
     interval: float | None = None,
 ) -> Iterator[None]:
-    """While the body waits for tasks of ``job_id`` (``task_ids``, or all), look every ``interval``
-    seconds at why they have not started, and ``tell`` each reason once, when it is first seen."""
+    """While the body waits for tasks of ``job_id`` (``task_ids``, or all), look at once and then after
+    ``interval`` seconds (WAIT_CHECK_INTERVAL), less often as the wait goes on, at why they have not started,
+    and ``tell`` each reason once, when it is first seen."""
     stop = threading.Event()
     told: set[str] = set()
-    every = WAIT_CHECK_INTERVAL if interval is None else interval
+    first = WAIT_CHECK_INTERVAL if interval is None else interval
 
     def look() -> None:
+        every = first
         while not stop.is_set():
             try:
                 for key, line in _current_reasons(client, job_id, task_ids):
@@ -126,6 +138,7 @@ def telling_why(
                 # what is wrong with the server.
                 pass
             stop.wait(every)
+            every = min(every * 1.5, max(first, WAIT_CHECK_MAX))
 
     thread = threading.Thread(target=look, name="why-waiting", daemon=True)
     thread.start()
