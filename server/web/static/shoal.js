@@ -401,13 +401,14 @@ async function scheduleView(gen, id) {
 
 // Charts of the server's metrics over the last hour: a counter (…_total) is drawn as its rate per second.
 const CHARTS = [
-  ["Tasks running", /^shoal_tasks\{state=(RUNNING|running)\}$/],
-  ["Tasks waiting", /^shoal_tasks\{state=(ACTIVE|active)\}$/],
+  ["Tasks running", /^shoal_tasks\{state=running\}$/],
+  ["Tasks waiting for a node", /^shoal_tasks_queued$/],
   ["Tasks dispatched per second", /^shoal_tasks_dispatched_total$/],
   ["Tasks completed per second", /^shoal_tasks_completed_total$/],
-  ["Nodes idle", /^shoal_nodes\{state=(IDLE|idle)\}$/],
-  ["Nodes running", /^shoal_nodes\{state=(RUNNING|running)\}$/],
-  ["API calls per second", /^shoal_rpc_requests_total$|^shoal_grpc_requests_total$|^shoal_rpcs_total$/],
+  ["Nodes idle", /^shoal_nodes\{state=idle\}$/],
+  ["Nodes running", /^shoal_nodes\{state=running\}$/],
+  ["API calls per second", /^shoal_grpc_server_handled_total$/],
+  ["Store commits per second", /^shoal_store_commits_total$/],
   ["Server memory (MiB)", /^process_resident_memory_bytes$/, 1 / 1048576],
 ];
 
