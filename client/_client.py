@@ -403,6 +403,7 @@ class PoolsAPI(NodeOperationsMixin, NodeUsersMixin, AutoScaleMixin, PoolStatisti
                     nodes=tuple(Node.from_proto(n) for n in msg.nodes),
                     removed_node_ids=tuple(msg.removed_node_ids),
                     initial=msg.initial,
+                    initial_complete=msg.initial_complete,
                 )
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None

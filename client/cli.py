@@ -33,17 +33,20 @@ from .cli_common import (
     _State,
 )
 from .cli_containers import container_configuration_from_options, pool_container_options
+from .cli_dashboard import dashboard_cmd
 from .cli_jobs import job
 from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
 from .cli_nodeusers import node_login, node_users
 from .cli_params import DURATION, POSITIVE_DURATION, USER_ACCOUNT, UserAccountParam, seconds_of
 from .cli_pools import pool_update, start_task_from_options, start_task_options
+from .cli_queue import queue
 from .cli_schedules import schedule
 from .cli_stats import job_stats, pool_stats
 from .cli_storage import storage
 from .cli_tasks import task
 from .cli_up import down_cmd, up_cmd
+from .cli_watch import list_or_watch, watch_option
 
 if TYPE_CHECKING:
     from .identity_types import UserAccount
@@ -105,6 +108,9 @@ cli.add_command(schedule)
 cli.add_command(storage)
 cli.add_command(up_cmd)
 cli.add_command(down_cmd)
+cli.add_command(queue)
+cli.add_command(queue, "squeue")
+cli.add_command(dashboard_cmd)
 
 
 # --------------------------------------------------------------------------- pools and nodes
@@ -292,10 +298,11 @@ pool.add_command(pool_get, "show")
 
 @pool.command("list")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def pool_list(ctx: click.Context, output: str) -> None:
+def pool_list(ctx: click.Context, output: str, watch: bool) -> None:
     """List pools."""
-    _emit(output, list(_client(ctx).pools.list()), _POOL_COLUMNS, "pools")
+    list_or_watch(output, watch, lambda: _client(ctx).pools.list(), _POOL_COLUMNS, "pools")
 
 
 @pool.command("resize")
@@ -376,10 +383,11 @@ def pool_join_token(ctx: click.Context, pool_id: str, ttl: timedelta) -> None:
 @click.argument("pool_id")
 @click.option("--state", type=NODE_STATE_CHOICE, default=None, help="Only nodes in this state.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def pool_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
+def pool_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str, watch: bool) -> None:
     """List the nodes of pool POOL_ID."""
-    list_nodes(ctx, pool_id, state, output)
+    list_nodes(ctx, pool_id, state, output, watch)
 
 
 pool.add_command(pool_counts)
@@ -420,6 +428,12 @@ pool.add_command(pool_stats)
     "--agent-listen",
     default="",
     help="Address of the agent port (mutual TLS) [default: the API's host, the next port].",
+)
+@click.option(
+    "--http-listen",
+    default="",
+    help="Address of the HTTP port: /metrics and the dashboard [default: the API's host, two ports above; "
+    "'off': none].",
 )
 @click.option(
     "--agent-advertise",
@@ -467,6 +481,7 @@ def server_cmd(
     tls_key: Path | None,
     agent_listen: str,
     agent_advertise: str,
+    http_listen: str,
     dispatch_ahead: int,
     spot_preemption_rate: float,
     spot_recovery_seconds: float,
@@ -490,6 +505,7 @@ def server_cmd(
             tls_key=tls_key,
             agent_listen=agent_listen,
             agent_advertise=agent_advertise,
+            http_listen=http_listen,
             dispatch_ahead=dispatch_ahead,
             spot_preemption_rate=spot_preemption_rate,
             spot_recovery_seconds=spot_recovery_seconds,

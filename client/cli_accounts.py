@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from .cli_common import _OUTPUT, _admin_client, _emit, _emit_one
+from .cli_common import _OUTPUT, _admin_client, _emit_one
+from .cli_watch import list_or_watch, watch_option
 
 __all__ = ["account"]
 
@@ -65,10 +66,11 @@ def create_cmd(
 
 @account.command("list")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def list_cmd(ctx: click.Context, output: str) -> None:
+def list_cmd(ctx: click.Context, output: str, watch: bool) -> None:
     """Every account, with what it holds and may hold."""
-    _emit(output, list(_admin_client(ctx).accounts.list()), _COLUMNS, "accounts")
+    list_or_watch(output, watch, lambda: _admin_client(ctx).accounts.list(), _COLUMNS, "accounts")
 
 
 @account.command("get")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_common import _OUTPUT, _client, _emit, _emit_one
+from .cli_watch import list_or_watch, watch_option
 
 if TYPE_CHECKING:
     from .application_types import ApplicationPackageReference
@@ -92,10 +93,11 @@ def upload_cmd(
 
 @app.command("list")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def list_cmd(ctx: click.Context, output: str) -> None:
+def list_cmd(ctx: click.Context, output: str, watch: bool) -> None:
     """The account's applications."""
-    _emit(output, list(_client(ctx).applications.list()), _APP_COLUMNS, "applications")
+    list_or_watch(output, watch, lambda: _client(ctx).applications.list(), _APP_COLUMNS, "applications")
 
 
 @app.command("get")
@@ -145,10 +147,12 @@ def package() -> None:
 @package.command("list")
 @click.argument("app_id")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def package_list_cmd(ctx: click.Context, app_id: str, output: str) -> None:
+def package_list_cmd(ctx: click.Context, app_id: str, output: str, watch: bool) -> None:
     """APP_ID's packages, in the order they were created."""
-    _emit(output, list(_client(ctx).applications.list_packages(app_id)), _PACKAGE_COLUMNS, f"applications/{app_id}")
+    fetch = lambda: _client(ctx).applications.list_packages(app_id)  # noqa: E731
+    list_or_watch(output, watch, fetch, _PACKAGE_COLUMNS, f"packages of application {app_id}")
 
 
 @package.command("get")

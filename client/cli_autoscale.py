@@ -59,7 +59,7 @@ def autoscale_enable(
     """Let pool POOL_ID size itself by a formula (evaluated at once, then every --interval)."""
     text = formula_from_options(formula, formula_file)
     p = _client(ctx).pools.enable_auto_scale(pool_id, formula=text, evaluation_interval=interval)
-    if output == "json":
+    if output != "table":
         _emit_one(output, p, f"pools/{pool_id}")
         return
     click.echo(
@@ -95,8 +95,8 @@ def autoscale_evaluate(
 
     Exits with status 1 when the evaluation fails."""
     run = _client(ctx).pools.evaluate_auto_scale(pool_id, formula_from_options(formula, formula_file))
-    if output == "json":
-        _emit_one(output, run, f"pools/{pool_id} autoscale run")
+    if output != "table":
+        _emit_one(output, run, f"pools/{pool_id} autoscale run", name=lambda _run: pool_id)
     else:
         _print_run(run)
     if run.error is not None:

@@ -3,7 +3,6 @@ preparation and release status of a job's nodes."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -14,7 +13,9 @@ from .cli_autopools import AUTO_POOL_OPTIONS, auto_pool_of, auto_pool_options
 from .cli_common import (
     _OUTPUT,
     _client,
+    _data_output,
     _emit,
+    _emit_data,
     _emit_one,
     _fmt,
     _given,
@@ -24,6 +25,7 @@ from .cli_common import (
     _wait_with_progress,
 )
 from .cli_params import DURATION, POSITIVE_DURATION, WALL_CLOCK_LIMIT, limit_of, seconds_of
+from .cli_watch import list_or_watch, watch_option
 from .errors import InvalidArgument
 
 __all__ = ["job"]
@@ -201,10 +203,11 @@ def job_get(ctx: click.Context, job_id: str, output: str) -> None:
 @job.command("list")
 @click.option("--state", type=click.Choice(_JOB_STATES), default=None, help="Only jobs in this state.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def job_list(ctx: click.Context, state: str | None, output: str) -> None:
+def job_list(ctx: click.Context, state: str | None, output: str, watch: bool) -> None:
     """List jobs."""
-    _emit(output, list(_client(ctx).jobs.list(state=state)), _JOB_COLUMNS, "jobs")
+    list_or_watch(output, watch, lambda: _client(ctx).jobs.list(state=state), _JOB_COLUMNS, "jobs")
 
 
 @job.command("update")
@@ -361,10 +364,10 @@ def job_counts(ctx: click.Context, job_id: str, output: str) -> None:
     client = _client(ctx)
     counts = client.jobs.task_counts(job_id)
     diagnosis = read_diagnosis(client, job_id) if counts.active else None
-    if output == "json":
+    if _data_output(output):
         data = _plain(counts)
         data["waiting"] = diagnosis_plain(diagnosis) if diagnosis is not None else None
-        click.echo(json.dumps(data, indent=2))
+        _emit_data(output, data)
         return
     _emit(output, [counts], _COUNT_COLUMNS, f"tasks of job {job_id}")
     for line in diagnosis_lines(diagnosis, active=counts.active) if diagnosis is not None else []:
@@ -391,11 +394,12 @@ _PREP_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
 @job.command("prep-status")
 @click.argument("job_id")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def job_prep_status(ctx: click.Context, job_id: str, output: str) -> None:
+def job_prep_status(ctx: click.Context, job_id: str, output: str, watch: bool) -> None:
     """Per node, the job preparation and release tasks of job JOB_ID: state, exit code, failure."""
-    statuses = list(_client(ctx).jobs.prep_release_status(job_id))
-    _emit(output, statuses, _PREP_COLUMNS, f"preparation and release tasks of job {job_id}")
+    fetch = lambda: _client(ctx).jobs.prep_release_status(job_id)  # noqa: E731
+    list_or_watch(output, watch, fetch, _PREP_COLUMNS, f"preparation and release tasks of job {job_id}")
 
 
 @job.command("wait")

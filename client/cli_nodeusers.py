@@ -14,6 +14,7 @@ import click
 
 from ._nodeusers import NodeUser
 from .cli_common import _OUTPUT, _client, _emit, _fail
+from .cli_watch import list_or_watch, watch_option
 from .durations import DURATION_FORMS, parse_duration
 
 __all__ = ["node_login", "node_users"]
@@ -118,11 +119,12 @@ def node_users() -> None:
 @click.argument("pool_id")
 @click.argument("node_id")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def users_list(ctx: click.Context, pool_id: str, node_id: str, output: str) -> None:
+def users_list(ctx: click.Context, pool_id: str, node_id: str, output: str, watch: bool) -> None:
     """List the users of node NODE_ID of pool POOL_ID."""
-    users = _client(ctx).pools.list_node_users(pool_id, node_id)
-    _emit(output, users, USER_COLUMNS, f"users of node {node_id}")
+    fetch = lambda: _client(ctx).pools.list_node_users(pool_id, node_id)  # noqa: E731
+    list_or_watch(output, watch, fetch, USER_COLUMNS, f"users of node {node_id}")
 
 
 @node_users.command("add")

@@ -11,6 +11,7 @@ import click
 
 from .cli_common import _OUTPUT, _client, _emit, _emit_one, _given, _parse_env, _read_json_file
 from .cli_params import DURATION, POSITIVE_DURATION
+from .cli_watch import list_or_watch, watch_option
 
 __all__ = ["schedule"]
 
@@ -230,10 +231,11 @@ def schedule_get(ctx: click.Context, schedule_id: str, output: str) -> None:
 @schedule.command("list")
 @click.option("--state", type=click.Choice(_STATES), default=None, help="Only schedules in this state.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def schedule_list(ctx: click.Context, state: str | None, output: str) -> None:
+def schedule_list(ctx: click.Context, state: str | None, output: str, watch: bool) -> None:
     """List job schedules."""
-    _emit(output, list(_client(ctx).schedules.list(state=state)), _COLUMNS, "job schedules")
+    list_or_watch(output, watch, lambda: _client(ctx).schedules.list(state=state), _COLUMNS, "job schedules")
 
 
 @schedule.command("update")
@@ -331,8 +333,9 @@ _verb("delete", "Delete job schedule SCHEDULE_ID and its jobs.")
 @click.argument("schedule_id")
 @click.option("--state", type=click.Choice(_JOB_STATES), default=None, help="Only jobs in this state.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def schedule_jobs(ctx: click.Context, schedule_id: str, state: str | None, output: str) -> None:
+def schedule_jobs(ctx: click.Context, schedule_id: str, state: str | None, output: str, watch: bool) -> None:
     """List the jobs job schedule SCHEDULE_ID made (those not deleted), oldest first."""
-    jobs = list(_client(ctx).schedules.jobs(schedule_id, state=state))
-    _emit(output, jobs, _JOB_COLUMNS, f"jobs of {schedule_id}")
+    fetch = lambda: _client(ctx).schedules.jobs(schedule_id, state=state)  # noqa: E731
+    list_or_watch(output, watch, fetch, _JOB_COLUMNS, f"jobs of {schedule_id}")

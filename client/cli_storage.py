@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_common import _OUTPUT, _client, _emit, _fail
+from .cli_common import _OUTPUT, _client, _fail
+from .cli_watch import list_or_watch, watch_option
 
 if TYPE_CHECKING:
     from ._storage import Progress
@@ -146,21 +147,24 @@ def storage_download(
 @click.argument("container", required=False)
 @click.option("--prefix", default="", help="Only blobs whose names start with this.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def storage_list(ctx: click.Context, container: str | None, prefix: str, output: str) -> None:
+def storage_list(ctx: click.Context, container: str | None, prefix: str, output: str, watch: bool) -> None:
     """List containers, or the blobs of CONTAINER."""
     client = _client(ctx)
     if container is None:
-        _emit(
+        list_or_watch(
             output,
-            client.storage.list_containers(),
+            watch,
+            client.storage.list_containers,
             [("id", lambda c: c.id), ("created", lambda c: c.creation_time)],
             "containers",
         )
         return
-    _emit(
+    list_or_watch(
         output,
-        list(client.storage.list_blobs(container, prefix=prefix)),
+        watch,
+        lambda: client.storage.list_blobs(container, prefix=prefix),
         [
             ("name", lambda b: b.name),
             ("size", lambda b: b.size),

@@ -4,6 +4,7 @@ and read a task's files."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
 import sys
@@ -19,7 +20,9 @@ from .cli_common import (
     _FILE_COLUMNS,
     _OUTPUT,
     _client,
+    _data_output,
     _emit,
+    _emit_data,
     _emit_one,
     _fmt,
     _given,
@@ -40,7 +43,9 @@ from .cli_params import (
     limit_of,
     seconds_of,
 )
+from .cli_render import display_tree
 from .cli_stats import human_statistics, human_usage
+from .cli_watch import Changes, list_or_watch, watch_option
 from .errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -396,17 +401,15 @@ def _add_many_with_progress(
         )
     elapsed = time.monotonic() - started
     errors = [r for r in results if not r.ok]
-    if output == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "added": len(results) - len(errors),
-                    "failed": len(errors),
-                    "seconds": round(elapsed, 3),
-                    "errors": [_plain(r) for r in errors],
-                },
-                indent=2,
-            )
+    if _data_output(output):
+        _emit_data(
+            output,
+            {
+                "added": len(results) - len(errors),
+                "failed": len(errors),
+                "seconds": round(elapsed, 3),
+                "errors": [_plain(r) for r in errors],
+            },
         )
     else:
         rate = len(results) / elapsed if elapsed > 0 else 0.0
@@ -427,10 +430,10 @@ def _add_many_with_progress(
 def task_get(ctx: click.Context, job_id: str, task_id: str, output: str) -> None:
     """Show task TASK_ID of job JOB_ID."""
     t = _client(ctx).tasks.get(job_id, task_id)
-    if output == "json":
-        click.echo(json.dumps(_plain(t), indent=2))
+    if output not in ("table", "wide"):
+        _emit_one(output, t, f"jobs/{job_id}/tasks/{task_id}")
         return
-    data = _plain(t)
+    data = display_tree(t)
     if t.dependency_state is not None:
         # One line for people ("blocked by a (TaskFailed)") rather than the fields.
         data["dependency_state"] = t.dependency_state.summary
@@ -450,29 +453,43 @@ def task_get(ctx: click.Context, job_id: str, task_id: str, output: str) -> None
 )
 @click.option("--limit", type=int, default=None, help="Show at most this many.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def task_list(ctx: click.Context, job_id: str, state: str | None, limit: int | None, output: str) -> None:
+def task_list(ctx: click.Context, job_id: str, state: str | None, limit: int | None, output: str, watch: bool) -> None:
     """List the tasks of job JOB_ID."""
-    tasks = _client(ctx).tasks.list(job_id, state=state)
-    items: list[Any] = []
-    for t in tasks:
-        if limit is not None and len(items) >= limit:
-            break
-        items.append(t)
-    _emit(output, items, _TASK_COLUMNS, f"tasks of job {job_id}")
+    client = _client(ctx)
+
+    def fetch() -> list[Any]:
+        return list(itertools.islice(client.tasks.list(job_id, state=state), limit))
+
+    def stream() -> Iterator[Changes]:
+        for changes in client.tasks.watch(job_id):
+            yield Changes(items=changes.tasks, initial=changes.initial, initial_complete=changes.initial_complete)
+
+    list_or_watch(
+        output,
+        watch,
+        fetch,
+        _TASK_COLUMNS,
+        f"tasks of job {job_id}",
+        key=lambda t: t.id,
+        stream=stream,
+        match=None if state is None else (lambda t: t.state == state),
+    )
 
 
 @task.command("subtasks")
 @click.argument("job_id")
 @click.argument("task_id")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def task_subtasks(ctx: click.Context, job_id: str, task_id: str, output: str) -> None:
+def task_subtasks(ctx: click.Context, job_id: str, task_id: str, output: str, watch: bool) -> None:
     """List the instances of multi-instance task TASK_ID of job JOB_ID."""
-    subtasks = _client(ctx).tasks.subtasks(job_id, task_id)
-    _emit(
+    list_or_watch(
         output,
-        subtasks,
+        watch,
+        lambda: _client(ctx).tasks.subtasks(job_id, task_id),
         [
             ("instance", lambda st: st.id),
             ("state", lambda st: st.state or None),
@@ -580,11 +597,14 @@ def task_wait(
 @click.option("--path", default="", help="Directory relative to the task directory.")
 @click.option("-r", "--recursive", is_flag=True, help="List the whole tree under --path.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def task_files(ctx: click.Context, job_id: str, task_id: str, path: str, recursive: bool, output: str) -> None:
+def task_files(
+    ctx: click.Context, job_id: str, task_id: str, path: str, recursive: bool, output: str, watch: bool
+) -> None:
     """List files in the directory of task TASK_ID of job JOB_ID (or in its directory --path)."""
-    files = _client(ctx).tasks.files(job_id, task_id, path=path, recursive=recursive)
-    _emit(output, files, _FILE_COLUMNS, f"files of task {job_id}/{task_id}")
+    fetch = lambda: _client(ctx).tasks.files(job_id, task_id, path=path, recursive=recursive)  # noqa: E731
+    list_or_watch(output, watch, fetch, _FILE_COLUMNS, f"files of task {job_id}/{task_id}")
 
 
 @task.command("stat")

@@ -40,6 +40,12 @@ __all__ = ["down_cmd", "up_cmd"]
 )
 @click.option("--agent-listen", default="", help="Address of the agent port [default: the API's host, the next port].")
 @click.option(
+    "--http-listen",
+    default="",
+    help="Address of the HTTP port: /metrics and the dashboard [default: the API's host, two ports above; "
+    "'off': none].",
+)
+@click.option(
     "-d",
     "--detach",
     is_flag=True,
@@ -62,6 +68,7 @@ def up_cmd(
     allow_non_loopback: bool,
     plaintext: bool,
     agent_listen: str,
+    http_listen: str,
     detach: bool,
     timeout: timedelta,
 ) -> None:
@@ -80,6 +87,7 @@ def up_cmd(
         args += ["--allow-non-loopback-without-authentication"] if allow_non_loopback else []
         args += ["--insecure-plaintext"] if plaintext else []
         args += ["--agent-listen", agent_listen] if agent_listen else []
+        args += ["--http-listen", http_listen] if http_listen else []
         try:
             started = daemon.start_detached(args, data_dir, pool_id, timeout=timeout.total_seconds())
         except daemon.DaemonError as e:
@@ -104,6 +112,7 @@ def up_cmd(
             allow_non_loopback=allow_non_loopback,
             secure=not plaintext,
             agent_listen=agent_listen,
+            http_listen=http_listen,
         )
     finally:
         daemon.forget(data_dir)

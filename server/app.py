@@ -10,13 +10,16 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import psutil
+from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from shoal import native
 from shoal.agent.v1 import agent_pb2_grpc
@@ -31,7 +34,13 @@ from shoal.server.api.accounts import AccountServicer
 from shoal.server.api.agentgate import AgentGate
 from shoal.server.api.agents import AgentServicer
 from shoal.server.api.applications import ApplicationServicer, PackageServicer
-from shoal.server.api.auth import AuthenticatingRegistrar, Authenticator
+from shoal.server.api.auth import (
+    ACCOUNT_HEADER,
+    AUTHORIZATION_HEADER,
+    BEARER,
+    AuthenticatingRegistrar,
+    Authenticator,
+)
 from shoal.server.api.certificates import CertificateServicer
 from shoal.server.api.jobs import JobServicer
 from shoal.server.api.join import JoinServicer
@@ -57,6 +66,9 @@ from shoal.server.security import ServerSecurity
 from shoal.server.storage.blobstore import BlobStore
 from shoal.server.storage.service import AccountStores, StorageServicer
 from shoal.server.store.sqlite import SqliteStore
+from shoal.server.web.dashboard import Dashboard
+from shoal.server.web.gateway import Gateway
+from shoal.server.web.server import WebConfig, WebServer
 from shoal.tlsconfig import server_credentials
 from shoal.v1 import (
     account_pb2,
@@ -123,6 +135,12 @@ def check_loopback(listen: str, allow_non_loopback: bool) -> None:
             f"address can run commands on the nodes. Use a 127.x.x.x address, or pass {NON_LOOPBACK_FLAG} "
             "if you really mean it."
         )
+
+
+def default_http_listen(listen: str) -> str:
+    """The HTTP port beside `listen`: the same host, two ports above (after the agent port's), or any."""
+    host, _, port = listen.rpartition(":")
+    return f"{host}:{int(port) + 2 if port.isdigit() and int(port) else 0}"
 
 
 def default_agent_listen(listen: str) -> str:
@@ -208,6 +226,9 @@ class ServerConfig:
     #: The shortest start window and recurrence interval a job schedule may have (Batch's minute). Lower
     #: only for tests (`shoal server --schedule-min-interval`).
     schedule_min_seconds: float = MIN_SCHEDULE_SECONDS
+    #: The HTTP port (metrics, the dashboard). Empty: the listen host, two ports above the public API's
+    #: (any free port when that one's is 0); "off": none.
+    http_listen: str = ""
 
 
 class ShoalServer:
@@ -248,8 +269,17 @@ class ShoalServer:
         self.agent_address = ""
         self.provider: LocalProvider | None = None
         self.address = ""
+        self._public_tls: tuple[bytes, bytes] | None = None
         self.listen_address = ""
         self._loops: list[asyncio.Task[None]] = []
+        #: The server's metrics (served at ``/metrics`` on the HTTP port). One registry per server, not the
+        #: process's default one: tests run several servers in one process.
+        self.metrics = CollectorRegistry(auto_describe=True)
+        self.web: WebServer | None = None
+        #: Extensions of the HTTP port's application (the dashboard adds its routes here).
+        self.web_extensions: list[Callable[[web.Application], None]] = []
+        #: The HTTP port, as `scheme://host:port` ("" when off).
+        self.http_url = ""
 
     async def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -394,6 +424,7 @@ class ShoalServer:
         await server.start()
         self.provider.adopt_or_restart()
         await self.cp.flush()
+        await self._start_web(authenticator)
         self._loops = [
             asyncio.create_task(run_scheduler(self.cp), name="scheduler"),
             asyncio.create_task(run_health(self.cp, heartbeat_timeout=self.config.heartbeat_timeout), name="health"),
@@ -416,14 +447,60 @@ class ShoalServer:
         log.info("%s", native.status().describe())
         return self.address
 
+    def _public_cert_key(self) -> tuple[bytes, bytes]:
+        """The public API's certificate chain and key: the operator's, or one of the cluster CA followed by
+        the CA's own (a joining agent pins the CA it finds in the chain by the token's fingerprint). Made
+        once per start; the HTTP port uses the same."""
+        if self._public_tls is None:
+            if self.config.tls_cert is not None and self.config.tls_key is not None:
+                self._public_tls = (self.config.tls_cert.read_bytes(), self.config.tls_key.read_bytes())
+            else:
+                hosts = [*_listen_hosts(self.config.listen), socket.gethostname()]
+                cert, key = self.security.ca.issue_server_cert(list(dict.fromkeys(hosts)))
+                self._public_tls = (cert + self.security.ca.cert_pem, key)
+        return self._public_tls
+
     def _public_credentials(self) -> grpc.ServerCredentials:
-        """TLS for the public API: the operator's certificate, or one of the cluster CA followed by the
-        CA's own (a joining agent pins the CA it finds in the chain by the token's fingerprint)."""
-        if self.config.tls_cert is not None and self.config.tls_key is not None:
-            return server_credentials(self.config.tls_cert.read_bytes(), self.config.tls_key.read_bytes())
-        hosts = [*_listen_hosts(self.config.listen), socket.gethostname()]
-        cert, key = self.security.ca.issue_server_cert(list(dict.fromkeys(hosts)))
-        return server_credentials(cert + self.security.ca.cert_pem, key)
+        """TLS for the public API (see `_public_cert_key`)."""
+        return server_credentials(*self._public_cert_key())
+
+    async def _start_web(self, authenticator: Authenticator) -> None:
+        """The HTTP port: metrics and the dashboard, with the public API's TLS and credentials."""
+        listen = self.config.http_listen or default_http_listen(self.config.listen)
+        if listen == "off":
+            return
+        registry = self.metrics
+        if self.config.secure:
+            # The dashboard's calls to this server's own API check its certificate as a client does.
+            roots = self.security.ca.cert_pem if self.config.tls_cert is None else None
+            gateway = Gateway(self.address, grpc.ssl_channel_credentials(root_certificates=roots))
+        else:
+            gateway = Gateway(self.address, None)
+        Dashboard(gateway, registry).install_on(self.web_extensions)
+
+        def authenticate(account: str, key: str) -> object:
+            return authenticator.principal([(ACCOUNT_HEADER, account), (AUTHORIZATION_HEADER, BEARER + key)])
+
+        web_server = WebServer(
+            WebConfig(
+                clock=self.config.clock,
+                authenticate=authenticate if self.config.secure else None,
+                exposition=lambda: (generate_latest(registry), CONTENT_TYPE_LATEST),
+                tls=self._public_cert_key() if self.config.secure else None,
+                extend=self.web_extensions,
+            )
+        )
+        try:
+            bound = await web_server.start(listen)
+        except OSError as e:
+            if self.config.http_listen:
+                raise OSError(f"cannot listen on {listen} (the HTTP port): {e}") from e
+            # The default port beside the API's is taken: any free one (its URL is printed and published).
+            log.warning("the HTTP port %s is taken (%s): listening on any free port instead", listen, e)
+            bound = await web_server.start(f"{listen.rpartition(':')[0]}:0")
+        self.web = web_server
+        host, _, port = bound.rpartition(":")
+        self.http_url = f"{web_server.scheme}://{local_address(host, int(port))}"
 
     def credentials(self) -> dict[str, str | bool]:
         """What a client needs to reach this server as the default account (and as the administrator):
@@ -438,6 +515,8 @@ class ShoalServer:
             "key": default.primary,
             "admin_key": self.admin_key,
         }
+        if self.http_url:
+            creds["http_url"] = self.http_url
         if self.config.secure and self.config.tls_cert is None:
             creds["ca_cert"] = self.security.ca.cert_pem.decode()
         return creds
@@ -448,6 +527,7 @@ class ShoalServer:
             {
                 "address": self.address,
                 "agent_address": self.agent_address,
+                "http_url": self.http_url,
                 "data_dir": str(self.data_dir),
                 "pid": os.getpid(),
             }
@@ -492,6 +572,8 @@ class ShoalServer:
             await self.cp.save_node_stats()
         except Exception:
             log.exception("could not write node statistics while stopping")
+        if self.web is not None:
+            await self.web.stop()
         await asyncio.gather(*(srv.stop(grace=1.0) for srv in (self.server, self.agent_server) if srv is not None))
         await self.channels.close()
         await self.store.close()
@@ -505,6 +587,8 @@ async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> in
     srv = ShoalServer(config)
     await srv.start()
     print(f"shoal server listening on {srv.listen_address}  (data: {srv.data_dir})", flush=True)
+    if srv.http_url:
+        print(f"dashboard and /metrics at {srv.http_url}/", flush=True)
     if up is not None:
         pool_id, nodes, slots = up
         if pool_id.lower() not in srv.cp.pools:
@@ -540,6 +624,7 @@ def main_server(
     tls_key: Path | None = None,
     agent_listen: str = "",
     agent_advertise: str = "",
+    http_listen: str = "",
     **extra: float | int | None,
 ) -> int:
     """`shoal server`: run the control plane in the foreground until SIGINT/SIGTERM."""
@@ -553,6 +638,7 @@ def main_server(
         tls_key=tls_key,
         agent_listen=agent_listen,
         agent_advertise=agent_advertise,
+        http_listen=http_listen,
         **extra,  # type: ignore[arg-type]
     )
     try:
@@ -572,6 +658,7 @@ def main_up(
     allow_non_loopback: bool,
     secure: bool = True,
     agent_listen: str = "",
+    http_listen: str = "",
 ) -> int:
     """`shoal up`: a control plane and a local pool in the foreground; Ctrl-C stops both."""
     _logging()
@@ -581,6 +668,7 @@ def main_up(
         allow_non_loopback=allow_non_loopback,
         secure=secure,
         agent_listen=agent_listen,
+        http_listen=http_listen,
     )
     try:
         return asyncio.run(_serve(config, up=(pool_id, nodes, slots)))

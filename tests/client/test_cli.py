@@ -313,6 +313,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "tls_key": None,
                 "agent_listen": "",
                 "agent_advertise": "",
+                "http_listen": "",
                 "dispatch_ahead": 16,
                 "spot_preemption_rate": 0.0,
                 "spot_recovery_seconds": 30.0,
@@ -331,6 +332,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "allow_non_loopback": True,
                 "secure": True,
                 "agent_listen": "",
+                "http_listen": "",
             },
         ),
     ]
