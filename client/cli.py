@@ -87,7 +87,9 @@ __all__ = ["cli", "main"]
 @click.version_option(package_name="shoal", prog_name="shoal")
 @click.pass_context
 def cli(ctx: click.Context, address: str | None, account: str | None, key: str | None, ca_cert: Path | None) -> None:
-    """Shoal: a self-hosted batch and HPC cluster manager."""
+    """Shoal: a self-hosted batch and HPC cluster manager.
+
+    A DURATION is 90 (seconds), 90s, 15m, 1h30m, 2d, HH:MM:SS, D.HH:MM:SS or PT1H30M."""
     ctx.obj = _State(address, account, key, ca_cert)
 
 

@@ -143,7 +143,7 @@ class ResourceFileParam(click.ParamType):
     )
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "container=NAME[,prefix=P][,path=DIR] | url=URL,path=FILE"
+        return "RESOURCE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from .common_types import ResourceFileSpec
@@ -210,7 +210,7 @@ class OutputFileParam(click.ParamType):
         )
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "pattern=GLOB,container=NAME[,path=P][,condition=C]"
+        return "OUTPUT"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from .common_types import OutputFileSpec
@@ -254,7 +254,7 @@ class UserAccountParam(click.ParamType):
     )
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "name=NAME[,admin][,uid=N,gid=N]"
+        return "ACCOUNT"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from .identity_types import ElevationLevel, UserAccount
