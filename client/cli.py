@@ -579,6 +579,13 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
     help="For tests: the shortest start window and recurrence interval a job schedule may have, in seconds "
     "(Batch's minute; lower it only to try schedules quickly).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text, or as JSON objects one per line (the local agents' too) "
+    "[default: $SHOAL_LOG_FORMAT, else text].",
+)
 def server_cmd(
     data_dir: Path,
     listen: str,
@@ -594,6 +601,7 @@ def server_cmd(
     spot_recovery_seconds: float,
     spot_seed: int | None,
     schedule_min_seconds: float,
+    log_format: str | None,
 ) -> None:
     """Run the control plane in the foreground.
 
@@ -618,6 +626,7 @@ def server_cmd(
             spot_recovery_seconds=spot_recovery_seconds,
             spot_seed=spot_seed,
             schedule_min_seconds=schedule_min_seconds,
+            log_format=log_format or "",
         )
     )
 
@@ -642,6 +651,13 @@ def server_cmd(
     help="Address of the HTTP port: /metrics and the dashboard [default: the API's host, two ports above; "
     "'off': none].",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text, or as JSON objects one per line (the local agents' too) "
+    "[default: $SHOAL_LOG_FORMAT, else text].",
+)
 def up_cmd(
     data_dir: Path,
     listen: str,
@@ -652,6 +668,7 @@ def up_cmd(
     plaintext: bool,
     agent_listen: str,
     http_listen: str,
+    log_format: str | None,
 ) -> None:
     """Run a server and a local pool in the foreground.
 
@@ -671,6 +688,7 @@ def up_cmd(
             secure=not plaintext,
             agent_listen=agent_listen,
             http_listen=http_listen,
+            log_format=log_format or "",
         )
     )
 
