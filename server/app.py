@@ -588,9 +588,9 @@ async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> in
     refresher = asyncio.create_task(collector.run(), name="gc-refresh")
     srv = ShoalServer(config)
     await srv.start()
-    print(f"shoal server listening on {srv.listen_address}  (data: {srv.data_dir})", flush=True)
+    _say(f"shoal server listening on {srv.listen_address}  (data: {srv.data_dir})")
     if srv.http_url:
-        print(f"dashboard and /metrics at {srv.http_url}/", flush=True)
+        _say(f"dashboard and /metrics at {srv.http_url}/")
     if up is not None:
         pool_id, nodes, slots = up
         if pool_id.lower() not in srv.cp.pools:
@@ -598,16 +598,25 @@ async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> in
                 pool_pb2.Pool(id=pool_id, target_nodes=nodes, task_slots_per_node=slots, account=DEFAULT_ACCOUNT),
                 request_id="",
             )
-        print(f"local pool {pool_id!r}: {nodes} node(s) x {slots} slot(s); Ctrl-C stops everything", flush=True)
+        _say(f"local pool {pool_id!r}: {nodes} node(s) x {slots} slot(s); Ctrl-C stops everything")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    print("stopping...", flush=True)
+    _say("stopping...")
     await srv.stop(stop_agents=up is not None)
     refresher.cancel()
     return 0
+
+
+def _say(line: str) -> None:
+    """Tell the operator: a line on stdout, or a log record where the logs are JSON lines (stdout and stderr
+    often land in one stream, which must then hold nothing but JSON)."""
+    if logs.configured_format() == "json":
+        log.info("%s", line)
+    else:
+        print(line, flush=True)
 
 
 def _logging(log_format: str) -> None:
@@ -646,7 +655,7 @@ def main_server(
         agent_listen=agent_listen,
         agent_advertise=agent_advertise,
         http_listen=http_listen,
-        log_format=log_format,
+        log_format=logs.configured_format(),
         **extra,  # type: ignore[arg-type]
     )
     try:
@@ -682,7 +691,7 @@ def main_up(
         secure=secure,
         agent_listen=agent_listen,
         http_listen=http_listen,
-        log_format=log_format,
+        log_format=logs.configured_format(),
     )
     try:
         return asyncio.run(_serve(config, up=(pool_id, nodes, slots)))

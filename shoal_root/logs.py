@@ -56,31 +56,34 @@ MAX_SECRETS = 4096
 MAX_REPEATED = 64
 
 # Shoal's secrets by their shape (see `shoal.server.accounts.model.new_key`, `registry.task_credential`,
-# `shoal.certs.jointokens`): replaced wherever they appear.
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+# `shoal.certs.jointokens`): replaced wherever they appear. Each pattern runs only on a line that holds
+# one of its words (lower case), or a run of 40 base64 characters: most lines hold neither.
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/]{40}")
+_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     (
+        ("private key",),
         re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
         "[REDACTED PRIVATE KEY]",
     ),
     # Authorization headers, whatever the credential.
-    (re.compile(r"(?i)\b(bearer|basic)(\s+|%20)[^\s\"',;]+"), r"\1 " + REDACTED),
+    (("bearer", "basic"), re.compile(r"(?i)\b(bearer|basic)(\s+|%20)[^\s\"',;]+"), r"\1 " + REDACTED),
     # ``password=...``, ``"password": "..."``, ``secret: ...`` pairs.
     (
+        ("passw", "secret", "credential", "token"),
         re.compile(r"(?i)(\b[\w-]*(?:password|passwd|secret|credential|token)[\"']?\s*[=:]\s*[\"']?)[^\s\"',;}]+"),
         r"\1" + REDACTED,
     ),
     # Task credentials (st1.ACCOUNT.POOL.NODE.MAC) and join tokens (shoal1.PAYLOAD.TAG).
-    (re.compile(r"\bst1\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]{16,}"), REDACTED),
-    (re.compile(r"\bshoal1\.[\w-]{8,}\.[\w-]{8,}"), REDACTED),
+    (("st1.",), re.compile(r"\bst1\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]{16,}"), REDACTED),
+    (("shoal1.",), re.compile(r"\bshoal1\.[\w-]{8,}\.[\w-]{8,}"), REDACTED),
     # crypt(3) hashes of node users' passwords.
-    (re.compile(r"\$(?:1|5|6|2[aby]?|y)\$[^\s\"',;]+"), REDACTED),
-    # Base64 keys (account and administrator keys: 64 random bytes, 88 characters with their padding),
-    # and long unpadded runs that mix digits and both cases (a key cut short).
-    (re.compile(r"(?<![\w+/=])[A-Za-z0-9+/]{40,}={1,2}"), REDACTED),
-    (
-        re.compile(r"(?<![\w+/])(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[A-Z])[A-Za-z0-9+/]{64,}"),
-        REDACTED,
-    ),
+    (("$",), re.compile(r"\$(?:1|5|6|2[aby]?|y)\$[^\s\"',;]+"), REDACTED),
+)
+# Base64 keys (account and administrator keys: 64 random bytes, 88 characters with their padding), and
+# long unpadded runs that mix digits and both cases (a key cut short): only on a line with a long run.
+_KEY_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"(?<![\w+/=])[A-Za-z0-9+/]{40,}={1,2}"),
+    re.compile(r"(?<![\w+/])(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[A-Z])[A-Za-z0-9+/]{64,}"),
 )
 
 
@@ -145,8 +148,13 @@ def redact(text: str) -> str:
     known = _SECRETS.pattern()
     if known is not None:
         text = known.sub(REDACTED, text)
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    lower = text.lower()
+    for words, pattern, replacement in _PATTERNS:
+        if any(w in lower for w in words):
+            text = pattern.sub(replacement, text)
+    if _LONG_RUN.search(text):
+        for pattern in _KEY_PATTERNS:
+            text = pattern.sub(REDACTED, text)
     return text
 
 
@@ -319,6 +327,14 @@ def default_level(environ: Mapping[str, str] | None = None) -> str:
     return (env.get(LEVEL_ENV) or "INFO").strip().upper()
 
 
+_configured = ""
+
+
+def configured_format() -> str:
+    """The format `configure` set up in this process (else `default_format`): what its children log in."""
+    return _configured or default_format()
+
+
 def configure(
     fmt: str | None = None,
     level: str | None = None,
@@ -329,7 +345,9 @@ def configure(
     """Log to `stream` (stderr) and to `files`, in format `fmt` (default: `default_format`) at `level`
     (default: `default_level`), with the context's fields and no secrets. Replaces the root logger's
     handlers (called once per process, at its start)."""
+    global _configured
     fmt = check_format(default_format() if fmt is None else fmt)
+    _configured = fmt
     root = logging.getLogger()
     root.setLevel((level or default_level()).upper())
     for old in list(root.handlers):
