@@ -73,9 +73,7 @@ async def test_fields_bound_in_one_task_stay_there(capture: io.StringIO) -> None
 
     await asyncio.gather(*(request(n) for n in range(5)))
     mine = [d for d in lines(capture) if d["logger"] == "shoal.test"]
-    assert sorted((d["message"], d["request_id"]) for d in mine) == [
-        (f"handled {n}", f"r{n}") for n in range(5)
-    ]
+    assert sorted((d["message"], d["request_id"]) for d in mine) == [(f"handled {n}", f"r{n}") for n in range(5)]
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
@@ -139,3 +137,16 @@ def test_a_bad_format_is_refused_and_the_environment_gives_the_default() -> None
     assert logs.default_format({"SHOAL_LOG_FORMAT": "JSON"}) == "json"
     assert logs.default_format({}) == "text"
     assert logs.default_level({"SHOAL_LOG_LEVEL": "debug"}) == "DEBUG"
+
+
+def test_the_server_commands_take_the_format() -> None:
+    from click.testing import CliRunner
+
+    from shoal.client.cli import cli
+
+    runner = CliRunner()
+    for command in ("server", "up"):
+        shown = runner.invoke(cli, [command, "--help"])
+        assert shown.exit_code == 0 and "--log-format [text|json]" in shown.output
+        refused = runner.invoke(cli, [command, "--data-dir", "/nonexistent", "--log-format", "xml"])
+        assert refused.exit_code == 2 and "xml" in refused.output
