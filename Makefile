@@ -14,7 +14,7 @@ TEST_WORKERS ?= 2
 # The control plane's hottest modules compiled by mypyc (shoal_root/native.py): built again whenever
 # the sources differ from those of the last build (by content); where it cannot be built, the
 # sources run (slower) and the build says why.
-.PHONY: install demo test lint typecheck protos protos-check clean openmpi native mpishim test-sources containers
+.PHONY: install demo test lint typecheck protos protos-check clean openmpi native mpishim test-sources containers browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Shoal needs Python 3.11 or newer"'
@@ -49,7 +49,12 @@ openmpi: $(OMPI_STAMP)
 containers:
 	@sh scripts/install_containers.sh
 
-test: $(STAMP) native mpishim openmpi containers
+# The dashboard's browser tests drive Debian's Chromium with its chromedriver (about 25 s to install);
+# like the container engine, installed when missing and root, else one line says why those tests skip.
+browser:
+	@sh scripts/install_browser.sh
+
+test: $(STAMP) native mpishim openmpi containers browser
 	scripts/gen_protos.sh --check
 	$(PY) scripts/build_native.py --check || true
 	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q -n $(TEST_WORKERS)

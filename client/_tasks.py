@@ -18,7 +18,16 @@ from ._filestream import delete_timeout
 from ._rpc import PAGE_SIZE, Rpc
 from .common_types import TaskConstraints
 from .errors import DeadlineExceeded, InvalidArgument, NotFound, ShoalError, Unavailable, from_rpc_error
-from .types import AddTaskResult, NodeFile, Subtask, Task, TaskSpec, TaskState, task_state_to_proto
+from .types import (
+    AddTaskResult,
+    NodeFile,
+    Subtask,
+    Task,
+    TaskChanges,
+    TaskSpec,
+    TaskState,
+    task_state_to_proto,
+)
 
 __all__ = ["TaskWatch", "TasksAPI"]
 
@@ -350,6 +359,27 @@ class TasksAPI:
         ``timeout`` (seconds) raises :class:`DeadlineExceeded`.
         """
         return TaskWatch(self._rpc, job_id, task_ids=task_ids, timeout=timeout)
+
+    def watch(
+        self, job_id: str, *, task_ids: Iterable[str] | None = None, timeout: float | None = None
+    ) -> Iterator[TaskChanges]:
+        """The job's tasks (or ``task_ids``) as they are, then every change as the server commits it (no
+        polling): one :class:`TaskChanges` per message, the first ones (the snapshot) with ``initial``.
+        Ends when the server ends the stream; :class:`DeadlineExceeded` after ``timeout`` seconds. Closing
+        the iterator ends the stream. (:meth:`wait` follows completions only, and resumes after a break.)"""
+        request = task_pb2.WatchTasksRequest(parent=f"jobs/{job_id}", task_ids=builtins.list(task_ids or ()))
+        call = self._rpc.tasks.WatchTasks(request, timeout=timeout, metadata=self._rpc.metadata)
+        try:
+            for msg in call:
+                yield TaskChanges(
+                    tasks=tuple(Task.from_proto(t) for t in msg.tasks),
+                    initial=msg.initial,
+                    initial_complete=msg.initial_complete,
+                )
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()
 
     def files(self, job_id: str, task_id: str, path: str = "", recursive: bool = False) -> builtins.list[NodeFile]:
         """Files under ``path`` in the task directory (``stdout.txt``, ``stderr.txt``, ``wd/...``)."""

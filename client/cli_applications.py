@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_common import _OUTPUT, _client, _emit, _emit_one
+from .cli_watch import list_or_watch, watch_option
 
 if TYPE_CHECKING:
     from .application_types import ApplicationPackageReference
@@ -59,7 +60,7 @@ def app() -> None:
 
 @app.command("create")
 @click.argument("app_id")
-@click.option("--display-name", default="")
+@click.option("--display-name", default="", help="A name for people (any text).")
 @click.option(
     "--no-updates",
     is_flag=True,
@@ -92,10 +93,11 @@ def upload_cmd(
 
 @app.command("list")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def list_cmd(ctx: click.Context, output: str) -> None:
+def list_cmd(ctx: click.Context, output: str, watch: bool) -> None:
     """The account's applications."""
-    _emit(output, list(_client(ctx).applications.list()), _APP_COLUMNS, "applications")
+    list_or_watch(output, watch, lambda: _client(ctx).applications.list(), _APP_COLUMNS, "applications")
 
 
 @app.command("get")
@@ -103,7 +105,7 @@ def list_cmd(ctx: click.Context, output: str) -> None:
 @_OUTPUT
 @click.pass_context
 def get_cmd(ctx: click.Context, app_id: str, output: str) -> None:
-    """One application."""
+    """Show application APP_ID."""
     _emit_one(output, _client(ctx).applications.get(app_id), f"applications/{app_id}")
 
 
@@ -119,7 +121,7 @@ def set_default_cmd(ctx: click.Context, app_id: str, version: str) -> None:
 
 @app.command("update")
 @click.argument("app_id")
-@click.option("--display-name", default=None)
+@click.option("--display-name", default=None, help="A new name for people.")
 @click.option("--allow-updates/--no-updates", default=None, help="Whether active packages may change.")
 @click.pass_context
 def update_cmd(ctx: click.Context, app_id: str, display_name: str | None, allow_updates: bool | None) -> None:
@@ -145,10 +147,12 @@ def package() -> None:
 @package.command("list")
 @click.argument("app_id")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def package_list_cmd(ctx: click.Context, app_id: str, output: str) -> None:
+def package_list_cmd(ctx: click.Context, app_id: str, output: str, watch: bool) -> None:
     """APP_ID's packages, in the order they were created."""
-    _emit(output, list(_client(ctx).applications.list_packages(app_id)), _PACKAGE_COLUMNS, f"applications/{app_id}")
+    fetch = lambda: _client(ctx).applications.list_packages(app_id)  # noqa: E731
+    list_or_watch(output, watch, fetch, _PACKAGE_COLUMNS, f"packages of application {app_id}")
 
 
 @package.command("get")
@@ -157,7 +161,7 @@ def package_list_cmd(ctx: click.Context, app_id: str, output: str) -> None:
 @_OUTPUT
 @click.pass_context
 def package_get_cmd(ctx: click.Context, app_id: str, version: str, output: str) -> None:
-    """One package."""
+    """Show package VERSION of application APP_ID."""
     p = _client(ctx).applications.get_package(app_id, version)
     _emit_one(output, p, f"applications/{app_id}/versions/{version}")
 

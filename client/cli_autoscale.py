@@ -5,6 +5,7 @@ The ``autoscale`` group is added to ``pool`` and ``preempt`` to ``node`` in ``cl
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ import click
 from .autoscale_types import AutoScaleRun
 from .cli_common import _OUTPUT, _client, _emit, _emit_one
 from .cli_nodes import NODE_COLUMNS
+from .cli_params import DURATION
 
 __all__ = ["autoscale", "formula_from_options", "node_preempt"]
 
@@ -43,9 +45,7 @@ def autoscale() -> None:
 @click.argument("pool_id")
 @_FORMULA
 @_FORMULA_FILE
-@click.option(
-    "--interval", type=float, default=None, metavar="SECONDS", help="Evaluate every SECONDS (5 to 604800; default 15)."
-)
+@click.option("--interval", type=DURATION, default=None, help="Evaluate this often (5s to 7d; default 15s).")
 @_OUTPUT
 @click.pass_context
 def autoscale_enable(
@@ -53,13 +53,13 @@ def autoscale_enable(
     pool_id: str,
     formula: str | None,
     formula_file: Path | None,
-    interval: float | None,
+    interval: timedelta | None,
     output: str,
 ) -> None:
     """Let pool POOL_ID size itself by a formula (evaluated at once, then every --interval)."""
     text = formula_from_options(formula, formula_file)
     p = _client(ctx).pools.enable_auto_scale(pool_id, formula=text, evaluation_interval=interval)
-    if output == "json":
+    if output != "table":
         _emit_one(output, p, f"pools/{pool_id}")
         return
     click.echo(
@@ -95,8 +95,8 @@ def autoscale_evaluate(
 
     Exits with status 1 when the evaluation fails."""
     run = _client(ctx).pools.evaluate_auto_scale(pool_id, formula_from_options(formula, formula_file))
-    if output == "json":
-        _emit_one(output, run, f"pools/{pool_id} autoscale run")
+    if output != "table":
+        _emit_one(output, run, f"pools/{pool_id} autoscale run", name=lambda _run: pool_id)
     else:
         _print_run(run)
     if run.error is not None:

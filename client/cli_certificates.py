@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli_common import _OUTPUT, _client, _emit, _emit_one, _fail, _plain
+from .cli_common import _OUTPUT, _client, _emit_one, _fail
+from .cli_render import display_tree
+from .cli_watch import list_or_watch, watch_option
 
 if TYPE_CHECKING:
     from ._certificates import Certificate
@@ -35,10 +37,10 @@ def _used_by(c: Certificate) -> str:
 
 def _show(output: str, c: Certificate, title: str) -> None:
     """One certificate: in a table, its DER data as a size (``--pem`` prints it); in JSON, base64."""
-    if output == "json":
-        _emit_one(output, c, title)
+    if output not in ("table", "wide"):
+        _emit_one(output, c, title, name=lambda c: c.thumbprint)
         return
-    data = _plain(c)
+    data = display_tree(c)
     data["public_data"] = f"{len(c.public_data)} bytes DER (--pem prints it)" if c.public_data else None
     _emit_one(output, data, title)
 
@@ -116,10 +118,11 @@ def add_cmd(
 @certificate.command("list")
 @click.option("--state", type=_STATE_CHOICE, default=None, help="Only certificates in this state.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def list_cmd(ctx: click.Context, state: str | None, output: str) -> None:
+def list_cmd(ctx: click.Context, state: str | None, output: str, watch: bool) -> None:
     """The account's certificates."""
-    _emit(output, list(_client(ctx).certificates.list(state=state)), _COLUMNS, "certificates")
+    list_or_watch(output, watch, lambda: _client(ctx).certificates.list(state=state), _COLUMNS, "certificates")
 
 
 @certificate.command("get")
@@ -128,7 +131,7 @@ def list_cmd(ctx: click.Context, state: str | None, output: str) -> None:
 @_OUTPUT
 @click.pass_context
 def get_cmd(ctx: click.Context, thumbprint: str, pem: bool, output: str) -> None:
-    """One certificate."""
+    """Show the certificate whose SHA-1 thumbprint is THUMBPRINT."""
     c = _client(ctx).certificates.get(thumbprint)
     if pem:
         click.echo(c.pem(), nl=False)
@@ -140,7 +143,7 @@ def get_cmd(ctx: click.Context, thumbprint: str, pem: bool, output: str) -> None
 @click.argument("thumbprint")
 @click.pass_context
 def delete_cmd(ctx: click.Context, thumbprint: str) -> None:
-    """Delete a certificate. Refused (state deletefailed, exit code 1) while a pool or node uses it:
+    """Delete certificate THUMBPRINT. Refused (state deletefailed, exit code 1) while a pool or node uses it:
     delete again once they stopped, or `shoal certificate cancel-delete`."""
     from ._certificates import CertificateState, normalize_thumbprint
 
@@ -158,6 +161,6 @@ def delete_cmd(ctx: click.Context, thumbprint: str) -> None:
 @click.argument("thumbprint")
 @click.pass_context
 def cancel_delete_cmd(ctx: click.Context, thumbprint: str) -> None:
-    """Make a certificate whose deletion failed active again."""
+    """Make certificate THUMBPRINT, whose deletion failed, active again."""
     c = _client(ctx).certificates.cancel_deletion(thumbprint)
     click.echo(f"certificate sha1-{c.thumbprint}: {c.state.value}")

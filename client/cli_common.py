@@ -1,7 +1,10 @@
-"""What every ``shoal`` command shares: the client from the context, errors as one line, tables and JSON.
+"""What every ``shoal`` command shares: the client from the context, errors as one line, and output: the
+options every command that prints resources takes (:func:`output_options`) and the printing of lists,
+single results and JSON.
 
-The commands live in a file per resource (``cli.py``: the root, pools,
-storage and processes; ``cli_nodes.py``; ``cli_jobs.py``; ``cli_tasks.py``).
+The commands live in a file per resource (``cli.py``: the root, pools, storage and processes;
+``cli_nodes.py``; ``cli_jobs.py``; ``cli_tasks.py``; ``cli_queue.py``, the queue across jobs ...); the
+layout of tables and ``key: value`` lines is pure, in ``cli_render.py``; ``--watch`` is ``cli_watch.py``.
 """
 
 from __future__ import annotations
@@ -12,28 +15,30 @@ import enum
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from .cli_render import (
+    ColumnLike,
+    as_columns,
+    cell_text,
+    choose_columns,
+    display_tree,
+    fmt_value,
+    key_value_lines,
+    table_lines,
+    tsv_lines,
+)
 from .errors import ShoalError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from ._client import Client
-
-_OUTPUT = click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
-
 
 # --------------------------------------------------------------------------- plumbing
 
@@ -59,14 +64,15 @@ class _ShoalGroup(click.Group):
 
 
 def _error_line(e: ShoalError) -> str:
+    """``error: CODE REASON: message [field: violation; ...]`` on one line, each thing said once: a field
+    violation the message already says (a message is often the violations joined) is not repeated."""
     code = e.code.name if e.code is not None else "UNKNOWN"
-    parts = [f"error: {code}"]
-    if e.reason:
-        parts.append(e.reason)
-    line = " ".join(parts) + f": {e.message}"
-    if e.field_violations:
-        fields = "; ".join(f"{f}: {d}" for f, d in e.field_violations)
-        line += f" [{fields}]"
+    head = " ".join([f"error: {code}", *([e.reason] if e.reason else [])])
+    said = {part.strip() for part in e.message.split(";")}
+    fresh = [f"{f}: {d}" for f, d in e.field_violations if f"{f}: {d}" not in said]
+    line = f"{head}: {e.message}"
+    if fresh:
+        line += f" [{'; '.join(fresh)}]"
     return line.replace("\n", " ")
 
 
@@ -143,53 +149,232 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    if isinstance(value, datetime):
-        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, timedelta):
-        return f"{value.total_seconds():g}s"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
+# --------------------------------------------------------------------------- output
+
+_fmt = fmt_value
+
+OUTPUT_FORMATS = ("table", "wide", "name", "json", "tsv")
+_OUTPUT_HELP = (
+    "table: the columns that fit the terminal; wide: every column; name: the ids, one per line; "
+    "json: the whole resources; tsv: tab-separated values."
+)
+_META = "shoal.output"
 
 
-def _emit(output: str, items: Iterable[Any], columns: Sequence[tuple[str, Callable[[Any], Any]]], title: str) -> None:
-    """Print ``items`` as a rich table, or as JSON (a list)."""
-    if output == "json":
-        click.echo(json.dumps([_plain(i) for i in items], indent=2))
-        return
-    from rich.table import Table
+@dataclass
+class _OutputFlags:
+    """The output options other than ``-o`` (kept in the click context, so that commands take only ``output``)."""
 
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for name, _ in columns:
-        table.add_column(name, overflow="fold")
-    for item in items:
-        table.add_row(*[_fmt(getter(item)) for _, getter in columns])
-    _console().print(table)
+    no_headers: bool = False
+    query: str | None = None
+    watch_interval: float = 2.0
 
 
-def _emit_one(output: str, item: Any, title: str) -> None:
-    """Print one result as a two-column table, or as a JSON object."""
-    data = _plain(item)
-    if output == "json":
+def _flags() -> _OutputFlags:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return _OutputFlags()
+    flags = ctx.meta.get(_META)
+    return flags if isinstance(flags, _OutputFlags) else _OutputFlags()
+
+
+def _store_flag(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        flags = ctx.meta.setdefault(_META, _OutputFlags())
+        if name == "query" and value is not None:
+            import jmespath
+            from jmespath.exceptions import JMESPathError
+
+            try:
+                jmespath.compile(value)
+            except JMESPathError as e:
+                raise click.BadParameter(f"not a JMESPath expression: {e}", param_hint="--query") from None
+        setattr(flags, name, value)
+        _check_output_flags(ctx)
+        return value
+
+    return store
+
+
+def _check_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    ctx.meta.setdefault(_META, _OutputFlags())
+    ctx.meta["shoal.output.format"] = value
+    _check_output_flags(ctx)
+    return value
+
+
+def _check_output_flags(ctx: click.Context) -> None:
+    """Refuse combinations that say two things (before the command does anything)."""
+    flags = ctx.meta.get(_META)
+    fmt = ctx.meta.get("shoal.output.format")
+    if isinstance(flags, _OutputFlags) and flags.query is not None and fmt == "name":
+        raise click.UsageError("--query selects from the JSON form: use it with -o json or -o tsv, not -o name")
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The output options of every command that prints resources: ``-o/--output`` (passed to the command
+    as ``output``), ``--no-headers`` and ``--query`` (read by :func:`_emit` and :func:`_emit_one`)."""
+    f = click.option(
+        "--query",
+        default=None,
+        metavar="JMESPATH",
+        expose_value=False,
+        callback=_store_flag("query"),
+        help="A JMESPath expression applied to the JSON output (as `az --query`), e.g. \"[?state=='running'].id\"; "
+        "prints JSON (or, with -o tsv, plain values).",
+    )(f)
+    f = click.option(
+        "--no-headers",
+        is_flag=True,
+        default=False,
+        expose_value=False,
+        callback=_store_flag("no_headers"),
+        help="Print tables without their header line.",
+    )(f)
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(OUTPUT_FORMATS),
+        default="table",
+        show_default=True,
+        callback=_check_output,
+        help=_OUTPUT_HELP,
+    )(f)
+
+
+_OUTPUT = output_options
+
+
+def _data_output(output: str) -> bool:
+    """Whether ``output`` asks for data (JSON, tab-separated values, or a --query) rather than a view."""
+    return output in ("json", "tsv") or _flags().query is not None
+
+
+def _emit_data(output: str, data: Any) -> None:
+    """JSON data (a list of resources or one) as JSON or tab-separated values, after ``--query``."""
+    query = _flags().query
+    if query is not None:
+        import jmespath
+
+        data = jmespath.search(query, data)
+    if output == "tsv":
+        for line in tsv_lines(data):
+            click.echo(line)
+    else:
         click.echo(json.dumps(data, indent=2))
-        return
-    from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for key, value in data.items():
-        if value in (None, "", [], {}):
-            continue
-        if isinstance(value, dict | list):
-            value = json.dumps(value)
-        table.add_row(key, str(value))
-    _console().print(table)
+
+def _terminal_width() -> int | None:
+    """How wide the output may be: $COLUMNS when set, the terminal's width on a terminal, else no limit."""
+    import os
+    import shutil
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _name_getter(columns: Sequence[ColumnLike], name: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    return name if name is not None else as_columns(columns)[0].get
+
+
+def _emit(
+    output: str,
+    items: Iterable[Any],
+    columns: Sequence[ColumnLike],
+    title: str,
+    *,
+    name: Callable[[Any], Any] | None = None,
+) -> None:
+    """Print what a command did to ``items`` (``title`` says what: "pool created"), as :func:`_emit_list`
+    does, the title above the table whether on a terminal or not."""
+    _print_items(output, list(items), columns, title, name=name, title_always=True)
+
+
+def _emit_list(
+    output: str,
+    items: Iterable[Any],
+    columns: Sequence[ColumnLike],
+    title: str,
+    *,
+    name: Callable[[Any], Any] | None = None,
+) -> None:
+    """Print a listing: a table of ``columns`` (on a terminal, those that fit it; ``title`` above it
+    there), the items' ids (``-o name``; ``name`` gives an item's, else the first column), or JSON /
+    tab-separated values (a list)."""
+    _print_items(output, list(items), columns, title, name=name, title_always=False)
+
+
+def _print_items(
+    output: str,
+    items: list[Any],
+    columns: Sequence[ColumnLike],
+    title: str,
+    *,
+    name: Callable[[Any], Any] | None,
+    title_always: bool,
+) -> None:
+    if _data_output(output):
+        _emit_data(output, [_plain(i) for i in items])
+        return
+    if output == "name":
+        get = _name_getter(columns, name)
+        for item in items:
+            click.echo(fmt_value(get(item)))
+        return
+    if not items and not title_always and _is_terminal():
+        # As `kubectl get`: a word to the person rather than a header over nothing.
+        click.echo(f"No {title}.", err=True)
+        return
+    if (title_always or _is_terminal()) and title and not _flags().no_headers:
+        click.echo(click.style(title, dim=True))
+    for line in _table_lines(output, items, columns):
+        click.echo(line)
+
+
+def _table_lines(output: str, items: Sequence[Any], columns: Sequence[ColumnLike]) -> list[str]:
+    """The lines of a table of ``items``: the columns ``output`` and the terminal's width leave, with a
+    bold header line (unless --no-headers)."""
+    cols = as_columns(columns)
+    rows = [[cell_text(c.get(item)) for c in cols] for item in items]
+    headers = not _flags().no_headers
+    kept = choose_columns(cols, rows, wide=output == "wide", width=_terminal_width(), headers=headers)
+    lines = table_lines([cols[i].name for i in kept] if headers else None, [[r[i] for i in kept] for r in rows])
+    if headers and lines:
+        lines[0] = click.style(lines[0], bold=True)
+    return lines
+
+
+def _emit_one(output: str, item: Any, title: str, *, name: Callable[[Any], Any] | None = None) -> None:
+    """Print one result as ``key: value`` lines (nested fields indented), its id (``-o name``), or as a
+    JSON object / tab-separated values."""
+    if _data_output(output):
+        _emit_data(output, _plain(item))
+        return
+    if output == "name":
+        value = name(item) if name is not None else _field(item, "id")
+        if value is None:
+            raise click.UsageError("-o name: this result has no id")
+        click.echo(fmt_value(value))
+        return
+    tree = display_tree(item)
+    if not isinstance(tree, dict):
+        tree = {"value": tree}
+    if _is_terminal() and title and not _flags().no_headers:
+        click.echo(click.style(title, dim=True))
+    for line in key_value_lines(tree, _terminal_width()):
+        click.echo(line)
+
+
+def _field(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, Mapping) else getattr(item, key, None)
 
 
 def _parse_env(values: Sequence[str], param_hint: str = "--env") -> dict[str, str]:
@@ -201,21 +386,6 @@ def _parse_env(values: Sequence[str], param_hint: str = "--env") -> dict[str, st
         name, value = item.split("=", 1)
         env[name] = value
     return env
-
-
-def _wall_clock(value: str) -> timedelta | None:
-    """``--max-wall-clock``: seconds, or None for ``unlimited``."""
-    if value.lower() == "unlimited":
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is neither seconds nor 'unlimited'", param_hint="--max-wall-clock"
-        ) from None
-    if seconds <= 0:
-        raise click.BadParameter("must be positive (or 'unlimited')", param_hint="--max-wall-clock")
-    return timedelta(seconds=seconds)
 
 
 def _given(ctx: click.Context, names: Iterable[str]) -> list[str]:
@@ -232,8 +402,9 @@ def _read_json_file(file: Any, *, reason: str) -> Any:
     return load_json(file.read(), source=getattr(file, "name", "<file>"), reason=reason)
 
 
-def _seconds(value: float | None) -> timedelta | None:
-    return None if value is None else timedelta(seconds=value)
+def _tell(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _wait_with_progress(
@@ -245,6 +416,8 @@ def _wait_with_progress(
     check: bool = False,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .cli_waiting import telling_why
 
     client = _client(ctx)
     total: int | None = len(task_ids) if task_ids else None
@@ -265,6 +438,8 @@ def _wait_with_progress(
             disable=quiet,
             transient=False,
         ) as progress,
+        # Why tasks have not started, once each, on stderr (above the bar on a terminal: rich redirects it).
+        telling_why(client, job_id, task_ids, _tell),
     ):
         bar = progress.add_task(f"job {job_id}", total=total or None, ok=0, failed=0)
         for task in watch:

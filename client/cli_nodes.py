@@ -6,36 +6,44 @@ added to the ``pool`` group there.
 
 from __future__ import annotations
 
-import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import click
 
 from .cli_common import _FILE_COLUMNS, _OUTPUT, _client, _emit, _emit_one
+from .cli_params import DURATION, seconds_of
+from .cli_render import Column
+from .cli_watch import Changes, list_or_watch, watch_option
+from .durations import parse_duration
 from .node_types import DisableNodeSchedulingOption, NodeCounts, PoolNodeCounts
 
 __all__ = ["NODE_STATE_CHOICE", "list_nodes", "node", "pool_counts"]
 
 _DEALLOCATION_CHOICE = click.Choice(["requeue", "terminate", "taskcompletion", "retaineddata"])
 
-NODE_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
-    ("id", lambda n: n.id),
-    ("pool", lambda n: n.pool_id),
-    ("state", lambda n: n.state),
-    ("kind", lambda n: "dedicated" if n.is_dedicated else "low-priority"),
-    ("scheduling", lambda n: n.scheduling_state),
-    ("address", lambda n: n.ip_address),
-    ("slots", lambda n: f"{n.running_task_slots}/{n.task_slots}"),
-    ("run", lambda n: n.total_tasks_run),
-    ("ok", lambda n: n.total_tasks_succeeded),
-    ("cpu%", lambda n: f"{n.cpu_percent:.0f}"),
-    ("start task", lambda n: (n.start_task_info.result or n.start_task_info.state) if n.start_task_info else None),
-    ("heartbeat", lambda n: n.last_heartbeat_time),
-    ("errors", lambda n: ",".join(e.code for e in n.errors) or None),
-    ("containers", lambda n: n.container_engine or None),
+# The priorities say which columns a narrow terminal keeps (lower first): a node's id, state and slots.
+NODE_COLUMNS: list[Column] = [
+    Column("id", lambda n: n.id, priority=0),
+    Column("pool", lambda n: n.pool_id, priority=20),
+    Column("state", lambda n: n.state, priority=1),
+    Column("kind", lambda n: "dedicated" if n.is_dedicated else "low-priority", priority=6),
+    Column("scheduling", lambda n: n.scheduling_state, priority=4),
+    Column("address", lambda n: n.ip_address, priority=3),
+    Column("slots", lambda n: f"{n.running_task_slots}/{n.task_slots}", priority=2),
+    Column("run", lambda n: n.total_tasks_run, priority=7),
+    Column("ok", lambda n: n.total_tasks_succeeded, priority=8),
+    Column("cpu%", lambda n: f"{n.cpu_percent:.0f}", priority=9),
+    Column(
+        "start task",
+        lambda n: (n.start_task_info.result or n.start_task_info.state) if n.start_task_info else None,
+        priority=10,
+    ),
+    Column("heartbeat", lambda n: n.last_heartbeat_time, priority=12),
+    Column("errors", lambda n: ",".join(e.code for e in n.errors) or None, priority=5),
+    Column("containers", lambda n: n.container_engine or None, priority=11),
 ]
 
 NODE_STATE_CHOICE = click.Choice(
@@ -60,10 +68,30 @@ NODE_STATE_CHOICE = click.Choice(
 _DISABLE_OPTION_CHOICE = click.Choice([o.value for o in DisableNodeSchedulingOption] + ["task_completion"])
 
 
-def list_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
-    """Print the nodes of ``pool_id`` (those in ``state`` when given)."""
-    nodes = list(_client(ctx).pools.nodes(pool_id, state=state))
-    _emit(output, nodes, NODE_COLUMNS, f"nodes of pool {pool_id}")
+def list_nodes(ctx: click.Context, pool_id: str, state: str | None, output: str, watch: bool = False) -> None:
+    """Print the nodes of ``pool_id`` (those in ``state`` when given); with ``watch``, then each change
+    (from the server's watch stream)."""
+    client = _client(ctx)
+
+    def stream() -> Iterator[Changes]:
+        for changes in client.pools.watch_nodes(pool_id):
+            yield Changes(
+                items=changes.nodes,
+                removed=changes.removed_node_ids,
+                initial=changes.initial,
+                initial_complete=changes.initial_complete,
+            )
+
+    list_or_watch(
+        output,
+        watch,
+        lambda: client.pools.nodes(pool_id, state=state),
+        NODE_COLUMNS,
+        f"nodes of pool {pool_id}",
+        key=lambda n: n.id,
+        stream=stream,
+        match=None if state is None else (lambda n: n.state == state),
+    )
 
 
 @click.group()
@@ -75,10 +103,11 @@ def node() -> None:
 @click.argument("pool_id")
 @click.option("--state", type=NODE_STATE_CHOICE, default=None, help="Only nodes in this state.")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def node_list(ctx: click.Context, pool_id: str, state: str | None, output: str) -> None:
+def node_list(ctx: click.Context, pool_id: str, state: str | None, output: str, watch: bool) -> None:
     """List the nodes of pool POOL_ID."""
-    list_nodes(ctx, pool_id, state, output)
+    list_nodes(ctx, pool_id, state, output, watch)
 
 
 @node.command("get")
@@ -98,16 +127,24 @@ def node_get(ctx: click.Context, pool_id: str, node_id: str, output: str) -> Non
 @click.option("--path", "path_option", default="", help="Directory relative to the node root (or give it as PATH).")
 @click.option("-r", "--recursive", is_flag=True, help="List the whole tree under the directory.")
 @_OUTPUT
+@watch_option
 @click.pass_context
 def node_files(
-    ctx: click.Context, pool_id: str, node_id: str, path: str | None, path_option: str, recursive: bool, output: str
+    ctx: click.Context,
+    pool_id: str,
+    node_id: str,
+    path: str | None,
+    path_option: str,
+    recursive: bool,
+    output: str,
+    watch: bool,
 ) -> None:
-    """List files in the root directory of node NODE_ID (or in its directory PATH)."""
+    """List files in the root directory of node NODE_ID of pool POOL_ID (or in its directory PATH)."""
     if path is not None and path_option and path != path_option:
         raise click.UsageError("give the directory once: as PATH or as --path")
     where = path if path is not None else path_option
-    files = _client(ctx).pools.node_files(pool_id, node_id, path=where, recursive=recursive)
-    _emit(output, files, _FILE_COLUMNS, f"files of node {pool_id}/{node_id}")
+    fetch = lambda: _client(ctx).pools.node_files(pool_id, node_id, path=where, recursive=recursive)  # noqa: E731
+    list_or_watch(output, watch, fetch, _FILE_COLUMNS, f"files of node {pool_id}/{node_id}")
 
 
 @node.command("cat")
@@ -122,7 +159,7 @@ def node_files(
 )
 @click.pass_context
 def node_cat(ctx: click.Context, pool_id: str, node_id: str, path: str, follow: bool, offset: int) -> None:
-    """Print file PATH (relative to the root directory of node NODE_ID), e.g. agent.log."""
+    """Print file PATH (relative to the root directory of node NODE_ID of pool POOL_ID), e.g. agent.log."""
     out: BinaryIO = sys.stdout.buffer
     with _client(ctx).pools.read_node_file(pool_id, node_id, path, offset=offset, follow=follow) as chunks:
         try:
@@ -141,7 +178,8 @@ def node_cat(ctx: click.Context, pool_id: str, node_id: str, path: str, follow: 
 @_OUTPUT
 @click.pass_context
 def node_stat(ctx: click.Context, pool_id: str, node_id: str, path: str, output: str) -> None:
-    """Show the size, modification time and mode of file or directory PATH on node NODE_ID (a link as itself)."""
+    """Show the size, modification time and mode of file or directory PATH on node NODE_ID of pool POOL_ID
+    (a link as itself)."""
     f = _client(ctx).pools.node_file_properties(pool_id, node_id, path)
     _emit_one(output, f, f"{pool_id}/{node_id}:{path}")
 
@@ -153,32 +191,30 @@ def node_stat(ctx: click.Context, pool_id: str, node_id: str, path: str, output:
 @click.option("-r", "--recursive", is_flag=True, help="Delete a directory and everything under it.")
 @click.pass_context
 def node_rm(ctx: click.Context, pool_id: str, node_id: str, path: str, recursive: bool) -> None:
-    """Delete file PATH (relative to the root directory of node NODE_ID); a link goes, not its target."""
+    """Delete file PATH (relative to the root directory of node NODE_ID of pool POOL_ID); a link goes, not its
+    target."""
     _client(ctx).pools.delete_node_file(pool_id, node_id, path, recursive=recursive)
     click.echo(f"{pool_id}/{node_id}:{path}: deleted")
 
 
-_AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_when(value: str, option: str, now: datetime | None = None) -> datetime:
     """A time given on the command line: ISO 8601 (``2026-03-01T12:00``, local time without a zone),
-    ``now``, or a duration ago (``90s``, ``30m``, ``2h``, ``1d``)."""
+    ``now``, or a duration ago (``90s``, ``30m``, ``1h30m``, ``1d``, ``01:30:00``: any form of
+    :func:`~shoal.client.durations.parse_duration`)."""
     now = now or datetime.now(UTC)
     text = value.strip().lower()
     if text == "now":
         return now
-    m = _AGO_RE.match(text)
-    if m:
-        return now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a time: give ISO 8601 (2026-03-01T12:00), now, or a duration ago (30m, 2h, 1d)",
-            param_hint=option,
-        ) from None
+        try:
+            return now - parse_duration(text)
+        except (ValueError, OverflowError):
+            raise click.BadParameter(
+                f"{value!r} is not a time: give ISO 8601 (2026-03-01T12:00), now, or a duration ago (30m, 2h, 1d)",
+                param_hint=option,
+            ) from None
     return when if when.tzinfo is not None else when.astimezone()
 
 
@@ -210,7 +246,7 @@ def node_logs(
     end: str | None,
     download_dir: str | None,
 ) -> None:
-    """Upload the agent logs of node NODE_ID written in a time window to a storage container (Batch's
+    """Upload the agent logs of node NODE_ID of pool POOL_ID written in a time window to a storage container (Batch's
     "upload Batch service logs"); prints where they went."""
     start_time = parse_when(start, "--start")
     end_time = parse_when(end, "--end") if end is not None else None
@@ -237,21 +273,20 @@ def node_logs(
 @click.option(
     "--wait",
     "wait_timeout",
-    type=float,
+    type=DURATION,
     default=None,
-    metavar="SECONDS",
-    help="Wait until the node is offline (no task runs on it any more).",
+    help="Wait up to this long until the node is offline (no task runs on it any more).",
 )
 @_OUTPUT
 @click.pass_context
 def node_disable(
-    ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: float | None, output: str
+    ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: timedelta | None, output: str
 ) -> None:
     """Stop scheduling tasks on node NODE_ID of pool POOL_ID (it is offline once no task runs there)."""
     client = _client(ctx)
     n = client.pools.disable_node_scheduling(pool_id, node_id, option=option)
     if wait_timeout is not None:
-        n = client.pools.wait_node_state(pool_id, node_id, "offline", timeout=wait_timeout)
+        n = client.pools.wait_node_state(pool_id, node_id, "offline", timeout=seconds_of(wait_timeout))
     _emit(output, [n], NODE_COLUMNS, "node scheduling disabled")
 
 
@@ -268,14 +303,13 @@ def node_disable(
 )
 @click.option(
     "--resize-timeout",
-    type=float,
+    type=DURATION,
     default=None,
-    metavar="SECONDS",
     help="How long the removal may take (at least 5; default: the pool's).",
 )
 @click.pass_context
 def node_remove(
-    ctx: click.Context, pool_id: str, node_ids: tuple[str, ...], deallocation: str, resize_timeout: float | None
+    ctx: click.Context, pool_id: str, node_ids: tuple[str, ...], deallocation: str, resize_timeout: timedelta | None
 ) -> None:
     """Remove nodes NODE_IDS (1 to 100) from pool POOL_ID; its target drops by as many."""
     p = _client(ctx).pools.remove_nodes(
@@ -311,22 +345,21 @@ def _restart_command(reimage: bool) -> None:
     @click.option(
         "--wait",
         "wait_timeout",
-        type=float,
+        type=DURATION,
         default=None,
-        metavar="SECONDS",
-        help="Wait until the node is back (idle, offline, starttaskfailed or unusable).",
+        help="Wait up to this long until the node is back (idle, offline, starttaskfailed or unusable).",
     )
     @_OUTPUT
     @click.pass_context
     def restart_cmd(
-        ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: float | None, output: str
+        ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: timedelta | None, output: str
     ) -> None:
         client = _client(ctx)
         restart = client.pools.reimage_node if reimage else client.pools.reboot_node
         n = restart(pool_id, node_id, option=option)
         if wait_timeout is not None:
             back = ("idle", "running", "offline", "starttaskfailed", "unusable")
-            n = client.pools.wait_node_state(pool_id, node_id, back, timeout=wait_timeout)
+            n = client.pools.wait_node_state(pool_id, node_id, back, timeout=seconds_of(wait_timeout))
         _emit(output, [n], NODE_COLUMNS, f"node {verb} requested" if wait_timeout is None else f"node back from {verb}")
 
 
@@ -372,8 +405,12 @@ def _count_columns(counts: list[PoolNodeCounts]) -> list[tuple[str, Callable[[An
 
 @click.command("counts")
 @_OUTPUT
+@watch_option
 @click.pass_context
-def pool_counts(ctx: click.Context, output: str) -> None:
+def pool_counts(ctx: click.Context, output: str, watch: bool) -> None:
     """Per pool of the account, how many of its nodes are in each state."""
-    counts = _client(ctx).pools.node_counts()
-    _emit(output, counts, _count_columns(counts), "nodes by state")
+    client = _client(ctx)
+    counts = client.pools.node_counts()
+    # (Watched, the columns stay those of the first reading; a state that appears later is in -o json.)
+    fetch = lambda: client.pools.node_counts() if watch else counts  # noqa: E731
+    list_or_watch(output, watch, fetch, _count_columns(counts), "nodes by state")

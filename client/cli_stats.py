@@ -3,12 +3,11 @@ form of an attempt's statistics that ``shoal task get`` shows."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-from .cli_common import _OUTPUT, _client, _emit_one, _plain
+from .cli_common import _OUTPUT, _client, _data_output, _emit_data, _emit_one, _plain
 from .stats_types import TaskStatistics, UsageStatistics
 
 __all__ = ["human_statistics", "human_usage", "job_stats", "pool_stats"]
@@ -61,8 +60,8 @@ def human_usage(u: UsageStatistics) -> dict[str, str]:
 
 
 def _show(output: str, result: Any, rows: dict[str, str], title: str) -> None:
-    if output == "json":
-        click.echo(json.dumps(_plain(result), indent=2))
+    if _data_output(output):
+        _emit_data(output, _plain(result))
     else:
         _emit_one(output, rows, title)
 

@@ -70,6 +70,15 @@ class Credentials:
         return [("shoal-account", self.account or "default"), ("authorization", f"Bearer {self.key}")]
 
 
+def saved_server(address: str | None) -> dict[str, Any]:
+    """What ``shoal server`` saved of the server at `address` (of the one started last when None)."""
+    home = shoal_home()
+    latest = _read_json(home / CREDENTIALS_FILE)
+    if address is None or _text(latest, "address") == address:
+        return latest
+    return _read_json(home / SERVERS_DIR / server_file_name(address))
+
+
 def resolve(
     address: str | None = None,
     *,

@@ -195,6 +195,9 @@ class NodeChanges:
     """The :class:`~shoal.client.Node` of each node that changed (or, with ``initial``, of the snapshot)."""
     removed_node_ids: tuple[str, ...] = ()
     initial: bool = False
+    """Part of the snapshot of the pool's nodes as they were when the watch began."""
+    initial_complete: bool = False
+    """The last message of that snapshot (later messages are changes)."""
 
 
 @dataclass(frozen=True)

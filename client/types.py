@@ -86,6 +86,7 @@ __all__ = [
     "StartTaskSpec",
     "Subtask",
     "Task",
+    "TaskChanges",
     "TaskConstraints",
     "TaskCounts",
     "TaskSpec",
@@ -1250,6 +1251,18 @@ class Task:
             container=container_info_of(ex),
             proto=msg,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskChanges:
+    """One message of ``tasks.watch``: tasks as they are now (every change of a task, not only completions)."""
+
+    tasks: tuple[Task, ...]
+    """The tasks that changed (or, with ``initial``, those of the snapshot)."""
+    initial: bool = False
+    """Part of the snapshot of the job's tasks as they were when the watch began."""
+    initial_complete: bool = False
+    """The last message of that snapshot (later messages are changes)."""
 
 
 @dataclass(frozen=True, kw_only=True)

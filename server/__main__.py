@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tls-key", type=Path, default=None, help="its private key (PEM)")
     ap.add_argument("--agent-listen", default="", help="the agent port (default: the listen host, the next port)")
     ap.add_argument("--agent-advertise", default="", help="the agent port's address as joining agents reach it")
+    ap.add_argument(
+        "--http-listen", default="", help="the HTTP port: /metrics and the dashboard (default: two ports above; 'off')"
+    )
     ap.add_argument("--heartbeat-interval", type=float, default=1.0)
     ap.add_argument("--heartbeat-timeout", type=float, default=10.0)
     ap.add_argument("--agent-orphan-timeout", type=float, default=60.0)
@@ -40,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         default=60.0,
         help="for tests: the shortest start window and recurrence interval of a job schedule, in seconds",
     )
-    ap.add_argument("--http-listen", default="", help="the HTTP port: /metrics and the dashboard ('off': none)")
     ap.add_argument(
         "--log-format",
         default="",
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         tls_key=a.tls_key,
         agent_listen=a.agent_listen,
         agent_advertise=a.agent_advertise,
+        http_listen=a.http_listen,
         heartbeat_interval=a.heartbeat_interval,
         heartbeat_timeout=a.heartbeat_timeout,
         agent_orphan_timeout=a.agent_orphan_timeout,
@@ -65,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         spot_recovery_seconds=a.spot_recovery_seconds,
         spot_seed=a.spot_seed,
         schedule_min_seconds=a.schedule_min_interval,
-        http_listen=a.http_listen,
         log_format=a.log_format,
     )
 

@@ -69,6 +69,8 @@ from shoal.server.security import ServerSecurity
 from shoal.server.storage.blobstore import BlobStore
 from shoal.server.storage.service import AccountStores, StorageServicer
 from shoal.server.store.sqlite import SqliteStore
+from shoal.server.web.dashboard import Dashboard
+from shoal.server.web.gateway import Gateway
 from shoal.server.web.server import WebConfig, WebServer
 from shoal.server.web.targets import targets_extension
 from shoal.tlsconfig import server_credentials
@@ -484,6 +486,13 @@ class ShoalServer:
         if listen == "off":
             return
         registry = self.metrics
+        if self.config.secure:
+            # The dashboard's calls to this server's own API check its certificate as a client does.
+            roots = self.security.ca.cert_pem if self.config.tls_cert is None else None
+            gateway = Gateway(self.address, grpc.ssl_channel_credentials(root_certificates=roots))
+        else:
+            gateway = Gateway(self.address, None)
+        Dashboard(gateway, registry).install_on(self.web_extensions)
 
         def authenticate(account: str, key: str) -> object:
             return authenticator.principal([(ACCOUNT_HEADER, account), (AUTHORIZATION_HEADER, BEARER + key)])
@@ -499,7 +508,14 @@ class ShoalServer:
                 extend=self.web_extensions,
             )
         )
-        bound = await web_server.start(listen)
+        try:
+            bound = await web_server.start(listen)
+        except OSError as e:
+            if self.config.http_listen:
+                raise OSError(f"cannot listen on {listen} (the HTTP port): {e}") from e
+            # The default port beside the API's is taken: any free one (its URL is printed and published).
+            log.warning("the HTTP port %s is taken (%s): listening on any free port instead", listen, e)
+            bound = await web_server.start(f"{listen.rpartition(':')[0]}:0")
         self.web = web_server
         host, _, port = bound.rpartition(":")
         self.http_url = f"{web_server.scheme}://{local_address(host, int(port))}"

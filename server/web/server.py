@@ -83,7 +83,11 @@ class WebServer:
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host or None, int(port), ssl_context=self._ssl_context())
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
         self._runner = runner
         server = site._server
         sockets = getattr(server, "sockets", None) or []

@@ -186,7 +186,7 @@ def test_job_prep_status(run: Run, fake: FakeServer, tmp_path: Path) -> None:
 
     r = run("job", "prep-status", "prep")
     assert r.exit_code == 0, r.output
-    lines = {line.split()[1]: line for line in r.output.splitlines() if "node-" in line}
+    lines = {line.split()[0]: line for line in r.output.splitlines() if "node-" in line}
     assert "success" in lines["node-1"] and "running" in lines["node-1"]
     assert "failure" in lines["node-2"] and "3" in lines["node-2"] and "FailureExitCode" in lines["node-2"]
     data = json.loads(run("job", "prep-status", "prep", "-o", "json").output)

@@ -32,6 +32,7 @@ from shoal.client import (
     TaskDependencies,
     TaskSpec,
 )
+from tests.clitable import parse_table
 from tests.e2e.harness import ServerProcess, sh, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -547,15 +548,10 @@ def shoal(server: ServerProcess, *args: str, ok: bool = True) -> str:
         capture_output=True,
         text=True,
         timeout=60,
-        env=dict(os.environ, COLUMNS="200"),  # wide enough that no cell wraps
+        env=dict(os.environ, COLUMNS="200"),  # wide enough for every column
     )
     assert (p.returncode == 0) == ok, f"shoal {' '.join(args)} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
     return p.stdout if ok else p.stderr
-
-
-def cells(line: str, bar: str) -> list[str]:
-    """The cells of one line of a table as the CLI draws it."""
-    return [c.strip() for c in line.strip().strip(bar).split(bar)]
 
 
 def test_cli_dependencies_disable_enable_counts_and_json_file(
@@ -573,10 +569,7 @@ def test_cli_dependencies_disable_enable_counts_and_json_file(
     assert "blocked by parent (TaskFailed)" in listing and "waiting on notyet" in listing
     counts = json.loads(shoal(server, "job", "counts", "cj", "-o", "json"))
     assert (counts["active"], counts["blocked"], counts["waiting_on_dependencies"]) == (2, 1, 1)
-    table = shoal(server, "job", "counts", "cj").splitlines()
-    header = next(line for line in table if "┃" in line)
-    row = next(line for line in table if "│" in line)
-    columns = dict(zip(cells(header, "┃"), cells(row, "│"), strict=True))
+    (columns,) = parse_table(shoal(server, "job", "counts", "cj"), "active")
     assert (columns["blocked"], columns["waiting on dependencies"], columns["failed"]) == ("1", "1", "1")
 
     shoal(server, "job", "disable", "cj", "--disable-tasks", "wait")

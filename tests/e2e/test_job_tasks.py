@@ -28,6 +28,7 @@ from shoal.client import (
     TaskDependencies,
     TaskSpec,
 )
+from tests.clitable import parse_table
 from tests.e2e.harness import ServerProcess, sh, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -222,11 +223,9 @@ def test_preparation_runs_once_per_node_before_its_tasks_and_release_once_when_t
 
     # 5. The CLI, as a new user would run it: a row per node, in a table and as JSON.
     table = shoal(server, "job", "prep-status", "pj")
-    rows = {c[0]: c for line in table.splitlines() if "│" in line and (c := cells(line, "│"))[0] in nodes}
+    rows = {r["node"]: r for r in parse_table(table, "node")}
     assert set(rows) == set(nodes), table
-    header = next(line for line in table.splitlines() if "┃" in line)
-    for row in rows.values():
-        columns = dict(zip(cells(header, "┃"), row, strict=True))
+    for columns in rows.values():
         assert (columns["pool"], columns["preparation"], columns["prep exit"]) == ("p", "success", "0"), columns
         assert (columns["release"], columns["release exit"]) == ("success", "0"), columns
     as_json = json.loads(shoal(server, "job", "prep-status", "pj", "-o", "json"))
@@ -432,12 +431,7 @@ def shoal(server: ServerProcess, *args: str) -> str:
         capture_output=True,
         text=True,
         timeout=60,
-        env=dict(os.environ, COLUMNS="200"),  # wide enough that no cell wraps
+        env=dict(os.environ, COLUMNS="200"),  # wide enough for every column
     )
     assert p.returncode == 0, f"shoal {' '.join(args)} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
     return p.stdout
-
-
-def cells(line: str, bar: str) -> list[str]:
-    """The cells of one line of a table as the CLI draws it."""
-    return [c.strip() for c in line.strip().strip(bar).split(bar)]

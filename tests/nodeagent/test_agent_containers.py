@@ -269,7 +269,8 @@ def test_the_watchdog_ends_a_nodes_running_containers(tmp_path: Path, image: str
     conf.write_text(containerkit.containers_conf().read_text())
     name = containerkit.unique_name("shoal-watchdog")
     started = containerkit.podman(
-        *("run", "--detach", "--name", name, "--label", node_label(root), image, "sleep", "300"), check=True
+        *("run", "--detach", "--network", "none", "--name", name, "--label", node_label(root), image, "sleep", "300"),
+        check=True,
     )
     assert started.returncode == 0
     assert kill_containers(root) == 1
