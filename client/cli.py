@@ -474,6 +474,13 @@ pool.add_command(pool_stats)
     help="For tests: the shortest start window and recurrence interval a job schedule may have "
     "(Batch's minute; lower it only to try schedules quickly).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text, or as JSON objects one per line (the local agents' too) "
+    "[default: $SHOAL_LOG_FORMAT, else text].",
+)
 def server_cmd(
     data_dir: Path,
     listen: str,
@@ -489,6 +496,7 @@ def server_cmd(
     spot_recovery_seconds: float,
     spot_seed: int | None,
     schedule_min_interval: timedelta,
+    log_format: str | None,
 ) -> None:
     """Run the control plane in the foreground.
 
@@ -513,6 +521,7 @@ def server_cmd(
             spot_recovery_seconds=spot_recovery_seconds,
             spot_seed=spot_seed,
             schedule_min_seconds=schedule_min_interval.total_seconds(),
+            log_format=log_format or "",
         )
     )
 

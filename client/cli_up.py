@@ -46,6 +46,13 @@ __all__ = ["down_cmd", "up_cmd"]
     "'off': none].",
 )
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text, or as JSON objects one per line (the local agents' too) "
+    "[default: $SHOAL_LOG_FORMAT, else text].",
+)
+@click.option(
     "-d",
     "--detach",
     is_flag=True,
@@ -69,6 +76,7 @@ def up_cmd(
     plaintext: bool,
     agent_listen: str,
     http_listen: str,
+    log_format: str | None,
     detach: bool,
     timeout: timedelta,
 ) -> None:
@@ -88,6 +96,7 @@ def up_cmd(
         args += ["--insecure-plaintext"] if plaintext else []
         args += ["--agent-listen", agent_listen] if agent_listen else []
         args += ["--http-listen", http_listen] if http_listen else []
+        args += ["--log-format", log_format] if log_format else []
         try:
             started = daemon.start_detached(args, data_dir, pool_id, timeout=timeout.total_seconds())
         except daemon.DaemonError as e:
@@ -113,6 +122,7 @@ def up_cmd(
             secure=not plaintext,
             agent_listen=agent_listen,
             http_listen=http_listen,
+            log_format=log_format or "",
         )
     finally:
         daemon.forget(data_dir)

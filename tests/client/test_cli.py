@@ -319,6 +319,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "spot_recovery_seconds": 30.0,
                 "spot_seed": None,
                 "schedule_min_seconds": 60.0,
+                "log_format": "",
             },
         ),
         (
@@ -333,6 +334,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "secure": True,
                 "agent_listen": "",
                 "http_listen": "",
+                "log_format": "",
             },
         ),
     ]
