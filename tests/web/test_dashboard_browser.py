@@ -144,6 +144,10 @@ def test_the_dashboard_follows_a_running_job(web_server: ServerProcess, driver) 
         until(driver, "the schedules page", lambda d: "Job schedules" in d.find_element("id", "view").text)
         driver.get(f"{web_server.http_url}/#/metrics")  # type: ignore[attr-defined]
         until(driver, "the metrics page", lambda d: "the last hour" in d.find_element("id", "view").text)
+        # Sampled from the server's registry since it started: gauges have points at once.
+        for title in ("Tasks running", "Nodes idle", "Server memory (MiB)"):
+            chart = until(driver, title, lambda d, t=title: d.find_elements("css selector", f"[data-chart='{t}']"))
+            assert int(chart[0].get_attribute("data-points")) >= 1
         save_screenshot(driver, "metrics")
     finally:
         client.close()
