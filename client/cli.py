@@ -42,6 +42,7 @@ from .cli_params import DURATION, POSITIVE_DURATION, USER_ACCOUNT, UserAccountPa
 from .cli_pools import pool_update, start_task_from_options, start_task_options
 from .cli_queue import queue
 from .cli_schedules import schedule
+from .cli_serving import serving_options
 from .cli_stats import job_stats, pool_stats
 from .cli_storage import storage
 from .cli_tasks import task
@@ -402,21 +403,7 @@ pool.add_command(pool_stats)
 
 
 @cli.command("server")
-@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="State directory.")
-@click.option("--listen", default="127.0.0.1:7420", show_default=True, help="Address to serve the API on.")
-@click.option(
-    "--allow-non-loopback-without-authentication",
-    "allow_non_loopback",
-    is_flag=True,
-    help="Allow listening beyond loopback without authentication.",
-)
-@click.option(
-    "--insecure-plaintext",
-    "plaintext",
-    is_flag=True,
-    help="DANGEROUS: serve the API without TLS and without account keys; every caller acts as the default "
-    "account and may administer accounts. Loopback only, unless --allow-non-loopback-without-authentication.",
-)
+@serving_options
 @click.option(
     "--tls-cert",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -425,17 +412,6 @@ pool.add_command(pool_stats)
 )
 @click.option(
     "--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None, help="Its key (PEM)."
-)
-@click.option(
-    "--agent-listen",
-    default="",
-    help="Address of the agent port (mutual TLS) [default: the API's host, the next port].",
-)
-@click.option(
-    "--http-listen",
-    default="",
-    help="Address of the HTTP port: /metrics and the dashboard [default: the API's host, two ports above; "
-    "'off': none].",
 )
 @click.option(
     "--agent-advertise",
@@ -473,13 +449,6 @@ pool.add_command(pool_stats)
     show_default=True,
     help="For tests: the shortest start window and recurrence interval a job schedule may have "
     "(Batch's minute; lower it only to try schedules quickly).",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default=None,
-    help="Log lines as text, or as JSON objects one per line (the local agents' too) "
-    "[default: $SHOAL_LOG_FORMAT, else text].",
 )
 def server_cmd(
     data_dir: Path,

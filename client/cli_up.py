@@ -13,6 +13,7 @@ import click
 
 from .cli_common import _fail
 from .cli_params import POSITIVE_DURATION
+from .cli_serving import serving_options
 
 if TYPE_CHECKING:
     from .daemon import Started
@@ -21,37 +22,10 @@ __all__ = ["down_cmd", "up_cmd"]
 
 
 @click.command("up")
-@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="State directory.")
-@click.option("--listen", default="127.0.0.1:7420", show_default=True, help="Address to serve the API on.")
+@serving_options
 @click.option("--nodes", type=int, default=2, show_default=True, help="Nodes of the local pool.")
 @click.option("--slots", type=int, default=1, show_default=True, help="Task slots per node.")
 @click.option("--pool-id", default="local", show_default=True, help="Id of the local pool.")
-@click.option(
-    "--allow-non-loopback-without-authentication",
-    "allow_non_loopback",
-    is_flag=True,
-    help="Allow listening beyond loopback without authentication.",
-)
-@click.option(
-    "--insecure-plaintext",
-    "plaintext",
-    is_flag=True,
-    help="DANGEROUS: serve the API without TLS and without account keys (see `shoal server --help`).",
-)
-@click.option("--agent-listen", default="", help="Address of the agent port [default: the API's host, the next port].")
-@click.option(
-    "--http-listen",
-    default="",
-    help="Address of the HTTP port: /metrics and the dashboard [default: the API's host, two ports above; "
-    "'off': none].",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default=None,
-    help="Log lines as text, or as JSON objects one per line (the local agents' too) "
-    "[default: $SHOAL_LOG_FORMAT, else text].",
-)
 @click.option(
     "-d",
     "--detach",
