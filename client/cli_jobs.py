@@ -358,12 +358,14 @@ _COUNT_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
 def job_counts(ctx: click.Context, job_id: str, output: str) -> None:
     """Task counts of job JOB_ID (active ones waiting on dependencies, or blocked, counted apart too), and
     why its active tasks wait: its pool missing or empty, nodes starting or broken, a task too big for the
-    pool's nodes, a failed dependency... Those marked stuck will not run unless something changes."""
+    pool's nodes, a failed dependency, its max parallel tasks running... Those marked stuck will not run
+    unless something changes."""
     from .cli_waiting import diagnosis_lines, diagnosis_plain, read_diagnosis
 
     client = _client(ctx)
     counts = client.jobs.task_counts(job_id)
-    diagnosis = read_diagnosis(client, job_id) if counts.active else None
+    # (The counts' running tasks are those running or preparing: what its max_parallel_tasks counts.)
+    diagnosis = read_diagnosis(client, job_id, busy=counts.running) if counts.active else None
     if _data_output(output):
         data = _plain(counts)
         data["waiting"] = diagnosis_plain(diagnosis) if diagnosis is not None else None

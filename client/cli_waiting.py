@@ -52,11 +52,12 @@ def _job_snapshot(client: Client, job_id: str) -> tuple[Job | None, Pool | None,
     return job, pool, list(client.pools.nodes(pool_id))
 
 
-def read_diagnosis(client: Client, job_id: str, *, look_at: int = LOOK_AT) -> JobDiagnosis:
-    """Why the active tasks of ``job_id`` wait (the first ``look_at`` of them are looked at)."""
+def read_diagnosis(client: Client, job_id: str, *, look_at: int = LOOK_AT, busy: int | None = None) -> JobDiagnosis:
+    """Why the active tasks of ``job_id`` wait (the first ``look_at`` of them are looked at); ``busy``: how
+    many of its tasks run or prepare, when the caller knows (for its parallel-task limit)."""
     job, pool, nodes = _job_snapshot(client, job_id)
     active = itertools.islice(client.tasks.list(job_id, state="active"), look_at) if job is not None else iter(())
-    return diagnose_job(job, pool, nodes, active)
+    return diagnose_job(job, pool, nodes, active, busy=busy)
 
 
 def _stuck(reason: WaitReason) -> str:
@@ -89,10 +90,19 @@ def diagnosis_plain(d: JobDiagnosis) -> dict[str, Any]:
     }
 
 
+def _busy_now(client: Client, job_id: str) -> int | None:
+    """How many of the job's tasks run or prepare now (None when the job is gone)."""
+    try:
+        return client.jobs.task_counts(job_id).running
+    except NotFound:
+        return None
+
+
 def _current_reasons(client: Client, job_id: str, task_ids: Sequence[str] | None) -> Iterator[tuple[str, str]]:
     """(key, line) for each reason the waited-for tasks wait now; a key is told once."""
+    busy = _busy_now(client, job_id)
     if not task_ids:
-        d = read_diagnosis(client, job_id)
+        d = read_diagnosis(client, job_id, busy=busy)
         for r in d.job:
             yield f"job:{r.code}", f"waiting: {r}{_stuck(r)}"
         for g in d.tasks:
@@ -105,7 +115,7 @@ def _current_reasons(client: Client, job_id: str, task_ids: Sequence[str] | None
             task = client.tasks.get(job_id, task_id)
         except NotFound:
             continue
-        for r in task_waits(task, job, pool, nodes):
+        for r in task_waits(task, job, pool, nodes, busy=busy):
             yield f"{task_id}:{r.code}", f"waiting: {task_id}: {r}{_stuck(r)}"
 
 

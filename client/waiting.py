@@ -1,10 +1,11 @@
 """Why work waits: from snapshots of a task, its job, the job's pool and the pool's nodes, the reasons an
 ``active`` task has not started, and whether it ever will as things stand.
 
-Pure: no calls, no clock. ``shoal task wait`` and ``shoal job counts`` read the snapshots and print what
-this module says. The server refuses, when a task is added, most tasks that could never run (more slots
-than a node has, more instances than its pool's nodes); this finds the ones that became so later (a pool
-deleted, shrunk or broken, a dependency failed), and the ordinary waits (nodes starting, slots busy).
+Pure: no calls, no clock. ``shoal task wait``, ``shoal job counts`` and ``shoal queue`` read the snapshots
+and print what this module says: its codes are the CLI's one vocabulary for why work waits. The server
+refuses, when a task is added, most tasks that could never run (more slots than a node has, more instances
+than its pool's nodes); this finds the ones that became so later (a pool deleted, shrunk or broken, a
+dependency failed), and the ordinary waits (nodes starting, slots busy, the job's parallel-task limit).
 """
 
 from __future__ import annotations
@@ -61,11 +62,16 @@ def _states(nodes: Iterable[Node]) -> str:
     return ", ".join(f"{c} {s}" for s, c in sorted(counts.items()))
 
 
-def job_waits(job: Job | None, pool: Pool | None, nodes: Sequence[Node], *, job_id: str = "") -> list[WaitReason]:
-    """Why no task of ``job`` can start now, whatever the task: the job, its pool, the pool's nodes.
+def job_waits(
+    job: Job | None, pool: Pool | None, nodes: Sequence[Node], *, job_id: str = "", busy: int | None = None
+) -> list[WaitReason]:
+    """Why no task of ``job`` can start now, whatever the task: the job, its pool, the pool's nodes, and
+    its ``max_parallel_tasks``.
 
     ``pool``: the job's pool (its auto pool's, for a job with one), None when it does not exist;
-    ``nodes``: that pool's nodes. Empty when tasks can start (free slots aside).
+    ``nodes``: that pool's nodes; ``busy``: how many of the job's tasks are running or preparing (None
+    when not known: the job's parallel-task limit is then not looked at). Empty when tasks can start
+    (free slots aside); those that need someone to act first.
     """
     if job is None:
         return [WaitReason("JobNotFound", f"job {job_id} does not exist", True)]
@@ -92,7 +98,17 @@ def job_waits(job: Job | None, pool: Pool | None, nodes: Sequence[Node], *, job_
         ]
     if pool.state == PoolState.DELETING:
         return [WaitReason("PoolDeleting", f"pool {pool_id} is being deleted", True)]
-    return _node_waits(pool, nodes)
+    reasons = _node_waits(pool, nodes)
+    if busy is not None and 0 < job.max_parallel_tasks <= busy:
+        reasons.append(
+            WaitReason(
+                "JobMaxParallelTasks",
+                f"job {job.id} has {busy} task(s) running or preparing and runs at most "
+                f"{job.max_parallel_tasks} at once (max_parallel_tasks): the next starts when fewer run",
+                False,
+            )
+        )
+    return sorted(reasons, key=lambda r: not r.never)
 
 
 def _node_waits(pool: Pool, nodes: Sequence[Node]) -> list[WaitReason]:
@@ -135,9 +151,11 @@ def _node_waits(pool: Pool, nodes: Sequence[Node]) -> list[WaitReason]:
     return [WaitReason("NodesStarting", f"no node of pool {pool.id} takes tasks yet ({_states(nodes)})", False)]
 
 
-def task_waits(task: Task, job: Job | None, pool: Pool | None, nodes: Sequence[Node]) -> list[WaitReason]:
+def task_waits(
+    task: Task, job: Job | None, pool: Pool | None, nodes: Sequence[Node], *, busy: int | None = None
+) -> list[WaitReason]:
     """Why ``task`` (active) has not started, those that need someone to act first; empty when nothing
-    holds it but its turn. ``job``, ``pool`` and ``nodes`` as for :func:`job_waits`."""
+    holds it but its turn. ``job``, ``pool``, ``nodes`` and ``busy`` as for :func:`job_waits`."""
     if task.state != TaskState.ACTIVE:
         return []
     reasons: list[WaitReason] = []
@@ -152,7 +170,7 @@ def task_waits(task: Task, job: Job | None, pool: Pool | None, nodes: Sequence[N
                 True,
             )
         )
-    reasons += job_waits(job, pool, nodes, job_id=task.job_id)
+    reasons += job_waits(job, pool, nodes, job_id=task.job_id, busy=busy)
     if pool is not None and job is not None:
         reasons += _fit(task, job, pool, nodes)
     if task.waiting_reason:
@@ -262,16 +280,19 @@ class JobDiagnosis:
     """How many active tasks were looked at."""
 
 
-def diagnose_job(job: Job | None, pool: Pool | None, nodes: Sequence[Node], active: Iterable[Task]) -> JobDiagnosis:
-    """Why the ``active`` tasks of ``job`` wait: the job's reasons once, and the tasks' own by code."""
-    shared = job_waits(job, pool, nodes)
+def diagnose_job(
+    job: Job | None, pool: Pool | None, nodes: Sequence[Node], active: Iterable[Task], *, busy: int | None = None
+) -> JobDiagnosis:
+    """Why the ``active`` tasks of ``job`` wait: the job's reasons once, and the tasks' own by code
+    (``busy`` as for :func:`job_waits`)."""
+    shared = job_waits(job, pool, nodes, busy=busy)
     shared_codes = {r.code for r in shared}
     first: dict[str, tuple[WaitReason, str]] = {}
     counts: dict[str, int] = {}
     looked_at = 0
     for t in active:
         looked_at += 1
-        for r in task_waits(t, job, pool, nodes):
+        for r in task_waits(t, job, pool, nodes, busy=busy):
             if r.code in shared_codes:
                 continue
             first.setdefault(r.code, (r, t.id))

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from shoal.client import cli_waiting
+from shoal.client._client import PoolsAPI
 from shoal.v1 import common_pb2, pool_pb2, task_pb2
 from tests.service.clirun import cli_args, run_on_terminal, runner
 from tests.service.scripted_agent import ScriptedAgent
-from tests.service.test_dependencies import add, run, setup, task, wait_for
+from tests.service.test_dependencies import add, run, setup, started, task, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -162,3 +163,54 @@ async def test_on_a_terminal_the_reason_shows_above_the_bar(server: Any, tmp_pat
     text = r.output.replace("\n", "")  # (rich wraps the line at the terminal's width)
     assert text.count("waiting: PoolEmpty: pool p has no nodes") == 1
     assert "━" in r.output and "0/1" in r.output and "WAIT_TIMEOUT" in r.output
+
+
+async def test_queue_and_counts_say_the_same_reasons(
+    server: Any, stubs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`shoal queue` tells why a task waits in the codes `job counts` uses: a job at its max parallel tasks
+    on a pool with room, and a job on a pool with no nodes; each pool's nodes are read once."""
+    cli = _cli(server, tmp_path)
+    agent = await setup(server, stubs, slots=2, max_parallel_tasks=1)
+    await add(stubs, task("a"), task("b"))
+    (first,) = await started(agent)  # the job's one task at a time (left to run)
+    held = "b" if first.attempt.task_id == "a" else "a"
+    await cli("pool", "create", "empty", "--nodes", "0", "--provider", "join")
+    await cli("job", "create", "k", "--pool", "empty")
+    await cli("task", "add", "k", "w1", "true")
+    await cli("task", "add", "k", "w2", "true")
+
+    node_reads: list[str] = []
+    nodes = PoolsAPI.nodes
+
+    def counted(self: PoolsAPI, pool_id: str, *args: Any, **kw: Any) -> Any:
+        node_reads.append(pool_id)
+        return nodes(self, pool_id, *args, **kw)
+
+    monkeypatch.setattr(PoolsAPI, "nodes", counted)
+    rows = json.loads((await cli("queue", "-o", "json")).output)
+    assert sorted(node_reads) == ["empty", "p"]  # once per pool, not per task
+    why = {(r["job_id"], r["task_id"]): (r["state"], r["reason"], r["stuck"]) for r in rows}
+    assert why == {
+        ("j", first.attempt.task_id): ("preparing", "", False),
+        ("j", held): ("active", "JobMaxParallelTasks", False),
+        ("k", "w1"): ("active", "PoolEmpty", True),
+        ("k", "w2"): ("active", "PoolEmpty", True),
+    }
+    (row,) = [r for r in rows if r["task_id"] == held]
+    assert row["reason_message"] == (
+        "job j has 1 task(s) running or preparing and runs at most 1 at once (max_parallel_tasks): "
+        "the next starts when fewer run"
+    )
+    # The same words from `job counts`, and `-o wide` adds what they mean.
+    r = await cli("job", "counts", "j")
+    assert f"all: JobMaxParallelTasks: {row['reason_message']}" in r.output
+    assert "all: PoolEmpty: pool empty has no nodes" in (await cli("job", "counts", "k")).output
+    wide = (await cli("queue", "--job", "k", "-o", "wide")).output
+    assert wide.splitlines()[0].split()[-1] == "why" and "`shoal pool resize empty --nodes N`" in wide
+    assert (await cli("queue", "--query", "[].reason", "-o", "tsv")).output.split() == [
+        "JobMaxParallelTasks",  # (the preparing task's empty reason prints as nothing)
+        "PoolEmpty",
+        "PoolEmpty",
+    ]
+    await agent.close()

@@ -103,6 +103,32 @@ def test_a_disabled_job_holds_its_tasks() -> None:
     assert r.code == "JobDisabled" and r.never and "shoal job enable j" in r.message
 
 
+def test_a_terminating_job_starts_nothing_more() -> None:
+    (r,) = task_waits(task(), job(J.JOB_STATE_TERMINATING), pool(), [node()])
+    assert (r.code, r.never) == ("JobNotActive", True) and "job j is terminating" in r.message
+
+
+def test_a_job_at_its_max_parallel_tasks() -> None:
+    capped = job(max_parallel_tasks=2)
+    (r,) = task_waits(task(), capped, pool(), [node(1, running=1), node(2, running=1)], busy=2)
+    assert (r.code, r.never) == ("JobMaxParallelTasks", False)
+    assert r.message == (
+        "job j has 2 task(s) running or preparing and runs at most 2 at once (max_parallel_tasks): "
+        "the next starts when fewer run"
+    )
+    # (A limit lowered under what runs holds its tasks too.)
+    assert codes(job_waits(capped, pool(), [node()], busy=3)) == ["JobMaxParallelTasks"]
+    # Below the limit, with no limit, or not knowing what runs: not this reason.
+    assert task_waits(task(), capped, pool(), [node(1, running=1), node(2)], busy=1) == []
+    assert task_waits(task(), job(), pool(), [node(1, running=1), node(2)], busy=50) == []
+    assert task_waits(task(), capped, pool(), [node(1, running=1), node(2)]) == []
+    # A reason that needs someone comes first; the job's reasons are told once by diagnose_job.
+    reasons = task_waits(task(slots=3), capped, pool(slots=2), [node(1, running=1)], busy=2)
+    assert codes(reasons) == ["TaskTooBig", "JobMaxParallelTasks"]
+    d = diagnose_job(capped, pool(), [node(1, running=1)], [task(id="t1"), task(id="t2")], busy=2)
+    assert codes(list(d.job)) == ["JobMaxParallelTasks"] and d.tasks == ()
+
+
 def test_a_pool_with_no_nodes_and_no_autoscale_never_runs_anything() -> None:
     (r,) = task_waits(task(), job(), pool(nodes=0), [])
     assert (r.code, r.never) == ("PoolEmpty", True) and "shoal pool resize p" in r.message
