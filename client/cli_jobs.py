@@ -372,7 +372,9 @@ def job_counts(ctx: click.Context, job_id: str, output: str) -> None:
         _emit_data(output, data)
         return
     _emit(output, [counts], _COUNT_COLUMNS, f"tasks of job {job_id}")
-    for line in diagnosis_lines(diagnosis, active=counts.active) if diagnosis is not None else []:
+    lines = diagnosis_lines(diagnosis, active=counts.active) if diagnosis is not None else []
+    # A blank line between the table and the reasons: they read apart, and the table stays a table.
+    for line in ["", *lines] if lines else []:
         click.echo(line)
 
 
