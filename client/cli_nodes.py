@@ -44,6 +44,7 @@ NODE_COLUMNS: list[Column] = [
     Column("heartbeat", lambda n: n.last_heartbeat_time, priority=12),
     Column("errors", lambda n: ",".join(e.code for e in n.errors) or None, priority=5),
     Column("containers", lambda n: n.container_engine or None, priority=11),
+    Column("metrics", lambda n: n.metrics_address or None, priority=13, wide=True),
 ]
 
 NODE_STATE_CHOICE = click.Choice(

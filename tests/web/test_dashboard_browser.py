@@ -132,6 +132,7 @@ def test_the_dashboard_follows_a_running_job(web_server: ServerProcess, driver) 
         until(driver, "the node's files", lambda d: d.find_elements("css selector", "#node-files a:not([data-dir])"))
         driver.find_elements("css selector", "#node-files a:not([data-dir])")[0].click()
         until(driver, "a file's text", lambda d: d.find_element("id", "node-file").is_displayed())
+        assert "/metrics" in driver.find_element("id", "view").text  # where its agent serves its metrics
         save_screenshot(driver, "node")
         driver.find_elements("css selector", "#node-files a[data-dir]")[0].click()
         until(driver, "a directory opened", lambda d: d.find_elements("link text", ".."))

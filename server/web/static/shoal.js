@@ -209,7 +209,7 @@ async function nodeView(gen, poolId, nodeId) {
   show(h("h1", {}, `Node ${n.id} `, stateBadge(n.state)),
     fields([["Pool", link(`#/pools/${enc(poolId)}`, poolId)], ["Scheduling", scheduling(n.scheduling_state)], ["Address", n.ip_address],
       ["Kind", n.is_dedicated ? "dedicated" : "low priority"], ["CPU", `${(n.cpu_percent || 0).toFixed(0)}%`], ["Agent", n.agent_version],
-      ["Containers", n.container_engine], ["Last heartbeat", when(n.last_heartbeat_time)], ["Allocated", when(n.allocation_time)],
+      ["Containers", n.container_engine], ["Metrics", n.metrics_address ? `http://${n.metrics_address}/metrics` : ""], ["Last heartbeat", when(n.last_heartbeat_time)], ["Allocated", when(n.allocation_time)],
       ["Start task", st.state ? enumName(st.state).toLowerCase() + (st.exit_code !== undefined ? ` (exit ${st.exit_code})` : "") : ""],
       ["Errors", (n.errors || []).map((e) => `${e.code}: ${e.message}`).join("; ")]]),
     h("h2", {}, "Files"), listing, content);
