@@ -1,18 +1,19 @@
 """The ``shoal`` command line: ``shoal <resource> <verb>``.
 
 Talks to the server through :class:`shoal.client.Client`; ``shoal server``,
-``shoal up`` and ``shoal agent`` start processes in the foreground. This file
-holds the root, pools, storage and the processes; nodes are in ``cli_nodes.py`` (commands and shells
-on them in ``cli_nodeexec.py``),
-jobs in ``cli_jobs.py``, tasks in ``cli_tasks.py``, what they share in ``cli_common.py``.
+``shoal up`` (``cli_up.py``) and ``shoal agent`` start processes. This file
+holds the root, pools and the processes; storage is in ``cli_storage.py``, nodes in ``cli_nodes.py``
+(commands and shells on them in ``cli_nodeexec.py``), jobs in ``cli_jobs.py``, tasks in ``cli_tasks.py``,
+what they share in ``cli_common.py`` and ``cli_params.py``.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,7 +29,6 @@ from .cli_common import (
     _emit,
     _emit_one,
     _fmt,
-    _seconds,
     _ShoalGroup,
     _State,
 )
@@ -38,12 +38,19 @@ from .cli_jobs import job
 from .cli_nodeexec import node_exec, node_shell
 from .cli_nodes import NODE_STATE_CHOICE, list_nodes, node, pool_counts
 from .cli_nodeusers import node_login, node_users
+from .cli_params import DURATION, POSITIVE_DURATION, USER_ACCOUNT, UserAccountParam, seconds_of
 from .cli_pools import pool_update, start_task_from_options, start_task_options
 from .cli_queue import queue
 from .cli_schedules import schedule
+from .cli_serving import serving_options
 from .cli_stats import job_stats, pool_stats
+from .cli_storage import storage
 from .cli_tasks import task
+from .cli_up import down_cmd, up_cmd
 from .cli_watch import list_or_watch, watch_option
+
+if TYPE_CHECKING:
+    from .identity_types import UserAccount
 
 __all__ = ["cli", "main"]
 
@@ -81,7 +88,9 @@ __all__ = ["cli", "main"]
 @click.version_option(package_name="shoal", prog_name="shoal")
 @click.pass_context
 def cli(ctx: click.Context, address: str | None, account: str | None, key: str | None, ca_cert: Path | None) -> None:
-    """Shoal: a self-hosted batch and HPC cluster manager."""
+    """Shoal: a self-hosted batch and HPC cluster manager.
+
+    A DURATION is 90 (seconds), 90s, 15m, 1h30m, 2d, HH:MM:SS, D.HH:MM:SS or PT1H30M."""
     ctx.obj = _State(address, account, key, ca_cert)
 
 
@@ -99,6 +108,9 @@ node.add_command(node_shell)
 node.add_command(node_preempt)
 cli.add_command(task)
 cli.add_command(schedule)
+cli.add_command(storage)
+cli.add_command(up_cmd)
+cli.add_command(down_cmd)
 cli.add_command(queue)
 cli.add_command(queue, "squeue")
 cli.add_command(dashboard_cmd)
@@ -158,16 +170,11 @@ def pool() -> None:
     help="Read the autoscale formula from this file.",
 )
 @click.option(
-    "--autoscale-interval", type=float, default=None, metavar="SECONDS", help="Evaluate the formula every SECONDS."
+    "--autoscale-interval", type=DURATION, default=None, help="Evaluate the formula this often (default 15s)."
 )
 @click.option("--slots", "task_slots_per_node", type=int, default=1, show_default=True, help="Task slots per node.")
 @start_task_options
-@click.option(
-    "--user-account",
-    multiple=True,
-    metavar="NAME[:admin][:UID:GID]",
-    help="A named user every node makes, for tasks run as user:NAME (repeatable).",
-)
+@click.option("--user-account", type=USER_ACCOUNT, multiple=True, help=UserAccountParam.HELP)
 @click.option(
     "--certificate",
     "certificates",
@@ -186,7 +193,7 @@ def pool() -> None:
     help="How tasks go to nodes: spread (default: the node with the most free slots) or pack (fill a node "
     "before the next).",
 )
-@click.option("--display-name", default="")
+@click.option("--display-name", default="", help="A name for people (any text).")
 @click.option(
     "--provider",
     type=click.Choice(POOL_PROVIDERS),
@@ -194,7 +201,9 @@ def pool() -> None:
     help=f"Who makes the nodes: {DEFAULT_POOL_PROVIDER} (default: agents the server starts on its machine) "
     "or join (agents started elsewhere with `shoal agent --token`, see `shoal pool join-token`).",
 )
-@click.option("--wait", "wait_timeout", type=float, default=None, metavar="SECONDS", help="Wait for idle nodes.")
+@click.option(
+    "--wait", "wait_timeout", type=DURATION, default=None, help="Wait up to this long for the nodes to be idle."
+)
 @_OUTPUT
 @click.pass_context
 def pool_create(
@@ -204,7 +213,7 @@ def pool_create(
     target_low_priority_nodes: int,
     autoscale_formula: str | None,
     autoscale_formula_file: Path | None,
-    autoscale_interval: float | None,
+    autoscale_interval: timedelta | None,
     task_slots_per_node: int,
     start_task: str | None,
     start_task_env: tuple[str, ...],
@@ -213,7 +222,7 @@ def pool_create(
     start_task_run_as: str | None,
     start_task_elevation: str | None,
     start_task_image: str | None,
-    user_account: tuple[str, ...],
+    user_account: tuple[UserAccount, ...],
     certificates: tuple[str, ...],
     app_packages: tuple[str, ...],
     container_images: tuple[str, ...],
@@ -225,7 +234,7 @@ def pool_create(
     fill_type: str | None,
     display_name: str,
     provider: str | None,
-    wait_timeout: float | None,
+    wait_timeout: timedelta | None,
     output: str,
 ) -> None:
     """Create pool POOL_ID.
@@ -233,7 +242,6 @@ def pool_create(
     With --container-image (or a --container-registry) it is a container pool: its nodes pull the images
     before they take tasks, and its tasks may run in containers (`shoal task add --image`)."""
     from ._certificates import CertificateReference
-    from .identity_types import UserAccount
 
     st = start_task_from_options(
         start_task,
@@ -267,14 +275,14 @@ def pool_create(
         enable_inter_node_communication=inter_node,
         display_name=display_name,
         provider=provider or "",
-        user_accounts=[UserAccount.parse(a) for a in user_account],
+        user_accounts=list(user_account),
         certificate_references=[CertificateReference.parse(c) for c in certificates],
         application_package_references=app_package_references(app_packages),
         node_fill_type=fill_type,
         container_configuration=containers,
     )
     if wait_timeout is not None:
-        client.pools.wait_nodes_idle(pool_id, timeout=wait_timeout)
+        client.pools.wait_nodes_idle(pool_id, timeout=seconds_of(wait_timeout))
         p = client.pools.get(pool_id)
     _emit(output, [p], _POOL_COLUMNS, "pool created")
 
@@ -317,7 +325,7 @@ def pool_list(ctx: click.Context, output: str, watch: bool) -> None:
     show_default=True,
     help="What happens to running tasks on nodes that leave.",
 )
-@click.option("--wait", "wait_timeout", type=float, default=None, metavar="SECONDS", help="Wait until steady.")
+@click.option("--wait", "wait_timeout", type=DURATION, default=None, help="Wait up to this long for the resize to end.")
 @_OUTPUT
 @click.pass_context
 def pool_resize(
@@ -326,7 +334,7 @@ def pool_resize(
     target_nodes: int,
     target_low_priority_nodes: int | None,
     deallocation: str,
-    wait_timeout: float | None,
+    wait_timeout: timedelta | None,
     output: str,
 ) -> None:
     """Resize pool POOL_ID (only while its allocation is steady; --wait before resizing it again)."""
@@ -338,7 +346,7 @@ def pool_resize(
         node_deallocation_option=deallocation,
     )
     if wait_timeout is not None:
-        p = client.pools.wait_steady(pool_id, timeout=wait_timeout)
+        p = client.pools.wait_steady(pool_id, timeout=seconds_of(wait_timeout))
     _emit(output, [p], _POOL_COLUMNS, "pool resized")
 
 
@@ -361,28 +369,14 @@ def pool_stop_resize(ctx: click.Context, pool_id: str, output: str) -> None:
     _emit(output, [p], _POOL_COLUMNS, "pool resize stopped")
 
 
-def _duration(value: str) -> float:
-    """``--ttl``: seconds, or a number with s, m, h or d."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = value.strip().lower()
-    factor = units.get(text[-1:], 0)
-    try:
-        seconds = float(text[:-1] if factor else text) * (factor or 1)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a duration (e.g. 3600, 30m, 1h, 2d)", param_hint="--ttl") from None
-    if seconds <= 0:
-        raise click.BadParameter("must be positive", param_hint="--ttl")
-    return seconds
-
-
 @pool.command("join-token")
 @click.argument("pool_id")
-@click.option("--ttl", default="1h", show_default=True, help="How long the token admits nodes (30m, 1h, 2d ...).")
+@click.option("--ttl", type=POSITIVE_DURATION, default="1h", show_default=True, help="How long the token admits nodes.")
 @click.pass_context
-def pool_join_token(ctx: click.Context, pool_id: str, ttl: str) -> None:
+def pool_join_token(ctx: click.Context, pool_id: str, ttl: timedelta) -> None:
     """Make a join token for pool POOL_ID: `shoal agent --server ADDRESS --token TOKEN ...` on another
     machine joins the pool with it. The token (on stdout) is a secret until it expires."""
-    t = _client(ctx).pools.join_token(pool_id, ttl=_duration(ttl))
+    t = _client(ctx).pools.join_token(pool_id, ttl=ttl.total_seconds())
     click.echo(t.token)
     expires = t.expire_time.isoformat() if t.expire_time else "?"
     click.echo(f"pool {t.pool_id}: admits nodes until {expires} (CA sha256 {t.ca_fingerprint})", err=True)
@@ -405,134 +399,11 @@ pool.add_command(autoscale)
 pool.add_command(pool_stats)
 
 
-# --------------------------------------------------------------------------- storage
-
-
-@cli.group()
-def storage() -> None:
-    """Storage containers and blobs."""
-
-
-@storage.command("create")
-@click.argument("container")
-@click.option("--fail-if-exists", is_flag=True)
-@click.pass_context
-def storage_create(ctx: click.Context, container: str, fail_if_exists: bool) -> None:
-    """Create container CONTAINER."""
-    c = _client(ctx).storage.create_container(container, exist_ok=not fail_if_exists)
-    click.echo(f"container {c.id or container}")
-
-
-@storage.command("upload")
-@click.argument("container")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--prefix", default="", help="Prefix for blob names (directories keep relative paths below it).")
-@click.option("--name", "blob_name", default=None, help="Blob name (one file only).")
-@click.pass_context
-def storage_upload(
-    ctx: click.Context, container: str, paths: tuple[Path, ...], prefix: str, blob_name: str | None
-) -> None:
-    """Upload files or directories to CONTAINER."""
-    client = _client(ctx)
-    if blob_name is not None and (len(paths) != 1 or paths[0].is_dir()):
-        raise click.UsageError("--name needs exactly one file")
-    count = 0
-    size = 0
-    for p in paths:
-        if p.is_dir():
-            blobs = client.storage.upload_directory(container, p, prefix=prefix)
-        else:
-            blobs = [client.storage.upload_file(container, p, blob_name or prefix + p.name)]
-        count += len(blobs)
-        size += sum(b.size for b in blobs)
-    click.echo(f"uploaded {count} blob(s), {size} bytes, to {container}")
-
-
-@storage.command("download")
-@click.argument("container")
-@click.argument("name_or_prefix", default="")
-@click.option("-d", "--dest", type=click.Path(path_type=Path), default=Path("."), show_default=True)
-@click.option("--prefix", "as_prefix", is_flag=True, help="Download every blob starting with NAME_OR_PREFIX.")
-@click.pass_context
-def storage_download(ctx: click.Context, container: str, name_or_prefix: str, dest: Path, as_prefix: bool) -> None:
-    """Download a blob (or with --prefix, or no name, every matching blob) from CONTAINER."""
-    client = _client(ctx)
-    if as_prefix or not name_or_prefix:
-        paths = client.storage.download_prefix(container, name_or_prefix, dest)
-        click.echo(f"downloaded {len(paths)} blob(s) to {dest}")
-    else:
-        target = dest / Path(name_or_prefix).name if dest.is_dir() else dest
-        client.storage.download_blob(container, name_or_prefix, target)
-        click.echo(f"downloaded {name_or_prefix} to {target}")
-
-
-@storage.command("list")
-@click.argument("container", required=False)
-@click.option("--prefix", default="")
-@_OUTPUT
-@watch_option
-@click.pass_context
-def storage_list(ctx: click.Context, container: str | None, prefix: str, output: str, watch: bool) -> None:
-    """List containers, or the blobs of CONTAINER."""
-    client = _client(ctx)
-    if container is None:
-        list_or_watch(
-            output,
-            watch,
-            client.storage.list_containers,
-            [("id", lambda c: c.id), ("created", lambda c: c.creation_time)],
-            "containers",
-        )
-        return
-    list_or_watch(
-        output,
-        watch,
-        lambda: client.storage.list_blobs(container, prefix=prefix),
-        [
-            ("name", lambda b: b.name),
-            ("size", lambda b: b.size),
-            ("sha256", lambda b: b.sha256[:12] or None),
-            ("modified", lambda b: b.modify_time),
-        ],
-        f"blobs of {container}",
-    )
-
-
-@storage.command("delete")
-@click.argument("container")
-@click.argument("blob_names", nargs=-1)
-@click.pass_context
-def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ...]) -> None:
-    """Delete blobs of CONTAINER, or with no BLOB_NAMES the container itself."""
-    client = _client(ctx)
-    if blob_names:
-        for name in blob_names:
-            client.storage.delete_blob(container, name)
-        click.echo(f"deleted {len(blob_names)} blob(s) from {container}")
-    else:
-        client.storage.delete_container(container)
-        click.echo(f"container {container}: deleted")
-
-
 # --------------------------------------------------------------------------- processes
 
 
 @cli.command("server")
-@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="State directory.")
-@click.option("--listen", default="127.0.0.1:7420", show_default=True, help="Address to serve the API on.")
-@click.option(
-    "--allow-non-loopback-without-authentication",
-    "allow_non_loopback",
-    is_flag=True,
-    help="Allow listening beyond loopback without authentication.",
-)
-@click.option(
-    "--insecure-plaintext",
-    "plaintext",
-    is_flag=True,
-    help="DANGEROUS: serve the API without TLS and without account keys; every caller acts as the default "
-    "account and may administer accounts. Loopback only, unless --allow-non-loopback-without-authentication.",
-)
+@serving_options
 @click.option(
     "--tls-cert",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -541,17 +412,6 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
 )
 @click.option(
     "--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None, help="Its key (PEM)."
-)
-@click.option(
-    "--agent-listen",
-    default="",
-    help="Address of the agent port (mutual TLS) [default: the API's host, the next port].",
-)
-@click.option(
-    "--http-listen",
-    default="",
-    help="Address of the HTTP port: /metrics and the dashboard [default: the API's host, two ports above; "
-    "'off': none].",
 )
 @click.option(
     "--agent-advertise",
@@ -583,11 +443,11 @@ def storage_delete(ctx: click.Context, container: str, blob_names: tuple[str, ..
 @click.option("--spot-seed", type=int, default=None, help="Seeds the random preemptions (to repeat a run).")
 @click.option(
     "--schedule-min-interval",
-    "schedule_min_seconds",
-    type=click.FloatRange(min=0.001),
-    default=60.0,
+    "schedule_min_interval",
+    type=POSITIVE_DURATION,
+    default="1m",
     show_default=True,
-    help="For tests: the shortest start window and recurrence interval a job schedule may have, in seconds "
+    help="For tests: the shortest start window and recurrence interval a job schedule may have "
     "(Batch's minute; lower it only to try schedules quickly).",
 )
 def server_cmd(
@@ -604,7 +464,8 @@ def server_cmd(
     spot_preemption_rate: float,
     spot_recovery_seconds: float,
     spot_seed: int | None,
-    schedule_min_seconds: float,
+    schedule_min_interval: timedelta,
+    log_format: str | None,
 ) -> None:
     """Run the control plane in the foreground.
 
@@ -628,60 +489,8 @@ def server_cmd(
             spot_preemption_rate=spot_preemption_rate,
             spot_recovery_seconds=spot_recovery_seconds,
             spot_seed=spot_seed,
-            schedule_min_seconds=schedule_min_seconds,
-        )
-    )
-
-
-@cli.command("up")
-@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="State directory.")
-@click.option("--listen", default="127.0.0.1:7420", show_default=True)
-@click.option("--nodes", type=int, default=2, show_default=True, help="Nodes of the local pool.")
-@click.option("--slots", type=int, default=1, show_default=True, help="Task slots per node.")
-@click.option("--pool-id", default="local", show_default=True)
-@click.option("--allow-non-loopback-without-authentication", "allow_non_loopback", is_flag=True)
-@click.option(
-    "--insecure-plaintext",
-    "plaintext",
-    is_flag=True,
-    help="DANGEROUS: serve the API without TLS and without account keys (see `shoal server --help`).",
-)
-@click.option("--agent-listen", default="", help="Address of the agent port [default: the API's host, the next port].")
-@click.option(
-    "--http-listen",
-    default="",
-    help="Address of the HTTP port: /metrics and the dashboard [default: the API's host, two ports above; "
-    "'off': none].",
-)
-def up_cmd(
-    data_dir: Path,
-    listen: str,
-    nodes: int,
-    slots: int,
-    pool_id: str,
-    allow_non_loopback: bool,
-    plaintext: bool,
-    agent_listen: str,
-    http_listen: str,
-) -> None:
-    """Run a server and a local pool in the foreground.
-
-    The default account's key and the administrator's are written to ~/.shoal/credentials.json (mode
-    0600), where the CLI and shoal.Client.connect() find them.
-    """
-    from shoal.server.app import main_up
-
-    raise click.exceptions.Exit(
-        main_up(
-            data_dir=data_dir,
-            listen=listen,
-            nodes=nodes,
-            slots=slots,
-            pool_id=pool_id,
-            allow_non_loopback=allow_non_loopback,
-            secure=not plaintext,
-            agent_listen=agent_listen,
-            http_listen=http_listen,
+            schedule_min_seconds=schedule_min_interval.total_seconds(),
+            log_format=log_format or "",
         )
     )
 
@@ -692,7 +501,7 @@ def up_cmd(
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def agent_cmd(args: tuple[str, ...]) -> None:
-    """Run a node agent (arguments go to the agent unchanged)."""
+    """Run a node agent; ARGS go to the agent unchanged (`shoal agent --help` lists them)."""
     from shoal.nodeagent.__main__ import main as agent_main
 
     raise click.exceptions.Exit(agent_main(list(args)))
@@ -711,9 +520,15 @@ def agent_cmd(args: tuple[str, ...]) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A file to stage into the ranks' working directory (repeatable).",
 )
-@click.option("--flavor", type=click.Choice(["mpich", "openmpi"]), default="mpich", show_default=True)
+@click.option(
+    "--flavor",
+    type=click.Choice(["mpich", "openmpi"]),
+    default="mpich",
+    show_default=True,
+    help="The MPI the program is built with: how its ranks are launched.",
+)
 @click.option("--mpiexec", "mpiexec", default="mpiexec", show_default=True, help="The launcher on the nodes (a path).")
-@click.option("--wall-clock", "wall_clock", type=float, default=None, metavar="SECONDS")
+@click.option("--wall-clock", "wall_clock", type=POSITIVE_DURATION, default=None, help="Kill the task past this long.")
 @click.option("--retries", type=int, default=None, help="Retries of the whole task after a failure.")
 @click.argument("program", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
@@ -726,12 +541,12 @@ def run_cmd(
     task_id: str | None,
     files: tuple[Path, ...],
     flavor: str,
-    wall_clock: float | None,
+    wall_clock: timedelta | None,
     retries: int | None,
     mpiexec: str,
     program: tuple[str, ...],
 ) -> None:
-    """Run an MPI program on NODES nodes with PPN ranks each: `shoal run --pool P --nodes 2 --ppn 2 -- python app.py`.
+    """Run PROGRAM with MPI on NODES nodes with PPN ranks each: `shoal run --pool P --nodes 2 --ppn 2 -- python app.py`.
 
     Builds the multi-instance task and its mpiexec line, streams the output, and
     exits with the program's exit code.
@@ -752,7 +567,7 @@ def run_cmd(
         task_id=task_id,
         files=list(files),
         flavor="openmpi" if flavor == "openmpi" else "mpich",
-        max_wall_clock_time=_seconds(wall_clock),
+        max_wall_clock_time=wall_clock,
         max_task_retry_count=retries,
         on_output=out,
         mpiexec=mpiexec,

@@ -78,7 +78,7 @@ def list_cmd(ctx: click.Context, output: str, watch: bool) -> None:
 @_OUTPUT
 @click.pass_context
 def get_cmd(ctx: click.Context, account_id: str, output: str) -> None:
-    """One account."""
+    """Show account ACCOUNT_ID (never its keys)."""
     _emit_one(output, _admin_client(ctx).accounts.get(account_id), f"account {account_id}")
 
 
@@ -111,7 +111,7 @@ def keys_cmd(ctx: click.Context, account_id: str) -> None:
 @click.argument("which", type=click.Choice(["primary", "secondary"]))
 @click.pass_context
 def regenerate_cmd(ctx: click.Context, account_id: str, which: str) -> None:
-    """Replace one of ACCOUNT_ID's keys (the other keeps working) and print both."""
+    """Replace ACCOUNT_ID's WHICH key, primary or secondary (the other keeps working), and print both."""
     keys = _admin_client(ctx).accounts.regenerate_key(account_id, which)
     click.echo(json.dumps({"account": keys.account, "primary": keys.primary, "secondary": keys.secondary}, indent=2))
 

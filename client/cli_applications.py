@@ -60,7 +60,7 @@ def app() -> None:
 
 @app.command("create")
 @click.argument("app_id")
-@click.option("--display-name", default="")
+@click.option("--display-name", default="", help="A name for people (any text).")
 @click.option(
     "--no-updates",
     is_flag=True,
@@ -105,7 +105,7 @@ def list_cmd(ctx: click.Context, output: str, watch: bool) -> None:
 @_OUTPUT
 @click.pass_context
 def get_cmd(ctx: click.Context, app_id: str, output: str) -> None:
-    """One application."""
+    """Show application APP_ID."""
     _emit_one(output, _client(ctx).applications.get(app_id), f"applications/{app_id}")
 
 
@@ -121,7 +121,7 @@ def set_default_cmd(ctx: click.Context, app_id: str, version: str) -> None:
 
 @app.command("update")
 @click.argument("app_id")
-@click.option("--display-name", default=None)
+@click.option("--display-name", default=None, help="A new name for people.")
 @click.option("--allow-updates/--no-updates", default=None, help="Whether active packages may change.")
 @click.pass_context
 def update_cmd(ctx: click.Context, app_id: str, display_name: str | None, allow_updates: bool | None) -> None:
@@ -161,7 +161,7 @@ def package_list_cmd(ctx: click.Context, app_id: str, output: str, watch: bool) 
 @_OUTPUT
 @click.pass_context
 def package_get_cmd(ctx: click.Context, app_id: str, version: str, output: str) -> None:
-    """One package."""
+    """Show package VERSION of application APP_ID."""
     p = _client(ctx).applications.get_package(app_id, version)
     _emit_one(output, p, f"applications/{app_id}/versions/{version}")
 

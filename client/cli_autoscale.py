@@ -5,6 +5,7 @@ The ``autoscale`` group is added to ``pool`` and ``preempt`` to ``node`` in ``cl
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ import click
 from .autoscale_types import AutoScaleRun
 from .cli_common import _OUTPUT, _client, _emit, _emit_one
 from .cli_nodes import NODE_COLUMNS
+from .cli_params import DURATION
 
 __all__ = ["autoscale", "formula_from_options", "node_preempt"]
 
@@ -43,9 +45,7 @@ def autoscale() -> None:
 @click.argument("pool_id")
 @_FORMULA
 @_FORMULA_FILE
-@click.option(
-    "--interval", type=float, default=None, metavar="SECONDS", help="Evaluate every SECONDS (5 to 604800; default 15)."
-)
+@click.option("--interval", type=DURATION, default=None, help="Evaluate this often (5s to 7d; default 15s).")
 @_OUTPUT
 @click.pass_context
 def autoscale_enable(
@@ -53,7 +53,7 @@ def autoscale_enable(
     pool_id: str,
     formula: str | None,
     formula_file: Path | None,
-    interval: float | None,
+    interval: timedelta | None,
     output: str,
 ) -> None:
     """Let pool POOL_ID size itself by a formula (evaluated at once, then every --interval)."""

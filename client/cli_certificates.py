@@ -131,7 +131,7 @@ def list_cmd(ctx: click.Context, state: str | None, output: str, watch: bool) ->
 @_OUTPUT
 @click.pass_context
 def get_cmd(ctx: click.Context, thumbprint: str, pem: bool, output: str) -> None:
-    """One certificate."""
+    """Show the certificate whose SHA-1 thumbprint is THUMBPRINT."""
     c = _client(ctx).certificates.get(thumbprint)
     if pem:
         click.echo(c.pem(), nl=False)
@@ -143,7 +143,7 @@ def get_cmd(ctx: click.Context, thumbprint: str, pem: bool, output: str) -> None
 @click.argument("thumbprint")
 @click.pass_context
 def delete_cmd(ctx: click.Context, thumbprint: str) -> None:
-    """Delete a certificate. Refused (state deletefailed, exit code 1) while a pool or node uses it:
+    """Delete certificate THUMBPRINT. Refused (state deletefailed, exit code 1) while a pool or node uses it:
     delete again once they stopped, or `shoal certificate cancel-delete`."""
     from ._certificates import CertificateState, normalize_thumbprint
 
@@ -161,6 +161,6 @@ def delete_cmd(ctx: click.Context, thumbprint: str) -> None:
 @click.argument("thumbprint")
 @click.pass_context
 def cancel_delete_cmd(ctx: click.Context, thumbprint: str) -> None:
-    """Make a certificate whose deletion failed active again."""
+    """Make certificate THUMBPRINT, whose deletion failed, active again."""
     c = _client(ctx).certificates.cancel_deletion(thumbprint)
     click.echo(f"certificate sha1-{c.thumbprint}: {c.state.value}")

@@ -388,21 +388,6 @@ def _parse_env(values: Sequence[str], param_hint: str = "--env") -> dict[str, st
     return env
 
 
-def _wall_clock(value: str) -> timedelta | None:
-    """``--max-wall-clock``: seconds, or None for ``unlimited``."""
-    if value.lower() == "unlimited":
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is neither seconds nor 'unlimited'", param_hint="--max-wall-clock"
-        ) from None
-    if seconds <= 0:
-        raise click.BadParameter("must be positive (or 'unlimited')", param_hint="--max-wall-clock")
-    return timedelta(seconds=seconds)
-
-
 def _given(ctx: click.Context, names: Iterable[str]) -> list[str]:
     """Which of the parameters ``names`` the user gave (rather than left at their defaults)."""
     from click.core import ParameterSource
@@ -417,8 +402,9 @@ def _read_json_file(file: Any, *, reason: str) -> Any:
     return load_json(file.read(), source=getattr(file, "name", "<file>"), reason=reason)
 
 
-def _seconds(value: float | None) -> timedelta | None:
-    return None if value is None else timedelta(seconds=value)
+def _tell(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _wait_with_progress(
@@ -430,6 +416,8 @@ def _wait_with_progress(
     check: bool = False,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .cli_waiting import telling_why
 
     client = _client(ctx)
     total: int | None = len(task_ids) if task_ids else None
@@ -450,6 +438,8 @@ def _wait_with_progress(
             disable=quiet,
             transient=False,
         ) as progress,
+        # Why tasks have not started, once each, on stderr (above the bar on a terminal: rich redirects it).
+        telling_why(client, job_id, task_ids, _tell),
     ):
         bar = progress.add_task(f"job {job_id}", total=total or None, ok=0, failed=0)
         for task in watch:

@@ -4,6 +4,7 @@ preparation and release status of a job's nodes."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -21,10 +22,9 @@ from .cli_common import (
     _parse_env,
     _plain,
     _read_json_file,
-    _seconds,
     _wait_with_progress,
-    _wall_clock,
 )
+from .cli_params import DURATION, POSITIVE_DURATION, WALL_CLOCK_LIMIT, limit_of, seconds_of
 from .cli_watch import list_or_watch, watch_option
 from .errors import InvalidArgument
 
@@ -75,11 +75,29 @@ _SPEC_OPTIONS = (
 @click.argument("job_id", required=False)
 @click.option("--pool", "pool_id", default=None, help="Pool the job's tasks run on (required without --json-file).")
 @click.option("--priority", type=int, default=0, show_default=True, help="-1000..1000; higher runs first.")
-@click.option("--max-retries", "max_task_retry_count", type=int, default=0, show_default=True)
+@click.option(
+    "--max-retries",
+    "max_task_retry_count",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Default retries of its tasks after a failure (-1 unlimited).",
+)
 @click.option("--env", multiple=True, metavar="NAME=VALUE", help="Common environment variable (repeatable).")
-@click.option("--on-all-tasks-complete", type=_ON_ALL_TASKS_COMPLETE, default="noaction", show_default=True)
-@click.option("--max-wall-clock", type=float, default=None, metavar="SECONDS")
-@click.option("--display-name", default="")
+@click.option(
+    "--on-all-tasks-complete",
+    type=_ON_ALL_TASKS_COMPLETE,
+    default="noaction",
+    show_default=True,
+    help="What the job does once all its tasks completed: nothing, or terminate (complete).",
+)
+@click.option(
+    "--max-wall-clock",
+    type=POSITIVE_DURATION,
+    default=None,
+    help="The job is terminated this long after it was created [default: no limit].",
+)
+@click.option("--display-name", default="", help="A name for people (any text).")
 @click.option("--uses-task-dependencies", is_flag=True, help="Let the job's tasks depend on others (--depends-on).")
 @click.option(
     "--on-task-failure",
@@ -118,7 +136,7 @@ def job_create(
     max_task_retry_count: int,
     env: tuple[str, ...],
     on_all_tasks_complete: str,
-    max_wall_clock: float | None,
+    max_wall_clock: timedelta | None,
     display_name: str,
     uses_task_dependencies: bool,
     on_task_failure: str | None,
@@ -161,7 +179,7 @@ def job_create(
             max_task_retry_count=max_task_retry_count,
             common_environment=_parse_env(env),
             on_all_tasks_complete=on_all_tasks_complete,
-            max_wall_clock_time=_seconds(max_wall_clock),
+            max_wall_clock_time=max_wall_clock,
             display_name=display_name,
             uses_task_dependencies=uses_task_dependencies,
             on_task_failure=on_task_failure,
@@ -183,7 +201,7 @@ def job_get(ctx: click.Context, job_id: str, output: str) -> None:
 
 
 @job.command("list")
-@click.option("--state", type=click.Choice(_JOB_STATES), default=None)
+@click.option("--state", type=click.Choice(_JOB_STATES), default=None, help="Only jobs in this state.")
 @_OUTPUT
 @watch_option
 @click.pass_context
@@ -197,12 +215,18 @@ def job_list(ctx: click.Context, state: str | None, output: str, watch: bool) ->
 @click.option("--priority", type=int, default=None, help="-1000..1000; higher runs first.")
 @click.option("--max-parallel-tasks", type=int, default=None, help="At most this many tasks at once; -1 unlimited.")
 @click.option("--on-all-tasks-complete", type=_ON_ALL_TASKS_COMPLETE, default=None, help="Never back to noaction.")
-@click.option("--on-task-failure", type=_ON_TASK_FAILURE, default=None)
+@click.option(
+    "--on-task-failure",
+    type=_ON_TASK_FAILURE,
+    default=None,
+    help="What a task failing for good does: noaction, or performexitoptionsjobaction (the job action of its "
+    "exit conditions).",
+)
 @click.option(
     "--metadata", multiple=True, metavar="NAME=VALUE", help="Replaces the job's metadata with these (repeatable)."
 )
 @click.option("--clear-metadata", is_flag=True, help="Remove the job's metadata.")
-@click.option("--max-wall-clock", default=None, metavar="SECONDS|unlimited", help="The job's wall clock limit.")
+@click.option("--max-wall-clock", type=WALL_CLOCK_LIMIT, default=None, help="The job's wall clock limit.")
 @click.option("--max-task-retry-count", type=int, default=None, help="Default retries of its tasks (-1 unlimited).")
 @click.option(
     "--auto-pool-keep-alive/--no-auto-pool-keep-alive",
@@ -220,7 +244,7 @@ def job_update(
     on_task_failure: str | None,
     metadata: tuple[str, ...],
     clear_metadata: bool,
-    max_wall_clock: str | None,
+    max_wall_clock: timedelta | None,
     max_task_retry_count: int | None,
     auto_pool_keep_alive: bool | None,
     output: str,
@@ -236,7 +260,7 @@ def job_update(
     if metadata and clear_metadata:
         raise click.UsageError("--metadata and --clear-metadata exclude each other")
     client = _client(ctx)
-    wall_clock = _wall_clock(max_wall_clock) if max_wall_clock is not None else None
+    wall_clock = limit_of(max_wall_clock) if max_wall_clock is not None else None
     constraints = None
     etag = None
     if max_wall_clock is not None or max_task_retry_count is not None:
@@ -332,12 +356,26 @@ _COUNT_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
 @_OUTPUT
 @click.pass_context
 def job_counts(ctx: click.Context, job_id: str, output: str) -> None:
-    """Task counts of job JOB_ID (active ones waiting on dependencies, or blocked, counted apart too)."""
-    counts = _client(ctx).jobs.task_counts(job_id)
+    """Task counts of job JOB_ID (active ones waiting on dependencies, or blocked, counted apart too), and
+    why its active tasks wait: its pool missing or empty, nodes starting or broken, a task too big for the
+    pool's nodes, a failed dependency, its max parallel tasks running... Those marked stuck will not run
+    unless something changes."""
+    from .cli_waiting import diagnosis_lines, diagnosis_plain, read_diagnosis
+
+    client = _client(ctx)
+    counts = client.jobs.task_counts(job_id)
+    # (The counts' running tasks are those running or preparing: what its max_parallel_tasks counts.)
+    diagnosis = read_diagnosis(client, job_id, busy=counts.running) if counts.active else None
     if _data_output(output):
-        _emit_data(output, _plain(counts))
-    else:
-        _emit(output, [counts], _COUNT_COLUMNS, f"tasks of job {job_id}")
+        data = _plain(counts)
+        data["waiting"] = diagnosis_plain(diagnosis) if diagnosis is not None else None
+        _emit_data(output, data)
+        return
+    _emit(output, [counts], _COUNT_COLUMNS, f"tasks of job {job_id}")
+    lines = diagnosis_lines(diagnosis, active=counts.active) if diagnosis is not None else []
+    # A blank line between the table and the reasons: they read apart, and the table stays a table.
+    for line in ["", *lines] if lines else []:
+        click.echo(line)
 
 
 def _run_state(info: Any) -> Any:
@@ -370,10 +408,12 @@ def job_prep_status(ctx: click.Context, job_id: str, output: str, watch: bool) -
 
 @job.command("wait")
 @click.argument("job_id")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS")
+@click.option(
+    "--timeout", type=DURATION, default=None, help="Give up after this long (exit code 1) [default: wait for ever]."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--check", is_flag=True, help="Exit with code 1 when any task failed.")
 @click.pass_context
-def job_wait(ctx: click.Context, job_id: str, timeout: float | None, quiet: bool, check: bool) -> None:
+def job_wait(ctx: click.Context, job_id: str, timeout: timedelta | None, quiet: bool, check: bool) -> None:
     """Wait until every task of job JOB_ID completed."""
-    _wait_with_progress(ctx, job_id, None, timeout, quiet, check)
+    _wait_with_progress(ctx, job_id, None, seconds_of(timeout), quiet, check)

@@ -6,7 +6,6 @@ added to the ``pool`` group there.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,8 +14,10 @@ from typing import Any, BinaryIO
 import click
 
 from .cli_common import _FILE_COLUMNS, _OUTPUT, _client, _emit, _emit_one
+from .cli_params import DURATION, seconds_of
 from .cli_render import Column
 from .cli_watch import Changes, list_or_watch, watch_option
+from .durations import parse_duration
 from .node_types import DisableNodeSchedulingOption, NodeCounts, PoolNodeCounts
 
 __all__ = ["NODE_STATE_CHOICE", "list_nodes", "node", "pool_counts"]
@@ -43,6 +44,7 @@ NODE_COLUMNS: list[Column] = [
     Column("heartbeat", lambda n: n.last_heartbeat_time, priority=12),
     Column("errors", lambda n: ",".join(e.code for e in n.errors) or None, priority=5),
     Column("containers", lambda n: n.container_engine or None, priority=11),
+    Column("metrics", lambda n: n.metrics_address or None, priority=13, wide=True),
 ]
 
 NODE_STATE_CHOICE = click.Choice(
@@ -138,7 +140,7 @@ def node_files(
     output: str,
     watch: bool,
 ) -> None:
-    """List files in the root directory of node NODE_ID (or in its directory PATH)."""
+    """List files in the root directory of node NODE_ID of pool POOL_ID (or in its directory PATH)."""
     if path is not None and path_option and path != path_option:
         raise click.UsageError("give the directory once: as PATH or as --path")
     where = path if path is not None else path_option
@@ -158,7 +160,7 @@ def node_files(
 )
 @click.pass_context
 def node_cat(ctx: click.Context, pool_id: str, node_id: str, path: str, follow: bool, offset: int) -> None:
-    """Print file PATH (relative to the root directory of node NODE_ID), e.g. agent.log."""
+    """Print file PATH (relative to the root directory of node NODE_ID of pool POOL_ID), e.g. agent.log."""
     out: BinaryIO = sys.stdout.buffer
     with _client(ctx).pools.read_node_file(pool_id, node_id, path, offset=offset, follow=follow) as chunks:
         try:
@@ -177,7 +179,8 @@ def node_cat(ctx: click.Context, pool_id: str, node_id: str, path: str, follow: 
 @_OUTPUT
 @click.pass_context
 def node_stat(ctx: click.Context, pool_id: str, node_id: str, path: str, output: str) -> None:
-    """Show the size, modification time and mode of file or directory PATH on node NODE_ID (a link as itself)."""
+    """Show the size, modification time and mode of file or directory PATH on node NODE_ID of pool POOL_ID
+    (a link as itself)."""
     f = _client(ctx).pools.node_file_properties(pool_id, node_id, path)
     _emit_one(output, f, f"{pool_id}/{node_id}:{path}")
 
@@ -189,32 +192,30 @@ def node_stat(ctx: click.Context, pool_id: str, node_id: str, path: str, output:
 @click.option("-r", "--recursive", is_flag=True, help="Delete a directory and everything under it.")
 @click.pass_context
 def node_rm(ctx: click.Context, pool_id: str, node_id: str, path: str, recursive: bool) -> None:
-    """Delete file PATH (relative to the root directory of node NODE_ID); a link goes, not its target."""
+    """Delete file PATH (relative to the root directory of node NODE_ID of pool POOL_ID); a link goes, not its
+    target."""
     _client(ctx).pools.delete_node_file(pool_id, node_id, path, recursive=recursive)
     click.echo(f"{pool_id}/{node_id}:{path}: deleted")
 
 
-_AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_when(value: str, option: str, now: datetime | None = None) -> datetime:
     """A time given on the command line: ISO 8601 (``2026-03-01T12:00``, local time without a zone),
-    ``now``, or a duration ago (``90s``, ``30m``, ``2h``, ``1d``)."""
+    ``now``, or a duration ago (``90s``, ``30m``, ``1h30m``, ``1d``, ``01:30:00``: any form of
+    :func:`~shoal.client.durations.parse_duration`)."""
     now = now or datetime.now(UTC)
     text = value.strip().lower()
     if text == "now":
         return now
-    m = _AGO_RE.match(text)
-    if m:
-        return now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a time: give ISO 8601 (2026-03-01T12:00), now, or a duration ago (30m, 2h, 1d)",
-            param_hint=option,
-        ) from None
+        try:
+            return now - parse_duration(text)
+        except (ValueError, OverflowError):
+            raise click.BadParameter(
+                f"{value!r} is not a time: give ISO 8601 (2026-03-01T12:00), now, or a duration ago (30m, 2h, 1d)",
+                param_hint=option,
+            ) from None
     return when if when.tzinfo is not None else when.astimezone()
 
 
@@ -246,7 +247,7 @@ def node_logs(
     end: str | None,
     download_dir: str | None,
 ) -> None:
-    """Upload the agent logs of node NODE_ID written in a time window to a storage container (Batch's
+    """Upload the agent logs of node NODE_ID of pool POOL_ID written in a time window to a storage container (Batch's
     "upload Batch service logs"); prints where they went."""
     start_time = parse_when(start, "--start")
     end_time = parse_when(end, "--end") if end is not None else None
@@ -273,21 +274,20 @@ def node_logs(
 @click.option(
     "--wait",
     "wait_timeout",
-    type=float,
+    type=DURATION,
     default=None,
-    metavar="SECONDS",
-    help="Wait until the node is offline (no task runs on it any more).",
+    help="Wait up to this long until the node is offline (no task runs on it any more).",
 )
 @_OUTPUT
 @click.pass_context
 def node_disable(
-    ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: float | None, output: str
+    ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: timedelta | None, output: str
 ) -> None:
     """Stop scheduling tasks on node NODE_ID of pool POOL_ID (it is offline once no task runs there)."""
     client = _client(ctx)
     n = client.pools.disable_node_scheduling(pool_id, node_id, option=option)
     if wait_timeout is not None:
-        n = client.pools.wait_node_state(pool_id, node_id, "offline", timeout=wait_timeout)
+        n = client.pools.wait_node_state(pool_id, node_id, "offline", timeout=seconds_of(wait_timeout))
     _emit(output, [n], NODE_COLUMNS, "node scheduling disabled")
 
 
@@ -304,14 +304,13 @@ def node_disable(
 )
 @click.option(
     "--resize-timeout",
-    type=float,
+    type=DURATION,
     default=None,
-    metavar="SECONDS",
     help="How long the removal may take (at least 5; default: the pool's).",
 )
 @click.pass_context
 def node_remove(
-    ctx: click.Context, pool_id: str, node_ids: tuple[str, ...], deallocation: str, resize_timeout: float | None
+    ctx: click.Context, pool_id: str, node_ids: tuple[str, ...], deallocation: str, resize_timeout: timedelta | None
 ) -> None:
     """Remove nodes NODE_IDS (1 to 100) from pool POOL_ID; its target drops by as many."""
     p = _client(ctx).pools.remove_nodes(
@@ -347,22 +346,21 @@ def _restart_command(reimage: bool) -> None:
     @click.option(
         "--wait",
         "wait_timeout",
-        type=float,
+        type=DURATION,
         default=None,
-        metavar="SECONDS",
-        help="Wait until the node is back (idle, offline, starttaskfailed or unusable).",
+        help="Wait up to this long until the node is back (idle, offline, starttaskfailed or unusable).",
     )
     @_OUTPUT
     @click.pass_context
     def restart_cmd(
-        ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: float | None, output: str
+        ctx: click.Context, pool_id: str, node_id: str, option: str, wait_timeout: timedelta | None, output: str
     ) -> None:
         client = _client(ctx)
         restart = client.pools.reimage_node if reimage else client.pools.reboot_node
         n = restart(pool_id, node_id, option=option)
         if wait_timeout is not None:
             back = ("idle", "running", "offline", "starttaskfailed", "unusable")
-            n = client.pools.wait_node_state(pool_id, node_id, back, timeout=wait_timeout)
+            n = client.pools.wait_node_state(pool_id, node_id, back, timeout=seconds_of(wait_timeout))
         _emit(output, [n], NODE_COLUMNS, f"node {verb} requested" if wait_timeout is None else f"node back from {verb}")
 
 

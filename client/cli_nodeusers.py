@@ -7,7 +7,6 @@ read from a file (``--password-file``, ``-`` for standard input) or asked for (`
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ import click
 from ._nodeusers import NodeUser
 from .cli_common import _OUTPUT, _client, _emit, _fail
 from .cli_watch import list_or_watch, watch_option
+from .durations import DURATION_FORMS, parse_duration
 
 __all__ = ["node_login", "node_users"]
 
@@ -25,8 +25,6 @@ USER_COLUMNS = [
     ("expires", lambda u: u.expiry_time),
     ("ssh key", lambda u: _short_key(u.ssh_public_key)),
 ]
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _short_key(key: str) -> str:
@@ -37,18 +35,20 @@ def _short_key(key: str) -> str:
 
 
 def _expiry(value: str | None) -> datetime | timedelta | None:
-    """``--expiry``: a duration from now (``90m``, ``8h``, ``7d``) or an ISO 8601 time (UTC unless it says)."""
+    """``--expiry``: an ISO 8601 time (UTC unless it says), or a duration from now (``90m``, ``8h``, ``7d``:
+    any form of :func:`~shoal.client.durations.parse_duration`)."""
     if value is None:
         return None
-    m = _DURATION.match(value.strip())
-    if m:
-        return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is neither a duration (90m, 8h, 7d) nor an ISO 8601 time", param_hint="--expiry"
-        ) from None
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r} is neither a duration ({DURATION_FORMS}) nor an ISO 8601 time",
+                param_hint="--expiry",
+            ) from None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
@@ -180,7 +180,8 @@ def users_update(
     expiry: str | None,
     output: str,
 ) -> None:
-    """Replace the password, SSH key and expiry of user NAME (one not given is removed, as in Batch)."""
+    """Replace the password, SSH key and expiry of user NAME on node NODE_ID of pool POOL_ID (one not given is
+    removed, as in Batch)."""
     user: NodeUser = _client(ctx).pools.update_node_user(
         pool_id,
         node_id,

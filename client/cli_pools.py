@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
 
 from .cli_applications import app_package_references
 from .cli_common import _OUTPUT, _client, _emit, _parse_env
+from .cli_params import DURATION
 
 __all__ = ["pool_update", "start_task_from_options", "start_task_options"]
 
@@ -20,7 +22,13 @@ def start_task_options(f: F) -> F:
     options = [
         click.option("--start-task", "start_task", default=None, help="Command line every node runs when it joins."),
         click.option("--start-task-env", multiple=True, metavar="NAME=VALUE", help="Start task environment variable."),
-        click.option("--start-task-retries", type=int, default=0, show_default=True),
+        click.option(
+            "--start-task-retries",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Runs of the start task again after it failed (-1 unlimited).",
+        ),
         click.option(
             "--no-wait-for-success", is_flag=True, help="Schedule tasks even before the start task succeeded."
         ),
@@ -107,9 +115,7 @@ def start_task_from_options(
 )
 @click.option("--clear-app-packages", is_flag=True, help="Remove the pool's application packages.")
 @click.option("--target", "--nodes", "target_nodes", type=int, default=None, help="A new target node count.")
-@click.option(
-    "--resize-timeout", type=float, default=None, metavar="SECONDS", help="How long a resize may take (at least 5)."
-)
+@click.option("--resize-timeout", type=DURATION, default=None, help="How long a resize may take (at least 5s).")
 @click.option(
     "--fill-type", type=click.Choice(["spread", "pack"]), default=None, help="How the next tasks go to nodes."
 )
@@ -135,7 +141,7 @@ def pool_update(
     app_packages: tuple[str, ...],
     clear_app_packages: bool,
     target_nodes: int | None,
-    resize_timeout: float | None,
+    resize_timeout: timedelta | None,
     fill_type: str | None,
     etag: str | None,
     output: str,

@@ -1,9 +1,9 @@
 """``shoal queue``: what runs and what waits across every job of the account, as Slurm's ``squeue``.
 
 One row per task that is not completed: its job, state, node, pool, how long it has run (or waited),
-and, for a waiting task, a short reason when the listing can tell one (Slurm's words where they fit:
-``Dependency``, ``DependencyNeverSatisfied``, ``JobHeldUser`` for a disabled job). The rows are worked
-out by pure functions from the jobs, tasks and pools read; the command only reads and prints.
+and, for a waiting task, why, in the words of :mod:`shoal.client.waiting` (the codes ``shoal task wait``
+and ``shoal job counts`` tell too). The rows are worked out by pure functions from the jobs, tasks, pools
+and nodes read; the command only reads and prints.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import click
 from .cli_common import _OUTPUT, _client
 from .cli_render import Column
 from .cli_watch import list_or_watch, watch_option
+from .errors import NotFound
+from .waiting import task_waits
 
 if TYPE_CHECKING:
-    from .types import Job, Pool, Task
+    from .types import Job, Node, Pool, Task
 
-__all__ = ["QueueEntry", "queue", "queue_entries", "short_duration", "waiting_reason"]
+__all__ = ["QueueEntry", "queue", "queue_entries", "read_queue", "short_duration"]
 
 QUEUE_STATES = ("running", "preparing", "active")
 """The states of tasks the queue shows, in the order it shows them."""
@@ -50,7 +52,12 @@ class QueueEntry:
     seconds: float | None
     """How long it has run (or waited) so far."""
     reason: str
-    """Why it waits, when the listing can tell ("" otherwise)."""
+    """Why it waits: the code of the first of its reasons (those that need someone to act come first; see
+    :mod:`shoal.client.waiting`), "" when nothing holds it but its turn."""
+    reason_message: str
+    """What that reason means, for people ("" with no reason)."""
+    stuck: bool
+    """That reason will not go away unless someone changes something (:attr:`WaitReason.never`)."""
     priority: int
     """Its job's priority (higher runs first)."""
     required_slots: int
@@ -76,30 +83,9 @@ def short_duration(seconds: float | None) -> str | None:
     return f"{s}s"
 
 
-def waiting_reason(task: Task, job: Job, pool: Pool | None, *, busy_in_job: int | None) -> str:
-    """Why an ``active`` task waits, in a word, when its job, dependencies, pool or the scheduler say;
-    "" when nothing stands in its way but its turn. ``pool`` is None when the job's pool does not exist;
-    ``busy_in_job`` is how many of the job's tasks run or prepare (None when not read)."""
-    state = str(job.state)
-    if state in ("disabled", "disabling"):
-        return "JobHeldUser"
-    if state == "terminating":
-        return "JobTerminating"
-    dependency = task.dependency_state
-    if dependency is not None and str(dependency.status) == "blocked":
-        return "DependencyNeverSatisfied"
-    if dependency is not None and str(dependency.status) == "waiting":
-        return "Dependency"
-    if task.waiting_reason:
-        # The scheduler's word for a multi-instance task (PoolTooSmall: ..., NodesHeld: ...).
-        return task.waiting_reason.split(":", 1)[0].strip()
-    if pool is None:
-        return "NoPool"
-    if pool.current_nodes + pool.current_low_priority_nodes == 0:
-        return "NoNodes"
-    if busy_in_job is not None and 0 < job.max_parallel_tasks <= busy_in_job:
-        return "JobMaxParallelTasks"
-    return ""
+def _job_pool(job: Job) -> str:
+    """The pool a job's tasks go to (its auto pool's, for a job with one; "" before that is made)."""
+    return job.execution_pool_id or job.pool_id
 
 
 def _since(task: Task) -> datetime | None:
@@ -112,38 +98,42 @@ def queue_entries(
     jobs: Sequence[Job],
     tasks: Mapping[str, Sequence[Task]],
     pools: Mapping[str, Pool],
+    nodes: Mapping[str, Sequence[Node]],
     now: datetime,
     *,
     busy_read: bool = True,
 ) -> list[QueueEntry]:
-    """The queue's rows from the ``jobs`` read, the not-completed ``tasks`` of each (by job id) and the
-    account's ``pools`` (by id): running first (longest running first), then preparing, then waiting
-    (the job of the highest priority first, then the oldest). ``busy_read``: the running and preparing
-    tasks of every job were read (so a job's parallel-task limit can be told apart)."""
+    """The queue's rows from the ``jobs`` read, the not-completed ``tasks`` of each (by job id), the
+    account's ``pools`` (by id) and the ``nodes`` of each pool a waiting task's job uses (by pool id):
+    running first (longest running first), then preparing, then waiting (the job of the highest priority
+    first, then the oldest). ``busy_read``: the running and preparing tasks of every job were read (so a
+    job's parallel-task limit can be told apart)."""
     entries: list[QueueEntry] = []
     for job in jobs:
         job_tasks = tasks.get(job.id, ())
-        busy = sum(1 for t in job_tasks if str(t.state) in ("running", "preparing"))
-        job_pool = job.execution_pool_id or job.pool_id
+        busy = sum(1 for t in job_tasks if str(t.state) in ("running", "preparing")) if busy_read else None
+        job_pool = _job_pool(job)
         for t in job_tasks:
             state = str(t.state)
             if state not in QUEUE_STATES:
                 continue
-            pool_id = t.pool_id or job_pool
             since = _since(t)
-            reason = ""
-            if state == "active":
-                reason = waiting_reason(t, job, pools.get(pool_id), busy_in_job=busy if busy_read else None)
+            reasons = (
+                task_waits(t, job, pools.get(job_pool), nodes.get(job_pool, ()), busy=busy) if state == "active" else []
+            )
+            first = reasons[0] if reasons else None
             entries.append(
                 QueueEntry(
                     job_id=job.id,
                     task_id=t.id,
                     state=state,
-                    pool_id=pool_id,
+                    pool_id=t.pool_id or job_pool,
                     node_id=t.node_id,
                     since=since,
                     seconds=None if since is None else max(0.0, (now - since).total_seconds()),
-                    reason=reason,
+                    reason=first.code if first else "",
+                    reason_message=first.message if first else "",
+                    stuck=first.never if first else False,
                     priority=job.priority,
                     required_slots=t.spec.required_slots,
                     command_line=t.command_line,
@@ -172,27 +162,40 @@ _COLUMNS: list[Column] = [
     Column("priority", lambda e: e.priority, priority=7, wide=True),
     Column("slots", lambda e: e.required_slots, priority=8, wide=True),
     Column("command", lambda e: e.command_line, priority=9, wide=True),
+    # (Its message moves with the rest of the cluster, as an elapsed time moves with the clock: "3 of the 4
+    # slots are taken". --watch prints a row again when its reason changes, not for every slot freed.)
+    Column("why", lambda e: e.reason_message or None, priority=10, wide=True, ticks=True),
 ]
 
 
 def read_queue(
     client: Any, *, job_ids: Sequence[str], pool_ids: Sequence[str], states: Sequence[str]
 ) -> list[QueueEntry]:
-    """Read the jobs (``job_ids``, else every live job of the account), their tasks in ``states`` and the
-    pools, and return the queue's rows (only those on ``pool_ids`` when given)."""
+    """Read the jobs (``job_ids``, else every live job of the account), their tasks in ``states``, the
+    pools, and the nodes of each pool that a job with waiting tasks uses (once per pool), and return the
+    queue's rows (only those on ``pool_ids`` when given)."""
     if job_ids:
         jobs = [client.jobs.get(j) for j in dict.fromkeys(job_ids)]
     else:
         jobs = [j for j in client.jobs.list() if str(j.state) in _LIVE_JOB_STATES]
     if pool_ids:
-        jobs = [j for j in jobs if (j.execution_pool_id or j.pool_id) in pool_ids]
-    pools = {p.id: p for p in client.pools.list()}
+        jobs = [j for j in jobs if _job_pool(j) in pool_ids]
+    pools: dict[str, Pool] = {p.id: p for p in client.pools.list()}
     # To tell a job held by its parallel-task limit, its running and preparing tasks are read too.
     wanted = list(dict.fromkeys([*states, *(["running", "preparing"] if "active" in states else [])]))
     tasks: dict[str, list[Task]] = {}
     for job in jobs:
         tasks[job.id] = [t for s in wanted for t in client.tasks.list(job.id, state=s)]
-    rows = queue_entries(jobs, tasks, pools, datetime.now(UTC))
+    nodes: dict[str, list[Node]] = {}
+    for pool_id in dict.fromkeys(_job_pool(j) for j in jobs if any(str(t.state) == "active" for t in tasks[j.id])):
+        if pool_id not in pools:
+            continue
+        try:
+            nodes[pool_id] = list(client.pools.nodes(pool_id))
+        except NotFound:
+            # Deleted since the pools were listed: its tasks wait for a pool that is not there.
+            del pools[pool_id]
+    rows = queue_entries(jobs, tasks, pools, nodes, datetime.now(UTC))
     return [r for r in rows if r.state in states and (not pool_ids or r.pool_id in pool_ids)]
 
 
@@ -220,10 +223,11 @@ def queue(
     """What runs and what waits, across every job of the account (as Slurm's squeue).
 
     A row per running, preparing or waiting (active) task: job, task, state, node, pool, how long it
-    has run or waited, and why it waits when that is known: JobHeldUser (its job is disabled),
-    JobTerminating, Dependency (waits for tasks it depends on), DependencyNeverSatisfied (one of them
-    failed), NoPool, NoNodes (its pool has none), JobMaxParallelTasks, or the scheduler's reason for a
-    multi-instance task (PoolTooSmall, NodesHeld, WaitingForNodes). -o name prints JOB_ID TASK_ID lines.
+    has run or waited, and why it waits: the first of its reasons, those that need someone to act
+    first, in the codes that `shoal task wait` and `shoal job counts` use (JobDisabled, PoolEmpty,
+    NodesStarting, DependencyFailed, WaitingOnDependencies, SlotsBusy, JobMaxParallelTasks...; the
+    README's "Why work waits" lists them all). -o wide adds what the reason means, -o json has it as
+    reason, reason_message and stuck; -o name prints JOB_ID TASK_ID lines.
     """
     client = _client(ctx)
     wanted = [s for s in QUEUE_STATES if not states or s in states]

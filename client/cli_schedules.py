@@ -3,22 +3,20 @@ delete, and the jobs a schedule made)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import click
 
-from .cli_common import _OUTPUT, _client, _emit, _emit_one, _given, _parse_env, _read_json_file, _seconds
+from .cli_common import _OUTPUT, _client, _emit, _emit_one, _given, _parse_env, _read_json_file
+from .cli_params import DURATION, POSITIVE_DURATION
 from .cli_watch import list_or_watch, watch_option
 
 __all__ = ["schedule"]
 
 _STATES = ["active", "disabled", "terminating", "completed", "deleting"]
 _JOB_STATES = ["active", "disabling", "disabled", "enabling", "terminating", "completed", "deleting"]
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*$")
 
 
 def _when(s: Any) -> str:
@@ -45,20 +43,6 @@ _JOB_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
 ]
 
 
-class DurationType(click.ParamType):
-    """Seconds, or a number with a unit: ``90``, ``90s``, ``5m``, ``1h``, ``1d``."""
-
-    name = "DURATION"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
-        if isinstance(value, timedelta):
-            return value
-        m = _DURATION_RE.match(str(value))
-        if not m:
-            self.fail(f"{value!r} is not a duration such as 90, 90s, 5m, 1h or 1d", param, ctx)
-        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2) or "s"])
-
-
 class TimeType(click.ParamType):
     """An ISO 8601 time (``2026-05-01T09:30``, ``2026-05-01T09:30+02:00``); without an offset, this
     machine's local time."""
@@ -75,7 +59,6 @@ class TimeType(click.ParamType):
         return t if t.tzinfo is not None else t.astimezone()
 
 
-DURATION = DurationType()
 TIME = TimeType()
 
 _SCHEDULE_OPTIONS = ("interval", "cron", "time_zone", "start_window", "do_not_run_until", "do_not_run_after")
@@ -124,13 +107,24 @@ def schedule() -> None:
 @click.option("--job-manager", default=None, metavar="COMMAND", help="Each job's job manager task's command line.")
 @click.option("--job-manager-id", default="", help="The job manager task's id [default: jobmanager].")
 @click.option("--priority", type=int, default=0, show_default=True, help="Its jobs' priority, -1000..1000.")
-@click.option("--max-retries", "max_task_retry_count", type=int, default=0, show_default=True)
+@click.option(
+    "--max-retries",
+    "max_task_retry_count",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Default retries of its jobs' tasks after a failure (-1 unlimited).",
+)
 @click.option("--env", multiple=True, metavar="NAME=VALUE", help="Common environment of its jobs (repeatable).")
 @click.option(
-    "--on-all-tasks-complete", type=click.Choice(["noaction", "terminatejob"]), default="noaction", show_default=True
+    "--on-all-tasks-complete",
+    type=click.Choice(["noaction", "terminatejob"]),
+    default="noaction",
+    show_default=True,
+    help="What each job does once all its tasks completed: nothing, or terminate (complete).",
 )
-@click.option("--max-wall-clock", type=float, default=None, metavar="SECONDS", help="Each job's wall clock limit.")
-@click.option("--display-name", default="")
+@click.option("--max-wall-clock", type=POSITIVE_DURATION, default=None, help="Each job's wall clock limit.")
+@click.option("--display-name", default="", help="A name for people (any text).")
 @click.option("--metadata", multiple=True, metavar="NAME=VALUE", help="Metadata kept with the schedule (repeatable).")
 @click.option(
     "--job-json-file",
@@ -163,7 +157,7 @@ def schedule_create(
     max_task_retry_count: int,
     env: tuple[str, ...],
     on_all_tasks_complete: str,
-    max_wall_clock: float | None,
+    max_wall_clock: timedelta | None,
     display_name: str,
     metadata: tuple[str, ...],
     job_json_file: Any,
@@ -203,7 +197,7 @@ def schedule_create(
             job_manager_task=JobManagerTask(command_line=job_manager, id=job_manager_id) if job_manager else None,
             priority=priority,
             max_task_retry_count=max_task_retry_count,
-            max_wall_clock_time=_seconds(max_wall_clock),
+            max_wall_clock_time=max_wall_clock,
             common_environment=_parse_env(env),
             on_all_tasks_complete=on_all_tasks_complete,
         )
@@ -235,7 +229,7 @@ def schedule_get(ctx: click.Context, schedule_id: str, output: str) -> None:
 
 
 @schedule.command("list")
-@click.option("--state", type=click.Choice(_STATES), default=None)
+@click.option("--state", type=click.Choice(_STATES), default=None, help="Only schedules in this state.")
 @_OUTPUT
 @watch_option
 @click.pass_context
@@ -249,7 +243,7 @@ def schedule_list(ctx: click.Context, state: str | None, output: str, watch: boo
 @_schedule_options
 @click.option("--once", is_flag=True, help="No more interval or cron: one more job only.")
 @click.option("--job-json-file", type=click.File("r"), default=None, help="Replaces each job's specification (JSON).")
-@click.option("--display-name", default=None)
+@click.option("--display-name", default=None, help="A new name for people.")
 @click.option("--metadata", multiple=True, metavar="NAME=VALUE", help="Replaces the schedule's metadata (repeatable).")
 @click.option("--clear-metadata", is_flag=True, help="Remove the schedule's metadata.")
 @_OUTPUT
@@ -337,7 +331,7 @@ _verb("delete", "Delete job schedule SCHEDULE_ID and its jobs.")
 
 @schedule.command("jobs")
 @click.argument("schedule_id")
-@click.option("--state", type=click.Choice(_JOB_STATES), default=None)
+@click.option("--state", type=click.Choice(_JOB_STATES), default=None, help="Only jobs in this state.")
 @_OUTPUT
 @watch_option
 @click.pass_context

@@ -29,17 +29,27 @@ from .cli_common import (
     _parse_env,
     _plain,
     _read_json_file,
-    _seconds,
     _wait_with_progress,
-    _wall_clock,
 )
 from .cli_containers import TASK_CONTAINER_OPTIONS, task_container_options, task_container_settings_from_options
+from .cli_params import (
+    DURATION,
+    OUTPUT_FILE,
+    POSITIVE_DURATION,
+    RESOURCE_FILE,
+    WALL_CLOCK_LIMIT,
+    OutputFileParam,
+    ResourceFileParam,
+    limit_of,
+    seconds_of,
+)
 from .cli_render import display_tree
 from .cli_stats import human_statistics, human_usage
 from .cli_watch import Changes, list_or_watch, watch_option
 from .errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from .common_types import OutputFileSpec, ResourceFileSpec
     from .types import TaskSpec
 
 __all__ = ["task"]
@@ -61,35 +71,6 @@ _TASK_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
 @click.group()
 def task() -> None:
     """Tasks of jobs."""
-
-
-def _resource_file(value: str) -> Any:
-    from .types import ResourceFileSpec
-
-    if value.startswith(("http://", "https://")):
-        url, sep, path = value.rpartition("=")
-        if not sep:
-            raise click.BadParameter("URL resource files are URL=FILE_PATH", param_hint="--resource")
-        return ResourceFileSpec.from_url(url, file_path=path)
-    parts = value.split(":")
-    container = parts[0]
-    prefix = parts[1] if len(parts) > 1 else ""
-    path = parts[2] if len(parts) > 2 else ""
-    return ResourceFileSpec.from_container(container, blob_prefix=prefix, file_path=path)
-
-
-def _output_file(value: str) -> Any:
-    from .types import OutputFileSpec
-
-    parts = value.split(":")
-    if len(parts) < 2:
-        raise click.BadParameter("output files are PATTERN:CONTAINER[:PATH[:CONDITION]]", param_hint="--output-file")
-    return OutputFileSpec(
-        file_pattern=parts[0],
-        container=parts[1],
-        path=parts[2] if len(parts) > 2 else "",
-        upload_condition=parts[3] if len(parts) > 3 else "success",
-    )
 
 
 def _id_range(value: str) -> tuple[int, int]:
@@ -132,25 +113,41 @@ _SPEC_OPTIONS = (
 @click.option("--env", multiple=True, metavar="NAME=VALUE", help="Environment variable (repeatable).")
 @click.option(
     "--resource",
+    type=RESOURCE_FILE,
     multiple=True,
-    metavar="CONTAINER[:PREFIX[:PATH]] | URL=PATH",
-    help="Resource file (repeatable).",
+    help="A file to stage before the task runs (repeatable): " + ResourceFileParam.HELP,
+)
+@click.option("--output-file", type=OUTPUT_FILE, multiple=True, help="Repeatable. " + OutputFileParam.help())
+@click.option(
+    "--max-retries",
+    "max_task_retry_count",
+    type=int,
+    default=None,
+    help="Retries after a failure (-1 unlimited) [default: the job's].",
 )
 @click.option(
-    "--output-file", multiple=True, metavar="PATTERN:CONTAINER[:PATH[:COND]]", help="Output file (repeatable)."
+    "--max-wall-clock",
+    type=POSITIVE_DURATION,
+    default=None,
+    help="Kill the task (it fails) past this long running [default: no limit].",
 )
-@click.option("--max-retries", "max_task_retry_count", type=int, default=None)
-@click.option("--max-wall-clock", type=float, default=None, metavar="SECONDS")
-@click.option("--retention", type=float, default=None, metavar="SECONDS")
-@click.option("--slots", "required_slots", type=int, default=1, show_default=True)
-@click.option("--display-name", default="")
+@click.option(
+    "--retention",
+    type=DURATION,
+    default=None,
+    help="Keep the task's directory on its node this long after it completed [default: 7d].",
+)
+@click.option(
+    "--slots", "required_slots", type=int, default=1, show_default=True, help="Task slots of its node it takes."
+)
+@click.option("--display-name", default="", help="A name for people (any text).")
 @click.option("--instances", type=int, default=None, help="Multi-instance (MPI) task on this many nodes.")
 @click.option("--coordination-command", default="", help="Multi-instance: runs on every instance first.")
 @click.option(
     "--common-resource",
+    type=RESOURCE_FILE,
     multiple=True,
-    metavar="CONTAINER[:PREFIX[:PATH]] | URL=PATH",
-    help="Multi-instance: staged by every instance into SHOAL_TASK_SHARED_DIR (repeatable).",
+    help="Multi-instance: staged by every instance into SHOAL_TASK_SHARED_DIR (repeatable; as --resource).",
 )
 @click.option(
     "--depends-on",
@@ -171,7 +168,9 @@ _SPEC_OPTIONS = (
     help="The task, or a list of tasks, as JSON in the API's field names (shoal.v1.TaskSpec; '-' for stdin), "
     "for what flags cannot say: exit_conditions...",
 )
-@click.option("--chunk-size", type=int, default=10_000, show_default=True, help="With a --json-file list.")
+@click.option(
+    "--chunk-size", type=int, default=10_000, show_default=True, help="With a --json-file list: tasks per request."
+)
 @click.option(
     "--run-as",
     default=None,
@@ -195,16 +194,16 @@ def task_add(
     task_id: str | None,
     command_line: str | None,
     env: tuple[str, ...],
-    resource: tuple[str, ...],
-    output_file: tuple[str, ...],
+    resource: tuple[ResourceFileSpec, ...],
+    output_file: tuple[OutputFileSpec, ...],
     max_task_retry_count: int | None,
-    max_wall_clock: float | None,
-    retention: float | None,
+    max_wall_clock: timedelta | None,
+    retention: timedelta | None,
     required_slots: int,
     display_name: str,
     instances: int | None,
     coordination_command: str,
-    common_resource: tuple[str, ...],
+    common_resource: tuple[ResourceFileSpec, ...],
     depends_on: tuple[str, ...],
     depends_on_range: tuple[str, ...],
     json_file: Any,
@@ -240,7 +239,7 @@ def task_add(
         multi = MultiInstanceSettings(
             number_of_instances=instances,
             coordination_command_line=coordination_command,
-            common_resource_files=tuple(_resource_file(r) for r in common_resource),
+            common_resource_files=common_resource,
         )
     elif coordination_command or common_resource:
         raise click.UsageError("--coordination-command and --common-resource need --instances")
@@ -249,11 +248,11 @@ def task_add(
         id=task_id,
         command_line=command_line,
         environment=_parse_env(env),
-        resource_files=tuple(_resource_file(r) for r in resource),
-        output_files=tuple(_output_file(o) for o in output_file),
+        resource_files=resource,
+        output_files=output_file,
         max_task_retry_count=max_task_retry_count,
-        max_wall_clock_time=_seconds(max_wall_clock),
-        retention_time=_seconds(retention),
+        max_wall_clock_time=max_wall_clock,
+        retention_time=retention,
         required_slots=required_slots,
         display_name=display_name,
         multi_instance_settings=multi,
@@ -321,7 +320,7 @@ def _specs_from_lines(lines: Iterable[str], source: str) -> Iterator[TaskSpec]:
 
 
 def _specs_from_template(
-    count: int, command: str, id_format: str, start: int, max_retries: int | None, max_wall_clock: float | None
+    count: int, command: str, id_format: str, start: int, max_retries: int | None, max_wall_clock: timedelta | None
 ) -> Iterator[TaskSpec]:
     from .types import TaskSpec
 
@@ -330,7 +329,7 @@ def _specs_from_template(
             id=id_format.format(i=i),
             command_line=command.format(i=i),
             max_task_retry_count=max_retries,
-            max_wall_clock_time=_seconds(max_wall_clock),
+            max_wall_clock_time=max_wall_clock,
         )
 
 
@@ -349,8 +348,8 @@ def _specs_from_template(
 @click.option("--id-format", default="t{i}", show_default=True, help="Task id template.")
 @click.option("--start", type=int, default=0, show_default=True, help="First task number.")
 @click.option("--max-retries", type=int, default=None, help="For generated tasks.")
-@click.option("--max-wall-clock", type=float, default=None, metavar="SECONDS", help="For generated tasks.")
-@click.option("--chunk-size", type=int, default=10_000, show_default=True)
+@click.option("--max-wall-clock", type=POSITIVE_DURATION, default=None, help="For generated tasks.")
+@click.option("--chunk-size", type=int, default=10_000, show_default=True, help="Tasks sent to the server per request.")
 @_OUTPUT
 @click.pass_context
 def task_add_many(
@@ -362,7 +361,7 @@ def task_add_many(
     id_format: str,
     start: int,
     max_retries: int | None,
-    max_wall_clock: float | None,
+    max_wall_clock: timedelta | None,
     chunk_size: int,
     output: str,
 ) -> None:
@@ -446,7 +445,12 @@ def task_get(ctx: click.Context, job_id: str, task_id: str, output: str) -> None
 
 @task.command("list")
 @click.argument("job_id")
-@click.option("--state", type=click.Choice(["active", "preparing", "running", "completed"]), default=None)
+@click.option(
+    "--state",
+    type=click.Choice(["active", "preparing", "running", "completed"]),
+    default=None,
+    help="Only tasks in this state.",
+)
 @click.option("--limit", type=int, default=None, help="Show at most this many.")
 @_OUTPUT
 @watch_option
@@ -481,7 +485,7 @@ def task_list(ctx: click.Context, job_id: str, state: str | None, limit: int | N
 @watch_option
 @click.pass_context
 def task_subtasks(ctx: click.Context, job_id: str, task_id: str, output: str, watch: bool) -> None:
-    """List the instances of multi-instance task TASK_ID."""
+    """List the instances of multi-instance task TASK_ID of job JOB_ID."""
     list_or_watch(
         output,
         watch,
@@ -504,7 +508,7 @@ def task_subtasks(ctx: click.Context, job_id: str, task_id: str, output: str, wa
 @click.argument("task_id")
 @click.pass_context
 def task_terminate(ctx: click.Context, job_id: str, task_id: str) -> None:
-    """Terminate task TASK_ID."""
+    """Terminate task TASK_ID of job JOB_ID: it completes (killed if it runs)."""
     t = _client(ctx).tasks.terminate(job_id, task_id)
     click.echo(f"task {job_id}/{task_id}: {_fmt(t.state)}")
 
@@ -514,7 +518,7 @@ def task_terminate(ctx: click.Context, job_id: str, task_id: str) -> None:
 @click.argument("task_id")
 @click.pass_context
 def task_delete(ctx: click.Context, job_id: str, task_id: str) -> None:
-    """Delete task TASK_ID."""
+    """Delete task TASK_ID of job JOB_ID."""
     _client(ctx).tasks.delete(job_id, task_id)
     click.echo(f"task {job_id}/{task_id}: deleted")
 
@@ -524,7 +528,7 @@ def task_delete(ctx: click.Context, job_id: str, task_id: str) -> None:
 @click.argument("task_id")
 @click.pass_context
 def task_reactivate(ctx: click.Context, job_id: str, task_id: str) -> None:
-    """Reactivate failed task TASK_ID (back to active, retries reset)."""
+    """Reactivate failed task TASK_ID of job JOB_ID (back to active, retries reset)."""
     t = _client(ctx).tasks.reactivate(job_id, task_id)
     click.echo(f"task {job_id}/{task_id}: {_fmt(t.state)}")
 
@@ -532,28 +536,32 @@ def task_reactivate(ctx: click.Context, job_id: str, task_id: str) -> None:
 @task.command("update")
 @click.argument("job_id")
 @click.argument("task_id")
-@click.option("--max-wall-clock", default=None, metavar="SECONDS|unlimited")
-@click.option("--max-retries", "max_task_retry_count", type=int, default=None, help="-1 unlimited.")
-@click.option("--retention", type=float, default=None, metavar="SECONDS")
+@click.option("--max-wall-clock", type=WALL_CLOCK_LIMIT, default=None, help="The task's wall clock limit.")
+@click.option(
+    "--max-retries", "max_task_retry_count", type=int, default=None, help="Retries after a failure (-1 unlimited)."
+)
+@click.option(
+    "--retention", type=DURATION, default=None, help="Keep its directory on the node this long after it completed."
+)
 @_OUTPUT
 @click.pass_context
 def task_update(
     ctx: click.Context,
     job_id: str,
     task_id: str,
-    max_wall_clock: str | None,
+    max_wall_clock: timedelta | None,
     max_task_retry_count: int | None,
-    retention: float | None,
+    retention: timedelta | None,
     output: str,
 ) -> None:
-    """Change the constraints of task TASK_ID; those not given keep their values.
+    """Change the constraints of task TASK_ID of job JOB_ID; those not given keep their values.
 
     They are replaced together: the ones not given are read from the task just
     before, and the update applies only if the task has not changed since.
     """
     if max_wall_clock is None and max_task_retry_count is None and retention is None:
         raise click.UsageError("nothing to update: give --max-wall-clock, --max-retries or --retention")
-    wall_clock = _wall_clock(max_wall_clock) if max_wall_clock is not None else None
+    wall_clock = limit_of(max_wall_clock) if max_wall_clock is not None else None
     client = _client(ctx)
     current = client.tasks.get(job_id, task_id)
     now = current.spec.constraints
@@ -561,7 +569,7 @@ def task_update(
         now,
         max_wall_clock_time=now.max_wall_clock_time if max_wall_clock is None else wall_clock,
         max_task_retry_count=now.max_task_retry_count if max_task_retry_count is None else max_task_retry_count,
-        retention_time=now.retention_time if retention is None else timedelta(seconds=retention),
+        retention_time=now.retention_time if retention is None else retention,
     )
     t = client.tasks.update(job_id, task_id, constraints=constraints, etag=current.etag)
     _emit(output, [t], _TASK_COLUMNS, "task updated")
@@ -570,15 +578,17 @@ def task_update(
 @task.command("wait")
 @click.argument("job_id")
 @click.argument("task_ids", nargs=-1)
-@click.option("--timeout", type=float, default=None, metavar="SECONDS")
+@click.option(
+    "--timeout", type=DURATION, default=None, help="Give up after this long (exit code 1) [default: wait for ever]."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--check", is_flag=True, help="Exit with code 1 when any task failed.")
 @click.pass_context
 def task_wait(
-    ctx: click.Context, job_id: str, task_ids: tuple[str, ...], timeout: float | None, quiet: bool, check: bool
+    ctx: click.Context, job_id: str, task_ids: tuple[str, ...], timeout: timedelta | None, quiet: bool, check: bool
 ) -> None:
     """Wait until the tasks of job JOB_ID (or only TASK_IDS) completed, with a progress bar."""
-    _wait_with_progress(ctx, job_id, list(task_ids) or None, timeout, quiet, check)
+    _wait_with_progress(ctx, job_id, list(task_ids) or None, seconds_of(timeout), quiet, check)
 
 
 @task.command("files")
@@ -592,7 +602,7 @@ def task_wait(
 def task_files(
     ctx: click.Context, job_id: str, task_id: str, path: str, recursive: bool, output: str, watch: bool
 ) -> None:
-    """List files in the directory of task TASK_ID."""
+    """List files in the directory of task TASK_ID of job JOB_ID (or in its directory --path)."""
     fetch = lambda: _client(ctx).tasks.files(job_id, task_id, path=path, recursive=recursive)  # noqa: E731
     list_or_watch(output, watch, fetch, _FILE_COLUMNS, f"files of task {job_id}/{task_id}")
 
@@ -604,7 +614,7 @@ def task_files(
 @_OUTPUT
 @click.pass_context
 def task_stat(ctx: click.Context, job_id: str, task_id: str, path: str, output: str) -> None:
-    """Show the size, modification time and mode of PATH in the directory of task TASK_ID."""
+    """Show the size, modification time and mode of PATH in the directory of task TASK_ID of job JOB_ID."""
     f = _client(ctx).tasks.file_properties(job_id, task_id, path)
     _emit_one(output, f, f"{job_id}/{task_id}:{path}")
 
@@ -616,7 +626,8 @@ def task_stat(ctx: click.Context, job_id: str, task_id: str, path: str, output: 
 @click.option("-r", "--recursive", is_flag=True, help="Delete a directory and everything under it.")
 @click.pass_context
 def task_rm(ctx: click.Context, job_id: str, task_id: str, path: str, recursive: bool) -> None:
-    """Delete PATH in the directory of task TASK_ID (also while it runs); a link goes, not its target."""
+    """Delete PATH in the directory of task TASK_ID of job JOB_ID (also while it runs); a link goes, not its
+    target."""
     _client(ctx).tasks.delete_file(job_id, task_id, path, recursive=recursive)
     click.echo(f"{job_id}/{task_id}:{path}: deleted")
 
@@ -628,7 +639,7 @@ def task_rm(ctx: click.Context, job_id: str, task_id: str, path: str, recursive:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the task completes.")
 @click.pass_context
 def task_cat(ctx: click.Context, job_id: str, task_id: str, path: str, follow: bool) -> None:
-    """Print a file of task TASK_ID (default stdout.txt)."""
+    """Print file PATH of task TASK_ID of job JOB_ID (default stdout.txt; stderr.txt, wd/...)."""
     client = _client(ctx)
     out: BinaryIO = sys.stdout.buffer
     if follow:

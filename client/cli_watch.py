@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -25,6 +26,7 @@ from .cli_common import (
     _plain,
     _terminal_width,
 )
+from .cli_params import DURATION
 from .cli_render import (
     Column,
     ColumnLike,
@@ -40,9 +42,11 @@ from .cli_render import (
 __all__ = ["Changes", "WatchPrinter", "list_or_watch", "watch_option", "watch_polled", "watch_stream"]
 
 
-def _store_interval(ctx: click.Context, param: click.Parameter, value: float) -> float:
+def _store_interval(ctx: click.Context, param: click.Parameter, value: timedelta) -> timedelta:
+    if value < timedelta(seconds=0.1):
+        raise click.BadParameter("at least 0.1s", ctx=ctx, param=param)
     flags = ctx.meta.setdefault(_META, _OutputFlags())
-    flags.watch_interval = value
+    flags.watch_interval = value.total_seconds()
     return value
 
 
@@ -50,10 +54,9 @@ def watch_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """``-w/--watch`` (passed to the command as ``watch``) and ``--watch-interval``."""
     f = click.option(
         "--watch-interval",
-        type=click.FloatRange(min=0.1),
-        default=2.0,
+        type=DURATION,
+        default="2s",
         show_default=True,
-        metavar="SECONDS",
         expose_value=False,
         callback=_store_interval,
         help="With --watch, how often a listing without a server watch stream is read again.",

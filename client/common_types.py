@@ -36,6 +36,11 @@ _UPLOAD_CONDITIONS = {
     "completion": common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_TASK_COMPLETION,
 }
 _UPLOAD_CONDITIONS_FROM_PROTO = {v: k for k, v in _UPLOAD_CONDITIONS.items()}
+#: Every name an upload condition may be given by (any case): Shoal's and Batch's (``TaskSuccess``...).
+UPLOAD_CONDITION_NAMES: dict[str, str] = {
+    **{name: name for name in _UPLOAD_CONDITIONS},
+    **{f"task{name}": name for name in _UPLOAD_CONDITIONS},
+}
 _UPLOAD_CONDITIONS_FROM_PROTO[common_pb2.OUTPUT_FILE_UPLOAD_CONDITION_UNSPECIFIED] = "success"
 
 _ERROR_CATEGORIES = {
@@ -232,15 +237,20 @@ class OutputFileSpec:
     path: str = ""
     """Blob name when the pattern is one literal file; otherwise a prefix keeping relative paths."""
     upload_condition: str = "success"
-    """``"success"``, ``"failure"`` or ``"completion"`` (always)."""
+    """``"success"``, ``"failure"`` or ``"completion"`` (always). Batch's names (``"tasksuccess"``,
+    ``"TaskFailure"``, ``"taskcompletion"``) and any case are accepted, and kept as these three."""
 
     def __post_init__(self) -> None:
-        if self.upload_condition not in _UPLOAD_CONDITIONS:
+        name = UPLOAD_CONDITION_NAMES.get(str(self.upload_condition).lower())
+        if name is None:
+            names = ", ".join(UPLOAD_CONDITION_NAMES)
             raise InvalidArgument(
-                f"upload_condition must be one of {sorted(_UPLOAD_CONDITIONS)}",
+                f"upload_condition {self.upload_condition!r} is none of {names}",
                 reason="INVALID_OUTPUT_FILE",
-                field_violations=[("upload_condition", f"one of {sorted(_UPLOAD_CONDITIONS)}")],
+                field_violations=[("upload_condition", f"one of {names}")],
             )
+        # (A frozen dataclass: the one name kept is set through object.)
+        object.__setattr__(self, "upload_condition", name)
 
     def to_proto(self) -> common_pb2.OutputFile:
         """The ``shoal.v1.OutputFile`` message."""

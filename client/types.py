@@ -833,6 +833,8 @@ class Node:
     container_engine: str = ""
     """The container engine its agent found (``podman 4.3.1, runc``); "" for none: no container task
     runs there."""
+    metrics_address: str = ""
+    """Where its agent serves Prometheus metrics (``host:port``, path ``/metrics``); "" when it serves none."""
     proto: pool_pb2.Node = field(repr=False, compare=False)
     """The raw ``shoal.v1.Node`` message."""
 
@@ -879,6 +881,7 @@ class Node:
             agent_version=msg.agent_version,
             errors=tuple(NodeError.from_proto(e) for e in msg.errors),
             container_engine=msg.container_engine,
+            metrics_address=msg.metrics_address,
             proto=msg,
         )
 

@@ -11,10 +11,16 @@ import signal
 import sys
 from pathlib import Path
 
-from shoal.nodeagent.config import DEFAULT_ORPHAN_TIMEOUT, AgentConfig, default_user_prefix
+from shoal import logs
+from shoal.nodeagent.config import (
+    DEFAULT_ORPHAN_TIMEOUT,
+    METRICS_LISTEN_ENV,
+    AgentConfig,
+    default_metrics_listen,
+    default_user_prefix,
+)
+from shoal.nodeagent.metrics import split_listen
 from shoal.nodeagent.usernames import DEFAULT_PREFIX, BadPrefix, check_prefix
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=22,
         help="the port an SSH server of this machine listens on, for remote login to the node (default 22; 0: none)",
     )
+    p.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (port 0: any free port; the agent "
+        f"tells the server, whose /metrics/targets lists it) [default: ${METRICS_LISTEN_ENV}, else none]",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.add_argument(
+        "--log-format",
+        default=None,
+        choices=logs.FORMATS,
+        help=f"log lines as text or as JSON objects, one per line [default: ${logs.FORMAT_ENV}, else text]",
+    )
     return p
 
 
@@ -124,6 +143,16 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         prefix = check_prefix(args.user_prefix if args.user_prefix is not None else default_user_prefix())
     except BadPrefix as e:
         parser.error(str(e))
+    metrics_listen = default_metrics_listen() if args.metrics_listen is None else args.metrics_listen.strip()
+    if metrics_listen:
+        try:
+            split_listen(metrics_listen)
+        except ValueError as e:
+            parser.error(f"--metrics-listen: {e}")
+    try:
+        log_format = logs.check_format(args.log_format or logs.default_format())
+    except logs.BadLogFormat as e:
+        parser.error(f"${logs.FORMAT_ENV}: {e}")
     config = AgentConfig(
         server=args.server,
         node_root=args.node_root.absolute(),
@@ -143,19 +172,16 @@ def parse_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         reserved_disk_bytes=args.reserved_disk_bytes,
         health_interval_seconds=args.health_interval,
         ssh_port=args.ssh_port,
+        metrics_listen=metrics_listen,
+        log_format=log_format,
     )
     return config, args.log_level
 
 
-def setup_logging(node_root: Path, level: str) -> None:
-    """Log to stderr and to `<node root>/agent.log`."""
+def setup_logging(node_root: Path, level: str, log_format: str = "text") -> None:
+    """Log to stderr and to `<node root>/agent.log`, as text or JSON lines (`shoal.logs`)."""
     node_root.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
-    root.setLevel(level.upper())
-    fmt = logging.Formatter(LOG_FORMAT)
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(node_root / "agent.log")):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
+    logs.configure(log_format, level, stream=sys.stderr, files=[node_root / "agent.log"])
 
 
 async def run_agent(config: AgentConfig) -> int:
@@ -177,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: parse `argv` (default sys.argv[1:]), run the agent, return its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     config, level = parse_config(args)
-    setup_logging(config.node_root, level)
+    setup_logging(config.node_root, level, config.log_format)
     code = asyncio.run(run_agent(config))
     from shoal.nodeagent.agent import EXIT_RESTART
 

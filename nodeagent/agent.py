@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import psutil
 
+from shoal import logs
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.agentidentity import CA_FILE, AgentIdentity, identity_dir
 from shoal.certs.authority import ROLE_NODE, CertificateError, identity_of, not_after
@@ -35,6 +36,7 @@ from shoal.nodeagent.jobtasks import is_process_key
 from shoal.nodeagent.join import JoinError, join
 from shoal.nodeagent.launcher import LAUNCHER
 from shoal.nodeagent.layout import NodeLayout
+from shoal.nodeagent.metrics import AgentCounters, AgentView, MetricsEndpoint, registry_for
 from shoal.nodeagent.mpilauncher import write_launcher
 from shoal.nodeagent.nodeexec import NodeExec
 from shoal.nodeagent.nodeusers import NodeLoginUsers
@@ -197,6 +199,11 @@ class Agent:
         #: The node's container engine and its pool's images (see `shoal.nodeagent.containertasks`).
         self.containers = NodeContainers(self.layout, self._publish_errors)
         self.runner.containers = self.runner.job_tasks.containers = self.containers
+        #: What the agent counts for its metrics, and where it serves them (`config.metrics_listen`): the
+        #: address it tells the server ("" when it serves none).
+        self.counters = AgentCounters()
+        self.metrics_address = ""
+        self._metrics: MetricsEndpoint | None = None
 
     # ---- life cycle ------------------------------------------------------------------------------
 
@@ -301,6 +308,9 @@ class Agent:
         # The compiled shim where it can be built (seconds, once per machine), else the Python one.
         self.runner.launcher_dir = await asyncio.to_thread(write_launcher, self.layout.root / "bin")
         await server.start()
+        logs.set_static(node=self.node_id, pool=self.pool_id)
+        if self.config.metrics_listen:
+            await self._serve_metrics(self.config.metrics_listen)
         log.info(
             "agent %s (boot %s) serving files on %s:%d (Exec on %d), control plane %s (agents: %s)",
             self.node_id or "(unassigned)",
@@ -332,7 +342,34 @@ class Agent:
             await self._shutdown()
             await exec_endpoint.close()
             await server.stop(0.5)
+            if self._metrics is not None:
+                await self._metrics.stop()
+                self._metrics = None
         return self.exit_code
+
+    async def _serve_metrics(self, listen: str) -> None:
+        """Serve the agent's metrics at `listen` (`shoal.nodeagent.metrics`); one that cannot listen there
+        is logged and the agent runs without (its tasks matter more than its metrics)."""
+        view = AgentView(
+            counters=self.counters,
+            slots=lambda: self.runner.slots,
+            slots_used=self.runner.running_slots,
+            active=self.runner.active_count,
+            waiting=self.runner.waiting,
+            unacknowledged=lambda: len(self.outbox),
+            connected=lambda: self._conn is not None,
+            node_errors=lambda: len(self.node_errors),
+            transfers=lambda: self._storage.counts if self._storage is not None else None,
+            version=AGENT_VERSION,
+        )
+        endpoint = MetricsEndpoint(registry_for(view))
+        try:
+            self.metrics_address = await endpoint.start(listen, self.config.ip)
+        except (OSError, ValueError) as e:
+            log.error("cannot serve metrics at %s: %s", listen, e)
+            return
+        self._metrics = endpoint
+        log.info("metrics at http://%s/metrics", self.metrics_address)
 
     async def _load_identity(self) -> AgentIdentity | None:
         """The node's certificate: the one kept under the node root, or one got by joining with the
@@ -496,6 +533,7 @@ class Agent:
                 ssh_port=self.logins.ssh_port,
                 container_engine=self.containers.description,
                 images_ready=self.containers.images_ready,
+                metrics_address=self.metrics_address,
             )
         )
 
@@ -535,6 +573,7 @@ class Agent:
             conn = _Connection(self._wake)
             self._conn = conn
             welcomed = True
+            self.counters.sessions += 1
             self._on_welcome(first.welcome, conn)
             writer = asyncio.create_task(self._writer(call, conn, watermark))
             tasks = [writer, asyncio.create_task(self._heartbeats(conn))]
@@ -590,6 +629,8 @@ class Agent:
             await call.write(msg)
 
     def _on_welcome(self, w: agent_pb2.Welcome, conn: _Connection) -> None:
+        # (Its credential and the pool's registry passwords: never in a log line.)
+        logs.register_message_secrets(w)
         if w.node_id and w.node_id != self.node_id:
             log.info("node id is %s", w.node_id)
             self.node_id = w.node_id
@@ -597,6 +638,7 @@ class Agent:
             write_node_id(self.layout.node_id_file, self.node_id)
         if w.pool_id:
             self.pool_id = w.pool_id
+        logs.set_static(node=self.node_id, pool=self.pool_id)
         # Tasks started from now on (and the agent's storage calls) act for the pool's account.
         self.layout.access.account = w.account
         self.layout.access.credential = w.credential
@@ -714,6 +756,7 @@ class Agent:
             self.outbox.ack(msg.events_acked_up_to)
         kind = msg.WhichOneof("body")
         if kind == "start_tasks":
+            self.counters.assignments += len(msg.start_tasks.tasks)
             for assignment in msg.start_tasks.tasks:
                 self.runner.start(assignment)
             self._ack(conn, msg.start_tasks.command_id)
@@ -735,6 +778,7 @@ class Agent:
             self._deploy_pool_packages(list(msg.deploy_packages.packages))
             self._ack(conn, msg.deploy_packages.command_id)
         elif kind == "node_users":
+            logs.register_message_secrets(msg.node_users)
             self.logins.apply(msg.node_users.users)
             self._ack(conn, msg.node_users.command_id)
         elif kind == "events_ack":
@@ -843,6 +887,7 @@ class Agent:
             conn.ack(command_id)
 
     def _emit(self, event: agent_pb2.TaskEvent) -> None:
+        self.counters.event(event)
         self.outbox.add(event)
 
     # ---- start task --------------------------------------------------------------------------------

@@ -12,6 +12,15 @@ DEFAULT_ORPHAN_TIMEOUT = 300.0
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 
 
+#: The environment variable of `--metrics-listen`.
+METRICS_LISTEN_ENV = "SHOAL_METRICS_LISTEN"
+
+
+def default_metrics_listen() -> str:
+    """`$SHOAL_METRICS_LISTEN`, else "" (no metrics endpoint)."""
+    return os.environ.get(METRICS_LISTEN_ENV, "").strip()
+
+
 def default_user_prefix() -> str:
     """`$SHOAL_USER_PREFIX`, else `shoal`: the prefix of the users the agent makes for tasks."""
     return os.environ.get("SHOAL_USER_PREFIX") or DEFAULT_PREFIX
@@ -84,3 +93,8 @@ class AgentConfig:
     user_prefix: str = field(default_factory=default_user_prefix)
     #: Where an SSH server is looked for at the node's address (GetRemoteLoginSettings); 0: not looked for.
     ssh_port: int = 22
+    #: `host:port` where the agent serves its Prometheus metrics over HTTP (port 0: any free one; the agent
+    #: tells the server which, for its service discovery); empty: none (see `shoal.nodeagent.metrics`).
+    metrics_listen: str = field(default_factory=default_metrics_listen)
+    #: How the agent logs (`shoal.logs.FORMATS`).
+    log_format: str = "text"

@@ -232,6 +232,10 @@ class TaskRunner:
         """Task slots taken by attempts that have started."""
         return self._busy
 
+    def active_count(self) -> int:
+        """Attempts accepted that have not completed (those waiting for a slot among them)."""
+        return len(self._attempts)
+
     def waiting(self) -> int:
         """Attempts accepted but waiting for a slot."""
         return len(self._waiting)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,6 +15,18 @@ from shoal.v1 import storage_pb2, storage_pb2_grpc
 
 UPLOAD_CHUNK = 1024 * 1024
 LIST_PAGE_SIZE = 1000
+
+
+@dataclass
+class TransferCounts:
+    """Blobs moved between the node and the server's storage, and their bytes (the agent's metrics)."""
+
+    downloads: int = 0
+    download_bytes: int = 0
+    uploads: int = 0
+    upload_bytes: int = 0
+    #: Downloads and uploads that raised.
+    failures: int = 0
 
 
 class StorageClient:
@@ -30,6 +43,7 @@ class StorageClient:
         self._timeout = timeout
         #: The node's credential, as the server gave it in Welcome (the agent acts for its pool's account).
         self._access = access or NodeAccess()
+        self.counts = TransferCounts()
 
     async def create_container(self, container: str) -> storage_pb2.Container:
         """Create `container` of the node's account, or quietly find it there."""
@@ -65,16 +79,23 @@ class StorageClient:
             metadata=self._access.metadata(),
         )
         size = 0
-        f = await asyncio.to_thread(open, dest, "wb") if isinstance(dest, Path) else dest
         try:
-            async for chunk in call:
-                if chunk.data:
-                    await asyncio.to_thread(f.write, chunk.data)
-                    size += len(chunk.data)
-            await asyncio.to_thread(f.flush)
-        finally:
-            if f is not dest:
-                await asyncio.to_thread(f.close)
+            f = await asyncio.to_thread(open, dest, "wb") if isinstance(dest, Path) else dest
+            try:
+                async for chunk in call:
+                    if chunk.data:
+                        await asyncio.to_thread(f.write, chunk.data)
+                        size += len(chunk.data)
+                await asyncio.to_thread(f.flush)
+            finally:
+                if f is not dest:
+                    await asyncio.to_thread(f.close)
+        except BaseException:
+            self.counts.failures += 1
+            self.counts.download_bytes += size
+            raise
+        self.counts.downloads += 1
+        self.counts.download_bytes += size
         return size
 
     async def upload_blob(self, container: str, blob_name: str, source: Path | BinaryIO) -> storage_pb2.Blob:
@@ -102,7 +123,13 @@ class StorageClient:
                 if f is not source:
                     await asyncio.to_thread(f.close)
 
-        result: storage_pb2.Blob = await self._stub.UploadBlob(
-            requests(), timeout=self._timeout, metadata=self._access.metadata()
-        )
+        try:
+            result: storage_pb2.Blob = await self._stub.UploadBlob(
+                requests(), timeout=self._timeout, metadata=self._access.metadata()
+            )
+        except BaseException:
+            self.counts.failures += 1
+            raise
+        self.counts.uploads += 1
+        self.counts.upload_bytes += result.size
         return result

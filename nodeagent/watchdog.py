@@ -49,10 +49,11 @@ from pathlib import Path
 
 import psutil
 
-from shoal import rootlock
+from shoal import logs, rootlock
 from shoal.nodeagent.layout import NODE_ROOT_ENV
 
-log = logging.getLogger(__name__)
+#: (By name: run as ``python -m``, this module's ``__name__`` is ``__main__``.)
+log = logging.getLogger("shoal.nodeagent.watchdog")
 
 CGROUP_PREFIX = "shoal-agent-"
 #: How long killing may take before the watchdog gives up waiting (it has sent SIGKILL by then).
@@ -432,6 +433,8 @@ def _spawn(root: Path, running_file: Path, read_fd: int, lock_fd: int, cgroup: P
     return subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
+        # It logs as the agent does (text or JSON lines).
+        env={**os.environ, logs.FORMAT_ENV: logs.configured_format()},
         pass_fds=(read_fd, lock_fd),
         # Its own session: a signal to the agent's process group does not reach it.
         start_new_session=True,
@@ -495,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s shoal.nodeagent.watchdog: %(message)s")
+    try:
+        logs.configure(level="INFO")
+    except logs.BadLogFormat:
+        logs.configure("text", "INFO")  # (the agent checked it: this one must not die of it)
     killed = watch(args.pipe_fd, args.root, args.running_file, args.cgroup)
     if killed:
         log.warning("the agent of %s is gone: killed %d process(es) it left", args.root, killed)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from shoal import logs
 from shoal.server.app import NON_LOOPBACK_FLAG, PLAINTEXT_FLAG, main_server
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD
 
@@ -42,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         default=60.0,
         help="for tests: the shortest start window and recurrence interval of a job schedule, in seconds",
     )
+    ap.add_argument(
+        "--log-format",
+        default="",
+        choices=("", *logs.FORMATS),
+        help="log lines as text or JSON objects, one per line (default: $SHOAL_LOG_FORMAT, else text)",
+    )
     a = ap.parse_args(argv)
     return main_server(
         data_dir=a.data_dir,
@@ -61,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         spot_recovery_seconds=a.spot_recovery_seconds,
         spot_seed=a.spot_seed,
         schedule_min_seconds=a.schedule_min_interval,
+        log_format=a.log_format,
     )
 
 

@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import grpc
 import psutil
@@ -21,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from shoal import native
+from shoal import logs, native
 from shoal.agent.v1 import agent_pb2_grpc
 from shoal.agentidentity import AgentIdentity
 from shoal.clock import Clock, SystemClock
@@ -59,6 +60,8 @@ from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
 from shoal.server.domain.ids import key as idkey
 from shoal.server.gcpolicy import LongLivedGc
 from shoal.server.nodeusers.registry import NodeUserRegistry
+from shoal.server.observability import metrics as server_metrics
+from shoal.server.observability.rpc import InstrumentingRegistrar, RpcStats
 from shoal.server.providers.local import LocalProvider
 from shoal.server.scheduling.schedules import MIN_SCHEDULE_SECONDS
 from shoal.server.scheduling.spot import SpotSettings
@@ -69,6 +72,7 @@ from shoal.server.store.sqlite import SqliteStore
 from shoal.server.web.dashboard import Dashboard
 from shoal.server.web.gateway import Gateway, served_name
 from shoal.server.web.server import WebConfig, WebServer
+from shoal.server.web.targets import targets_extension
 from shoal.tlsconfig import name_options, server_credentials
 from shoal.v1 import (
     account_pb2,
@@ -229,6 +233,8 @@ class ServerConfig:
     #: The HTTP port (metrics, the dashboard). Empty: the listen host, two ports above the public API's
     #: (any free port when that one's is 0); "off": none.
     http_listen: str = ""
+    #: How local agents log (`shoal.logs.FORMATS`; empty: as their environment says, `$SHOAL_LOG_FORMAT`).
+    log_format: str = ""
 
 
 class ShoalServer:
@@ -278,6 +284,10 @@ class ShoalServer:
         #: The server's metrics (served at ``/metrics`` on the HTTP port). One registry per server, not the
         #: process's default one: tests run several servers in one process.
         self.metrics = CollectorRegistry(auto_describe=True)
+        #: Every gRPC call of both ports, counted by method and code (`shoal.server.observability.rpc`).
+        self.rpc_stats = RpcStats()
+        #: Scheduling passes, sampled task waits and store commits, as observed (read by the metrics).
+        self.observed = server_metrics.install(self.metrics, self.cp, self.store, self.rpc_stats)
         self.web: WebServer | None = None
         #: Extensions of the HTTP port's application (the dashboard adds its routes here).
         self.web_extensions: list[Callable[[web.Application], None]] = []
@@ -325,8 +335,11 @@ class ShoalServer:
         # And each call is admitted before its servicer runs (see `shoal.server.api.auth`). A joining
         # agent's token is its credential, so JoinNode is open.
         authenticator = Authenticator(accounts if self.config.secure else None, self.cp)
+        # Innermost, every call counted (by method and status code) and logged with its fields, the
+        # refused ones too (see `shoal.server.observability.rpc`).
+        counted = InstrumentingRegistrar(server, self.rpc_stats, skip=agents.SELF_CHECKED)
         services = AuthenticatingRegistrar(
-            guarded(server, agents.SELF_CHECKED), authenticator, open_prefixes=(JOIN_NODE,)
+            guarded(cast(grpc.aio.Server, counted), agents.SELF_CHECKED), authenticator, open_prefixes=(JOIN_NODE,)
         )
 
         def quotas(account: str) -> Quotas:
@@ -364,7 +377,9 @@ class ShoalServer:
         account_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(accounts, self.cp, holds_data), services)
         # The agent port: mutual TLS with certificates of the cluster CA, apart from the public API.
         agent_server = grpc.aio.server(options=options)
-        agent_services = guarded(agent_server, agents.SELF_CHECKED)
+        # (The agents' streams are not wrapped: one call per node, where a wrapper would cost per message.)
+        agent_counted = InstrumentingRegistrar(agent_server, self.rpc_stats, skip=agents.SELF_CHECKED)
+        agent_services = guarded(cast(grpc.aio.Server, agent_counted), agents.SELF_CHECKED)
         gate = AgentGate(self.security.node_certs.is_revoked, self._node_pool_key)
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.cp, gate), agent_services)
         # Agents reach storage as their node's account: the credential the server gave them in Welcome.
@@ -419,6 +434,7 @@ class ShoalServer:
             agent_address=self.agent_address,
             security=self.security,
             orphan_timeout=self.config.agent_orphan_timeout,
+            log_format=self.config.log_format,
         )
         self.cp.provider = self.provider
         # Before serving: no node can be added while the directories of nodes no longer in the store go.
@@ -491,6 +507,8 @@ class ShoalServer:
         def authenticate(account: str, key: str) -> object:
             return authenticator.principal([(ACCOUNT_HEADER, account), (AUTHORIZATION_HEADER, BEARER + key)])
 
+        # Prometheus's service discovery of the agents' metrics, checked as /metrics is.
+        self.web_extensions.append(targets_extension(self.cp, authenticate if self.config.secure else None))
         web_server = WebServer(
             WebConfig(
                 clock=self.config.clock,
@@ -596,9 +614,9 @@ async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> in
     refresher = asyncio.create_task(collector.run(), name="gc-refresh")
     srv = ShoalServer(config)
     await srv.start()
-    print(f"shoal server listening on {srv.listen_address}  (data: {srv.data_dir})", flush=True)
+    _say(f"shoal server listening on {srv.listen_address}  (data: {srv.data_dir})")
     if srv.http_url:
-        print(f"dashboard and /metrics at {srv.http_url}/", flush=True)
+        _say(f"dashboard and /metrics at {srv.http_url}/")
     if up is not None:
         pool_id, nodes, slots = up
         if pool_id.lower() not in srv.cp.pools:
@@ -606,22 +624,31 @@ async def _serve(config: ServerConfig, *, up: tuple[str, int, int] | None) -> in
                 pool_pb2.Pool(id=pool_id, target_nodes=nodes, task_slots_per_node=slots, account=DEFAULT_ACCOUNT),
                 request_id="",
             )
-        print(f"local pool {pool_id!r}: {nodes} node(s) x {slots} slot(s); Ctrl-C stops everything", flush=True)
+        _say(f"local pool {pool_id!r}: {nodes} node(s) x {slots} slot(s); Ctrl-C stops everything")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    print("stopping...", flush=True)
+    _say("stopping...")
     await srv.stop(stop_agents=up is not None)
     refresher.cancel()
     return 0
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("SHOAL_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _say(line: str) -> None:
+    """Tell the operator: a line on stdout, or a log record where the logs are JSON lines (stdout and stderr
+    often land in one stream, which must then hold nothing but JSON)."""
+    if logs.configured_format() == "json":
+        log.info("%s", line)
+    else:
+        print(line, flush=True)
+
+
+def _logging(log_format: str) -> None:
+    """Log to stderr in `log_format` (`shoal.logs.FORMATS`; empty: ``$SHOAL_LOG_FORMAT``, else text), at
+    ``$SHOAL_LOG_LEVEL`` (INFO)."""
+    logs.configure(log_format or None)
 
 
 def main_server(
@@ -635,10 +662,15 @@ def main_server(
     agent_listen: str = "",
     agent_advertise: str = "",
     http_listen: str = "",
+    log_format: str = "",
     **extra: float | int | None,
 ) -> int:
     """`shoal server`: run the control plane in the foreground until SIGINT/SIGTERM."""
-    _logging()
+    try:
+        _logging(log_format)
+    except logs.BadLogFormat as e:
+        print(f"error: {e}")
+        return 2
     config = ServerConfig(
         data_dir=data_dir,
         listen=listen,
@@ -649,6 +681,7 @@ def main_server(
         agent_listen=agent_listen,
         agent_advertise=agent_advertise,
         http_listen=http_listen,
+        log_format=logs.configured_format(),
         **extra,  # type: ignore[arg-type]
     )
     try:
@@ -669,9 +702,14 @@ def main_up(
     secure: bool = True,
     agent_listen: str = "",
     http_listen: str = "",
+    log_format: str = "",
 ) -> int:
     """`shoal up`: a control plane and a local pool in the foreground; Ctrl-C stops both."""
-    _logging()
+    try:
+        _logging(log_format)
+    except logs.BadLogFormat as e:
+        print(f"error: {e}")
+        return 2
     config = ServerConfig(
         data_dir=data_dir,
         listen=listen,
@@ -679,6 +717,7 @@ def main_up(
         secure=secure,
         agent_listen=agent_listen,
         http_listen=http_listen,
+        log_format=logs.configured_format(),
     )
     try:
         return asyncio.run(_serve(config, up=(pool_id, nodes, slots)))

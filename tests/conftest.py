@@ -24,6 +24,14 @@ def _own_shoal_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("SHOAL_HOME", str(tmp_path_factory.mktemp("shoal-home")))
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI fits its tables to ``$COLUMNS``: pytest-xdist's workers inherit ``COLUMNS=80`` and ``LINES=24``
+    from execnet, which a single process does not; tests that want a width set it themselves."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the users this run's agents made (root only; any left by a crash carry the run's prefix)."""
     from tests.taskusers import remove_test_users

@@ -16,6 +16,7 @@ from typing import Final
 import grpc
 from google.rpc import status_pb2
 
+from shoal import logs
 from shoal.agent.v1 import agent_pb2, agent_pb2_grpc
 from shoal.certs.authority import PeerIdentity
 from shoal.grpcguard import Malformed, refuse
@@ -68,10 +69,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if first.WhichOneof("body") != "register":
             await abort(context, _REGISTER_FIRST)
             return
+        # (What is logged about this stream, its reader's reports too, says which node: once per stream.)
+        fields = logs.bind(method=CONNECT, node=first.register.node_id, pool=first.register.pool_id)
         try:
             reg = self.gate.admit(self.gate.identity(peer_certificate(context)), first.register)
             session = await self.cp.attach(reg)
         except Refused as e:
+            logs.unbind(fields)
             await abort(context, e)
             return
         reader = asyncio.create_task(self._read(request_iterator, session, context))
@@ -84,6 +88,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         finally:
             reader.cancel()
             self.cp.detach(session)
+            logs.unbind(fields)
 
     async def ConnectMany(
         self, request_iterator: AsyncIterator[agent_pb2.AgentFrames], context: grpc.aio.ServicerContext

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from shoal.server.controlplane import SCHEDULABLE_NODE_STATES, ControlPlane
-from shoal.server.domain.records import JobRec, NodeRec, PoolRec, TaskKey
+from shoal.server.domain.records import JobRec, NodeRec, PoolRec, TaskKey, TaskRec
 from shoal.server.scheduling.plan import (
     NodeView,
     PendingTask,
@@ -361,16 +362,26 @@ def place(cp: ControlPlane, only: Sequence[NodeRec] | None = None) -> int:
     nothing and returns -1 when a gang is waiting in the queue (gangs and their
     reservations need the whole pool: the full pass handles them).
     """
+    observe = cp.pass_observer
+    if observe is None:
+        with cp.one_time():
+            return _place(cp, only)
+    start = time.perf_counter()
     with cp.one_time():
-        return _place(cp, only)
+        placed = _place(cp, only)
+    observe(time.perf_counter() - start, only is None)
+    return placed
 
 
 def _place(cp: ControlPlane, only: Sequence[NodeRec] | None) -> int:
     count = 0
+    # (The wait of the first task of the regular plan is sampled: work sent ahead waits on its node.)
+    sample = cp.wait_sampler
     for placements, ahead in _plans(cp, only):
         if placements is None:
             return -1
-        count += _apply(cp, placements, ahead=ahead)
+        count += _apply(cp, placements, ahead=ahead, sample=sample)
+        sample = None
     return count
 
 
@@ -427,10 +438,17 @@ def tell_waiting(cp: ControlPlane, waiting: Mapping[TaskKey, Waiting]) -> None:
                     q.put_nowait([shown])
 
 
-def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str, int]) -> int:
+def _apply(
+    cp: ControlPlane,
+    placements: list[Placement],
+    *,
+    ahead: Mapping[str, int],
+    sample: Callable[[TaskRec], None] | None = None,
+) -> int:
     """Re-check each placement against the live state and record the survivors; how many were recorded.
 
     `ahead`: by pool, the assignments per slot a busy node may hold beyond its slots in this pass.
+    `sample`: called with the first survivor before its placement is recorded (see `Kernel.wait_sampler`).
     """
     count = 0
     jobs, nodes, assign = cp.jobs, cp.nodes, cp.assign
@@ -469,6 +487,9 @@ def _apply(cp: ControlPlane, placements: list[Placement], *, ahead: Mapping[str,
                 break
             targets.append(n)
         else:
+            if sample is not None:
+                sample(t)
+                sample = None
             assign(t, targets, p.attempt, p.slots_per_node)
             count += 1
     return count
@@ -492,6 +513,8 @@ async def place_all(cp: ControlPlane) -> int:
     count = 0
     unflushed = 0
     committing: asyncio.Future[None] | None = None
+    # (As in `_place`: the first task of the regular plan.)
+    sample = cp.wait_sampler
     try:
         phases = _plans(cp, None)
         while True:
@@ -501,7 +524,8 @@ async def place_all(cp: ControlPlane) -> int:
                 break
             for first in range(0, len(placements), APPLY_CHUNK):
                 with cp.one_time():
-                    placed = _apply(cp, placements[first : first + APPLY_CHUNK], ahead=depths)
+                    placed = _apply(cp, placements[first : first + APPLY_CHUNK], ahead=depths, sample=sample)
+                sample = None
                 count += placed
                 unflushed += placed
                 if unflushed < APPLY_CHUNK:
@@ -530,7 +554,13 @@ async def run_scheduler(cp: ControlPlane) -> None:
     while True:
         await cp.wait_for_kick()
         try:
-            while await place_all(cp) > 0:
-                pass
+            while True:
+                start = time.perf_counter()
+                placed = await place_all(cp)
+                observe = cp.pass_observer
+                if observe is not None:
+                    observe(time.perf_counter() - start, True)
+                if placed <= 0:
+                    break
         except Exception:
             log.exception("scheduling pass failed")

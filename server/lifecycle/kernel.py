@@ -153,12 +153,18 @@ ts = to_timestamp
 
 @dataclass
 class Stats:
-    """Counters for tests and benchmarks."""
+    """Counters for tests, benchmarks and the metrics (`shoal.server.observability.metrics` reads them)."""
 
     stale_reports: int = 0
     requeues: int = 0
+    #: Attempts placed on nodes.
     dispatched: int = 0
     flushes: int = 0
+    #: Attempts that ended on a node, those that succeeded among them (`count_attempt`).
+    attempts_ended: int = 0
+    attempts_succeeded: int = 0
+    #: Tasks that became COMPLETED (`set_task_state`, `change_frozen`).
+    completed: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -294,6 +300,11 @@ class Kernel:
         #: Set by the scheduler: places what fits now, so that a batch of
         #: completions and the placements they make room for share one commit.
         self.place_hook: Callable[[Sequence[NodeRec] | None], int] | None = None
+        #: Metrics (`shoal.server.observability.metrics`; None: not measured): called with each scheduling
+        #: pass's duration in seconds and whether it was a full pass (every node), and with the first task
+        #: a pass places, before its placement is recorded (to sample how long tasks wait).
+        self.pass_observer: Callable[[float, bool], None] | None = None
+        self.wait_sampler: Callable[[TaskRec], None] | None = None
         #: The time of the batch of reports being applied (see `_stamp`).
         self._batch_stamp: timestamp_pb2.Timestamp | None = None
         #: `_batch_stamp` as appended to a stored task (see `_transition_time`), made when first needed.
@@ -400,8 +411,11 @@ class Kernel:
     def count_attempt(self, n: NodeRec, succeeded: bool) -> None:
         """An attempt that ran on `n` ended (`succeeded` or not): its task counters, written with the task."""
         n.tasks_run += 1
+        stats = self.stats
+        stats.attempts_ended += 1
         if succeeded:
             n.tasks_succeeded += 1
+            stats.attempts_succeeded += 1
         self.tally(n)
 
     def mark(self, table: str, k: str, rec: object) -> None:
@@ -702,6 +716,7 @@ class Kernel:
             t.state = new
             job.counts[new] += 1
             if new == COMPLETED:
+                self.stats.completed += 1
                 # (_count, inlined: once per task.)
                 t.result = result = proto.execution_info.result
                 if result == SUCCESS:
@@ -734,8 +749,10 @@ class Kernel:
         counts[new] += 1
         if old == ACTIVE:
             job.dequeue(t.key)
-        elif new == COMPLETED and job.reacts:
-            self.completions.append(t)
+        elif new == COMPLETED:
+            self.stats.completed += 1
+            if job.reacts:
+                self.completions.append(t)
         self._dirty_tasks[t] = None
 
     def set_node_state(self, n: NodeRec, new: int) -> None:

@@ -143,6 +143,7 @@ class NodeLifecycle:
         node.proto.root_directory = reg.root_directory
         node.proto.agent_version = reg.agent_version
         node.proto.container_engine = reg.container_engine
+        node.proto.metrics_address = reg.metrics_address
         if reg.boot_id and node.internal.get("boot_id") != reg.boot_id:
             # A new agent process: the node's "reboot" (the same process reconnecting is not one).
             node.internal["boot_id"] = reg.boot_id

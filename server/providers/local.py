@@ -46,6 +46,8 @@ ROOT_LOCK_TIMEOUT = 15.0
 #: A dead agent is started again this long after its node went UNKNOWN, doubling with each start that did
 #: not bring it back, up to the second value.
 RESTART_BACKOFF = (2.0, 60.0)
+#: Where local agents serve their metrics: any free port of the loopback (each tells the server which).
+LOCAL_METRICS_LISTEN = "127.0.0.1:0"
 #: Where the roots of nodes no longer in the store go before they are deleted, in `<data dir>/nodes`
 #: (not a node id: ids have no dot).
 TRASH = ".removed"
@@ -64,6 +66,8 @@ class LocalProvider:
         security: ServerSecurity | None = None,
         orphan_timeout: float = 60.0,
         root_lock_timeout: float = ROOT_LOCK_TIMEOUT,
+        log_format: str = "",
+        metrics_listen: str = LOCAL_METRICS_LISTEN,
     ) -> None:
         self.cp = cp
         self.data_dir = data_dir
@@ -74,6 +78,10 @@ class LocalProvider:
         self.security = security
         self.orphan_timeout = orphan_timeout
         self.root_lock_timeout = root_lock_timeout
+        #: How the agents log (`shoal.logs.FORMATS`; empty: as their environment, inherited, says).
+        self.log_format = log_format
+        #: Where each agent serves its metrics (a free port of the loopback: it reports which).
+        self.metrics_listen = metrics_listen
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: node key -> (agent starts since it was last up, loop time before which it is not started again).
@@ -130,6 +138,10 @@ class LocalProvider:
             "--orphan-timeout",
             str(self.orphan_timeout),
         ]
+        if self.metrics_listen:
+            argv += ["--metrics-listen", self.metrics_listen]
+        if self.log_format:
+            argv += ["--log-format", self.log_format]
         out = open(root / "agent.out", "ab")  # noqa: SIM115 - handed to the child
         try:
             # Its own session: a Ctrl-C in the server's terminal does not reach

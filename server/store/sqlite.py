@@ -7,6 +7,8 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, groupby, islice
 from operator import itemgetter, lt
@@ -137,8 +139,12 @@ class SqliteStore:
         self._rows_per_statement = ROWS_PER_STATEMENT
         #: The first transaction that failed: every later one fails too (see `submit`).
         self._failed: BaseException | None = None
-        #: Transactions written (for tests and benchmarks).
+        #: Transactions written and the rows they wrote (for tests, benchmarks and the metrics).
         self.transactions = 0
+        self.rows_written = 0
+        #: Called on the event loop's thread with each transaction's duration in seconds (BEGIN to
+        #: COMMIT, on whichever thread wrote it) and its rows; None: not measured (see the metrics).
+        self.commit_observer: Callable[[float, int], None] | None = None
         #: WAL checkpoints run here, on a connection of their own, never on the event loop's thread
         #: (where small transactions are written): a checkpoint writes back and syncs the database file.
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-store-ckpt")
@@ -251,12 +257,12 @@ class SqliteStore:
                 # Handing a small transaction to the writer thread and back (two thread wake-ups,
                 # an executor future) cost more than writing it; only large ones leave the loop.
                 try:
-                    self._apply_sync(ops)
+                    seconds = self._apply_sync(ops)
                 except Exception as e:  # the futures carry the failure to every waiter
                     self._fail(batch, e)
                 else:
                     _settle(batch, None)
-                    self._wrote(weight)
+                    self._wrote(weight, seconds)
                 continue
             self._writing = True
             done = asyncio.get_running_loop().run_in_executor(self._executor, self._apply_sync, ops)
@@ -265,13 +271,13 @@ class SqliteStore:
         self._idle.set()
 
     def _written(
-        self, batch: list[tuple[list[Op], asyncio.Future[None]]], rows: int, done: asyncio.Future[None]
+        self, batch: list[tuple[list[Op], asyncio.Future[None]]], rows: int, done: asyncio.Future[float]
     ) -> None:
         self._writing = False
         error = asyncio.CancelledError() if done.cancelled() else done.exception()
         if error is None:
             _settle(batch, None)
-            self._wrote(rows)
+            self._wrote(rows, done.result())
         else:
             self._fail(batch, error)
         self._write_pending()
@@ -290,8 +296,11 @@ class SqliteStore:
         err.__cause__ = self._failed
         return err
 
-    def _wrote(self, rows: int) -> None:
-        """Count rows written; past CHECKPOINT_ROWS, start a WAL checkpoint (if none is running)."""
+    def _wrote(self, rows: int, seconds: float) -> None:
+        """Count rows written (in `seconds`); past CHECKPOINT_ROWS, start a WAL checkpoint (if none is running)."""
+        self.rows_written += rows
+        if self.commit_observer is not None:
+            self.commit_observer(seconds, rows)
         self._rows_since_checkpoint += rows
         if self._rows_since_checkpoint >= CHECKPOINT_ROWS and self._checkpoint is None:
             self._rows_since_checkpoint = 0
@@ -310,9 +319,11 @@ class SqliteStore:
         if not fut.cancelled() and fut.exception() is not None:
             log.warning("WAL checkpoint failed: %s", fut.exception())
 
-    def _apply_sync(self, ops: list[Op]) -> None:
+    def _apply_sync(self, ops: list[Op]) -> float:
+        """Write `ops` in one transaction; how long it took (seconds)."""
         conn = self._conn
         assert conn is not None
+        start = time.perf_counter()
         conn.execute("BEGIN")
         try:
             # Runs of rows for one table go in one executemany (order between runs is kept).
@@ -335,6 +346,7 @@ class SqliteStore:
             conn.execute("ROLLBACK")
             raise
         self.transactions += 1
+        return time.perf_counter() - start
 
     async def close(self) -> None:
         if self._closed:

@@ -27,8 +27,9 @@ from .sessions import Session, Sessions
 log = logging.getLogger(__name__)
 
 COOKIE = "shoal_session"
-#: Paths open without a session (the sign-in form, liveness, and the scrape endpoint, which checks its own).
-OPEN_PATHS = frozenset({"/login", "/healthz", "/metrics", "/favicon.ico"})
+#: Paths open without a session (the sign-in form, liveness, and the scrape and service discovery endpoints,
+#: which check their own: see `targets`).
+OPEN_PATHS = frozenset({"/login", "/healthz", "/metrics", "/metrics/targets", "/favicon.ico"})
 
 #: Checks an account and key (or the administrator's, account ``_admin``); raises `Refused` when wrong.
 Authenticate = Callable[[str, str], object]

@@ -92,7 +92,7 @@ def test_job_commands(run) -> None:  # type: ignore[no-untyped-def]
     r = run("job", "counts", "j1", "-o", "json")
     assert json.loads(r.output) == {
         "active": 0, "running": 0, "completed": 0, "succeeded": 0, "failed": 0,
-        "waiting_on_dependencies": 0, "blocked": 0,
+        "waiting_on_dependencies": 0, "blocked": 0, "waiting": None,
     }  # fmt: skip
     assert "completed" in run("job", "terminate", "j1").output
     assert run("job", "terminate", "j1").exit_code == 1
@@ -243,7 +243,10 @@ def test_storage_commands(run, tmp_path: Path) -> None:  # type: ignore[no-untyp
     r = run("storage", "download", "inputs", "data/", "--prefix", "-d", str(blocker / "below"))
     assert r.exit_code == 1 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
     assert "deleted 1 blob(s)" in run("storage", "delete", "inputs", "named.txt").output
-    assert "deleted" in run("storage", "delete", "inputs").output
+    r = run("storage", "delete", "inputs")
+    assert r.exit_code == 1 and "holds 2 blob(s): give --force" in r.stderr
+    assert "inputs" in run("storage", "list").output
+    assert "deleted" in run("storage", "delete", "inputs", "--force").output
     r = run("storage", "list", "inputs")
     assert r.exit_code == 1 and "CONTAINER_NOT_FOUND" in r.stderr
 
@@ -316,6 +319,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "spot_recovery_seconds": 30.0,
                 "spot_seed": None,
                 "schedule_min_seconds": 60.0,
+                "log_format": "",
             },
         ),
         (
@@ -330,6 +334,7 @@ def test_server_and_up_delegate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
                 "secure": True,
                 "agent_listen": "",
                 "http_listen": "",
+                "log_format": "",
             },
         ),
     ]

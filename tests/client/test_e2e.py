@@ -341,7 +341,8 @@ def test_cli_against_real_server(cluster: Cluster, tmp_path: Path) -> None:
     (tmp_path / "dl").mkdir()
     code, out, _ = run("storage", "download", "cli-box", "x.txt", "-d", str(tmp_path / "dl"))
     assert code == 0 and (tmp_path / "dl" / "x.txt").read_text() == "payload"
-    assert run("storage", "delete", "cli-box")[0] == 0
+    assert run("storage", "delete", "cli-box")[0] == 1  # it holds x.txt: --force (off a terminal)
+    assert run("storage", "delete", "cli-box", "--force")[0] == 0
     assert run("job", "delete", "clijob")[0] == 0
 
 

@@ -218,6 +218,8 @@ def test_pool_job_node_from_proto() -> None:
     node = Node.from_proto(n)
     assert node.state == NodeState.START_TASK_FAILED == "starttaskfailed"
     assert node.start_task_info is not None and node.start_task_info.exit_code == 1
+    assert node.metrics_address == ""
+    assert Node.from_proto(pool_pb2.Node(id="n", metrics_address="127.0.0.1:9101")).metrics_address == "127.0.0.1:9101"
 
 
 def test_state_filters_to_proto() -> None:

@@ -57,10 +57,13 @@ class ServerProcess:
         heartbeat_timeout: float = 4.0,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         #: More `shoal server` options (e.g. `--spot-recovery-seconds 2`).
         self.extra_args = extra_args
+        #: More environment variables of the server (and its agents), e.g. `SHOAL_LOG_LEVEL`.
+        self.env = dict(env or {})
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.heartbeat_timeout = heartbeat_timeout
@@ -70,7 +73,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
-        env = dict(os.environ, SHOAL_LOG_LEVEL="INFO")
+        env = {**os.environ, "SHOAL_LOG_LEVEL": "INFO", **self.env}
         # The agent port, the same over restarts on this data directory (agents that live on reconnect).
         agent_port_file = self.data_dir / "test-agent-port"
         if not agent_port_file.exists():

@@ -270,15 +270,19 @@ def test_queue_shows_what_runs_and_why_the_rest_waits(cluster: Cluster) -> None:
         assert state == "running" and node.startswith(("node", "p")) and pool == "p"
     for t in WAITING:
         assert cells[("k", t)][2:4] == ["active", "-"] and cells[("k", t)][4] == "empty"
-        assert cells[("k", t)][-1] == "NoNodes"
+        assert cells[("k", t)][-1] == "PoolEmpty"  # (`shoal job counts`' word for it too)
     # Running first, then waiting.
     assert [r.split()[2] for r in rows] == ["running", "running", "active", "active"]
     assert cluster.run("squeue", "--state", "active", "-o", "name").stdout.splitlines() == ["k w1", "k w2"]
     only_p = json.loads(cluster.run("queue", "--pool", "p", "-o", "json").stdout)
     assert sorted(e["task_id"] for e in only_p) == LONG and all(e["seconds"] >= 0 for e in only_p)
-    assert cluster.run("queue", "--job", "k", "--query", "[].reason", "-o", "tsv").stdout == "NoNodes\nNoNodes\n"
-    wide = cluster.run("queue", "-o", "wide").stdout.splitlines()[0].split()
-    assert wide[-3:] == ["priority", "slots", "command"]
+    assert cluster.run("queue", "--job", "k", "--query", "[].reason", "-o", "tsv").stdout == "PoolEmpty\nPoolEmpty\n"
+    waiting = json.loads(cluster.run("queue", "--job", "k", "-o", "json").stdout)
+    assert {(e["reason"], e["stuck"]) for e in waiting} == {("PoolEmpty", True)}
+    assert all(e["reason_message"].startswith("pool empty has no nodes and a target of 0") for e in waiting)
+    wide = cluster.run("queue", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-4:] == ["priority", "slots", "command", "why"]
+    assert sum("`shoal pool resize empty --nodes N`" in line for line in wide) == len(WAITING)
 
 
 def test_an_error_says_each_thing_once(cluster: Cluster) -> None:

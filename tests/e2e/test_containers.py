@@ -113,7 +113,7 @@ def test_a_container_pool_from_the_cli(
     assert server.read_file("render", "f1", "stdout.txt") == b"f1 render 7\nin-image\n"
     assert f1.execution_info.container_info.container_id.startswith("shoal-")
     out = tmp_path / "got.txt"
-    shoal(server, "storage", "download", "outputs", "out.txt", "-d", str(out))
+    shoal(server, "storage", "download", "outputs", "out.txt", "--to", str(out))
     assert out.read_text() == "FRAME DATA\n"
     # The task's own user inside, as outside: the owner of its files (root where the node root is closed to
     # other users, as here under pytest's directory; the agent tests show a task user's).

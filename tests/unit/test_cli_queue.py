@@ -1,12 +1,13 @@
-"""`shoal queue`'s rows (client/cli_queue.py), worked out from jobs, tasks and pools built from their
-messages: order, elapsed and waiting times, and the reason a task waits."""
+"""`shoal queue`'s rows (client/cli_queue.py), worked out from jobs, tasks, pools and nodes built from their
+messages: order, elapsed and waiting times, and the reason a task waits (client/waiting.py's: the one
+vocabulary that `task wait` and `job counts` use too)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shoal.client.cli_queue import queue_entries, short_duration, waiting_reason
-from shoal.client.types import Job, Pool, Task
+from shoal.client.cli_queue import QueueEntry, queue_entries, short_duration
+from shoal.client.types import Job, Node, Pool, Task
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -18,13 +19,41 @@ def _job(job_id: str, *, pool: str = "p", priority: int = 0, state: int = job_pb
     )
 
 
-def _pool(pool_id: str, nodes: int) -> Pool:
-    return Pool.from_proto(pool_pb2.Pool(id=pool_id, name=f"pools/{pool_id}", current_nodes=nodes))
+def _pool(pool_id: str, nodes: int, *, slots: int = 1) -> Pool:
+    return Pool.from_proto(
+        pool_pb2.Pool(
+            id=pool_id,
+            name=f"pools/{pool_id}",
+            target_nodes=nodes,
+            current_nodes=nodes,
+            task_slots_per_node=slots,
+            state=pool_pb2.POOL_STATE_ACTIVE,
+            allocation_state=pool_pb2.ALLOCATION_STATE_STEADY,
+        )
+    )
 
 
-def _task(job_id: str, task_id: str, state: int, *, ago: float, node: str = "", **kw) -> Task:
+def _nodes(pool_id: str, n: int, *, slots: int = 1, running: int = 0) -> list[Node]:
+    return [
+        Node.from_proto(
+            pool_pb2.Node(
+                id=f"{pool_id}-n{i}",
+                pool_id=pool_id,
+                state=pool_pb2.NODE_STATE_IDLE,
+                task_slots=slots,
+                running_task_slots=running,
+                is_dedicated=True,
+                scheduling_state=pool_pb2.SCHEDULING_STATE_ENABLED,
+            )
+        )
+        for i in range(n)
+    ]
+
+
+def _task(job_id: str, task_id: str, state: int, *, ago: float, node: str = "", slots: int = 1, **kw) -> Task:
     msg = task_pb2.Task(name=f"jobs/{job_id}/tasks/{task_id}", state=state, **kw)
     msg.spec.id = task_id
+    msg.spec.required_slots = slots
     msg.spec.command_line = f"run {task_id}"
     when = NOW - timedelta(seconds=ago)
     msg.state_transition_time.FromDatetime(when)
@@ -63,7 +92,7 @@ def test_rows_run_first_then_wait_by_priority_and_age() -> None:
             _task("high", "r-long", task_pb2.TASK_STATE_RUNNING, ago=600, node="n2"),
         ],
     }
-    rows = queue_entries([low, high], tasks, {"p": _pool("p", 2)}, NOW)
+    rows = queue_entries([low, high], tasks, {"p": _pool("p", 2, slots=2)}, {"p": _nodes("p", 2, slots=2)}, NOW)
     assert [(r.job_id, r.task_id, r.state) for r in rows] == [
         ("high", "r-long", "running"),
         ("low", "r", "running"),
@@ -73,28 +102,78 @@ def test_rows_run_first_then_wait_by_priority_and_age() -> None:
     ]
     by_id = {r.task_id: r for r in rows}
     assert by_id["r-long"].seconds == 600 and by_id["r-long"].node_id == "n2"
-    assert by_id["w-old"].seconds == 300 and by_id["w-old"].pool_id == "p" and by_id["w-old"].reason == ""
+    assert by_id["w-old"].seconds == 300 and by_id["w-old"].pool_id == "p"
+    assert (by_id["w-old"].reason, by_id["w-old"].reason_message, by_id["w-old"].stuck) == ("", "", False)
+    assert by_id["r-long"].reason == ""  # (a running task waits for nothing)
 
 
-def test_why_a_task_waits() -> None:
+def _why(
+    task: Task, job: Job, pools: dict[str, Pool], nodes: dict[str, list[Node]], *others: Task, busy_read: bool = True
+) -> QueueEntry:
+    """The queue's row of waiting ``task`` (with ``others`` of its job read too)."""
+    rows = queue_entries([job], {job.id: [task, *others]}, pools, nodes, NOW, busy_read=busy_read)
+    (row,) = [r for r in rows if r.task_id == task.id]
+    return row
+
+
+def test_why_a_task_waits_in_the_words_of_task_wait_and_job_counts() -> None:
     waiting = _task("j", "t", task_pb2.TASK_STATE_ACTIVE, ago=1)
-    job, pool = _job("j"), _pool("p", 1)
-    assert waiting_reason(waiting, job, pool, busy_in_job=0) == ""
-    assert waiting_reason(waiting, _job("j", state=job_pb2.JOB_STATE_DISABLED), pool, busy_in_job=0) == "JobHeldUser"
-    assert waiting_reason(waiting, _job("j", state=job_pb2.JOB_STATE_TERMINATING), pool, busy_in_job=0) == (
-        "JobTerminating"
+    job, pools, nodes = _job("j"), {"p": _pool("p", 1)}, {"p": _nodes("p", 1)}
+    assert _why(waiting, job, pools, nodes).reason == ""
+    row = _why(waiting, _job("j", state=job_pb2.JOB_STATE_DISABLED), pools, nodes)
+    assert (row.reason, row.stuck) == ("JobDisabled", True) and "shoal job enable j" in row.reason_message
+    row = _why(waiting, _job("j", state=job_pb2.JOB_STATE_TERMINATING), pools, nodes)
+    assert (row.reason, row.stuck) == ("JobNotActive", True) and "terminating" in row.reason_message
+    row = _why(waiting, job, {}, {})
+    assert (row.reason, row.reason_message) == (
+        "PoolNotFound",
+        "pool p does not exist: its tasks wait until a pool of that id is made",
     )
-    assert waiting_reason(waiting, job, None, busy_in_job=0) == "NoPool"
-    assert waiting_reason(waiting, job, _pool("p", 0), busy_in_job=0) == "NoNodes"
-    limited = _job("j", max_parallel_tasks=2)
-    assert waiting_reason(waiting, limited, pool, busy_in_job=2) == "JobMaxParallelTasks"
-    assert waiting_reason(waiting, limited, pool, busy_in_job=1) == ""
-    assert waiting_reason(waiting, limited, pool, busy_in_job=None) == ""
-    gang = _task("j", "g", task_pb2.TASK_STATE_ACTIVE, ago=1, waiting_reason="PoolTooSmall: needs 4 nodes, has 2")
-    assert waiting_reason(gang, job, pool, busy_in_job=0) == "PoolTooSmall"
+    assert _why(waiting, job, {"p": _pool("p", 0)}, {"p": []}).reason == "PoolEmpty"
+    assert _why(waiting, job, {"p": _pool("p", 2)}, {"p": []}).reason == "NodesStarting"
+    busy_nodes = {"p": _nodes("p", 1, running=1)}
+    running = _task("j", "r", task_pb2.TASK_STATE_RUNNING, ago=5, node="p-n0")
+    assert _why(waiting, job, pools, busy_nodes, running).reason == "SlotsBusy"
+    gang = _task("j", "g", task_pb2.TASK_STATE_ACTIVE, ago=1, waiting_reason="NodesHeld: needs 2 nodes at once")
+    row = _why(gang, job, pools, nodes)
+    assert (row.reason, row.reason_message, row.stuck) == ("NodesHeld", "needs 2 nodes at once", False)
     dep = task_pb2.DependencyState(status=task_pb2.DEPENDENCY_STATUS_WAITING, task_id="a", unsatisfied=1)
-    assert waiting_reason(_task("j", "d", task_pb2.TASK_STATE_ACTIVE, ago=1, dependency_state=dep), job, pool,
-                          busy_in_job=0) == "Dependency"  # fmt: skip
+    assert _why(_task("j", "d", task_pb2.TASK_STATE_ACTIVE, ago=1, dependency_state=dep), job, pools,
+                nodes).reason == "WaitingOnDependencies"  # fmt: skip
     dep.status = task_pb2.DEPENDENCY_STATUS_BLOCKED
-    assert waiting_reason(_task("j", "d", task_pb2.TASK_STATE_ACTIVE, ago=1, dependency_state=dep), job, pool,
-                          busy_in_job=0) == "DependencyNeverSatisfied"  # fmt: skip
+    dep.reason = "TaskFailed"
+    assert _why(_task("j", "d", task_pb2.TASK_STATE_ACTIVE, ago=1, dependency_state=dep), job, pools,
+                nodes).reason == "DependencyFailed"  # fmt: skip
+
+
+def test_a_job_at_its_max_parallel_tasks() -> None:
+    limited = _job("j", max_parallel_tasks=2)
+    pools, nodes = {"p": _pool("p", 4)}, {"p": _nodes("p", 4)}
+    w = _task("j", "w", task_pb2.TASK_STATE_ACTIVE, ago=1)
+    r1 = _task("j", "r1", task_pb2.TASK_STATE_RUNNING, ago=9, node="p-n0")
+    r2 = _task("j", "r2", task_pb2.TASK_STATE_PREPARING, ago=3, node="p-n1")
+    row = _why(w, limited, pools, nodes, r1, r2)
+    assert (row.reason, row.stuck) == ("JobMaxParallelTasks", False) and "at most 2 at once" in row.reason_message
+    assert _why(w, limited, pools, nodes, r1).reason == ""
+    # Without the job's running tasks read, the limit is not told.
+    assert _why(w, limited, pools, nodes, r1, r2, busy_read=False).reason == ""
+
+
+def test_the_reason_shown_is_the_one_that_needs_someone() -> None:
+    """A task too big for its pool that also waits on a dependency: the reason column shows the stuck one."""
+    dep = task_pb2.DependencyState(status=task_pb2.DEPENDENCY_STATUS_WAITING, task_id="a", unsatisfied=1)
+    big = _task("j", "big", task_pb2.TASK_STATE_ACTIVE, ago=1, slots=4, dependency_state=dep)
+    row = _why(big, _job("j"), {"p": _pool("p", 1, slots=2)}, {"p": _nodes("p", 1, slots=2)})
+    assert (row.reason, row.stuck) == ("TaskTooBig", True)
+
+
+def test_each_job_is_judged_on_its_own_pool_and_nodes() -> None:
+    jobs = [_job("a", pool="full"), _job("b", pool="empty"), _job("c", pool="gone")]
+    tasks = {j: [_task(j, "t", task_pb2.TASK_STATE_ACTIVE, ago=1)] for j in ("a", "b", "c")}
+    pools = {"full": _pool("full", 1), "empty": _pool("empty", 0)}
+    rows = queue_entries(jobs, tasks, pools, {"full": _nodes("full", 1), "empty": []}, NOW)
+    assert sorted((r.job_id, r.pool_id, r.reason) for r in rows) == [
+        ("a", "full", ""),
+        ("b", "empty", "PoolEmpty"),
+        ("c", "gone", "PoolNotFound"),
+    ]

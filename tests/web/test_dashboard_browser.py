@@ -132,6 +132,7 @@ def test_the_dashboard_follows_a_running_job(web_server: ServerProcess, driver) 
         until(driver, "the node's files", lambda d: d.find_elements("css selector", "#node-files a:not([data-dir])"))
         driver.find_elements("css selector", "#node-files a:not([data-dir])")[0].click()
         until(driver, "a file's text", lambda d: d.find_element("id", "node-file").is_displayed())
+        assert "/metrics" in driver.find_element("id", "view").text  # where its agent serves its metrics
         save_screenshot(driver, "node")
         driver.find_elements("css selector", "#node-files a[data-dir]")[0].click()
         until(driver, "a directory opened", lambda d: d.find_elements("link text", ".."))
@@ -144,6 +145,10 @@ def test_the_dashboard_follows_a_running_job(web_server: ServerProcess, driver) 
         until(driver, "the schedules page", lambda d: "Job schedules" in d.find_element("id", "view").text)
         driver.get(f"{web_server.http_url}/#/metrics")  # type: ignore[attr-defined]
         until(driver, "the metrics page", lambda d: "the last hour" in d.find_element("id", "view").text)
+        # Sampled from the server's registry since it started: gauges have points at once.
+        for title in ("Tasks running", "Nodes idle", "Server memory (MiB)"):
+            chart = until(driver, title, lambda d, t=title: d.find_elements("css selector", f"[data-chart='{t}']"))
+            assert int(chart[0].get_attribute("data-points")) >= 1
         save_screenshot(driver, "metrics")
     finally:
         client.close()

@@ -229,7 +229,7 @@ class RecentTask(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("name", "id", "pool_id", "state", "ip_address", "task_slots", "running_task_slots", "total_tasks_run", "total_tasks_succeeded", "cores", "memory_bytes", "state_transition_time", "last_heartbeat_time", "start_task_info", "recent_tasks", "root_directory", "cpu_percent", "task_user_isolation", "agent_user", "certificate_references", "scheduling_state", "is_dedicated", "allocation_time", "last_boot_time", "running_tasks_count", "agent_version", "errors", "container_engine")
+    __slots__ = ("name", "id", "pool_id", "state", "ip_address", "task_slots", "running_task_slots", "total_tasks_run", "total_tasks_succeeded", "cores", "memory_bytes", "state_transition_time", "last_heartbeat_time", "start_task_info", "recent_tasks", "root_directory", "cpu_percent", "task_user_isolation", "agent_user", "certificate_references", "scheduling_state", "is_dedicated", "allocation_time", "last_boot_time", "running_tasks_count", "agent_version", "errors", "container_engine", "metrics_address")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class Node(_message.Message):
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_ENGINE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     pool_id: str
@@ -286,7 +287,8 @@ class Node(_message.Message):
     agent_version: str
     errors: _containers.RepeatedCompositeFieldContainer[NodeError]
     container_engine: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., pool_id: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., ip_address: _Optional[str] = ..., task_slots: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., total_tasks_run: _Optional[int] = ..., total_tasks_succeeded: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_task_info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ..., recent_tasks: _Optional[_Iterable[_Union[RecentTask, _Mapping]]] = ..., root_directory: _Optional[str] = ..., cpu_percent: _Optional[float] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., scheduling_state: _Optional[_Union[SchedulingState, str]] = ..., is_dedicated: _Optional[bool] = ..., allocation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_boot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_tasks_count: _Optional[int] = ..., agent_version: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[NodeError, _Mapping]]] = ..., container_engine: _Optional[str] = ...) -> None: ...
+    metrics_address: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., pool_id: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., ip_address: _Optional[str] = ..., task_slots: _Optional[int] = ..., running_task_slots: _Optional[int] = ..., total_tasks_run: _Optional[int] = ..., total_tasks_succeeded: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., state_transition_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_task_info: _Optional[_Union[_common_pb2.StartTaskInfo, _Mapping]] = ..., recent_tasks: _Optional[_Iterable[_Union[RecentTask, _Mapping]]] = ..., root_directory: _Optional[str] = ..., cpu_percent: _Optional[float] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., certificate_references: _Optional[_Iterable[_Union[_certificate_pb2.CertificateReference, _Mapping]]] = ..., scheduling_state: _Optional[_Union[SchedulingState, str]] = ..., is_dedicated: _Optional[bool] = ..., allocation_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_boot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., running_tasks_count: _Optional[int] = ..., agent_version: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[NodeError, _Mapping]]] = ..., container_engine: _Optional[str] = ..., metrics_address: _Optional[str] = ...) -> None: ...
 
 class NodeError(_message.Message):
     __slots__ = ("code", "message", "error_details")

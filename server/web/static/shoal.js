@@ -217,7 +217,7 @@ async function nodeView(gen, poolId, nodeId) {
   show(h("h1", {}, `Node ${n.id} `, stateBadge(n.state)),
     fields([["Pool", link(`#/pools/${enc(poolId)}`, poolId)], ["Scheduling", scheduling(n.scheduling_state)], ["Address", n.ip_address],
       ["Kind", n.is_dedicated ? "dedicated" : "low priority"], ["CPU", `${(n.cpu_percent || 0).toFixed(0)}%`], ["Agent", n.agent_version],
-      ["Containers", n.container_engine], ["Last heartbeat", when(n.last_heartbeat_time)], ["Allocated", when(n.allocation_time)],
+      ["Containers", n.container_engine], ["Metrics", n.metrics_address ? `http://${n.metrics_address}/metrics` : ""], ["Last heartbeat", when(n.last_heartbeat_time)], ["Allocated", when(n.allocation_time)],
       ["Start task", st.state ? enumName(st.state).toLowerCase() + (st.exit_code !== undefined ? ` (exit ${st.exit_code})` : "") : ""],
       ["Errors", (n.errors || []).map((e) => `${e.code}: ${e.message}`).join("; ")]]),
     h("h2", {}, "Files"), listing, content);
@@ -409,13 +409,14 @@ async function scheduleView(gen, id) {
 
 // Charts of the server's metrics over the last hour: a counter (…_total) is drawn as its rate per second.
 const CHARTS = [
-  ["Tasks running", /^shoal_tasks\{state=(RUNNING|running)\}$/],
-  ["Tasks waiting", /^shoal_tasks\{state=(ACTIVE|active)\}$/],
+  ["Tasks running", /^shoal_tasks\{state=running\}$/],
+  ["Tasks waiting for a node", /^shoal_tasks_queued$/],
   ["Tasks dispatched per second", /^shoal_tasks_dispatched_total$/],
   ["Tasks completed per second", /^shoal_tasks_completed_total$/],
-  ["Nodes idle", /^shoal_nodes\{state=(IDLE|idle)\}$/],
-  ["Nodes running", /^shoal_nodes\{state=(RUNNING|running)\}$/],
-  ["API calls per second", /^shoal_rpc_requests_total$|^shoal_grpc_requests_total$|^shoal_rpcs_total$/],
+  ["Nodes idle", /^shoal_nodes\{state=idle\}$/],
+  ["Nodes running", /^shoal_nodes\{state=running\}$/],
+  ["API calls per second", /^shoal_grpc_server_handled_total$/],
+  ["Store commits per second", /^shoal_store_commits_total$/],
   ["Server memory (MiB)", /^process_resident_memory_bytes$/, 1 / 1048576],
 ];
 
@@ -429,20 +430,24 @@ function chart(title, times, values, isCounter, scale) {
       pts.push([times[i], dt > 0 ? Math.max(0, values[i] - values[i - 1]) / dt : 0]);
     } else pts.push([times[i], values[i] * (scale || 1)]);
   }
-  const W = 600, H = 140, P = 28;
-  const t0 = times.length ? times[times.length - 1] - 3600 : 0, t1 = times.length ? times[times.length - 1] : 1;
+  const W = 600, H = 160, P = 34;
+  // The last hour at most; while the server is younger, the time it has run (ten minutes at least).
+  const t1 = times.length ? times[times.length - 1] : 1;
+  const span = Math.min(3600, Math.max(600, times.length ? t1 - times[0] : 0));
+  const t0 = t1 - span;
   const max = Math.max(1, ...pts.map((p) => p[1]));
   const x = (t) => P + ((t - t0) / (t1 - t0 || 1)) * (W - P - 4), y = (v) => H - 16 - (v / max) * (H - 26);
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("preserveAspectRatio", "none");
   const el = (tag, attrs, text) => { const e = document.createElementNS(svg.namespaceURI, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text) e.textContent = text; svg.append(e); };
   el("line", { class: "axis", x1: P, y1: H - 16, x2: W, y2: H - 16 });
   el("text", { class: "label", x: 2, y: 12 }, max.toPrecision(3));
   el("text", { class: "label", x: 2, y: H - 18 }, "0");
-  el("text", { class: "label", x: P, y: H - 3 }, "-60 min");
+  el("text", { class: "label", x: P, y: H - 3 }, `-${Math.round(span / 60)} min`);
   el("text", { class: "label", x: W - 30, y: H - 3 }, "now");
   if (pts.length) el("polyline", { class: "line", points: pts.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ") });
+  // A point alone draws no line: each sample gets a dot while there are few.
+  if (pts.length < 30) for (const p of pts) el("circle", { class: "dot", cx: x(p[0]).toFixed(1), cy: y(p[1]).toFixed(1), r: 3 });
   const last = pts.length ? pts[pts.length - 1][1] : null;
   return h("section", { class: "chart", "data-chart": title, "data-points": pts.length }, h("h2", {}, title, " ", h("span", { class: "muted" }, last === null ? "no data yet" : `now ${Number(last.toPrecision(3))}`)), svg);
 }

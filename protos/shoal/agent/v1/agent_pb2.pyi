@@ -88,7 +88,7 @@ class TaskEvent(_message.Message):
     def __init__(self, event_id: _Optional[int] = ..., attempt: _Optional[_Union[AttemptRef, _Mapping]] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., failure_info: _Optional[_Union[_common_pb2.FailureInfo, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.TaskExecutionResult, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_root_directory: _Optional[str] = ..., job_task: _Optional[_Union[JobTaskKind, str]] = ..., retry_count: _Optional[int] = ..., stats: _Optional[_Union[_common_pb2.TaskStatistics, _Mapping]] = ..., container_info: _Optional[_Union[_common_pb2.TaskContainerExecutionInfo, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port", "task_user_isolation", "agent_user", "agent_version", "errors", "ssh_port", "restart_id", "container_engine", "images_ready")
+    __slots__ = ("node_id", "pool_id", "ip_address", "node_service_port", "cores", "memory_bytes", "root_directory", "boot_id", "running", "pending_events", "start_task_succeeded", "prepared_jobs", "released_jobs", "exec_port", "task_user_isolation", "agent_user", "agent_version", "errors", "ssh_port", "restart_id", "container_engine", "images_ready", "metrics_address")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,7 @@ class Register(_message.Message):
     RESTART_ID_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_ENGINE_FIELD_NUMBER: _ClassVar[int]
     IMAGES_READY_FIELD_NUMBER: _ClassVar[int]
+    METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pool_id: str
     ip_address: str
@@ -133,7 +134,8 @@ class Register(_message.Message):
     restart_id: str
     container_engine: str
     images_ready: bool
-    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ..., exec_port: _Optional[int] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., agent_version: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[_pool_pb2.NodeError, _Mapping]]] = ..., ssh_port: _Optional[int] = ..., restart_id: _Optional[str] = ..., container_engine: _Optional[str] = ..., images_ready: _Optional[bool] = ...) -> None: ...
+    metrics_address: str
+    def __init__(self, node_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., node_service_port: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., root_directory: _Optional[str] = ..., boot_id: _Optional[str] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., pending_events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., start_task_succeeded: _Optional[bool] = ..., prepared_jobs: _Optional[_Iterable[str]] = ..., released_jobs: _Optional[_Iterable[str]] = ..., exec_port: _Optional[int] = ..., task_user_isolation: _Optional[bool] = ..., agent_user: _Optional[str] = ..., agent_version: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[_pool_pb2.NodeError, _Mapping]]] = ..., ssh_port: _Optional[int] = ..., restart_id: _Optional[str] = ..., container_engine: _Optional[str] = ..., images_ready: _Optional[bool] = ..., metrics_address: _Optional[str] = ...) -> None: ...
 
 class NodeHealth(_message.Message):
     __slots__ = ("errors", "images_ready")
