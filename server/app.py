@@ -28,7 +28,7 @@ from shoal.agentidentity import AgentIdentity
 from shoal.clock import Clock, SystemClock
 from shoal.credfiles import CREDENTIALS_FILE, SERVERS_DIR, server_file_name
 from shoal.grpcguard import guarded
-from shoal.server.accounts.model import DEFAULT_ACCOUNT, Quotas
+from shoal.server.accounts.model import DEFAULT_ACCOUNT, PrincipalKind, Quotas
 from shoal.server.accounts.registry import AccountRegistry
 from shoal.server.api import agents, tenancy
 from shoal.server.api.accounts import AccountServicer
@@ -57,6 +57,7 @@ from shoal.server.controllers.health import run_elasticity, run_health
 from shoal.server.controllers.scheduler import run_scheduler
 from shoal.server.controllers.schedules import run_schedules
 from shoal.server.controlplane import DEFAULT_DISPATCH_AHEAD, ControlPlane
+from shoal.server.domain.errors import Unauthenticated
 from shoal.server.domain.ids import key as idkey
 from shoal.server.gcpolicy import LongLivedGc
 from shoal.server.nodeusers.registry import NodeUserRegistry
@@ -505,7 +506,11 @@ class ShoalServer:
         Dashboard(gateway, registry).install_on(self.web_extensions)
 
         def authenticate(account: str, key: str) -> object:
-            return authenticator.principal([(ACCOUNT_HEADER, account), (AUTHORIZATION_HEADER, BEARER + key)])
+            principal = authenticator.principal([(ACCOUNT_HEADER, account), (AUTHORIZATION_HEADER, BEARER + key)])
+            # A task's credential acts for its node's account within the API only: it opens no dashboard.
+            if principal.kind is PrincipalKind.TASK:
+                raise Unauthenticated("UNAUTHENTICATED", "a task's credential does not open the dashboard")
+            return principal
 
         # Prometheus's service discovery of the agents' metrics, checked as /metrics is.
         self.web_extensions.append(targets_extension(self.cp, authenticate if self.config.secure else None))

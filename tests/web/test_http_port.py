@@ -279,3 +279,25 @@ async def test_the_dashboard_reads_through_an_operators_own_certificate(tmp_path
                 assert r.status == 200, await r.text()
     finally:
         await srv.stop()
+
+
+async def test_a_tasks_credential_opens_no_dashboard(secure_server: ShoalServer) -> None:
+    """A task's credential acts for its node's account in the API; the sign-in form takes account keys only."""
+    from shoal.v1 import pool_pb2
+
+    await secure_server.cp.create_pool(pool_pb2.Pool(id="p", target_nodes=1, account="default"), request_id="")
+    assert secure_server.accounts is not None and secure_server.provider is not None
+    try:
+        pool = secure_server.cp.pools["p"]
+        node_id = next(iter(pool.nodes))
+        credential = secure_server.accounts.task_credential("default", "p", node_id)
+        # (The credential is good: the API takes it.)
+        assert secure_server.accounts.authenticate("default", credential, lambda *_: True).account == "default"
+        base = secure_server.http_url
+        async with _client(secure_server) as http:
+            form = {"account": "default", "key": credential, "next": "/"}
+            async with http.post(base + "/login", data=form, allow_redirects=False) as r:
+                assert r.status == 401
+            assert not http.cookie_jar.filter_cookies(base)
+    finally:
+        await secure_server.provider.stop_all()
