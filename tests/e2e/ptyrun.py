@@ -23,6 +23,12 @@ def plain(text: str) -> str:
     return _ANSI.sub("", text).replace("\r", "")
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as at an interactive shell: a test run started in the background (``cmd &`` without job
+    control) ignores SIGINT, the child would inherit that, and Python then installs no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class PtyProcess:
     """``args`` run with stdin, stdout and stderr on a pseudo-terminal ``columns`` wide."""
 
@@ -33,7 +39,13 @@ class PtyProcess:
         self.raw = b""
         try:
             self.proc = subprocess.Popen(
-                list(args), stdin=slave, stdout=slave, stderr=slave, env=dict(env), start_new_session=True
+                list(args),
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                env=dict(env),
+                start_new_session=True,
+                preexec_fn=_default_sigint,
             )
         finally:
             os.close(slave)

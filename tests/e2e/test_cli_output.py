@@ -167,8 +167,10 @@ def test_watch_streams_task_changes_until_ctrl_c(cluster: Cluster) -> None:
         _check_fits(text, 80, _words(wide) | _words(text.splitlines()[0]) | states)
     finally:
         term.interrupt()
-        code, text = term.finish()
-        cluster.client.tasks.delete("j", "t-new")
+        try:
+            code, text = term.finish()
+        finally:  # (the module's other tests share the cluster)
+            cluster.client.tasks.delete("j", "t-new")
     assert code == 130, text
     assert "Traceback" not in text and text.rstrip().endswith("interrupted")
 
@@ -186,8 +188,10 @@ def test_watch_streams_nodes_that_come_and_go(cluster: Cluster) -> None:
         assert all(cell_len(line) <= 200 for line in text.splitlines())
     finally:
         term.interrupt()
-        code, text = term.finish()
-        cluster.client.pools.delete("grows")
+        try:
+            code, text = term.finish()
+        finally:  # (the module's other tests share the cluster)
+            cluster.client.pools.delete("grows")
     assert code == 130, text
 
 
@@ -205,8 +209,10 @@ def test_watch_of_a_listing_without_a_stream_prints_changed_rows(cluster: Cluste
         assert not re.search(r"^(j|k) ", text[len(before) :], re.M), text
     finally:
         term.interrupt()
-        code, text = term.finish()
-        cluster.client.jobs.delete("later")
+        try:
+            code, text = term.finish()
+        finally:  # (the module's other tests share the cluster)
+            cluster.client.jobs.delete("later")
     assert code == 130, text
 
 
