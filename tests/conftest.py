@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import tempfile
 
 import pytest
 
 # The container kit's fixtures (container_engine, registry) for every test directory.
 pytest_plugins = ("tests.containerkit",)
+
+# Ctrl-C as at an interactive shell: a suite started in the background (``make test &`` without job control)
+# ignores SIGINT, which every child would inherit over exec (the CLI under test would never see its Ctrl-C).
+# A handler of our own is reset to the default in each child instead. (Not a preexec_fn in the children: it
+# forks with gRPC loaded, whose poller then logs an error into the child's terminal.)
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ.setdefault("SHOAL_HOME", tempfile.mkdtemp(prefix="shoal-test-home-"))
 os.environ.setdefault("SHOAL_USER_PREFIX", f"st{secrets.token_hex(3)}")

@@ -23,12 +23,6 @@ def plain(text: str) -> str:
     return _ANSI.sub("", text).replace("\r", "")
 
 
-def _default_sigint() -> None:
-    """Ctrl-C as at an interactive shell: a test run started in the background (``cmd &`` without job
-    control) ignores SIGINT, the child would inherit that, and Python then installs no KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class PtyProcess:
     """``args`` run with stdin, stdout and stderr on a pseudo-terminal ``columns`` wide."""
 
@@ -45,7 +39,6 @@ class PtyProcess:
                 stderr=slave,
                 env=dict(env),
                 start_new_session=True,
-                preexec_fn=_default_sigint,
             )
         finally:
             os.close(slave)
