@@ -9,8 +9,10 @@
 # named here; the rest of the recommends (buildah, criu, slirp4netns, uidmap, fuse-overlayfs) serve
 # rootless podman and image builds, which the tests do not use. A fresh install is 12 packages, 22 MB.
 PACKAGES="podman runc docker-registry busybox-static catatonit netavark aardvark-dns"
+WHAT="Container engine"
+FOR="the container tests"
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+. "$(dirname "$0")/apt_install.sh"
 
 missing_pieces() {
   missing=""
@@ -24,28 +26,4 @@ missing_pieces() {
   echo "${missing# }"
 }
 
-missing=$(missing_pieces)
-[ -z "$missing" ] && exit 0
-
-skip() { echo "Container engine missing ($missing): $1; the container tests will be skipped"; exit 0; }
-[ "$(id -u)" = 0 ] || skip "not root, so not installed (as root: apt-get install $PACKAGES)"
-have apt-get || skip "no apt-get to install it with"
-
-echo "Installing the container engine for the container tests ($PACKAGES)"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-# Waits for another apt's lock rather than failing on it; bounded in time all the same.
-apt_get() {
-  limit=$1
-  shift
-  DEBIAN_FRONTEND=noninteractive timeout "$limit" apt-get -q -o DPkg::Lock::Timeout=120 "$@" >"$log" 2>&1
-}
-install() { apt_get 600 install -y --no-install-recommends $PACKAGES; }
-# A stale package list is the usual reason a first install fails.
-install || { apt_get 300 update && install; }
-missing=$(missing_pieces)
-if [ -n "$missing" ]; then
-  why=$(grep -E '^E:' "$log" | tail -n 1)
-  skip "apt-get could not install it: ${why:-$(tail -n 1 "$log")}"
-fi
-exit 0
+apt_install_or_skip
