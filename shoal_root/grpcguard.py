@@ -26,13 +26,15 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from shoal.grpcwrap import Behavior, RewritingRegistrar, rewrapped
 
 log = logging.getLogger("shoal.grpc")
 
@@ -41,8 +43,6 @@ ERROR_DOMAIN = "shoal.v1"
 LOG_INTERVAL_SECONDS = 60.0
 #: Characters of a client's value, or of a decoder's complaint, an error repeats (also `shoal.server.api.errors`).
 MAX_DETAIL_CHARS = 200
-
-Behavior = Callable[..., Any]
 
 
 class Malformed:
@@ -180,14 +180,6 @@ def _guard_stream_request(behavior: Behavior, method: str) -> Behavior | None:
     return None
 
 
-_MAKERS = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler, _guard_unary_request),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler, _guard_unary_request),
-    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler, _guard_stream_request),
-    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler, _guard_stream_request),
-}
-
-
 def guard_handler(
     handler: grpc.RpcMethodHandler, method: str, self_checked: frozenset[str] = frozenset()
 ) -> grpc.RpcMethodHandler:
@@ -198,57 +190,21 @@ def guard_handler(
     """
     if handler is None or handler.request_deserializer is None:
         return handler
-    attr, make, guard = _MAKERS[(bool(handler.request_streaming), bool(handler.response_streaming))]
-    behavior = getattr(handler, attr) if method in self_checked else guard(getattr(handler, attr), method)
-    if behavior is None:
-        return handler
-    return make(  # type: ignore[operator,no-any-return]
-        behavior,
-        request_deserializer=_safe(handler.request_deserializer),
-        response_serializer=handler.response_serializer,
-    )
+
+    def behavior_for(behavior: Behavior, request_streaming: bool) -> Behavior | None:
+        if method in self_checked:
+            return behavior
+        return (_guard_stream_request if request_streaming else _guard_unary_request)(behavior, method)
+
+    return rewrapped(handler, behavior_for, _safe(handler.request_deserializer))
 
 
-class _GuardedGenericHandler(grpc.GenericRpcHandler):
-    """A generic handler whose method handlers are guarded, each once."""
-
-    def __init__(self, inner: grpc.GenericRpcHandler, self_checked: frozenset[str]) -> None:
-        self._inner = inner
-        self._self_checked = self_checked
-        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        done = self._guarded.get(method)
-        if done is not None:
-            return done
-        handler = self._inner.service(handler_call_details)
-        if handler is None:
-            return None
-        done = self._guarded[method] = guard_handler(handler, method, self._self_checked)
-        return done
-
-
-class GuardedRegistrar:
+class GuardedRegistrar(RewritingRegistrar):
     """Stands for a `grpc.aio.Server` while services are added to it; see the module's docstring."""
 
     def __init__(self, server: grpc.aio.Server, self_checked: frozenset[str] = frozenset()) -> None:
-        self.server = server
+        super().__init__(server, lambda handler, method: guard_handler(handler, method, self_checked))
         self.self_checked = self_checked
-
-    def add_generic_rpc_handlers(self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        self.server.add_generic_rpc_handlers(
-            [_GuardedGenericHandler(h, self.self_checked) for h in generic_rpc_handlers]
-        )
-
-    def add_registered_method_handlers(self, service_name: str, method_handlers: Mapping[str, Any]) -> None:
-        self.server.add_registered_method_handlers(  # type: ignore[attr-defined]
-            service_name,
-            {
-                name: guard_handler(h, f"/{service_name}/{name}", self.self_checked)
-                for name, h in method_handlers.items()
-            },
-        )
 
 
 def guarded(server: grpc.aio.Server, self_checked: frozenset[str] = frozenset()) -> Any:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from enum import Enum
 from typing import Any
 
 import grpc
 
+from shoal.grpcwrap import Behavior, RewritingRegistrar, rewrapped
 from shoal.server.accounts.model import ANYONE, Principal
 from shoal.server.accounts.registry import AccountRegistry
 from shoal.server.api import tenancy
@@ -108,9 +109,6 @@ class Authenticator:
         return principal
 
 
-Behavior = Callable[..., Any]
-
-
 async def _admitted(auth: Authenticator, policy: Policy, context: grpc.aio.ServicerContext, request: Any) -> Principal:  # type: ignore[type-arg]
     """The admitted principal, or the call ends with the refusal."""
     try:
@@ -176,14 +174,6 @@ def _wrap_stream_request(behavior: Behavior, policy: Policy, auth: Authenticator
     return None
 
 
-_MAKERS = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler, _wrap_unary_request),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler, _wrap_unary_request),
-    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler, _wrap_stream_request),
-    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler, _wrap_stream_request),
-}
-
-
 def authenticated_handler(
     handler: grpc.RpcMethodHandler, method: str, auth: Authenticator, open_prefixes: Sequence[str] = ()
 ) -> grpc.RpcMethodHandler:
@@ -191,54 +181,17 @@ def authenticated_handler(
     policy = policy_of(method, open_prefixes)
     if handler is None or policy is Policy.OPEN:
         return handler
-    attr, make, wrap = _MAKERS[(bool(handler.request_streaming), bool(handler.response_streaming))]
-    behavior = wrap(getattr(handler, attr), policy, auth)
-    if behavior is None:
-        return handler
-    return make(  # type: ignore[operator,no-any-return]
-        behavior,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+    return rewrapped(
+        handler,
+        lambda behavior, request_streaming: (_wrap_stream_request if request_streaming else _wrap_unary_request)(
+            behavior, policy, auth
+        ),
     )
 
 
-class _AuthenticatedGenericHandler(grpc.GenericRpcHandler):
-    def __init__(self, inner: grpc.GenericRpcHandler, auth: Authenticator, open_prefixes: Sequence[str]) -> None:
-        self._inner = inner
-        self._auth = auth
-        self._open = tuple(open_prefixes)
-        self._done: dict[str, grpc.RpcMethodHandler] = {}
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        done = self._done.get(method)
-        if done is not None:
-            return done
-        handler = self._inner.service(handler_call_details)
-        if handler is None:
-            return None
-        done = self._done[method] = authenticated_handler(handler, method, self._auth, self._open)
-        return done
-
-
-class AuthenticatingRegistrar:
+class AuthenticatingRegistrar(RewritingRegistrar):
     """Stands for a server (or another registrar) while services are added: every method admits its caller."""
 
     def __init__(self, inner: Any, auth: Authenticator, open_prefixes: Sequence[str] = ()) -> None:
-        self.inner = inner
-        self.auth = auth
-        self.open_prefixes = tuple(open_prefixes)
-
-    def add_generic_rpc_handlers(self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        self.inner.add_generic_rpc_handlers(
-            [_AuthenticatedGenericHandler(h, self.auth, self.open_prefixes) for h in generic_rpc_handlers]
-        )
-
-    def add_registered_method_handlers(self, service_name: str, method_handlers: Mapping[str, Any]) -> None:
-        self.inner.add_registered_method_handlers(
-            service_name,
-            {
-                name: authenticated_handler(h, f"/{service_name}/{name}", self.auth, self.open_prefixes)
-                for name, h in method_handlers.items()
-            },
-        )
+        opened = tuple(open_prefixes)
+        super().__init__(inner, lambda handler, method: authenticated_handler(handler, method, auth, opened))

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import grpc
@@ -33,9 +33,8 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from shoal import logs
+from shoal.grpcwrap import Behavior, RewritingRegistrar, rewrapped
 from shoal.server.observability.histogram import Histogram
-
-Behavior = Callable[..., Any]
 
 #: Seconds: the handling time of unary calls (a list of a few items to an AddTasks of 100,000).
 HANDLING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -176,12 +175,20 @@ def _request_descriptor(method: str) -> Descriptor | None:
     return found.input_type  # type: ignore[no-any-return]
 
 
-def _wrap_unary_request(behavior: Behavior, stats: MethodStats, fields: _CallFields) -> Behavior | None:
+def _counted(behavior: Behavior, stats: MethodStats, fields: _CallFields, request_streaming: bool) -> Behavior | None:
+    """`behavior` counted, logged with its fields and (unary calls) timed; None when it is not async.
+
+    A streaming request has no request to read fields from when the call starts; a call that streams
+    responses or requests is not timed (it lasts as long as its client wants)."""
+
+    def first(request: Any) -> Any:
+        return None if request_streaming else request
+
     if inspect.isasyncgenfunction(behavior):
 
         async def stream_out(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # type: ignore[type-arg]
             stats.started += 1
-            token = fields.bind(request, context)
+            token = fields.bind(first(request), context)
             error: BaseException | None = None
             try:
                 async with contextlib.aclosing(behavior(request, context)) as responses:
@@ -199,7 +206,7 @@ def _wrap_unary_request(behavior: Behavior, stats: MethodStats, fields: _CallFie
 
         async def one(request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[type-arg]
             stats.started += 1
-            token = fields.bind(request, context)
+            token = fields.bind(first(request), context)
             start = time.perf_counter()
             error: BaseException | None = None
             try:
@@ -208,57 +215,11 @@ def _wrap_unary_request(behavior: Behavior, stats: MethodStats, fields: _CallFie
                 error = e
                 raise
             finally:
-                stats.ended(_code_of(context, error), time.perf_counter() - start)
+                stats.ended(_code_of(context, error), 0.0 if request_streaming else time.perf_counter() - start)
                 logs.unbind(token)
 
         return one
     return None
-
-
-def _wrap_stream_request(behavior: Behavior, stats: MethodStats, fields: _CallFields) -> Behavior | None:
-    if inspect.isasyncgenfunction(behavior):
-
-        async def stream_out(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # type: ignore[type-arg]
-            stats.started += 1
-            token = fields.bind(None, context)
-            error: BaseException | None = None
-            try:
-                async with contextlib.aclosing(behavior(requests, context)) as responses:
-                    async for response in responses:
-                        yield response
-            except BaseException as e:
-                error = e
-                raise
-            finally:
-                stats.ended(_code_of(context, error), 0.0)
-                logs.unbind(token)
-
-        return stream_out
-    if inspect.iscoroutinefunction(behavior):
-
-        async def one(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:  # type: ignore[type-arg]
-            stats.started += 1
-            token = fields.bind(None, context)
-            error: BaseException | None = None
-            try:
-                return await behavior(requests, context)
-            except BaseException as e:
-                error = e
-                raise
-            finally:
-                stats.ended(_code_of(context, error), 0.0)
-                logs.unbind(token)
-
-        return one
-    return None
-
-
-_MAKERS = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler, _wrap_unary_request),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler, _wrap_unary_request),
-    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler, _wrap_stream_request),
-    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler, _wrap_stream_request),
-}
 
 
 def instrumented_handler(
@@ -268,56 +229,18 @@ def instrumented_handler(
     a method in `skip`, or one whose behaviour is not async, is returned as it is."""
     if handler is None or method in skip:
         return handler
-    streaming = (bool(handler.request_streaming), bool(handler.response_streaming))
-    attr, make, wrap = _MAKERS[streaming]
-    behavior = wrap(getattr(handler, attr), stats.method(method, _kind(*streaming)), _CallFields(method))
-    if behavior is None:
-        return handler
-    return make(  # type: ignore[operator,no-any-return]
-        behavior,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+    method_stats = stats.method(method, _kind(bool(handler.request_streaming), bool(handler.response_streaming)))
+    fields = _CallFields(method)
+    return rewrapped(
+        handler, lambda behavior, request_streaming: _counted(behavior, method_stats, fields, request_streaming)
     )
 
 
-class _InstrumentedGenericHandler(grpc.GenericRpcHandler):
-    def __init__(self, inner: grpc.GenericRpcHandler, stats: RpcStats, skip: frozenset[str]) -> None:
-        self._inner = inner
-        self._stats = stats
-        self._skip = skip
-        self._done: dict[str, grpc.RpcMethodHandler] = {}
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        done = self._done.get(method)
-        if done is not None:
-            return done
-        handler = self._inner.service(handler_call_details)
-        if handler is None:
-            return None
-        done = self._done[method] = instrumented_handler(handler, method, self._stats, self._skip)
-        return done
-
-
-class InstrumentingRegistrar:
+class InstrumentingRegistrar(RewritingRegistrar):
     """Stands for a `grpc.aio.Server` while services are added to it: every method is counted (see the
     module's docstring). Pass it where the server would go (`guarded(registrar)`, innermost)."""
 
     def __init__(self, server: Any, stats: RpcStats, skip: Iterable[str] = ()) -> None:
-        self.server = server
+        skipped = frozenset(skip)
+        super().__init__(server, lambda handler, method: instrumented_handler(handler, method, stats, skipped))
         self.stats = stats
-        self.skip = frozenset(skip)
-
-    def add_generic_rpc_handlers(self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        self.server.add_generic_rpc_handlers(
-            [_InstrumentedGenericHandler(h, self.stats, self.skip) for h in generic_rpc_handlers]
-        )
-
-    def add_registered_method_handlers(self, service_name: str, method_handlers: Mapping[str, Any]) -> None:
-        self.server.add_registered_method_handlers(
-            service_name,
-            {
-                name: instrumented_handler(h, f"/{service_name}/{name}", self.stats, self.skip)
-                for name, h in method_handlers.items()
-            },
-        )
