@@ -7,28 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from shoal.server.app import ServerConfig, ShoalServer
+from shoal.server.app import ShoalServer
 from shoal.server.web.history import MetricHistory, flatten
 from shoal.v1 import pool_pb2
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ShoalServer]:
-    srv = ShoalServer(ServerConfig(data_dir=tmp_path / "data", listen="127.0.0.1:0", publish_address=False))
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop(stop_agents=True)
 
 
 async def _signed_in(srv: ShoalServer, account: str) -> aiohttp.ClientSession:

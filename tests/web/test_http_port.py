@@ -4,7 +4,6 @@ credential, TLS with the public API's certificate."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -16,13 +15,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-async def secure_server(tmp_path: Path) -> AsyncIterator[ShoalServer]:
-    srv = ShoalServer(ServerConfig(data_dir=tmp_path / "data", listen="127.0.0.1:0", publish_address=False))
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
+def secure_server(server: ShoalServer) -> ShoalServer:
+    """The server of `tests/web/conftest.py` (TLS and account keys: the default)."""
+    return server
 
 
 def _client(srv: ShoalServer) -> aiohttp.ClientSession:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -16,7 +15,7 @@ import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from shoal.server.app import ServerConfig, ShoalServer
+from shoal.server.app import ShoalServer
 from shoal.v1 import job_pb2, pool_pb2, task_pb2
 from tests.channels import aio_interceptors, bare_aio_channel, server_channel
 from tests.service.conftest import Stubs
@@ -42,16 +41,6 @@ async def until(probe: Callable[[], Awaitable[X]], pred: Callable[[X], bool], ti
             if pred(value):
                 return value
             await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ShoalServer]:
-    srv = ShoalServer(ServerConfig(data_dir=tmp_path / "data", listen="127.0.0.1:0", publish_address=False))
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop(stop_agents=True)
 
 
 def _http(srv: ShoalServer) -> aiohttp.ClientSession:
